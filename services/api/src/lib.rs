@@ -1,0 +1,13 @@
+//! `confab-api`: accounts, tokens, rooms, invites, recordings metadata and administration.
+
+pub mod auth;
+pub mod cli;
+pub mod domain;
+pub mod error;
+pub mod routes;
+pub mod settings;
+pub mod startup;
+pub mod store;
+
+/// The schema migrations, embedded so `confab-api migrate` needs no files at run time.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");

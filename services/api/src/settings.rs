@@ -1,0 +1,112 @@
+//! The API's settings, read once at start-up and validated so a bad value stops the process
+//! with a message naming the variable. Tests build `Settings` in code.
+
+use std::time::Duration;
+
+use confab_common::config::{ConfigError, Source};
+
+/// A fixed-window limit: at most `max` events per `window`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit {
+    pub max: u64,
+    pub window: Duration,
+}
+
+impl Limit {
+    pub const fn per_minute(max: u64) -> Self {
+        Self { max, window: Duration::from_secs(60) }
+    }
+    pub const fn per_hour(max: u64) -> Self {
+        Self { max, window: Duration::from_secs(3600) }
+    }
+}
+
+/// Abuse limits on the unauthenticated endpoints.
+#[derive(Debug, Clone)]
+pub struct RateLimits {
+    /// Login attempts from one client IP.
+    pub login_per_ip: Limit,
+    /// Login attempts naming one account, from anywhere.
+    pub login_per_account: Limit,
+    /// Failed logins of one account: the hard cap that slows a distributed guessing attack.
+    pub login_failures_per_account: Limit,
+    /// Sign-ups from one client IP.
+    pub signup_per_ip: Limit,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        Self {
+            login_per_ip: Limit::per_minute(30),
+            login_per_account: Limit::per_minute(10),
+            login_failures_per_account: Limit::per_hour(100),
+            signup_per_ip: Limit::per_hour(20),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Address the HTTP server binds (`host:port`; port 0 picks a free one).
+    pub bind: String,
+    /// Base URL people use to reach the API and web client (invite links, tickets).
+    pub public_url: String,
+    pub database_url: String,
+    pub db_max_connections: u32,
+    pub redis_url: String,
+    /// Prefix of every Redis key this deployment writes (tests use one per test).
+    pub redis_prefix: String,
+    /// One or more PEM PKCS#8 Ed25519 private keys; the last signs.
+    pub jwt_keys_pem: String,
+    pub jwt_issuer: String,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    /// A rotated refresh token presented again within this window is refused without revoking
+    /// its family: two tabs refreshing at once are a race, not a theft.
+    pub refresh_reuse_grace: Duration,
+    pub hash_workers: usize,
+    pub hash_queue: usize,
+    pub limits: RateLimits,
+}
+
+/// Default number of password-hashing threads: half the cores, so a login flood never takes
+/// the CPU that other requests need.
+pub fn default_hash_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
+}
+
+impl Settings {
+    pub fn from_source(src: &Source) -> Result<Self, ConfigError> {
+        let defaults = RateLimits::default();
+        let limit = |key: &str, default: Limit| -> Result<Limit, ConfigError> {
+            let max = src.number(key, default.max, 1, 1_000_000)?;
+            Ok(Limit { max, ..default })
+        };
+        let public_url = src.url("CONFAB_PUBLIC_URL", "http://127.0.0.1:8080", &["http", "https"])?;
+        let hash_workers = src.number("CONFAB_HASH_WORKERS", default_hash_workers() as u64, 1, 256)? as usize;
+        Ok(Self {
+            bind: src.string("CONFAB_BIND", "127.0.0.1:8080"),
+            jwt_issuer: src.string("CONFAB_JWT_ISSUER", "confab"),
+            public_url,
+            database_url: src.url("DATABASE_URL", "", &["postgres", "postgresql"])?,
+            db_max_connections: src.number("CONFAB_DB_MAX_CONNECTIONS", 20, 1, 1000)? as u32,
+            redis_url: src.url("REDIS_URL", "", &["redis", "rediss"])?,
+            redis_prefix: src.string("CONFAB_REDIS_PREFIX", "confab"),
+            jwt_keys_pem: src.required("CONFAB_JWT_KEY")?,
+            access_token_ttl: src.seconds("CONFAB_ACCESS_TOKEN_TTL_SECS", 900, 60, 900)?,
+            refresh_token_ttl: Duration::from_secs(86_400 * src.number("CONFAB_REFRESH_TOKEN_TTL_DAYS", 30, 1, 30)?),
+            refresh_reuse_grace: Duration::from_millis(src.number("CONFAB_REFRESH_REUSE_GRACE_MS", 2000, 0, 10_000)?),
+            hash_workers,
+            hash_queue: src.number("CONFAB_HASH_QUEUE", 16 * hash_workers as u64, 0, 100_000)? as usize,
+            limits: RateLimits {
+                login_per_ip: limit("CONFAB_LOGIN_RATE_PER_IP", defaults.login_per_ip)?,
+                login_per_account: limit("CONFAB_LOGIN_RATE_PER_ACCOUNT", defaults.login_per_account)?,
+                login_failures_per_account: limit(
+                    "CONFAB_LOGIN_FAILURES_PER_ACCOUNT_HOUR",
+                    defaults.login_failures_per_account,
+                )?,
+                signup_per_ip: limit("CONFAB_SIGNUP_RATE_PER_IP", defaults.signup_per_ip)?,
+            },
+        })
+    }
+}

@@ -1,0 +1,175 @@
+//! Builds the application: connections, shared state, routes and the HTTP server. `build`
+//! binds the listener (port 0 picks a free port, for tests) and `run_until_stopped` serves
+//! until SIGTERM/SIGINT, finishing in-flight requests first.
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpResponse, HttpServer, web};
+use confab_common::http::{self, error_response};
+use confab_common::tokens::SigningKeys;
+use metrics_exporter_prometheus::PrometheusHandle;
+use redis::aio::ConnectionManager;
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+use utoipa::OpenApi;
+use utoipa_actix_web::AppExt;
+
+use crate::auth::hashing::PasswordHasher;
+use crate::auth::rate_limit::RateLimiter;
+use crate::auth::tokens::AccessTokens;
+use crate::routes;
+use crate::settings::Settings;
+
+/// Request bodies above this size are refused with 413.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Everything a handler may need, shared by all workers.
+pub struct AppState {
+    pub db: PgPool,
+    pub redis: ConnectionManager,
+    pub hasher: PasswordHasher,
+    pub access_tokens: AccessTokens,
+    pub limiter: RateLimiter,
+    pub settings: Settings,
+}
+
+/// A Postgres pool that connects on first use, so the API starts (and reports not-ready)
+/// while Postgres is down, and recovers by itself when it is back.
+pub fn db_pool(settings: &Settings) -> anyhow::Result<PgPool> {
+    Ok(PgPoolOptions::new()
+        .max_connections(settings.db_max_connections)
+        .acquire_timeout(Duration::from_secs(3))
+        .connect_lazy(&settings.database_url)?)
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let keys = SigningKeys::from_pem(&settings.jwt_keys_pem)
+            .map_err(|e| anyhow::anyhow!("CONFAB_JWT_KEY_FILE: {e}"))?;
+        let redis = confab_common::redis::connect_lazy(&settings.redis_url)?;
+        let state = web::Data::new(AppState {
+            db: db_pool(&settings)?,
+            limiter: RateLimiter::new(redis.clone(), &settings.redis_prefix),
+            redis,
+            hasher: PasswordHasher::new(settings.hash_workers, settings.hash_queue),
+            access_tokens: AccessTokens::new(keys, &settings.jwt_issuer, settings.access_token_ttl),
+            settings,
+        });
+        let listener = TcpListener::bind(&state.settings.bind)?;
+        let port = listener.local_addr()?.port();
+        let metrics = web::Data::new(http::install_metrics());
+        let server = HttpServer::new(move || app(state.clone(), metrics.clone()))
+            .listen(listener)?
+            .shutdown_timeout(10)
+            .run();
+        Ok(Self { port, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Confab API", description = "Accounts, rooms, invites, recordings and administration."),
+    modifiers(&BearerAuth)
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let scheme = HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build();
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme("bearer", SecurityScheme::Http(scheme));
+    }
+}
+
+fn app(
+    state: web::Data<AppState>,
+    metrics: web::Data<PrometheusHandle>,
+) -> App<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let (app, openapi) = App::new()
+        .into_utoipa_app()
+        .openapi(ApiDoc::openapi())
+        .service(routes::auth::signup)
+        .service(routes::auth::login)
+        .service(routes::auth::refresh)
+        .service(routes::auth::logout)
+        .service(routes::me::get_me)
+        .service(routes::me::update_me)
+        .service(routes::jwks::jwks)
+        .service(routes::health::healthz)
+        .service(routes::health::readyz)
+        .service(routes::health::metrics)
+        .split_for_parts();
+    let openapi = web::Data::new(openapi);
+    app.app_data(state)
+        .app_data(metrics)
+        .app_data(openapi)
+        .app_data(json_config())
+        .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
+        .route("/openapi.json", web::get().to(openapi_json))
+        .default_service(web::to(http::not_found))
+        .wrap(from_fn(http::observe))
+}
+
+async fn openapi_json(doc: web::Data<utoipa::openapi::OpenApi>) -> HttpResponse {
+    HttpResponse::Ok().json(doc.get_ref())
+}
+
+/// JSON bodies: at most 64 KiB, and every parse failure becomes a 4xx naming the problem.
+fn json_config() -> web::JsonConfig {
+    use actix_web::error::{InternalError, JsonPayloadError};
+    use actix_web::http::StatusCode;
+    web::JsonConfig::default()
+        .limit(MAX_BODY_BYTES)
+        .content_type_required(false)
+        .error_handler(|err, _req| {
+            let res = match &err {
+                JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => error_response(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    format!("request body exceeds {MAX_BODY_BYTES} bytes"),
+                ),
+                JsonPayloadError::Deserialize(e) if e.is_data() => {
+                    error_response(StatusCode::BAD_REQUEST, "invalid_field", e.to_string())
+                }
+                JsonPayloadError::Deserialize(e) => {
+                    error_response(StatusCode::BAD_REQUEST, "malformed_json", e.to_string())
+                }
+                JsonPayloadError::ContentType => error_response(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    "send application/json",
+                ),
+                other => error_response(StatusCode::BAD_REQUEST, "invalid_body", other.to_string()),
+            };
+            InternalError::from_response(err, res).into()
+        })
+}

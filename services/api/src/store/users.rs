@@ -1,0 +1,103 @@
+//! The `users` table.
+
+use sqlx::PgExecutor;
+
+use crate::domain::{Role, User, UserId};
+
+/// The columns of [`User`], as a macro so queries stay `&'static str` (sqlx refuses built strings).
+macro_rules! user_columns {
+    () => {
+        "id, email, display_name, role, disabled_at, token_version, created_at"
+    };
+}
+
+/// A new account. `email` must already be normalized and `password_hash` a PHC string.
+pub struct NewUser<'a> {
+    pub email: &'a str,
+    pub display_name: &'a str,
+    pub password_hash: &'a str,
+    pub role: Role,
+}
+
+pub async fn insert_user(db: impl PgExecutor<'_>, new: &NewUser<'_>) -> Result<User, sqlx::Error> {
+    sqlx::query_as(concat!("insert into users (id, email, display_name, password_hash, role)
+         values ($1, $2, $3, $4, $5) returning ", user_columns!(), ""))
+    .bind(UserId::new())
+    .bind(new.email)
+    .bind(new.display_name)
+    .bind(new.password_hash)
+    .bind(new.role)
+    .fetch_one(db)
+    .await
+}
+
+pub async fn find_user_by_id(db: impl PgExecutor<'_>, id: UserId) -> Result<Option<User>, sqlx::Error> {
+    sqlx::query_as(concat!("select ", user_columns!(), " from users where id = $1"))
+        .bind(id)
+        .fetch_optional(db)
+        .await
+}
+
+/// A user together with the password hash, for login.
+pub async fn find_credentials_by_email(
+    db: impl PgExecutor<'_>,
+    email: &str,
+) -> Result<Option<(User, String)>, sqlx::Error> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        #[sqlx(flatten)]
+        user: User,
+        password_hash: String,
+    }
+    let row: Option<Row> = sqlx::query_as(concat!("select ", user_columns!(), ", password_hash from users where email = $1"))
+    .bind(email)
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(|r| (r.user, r.password_hash)))
+}
+
+pub async fn find_password_hash(db: impl PgExecutor<'_>, id: UserId) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("select password_hash from users where id = $1")
+        .bind(id)
+        .fetch_optional(db)
+        .await
+}
+
+pub async fn update_display_name(db: impl PgExecutor<'_>, id: UserId, name: &str) -> Result<User, sqlx::Error> {
+    sqlx::query_as(concat!("update users set display_name = $2, updated_at = now() where id = $1 returning ", user_columns!(), ""))
+    .bind(id)
+    .bind(name)
+    .fetch_one(db)
+    .await
+}
+
+/// Replaces the password and invalidates every access token the user holds.
+pub async fn update_password(db: impl PgExecutor<'_>, id: UserId, password_hash: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "update users set password_hash = $2, token_version = token_version + 1, updated_at = now()
+         where id = $1",
+    )
+    .bind(id)
+    .bind(password_hash)
+    .execute(db)
+    .await
+    .map(drop)
+}
+
+/// Invalidates every access token the user holds (logout everywhere).
+pub async fn bump_token_version(db: impl PgExecutor<'_>, id: UserId) -> Result<(), sqlx::Error> {
+    sqlx::query("update users set token_version = token_version + 1, updated_at = now() where id = $1")
+        .bind(id)
+        .execute(db)
+        .await
+        .map(drop)
+}
+
+/// Makes an existing account an admin; returns false when no account has that email.
+pub async fn promote_to_admin(db: impl PgExecutor<'_>, email: &str) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("update users set role = 'admin', updated_at = now() where email = $1")
+        .bind(email)
+        .execute(db)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}

@@ -1,0 +1,112 @@
+//! HTTP plumbing shared by the three services: the one JSON error shape, request metrics and
+//! access logs, and the `/healthz` and `/metrics` endpoints.
+
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::middleware::Next;
+use actix_web::{HttpResponse, web};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use serde::Serialize;
+
+/// Seconds-based histogram buckets for request latency, from 1 ms to 10 s.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// The body of every error response: `{"error":{"code":"snake_case","message":"..."}}`.
+#[derive(Debug, Serialize, serde::Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, serde::Deserialize)]
+pub struct ErrorDetail {
+    pub code: String,
+    pub message: String,
+}
+
+/// An error response in the shared shape.
+pub fn error_response(status: StatusCode, code: &str, message: impl Into<String>) -> HttpResponse {
+    HttpResponse::build(status).json(ErrorBody {
+        error: ErrorDetail { code: code.to_owned(), message: message.into() },
+    })
+}
+
+/// The fallback for unknown routes: a JSON 404 instead of an empty body.
+pub async fn not_found() -> HttpResponse {
+    error_response(StatusCode::NOT_FOUND, "not_found", "no such resource")
+}
+
+/// `GET /healthz`: the process is alive and serving.
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+}
+
+/// The answer of `GET /readyz` given the outcome of each dependency check.
+pub fn readiness(checks: &[(&str, Result<(), String>)]) -> HttpResponse {
+    let ready = checks.iter().all(|(_, r)| r.is_ok());
+    let detail: serde_json::Map<String, serde_json::Value> = checks
+        .iter()
+        .map(|(name, r)| ((*name).to_owned(), r.as_ref().map_or("unreachable", |_| "ok").into()))
+        .collect();
+    for (name, result) in checks {
+        if let Err(reason) = result {
+            tracing::warn!(dependency = name, reason = %reason, "dependency not ready");
+        }
+    }
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    HttpResponse::build(status).json(serde_json::json!({
+        "status": if ready { "ready" } else { "unavailable" },
+        "checks": detail,
+    }))
+}
+
+/// Installs the process-wide Prometheus recorder and returns the handle `/metrics` renders.
+/// Safe to call more than once (tests start several apps in one process).
+pub fn install_metrics() -> PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            PrometheusBuilder::new()
+                .set_buckets(LATENCY_BUCKETS)
+                .expect("static bucket list is not empty")
+                .install_recorder()
+                .expect("the metrics recorder is installed once per process")
+        })
+        .clone()
+}
+
+/// `GET /metrics` in the Prometheus text format.
+pub async fn metrics(handle: web::Data<PrometheusHandle>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(handle.render())
+}
+
+/// Middleware: counts requests and records latency by route pattern and status, and writes one
+/// access-log line per request. The route is the matched pattern (`/v1/rooms/{id}`), never the
+/// raw path or query, so labels stay bounded and secrets in query strings stay out of logs.
+pub async fn observe(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let method = req.method().to_string();
+    let res = next.call(req).await?;
+    let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
+    let status = res.status().as_u16();
+    let elapsed = started.elapsed();
+    let labels = [("method", method.clone()), ("route", route.clone()), ("status", status.to_string())];
+    metrics::counter!("http_requests_total", &labels).increment(1);
+    metrics::histogram!("http_request_duration_seconds", &labels).record(elapsed.as_secs_f64());
+    let duration_ms = elapsed.as_secs_f64() * 1000.0;
+    if status >= 500 {
+        tracing::error!(http.method = %method, http.route = %route, http.status = status, duration_ms, "request");
+    } else {
+        tracing::info!(http.method = %method, http.route = %route, http.status = status, duration_ms, "request");
+    }
+    Ok(res)
+}

@@ -1,0 +1,8 @@
+//! Code every Confab service shares: configuration, logging, HTTP plumbing and token checks.
+
+pub mod config;
+pub mod http;
+pub mod telemetry;
+pub mod tokens;
+pub mod redis;
+pub mod ops;
