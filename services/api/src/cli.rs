@@ -15,7 +15,7 @@ use crate::store::users::{self, NewUser};
 
 async fn connect(src: &Source) -> anyhow::Result<sqlx::PgPool> {
     let url = src.url("DATABASE_URL", "", &["postgres", "postgresql"])?;
-    Ok(sqlx::PgPool::connect(&url).await.context("DATABASE_URL: cannot connect")?)
+    sqlx::PgPool::connect(&url).await.context("DATABASE_URL: cannot connect")
 }
 
 /// Applies pending migrations.

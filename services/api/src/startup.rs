@@ -52,8 +52,8 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let keys = SigningKeys::from_pem(&settings.jwt_keys_pem)
-            .map_err(|e| anyhow::anyhow!("CONFAB_JWT_KEY_FILE: {e}"))?;
+        let keys =
+            SigningKeys::from_pem(&settings.jwt_keys_pem).map_err(|e| anyhow::anyhow!("CONFAB_JWT_KEY_FILE: {e}"))?;
         let redis = confab_common::redis::connect_lazy(&settings.redis_url)?;
         let state = web::Data::new(AppState {
             db: db_pool(&settings)?,
@@ -66,10 +66,8 @@ impl Application {
         let listener = TcpListener::bind(&state.settings.bind)?;
         let port = listener.local_addr()?.port();
         let metrics = web::Data::new(http::install_metrics());
-        let server = HttpServer::new(move || app(state.clone(), metrics.clone()))
-            .listen(listener)?
-            .shutdown_timeout(10)
-            .run();
+        let server =
+            HttpServer::new(move || app(state.clone(), metrics.clone())).listen(listener)?.shutdown_timeout(10).run();
         Ok(Self { port, server })
     }
 
@@ -147,29 +145,24 @@ async fn openapi_json(doc: web::Data<utoipa::openapi::OpenApi>) -> HttpResponse 
 fn json_config() -> web::JsonConfig {
     use actix_web::error::{InternalError, JsonPayloadError};
     use actix_web::http::StatusCode;
-    web::JsonConfig::default()
-        .limit(MAX_BODY_BYTES)
-        .content_type_required(false)
-        .error_handler(|err, _req| {
-            let res = match &err {
-                JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => error_response(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
-                    format!("request body exceeds {MAX_BODY_BYTES} bytes"),
-                ),
-                JsonPayloadError::Deserialize(e) if e.is_data() => {
-                    error_response(StatusCode::BAD_REQUEST, "invalid_field", e.to_string())
-                }
-                JsonPayloadError::Deserialize(e) => {
-                    error_response(StatusCode::BAD_REQUEST, "malformed_json", e.to_string())
-                }
-                JsonPayloadError::ContentType => error_response(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "unsupported_media_type",
-                    "send application/json",
-                ),
-                other => error_response(StatusCode::BAD_REQUEST, "invalid_body", other.to_string()),
-            };
-            InternalError::from_response(err, res).into()
-        })
+    web::JsonConfig::default().limit(MAX_BODY_BYTES).content_type_required(false).error_handler(|err, _req| {
+        let res = match &err {
+            JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => error_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("request body exceeds {MAX_BODY_BYTES} bytes"),
+            ),
+            JsonPayloadError::Deserialize(e) if e.is_data() => {
+                error_response(StatusCode::BAD_REQUEST, "invalid_field", e.to_string())
+            }
+            JsonPayloadError::Deserialize(e) => {
+                error_response(StatusCode::BAD_REQUEST, "malformed_json", e.to_string())
+            }
+            JsonPayloadError::ContentType => {
+                error_response(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "send application/json")
+            }
+            other => error_response(StatusCode::BAD_REQUEST, "invalid_body", other.to_string()),
+        };
+        InternalError::from_response(err, res).into()
+    })
 }

@@ -65,10 +65,7 @@ impl Source {
 
     /// Builds a source from explicit pairs, applying the same rules as [`Source::from_env`].
     pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
-        let env: HashMap<String, String> = vars
-            .into_iter()
-            .filter(|(k, _)| is_config_key(k))
-            .collect();
+        let env: HashMap<String, String> = vars.into_iter().filter(|(k, _)| is_config_key(k)).collect();
         let mut merged = HashMap::new();
         if let Some(path) = env.get("CONFAB_CONFIG_FILE") {
             merged.extend(read_config_file("CONFAB_CONFIG_FILE", path)?);
@@ -99,9 +96,7 @@ impl Source {
 
     /// The value of `key`, or an error naming it.
     pub fn required(&self, key: &str) -> Result<String, ConfigError> {
-        self.get(key)
-            .map(str::to_owned)
-            .ok_or_else(|| ConfigError::Missing { key: key.to_owned() })
+        self.get(key).map(str::to_owned).ok_or_else(|| ConfigError::Missing { key: key.to_owned() })
     }
 
     /// The value of `key` or `default`.
@@ -167,8 +162,7 @@ pub fn redact_url(url: &str) -> String {
 }
 
 fn is_config_key(key: &str) -> bool {
-    key.starts_with("CONFAB_")
-        || CONVENTIONAL_KEYS.iter().any(|k| key == *k || key.strip_suffix("_FILE") == Some(k))
+    key.starts_with("CONFAB_") || CONVENTIONAL_KEYS.iter().any(|k| key == *k || key.strip_suffix("_FILE") == Some(k))
 }
 
 fn is_known(key: &str) -> bool {

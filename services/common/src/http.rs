@@ -12,9 +12,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde::Serialize;
 
 /// Seconds-based histogram buckets for request latency, from 1 ms to 10 s.
-const LATENCY_BUCKETS: &[f64] = &[
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
+const LATENCY_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
 /// The body of every error response: `{"error":{"code":"snake_case","message":"..."}}`.
 #[derive(Debug, Serialize, serde::Deserialize)]
@@ -30,9 +28,8 @@ pub struct ErrorDetail {
 
 /// An error response in the shared shape.
 pub fn error_response(status: StatusCode, code: &str, message: impl Into<String>) -> HttpResponse {
-    HttpResponse::build(status).json(ErrorBody {
-        error: ErrorDetail { code: code.to_owned(), message: message.into() },
-    })
+    HttpResponse::build(status)
+        .json(ErrorBody { error: ErrorDetail { code: code.to_owned(), message: message.into() } })
 }
 
 /// The fallback for unknown routes: a JSON 404 instead of an empty body.
@@ -81,9 +78,7 @@ pub fn install_metrics() -> PrometheusHandle {
 
 /// `GET /metrics` in the Prometheus text format.
 pub async fn metrics(handle: web::Data<PrometheusHandle>) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4")
-        .body(handle.render())
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(handle.render())
 }
 
 /// Middleware: counts requests and records latency by route pattern and status, and writes one

@@ -2,7 +2,7 @@
 
 pub mod config;
 pub mod http;
+pub mod ops;
+pub mod redis;
 pub mod telemetry;
 pub mod tokens;
-pub mod redis;
-pub mod ops;

@@ -34,9 +34,8 @@ impl LogSettings {
 
 /// Installs the global subscriber. Call once, first thing in `main`.
 pub fn init(settings: &LogSettings) {
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::new(&settings.filter))
-        .with_writer(std::io::stderr);
+    let builder =
+        tracing_subscriber::fmt().with_env_filter(EnvFilter::new(&settings.filter)).with_writer(std::io::stderr);
     match settings.format {
         LogFormat::Json => builder.json().flatten_event(true).init(),
         LogFormat::Text => builder.init(),

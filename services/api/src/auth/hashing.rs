@@ -27,10 +27,7 @@ pub fn argon2() -> Argon2<'static> {
 
 /// Hashes synchronously; for one-off tools, never on a request path.
 pub fn hash_blocking(password: &str) -> Result<String, HashError> {
-    argon2()
-        .hash_password(password.as_bytes())
-        .map(|h| h.to_string())
-        .map_err(|e| HashError::Failed(e.to_string()))
+    argon2().hash_password(password.as_bytes()).map(|h| h.to_string()).map_err(|e| HashError::Failed(e.to_string()))
 }
 
 #[derive(Clone)]
@@ -63,9 +60,7 @@ impl PasswordHasher {
         let known = phc.is_some();
         let phc = phc.map_or_else(|| self.dummy_hash.to_string(), str::to_owned);
         let password = password.to_owned();
-        let matched = self
-            .run(move || argon2().verify_password(password.as_bytes(), phc.as_str()).is_ok())
-            .await?;
+        let matched = self.run(move || argon2().verify_password(password.as_bytes(), phc.as_str()).is_ok()).await?;
         Ok(known && matched)
     }
 
@@ -104,10 +99,12 @@ mod tests {
     #[tokio::test]
     async fn beyond_the_queue_callers_are_refused_at_once() {
         let hasher = PasswordHasher::new(1, 1);
-        let jobs: Vec<_> = (0..6).map(|_| {
-            let h = hasher.clone();
-            tokio::spawn(async move { h.hash("some password").await })
-        }).collect();
+        let jobs: Vec<_> = (0..6)
+            .map(|_| {
+                let h = hasher.clone();
+                tokio::spawn(async move { h.hash("some password").await })
+            })
+            .collect();
         let mut overloaded = 0;
         for job in jobs {
             if matches!(job.await.unwrap(), Err(HashError::Overloaded)) {

@@ -50,11 +50,8 @@ impl RateLimiter {
     /// Says whether `subject` is already over `limit`, without counting an event.
     pub async fn check(&self, bucket: &str, subject: &str, limit: Limit) -> redis::RedisResult<Decision> {
         let key = self.key(bucket, subject);
-        let (count, ttl_ms): (Option<u64>, i64) = redis::pipe()
-            .get(&key)
-            .pttl(&key)
-            .query_async(&mut self.redis.clone())
-            .await?;
+        let (count, ttl_ms): (Option<u64>, i64) =
+            redis::pipe().get(&key).pttl(&key).query_async(&mut self.redis.clone()).await?;
         Ok(decide(count.unwrap_or(0) + 1, ttl_ms, limit))
     }
 

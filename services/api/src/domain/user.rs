@@ -11,7 +11,8 @@ use uuid::Uuid;
 pub struct UserId(pub Uuid);
 
 impl UserId {
-    pub fn new() -> Self {
+    /// A fresh random (v4) id.
+    pub fn random() -> Self {
         Self(Uuid::new_v4())
     }
 }

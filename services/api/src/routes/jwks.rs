@@ -8,7 +8,5 @@ use crate::startup::AppState;
 #[utoipa::path(tag = "auth", responses((status = 200, description = "RFC 7517 JWK Set")))]
 #[get("/.well-known/jwks.json")]
 pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok()
-        .insert_header(("Cache-Control", "public, max-age=300"))
-        .json(state.access_tokens.keys().jwks())
+    HttpResponse::Ok().insert_header(("Cache-Control", "public, max-age=300")).json(state.access_tokens.keys().jwks())
 }

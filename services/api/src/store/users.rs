@@ -20,9 +20,13 @@ pub struct NewUser<'a> {
 }
 
 pub async fn insert_user(db: impl PgExecutor<'_>, new: &NewUser<'_>) -> Result<User, sqlx::Error> {
-    sqlx::query_as(concat!("insert into users (id, email, display_name, password_hash, role)
-         values ($1, $2, $3, $4, $5) returning ", user_columns!(), ""))
-    .bind(UserId::new())
+    sqlx::query_as(concat!(
+        "insert into users (id, email, display_name, password_hash, role)
+         values ($1, $2, $3, $4, $5) returning ",
+        user_columns!(),
+        ""
+    ))
+    .bind(UserId::random())
     .bind(new.email)
     .bind(new.display_name)
     .bind(new.password_hash)
@@ -32,10 +36,7 @@ pub async fn insert_user(db: impl PgExecutor<'_>, new: &NewUser<'_>) -> Result<U
 }
 
 pub async fn find_user_by_id(db: impl PgExecutor<'_>, id: UserId) -> Result<Option<User>, sqlx::Error> {
-    sqlx::query_as(concat!("select ", user_columns!(), " from users where id = $1"))
-        .bind(id)
-        .fetch_optional(db)
-        .await
+    sqlx::query_as(concat!("select ", user_columns!(), " from users where id = $1")).bind(id).fetch_optional(db).await
 }
 
 /// A user together with the password hash, for login.
@@ -49,22 +50,24 @@ pub async fn find_credentials_by_email(
         user: User,
         password_hash: String,
     }
-    let row: Option<Row> = sqlx::query_as(concat!("select ", user_columns!(), ", password_hash from users where email = $1"))
-    .bind(email)
-    .fetch_optional(db)
-    .await?;
+    let row: Option<Row> =
+        sqlx::query_as(concat!("select ", user_columns!(), ", password_hash from users where email = $1"))
+            .bind(email)
+            .fetch_optional(db)
+            .await?;
     Ok(row.map(|r| (r.user, r.password_hash)))
 }
 
 pub async fn find_password_hash(db: impl PgExecutor<'_>, id: UserId) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar("select password_hash from users where id = $1")
-        .bind(id)
-        .fetch_optional(db)
-        .await
+    sqlx::query_scalar("select password_hash from users where id = $1").bind(id).fetch_optional(db).await
 }
 
 pub async fn update_display_name(db: impl PgExecutor<'_>, id: UserId, name: &str) -> Result<User, sqlx::Error> {
-    sqlx::query_as(concat!("update users set display_name = $2, updated_at = now() where id = $1 returning ", user_columns!(), ""))
+    sqlx::query_as(concat!(
+        "update users set display_name = $2, updated_at = now() where id = $1 returning ",
+        user_columns!(),
+        ""
+    ))
     .bind(id)
     .bind(name)
     .fetch_one(db)

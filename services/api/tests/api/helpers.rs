@@ -1,0 +1,155 @@
+//! `spawn_app()`: a fresh database, a private Redis prefix and a server on a free port.
+
+use std::time::Duration;
+
+use awc::http::StatusCode;
+use confab_api::settings::{RateLimits, Settings};
+use confab_api::startup::Application;
+use ed25519_dalek::SigningKey;
+use ed25519_dalek::pkcs8::EncodePrivateKey;
+use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
+use serde_json::{Value, json};
+use sqlx::{Connection, Executor, PgConnection, PgPool};
+use uuid::Uuid;
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+pub struct TestApp {
+    pub address: String,
+    pub db: PgPool,
+    pub signing_key: SigningKey,
+    pub settings: Settings,
+    client: awc::Client,
+}
+
+/// A response reduced to what tests look at.
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: awc::http::header::HeaderMap,
+    pub body: Value,
+    pub raw: Vec<u8>,
+}
+
+impl Reply {
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+}
+
+fn env(key: &str) -> String {
+    std::env::var(key).unwrap_or_else(|_| panic!("{key} must be set: run the tests with deploy/local/test"))
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
+    let database_url = create_database().await;
+    let signing_key = SigningKey::from_bytes(&rand_bytes());
+    let mut settings = Settings {
+        bind: "127.0.0.1:0".into(),
+        public_url: "http://127.0.0.1:8080".into(),
+        database_url,
+        db_max_connections: 5,
+        redis_url: env("REDIS_URL"),
+        redis_prefix: format!("confab-test:{}", Uuid::new_v4().simple()),
+        jwt_keys_pem: signing_key.to_pkcs8_pem(LineEnding::LF).unwrap().to_string(),
+        jwt_issuer: "confab".into(),
+        access_token_ttl: Duration::from_secs(900),
+        refresh_token_ttl: Duration::from_secs(30 * 86_400),
+        refresh_reuse_grace: Duration::ZERO,
+        hash_workers: 2,
+        hash_queue: 64,
+        limits: RateLimits::default(),
+    };
+    customize(&mut settings);
+    let app = Application::build(settings.clone()).await.expect("the app builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    actix_web::rt::spawn(app.run_until_stopped());
+    let db = PgPool::connect_lazy(&settings.database_url).unwrap();
+    let client = awc::Client::builder().timeout(Duration::from_secs(30)).finish();
+    TestApp { address, db, signing_key, settings, client }
+}
+
+/// A uuid-named database with every migration applied.
+async fn create_database() -> String {
+    let base = env("DATABASE_URL");
+    let server = base.rsplit_once('/').map(|(s, _)| s).unwrap().to_owned();
+    let name = format!("confab_test_{}", Uuid::new_v4().simple());
+    let mut admin = PgConnection::connect(&format!("{server}/postgres")).await.unwrap();
+    // The name is a uuid we just made, never outside input.
+    let create = sqlx::AssertSqlSafe(format!(r#"create database "{name}""#));
+    admin.execute(create).await.unwrap();
+    let url = format!("{server}/{name}");
+    let pool = PgPool::connect(&url).await.unwrap();
+    confab_api::MIGRATOR.run(&pool).await.unwrap();
+    pool.close().await;
+    url
+}
+
+fn rand_bytes() -> [u8; 32] {
+    let mut b = [0u8; 32];
+    b[..16].copy_from_slice(Uuid::new_v4().as_bytes());
+    b[16..].copy_from_slice(Uuid::new_v4().as_bytes());
+    b
+}
+
+pub fn unique_email() -> String {
+    format!("user-{}@example.org", Uuid::new_v4().simple())
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    /// Sends `body` as raw bytes with a JSON content type.
+    pub async fn send_raw(&self, method: &str, path: &str, token: Option<&str>, body: impl Into<Vec<u8>>) -> Reply {
+        let mut req = self
+            .client
+            .request(method.parse().unwrap(), self.url(path))
+            .insert_header(("Content-Type", "application/json"));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        let mut res = req.send_body(body.into()).await.expect("the request is answered");
+        let raw = res.body().limit(1 << 22).await.unwrap().to_vec();
+        let body = serde_json::from_slice(&raw).unwrap_or(Value::Null);
+        Reply { status: res.status(), headers: res.headers().clone(), body, raw }
+    }
+
+    pub async fn send(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
+        let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+        self.send_raw(method, path, token, bytes).await
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        self.send("GET", path, token, None).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Reply {
+        self.send("POST", path, token, Some(body)).await
+    }
+
+    pub async fn signup(&self, email: &str, password: &str) -> Reply {
+        self.post("/v1/auth/signup", None, json!({"email": email, "password": password, "display_name": "Ann"})).await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Reply {
+        self.post("/v1/auth/login", None, json!({"email": email, "password": password})).await
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> Reply {
+        self.post("/v1/auth/refresh", None, json!({"refresh_token": refresh_token})).await
+    }
+
+    /// Signs up a fresh user and logs in: (email, login reply body).
+    pub async fn logged_in_user(&self) -> (String, Value) {
+        let email = unique_email();
+        assert_eq!(self.signup(&email, PASSWORD).await.status, StatusCode::CREATED);
+        let login = self.login(&email, PASSWORD).await;
+        assert_eq!(login.status, StatusCode::OK, "{}", login.body);
+        (email, login.body)
+    }
+}
