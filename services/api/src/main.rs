@@ -47,10 +47,17 @@ enum AdminCommand {
 
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+    match Args::parse().command.unwrap_or(Command::Serve) {
+        // Needs no configuration: it runs before the key file it creates exists.
+        Command::Keygen { out } => cli::keygen(&out),
+        command => run(command).await,
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
     let src = Source::from_env()?;
     telemetry::init(&LogSettings::from_source(&src)?);
-    match args.command.unwrap_or(Command::Serve) {
+    match command {
         Command::Serve => {
             let app = Application::build(Settings::from_source(&src)?).await?;
             tracing::info!(port = app.port(), "confab-api listening");
