@@ -98,7 +98,8 @@ pub async fn observe(
     metrics::counter!("http_requests_total", &labels).increment(1);
     metrics::histogram!("http_request_duration_seconds", &labels).record(elapsed.as_secs_f64());
     let duration_ms = elapsed.as_secs_f64() * 1000.0;
-    if status >= 500 {
+    // 503 is deliberate load shedding or a dependency outage, counted in metrics; not an error.
+    if status >= 500 && status != 503 {
         tracing::error!(http.method = %method, http.route = %route, http.status = status, duration_ms, "request");
     } else {
         tracing::info!(http.method = %method, http.route = %route, http.status = status, duration_ms, "request");

@@ -1,10 +1,11 @@
 //! `confab-bench`: load figures for a running Confab API (see docs/benchmarks.md).
 //!
-//! 1. `GET /v1/me` with a valid token, unloaded: requests/s, p50, p99.
+//! 1. `GET /v1/me` with a valid token, closed loop: the most requests/s, with p50 and p99.
 //! 2. Logins/s with the API's hashing pool saturated (closed loop).
-//! 3. A login flood offered at 10× the measured login capacity (open loop) while the same
-//!    `GET /v1/me` load runs again: its p99 against the unloaded p99, the flood's 200/503 split,
-//!    and the API's peak resident memory.
+//! 3. `GET /v1/me` at a fixed rate (a quarter of the maximum, open loop): p50 and p99.
+//! 4. The same fixed-rate `GET /v1/me` while a login flood is offered at 10× the measured login
+//!    capacity from a separate thread: p99 against phase 3, the flood's 200/503 split, and the
+//!    API's peak resident memory.
 //!
 //! All traffic goes to the given API address on this machine; every phase is bounded in time.
 
@@ -46,8 +47,8 @@ async fn main() -> anyhow::Result<()> {
     let phase = Duration::from_secs(args.seconds);
 
     let rss_before = args.api_pid.and_then(rss_kib);
-    let unloaded = me_load(&client, &args.api, &token, args.concurrency, phase).await;
-    println!("GET /v1/me unloaded    {}", unloaded.summary(phase));
+    let max = me_load(&client, &args.api, &token, args.concurrency, phase).await;
+    println!("GET /v1/me closed loop {}", max.summary(phase));
 
     let logins = login_load(&client, &args.api, &email, 8, phase).await;
     let capacity = logins.ok as f64 / phase.as_secs_f64();
@@ -56,13 +57,23 @@ async fn main() -> anyhow::Result<()> {
         bail!("login capacity too low to measure; are the rate limits raised for the bench?");
     }
 
+    let me_rate = max.0.len() as f64 / phase.as_secs_f64() / 4.0;
+    let unloaded = me_at_rate(client.clone(), &args.api, &token, me_rate, phase).await;
+    println!("GET /v1/me at {me_rate:.0}/s   {}", unloaded.summary(phase));
+
     let rate = capacity * args.flood_factor;
-    let flood = actix_web::rt::spawn(login_flood(client.clone(), args.api.clone(), email.clone(), rate, phase));
+    let (api, flood_email) = (args.api.clone(), email.clone());
+    let flood = std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let client = Rc::new(Client::builder().timeout(Duration::from_secs(30)).finish());
+            login_flood(client, api, flood_email, rate, phase).await
+        })
+    });
     let sampler = actix_web::rt::spawn(sample_rss(args.api_pid, phase));
-    let loaded = me_load(&client, &args.api, &token, args.concurrency, phase).await;
-    let flood = flood.await?;
+    let loaded = me_at_rate(client.clone(), &args.api, &token, me_rate, phase).await;
+    let flood = flood.join().map_err(|_| anyhow::anyhow!("the flood thread panicked"))?;
     let rss_peak = sampler.await?;
-    println!("GET /v1/me under flood {}", loaded.summary(phase));
+    println!("GET /v1/me at {me_rate:.0}/s, flood {}", loaded.summary(phase));
     println!(
         "login flood            offered {rate:.0}/s ({}x capacity): {} ok, {} refused 503, {} other",
         args.flood_factor, flood.ok, flood.overloaded, flood.other
@@ -129,6 +140,28 @@ async fn me_load(client: &Client, api: &str, token: &str, concurrency: usize, ph
         latencies
     });
     Latencies(futures_util::future::join_all(workers).await.into_iter().flatten().collect())
+}
+
+/// Open loop: starts a `GET /v1/me` every 1/`rate` s regardless of answers, for `phase`.
+async fn me_at_rate(client: Rc<Client>, api: &str, token: &str, rate: f64, phase: Duration) -> Latencies {
+    let deadline = Instant::now() + phase;
+    let mut tick = actix_web::rt::time::interval(Duration::from_secs_f64(1.0 / rate));
+    let mut in_flight = Vec::new();
+    while Instant::now() < deadline {
+        tick.tick().await;
+        let (client, url, token) = (client.clone(), format!("{api}/v1/me"), token.to_owned());
+        in_flight.push(actix_web::rt::spawn(async move {
+            let started = Instant::now();
+            let mut res = client.get(url).bearer_auth(token).send().await.ok()?;
+            let _ = res.body().await;
+            res.status().is_success().then(|| started.elapsed())
+        }));
+    }
+    let mut latencies = Vec::new();
+    for request in in_flight {
+        latencies.extend(request.await.ok().flatten());
+    }
+    Latencies(latencies)
 }
 
 #[derive(Default)]

@@ -1,15 +1,16 @@
 //! Argon2id hashing on a bounded pool.
 //!
 //! Hashing costs ~19 MiB and tens of milliseconds of CPU, so it never runs on the async workers.
-//! At most `workers` hashes run at once (bounding CPU and memory) and at most `queue` more wait;
+//! `workers` dedicated threads hash (bounding CPU and memory) and at most `queue` more jobs wait;
 //! beyond that callers get [`HashError::Overloaded`] at once (503 + `Retry-After`), so a login
 //! flood cannot stall other requests or grow memory without bound.
 
-use std::sync::Arc;
+use std::sync::mpsc::SyncSender;
+use std::sync::{Arc, Mutex};
 
 use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
 use argon2::{Algorithm, Argon2, Params, Version};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HashError {
@@ -30,33 +31,83 @@ pub fn hash_blocking(password: &str) -> Result<String, HashError> {
     argon2().hash_password(password.as_bytes()).map(|h| h.to_string()).map_err(|e| HashError::Failed(e.to_string()))
 }
 
+type Job = Box<dyn FnOnce() + Send>;
+
+/// A fixed set of hashing threads fed through a bounded queue. Dedicated threads (rather than
+/// the runtime's blocking pool) also bound the allocator arenas that hold argon2's memory.
 #[derive(Clone)]
 pub struct PasswordHasher {
     admission: Arc<Semaphore>,
-    workers: Arc<Semaphore>,
+    jobs: SyncSender<Job>,
     /// Verified against when the account does not exist, so timing does not reveal it.
     dummy_hash: Arc<str>,
 }
 
 impl PasswordHasher {
     pub fn new(workers: usize, queue: usize) -> Self {
-        let dummy_hash = hash_blocking("confab dummy password").expect("hashing a constant succeeds");
-        Self {
-            admission: Arc::new(Semaphore::new(workers + queue)),
-            workers: Arc::new(Semaphore::new(workers)),
-            dummy_hash: dummy_hash.into(),
+        let capacity = workers + queue;
+        let (jobs, receiver) = std::sync::mpsc::sync_channel::<Job>(capacity);
+        let receiver = Arc::new(Mutex::new(receiver));
+        for index in 0..workers {
+            let receiver = receiver.clone();
+            std::thread::Builder::new()
+                .name(format!("confab-hash-{index}"))
+                .spawn(move || {
+                    lower_priority();
+                    // Ends when every sender (the hasher and its slots) is gone.
+                    while let Ok(job) = receiver.lock().map_err(drop).and_then(|r| r.recv().map_err(drop)) {
+                        job();
+                    }
+                })
+                .expect("spawning a hashing thread");
         }
+        let dummy_hash = hash_blocking("confab dummy password").expect("hashing a constant succeeds");
+        Self { admission: Arc::new(Semaphore::new(capacity)), jobs, dummy_hash: dummy_hash.into() }
+    }
+
+    /// Claims a place in the pool, or fails at once when it is full. Claim it before any other
+    /// work on a request, so a flood is turned away cheaply.
+    pub fn reserve(&self) -> Result<HashSlot, HashError> {
+        let permit = self.admission.clone().try_acquire_owned().map_err(|_| HashError::Overloaded)?;
+        Ok(HashSlot { permit, jobs: self.jobs.clone(), dummy_hash: self.dummy_hash.clone() })
     }
 
     /// A PHC string for `password`.
     pub async fn hash(&self, password: &str) -> Result<String, HashError> {
+        self.reserve()?.hash(password).await
+    }
+
+    /// Whether `password` matches `phc` (see [`HashSlot::verify`]).
+    pub async fn verify(&self, password: &str, phc: Option<&str>) -> Result<bool, HashError> {
+        self.reserve()?.verify(password, phc).await
+    }
+}
+
+/// Gives the calling thread the lowest CPU priority (nice 19; on Linux a thread has its own nice
+/// value). Hashing then takes only the CPU that request handling leaves, so a login flood cannot
+/// push up the latency of everything else. Not fatal when refused.
+fn lower_priority() {
+    if let Err(e) = rustix::process::setpriority_process(None, 19) {
+        tracing::debug!(error = %e, "could not lower the hashing thread priority");
+    }
+}
+
+/// A reserved place in the hashing pool, good for one job.
+pub struct HashSlot {
+    permit: OwnedSemaphorePermit,
+    jobs: SyncSender<Job>,
+    dummy_hash: Arc<str>,
+}
+
+impl HashSlot {
+    pub async fn hash(self, password: &str) -> Result<String, HashError> {
         let password = password.to_owned();
         self.run(move || hash_blocking(&password)).await?
     }
 
     /// Whether `password` matches `phc`. With no `phc` (unknown account) it checks a dummy hash
     /// and answers false, taking the same time as a real check.
-    pub async fn verify(&self, password: &str, phc: Option<&str>) -> Result<bool, HashError> {
+    pub async fn verify(self, password: &str, phc: Option<&str>) -> Result<bool, HashError> {
         let known = phc.is_some();
         let phc = phc.map_or_else(|| self.dummy_hash.to_string(), str::to_owned);
         let password = password.to_owned();
@@ -64,16 +115,19 @@ impl PasswordHasher {
         Ok(known && matched)
     }
 
-    async fn run<T: Send + 'static>(&self, job: impl FnOnce() -> T + Send + 'static) -> Result<T, HashError> {
-        let _admitted = self.admission.clone().try_acquire_owned().map_err(|_| HashError::Overloaded)?;
-        let worker = self.workers.clone().acquire_owned().await.map_err(|e| HashError::Failed(e.to_string()))?;
-        tokio::task::spawn_blocking(move || {
-            // Held by the thread, not the future: an abandoned request cannot free its slot early.
-            let _worker = worker;
-            job()
-        })
-        .await
-        .map_err(|e| HashError::Failed(e.to_string()))
+    async fn run<T: Send + 'static>(self, job: impl FnOnce() -> T + Send + 'static) -> Result<T, HashError> {
+        let (reply, answer) = oneshot::channel();
+        let permit = self.permit;
+        let job: Job = Box::new(move || {
+            // The place is freed when the job is done, not when the request gives up waiting.
+            let _permit = permit;
+            if !reply.is_closed() {
+                let _ = reply.send(job());
+            }
+        });
+        // Never full: the admission permits are no more than the queue's capacity.
+        self.jobs.try_send(job).map_err(|_| HashError::Overloaded)?;
+        answer.await.map_err(|_| HashError::Failed("the hashing thread stopped".into()))
     }
 }
 

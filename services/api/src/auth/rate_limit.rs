@@ -1,8 +1,7 @@
 //! Fixed-window counters in Redis, shared by every API instance.
 //!
-//! One atomic script increments a counter and sets its expiry on first use, so the window
-//! cannot be left without a TTL by a crash between two commands. Keys hold a hash of the
-//! subject (an IP or an email), never the subject itself.
+//! All the limits of one request are applied by one atomic script in one round trip. Keys hold
+//! a hash of the subject (an IP or an email), never the subject itself.
 
 use std::time::Duration;
 
@@ -11,17 +10,50 @@ use sha2::{Digest, Sha256};
 
 use crate::settings::Limit;
 
-const INCREMENT: &str = r"
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-return {n, redis.call('PTTL', KEYS[1])}
+/// For each key: count an event (INCR, starting the window on first use) or only read the
+/// counter, then report the count and the window's remaining milliseconds. One round trip for
+/// all the limits of a request; atomic, so a window can never be left without a TTL.
+const APPLY: &str = r"
+local out = {}
+for i, key in ipairs(KEYS) do
+  local n
+  if ARGV[2 * i] == '1' then
+    n = redis.call('INCR', key)
+    if n == 1 then redis.call('PEXPIRE', key, ARGV[2 * i - 1]) end
+  else
+    n = tonumber(redis.call('GET', key) or '0') + 1
+  end
+  out[2 * i - 1] = n
+  out[2 * i] = redis.call('PTTL', key)
+end
+return out
 ";
 
-/// The outcome of counting one event.
+/// The outcome of a set of limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
     Allowed,
     Limited { retry_after: Duration },
+}
+
+/// One limit to apply to one subject (an IP, an email) in one bucket.
+pub struct Check<'a> {
+    bucket: &'a str,
+    subject: &'a str,
+    limit: Limit,
+    count: bool,
+}
+
+impl<'a> Check<'a> {
+    /// Counts this request as an event, and refuses it if that crosses the limit.
+    pub fn count(bucket: &'a str, subject: &'a str, limit: Limit) -> Self {
+        Self { bucket, subject, limit, count: true }
+    }
+
+    /// Refuses the request if the subject is already at the limit, without counting it.
+    pub fn peek(bucket: &'a str, subject: &'a str, limit: Limit) -> Self {
+        Self { bucket, subject, limit, count: false }
+    }
 }
 
 #[derive(Clone)]
@@ -33,26 +65,27 @@ pub struct RateLimiter {
 
 impl RateLimiter {
     pub fn new(redis: ConnectionManager, prefix: &str) -> Self {
-        Self { redis, prefix: format!("{prefix}:rl"), script: redis::Script::new(INCREMENT) }
+        Self { redis, prefix: format!("{prefix}:rl"), script: redis::Script::new(APPLY) }
     }
 
-    /// Counts one event of `bucket` for `subject` and says whether it is within `limit`.
-    pub async fn hit(&self, bucket: &str, subject: &str, limit: Limit) -> redis::RedisResult<Decision> {
-        let (count, ttl_ms): (u64, i64) = self
-            .script
-            .key(self.key(bucket, subject))
-            .arg(limit.window.as_millis() as u64)
-            .invoke_async(&mut self.redis.clone())
-            .await?;
-        Ok(decide(count, ttl_ms, limit))
-    }
-
-    /// Says whether `subject` is already over `limit`, without counting an event.
-    pub async fn check(&self, bucket: &str, subject: &str, limit: Limit) -> redis::RedisResult<Decision> {
-        let key = self.key(bucket, subject);
-        let (count, ttl_ms): (Option<u64>, i64) =
-            redis::pipe().get(&key).pttl(&key).query_async(&mut self.redis.clone()).await?;
-        Ok(decide(count.unwrap_or(0) + 1, ttl_ms, limit))
+    /// Applies every check in one round trip; limited if any check is, for the longest wait.
+    pub async fn apply(&self, checks: &[Check<'_>]) -> redis::RedisResult<Decision> {
+        let mut invocation = self.script.prepare_invoke();
+        for check in checks {
+            invocation.key(self.key(check.bucket, check.subject));
+            invocation.arg(check.limit.window.as_millis() as u64).arg(if check.count { "1" } else { "0" });
+        }
+        let replies: Vec<i64> = invocation.invoke_async(&mut self.redis.clone()).await?;
+        let decisions = checks.iter().zip(replies.chunks(2)).map(|(check, reply)| match reply {
+            [count, ttl_ms] => decide(u64::try_from(*count).unwrap_or(0), *ttl_ms, check.limit),
+            _ => Decision::Allowed,
+        });
+        Ok(decisions.fold(Decision::Allowed, |worst, next| match (worst, next) {
+            (Decision::Limited { retry_after: a }, Decision::Limited { retry_after: b }) => {
+                Decision::Limited { retry_after: a.max(b) }
+            }
+            (Decision::Allowed, other) | (other, Decision::Allowed) => other,
+        }))
     }
 
     fn key(&self, bucket: &str, subject: &str) -> String {

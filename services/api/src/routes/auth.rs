@@ -9,13 +9,16 @@ use uuid::Uuid;
 use super::{ErrorResponse, UserView};
 use crate::auth::current_user::CurrentUser;
 use crate::auth::hashing::HashError;
-use crate::auth::rate_limit::Decision;
+use crate::auth::rate_limit::{Check, Decision};
 use crate::auth::tokens::{hash_refresh_token, new_refresh_token};
 use crate::domain::{DisplayName, Email, Password, Role, User};
 use crate::error::{ApiError, is_unique_violation};
 use crate::startup::AppState;
 use crate::store::refresh_tokens::{self, Rotation};
 use crate::store::users::{self, NewUser};
+
+/// The rate-limit bucket of failed password checks per account (login and password change).
+pub const LOGIN_FAILURES: &str = "login_failures";
 
 #[derive(Deserialize, ToSchema)]
 pub struct SignupRequest {
@@ -63,12 +66,14 @@ pub async fn signup(
     state: web::Data<AppState>,
     body: web::Json<SignupRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    enforce(state.limiter.hit("signup_ip", &client_ip(&req), state.settings.limits.signup_per_ip).await?)?;
+    let hashing = state.hasher.reserve().map_err(hash_error)?;
+    let ip = client_ip(&req);
+    enforce(state.limiter.apply(&[Check::count("signup_ip", &ip, state.settings.limits.signup_per_ip)]).await?)?;
     let body = body.into_inner();
     let email = Email::parse(&body.email)?;
     let display_name = DisplayName::parse(&body.display_name)?;
     let password = Password::parse(body.password)?;
-    let password_hash = state.hasher.hash(password.expose()).await.map_err(hash_error)?;
+    let password_hash = hashing.hash(password.expose()).await.map_err(hash_error)?;
     let new_user = NewUser {
         email: email.as_str(),
         display_name: display_name.as_str(),
@@ -104,17 +109,26 @@ pub async fn login(
     if email.len() > Email::MAX_BYTES || body.password.len() > Password::MAX_BYTES {
         return Err(ApiError::InvalidCredentials);
     }
-    enforce(state.limiter.hit("login_ip", &client_ip(&req), limits.login_per_ip).await?)?;
-    enforce(state.limiter.hit("login_account", &email, limits.login_per_account).await?)?;
-    enforce(state.limiter.check("login_failures", &email, limits.login_failures_per_account).await?)?;
+    let hashing = state.hasher.reserve().map_err(hash_error)?;
+    let ip = client_ip(&req);
+    enforce(
+        state
+            .limiter
+            .apply(&[
+                Check::count("login_ip", &ip, limits.login_per_ip),
+                Check::count("login_account", &email, limits.login_per_account),
+                Check::peek(LOGIN_FAILURES, &email, limits.login_failures_per_account),
+            ])
+            .await?,
+    )?;
 
     let found = users::find_credentials_by_email(&state.db, &email).await?;
     let phc = found.as_ref().map(|(_, phc)| phc.as_str());
-    let matched = state.hasher.verify(&body.password, phc).await.map_err(hash_error)?;
+    let matched = hashing.verify(&body.password, phc).await.map_err(hash_error)?;
     let user = match found {
         Some((user, _)) if matched => user,
         _ => {
-            state.limiter.hit("login_failures", &email, limits.login_failures_per_account).await?;
+            state.limiter.apply(&[Check::count(LOGIN_FAILURES, &email, limits.login_failures_per_account)]).await?;
             return Err(ApiError::InvalidCredentials);
         }
     };

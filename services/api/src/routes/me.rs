@@ -4,9 +4,10 @@ use actix_web::{HttpResponse, get, patch, web};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::auth::{enforce, hash_error};
+use super::auth::{LOGIN_FAILURES, enforce, hash_error};
 use super::{ErrorResponse, UserView};
 use crate::auth::current_user::CurrentUser;
+use crate::auth::rate_limit::Check;
 use crate::domain::{DisplayName, Password};
 use crate::error::ApiError;
 use crate::startup::AppState;
@@ -52,10 +53,10 @@ pub async fn update_me(
                 ApiError::invalid("current_password_required", "current_password is required to change the password")
             })?;
             let failures = state.settings.limits.login_failures_per_account;
-            enforce(state.limiter.check("login_failures", &user.email, failures).await?)?;
+            enforce(state.limiter.apply(&[Check::peek(LOGIN_FAILURES, &user.email, failures)]).await?)?;
             let phc = users::find_password_hash(&state.db, user.id).await?;
             if !state.hasher.verify(&current, phc.as_deref()).await.map_err(hash_error)? {
-                state.limiter.hit("login_failures", &user.email, failures).await?;
+                state.limiter.apply(&[Check::count(LOGIN_FAILURES, &user.email, failures)]).await?;
                 return Err(ApiError::Forbidden {
                     code: "wrong_current_password",
                     message: "current_password is incorrect",

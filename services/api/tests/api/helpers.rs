@@ -73,7 +73,7 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
 }
 
 /// A uuid-named database with every migration applied.
-async fn create_database() -> String {
+pub async fn create_database() -> String {
     let base = env("DATABASE_URL");
     let server = base.rsplit_once('/').map(|(s, _)| s).unwrap().to_owned();
     let name = format!("confab_test_{}", Uuid::new_v4().simple());

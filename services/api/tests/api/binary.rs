@@ -1,0 +1,96 @@
+//! The `confab-api` binary as an operator meets it: configuration errors name the variable,
+//! logs are JSON when asked, SIGTERM shuts down cleanly, and `admin create` reads stdin.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::helpers::create_database;
+
+const BIN: &str = env!("CARGO_BIN_EXE_confab-api");
+
+/// A clean environment with a valid configuration (and a fresh database) for the binary.
+async fn base_env(cmd: &mut Command) -> &mut Command {
+    let key = ed25519_dalek::SigningKey::from_bytes(&[3; 32]);
+    let pem = ed25519_dalek::pkcs8::EncodePrivateKey::to_pkcs8_pem(&key, Default::default()).unwrap();
+    cmd.env_clear()
+        .env("DATABASE_URL", create_database().await)
+        .env("REDIS_URL", std::env::var("REDIS_URL").expect("run with deploy/local/test"))
+        .env("CONFAB_JWT_KEY", pem.as_str())
+        .env("CONFAB_BIND", "127.0.0.1:0")
+}
+
+async fn failing_start(extra: &[(&str, &str)], remove: Option<&str>) -> String {
+    let mut cmd = Command::new(BIN);
+    base_env(&mut cmd).await.arg("serve");
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    if let Some(key) = remove {
+        cmd.env_remove(key);
+    }
+    let out = cmd.output().unwrap();
+    assert!(!out.status.success(), "started despite bad configuration");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[actix_web::test]
+async fn bad_configuration_stops_start_up_with_the_variable_named() {
+    assert!(failing_start(&[("CONFAB_LOG_FORMAT", "yaml")], None).await.contains("CONFAB_LOG_FORMAT"));
+    assert!(failing_start(&[("CONFAB_BINDD", "x")], None).await.contains("CONFAB_BINDD"));
+    assert!(failing_start(&[("CONFAB_HASH_WORKERS", "0")], None).await.contains("CONFAB_HASH_WORKERS"));
+    assert!(failing_start(&[("CONFAB_JWT_KEY", "not a key")], None).await.contains("CONFAB_JWT_KEY"));
+    assert!(failing_start(&[], Some("CONFAB_JWT_KEY")).await.contains("CONFAB_JWT_KEY"));
+    let stderr = failing_start(&[("DATABASE_URL", "mysql://u:hunter2@h/db")], None).await;
+    assert!(stderr.contains("DATABASE_URL") && !stderr.contains("hunter2"), "{stderr}");
+}
+
+#[actix_web::test]
+async fn serves_json_logs_and_shuts_down_cleanly_on_sigterm() {
+    let mut child = base_env(&mut Command::new(BIN))
+        .await
+        .env("CONFAB_LOG_FORMAT", "json")
+        .arg("serve")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let port = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|line| {
+            let event: serde_json::Value = serde_json::from_str(&line).expect("every log line is JSON");
+            (event["message"] == "confab-api listening").then(|| event["port"].as_u64().unwrap())
+        })
+        .expect("the listening line is logged");
+    let healthz = std::net::TcpStream::connect(("127.0.0.1", port as u16));
+    assert!(healthz.is_ok(), "listening on the logged port");
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    for _ in 0..100 {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "graceful shutdown exits 0, got {status}");
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.kill().unwrap();
+    panic!("still running 10 s after SIGTERM");
+}
+
+#[actix_web::test]
+async fn admin_create_reads_the_password_from_stdin() {
+    let email = format!("root-{}@example.org", uuid::Uuid::new_v4().simple());
+    let mut child = base_env(&mut Command::new(BIN))
+        .await
+        .args(["admin", "create", "--email", &email])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"a long admin password\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("created admin {email}")));
+}
