@@ -8,8 +8,8 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 LOCAL="$ROOT/.local"
-PG_PORT=${CONFAB_LOCAL_PG_PORT:-55432}
-REDIS_PORT=${CONFAB_LOCAL_REDIS_PORT:-56379}
+PG_PORT=${LOCAL_PG_PORT:-55432}
+REDIS_PORT=${LOCAL_REDIS_PORT:-56379}
 STARTED_PG=""
 STARTED_REDIS=""
 CHILDREN=()
@@ -31,6 +31,7 @@ ensure_packages() {
   if [ -z "${DATABASE_URL:-}" ] && [ -z "$(pg_bin)" ]; then missing+=(postgresql); fi
   if [ -z "${REDIS_URL:-}" ] && ! command -v redis-server >/dev/null; then missing+=(redis-server); fi
   command -v psql >/dev/null || missing+=(postgresql-client)
+  command -v curl >/dev/null || missing+=(curl)
   command -v cargo >/dev/null || { log "cargo is required (https://rustup.rs)"; exit 1; }
   if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
 }

@@ -30,9 +30,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "CONFAB_LOGIN_FAILURES_PER_ACCOUNT_HOUR",
     "CONFAB_SIGNUP_RATE_PER_IP",
     "CONFAB_REDIS_PREFIX",
-    "CONFAB_WEB_DIR",
     "CONFAB_DB_MAX_CONNECTIONS",
-    "CONFAB_API_URL",
 ];
 
 /// Conventional variables read without the `CONFAB_` prefix.
