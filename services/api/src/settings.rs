@@ -49,8 +49,6 @@ impl Default for RateLimits {
 pub struct Settings {
     /// Address the HTTP server binds (`host:port`; port 0 picks a free one).
     pub bind: String,
-    /// Base URL people use to reach the API and web client (invite links, tickets).
-    pub public_url: String,
     pub database_url: String,
     pub db_max_connections: u32,
     pub redis_url: String,
@@ -82,12 +80,10 @@ impl Settings {
             let max = src.number(key, default.max, 1, 1_000_000)?;
             Ok(Limit { max, ..default })
         };
-        let public_url = src.url("CONFAB_PUBLIC_URL", "http://127.0.0.1:8080", &["http", "https"])?;
         let hash_workers = src.number("CONFAB_HASH_WORKERS", default_hash_workers() as u64, 1, 256)? as usize;
         Ok(Self {
             bind: src.string("CONFAB_BIND", "127.0.0.1:8080"),
             jwt_issuer: src.string("CONFAB_JWT_ISSUER", "confab"),
-            public_url,
             database_url: src.url("DATABASE_URL", "", &["postgres", "postgresql"])?,
             db_max_connections: src.number("CONFAB_DB_MAX_CONNECTIONS", 20, 1, 1000)? as u32,
             redis_url: src.url("REDIS_URL", "", &["redis", "rediss"])?,

@@ -108,7 +108,7 @@ async fn unknown_email_costs_about_as_much_time_as_a_wrong_password() {
     app.signup(&email, PASSWORD).await;
     let mut known = Vec::new();
     let mut unknown = Vec::new();
-    for _ in 0..5 {
+    for _ in 0..15 {
         let t = std::time::Instant::now();
         app.login(&email, "wrong password!").await;
         known.push(t.elapsed());
@@ -118,9 +118,10 @@ async fn unknown_email_costs_about_as_much_time_as_a_wrong_password() {
     }
     known.sort();
     unknown.sort();
-    // A ratio within one run, never an absolute time: both must pay for one argon2 verification.
-    let ratio = unknown[2].as_secs_f64() / known[2].as_secs_f64();
-    assert!(ratio > 0.5, "unknown-user logins are suspiciously fast: ratio {ratio:.2}");
+    // A ratio of interleaved medians, never an absolute time. Both pay for one argon2
+    // verification; without the dummy hash the unknown-user path would be ~20× faster.
+    let ratio = unknown[7].as_secs_f64() / known[7].as_secs_f64();
+    assert!(ratio > 0.3, "unknown-user logins are suspiciously fast: ratio {ratio:.2}");
 }
 
 #[actix_web::test]

@@ -63,8 +63,10 @@ async fn serves_json_logs_and_shuts_down_cleanly_on_sigterm() {
             (event["message"] == "confab-api listening").then(|| event["port"].as_u64().unwrap())
         })
         .expect("the listening line is logged");
-    let healthz = std::net::TcpStream::connect(("127.0.0.1", port as u16));
-    assert!(healthz.is_ok(), "listening on the logged port");
+    // Once a request is served the server runs, and with it the SIGTERM handler.
+    let client = awc::Client::default();
+    let healthz = client.get(format!("http://127.0.0.1:{port}/healthz")).send().await.unwrap();
+    assert!(healthz.status().is_success());
     let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(killed.success());
     for _ in 0..100 {

@@ -49,7 +49,6 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
     let signing_key = SigningKey::from_bytes(&rand_bytes());
     let mut settings = Settings {
         bind: "127.0.0.1:0".into(),
-        public_url: "http://127.0.0.1:8080".into(),
         database_url,
         db_max_connections: 5,
         redis_url: env("REDIS_URL"),
