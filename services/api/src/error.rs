@@ -26,6 +26,9 @@ pub enum ApiError {
     Forbidden { code: &'static str, message: &'static str },
     #[error("not found")]
     NotFound,
+    /// A user named in the request (by email or id) has no account.
+    #[error("no such user")]
+    UnknownUser,
     #[error("{message}")]
     Conflict { code: &'static str, message: &'static str },
     #[error("too many attempts, retry later")]
@@ -52,6 +55,7 @@ impl ApiError {
             Self::InvalidCredentials => "invalid_credentials",
             Self::InvalidRefreshToken => "invalid_refresh_token",
             Self::NotFound => "not_found",
+            Self::UnknownUser => "user_not_found",
             Self::RateLimited { .. } => "rate_limited",
             Self::Overloaded => "overloaded",
             Self::Unavailable(_) => "unavailable",
@@ -66,7 +70,7 @@ impl ResponseError for ApiError {
             Self::Invalid { .. } => StatusCode::BAD_REQUEST,
             Self::Unauthorized | Self::InvalidCredentials | Self::InvalidRefreshToken => StatusCode::UNAUTHORIZED,
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
-            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::NotFound | Self::UnknownUser => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Overloaded | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod cli;
+pub mod control;
 pub mod domain;
 pub mod error;
 pub mod routes;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use confab_common::config::{ConfigError, Source};
+use confab_common::config::{ConfigError, Source, invalid};
 
 /// A fixed-window limit: at most `max` events per `window`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +49,10 @@ impl Default for RateLimits {
 pub struct Settings {
     /// Address the HTTP server binds (`host:port`; port 0 picks a free one).
     pub bind: String,
+    /// Base URL people use to reach the web client (invite links).
+    pub public_url: String,
+    /// WebSocket URLs of the gateways, handed out in turn with join tickets.
+    pub gateway_urls: Vec<String>,
     pub database_url: String,
     pub db_max_connections: u32,
     pub redis_url: String,
@@ -81,8 +85,22 @@ impl Settings {
             Ok(Limit { max, ..default })
         };
         let hash_workers = src.number("CONFAB_HASH_WORKERS", default_hash_workers() as u64, 1, 256)? as usize;
+        let gateway_urls: Vec<String> = src
+            .string("CONFAB_GATEWAY_URLS", "ws://127.0.0.1:8081/v1/signal,ws://127.0.0.1:8082/v1/signal")
+            .split(',')
+            .map(|u| u.trim().to_owned())
+            .collect();
+        if gateway_urls.iter().any(|u| !(u.starts_with("ws://") || u.starts_with("wss://"))) {
+            return Err(invalid(
+                "CONFAB_GATEWAY_URLS",
+                &gateway_urls.join(","),
+                "a comma-separated list of ws:// or wss:// URLs",
+            ));
+        }
         Ok(Self {
             bind: src.string("CONFAB_BIND", "127.0.0.1:8080"),
+            public_url: src.url("CONFAB_PUBLIC_URL", "http://127.0.0.1:8080", &["http", "https"])?,
+            gateway_urls,
             jwt_issuer: src.string("CONFAB_JWT_ISSUER", "confab"),
             database_url: src.url("DATABASE_URL", "", &["postgres", "postgresql"])?,
             db_max_connections: src.number("CONFAB_DB_MAX_CONNECTIONS", 20, 1, 1000)? as u32,

@@ -3,6 +3,7 @@
 //! until SIGTERM/SIGINT, finishing in-flight requests first.
 
 use std::net::TcpListener;
+use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use actix_web::dev::Server;
@@ -20,6 +21,7 @@ use utoipa_actix_web::AppExt;
 use crate::auth::hashing::PasswordHasher;
 use crate::auth::rate_limit::RateLimiter;
 use crate::auth::tokens::AccessTokens;
+use crate::control::ControlBus;
 use crate::routes;
 use crate::settings::Settings;
 
@@ -30,6 +32,9 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub struct AppState {
     pub db: PgPool,
     pub redis: ConnectionManager,
+    pub control: ControlBus,
+    /// Round-robin position in `settings.gateway_urls` for join tickets.
+    pub next_gateway: AtomicUsize,
     pub hasher: PasswordHasher,
     pub access_tokens: AccessTokens,
     pub limiter: RateLimiter,
@@ -58,6 +63,8 @@ impl Application {
         let state = web::Data::new(AppState {
             db: db_pool(&settings)?,
             limiter: RateLimiter::new(redis.clone(), &settings.redis_prefix),
+            control: ControlBus::new(redis.clone(), &settings.redis_prefix),
+            next_gateway: AtomicUsize::new(0),
             redis,
             hasher: PasswordHasher::new(settings.hash_workers, settings.hash_queue),
             access_tokens: AccessTokens::new(keys, &settings.jwt_issuer, settings.access_token_ttl),
@@ -121,6 +128,34 @@ fn app(
         .service(routes::auth::logout)
         .service(routes::me::get_me)
         .service(routes::me::update_me)
+        .service(routes::rooms::create_room)
+        .service(routes::rooms::list_rooms)
+        .service(routes::rooms::get_room)
+        .service(routes::rooms::update_room)
+        .service(routes::rooms::delete_room)
+        .service(routes::members::list_members)
+        .service(routes::members::add_member)
+        .service(routes::members::update_member)
+        .service(routes::members::remove_member)
+        .service(routes::members::ban_user)
+        .service(routes::members::unban_user)
+        .service(routes::invites::create_invite)
+        .service(routes::invites::list_invites)
+        .service(routes::invites::revoke_invite)
+        .service(routes::invites::accept_invite)
+        .service(routes::join::join_room)
+        .service(routes::join::list_participants)
+        .service(routes::admin::users::list_users)
+        .service(routes::admin::users::get_user)
+        .service(routes::admin::users::update_user)
+        .service(routes::admin::users::delete_user)
+        .service(routes::admin::rooms::list_all_rooms)
+        .service(routes::admin::rooms::delete_any_room)
+        .service(routes::admin::rooms::room_participants)
+        .service(routes::admin::rooms::kick_participant)
+        .service(routes::admin::audit::audit_log)
+        .service(routes::admin::audit::stats)
+        .service(routes::admin::audit::list_recordings)
         .service(routes::jwks::jwks)
         .service(routes::health::healthz)
         .service(routes::health::readyz)

@@ -7,7 +7,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::middleware::Next;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpMessage, HttpResponse, web};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde::Serialize;
 
@@ -81,16 +81,26 @@ pub async fn metrics(handle: web::Data<PrometheusHandle>) -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(handle.render())
 }
 
-/// Middleware: counts requests and records latency by route pattern and status, and writes one
-/// access-log line per request. The route is the matched pattern (`/v1/rooms/{id}`), never the
-/// raw path or query, so labels stay bounded and secrets in query strings stay out of logs.
+/// The id of one request: in the access log, the `X-Request-Id` response header and the audit log.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// Middleware: gives each request an id, counts requests and records latency by route pattern
+/// and status, and writes one access-log line per request. The route is the matched pattern
+/// (`/v1/rooms/{id}`), never the raw path or query, so labels stay bounded and secrets in query
+/// strings stay out of logs.
 pub async fn observe(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
     let method = req.method().to_string();
-    let res = next.call(req).await?;
+    let request_id = uuid::Uuid::new_v4().simple().to_string();
+    req.extensions_mut().insert(RequestId(request_id.clone()));
+    let mut res = next.call(req).await?;
+    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&request_id) {
+        res.headers_mut().insert(actix_web::http::header::HeaderName::from_static("x-request-id"), value);
+    }
     let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
     let status = res.status().as_u16();
     let elapsed = started.elapsed();
@@ -100,9 +110,9 @@ pub async fn observe(
     let duration_ms = elapsed.as_secs_f64() * 1000.0;
     // 503 is deliberate load shedding or a dependency outage, counted in metrics; not an error.
     if status >= 500 && status != 503 {
-        tracing::error!(http.method = %method, http.route = %route, http.status = status, duration_ms, "request");
+        tracing::error!(http.method = %method, http.route = %route, http.status = status, duration_ms, request.id = %request_id, "request");
     } else {
-        tracing::info!(http.method = %method, http.route = %route, http.status = status, duration_ms, "request");
+        tracing::info!(http.method = %method, http.route = %route, http.status = status, duration_ms, request.id = %request_id, "request");
     }
     Ok(res)
 }

@@ -1,7 +1,9 @@
-//! Authentication: password hashing on a bounded pool, access and refresh tokens, abuse limits,
-//! and the extractor that turns a bearer token into the current user.
+//! Authentication and authorization: password hashing on a bounded pool, access and refresh
+//! tokens, abuse limits, the current user and admin extractors, and room access rules.
 
+pub mod admin;
 pub mod current_user;
 pub mod hashing;
 pub mod rate_limit;
+pub mod room_access;
 pub mod tokens;

@@ -1,4 +1,5 @@
-//! Access tokens (short-lived EdDSA JWTs) and refresh tokens (opaque random secrets).
+//! Access tokens and join tickets (short-lived EdDSA JWTs) and opaque random secrets
+//! (refresh and invite tokens).
 
 use std::time::Duration;
 
@@ -70,14 +71,15 @@ impl AccessTokens {
     }
 }
 
-/// A fresh refresh token: 256 random bits, base64url. Only its hash is stored.
-pub fn new_refresh_token() -> String {
+/// A fresh opaque secret (refresh tokens, invite tokens): 256 random bits, base64url.
+/// Only its hash is stored.
+pub fn new_secret() -> String {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).expect("the OS random source is available");
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// The stored form of a refresh token.
-pub fn hash_refresh_token(token: &str) -> Vec<u8> {
+/// The stored form of a secret from [`new_secret`].
+pub fn hash_secret(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }

@@ -1,7 +1,11 @@
-//! Validated request values and the user model: parsing happens here, once, with no IO.
+//! Validated request values and the models of users and rooms: parsing happens here, once,
+//! with no IO.
 
 mod credentials;
+pub mod page;
+mod room;
 mod user;
 
 pub use credentials::{DisplayName, Email, Password};
+pub use room::{MaxParticipants, Room, RoomId, RoomName, RoomRole};
 pub use user::{Role, User, UserId};

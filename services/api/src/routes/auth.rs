@@ -10,7 +10,7 @@ use super::{ErrorResponse, UserView};
 use crate::auth::current_user::CurrentUser;
 use crate::auth::hashing::HashError;
 use crate::auth::rate_limit::{Check, Decision};
-use crate::auth::tokens::{hash_refresh_token, new_refresh_token};
+use crate::auth::tokens::{hash_secret, new_secret};
 use crate::domain::{DisplayName, Email, Password, Role, User};
 use crate::error::{ApiError, is_unique_violation};
 use crate::startup::AppState;
@@ -154,7 +154,7 @@ pub async fn refresh(state: web::Data<AppState>, body: web::Json<RefreshRequest>
     if body.refresh_token.len() > 128 {
         return Err(ApiError::InvalidRefreshToken);
     }
-    let token_hash = hash_refresh_token(&body.refresh_token);
+    let token_hash = hash_secret(&body.refresh_token);
     let mut tx = state.db.begin().await?;
     match refresh_tokens::rotate_refresh_token(&mut tx, &token_hash).await? {
         Rotation::Rotated { family_id, user_id, expires_at } => {
@@ -206,8 +206,8 @@ async fn start_session(
     expires_at: DateTime<Utc>,
 ) -> Result<TokenResponse, ApiError> {
     let access_token = state.access_tokens.issue(&user).map_err(|e| ApiError::Internal(e.into()))?;
-    let refresh_token = new_refresh_token();
-    refresh_tokens::insert_refresh_token(&mut *tx, &hash_refresh_token(&refresh_token), family_id, user.id, expires_at)
+    let refresh_token = new_secret();
+    refresh_tokens::insert_refresh_token(&mut *tx, &hash_secret(&refresh_token), family_id, user.id, expires_at)
         .await?;
     Ok(TokenResponse {
         access_token,

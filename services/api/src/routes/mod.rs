@@ -1,16 +1,43 @@
 //! HTTP handlers, one file per resource. Handlers parse, authorize, call the store and map the
 //! result; they hold no business rules of their own beyond the flow of one request.
 
+pub mod admin;
 pub mod auth;
 pub mod health;
+pub mod invites;
+pub mod join;
 pub mod jwks;
 pub mod me;
+pub mod members;
+pub mod rooms;
 
+use actix_web::{HttpMessage, HttpRequest};
 use chrono::{DateTime, Utc};
+use confab_common::http::RequestId;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::domain::{Role, User, UserId};
+use crate::domain::{Role, RoomId, User, UserId};
+use crate::error::ApiError;
+use crate::store::audit::{AuditEntry, insert_audit};
+
+/// Appends to the audit log inside the caller's transaction, so the action and its record
+/// commit together or not at all.
+pub async fn audit(
+    tx: &mut sqlx::PgConnection,
+    req: &HttpRequest,
+    actor: UserId,
+    action: &str,
+    room: Option<RoomId>,
+    target_user: Option<UserId>,
+    details: serde_json::Value,
+) -> Result<(), ApiError> {
+    let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
+    let details = if details.is_null() { serde_json::json!({}) } else { details };
+    let entry = AuditEntry { actor, action, room, target_user, request_id: &request_id, details };
+    insert_audit(tx, &entry).await?;
+    Ok(())
+}
 
 /// The error body every endpoint uses.
 #[derive(Serialize, ToSchema)]

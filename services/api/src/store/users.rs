@@ -2,6 +2,7 @@
 
 use sqlx::PgExecutor;
 
+use crate::domain::page::Page;
 use crate::domain::{Role, User, UserId};
 
 /// The columns of [`User`], as a macro so queries stay `&'static str` (sqlx refuses built strings).
@@ -103,4 +104,60 @@ pub async fn promote_to_admin(db: impl PgExecutor<'_>, email: &str) -> Result<bo
         .execute(db)
         .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// Users whose email or display name contains `search` (case-insensitive), newest first.
+pub async fn search_users(
+    db: impl PgExecutor<'_>,
+    search: Option<&str>,
+    page: &Page,
+) -> Result<Vec<User>, sqlx::Error> {
+    let pattern = search.map(|s| format!("%{}%", s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")));
+    let (at, id) = page.after.map(|c| (Some(c.created_at), Some(c.id))).unwrap_or_default();
+    sqlx::query_as(concat!(
+        "select ",
+        user_columns!(),
+        " from users
+         where ($1::text is null or email ilike $1 or display_name ilike $1)
+           and ($2::timestamptz is null or (created_at, id) < ($2, $3))
+         order by created_at desc, id desc limit $4"
+    ))
+    .bind(pattern)
+    .bind(at)
+    .bind(id)
+    .bind(page.fetch_limit())
+    .fetch_all(db)
+    .await
+}
+
+pub async fn set_role(db: impl PgExecutor<'_>, id: UserId, role: Role) -> Result<(), sqlx::Error> {
+    sqlx::query("update users set role = $2, updated_at = now() where id = $1")
+        .bind(id)
+        .bind(role)
+        .execute(db)
+        .await
+        .map(drop)
+}
+
+/// Disables (ending every session) or re-enables an account.
+pub async fn set_disabled(db: impl PgExecutor<'_>, id: UserId, disabled: bool) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "update users set disabled_at = case when $2 then coalesce(disabled_at, now()) end,
+         token_version = token_version + case when $2 then 1 else 0 end, updated_at = now() where id = $1",
+    )
+    .bind(id)
+    .bind(disabled)
+    .execute(db)
+    .await
+    .map(drop)
+}
+
+/// Deletes the account; rooms it owns, its memberships and tokens go with it.
+pub async fn delete_user(db: impl PgExecutor<'_>, id: UserId) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("delete from users where id = $1").bind(id).execute(db).await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn count_users(db: impl PgExecutor<'_>) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("select count(*) from users").fetch_one(db).await
 }

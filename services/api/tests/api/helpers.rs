@@ -49,6 +49,8 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
     let signing_key = SigningKey::from_bytes(&rand_bytes());
     let mut settings = Settings {
         bind: "127.0.0.1:0".into(),
+        public_url: "http://confab.test".into(),
+        gateway_urls: vec!["ws://gw1.test/v1/signal".into(), "ws://gw2.test/v1/signal".into()],
         database_url,
         db_max_connections: 5,
         redis_url: env("REDIS_URL"),
@@ -141,6 +143,29 @@ impl TestApp {
 
     pub async fn refresh(&self, refresh_token: &str) -> Reply {
         self.post("/v1/auth/refresh", None, json!({"refresh_token": refresh_token})).await
+    }
+
+    /// Records a live participant the way a gateway does.
+    pub async fn put_presence(&self, room: Uuid, peer_id: &str, user: Uuid) {
+        let mut redis = redis::Client::open(self.settings.redis_url.as_str())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        let presence = json!({
+            "peer_id": peer_id, "user_id": user, "display_name": "Tess", "role": "member",
+            "instance_id": "gw-test", "joined_at": chrono::Utc::now(),
+        });
+        let key = format!("{}:room:{room}:peers", self.settings.redis_prefix);
+        let _: () = redis::AsyncCommands::hset(&mut redis, key, peer_id, presence.to_string()).await.unwrap();
+    }
+
+    /// A new access token for an existing user, without a password (a second device).
+    pub async fn fresh_token_for(&self, user: Uuid) -> String {
+        let email: String =
+            sqlx::query_scalar("select email from users where id = $1").bind(user).fetch_one(&self.db).await.unwrap();
+        let login = self.login(&email, PASSWORD).await;
+        login.body["access_token"].as_str().expect("the caller can log in").to_owned()
     }
 
     /// Signs up a fresh user and logs in: (email, login reply body).

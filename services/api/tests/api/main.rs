@@ -2,6 +2,7 @@
 //! database and Redis key prefix, and talks to a real server over HTTP.
 
 mod auth;
+mod authz;
 mod binary;
 mod helpers;
 mod hostile_input;

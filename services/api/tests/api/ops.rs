@@ -1,43 +1,27 @@
 //! Health, readiness, metrics, the JWKS and the OpenAPI document.
 
-use std::collections::BTreeSet;
-
 use awc::http::StatusCode;
 
 use crate::helpers::{spawn_app, spawn_app_with};
 
-/// Every route the API serves. A route added to the server but not to the OpenAPI document (or
-/// to this list) fails `every_route_is_served_and_documented`.
-const ROUTES: &[(&str, &str)] = &[
-    ("get", "/.well-known/jwks.json"),
-    ("get", "/healthz"),
-    ("get", "/metrics"),
-    ("get", "/readyz"),
-    ("get", "/v1/me"),
-    ("patch", "/v1/me"),
-    ("post", "/v1/auth/login"),
-    ("post", "/v1/auth/logout"),
-    ("post", "/v1/auth/refresh"),
-    ("post", "/v1/auth/signup"),
-];
-
 #[actix_web::test]
-async fn every_route_is_served_and_documented() {
+async fn the_openapi_document_is_3_1_and_the_router_serves_every_route_in_it() {
     let app = spawn_app().await;
     let doc = app.get("/openapi.json", None).await;
     assert_eq!(doc.status, StatusCode::OK);
     assert!(doc.body["openapi"].as_str().unwrap().starts_with("3.1"));
-    let documented: BTreeSet<(String, String)> = doc.body["paths"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .flat_map(|(path, item)| item.as_object().unwrap().keys().map(move |m| (m.clone(), path.clone())))
-        .collect();
-    let expected: BTreeSet<(String, String)> = ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
-    assert_eq!(documented, expected);
-    for (method, path) in ROUTES {
-        let reply = app.send_raw(&method.to_uppercase(), path, None, "{}").await;
-        assert_ne!(reply.code(), "not_found", "{method} {path} is documented but not served");
+    let mut expected = Vec::new();
+    for (path, item) in doc.body["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            let concrete = path.replace('{', "x").replace('}', "");
+            app.send_raw(&method.to_uppercase(), &concrete, None, "{}").await;
+            expected.push(format!(r#"method="{}",route="{path}""#, method.to_uppercase()));
+        }
+    }
+    // The metrics label a request with the route pattern that matched it ("unmatched" if none).
+    let metrics = String::from_utf8(app.get("/metrics", None).await.raw).unwrap();
+    for label in expected {
+        assert!(metrics.contains(&label), "documented but not routed: {label}");
     }
 }
 

@@ -1,0 +1,119 @@
+//! The audit log, site statistics, and the recordings list.
+
+use actix_web::{HttpResponse, get, web};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::admin::Admin;
+use crate::domain::page::{DEFAULT_LIMIT, MAX_LIMIT};
+use crate::domain::{RoomId, UserId};
+use crate::error::ApiError;
+use crate::routes::ErrorResponse;
+use crate::startup::AppState;
+use crate::store::audit::{self, AuditRecord};
+use crate::store::{rooms, users};
+
+#[derive(Deserialize, IntoParams)]
+pub struct AuditQuery {
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AuditView {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub actor_id: Option<UserId>,
+    pub action: String,
+    pub room_id: Option<RoomId>,
+    pub target_user_id: Option<UserId>,
+    pub request_id: String,
+    pub details: serde_json::Value,
+}
+
+impl From<AuditRecord> for AuditView {
+    fn from(r: AuditRecord) -> Self {
+        Self {
+            id: r.id,
+            at: r.at,
+            actor_id: r.actor_id,
+            action: r.action,
+            room_id: r.room_id,
+            target_user_id: r.target_user_id,
+            request_id: r.request_id,
+            details: r.details,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AuditList {
+    pub entries: Vec<AuditView>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Stats {
+    pub users: i64,
+    pub rooms: i64,
+    /// Rooms with a call going on now.
+    pub live_calls: u64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RecordingList {
+    pub recordings: Vec<serde_json::Value>,
+    pub next_cursor: Option<String>,
+}
+
+/// The audit log, newest first.
+#[utoipa::path(tag = "admin", security(("bearer" = [])), params(AuditQuery), responses(
+    (status = 200, body = AuditList), (status = 400, body = ErrorResponse), (status = 403, body = ErrorResponse),
+))]
+#[get("/v1/admin/audit-log")]
+pub async fn audit_log(
+    state: web::Data<AppState>,
+    _admin: Admin,
+    query: web::Query<AuditQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::invalid("invalid_limit", format!("limit must be between 1 and {MAX_LIMIT}")));
+    }
+    let before = match query.cursor.as_deref() {
+        None => None,
+        Some(raw) => Some(
+            raw.parse::<i64>()
+                .map_err(|_| ApiError::invalid("invalid_cursor", "cursor is not one this server issued"))?,
+        ),
+    };
+    let mut rows = audit::list_audit(&state.db, before, limit + 1).await?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let next_cursor = if more { rows.last().map(|r| r.id.to_string()) } else { None };
+    Ok(HttpResponse::Ok().json(AuditList { entries: rows.into_iter().map(Into::into).collect(), next_cursor }))
+}
+
+/// Counts of users, rooms and live calls.
+#[utoipa::path(tag = "admin", security(("bearer" = [])), responses(
+    (status = 200, body = Stats), (status = 403, body = ErrorResponse), (status = 503, body = ErrorResponse),
+))]
+#[get("/v1/admin/stats")]
+pub async fn stats(state: web::Data<AppState>, _admin: Admin) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(Stats {
+        users: users::count_users(&state.db).await?,
+        rooms: rooms::count_rooms(&state.db).await?,
+        live_calls: state.control.live_calls().await?,
+    }))
+}
+
+/// Every recording. Recording lands with the recorder; until then the list is always empty.
+#[utoipa::path(tag = "admin", security(("bearer" = [])), responses(
+    (status = 200, body = RecordingList), (status = 403, body = ErrorResponse),
+))]
+#[get("/v1/admin/recordings")]
+pub async fn list_recordings(_admin: Admin) -> HttpResponse {
+    HttpResponse::Ok().json(RecordingList { recordings: Vec::new(), next_cursor: None })
+}

@@ -1,0 +1,6 @@
+//! The administration surface (role `admin`, read from the database on every request): users,
+//! rooms, live participants, recordings, the audit log and statistics. Every change is audited.
+
+pub mod audit;
+pub mod rooms;
+pub mod users;

@@ -1,0 +1,172 @@
+//! Rooms: create, list mine, read, change, delete.
+
+use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{ErrorResponse, audit};
+use crate::auth::current_user::CurrentUser;
+use crate::auth::room_access::RoomAccess;
+use crate::control::Control;
+use crate::domain::page::{Cursor, Page, PageQuery};
+use crate::domain::{MaxParticipants, Room, RoomId, RoomName, RoomRole, UserId};
+use crate::error::ApiError;
+use crate::startup::AppState;
+use crate::store::rooms;
+
+#[derive(Deserialize, ToSchema)]
+pub struct CreateRoomRequest {
+    pub name: String,
+    /// 2–50, default 8.
+    pub max_participants: Option<i64>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct UpdateRoomRequest {
+    pub name: Option<String>,
+    pub max_participants: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RoomView {
+    pub id: RoomId,
+    pub name: String,
+    pub owner_id: UserId,
+    pub max_participants: i32,
+    pub created_at: DateTime<Utc>,
+    /// The caller's role; absent for an admin who is not a member.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub my_role: Option<RoomRole>,
+}
+
+impl RoomView {
+    pub fn new(room: Room, my_role: Option<RoomRole>) -> Self {
+        Self {
+            id: room.id,
+            name: room.name,
+            owner_id: room.owner_id,
+            max_participants: room.max_participants,
+            created_at: room.created_at,
+            my_role,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RoomList {
+    pub rooms: Vec<RoomView>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+pub fn room_cursor(room: &Room) -> Cursor {
+    Cursor { created_at: room.created_at, id: room.id.0 }
+}
+
+/// Create a private room; the caller becomes its owner.
+#[utoipa::path(tag = "rooms", security(("bearer" = [])), request_body = CreateRoomRequest, responses(
+    (status = 201, body = RoomView), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
+))]
+#[post("/v1/rooms")]
+pub async fn create_room(
+    state: web::Data<AppState>,
+    CurrentUser(user): CurrentUser,
+    body: web::Json<CreateRoomRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let name = RoomName::parse(&body.name)?;
+    let max = MaxParticipants::parse(body.max_participants.unwrap_or(MaxParticipants::DEFAULT.into()))?;
+    let mut tx = state.db.begin().await?;
+    let room = rooms::insert_room(&mut tx, user.id, name.as_str(), max.get()).await?;
+    tx.commit().await?;
+    tracing::info!(room.id = %room.id, user.id = %user.id, "room created");
+    Ok(HttpResponse::Created().json(RoomView::new(room, Some(RoomRole::Owner))))
+}
+
+/// Rooms I own or belong to, newest first.
+#[utoipa::path(tag = "rooms", security(("bearer" = [])), params(PageQuery), responses(
+    (status = 200, body = RoomList), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
+))]
+#[get("/v1/rooms")]
+pub async fn list_rooms(
+    state: web::Data<AppState>,
+    CurrentUser(user): CurrentUser,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = Page::parse(&query)?;
+    let rows = rooms::list_rooms_of_user(&state.db, user.id, &page).await?;
+    let (rows, next_cursor) = page.finish(rows, |(room, _)| room_cursor(room));
+    let rooms = rows.into_iter().map(|(room, role)| RoomView::new(room, Some(role))).collect();
+    Ok(HttpResponse::Ok().json(RoomList { rooms, next_cursor }))
+}
+
+/// One room (members and admins; 404 for everyone else).
+#[utoipa::path(tag = "rooms", security(("bearer" = [])), responses(
+    (status = 200, body = RoomView), (status = 401, body = ErrorResponse), (status = 404, body = ErrorResponse),
+))]
+#[get("/v1/rooms/{id}")]
+pub async fn get_room(
+    state: web::Data<AppState>,
+    CurrentUser(user): CurrentUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let access = RoomAccess::load(&state, &user, &path).await?;
+    Ok(HttpResponse::Ok().json(RoomView::new(access.room, access.role)))
+}
+
+/// Rename a room or change its capacity (owner, moderators, admins).
+#[utoipa::path(tag = "rooms", security(("bearer" = [])), request_body = UpdateRoomRequest, responses(
+    (status = 200, body = RoomView), (status = 400, body = ErrorResponse), (status = 403, body = ErrorResponse),
+    (status = 404, body = ErrorResponse),
+))]
+#[patch("/v1/rooms/{id}")]
+pub async fn update_room(
+    state: web::Data<AppState>,
+    CurrentUser(user): CurrentUser,
+    path: web::Path<String>,
+    body: web::Json<UpdateRoomRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let access = RoomAccess::load(&state, &user, &path).await?;
+    access.require_manager()?;
+    let name = body.name.as_deref().map(RoomName::parse).transpose()?;
+    let max = body.max_participants.map(MaxParticipants::parse).transpose()?;
+    let room = rooms::update_room(&state.db, access.room.id, name.as_ref().map(RoomName::as_str), max.map(|m| m.get()))
+        .await?;
+    Ok(HttpResponse::Ok().json(RoomView::new(room, access.role)))
+}
+
+/// Delete a room (owner, admins): its members, bans and invites go with it, and its live call
+/// ends. Its recordings are kept (see docs/architecture.md).
+#[utoipa::path(tag = "rooms", security(("bearer" = [])), responses(
+    (status = 204), (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse),
+))]
+#[delete("/v1/rooms/{id}")]
+pub async fn delete_room(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    CurrentUser(user): CurrentUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let access = RoomAccess::load(&state, &user, &path).await?;
+    access.require_owner()?;
+    remove_room(&state, &req, &user.id, access.room.id, "room.delete").await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Deletes a room, audits it, and tells every gateway to end its call.
+pub async fn remove_room(
+    state: &AppState,
+    req: &HttpRequest,
+    actor: &UserId,
+    room_id: RoomId,
+    action: &str,
+) -> Result<(), ApiError> {
+    let mut tx = state.db.begin().await?;
+    if !rooms::delete_room(&mut *tx, room_id).await? {
+        return Err(ApiError::NotFound);
+    }
+    audit(&mut tx, req, *actor, action, Some(room_id), None, serde_json::Value::Null).await?;
+    tx.commit().await?;
+    state.control.send(&Control::CloseRoom { room_id }).await;
+    Ok(())
+}

@@ -1,0 +1,12 @@
+//! Join tickets: the short-lived, single-use EdDSA JWTs that let one member into one room's
+//! call. The API issues them; the gateway and the recorder verify them with this crate using
+//! only the API's public keys (JWKS, fetched over HTTP and cached) and Redis (single use), never
+//! the database.
+
+mod claims;
+mod jwks;
+mod verifier;
+
+pub use claims::{MAX_TICKET_TTL_SECS, TICKET_AUDIENCE, TicketClaims};
+pub use jwks::JwksCache;
+pub use verifier::{TicketError, TicketVerifier};
