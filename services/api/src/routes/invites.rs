@@ -182,7 +182,7 @@ pub async fn accept_invite(
     }
     let token_hash = hash_secret(&path);
     let mut tx = state.db.begin().await?;
-    let room_id = invites::find_live_invite_room(&mut *tx, &token_hash).await?.ok_or(ApiError::NotFound)?;
+    let room_id = invites::find_invite_room(&mut *tx, &token_hash).await?.ok_or(ApiError::NotFound)?;
     if members::is_banned(&mut *tx, room_id, user.id).await? {
         return Err(ApiError::NotFound);
     }

@@ -65,15 +65,9 @@ pub async fn revoke_invite(db: impl PgExecutor<'_>, room_id: RoomId, invite_id: 
     Ok(done.rows_affected() == 1)
 }
 
-/// The room a live (unexpired, unrevoked, not exhausted) token opens, without using it.
-pub async fn find_live_invite_room(db: impl PgExecutor<'_>, token_hash: &[u8]) -> Result<Option<RoomId>, sqlx::Error> {
-    sqlx::query_scalar(
-        "select room_id from invites
-         where token_hash = $1 and revoked_at is null and expires_at > now() and uses < max_uses",
-    )
-    .bind(token_hash)
-    .fetch_optional(db)
-    .await
+/// The room a token was made for, whatever state the invite is in.
+pub async fn find_invite_room(db: impl PgExecutor<'_>, token_hash: &[u8]) -> Result<Option<RoomId>, sqlx::Error> {
+    sqlx::query_scalar("select room_id from invites where token_hash = $1").bind(token_hash).fetch_optional(db).await
 }
 
 /// Uses the token once if it is still live. The row lock serializes concurrent accepts, so a

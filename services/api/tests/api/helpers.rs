@@ -22,6 +22,23 @@ pub struct TestApp {
     client: awc::Client,
 }
 
+/// Messages published to the gateways' control channel.
+pub struct ControlListener {
+    pubsub: redis::aio::PubSub,
+}
+
+impl ControlListener {
+    /// The next control message, as JSON (fails after 5 s).
+    pub async fn next(&mut self) -> Value {
+        use futures_util::StreamExt;
+        let message = tokio::time::timeout(Duration::from_secs(5), self.pubsub.on_message().next())
+            .await
+            .expect("a control message within 5 s")
+            .unwrap();
+        serde_json::from_str(&message.get_payload::<String>().unwrap()).unwrap()
+    }
+}
+
 /// A response reduced to what tests look at.
 pub struct Reply {
     pub status: StatusCode,
@@ -158,6 +175,21 @@ impl TestApp {
         });
         let key = format!("{}:room:{room}:peers", self.settings.redis_prefix);
         let _: () = redis::AsyncCommands::hset(&mut redis, key, peer_id, presence.to_string()).await.unwrap();
+    }
+
+    /// Listens on the control channel the gateways subscribe to.
+    pub async fn control_listener(&self) -> ControlListener {
+        let client = redis::Client::open(self.settings.redis_url.as_str()).unwrap();
+        let mut pubsub = client.get_async_pubsub().await.unwrap();
+        pubsub.subscribe(format!("{}:control", self.settings.redis_prefix)).await.unwrap();
+        ControlListener { pubsub }
+    }
+
+    /// Creates a room as `token`'s user; returns its id.
+    pub async fn create_room(&self, token: &str, name: &str) -> String {
+        let reply = self.post("/v1/rooms", Some(token), json!({"name": name})).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        reply.body["id"].as_str().unwrap().to_owned()
     }
 
     /// A new access token for an existing user, without a password (a second device).

@@ -1,12 +1,17 @@
 //! Integration tests of `confab-api` against real Postgres and Redis: each test gets its own
 //! database and Redis key prefix, and talks to a real server over HTTP.
 
+mod admin;
 mod auth;
 mod authz;
 mod binary;
 mod helpers;
 mod hostile_input;
+mod invites;
+mod join;
 mod jwt_attacks;
 mod me;
+mod members;
 mod ops;
 mod refresh;
+mod rooms;
