@@ -7,6 +7,10 @@
 //!    capacity from a separate thread: p99 against phase 3, the flood's 200/503 split, and the
 //!    API's peak resident memory.
 //!
+//! 5. `GET /v1/rooms/{id}` and 6. `POST /v1/rooms/{id}/join`, closed loop, with the API's CPU
+//!    time per request.
+//! 7. The cost of one access-token verification, measured in this process with the API's keys.
+//!
 //! All traffic goes to the given API address on this machine; every phase is bounded in time.
 
 use std::rc::Rc;
@@ -34,6 +38,15 @@ struct Args {
     /// Multiple of the measured login capacity offered during the flood.
     #[arg(long, default_value_t = 10.0)]
     flood_factor: f64,
+    /// Run only one group of phases.
+    #[arg(long, value_enum)]
+    only: Option<Scenario>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Scenario {
+    Accounts,
+    Rooms,
 }
 
 const PASSWORD: &str = "benchmark password 123";
@@ -44,13 +57,24 @@ async fn main() -> anyhow::Result<()> {
     let client = Rc::new(Client::builder().timeout(Duration::from_secs(30)).finish());
     let email = format!("bench-{}@example.org", std::process::id());
     let token = login_token(&client, &args.api, &email).await?;
-    let phase = Duration::from_secs(args.seconds);
+    if args.only != Some(Scenario::Rooms) {
+        accounts(&args, &client, &email, &token).await?;
+    }
+    if args.only != Some(Scenario::Accounts) {
+        rooms(&args, &client, &token).await?;
+    }
+    Ok(())
+}
 
+/// Phases 1–4: `GET /v1/me`, logins, and `GET /v1/me` under a login flood.
+async fn accounts(args: &Args, client: &Rc<Client>, email: &str, token: &str) -> anyhow::Result<()> {
+    let phase = Duration::from_secs(args.seconds);
     let rss_before = args.api_pid.and_then(rss_kib);
-    let max = me_load(&client, &args.api, &token, args.concurrency, phase).await;
+    let me_url = format!("{}/v1/me", args.api);
+    let max = closed_loop(client, "GET", &me_url, token, args.concurrency, phase).await;
     println!("GET /v1/me closed loop {}", max.summary(phase));
 
-    let logins = login_load(&client, &args.api, &email, 8, phase).await;
+    let logins = login_load(client, &args.api, email, 8, phase).await;
     let capacity = logins.ok as f64 / phase.as_secs_f64();
     println!("POST /v1/auth/login    {capacity:.1} logins/s ({} ok, {} refused 503)", logins.ok, logins.overloaded);
     if capacity < 0.5 {
@@ -58,11 +82,11 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let me_rate = max.0.len() as f64 / phase.as_secs_f64() / 4.0;
-    let unloaded = me_at_rate(client.clone(), &args.api, &token, me_rate, phase).await;
+    let unloaded = me_at_rate(client.clone(), &args.api, token, me_rate, phase).await;
     println!("GET /v1/me at {me_rate:.0}/s   {}", unloaded.summary(phase));
 
     let rate = capacity * args.flood_factor;
-    let (api, flood_email) = (args.api.clone(), email.clone());
+    let (api, flood_email) = (args.api.clone(), email.to_owned());
     let flood = std::thread::spawn(move || {
         actix_web::rt::System::new().block_on(async move {
             let client = Rc::new(Client::builder().timeout(Duration::from_secs(30)).finish());
@@ -70,7 +94,7 @@ async fn main() -> anyhow::Result<()> {
         })
     });
     let sampler = actix_web::rt::spawn(sample_rss(args.api_pid, phase));
-    let loaded = me_at_rate(client.clone(), &args.api, &token, me_rate, phase).await;
+    let loaded = me_at_rate(client.clone(), &args.api, token, me_rate, phase).await;
     let flood = flood.join().map_err(|_| anyhow::anyhow!("the flood thread panicked"))?;
     let rss_peak = sampler.await?;
     println!("GET /v1/me at {me_rate:.0}/s, flood {}", loaded.summary(phase));
@@ -86,6 +110,59 @@ async fn main() -> anyhow::Result<()> {
         println!("API resident memory: {} MiB before, {} MiB peak during the flood", before / 1024, peak / 1024);
     }
     Ok(())
+}
+
+/// Phases 5–7: `GET /v1/rooms/{id}` and `POST /v1/rooms/{id}/join`, with the API's CPU time
+/// per request, and the cost of one access-token verification measured in this process.
+async fn rooms(args: &Args, client: &Rc<Client>, token: &str) -> anyhow::Result<()> {
+    let phase = Duration::from_secs(args.seconds);
+    let mut res = client
+        .post(format!("{}/v1/rooms", args.api))
+        .bearer_auth(token)
+        .send_json(&json!({"name": "Bench room"}))
+        .await
+        .map_err(|e| anyhow::anyhow!("creating the room: {e}"))?;
+    let room: Value = res.json().await?;
+    let room_url = format!("{}/v1/rooms/{}", args.api, room["id"].as_str().context("room id")?);
+    for (method, url, label) in [
+        ("GET", room_url.clone(), "GET /v1/rooms/{id}       "),
+        ("POST", format!("{room_url}/join"), "POST /v1/rooms/{id}/join "),
+    ] {
+        let cpu_before = args.api_pid.and_then(cpu_seconds);
+        let latencies = closed_loop(client, method, &url, token, args.concurrency, phase).await;
+        let cpu = args.api_pid.and_then(cpu_seconds).zip(cpu_before).map(|(after, before)| after - before);
+        let per_request = cpu.map(|c| format!(", API CPU {:.0} µs/request", c * 1e6 / latencies.0.len().max(1) as f64));
+        println!("{label}{}{}", latencies.summary(phase), per_request.unwrap_or_default());
+    }
+    let verify = verification_cost(client, &args.api, token).await?;
+    println!("access-token verification (EdDSA, in-process): {:.1} µs each", verify.as_secs_f64() * 1e6);
+    Ok(())
+}
+
+/// The time one verification of `token` takes with the API's published keys.
+async fn verification_cost(client: &Client, api: &str, token: &str) -> anyhow::Result<Duration> {
+    let mut res = client
+        .get(format!("{api}/.well-known/jwks.json"))
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("fetching the JWKS: {e}"))?;
+    let jwks: confab_common::tokens::JwkSet = res.json().await?;
+    let verifier = confab_common::tokens::Verifier::new(&jwks, "confab", "confab-api");
+    const ROUNDS: u32 = 20_000;
+    let started = Instant::now();
+    for _ in 0..ROUNDS {
+        verifier.verify::<Value>(token).map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    Ok(started.elapsed() / ROUNDS)
+}
+
+/// User plus system CPU seconds the process has used (`/proc/PID/stat`, 100 ticks a second).
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
 }
 
 async fn login_token(client: &Client, api: &str, email: &str) -> anyhow::Result<String> {
@@ -122,14 +199,23 @@ impl Latencies {
     }
 }
 
-/// `concurrency` closed-loop clients calling `GET /v1/me` for `phase`.
-async fn me_load(client: &Client, api: &str, token: &str, concurrency: usize, phase: Duration) -> Latencies {
+/// `concurrency` closed-loop clients sending `method url` with `token` for `phase`; the
+/// latencies of successful answers.
+async fn closed_loop(
+    client: &Client,
+    method: &str,
+    url: &str,
+    token: &str,
+    concurrency: usize,
+    phase: Duration,
+) -> Latencies {
     let deadline = Instant::now() + phase;
-    let workers = (0..concurrency).map(|_| async move {
+    let method: awc::http::Method = method.parse().expect("a valid method");
+    let workers = (0..concurrency).map(|_| async {
         let mut latencies = Vec::new();
         while Instant::now() < deadline {
             let started = Instant::now();
-            let res = client.get(format!("{api}/v1/me")).bearer_auth(token).send().await;
+            let res = client.request(method.clone(), url).bearer_auth(token).send().await;
             if let Ok(mut res) = res {
                 let _ = res.body().await;
                 if res.status().is_success() {
