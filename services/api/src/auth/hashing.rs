@@ -83,12 +83,15 @@ impl PasswordHasher {
     }
 }
 
-/// Gives the calling thread the lowest CPU priority (nice 19; on Linux a thread has its own nice
-/// value). Hashing then takes only the CPU that request handling leaves, so a login flood cannot
-/// push up the latency of everything else. Not fatal when refused.
+/// Puts the calling thread in the idle scheduling class (Linux `SCHED_IDLE`): it runs only on
+/// CPU that request handling leaves, and any request thread that wakes up preempts it at once,
+/// so a login flood cannot push up the latency of everything else. Not fatal when refused.
 fn lower_priority() {
-    if let Err(e) = rustix::process::setpriority_process(None, 19) {
-        tracing::debug!(error = %e, "could not lower the hashing thread priority");
+    use thread_priority::{NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy};
+    let idle = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
+    let thread = thread_priority::thread_native_id();
+    if let Err(e) = thread_priority::set_thread_priority_and_policy(thread, ThreadPriority::Min, idle) {
+        tracing::debug!(error = ?e, "could not lower the hashing thread priority");
     }
 }
 
