@@ -38,10 +38,6 @@ struct Args {
     /// Multiple of the measured login capacity offered during the flood.
     #[arg(long, default_value_t = 10.0)]
     flood_factor: f64,
-    /// Nice value of the flood thread. The flood stands in for remote clients: niced, its own
-    /// CPU use on a shared machine is not charged to the server's latency. 0 to disable.
-    #[arg(long, default_value_t = 10)]
-    flood_nice: i32,
     /// Run only one group of phases.
     #[arg(long, value_enum)]
     only: Option<Scenario>,
@@ -90,12 +86,8 @@ async fn accounts(args: &Args, client: &Rc<Client>, email: &str, token: &str) ->
     println!("GET /v1/me at {me_rate:.0}/s   {}", unloaded.summary(phase));
 
     let rate = capacity * args.flood_factor;
-    let (api, flood_email, nice) = (args.api.clone(), email.to_owned(), args.flood_nice);
+    let (api, flood_email) = (args.api.clone(), email.to_owned());
     let flood = std::thread::spawn(move || {
-        if nice != 0 {
-            // On Linux this sets the nice value of the calling thread only.
-            let _ = rustix::process::setpriority_process(None, nice);
-        }
         actix_web::rt::System::new().block_on(async move {
             let client = Rc::new(Client::builder().timeout(Duration::from_secs(30)).finish());
             login_flood(client, api, flood_email, rate, phase).await
@@ -107,8 +99,8 @@ async fn accounts(args: &Args, client: &Rc<Client>, email: &str, token: &str) ->
     let rss_peak = sampler.await?;
     println!("GET /v1/me at {me_rate:.0}/s, flood {}", loaded.summary(phase));
     println!(
-        "login flood            offered {rate:.0}/s ({}x capacity, client at nice {}): {} ok, {} refused 503, {} other",
-        args.flood_factor, args.flood_nice, flood.ok, flood.overloaded, flood.other
+        "login flood            offered {rate:.0}/s ({}x capacity): {} ok, {} refused 503, {} other",
+        args.flood_factor, flood.ok, flood.overloaded, flood.other
     );
     println!(
         "p99 ratio flood/unloaded: {:.2} (target <= 2.0)",

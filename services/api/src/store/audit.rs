@@ -15,7 +15,8 @@ pub struct AuditEntry<'a> {
     pub details: serde_json::Value,
 }
 
-#[derive(Debug, sqlx::FromRow)]
+/// One audited action, as stored and as `GET /v1/admin/audit-log` returns it.
+#[derive(Debug, sqlx::FromRow, serde::Serialize, utoipa::ToSchema)]
 pub struct AuditRecord {
     pub id: i64,
     pub at: DateTime<Utc>,

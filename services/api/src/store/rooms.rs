@@ -137,6 +137,10 @@ pub async fn room_ids_owned_by(db: impl PgExecutor<'_>, user: UserId) -> Result<
     sqlx::query_scalar("select id from rooms where owner_id = $1").bind(user).fetch_all(db).await
 }
 
+pub async fn room_exists(db: impl PgExecutor<'_>, room_id: RoomId) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("select exists (select 1 from rooms where id = $1)").bind(room_id).fetch_one(db).await
+}
+
 pub async fn count_rooms(db: impl PgExecutor<'_>) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar("select count(*) from rooms").fetch_one(db).await
 }

@@ -1,56 +1,20 @@
 //! The audit log, site statistics, and the recordings list.
 
 use actix_web::{HttpResponse, get, web};
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::auth::admin::Admin;
-use crate::domain::page::{DEFAULT_LIMIT, MAX_LIMIT};
-use crate::domain::{RoomId, UserId};
+use crate::domain::page::{DEFAULT_LIMIT, MAX_LIMIT, PageQuery};
 use crate::error::ApiError;
 use crate::routes::ErrorResponse;
 use crate::startup::AppState;
 use crate::store::audit::{self, AuditRecord};
 use crate::store::{rooms, users};
 
-#[derive(Deserialize, IntoParams)]
-pub struct AuditQuery {
-    pub limit: Option<i64>,
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct AuditView {
-    pub id: i64,
-    pub at: DateTime<Utc>,
-    pub actor_id: Option<UserId>,
-    pub action: String,
-    pub room_id: Option<RoomId>,
-    pub target_user_id: Option<UserId>,
-    pub request_id: String,
-    pub details: serde_json::Value,
-}
-
-impl From<AuditRecord> for AuditView {
-    fn from(r: AuditRecord) -> Self {
-        Self {
-            id: r.id,
-            at: r.at,
-            actor_id: r.actor_id,
-            action: r.action,
-            room_id: r.room_id,
-            target_user_id: r.target_user_id,
-            request_id: r.request_id,
-            details: r.details,
-        }
-    }
-}
-
 #[derive(Serialize, ToSchema)]
 pub struct AuditList {
-    pub entries: Vec<AuditView>,
+    pub entries: Vec<AuditRecord>,
     pub next_cursor: Option<String>,
 }
 
@@ -69,14 +33,14 @@ pub struct RecordingList {
 }
 
 /// The audit log, newest first.
-#[utoipa::path(tag = "admin", security(("bearer" = [])), params(AuditQuery), responses(
+#[utoipa::path(tag = "admin", security(("bearer" = [])), params(PageQuery), responses(
     (status = 200, body = AuditList), (status = 400, body = ErrorResponse), (status = 403, body = ErrorResponse),
 ))]
 #[get("/v1/admin/audit-log")]
 pub async fn audit_log(
     state: web::Data<AppState>,
     _admin: Admin,
-    query: web::Query<AuditQuery>,
+    query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
@@ -93,7 +57,7 @@ pub async fn audit_log(
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
     let next_cursor = if more { rows.last().map(|r| r.id.to_string()) } else { None };
-    Ok(HttpResponse::Ok().json(AuditList { entries: rows.into_iter().map(Into::into).collect(), next_cursor }))
+    Ok(HttpResponse::Ok().json(AuditList { entries: rows, next_cursor }))
 }
 
 /// Counts of users, rooms and live calls.

@@ -15,11 +15,7 @@ use crate::store::rooms;
 
 async fn existing_room(state: &AppState, raw: &str) -> Result<RoomId, ApiError> {
     let id = RoomId::parse(raw)?;
-    let exists = sqlx::query_scalar::<_, bool>("select exists (select 1 from rooms where id = $1)")
-        .bind(id)
-        .fetch_one(&state.db)
-        .await?;
-    if exists { Ok(id) } else { Err(ApiError::NotFound) }
+    if rooms::room_exists(&state.db, id).await? { Ok(id) } else { Err(ApiError::NotFound) }
 }
 
 /// Every room, newest first.
