@@ -32,6 +32,7 @@ ensure_packages() {
   if [ -z "${REDIS_URL:-}" ] && ! command -v redis-server >/dev/null; then missing+=(redis-server); fi
   command -v psql >/dev/null || missing+=(postgresql-client)
   command -v curl >/dev/null || missing+=(curl)
+  command -v protoc >/dev/null || missing+=(protobuf-compiler)
   command -v cargo >/dev/null || { log "cargo is required (https://rustup.rs)"; exit 1; }
   if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
 }

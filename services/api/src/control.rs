@@ -1,40 +1,38 @@
 //! Commands from the API to every gateway instance, and the presence the gateways keep, both in
 //! Redis (see docs/protocol.md, "Redis keys and channels"):
 //!
-//! - `{prefix}:control` — pub/sub channel every gateway subscribes to; one JSON object per
-//!   message with one key naming the command (`close_room`, `remove_user`, `kick_peer`,
-//!   `disconnect_user`). Control traffic is rare, so one shared channel is simpler than
-//!   addressing instances; each gateway acts on its own local peers.
-//! - `{prefix}:room:{room_id}:peers` — hash, peer id → JSON [`PeerPresence`], written by gateways.
+//! - `{prefix}:control` — pub/sub channel every gateway subscribes to; each message is a binary
+//!   protobuf `confab.bus.v1.Control`. Control traffic is rare, so one shared channel is simpler
+//!   than addressing instances; each gateway acts on its own local peers.
+//! - `{prefix}:room:{room_id}:peers` — hash, peer id → proto3 JSON `confab.bus.v1.PeerPresence`,
+//!   written by gateways.
 //! - `{prefix}:rooms:live` — set of room ids with at least one peer, written by gateways.
 //!
 //! A failed publish is logged, not returned: the database change it follows is already
 //! committed, and the removed user can no longer obtain a ticket.
 
-use chrono::{DateTime, Utc};
+use confab_protocol::bus;
+use prost::Message;
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::domain::{RoomId, UserId};
 
-#[derive(Debug, Clone, Copy, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy)]
 pub enum RemovalReason {
     Removed,
     Banned,
 }
 
-#[derive(Debug, Clone, Copy, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy)]
 pub enum DisconnectReason {
     Disabled,
     Deleted,
 }
 
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone)]
 pub enum Control {
     /// The room is gone: end its call (`room_closed` to every peer).
     CloseRoom { room_id: RoomId },
@@ -46,16 +44,60 @@ pub enum Control {
     DisconnectUser { user_id: UserId, reason: DisconnectReason },
 }
 
+impl Control {
+    fn to_bus(&self) -> bus::Control {
+        use bus::control::Command;
+        let command = match self {
+            Self::CloseRoom { room_id } => Command::CloseRoom(bus::CloseRoom { room_id: room_id.to_string() }),
+            Self::RemoveUser { room_id, user_id, reason } => Command::RemoveUser(bus::RemoveUser {
+                room_id: room_id.to_string(),
+                user_id: user_id.to_string(),
+                reason: match reason {
+                    RemovalReason::Removed => "removed",
+                    RemovalReason::Banned => "banned",
+                }
+                .to_owned(),
+            }),
+            Self::KickPeer { room_id, peer_id } => {
+                Command::KickPeer(bus::KickPeer { room_id: room_id.to_string(), peer_id: peer_id.clone() })
+            }
+            Self::DisconnectUser { user_id, reason } => Command::DisconnectUser(bus::DisconnectUser {
+                user_id: user_id.to_string(),
+                reason: match reason {
+                    DisconnectReason::Disabled => "disabled",
+                    DisconnectReason::Deleted => "deleted",
+                }
+                .to_owned(),
+            }),
+        };
+        bus::Control { command: Some(command) }
+    }
+}
+
 /// One connection in a call, as the gateways record it.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct PeerPresence {
     pub peer_id: String,
-    pub user_id: UserId,
+    pub user_id: String,
     pub display_name: String,
     pub role: String,
     /// The gateway instance holding the connection.
     pub instance_id: String,
-    pub joined_at: DateTime<Utc>,
+    /// RFC 3339.
+    pub joined_at: String,
+}
+
+impl From<bus::PeerPresence> for PeerPresence {
+    fn from(p: bus::PeerPresence) -> Self {
+        Self {
+            peer_id: p.peer_id,
+            user_id: p.user_id,
+            display_name: p.display_name,
+            role: p.role,
+            instance_id: p.instance_id,
+            joined_at: p.joined_at,
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -70,7 +112,7 @@ impl ControlBus {
     }
 
     pub async fn send(&self, command: &Control) {
-        let message = serde_json::to_string(command).expect("control messages serialize");
+        let message = command.to_bus().encode_to_vec();
         let sent: redis::RedisResult<i64> =
             self.redis.clone().publish(format!("{}:control", self.prefix), message).await;
         if let Err(e) = sent {
@@ -85,9 +127,10 @@ impl ControlBus {
         let mut peers: Vec<PeerPresence> = entries
             .into_iter()
             .filter_map(|(peer_id, json)| {
-                serde_json::from_str(&json)
+                serde_json::from_str::<bus::PeerPresence>(&json)
                     .inspect_err(|e| tracing::warn!(peer.id = %peer_id, error = %e, "unreadable presence entry"))
                     .ok()
+                    .map(PeerPresence::from)
             })
             .collect();
         peers.sort_by(|a, b| a.joined_at.cmp(&b.joined_at).then_with(|| a.peer_id.cmp(&b.peer_id)));

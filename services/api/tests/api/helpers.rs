@@ -28,14 +28,17 @@ pub struct ControlListener {
 }
 
 impl ControlListener {
-    /// The next control message, as JSON (fails after 5 s).
+    /// The next control message (binary protobuf on the wire), as its proto3 JSON (fails after 5 s).
     pub async fn next(&mut self) -> Value {
         use futures_util::StreamExt;
+        use prost::Message;
         let message = tokio::time::timeout(Duration::from_secs(5), self.pubsub.on_message().next())
             .await
             .expect("a control message within 5 s")
             .unwrap();
-        serde_json::from_str(&message.get_payload::<String>().unwrap()).unwrap()
+        let bytes: Vec<u8> = message.get_payload().unwrap();
+        let control = confab_protocol::bus::Control::decode(bytes.as_slice()).expect("a protobuf Control");
+        serde_json::to_value(&control).unwrap()
     }
 }
 

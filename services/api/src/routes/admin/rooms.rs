@@ -4,8 +4,8 @@ use actix_web::{HttpRequest, HttpResponse, delete, get, post, web};
 
 use crate::auth::admin::Admin;
 use crate::control::Control;
-use crate::domain::RoomId;
 use crate::domain::page::{Page, PageQuery};
+use crate::domain::{RoomId, UserId};
 use crate::error::ApiError;
 use crate::routes::join::ParticipantList;
 use crate::routes::rooms::{RoomList, RoomView, remove_room, room_cursor};
@@ -83,7 +83,8 @@ pub async fn kick_participant(
     let peer = peers.into_iter().find(|p| p.peer_id == peer_id).ok_or(ApiError::NotFound)?;
     let mut tx = state.db.begin().await?;
     let details = serde_json::json!({"peer_id": peer.peer_id});
-    audit(&mut tx, &req, admin.id, "participant.kick", Some(room_id), Some(peer.user_id), details).await?;
+    let target = uuid::Uuid::parse_str(&peer.user_id).ok().map(UserId);
+    audit(&mut tx, &req, admin.id, "participant.kick", Some(room_id), target, details).await?;
     tx.commit().await?;
     state.control.send(&Control::KickPeer { room_id, peer_id: peer.peer_id }).await;
     Ok(HttpResponse::Accepted().finish())

@@ -1,0 +1,68 @@
+//! The JSON on the WebSocket is exactly SPEC §4's: one key per frame, snake_case fields, and
+//! lowerCamelCase accepted on read.
+
+use confab_protocol::signal::{ClientMessage, ServerMessage, client_message, server_message, signal};
+use serde_json::{Value, json};
+
+fn server(text: &str) -> ServerMessage {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("{text}: {e}"))
+}
+
+#[test]
+fn the_spec_examples_parse_and_serialize_back_unchanged() {
+    let examples = [
+        r#"{"welcome": {"peer_id": "p1", "room_id": "r1", "peers": [{"peer_id": "p0", "user_id": "u0", "display_name": "Ann", "role": "owner"}], "ice_servers": [{"urls": ["stun:stun.example.org"]}], "resume_token": "t", "recording": false}}"#,
+        r#"{"signal": {"from": "p1", "sdp": {"type": "offer", "sdp": "v=0"}}}"#,
+        r#"{"peer_left": {"peer_id": "p0", "reason": "left"}}"#,
+        r#"{"error": {"code": "room_full", "message": "the room is full"}}"#,
+    ];
+    for text in examples {
+        let message = server(text);
+        let round_trip: Value = serde_json::to_value(&message).unwrap();
+        let original: Value = serde_json::from_str(text).unwrap();
+        // Default values (false, "") are omitted on output, as proto3 JSON allows.
+        let mut expected = original.clone();
+        if let Some(welcome) = expected.get_mut("welcome") {
+            welcome.as_object_mut().unwrap().remove("recording");
+        }
+        assert_eq!(round_trip, expected, "{text}");
+    }
+}
+
+#[test]
+fn client_signals_carry_an_offer_or_a_candidate() {
+    let offer: ClientMessage =
+        serde_json::from_value(json!({"signal": {"to": "p0", "sdp": {"type": "offer", "sdp": "v=0"}}})).unwrap();
+    let Some(client_message::Kind::Signal(signal)) = offer.kind else { panic!("not a signal") };
+    assert_eq!(signal.to, "p0");
+    assert!(matches!(signal.payload, Some(signal::Payload::Sdp(ref s)) if s.r#type == "offer"));
+
+    let candidate: ClientMessage = serde_json::from_value(json!({
+        "signal": {"to": "p0", "candidate": {"candidate": "candidate:1 1 udp 1 1.2.3.4 5 typ host", "sdp_mid": "0", "sdp_mline_index": 0}}
+    }))
+    .unwrap();
+    let Some(client_message::Kind::Signal(signal)) = candidate.kind else { panic!("not a signal") };
+    assert!(matches!(signal.payload, Some(signal::Payload::Candidate(ref c)) if c.sdp_mid == "0"));
+}
+
+#[test]
+fn lower_camel_case_is_accepted_on_read() {
+    let message = server(r#"{"peerLeft": {"peerId": "p0", "reason": "left"}}"#);
+    assert!(matches!(message.kind, Some(server_message::Kind::PeerLeft(ref l)) if l.peer_id == "p0"));
+}
+
+#[test]
+fn malformed_messages_are_errors_not_panics() {
+    for text in [
+        "",
+        "{}x",
+        "[]",
+        r#"{"signal": 5}"#,
+        r#"{"signal": {"to": 5}}"#,
+        r#"{"nonsense": {}}"#,
+        r#"{"signal": {"sdp": {"type": "offer"}, "candidate": {"candidate": "c"}}}"#,
+        r#"{"ping": {"timestamp_ms": -1}}"#,
+    ] {
+        assert!(serde_json::from_str::<ClientMessage>(text).is_err(), "{text:?} accepted");
+    }
+}
