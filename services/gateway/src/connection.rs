@@ -1,0 +1,175 @@
+//! One WebSocket connection, from welcome to goodbye: a single `select!` over client frames, the
+//! outbound queue, the heartbeat and shutdown. Protocol errors are answered and survived;
+//! transport errors end the connection, logged once here.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, Session};
+use confab_protocol::signal::{
+    Broadcast, Pong, ServerMessage, Signal, client_message::Kind as Client, server_message::Kind as Server,
+};
+use tokio::sync::{Notify, mpsc, watch};
+
+use crate::hub::{Hub, Outbound, Undelivered, message};
+use crate::session::{ProtocolError, RateLimit, Verdict, decode};
+use crate::settings::Limits;
+
+/// Close codes used by the gateway (RFC 6455 §7.4).
+pub mod close {
+    pub const NORMAL: u16 = 1000;
+    pub const POLICY: u16 = 1008;
+    pub const TOO_BIG: u16 = 1009;
+    pub const RESTARTING: u16 = 1012;
+}
+
+/// Who is on the other end of the socket.
+pub struct Identity {
+    pub room_id: String,
+    pub peer_id: String,
+}
+
+/// Everything a connection task needs besides its socket.
+pub struct Connection {
+    pub hub: Arc<Hub>,
+    pub identity: Identity,
+    pub limits: Limits,
+    pub outbound: mpsc::Receiver<Outbound>,
+    pub slow: Arc<Notify>,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+impl Connection {
+    /// Serves the connection until it ends, then removes the peer from its room.
+    pub async fn run(mut self, mut session: Session, mut frames: AggregatedMessageStream) {
+        metrics::gauge!("gateway_connections").increment(1);
+        let (reason, close_code) = self.serve(&mut session, &mut frames).await;
+        self.hub.leave(&self.identity.room_id, &self.identity.peer_id, reason).await;
+        let description = Some(reason.to_owned());
+        let _ = session.close(Some(CloseReason { code: CloseCode::from(close_code), description })).await;
+        metrics::gauge!("gateway_connections").decrement(1);
+        tracing::info!(room.id = %self.identity.room_id, peer.id = %self.identity.peer_id, reason, "peer left");
+    }
+
+    /// Returns why the connection ended and the close code to send.
+    async fn serve(&mut self, session: &mut Session, frames: &mut AggregatedMessageStream) -> (&'static str, u16) {
+        let mut limit = RateLimit::new(self.limits.messages_per_second, self.limits.message_burst, Instant::now());
+        let mut heartbeat = tokio::time::interval(self.limits.heartbeat);
+        heartbeat.tick().await;
+        let mut last_heard = Instant::now();
+        loop {
+            tokio::select! {
+                frame = frames.recv() => {
+                    last_heard = Instant::now();
+                    match frame {
+                        Some(Ok(AggregatedMessage::Text(text))) => match limit.check(Instant::now()) {
+                            Verdict::Allow => {
+                                if let Some(end) = self.handle(session, &text).await {
+                                    return end;
+                                }
+                            }
+                            Verdict::Refuse => {
+                                metrics::counter!("gateway_dropped_messages_total", "reason" => "rate_limited").increment(1);
+                                let error = ProtocolError::new("rate_limited", "too many messages; slow down");
+                                if send(session, &error.to_message()).await.is_err() {
+                                    return ("disconnected", close::NORMAL);
+                                }
+                            }
+                            Verdict::Disconnect => return ("rate_limited", close::POLICY),
+                        },
+                        Some(Ok(AggregatedMessage::Binary(_))) => {
+                            let error = ProtocolError::new("malformed_message", "send JSON text frames");
+                            if send(session, &error.to_message()).await.is_err() {
+                                return ("disconnected", close::NORMAL);
+                            }
+                        }
+                        Some(Ok(AggregatedMessage::Ping(bytes))) => {
+                            if session.pong(&bytes).await.is_err() {
+                                return ("disconnected", close::NORMAL);
+                            }
+                        }
+                        Some(Ok(AggregatedMessage::Pong(_))) => {}
+                        Some(Ok(AggregatedMessage::Close(_))) | None => return ("disconnected", close::NORMAL),
+                        Some(Err(actix_ws::ProtocolError::Overflow)) => return ("message_too_big", close::TOO_BIG),
+                        Some(Err(e)) => {
+                            tracing::debug!(error = %e, "websocket protocol error");
+                            return ("disconnected", close::POLICY);
+                        }
+                    }
+                }
+                out = self.outbound.recv() => match out {
+                    Some(Outbound::Message(message)) => {
+                        if send(session, &message).await.is_err() {
+                            return ("disconnected", close::NORMAL);
+                        }
+                    }
+                    Some(Outbound::CloseWith { message, code }) => {
+                        let _ = send(session, &message).await;
+                        return (reason_of(&message), code);
+                    }
+                    None => return ("disconnected", close::NORMAL),
+                },
+                () = self.slow.notified() => {
+                    metrics::counter!("gateway_slow_consumer_disconnects_total").increment(1);
+                    return ("slow_consumer", close::POLICY);
+                }
+                _ = heartbeat.tick() => {
+                    if last_heard.elapsed() > self.limits.dead_after {
+                        return ("timeout", close::NORMAL);
+                    }
+                    if session.ping(b"").await.is_err() {
+                        return ("disconnected", close::NORMAL);
+                    }
+                }
+                _ = self.shutdown.changed() => return ("server_restarting", close::RESTARTING),
+            }
+        }
+    }
+
+    /// Acts on one client frame; `Some` ends the connection.
+    async fn handle(&self, session: &mut Session, text: &str) -> Option<(&'static str, u16)> {
+        let Identity { room_id, peer_id } = &self.identity;
+        let reply = match decode(text) {
+            Err(error) => Some(error.to_message()),
+            Ok(Client::Signal(signal)) => {
+                metrics::counter!("gateway_messages_in_total", "type" => "signal").increment(1);
+                let forwarded =
+                    message(Server::Signal(Signal { to: String::new(), from: peer_id.clone(), ..signal.clone() }));
+                match self.hub.deliver(room_id, &signal.to, forwarded) {
+                    Ok(()) => None,
+                    Err(Undelivered::UnknownPeer) => Some(
+                        ProtocolError::new("unknown_peer", format!("no peer {:?} in this room", signal.to))
+                            .to_message(),
+                    ),
+                }
+            }
+            Ok(Client::Broadcast(broadcast)) => {
+                metrics::counter!("gateway_messages_in_total", "type" => "broadcast").increment(1);
+                let forwarded = message(Server::Broadcast(Broadcast { from: peer_id.clone(), data: broadcast.data }));
+                self.hub.broadcast(room_id, peer_id, &forwarded);
+                None
+            }
+            Ok(Client::Ping(ping)) => Some(message(Server::Pong(Pong { timestamp_ms: ping.timestamp_ms }))),
+            Ok(Client::Pong(_)) => None,
+            Ok(Client::Bye(_)) => return Some(("left", close::NORMAL)),
+        };
+        match reply {
+            Some(reply) if send(session, &reply).await.is_err() => Some(("disconnected", close::NORMAL)),
+            _ => None,
+        }
+    }
+}
+
+async fn send(session: &mut Session, message: &ServerMessage) -> Result<(), actix_ws::Closed> {
+    let text = serde_json::to_string(message).expect("server messages serialize");
+    session.text(text).await
+}
+
+fn reason_of(message: &ServerMessage) -> &'static str {
+    match &message.kind {
+        Some(Server::Kicked(_)) => "kicked",
+        Some(Server::RoomClosed(_)) => "room_closed",
+        Some(Server::Error(_)) => "refused",
+        _ => "closed",
+    }
+}

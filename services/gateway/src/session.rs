@@ -1,0 +1,121 @@
+//! The rules of one connection, without sockets or clocks: decoding a client frame into a
+//! command (or a protocol error that is answered and survived), and the message-rate limit.
+
+use std::time::Instant;
+
+use confab_protocol::signal::{ClientMessage, Error, ServerMessage, client_message::Kind, server_message};
+
+/// A client frame the gateway could not accept; answered with an `error` message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProtocolError {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ProtocolError {
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self { code, message: message.into() }
+    }
+
+    pub fn to_message(&self) -> ServerMessage {
+        ServerMessage {
+            kind: Some(server_message::Kind::Error(Error {
+                code: self.code.to_owned(),
+                message: self.message.clone(),
+            })),
+        }
+    }
+}
+
+/// Decodes one text frame.
+pub fn decode(text: &str) -> Result<Kind, ProtocolError> {
+    let message: ClientMessage =
+        serde_json::from_str(text).map_err(|e| ProtocolError::new("malformed_message", e.to_string()))?;
+    message.kind.ok_or_else(|| ProtocolError::new("malformed_message", "a message needs exactly one type"))
+}
+
+/// A token bucket: `rate` messages a second on average, bursts up to `burst`.
+pub struct RateLimit {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: Instant,
+    /// Messages refused since the last one allowed.
+    refused: u32,
+}
+
+/// What the limiter says about one message.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Allow,
+    /// Drop it and tell the client.
+    Refuse,
+    /// The client keeps flooding: close the connection.
+    Disconnect,
+}
+
+impl RateLimit {
+    /// Refusals in a row after which the client is disconnected.
+    pub const MAX_REFUSED: u32 = 50;
+
+    pub fn new(rate: f64, burst: f64, now: Instant) -> Self {
+        Self { rate, burst, tokens: burst, last: now, refused: 0 }
+    }
+
+    pub fn check(&mut self, now: Instant) -> Verdict {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            self.refused = 0;
+            Verdict::Allow
+        } else {
+            self.refused += 1;
+            if self.refused > Self::MAX_REFUSED { Verdict::Disconnect } else { Verdict::Refuse }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn frames_decode_to_commands_or_named_errors() {
+        assert!(matches!(
+            decode(r#"{"signal": {"to": "p1", "sdp": {"type": "offer", "sdp": "v=0"}}}"#),
+            Ok(Kind::Signal(_))
+        ));
+        assert!(matches!(decode(r#"{"bye": {}}"#), Ok(Kind::Bye(_))));
+        for bad in ["", "{", "[]", "{}", r#"{"welcome": {}}"#, r#"{"signal": "x"}"#, "\u{0}"] {
+            assert_eq!(decode(bad).unwrap_err().code, "malformed_message", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_bucket_allows_a_burst_then_the_rate_then_disconnects_a_flood() {
+        let start = Instant::now();
+        let mut limit = RateLimit::new(20.0, 50.0, start);
+        for _ in 0..50 {
+            assert_eq!(limit.check(start), Verdict::Allow);
+        }
+        assert_eq!(limit.check(start), Verdict::Refuse);
+        assert_eq!(limit.check(start + Duration::from_millis(50)), Verdict::Allow, "one token per 50 ms");
+        for _ in 0..RateLimit::MAX_REFUSED {
+            assert_eq!(limit.check(start + Duration::from_millis(50)), Verdict::Refuse);
+        }
+        assert_eq!(limit.check(start + Duration::from_millis(50)), Verdict::Disconnect);
+    }
+
+    #[test]
+    fn a_quiet_client_is_never_limited() {
+        let start = Instant::now();
+        let mut limit = RateLimit::new(20.0, 50.0, start);
+        for i in 0..1000 {
+            assert_eq!(limit.check(start + Duration::from_millis(60 * i)), Verdict::Allow);
+        }
+    }
+}

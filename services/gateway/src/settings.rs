@@ -1,0 +1,83 @@
+//! The gateway's settings, validated at start-up.
+
+use std::time::Duration;
+
+use confab_common::config::{ConfigError, Source, invalid};
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub bind: String,
+    pub redis_url: String,
+    pub redis_prefix: String,
+    /// Where the API publishes its signing keys.
+    pub jwks_url: String,
+    pub jwt_issuer: String,
+    /// Browser origins allowed to open a socket; requests without `Origin` (non-browser
+    /// clients) are allowed, since cross-site WebSocket hijacking needs a browser.
+    pub allowed_origins: Vec<String>,
+    /// Names this instance in presence; random when unset.
+    pub instance_id: String,
+    pub stun_urls: Vec<String>,
+    pub limits: Limits,
+}
+
+/// Per-connection limits (SPEC §4).
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_message_bytes: usize,
+    /// Sustained client messages per second, and the burst allowed above it.
+    pub messages_per_second: f64,
+    pub message_burst: f64,
+    /// Server messages queued for one connection before it counts as a slow consumer.
+    pub outbound_queue: usize,
+    pub heartbeat: Duration,
+    pub dead_after: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: 64 * 1024,
+            messages_per_second: 20.0,
+            message_burst: 50.0,
+            outbound_queue: 256,
+            heartbeat: Duration::from_secs(15),
+            dead_after: Duration::from_secs(45),
+        }
+    }
+}
+
+fn list(raw: &str) -> Vec<String> {
+    raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+}
+
+/// A random id for this process, unless configured.
+pub fn random_instance_id() -> String {
+    let mut bytes = [0u8; 6];
+    getrandom::fill(&mut bytes).expect("the OS random source is available");
+    format!("gw-{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+}
+
+impl Settings {
+    pub fn from_source(src: &Source) -> Result<Self, ConfigError> {
+        let origins = list(&src.string("CONFAB_ALLOWED_ORIGINS", "http://127.0.0.1:8080,http://localhost:8080"));
+        if let Some(bad) = origins.iter().find(|o| !(o.starts_with("http://") || o.starts_with("https://"))) {
+            return Err(invalid("CONFAB_ALLOWED_ORIGINS", bad, "origins look like https://example.org"));
+        }
+        let stun_urls = list(&src.string("CONFAB_STUN_URLS", ""));
+        if let Some(bad) = stun_urls.iter().find(|u| !(u.starts_with("stun:") || u.starts_with("stuns:"))) {
+            return Err(invalid("CONFAB_STUN_URLS", bad, "a comma-separated list of stun: URLs"));
+        }
+        Ok(Self {
+            bind: src.string("CONFAB_BIND", "127.0.0.1:8081"),
+            redis_url: src.url("REDIS_URL", "", &["redis", "rediss"])?,
+            redis_prefix: src.string("CONFAB_REDIS_PREFIX", "confab"),
+            jwks_url: src.url("CONFAB_JWKS_URL", "http://127.0.0.1:8080/.well-known/jwks.json", &["http"])?,
+            jwt_issuer: src.string("CONFAB_JWT_ISSUER", "confab"),
+            allowed_origins: origins,
+            instance_id: src.get("CONFAB_INSTANCE_ID").map_or_else(random_instance_id, str::to_owned),
+            stun_urls,
+            limits: Limits::default(),
+        })
+    }
+}

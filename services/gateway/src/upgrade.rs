@@ -1,0 +1,154 @@
+//! `GET /v1/signal`: checks the browser's origin and the join ticket *before* upgrading (401/403
+//! with nothing that helps an attacker), reserves the peer's place in the room, then hands the
+//! socket to a connection task.
+
+use std::sync::Arc;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{HeaderValue, ORIGIN, SEC_WEBSOCKET_PROTOCOL};
+use actix_web::{HttpRequest, HttpResponse, web};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use confab_common::http::error_response;
+use confab_protocol::signal::{IceServer, Peer, Welcome, server_message::Kind};
+use confab_tickets::{TicketError, TicketVerifier};
+use serde::Deserialize;
+use tokio::sync::{Notify, mpsc, watch};
+
+use crate::connection::{Connection, Identity, close};
+use crate::hub::{Hub, JoinError, LocalPeer, message};
+use crate::session::ProtocolError;
+use crate::settings::Settings;
+
+/// The subprotocol a client offers next to its ticket; selected in the handshake reply.
+pub const SUBPROTOCOL: &str = "confab.v1";
+const TICKET_PREFIX: &str = "confab.ticket.";
+
+pub struct Gateway {
+    pub settings: Settings,
+    pub hub: Arc<Hub>,
+    pub tickets: TicketVerifier,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+#[derive(Deserialize)]
+pub struct TicketQuery {
+    ticket: Option<String>,
+}
+
+pub async fn signal(
+    req: HttpRequest,
+    body: web::Payload,
+    query: web::Query<TicketQuery>,
+    gateway: web::Data<Gateway>,
+) -> Result<HttpResponse, actix_web::Error> {
+    if !origin_allowed(&req, &gateway.settings.allowed_origins) {
+        return Ok(error_response(StatusCode::FORBIDDEN, "origin_not_allowed", "this origin may not connect"));
+    }
+    let offered = offered_ticket(&req);
+    let Some(ticket) = offered.clone().or_else(|| query.into_inner().ticket) else {
+        return Ok(unauthorized());
+    };
+    let claims = match gateway.tickets.verify(&ticket).await {
+        Ok(claims) => claims,
+        Err(TicketError::Unavailable(reason)) => {
+            tracing::warn!(%reason, "cannot verify tickets");
+            return Ok(error_response(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "try again shortly"));
+        }
+        Err(e) => {
+            tracing::info!(error = %e, "ticket refused");
+            return Ok(unauthorized());
+        }
+    };
+
+    let ticket_protocol = offered.map(|t| format!("{TICKET_PREFIX}{t}"));
+    let protocols: Vec<&str> = std::iter::once(SUBPROTOCOL).chain(ticket_protocol.as_deref()).collect();
+    let (response, mut session, frames) = actix_ws::handle_with_protocols(&req, body, &protocols)?;
+    let limits = gateway.settings.limits.clone();
+    let frames = frames
+        .max_frame_size(limits.max_message_bytes)
+        .aggregate_continuations()
+        .max_continuation_size(limits.max_message_bytes);
+
+    let peer =
+        Peer { peer_id: new_peer_id(), user_id: claims.sub, display_name: claims.display_name, role: claims.room_role };
+    let (outbound_tx, outbound) = mpsc::channel(limits.outbound_queue);
+    let slow = Arc::new(Notify::new());
+    let local = LocalPeer { peer: peer.clone(), outbound: outbound_tx, slow: slow.clone() };
+    let hub = gateway.hub.clone();
+    let room_id = claims.room_id;
+    match hub.join(&room_id, local, claims.max_participants).await {
+        Ok(others) => {
+            let welcome = message(Kind::Welcome(Welcome {
+                peer_id: peer.peer_id.clone(),
+                room_id: room_id.clone(),
+                peers: others,
+                ice_servers: ice_servers(&gateway.settings),
+                recording: false,
+                resume_token: String::new(),
+            }));
+            let text = serde_json::to_string(&welcome).expect("server messages serialize");
+            tracing::info!(room.id = %room_id, peer.id = %peer.peer_id, user.id = %peer.user_id, "peer joined");
+            let identity = Identity { room_id, peer_id: peer.peer_id };
+            let connection = Connection { hub, identity, limits, outbound, slow, shutdown: gateway.shutdown.clone() };
+            actix_web::rt::spawn(async move {
+                if session.text(text).await.is_ok() {
+                    connection.run(session, frames).await;
+                }
+            });
+        }
+        Err(refusal) => {
+            let (code, text) = match refusal {
+                JoinError::Full => ("room_full", "the room is full".to_owned()),
+                JoinError::Redis(e) => {
+                    tracing::warn!(error = %e, "presence unavailable");
+                    ("unavailable", "try again shortly".to_owned())
+                }
+            };
+            let error = ProtocolError::new(code, text).to_message();
+            actix_web::rt::spawn(async move {
+                let text = serde_json::to_string(&error).expect("server messages serialize");
+                let _ = session.text(text).await;
+                let reason = actix_ws::CloseReason { code: close::POLICY.into(), description: Some(code.to_owned()) };
+                let _ = session.close(Some(reason)).await;
+            });
+        }
+    }
+    Ok(response)
+}
+
+fn unauthorized() -> HttpResponse {
+    error_response(StatusCode::UNAUTHORIZED, "unauthorized", "a valid ticket is required")
+}
+
+/// Browsers always send `Origin`; it must be allowed. Clients without one are not browsers.
+fn origin_allowed(req: &HttpRequest, allowed: &[String]) -> bool {
+    match req.headers().get(ORIGIN).map(HeaderValue::to_str) {
+        None => true,
+        Some(Ok(origin)) => allowed.iter().any(|a| a == origin),
+        Some(Err(_)) => false,
+    }
+}
+
+/// The ticket from a `confab.ticket.<ticket>` subprotocol, if offered.
+fn offered_ticket(req: &HttpRequest) -> Option<String> {
+    req.headers()
+        .get_all(SEC_WEBSOCKET_PROTOCOL)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find_map(|p| p.trim().strip_prefix(TICKET_PREFIX).map(str::to_owned))
+}
+
+/// 96 random bits, URL-safe: unguessable within a room.
+fn new_peer_id() -> String {
+    let mut bytes = [0u8; 12];
+    getrandom::fill(&mut bytes).expect("the OS random source is available");
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn ice_servers(settings: &Settings) -> Vec<IceServer> {
+    if settings.stun_urls.is_empty() {
+        return Vec::new();
+    }
+    vec![IceServer { urls: settings.stun_urls.clone(), username: String::new(), credential: String::new() }]
+}

@@ -1,0 +1,326 @@
+//! The gateway over real WebSockets and a real Redis, with tickets signed the way the API signs
+//! them and served from a real JWKS endpoint.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{App, HttpResponse, HttpServer, web};
+use awc::ws::{Frame, Message};
+use confab_common::tokens::SigningKeys;
+use confab_gateway::settings::Limits;
+use confab_gateway::{Application, Settings};
+use confab_tickets::{TICKET_AUDIENCE, TicketClaims};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+
+type Socket = actix_codec::Framed<awc::BoxedSocket, awc::ws::Codec>;
+
+/// A JWKS endpoint, the keys behind it, and gateways sharing one Redis prefix.
+struct World {
+    keys: Arc<SigningKeys>,
+    gateways: Vec<String>,
+    stoppers: Vec<Arc<tokio::sync::watch::Sender<bool>>>,
+    redis_prefix: String,
+}
+
+fn redis_url() -> String {
+    std::env::var("REDIS_URL").expect("REDIS_URL must be set: run the tests with deploy/local/test")
+}
+
+async fn world(instances: usize) -> World {
+    let keys = Arc::new(SigningKeys::from_signing_keys(&[ed25519_dalek::SigningKey::from_bytes(&[4; 32])]).unwrap());
+    let jwks = keys.jwks();
+    let server = HttpServer::new(move || {
+        let jwks = jwks.clone();
+        App::new().route(
+            "/jwks",
+            web::get().to(move || {
+                let jwks = jwks.clone();
+                async move { HttpResponse::Ok().json(jwks) }
+            }),
+        )
+    })
+    .workers(1)
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let jwks_url = format!("http://127.0.0.1:{}/jwks", server.addrs()[0].port());
+    actix_web::rt::spawn(server.run());
+    let redis_prefix = format!("confab-test:{}", uuid::Uuid::new_v4().simple());
+    let mut gateways = Vec::new();
+    let mut stoppers = Vec::new();
+    for index in 0..instances {
+        let app = Application::build(Settings {
+            bind: "127.0.0.1:0".into(),
+            redis_url: redis_url(),
+            redis_prefix: redis_prefix.clone(),
+            jwks_url: jwks_url.clone(),
+            jwt_issuer: "confab".into(),
+            allowed_origins: vec!["https://confab.test".into()],
+            instance_id: format!("gw-test-{index}"),
+            stun_urls: vec!["stun:stun.confab.test:3478".into()],
+            limits: Limits::default(),
+        })
+        .unwrap();
+        gateways.push(format!("ws://127.0.0.1:{}/v1/signal", app.port()));
+        stoppers.push(app.stopper());
+        actix_web::rt::spawn(app.run_until_stopped());
+    }
+    World { keys, gateways, stoppers, redis_prefix }
+}
+
+impl World {
+    fn ticket(&self, room: &str, name: &str, capacity: u32) -> String {
+        let now = chrono::Utc::now().timestamp();
+        self.keys
+            .sign(&TicketClaims {
+                iss: "confab".into(),
+                aud: TICKET_AUDIENCE.into(),
+                sub: uuid::Uuid::new_v4().to_string(),
+                exp: now + 60,
+                iat: now,
+                jti: uuid::Uuid::new_v4().simple().to_string(),
+                room_id: room.into(),
+                display_name: name.into(),
+                room_role: "member".into(),
+                max_participants: capacity,
+            })
+            .unwrap()
+    }
+
+    /// Connects with the ticket as a subprotocol; the handshake status on refusal.
+    async fn connect(&self, gateway: usize, ticket: &str) -> Result<Peer, u16> {
+        let ticket_protocol = format!("confab.ticket.{ticket}");
+        let connecting = awc::Client::new()
+            .ws(&self.gateways[gateway])
+            .protocols(["confab.v1", ticket_protocol.as_str()])
+            .connect()
+            .await;
+        match connecting {
+            Ok((res, socket)) => {
+                let selected = res.headers().get("sec-websocket-protocol").map(|v| v.to_str().unwrap().to_owned());
+                assert_eq!(selected.as_deref(), Some("confab.v1"));
+                Ok(Peer { socket })
+            }
+            Err(awc::error::WsClientError::InvalidResponseStatus(status)) => Err(status.as_u16()),
+            Err(e) => panic!("connect failed: {e}"),
+        }
+    }
+
+    /// Joins `room` and returns the peer with its welcome.
+    async fn join(&self, gateway: usize, room: &str, name: &str) -> (Peer, Value) {
+        let mut peer = self.connect(gateway, &self.ticket(room, name, 8)).await.expect("admitted");
+        let welcome = peer.recv().await;
+        assert!(welcome.get("welcome").is_some(), "{welcome}");
+        (peer, welcome["welcome"].clone())
+    }
+}
+
+struct Peer {
+    socket: Socket,
+}
+
+enum Event {
+    Text(Value),
+    Closed(Option<u16>),
+}
+
+impl Peer {
+    async fn send(&mut self, message: Value) {
+        self.socket.send(Message::Text(message.to_string().into())).await.unwrap();
+    }
+
+    async fn next_event(&mut self, wait: Duration) -> Option<Event> {
+        loop {
+            let frame = tokio::time::timeout(wait, self.socket.next()).await.ok()?;
+            match frame {
+                Some(Ok(Frame::Text(bytes))) => return Some(Event::Text(serde_json::from_slice(&bytes).unwrap())),
+                Some(Ok(Frame::Close(reason))) => return Some(Event::Closed(reason.map(|r| u16::from(r.code)))),
+                Some(Ok(Frame::Ping(bytes))) => self.socket.send(Message::Pong(bytes)).await.unwrap(),
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => return Some(Event::Closed(None)),
+            }
+        }
+    }
+
+    async fn recv(&mut self) -> Value {
+        match self.next_event(Duration::from_secs(5)).await {
+            Some(Event::Text(value)) => value,
+            Some(Event::Closed(code)) => panic!("closed ({code:?}) while waiting for a message"),
+            None => panic!("no message within 5 s"),
+        }
+    }
+
+    async fn closed(&mut self) -> Option<u16> {
+        loop {
+            match self.next_event(Duration::from_secs(5)).await {
+                Some(Event::Closed(code)) => return code,
+                Some(Event::Text(_)) => {}
+                None => panic!("not closed within 5 s"),
+            }
+        }
+    }
+
+    async fn silent(&mut self) -> bool {
+        !matches!(self.next_event(Duration::from_millis(300)).await, Some(Event::Text(_)))
+    }
+}
+
+fn room() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+#[actix_web::test]
+async fn peers_are_welcomed_announced_and_signals_reach_only_the_addressed_peer() {
+    let world = world(1).await;
+    let room = room();
+    let (mut ann, ann_welcome) = world.join(0, &room, "Ann").await;
+    assert!(ann_welcome.get("peers").is_none(), "empty lists are omitted, as proto3 JSON does");
+    assert_eq!(ann_welcome["ice_servers"], json!([{"urls": ["stun:stun.confab.test:3478"]}]));
+    let (mut bob, bob_welcome) = world.join(0, &room, "Bob").await;
+    assert_eq!(bob_welcome["peers"][0]["peer_id"], ann_welcome["peer_id"]);
+    assert_eq!(bob_welcome["peers"][0]["display_name"], "Ann");
+    assert_eq!(ann.recv().await["peer_joined"]["peer"]["peer_id"], bob_welcome["peer_id"]);
+    let (mut cat, _) = world.join(0, &room, "Cat").await;
+    ann.recv().await;
+    bob.recv().await;
+
+    let offer = json!({"type": "offer", "sdp": "v=0 offer"});
+    ann.send(json!({"signal": {"to": bob_welcome["peer_id"], "sdp": offer}})).await;
+    let received = bob.recv().await;
+    assert_eq!(received, json!({"signal": {"from": ann_welcome["peer_id"], "sdp": offer}}));
+    assert!(cat.silent().await, "a third peer never sees a signal addressed to someone else");
+    assert!(ann.silent().await);
+}
+
+#[actix_web::test]
+async fn protocol_errors_are_answered_and_the_connection_survives() {
+    let world = world(1).await;
+    let (mut ann, _) = world.join(0, &room(), "Ann").await;
+    for (frame, code) in [
+        ("not json", "malformed_message"),
+        ("{}", "malformed_message"),
+        (r#"{"welcome": {}}"#, "malformed_message"),
+        (r#"{"signal": {"to": "nobody", "sdp": {"type": "offer", "sdp": "v=0"}}}"#, "unknown_peer"),
+    ] {
+        ann.socket.send(Message::Text(frame.into())).await.unwrap();
+        assert_eq!(ann.recv().await["error"]["code"], code, "{frame}");
+    }
+    ann.send(json!({"ping": {"timestamp_ms": 42}})).await;
+    assert_eq!(ann.recv().await, json!({"pong": {"timestamp_ms": "42"}}));
+}
+
+#[actix_web::test]
+async fn bad_tickets_and_origins_are_refused_before_the_upgrade() {
+    let world = world(1).await;
+    let room = room();
+    assert_eq!(world.connect(0, "not-a-ticket").await.err(), Some(401));
+    let ticket = world.ticket(&room, "Ann", 8);
+    let mut first = world.connect(0, &ticket).await.unwrap();
+    first.recv().await;
+    assert_eq!(world.connect(0, &ticket).await.err(), Some(401), "tickets are single use");
+    let rogue = SigningKeys::from_signing_keys(&[ed25519_dalek::SigningKey::from_bytes(&[9; 32])]).unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let forged = rogue
+        .sign(&json!({"iss": "confab", "aud": TICKET_AUDIENCE, "sub": "u", "exp": now + 60, "iat": now, "jti": "j",
+            "room_id": room, "display_name": "Eve", "room_role": "owner", "max_participants": 50}))
+        .unwrap();
+    assert_eq!(world.connect(0, &forged).await.err(), Some(401));
+
+    let evil = awc::Client::new()
+        .ws(&world.gateways[0])
+        .origin("https://evil.test")
+        .protocols([format!("confab.ticket.{}", world.ticket(&room, "Eve", 8))])
+        .connect()
+        .await;
+    assert!(matches!(evil, Err(awc::error::WsClientError::InvalidResponseStatus(s)) if s.as_u16() == 403));
+    let allowed = awc::Client::new()
+        .ws(format!("{}?ticket={}", world.gateways[0], world.ticket(&room, "Dan", 8)))
+        .origin("https://confab.test")
+        .connect()
+        .await;
+    assert!(allowed.is_ok(), "an allowed origin with the query-string ticket gets in");
+}
+
+#[actix_web::test]
+async fn capacity_holds_across_instances_under_a_race() {
+    let world = world(2).await;
+    let room = room();
+    let tickets: Vec<String> = (0..8).map(|i| world.ticket(&room, &format!("P{i}"), 3)).collect();
+    let world = &world;
+    let attempts = tickets.iter().enumerate().map(|(i, t)| async move {
+        let mut peer = world.connect(i % 2, t).await.expect("upgraded");
+        let first = peer.recv().await;
+        (first, peer)
+    });
+    let results = futures_util::future::join_all(attempts).await;
+    let admitted = results.iter().filter(|(first, _)| first.get("welcome").is_some()).count();
+    let full = results.iter().filter(|(first, _)| first["error"]["code"] == "room_full").count();
+    assert_eq!((admitted, full), (3, 5));
+}
+
+#[actix_web::test]
+async fn oversized_messages_close_with_1009_and_bye_is_announced_as_left() {
+    let world = world(1).await;
+    let room = room();
+    let (mut ann, ann_welcome) = world.join(0, &room, "Ann").await;
+    let (mut bob, _) = world.join(0, &room, "Bob").await;
+    ann.recv().await;
+    bob.send(json!({"broadcast": {"data": "x".repeat(70 * 1024)}})).await;
+    assert_eq!(bob.closed().await, Some(1009));
+    let left = ann.recv().await;
+    assert_eq!(left["peer_left"]["reason"], "message_too_big");
+    let (mut cat, _) = world.join(0, &room, "Cat").await;
+    ann.recv().await;
+    ann.send(json!({"bye": {}})).await;
+    assert_eq!(cat.recv().await["peer_left"], json!({"peer_id": ann_welcome["peer_id"], "reason": "left"}));
+}
+
+#[actix_web::test]
+async fn presence_is_kept_in_redis_for_the_api_and_cleared_on_leave() {
+    let world = world(1).await;
+    let room = room();
+    let (mut ann, welcome) = world.join(0, &room, "Ann").await;
+    let mut redis = redis::Client::open(redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let key = format!("{}:room:{room}:peers", world.redis_prefix);
+    let entry: String =
+        redis::AsyncCommands::hget(&mut redis, &key, welcome["peer_id"].as_str().unwrap()).await.unwrap();
+    let entry: Value = serde_json::from_str(&entry).unwrap();
+    assert_eq!(entry["instance_id"], "gw-test-0");
+    assert_eq!(entry["display_name"], "Ann");
+    let live: bool =
+        redis::AsyncCommands::sismember(&mut redis, format!("{}:rooms:live", world.redis_prefix), &room).await.unwrap();
+    assert!(live);
+    ann.send(json!({"bye": {}})).await;
+    ann.closed().await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let left: i64 = redis::AsyncCommands::hlen(&mut redis, &key).await.unwrap();
+    assert_eq!(left, 0);
+}
+
+#[actix_web::test]
+async fn shutdown_closes_every_socket_with_1012() {
+    let world = world(1).await;
+    let (mut ann, _) = world.join(0, &room(), "Ann").await;
+    world.stoppers[0].send(true).unwrap();
+    assert_eq!(ann.closed().await, Some(1012));
+}
+
+#[actix_web::test]
+async fn a_flooding_client_is_told_then_disconnected() {
+    let world = world(1).await;
+    let (mut ann, _) = world.join(0, &room(), "Ann").await;
+    for _ in 0..120 {
+        ann.send(json!({"broadcast": {"data": "spam"}})).await;
+    }
+    let mut saw_rate_limited = false;
+    let code = loop {
+        match ann.next_event(Duration::from_secs(5)).await {
+            Some(Event::Text(v)) if v["error"]["code"] == "rate_limited" => saw_rate_limited = true,
+            Some(Event::Text(_)) => {}
+            Some(Event::Closed(code)) => break code,
+            None => panic!("the flood was tolerated"),
+        }
+    };
+    assert!(saw_rate_limited);
+    assert_eq!(code, Some(1008));
+}
