@@ -135,7 +135,7 @@ impl Connection {
                 metrics::counter!("gateway_messages_in_total", "type" => "signal").increment(1);
                 let forwarded =
                     message(Server::Signal(Signal { to: String::new(), from: peer_id.clone(), ..signal.clone() }));
-                match self.hub.deliver(room_id, &signal.to, forwarded) {
+                match self.hub.deliver(room_id, &signal.to, forwarded).await {
                     Ok(()) => None,
                     Err(Undelivered::UnknownPeer) => Some(
                         ProtocolError::new("unknown_peer", format!("no peer {:?} in this room", signal.to))
@@ -146,7 +146,7 @@ impl Connection {
             Ok(Client::Broadcast(broadcast)) => {
                 metrics::counter!("gateway_messages_in_total", "type" => "broadcast").increment(1);
                 let forwarded = message(Server::Broadcast(Broadcast { from: peer_id.clone(), data: broadcast.data }));
-                self.hub.broadcast(room_id, peer_id, &forwarded);
+                self.hub.broadcast(room_id, peer_id, forwarded).await;
                 None
             }
             Ok(Client::Ping(ping)) => Some(message(Server::Pong(Pong { timestamp_ms: ping.timestamp_ms }))),

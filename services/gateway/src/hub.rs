@@ -1,18 +1,22 @@
-//! The rooms and peers this instance serves, and their presence in Redis.
+//! The rooms and peers this instance serves, their presence in Redis, and fan-out to the other
+//! instances serving the same rooms.
 //!
 //! Presence (`{prefix}:room:{room_id}:peers`, `{prefix}:rooms:live`; see docs/protocol.md) is
 //! the room's membership across every instance, so capacity is checked there, atomically, by
 //! one Lua script: with N clients racing for a room of capacity k on any number of instances,
 //! exactly k get in. Delivery to peers on this instance goes straight to their outbound queue and
 //! never waits: a full queue marks the peer as a slow consumer, to be disconnected, and the rest
-//! of the room carries on.
+//! of the room carries on. Events then go to the other instances through the room's Redis
+//! channel, which this instance subscribes to while it has peers in the room — local first, so
+//! peers on one instance keep talking while Redis is down.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use confab_protocol::bus::PeerPresence;
-use confab_protocol::signal::{Peer, PeerJoined, PeerLeft, ServerMessage, server_message::Kind};
-use redis::aio::ConnectionManager;
+use confab_protocol::bus::{self, Delivery, Fanout, PeerPresence, RoomEvent, room_event::Event};
+use confab_protocol::signal::{Kicked, Peer, PeerJoined, PeerLeft, RoomClosed, ServerMessage, server_message::Kind};
+use prost::Message;
+use redis::aio::{ConnectionManager, PubSubSink};
 use tokio::sync::{Notify, mpsc};
 
 const JOIN: &str = r"
@@ -68,6 +72,21 @@ pub struct Hub {
     instance_id: String,
     join: redis::Script,
     leave: redis::Script,
+    subscriptions: tokio::sync::Mutex<Subscriptions>,
+    /// Whether the subscriber is connected; joins wait a moment for it after start-up or a
+    /// Redis outage rather than failing at once.
+    attached: tokio::sync::watch::Sender<bool>,
+}
+
+/// How long a join waits for the subscriber to (re)connect.
+const ATTACH_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The room channels this instance listens on, and how many local peers (joined or joining) need
+/// each. Changed only under its lock, so a room is never unsubscribed under a joining peer.
+#[derive(Default)]
+struct Subscriptions {
+    sink: Option<PubSubSink>,
+    rooms: HashMap<String, usize>,
 }
 
 impl Hub {
@@ -79,6 +98,134 @@ impl Hub {
             instance_id: instance_id.to_owned(),
             join: redis::Script::new(JOIN),
             leave: redis::Script::new(LEAVE),
+            subscriptions: tokio::sync::Mutex::new(Subscriptions::default()),
+            attached: tokio::sync::watch::Sender::new(false),
+        }
+    }
+
+    pub fn control_channel(&self) -> String {
+        format!("{}:control", self.prefix)
+    }
+
+    fn room_channel(&self, room_id: &str) -> String {
+        format!("{}:room:{room_id}:bus", self.prefix)
+    }
+
+    /// The room id of a room channel name.
+    pub fn room_of_channel<'a>(&self, channel: &'a str) -> Option<&'a str> {
+        channel.strip_prefix(&self.prefix)?.strip_prefix(":room:")?.strip_suffix(":bus")
+    }
+
+    /// A (re)connected subscriber: listen to the control channel and every room with local peers.
+    pub async fn attach(&self, mut sink: PubSubSink) -> redis::RedisResult<()> {
+        let mut subs = self.subscriptions.lock().await;
+        sink.subscribe(self.control_channel()).await?;
+        for room_id in subs.rooms.keys() {
+            sink.subscribe(self.room_channel(room_id)).await?;
+        }
+        subs.sink = Some(sink);
+        self.attached.send_replace(true);
+        Ok(())
+    }
+
+    /// The subscriber lost its connection.
+    pub async fn detach(&self) {
+        self.subscriptions.lock().await.sink = None;
+        self.attached.send_replace(false);
+    }
+
+    async fn hold_room(&self, room_id: &str) -> redis::RedisResult<()> {
+        let mut attached = self.attached.subscribe();
+        let _ = tokio::time::timeout(ATTACH_WAIT, attached.wait_for(|up| *up)).await;
+        let mut subs = self.subscriptions.lock().await;
+        let holders = subs.rooms.get(room_id).copied().unwrap_or(0);
+        if holders == 0 {
+            let channel = self.room_channel(room_id);
+            let sink = subs.sink.as_mut().ok_or_else(|| {
+                redis::RedisError::from((redis::ErrorKind::Io, "the room channel subscriber is not connected"))
+            })?;
+            sink.subscribe(channel).await?;
+        }
+        subs.rooms.insert(room_id.to_owned(), holders + 1);
+        Ok(())
+    }
+
+    async fn release_room(&self, room_id: &str) {
+        let mut subs = self.subscriptions.lock().await;
+        let holders = subs.rooms.get(room_id).copied().unwrap_or(1) - 1;
+        if holders > 0 {
+            subs.rooms.insert(room_id.to_owned(), holders);
+            return;
+        }
+        subs.rooms.remove(room_id);
+        let channel = self.room_channel(room_id);
+        if let Some(sink) = subs.sink.as_mut() {
+            let _ = sink.unsubscribe(channel).await;
+        }
+    }
+
+    /// Sends a room event to the other instances; failures are logged, local peers already have it.
+    async fn publish(&self, room_id: &str, event: Event) {
+        let event = RoomEvent { origin_instance: self.instance_id.clone(), event: Some(event) };
+        let published: redis::RedisResult<i64> = redis::cmd("PUBLISH")
+            .arg(self.room_channel(room_id))
+            .arg(event.encode_to_vec())
+            .query_async(&mut self.redis.clone())
+            .await;
+        if let Err(e) = published {
+            metrics::counter!("gateway_dropped_messages_total", "reason" => "redis_unavailable").increment(1);
+            tracing::warn!(room.id = room_id, error = %e, "could not publish to other instances");
+        }
+    }
+
+    /// Handles a message from a subscribed channel.
+    pub fn dispatch(&self, channel: &str, payload: &[u8]) {
+        if channel == self.control_channel() {
+            match bus::Control::decode(payload) {
+                Ok(control) => self.apply_control(control),
+                Err(e) => tracing::warn!(error = %e, "unreadable control message"),
+            }
+            return;
+        }
+        let Some(room_id) = self.room_of_channel(channel) else { return };
+        let event = match RoomEvent::decode(payload) {
+            Ok(event) if event.origin_instance != self.instance_id => event,
+            Ok(_) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "unreadable room event");
+                return;
+            }
+        };
+        match event.event {
+            Some(Event::Delivery(Delivery { to, message: Some(message) })) => {
+                if let Some(peer) = self.rooms().get(room_id).and_then(|room| room.get(&to)) {
+                    push(peer, message);
+                }
+            }
+            Some(Event::Fanout(Fanout { except, message: Some(message) })) => {
+                self.fanout_local(room_id, &except, &message)
+            }
+            _ => {}
+        }
+    }
+
+    fn apply_control(&self, control: bus::Control) {
+        use bus::control::Command;
+        let kicked = |reason: &str| message(Kind::Kicked(Kicked { reason: reason.to_owned() }));
+        match control.command {
+            Some(Command::CloseRoom(c)) => {
+                self.close_where(|room, _| room == c.room_id, &message(Kind::RoomClosed(RoomClosed {})), 1000);
+            }
+            Some(Command::RemoveUser(c)) => {
+                self.close_where(|room, p| room == c.room_id && p.user_id == c.user_id, &kicked(&c.reason), 1008);
+            }
+            Some(Command::KickPeer(c)) => {
+                self.close_where(|room, p| room == c.room_id && p.peer_id == c.peer_id, &kicked("kicked"), 1008);
+            }
+            Some(Command::DisconnectUser(c)) => {
+                self.close_where(|_, p| p.user_id == c.user_id, &kicked(&c.reason), 1008);
+            }
+            None => {}
         }
     }
 
@@ -106,7 +253,8 @@ impl Hub {
             joined_at: chrono::Utc::now().to_rfc3339(),
         };
         let entry = serde_json::to_string(&presence).expect("presence serializes");
-        let admitted: i64 = self
+        self.hold_room(room_id).await?;
+        let admitted: redis::RedisResult<i64> = self
             .join
             .key(self.peers_key(room_id))
             .key(self.live_key())
@@ -115,18 +263,32 @@ impl Hub {
             .arg(entry)
             .arg(room_id)
             .invoke_async(&mut self.redis.clone())
-            .await?;
-        if admitted == 0 {
-            return Err(JoinError::Full);
-        }
-        let others = self.present(room_id, &presence.peer_id).await?;
+            .await;
+        let others = match admitted {
+            Ok(1) => self.present(room_id, &presence.peer_id).await,
+            Ok(_) => {
+                self.release_room(room_id).await;
+                return Err(JoinError::Full);
+            }
+            Err(e) => Err(e),
+        };
+        let others = match others {
+            Ok(others) => others,
+            Err(e) => {
+                self.release_room(room_id).await;
+                return Err(e.into());
+            }
+        };
         let joined = message(Kind::PeerJoined(PeerJoined { peer: Some(local.peer.clone()) }));
-        let mut rooms = self.rooms();
-        let room = rooms.entry(room_id.to_owned()).or_default();
-        for other in room.values() {
-            push(other, joined.clone());
+        {
+            let mut rooms = self.rooms();
+            let room = rooms.entry(room_id.to_owned()).or_default();
+            for other in room.values() {
+                push(other, joined.clone());
+            }
+            room.insert(presence.peer_id.clone(), local);
         }
-        room.insert(presence.peer_id, local);
+        self.publish(room_id, Event::Fanout(Fanout { except: presence.peer_id, message: Some(joined) })).await;
         Ok(others)
     }
 
@@ -149,11 +311,11 @@ impl Hub {
 
     /// Removes the peer, frees its place, and tells the others why it left.
     pub async fn leave(&self, room_id: &str, peer_id: &str, reason: &str) {
+        let left = message(Kind::PeerLeft(PeerLeft { peer_id: peer_id.to_owned(), reason: reason.to_owned() }));
         let removed = {
             let mut rooms = self.rooms();
             let removed = rooms.get_mut(room_id).and_then(|room| room.remove(peer_id));
             if removed.is_some() {
-                let left = message(Kind::PeerLeft(PeerLeft { peer_id: peer_id.to_owned(), reason: reason.to_owned() }));
                 let room = &rooms[room_id];
                 for other in room.values() {
                     push(other, left.clone());
@@ -165,6 +327,8 @@ impl Hub {
             removed.is_some()
         };
         if removed {
+            self.publish(room_id, Event::Fanout(Fanout { except: peer_id.to_owned(), message: Some(left) })).await;
+            self.release_room(room_id).await;
             let freed: redis::RedisResult<i64> = self
                 .leave
                 .key(self.peers_key(room_id))
@@ -179,19 +343,35 @@ impl Hub {
         }
     }
 
-    /// Queues `message` for the peer `to` of the room.
-    pub fn deliver(&self, room_id: &str, to: &str, message: ServerMessage) -> Result<(), Undelivered> {
-        let rooms = self.rooms();
-        let peer = rooms.get(room_id).and_then(|room| room.get(to)).ok_or(Undelivered::UnknownPeer)?;
-        push(peer, message);
+    /// Queues `message` for the peer `to` of the room, here or on the instance that holds it.
+    pub async fn deliver(&self, room_id: &str, to: &str, message: ServerMessage) -> Result<(), Undelivered> {
+        if let Some(peer) = self.rooms().get(room_id).and_then(|room| room.get(to)) {
+            push(peer, message);
+            return Ok(());
+        }
+        let present: bool = redis::cmd("HEXISTS")
+            .arg(self.peers_key(room_id))
+            .arg(to)
+            .query_async(&mut self.redis.clone())
+            .await
+            .unwrap_or(false);
+        if !present {
+            return Err(Undelivered::UnknownPeer);
+        }
+        self.publish(room_id, Event::Delivery(Delivery { to: to.to_owned(), message: Some(message) })).await;
         Ok(())
     }
 
-    /// Queues `message` for every peer of the room but `from`.
-    pub fn broadcast(&self, room_id: &str, from: &str, message: &ServerMessage) {
+    /// Queues `message` for every peer of the room but `from`, on every instance.
+    pub async fn broadcast(&self, room_id: &str, from: &str, message: ServerMessage) {
+        self.fanout_local(room_id, from, &message);
+        self.publish(room_id, Event::Fanout(Fanout { except: from.to_owned(), message: Some(message) })).await;
+    }
+
+    fn fanout_local(&self, room_id: &str, except: &str, message: &ServerMessage) {
         if let Some(room) = self.rooms().get(room_id) {
             for (peer_id, peer) in room {
-                if peer_id != from {
+                if peer_id != except {
                     push(peer, message.clone());
                 }
             }

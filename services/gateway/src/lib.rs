@@ -3,6 +3,7 @@
 //! capacity live in Redis so several instances can serve one room (see docs/protocol.md).
 
 pub mod connection;
+pub mod fanout;
 pub mod hub;
 pub mod session;
 pub mod settings;
@@ -39,6 +40,7 @@ impl Application {
         let hub = Arc::new(Hub::new(redis.clone(), &settings.redis_prefix, &settings.instance_id));
         let jwks = JwksCache::new(&settings.jwks_url, &settings.jwt_issuer, Duration::from_secs(10));
         let tickets = TicketVerifier::new(jwks, redis.clone(), &settings.redis_prefix);
+        actix_web::rt::spawn(fanout::run(hub.clone(), redis::Client::open(settings.redis_url.as_str())?));
         let (shutdown, shutdown_rx) = watch::channel(false);
         let listener = TcpListener::bind(&settings.bind)?;
         let port = listener.local_addr()?.port();

@@ -40,8 +40,8 @@ pub struct RateLimit {
     burst: f64,
     tokens: f64,
     last: Instant,
-    /// Messages refused since the last one allowed.
-    refused: u32,
+    /// Recent refusals; decays at `rate` a second, so only a sustained flood reaches the limit.
+    strikes: f64,
 }
 
 /// What the limiter says about one message.
@@ -55,24 +55,24 @@ pub enum Verdict {
 }
 
 impl RateLimit {
-    /// Refusals in a row after which the client is disconnected.
-    pub const MAX_REFUSED: u32 = 50;
+    /// Recent refusals after which the client is disconnected.
+    pub const MAX_REFUSED: f64 = 50.0;
 
     pub fn new(rate: f64, burst: f64, now: Instant) -> Self {
-        Self { rate, burst, tokens: burst, last: now, refused: 0 }
+        Self { rate, burst, tokens: burst, last: now, strikes: 0.0 }
     }
 
     pub fn check(&mut self, now: Instant) -> Verdict {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        self.strikes = (self.strikes - elapsed * self.rate).max(0.0);
         self.last = now;
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
-            self.refused = 0;
             Verdict::Allow
         } else {
-            self.refused += 1;
-            if self.refused > Self::MAX_REFUSED { Verdict::Disconnect } else { Verdict::Refuse }
+            self.strikes += 1.0;
+            if self.strikes > Self::MAX_REFUSED { Verdict::Disconnect } else { Verdict::Refuse }
         }
     }
 }
@@ -104,10 +104,25 @@ mod tests {
         }
         assert_eq!(limit.check(start), Verdict::Refuse);
         assert_eq!(limit.check(start + Duration::from_millis(50)), Verdict::Allow, "one token per 50 ms");
-        for _ in 0..RateLimit::MAX_REFUSED {
+        for _ in 0..50 {
             assert_eq!(limit.check(start + Duration::from_millis(50)), Verdict::Refuse);
         }
         assert_eq!(limit.check(start + Duration::from_millis(50)), Verdict::Disconnect);
+    }
+
+    #[test]
+    fn a_client_a_little_over_the_rate_is_disconnected_only_if_it_keeps_it_up() {
+        let start = Instant::now();
+        let mut limit = RateLimit::new(20.0, 50.0, start);
+        let mut at = start;
+        let mut verdicts = Vec::new();
+        // 30 messages a second against a rate of 20.
+        for _ in 0..300 {
+            at += Duration::from_micros(33_333);
+            verdicts.push(limit.check(at));
+        }
+        let first_disconnect = verdicts.iter().position(|v| *v == Verdict::Disconnect);
+        assert!(first_disconnect.is_none(), "10 surplus messages a second decay as fast as they come");
     }
 
     #[test]

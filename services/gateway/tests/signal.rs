@@ -309,7 +309,7 @@ async fn shutdown_closes_every_socket_with_1012() {
 async fn a_flooding_client_is_told_then_disconnected() {
     let world = world(1).await;
     let (mut ann, _) = world.join(0, &room(), "Ann").await;
-    for _ in 0..120 {
+    for _ in 0..300 {
         ann.send(json!({"broadcast": {"data": "spam"}})).await;
     }
     let mut saw_rate_limited = false;
@@ -323,4 +323,66 @@ async fn a_flooding_client_is_told_then_disconnected() {
     };
     assert!(saw_rate_limited);
     assert_eq!(code, Some(1008));
+}
+
+#[actix_web::test]
+async fn peers_on_two_instances_see_each_other_and_exchange_offer_answer_and_candidates() {
+    let world = world(2).await;
+    let room = room();
+    let (mut ann, ann_welcome) = world.join(0, &room, "Ann").await;
+    let (mut bob, bob_welcome) = world.join(1, &room, "Bob").await;
+    let (ann_id, bob_id) = (ann_welcome["peer_id"].clone(), bob_welcome["peer_id"].clone());
+    assert_eq!(bob_welcome["peers"][0]["peer_id"], ann_id, "presence spans instances");
+    assert_eq!(ann.recv().await["peer_joined"]["peer"]["peer_id"], bob_id);
+    let (mut cat, _) = world.join(1, &room, "Cat").await;
+    ann.recv().await;
+    bob.recv().await;
+
+    let offer = json!({"type": "offer", "sdp": "v=0 offer"});
+    ann.send(json!({"signal": {"to": bob_id, "sdp": offer}})).await;
+    assert_eq!(bob.recv().await, json!({"signal": {"from": ann_id, "sdp": offer}}));
+    let answer = json!({"type": "answer", "sdp": "v=0 answer"});
+    bob.send(json!({"signal": {"to": ann_id, "sdp": answer}})).await;
+    assert_eq!(ann.recv().await, json!({"signal": {"from": bob_id, "sdp": answer}}));
+    let candidate = json!({"candidate": "candidate:1 1 udp 2122260223 127.0.0.1 5000 typ host", "sdp_mid": "0"});
+    ann.send(json!({"signal": {"to": bob_id, "candidate": candidate}})).await;
+    assert_eq!(bob.recv().await["signal"]["candidate"], candidate);
+    assert!(cat.silent().await, "the third peer, on the same instance as Bob, sees none of it");
+
+    ann.send(json!({"broadcast": {"data": "hello all"}})).await;
+    assert_eq!(bob.recv().await, json!({"broadcast": {"from": ann_id, "data": "hello all"}}));
+    assert_eq!(cat.recv().await["broadcast"]["data"], "hello all");
+    assert!(ann.silent().await, "no echo to the sender");
+
+    ann.send(json!({"bye": {}})).await;
+    assert_eq!(bob.recv().await["peer_left"], json!({"peer_id": ann_id, "reason": "left"}));
+}
+
+async fn publish_control(world: &World, control: confab_protocol::bus::Control) {
+    use prost::Message as _;
+    let mut redis = redis::Client::open(redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let channel = format!("{}:control", world.redis_prefix);
+    let _: i64 = redis::AsyncCommands::publish(&mut redis, channel, control.encode_to_vec()).await.unwrap();
+}
+
+#[actix_web::test]
+async fn api_commands_close_the_right_connections_on_every_instance() {
+    use confab_protocol::bus::{CloseRoom, Control, KickPeer, control::Command};
+    let world = world(2).await;
+    let (room_a, room_b) = (room(), room());
+    let (mut ann, ann_welcome) = world.join(0, &room_a, "Ann").await;
+    let (mut bob, _) = world.join(1, &room_a, "Bob").await;
+    ann.recv().await;
+    let (mut cat, _) = world.join(1, &room_b, "Cat").await;
+
+    let kick = KickPeer { room_id: room_a.clone(), peer_id: ann_welcome["peer_id"].as_str().unwrap().to_owned() };
+    publish_control(&world, Control { command: Some(Command::KickPeer(kick)) }).await;
+    assert_eq!(ann.recv().await, json!({"kicked": {"reason": "kicked"}}));
+    assert_eq!(ann.closed().await, Some(1008));
+    assert_eq!(bob.recv().await["peer_left"]["reason"], "kicked");
+
+    publish_control(&world, Control { command: Some(Command::CloseRoom(CloseRoom { room_id: room_a.clone() })) }).await;
+    assert_eq!(bob.recv().await, json!({"room_closed": {}}));
+    assert_eq!(bob.closed().await, Some(1000));
+    assert!(cat.silent().await, "other rooms are untouched");
 }
