@@ -27,10 +27,13 @@ return 1
 ";
 
 const LEAVE: &str = r"
-redis.call('HDEL', KEYS[1], ARGV[1])
+local removed = redis.call('HDEL', KEYS[1], ARGV[1])
 if redis.call('HLEN', KEYS[1]) == 0 then redis.call('SREM', KEYS[2], ARGV[2]) end
-return 1
+return removed
 ";
+
+/// An instance that has not renewed its heartbeat for this long is dead.
+pub const INSTANCE_TTL: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What a connection task is told to do.
 #[derive(Debug, Clone)]
@@ -329,18 +332,69 @@ impl Hub {
         if removed {
             self.publish(room_id, Event::Fanout(Fanout { except: peer_id.to_owned(), message: Some(left) })).await;
             self.release_room(room_id).await;
-            let freed: redis::RedisResult<i64> = self
-                .leave
-                .key(self.peers_key(room_id))
-                .key(self.live_key())
-                .arg(peer_id)
-                .arg(room_id)
-                .invoke_async(&mut self.redis.clone())
-                .await;
-            if let Err(e) = freed {
+            if let Err(e) = self.free_place(room_id, peer_id).await {
                 tracing::warn!(room.id = room_id, peer.id = peer_id, error = %e, "could not clear presence");
             }
         }
+    }
+
+    /// Removes a presence entry; true if this call removed it.
+    async fn free_place(&self, room_id: &str, peer_id: &str) -> redis::RedisResult<bool> {
+        let removed: i64 = self
+            .leave
+            .key(self.peers_key(room_id))
+            .key(self.live_key())
+            .arg(peer_id)
+            .arg(room_id)
+            .invoke_async(&mut self.redis.clone())
+            .await?;
+        Ok(removed == 1)
+    }
+
+    fn alive_key(&self, instance_id: &str) -> String {
+        format!("{}:instance:{instance_id}:alive", self.prefix)
+    }
+
+    /// Renews this instance's heartbeat key.
+    pub async fn heartbeat(&self) -> redis::RedisResult<()> {
+        redis::cmd("SET")
+            .arg(self.alive_key(&self.instance_id))
+            .arg(1)
+            .arg("PX")
+            .arg(INSTANCE_TTL.as_millis() as u64)
+            .query_async(&mut self.redis.clone())
+            .await
+    }
+
+    /// Frees the places of peers whose instance stopped renewing its heartbeat (killed, frozen
+    /// or cut off) and tells every instance's peers that they left.
+    pub async fn sweep_dead_instances(&self) -> redis::RedisResult<usize> {
+        let mut redis = self.redis.clone();
+        let rooms: Vec<String> = redis::cmd("SMEMBERS").arg(self.live_key()).query_async(&mut redis).await?;
+        let mut alive: HashMap<String, bool> = HashMap::from([(self.instance_id.clone(), true)]);
+        let mut swept = 0;
+        for room_id in rooms {
+            let entries: Vec<(String, String)> =
+                redis::cmd("HGETALL").arg(self.peers_key(&room_id)).query_async(&mut redis).await?;
+            for (peer_id, json) in entries {
+                let Ok(presence) = serde_json::from_str::<PeerPresence>(&json) else { continue };
+                if !alive.contains_key(&presence.instance_id) {
+                    let exists: bool =
+                        redis::cmd("EXISTS").arg(self.alive_key(&presence.instance_id)).query_async(&mut redis).await?;
+                    alive.insert(presence.instance_id.clone(), exists);
+                }
+                if alive[&presence.instance_id] || !self.free_place(&room_id, &peer_id).await? {
+                    continue;
+                }
+                swept += 1;
+                tracing::info!(room.id = %room_id, peer.id = %peer_id, instance.id = %presence.instance_id, "peer of a dead instance left");
+                let left =
+                    message(Kind::PeerLeft(PeerLeft { peer_id: peer_id.clone(), reason: "disconnected".into() }));
+                self.fanout_local(&room_id, &peer_id, &left);
+                self.publish(&room_id, Event::Fanout(Fanout { except: peer_id, message: Some(left) })).await;
+            }
+        }
+        Ok(swept)
     }
 
     /// Queues `message` for the peer `to` of the room, here or on the instance that holds it.

@@ -5,6 +5,7 @@
 pub mod connection;
 pub mod fanout;
 pub mod hub;
+pub mod liveness;
 pub mod session;
 pub mod settings;
 pub mod upgrade;
@@ -41,6 +42,7 @@ impl Application {
         let jwks = JwksCache::new(&settings.jwks_url, &settings.jwt_issuer, Duration::from_secs(10));
         let tickets = TicketVerifier::new(jwks, redis.clone(), &settings.redis_prefix);
         actix_web::rt::spawn(fanout::run(hub.clone(), redis::Client::open(settings.redis_url.as_str())?));
+        actix_web::rt::spawn(liveness::run(hub.clone()));
         let (shutdown, shutdown_rx) = watch::channel(false);
         let listener = TcpListener::bind(&settings.bind)?;
         let port = listener.local_addr()?.port();

@@ -386,3 +386,28 @@ async fn api_commands_close_the_right_connections_on_every_instance() {
     assert_eq!(bob.closed().await, Some(1000));
     assert!(cat.silent().await, "other rooms are untouched");
 }
+
+#[actix_web::test]
+async fn peers_of_a_dead_instance_are_announced_as_left_and_their_places_freed() {
+    let world = world(1).await;
+    let room = room();
+    let (mut ann, _) = world.join(0, &room, "Ann").await;
+    // What a `kill -9`-ed instance leaves behind: its presence, and a heartbeat key that expires.
+    let mut redis = redis::Client::open(redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let key = format!("{}:room:{room}:peers", world.redis_prefix);
+    let ghost = json!({"peer_id": "ghost", "user_id": "u", "display_name": "Gus", "role": "member",
+        "instance_id": "gw-killed", "joined_at": "2026-01-01T00:00:00Z"});
+    let _: () = redis::AsyncCommands::hset(&mut redis, &key, "ghost", ghost.to_string()).await.unwrap();
+    let started = std::time::Instant::now();
+    let left = loop {
+        match ann.next_event(Duration::from_secs(15)).await {
+            Some(Event::Text(v)) if v.get("peer_left").is_some() => break v,
+            Some(Event::Text(_)) => {}
+            _ => panic!("no peer_left for the dead instance's peer"),
+        }
+    };
+    assert_eq!(left["peer_left"], json!({"peer_id": "ghost", "reason": "disconnected"}));
+    assert!(started.elapsed() <= Duration::from_secs(15));
+    let present: i64 = redis::AsyncCommands::hlen(&mut redis, &key).await.unwrap();
+    assert_eq!(present, 1, "only Ann, on a live instance, is left");
+}

@@ -1,0 +1,24 @@
+//! Instance liveness: this instance renews a heartbeat key in Redis, and sweeps the presence of
+//! instances that stopped renewing theirs, so peers of a `kill -9`-ed gateway are announced as
+//! left and their places freed within `INSTANCE_TTL` + one sweep (≤ 15 s).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::hub::Hub;
+
+const PERIOD: Duration = Duration::from_secs(3);
+
+pub async fn run(hub: Arc<Hub>) {
+    let mut tick = tokio::time::interval(PERIOD);
+    loop {
+        tick.tick().await;
+        if let Err(e) = hub.heartbeat().await {
+            tracing::warn!(error = %e, "could not renew the instance heartbeat");
+            continue;
+        }
+        if let Err(e) = hub.sweep_dead_instances().await {
+            tracing::warn!(error = %e, "could not sweep dead instances");
+        }
+    }
+}
