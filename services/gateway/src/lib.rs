@@ -5,6 +5,7 @@
 pub mod connection;
 pub mod fanout;
 pub mod hub;
+pub mod ice;
 pub mod liveness;
 pub mod session;
 pub mod settings;

@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use confab_common::config::{ConfigError, Source, invalid};
 
+use crate::ice::IceConfig;
+
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub bind: String,
@@ -17,7 +19,7 @@ pub struct Settings {
     pub allowed_origins: Vec<String>,
     /// Names this instance in presence; random when unset.
     pub instance_id: String,
-    pub stun_urls: Vec<String>,
+    pub ice: IceConfig,
     pub limits: Limits,
 }
 
@@ -68,6 +70,17 @@ impl Settings {
         if let Some(bad) = stun_urls.iter().find(|u| !(u.starts_with("stun:") || u.starts_with("stuns:"))) {
             return Err(invalid("CONFAB_STUN_URLS", bad, "a comma-separated list of stun: URLs"));
         }
+        let turn_urls = list(&src.string("CONFAB_TURN_URLS", ""));
+        if let Some(bad) = turn_urls.iter().find(|u| !(u.starts_with("turn:") || u.starts_with("turns:"))) {
+            return Err(invalid("CONFAB_TURN_URLS", bad, "a comma-separated list of turn: or turns: URLs"));
+        }
+        if !turn_urls.is_empty() && src.get("CONFAB_TURN_SECRET").is_none() {
+            return Err(invalid(
+                "CONFAB_TURN_SECRET",
+                "",
+                "required with CONFAB_TURN_URLS (coturn static-auth-secret)",
+            ));
+        }
         Ok(Self {
             bind: src.string("CONFAB_BIND", "127.0.0.1:8081"),
             redis_url: src.url("REDIS_URL", "", &["redis", "rediss"])?,
@@ -76,7 +89,12 @@ impl Settings {
             jwt_issuer: src.string("CONFAB_JWT_ISSUER", "confab"),
             allowed_origins: origins,
             instance_id: src.get("CONFAB_INSTANCE_ID").map_or_else(random_instance_id, str::to_owned),
-            stun_urls,
+            ice: IceConfig {
+                stun_urls,
+                turn_urls,
+                turn_secret: src.get("CONFAB_TURN_SECRET").map(str::to_owned),
+                turn_ttl_secs: src.number("CONFAB_TURN_TTL_SECS", 86_400, 60, 7 * 86_400)? as i64,
+            },
             limits: Limits::default(),
         })
     }

@@ -10,7 +10,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use confab_common::http::error_response;
-use confab_protocol::signal::{IceServer, Peer, Welcome, server_message::Kind};
+use confab_protocol::signal::{Peer, Welcome, server_message::Kind};
 use confab_tickets::{TicketError, TicketVerifier};
 use serde::Deserialize;
 use tokio::sync::{Notify, mpsc, watch};
@@ -83,7 +83,7 @@ pub async fn signal(
                 peer_id: peer.peer_id.clone(),
                 room_id: room_id.clone(),
                 peers: others,
-                ice_servers: ice_servers(&gateway.settings),
+                ice_servers: gateway.settings.ice.servers_for(&peer.user_id, chrono::Utc::now().timestamp()),
                 recording: false,
                 resume_token: String::new(),
             }));
@@ -144,11 +144,4 @@ fn new_peer_id() -> String {
     let mut bytes = [0u8; 12];
     getrandom::fill(&mut bytes).expect("the OS random source is available");
     URL_SAFE_NO_PAD.encode(bytes)
-}
-
-fn ice_servers(settings: &Settings) -> Vec<IceServer> {
-    if settings.stun_urls.is_empty() {
-        return Vec::new();
-    }
-    vec![IceServer { urls: settings.stun_urls.clone(), username: String::new(), credential: String::new() }]
 }

@@ -57,7 +57,10 @@ async fn world(instances: usize) -> World {
             jwt_issuer: "confab".into(),
             allowed_origins: vec!["https://confab.test".into()],
             instance_id: format!("gw-test-{index}"),
-            stun_urls: vec!["stun:stun.confab.test:3478".into()],
+            ice: confab_gateway::ice::IceConfig {
+                stun_urls: vec!["stun:stun.confab.test:3478".into()],
+                ..Default::default()
+            },
             limits: Limits::default(),
         })
         .unwrap();
