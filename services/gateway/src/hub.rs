@@ -14,7 +14,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use confab_protocol::bus::{self, Delivery, Fanout, PeerPresence, RoomEvent, room_event::Event};
-use confab_protocol::signal::{Kicked, Peer, PeerJoined, PeerLeft, RoomClosed, ServerMessage, server_message::Kind};
+use confab_protocol::signal::{
+    Kicked, Peer, PeerJoined, PeerLeft, Resync, RoomClosed, ServerMessage, server_message::Kind,
+};
 use prost::Message;
 use redis::aio::{ConnectionManager, PubSubSink};
 use tokio::sync::{Notify, mpsc};
@@ -49,6 +51,8 @@ pub enum Outbound {
 /// A connection on this instance, as the hub sees it.
 pub struct LocalPeer {
     pub peer: Peer,
+    /// RFC 3339, when the peer joined.
+    pub joined_at: String,
     pub outbound: mpsc::Sender<Outbound>,
     /// Notified when the outbound queue overflowed: the connection must close.
     pub slow: Arc<Notify>,
@@ -79,7 +83,12 @@ pub struct Hub {
     /// Whether the subscriber is connected; joins wait a moment for it after start-up or a
     /// Redis outage rather than failing at once.
     attached: tokio::sync::watch::Sender<bool>,
+    /// Set on the first connection; a later attach is a reconnect.
+    ever_attached: std::sync::atomic::AtomicBool,
 }
+
+/// Tries at putting presence back after a reconnect.
+const RESTORE_ATTEMPTS: usize = 10;
 
 /// How long a join waits for the subscriber to (re)connect.
 const ATTACH_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
@@ -103,6 +112,7 @@ impl Hub {
             leave: redis::Script::new(LEAVE),
             subscriptions: tokio::sync::Mutex::new(Subscriptions::default()),
             attached: tokio::sync::watch::Sender::new(false),
+            ever_attached: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -121,14 +131,83 @@ impl Hub {
 
     /// A (re)connected subscriber: listen to the control channel and every room with local peers.
     pub async fn attach(&self, mut sink: PubSubSink) -> redis::RedisResult<()> {
-        let mut subs = self.subscriptions.lock().await;
-        sink.subscribe(self.control_channel()).await?;
-        for room_id in subs.rooms.keys() {
-            sink.subscribe(self.room_channel(room_id)).await?;
+        {
+            let mut subs = self.subscriptions.lock().await;
+            sink.subscribe(self.control_channel()).await?;
+            for room_id in subs.rooms.keys() {
+                sink.subscribe(self.room_channel(room_id)).await?;
+            }
+            subs.sink = Some(sink);
         }
-        subs.sink = Some(sink);
+        let reconnected = self.ever_attached.swap(true, std::sync::atomic::Ordering::SeqCst);
         self.attached.send_replace(true);
+        if reconnected {
+            self.restore().await;
+        }
         Ok(())
+    }
+
+    /// After a reconnect: puts this instance's peers back into presence (a restarted Redis has
+    /// lost it) and sends each of them the room's current peer list, since room events may have
+    /// been missed while the subscription was down.
+    async fn restore(&self) {
+        let snapshot: Vec<(String, Vec<(String, String)>)> = self
+            .rooms()
+            .iter()
+            .map(|(room_id, room)| {
+                let entries =
+                    room.values().map(|local| (local.peer.peer_id.clone(), self.presence_json(local))).collect();
+                (room_id.clone(), entries)
+            })
+            .collect();
+        for (room_id, entries) in snapshot {
+            let mut redis = self.redis.clone();
+            let mut restored: redis::RedisResult<()> = Ok(());
+            // The command connection may still be reconnecting to the restarted server.
+            for _ in 0..RESTORE_ATTEMPTS {
+                restored = redis::pipe()
+                    .hset_multiple(self.peers_key(&room_id), &entries)
+                    .ignore()
+                    .sadd(self.live_key(), &room_id)
+                    .ignore()
+                    .query_async(&mut redis)
+                    .await;
+                if restored.is_ok() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            let peers = match restored {
+                Ok(()) => self.present(&room_id, "").await,
+                Err(e) => Err(e),
+            };
+            let peers = match peers {
+                Ok(peers) => peers,
+                Err(e) => {
+                    tracing::warn!(room.id = %room_id, error = %e, "could not restore presence");
+                    continue;
+                }
+            };
+            metrics::counter!("gateway_resyncs_total").increment(1);
+            if let Some(room) = self.rooms().get(&room_id) {
+                for (peer_id, local) in room {
+                    let others = peers.iter().filter(|p| &p.peer_id != peer_id).cloned().collect();
+                    push(local, message(Kind::Resync(Resync { peers: others })));
+                }
+            }
+        }
+    }
+
+    fn presence_json(&self, local: &LocalPeer) -> String {
+        let presence = PeerPresence {
+            peer_id: local.peer.peer_id.clone(),
+            user_id: local.peer.user_id.clone(),
+            display_name: local.peer.display_name.clone(),
+            role: local.peer.role.clone(),
+            instance_id: self.instance_id.clone(),
+            joined_at: local.joined_at.clone(),
+        };
+        serde_json::to_string(&presence).expect("presence serializes")
     }
 
     /// The subscriber lost its connection.
@@ -247,28 +326,21 @@ impl Hub {
     /// Admits `local` to the room if it has room for one more across all instances, announces it
     /// to the peers here, and returns everyone else already in the call.
     pub async fn join(&self, room_id: &str, local: LocalPeer, capacity: u32) -> Result<Vec<Peer>, JoinError> {
-        let presence = PeerPresence {
-            peer_id: local.peer.peer_id.clone(),
-            user_id: local.peer.user_id.clone(),
-            display_name: local.peer.display_name.clone(),
-            role: local.peer.role.clone(),
-            instance_id: self.instance_id.clone(),
-            joined_at: chrono::Utc::now().to_rfc3339(),
-        };
-        let entry = serde_json::to_string(&presence).expect("presence serializes");
+        let peer_id = local.peer.peer_id.clone();
+        let entry = self.presence_json(&local);
         self.hold_room(room_id).await?;
         let admitted: redis::RedisResult<i64> = self
             .join
             .key(self.peers_key(room_id))
             .key(self.live_key())
             .arg(capacity)
-            .arg(&presence.peer_id)
+            .arg(&peer_id)
             .arg(entry)
             .arg(room_id)
             .invoke_async(&mut self.redis.clone())
             .await;
         let others = match admitted {
-            Ok(1) => self.present(room_id, &presence.peer_id).await,
+            Ok(1) => self.present(room_id, &peer_id).await,
             Ok(_) => {
                 self.release_room(room_id).await;
                 return Err(JoinError::Full);
@@ -289,9 +361,9 @@ impl Hub {
             for other in room.values() {
                 push(other, joined.clone());
             }
-            room.insert(presence.peer_id.clone(), local);
+            room.insert(peer_id.clone(), local);
         }
-        self.publish(room_id, Event::Fanout(Fanout { except: presence.peer_id, message: Some(joined) })).await;
+        self.publish(room_id, Event::Fanout(Fanout { except: peer_id, message: Some(joined) })).await;
         Ok(others)
     }
 

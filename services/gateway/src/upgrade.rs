@@ -74,7 +74,8 @@ pub async fn signal(
         Peer { peer_id: new_peer_id(), user_id: claims.sub, display_name: claims.display_name, role: claims.room_role };
     let (outbound_tx, outbound) = mpsc::channel(limits.outbound_queue);
     let slow = Arc::new(Notify::new());
-    let local = LocalPeer { peer: peer.clone(), outbound: outbound_tx, slow: slow.clone() };
+    let joined_at = chrono::Utc::now().to_rfc3339();
+    let local = LocalPeer { peer: peer.clone(), joined_at, outbound: outbound_tx, slow: slow.clone() };
     let hub = gateway.hub.clone();
     let room_id = claims.room_id;
     match hub.join(&room_id, local, claims.max_participants).await {

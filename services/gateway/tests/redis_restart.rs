@@ -1,0 +1,168 @@
+//! A Redis restart in the middle of a call: gateways reconnect, resubscribe, put their peers
+//! back into presence and resync them, and cross-instance signaling works again. Uses a Redis
+//! server of its own so the restart touches no other test.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{App, HttpResponse, HttpServer, web};
+use awc::ws::{Frame, Message};
+use confab_common::tokens::SigningKeys;
+use confab_gateway::settings::Limits;
+use confab_gateway::{Application, Settings};
+use confab_tickets::{TICKET_AUDIENCE, TicketClaims};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+
+/// A private redis-server, killed when dropped.
+struct PrivateRedis {
+    port: u16,
+    child: Child,
+}
+
+impl PrivateRedis {
+    fn start(port: u16) -> Self {
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed by deploy/local");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self { port, child }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    fn restart(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        *self = Self::start(self.port);
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+type Socket = actix_codec::Framed<awc::BoxedSocket, awc::ws::Codec>;
+
+async fn recv(socket: &mut Socket) -> Value {
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(10), socket.next()).await.expect("a message within 10 s");
+        match frame {
+            Some(Ok(Frame::Text(bytes))) => return serde_json::from_slice(&bytes).unwrap(),
+            Some(Ok(Frame::Ping(bytes))) => socket.send(Message::Pong(bytes)).await.unwrap(),
+            Some(Ok(_)) => {}
+            other => panic!("socket ended: {other:?}"),
+        }
+    }
+}
+
+#[actix_web::test]
+async fn a_redis_restart_mid_call_is_survived_with_a_resync() {
+    let mut redis = PrivateRedis::start(free_port());
+    let keys = Arc::new(SigningKeys::from_signing_keys(&[ed25519_dalek::SigningKey::from_bytes(&[6; 32])]).unwrap());
+    let jwks = keys.jwks();
+    let server = HttpServer::new(move || {
+        let jwks = jwks.clone();
+        App::new().route(
+            "/jwks",
+            web::get().to(move || {
+                let jwks = jwks.clone();
+                async move { HttpResponse::Ok().json(jwks) }
+            }),
+        )
+    })
+    .workers(1)
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let jwks_url = format!("http://127.0.0.1:{}/jwks", server.addrs()[0].port());
+    actix_web::rt::spawn(server.run());
+
+    let mut urls = Vec::new();
+    for index in 0..2 {
+        let app = Application::build(Settings {
+            bind: "127.0.0.1:0".into(),
+            redis_url: redis.url(),
+            redis_prefix: "confab".into(),
+            jwks_url: jwks_url.clone(),
+            jwt_issuer: "confab".into(),
+            allowed_origins: vec![],
+            instance_id: format!("gw-restart-{index}"),
+            ice: Default::default(),
+            limits: Limits::default(),
+        })
+        .unwrap();
+        urls.push(format!("ws://127.0.0.1:{}/v1/signal", app.port()));
+        actix_web::rt::spawn(app.run_until_stopped());
+    }
+    let room = uuid::Uuid::new_v4().to_string();
+    let join = async |gateway: usize, name: &str| {
+        let now = chrono::Utc::now().timestamp();
+        let ticket = keys
+            .sign(&TicketClaims {
+                iss: "confab".into(),
+                aud: TICKET_AUDIENCE.into(),
+                sub: uuid::Uuid::new_v4().to_string(),
+                exp: now + 60,
+                iat: now,
+                jti: uuid::Uuid::new_v4().simple().to_string(),
+                room_id: room.clone(),
+                display_name: name.into(),
+                room_role: "member".into(),
+                max_participants: 8,
+            })
+            .unwrap();
+        let (_, mut socket) =
+            awc::Client::new().ws(format!("{}?ticket={ticket}", urls[gateway])).connect().await.unwrap();
+        let welcome = recv(&mut socket).await;
+        (socket, welcome["welcome"]["peer_id"].as_str().unwrap().to_owned())
+    };
+    let (mut ann, ann_id) = join(0, "Ann").await;
+    let (mut bob, bob_id) = join(1, "Bob").await;
+    recv(&mut ann).await;
+
+    redis.restart();
+
+    for (socket, other) in [(&mut ann, &bob_id), (&mut bob, &ann_id)] {
+        let resync = loop {
+            let message = recv(socket).await;
+            if message.get("resync").is_some() {
+                break message;
+            }
+        };
+        let peers: Vec<&str> = resync["resync"]["peers"]
+            .as_array()
+            .map_or(Vec::new(), |peers| peers.iter().map(|p| p["peer_id"].as_str().unwrap()).collect());
+        // Each gateway restores its own peers; the other's may arrive a moment later.
+        assert!(peers.is_empty() || peers == [other.as_str()], "{resync}");
+    }
+    let offer = json!({"type": "offer", "sdp": "v=0 after restart"});
+    let mut delivered = false;
+    for _ in 0..20 {
+        ann.send(Message::Text(json!({"signal": {"to": bob_id, "sdp": offer}}).to_string().into())).await.unwrap();
+        let reply = tokio::time::timeout(Duration::from_millis(500), recv(&mut bob)).await;
+        if let Ok(message) = reply {
+            assert_eq!(message, json!({"signal": {"from": ann_id, "sdp": offer}}));
+            delivered = true;
+            break;
+        }
+        let _ = tokio::time::timeout(Duration::from_millis(50), recv(&mut ann)).await;
+    }
+    assert!(delivered, "cross-instance signaling resumed after the restart");
+}
