@@ -26,7 +26,9 @@ pub mod close {
 /// Who is on the other end of the socket.
 pub struct Identity {
     pub room_id: String,
-    pub peer_id: String,
+    pub peer: confab_protocol::signal::Peer,
+    /// Given in `welcome`; lets the client resume this peer after an unplanned disconnect.
+    pub resume_token: String,
 }
 
 /// Everything a connection task needs besides its socket.
@@ -44,11 +46,16 @@ impl Connection {
     pub async fn run(mut self, mut session: Session, mut frames: AggregatedMessageStream) {
         metrics::gauge!("gateway_connections").increment(1);
         let (reason, close_code) = self.serve(&mut session, &mut frames).await;
-        self.hub.leave(&self.identity.room_id, &self.identity.peer_id, reason).await;
+        let Identity { room_id, peer, resume_token } = &self.identity;
+        if matches!(reason, "disconnected" | "timeout" | "server_restarting") {
+            self.hub.park(room_id, peer, resume_token, self.limits.resume_window).await;
+        } else {
+            self.hub.leave(room_id, &peer.peer_id, reason).await;
+        }
         let description = Some(reason.to_owned());
         let _ = session.close(Some(CloseReason { code: CloseCode::from(close_code), description })).await;
         metrics::gauge!("gateway_connections").decrement(1);
-        tracing::info!(room.id = %self.identity.room_id, peer.id = %self.identity.peer_id, reason, "peer left");
+        tracing::info!(room.id = %self.identity.room_id, peer.id = %self.identity.peer.peer_id, reason, "connection ended");
     }
 
     /// Returns why the connection ended and the close code to send.
@@ -89,6 +96,11 @@ impl Connection {
                             }
                         }
                         Some(Ok(AggregatedMessage::Pong(_))) => {}
+                        // A normal close is a goodbye; anything else may be a reload or a network
+                        // change, so the peer is kept for a resume.
+                        Some(Ok(AggregatedMessage::Close(Some(r)))) if r.code == CloseCode::Normal => {
+                            return ("left", close::NORMAL);
+                        }
                         Some(Ok(AggregatedMessage::Close(_))) | None => return ("disconnected", close::NORMAL),
                         Some(Err(actix_ws::ProtocolError::Overflow)) => return ("message_too_big", close::TOO_BIG),
                         Some(Err(e)) => {
@@ -128,7 +140,7 @@ impl Connection {
 
     /// Acts on one client frame; `Some` ends the connection.
     async fn handle(&self, session: &mut Session, text: &str) -> Option<(&'static str, u16)> {
-        let Identity { room_id, peer_id } = &self.identity;
+        let (room_id, peer_id) = (&self.identity.room_id, &self.identity.peer.peer_id);
         let reply = match decode(text) {
             Err(error) => Some(error.to_message()),
             Ok(Client::Signal(signal)) => {

@@ -384,6 +384,105 @@ impl Hub {
         Ok(peers.into_iter().map(|(_, peer)| peer).collect())
     }
 
+    fn resume_key(&self, token: &str) -> String {
+        format!("{}:resume:{token}", self.prefix)
+    }
+
+    /// Takes a peer off this instance without telling anyone: its place and presence are kept
+    /// for `window`, so the client can reconnect (to any instance) with `token` and keep its peer
+    /// id. If it does not, it leaves as `disconnected` when the window ends.
+    pub async fn park(self: &Arc<Self>, room_id: &str, peer: &Peer, token: &str, window: std::time::Duration) {
+        let removed = {
+            let mut rooms = self.rooms();
+            let removed = rooms.get_mut(room_id).and_then(|room| room.remove(&peer.peer_id)).is_some();
+            if rooms.get(room_id).is_some_and(HashMap::is_empty) {
+                rooms.remove(room_id);
+            }
+            removed
+        };
+        if !removed {
+            return;
+        }
+        self.release_room(room_id).await;
+        let parked = serde_json::json!({"room_id": room_id, "peer_id": peer.peer_id, "user_id": peer.user_id});
+        let stored: redis::RedisResult<()> = redis::cmd("SET")
+            .arg(self.resume_key(token))
+            .arg(parked.to_string())
+            .arg("PX")
+            // Outlives the window: the timer below, not expiry, decides the peer has left.
+            .arg((window + std::time::Duration::from_secs(5)).as_millis() as u64)
+            .query_async(&mut self.redis.clone())
+            .await;
+        if let Err(e) = stored {
+            tracing::warn!(error = %e, "could not keep the peer for resumption");
+        }
+        let (hub, room_id, peer_id, key) =
+            (self.clone(), room_id.to_owned(), peer.peer_id.clone(), self.resume_key(token));
+        actix_web::rt::spawn(async move {
+            tokio::time::sleep(window).await;
+            // Whoever deletes the key owns the outcome: a resuming client, or this timer.
+            let unclaimed: i64 = redis::cmd("DEL").arg(&key).query_async(&mut hub.redis.clone()).await.unwrap_or(1);
+            if unclaimed == 1 {
+                hub.depart(&room_id, &peer_id, "disconnected").await;
+            }
+        });
+    }
+
+    /// The peer id parked under `token`, if it was parked in `room_id` by `user_id`. The token is
+    /// consumed only by its own user: anyone else holding it can neither take the peer over nor
+    /// stop it from leaving when its window ends; a parked peer is resumed at most once.
+    pub async fn unpark(&self, token: &str, room_id: &str, user_id: &str) -> Option<String> {
+        let key = self.resume_key(token);
+        let mut redis = self.redis.clone();
+        let parked: Option<String> = redis::cmd("GET").arg(&key).query_async(&mut redis).await.ok()?;
+        let parked: serde_json::Value = serde_json::from_str(&parked?).ok()?;
+        if parked["room_id"] != room_id || parked["user_id"] != user_id {
+            return None;
+        }
+        let claimed: i64 = redis::cmd("DEL").arg(&key).query_async(&mut redis).await.ok()?;
+        (claimed == 1).then(|| parked["peer_id"].as_str().map(str::to_owned)).flatten()
+    }
+
+    /// Puts a resumed peer back: same peer id, same place, no announcement.
+    pub async fn rejoin(&self, room_id: &str, local: LocalPeer) -> Result<Vec<Peer>, JoinError> {
+        self.hold_room(room_id).await?;
+        let peer_id = local.peer.peer_id.clone();
+        let restored: redis::RedisResult<()> = redis::pipe()
+            .hset(self.peers_key(room_id), &peer_id, self.presence_json(&local))
+            .ignore()
+            .sadd(self.live_key(), room_id)
+            .ignore()
+            .query_async(&mut self.redis.clone())
+            .await;
+        let others = match restored {
+            Ok(()) => self.present(room_id, &peer_id).await,
+            Err(e) => Err(e),
+        };
+        match others {
+            Ok(others) => {
+                self.rooms().entry(room_id.to_owned()).or_default().insert(peer_id, local);
+                Ok(others)
+            }
+            Err(e) => {
+                self.release_room(room_id).await;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Frees a departed (not local) peer's place and tells every instance's peers.
+    async fn depart(&self, room_id: &str, peer_id: &str, reason: &str) {
+        match self.free_place(room_id, peer_id).await {
+            Ok(true) => {
+                let left = message(Kind::PeerLeft(PeerLeft { peer_id: peer_id.to_owned(), reason: reason.to_owned() }));
+                self.fanout_local(room_id, peer_id, &left);
+                self.publish(room_id, Event::Fanout(Fanout { except: peer_id.to_owned(), message: Some(left) })).await;
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(room.id = room_id, peer.id = peer_id, error = %e, "could not clear presence"),
+        }
+    }
+
     /// Removes the peer, frees its place, and tells the others why it left.
     pub async fn leave(&self, room_id: &str, peer_id: &str, reason: &str) {
         let left = message(Kind::PeerLeft(PeerLeft { peer_id: peer_id.to_owned(), reason: reason.to_owned() }));

@@ -34,6 +34,8 @@ pub struct Limits {
     pub outbound_queue: usize,
     pub heartbeat: Duration,
     pub dead_after: Duration,
+    /// How long an unplanned disconnect keeps the peer's id and place for a resume.
+    pub resume_window: Duration,
 }
 
 impl Default for Limits {
@@ -45,6 +47,7 @@ impl Default for Limits {
             outbound_queue: 256,
             heartbeat: Duration::from_secs(15),
             dead_after: Duration::from_secs(45),
+            resume_window: Duration::from_secs(15),
         }
     }
 }

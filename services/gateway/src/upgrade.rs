@@ -34,6 +34,8 @@ pub struct Gateway {
 #[derive(Deserialize)]
 pub struct TicketQuery {
     ticket: Option<String>,
+    /// The `resume_token` of an earlier connection, to keep its peer id.
+    resume: Option<String>,
 }
 
 pub async fn signal(
@@ -46,7 +48,8 @@ pub async fn signal(
         return Ok(error_response(StatusCode::FORBIDDEN, "origin_not_allowed", "this origin may not connect"));
     }
     let offered = offered_ticket(&req);
-    let Some(ticket) = offered.clone().or_else(|| query.into_inner().ticket) else {
+    let TicketQuery { ticket, resume } = query.into_inner();
+    let Some(ticket) = offered.clone().or(ticket) else {
         return Ok(unauthorized());
     };
     let claims = match gateway.tickets.verify(&ticket).await {
@@ -70,27 +73,36 @@ pub async fn signal(
         .aggregate_continuations()
         .max_continuation_size(limits.max_message_bytes);
 
-    let peer =
-        Peer { peer_id: new_peer_id(), user_id: claims.sub, display_name: claims.display_name, role: claims.room_role };
+    let hub = gateway.hub.clone();
+    let room_id = claims.room_id;
+    let resumed = match resume {
+        Some(token) if token.len() <= 64 => hub.unpark(&token, &room_id, &claims.sub).await,
+        _ => None,
+    };
+    let peer_id = resumed.clone().unwrap_or_else(new_peer_id);
+    let peer = Peer { peer_id, user_id: claims.sub, display_name: claims.display_name, role: claims.room_role };
     let (outbound_tx, outbound) = mpsc::channel(limits.outbound_queue);
     let slow = Arc::new(Notify::new());
     let joined_at = chrono::Utc::now().to_rfc3339();
     let local = LocalPeer { peer: peer.clone(), joined_at, outbound: outbound_tx, slow: slow.clone() };
-    let hub = gateway.hub.clone();
-    let room_id = claims.room_id;
-    match hub.join(&room_id, local, claims.max_participants).await {
+    let admitted = match resumed {
+        Some(_) => hub.rejoin(&room_id, local).await,
+        None => hub.join(&room_id, local, claims.max_participants).await,
+    };
+    match admitted {
         Ok(others) => {
+            let resume_token = new_secret(16);
             let welcome = message(Kind::Welcome(Welcome {
                 peer_id: peer.peer_id.clone(),
                 room_id: room_id.clone(),
                 peers: others,
                 ice_servers: gateway.settings.ice.servers_for(&peer.user_id, chrono::Utc::now().timestamp()),
                 recording: false,
-                resume_token: String::new(),
+                resume_token: resume_token.clone(),
             }));
             let text = serde_json::to_string(&welcome).expect("server messages serialize");
             tracing::info!(room.id = %room_id, peer.id = %peer.peer_id, user.id = %peer.user_id, "peer joined");
-            let identity = Identity { room_id, peer_id: peer.peer_id };
+            let identity = Identity { room_id, peer, resume_token };
             let connection = Connection { hub, identity, limits, outbound, slow, shutdown: gateway.shutdown.clone() };
             actix_web::rt::spawn(async move {
                 if session.text(text).await.is_ok() {
@@ -142,7 +154,12 @@ fn offered_ticket(req: &HttpRequest) -> Option<String> {
 
 /// 96 random bits, URL-safe: unguessable within a room.
 fn new_peer_id() -> String {
-    let mut bytes = [0u8; 12];
-    getrandom::fill(&mut bytes).expect("the OS random source is available");
-    URL_SAFE_NO_PAD.encode(bytes)
+    new_secret(12)
+}
+
+/// `bytes` random bytes, base64url.
+fn new_secret(bytes: usize) -> String {
+    let mut buffer = vec![0u8; bytes];
+    getrandom::fill(&mut buffer).expect("the OS random source is available");
+    URL_SAFE_NO_PAD.encode(buffer)
 }

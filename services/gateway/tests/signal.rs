@@ -28,6 +28,10 @@ fn redis_url() -> String {
 }
 
 async fn world(instances: usize) -> World {
+    world_with(instances, Limits::default()).await
+}
+
+async fn world_with(instances: usize, limits: Limits) -> World {
     let keys = Arc::new(SigningKeys::from_signing_keys(&[ed25519_dalek::SigningKey::from_bytes(&[4; 32])]).unwrap());
     let jwks = keys.jwks();
     let server = HttpServer::new(move || {
@@ -61,7 +65,7 @@ async fn world(instances: usize) -> World {
                 stun_urls: vec!["stun:stun.confab.test:3478".into()],
                 ..Default::default()
             },
-            limits: Limits::default(),
+            limits: limits.clone(),
         })
         .unwrap();
         gateways.push(format!("ws://127.0.0.1:{}/v1/signal", app.port()));
@@ -73,12 +77,16 @@ async fn world(instances: usize) -> World {
 
 impl World {
     fn ticket(&self, room: &str, name: &str, capacity: u32) -> String {
+        self.ticket_for(room, name, &uuid::Uuid::new_v4().to_string(), capacity)
+    }
+
+    fn ticket_for(&self, room: &str, name: &str, user: &str, capacity: u32) -> String {
         let now = chrono::Utc::now().timestamp();
         self.keys
             .sign(&TicketClaims {
                 iss: "confab".into(),
                 aud: TICKET_AUDIENCE.into(),
-                sub: uuid::Uuid::new_v4().to_string(),
+                sub: user.to_owned(),
                 exp: now + 60,
                 iat: now,
                 jti: uuid::Uuid::new_v4().simple().to_string(),
@@ -413,4 +421,60 @@ async fn peers_of_a_dead_instance_are_announced_as_left_and_their_places_freed()
     assert!(started.elapsed() <= Duration::from_secs(15));
     let present: i64 = redis::AsyncCommands::hlen(&mut redis, &key).await.unwrap();
     assert_eq!(present, 1, "only Ann, on a live instance, is left");
+}
+
+impl World {
+    /// Joins as `user` with a resume token, as a client does after losing its connection.
+    async fn resume(&self, gateway: usize, room: &str, user: &str, token: &str) -> (Peer, Value) {
+        let ticket = self.ticket_for(room, "Bob", user, 8);
+        let url = format!("{}?ticket={ticket}&resume={token}", self.gateways[gateway]);
+        let (_, socket) = awc::Client::new().ws(url).connect().await.unwrap();
+        let mut peer = Peer { socket };
+        let welcome = peer.recv().await;
+        (peer, welcome["welcome"].clone())
+    }
+
+    async fn join_as(&self, gateway: usize, room: &str, user: &str) -> (Peer, Value) {
+        let mut peer = self.connect(gateway, &self.ticket_for(room, "Bob", user, 8)).await.expect("admitted");
+        let welcome = peer.recv().await;
+        (peer, welcome["welcome"].clone())
+    }
+}
+
+#[actix_web::test]
+async fn a_dropped_client_that_resumes_in_time_keeps_its_peer_id_and_nobody_notices() {
+    let world = world(2).await;
+    let room = room();
+    let (mut ann, ann_welcome) = world.join(0, &room, "Ann").await;
+    let bob_user = uuid::Uuid::new_v4().to_string();
+    let (bob, bob_welcome) = world.join_as(1, &room, &bob_user).await;
+    ann.recv().await;
+    drop(bob);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let token = bob_welcome["resume_token"].as_str().unwrap();
+    let (mut bob, resumed) = world.resume(0, &room, &bob_user, token).await;
+    assert_eq!(resumed["peer_id"], bob_welcome["peer_id"]);
+    assert_eq!(resumed["peers"][0]["peer_id"], ann_welcome["peer_id"]);
+    assert!(ann.silent().await, "no peer_left, no peer_joined");
+    let offer = json!({"type": "offer", "sdp": "v=0"});
+    ann.send(json!({"signal": {"to": bob_welcome["peer_id"], "sdp": offer}})).await;
+    assert_eq!(bob.recv().await["signal"]["from"], ann_welcome["peer_id"]);
+}
+
+#[actix_web::test]
+async fn a_dropped_client_that_does_not_resume_leaves_and_its_token_serves_no_one_else() {
+    let world = world_with(1, Limits { resume_window: Duration::from_millis(700), ..Limits::default() }).await;
+    let room = room();
+    let (mut ann, _) = world.join(0, &room, "Ann").await;
+    let (bob, bob_welcome) = world.join_as(0, &room, &uuid::Uuid::new_v4().to_string()).await;
+    ann.recv().await;
+    drop(bob);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let token = bob_welcome["resume_token"].as_str().unwrap();
+    let (_eve, eve) = world.resume(0, &room, &uuid::Uuid::new_v4().to_string(), token).await;
+    assert_ne!(eve["peer_id"], bob_welcome["peer_id"], "another user's ticket cannot take the peer over");
+    assert!(ann.recv().await.get("peer_joined").is_some(), "Eve joins as herself");
+    let left = ann.recv().await;
+    assert_eq!(left["peer_left"], json!({"peer_id": bob_welcome["peer_id"], "reason": "disconnected"}));
 }
