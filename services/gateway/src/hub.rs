@@ -21,8 +21,15 @@ use prost::Message;
 use redis::aio::{ConnectionManager, PubSubSink};
 use tokio::sync::{Notify, mpsc};
 
+/// Admits a peer if the room has a free place and the user fewer than ARGV[6] connections in
+/// it: 1 admitted, 0 room full, -1 too many connections of this user.
 const JOIN: &str = r"
 if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
+local mine = 0
+for _, entry in ipairs(redis.call('HVALS', KEYS[1])) do
+  if cjson.decode(entry).user_id == ARGV[5] then mine = mine + 1 end
+end
+if mine >= tonumber(ARGV[6]) then return -1 end
 redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
 redis.call('SADD', KEYS[2], ARGV[4])
 return 1
@@ -62,6 +69,8 @@ pub struct LocalPeer {
 pub enum JoinError {
     #[error("the room is full")]
     Full,
+    #[error("too many connections of this user in the room")]
+    TooManyConnections,
     #[error("presence unavailable: {0}")]
     Redis(#[from] redis::RedisError),
 }
@@ -325,7 +334,13 @@ impl Hub {
 
     /// Admits `local` to the room if it has room for one more across all instances, announces it
     /// to the peers here, and returns everyone else already in the call.
-    pub async fn join(&self, room_id: &str, local: LocalPeer, capacity: u32) -> Result<Vec<Peer>, JoinError> {
+    pub async fn join(
+        &self,
+        room_id: &str,
+        local: LocalPeer,
+        capacity: u32,
+        per_user: u32,
+    ) -> Result<Vec<Peer>, JoinError> {
         let peer_id = local.peer.peer_id.clone();
         let entry = self.presence_json(&local);
         self.hold_room(room_id).await?;
@@ -337,13 +352,15 @@ impl Hub {
             .arg(&peer_id)
             .arg(entry)
             .arg(room_id)
+            .arg(&local.peer.user_id)
+            .arg(per_user)
             .invoke_async(&mut self.redis.clone())
             .await;
         let others = match admitted {
             Ok(1) => self.present(room_id, &peer_id).await,
-            Ok(_) => {
+            Ok(refused) => {
                 self.release_room(room_id).await;
-                return Err(JoinError::Full);
+                return Err(if refused < 0 { JoinError::TooManyConnections } else { JoinError::Full });
             }
             Err(e) => Err(e),
         };

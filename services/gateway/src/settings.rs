@@ -36,6 +36,8 @@ pub struct Limits {
     pub dead_after: Duration,
     /// How long an unplanned disconnect keeps the peer's id and place for a resume.
     pub resume_window: Duration,
+    /// Connections one user may hold in one room (tabs, devices), across all instances.
+    pub connections_per_user: u32,
 }
 
 impl Default for Limits {
@@ -48,6 +50,7 @@ impl Default for Limits {
             heartbeat: Duration::from_secs(15),
             dead_after: Duration::from_secs(45),
             resume_window: Duration::from_secs(15),
+            connections_per_user: 5,
         }
     }
 }

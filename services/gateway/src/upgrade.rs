@@ -87,7 +87,7 @@ pub async fn signal(
     let local = LocalPeer { peer: peer.clone(), joined_at, outbound: outbound_tx, slow: slow.clone() };
     let admitted = match resumed {
         Some(_) => hub.rejoin(&room_id, local).await,
-        None => hub.join(&room_id, local, claims.max_participants).await,
+        None => hub.join(&room_id, local, claims.max_participants, limits.connections_per_user).await,
     };
     match admitted {
         Ok(others) => {
@@ -113,6 +113,9 @@ pub async fn signal(
         Err(refusal) => {
             let (code, text) = match refusal {
                 JoinError::Full => ("room_full", "the room is full".to_owned()),
+                JoinError::TooManyConnections => {
+                    ("too_many_connections", "close another tab or device in this room first".to_owned())
+                }
                 JoinError::Redis(e) => {
                     tracing::warn!(error = %e, "presence unavailable");
                     ("unavailable", "try again shortly".to_owned())

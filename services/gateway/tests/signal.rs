@@ -478,3 +478,18 @@ async fn a_dropped_client_that_does_not_resume_leaves_and_its_token_serves_no_on
     let left = ann.recv().await;
     assert_eq!(left["peer_left"], json!({"peer_id": bob_welcome["peer_id"], "reason": "disconnected"}));
 }
+
+#[actix_web::test]
+async fn one_user_may_hold_several_tabs_but_not_unboundedly_many() {
+    let world = world_with(2, Limits { connections_per_user: 2, ..Limits::default() }).await;
+    let room = room();
+    let user = uuid::Uuid::new_v4().to_string();
+    let (_tab1, first) = world.join_as(0, &room, &user).await;
+    let (_tab2, second) = world.join_as(1, &room, &user).await;
+    assert_ne!(first["peer_id"], second["peer_id"], "each tab is its own peer");
+    let mut tab3 = world.connect(1, &world.ticket_for(&room, "Bob", &user, 8)).await.unwrap();
+    assert_eq!(tab3.recv().await["error"]["code"], "too_many_connections");
+    assert_eq!(tab3.closed().await, Some(1008));
+    let (_other, other) = world.join(0, &room, "Ann").await;
+    assert!(other.get("peer_id").is_some(), "other users still get in");
+}
