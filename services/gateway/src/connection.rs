@@ -23,6 +23,9 @@ pub mod close {
     pub const RESTARTING: u16 = 1012;
 }
 
+/// How long a close frame may wait for a client to make room for it.
+const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Who is on the other end of the socket.
 pub struct Identity {
     pub room_id: String,
@@ -53,7 +56,9 @@ impl Connection {
             self.hub.leave(room_id, &peer.peer_id, reason).await;
         }
         let description = Some(reason.to_owned());
-        let _ = session.close(Some(CloseReason { code: CloseCode::from(close_code), description })).await;
+        let closing = session.close(Some(CloseReason { code: CloseCode::from(close_code), description }));
+        // A client that stopped reading cannot take the close frame either: drop it after a moment.
+        let _ = tokio::time::timeout(CLOSE_WAIT, closing).await;
         metrics::gauge!("gateway_connections").decrement(1);
         tracing::info!(room.id = %self.identity.room_id, peer.id = %self.identity.peer.peer_id, reason, "connection ended");
     }
@@ -111,8 +116,16 @@ impl Connection {
                 }
                 out = self.outbound.recv() => match out {
                     Some(Outbound::Message(message)) => {
-                        if send(session, &message).await.is_err() {
-                            return ("disconnected", close::NORMAL);
+                        // A reader that stopped reading blocks this send; its overflowing queue
+                        // must still be able to end the connection.
+                        tokio::select! {
+                            sent = send(session, &message) => if sent.is_err() {
+                                return ("disconnected", close::NORMAL);
+                            },
+                            () = self.slow.notified() => {
+                                metrics::counter!("gateway_slow_consumer_disconnects_total").increment(1);
+                                return ("slow_consumer", close::POLICY);
+                            }
                         }
                     }
                     Some(Outbound::CloseWith { message, code }) => {

@@ -493,3 +493,34 @@ async fn one_user_may_hold_several_tabs_but_not_unboundedly_many() {
     let (_other, other) = world.join(0, &room, "Ann").await;
     assert!(other.get("peer_id").is_some(), "other users still get in");
 }
+
+#[actix_web::test]
+async fn a_client_that_stops_reading_is_disconnected_and_the_room_carries_on() {
+    let limits =
+        Limits { outbound_queue: 4, messages_per_second: 10_000.0, message_burst: 10_000.0, ..Limits::default() };
+    let world = world_with(1, limits).await;
+    let room = room();
+    let (mut ann, _) = world.join(0, &room, "Ann").await;
+    let (_stalled, stalled_welcome) = world.join(0, &room, "Sid").await;
+    ann.recv().await;
+    // Sid never reads again. Ann (who gets no echo) sends far more than Sid's socket buffers and
+    // queue can hold, and watches for Sid to be cut off.
+    let chunk = "x".repeat(60 * 1024);
+    let mut sid_left = None;
+    for _ in 0..1000 {
+        ann.send(json!({"broadcast": {"data": chunk}})).await;
+        if let Some(Event::Text(message)) = ann.next_event(Duration::from_millis(1)).await {
+            if message["peer_left"]["peer_id"] == stalled_welcome["peer_id"] {
+                sid_left = Some(message);
+                break;
+            }
+        }
+    }
+    let left = sid_left.expect("the stalled reader was cut off");
+    assert_eq!(left["peer_left"]["reason"], "slow_consumer");
+    let (mut bob, _) = world.join(0, &room, "Bob").await;
+    ann.recv().await;
+    ann.send(json!({"broadcast": {"data": "still here"}})).await;
+    // Bob may first get the tail of the flood still in flight; the room carries on either way.
+    while bob.recv().await["broadcast"]["data"] != "still here" {}
+}
