@@ -509,11 +509,11 @@ async fn a_client_that_stops_reading_is_disconnected_and_the_room_carries_on() {
     let mut sid_left = None;
     for _ in 0..1000 {
         ann.send(json!({"broadcast": {"data": chunk}})).await;
-        if let Some(Event::Text(message)) = ann.next_event(Duration::from_millis(1)).await {
-            if message["peer_left"]["peer_id"] == stalled_welcome["peer_id"] {
-                sid_left = Some(message);
-                break;
-            }
+        if let Some(Event::Text(message)) = ann.next_event(Duration::from_millis(1)).await
+            && message["peer_left"]["peer_id"] == stalled_welcome["peer_id"]
+        {
+            sid_left = Some(message);
+            break;
         }
     }
     let left = sid_left.expect("the stalled reader was cut off");
