@@ -85,17 +85,13 @@ impl Settings {
             Ok(Limit { max, ..default })
         };
         let hash_workers = src.number("CONFAB_HASH_WORKERS", default_hash_workers() as u64, 1, 256)? as usize;
-        let gateway_urls: Vec<String> = src
-            .string("CONFAB_GATEWAY_URLS", "ws://127.0.0.1:8081/v1/signal,ws://127.0.0.1:8082/v1/signal")
-            .split(',')
-            .map(|u| u.trim().to_owned())
-            .collect();
-        if gateway_urls.iter().any(|u| !(u.starts_with("ws://") || u.starts_with("wss://"))) {
-            return Err(invalid(
-                "CONFAB_GATEWAY_URLS",
-                &gateway_urls.join(","),
-                "a comma-separated list of ws:// or wss:// URLs",
-            ));
+        let gateway_urls = src.list(
+            "CONFAB_GATEWAY_URLS",
+            "ws://127.0.0.1:8081/v1/signal,ws://127.0.0.1:8082/v1/signal",
+            &["ws://", "wss://"],
+        )?;
+        if gateway_urls.is_empty() {
+            return Err(invalid("CONFAB_GATEWAY_URLS", "", "at least one gateway URL is needed"));
         }
         Ok(Self {
             bind: src.string("CONFAB_BIND", "127.0.0.1:8080"),

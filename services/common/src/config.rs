@@ -137,6 +137,16 @@ impl Source {
         self.number(key, default, min, max).map(Duration::from_secs)
     }
 
+    /// A comma-separated list (blanks dropped), each item starting with one of `prefixes`.
+    pub fn list(&self, key: &str, default: &str, prefixes: &[&str]) -> Result<Vec<String>, ConfigError> {
+        let items: Vec<String> =
+            self.string(key, default).split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect();
+        match items.iter().find(|item| !prefixes.iter().any(|p| item.starts_with(p))) {
+            Some(bad) => Err(invalid(key, bad, format!("each item must start with {}", prefixes.join(" or ")))),
+            None => Ok(items),
+        }
+    }
+
     /// A URL with one of the given schemes.
     pub fn url(&self, key: &str, default: &str, schemes: &[&str]) -> Result<String, ConfigError> {
         let value = self.string(key, default);
@@ -252,6 +262,15 @@ mod tests {
         std::fs::write(&path, "CONFAB_NOPE=1\n").unwrap();
         assert!(source(&[("CONFAB_CONFIG_FILE", file)]).is_err());
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn lists_drop_blanks_and_check_every_item() {
+        let src = source(&[("CONFAB_STUN_URLS", " stun:a , ,stuns:b")]).unwrap();
+        assert_eq!(src.list("CONFAB_STUN_URLS", "", &["stun:", "stuns:"]).unwrap(), ["stun:a", "stuns:b"]);
+        let src = source(&[("CONFAB_STUN_URLS", "stun:a,http://b")]).unwrap();
+        let err = src.list("CONFAB_STUN_URLS", "", &["stun:"]).unwrap_err();
+        assert!(err.to_string().contains("CONFAB_STUN_URLS") && err.to_string().contains("http://b"), "{err}");
     }
 
     #[test]

@@ -55,10 +55,6 @@ impl Default for Limits {
     }
 }
 
-fn list(raw: &str) -> Vec<String> {
-    raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
-}
-
 /// A random id for this process, unless configured.
 pub fn random_instance_id() -> String {
     let mut bytes = [0u8; 6];
@@ -68,18 +64,13 @@ pub fn random_instance_id() -> String {
 
 impl Settings {
     pub fn from_source(src: &Source) -> Result<Self, ConfigError> {
-        let origins = list(&src.string("CONFAB_ALLOWED_ORIGINS", "http://127.0.0.1:8080,http://localhost:8080"));
-        if let Some(bad) = origins.iter().find(|o| !(o.starts_with("http://") || o.starts_with("https://"))) {
-            return Err(invalid("CONFAB_ALLOWED_ORIGINS", bad, "origins look like https://example.org"));
-        }
-        let stun_urls = list(&src.string("CONFAB_STUN_URLS", ""));
-        if let Some(bad) = stun_urls.iter().find(|u| !(u.starts_with("stun:") || u.starts_with("stuns:"))) {
-            return Err(invalid("CONFAB_STUN_URLS", bad, "a comma-separated list of stun: URLs"));
-        }
-        let turn_urls = list(&src.string("CONFAB_TURN_URLS", ""));
-        if let Some(bad) = turn_urls.iter().find(|u| !(u.starts_with("turn:") || u.starts_with("turns:"))) {
-            return Err(invalid("CONFAB_TURN_URLS", bad, "a comma-separated list of turn: or turns: URLs"));
-        }
+        let origins = src.list(
+            "CONFAB_ALLOWED_ORIGINS",
+            "http://127.0.0.1:8080,http://localhost:8080",
+            &["http://", "https://"],
+        )?;
+        let stun_urls = src.list("CONFAB_STUN_URLS", "", &["stun:", "stuns:"])?;
+        let turn_urls = src.list("CONFAB_TURN_URLS", "", &["turn:", "turns:"])?;
         if !turn_urls.is_empty() && src.get("CONFAB_TURN_SECRET").is_none() {
             return Err(invalid(
                 "CONFAB_TURN_SECRET",

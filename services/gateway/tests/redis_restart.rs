@@ -6,14 +6,14 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::{App, HttpResponse, HttpServer, web};
 use awc::ws::{Frame, Message};
 use confab_common::tokens::SigningKeys;
 use confab_gateway::settings::Limits;
 use confab_gateway::{Application, Settings};
-use confab_tickets::{TICKET_AUDIENCE, TicketClaims};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
+
+mod support;
 
 /// A private redis-server, killed when dropped.
 struct PrivateRedis {
@@ -77,22 +77,7 @@ async fn recv(socket: &mut Socket) -> Value {
 async fn a_redis_restart_mid_call_is_survived_with_a_resync() {
     let mut redis = PrivateRedis::start(free_port());
     let keys = Arc::new(SigningKeys::from_signing_keys(&[ed25519_dalek::SigningKey::from_bytes(&[6; 32])]).unwrap());
-    let jwks = keys.jwks();
-    let server = HttpServer::new(move || {
-        let jwks = jwks.clone();
-        App::new().route(
-            "/jwks",
-            web::get().to(move || {
-                let jwks = jwks.clone();
-                async move { HttpResponse::Ok().json(jwks) }
-            }),
-        )
-    })
-    .workers(1)
-    .bind("127.0.0.1:0")
-    .unwrap();
-    let jwks_url = format!("http://127.0.0.1:{}/jwks", server.addrs()[0].port());
-    actix_web::rt::spawn(server.run());
+    let jwks_url = support::jwks_server(&keys);
 
     let mut urls = Vec::new();
     for index in 0..2 {
@@ -113,21 +98,7 @@ async fn a_redis_restart_mid_call_is_survived_with_a_resync() {
     }
     let room = uuid::Uuid::new_v4().to_string();
     let join = async |gateway: usize, name: &str| {
-        let now = chrono::Utc::now().timestamp();
-        let ticket = keys
-            .sign(&TicketClaims {
-                iss: "confab".into(),
-                aud: TICKET_AUDIENCE.into(),
-                sub: uuid::Uuid::new_v4().to_string(),
-                exp: now + 60,
-                iat: now,
-                jti: uuid::Uuid::new_v4().simple().to_string(),
-                room_id: room.clone(),
-                display_name: name.into(),
-                room_role: "member".into(),
-                max_participants: 8,
-            })
-            .unwrap();
+        let ticket = support::ticket(&keys, &room, name, &uuid::Uuid::new_v4().to_string(), 8);
         let (_, mut socket) =
             awc::Client::new().ws(format!("{}?ticket={ticket}", urls[gateway])).connect().await.unwrap();
         let welcome = recv(&mut socket).await;

@@ -4,14 +4,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::{App, HttpResponse, HttpServer, web};
 use awc::ws::{Frame, Message};
 use confab_common::tokens::SigningKeys;
 use confab_gateway::settings::Limits;
 use confab_gateway::{Application, Settings};
-use confab_tickets::{TICKET_AUDIENCE, TicketClaims};
+use confab_tickets::TICKET_AUDIENCE;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
+
+mod support;
 
 type Socket = actix_codec::Framed<awc::BoxedSocket, awc::ws::Codec>;
 
@@ -33,22 +34,7 @@ async fn world(instances: usize) -> World {
 
 async fn world_with(instances: usize, limits: Limits) -> World {
     let keys = Arc::new(SigningKeys::from_signing_keys(&[ed25519_dalek::SigningKey::from_bytes(&[4; 32])]).unwrap());
-    let jwks = keys.jwks();
-    let server = HttpServer::new(move || {
-        let jwks = jwks.clone();
-        App::new().route(
-            "/jwks",
-            web::get().to(move || {
-                let jwks = jwks.clone();
-                async move { HttpResponse::Ok().json(jwks) }
-            }),
-        )
-    })
-    .workers(1)
-    .bind("127.0.0.1:0")
-    .unwrap();
-    let jwks_url = format!("http://127.0.0.1:{}/jwks", server.addrs()[0].port());
-    actix_web::rt::spawn(server.run());
+    let jwks_url = support::jwks_server(&keys);
     let redis_prefix = format!("confab-test:{}", uuid::Uuid::new_v4().simple());
     let mut gateways = Vec::new();
     let mut stoppers = Vec::new();
@@ -81,21 +67,7 @@ impl World {
     }
 
     fn ticket_for(&self, room: &str, name: &str, user: &str, capacity: u32) -> String {
-        let now = chrono::Utc::now().timestamp();
-        self.keys
-            .sign(&TicketClaims {
-                iss: "confab".into(),
-                aud: TICKET_AUDIENCE.into(),
-                sub: user.to_owned(),
-                exp: now + 60,
-                iat: now,
-                jti: uuid::Uuid::new_v4().simple().to_string(),
-                room_id: room.into(),
-                display_name: name.into(),
-                room_role: "member".into(),
-                max_participants: capacity,
-            })
-            .unwrap()
+        support::ticket(&self.keys, room, name, user, capacity)
     }
 
     /// Connects with the ticket as a subprotocol; the handshake status on refusal.
