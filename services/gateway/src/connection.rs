@@ -50,7 +50,8 @@ impl Connection {
         metrics::gauge!("gateway_connections").increment(1);
         let (reason, close_code) = self.serve(&mut session, &mut frames).await;
         let Identity { room_id, peer, resume_token } = &self.identity;
-        if matches!(reason, "disconnected" | "timeout" | "server_restarting") {
+        // A silent peer (`timeout`) has been gone for half a minute already: it leaves at once.
+        if matches!(reason, "disconnected" | "server_restarting") {
             self.hub.park(room_id, peer, resume_token, self.limits.resume_window).await;
         } else {
             self.hub.leave(room_id, &peer.peer_id, reason).await;
@@ -139,7 +140,7 @@ impl Connection {
                     return ("slow_consumer", close::POLICY);
                 }
                 _ = heartbeat.tick() => {
-                    if last_heard.elapsed() > self.limits.dead_after {
+                    if last_heard.elapsed() >= self.limits.dead_after {
                         return ("timeout", close::NORMAL);
                     }
                     if session.ping(b"").await.is_err() {
@@ -171,7 +172,7 @@ impl Connection {
             Ok(Client::Broadcast(broadcast)) => {
                 metrics::counter!("gateway_messages_in_total", "type" => "broadcast").increment(1);
                 let forwarded = message(Server::Broadcast(Broadcast { from: peer_id.clone(), data: broadcast.data }));
-                self.hub.broadcast(room_id, peer_id, forwarded).await;
+                self.hub.broadcast(room_id, peer_id, forwarded);
                 None
             }
             Ok(Client::Ping(ping)) => Some(message(Server::Pong(Pong { timestamp_ms: ping.timestamp_ms }))),

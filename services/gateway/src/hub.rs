@@ -8,7 +8,9 @@
 //! never waits: a full queue marks the peer as a slow consumer, to be disconnected, and the rest
 //! of the room carries on. Events then go to the other instances through the room's Redis
 //! channel, which this instance subscribes to while it has peers in the room — local first, so
-//! peers on one instance keep talking while Redis is down.
+//! peers on one instance keep talking while Redis is down. Each instance numbers the events it
+//! publishes to a room; a receiver that sees a jump (a lost publish, a dropped subscription)
+//! sends its peers a `resync` rather than let an offer go missing unnoticed.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -20,6 +22,8 @@ use confab_protocol::signal::{
 use prost::Message;
 use redis::aio::{ConnectionManager, PubSubSink};
 use tokio::sync::{Notify, mpsc};
+
+use crate::publisher::Publisher;
 
 /// Admits a peer if the room has a free place and the user fewer than ARGV[6] connections in
 /// it: 1 admitted, 0 room full, -1 too many connections of this user.
@@ -89,6 +93,14 @@ pub struct Hub {
     join: redis::Script,
     leave: redis::Script,
     subscriptions: tokio::sync::Mutex<Subscriptions>,
+    publisher: Publisher,
+    /// Events this instance published per room, while it has local peers there.
+    published: Mutex<HashMap<String, u64>>,
+    /// The last sequence number heard per (room, origin instance) on subscribed rooms.
+    heard: Mutex<HashMap<(String, String), u64>>,
+    /// Presence entries (room, peer) whose removal failed, with the `peer_left` reason to announce
+    /// once removed, if not announced yet. Retried by the liveness task.
+    unfreed: Mutex<HashMap<(String, String), Option<String>>>,
     /// Whether the subscriber is connected; joins wait a moment for it after start-up or a
     /// Redis outage rather than failing at once.
     attached: tokio::sync::watch::Sender<bool>,
@@ -114,14 +126,18 @@ impl Hub {
     pub fn new(redis: ConnectionManager, prefix: &str, instance_id: &str) -> Self {
         Self {
             rooms: Mutex::new(HashMap::new()),
-            redis,
             prefix: prefix.to_owned(),
             instance_id: instance_id.to_owned(),
             join: redis::Script::new(JOIN),
             leave: redis::Script::new(LEAVE),
             subscriptions: tokio::sync::Mutex::new(Subscriptions::default()),
+            publisher: Publisher::start(redis.clone()),
+            published: Mutex::default(),
+            heard: Mutex::default(),
+            unfreed: Mutex::default(),
             attached: tokio::sync::watch::Sender::new(false),
             ever_attached: std::sync::atomic::AtomicBool::new(false),
+            redis,
         }
     }
 
@@ -157,8 +173,8 @@ impl Hub {
     }
 
     /// After a reconnect: puts this instance's peers back into presence (a restarted Redis has
-    /// lost it) and sends each of them the room's current peer list, since room events may have
-    /// been missed while the subscription was down.
+    /// lost it) and resyncs every room, since room events may have been missed while the
+    /// subscription was down.
     async fn restore(&self) {
         let snapshot: Vec<(String, Vec<(String, String)>)> = self
             .rooms()
@@ -186,23 +202,27 @@ impl Hub {
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(200)).await;
             }
-            let peers = match restored {
-                Ok(()) => self.present(&room_id, "").await,
-                Err(e) => Err(e),
-            };
-            let peers = match peers {
-                Ok(peers) => peers,
-                Err(e) => {
-                    tracing::warn!(room.id = %room_id, error = %e, "could not restore presence");
-                    continue;
-                }
-            };
-            metrics::counter!("gateway_resyncs_total").increment(1);
-            if let Some(room) = self.rooms().get(&room_id) {
-                for (peer_id, local) in room {
-                    let others = peers.iter().filter(|p| &p.peer_id != peer_id).cloned().collect();
-                    push(local, message(Kind::Resync(Resync { peers: others })));
-                }
+            match restored {
+                Ok(()) => self.resync(&room_id).await,
+                Err(e) => tracing::warn!(room.id = %room_id, error = %e, "could not restore presence"),
+            }
+        }
+    }
+
+    /// Sends each local peer of the room the room's current peer list.
+    async fn resync(&self, room_id: &str) {
+        let peers = match self.present(room_id, "").await {
+            Ok(peers) => peers,
+            Err(e) => {
+                tracing::warn!(room.id = %room_id, error = %e, "could not resync the room");
+                return;
+            }
+        };
+        metrics::counter!("gateway_resyncs_total").increment(1);
+        if let Some(room) = self.rooms().get(room_id) {
+            for (peer_id, local) in room {
+                let others = peers.iter().filter(|p| &p.peer_id != peer_id).cloned().collect();
+                push(local, message(Kind::Resync(Resync { peers: others })));
             }
         }
     }
@@ -222,6 +242,8 @@ impl Hub {
     /// The subscriber lost its connection.
     pub async fn detach(&self) {
         self.subscriptions.lock().await.sink = None;
+        // Whatever comes after the reconnect is compared with nothing: `restore` resyncs anyway.
+        lock(&self.heard).clear();
         self.attached.send_replace(false);
     }
 
@@ -249,28 +271,29 @@ impl Hub {
             return;
         }
         subs.rooms.remove(room_id);
+        lock(&self.heard).retain(|(room, _), _| room != room_id);
         let channel = self.room_channel(room_id);
         if let Some(sink) = subs.sink.as_mut() {
             let _ = sink.unsubscribe(channel).await;
         }
     }
 
-    /// Sends a room event to the other instances; failures are logged, local peers already have it.
-    async fn publish(&self, room_id: &str, event: Event) {
-        let event = RoomEvent { origin_instance: self.instance_id.clone(), event: Some(event) };
-        let published: redis::RedisResult<i64> = redis::cmd("PUBLISH")
-            .arg(self.room_channel(room_id))
-            .arg(event.encode_to_vec())
-            .query_async(&mut self.redis.clone())
-            .await;
-        if let Err(e) = published {
-            metrics::counter!("gateway_dropped_messages_total", "reason" => "redis_unavailable").increment(1);
-            tracing::warn!(room.id = room_id, error = %e, "could not publish to other instances");
+    /// Sends a room event to the other instances, numbered in the room's sequence; never waits.
+    fn publish(&self, room_id: &str, event: Event) {
+        let mut published = lock(&self.published);
+        let seq = published.entry(room_id.to_owned()).or_insert(0);
+        *seq += 1;
+        let event = RoomEvent { origin_instance: self.instance_id.clone(), event: Some(event), seq: *seq };
+        // Queued under the lock: the publisher sends in sequence order.
+        self.publisher.send(self.room_channel(room_id), event.encode_to_vec());
+        if !self.rooms().contains_key(room_id) {
+            // Nobody here any more: the next event starts a new series.
+            published.remove(room_id);
         }
     }
 
     /// Handles a message from a subscribed channel.
-    pub fn dispatch(&self, channel: &str, payload: &[u8]) {
+    pub fn dispatch(self: &Arc<Self>, channel: &str, payload: &[u8]) {
         if channel == self.control_channel() {
             match bus::Control::decode(payload) {
                 Ok(control) => self.apply_control(control),
@@ -287,6 +310,11 @@ impl Hub {
                 return;
             }
         };
+        if self.missed_before(room_id, &event) {
+            tracing::info!(room.id = room_id, instance.id = %event.origin_instance, "room events were missed; resyncing");
+            let (hub, room_id) = (self.clone(), room_id.to_owned());
+            tokio::spawn(async move { hub.resync(&room_id).await });
+        }
         match event.event {
             Some(Event::Delivery(Delivery { to, message: Some(message) })) => {
                 if let Some(peer) = self.rooms().get(room_id).and_then(|room| room.get(&to)) {
@@ -298,6 +326,18 @@ impl Hub {
             }
             _ => {}
         }
+    }
+
+    /// Records the event's place in its origin's sequence for the room; true if events came
+    /// before it that this instance never received.
+    fn missed_before(&self, room_id: &str, event: &RoomEvent) -> bool {
+        if event.seq == 0 {
+            return false;
+        }
+        let mut heard = lock(&self.heard);
+        let last = heard.insert((room_id.to_owned(), event.origin_instance.clone()), event.seq);
+        // No `last`: this instance just subscribed, and what came before was not for it.
+        matches!(last, Some(last) if event.seq != 1 && event.seq != last + 1)
     }
 
     fn apply_control(&self, control: bus::Control) {
@@ -329,7 +369,7 @@ impl Hub {
     }
 
     fn rooms(&self) -> std::sync::MutexGuard<'_, HashMap<String, HashMap<String, LocalPeer>>> {
-        self.rooms.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.rooms)
     }
 
     /// Admits `local` to the room if it has room for one more across all instances, announces it
@@ -380,7 +420,7 @@ impl Hub {
             }
             room.insert(peer_id.clone(), local);
         }
-        self.publish(room_id, Event::Fanout(Fanout { except: peer_id, message: Some(joined) })).await;
+        self.publish(room_id, Event::Fanout(Fanout { except: peer_id, message: Some(joined) }));
         Ok(others)
     }
 
@@ -490,14 +530,41 @@ impl Hub {
     /// Frees a departed (not local) peer's place and tells every instance's peers.
     async fn depart(&self, room_id: &str, peer_id: &str, reason: &str) {
         match self.free_place(room_id, peer_id).await {
-            Ok(true) => {
-                let left = message(Kind::PeerLeft(PeerLeft { peer_id: peer_id.to_owned(), reason: reason.to_owned() }));
-                self.fanout_local(room_id, peer_id, &left);
-                self.publish(room_id, Event::Fanout(Fanout { except: peer_id.to_owned(), message: Some(left) })).await;
-            }
+            Ok(true) => self.announce_left(room_id, peer_id, reason),
             Ok(false) => {}
-            Err(e) => tracing::warn!(room.id = room_id, peer.id = peer_id, error = %e, "could not clear presence"),
+            Err(e) => self.free_later(room_id, peer_id, Some(reason), &e),
         }
+    }
+
+    fn announce_left(&self, room_id: &str, peer_id: &str, reason: &str) {
+        let left = message(Kind::PeerLeft(PeerLeft { peer_id: peer_id.to_owned(), reason: reason.to_owned() }));
+        self.fanout_local(room_id, peer_id, &left);
+        self.publish(room_id, Event::Fanout(Fanout { except: peer_id.to_owned(), message: Some(left) }));
+    }
+
+    /// Keeps a presence entry whose removal failed for `retry_removals`, so a Redis blip does not
+    /// leave a ghost holding a place in the room.
+    fn free_later(&self, room_id: &str, peer_id: &str, announce: Option<&str>, error: &redis::RedisError) {
+        tracing::warn!(room.id = room_id, peer.id = peer_id, error = %error, "could not clear presence; will retry");
+        lock(&self.unfreed).insert((room_id.to_owned(), peer_id.to_owned()), announce.map(str::to_owned));
+    }
+
+    /// Retries the presence removals that failed; returns how many are still pending.
+    pub async fn retry_removals(&self) -> usize {
+        let pending: Vec<_> = lock(&self.unfreed).drain().collect();
+        for ((room_id, peer_id), announce) in pending {
+            match self.free_place(&room_id, &peer_id).await {
+                Ok(removed) => {
+                    if let (true, Some(reason)) = (removed, announce) {
+                        self.announce_left(&room_id, &peer_id, &reason);
+                    }
+                }
+                Err(_) => {
+                    lock(&self.unfreed).insert((room_id, peer_id), announce);
+                }
+            }
+        }
+        lock(&self.unfreed).len()
     }
 
     /// Removes the peer, frees its place, and tells the others why it left.
@@ -518,10 +585,10 @@ impl Hub {
             removed.is_some()
         };
         if removed {
-            self.publish(room_id, Event::Fanout(Fanout { except: peer_id.to_owned(), message: Some(left) })).await;
+            self.publish(room_id, Event::Fanout(Fanout { except: peer_id.to_owned(), message: Some(left) }));
             self.release_room(room_id).await;
             if let Err(e) = self.free_place(room_id, peer_id).await {
-                tracing::warn!(room.id = room_id, peer.id = peer_id, error = %e, "could not clear presence");
+                self.free_later(room_id, peer_id, None, &e);
             }
         }
     }
@@ -576,10 +643,7 @@ impl Hub {
                 }
                 swept += 1;
                 tracing::info!(room.id = %room_id, peer.id = %peer_id, instance.id = %presence.instance_id, "peer of a dead instance left");
-                let left =
-                    message(Kind::PeerLeft(PeerLeft { peer_id: peer_id.clone(), reason: "disconnected".into() }));
-                self.fanout_local(&room_id, &peer_id, &left);
-                self.publish(&room_id, Event::Fanout(Fanout { except: peer_id, message: Some(left) })).await;
+                self.announce_left(&room_id, &peer_id, "disconnected");
             }
         }
         Ok(swept)
@@ -600,14 +664,14 @@ impl Hub {
         if !present {
             return Err(Undelivered::UnknownPeer);
         }
-        self.publish(room_id, Event::Delivery(Delivery { to: to.to_owned(), message: Some(message) })).await;
+        self.publish(room_id, Event::Delivery(Delivery { to: to.to_owned(), message: Some(message) }));
         Ok(())
     }
 
     /// Queues `message` for every peer of the room but `from`, on every instance.
-    pub async fn broadcast(&self, room_id: &str, from: &str, message: ServerMessage) {
+    pub fn broadcast(&self, room_id: &str, from: &str, message: ServerMessage) {
         self.fanout_local(room_id, from, &message);
-        self.publish(room_id, Event::Fanout(Fanout { except: from.to_owned(), message: Some(message) })).await;
+        self.publish(room_id, Event::Fanout(Fanout { except: from.to_owned(), message: Some(message) }));
     }
 
     fn fanout_local(&self, room_id: &str, except: &str, message: &ServerMessage) {
@@ -636,6 +700,10 @@ impl Hub {
     pub fn connection_count(&self) -> usize {
         self.rooms().values().map(HashMap::len).sum()
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 pub fn message(kind: Kind) -> ServerMessage {

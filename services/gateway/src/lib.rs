@@ -7,6 +7,7 @@ pub mod fanout;
 pub mod hub;
 pub mod ice;
 pub mod liveness;
+pub mod publisher;
 pub mod session;
 pub mod settings;
 pub mod upgrade;

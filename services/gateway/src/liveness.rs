@@ -1,6 +1,7 @@
 //! Instance liveness: this instance renews a heartbeat key in Redis, and sweeps the presence of
 //! instances that stopped renewing theirs, so peers of a `kill -9`-ed gateway are announced as
-//! left and their places freed within `INSTANCE_TTL` + one sweep (≤ 15 s).
+//! left and their places freed within `INSTANCE_TTL` + one sweep (≤ 15 s). It also retries the
+//! presence removals of this instance that failed while Redis was unreachable.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +17,10 @@ pub async fn run(hub: Arc<Hub>) {
         if let Err(e) = hub.heartbeat().await {
             tracing::warn!(error = %e, "could not renew the instance heartbeat");
             continue;
+        }
+        let pending = hub.retry_removals().await;
+        if pending > 0 {
+            tracing::warn!(pending, "presence removals still failing");
         }
         if let Err(e) = hub.sweep_dead_instances().await {
             tracing::warn!(error = %e, "could not sweep dead instances");

@@ -32,7 +32,10 @@ pub struct Limits {
     pub message_burst: f64,
     /// Server messages queued for one connection before it counts as a slow consumer.
     pub outbound_queue: usize,
+    /// How often the gateway pings, and checks whether the client has gone silent.
     pub heartbeat: Duration,
+    /// Silence after which a peer is dropped and announced as left (`timeout`), at the first
+    /// heartbeat past it: within `dead_after + heartbeat`.
     pub dead_after: Duration,
     /// How long an unplanned disconnect keeps the peer's id and place for a resume.
     pub resume_window: Duration,
@@ -48,7 +51,7 @@ impl Default for Limits {
             message_burst: 50.0,
             outbound_queue: 256,
             heartbeat: Duration::from_secs(15),
-            dead_after: Duration::from_secs(45),
+            dead_after: Duration::from_secs(30),
             resume_window: Duration::from_secs(15),
             connections_per_user: 5,
         }

@@ -112,9 +112,11 @@ impl Peer {
         self.socket.send(Message::Text(message.to_string().into())).await.unwrap();
     }
 
+    /// The next text or close within `wait`; pings are answered on the way.
     async fn next_event(&mut self, wait: Duration) -> Option<Event> {
+        let deadline = tokio::time::Instant::now() + wait;
         loop {
-            let frame = tokio::time::timeout(wait, self.socket.next()).await.ok()?;
+            let frame = tokio::time::timeout_at(deadline, self.socket.next()).await.ok()?;
             match frame {
                 Some(Ok(Frame::Text(bytes))) => return Some(Event::Text(serde_json::from_slice(&bytes).unwrap())),
                 Some(Ok(Frame::Close(reason))) => return Some(Event::Closed(reason.map(|r| u16::from(r.code)))),
@@ -368,6 +370,68 @@ async fn api_commands_close_the_right_connections_on_every_instance() {
     assert_eq!(bob.recv().await, json!({"room_closed": {}}));
     assert_eq!(bob.closed().await, Some(1000));
     assert!(cat.silent().await, "other rooms are untouched");
+}
+
+#[actix_web::test]
+async fn a_silent_peer_is_dropped_and_announced_while_one_that_answers_pings_stays() {
+    let limits =
+        Limits { heartbeat: Duration::from_millis(200), dead_after: Duration::from_millis(500), ..Limits::default() };
+    let world = world_with(2, limits).await;
+    let room = room();
+    let (mut ann, _) = world.join(0, &room, "Ann").await;
+    let (silent, silent_welcome) = world.join(1, &room, "Sid").await;
+    assert!(ann.recv().await.get("peer_joined").is_some());
+    // Sid's socket stays open but never answers a ping; Ann's test client answers every one.
+    let left = ann.recv().await;
+    assert_eq!(left["peer_left"], json!({"peer_id": silent_welcome["peer_id"], "reason": "timeout"}));
+    assert!(ann.next_event(Duration::from_millis(1500)).await.is_none(), "a peer that answers pings is kept");
+    drop(silent);
+}
+
+/// Publishes a broadcast for `to` as another instance would, numbered `seq` in its sequence.
+async fn publish_numbered(world: &World, room: &str, to: &str, seq: u64) {
+    use confab_protocol::bus::{Delivery, RoomEvent, room_event::Event};
+    use confab_protocol::signal::{Broadcast, ServerMessage, server_message::Kind};
+    use prost::Message as _;
+    let message =
+        ServerMessage { kind: Some(Kind::Broadcast(Broadcast { from: "p-far".into(), data: seq.to_string() })) };
+    let event = RoomEvent {
+        origin_instance: "gw-elsewhere".into(),
+        event: Some(Event::Delivery(Delivery { to: to.to_owned(), message: Some(message) })),
+        seq,
+    };
+    let mut redis = redis::Client::open(redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let channel = format!("{}:room:{room}:bus", world.redis_prefix);
+    let _: i64 = redis::AsyncCommands::publish(&mut redis, channel, event.encode_to_vec()).await.unwrap();
+}
+
+#[actix_web::test]
+async fn a_gap_in_another_instances_sequence_brings_a_resync() {
+    let world = world(2).await;
+    let room = room();
+    let (mut ann, ann_welcome) = world.join(0, &room, "Ann").await;
+    let (_bob, bob_welcome) = world.join(1, &room, "Bob").await;
+    assert!(ann.recv().await.get("peer_joined").is_some());
+    let ann_id = ann_welcome["peer_id"].as_str().unwrap();
+
+    for seq in [1, 2] {
+        publish_numbered(&world, &room, ann_id, seq).await;
+        assert_eq!(ann.recv().await["broadcast"]["data"], seq.to_string());
+    }
+    assert!(ann.silent().await, "events in sequence need no resync");
+
+    // Events 3 and 4 never arrived.
+    publish_numbered(&world, &room, ann_id, 5).await;
+    assert_eq!(ann.recv().await["broadcast"]["data"], "5");
+    let resync = ann.recv().await;
+    let peers: Vec<&Value> = resync["resync"]["peers"].as_array().expect("a resync").iter().collect();
+    assert_eq!(peers.len(), 1);
+    assert_eq!(peers[0]["peer_id"], bob_welcome["peer_id"]);
+
+    // A new series (the other instance began serving the room afresh) is no gap.
+    publish_numbered(&world, &room, ann_id, 1).await;
+    assert_eq!(ann.recv().await["broadcast"]["data"], "1");
+    assert!(ann.silent().await);
 }
 
 #[actix_web::test]
