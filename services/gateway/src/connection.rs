@@ -3,7 +3,7 @@
 //! transport errors end the connection, logged once here.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, Session};
 use confab_protocol::signal::{
@@ -77,7 +77,7 @@ impl Connection {
                     match frame {
                         Some(Ok(AggregatedMessage::Text(text))) => match limit.check(Instant::now()) {
                             Verdict::Allow => {
-                                if let Some(end) = self.handle(session, &text).await {
+                                if let Some(end) = self.handle(session, &text, SystemTime::now()).await {
                                     return end;
                                 }
                             }
@@ -116,12 +116,13 @@ impl Connection {
                     }
                 }
                 out = self.outbound.recv() => match out {
-                    Some(Outbound::Message(message)) => {
+                    Some(Outbound::Message { message, read_at }) => {
                         // A reader that stopped reading blocks this send; its overflowing queue
                         // must still be able to end the connection.
                         tokio::select! {
-                            sent = send(session, &message) => if sent.is_err() {
-                                return ("disconnected", close::NORMAL);
+                            sent = send(session, &message) => match sent {
+                                Ok(()) => observe_relay(read_at),
+                                Err(_) => return ("disconnected", close::NORMAL),
                             },
                             () = self.slow.notified() => {
                                 metrics::counter!("gateway_slow_consumer_disconnects_total").increment(1);
@@ -152,16 +153,25 @@ impl Connection {
         }
     }
 
-    /// Acts on one client frame; `Some` ends the connection.
-    async fn handle(&self, session: &mut Session, text: &str) -> Option<(&'static str, u16)> {
+    /// Acts on one client frame, read at `read_at`; `Some` ends the connection.
+    async fn handle(&self, session: &mut Session, text: &str, read_at: SystemTime) -> Option<(&'static str, u16)> {
         let (room_id, peer_id) = (&self.identity.room_id, &self.identity.peer.peer_id);
-        let reply = match decode(text) {
+        let decoded = decode(text);
+        let kind = match &decoded {
+            Ok(Client::Signal(_)) => "signal",
+            Ok(Client::Broadcast(_)) => "broadcast",
+            Ok(Client::Ping(_)) => "ping",
+            Ok(Client::Pong(_)) => "pong",
+            Ok(Client::Bye(_)) => "bye",
+            Err(_) => "invalid",
+        };
+        metrics::counter!("gateway_messages_in_total", "type" => kind).increment(1);
+        let reply = match decoded {
             Err(error) => Some(error.to_message()),
             Ok(Client::Signal(signal)) => {
-                metrics::counter!("gateway_messages_in_total", "type" => "signal").increment(1);
                 let forwarded =
                     message(Server::Signal(Signal { to: String::new(), from: peer_id.clone(), ..signal.clone() }));
-                match self.hub.deliver(room_id, &signal.to, forwarded).await {
+                match self.hub.deliver(room_id, &signal.to, forwarded, read_at).await {
                     Ok(()) => None,
                     Err(Undelivered::UnknownPeer) => Some(
                         ProtocolError::new("unknown_peer", format!("no peer {:?} in this room", signal.to))
@@ -170,9 +180,8 @@ impl Connection {
                 }
             }
             Ok(Client::Broadcast(broadcast)) => {
-                metrics::counter!("gateway_messages_in_total", "type" => "broadcast").increment(1);
                 let forwarded = message(Server::Broadcast(Broadcast { from: peer_id.clone(), data: broadcast.data }));
-                self.hub.broadcast(room_id, peer_id, forwarded);
+                self.hub.broadcast(room_id, peer_id, forwarded, read_at);
                 None
             }
             Ok(Client::Ping(ping)) => Some(message(Server::Pong(Pong { timestamp_ms: ping.timestamp_ms }))),
@@ -188,7 +197,37 @@ impl Connection {
 
 async fn send(session: &mut Session, message: &ServerMessage) -> Result<(), actix_ws::Closed> {
     let text = serde_json::to_string(message).expect("server messages serialize");
-    session.text(text).await
+    session.text(text).await?;
+    metrics::counter!("gateway_messages_out_total", "type" => type_of(message)).increment(1);
+    Ok(())
+}
+
+/// From the sender's gateway reading a relayed message to this gateway handing it to the socket.
+/// Across machines this includes their clock offset.
+fn observe_relay(read_at: Option<SystemTime>) {
+    if let Some(elapsed) = read_at.and_then(|at| at.elapsed().ok()) {
+        metrics::histogram!("gateway_relay_latency_seconds").record(elapsed.as_secs_f64());
+    }
+}
+
+/// The message type, as named on the wire, for metrics.
+fn type_of(message: &ServerMessage) -> &'static str {
+    match &message.kind {
+        Some(Server::Welcome(_)) => "welcome",
+        Some(Server::PeerJoined(_)) => "peer_joined",
+        Some(Server::PeerLeft(_)) => "peer_left",
+        Some(Server::Signal(_)) => "signal",
+        Some(Server::Broadcast(_)) => "broadcast",
+        Some(Server::Ping(_)) => "ping",
+        Some(Server::Pong(_)) => "pong",
+        Some(Server::Error(_)) => "error",
+        Some(Server::Kicked(_)) => "kicked",
+        Some(Server::RoomClosed(_)) => "room_closed",
+        Some(Server::RecordingStarted(_)) => "recording_started",
+        Some(Server::RecordingStopped(_)) => "recording_stopped",
+        Some(Server::Resync(_)) => "resync",
+        None => "empty",
+    }
 }
 
 fn reason_of(message: &ServerMessage) -> &'static str {

@@ -14,6 +14,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use confab_protocol::bus::{self, Delivery, Fanout, PeerPresence, RoomEvent, room_event::Event};
 use confab_protocol::signal::{
@@ -51,12 +52,13 @@ pub const INSTANCE_TTL: std::time::Duration = std::time::Duration::from_secs(10)
 /// What a connection task is told to do.
 #[derive(Debug, Clone)]
 pub enum Outbound {
-    Message(ServerMessage),
-    /// Send this last message, then close the socket with `code`.
-    CloseWith {
+    Message {
         message: ServerMessage,
-        code: u16,
+        /// For a message relayed from a client: when its gateway read it.
+        read_at: Option<SystemTime>,
     },
+    /// Send this last message, then close the socket with `code`.
+    CloseWith { message: ServerMessage, code: u16 },
 }
 
 /// A connection on this instance, as the hub sees it.
@@ -279,11 +281,18 @@ impl Hub {
     }
 
     /// Sends a room event to the other instances, numbered in the room's sequence; never waits.
-    fn publish(&self, room_id: &str, event: Event) {
+    fn publish(&self, room_id: &str, event: Event, read_at: Option<SystemTime>) {
         let mut published = lock(&self.published);
         let seq = published.entry(room_id.to_owned()).or_insert(0);
         *seq += 1;
-        let event = RoomEvent { origin_instance: self.instance_id.clone(), event: Some(event), seq: *seq };
+        let read_at_us =
+            read_at.map_or(0, |at| at.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_micros());
+        let event = RoomEvent {
+            origin_instance: self.instance_id.clone(),
+            event: Some(event),
+            seq: *seq,
+            read_at_us: read_at_us as i64,
+        };
         // Queued under the lock: the publisher sends in sequence order.
         self.publisher.send(self.room_channel(room_id), event.encode_to_vec());
         if !self.rooms().contains_key(room_id) {
@@ -315,14 +324,16 @@ impl Hub {
             let (hub, room_id) = (self.clone(), room_id.to_owned());
             tokio::spawn(async move { hub.resync(&room_id).await });
         }
+        let read_at =
+            (event.read_at_us > 0).then(|| SystemTime::UNIX_EPOCH + Duration::from_micros(event.read_at_us as u64));
         match event.event {
             Some(Event::Delivery(Delivery { to, message: Some(message) })) => {
                 if let Some(peer) = self.rooms().get(room_id).and_then(|room| room.get(&to)) {
-                    push(peer, message);
+                    push_relayed(peer, message, read_at);
                 }
             }
             Some(Event::Fanout(Fanout { except, message: Some(message) })) => {
-                self.fanout_local(room_id, &except, &message)
+                self.fanout_local(room_id, &except, &message, read_at)
             }
             _ => {}
         }
@@ -420,7 +431,7 @@ impl Hub {
             }
             room.insert(peer_id.clone(), local);
         }
-        self.publish(room_id, Event::Fanout(Fanout { except: peer_id, message: Some(joined) }));
+        self.publish(room_id, Event::Fanout(Fanout { except: peer_id, message: Some(joined) }), None);
         Ok(others)
     }
 
@@ -538,8 +549,8 @@ impl Hub {
 
     fn announce_left(&self, room_id: &str, peer_id: &str, reason: &str) {
         let left = message(Kind::PeerLeft(PeerLeft { peer_id: peer_id.to_owned(), reason: reason.to_owned() }));
-        self.fanout_local(room_id, peer_id, &left);
-        self.publish(room_id, Event::Fanout(Fanout { except: peer_id.to_owned(), message: Some(left) }));
+        self.fanout_local(room_id, peer_id, &left, None);
+        self.publish(room_id, Event::Fanout(Fanout { except: peer_id.to_owned(), message: Some(left) }), None);
     }
 
     /// Keeps a presence entry whose removal failed for `retry_removals`, so a Redis blip does not
@@ -585,7 +596,7 @@ impl Hub {
             removed.is_some()
         };
         if removed {
-            self.publish(room_id, Event::Fanout(Fanout { except: peer_id.to_owned(), message: Some(left) }));
+            self.publish(room_id, Event::Fanout(Fanout { except: peer_id.to_owned(), message: Some(left) }), None);
             self.release_room(room_id).await;
             if let Err(e) = self.free_place(room_id, peer_id).await {
                 self.free_later(room_id, peer_id, None, &e);
@@ -649,10 +660,17 @@ impl Hub {
         Ok(swept)
     }
 
-    /// Queues `message` for the peer `to` of the room, here or on the instance that holds it.
-    pub async fn deliver(&self, room_id: &str, to: &str, message: ServerMessage) -> Result<(), Undelivered> {
+    /// Queues `message`, read from a client at `read_at`, for the peer `to` of the room, here or
+    /// on the instance that holds it.
+    pub async fn deliver(
+        &self,
+        room_id: &str,
+        to: &str,
+        message: ServerMessage,
+        read_at: SystemTime,
+    ) -> Result<(), Undelivered> {
         if let Some(peer) = self.rooms().get(room_id).and_then(|room| room.get(to)) {
-            push(peer, message);
+            push_relayed(peer, message, Some(read_at));
             return Ok(());
         }
         let present: bool = redis::cmd("HEXISTS")
@@ -664,21 +682,22 @@ impl Hub {
         if !present {
             return Err(Undelivered::UnknownPeer);
         }
-        self.publish(room_id, Event::Delivery(Delivery { to: to.to_owned(), message: Some(message) }));
+        self.publish(room_id, Event::Delivery(Delivery { to: to.to_owned(), message: Some(message) }), Some(read_at));
         Ok(())
     }
 
-    /// Queues `message` for every peer of the room but `from`, on every instance.
-    pub fn broadcast(&self, room_id: &str, from: &str, message: ServerMessage) {
-        self.fanout_local(room_id, from, &message);
-        self.publish(room_id, Event::Fanout(Fanout { except: from.to_owned(), message: Some(message) }));
+    /// Queues `message`, read from the client `from` at `read_at`, for every other peer of the
+    /// room, on every instance.
+    pub fn broadcast(&self, room_id: &str, from: &str, message: ServerMessage, read_at: SystemTime) {
+        self.fanout_local(room_id, from, &message, Some(read_at));
+        self.publish(room_id, Event::Fanout(Fanout { except: from.to_owned(), message: Some(message) }), Some(read_at));
     }
 
-    fn fanout_local(&self, room_id: &str, except: &str, message: &ServerMessage) {
+    fn fanout_local(&self, room_id: &str, except: &str, message: &ServerMessage, read_at: Option<SystemTime>) {
         if let Some(room) = self.rooms().get(room_id) {
             for (peer_id, peer) in room {
                 if peer_id != except {
-                    push(peer, message.clone());
+                    push_relayed(peer, message.clone(), read_at);
                 }
             }
         }
@@ -712,7 +731,11 @@ pub fn message(kind: Kind) -> ServerMessage {
 
 /// Never waits: a full queue makes the peer a slow consumer.
 fn push(peer: &LocalPeer, message: ServerMessage) {
-    if peer.outbound.try_send(Outbound::Message(message)).is_err() {
+    push_relayed(peer, message, None);
+}
+
+fn push_relayed(peer: &LocalPeer, message: ServerMessage, read_at: Option<SystemTime>) {
+    if peer.outbound.try_send(Outbound::Message { message, read_at }).is_err() {
         metrics::counter!("gateway_dropped_messages_total", "reason" => "slow_consumer").increment(1);
         peer.slow.notify_one();
     }

@@ -341,6 +341,15 @@ async fn peers_on_two_instances_see_each_other_and_exchange_offer_answer_and_can
 
     ann.send(json!({"bye": {}})).await;
     assert_eq!(bob.recv().await["peer_left"], json!({"peer_id": ann_id, "reason": "left"}));
+
+    let metrics_url = world.gateways[1].replace("ws://", "http://").replace("/v1/signal", "/metrics");
+    let mut response = awc::Client::new().get(metrics_url).send().await.unwrap();
+    let metrics = String::from_utf8(response.body().await.unwrap().to_vec()).unwrap();
+    let relayed =
+        metrics.lines().find(|l| l.starts_with("gateway_relay_latency_seconds_count")).expect("relay latency");
+    assert!(relayed.rsplit(' ').next().unwrap().parse::<f64>().unwrap() >= 3.0, "{relayed}");
+    assert!(metrics.contains(r#"gateway_messages_out_total{type="signal"}"#));
+    assert!(metrics.contains(r#"gateway_messages_in_total{type="broadcast"}"#));
 }
 
 async fn publish_control(world: &World, control: confab_protocol::bus::Control) {
@@ -399,6 +408,7 @@ async fn publish_numbered(world: &World, room: &str, to: &str, seq: u64) {
         origin_instance: "gw-elsewhere".into(),
         event: Some(Event::Delivery(Delivery { to: to.to_owned(), message: Some(message) })),
         seq,
+        read_at_us: 0,
     };
     let mut redis = redis::Client::open(redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
     let channel = format!("{}:room:{room}:bus", world.redis_prefix);
