@@ -22,6 +22,7 @@ struct World {
     gateways: Vec<String>,
     stoppers: Vec<Arc<tokio::sync::watch::Sender<bool>>>,
     redis_prefix: String,
+    jwks_url: String,
 }
 
 fn redis_url() -> String {
@@ -58,7 +59,7 @@ async fn world_with(instances: usize, limits: Limits) -> World {
         stoppers.push(app.stopper());
         actix_web::rt::spawn(app.run_until_stopped());
     }
-    World { keys, gateways, stoppers, redis_prefix }
+    World { keys, gateways, stoppers, redis_prefix, jwks_url }
 }
 
 impl World {
@@ -467,6 +468,69 @@ async fn peers_of_a_dead_instance_are_announced_as_left_and_their_places_freed()
     assert!(started.elapsed() <= Duration::from_secs(15));
     let present: i64 = redis::AsyncCommands::hlen(&mut redis, &key).await.unwrap();
     assert_eq!(present, 1, "only Ann, on a live instance, is left");
+}
+
+/// A gateway in its own process, killed (SIGKILL) when dropped.
+struct GatewayProcess(std::process::Child);
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl World {
+    /// Starts the `confab-gateway` binary as one more instance of this world; its URL is added
+    /// to `gateways`.
+    async fn spawn_process(&mut self, instance_id: &str) -> GatewayProcess {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_confab-gateway"))
+            .env("CONFAB_BIND", format!("127.0.0.1:{port}"))
+            .env("REDIS_URL", redis_url())
+            .env("CONFAB_REDIS_PREFIX", &self.redis_prefix)
+            .env("CONFAB_JWKS_URL", &self.jwks_url)
+            .env("CONFAB_INSTANCE_ID", instance_id)
+            .env("CONFAB_LOG_LEVEL", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("the gateway binary starts");
+        let process = GatewayProcess(child);
+        let health = format!("http://127.0.0.1:{port}/healthz");
+        for _ in 0..100 {
+            if awc::Client::new().get(&health).send().await.is_ok_and(|r| r.status().is_success()) {
+                self.gateways.push(format!("ws://127.0.0.1:{port}/v1/signal"));
+                return process;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the gateway process did not become healthy");
+    }
+}
+
+#[actix_web::test]
+async fn a_gateway_process_killed_with_sigkill_has_its_peers_announced_as_left_by_the_survivor() {
+    let mut world = world(1).await;
+    let doomed = world.spawn_process("gw-doomed").await;
+    let room = room();
+    let (mut ann, _) = world.join(0, &room, "Ann").await;
+    let (_bob, bob_welcome) = world.join(1, &room, "Bob").await;
+    assert_eq!(ann.recv().await["peer_joined"]["peer"]["peer_id"], bob_welcome["peer_id"]);
+
+    drop(doomed);
+    let left = loop {
+        match ann.next_event(Duration::from_secs(20)).await {
+            Some(Event::Text(v)) if v.get("peer_left").is_some() => break v,
+            Some(Event::Text(_)) => {}
+            _ => panic!("no peer_left within 20 s of the kill"),
+        }
+    };
+    assert_eq!(left["peer_left"], json!({"peer_id": bob_welcome["peer_id"], "reason": "disconnected"}));
+    let mut redis = redis::Client::open(redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let present: i64 =
+        redis::AsyncCommands::hlen(&mut redis, format!("{}:room:{room}:peers", world.redis_prefix)).await.unwrap();
+    assert_eq!(present, 1, "Bob's place is free again");
 }
 
 impl World {
