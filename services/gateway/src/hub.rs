@@ -12,7 +12,7 @@
 //! publishes to a room; a receiver that sees a jump (a lost publish, a dropped subscription)
 //! sends its peers a `resync` rather than let an offer go missing unnoticed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -100,6 +100,10 @@ pub struct Hub {
     published: Mutex<HashMap<String, u64>>,
     /// The last sequence number heard per (room, origin instance) on subscribed rooms.
     heard: Mutex<HashMap<(String, String), u64>>,
+    /// Peer ids in each room with local peers, on any instance, as far as this instance has
+    /// heard (presence read at join and resync, then `peer_joined`/`peer_left`): spares a Redis
+    /// lookup per relayed signal. A peer missing here is looked up in presence.
+    known: Mutex<HashMap<String, HashSet<String>>>,
     /// Presence entries (room, peer) whose removal failed, with the `peer_left` reason to announce
     /// once removed, if not announced yet. Retried by the liveness task.
     unfreed: Mutex<HashMap<(String, String), Option<String>>>,
@@ -136,6 +140,7 @@ impl Hub {
             publisher: Publisher::start(redis.clone()),
             published: Mutex::default(),
             heard: Mutex::default(),
+            known: Mutex::default(),
             unfreed: Mutex::default(),
             attached: tokio::sync::watch::Sender::new(false),
             ever_attached: std::sync::atomic::AtomicBool::new(false),
@@ -274,6 +279,7 @@ impl Hub {
         }
         subs.rooms.remove(room_id);
         lock(&self.heard).retain(|(room, _), _| room != room_id);
+        lock(&self.known).remove(room_id);
         let channel = self.room_channel(room_id);
         if let Some(sink) = subs.sink.as_mut() {
             let _ = sink.unsubscribe(channel).await;
@@ -439,6 +445,8 @@ impl Hub {
     async fn present(&self, room_id: &str, except: &str) -> redis::RedisResult<Vec<Peer>> {
         let entries: Vec<(String, String)> =
             redis::cmd("HGETALL").arg(self.peers_key(room_id)).query_async(&mut self.redis.clone()).await?;
+        let ids = entries.iter().map(|(peer_id, _)| peer_id.clone()).collect();
+        lock(&self.known).insert(room_id.to_owned(), ids);
         let mut peers: Vec<(String, Peer)> = entries
             .into_iter()
             .filter(|(peer_id, _)| peer_id != except)
@@ -596,6 +604,7 @@ impl Hub {
             removed.is_some()
         };
         if removed {
+            self.track(room_id, &left);
             self.publish(room_id, Event::Fanout(Fanout { except: peer_id.to_owned(), message: Some(left) }), None);
             self.release_room(room_id).await;
             if let Err(e) = self.free_place(room_id, peer_id).await {
@@ -673,7 +682,9 @@ impl Hub {
             push_relayed(peer, message, Some(read_at));
             return Ok(());
         }
-        let present: bool = redis::cmd("HEXISTS")
+        let known = lock(&self.known).get(room_id).is_some_and(|peers| peers.contains(to));
+        let present = known
+            || redis::cmd("HEXISTS")
             .arg(self.peers_key(room_id))
             .arg(to)
             .query_async(&mut self.redis.clone())
@@ -694,12 +705,28 @@ impl Hub {
     }
 
     fn fanout_local(&self, room_id: &str, except: &str, message: &ServerMessage, read_at: Option<SystemTime>) {
+        self.track(room_id, message);
         if let Some(room) = self.rooms().get(room_id) {
             for (peer_id, peer) in room {
                 if peer_id != except {
                     push_relayed(peer, message.clone(), read_at);
                 }
             }
+        }
+    }
+
+    /// Keeps `known` up to date with the joins and leaves the room's peers are told about.
+    fn track(&self, room_id: &str, message: &ServerMessage) {
+        let mut known = lock(&self.known);
+        let Some(peers) = known.get_mut(room_id) else { return };
+        match &message.kind {
+            Some(Kind::PeerJoined(PeerJoined { peer: Some(peer) })) => {
+                peers.insert(peer.peer_id.clone());
+            }
+            Some(Kind::PeerLeft(left)) => {
+                peers.remove(&left.peer_id);
+            }
+            _ => {}
         }
     }
 

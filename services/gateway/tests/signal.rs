@@ -342,6 +342,8 @@ async fn peers_on_two_instances_see_each_other_and_exchange_offer_answer_and_can
 
     ann.send(json!({"bye": {}})).await;
     assert_eq!(bob.recv().await["peer_left"], json!({"peer_id": ann_id, "reason": "left"}));
+    bob.send(json!({"signal": {"to": ann_id, "sdp": offer}})).await;
+    assert_eq!(bob.recv().await["error"]["code"], "unknown_peer", "a peer that left another instance is gone");
 
     let metrics_url = world.gateways[1].replace("ws://", "http://").replace("/v1/signal", "/metrics");
     let mut response = awc::Client::new().get(metrics_url).send().await.unwrap();

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use awc::Client;
 use clap::Parser;
+use confab_bench::rss_kib;
 use serde_json::{Value, json};
 
 #[derive(Parser)]
@@ -322,8 +323,3 @@ async fn sample_rss(pid: Option<u32>, phase: Duration) -> Option<u64> {
     Some(peak)
 }
 
-fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
