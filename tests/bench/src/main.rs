@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use awc::Client;
 use clap::Parser;
-use confab_bench::rss_kib;
+use confab_bench::{cpu_seconds, rss_kib};
 use serde_json::{Value, json};
 
 #[derive(Parser)]
@@ -155,15 +155,6 @@ async fn verification_cost(client: &Client, api: &str, token: &str) -> anyhow::R
         verifier.verify::<Value>(token).map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     Ok(started.elapsed() / ROUNDS)
-}
-
-/// User plus system CPU seconds the process has used (`/proc/PID/stat`, 100 ticks a second).
-fn cpu_seconds(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after_name = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    Some(ticks / 100.0)
 }
 
 async fn login_token(client: &Client, api: &str, email: &str) -> anyhow::Result<String> {
