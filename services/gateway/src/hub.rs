@@ -685,11 +685,11 @@ impl Hub {
         let known = lock(&self.known).get(room_id).is_some_and(|peers| peers.contains(to));
         let present = known
             || redis::cmd("HEXISTS")
-            .arg(self.peers_key(room_id))
-            .arg(to)
-            .query_async(&mut self.redis.clone())
-            .await
-            .unwrap_or(false);
+                .arg(self.peers_key(room_id))
+                .arg(to)
+                .query_async(&mut self.redis.clone())
+                .await
+                .unwrap_or(false);
         if !present {
             return Err(Undelivered::UnknownPeer);
         }

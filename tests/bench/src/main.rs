@@ -313,4 +313,3 @@ async fn sample_rss(pid: Option<u32>, phase: Duration) -> Option<u64> {
     }
     Some(peak)
 }
-

@@ -39,6 +39,8 @@ async fn main() -> anyhow::Result<()> {
 
 async fn serve(stream: TcpStream, peer_id: String, rooms: Rooms) {
     let mut room = String::new();
+    // The callback's error type is tungstenite's, not ours.
+    #[allow(clippy::result_large_err)]
     let read_room = |request: &Request, response: Response| {
         let query = request.uri().query().unwrap_or_default();
         room = query.split('&').find_map(|pair| pair.strip_prefix("room=")).unwrap_or_default().to_owned();

@@ -204,7 +204,8 @@ async fn connect_all(
             async move { connect(target, &room, index, args, keys).await }
         })
         .buffered(64);
-    let connected: Vec<(Socket, String)> = connecting.collect::<Vec<_>>().await.into_iter().collect::<Result<_, _>>()?;
+    let connected: Vec<(Socket, String)> =
+        connecting.collect::<Vec<_>>().await.into_iter().collect::<Result<_, _>>()?;
     Ok(connected.into_iter().unzip())
 }
 
