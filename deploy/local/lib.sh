@@ -105,6 +105,8 @@ build_and_migrate() {
 }
 
 provision() {
+  # The API serves what the recorder writes: one directory for both.
+  export CONFAB_RECORDINGS_DIR=${CONFAB_RECORDINGS_DIR:-$LOCAL/recordings}
   ensure_packages
   start_postgres
   start_redis

@@ -5,6 +5,7 @@ pub mod cli;
 pub mod control;
 pub mod domain;
 pub mod error;
+pub mod jobs;
 pub mod routes;
 pub mod settings;
 pub mod startup;

@@ -66,6 +66,8 @@ pub struct Settings {
     /// A rotated refresh token presented again within this window is refused without revoking
     /// its family: two tabs refreshing at once are a race, not a theft.
     pub refresh_reuse_grace: Duration,
+    /// Where recorders write recordings and the API reads them for download.
+    pub recordings_dir: std::path::PathBuf,
     pub hash_workers: usize,
     pub hash_queue: usize,
     pub limits: RateLimits,
@@ -106,6 +108,7 @@ impl Settings {
             access_token_ttl: src.seconds("CONFAB_ACCESS_TOKEN_TTL_SECS", 900, 60, 900)?,
             refresh_token_ttl: Duration::from_secs(86_400 * src.number("CONFAB_REFRESH_TOKEN_TTL_DAYS", 30, 1, 30)?),
             refresh_reuse_grace: Duration::from_millis(src.number("CONFAB_REFRESH_REUSE_GRACE_MS", 2000, 0, 10_000)?),
+            recordings_dir: src.string("CONFAB_RECORDINGS_DIR", "recordings").into(),
             hash_workers,
             hash_queue: src.number("CONFAB_HASH_QUEUE", 16 * hash_workers as u64, 0, 100_000)? as usize,
             limits: RateLimits {

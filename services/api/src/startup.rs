@@ -22,6 +22,7 @@ use crate::auth::hashing::PasswordHasher;
 use crate::auth::rate_limit::RateLimiter;
 use crate::auth::tokens::AccessTokens;
 use crate::control::ControlBus;
+use crate::jobs::RecordingJobs;
 use crate::routes;
 use crate::settings::Settings;
 
@@ -33,6 +34,7 @@ pub struct AppState {
     pub db: PgPool,
     pub redis: ConnectionManager,
     pub control: ControlBus,
+    pub recording_jobs: RecordingJobs,
     /// Round-robin position in `settings.gateway_urls` for join tickets.
     pub next_gateway: AtomicUsize,
     pub hasher: PasswordHasher,
@@ -64,6 +66,7 @@ impl Application {
             db: db_pool(&settings)?,
             limiter: RateLimiter::new(redis.clone(), &settings.redis_prefix),
             control: ControlBus::new(redis.clone(), &settings.redis_prefix),
+            recording_jobs: RecordingJobs::new(redis.clone(), &settings.redis_prefix),
             next_gateway: AtomicUsize::new(0),
             redis,
             hasher: PasswordHasher::new(settings.hash_workers, settings.hash_queue),
@@ -145,6 +148,12 @@ fn app(
         .service(routes::invites::accept_invite)
         .service(routes::join::join_room)
         .service(routes::join::list_participants)
+        .service(routes::recordings::start_recording)
+        .service(routes::recordings::stop_recording)
+        .service(routes::recordings::list_recordings)
+        .service(routes::recordings::get_recording)
+        .service(routes::recordings::delete_recording)
+        .service(routes::recordings::download_file)
         .service(routes::admin::users::list_users)
         .service(routes::admin::users::get_user)
         .service(routes::admin::users::update_user)

@@ -15,6 +15,7 @@ use std::time::Duration;
 pub const KNOWN_KEYS: &[&str] = &[
     "CONFAB_CONFIG_FILE",
     "CONFAB_LOG_FORMAT",
+    "CONFAB_RECORDINGS_DIR",
     "CONFAB_LOG_LEVEL",
     "CONFAB_BIND",
     "CONFAB_PUBLIC_URL",

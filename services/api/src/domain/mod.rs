@@ -1,11 +1,13 @@
-//! Validated request values and the models of users and rooms: parsing happens here, once,
+//! Validated request values and the models of users, rooms and recordings: parsing happens here, once,
 //! with no IO.
 
 mod credentials;
 pub mod page;
+mod recording;
 mod room;
 mod user;
 
 pub use credentials::{DisplayName, Email, Password};
+pub use recording::RecordingStatus;
 pub use room::{MaxParticipants, Room, RoomId, RoomName, RoomRole};
 pub use user::{Role, User, UserId};

@@ -9,6 +9,7 @@ pub mod join;
 pub mod jwks;
 pub mod me;
 pub mod members;
+pub mod recordings;
 pub mod rooms;
 
 use actix_web::{HttpMessage, HttpRequest};

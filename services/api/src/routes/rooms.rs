@@ -12,8 +12,9 @@ use crate::control::Control;
 use crate::domain::page::{Cursor, Page, PageQuery};
 use crate::domain::{MaxParticipants, Room, RoomId, RoomName, RoomRole, UserId};
 use crate::error::ApiError;
+use crate::routes::recordings::remove_files;
 use crate::startup::AppState;
-use crate::store::rooms;
+use crate::store::{recordings, rooms};
 
 #[derive(Deserialize, ToSchema)]
 pub struct CreateRoomRequest {
@@ -153,7 +154,7 @@ pub async fn delete_room(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Deletes a room, audits it, and tells every gateway to end its call.
+/// Deletes a room with its recordings, audits it, and tells every gateway to end its call.
 pub async fn remove_room(
     state: &AppState,
     req: &HttpRequest,
@@ -162,11 +163,15 @@ pub async fn remove_room(
     action: &str,
 ) -> Result<(), ApiError> {
     let mut tx = state.db.begin().await?;
+    let recorded = recordings::ids_of_room(&mut *tx, room_id).await?;
     if !rooms::delete_room(&mut *tx, room_id).await? {
         return Err(ApiError::NotFound);
     }
     audit(&mut tx, req, *actor, action, Some(room_id), None, serde_json::Value::Null).await?;
     tx.commit().await?;
     state.control.send(&Control::CloseRoom { room_id }).await;
+    for recording_id in recorded {
+        remove_files(&state.settings.recordings_dir, recording_id).await;
+    }
     Ok(())
 }

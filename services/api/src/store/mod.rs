@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod invites;
 pub mod members;
+pub mod recordings;
 pub mod refresh_tokens;
 pub mod rooms;
 pub mod users;

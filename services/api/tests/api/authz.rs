@@ -83,6 +83,12 @@ fn table() -> Vec<Row> {
         row("post", "/v1/invites/{token}/accept", none, USER(200)),
         row("post", "/v1/rooms/{id}/join", none, [401, 404, 200, 200, 200, 403]),
         row("get", "/v1/rooms/{id}/participants", none, ROOM_READ),
+        row("post", "/v1/rooms/{id}/recordings", none, ROOM_MANAGE(202)),
+        row("post", "/v1/recordings/{id}/stop", none, ROOM_MANAGE(200)),
+        row("get", "/v1/recordings", none, USER(200)),
+        row("get", "/v1/recordings/{id}", none, ROOM_READ),
+        row("delete", "/v1/recordings/{id}", none, ROOM_MANAGE(204)),
+        row("get", "/v1/recordings/{id}/files/{file_id}", none, ROOM_READ),
         row("get", "/v1/admin/users", none, ADMIN(200)),
         row("get", "/v1/admin/users/{id}", none, ADMIN(200)),
         row("patch", "/v1/admin/users/{id}", |_| json!({"disabled": true}), ADMIN(200)),
@@ -107,6 +113,10 @@ pub struct Fixture {
     invite_id: Uuid,
     invite_token: String,
     outsider_email: String,
+    /// A recording in progress, and a finished one with a file.
+    running: Uuid,
+    finished: Uuid,
+    file: Uuid,
 }
 
 /// The signed-in callers: tokens by caller name (none for anonymous).
@@ -168,7 +178,10 @@ async fn fixture(app: &TestApp, callers: &Callers) -> Fixture {
     .await
     .unwrap();
     app.put_presence(room, "peer-1", target).await;
-    Fixture { room, target, banned, throwaway_user, invite_id, invite_token, outsider_email }
+    let running = app.insert_recording(room, "recording").await;
+    let finished = app.insert_recording(room, "ready").await;
+    let file = app.insert_recording_file(finished, b"webm bytes").await;
+    Fixture { room, target, banned, throwaway_user, invite_id, invite_token, outsider_email, running, finished, file }
 }
 
 fn fill(path: &str, fixture: &Fixture, target: Target) -> String {
@@ -176,12 +189,21 @@ fn fill(path: &str, fixture: &Fixture, target: Target) -> String {
         Target::Member => fixture.target,
         Target::Banned => fixture.banned,
     };
-    let id = if path.starts_with("/v1/admin/users/") { fixture.throwaway_user } else { fixture.room };
+    let id = if path.starts_with("/v1/admin/users/") {
+        fixture.throwaway_user
+    } else if path.ends_with("/stop") {
+        fixture.running
+    } else if path.starts_with("/v1/recordings/") {
+        fixture.finished
+    } else {
+        fixture.room
+    };
     path.replace("{id}", &id.to_string())
         .replace("{user_id}", &user.to_string())
         .replace("{invite_id}", &fixture.invite_id.to_string())
         .replace("{token}", &fixture.invite_token)
         .replace("{peer_id}", "peer-1")
+        .replace("{file_id}", &fixture.file.to_string())
 }
 
 async fn sign_in_callers(app: &TestApp) -> Callers {

@@ -19,7 +19,7 @@ pub struct TestApp {
     pub db: PgPool,
     pub signing_key: SigningKey,
     pub settings: Settings,
-    client: awc::Client,
+    pub client: awc::Client,
 }
 
 /// Messages published to the gateways' control channel.
@@ -80,6 +80,7 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
         access_token_ttl: Duration::from_secs(900),
         refresh_token_ttl: Duration::from_secs(30 * 86_400),
         refresh_reuse_grace: Duration::ZERO,
+        recordings_dir: std::env::temp_dir().join(format!("confab-test-recordings-{}", Uuid::new_v4().simple())),
         hash_workers: 2,
         hash_queue: 64,
         limits: RateLimits::default(),
@@ -201,6 +202,41 @@ impl TestApp {
             sqlx::query_scalar("select email from users where id = $1").bind(user).fetch_one(&self.db).await.unwrap();
         let login = self.login(&email, PASSWORD).await;
         login.body["access_token"].as_str().expect("the caller can log in").to_owned()
+    }
+
+    /// A recording of `room` in `status`, as the API and a recorder would have left it.
+    pub async fn insert_recording(&self, room: Uuid, status: &str) -> Uuid {
+        let id = Uuid::new_v4();
+        sqlx::query("insert into recordings (id, room_id, status) values ($1, $2, $3)")
+            .bind(id)
+            .bind(room)
+            .bind(status)
+            .execute(&self.db)
+            .await
+            .unwrap();
+        id
+    }
+
+    /// A file of `recording` holding `content`, on disk and in the database, as a recorder
+    /// writes it.
+    pub async fn insert_recording_file(&self, recording: Uuid, content: &[u8]) -> Uuid {
+        let id = Uuid::new_v4();
+        let relative = format!("{recording}/{id}.webm");
+        let path = self.settings.recordings_dir.join(&relative);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, content).unwrap();
+        sqlx::query(
+            "insert into recording_files (id, recording_id, peer_id, participant, path, bytes, duration_ms, codecs)
+             values ($1, $2, 'p1', 'Ann Lee', $3, $4, 6000, '{vp8,opus}')",
+        )
+        .bind(id)
+        .bind(recording)
+        .bind(&relative)
+        .bind(content.len() as i64)
+        .execute(&self.db)
+        .await
+        .unwrap();
+        id
     }
 
     /// Signs up a fresh user and logs in: (email, login reply body).

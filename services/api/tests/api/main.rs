@@ -13,5 +13,6 @@ mod jwt_attacks;
 mod me;
 mod members;
 mod ops;
+mod recordings;
 mod refresh;
 mod rooms;

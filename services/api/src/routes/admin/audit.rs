@@ -5,12 +5,13 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::auth::admin::Admin;
-use crate::domain::page::{DEFAULT_LIMIT, MAX_LIMIT, PageQuery};
+use crate::domain::page::{Cursor, DEFAULT_LIMIT, MAX_LIMIT, Page, PageQuery};
 use crate::error::ApiError;
 use crate::routes::ErrorResponse;
+use crate::routes::recordings::{RecordingList, views};
 use crate::startup::AppState;
 use crate::store::audit::{self, AuditRecord};
-use crate::store::{rooms, users};
+use crate::store::{recordings, rooms, users};
 
 #[derive(Serialize, ToSchema)]
 pub struct AuditList {
@@ -24,12 +25,6 @@ pub struct Stats {
     pub rooms: i64,
     /// Rooms with a call going on now.
     pub live_calls: u64,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct RecordingList {
-    pub recordings: Vec<serde_json::Value>,
-    pub next_cursor: Option<String>,
 }
 
 /// The audit log, newest first.
@@ -73,11 +68,18 @@ pub async fn stats(state: web::Data<AppState>, _admin: Admin) -> Result<HttpResp
     }))
 }
 
-/// Every recording. Recording lands with the recorder; until then the list is always empty.
-#[utoipa::path(tag = "admin", security(("bearer" = [])), responses(
-    (status = 200, body = RecordingList), (status = 403, body = ErrorResponse),
+/// Every recording, newest first.
+#[utoipa::path(tag = "admin", security(("bearer" = [])), params(PageQuery), responses(
+    (status = 200, body = RecordingList), (status = 400, body = ErrorResponse), (status = 403, body = ErrorResponse),
 ))]
 #[get("/v1/admin/recordings")]
-pub async fn list_recordings(_admin: Admin) -> HttpResponse {
-    HttpResponse::Ok().json(RecordingList { recordings: Vec::new(), next_cursor: None })
+pub async fn list_recordings(
+    state: web::Data<AppState>,
+    _admin: Admin,
+    page: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = Page::parse(&page)?;
+    let rows = recordings::list_all(&state.db, &page).await?;
+    let (rows, next_cursor) = page.finish(rows, |r| Cursor { created_at: r.created_at, id: r.id });
+    Ok(HttpResponse::Ok().json(RecordingList { recordings: views(&state, rows).await?, next_cursor }))
 }

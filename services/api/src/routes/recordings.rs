@@ -1,0 +1,356 @@
+//! Recordings: start and stop (owners, moderators, admins), list, inspect, delete, and download
+//! the files, which are served only through this authorized handler. A recording is visible
+//! exactly when its room is: to the room's members and admins; everyone else gets 404.
+
+use std::path::{Component, Path, PathBuf};
+
+use actix_files::NamedFile;
+use actix_web::http::header::{self, ContentDisposition, DispositionParam, DispositionType};
+use actix_web::{HttpRequest, HttpResponse, delete, get, post, web};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::{ErrorResponse, audit};
+use crate::auth::current_user::CurrentUser;
+use crate::auth::room_access::RoomAccess;
+use crate::domain::page::{Cursor, Page, PageQuery};
+use crate::domain::{RecordingStatus, RoomId, User, UserId};
+use crate::error::ApiError;
+use crate::startup::AppState;
+use crate::store::recordings::{self, Recording, RecordingFile};
+
+#[derive(Serialize, ToSchema)]
+pub struct RecordingView {
+    pub id: Uuid,
+    pub room_id: RoomId,
+    pub started_by: Option<UserId>,
+    pub status: RecordingStatus,
+    /// Why it is `failed` or `partial`.
+    pub reason: Option<String>,
+    /// When media started to arrive.
+    pub started_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    /// One per participant (and per new track when a participant's stream restarted).
+    pub files: Vec<FileView>,
+    pub stats: RecordingStats,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct FileView {
+    pub id: Uuid,
+    /// The participant's display name when recorded.
+    pub participant: String,
+    pub peer_id: String,
+    pub user_id: Option<UserId>,
+    pub content_type: String,
+    pub duration_ms: Option<i64>,
+    pub bytes: i64,
+    pub codecs: Vec<String>,
+    pub sha256: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RecordingStats {
+    pub files: usize,
+    pub bytes: i64,
+    /// The longest file's duration.
+    pub duration_ms: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RecordingList {
+    pub recordings: Vec<RecordingView>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct RecordingFilter {
+    /// Only this room's recordings.
+    pub room_id: Option<String>,
+}
+
+impl From<RecordingFile> for FileView {
+    fn from(f: RecordingFile) -> Self {
+        Self {
+            id: f.id,
+            participant: f.participant,
+            peer_id: f.peer_id,
+            user_id: f.user_id,
+            content_type: f.content_type,
+            duration_ms: f.duration_ms,
+            bytes: f.bytes,
+            codecs: f.codecs,
+            sha256: f.sha256,
+        }
+    }
+}
+
+fn view(recording: Recording, files: Vec<RecordingFile>) -> RecordingView {
+    let stats = RecordingStats {
+        files: files.len(),
+        bytes: files.iter().map(|f| f.bytes).sum(),
+        duration_ms: files.iter().filter_map(|f| f.duration_ms).max(),
+    };
+    RecordingView {
+        id: recording.id,
+        room_id: recording.room_id,
+        started_by: recording.started_by,
+        status: recording.status,
+        reason: recording.reason,
+        started_at: recording.started_at,
+        ended_at: recording.ended_at,
+        created_at: recording.created_at,
+        files: files.into_iter().map(FileView::from).collect(),
+        stats,
+    }
+}
+
+/// Recordings with their files, in the given order.
+pub async fn views(state: &AppState, recordings: Vec<Recording>) -> Result<Vec<RecordingView>, ApiError> {
+    let ids: Vec<Uuid> = recordings.iter().map(|r| r.id).collect();
+    let mut files = recordings::files_of(&state.db, &ids).await?;
+    Ok(recordings
+        .into_iter()
+        .map(|recording| {
+            let (mine, rest) = files.drain(..).partition(|f| f.recording_id == recording.id);
+            files = rest;
+            view(recording, mine)
+        })
+        .collect())
+}
+
+/// The recording and the caller's access to its room; 404 when either is out of reach.
+async fn load(state: &AppState, user: &User, raw_id: &str) -> Result<(Recording, RoomAccess), ApiError> {
+    let id = Uuid::parse_str(raw_id).map_err(|_| ApiError::NotFound)?;
+    let recording = recordings::find_recording(&state.db, id).await?.ok_or(ApiError::NotFound)?;
+    let access = RoomAccess::load(state, user, &recording.room_id.to_string()).await?;
+    Ok((recording, access))
+}
+
+/// Start recording the room's call (owner, moderators, admins). While a recording is running,
+/// starting again returns it: one click from two moderators makes one recording.
+#[utoipa::path(tag = "recordings", security(("bearer" = [])), responses(
+    (status = 202, body = RecordingView), (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse),
+    (status = 503, body = ErrorResponse),
+))]
+#[post("/v1/rooms/{id}/recordings")]
+pub async fn start_recording(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    CurrentUser(user): CurrentUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let access = RoomAccess::load(&state, &user, &path).await?;
+    access.require_manager()?;
+    let mut tx = state.db.begin().await?;
+    let (recording, created) = recordings::start_recording(&mut tx, access.room.id, user.id).await?;
+    if created {
+        audit(
+            &mut tx,
+            &req,
+            user.id,
+            "recording.start",
+            Some(access.room.id),
+            None,
+            serde_json::json!({
+                "recording_id": recording.id
+            }),
+        )
+        .await?;
+        // Queued before the commit: a job that cannot be queued leaves no row behind.
+        state.recording_jobs.queue(recording.id, access.room.id).await?;
+        tracing::info!(recording.id = %recording.id, room.id = %access.room.id, "recording queued");
+    }
+    tx.commit().await?;
+    Ok(HttpResponse::Accepted().json(view(recording, Vec::new())))
+}
+
+/// Stop a running recording (owner, moderators, admins); stopping a stopped one changes nothing.
+#[utoipa::path(tag = "recordings", security(("bearer" = [])), responses(
+    (status = 200, body = RecordingView), (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse),
+))]
+#[post("/v1/recordings/{id}/stop")]
+pub async fn stop_recording(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    CurrentUser(user): CurrentUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let (recording, access) = load(&state, &user, &path).await?;
+    access.require_manager()?;
+    let mut tx = state.db.begin().await?;
+    let stopped = recordings::request_stop(&mut *tx, recording.id).await?;
+    if stopped.is_some() {
+        let details = serde_json::json!({"recording_id": recording.id});
+        audit(&mut tx, &req, user.id, "recording.stop", Some(recording.room_id), None, details).await?;
+    }
+    tx.commit().await?;
+    if stopped.is_some() {
+        state.recording_jobs.stop(recording.id).await;
+    }
+    let current = stopped.unwrap_or(recording);
+    let mut viewed = views(&state, vec![current]).await?;
+    Ok(HttpResponse::Ok().json(viewed.remove(0)))
+}
+
+/// The recordings of the rooms I belong to, newest first; `?room_id=` narrows to one room.
+#[utoipa::path(tag = "recordings", security(("bearer" = [])), params(PageQuery, RecordingFilter), responses(
+    (status = 200, body = RecordingList), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
+))]
+#[get("/v1/recordings")]
+pub async fn list_recordings(
+    state: web::Data<AppState>,
+    CurrentUser(user): CurrentUser,
+    page: web::Query<PageQuery>,
+    filter: web::Query<RecordingFilter>,
+) -> Result<HttpResponse, ApiError> {
+    let page = Page::parse(&page)?;
+    let room = match filter.room_id.as_deref() {
+        None => None,
+        Some(raw) => {
+            Some(RoomId::parse(raw).map_err(|_| ApiError::invalid("invalid_room_id", "room_id is not a room id"))?)
+        }
+    };
+    let rows = recordings::list_for_member(&state.db, user.id, room, &page).await?;
+    let (rows, next_cursor) = page.finish(rows, |r| Cursor { created_at: r.created_at, id: r.id });
+    Ok(HttpResponse::Ok().json(RecordingList { recordings: views(&state, rows).await?, next_cursor }))
+}
+
+/// One recording with its files.
+#[utoipa::path(tag = "recordings", security(("bearer" = [])), responses(
+    (status = 200, body = RecordingView), (status = 404, body = ErrorResponse),
+))]
+#[get("/v1/recordings/{id}")]
+pub async fn get_recording(
+    state: web::Data<AppState>,
+    CurrentUser(user): CurrentUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let (recording, _) = load(&state, &user, &path).await?;
+    let mut viewed = views(&state, vec![recording]).await?;
+    Ok(HttpResponse::Ok().json(viewed.remove(0)))
+}
+
+/// Delete a recording and its files (owner, moderators, admins). A running recording must be
+/// stopped first (409).
+#[utoipa::path(tag = "recordings", security(("bearer" = [])), responses(
+    (status = 204), (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse),
+    (status = 409, body = ErrorResponse),
+))]
+#[delete("/v1/recordings/{id}")]
+pub async fn delete_recording(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    CurrentUser(user): CurrentUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let (recording, access) = load(&state, &user, &path).await?;
+    access.require_manager()?;
+    let mut tx = state.db.begin().await?;
+    if !recordings::delete_recording(&mut *tx, recording.id).await? {
+        return Err(ApiError::Conflict { code: "recording_running", message: "stop the recording before deleting it" });
+    }
+    let details = serde_json::json!({"recording_id": recording.id});
+    audit(&mut tx, &req, user.id, "recording.delete", Some(recording.room_id), None, details).await?;
+    tx.commit().await?;
+    remove_files(&state.settings.recordings_dir, recording.id).await;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Removes a recording's directory; what cannot be removed is logged, the rows are gone anyway.
+pub async fn remove_files(dir: &Path, recording_id: Uuid) {
+    match tokio::fs::remove_dir_all(dir.join(recording_id.to_string())).await {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!(recording.id = %recording_id, error = %e, "could not remove recording files"),
+    }
+}
+
+/// Download one file: `Range` and `If-None-Match`/`If-Range` work against its `ETag`; always an
+/// attachment, never rendered by the browser.
+#[utoipa::path(tag = "recordings", security(("bearer" = [])), responses(
+    (status = 200, content_type = "video/webm"), (status = 206, content_type = "video/webm"),
+    (status = 404, body = ErrorResponse), (status = 416),
+))]
+#[get("/v1/recordings/{id}/files/{file_id}")]
+pub async fn download_file(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    CurrentUser(user): CurrentUser,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (recording_id, file_id) = path.into_inner();
+    let (recording, _) = load(&state, &user, &recording_id).await?;
+    let file_id = Uuid::parse_str(&file_id).map_err(|_| ApiError::NotFound)?;
+    let file = recordings::find_file(&state.db, recording.id, file_id).await?.ok_or(ApiError::NotFound)?;
+    let Some(on_disk) = stored_path(&state.settings.recordings_dir, &file.path) else {
+        tracing::error!(file.id = %file.id, "refusing a recording file path outside the recordings directory");
+        return Err(ApiError::NotFound);
+    };
+    let opened = match web::block(move || NamedFile::open(on_disk)).await {
+        Ok(Ok(opened)) => opened,
+        Ok(Err(e)) => {
+            tracing::warn!(file.id = %file.id, error = %e, "recording file missing from storage");
+            return Err(ApiError::NotFound);
+        }
+        Err(e) => return Err(ApiError::Internal(anyhow::anyhow!("file open task failed: {e}"))),
+    };
+    let content_type = file.content_type.parse().unwrap_or(mime_webm());
+    let extension = if file.content_type == "video/webm" { "webm" } else { "mkv" };
+    let disposition = ContentDisposition {
+        disposition: DispositionType::Attachment,
+        parameters: vec![DispositionParam::Filename(format!(
+            "{}-{}.{extension}",
+            safe_name(&file.participant),
+            file.id
+        ))],
+    };
+    let mut response = opened.set_content_type(content_type).set_content_disposition(disposition).into_response(&req);
+    let headers = response.headers_mut();
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, header::HeaderValue::from_static("nosniff"));
+    headers.insert(header::CACHE_CONTROL, header::HeaderValue::from_static("private, no-cache"));
+    Ok(response)
+}
+
+fn mime_webm() -> actix_web::mime::Mime {
+    "video/webm".parse().expect("a valid media type")
+}
+
+/// `relative` inside `dir`, or `None` if it would leave it (absolute, `..`, or a prefix).
+fn stored_path(dir: &Path, relative: &str) -> Option<PathBuf> {
+    let relative = Path::new(relative);
+    let mut parts = relative.components().peekable();
+    let inside = parts.peek().is_some() && parts.all(|c| matches!(c, Component::Normal(_)));
+    inside.then(|| dir.join(relative))
+}
+
+/// A participant's name as a file name: letters, digits, `-` and `_`, at most 40 characters.
+fn safe_name(name: &str) -> String {
+    let cleaned: String =
+        name.chars().map(|c| if c.is_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).take(40).collect();
+    if cleaned.is_empty() { "participant".into() } else { cleaned }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_paths_stay_inside_the_recordings_directory() {
+        let dir = Path::new("/data/recordings");
+        assert_eq!(stored_path(dir, "r1/f1.webm"), Some(PathBuf::from("/data/recordings/r1/f1.webm")));
+        for hostile in ["/etc/passwd", "../secrets", "r1/../../x", "./r1/f1.webm", ""] {
+            assert_eq!(stored_path(dir, hostile), None, "{hostile}");
+        }
+    }
+
+    #[test]
+    fn download_names_are_tame() {
+        assert_eq!(safe_name("Ann Lee"), "Ann_Lee");
+        assert_eq!(safe_name("../../evil\r\n"), "______evil__");
+        assert_eq!(safe_name(""), "participant");
+    }
+}

@@ -1,0 +1,199 @@
+//! The `recordings` and `recording_files` tables.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgExecutor};
+use uuid::Uuid;
+
+use crate::domain::page::Page;
+use crate::domain::{RecordingStatus, RoomId, UserId};
+use crate::error::is_unique_violation;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Recording {
+    pub id: Uuid,
+    pub room_id: RoomId,
+    pub started_by: Option<UserId>,
+    pub status: RecordingStatus,
+    pub reason: Option<String>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RecordingFile {
+    pub id: Uuid,
+    pub recording_id: Uuid,
+    pub peer_id: String,
+    pub user_id: Option<UserId>,
+    pub participant: String,
+    /// Relative to the recordings directory.
+    pub path: String,
+    pub content_type: String,
+    pub bytes: i64,
+    pub duration_ms: Option<i64>,
+    pub codecs: Vec<String>,
+    pub sha256: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+macro_rules! recording_columns {
+    () => {
+        "r.id, r.room_id, r.started_by, r.status, r.reason, r.started_at, r.ended_at, r.created_at"
+    };
+}
+
+macro_rules! file_columns {
+    () => {
+        "id, recording_id, peer_id, user_id, participant, path, content_type, bytes, duration_ms, codecs, sha256, created_at"
+    };
+}
+
+/// The room's running recording, or a new pending one; `true` when this call created it. Safe
+/// under concurrent calls: the partial unique index admits one running recording per room.
+pub async fn start_recording(
+    tx: &mut PgConnection,
+    room_id: RoomId,
+    started_by: UserId,
+) -> Result<(Recording, bool), sqlx::Error> {
+    if let Some(running) = running_recording(&mut *tx, room_id).await? {
+        return Ok((running, false));
+    }
+    sqlx::query("savepoint start_recording").execute(&mut *tx).await?;
+    let inserted = sqlx::query_as(concat!(
+        "insert into recordings as r (id, room_id, started_by) values ($1, $2, $3) returning ",
+        recording_columns!()
+    ))
+    .bind(Uuid::new_v4())
+    .bind(room_id)
+    .bind(started_by)
+    .fetch_one(&mut *tx)
+    .await;
+    match inserted {
+        Ok(recording) => Ok((recording, true)),
+        // Another request started one between our check and insert: that one is the answer.
+        Err(e) if is_unique_violation(&e) => {
+            sqlx::query("rollback to savepoint start_recording").execute(&mut *tx).await?;
+            let running = running_recording(&mut *tx, room_id).await?;
+            running.map(|r| (r, false)).ok_or(e)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+async fn running_recording(db: impl PgExecutor<'_>, room_id: RoomId) -> Result<Option<Recording>, sqlx::Error> {
+    sqlx::query_as(concat!(
+        "select ",
+        recording_columns!(),
+        " from recordings r where r.room_id = $1 and r.status in ('pending', 'starting', 'recording')"
+    ))
+    .bind(room_id)
+    .fetch_optional(db)
+    .await
+}
+
+pub async fn find_recording(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Recording>, sqlx::Error> {
+    sqlx::query_as(concat!("select ", recording_columns!(), " from recordings r where r.id = $1"))
+        .bind(id)
+        .fetch_optional(db)
+        .await
+}
+
+/// Asks a running recording to stop. A pending one that no recorder took yet ends at once as
+/// `failed`; a starting or recording one goes to `finalizing` for its recorder to close. Any
+/// other state is left as it is (stopping twice is a no-op). Returns the recording as it is now.
+pub async fn request_stop(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Recording>, sqlx::Error> {
+    sqlx::query_as(concat!(
+        "update recordings r set
+           status = case r.status when 'pending' then 'failed' else 'finalizing' end,
+           reason = case r.status when 'pending' then 'stopped before a recorder took it' else r.reason end,
+           ended_at = case r.status when 'pending' then now() else r.ended_at end,
+           stop_requested_at = now(), updated_at = now()
+         where r.id = $1 and r.status in ('pending', 'starting', 'recording')
+         returning ",
+        recording_columns!()
+    ))
+    .bind(id)
+    .fetch_optional(db)
+    .await
+}
+
+/// The recordings of the rooms `user` belongs to (or of one of them), newest first.
+pub async fn list_for_member(
+    db: impl PgExecutor<'_>,
+    user: UserId,
+    room: Option<RoomId>,
+    page: &Page,
+) -> Result<Vec<Recording>, sqlx::Error> {
+    let (at, id) = page.after.map(|c| (Some(c.created_at), Some(c.id))).unwrap_or_default();
+    sqlx::query_as(concat!(
+        "select ",
+        recording_columns!(),
+        " from recordings r join room_members m on m.room_id = r.room_id and m.user_id = $1
+         where ($2::uuid is null or r.room_id = $2)
+           and ($3::timestamptz is null or (r.created_at, r.id) < ($3, $4))
+         order by r.created_at desc, r.id desc limit $5"
+    ))
+    .bind(user)
+    .bind(room)
+    .bind(at)
+    .bind(id)
+    .bind(page.fetch_limit())
+    .fetch_all(db)
+    .await
+}
+
+/// Every recording, newest first (admins).
+pub async fn list_all(db: impl PgExecutor<'_>, page: &Page) -> Result<Vec<Recording>, sqlx::Error> {
+    let (at, id) = page.after.map(|c| (Some(c.created_at), Some(c.id))).unwrap_or_default();
+    sqlx::query_as(concat!(
+        "select ",
+        recording_columns!(),
+        " from recordings r where $1::timestamptz is null or (r.created_at, r.id) < ($1, $2)
+         order by r.created_at desc, r.id desc limit $3"
+    ))
+    .bind(at)
+    .bind(id)
+    .bind(page.fetch_limit())
+    .fetch_all(db)
+    .await
+}
+
+/// The files of each of `recordings`, oldest first.
+pub async fn files_of(db: impl PgExecutor<'_>, recordings: &[Uuid]) -> Result<Vec<RecordingFile>, sqlx::Error> {
+    sqlx::query_as(concat!(
+        "select ",
+        file_columns!(),
+        " from recording_files where recording_id = any($1) order by created_at, id"
+    ))
+    .bind(recordings)
+    .fetch_all(db)
+    .await
+}
+
+pub async fn find_file(
+    db: impl PgExecutor<'_>,
+    recording_id: Uuid,
+    file_id: Uuid,
+) -> Result<Option<RecordingFile>, sqlx::Error> {
+    sqlx::query_as(concat!("select ", file_columns!(), " from recording_files where id = $1 and recording_id = $2"))
+        .bind(file_id)
+        .bind(recording_id)
+        .fetch_optional(db)
+        .await
+}
+
+/// Deletes a recording that is not running; false when there is none to delete.
+pub async fn delete_recording(db: impl PgExecutor<'_>, id: Uuid) -> Result<bool, sqlx::Error> {
+    let done =
+        sqlx::query("delete from recordings where id = $1 and status not in ('pending', 'starting', 'recording')")
+            .bind(id)
+            .execute(db)
+            .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The ids of a room's recordings (to remove their files when the room goes).
+pub async fn ids_of_room(db: impl PgExecutor<'_>, room_id: RoomId) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar("select id from recordings where room_id = $1").bind(room_id).fetch_all(db).await
+}

@@ -1,0 +1,259 @@
+//! Recordings through the API: starting is idempotent even under a race and queues exactly one
+//! job; stopping is a no-op the second time; only the room's people see or download files;
+//! downloads honour Range and ETag; deleting removes the files.
+
+use awc::http::StatusCode;
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::helpers::{TestApp, spawn_app};
+
+struct Room {
+    id: String,
+    owner: String,
+    member: String,
+    stranger: String,
+}
+
+async fn room_with_people(app: &TestApp) -> Room {
+    let (_, owner) = app.logged_in_user().await;
+    let owner = owner["access_token"].as_str().unwrap().to_owned();
+    let id = app.create_room(&owner, "Recorded").await;
+    let (member_email, member) = app.logged_in_user().await;
+    let added = app.post(&format!("/v1/rooms/{id}/members"), Some(&owner), json!({"email": member_email})).await;
+    assert_eq!(added.status, StatusCode::CREATED);
+    let (_, stranger) = app.logged_in_user().await;
+    Room {
+        id,
+        owner,
+        member: member["access_token"].as_str().unwrap().to_owned(),
+        stranger: stranger["access_token"].as_str().unwrap().to_owned(),
+    }
+}
+
+async fn queued_jobs(app: &TestApp) -> Vec<(String, String)> {
+    let mut redis =
+        redis::Client::open(app.settings.redis_url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let key = format!("{}:recordings:jobs", app.settings.redis_prefix);
+    let entries: Vec<(String, Vec<(String, String)>)> =
+        redis::cmd("XRANGE").arg(key).arg("-").arg("+").query_async(&mut redis).await.unwrap();
+    entries
+        .into_iter()
+        .map(|(_, fields)| {
+            let get = |name: &str| fields.iter().find(|(k, _)| k == name).unwrap().1.clone();
+            (get("recording_id"), get("room_id"))
+        })
+        .collect()
+}
+
+#[actix_web::test]
+async fn starting_twice_or_in_a_race_makes_one_recording_and_one_job() {
+    let app = spawn_app().await;
+    let room = room_with_people(&app).await;
+    let path = format!("/v1/rooms/{}/recordings", room.id);
+
+    let first = app.post(&path, Some(&room.owner), json!({})).await;
+    assert_eq!(first.status, StatusCode::ACCEPTED, "{}", first.body);
+    assert_eq!(first.body["status"], "pending");
+    assert_eq!(first.body["room_id"], room.id);
+    let racing = futures_util::future::join_all((0..8).map(|_| app.post(&path, Some(&room.owner), json!({})))).await;
+    for reply in racing {
+        assert_eq!(reply.status, StatusCode::ACCEPTED);
+        assert_eq!(reply.body["id"], first.body["id"], "the running recording is returned");
+    }
+    assert_eq!(queued_jobs(&app).await, vec![(first.body["id"].as_str().unwrap().to_owned(), room.id.clone())]);
+
+    // A fresh room, raced from the start: still one recording.
+    let other = app.create_room(&room.owner, "Raced").await;
+    let other_path = format!("/v1/rooms/{other}/recordings");
+    let racing =
+        futures_util::future::join_all((0..8).map(|_| app.post(&other_path, Some(&room.owner), json!({})))).await;
+    let ids: std::collections::BTreeSet<String> =
+        racing.iter().map(|r| r.body["id"].as_str().expect("202 with a recording").to_owned()).collect();
+    assert_eq!(ids.len(), 1);
+    assert_eq!(queued_jobs(&app).await.len(), 2);
+}
+
+#[actix_web::test]
+async fn members_may_look_but_not_start_stop_or_delete_and_strangers_see_nothing() {
+    let app = spawn_app().await;
+    let room = room_with_people(&app).await;
+    let start = format!("/v1/rooms/{}/recordings", room.id);
+    assert_eq!(app.post(&start, Some(&room.member), json!({})).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(app.post(&start, Some(&room.stranger), json!({})).await.status, StatusCode::NOT_FOUND);
+    let recording = app.post(&start, Some(&room.owner), json!({})).await.body["id"].as_str().unwrap().to_owned();
+
+    let one = format!("/v1/recordings/{recording}");
+    assert_eq!(app.get(&one, Some(&room.member)).await.status, StatusCode::OK);
+    assert_eq!(app.post(&format!("{one}/stop"), Some(&room.member), json!({})).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(app.send("DELETE", &one, Some(&room.member), None).await.status, StatusCode::FORBIDDEN);
+    for (method, path) in [("GET", one.clone()), ("POST", format!("{one}/stop")), ("DELETE", one.clone())] {
+        let reply = app.send(method, &path, Some(&room.stranger), None).await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND, "{method} {path}");
+        assert_eq!(reply.code(), "not_found");
+    }
+    let mine = app.get("/v1/recordings", Some(&room.stranger)).await;
+    assert_eq!(mine.body["recordings"], json!([]));
+    let theirs = app.get(&format!("/v1/recordings?room_id={}", room.id), Some(&room.member)).await;
+    assert_eq!(theirs.body["recordings"][0]["id"], recording.as_str());
+
+    for hostile in ["not-a-uuid", "00000000-0000-0000-0000-000000000000", "%2e%2e%2fetc"] {
+        assert_eq!(
+            app.get(&format!("/v1/recordings/{hostile}"), Some(&room.owner)).await.status,
+            StatusCode::NOT_FOUND
+        );
+    }
+    let bad_filter = app.get("/v1/recordings?room_id=nope", Some(&room.owner)).await;
+    assert_eq!((bad_filter.status, bad_filter.code()), (StatusCode::BAD_REQUEST, "invalid_room_id"));
+    let bad_limit = app.get("/v1/recordings?limit=0", Some(&room.owner)).await;
+    assert_eq!(bad_limit.status, StatusCode::BAD_REQUEST);
+    assert_eq!(app.get("/v1/recordings", None).await.status, StatusCode::UNAUTHORIZED);
+}
+
+#[actix_web::test]
+async fn stopping_finalizes_a_running_recording_once_and_tells_the_recorders() {
+    let app = spawn_app().await;
+    let room = room_with_people(&app).await;
+    let client = redis::Client::open(app.settings.redis_url.as_str()).unwrap();
+    let mut stops = client.get_async_pubsub().await.unwrap();
+    stops.subscribe(format!("{}:recordings:stop", app.settings.redis_prefix)).await.unwrap();
+
+    // Taken by a recorder and recording.
+    let recording = app.insert_recording(room.id.parse().unwrap(), "recording").await;
+    let stop = format!("/v1/recordings/{recording}/stop");
+    let stopped = app.post(&stop, Some(&room.owner), json!({})).await;
+    assert_eq!(stopped.status, StatusCode::OK, "{}", stopped.body);
+    assert_eq!(stopped.body["status"], "finalizing");
+    let told = tokio::time::timeout(std::time::Duration::from_secs(5), stops.on_message().next()).await.unwrap();
+    assert_eq!(told.unwrap().get_payload::<String>().unwrap(), recording.to_string());
+    let again = app.post(&stop, Some(&room.owner), json!({})).await;
+    assert_eq!((again.status, again.body["status"].clone()), (StatusCode::OK, json!("finalizing")));
+
+    // A new one may start while the last one finalizes; stopped before any recorder took it,
+    // it ends at once with a reason.
+    let start = format!("/v1/rooms/{}/recordings", room.id);
+    let pending = app.post(&start, Some(&room.owner), json!({})).await.body["id"].as_str().unwrap().to_owned();
+    assert_ne!(pending, recording.to_string());
+    let ended = app.post(&format!("/v1/recordings/{pending}/stop"), Some(&room.owner), json!({})).await;
+    assert_eq!(ended.body["status"], "failed");
+    assert!(ended.body["reason"].as_str().unwrap().contains("before"));
+    assert!(ended.body["ended_at"].is_string());
+}
+
+#[actix_web::test]
+async fn files_download_as_attachments_with_range_and_etag_and_only_for_the_room() {
+    let app = spawn_app().await;
+    let room = room_with_people(&app).await;
+    let recording = app.insert_recording(room.id.parse().unwrap(), "ready").await;
+    let content: Vec<u8> = (0..=255u8).cycle().take(10_000).collect();
+    let file = app.insert_recording_file(recording, &content).await;
+    let url = app.url(&format!("/v1/recordings/{recording}/files/{file}"));
+
+    let listed = app.get(&format!("/v1/recordings/{recording}"), Some(&room.member)).await.body;
+    assert_eq!(listed["files"][0]["id"], file.to_string());
+    assert_eq!(listed["files"][0]["bytes"], 10_000);
+    assert_eq!(listed["files"][0]["codecs"], json!(["vp8", "opus"]));
+    assert_eq!(listed["stats"], json!({"files": 1, "bytes": 10_000, "duration_ms": 6000}));
+
+    let mut whole = app.client.get(&url).bearer_auth(&room.member).send().await.unwrap();
+    assert_eq!(whole.status(), StatusCode::OK);
+    let header = |res: &awc::ClientResponse<_>, name: &str| {
+        res.headers().get(name).map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default()
+    };
+    assert_eq!(header(&whole, "content-type"), "video/webm");
+    assert!(header(&whole, "content-disposition").starts_with("attachment; filename=\"Ann_Lee-"));
+    assert_eq!(header(&whole, "x-content-type-options"), "nosniff");
+    let etag = header(&whole, "etag");
+    assert!(!etag.is_empty());
+    assert_eq!(whole.body().limit(1 << 20).await.unwrap().to_vec(), content);
+
+    let mut part =
+        app.client.get(&url).bearer_auth(&room.member).insert_header(("Range", "bytes=100-199")).send().await.unwrap();
+    assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(header(&part, "content-range"), "bytes 100-199/10000");
+    assert_eq!(part.body().await.unwrap().to_vec(), content[100..200]);
+    let unchanged =
+        app.client.get(&url).bearer_auth(&room.member).insert_header(("If-None-Match", etag)).send().await.unwrap();
+    assert_eq!(unchanged.status(), StatusCode::NOT_MODIFIED);
+    let beyond =
+        app.client.get(&url).bearer_auth(&room.member).insert_header(("Range", "bytes=20000-")).send().await.unwrap();
+    assert_eq!(beyond.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+
+    let stranger = app.client.get(&url).bearer_auth(&room.stranger).send().await.unwrap();
+    assert_eq!(stranger.status(), StatusCode::NOT_FOUND);
+    let anonymous = app.client.get(&url).send().await.unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    let other_file = app.get(&format!("/v1/recordings/{recording}/files/{}", Uuid::new_v4()), Some(&room.member)).await;
+    assert_eq!(other_file.status, StatusCode::NOT_FOUND);
+
+    // Gone from storage: a clear 404, not a 500.
+    std::fs::remove_file(app.settings.recordings_dir.join(format!("{recording}/{file}.webm"))).unwrap();
+    assert_eq!(
+        app.get(&format!("/v1/recordings/{recording}/files/{file}"), Some(&room.member)).await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[actix_web::test]
+async fn file_paths_outside_the_recordings_directory_cannot_be_stored() {
+    let app = spawn_app().await;
+    let room = room_with_people(&app).await;
+    let recording = app.insert_recording(room.id.parse().unwrap(), "ready").await;
+    for hostile in ["/etc/passwd", "../../etc/passwd", "a/../../b"] {
+        let stored = sqlx::query(
+            "insert into recording_files (id, recording_id, peer_id, participant, path) values ($1, $2, 'p', 'P', $3)",
+        )
+        .bind(Uuid::new_v4())
+        .bind(recording)
+        .bind(hostile)
+        .execute(&app.db)
+        .await;
+        assert!(stored.is_err(), "{hostile} was accepted");
+    }
+}
+
+#[actix_web::test]
+async fn deleting_a_recording_or_its_room_removes_the_files_but_never_a_running_one() {
+    let app = spawn_app().await;
+    let room = room_with_people(&app).await;
+    let room_id: Uuid = room.id.parse().unwrap();
+    let running = app.insert_recording(room_id, "recording").await;
+    let conflict = app.send("DELETE", &format!("/v1/recordings/{running}"), Some(&room.owner), None).await;
+    assert_eq!((conflict.status, conflict.code()), (StatusCode::CONFLICT, "recording_running"));
+
+    let done = app.insert_recording(room_id, "partial").await;
+    app.insert_recording_file(done, b"data").await;
+    let dir = app.settings.recordings_dir.join(done.to_string());
+    assert!(dir.exists());
+    let deleted = app.send("DELETE", &format!("/v1/recordings/{done}"), Some(&room.owner), None).await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    assert!(!dir.exists(), "the files went with the recording");
+    assert_eq!(app.get(&format!("/v1/recordings/{done}"), Some(&room.owner)).await.status, StatusCode::NOT_FOUND);
+
+    let kept = app.insert_recording(room_id, "ready").await;
+    app.insert_recording_file(kept, b"data").await;
+    assert_eq!(
+        app.send("DELETE", &format!("/v1/rooms/{}", room.id), Some(&room.owner), None).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert!(!app.settings.recordings_dir.join(kept.to_string()).exists(), "the room took its recordings along");
+    let audit: Vec<String> = sqlx::query_scalar("select action from audit_log where action like 'recording.%'")
+        .fetch_all(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(audit, vec!["recording.delete".to_owned()]);
+}
+
+#[actix_web::test]
+async fn admins_list_every_recording() {
+    let app = spawn_app().await;
+    let room = room_with_people(&app).await;
+    let recording = app.insert_recording(room.id.parse().unwrap(), "ready").await;
+    let (email, _) = app.logged_in_user().await;
+    sqlx::query("update users set role = 'admin' where email = $1").bind(&email).execute(&app.db).await.unwrap();
+    let admin = app.login(&email, crate::helpers::PASSWORD).await.body["access_token"].as_str().unwrap().to_owned();
+    let listed: Value = app.get("/v1/admin/recordings?limit=1", Some(&admin)).await.body;
+    assert_eq!(listed["recordings"][0]["id"], recording.to_string());
+    assert_eq!(app.get("/v1/admin/recordings", Some(&room.owner)).await.status, StatusCode::FORBIDDEN);
+}
