@@ -100,6 +100,9 @@ impl From<bus::PeerPresence> for PeerPresence {
     }
 }
 
+/// The room role of the recorder's connection (hidden from participants).
+pub const RECORDER_ROLE: &str = "recorder";
+
 #[derive(Clone)]
 pub struct ControlBus {
     redis: ConnectionManager,
@@ -120,7 +123,8 @@ impl ControlBus {
         }
     }
 
-    /// Who is in the room's call now, oldest first. Entries that do not parse are skipped.
+    /// Who is in the room's call now, oldest first; the recorder is not a participant. Entries
+    /// that do not parse are skipped.
     pub async fn participants(&self, room_id: RoomId) -> redis::RedisResult<Vec<PeerPresence>> {
         let entries: Vec<(String, String)> =
             self.redis.clone().hgetall(format!("{}:room:{room_id}:peers", self.prefix)).await?;
@@ -132,6 +136,7 @@ impl ControlBus {
                     .ok()
                     .map(PeerPresence::from)
             })
+            .filter(|p| p.role != RECORDER_ROLE)
             .collect();
         peers.sort_by(|a, b| a.joined_at.cmp(&b.joined_at).then_with(|| a.peer_id.cmp(&b.peer_id)));
         Ok(peers)

@@ -12,6 +12,7 @@ use confab_protocol::signal::{
 use tokio::sync::{Notify, mpsc, watch};
 
 use crate::hub::{Hub, Outbound, Undelivered, message};
+use crate::recording;
 use crate::session::{ProtocolError, RateLimit, Verdict, decode};
 use crate::settings::Limits;
 
@@ -50,8 +51,10 @@ impl Connection {
         metrics::gauge!("gateway_connections").increment(1);
         let (reason, close_code) = self.serve(&mut session, &mut frames).await;
         let Identity { room_id, peer, resume_token } = &self.identity;
-        // A silent peer (`timeout`) has been gone for half a minute already: it leaves at once.
-        if matches!(reason, "disconnected" | "server_restarting") {
+        // A silent peer (`timeout`) has been gone for half a minute already: it leaves at once. A
+        // recorder is not resumed: its recording restarts from a fresh connection.
+        let resumable = !recording::is_recorder(peer) && matches!(reason, "disconnected" | "server_restarting");
+        if resumable {
             self.hub.park(room_id, peer, resume_token, self.limits.resume_window).await;
         } else {
             self.hub.leave(room_id, &peer.peer_id, reason).await;
@@ -66,7 +69,10 @@ impl Connection {
 
     /// Returns why the connection ended and the close code to send.
     async fn serve(&mut self, session: &mut Session, frames: &mut AggregatedMessageStream) -> (&'static str, u16) {
-        let mut limit = RateLimit::new(self.limits.messages_per_second, self.limits.message_burst, Instant::now());
+        // The recorder answers every participant at once: it gets ten times the allowance.
+        let scale = if recording::is_recorder(&self.identity.peer) { 10.0 } else { 1.0 };
+        let mut limit =
+            RateLimit::new(self.limits.messages_per_second * scale, self.limits.message_burst * scale, Instant::now());
         let mut heartbeat = tokio::time::interval(self.limits.heartbeat);
         heartbeat.tick().await;
         let mut last_heard = Instant::now();

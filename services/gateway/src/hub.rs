@@ -25,16 +25,24 @@ use redis::aio::{ConnectionManager, PubSubSink};
 use tokio::sync::{Notify, mpsc};
 
 use crate::publisher::Publisher;
+use crate::recording::{self, RoomView};
 
 /// Admits a peer if the room has a free place and the user fewer than ARGV[6] connections in
-/// it: 1 admitted, 0 room full, -1 too many connections of this user.
+/// it: 1 admitted, 0 room full, -1 too many connections of this user. Recorders (ARGV[7] = 1)
+/// take no place and are neither counted nor limited.
 const JOIN: &str = r"
-if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
-local mine = 0
-for _, entry in ipairs(redis.call('HVALS', KEYS[1])) do
-  if cjson.decode(entry).user_id == ARGV[5] then mine = mine + 1 end
+if ARGV[7] ~= '1' then
+  local present, mine = 0, 0
+  for _, entry in ipairs(redis.call('HVALS', KEYS[1])) do
+    local peer = cjson.decode(entry)
+    if peer.role ~= 'recorder' then
+      present = present + 1
+      if peer.user_id == ARGV[5] then mine = mine + 1 end
+    end
+  end
+  if present >= tonumber(ARGV[1]) then return 0 end
+  if mine >= tonumber(ARGV[6]) then return -1 end
 end
-if mine >= tonumber(ARGV[6]) then return -1 end
 redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
 redis.call('SADD', KEYS[2], ARGV[4])
 return 1
@@ -66,6 +74,8 @@ pub struct LocalPeer {
     pub peer: Peer,
     /// RFC 3339, when the peer joined.
     pub joined_at: String,
+    /// The recording a recorder captures; empty for participants.
+    pub recording_id: String,
     pub outbound: mpsc::Sender<Outbound>,
     /// Notified when the outbound queue overflowed: the connection must close.
     pub slow: Arc<Notify>,
@@ -218,7 +228,7 @@ impl Hub {
 
     /// Sends each local peer of the room the room's current peer list.
     async fn resync(&self, room_id: &str) {
-        let peers = match self.present(room_id, "").await {
+        let present = match self.present(room_id).await {
             Ok(peers) => peers,
             Err(e) => {
                 tracing::warn!(room.id = %room_id, error = %e, "could not resync the room");
@@ -227,9 +237,9 @@ impl Hub {
         };
         metrics::counter!("gateway_resyncs_total").increment(1);
         if let Some(room) = self.rooms().get(room_id) {
-            for (peer_id, local) in room {
-                let others = peers.iter().filter(|p| &p.peer_id != peer_id).cloned().collect();
-                push(local, message(Kind::Resync(Resync { peers: others })));
+            for local in room.values() {
+                let peers = recording::view_for(&local.peer, &present).peers;
+                push(local, message(Kind::Resync(Resync { peers })));
             }
         }
     }
@@ -242,6 +252,7 @@ impl Hub {
             role: local.peer.role.clone(),
             instance_id: self.instance_id.clone(),
             joined_at: local.joined_at.clone(),
+            recording_id: local.recording_id.clone(),
         };
         serde_json::to_string(&presence).expect("presence serializes")
     }
@@ -397,9 +408,10 @@ impl Hub {
         local: LocalPeer,
         capacity: u32,
         per_user: u32,
-    ) -> Result<Vec<Peer>, JoinError> {
+    ) -> Result<RoomView, JoinError> {
         let peer_id = local.peer.peer_id.clone();
         let entry = self.presence_json(&local);
+        let recorder = recording::is_recorder(&local.peer);
         self.hold_room(room_id).await?;
         let admitted: redis::RedisResult<i64> = self
             .join
@@ -411,24 +423,26 @@ impl Hub {
             .arg(room_id)
             .arg(&local.peer.user_id)
             .arg(per_user)
+            .arg(if recorder { "1" } else { "0" })
             .invoke_async(&mut self.redis.clone())
             .await;
-        let others = match admitted {
-            Ok(1) => self.present(room_id, &peer_id).await,
+        let present = match admitted {
+            Ok(1) => self.present(room_id).await,
             Ok(refused) => {
                 self.release_room(room_id).await;
                 return Err(if refused < 0 { JoinError::TooManyConnections } else { JoinError::Full });
             }
             Err(e) => Err(e),
         };
-        let others = match others {
-            Ok(others) => others,
+        let present = match present {
+            Ok(present) => present,
             Err(e) => {
                 self.release_room(room_id).await;
                 return Err(e.into());
             }
         };
-        let joined = message(Kind::PeerJoined(PeerJoined { peer: Some(local.peer.clone()) }));
+        let view = recording::view_for(&local.peer, &present);
+        let joined = recording::arrival(&local.peer, &local.recording_id);
         {
             let mut rooms = self.rooms();
             let room = rooms.entry(room_id.to_owned()).or_default();
@@ -438,26 +452,19 @@ impl Hub {
             room.insert(peer_id.clone(), local);
         }
         self.publish(room_id, Event::Fanout(Fanout { except: peer_id, message: Some(joined) }), None);
-        Ok(others)
+        Ok(view)
     }
 
-    /// Everyone in the room's presence but `except`.
-    async fn present(&self, room_id: &str, except: &str) -> redis::RedisResult<Vec<Peer>> {
+    /// Everyone in the room's presence, oldest first; refreshes `known` on the way.
+    async fn present(&self, room_id: &str) -> redis::RedisResult<Vec<PeerPresence>> {
         let entries: Vec<(String, String)> =
             redis::cmd("HGETALL").arg(self.peers_key(room_id)).query_async(&mut self.redis.clone()).await?;
         let ids = entries.iter().map(|(peer_id, _)| peer_id.clone()).collect();
         lock(&self.known).insert(room_id.to_owned(), ids);
-        let mut peers: Vec<(String, Peer)> = entries
-            .into_iter()
-            .filter(|(peer_id, _)| peer_id != except)
-            .filter_map(|(_, json)| serde_json::from_str::<PeerPresence>(&json).ok())
-            .map(|p| {
-                let peer = Peer { peer_id: p.peer_id, user_id: p.user_id, display_name: p.display_name, role: p.role };
-                (p.joined_at, peer)
-            })
-            .collect();
-        peers.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(peers.into_iter().map(|(_, peer)| peer).collect())
+        let mut present: Vec<PeerPresence> =
+            entries.into_iter().filter_map(|(_, json)| serde_json::from_str(&json).ok()).collect();
+        present.sort_by(|a, b| a.joined_at.cmp(&b.joined_at));
+        Ok(present)
     }
 
     fn resume_key(&self, token: &str) -> String {
@@ -520,7 +527,7 @@ impl Hub {
     }
 
     /// Puts a resumed peer back: same peer id, same place, no announcement.
-    pub async fn rejoin(&self, room_id: &str, local: LocalPeer) -> Result<Vec<Peer>, JoinError> {
+    pub async fn rejoin(&self, room_id: &str, local: LocalPeer) -> Result<RoomView, JoinError> {
         self.hold_room(room_id).await?;
         let peer_id = local.peer.peer_id.clone();
         let restored: redis::RedisResult<()> = redis::pipe()
@@ -530,14 +537,15 @@ impl Hub {
             .ignore()
             .query_async(&mut self.redis.clone())
             .await;
-        let others = match restored {
-            Ok(()) => self.present(room_id, &peer_id).await,
+        let present = match restored {
+            Ok(()) => self.present(room_id).await,
             Err(e) => Err(e),
         };
-        match others {
-            Ok(others) => {
+        match present {
+            Ok(present) => {
+                let view = recording::view_for(&local.peer, &present);
                 self.rooms().entry(room_id.to_owned()).or_default().insert(peer_id, local);
-                Ok(others)
+                Ok(view)
             }
             Err(e) => {
                 self.release_room(room_id).await;
@@ -556,7 +564,14 @@ impl Hub {
     }
 
     fn announce_left(&self, room_id: &str, peer_id: &str, reason: &str) {
-        let left = message(Kind::PeerLeft(PeerLeft { peer_id: peer_id.to_owned(), reason: reason.to_owned() }));
+        self.announce_departure(
+            room_id,
+            peer_id,
+            message(Kind::PeerLeft(PeerLeft { peer_id: peer_id.to_owned(), reason: reason.to_owned() })),
+        );
+    }
+
+    fn announce_departure(&self, room_id: &str, peer_id: &str, left: ServerMessage) {
         self.fanout_local(room_id, peer_id, &left, None);
         self.publish(room_id, Event::Fanout(Fanout { except: peer_id.to_owned(), message: Some(left) }), None);
     }
@@ -588,11 +603,11 @@ impl Hub {
 
     /// Removes the peer, frees its place, and tells the others why it left.
     pub async fn leave(&self, room_id: &str, peer_id: &str, reason: &str) {
-        let left = message(Kind::PeerLeft(PeerLeft { peer_id: peer_id.to_owned(), reason: reason.to_owned() }));
-        let removed = {
+        let left = {
             let mut rooms = self.rooms();
             let removed = rooms.get_mut(room_id).and_then(|room| room.remove(peer_id));
-            if removed.is_some() {
+            removed.map(|gone| {
+                let left = recording::departure(peer_id, &gone.peer.role, &gone.recording_id, reason);
                 let room = &rooms[room_id];
                 for other in room.values() {
                     push(other, left.clone());
@@ -600,10 +615,10 @@ impl Hub {
                 if room.is_empty() {
                     rooms.remove(room_id);
                 }
-            }
-            removed.is_some()
+                left
+            })
         };
-        if removed {
+        if let Some(left) = left {
             self.track(room_id, &left);
             self.publish(room_id, Event::Fanout(Fanout { except: peer_id.to_owned(), message: Some(left) }), None);
             self.release_room(room_id).await;
@@ -663,7 +678,8 @@ impl Hub {
                 }
                 swept += 1;
                 tracing::info!(room.id = %room_id, peer.id = %peer_id, instance.id = %presence.instance_id, "peer of a dead instance left");
-                self.announce_left(&room_id, &peer_id, "disconnected");
+                let left = recording::departure(&peer_id, &presence.role, &presence.recording_id, "disconnected");
+                self.announce_departure(&room_id, &peer_id, left);
             }
         }
         Ok(swept)
@@ -725,6 +741,12 @@ impl Hub {
             }
             Some(Kind::PeerLeft(left)) => {
                 peers.remove(&left.peer_id);
+            }
+            Some(Kind::RecordingStarted(started)) => {
+                peers.insert(started.recorder_peer_id.clone());
+            }
+            Some(Kind::RecordingStopped(stopped)) => {
+                peers.remove(&stopped.recorder_peer_id);
             }
             _ => {}
         }

@@ -8,6 +8,7 @@ pub mod hub;
 pub mod ice;
 pub mod liveness;
 pub mod publisher;
+pub mod recording;
 pub mod session;
 pub mod settings;
 pub mod upgrade;

@@ -17,6 +17,7 @@ use tokio::sync::{Notify, mpsc, watch};
 
 use crate::connection::{Connection, Identity, close};
 use crate::hub::{Hub, JoinError, LocalPeer, message};
+use crate::recording;
 use crate::session::ProtocolError;
 use crate::settings::Settings;
 
@@ -84,30 +85,42 @@ pub async fn signal(
     let (outbound_tx, outbound) = mpsc::channel(limits.outbound_queue);
     let slow = Arc::new(Notify::new());
     let joined_at = chrono::Utc::now().to_rfc3339();
-    let local = LocalPeer { peer: peer.clone(), joined_at, outbound: outbound_tx, slow: slow.clone() };
+    // Only a recorder's ticket names a recording; anyone else's claim to one is ignored.
+    let recording_id =
+        if recording::is_recorder(&peer) { claims.recording_id.unwrap_or_default() } else { String::new() };
+    let local = LocalPeer { peer: peer.clone(), joined_at, recording_id, outbound: outbound_tx, slow: slow.clone() };
     let admitted = match resumed {
         Some(_) => hub.rejoin(&room_id, local).await,
         None => hub.join(&room_id, local, claims.max_participants, limits.connections_per_user).await,
     };
     match admitted {
-        Ok(others) => {
+        Ok(view) => {
             let resume_token = new_secret(16);
             let welcome = message(Kind::Welcome(Welcome {
                 peer_id: peer.peer_id.clone(),
                 room_id: room_id.clone(),
-                peers: others,
+                peers: view.peers,
                 ice_servers: gateway.settings.ice.servers_for(&peer.user_id, chrono::Utc::now().timestamp()),
-                recording: false,
+                recording: view.recording.is_some(),
                 resume_token: resume_token.clone(),
             }));
             let text = serde_json::to_string(&welcome).expect("server messages serialize");
+            // A late joiner learns where to send its media for the running recording.
+            let recording = view.recording.map(|started| message(Kind::RecordingStarted(started)));
             tracing::info!(room.id = %room_id, peer.id = %peer.peer_id, user.id = %peer.user_id, "peer joined");
             let identity = Identity { room_id, peer, resume_token };
             let connection = Connection { hub, identity, limits, outbound, slow, shutdown: gateway.shutdown.clone() };
             actix_web::rt::spawn(async move {
-                if session.text(text).await.is_ok() {
-                    connection.run(session, frames).await;
+                if session.text(text).await.is_err() {
+                    return;
                 }
+                if let Some(started) = recording {
+                    let text = serde_json::to_string(&started).expect("server messages serialize");
+                    if session.text(text).await.is_err() {
+                        return;
+                    }
+                }
+                connection.run(session, frames).await;
             });
         }
         Err(refusal) => {

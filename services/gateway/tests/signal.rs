@@ -400,6 +400,47 @@ async fn a_silent_peer_is_dropped_and_announced_while_one_that_answers_pings_sta
     drop(silent);
 }
 
+#[actix_web::test]
+async fn the_recorder_is_hidden_takes_no_place_and_comes_and_goes_as_a_recording() {
+    let world = world(2).await;
+    let room = room();
+    let mut ann = world.connect(0, &world.ticket(&room, "Ann", 2)).await.expect("admitted");
+    let ann_welcome = ann.recv().await["welcome"].clone();
+    let ann_id = ann_welcome["peer_id"].clone();
+
+    let recorder_ticket =
+        support::ticket_as(&world.keys, &room, "Recorder", "recorder-1", 2, "recorder", Some("rec-42"));
+    let mut recorder = world.connect(1, &recorder_ticket).await.expect("the recorder takes no place");
+    let recorder_welcome = recorder.recv().await["welcome"].clone();
+    assert_eq!(recorder_welcome["peers"][0]["peer_id"], ann_id, "the recorder sees everyone");
+    let recorder_id = recorder_welcome["peer_id"].clone();
+    assert_eq!(
+        ann.recv().await,
+        json!({"recording_started": {"recording_id": "rec-42", "recorder_peer_id": recorder_id}})
+    );
+
+    // Bob fills the room of two (the recorder does not count) and learns of the recording.
+    let mut bob = world.connect(0, &world.ticket(&room, "Bob", 2)).await.expect("a place is left");
+    let bob_welcome = bob.recv().await["welcome"].clone();
+    assert_eq!(bob_welcome["recording"], true);
+    assert_eq!(bob_welcome["peers"].as_array().unwrap().len(), 1, "only Ann: {bob_welcome}");
+    assert_eq!(bob.recv().await["recording_started"]["recorder_peer_id"], recorder_id);
+    assert!(recorder.recv().await.get("peer_joined").is_some(), "the recorder hears of Bob");
+    assert_eq!(ann.recv().await["peer_joined"]["peer"]["display_name"], "Bob");
+    let mut cat = world.connect(1, &world.ticket(&room, "Cat", 2)).await.expect("refused in band");
+    assert_eq!(cat.recv().await["error"]["code"], "room_full");
+
+    // Media offers go to the recorder like to any peer.
+    let offer = json!({"type": "offer", "sdp": "v=0 sendonly"});
+    ann.send(json!({"signal": {"to": recorder_id, "sdp": offer}})).await;
+    assert_eq!(recorder.recv().await, json!({"signal": {"from": ann_id, "sdp": offer}}));
+
+    recorder.send(json!({"bye": {}})).await;
+    let stopped = json!({"recording_stopped": {"recording_id": "rec-42", "recorder_peer_id": recorder_id}});
+    assert_eq!(ann.recv().await, stopped);
+    assert_eq!(bob.recv().await, stopped);
+}
+
 /// Publishes a broadcast for `to` as another instance would, numbered `seq` in its sequence.
 async fn publish_numbered(world: &World, room: &str, to: &str, seq: u64) {
     use confab_protocol::bus::{Delivery, RoomEvent, room_event::Event};

@@ -23,4 +23,7 @@ pub struct TicketClaims {
     /// `owner`, `moderator`, `member` (or `recorder` for the recorder's own tickets).
     pub room_role: String,
     pub max_participants: u32,
+    /// Recorder tickets only: the recording the recorder joins for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording_id: Option<String>,
 }

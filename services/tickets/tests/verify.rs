@@ -61,6 +61,7 @@ fn claims(lifetime: i64) -> TicketClaims {
         display_name: "Ann".into(),
         room_role: "member".into(),
         max_participants: 8,
+        recording_id: None,
     }
 }
 

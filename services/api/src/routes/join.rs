@@ -56,6 +56,7 @@ pub async fn join_room(
         display_name: user.display_name,
         room_role: role.as_str().to_owned(),
         max_participants: access.room.max_participants as u32,
+        recording_id: None,
     };
     let ticket = state.access_tokens.keys().sign(&claims).map_err(|e| ApiError::Internal(e.into()))?;
     let gateways = &state.settings.gateway_urls;

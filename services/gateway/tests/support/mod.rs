@@ -28,6 +28,19 @@ pub fn jwks_server(keys: &SigningKeys) -> String {
 
 /// A 60-second join ticket for `user` in `room`.
 pub fn ticket(keys: &SigningKeys, room: &str, name: &str, user: &str, capacity: u32) -> String {
+    ticket_as(keys, room, name, user, capacity, "member", None)
+}
+
+/// A ticket with the given room role (and, for a recorder, its recording).
+pub fn ticket_as(
+    keys: &SigningKeys,
+    room: &str,
+    name: &str,
+    user: &str,
+    capacity: u32,
+    role: &str,
+    recording_id: Option<&str>,
+) -> String {
     let now = chrono::Utc::now().timestamp();
     keys.sign(&TicketClaims {
         iss: "confab".into(),
@@ -38,8 +51,9 @@ pub fn ticket(keys: &SigningKeys, room: &str, name: &str, user: &str, capacity: 
         jti: uuid::Uuid::new_v4().simple().to_string(),
         room_id: room.into(),
         display_name: name.into(),
-        room_role: "member".into(),
+        room_role: role.into(),
         max_participants: capacity,
+        recording_id: recording_id.map(str::to_owned),
     })
     .unwrap()
 }

@@ -253,6 +253,7 @@ fn ticket(keys: &SigningKeys, room: &str, index: usize, capacity: usize) -> anyh
         display_name: format!("Bench {index}"),
         room_role: "member".into(),
         max_participants: capacity as u32,
+        recording_id: None,
     })?)
 }
 

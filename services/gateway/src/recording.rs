@@ -1,0 +1,120 @@
+//! The recorder is a peer with room role `recorder`, but a hidden one: participants never see
+//! it in a peer list, it takes no place in the room, and its arrival and departure are told as
+//! `recording_started` / `recording_stopped` (with its peer id, to which each participant opens a
+//! send-only connection) instead of `peer_joined` / `peer_left`. The recorder itself sees
+//! everyone.
+
+use confab_protocol::bus::PeerPresence;
+use confab_protocol::signal::{
+    Peer, PeerJoined, PeerLeft, RecordingStarted, RecordingStopped, ServerMessage, server_message::Kind,
+};
+
+pub const RECORDER_ROLE: &str = "recorder";
+
+/// The room as one peer may see it.
+#[derive(Debug, Default, PartialEq)]
+pub struct RoomView {
+    /// Everyone else in the call, oldest first.
+    pub peers: Vec<Peer>,
+    /// For participants: the running recording, if a recorder is in the room.
+    pub recording: Option<RecordingStarted>,
+}
+
+pub fn is_recorder(peer: &Peer) -> bool {
+    peer.role == RECORDER_ROLE
+}
+
+/// What `viewer` may see of `present` (the room's presence, oldest first).
+pub fn view_for(viewer: &Peer, present: &[PeerPresence]) -> RoomView {
+    let mut view = RoomView::default();
+    for p in present.iter().filter(|p| p.peer_id != viewer.peer_id) {
+        if p.role == RECORDER_ROLE {
+            if !is_recorder(viewer) && view.recording.is_none() {
+                view.recording = Some(RecordingStarted {
+                    recording_id: p.recording_id.clone(),
+                    recorder_peer_id: p.peer_id.clone(),
+                });
+            }
+        } else {
+            view.peers.push(peer_of(p));
+        }
+    }
+    view
+}
+
+pub fn peer_of(p: &PeerPresence) -> Peer {
+    Peer {
+        peer_id: p.peer_id.clone(),
+        user_id: p.user_id.clone(),
+        display_name: p.display_name.clone(),
+        role: p.role.clone(),
+    }
+}
+
+/// How the others learn that `peer` joined.
+pub fn arrival(peer: &Peer, recording_id: &str) -> ServerMessage {
+    let kind = if is_recorder(peer) {
+        Kind::RecordingStarted(RecordingStarted {
+            recording_id: recording_id.to_owned(),
+            recorder_peer_id: peer.peer_id.clone(),
+        })
+    } else {
+        Kind::PeerJoined(PeerJoined { peer: Some(peer.clone()) })
+    };
+    ServerMessage { kind: Some(kind) }
+}
+
+/// How the others learn that a peer left.
+pub fn departure(peer_id: &str, role: &str, recording_id: &str, reason: &str) -> ServerMessage {
+    let kind = if role == RECORDER_ROLE {
+        Kind::RecordingStopped(RecordingStopped {
+            recording_id: recording_id.to_owned(),
+            recorder_peer_id: peer_id.to_owned(),
+        })
+    } else {
+        Kind::PeerLeft(PeerLeft { peer_id: peer_id.to_owned(), reason: reason.to_owned() })
+    };
+    ServerMessage { kind: Some(kind) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn presence(peer_id: &str, role: &str, recording_id: &str) -> PeerPresence {
+        PeerPresence {
+            peer_id: peer_id.into(),
+            user_id: format!("u-{peer_id}"),
+            role: role.into(),
+            recording_id: recording_id.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn participants_see_the_recording_but_not_the_recorder_and_the_recorder_sees_everyone() {
+        let present = [presence("a", "owner", ""), presence("rec", "recorder", "r1"), presence("b", "member", "")];
+        let ann = peer_of(&present[0]);
+        let seen = view_for(&ann, &present);
+        assert_eq!(seen.peers.iter().map(|p| p.peer_id.as_str()).collect::<Vec<_>>(), ["b"]);
+        assert_eq!(
+            seen.recording,
+            Some(RecordingStarted { recording_id: "r1".into(), recorder_peer_id: "rec".into() })
+        );
+
+        let recorder = peer_of(&present[1]);
+        let seen = view_for(&recorder, &present);
+        assert_eq!(seen.peers.iter().map(|p| p.peer_id.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(seen.recording, None);
+    }
+
+    #[test]
+    fn the_recorder_comes_and_goes_as_a_recording() {
+        let recorder = Peer { peer_id: "rec".into(), role: RECORDER_ROLE.into(), ..Default::default() };
+        assert!(matches!(arrival(&recorder, "r1").kind, Some(Kind::RecordingStarted(_))));
+        assert!(matches!(departure("rec", RECORDER_ROLE, "r1", "left").kind, Some(Kind::RecordingStopped(_))));
+        let ann = Peer { peer_id: "a".into(), role: "member".into(), ..Default::default() };
+        assert!(matches!(arrival(&ann, "").kind, Some(Kind::PeerJoined(_))));
+        assert!(matches!(departure("a", "member", "", "left").kind, Some(Kind::PeerLeft(_))));
+    }
+}
