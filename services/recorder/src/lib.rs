@@ -1,19 +1,62 @@
-//! `confab-recorder`: the recorder. For now it serves only its ops endpoints; recording lands with the recorder issue.
+//! `confab-recorder`: takes recording jobs from Redis, joins each call through a gateway as the
+//! hidden recorder, and sees the recording's status through to the end in Postgres. Capturing
+//! the participants' media into WebM files is the media pipeline's part (`media`).
 
-use confab_common::config::{ConfigError, Source};
+pub mod call;
+pub mod jobs;
+pub mod settings;
+pub mod status;
+pub mod worker;
 
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// Address of the ops HTTP server (`/healthz`, `/readyz`, `/metrics`).
-    pub bind: String,
-    pub redis_url: String,
+use std::sync::Arc;
+use std::time::Duration;
+
+use confab_common::ops::OpsServer;
+use confab_common::tokens::SigningKeys;
+pub use settings::Settings;
+use sqlx::postgres::PgPoolOptions;
+use tokio::sync::watch;
+
+use crate::jobs::JobQueue;
+use crate::worker::Worker;
+
+impl Worker {
+    /// A worker with its own Postgres pool (connecting on first use) and Redis connection.
+    pub fn build(settings: Settings) -> anyhow::Result<Self> {
+        let db = PgPoolOptions::new()
+            .max_connections(5)
+            .acquire_timeout(Duration::from_secs(3))
+            .connect_lazy(&settings.database_url)?;
+        let redis = confab_common::redis::connect_lazy(&settings.redis_url)?;
+        let queue = JobQueue::new(redis, &settings.redis_prefix, &settings.instance_id, settings.reclaim_after);
+        let keys = SigningKeys::from_pem(&settings.jwt_keys_pem)?;
+        Ok(Self { settings, db, queue, keys })
+    }
 }
 
-impl Settings {
-    pub fn from_source(src: &Source) -> Result<Self, ConfigError> {
-        Ok(Self {
-            bind: src.string("CONFAB_BIND", "127.0.0.1:8090"),
-            redis_url: src.url("REDIS_URL", "", &["redis", "rediss"])?,
-        })
+/// The recorder process: the job worker and the ops endpoints.
+pub struct Recorder {
+    ops: OpsServer,
+    worker: Arc<Worker>,
+}
+
+impl Recorder {
+    pub fn build(settings: Settings) -> anyhow::Result<Self> {
+        let ops = OpsServer::build(&settings.bind, &settings.redis_url)?;
+        Ok(Self { ops, worker: Arc::new(Worker::build(settings)?) })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.ops.port()
+    }
+
+    /// Works until SIGTERM/SIGINT. Recordings in progress then end with the process; their jobs
+    /// are taken over by another recorder once their claims go stale.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let (stop, stopped) = watch::channel(false);
+        tokio::spawn(self.worker.run(stopped));
+        let served = self.ops.run_until_stopped().await;
+        let _ = stop.send(true);
+        served
     }
 }

@@ -1,0 +1,147 @@
+//! The recording job queue: the stream `{prefix}:recordings:jobs` that the API appends to, read
+//! through the consumer group `recorders` so each job goes to one recorder. A recorder renews
+//! its claim on the jobs it works on; a job whose claim was not renewed for `reclaim_after` (its
+//! recorder died) is taken over by the next recorder that asks for work.
+
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use redis::{RedisResult, Value};
+
+pub const GROUP: &str = "recorders";
+
+/// One queued recording.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    /// The stream entry id, to renew and acknowledge the claim.
+    pub entry: String,
+    pub recording_id: String,
+    pub room_id: String,
+}
+
+#[derive(Clone)]
+pub struct JobQueue {
+    redis: ConnectionManager,
+    stream: String,
+    consumer: String,
+    reclaim_after: Duration,
+}
+
+impl JobQueue {
+    pub fn new(redis: ConnectionManager, prefix: &str, consumer: &str, reclaim_after: Duration) -> Self {
+        Self { redis, stream: format!("{prefix}:recordings:jobs"), consumer: consumer.to_owned(), reclaim_after }
+    }
+
+    /// Creates the consumer group (from the start of the stream, so jobs queued before any
+    /// recorder ran are not lost); an existing group is left as it is.
+    pub async fn ensure_group(&self) -> RedisResult<()> {
+        let created: RedisResult<()> = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(&self.stream)
+            .arg(GROUP)
+            .arg("0")
+            .arg("MKSTREAM")
+            .query_async(&mut self.redis.clone())
+            .await;
+        match created {
+            Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
+            other => other,
+        }
+    }
+
+    /// The next job: first one abandoned by a dead recorder, else a new one, waiting at most
+    /// `wait` for it.
+    pub async fn next(&self, wait: Duration) -> RedisResult<Option<Job>> {
+        let abandoned: Value = redis::cmd("XAUTOCLAIM")
+            .arg(&self.stream)
+            .arg(GROUP)
+            .arg(&self.consumer)
+            .arg(self.reclaim_after.as_millis() as u64)
+            .arg("0-0")
+            .arg("COUNT")
+            .arg(1)
+            .query_async(&mut self.redis.clone())
+            .await?;
+        // [next-start, [[id, [field, value, ...]], ...], [deleted ids]]
+        if let Value::Array(parts) = &abandoned
+            && let Some(job) = parts.get(1).and_then(first_job)
+        {
+            return Ok(Some(job));
+        }
+        let fresh: Value = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg(GROUP)
+            .arg(&self.consumer)
+            .arg("COUNT")
+            .arg(1)
+            .arg("BLOCK")
+            .arg(wait.as_millis() as u64)
+            .arg("STREAMS")
+            .arg(&self.stream)
+            .arg(">")
+            .query_async(&mut self.redis.clone())
+            .await?;
+        // nil, or [[stream, [[id, [field, value, ...]]]]] (RESP2) / {stream: [...]} (RESP3)
+        Ok(match fresh {
+            Value::Array(streams) => streams.first().and_then(|s| match s {
+                Value::Array(pair) => pair.get(1).and_then(first_job),
+                _ => None,
+            }),
+            Value::Map(streams) => streams.first().and_then(|(_, entries)| first_job(entries)),
+            _ => None,
+        })
+    }
+
+    /// Renews this recorder's claim on a job it is still working on.
+    pub async fn renew(&self, job: &Job) -> RedisResult<()> {
+        let _: Value = redis::cmd("XCLAIM")
+            .arg(&self.stream)
+            .arg(GROUP)
+            .arg(&self.consumer)
+            .arg(0)
+            .arg(&job.entry)
+            .arg("JUSTID")
+            .query_async(&mut self.redis.clone())
+            .await?;
+        Ok(())
+    }
+
+    /// The job is finished (or has nothing to do): nobody needs to take it over.
+    pub async fn complete(&self, job: &Job) -> RedisResult<()> {
+        redis::pipe()
+            .cmd("XACK")
+            .arg(&self.stream)
+            .arg(GROUP)
+            .arg(&job.entry)
+            .ignore()
+            .cmd("XDEL")
+            .arg(&self.stream)
+            .arg(&job.entry)
+            .ignore()
+            .query_async(&mut self.redis.clone())
+            .await
+    }
+}
+
+/// The first entry of a list of `[id, [field, value, ...]]`, if it has the job's fields.
+fn first_job(entries: &Value) -> Option<Job> {
+    let Value::Array(entries) = entries else { return None };
+    let Value::Array(entry) = entries.first()? else { return None };
+    let entry_id = text(entry.first()?)?;
+    let Value::Array(fields) = entry.get(1)? else { return None };
+    let field = |name: &str| {
+        fields
+            .chunks(2)
+            .find(|pair| pair.first().and_then(text).as_deref() == Some(name))
+            .and_then(|pair| text(pair.get(1)?))
+    };
+    Some(Job { entry: entry_id, recording_id: field("recording_id")?, room_id: field("room_id")? })
+}
+
+fn text(value: &Value) -> Option<String> {
+    match value {
+        Value::BulkString(bytes) => String::from_utf8(bytes.clone()).ok(),
+        Value::SimpleString(s) => Some(s.clone()),
+        _ => None,
+    }
+}

@@ -1,0 +1,57 @@
+//! The recorder's settings, validated at start-up.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use confab_common::config::{ConfigError, Source, invalid};
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Address of the ops HTTP server (`/healthz`, `/readyz`, `/metrics`).
+    pub bind: String,
+    pub redis_url: String,
+    pub redis_prefix: String,
+    pub database_url: String,
+    /// Names this recorder in the job queue and in `recordings.recorder_id`; random when unset.
+    pub instance_id: String,
+    /// The gateways; the recorder joins calls through the first one that answers.
+    pub gateway_urls: Vec<String>,
+    /// The API's signing keys (PEM): the recorder signs its own `recorder` tickets with the last.
+    pub jwt_keys_pem: String,
+    pub jwt_issuer: String,
+    pub recordings_dir: PathBuf,
+    /// A job whose recorder has not renewed its claim for this long is taken over.
+    pub reclaim_after: Duration,
+}
+
+/// A random id for this process.
+pub fn random_instance_id() -> String {
+    let mut bytes = [0u8; 6];
+    getrandom::fill(&mut bytes).expect("the OS random source is available");
+    format!("rec-{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+}
+
+impl Settings {
+    pub fn from_source(src: &Source) -> Result<Self, ConfigError> {
+        let gateway_urls = src.list(
+            "CONFAB_GATEWAY_URLS",
+            "ws://127.0.0.1:8081/v1/signal,ws://127.0.0.1:8082/v1/signal",
+            &["ws://", "wss://"],
+        )?;
+        if gateway_urls.is_empty() {
+            return Err(invalid("CONFAB_GATEWAY_URLS", "", "at least one gateway URL is needed"));
+        }
+        Ok(Self {
+            bind: src.string("CONFAB_BIND", "127.0.0.1:8090"),
+            redis_url: src.url("REDIS_URL", "", &["redis", "rediss"])?,
+            redis_prefix: src.string("CONFAB_REDIS_PREFIX", "confab"),
+            database_url: src.url("DATABASE_URL", "", &["postgres", "postgresql"])?,
+            instance_id: src.get("CONFAB_INSTANCE_ID").map_or_else(random_instance_id, str::to_owned),
+            gateway_urls,
+            jwt_keys_pem: src.required("CONFAB_JWT_KEY")?,
+            jwt_issuer: src.string("CONFAB_JWT_ISSUER", "confab"),
+            recordings_dir: src.string("CONFAB_RECORDINGS_DIR", "recordings").into(),
+            reclaim_after: Duration::from_secs(30),
+        })
+    }
+}

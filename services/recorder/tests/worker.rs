@@ -1,0 +1,287 @@
+//! The recorder's job worker against real Postgres, Redis and an in-process gateway: it takes a
+//! queued recording, joins the call as the hidden recorder (participants are told), leaves when
+//! the API stops the recording, records the outcome, and takes over the job of a dead recorder.
+
+use std::time::Duration;
+
+use actix_web::{App, HttpResponse, HttpServer, web};
+use confab_common::tokens::SigningKeys;
+use confab_recorder::Settings;
+use confab_recorder::worker::Worker;
+use confab_tickets::{TICKET_AUDIENCE, TicketClaims};
+use ed25519_dalek::SigningKey;
+use ed25519_dalek::pkcs8::EncodePrivateKey;
+use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
+use futures_util::StreamExt;
+use serde_json::Value;
+use sqlx::{Connection, Executor, PgConnection, PgPool};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use uuid::Uuid;
+
+fn env(key: &str) -> String {
+    std::env::var(key).unwrap_or_else(|_| panic!("{key} must be set: run the tests with deploy/local/test"))
+}
+
+/// Postgres with the schema, Redis under a fresh prefix, a gateway trusting `key`, and a room.
+struct World {
+    db: PgPool,
+    database_url: String,
+    prefix: String,
+    key_pem: String,
+    keys: SigningKeys,
+    gateway: String,
+    room: Uuid,
+}
+
+async fn world() -> World {
+    let base = env("DATABASE_URL");
+    let server = base.rsplit_once('/').unwrap().0.to_owned();
+    let name = format!("confab_test_{}", Uuid::new_v4().simple());
+    let mut admin = PgConnection::connect(&format!("{server}/postgres")).await.unwrap();
+    admin.execute(sqlx::AssertSqlSafe(format!(r#"create database "{name}""#))).await.unwrap();
+    let database_url = format!("{server}/{name}");
+    let db = PgPool::connect(&database_url).await.unwrap();
+    confab_api::MIGRATOR.run(&db).await.unwrap();
+
+    let signing = SigningKey::from_bytes(&[7; 32]);
+    let key_pem = signing.to_pkcs8_pem(LineEnding::LF).unwrap().to_string();
+    let keys = SigningKeys::from_pem(&key_pem).unwrap();
+    let prefix = format!("confab-test:{}", Uuid::new_v4().simple());
+    let gateway = confab_gateway::Application::build(confab_gateway::Settings {
+        bind: "127.0.0.1:0".into(),
+        redis_url: env("REDIS_URL"),
+        redis_prefix: prefix.clone(),
+        jwks_url: jwks_server(&keys),
+        jwt_issuer: "confab".into(),
+        allowed_origins: vec![],
+        instance_id: "gw-test".into(),
+        ice: Default::default(),
+        limits: Default::default(),
+    })
+    .unwrap();
+    let gateway_url = format!("ws://127.0.0.1:{}/v1/signal", gateway.port());
+    actix_web::rt::spawn(gateway.run_until_stopped());
+
+    let (owner, room) = (Uuid::new_v4(), Uuid::new_v4());
+    db.execute(sqlx::AssertSqlSafe(format!(
+        "insert into users (id, email, display_name, password_hash) values ('{owner}', '{owner}@example.org', 'Ann', 'x');
+         insert into rooms (id, name, owner_id, max_participants) values ('{room}', 'Recorded', '{owner}', 4);"
+    )))
+    .await
+    .unwrap();
+    World { db, database_url, prefix, key_pem, keys, gateway: gateway_url, room }
+}
+
+fn jwks_server(keys: &SigningKeys) -> String {
+    let jwks = keys.jwks();
+    let server = HttpServer::new(move || {
+        let jwks = jwks.clone();
+        App::new().route("/jwks", web::get().to(move || std::future::ready(HttpResponse::Ok().json(jwks.clone()))))
+    })
+    .workers(1)
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let url = format!("http://127.0.0.1:{}/jwks", server.addrs()[0].port());
+    actix_web::rt::spawn(server.run());
+    url
+}
+
+impl World {
+    fn worker(&self, instance_id: &str) -> Worker {
+        Worker::build(Settings {
+            bind: "127.0.0.1:0".into(),
+            redis_url: env("REDIS_URL"),
+            redis_prefix: self.prefix.clone(),
+            database_url: self.database_url.clone(),
+            instance_id: instance_id.into(),
+            gateway_urls: vec![self.gateway.clone()],
+            jwt_keys_pem: self.key_pem.clone(),
+            jwt_issuer: "confab".into(),
+            recordings_dir: std::env::temp_dir(),
+            reclaim_after: Duration::from_secs(1),
+        })
+        .unwrap()
+    }
+
+    /// Starts a worker; it stops when the returned sender is dropped.
+    fn start_worker(&self, instance_id: &str) -> tokio::sync::watch::Sender<bool> {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        actix_web::rt::spawn(std::sync::Arc::new(self.worker(instance_id)).run(stopped));
+        stop
+    }
+
+    async fn redis(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(env("REDIS_URL")).unwrap().get_multiplexed_async_connection().await.unwrap()
+    }
+
+    /// A recording row in `status` and its job, as the API queues it.
+    async fn queue_recording(&self, status: &str) -> Uuid {
+        let id = Uuid::new_v4();
+        sqlx::query("insert into recordings (id, room_id, status) values ($1, $2, $3)")
+            .bind(id)
+            .bind(self.room)
+            .bind(status)
+            .execute(&self.db)
+            .await
+            .unwrap();
+        let _: String = redis::cmd("XADD")
+            .arg(format!("{}:recordings:jobs", self.prefix))
+            .arg("*")
+            .arg("recording_id")
+            .arg(id.to_string())
+            .arg("room_id")
+            .arg(self.room.to_string())
+            .query_async(&mut self.redis().await)
+            .await
+            .unwrap();
+        id
+    }
+
+    async fn status(&self, recording: Uuid) -> (String, Option<String>, Option<String>) {
+        sqlx::query_as("select status, reason, recorder_id from recordings where id = $1")
+            .bind(recording)
+            .fetch_one(&self.db)
+            .await
+            .unwrap()
+    }
+
+    /// Waits until the recording's status is `wanted`.
+    async fn wait_for_status(&self, recording: Uuid, wanted: &str) -> (String, Option<String>, Option<String>) {
+        for _ in 0..100 {
+            let status = self.status(recording).await;
+            if status.0 == wanted {
+                return status;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("recording never became {wanted}: {:?}", self.status(recording).await)
+    }
+
+    /// A participant in the room: its socket, after the welcome.
+    async fn participant(&self) -> Participant {
+        let now = chrono::Utc::now().timestamp();
+        let ticket = self
+            .keys
+            .sign(&TicketClaims {
+                iss: "confab".into(),
+                aud: TICKET_AUDIENCE.into(),
+                sub: Uuid::new_v4().to_string(),
+                exp: now + 60,
+                iat: now,
+                jti: Uuid::new_v4().simple().to_string(),
+                room_id: self.room.to_string(),
+                display_name: "Ann".into(),
+                room_role: "member".into(),
+                max_participants: 4,
+                recording_id: None,
+            })
+            .unwrap();
+        let mut request = self.gateway.as_str().into_client_request().unwrap();
+        request
+            .headers_mut()
+            .insert("sec-websocket-protocol", format!("confab.v1, confab.ticket.{ticket}").parse().unwrap());
+        let (socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+        let mut participant = Participant { socket };
+        assert!(participant.recv().await.get("welcome").is_some());
+        participant
+    }
+}
+
+struct Participant {
+    socket: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+}
+
+impl Participant {
+    async fn recv(&mut self) -> Value {
+        loop {
+            let frame = tokio::time::timeout(Duration::from_secs(10), self.socket.next()).await;
+            match frame.expect("a message within 10 s").expect("the socket stays open").unwrap() {
+                Message::Text(text) => return serde_json::from_str(&text).unwrap(),
+                _ => continue,
+            }
+        }
+    }
+}
+
+#[actix_web::test]
+async fn a_queued_recording_is_joined_announced_stopped_and_finished() {
+    let world = world().await;
+    let mut ann = world.participant().await;
+    let recording = world.queue_recording("pending").await;
+    let _worker = world.start_worker("rec-a");
+
+    let started = ann.recv().await;
+    assert_eq!(started["recording_started"]["recording_id"], recording.to_string(), "{started}");
+    let (_, _, recorder) = world.wait_for_status(recording, "recording").await;
+    assert_eq!(recorder.as_deref(), Some("rec-a"));
+    let started_at: Option<chrono::DateTime<chrono::Utc>> =
+        sqlx::query_scalar("select started_at from recordings where id = $1")
+            .bind(recording)
+            .fetch_one(&world.db)
+            .await
+            .unwrap();
+    assert!(started_at.is_some());
+
+    // What `POST /v1/recordings/{id}/stop` does.
+    sqlx::query("update recordings set status = 'finalizing' where id = $1")
+        .bind(recording)
+        .execute(&world.db)
+        .await
+        .unwrap();
+    let stopped = ann.recv().await;
+    assert_eq!(stopped["recording_stopped"]["recording_id"], recording.to_string());
+    let (_, reason, recorder) = world.wait_for_status(recording, "failed").await;
+    assert_eq!(reason.as_deref(), Some("no media was received"), "nobody sent media in this test");
+    assert_eq!(recorder, None);
+    let pending: Vec<redis::Value> = redis::cmd("XPENDING")
+        .arg(format!("{}:recordings:jobs", world.prefix))
+        .arg("recorders")
+        .arg("-")
+        .arg("+")
+        .arg(10)
+        .query_async(&mut world.redis().await)
+        .await
+        .unwrap();
+    assert!(pending.is_empty(), "the job is acknowledged");
+}
+
+#[actix_web::test]
+async fn a_recording_stopped_before_any_recorder_took_it_is_left_alone() {
+    let world = world().await;
+    let recording = world.queue_recording("failed").await;
+    let _worker = world.start_worker("rec-a");
+    let stream = format!("{}:recordings:jobs", world.prefix);
+    for _ in 0..50 {
+        let left: i64 = redis::cmd("XLEN").arg(&stream).query_async(&mut world.redis().await).await.unwrap();
+        if left == 0 {
+            assert_eq!(world.status(recording).await.0, "failed");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the job was never acknowledged");
+}
+
+#[actix_web::test]
+async fn the_job_of_a_dead_recorder_is_taken_over() {
+    let world = world().await;
+    let mut ann = world.participant().await;
+    let recording = world.queue_recording("pending").await;
+    // A recorder that took the job, started recording, and died without a word.
+    let dead = world.worker("rec-dead");
+    dead.queue.ensure_group().await.unwrap();
+    let taken = dead.queue.next(Duration::from_millis(100)).await.unwrap().expect("the job");
+    assert_eq!(taken.recording_id, recording.to_string());
+    sqlx::query("update recordings set status = 'recording', recorder_id = 'rec-dead' where id = $1")
+        .bind(recording)
+        .execute(&world.db)
+        .await
+        .unwrap();
+    drop(dead);
+
+    let _survivor = world.start_worker("rec-b");
+    assert_eq!(ann.recv().await["recording_started"]["recording_id"], recording.to_string());
+    let (_, _, recorder) = world.wait_for_status(recording, "recording").await;
+    assert_eq!(recorder.as_deref(), Some("rec-b"));
+}
