@@ -5,10 +5,13 @@
 
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{RedisResult, Value};
 
 pub const GROUP: &str = "recorders";
+
+/// The longest a read for new jobs blocks.
+pub const LONGEST_WAIT: Duration = Duration::from_secs(2);
 
 /// One queued recording.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,14 +25,28 @@ pub struct Job {
 #[derive(Clone)]
 pub struct JobQueue {
     redis: ConnectionManager,
+    /// A connection of its own for the blocking read: Redis serves one connection's commands in
+    /// order, so a blocked `XREADGROUP` would hold up every renewal and acknowledgement.
+    reader: ConnectionManager,
     stream: String,
     consumer: String,
     reclaim_after: Duration,
 }
 
 impl JobQueue {
-    pub fn new(redis: ConnectionManager, prefix: &str, consumer: &str, reclaim_after: Duration) -> Self {
-        Self { redis, stream: format!("{prefix}:recordings:jobs"), consumer: consumer.to_owned(), reclaim_after }
+    pub fn new(
+        redis: ConnectionManager,
+        redis_url: &str,
+        prefix: &str,
+        consumer: &str,
+        reclaim_after: Duration,
+    ) -> RedisResult<Self> {
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(LONGEST_WAIT + Duration::from_secs(2)));
+        let reader = ConnectionManager::new_lazy_with_config(redis::Client::open(redis_url)?, config)?;
+        let stream = format!("{prefix}:recordings:jobs");
+        Ok(Self { redis, reader, stream, consumer: consumer.to_owned(), reclaim_after })
     }
 
     /// Creates the consumer group (from the start of the stream, so jobs queued before any
@@ -50,7 +67,7 @@ impl JobQueue {
     }
 
     /// The next job: first one abandoned by a dead recorder, else a new one, waiting at most
-    /// `wait` for it.
+    /// `wait` (up to [`LONGEST_WAIT`]) for it.
     pub async fn next(&self, wait: Duration) -> RedisResult<Option<Job>> {
         let abandoned: Value = redis::cmd("XAUTOCLAIM")
             .arg(&self.stream)
@@ -75,11 +92,11 @@ impl JobQueue {
             .arg("COUNT")
             .arg(1)
             .arg("BLOCK")
-            .arg(wait.as_millis() as u64)
+            .arg(wait.min(LONGEST_WAIT).as_millis() as u64)
             .arg("STREAMS")
             .arg(&self.stream)
             .arg(">")
-            .query_async(&mut self.redis.clone())
+            .query_async(&mut self.reader.clone())
             .await?;
         // nil, or [[stream, [[id, [field, value, ...]]]]] (RESP2) / {stream: [...]} (RESP3)
         Ok(match fresh {

@@ -4,6 +4,7 @@
 
 pub mod call;
 pub mod jobs;
+pub mod media;
 pub mod settings;
 pub mod status;
 pub mod worker;
@@ -28,7 +29,13 @@ impl Worker {
             .acquire_timeout(Duration::from_secs(3))
             .connect_lazy(&settings.database_url)?;
         let redis = confab_common::redis::connect_lazy(&settings.redis_url)?;
-        let queue = JobQueue::new(redis, &settings.redis_prefix, &settings.instance_id, settings.reclaim_after);
+        let queue = JobQueue::new(
+            redis,
+            &settings.redis_url,
+            &settings.redis_prefix,
+            &settings.instance_id,
+            settings.reclaim_after,
+        )?;
         let keys = SigningKeys::from_pem(&settings.jwt_keys_pem)?;
         Ok(Self { settings, db, queue, keys })
     }

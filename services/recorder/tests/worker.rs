@@ -208,8 +208,10 @@ impl Participant {
 async fn a_queued_recording_is_joined_announced_stopped_and_finished() {
     let world = world().await;
     let mut ann = world.participant().await;
-    let recording = world.queue_recording("pending").await;
+    // An idle recorder waits on the queue longer than one blocking read lasts.
     let _worker = world.start_worker("rec-a");
+    tokio::time::sleep(confab_recorder::jobs::LONGEST_WAIT + Duration::from_millis(500)).await;
+    let recording = world.queue_recording("pending").await;
 
     let started = ann.recv().await;
     assert_eq!(started["recording_started"]["recording_id"], recording.to_string(), "{started}");

@@ -1,0 +1,102 @@
+//! The recorder's media core: a pure, per-participant pipeline (reorder → depacketize → time) that
+//! turns RTP packets into frames ready for a muxer. It does no IO, starts no threads and never
+//! reads the clock: the webrtc tasks feed it `(now, packet)` and act on the [`Output`]s it returns,
+//! so tests drive it with synthetic packets and an injected clock.
+
+mod clock;
+mod interleave;
+mod keyframes;
+mod opus;
+mod participant;
+mod reorder;
+mod track;
+mod unwrap;
+mod vp8;
+mod vp9;
+
+pub use clock::{SenderReport, Timeline};
+pub use interleave::Interleaver;
+pub use keyframes::KeyframePolicy;
+pub use participant::{Output, Participant};
+pub use reorder::{Released, ReorderBuffer};
+pub use track::{Codec, PipelineConfig, TrackEvent, TrackPipeline};
+pub use unwrap::{SequenceUnwrapper, TimestampUnwrapper};
+pub use vp8::Vp8Depacketizer;
+pub use vp9::Vp9Depacketizer;
+
+use std::fmt;
+
+/// Names one track of a [`Participant`] (or of a [`Timeline`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TrackId(usize);
+
+/// One received RTP packet, already parsed from the wire (and decrypted) by the WebRTC stack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RtpPacket {
+    pub sequence_number: u16,
+    pub timestamp: u32,
+    pub ssrc: u32,
+    pub marker: bool,
+    pub payload_type: u8,
+    pub payload: Vec<u8>,
+}
+
+/// One complete encoded frame, as a muxer wants it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    pub data: Vec<u8>,
+    /// Decodable on its own (always true for audio).
+    pub keyframe: bool,
+    /// RTP timestamp extended across wrap-around (see [`TimestampUnwrapper`]).
+    pub rtp_timestamp: u64,
+    /// `(width, height)` in pixels, known for video keyframes only.
+    pub dimensions: Option<(u16, u16)>,
+}
+
+/// A payload the depacketizers could not parse. The packet is dropped, never half-used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PayloadError {
+    /// The payload ends inside the payload descriptor.
+    Truncated,
+    /// A field holds a value the payload format forbids.
+    Invalid(&'static str),
+}
+
+impl fmt::Display for PayloadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PayloadError::Truncated => f.write_str("RTP payload truncated"),
+            PayloadError::Invalid(what) => write!(f, "invalid RTP payload: {what}"),
+        }
+    }
+}
+
+impl std::error::Error for PayloadError {}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! Helpers shared by the tests of the media modules.
+
+    use super::RtpPacket;
+
+    /// A small deterministic generator (xorshift64*), so hostile-input tests are reproducible.
+    pub struct Rng(pub u64);
+
+    impl Rng {
+        pub fn next_u64(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+
+        pub fn bytes(&mut self, max_len: usize) -> Vec<u8> {
+            let len = (self.next_u64() % (max_len as u64 + 1)) as usize;
+            (0..len).map(|_| self.next_u64() as u8).collect()
+        }
+    }
+
+    pub fn packet(sequence_number: u16, timestamp: u32, marker: bool, payload: Vec<u8>) -> RtpPacket {
+        RtpPacket { sequence_number, timestamp, ssrc: 0x1234, marker, payload_type: 96, payload }
+    }
+}
