@@ -1,12 +1,9 @@
 //! Recording work for the recorders, through Redis (see docs/protocol.md):
-//!
-//! - `{prefix}:recordings:jobs` — a stream; one entry per started recording (`recording_id`,
-//!   `room_id`), read by the recorders' consumer group `recorders`, so exactly one recorder takes
-//!   each, and a job whose recorder died can be claimed by another.
-//! - `{prefix}:recordings:stop` — a pub/sub channel; a message is the id of a recording to stop.
-//!   The status in Postgres (`finalizing`) is the record; the message only makes it prompt.
+//! the stream `{prefix}:recordings:jobs`, one entry per started recording (`recording_id`,
+//! `room_id`), read by the recorders' consumer group `recorders`, so exactly one recorder takes
+//! each, and a job whose recorder died can be claimed by another. Stopping needs no message: the
+//! recorder watches its recording's status in Postgres.
 
-use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use uuid::Uuid;
 
@@ -26,7 +23,7 @@ impl RecordingJobs {
         Self { redis, prefix: prefix.to_owned() }
     }
 
-    pub fn stream_key(&self) -> String {
+    fn stream_key(&self) -> String {
         format!("{}:recordings:jobs", self.prefix)
     }
 
@@ -44,14 +41,5 @@ impl RecordingJobs {
             .query_async(&mut self.redis.clone())
             .await?;
         Ok(())
-    }
-
-    /// Tells the recorders to stop; a recorder that misses it sees `finalizing` in Postgres.
-    pub async fn stop(&self, recording_id: Uuid) {
-        let sent: redis::RedisResult<i64> =
-            self.redis.clone().publish(format!("{}:recordings:stop", self.prefix), recording_id.to_string()).await;
-        if let Err(e) = sent {
-            tracing::warn!(recording.id = %recording_id, error = %e, "could not tell the recorders to stop");
-        }
     }
 }

@@ -188,9 +188,6 @@ pub async fn stop_recording(
         audit(&mut tx, &req, user.id, "recording.stop", Some(recording.room_id), None, details).await?;
     }
     tx.commit().await?;
-    if stopped.is_some() {
-        state.recording_jobs.stop(recording.id).await;
-    }
     let current = stopped.unwrap_or(recording);
     let mut viewed = views(&state, vec![current]).await?;
     Ok(HttpResponse::Ok().json(viewed.remove(0)))
