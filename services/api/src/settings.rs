@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use confab_common::config::{ConfigError, Source, invalid};
+use confab_common::config::{ConfigError, Source};
 
 /// A fixed-window limit: at most `max` events per `window`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,18 +87,10 @@ impl Settings {
             Ok(Limit { max, ..default })
         };
         let hash_workers = src.number("CONFAB_HASH_WORKERS", default_hash_workers() as u64, 1, 256)? as usize;
-        let gateway_urls = src.list(
-            "CONFAB_GATEWAY_URLS",
-            "ws://127.0.0.1:8081/v1/signal,ws://127.0.0.1:8082/v1/signal",
-            &["ws://", "wss://"],
-        )?;
-        if gateway_urls.is_empty() {
-            return Err(invalid("CONFAB_GATEWAY_URLS", "", "at least one gateway URL is needed"));
-        }
         Ok(Self {
             bind: src.string("CONFAB_BIND", "127.0.0.1:8080"),
             public_url: src.url("CONFAB_PUBLIC_URL", "http://127.0.0.1:8080", &["http", "https"])?,
-            gateway_urls,
+            gateway_urls: src.gateway_urls()?,
             jwt_issuer: src.string("CONFAB_JWT_ISSUER", "confab"),
             database_url: src.url("DATABASE_URL", "", &["postgres", "postgresql"])?,
             db_max_connections: src.number("CONFAB_DB_MAX_CONNECTIONS", 20, 1, 1000)? as u32,

@@ -148,6 +148,18 @@ impl Source {
         }
     }
 
+    /// `CONFAB_GATEWAY_URLS`: the gateways' `/v1/signal` WebSocket URLs, at least one (the API
+    /// hands them out with tickets; the recorder joins calls through them).
+    pub fn gateway_urls(&self) -> Result<Vec<String>, ConfigError> {
+        let key = "CONFAB_GATEWAY_URLS";
+        let urls =
+            self.list(key, "ws://127.0.0.1:8081/v1/signal,ws://127.0.0.1:8082/v1/signal", &["ws://", "wss://"])?;
+        if urls.is_empty() {
+            return Err(invalid(key, "", "at least one gateway URL is needed"));
+        }
+        Ok(urls)
+    }
+
     /// A URL with one of the given schemes.
     pub fn url(&self, key: &str, default: &str, schemes: &[&str]) -> Result<String, ConfigError> {
         let value = self.string(key, default);

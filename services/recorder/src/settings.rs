@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use confab_common::config::{ConfigError, Source, invalid};
+use confab_common::config::{ConfigError, Source};
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -33,21 +33,13 @@ pub fn random_instance_id() -> String {
 
 impl Settings {
     pub fn from_source(src: &Source) -> Result<Self, ConfigError> {
-        let gateway_urls = src.list(
-            "CONFAB_GATEWAY_URLS",
-            "ws://127.0.0.1:8081/v1/signal,ws://127.0.0.1:8082/v1/signal",
-            &["ws://", "wss://"],
-        )?;
-        if gateway_urls.is_empty() {
-            return Err(invalid("CONFAB_GATEWAY_URLS", "", "at least one gateway URL is needed"));
-        }
         Ok(Self {
             bind: src.string("CONFAB_BIND", "127.0.0.1:8090"),
             redis_url: src.url("REDIS_URL", "", &["redis", "rediss"])?,
             redis_prefix: src.string("CONFAB_REDIS_PREFIX", "confab"),
             database_url: src.url("DATABASE_URL", "", &["postgres", "postgresql"])?,
             instance_id: src.get("CONFAB_INSTANCE_ID").map_or_else(random_instance_id, str::to_owned),
-            gateway_urls,
+            gateway_urls: src.gateway_urls()?,
             jwt_keys_pem: src.required("CONFAB_JWT_KEY")?,
             jwt_issuer: src.string("CONFAB_JWT_ISSUER", "confab"),
             recordings_dir: src.string("CONFAB_RECORDINGS_DIR", "recordings").into(),
