@@ -1,12 +1,14 @@
 //! `confab-recorder`: takes recording jobs from Redis, joins each call through a gateway as the
-//! hidden recorder, and sees the recording's status through to the end in Postgres. Capturing
-//! the participants' media into WebM files is the media pipeline's part (`media`).
+//! hidden recorder, and sees the recording's status through to the end in Postgres. `media` turns
+//! a participant's RTP into timed frames and `webm_file` writes them; receiving the media over
+//! WebRTC and wiring the two into the worker come next.
 
 pub mod call;
 pub mod jobs;
 pub mod media;
 pub mod settings;
 pub mod status;
+pub mod webm_file;
 pub mod worker;
 
 use std::sync::Arc;

@@ -1,0 +1,84 @@
+//! Writes each participant's media into WebM files with libwebm (the `webm` crate): the media core
+//! (`media`) decides *what* goes into a recording, this module only puts frames on disk so that a
+//! finished file has Cues and a Duration and a crashed one still plays up to its last second.
+//!
+//! Threading: [`ParticipantFile`] is a plain synchronous value that is `Send` but not `Sync`
+//! (libwebm's segment is not thread-safe). The participant's task owns it and moves it into
+//! `tokio::task::spawn_blocking` with a batch of frames (the `Output`s of one pipeline call),
+//! getting it back with the result. We chose this over a writer thread fed by a channel because
+//! there is then no thread lifecycle to manage, and errors and finished files come back directly
+//! to the task that records the rows; the pipeline's buffers absorb a slow disk just the same.
+
+mod participant_file;
+mod segment;
+mod sink;
+#[cfg(test)]
+mod tests;
+
+pub use participant_file::ParticipantFile;
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+/// The video codec of a participant's recording (WebM carries no H.264).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VideoCodec {
+    Vp8,
+    Vp9,
+}
+
+/// Which track a frame belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaKind {
+    Video,
+    Audio,
+}
+
+/// A completed file, with what the recordings table needs to know about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FinishedFile {
+    pub path: PathBuf,
+    pub bytes: u64,
+    /// From the first to the last frame written.
+    pub duration_ms: u64,
+    /// WebM codec names of the tracks, video first: `["vp8", "opus"]`.
+    pub codecs: Vec<&'static str>,
+    /// `(width, height)` of the video track, if there is one.
+    pub dimensions: Option<(u16, u16)>,
+    /// Lowercase hex SHA-256 of the whole file as it is on disk.
+    pub sha256: String,
+}
+
+/// Why a file could not be written. After an error the [`ParticipantFile`] should be dropped.
+#[derive(Debug)]
+pub enum WebmError {
+    /// Creating, writing, syncing or reading back the file failed (disk full, permissions, …).
+    Io(io::Error),
+    /// libwebm refused an operation without an IO error behind it.
+    Mux(&'static str),
+}
+
+impl fmt::Display for WebmError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WebmError::Io(error) => write!(f, "writing the WebM file failed: {error}"),
+            WebmError::Mux(operation) => write!(f, "libwebm failed to {operation}"),
+        }
+    }
+}
+
+impl std::error::Error for WebmError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            WebmError::Io(error) => Some(error),
+            WebmError::Mux(_) => None,
+        }
+    }
+}
+
+impl From<io::Error> for WebmError {
+    fn from(error: io::Error) -> Self {
+        WebmError::Io(error)
+    }
+}
