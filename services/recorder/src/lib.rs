@@ -4,6 +4,7 @@
 //! WebRTC and wiring the two into the worker come next.
 
 pub mod call;
+pub mod capture;
 pub mod jobs;
 pub mod media;
 pub mod settings;

@@ -1,0 +1,171 @@
+//! One participant's capture: RTP from the WebRTC receive side goes through the media core into
+//! that participant's WebM file, and what the core asks for (keyframes) goes back to the caller,
+//! which sends the PLIs. Synchronous and file-writing: the caller runs it off the async runtime.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use crate::media::{Codec, Output, Participant, PipelineConfig, RtpPacket, SenderReport, TrackId};
+use crate::webm_file::{FinishedFile, MediaKind, ParticipantFile, VideoCodec, WebmError};
+
+/// What one participant's capture saw, for the recording's stats.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CaptureStats {
+    pub packets: u64,
+    pub packets_lost: u64,
+    pub keyframe_requests: u64,
+    pub malformed: u64,
+}
+
+pub struct Capture {
+    participant: Participant,
+    stats: CaptureStats,
+    tracks: Vec<(TrackId, Codec)>,
+    file: ParticipantFile,
+    /// Files completed so far (a resolution change starts a new one).
+    finished: Vec<FinishedFile>,
+}
+
+impl Capture {
+    /// Starts a capture into `path` for the negotiated tracks: at most one video (VP8 or VP9)
+    /// and whether there is Opus audio.
+    pub fn start(path: impl Into<PathBuf>, video: Option<Codec>, audio: bool) -> Result<Self, WebmError> {
+        let video_codec = if video == Some(Codec::Vp9) { VideoCodec::Vp9 } else { VideoCodec::Vp8 };
+        let file = ParticipantFile::create(path, video_codec, audio)?;
+        let mut participant = Participant::new(PipelineConfig::default());
+        let codecs = video.into_iter().chain(audio.then_some(Codec::Opus));
+        let tracks = codecs.map(|codec| (participant.add_track(codec), codec)).collect();
+        Ok(Self { participant, stats: CaptureStats::default(), tracks, file, finished: Vec::new() })
+    }
+
+    /// The track receiving `codec`, if it was negotiated.
+    pub fn track(&self, codec: Codec) -> Option<TrackId> {
+        self.tracks.iter().find(|(_, c)| *c == codec).map(|(track, _)| *track)
+    }
+
+    /// Takes one packet; returns the SSRCs that need a keyframe request now.
+    pub fn push(&mut self, track: TrackId, packet: RtpPacket, now: Instant) -> Result<Vec<u32>, WebmError> {
+        self.stats.packets += 1;
+        let outputs = self.participant.push(track, packet, now);
+        self.apply(outputs)
+    }
+
+    pub fn sender_report(&mut self, track: TrackId, report: SenderReport, now: Instant) {
+        self.participant.sender_report(track, report, now);
+    }
+
+    /// When [`Capture::tick`] is next due.
+    pub fn next_tick(&self) -> Option<Instant> {
+        self.participant.poll_timeout()
+    }
+
+    /// Lets timers run (loss decisions, keyframe requests); returns SSRCs needing a keyframe.
+    pub fn tick(&mut self, now: Instant) -> Result<Vec<u32>, WebmError> {
+        let outputs = self.participant.handle_timeout(now);
+        self.apply(outputs)
+    }
+
+    pub fn stats(&self) -> CaptureStats {
+        self.stats
+    }
+
+    /// Writes what is still buffered and closes the file; every file this capture produced.
+    pub fn finish(mut self, now: Instant) -> Result<Vec<FinishedFile>, WebmError> {
+        let outputs = self.participant.finish(now);
+        self.apply(outputs)?;
+        let Self { file, mut finished, .. } = self;
+        finished.extend(file.finish()?);
+        Ok(finished)
+    }
+
+    fn apply(&mut self, outputs: Vec<Output>) -> Result<Vec<u32>, WebmError> {
+        let mut keyframes = Vec::new();
+        for output in outputs {
+            match output {
+                Output::Frame { track, timestamp_ns, frame } => {
+                    let video = self.tracks.iter().any(|(t, codec)| *t == track && codec.is_video());
+                    let kind = if video { MediaKind::Video } else { MediaKind::Audio };
+                    if let Some(done) = self.file.write(kind, timestamp_ns, &frame)? {
+                        self.finished.push(done);
+                    }
+                }
+                Output::KeyframeNeeded { ssrc, .. } => {
+                    self.stats.keyframe_requests += 1;
+                    keyframes.push(ssrc);
+                }
+                Output::Loss { packets, .. } => self.stats.packets_lost += packets,
+                Output::Malformed { error, .. } => {
+                    self.stats.malformed += 1;
+                    tracing::debug!(%error, "dropped a malformed payload");
+                }
+                Output::SsrcChanged { .. } | Output::ResolutionChanged { .. } => {}
+            }
+        }
+        Ok(keyframes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn packet(sequence_number: u16, timestamp: u32, ssrc: u32, marker: bool, payload: Vec<u8>) -> RtpPacket {
+        RtpPacket { sequence_number, timestamp, ssrc, marker, payload_type: 96, payload }
+    }
+
+    /// A VP8 frame in one RTP packet: descriptor (S=1, PID 0), then the frame; a keyframe carries
+    /// the 10-byte header with its size.
+    fn vp8_payload(keyframe: bool, width: u16, height: u16) -> Vec<u8> {
+        let mut payload = vec![0x10];
+        if keyframe {
+            payload.extend_from_slice(&[0x00, 0x00, 0x00, 0x9d, 0x01, 0x2a]);
+            payload.extend_from_slice(&width.to_le_bytes());
+            payload.extend_from_slice(&height.to_le_bytes());
+        } else {
+            payload.extend_from_slice(&[0x01, 0x00, 0x00]);
+        }
+        payload.extend(std::iter::repeat_n(0xab, 300));
+        payload
+    }
+
+    #[test]
+    fn two_seconds_of_vp8_and_opus_become_one_finished_webm_file() {
+        let dir = std::env::temp_dir().join(format!("confab-capture-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut capture = Capture::start(dir.join("ann.webm"), Some(Codec::Vp8), true).unwrap();
+        let (video, audio) = (capture.track(Codec::Vp8).unwrap(), capture.track(Codec::Opus).unwrap());
+        assert_eq!(capture.track(Codec::Vp9), None);
+
+        let start = Instant::now();
+        let mut asked_for_keyframe = false;
+        // 2 s: video at 25 fps, the first keyframe only as the fourth frame (then one a second),
+        // audio every 20 ms, in arrival order.
+        for ms in (0..2000u32).step_by(20) {
+            let now = start + Duration::from_millis(ms.into());
+            let seq = (ms / 20) as u16;
+            let opus = packet(seq, ms * 48, 0xa0, true, vec![0xfc; 80]);
+            asked_for_keyframe |= !capture.push(audio, opus, now).unwrap().is_empty();
+            if ms % 40 == 0 {
+                let frame = ms / 40;
+                let vp8 = vp8_payload(frame % 25 == 3, 640, 360);
+                let pushed = capture.push(video, packet(frame as u16, ms * 90, 0xb0, true, vp8), now).unwrap();
+                asked_for_keyframe |= pushed.contains(&0xb0);
+            }
+        }
+        assert!(asked_for_keyframe, "a keyframe is requested while none has come");
+        let stats = capture.stats();
+        assert_eq!((stats.packets, stats.packets_lost, stats.malformed), (150, 0, 0));
+        assert!(stats.keyframe_requests >= 1);
+        let files = capture.finish(start + Duration::from_secs(3)).unwrap();
+        assert_eq!(files.len(), 1);
+        let file = &files[0];
+        assert_eq!(file.codecs, ["vp8", "opus"]);
+        assert_eq!(file.dimensions, Some((640, 360)));
+        assert!((1800..=2100).contains(&file.duration_ms), "{} ms", file.duration_ms);
+        assert_eq!(std::fs::metadata(&file.path).unwrap().len(), file.bytes);
+        assert_eq!(file.sha256.len(), 64);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
