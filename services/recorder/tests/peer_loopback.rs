@@ -1,0 +1,417 @@
+//! The recorder's receive side against a real webrtc-rs sender on loopback: a participant-like
+//! peer offers send-only VP8 and Opus, `ReceivePeer` answers, candidates trickle in-process, and
+//! what arrives goes through the media pipeline into a WebM file that an independent Matroska
+//! reader then checks.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io::Cursor;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use confab_recorder::media::{Codec, Output, Participant, PipelineConfig, TrackId};
+use confab_recorder::peer::{Answered, IceCandidate, Media, PeerConfig, ReceivePeer};
+use confab_recorder::webm_file::{MediaKind, ParticipantFile, VideoCodec};
+use matroska_demuxer::{Frame as ReadFrame, MatroskaFile};
+use rtc::media::Sample;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use tokio::sync::{mpsc, watch};
+use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
+use webrtc::peer_connection::{
+    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceCandidateInit,
+    RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSessionDescription, Registry, SettingEngineBuilder,
+    register_default_interceptors,
+};
+use webrtc::rtp_transceiver::RtpTransceiver;
+
+const WIDTH: u16 = 640;
+const HEIGHT: u16 = 360;
+const VIDEO_FRAMES: usize = 90;
+const AUDIO_FRAMES: usize = 150;
+const VIDEO_SSRC: u32 = 0x1111_0001;
+const AUDIO_SSRC: u32 = 0x2222_0002;
+
+type BoxFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
+/// The participant side's events: its local candidates and whether it is connected.
+struct SenderHandler {
+    candidates: mpsc::UnboundedSender<RTCIceCandidateInit>,
+    connected: watch::Sender<bool>,
+}
+
+impl PeerConnectionEventHandler for SenderHandler {
+    fn on_ice_candidate<'life0, 'async_trait>(&'life0 self, event: RTCPeerConnectionIceEvent) -> BoxFuture<'async_trait>
+    where
+        'life0: 'async_trait,
+        Self: 'async_trait,
+    {
+        Box::pin(async move {
+            if let Ok(init) = event.candidate.to_json() {
+                let _ = self.candidates.send(init);
+            }
+        })
+    }
+
+    fn on_connection_state_change<'life0, 'async_trait>(
+        &'life0 self,
+        state: RTCPeerConnectionState,
+    ) -> BoxFuture<'async_trait>
+    where
+        'life0: 'async_trait,
+        Self: 'async_trait,
+    {
+        Box::pin(async move {
+            if state == RTCPeerConnectionState::Connected {
+                let _ = self.connected.send(true);
+            }
+        })
+    }
+}
+
+fn loopback_config() -> PeerConfig {
+    PeerConfig {
+        bind_addrs: vec!["127.0.0.1:0".to_owned()],
+        include_loopback_candidates: true,
+        ..PeerConfig::default()
+    }
+}
+
+fn codec(mime_type: &str, clock_rate: u32, channels: u16) -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: mime_type.to_owned(),
+        clock_rate,
+        channels,
+        sdp_fmtp_line: String::new(),
+        rtcp_feedback: vec![],
+    }
+}
+
+fn sample_track(kind: RtpCodecKind, ssrc: u32, codec: RTCRtpCodec) -> Arc<TrackLocalStaticSample> {
+    let track = MediaStreamTrack::new(
+        "participant".to_owned(),
+        format!("{kind}-track"),
+        format!("{kind}"),
+        kind,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
+            codec,
+            ..Default::default()
+        }],
+    );
+    Arc::new(TrackLocalStaticSample::new(Instant::now(), track).unwrap())
+}
+
+/// A VP8 keyframe: frame tag (key_frame bit 0, show_frame), start code, 14-bit sizes, filler.
+fn vp8_keyframe(len: usize) -> Vec<u8> {
+    let tag: u32 = ((len as u32) << 5) | (1 << 4);
+    let mut data = tag.to_le_bytes()[..3].to_vec();
+    data.extend_from_slice(&[0x9d, 0x01, 0x2a]);
+    data.extend_from_slice(&WIDTH.to_le_bytes());
+    data.extend_from_slice(&HEIGHT.to_le_bytes());
+    data.resize(len, 0x55);
+    data
+}
+
+fn vp8_delta(len: usize) -> Vec<u8> {
+    let tag: u32 = ((len as u32) << 5) | (1 << 4) | 1;
+    let mut data = tag.to_le_bytes()[..3].to_vec();
+    data.resize(len, 0x33);
+    data
+}
+
+struct SenderPeer {
+    connection: Arc<dyn PeerConnection>,
+    candidates: mpsc::UnboundedReceiver<RTCIceCandidateInit>,
+    connected: watch::Receiver<bool>,
+}
+
+/// A participant-like peer; like a browser it sends sender reports and answers NACKs and PLIs.
+async fn sender_peer(mut media_engine: MediaEngine) -> SenderPeer {
+    let (candidates_tx, candidates) = mpsc::unbounded_channel();
+    let (connected_tx, connected) = watch::channel(false);
+    let registry = register_default_interceptors(Registry::new(), &mut media_engine).unwrap();
+    let connection = PeerConnectionBuilder::new()
+        .with_media_engine(media_engine)
+        .with_interceptor_registry(registry)
+        .with_setting_engine(SettingEngineBuilder::new().with_include_loopback_candidate(true).build())
+        .with_handler(Arc::new(SenderHandler { candidates: candidates_tx, connected: connected_tx }))
+        .with_udp_addrs(vec!["127.0.0.1:0".to_owned()])
+        .build()
+        .await
+        .unwrap();
+    SenderPeer { connection: Arc::new(connection), candidates, connected }
+}
+
+/// Adds `track` send-only.
+async fn add_send_only(
+    connection: &Arc<dyn PeerConnection>,
+    track: Arc<TrackLocalStaticSample>,
+) -> Arc<dyn RtpTransceiver> {
+    let init = RTCRtpTransceiverInit { direction: RTCRtpTransceiverDirection::Sendonly, ..Default::default() };
+    connection.add_transceiver_from_track(track, Some(init)).await.unwrap()
+}
+
+/// The payload type negotiated for a transceiver's sender (known once the answer is applied).
+async fn payload_type(transceiver: &Arc<dyn RtpTransceiver>) -> u8 {
+    let sender = transceiver.sender().await.unwrap().expect("a sender");
+    sender.get_parameters().await.unwrap().rtp_parameters.codecs[0].payload_type
+}
+
+/// What the recorder side made of the call.
+struct Recorded {
+    path: PathBuf,
+    sender_reports: usize,
+    keyframe_requests: usize,
+}
+
+/// The recorder's participant task in miniature: channel → `Participant` → `ParticipantFile`.
+async fn record(
+    answered_peer: Arc<ReceivePeer>,
+    mut media: mpsc::Receiver<confab_recorder::peer::Received>,
+    path: PathBuf,
+) -> Recorded {
+    let mut participant = Participant::new(PipelineConfig::default());
+    let mut file = ParticipantFile::create(&path, VideoCodec::Vp8, true).unwrap();
+    let mut tracks: HashMap<usize, (TrackId, Codec)> = HashMap::new();
+    let mut by_id: HashMap<TrackId, Codec> = HashMap::new();
+    let mut ended = 0;
+    let (mut sender_reports, mut keyframe_requests) = (0, 0);
+    loop {
+        let deadline = participant.poll_timeout().map(tokio::time::Instant::from_std);
+        let received = match deadline {
+            Some(deadline) => match tokio::time::timeout_at(deadline, media.recv()).await {
+                Ok(received) => received,
+                Err(_) => {
+                    let outputs = participant.handle_timeout(Instant::now());
+                    keyframe_requests += apply(&answered_peer, &mut file, &by_id, outputs).await;
+                    continue;
+                }
+            },
+            None => media.recv().await,
+        };
+        let Some(received) = received else { break };
+        let (track, _) = *tracks.entry(received.track.index).or_insert_with(|| {
+            let id = participant.add_track(received.track.codec);
+            by_id.insert(id, received.track.codec);
+            (id, received.track.codec)
+        });
+        let outputs = match received.media {
+            Media::Rtp(packet) => participant.push(track, packet, received.at),
+            Media::SenderReport(report) => {
+                sender_reports += 1;
+                participant.sender_report(track, report, received.at);
+                Vec::new()
+            }
+            Media::Ended => {
+                ended += 1;
+                if ended == 2 {
+                    break;
+                }
+                Vec::new()
+            }
+        };
+        keyframe_requests += apply(&answered_peer, &mut file, &by_id, outputs).await;
+    }
+    let outputs = participant.finish(Instant::now());
+    apply(&answered_peer, &mut file, &by_id, outputs).await;
+    file.finish().unwrap().expect("something was written");
+    Recorded { path, sender_reports, keyframe_requests }
+}
+
+/// Writes the frames and sends the keyframe requests; returns how many requests were sent.
+async fn apply(
+    peer: &ReceivePeer,
+    file: &mut ParticipantFile,
+    codecs: &HashMap<TrackId, Codec>,
+    outputs: Vec<Output>,
+) -> usize {
+    let mut requests = 0;
+    for output in outputs {
+        match output {
+            Output::Frame { track, timestamp_ns, frame } => {
+                let kind = if codecs[&track].is_video() { MediaKind::Video } else { MediaKind::Audio };
+                assert!(file.write(kind, timestamp_ns, &frame).unwrap().is_none(), "no resolution change was sent");
+            }
+            Output::KeyframeNeeded { ssrc, .. } => {
+                peer.request_keyframe(ssrc).await.unwrap();
+                requests += 1;
+            }
+            _ => {}
+        }
+    }
+    requests
+}
+
+async fn exchange_candidates(
+    peer: Arc<ReceivePeer>,
+    mut local: mpsc::UnboundedReceiver<IceCandidate>,
+    sender: Arc<dyn PeerConnection>,
+    mut remote: mpsc::UnboundedReceiver<RTCIceCandidateInit>,
+) {
+    let to_sender = async move {
+        while let Some(candidate) = local.recv().await {
+            let init = RTCIceCandidateInit {
+                candidate: candidate.candidate,
+                sdp_mid: candidate.sdp_mid,
+                sdp_mline_index: candidate.sdp_mline_index,
+                ..Default::default()
+            };
+            sender.add_ice_candidate(init).await.unwrap();
+        }
+    };
+    let to_recorder = async move {
+        while let Some(init) = remote.recv().await {
+            let candidate = IceCandidate {
+                candidate: init.candidate,
+                sdp_mid: init.sdp_mid,
+                sdp_mline_index: init.sdp_mline_index,
+            };
+            peer.add_remote_candidate(candidate).await.unwrap();
+        }
+    };
+    tokio::join!(to_sender, to_recorder);
+}
+
+async fn send_video(track: Arc<TrackLocalStaticSample>, payload_type: u8) {
+    let mut ticker = tokio::time::interval(Duration::from_millis(33));
+    for n in 0..VIDEO_FRAMES {
+        ticker.tick().await;
+        let data = match n {
+            n if n % 30 == 0 => vp8_keyframe(4_000),
+            n if n % 3 == 0 => vp8_delta(1_800),
+            _ => vp8_delta(400),
+        };
+        let sample = Sample { data: data.into(), duration: Duration::from_millis(33), ..Sample::new(Instant::now()) };
+        track.sample_writer(VIDEO_SSRC, payload_type).write_sample(&sample).await.unwrap();
+    }
+}
+
+async fn send_audio(track: Arc<TrackLocalStaticSample>, payload_type: u8) {
+    let mut ticker = tokio::time::interval(Duration::from_millis(20));
+    for _ in 0..AUDIO_FRAMES {
+        ticker.tick().await;
+        let mut data = vec![0xfc];
+        data.resize(81, 0x11);
+        let sample = Sample { data: data.into(), duration: Duration::from_millis(20), ..Sample::new(Instant::now()) };
+        track.sample_writer(AUDIO_SSRC, payload_type).write_sample(&sample).await.unwrap();
+    }
+}
+
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+async fn three_seconds_of_vp8_and_opus_are_recorded() {
+    let mut media_engine = MediaEngine::default();
+    media_engine.register_default_codecs().unwrap();
+    let mut sender = sender_peer(media_engine).await;
+    let video = sample_track(RtpCodecKind::Video, VIDEO_SSRC, codec("video/VP8", 90_000, 0));
+    let audio = sample_track(RtpCodecKind::Audio, AUDIO_SSRC, codec("audio/opus", 48_000, 2));
+    let video_transceiver = add_send_only(&sender.connection, Arc::clone(&video)).await;
+    let audio_transceiver = add_send_only(&sender.connection, Arc::clone(&audio)).await;
+    let offer = sender.connection.create_offer(None).await.unwrap();
+    sender.connection.set_local_description(offer.clone()).await.unwrap();
+    assert!(offer.sdp.contains("a=sendonly"), "the participant offers send-only");
+
+    let Answered { peer, answer_sdp, media, local_candidates } =
+        ReceivePeer::answer(&offer.sdp, &loopback_config()).await.unwrap();
+    assert!(answer_sdp.contains("a=recvonly"), "{answer_sdp}");
+    sender.connection.set_remote_description(RTCSessionDescription::answer(answer_sdp).unwrap()).await.unwrap();
+    let peer = Arc::new(peer);
+    let remote_candidates = std::mem::replace(&mut sender.candidates, mpsc::unbounded_channel().1);
+    tokio::spawn(exchange_candidates(
+        Arc::clone(&peer),
+        local_candidates,
+        Arc::clone(&sender.connection),
+        remote_candidates,
+    ));
+
+    let dir = TempDir(std::env::temp_dir().join(format!("confab-peer-loopback-{}", std::process::id())));
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let recording = tokio::spawn(record(Arc::clone(&peer), media, dir.0.join("p1.webm")));
+
+    sender.connected.wait_for(|connected| *connected).await.unwrap();
+    let (video_pt, audio_pt) = (payload_type(&video_transceiver).await, payload_type(&audio_transceiver).await);
+    tokio::join!(send_video(video, video_pt), send_audio(audio, audio_pt));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    peer.close().await.unwrap();
+    let recorded = recording.await.unwrap();
+    sender.connection.close().await.unwrap();
+    assert_eq!(peer.dropped(), 0, "the media channel never overflowed");
+
+    let bytes = std::fs::read(&recorded.path).unwrap();
+    let mut mkv = MatroskaFile::open(Cursor::new(bytes)).unwrap();
+    let tracks: Vec<(String, Option<(u64, u64)>)> = mkv
+        .tracks()
+        .iter()
+        .map(|t| (t.codec_id().to_string(), t.video().map(|v| (v.pixel_width().get(), v.pixel_height().get()))))
+        .collect();
+    let video_number = 1 + tracks.iter().position(|(id, _)| id == "V_VP8").expect("a V_VP8 track") as u64;
+    let audio_number = 1 + tracks.iter().position(|(id, _)| id == "A_OPUS").expect("an A_OPUS track") as u64;
+    assert_eq!(tracks[video_number as usize - 1].1, Some((u64::from(WIDTH), u64::from(HEIGHT))));
+    let duration_ms = mkv.info().duration().expect("a Duration");
+    let (mut video_frames, mut audio_frames, mut keyframes) = (0, 0, 0);
+    let mut frame = ReadFrame::default();
+    while let Ok(true) = mkv.next_frame(&mut frame) {
+        if frame.track == video_number {
+            video_frames += 1;
+            keyframes += usize::from(frame.is_keyframe == Some(true));
+        } else if frame.track == audio_number {
+            audio_frames += 1;
+        }
+    }
+    println!(
+        "video {video_frames}/{VIDEO_FRAMES} ({keyframes} key), audio {audio_frames}/{AUDIO_FRAMES}, \
+         duration {duration_ms} ms, sender reports {}, keyframe requests {}",
+        recorded.sender_reports, recorded.keyframe_requests
+    );
+    assert!(video_frames * 10 >= VIDEO_FRAMES * 9, "video frames written: {video_frames} of {VIDEO_FRAMES}");
+    assert!(audio_frames * 10 >= AUDIO_FRAMES * 9, "audio frames written: {audio_frames} of {AUDIO_FRAMES}");
+    assert!(keyframes >= 3, "keyframes written: {keyframes}");
+    assert!((2_000.0..=4_000.0).contains(&duration_ms), "duration {duration_ms} ms");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_only_vp8_and_opus_participant_is_recorded_into_webm_over_loopback() {
+    tokio::time::timeout(Duration::from_secs(60), three_seconds_of_vp8_and_opus_are_recorded())
+        .await
+        .expect("the call was recorded within 60 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_h264_only_offer_gets_an_answer_that_rejects_the_video() {
+    let mut media_engine = MediaEngine::default();
+    let h264 = RTCRtpCodecParameters {
+        rtp_codec: RTCRtpCodec {
+            sdp_fmtp_line: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f".to_owned(),
+            ..codec("video/H264", 90_000, 0)
+        },
+        payload_type: 102,
+    };
+    media_engine.register_codec(h264, RtpCodecKind::Video).unwrap();
+    let sender = sender_peer(media_engine).await;
+    let camera = sample_track(RtpCodecKind::Video, VIDEO_SSRC, codec("video/H264", 90_000, 0));
+    add_send_only(&sender.connection, camera).await;
+    let offer = sender.connection.create_offer(None).await.unwrap();
+    assert!(offer.sdp.contains("H264"), "{}", offer.sdp);
+
+    let answered = tokio::time::timeout(Duration::from_secs(20), ReceivePeer::answer(&offer.sdp, &loopback_config()))
+        .await
+        .expect("answered within 20 s")
+        .expect("an unsupported codec is a rejected m-line, not an error");
+    let video_line = answered.answer_sdp.lines().find(|line| line.starts_with("m=video")).expect("a video m-line");
+    assert!(video_line.starts_with("m=video 0 "), "video rejected: {video_line}");
+    assert!(!answered.answer_sdp.contains("H264"), "{}", answered.answer_sdp);
+    answered.peer.close().await.unwrap();
+    sender.connection.close().await.unwrap();
+}
