@@ -3,7 +3,6 @@
 //! what arrives goes through the media pipeline into a WebM file that an independent Matroska
 //! reader then checks.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::io::Cursor;
 use std::path::PathBuf;
@@ -11,9 +10,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use confab_recorder::media::{Codec, Output, Participant, PipelineConfig, TrackId};
+use confab_recorder::capture::Capture;
+use confab_recorder::media::Codec;
 use confab_recorder::peer::{Answered, IceCandidate, Media, PeerConfig, ReceivePeer};
-use confab_recorder::webm_file::{MediaKind, ParticipantFile, VideoCodec};
 use matroska_demuxer::{Frame as ReadFrame, MatroskaFile};
 use rtc::media::Sample;
 use rtc::media_stream::MediaStreamTrack;
@@ -170,42 +169,36 @@ struct Recorded {
     keyframe_requests: usize,
 }
 
-/// The recorder's participant task in miniature: channel → `Participant` → `ParticipantFile`.
+/// The recorder's participant task in miniature: channel → `Capture` (media core + WebM file),
+/// keyframe requests back to the sender.
 async fn record(
     answered_peer: Arc<ReceivePeer>,
     mut media: mpsc::Receiver<confab_recorder::peer::Received>,
     path: PathBuf,
 ) -> Recorded {
-    let mut participant = Participant::new(PipelineConfig::default());
-    let mut file = ParticipantFile::create(&path, VideoCodec::Vp8, true).unwrap();
-    let mut tracks: HashMap<usize, (TrackId, Codec)> = HashMap::new();
-    let mut by_id: HashMap<TrackId, Codec> = HashMap::new();
+    let mut capture = Capture::start(&path, Some(Codec::Vp8), true).unwrap();
     let mut ended = 0;
     let (mut sender_reports, mut keyframe_requests) = (0, 0);
     loop {
-        let deadline = participant.poll_timeout().map(tokio::time::Instant::from_std);
+        let deadline = capture.next_tick().map(tokio::time::Instant::from_std);
         let received = match deadline {
             Some(deadline) => match tokio::time::timeout_at(deadline, media.recv()).await {
                 Ok(received) => received,
                 Err(_) => {
-                    let outputs = participant.handle_timeout(Instant::now());
-                    keyframe_requests += apply(&answered_peer, &mut file, &by_id, outputs).await;
+                    let keyframes = capture.tick(Instant::now()).unwrap();
+                    keyframe_requests += request_keyframes(&answered_peer, keyframes).await;
                     continue;
                 }
             },
             None => media.recv().await,
         };
         let Some(received) = received else { break };
-        let (track, _) = *tracks.entry(received.track.index).or_insert_with(|| {
-            let id = participant.add_track(received.track.codec);
-            by_id.insert(id, received.track.codec);
-            (id, received.track.codec)
-        });
-        let outputs = match received.media {
-            Media::Rtp(packet) => participant.push(track, packet, received.at),
+        let track = capture.track(received.track.codec).expect("only VP8 and Opus were negotiated");
+        let keyframes = match received.media {
+            Media::Rtp(packet) => capture.push(track, packet, received.at).unwrap(),
             Media::SenderReport(report) => {
                 sender_reports += 1;
-                participant.sender_report(track, report, received.at);
+                capture.sender_report(track, report, received.at);
                 Vec::new()
             }
             Media::Ended => {
@@ -216,36 +209,18 @@ async fn record(
                 Vec::new()
             }
         };
-        keyframe_requests += apply(&answered_peer, &mut file, &by_id, outputs).await;
+        keyframe_requests += request_keyframes(&answered_peer, keyframes).await;
     }
-    let outputs = participant.finish(Instant::now());
-    apply(&answered_peer, &mut file, &by_id, outputs).await;
-    file.finish().unwrap().expect("something was written");
+    let files = capture.finish(Instant::now()).unwrap();
+    assert_eq!(files.len(), 1, "no resolution change was sent");
     Recorded { path, sender_reports, keyframe_requests }
 }
 
-/// Writes the frames and sends the keyframe requests; returns how many requests were sent.
-async fn apply(
-    peer: &ReceivePeer,
-    file: &mut ParticipantFile,
-    codecs: &HashMap<TrackId, Codec>,
-    outputs: Vec<Output>,
-) -> usize {
-    let mut requests = 0;
-    for output in outputs {
-        match output {
-            Output::Frame { track, timestamp_ns, frame } => {
-                let kind = if codecs[&track].is_video() { MediaKind::Video } else { MediaKind::Audio };
-                assert!(file.write(kind, timestamp_ns, &frame).unwrap().is_none(), "no resolution change was sent");
-            }
-            Output::KeyframeNeeded { ssrc, .. } => {
-                peer.request_keyframe(ssrc).await.unwrap();
-                requests += 1;
-            }
-            _ => {}
-        }
+async fn request_keyframes(peer: &ReceivePeer, ssrcs: Vec<u32>) -> usize {
+    for &ssrc in &ssrcs {
+        peer.request_keyframe(ssrc).await.unwrap();
     }
-    requests
+    ssrcs.len()
 }
 
 async fn exchange_candidates(
