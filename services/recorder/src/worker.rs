@@ -82,7 +82,8 @@ impl Worker {
             }
             Err(e) => {
                 tracing::warn!(recording.id = %recording_id, error = %e, "cannot join the call");
-                ("failed", Some(format!("could not join the call: {e}")))
+                // The details (gateway addresses) stay in the log, not in what members can read.
+                ("failed", Some("could not join the call".to_owned()))
             }
         };
         let (final_status, reason) = outcome;
