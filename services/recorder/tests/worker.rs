@@ -89,13 +89,17 @@ fn jwks_server(keys: &SigningKeys) -> String {
 
 impl World {
     fn worker(&self, instance_id: &str) -> Worker {
+        self.worker_via(instance_id, &self.gateway)
+    }
+
+    fn worker_via(&self, instance_id: &str, gateway: &str) -> Worker {
         Worker::build(Settings {
             bind: "127.0.0.1:0".into(),
             redis_url: env("REDIS_URL"),
             redis_prefix: self.prefix.clone(),
             database_url: self.database_url.clone(),
             instance_id: instance_id.into(),
-            gateway_urls: vec![self.gateway.clone()],
+            gateway_urls: vec![gateway.to_owned()],
             jwt_keys_pem: self.key_pem.clone(),
             jwt_issuer: "confab".into(),
             recordings_dir: std::env::temp_dir(),
@@ -106,9 +110,7 @@ impl World {
 
     /// Starts a worker; it stops when the returned sender is dropped.
     fn start_worker(&self, instance_id: &str) -> tokio::sync::watch::Sender<bool> {
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        actix_web::rt::spawn(std::sync::Arc::new(self.worker(instance_id)).run(stopped));
-        stop
+        start(self.worker(instance_id))
     }
 
     async fn redis(&self) -> redis::aio::MultiplexedConnection {
@@ -186,6 +188,12 @@ impl World {
         assert!(participant.recv().await.get("welcome").is_some());
         participant
     }
+}
+
+fn start(worker: Worker) -> tokio::sync::watch::Sender<bool> {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    actix_web::rt::spawn(std::sync::Arc::new(worker).run(stopped));
+    stop
 }
 
 struct Participant {
@@ -286,4 +294,14 @@ async fn the_job_of_a_dead_recorder_is_taken_over() {
     assert_eq!(ann.recv().await["recording_started"]["recording_id"], recording.to_string());
     let (_, _, recorder) = world.wait_for_status(recording, "recording").await;
     assert_eq!(recorder.as_deref(), Some("rec-b"));
+}
+
+#[actix_web::test]
+async fn a_recording_whose_call_cannot_be_joined_fails_with_a_reason_that_names_no_address() {
+    let world = world().await;
+    let recording = world.queue_recording("pending").await;
+    let _worker = start(world.worker_via("rec-a", "ws://127.0.0.1:1/v1/signal"));
+    let (_, reason, recorder) = world.wait_for_status(recording, "failed").await;
+    assert_eq!(reason.as_deref(), Some("could not join the call"));
+    assert_eq!(recorder, None);
 }
