@@ -1,14 +1,15 @@
 //! `confab-recorder`: takes recording jobs from Redis, joins each call through a gateway as the
-//! hidden recorder, and sees the recording's status through to the end in Postgres. For media,
-//! `peer` receives a participant's send-only WebRTC connection, `media` turns its RTP into timed
-//! frames, `webm_file` writes them and `capture` ties the two; wiring them into the worker's calls
-//! comes next.
+//! hidden recorder, and sees the recording's status through to the end in Postgres. For each
+//! participant that offers its media (`recorded_peer`), `peer` receives the send-only WebRTC
+//! connection, `media` turns its RTP into timed frames and `webm_file` writes them (`capture`
+//! ties the two).
 
 pub mod call;
 pub mod capture;
 pub mod jobs;
 pub mod media;
 pub mod peer;
+pub mod recorded_peer;
 pub mod settings;
 pub mod status;
 pub mod webm_file;

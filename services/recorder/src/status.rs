@@ -6,6 +6,9 @@
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::call::Recorded;
+use crate::webm_file::FinishedFile;
+
 /// What a claimed job should do.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Claim {
@@ -69,6 +72,35 @@ pub async fn finish(
     .execute(db)
     .await?;
     Ok(finished.rows_affected() == 1)
+}
+
+/// Records a finished file of the recording; `path` is relative to the recordings directory. A
+/// participant whose account is gone meanwhile is kept by name only.
+pub async fn add_file(
+    db: &PgPool,
+    recording_id: Uuid,
+    participant: &Recorded,
+    path: &str,
+    file: &FinishedFile,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "insert into recording_files
+           (id, recording_id, peer_id, user_id, participant, path, bytes, duration_ms, codecs, sha256)
+         values ($1, $2, $3, (select id from users where id = $4), $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(Uuid::new_v4())
+    .bind(recording_id)
+    .bind(&participant.peer_id)
+    .bind(Uuid::parse_str(&participant.user_id).ok())
+    .bind(&participant.display_name)
+    .bind(path)
+    .bind(file.bytes as i64)
+    .bind(file.duration_ms as i64)
+    .bind(file.codecs.iter().map(|c| c.to_string()).collect::<Vec<_>>())
+    .bind(&file.sha256)
+    .execute(db)
+    .await?;
+    Ok(())
 }
 
 /// How many files the recording has.

@@ -10,7 +10,7 @@ use sqlx::PgPool;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::call::{Call, Identity};
+use crate::call::{Call, Identity, Recorded};
 use crate::jobs::{Job, JobQueue};
 use crate::settings::Settings;
 use crate::status::{self, Claim};
@@ -72,13 +72,18 @@ impl Worker {
         }
         tracing::info!(recording.id = %recording_id, room.id = %job.room_id, "recording claimed");
         let identity = Identity { keys: &self.keys, issuer: &self.settings.jwt_issuer, recorder_id: recorder };
+        let dir = self.settings.recordings_dir.join(recording_id.to_string());
+        if let Err(e) = tokio::fs::create_dir_all(&dir).await {
+            tracing::warn!(recording.id = %recording_id, error = %e, "cannot create the recording's directory");
+        }
         let outcome = match Call::join(&identity, &self.settings.gateway_urls, &job.room_id, &job.recording_id).await {
             Ok(call) => {
                 if let Err(e) = status::mark_recording(&self.db, recording_id, recorder).await {
                     tracing::warn!(recording.id = %recording_id, error = %e, "cannot mark the recording as running");
                 }
-                let stopped = call.stay_until(self.stop_requested(&job, recording_id)).await;
-                self.outcome(recording_id, stopped).await
+                let ended = call.record_until(&dir, self.stop_requested(&job, recording_id)).await;
+                self.save_files(recording_id, &ended.recorded).await;
+                self.outcome(recording_id, ended.stopped, &ended.failures).await
             }
             Err(e) => {
                 tracing::warn!(recording.id = %recording_id, error = %e, "cannot join the call");
@@ -110,14 +115,31 @@ impl Worker {
         }
     }
 
+    /// Records a row for every finished file.
+    async fn save_files(&self, recording_id: Uuid, recorded: &[Recorded]) {
+        for participant in recorded {
+            for file in &participant.files {
+                let relative = file.path.strip_prefix(&self.settings.recordings_dir).unwrap_or(&file.path);
+                let saved =
+                    status::add_file(&self.db, recording_id, participant, &relative.to_string_lossy(), file).await;
+                if let Err(e) = saved {
+                    tracing::warn!(recording.id = %recording_id, error = %e, "cannot record a finished file");
+                }
+            }
+        }
+    }
+
     /// The final status: files make it `ready`; none means no participant sent media. A call
-    /// that ended under the recorder (room deleted, gateway gone) without a stop is `partial`.
-    async fn outcome(&self, recording_id: Uuid, stopped: bool) -> (&'static str, Option<String>) {
+    /// that ended under the recorder (room deleted, gateway gone) without a stop, or a participant
+    /// whose media could not be written, makes it `partial`.
+    async fn outcome(&self, recording_id: Uuid, stopped: bool, failures: &[String]) -> (&'static str, Option<String>) {
         let files = status::file_count(&self.db, recording_id).await.unwrap_or(0);
-        match (stopped, files) {
-            (_, 0) => ("failed", Some("no media was received".into())),
-            (true, _) => ("ready", None),
-            (false, _) => ("partial", Some("the call ended before the recording was stopped".into())),
+        match (stopped, files, failures.first()) {
+            (_, 0, None) => ("failed", Some("no media was received".into())),
+            (_, 0, Some(failure)) => ("failed", Some(failure.clone())),
+            (true, _, None) => ("ready", None),
+            (true, _, Some(failure)) => ("partial", Some(failure.clone())),
+            (false, _, _) => ("partial", Some("the call ended before the recording was stopped".into())),
         }
     }
 }

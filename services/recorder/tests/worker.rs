@@ -13,11 +13,17 @@ use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::EncodePrivateKey;
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
 use futures_util::StreamExt;
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use serde_json::Value;
 use sqlx::{Connection, Executor, PgConnection, PgPool};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use uuid::Uuid;
+use webrtc::peer_connection::{MediaEngine, RTCIceCandidateInit, RTCSessionDescription};
+
+mod support;
+
+use support::*;
 
 fn env(key: &str) -> String {
     std::env::var(key).unwrap_or_else(|_| panic!("{key} must be set: run the tests with deploy/local/test"))
@@ -201,6 +207,11 @@ struct Participant {
 }
 
 impl Participant {
+    async fn send(&mut self, message: Value) {
+        use futures_util::SinkExt;
+        self.socket.send(Message::text(message.to_string())).await.unwrap();
+    }
+
     async fn recv(&mut self) -> Value {
         loop {
             let frame = tokio::time::timeout(Duration::from_secs(10), self.socket.next()).await;
@@ -304,4 +315,84 @@ async fn a_recording_whose_call_cannot_be_joined_fails_with_a_reason_that_names_
     let (_, reason, recorder) = world.wait_for_status(recording, "failed").await;
     assert_eq!(reason.as_deref(), Some("could not join the call"));
     assert_eq!(recorder, None);
+}
+
+#[actix_web::test]
+async fn a_participant_offering_its_media_through_the_gateway_is_recorded_into_a_file() {
+    let world = world().await;
+    let mut ann = world.participant().await;
+    let recording = world.queue_recording("pending").await;
+    let _worker = world.start_worker("rec-a");
+    let started = ann.recv().await;
+    let recorder = started["recording_started"]["recorder_peer_id"].as_str().expect("a recorder").to_owned();
+
+    // Ann's send-only connection to the recorder, signaled through the gateway like a browser's.
+    let mut media_engine = MediaEngine::default();
+    media_engine.register_default_codecs().unwrap();
+    let mut sender = sender_peer(media_engine).await;
+    let video = sample_track(RtpCodecKind::Video, VIDEO_SSRC, codec("video/VP8", 90_000, 0));
+    let audio = sample_track(RtpCodecKind::Audio, AUDIO_SSRC, codec("audio/opus", 48_000, 2));
+    let video_transceiver = add_send_only(&sender.connection, std::sync::Arc::clone(&video)).await;
+    let audio_transceiver = add_send_only(&sender.connection, std::sync::Arc::clone(&audio)).await;
+    let offer = sender.connection.create_offer(None).await.unwrap();
+    sender.connection.set_local_description(offer.clone()).await.unwrap();
+    ann.send(serde_json::json!({"signal": {"to": recorder, "sdp": {"type": "offer", "sdp": offer.sdp}}})).await;
+    loop {
+        tokio::select! {
+            Some(init) = sender.candidates.recv() => {
+                let candidate = serde_json::json!({"candidate": init.candidate, "sdp_mid": init.sdp_mid, "sdp_mline_index": init.sdp_mline_index});
+                ann.send(serde_json::json!({"signal": {"to": recorder, "candidate": candidate}})).await;
+            }
+            message = ann.recv() => {
+                let signal = &message["signal"];
+                if signal["sdp"]["type"] == "answer" {
+                    let answer = RTCSessionDescription::answer(signal["sdp"]["sdp"].as_str().unwrap().to_owned()).unwrap();
+                    sender.connection.set_remote_description(answer).await.unwrap();
+                } else if let Some(candidate) = signal.get("candidate") {
+                    let init = RTCIceCandidateInit {
+                        candidate: candidate["candidate"].as_str().unwrap().to_owned(),
+                        sdp_mid: candidate["sdp_mid"].as_str().map(str::to_owned),
+                        sdp_mline_index: candidate["sdp_mline_index"].as_u64().map(|i| i as u16),
+                        ..Default::default()
+                    };
+                    sender.connection.add_ice_candidate(init).await.unwrap();
+                }
+            }
+            _ = sender.connected.wait_for(|connected| *connected) => break,
+        }
+    }
+    let (video_pt, audio_pt) = (payload_type(&video_transceiver).await, payload_type(&audio_transceiver).await);
+    tokio::join!(send_video(video, video_pt), send_audio(audio, audio_pt));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // What `POST /v1/recordings/{id}/stop` does.
+    sqlx::query("update recordings set status = 'finalizing' where id = $1")
+        .bind(recording)
+        .execute(&world.db)
+        .await
+        .unwrap();
+    let (_, reason, _) = world.wait_for_status(recording, "ready").await;
+    assert_eq!(reason, None);
+    sender.connection.close().await.unwrap();
+    let (path, bytes, codecs): (String, i64, Vec<String>) =
+        sqlx::query_as("select path, bytes, codecs from recording_files where recording_id = $1")
+            .bind(recording)
+            .fetch_one(&world.db)
+            .await
+            .unwrap();
+    assert_eq!(codecs, ["vp8", "opus"]);
+    let file = std::env::temp_dir().join(&path);
+    let written = std::fs::read(&file).unwrap();
+    assert_eq!(written.len() as i64, bytes);
+    let mut mkv = matroska_demuxer::MatroskaFile::open(std::io::Cursor::new(written)).unwrap();
+    let video_frames = {
+        let mut frame = matroska_demuxer::Frame::default();
+        let mut count = 0;
+        while let Ok(true) = mkv.next_frame(&mut frame) {
+            count += usize::from(frame.track == 1);
+        }
+        count
+    };
+    assert!(video_frames * 10 >= VIDEO_FRAMES * 9, "video frames written: {video_frames} of {VIDEO_FRAMES}");
+    let _ = std::fs::remove_dir_all(std::env::temp_dir().join(recording.to_string()));
 }

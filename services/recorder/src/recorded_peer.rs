@@ -1,0 +1,162 @@
+//! One participant's send-only connection to the recorder, from offer to files: answer the
+//! offer, relay ICE candidates through the gateway, and run the participant's [`Capture`] on a
+//! blocking thread of its own (libwebm writes synchronously) until the connection ends.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::json;
+use tokio::sync::{mpsc, watch};
+
+use crate::capture::Capture;
+use crate::media::Codec;
+use crate::peer::{Answered, IceCandidate, Media, PeerConfig, ReceivePeer, Received};
+use crate::webm_file::{FinishedFile, WebmError};
+
+/// A participant being recorded.
+pub struct RecordedPeer {
+    peer: Arc<ReceivePeer>,
+    stop: watch::Sender<bool>,
+    capture: tokio::task::JoinHandle<Result<Vec<FinishedFile>, WebmError>>,
+}
+
+impl RecordedPeer {
+    /// Answers `offer_sdp` from `peer_id` and starts capturing into `path`; signaling for the
+    /// participant (the answer, then local candidates) goes out through `signals`.
+    pub async fn start(
+        peer_id: &str,
+        offer_sdp: &str,
+        path: PathBuf,
+        config: &PeerConfig,
+        signals: mpsc::UnboundedSender<String>,
+    ) -> anyhow::Result<Self> {
+        let Answered { peer, answer_sdp, media, mut local_candidates } = ReceivePeer::answer(offer_sdp, config).await?;
+        let (video, audio) = negotiated(&answer_sdp);
+        let answer = json!({"signal": {"to": peer_id, "sdp": {"type": "answer", "sdp": answer_sdp}}});
+        let _ = signals.send(answer.to_string());
+        let to = peer_id.to_owned();
+        tokio::spawn(async move {
+            while let Some(c) = local_candidates.recv().await {
+                let candidate =
+                    json!({"candidate": c.candidate, "sdp_mid": c.sdp_mid, "sdp_mline_index": c.sdp_mline_index});
+                if signals.send(json!({"signal": {"to": to, "candidate": candidate}}).to_string()).is_err() {
+                    break;
+                }
+            }
+        });
+        let peer = Arc::new(peer);
+        let capture = Capture::start(path, video, audio)?;
+        let (runtime, keyframes_to) = (tokio::runtime::Handle::current(), peer.clone());
+        let (stop, stopped) = watch::channel(false);
+        let capture =
+            tokio::task::spawn_blocking(move || run_capture(capture, media, stopped, &runtime, &keyframes_to));
+        Ok(Self { peer, stop, capture })
+    }
+
+    pub async fn add_candidate(&self, candidate: IceCandidate) {
+        if let Err(e) = self.peer.add_remote_candidate(candidate).await {
+            tracing::debug!(error = %e, "a remote ICE candidate was refused");
+        }
+    }
+
+    /// Closes the connection and finishes the participant's files.
+    pub async fn finish(self) -> Result<Vec<FinishedFile>, WebmError> {
+        let _ = self.peer.close().await;
+        let _ = self.stop.send(true);
+        match self.capture.await {
+            Ok(files) => files,
+            Err(e) => Err(WebmError::Mux(if e.is_panic() { "capture panicked" } else { "capture cancelled" })),
+        }
+    }
+}
+
+/// What the capture loop waits for.
+enum Next {
+    Media(Received),
+    Tick,
+    Done,
+}
+
+/// Feeds received media through the capture until the connection ends or `stop` is set.
+fn run_capture(
+    mut capture: Capture,
+    mut media: mpsc::Receiver<Received>,
+    mut stop: watch::Receiver<bool>,
+    runtime: &tokio::runtime::Handle,
+    peer: &ReceivePeer,
+) -> Result<Vec<FinishedFile>, WebmError> {
+    loop {
+        let due = capture.next_tick();
+        let next = runtime.block_on(async {
+            let tick = async {
+                match due {
+                    Some(due) => tokio::time::sleep_until(due.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                received = media.recv() => received.map_or(Next::Done, Next::Media),
+                () = tick => Next::Tick,
+                _ = stop.changed() => Next::Done,
+            }
+        });
+        let keyframes = match next {
+            Next::Tick => capture.tick(Instant::now())?,
+            Next::Done => break,
+            Next::Media(received) => {
+                let Some(track) = capture.track(received.track.codec) else { continue };
+                match received.media {
+                    Media::Rtp(packet) => capture.push(track, packet, received.at)?,
+                    Media::SenderReport(report) => {
+                        capture.sender_report(track, report, received.at);
+                        Vec::new()
+                    }
+                    Media::Ended => Vec::new(),
+                }
+            }
+        };
+        for ssrc in keyframes {
+            let _ = runtime.block_on(peer.request_keyframe(ssrc));
+        }
+    }
+    capture.finish(Instant::now())
+}
+
+/// The video codec (the first one accepted) and whether Opus audio was accepted, from an answer.
+fn negotiated(answer_sdp: &str) -> (Option<Codec>, bool) {
+    let (mut video, mut audio) = (None, false);
+    let mut section: Option<&str> = None;
+    for line in answer_sdp.lines() {
+        if let Some(m) = line.strip_prefix("m=") {
+            let mut fields = m.split_whitespace();
+            let (kind, port) = (fields.next(), fields.next());
+            section = if port == Some("0") { None } else { kind };
+        } else if let (Some(kind), Some(map)) = (section, line.strip_prefix("a=rtpmap:")) {
+            let name = map.split_whitespace().nth(1).unwrap_or_default().to_ascii_lowercase();
+            match kind {
+                "video" if video.is_none() && name.starts_with("vp8/") => video = Some(Codec::Vp8),
+                "video" if video.is_none() && name.starts_with("vp9/") => video = Some(Codec::Vp9),
+                "audio" if name.starts_with("opus/") => audio = true,
+                _ => {}
+            }
+        }
+    }
+    (video, audio)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_answer_says_what_was_accepted() {
+        let answer = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n\
+                      m=video 9 UDP/TLS/RTP/SAVPF 98 96\r\na=rtpmap:98 VP9/90000\r\na=rtpmap:96 VP8/90000\r\n";
+        assert_eq!(negotiated(answer), (Some(Codec::Vp9), true));
+        let rejected_video =
+            "m=video 0 UDP/TLS/RTP/SAVPF 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n";
+        assert_eq!(negotiated(rejected_video), (None, true));
+        assert_eq!(negotiated(""), (None, false));
+    }
+}
