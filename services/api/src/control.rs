@@ -12,6 +12,7 @@
 //! committed, and the removed user can no longer obtain a ticket.
 
 use confab_protocol::bus;
+use confab_tickets::RECORDER_ROLE;
 use prost::Message;
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
@@ -99,9 +100,6 @@ impl From<bus::PeerPresence> for PeerPresence {
         }
     }
 }
-
-/// The room role of the recorder's connection (hidden from participants).
-pub const RECORDER_ROLE: &str = "recorder";
 
 #[derive(Clone)]
 pub struct ControlBus {

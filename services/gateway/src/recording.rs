@@ -9,7 +9,7 @@ use confab_protocol::signal::{
     Peer, PeerJoined, PeerLeft, RecordingStarted, RecordingStopped, ServerMessage, server_message::Kind,
 };
 
-pub const RECORDER_ROLE: &str = "recorder";
+pub use confab_tickets::RECORDER_ROLE;
 
 /// The room as one peer may see it.
 #[derive(Debug, Default, PartialEq)]

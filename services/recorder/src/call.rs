@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use confab_common::tokens::SigningKeys;
-use confab_tickets::{MAX_TICKET_TTL_SECS, TICKET_AUDIENCE, TicketClaims};
+use confab_tickets::{MAX_TICKET_TTL_SECS, RECORDER_ROLE, TICKET_AUDIENCE, TicketClaims};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio::net::TcpStream;
@@ -23,7 +23,6 @@ use crate::peer::{IceCandidate, IceServer, PeerConfig};
 use crate::recorded_peer::RecordedPeer;
 use crate::webm_file::FinishedFile;
 
-pub const RECORDER_ROLE: &str = "recorder";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;

@@ -5,6 +5,9 @@ use serde::{Deserialize, Serialize};
 /// The `aud` of join tickets; access tokens (`confab-api`) never pass as tickets.
 pub const TICKET_AUDIENCE: &str = "confab-gateway";
 
+/// The `room_role` of the recorder's own tickets; gateways hide such peers from participants.
+pub const RECORDER_ROLE: &str = "recorder";
+
 /// A ticket lives at most this long (`exp - iat`).
 pub const MAX_TICKET_TTL_SECS: i64 = 60;
 
