@@ -33,6 +33,8 @@ ensure_packages() {
   command -v psql >/dev/null || missing+=(postgresql-client)
   command -v curl >/dev/null || missing+=(curl)
   command -v protoc >/dev/null || missing+=(protobuf-compiler)
+  # libwebm (webm-sys) is C++ and ring has C: the recorder needs a C/C++ toolchain.
+  command -v g++ >/dev/null || missing+=(g++)
   command -v cargo >/dev/null || { log "cargo is required (https://rustup.rs)"; exit 1; }
   if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
 }
