@@ -2,10 +2,12 @@
 //! `recorder`, signed with the API's key. The gateways keep it hidden from participants and tell
 //! them `recording_started` / `recording_stopped` as it comes and goes (docs/protocol.md). Here the
 //! recorder answers each participant's media offer and keeps track of who is who for the files.
+//! Media flows straight from the participants, so losing the gateway loses no media: the recorder
+//! joins again (through any gateway) and participants offer anew to its new peer id.
 
 use std::collections::HashMap;
-use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use confab_common::tokens::SigningKeys;
@@ -17,38 +19,36 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-use uuid::Uuid;
 
+use crate::archive::{Archive, Recorded, Who};
 use crate::peer::{IceCandidate, IceServer, PeerConfig};
 use crate::recorded_peer::RecordedPeer;
-use crate::webm_file::FinishedFile;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the recorder keeps trying to get back into a call whose gateway went away.
+const REJOIN_FOR: Duration = Duration::from_secs(30);
+const REJOIN_BACKOFF: Duration = Duration::from_millis(500);
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-/// Who the recorder is in its tickets.
-pub struct Identity<'a> {
-    pub keys: &'a SigningKeys,
-    pub issuer: &'a str,
-    pub recorder_id: &'a str,
+/// Who the recorder is in a call, and how to get in: enough to join again.
+pub struct Seat {
+    pub keys: Arc<SigningKeys>,
+    pub issuer: String,
+    pub recorder_id: String,
+    pub gateways: Vec<String>,
+    pub room_id: String,
+    pub recording_id: String,
 }
 
 /// A joined call.
 pub struct Call {
+    seat: Seat,
     socket: Socket,
     pub peer_id: String,
-    /// Everyone in the call by peer id: (user id, display name), for the file rows.
-    people: HashMap<String, (String, String)>,
+    /// Everyone in the call by peer id, for the file rows.
+    people: HashMap<String, Who>,
     ice_servers: Vec<IceServer>,
-}
-
-/// One participant's files.
-pub struct Recorded {
-    pub peer_id: String,
-    pub user_id: String,
-    pub display_name: String,
-    pub files: Vec<FinishedFile>,
 }
 
 /// How a call ended for the recorder.
@@ -56,65 +56,33 @@ pub struct Recorded {
 pub struct Outcome {
     /// The recording was stopped (rather than the call ending under the recorder).
     pub stopped: bool,
-    pub recorded: Vec<Recorded>,
-    /// Participants whose media could not be written, with why.
+    /// Participants whose files were registered.
+    pub recorded: usize,
+    /// Participants whose media could not be written or registered, with why.
     pub failures: Vec<String>,
 }
 
 impl Call {
-    /// Joins `room_id` for `recording_id` through the first of `gateways` that admits it.
-    pub async fn join(
-        identity: &Identity<'_>,
-        gateways: &[String],
-        room_id: &str,
-        recording_id: &str,
-    ) -> anyhow::Result<Self> {
-        let mut last_error = anyhow::anyhow!("no gateway configured");
-        for gateway in gateways {
-            match tokio::time::timeout(CONNECT_TIMEOUT, Self::join_via(identity, gateway, room_id, recording_id)).await
-            {
-                Ok(Ok(call)) => return Ok(call),
-                Ok(Err(e)) => last_error = e,
-                Err(_) => last_error = anyhow::anyhow!("{gateway} did not answer within {CONNECT_TIMEOUT:?}"),
-            }
-        }
-        Err(last_error)
+    /// Joins the seat's room through the first of its gateways that admits the recorder.
+    pub async fn join(seat: Seat) -> anyhow::Result<Self> {
+        let (socket, welcome) = enter(&seat).await?;
+        let mut call = Self { seat, socket, peer_id: String::new(), people: HashMap::new(), ice_servers: Vec::new() };
+        call.welcomed(&welcome);
+        Ok(call)
     }
 
-    async fn join_via(
-        identity: &Identity<'_>,
-        gateway: &str,
-        room_id: &str,
-        recording_id: &str,
-    ) -> anyhow::Result<Self> {
-        let ticket = ticket(identity, room_id, recording_id)?;
-        let mut request = gateway.into_client_request()?;
-        request.headers_mut().insert("sec-websocket-protocol", format!("confab.v1, confab.ticket.{ticket}").parse()?);
-        let (mut socket, _) =
-            tokio_tungstenite::connect_async(request).await.with_context(|| format!("connecting to {gateway}"))?;
-        while let Some(frame) = socket.next().await {
-            if let Message::Text(text) = frame? {
-                let first: serde_json::Value = serde_json::from_str(&text)?;
-                let welcome = &first["welcome"];
-                let Some(peer_id) = welcome["peer_id"].as_str() else {
-                    bail!("{gateway} refused the recorder: {}", first["error"]["code"]);
-                };
-                let mut call =
-                    Self { peer_id: peer_id.to_owned(), socket, people: HashMap::new(), ice_servers: Vec::new() };
-                call.ice_servers = welcome["ice_servers"].as_array().into_iter().flatten().map(ice_server).collect();
-                for peer in welcome["peers"].as_array().into_iter().flatten() {
-                    call.meet(peer);
-                }
-                return Ok(call);
-            }
+    fn welcomed(&mut self, welcome: &Value) {
+        self.peer_id = welcome["peer_id"].as_str().unwrap_or_default().to_owned();
+        self.ice_servers = welcome["ice_servers"].as_array().into_iter().flatten().map(ice_server).collect();
+        for peer in welcome["peers"].as_array().into_iter().flatten() {
+            self.meet(peer);
         }
-        bail!("{gateway} closed before its welcome")
     }
 
-    /// Records every participant that offers its media until `stop` completes (or the gateway
-    /// ends the connection), then leaves with `bye` and finishes every participant's files, which
-    /// go under `dir`.
-    pub async fn record_until(mut self, dir: &Path, stop: impl Future<Output = ()>) -> Outcome {
+    /// Records every participant that offers its media until `stop` completes, the room is
+    /// closed, or no gateway takes the recorder back for [`REJOIN_FOR`]; then leaves with `bye`
+    /// and finishes every participant's files into `archive`.
+    pub async fn record_until(mut self, archive: &Archive, stop: impl Future<Output = ()>) -> Outcome {
         tokio::pin!(stop);
         let (signals, mut outgoing) = mpsc::unbounded_channel::<String>();
         let mut recording: HashMap<String, RecordedPeer> = HashMap::new();
@@ -128,30 +96,59 @@ impl Call {
                     break;
                 }
                 Some(text) = outgoing.recv() => {
-                    if self.socket.send(Message::text(text)).await.is_err() {
-                        break;
-                    }
+                    // A failed send shows as the end of the socket's stream below.
+                    let _ = self.socket.send(Message::text(text)).await;
                 }
                 frame = self.socket.next() => match frame {
                     Some(Ok(Message::Text(text))) => {
                         let Ok(message) = serde_json::from_str::<Value>(&text) else { continue };
-                        self.handle(&message, dir, &signals, &mut recording, &mut outcome).await;
+                        if message.get("room_closed").is_some() {
+                            break;
+                        }
+                        self.handle(&message, archive, &signals, &mut recording, &mut outcome).await;
                     }
-                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
+                        tokio::select! {
+                            () = &mut stop => { outcome.stopped = true; break; }
+                            rejoined = self.rejoin() => if !rejoined { break },
+                        }
+                    }
                     Some(Ok(_)) => {}
                 },
             }
         }
         for (peer_id, recorded) in recording.drain() {
-            self.finish(&peer_id, recorded, &mut outcome).await;
+            self.finish(&peer_id, recorded, archive, &mut outcome).await;
         }
         outcome
+    }
+
+    /// Gets back into the call after its gateway went away; `false` if none let the recorder in
+    /// within [`REJOIN_FOR`]. Participants are told `recording_stopped` and `recording_started`
+    /// with the new peer id, and offer anew; their current connections record meanwhile.
+    async fn rejoin(&mut self) -> bool {
+        let recording_id = self.seat.recording_id.clone();
+        tracing::warn!(recording.id = %recording_id, "lost the gateway; joining the call again");
+        let give_up = Instant::now() + REJOIN_FOR;
+        while Instant::now() < give_up {
+            match enter(&self.seat).await {
+                Ok((socket, welcome)) => {
+                    self.socket = socket;
+                    self.welcomed(&welcome);
+                    tracing::info!(recording.id = %recording_id, "back in the call");
+                    return true;
+                }
+                Err(e) => tracing::debug!(recording.id = %recording_id, error = %e, "cannot join again yet"),
+            }
+            tokio::time::sleep(REJOIN_BACKOFF).await;
+        }
+        false
     }
 
     async fn handle(
         &mut self,
         message: &Value,
-        dir: &Path,
+        archive: &Archive,
         signals: &mpsc::UnboundedSender<String>,
         recording: &mut HashMap<String, RecordedPeer>,
         outcome: &mut Outcome,
@@ -162,24 +159,25 @@ impl Call {
             peers.iter().for_each(|peer| self.meet(peer));
         } else if let Some(left) = message["peer_left"]["peer_id"].as_str() {
             if let Some(recorded) = recording.remove(left) {
-                self.finish(left, recorded, outcome).await;
+                self.finish(left, recorded, archive, outcome).await;
             }
         } else if let Some(signal) = message.get("signal") {
             let Some(from) = signal["from"].as_str() else { return };
             if signal["sdp"]["type"] == "offer" {
-                // A new offer from a participant already recorded (a restarted connection): its
-                // earlier files are finished and a new one begins.
+                // A new offer from a participant already recorded (a restarted connection, or the
+                // recorder rejoined): its earlier files are finished and a new one begins.
                 if let Some(earlier) = recording.remove(from) {
-                    self.finish(from, earlier, outcome).await;
+                    self.finish(from, earlier, archive, outcome).await;
                 }
                 let sdp = signal["sdp"]["sdp"].as_str().unwrap_or_default();
-                let path = dir.join(format!("{}.webm", Uuid::new_v4()));
-                let config = PeerConfig { ice_servers: self.ice_servers.clone(), ..PeerConfig::default() };
-                match RecordedPeer::start(from, sdp, path, &config, signals.clone()).await {
+                match self.answer(from, sdp, archive, signals).await {
                     Ok(recorded) => {
                         recording.insert(from.to_owned(), recorded);
                     }
-                    Err(e) => tracing::warn!(peer.id = from, error = %e, "cannot answer a participant's media offer"),
+                    Err(e) => {
+                        tracing::warn!(peer.id = from, error = %e, "cannot record a participant's media offer");
+                        outcome.failures.push(format!("{}: {e}", self.who(from).display_name));
+                    }
                 }
             } else if let (Some(candidate), Some(recorded)) = (signal.get("candidate"), recording.get(from)) {
                 recorded
@@ -193,25 +191,79 @@ impl Call {
         }
     }
 
+    async fn answer(
+        &self,
+        from: &str,
+        sdp: &str,
+        archive: &Archive,
+        signals: &mpsc::UnboundedSender<String>,
+    ) -> anyhow::Result<RecordedPeer> {
+        let path = archive.new_file(&self.who(from)).await.context("cannot create the participant's file")?;
+        let config = PeerConfig { ice_servers: self.ice_servers.clone(), ..PeerConfig::default() };
+        RecordedPeer::start(from, sdp, path, &config, signals.clone()).await
+    }
+
     /// Remembers who a listed peer is.
     fn meet(&mut self, peer: &Value) {
         if let Some(peer_id) = peer["peer_id"].as_str() {
-            let user_id = peer["user_id"].as_str().unwrap_or_default().to_owned();
-            let name = peer["display_name"].as_str().unwrap_or_default().to_owned();
-            self.people.insert(peer_id.to_owned(), (user_id, name));
+            let text = |key: &str| peer[key].as_str().unwrap_or_default().to_owned();
+            let who = Who { peer_id: peer_id.to_owned(), user_id: text("user_id"), display_name: text("display_name") };
+            self.people.insert(peer_id.to_owned(), who);
         }
     }
 
-    async fn finish(&self, peer_id: &str, recorded: RecordedPeer, outcome: &mut Outcome) {
-        let (user_id, display_name) = self.people.get(peer_id).cloned().unwrap_or_default();
-        match recorded.finish().await {
-            Ok(files) => outcome.recorded.push(Recorded { peer_id: peer_id.to_owned(), user_id, display_name, files }),
-            Err(e) => {
-                tracing::warn!(peer.id = peer_id, error = %e, "a participant's media could not be written");
-                outcome.failures.push(format!("{display_name}: {e}"));
+    fn who(&self, peer_id: &str) -> Who {
+        self.people.get(peer_id).cloned().unwrap_or_else(|| Who { peer_id: peer_id.to_owned(), ..Who::default() })
+    }
+
+    async fn finish(&self, peer_id: &str, recorded: RecordedPeer, archive: &Archive, outcome: &mut Outcome) {
+        let who = self.who(peer_id);
+        let path = recorded.path().to_owned();
+        let failure = match recorded.finish().await {
+            Ok(captured) => {
+                let recorded = Recorded { who, path, files: captured.files, stats: captured.stats };
+                match archive.keep(&recorded).await {
+                    Ok(()) => return outcome.recorded += 1,
+                    // The files stay on disk with their note: a later take-over registers them.
+                    Err(e) => format!("{}: cannot register the files: {e}", recorded.who.display_name),
+                }
             }
+            Err(e) => format!("{}: {e}", who.display_name),
+        };
+        tracing::warn!(peer.id = peer_id, failure, "a participant's media could not be kept");
+        outcome.failures.push(failure);
+    }
+}
+
+/// Connects to the first gateway that admits the recorder: the socket and its `welcome`.
+async fn enter(seat: &Seat) -> anyhow::Result<(Socket, Value)> {
+    let mut last_error = anyhow::anyhow!("no gateway configured");
+    for gateway in &seat.gateways {
+        match tokio::time::timeout(CONNECT_TIMEOUT, enter_via(seat, gateway)).await {
+            Ok(Ok(entered)) => return Ok(entered),
+            Ok(Err(e)) => last_error = e,
+            Err(_) => last_error = anyhow::anyhow!("{gateway} did not answer within {CONNECT_TIMEOUT:?}"),
         }
     }
+    Err(last_error)
+}
+
+async fn enter_via(seat: &Seat, gateway: &str) -> anyhow::Result<(Socket, Value)> {
+    let ticket = ticket(seat)?;
+    let mut request = gateway.into_client_request()?;
+    request.headers_mut().insert("sec-websocket-protocol", format!("confab.v1, confab.ticket.{ticket}").parse()?);
+    let (mut socket, _) =
+        tokio_tungstenite::connect_async(request).await.with_context(|| format!("connecting to {gateway}"))?;
+    while let Some(frame) = socket.next().await {
+        if let Message::Text(text) = frame? {
+            let mut first: Value = serde_json::from_str(&text)?;
+            if first["welcome"]["peer_id"].as_str().is_none() {
+                bail!("{gateway} refused the recorder: {}", first["error"]["code"]);
+            }
+            return Ok((socket, first["welcome"].take()));
+        }
+    }
+    bail!("{gateway} closed before its welcome")
 }
 
 fn ice_server(server: &Value) -> IceServer {
@@ -220,21 +272,21 @@ fn ice_server(server: &Value) -> IceServer {
     IceServer { urls, username: text("username"), credential: text("credential") }
 }
 
-fn ticket(identity: &Identity<'_>, room_id: &str, recording_id: &str) -> anyhow::Result<String> {
+fn ticket(seat: &Seat) -> anyhow::Result<String> {
     let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs() as i64;
     let mut jti = [0u8; 16];
     getrandom::fill(&mut jti)?;
-    Ok(identity.keys.sign(&TicketClaims {
-        iss: identity.issuer.to_owned(),
+    Ok(seat.keys.sign(&TicketClaims {
+        iss: seat.issuer.clone(),
         aud: TICKET_AUDIENCE.into(),
-        sub: identity.recorder_id.to_owned(),
+        sub: seat.recorder_id.clone(),
         exp: now + MAX_TICKET_TTL_SECS,
         iat: now,
         jti: jti.iter().map(|b| format!("{b:02x}")).collect(),
-        room_id: room_id.to_owned(),
+        room_id: seat.room_id.clone(),
         display_name: "Recorder".into(),
         room_role: RECORDER_ROLE.into(),
         max_participants: 0,
-        recording_id: Some(recording_id.to_owned()),
+        recording_id: Some(seat.recording_id.clone()),
     })?)
 }

@@ -15,6 +15,8 @@ pub struct CaptureStats {
     pub packets_lost: u64,
     pub keyframe_requests: u64,
     pub malformed: u64,
+    /// How far audio and video would have drifted apart without RTCP sender reports.
+    pub av_drift_ms: u64,
 }
 
 pub struct Capture {
@@ -66,7 +68,8 @@ impl Capture {
     }
 
     pub fn stats(&self) -> CaptureStats {
-        self.stats
+        let av_drift_ms = u64::try_from(self.participant.av_drift().as_millis()).unwrap_or(u64::MAX);
+        CaptureStats { av_drift_ms, ..self.stats }
     }
 
     /// Writes what is still buffered and closes the file; every file this capture produced.
@@ -166,6 +169,33 @@ mod tests {
         assert!((1800..=2100).contains(&file.duration_ms), "{} ms", file.duration_ms);
         assert_eq!(std::fs::metadata(&file.path).unwrap().len(), file.bytes);
         assert_eq!(file.sha256.len(), 64);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn sender_reports_that_move_video_120_ms_against_audio_show_as_av_drift() {
+        let dir = std::env::temp_dir().join(format!("confab-capture-drift-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut capture = Capture::start(dir.join("bo.webm"), Some(Codec::Vp8), true).unwrap();
+        let (video, audio) = (capture.track(Codec::Vp8).unwrap(), capture.track(Codec::Opus).unwrap());
+        let start = Instant::now();
+        // Captured together at RTP timestamp 0, but video reaches the recorder 120 ms after audio.
+        capture.push(audio, packet(0, 0, 0xa0, true, vec![0xfc; 80]), start).unwrap();
+        capture
+            .push(video, packet(0, 0, 0xb0, true, vp8_payload(true, 640, 360)), start + Duration::from_millis(120))
+            .unwrap();
+        assert_eq!(capture.stats().av_drift_ms, 0);
+
+        // Both report the same wallclock for capture time 1 s.
+        let ntp_time = 3_970_000_001u64 << 32;
+        capture.sender_report(audio, SenderReport { ntp_time, rtp_timestamp: 48_000 }, start + Duration::from_secs(1));
+        capture.sender_report(
+            video,
+            SenderReport { ntp_time, rtp_timestamp: 90_000 },
+            start + Duration::from_millis(1120),
+        );
+        assert_eq!(capture.stats().av_drift_ms, 120);
+        capture.finish(start + Duration::from_secs(2)).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use confab_common::recording_jobs;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{RedisResult, Value};
 
@@ -29,6 +30,7 @@ pub struct JobQueue {
     /// order, so a blocked `XREADGROUP` would hold up every renewal and acknowledgement.
     reader: ConnectionManager,
     stream: String,
+    prefix: String,
     consumer: String,
     reclaim_after: Duration,
 }
@@ -45,8 +47,8 @@ impl JobQueue {
             .set_connection_timeout(Some(Duration::from_secs(2)))
             .set_response_timeout(Some(LONGEST_WAIT + Duration::from_secs(2)));
         let reader = ConnectionManager::new_lazy_with_config(redis::Client::open(redis_url)?, config)?;
-        let stream = format!("{prefix}:recordings:jobs");
-        Ok(Self { redis, reader, stream, consumer: consumer.to_owned(), reclaim_after })
+        let stream = recording_jobs::stream_key(prefix);
+        Ok(Self { redis, reader, stream, prefix: prefix.to_owned(), consumer: consumer.to_owned(), reclaim_after })
     }
 
     /// Creates the consumer group (from the start of the stream, so jobs queued before any
@@ -120,6 +122,13 @@ impl JobQueue {
             .arg("JUSTID")
             .query_async(&mut self.redis.clone())
             .await?;
+        Ok(())
+    }
+
+    /// Queues a job again for a recording whose job was lost.
+    pub async fn requeue(&self, recording_id: &str, room_id: &str) -> RedisResult<()> {
+        let _: String =
+            recording_jobs::add(&self.prefix, recording_id, room_id).query_async(&mut self.redis.clone()).await?;
         Ok(())
     }
 

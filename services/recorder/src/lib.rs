@@ -4,6 +4,7 @@
 //! connection, `media` turns its RTP into timed frames and `webm_file` writes them (`capture`
 //! ties the two).
 
+pub mod archive;
 pub mod call;
 pub mod capture;
 pub mod jobs;
@@ -43,7 +44,7 @@ impl Worker {
             settings.reclaim_after,
         )?;
         let keys = SigningKeys::from_pem(&settings.jwt_keys_pem)?;
-        Ok(Self { settings, db, queue, keys })
+        Ok(Self::new(settings, db, queue, keys))
     }
 }
 

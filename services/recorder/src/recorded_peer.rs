@@ -2,23 +2,33 @@
 //! offer, relay ICE candidates through the gateway, and run the participant's [`Capture`] on a
 //! blocking thread of its own (libwebm writes synchronously) until the connection ends.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
 
-use crate::capture::Capture;
+use crate::capture::{Capture, CaptureStats};
 use crate::media::Codec;
 use crate::peer::{Answered, IceCandidate, Media, PeerConfig, ReceivePeer, Received};
 use crate::webm_file::{FinishedFile, WebmError};
 
+/// How often a capture adds what it saw to the process's metrics.
+const METRICS_EVERY: Duration = Duration::from_secs(1);
+
 /// A participant being recorded.
 pub struct RecordedPeer {
     peer: Arc<ReceivePeer>,
+    path: PathBuf,
     stop: watch::Sender<bool>,
-    capture: tokio::task::JoinHandle<Result<Vec<FinishedFile>, WebmError>>,
+    capture: tokio::task::JoinHandle<Result<Captured, WebmError>>,
+}
+
+/// A finished capture.
+pub struct Captured {
+    pub files: Vec<FinishedFile>,
+    pub stats: CaptureStats,
 }
 
 impl RecordedPeer {
@@ -46,12 +56,17 @@ impl RecordedPeer {
             }
         });
         let peer = Arc::new(peer);
-        let capture = Capture::start(path, video, audio)?;
+        let capture = Capture::start(&path, video, audio)?;
         let (runtime, keyframes_to) = (tokio::runtime::Handle::current(), peer.clone());
         let (stop, stopped) = watch::channel(false);
         let capture =
             tokio::task::spawn_blocking(move || run_capture(capture, media, stopped, &runtime, &keyframes_to));
-        Ok(Self { peer, stop, capture })
+        Ok(Self { peer, path, stop, capture })
+    }
+
+    /// The participant's first file (later ones are numbered beside it).
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     pub async fn add_candidate(&self, candidate: IceCandidate) {
@@ -61,7 +76,7 @@ impl RecordedPeer {
     }
 
     /// Closes the connection and finishes the participant's files.
-    pub async fn finish(self) -> Result<Vec<FinishedFile>, WebmError> {
+    pub async fn finish(self) -> Result<Captured, WebmError> {
         let _ = self.peer.close().await;
         let _ = self.stop.send(true);
         match self.capture.await {
@@ -85,8 +100,58 @@ fn run_capture(
     mut stop: watch::Receiver<bool>,
     runtime: &tokio::runtime::Handle,
     peer: &ReceivePeer,
-) -> Result<Vec<FinishedFile>, WebmError> {
+) -> Result<Captured, WebmError> {
+    metrics::gauge!("recorder_participants_active").increment(1);
+    let mut counted = Counted::default();
+    let captured = capture_until_done(&mut capture, &mut media, &mut stop, runtime, peer, &mut counted);
+    counted.update(capture.stats());
+    metrics::gauge!("recorder_participants_active").decrement(1);
+    captured?;
+    let stats = capture.stats();
+    let files = capture.finish(Instant::now())?;
+    metrics::counter!("recorder_files_total").increment(files.len() as u64);
+    metrics::counter!("recorder_bytes_written_total").increment(files.iter().map(|f| f.bytes).sum());
+    Ok(Captured { files, stats })
+}
+
+/// What a capture has added to the metrics so far.
+#[derive(Default)]
+struct Counted {
+    stats: CaptureStats,
+    at: Option<Instant>,
+}
+
+impl Counted {
+    fn update(&mut self, now: CaptureStats) {
+        metrics::counter!("recorder_packets_total").increment(now.packets - self.stats.packets);
+        metrics::counter!("recorder_packets_lost_total").increment(now.packets_lost - self.stats.packets_lost);
+        metrics::counter!("recorder_keyframe_requests_total")
+            .increment(now.keyframe_requests - self.stats.keyframe_requests);
+        metrics::counter!("recorder_malformed_payloads_total").increment(now.malformed - self.stats.malformed);
+        if now.av_drift_ms > self.stats.av_drift_ms {
+            metrics::histogram!("recorder_av_drift_seconds").record(now.av_drift_ms as f64 / 1000.0);
+        }
+        self.stats = now;
+        self.at = Some(Instant::now());
+    }
+
+    fn due(&self) -> bool {
+        self.at.is_none_or(|at| at.elapsed() >= METRICS_EVERY)
+    }
+}
+
+fn capture_until_done(
+    capture: &mut Capture,
+    media: &mut mpsc::Receiver<Received>,
+    stop: &mut watch::Receiver<bool>,
+    runtime: &tokio::runtime::Handle,
+    peer: &ReceivePeer,
+    counted: &mut Counted,
+) -> Result<(), WebmError> {
     loop {
+        if counted.due() {
+            counted.update(capture.stats());
+        }
         let due = capture.next_tick();
         let next = runtime.block_on(async {
             let tick = async {
@@ -120,7 +185,7 @@ fn run_capture(
             let _ = runtime.block_on(peer.request_keyframe(ssrc));
         }
     }
-    capture.finish(Instant::now())
+    Ok(())
 }
 
 /// The video codec (the first one accepted) and whether Opus audio was accepted, from an answer.

@@ -3,33 +3,94 @@
 //! conditional on the state it leaves, so a stop from the API or a recorder that took the job
 //! over is never overwritten.
 
+use std::time::Duration;
+
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::call::Recorded;
+use crate::archive::Who;
+use crate::capture::CaptureStats;
 use crate::webm_file::FinishedFile;
 
 /// What a claimed job should do.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Claim {
-    /// Record: the row is now `starting` under this recorder.
-    Record,
-    /// Stopped, finished or deleted meanwhile: nothing to do.
+    /// Record: the row is now `starting` under this recorder. `taken_over` when another recorder
+    /// had it and went silent: the recording then has a gap, and what that recorder left on disk
+    /// needs recovering.
+    Record { taken_over: bool },
+    /// Stopped while its recorder was dead: recover what it left and finish.
+    Finalize,
+    /// Running under a live recorder, stopped or finished: nothing to do.
     Nothing,
+    /// The row is not there or not claimable yet as far as this claim could see: the API queues
+    /// the job just before it commits the row, so the job can come first. Ask again shortly.
+    NotYet,
 }
 
-/// Takes a pending recording, or one whose recorder died while it ran (it continues into new
-/// files).
-pub async fn claim(db: &PgPool, recording_id: Uuid, recorder_id: &str) -> sqlx::Result<Claim> {
-    let claimed = sqlx::query(
-        "update recordings set status = 'starting', recorder_id = $2, updated_at = now()
-         where id = $1 and status in ('pending', 'starting', 'recording')",
+/// Takes a pending recording, or one whose recorder has not been heard of for `stale_after` (it
+/// continues into new files), or one that names this recorder but that this process does not
+/// work on (an earlier process with the same instance id died). A live recorder keeps its
+/// recordings fresh with [`heartbeat`].
+pub async fn claim(db: &PgPool, recording_id: Uuid, recorder_id: &str, stale_after: Duration) -> sqlx::Result<Claim> {
+    let before: Option<String> = sqlx::query_scalar(
+        "with old as (select id, status from recordings where id = $1 for update)
+         update recordings r
+            set status = case when old.status = 'finalizing' then 'finalizing' else 'starting' end,
+                recorder_id = $2, updated_at = now()
+           from old
+          where r.id = old.id
+            and (old.status = 'pending'
+                 or (old.status in ('starting', 'recording', 'finalizing')
+                     and (r.updated_at < now() - make_interval(secs => $3) or r.recorder_id = $2)))
+         returning old.status",
     )
     .bind(recording_id)
     .bind(recorder_id)
-    .execute(db)
+    .bind(stale_after.as_secs_f64())
+    .fetch_optional(db)
     .await?;
-    Ok(if claimed.rows_affected() == 1 { Claim::Record } else { Claim::Nothing })
+    Ok(match before.as_deref() {
+        // A commit between this statement's snapshot and now shows as a row that is still pending.
+        None if matches!(current_status(db, recording_id).await?.as_deref(), None | Some("pending")) => Claim::NotYet,
+        None => Claim::Nothing,
+        Some("pending") => Claim::Record { taken_over: false },
+        Some("finalizing") => Claim::Finalize,
+        Some(_) => Claim::Record { taken_over: true },
+    })
+}
+
+async fn current_status(db: &PgPool, recording_id: Uuid) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar("select status from recordings where id = $1").bind(recording_id).fetch_optional(db).await
+}
+
+/// Tells that this recorder still works on the recording; the status it is in now, or `None`
+/// when another recorder took it over (or it was deleted).
+pub async fn heartbeat(db: &PgPool, recording_id: Uuid, recorder_id: &str) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar("update recordings set updated_at = now() where id = $1 and recorder_id = $2 returning status")
+        .bind(recording_id)
+        .bind(recorder_id)
+        .fetch_optional(db)
+        .await
+}
+
+/// Running recordings nobody has been heard of for `stale_after` (e.g. their job was lost with
+/// Redis's data), and those that name `recorder_id` (given by a process that has just started
+/// under that id): (recording id, room id).
+pub async fn orphaned(
+    db: &PgPool,
+    recorder_id: Option<&str>,
+    stale_after: Duration,
+) -> sqlx::Result<Vec<(Uuid, Uuid)>> {
+    sqlx::query_as(
+        "select id, room_id from recordings
+          where status in ('pending', 'starting', 'recording', 'finalizing')
+            and (updated_at < now() - make_interval(secs => $2) or recorder_id = $1)",
+    )
+    .bind(recorder_id)
+    .bind(stale_after.as_secs_f64())
+    .fetch_all(db)
+    .await
 }
 
 /// The recorder is in the call: `recording`, with the time media capture began (kept from an
@@ -44,13 +105,6 @@ pub async fn mark_recording(db: &PgPool, recording_id: Uuid, recorder_id: &str) 
     .execute(db)
     .await?;
     Ok(marked.rows_affected() == 1)
-}
-
-/// Whether the API asked for the recording to stop (or it is gone).
-pub async fn stop_requested(db: &PgPool, recording_id: Uuid) -> sqlx::Result<bool> {
-    let status: Option<String> =
-        sqlx::query_scalar("select status from recordings where id = $1").bind(recording_id).fetch_optional(db).await?;
-    Ok(!matches!(status.as_deref(), Some("starting" | "recording")))
 }
 
 /// The final state, unless another recorder took the recording over meanwhile.
@@ -79,28 +133,55 @@ pub async fn finish(
 pub async fn add_file(
     db: &PgPool,
     recording_id: Uuid,
-    participant: &Recorded,
+    who: &Who,
     path: &str,
     file: &FinishedFile,
+    recovered: bool,
 ) -> sqlx::Result<()> {
     sqlx::query(
         "insert into recording_files
-           (id, recording_id, peer_id, user_id, participant, path, bytes, duration_ms, codecs, sha256)
-         values ($1, $2, $3, (select id from users where id = $4), $5, $6, $7, $8, $9, $10)",
+           (id, recording_id, peer_id, user_id, participant, path, bytes, duration_ms, codecs, sha256, recovered)
+         values ($1, $2, $3, (select id from users where id = $4), $5, $6, $7, $8, $9, $10, $11)",
     )
     .bind(Uuid::new_v4())
     .bind(recording_id)
-    .bind(&participant.peer_id)
-    .bind(Uuid::parse_str(&participant.user_id).ok())
-    .bind(&participant.display_name)
+    .bind(&who.peer_id)
+    .bind(Uuid::parse_str(&who.user_id).ok())
+    .bind(&who.display_name)
     .bind(path)
     .bind(file.bytes as i64)
     .bind(file.duration_ms as i64)
     .bind(file.codecs.iter().map(|c| c.to_string()).collect::<Vec<_>>())
     .bind(&file.sha256)
+    .bind(recovered)
     .execute(db)
     .await?;
     Ok(())
+}
+
+/// Adds a participant's counters to the recording's.
+pub async fn add_stats(db: &PgPool, recording_id: Uuid, stats: &CaptureStats) -> sqlx::Result<()> {
+    sqlx::query(
+        "update recordings set packets = packets + $2, packets_lost = packets_lost + $3,
+                keyframe_requests = keyframe_requests + $4, av_drift_ms = greatest(av_drift_ms, $5)
+          where id = $1",
+    )
+    .bind(recording_id)
+    .bind(stats.packets as i64)
+    .bind(stats.packets_lost as i64)
+    .bind(stats.keyframe_requests as i64)
+    .bind(stats.av_drift_ms as i64)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// The paths of the recording's registered files.
+pub async fn file_paths(db: &PgPool, recording_id: Uuid) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar("select path from recording_files where recording_id = $1")
+        .bind(recording_id)
+        .fetch_all(db)
+        .await
 }
 
 /// How many files the recording has.

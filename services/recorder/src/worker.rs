@@ -1,8 +1,11 @@
 //! Takes recording jobs and sees each through: claim the row, join the call as the hidden
 //! recorder, stay until the API stops the recording (or the room goes away), leave, and record
-//! the outcome. Several recordings run side by side, one task each.
+//! the outcome. Several recordings run side by side, one task each. Beside them, a reconciler
+//! re-queues recordings whose recorder went silent, so a lost job never leaves a row stuck.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use confab_common::tokens::SigningKeys;
@@ -10,24 +13,34 @@ use sqlx::PgPool;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::call::{Call, Identity, Recorded};
+use crate::archive::Archive;
+use crate::call::{Call, Outcome, Seat};
 use crate::jobs::{Job, JobQueue};
 use crate::settings::Settings;
 use crate::status::{self, Claim};
 
-/// How often a running recording renews its job claim and checks for a stop.
+/// How often a running recording renews its job claim, tells it is alive, and checks for a stop.
 const TICK: Duration = Duration::from_millis(500);
 /// How long one ask for work waits.
 const POLL: Duration = Duration::from_secs(2);
+/// How long a job may wait for its row: the API queues the job just before it commits the row,
+/// so a recorder can see the job first. A row still missing after this was never committed.
+const ROW_WAIT: Duration = Duration::from_secs(5);
 
 pub struct Worker {
     pub settings: Settings,
     pub db: PgPool,
     pub queue: JobQueue,
-    pub keys: SigningKeys,
+    pub keys: Arc<SigningKeys>,
+    /// Recordings this process works on.
+    active: Mutex<HashSet<Uuid>>,
 }
 
 impl Worker {
+    pub fn new(settings: Settings, db: PgPool, queue: JobQueue, keys: SigningKeys) -> Self {
+        Self { settings, db, queue, keys: Arc::new(keys), active: Mutex::default() }
+    }
+
     /// Takes jobs until `shutdown` turns true. Recordings in progress are left to their tasks;
     /// if the process exits under them, another recorder takes their jobs over.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
@@ -35,6 +48,7 @@ impl Worker {
             tracing::warn!(error = %e, "cannot create the job consumer group; retrying");
             tokio::time::sleep(POLL).await;
         }
+        tokio::spawn(self.clone().reconcile(shutdown.clone()));
         loop {
             let next = tokio::select! {
                 next = self.queue.next(POLL) => next,
@@ -43,7 +57,7 @@ impl Worker {
             match next {
                 Ok(Some(job)) => {
                     let worker = self.clone();
-                    tokio::spawn(async move { worker.record(job).await });
+                    tokio::spawn(async move { worker.take(job).await });
                 }
                 Ok(None) => {}
                 Err(e) => {
@@ -54,92 +68,185 @@ impl Worker {
         }
     }
 
-    async fn record(&self, job: Job) {
-        let recorder = &self.settings.instance_id;
+    /// Re-queues, at start-up and then every `reclaim_after`, the recordings whose recorder went
+    /// silent (and at start-up those left under this instance id by a process that died).
+    async fn reconcile(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut mine = Some(self.settings.instance_id.as_str());
+        loop {
+            match status::orphaned(&self.db, mine.take(), self.settings.reclaim_after).await {
+                Ok(orphans) => {
+                    for (recording_id, room_id) in orphans {
+                        tracing::info!(recording.id = %recording_id, "re-queueing a recording whose recorder went silent");
+                        let queued = self.queue.requeue(&recording_id.to_string(), &room_id.to_string()).await;
+                        if let Err(e) = queued {
+                            tracing::warn!(recording.id = %recording_id, error = %e, "cannot re-queue a recording");
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot look for orphaned recordings"),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(self.settings.reclaim_after) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    /// Works on a job unless this process already does (a re-queued duplicate).
+    async fn take(&self, job: Job) {
         let Ok(recording_id) = Uuid::parse_str(&job.recording_id) else {
             tracing::warn!(job = %job.entry, "dropping a job without a valid recording id");
             let _ = self.queue.complete(&job).await;
             return;
         };
-        match status::claim(&self.db, recording_id, recorder).await {
-            Ok(Claim::Record) => {}
-            Ok(Claim::Nothing) => {
-                let _ = self.queue.complete(&job).await;
-                return;
-            }
-            // Left unacknowledged: it comes back once the claim is stale.
-            Err(e) => return tracing::warn!(recording.id = %recording_id, error = %e, "cannot claim the recording"),
+        if !self.active.lock().expect("not poisoned").insert(recording_id) {
+            let _ = self.queue.complete(&job).await;
+            return;
         }
-        tracing::info!(recording.id = %recording_id, room.id = %job.room_id, "recording claimed");
-        let identity = Identity { keys: &self.keys, issuer: &self.settings.jwt_issuer, recorder_id: recorder };
-        let dir = self.settings.recordings_dir.join(recording_id.to_string());
-        if let Err(e) = tokio::fs::create_dir_all(&dir).await {
-            tracing::warn!(recording.id = %recording_id, error = %e, "cannot create the recording's directory");
-        }
-        let outcome = match Call::join(&identity, &self.settings.gateway_urls, &job.room_id, &job.recording_id).await {
-            Ok(call) => {
-                if let Err(e) = status::mark_recording(&self.db, recording_id, recorder).await {
-                    tracing::warn!(recording.id = %recording_id, error = %e, "cannot mark the recording as running");
-                }
-                let ended = call.record_until(&dir, self.stop_requested(&job, recording_id)).await;
-                self.save_files(recording_id, &ended.recorded).await;
-                self.outcome(recording_id, ended.stopped, &ended.failures).await
-            }
-            Err(e) => {
-                tracing::warn!(recording.id = %recording_id, error = %e, "cannot join the call");
-                // The details (gateway addresses) stay in the log, not in what members can read.
-                ("failed", Some("could not join the call".to_owned()))
-            }
-        };
-        let (final_status, reason) = outcome;
-        match status::finish(&self.db, recording_id, recorder, final_status, reason.as_deref()).await {
-            Ok(_) => tracing::info!(recording.id = %recording_id, status = final_status, "recording finished"),
-            Err(e) => tracing::warn!(recording.id = %recording_id, error = %e, "cannot record the outcome"),
-        }
-        if let Err(e) = self.queue.complete(&job).await {
+        metrics::gauge!("recorder_recordings_active").increment(1);
+        let acknowledge = self.record(&job, recording_id).await;
+        metrics::gauge!("recorder_recordings_active").decrement(1);
+        self.active.lock().expect("not poisoned").remove(&recording_id);
+        if acknowledge && let Err(e) = self.queue.complete(&job).await {
             tracing::warn!(recording.id = %recording_id, error = %e, "cannot acknowledge the job");
         }
     }
 
-    /// Completes once the API asked for a stop; meanwhile keeps the job's claim fresh.
-    async fn stop_requested(&self, job: &Job, recording_id: Uuid) {
+    /// Sees a recording through; `false` when its job must stay unacknowledged (another
+    /// recorder holds it now, or it should come back later).
+    async fn record(&self, job: &Job, recording_id: Uuid) -> bool {
+        let recorder = &self.settings.instance_id;
+        let archive = Archive::new(self.db.clone(), &self.settings.recordings_dir, recording_id);
+        let taken_over = match self.claim(recording_id).await {
+            Ok(Claim::Record { taken_over }) => taken_over,
+            Ok(Claim::Finalize) => {
+                let recovered = self.recover(&archive).await;
+                let outcome = Outcome { stopped: true, ..Outcome::default() };
+                self.finish(recording_id, self.final_status(recording_id, &outcome, true, recovered).await).await;
+                return true;
+            }
+            Ok(Claim::Nothing | Claim::NotYet) => return true,
+            // Left unacknowledged: it comes back once the claim is stale.
+            Err(e) => {
+                tracing::warn!(recording.id = %recording_id, error = %e, "cannot claim the recording");
+                return false;
+            }
+        };
+        tracing::info!(recording.id = %recording_id, room.id = %job.room_id, taken_over, "recording claimed");
+        let recovered = if taken_over { self.recover(&archive).await } else { 0 };
+        let seat = Seat {
+            keys: self.keys.clone(),
+            issuer: self.settings.jwt_issuer.clone(),
+            recorder_id: recorder.clone(),
+            gateways: self.settings.gateway_urls.clone(),
+            room_id: job.room_id.clone(),
+            recording_id: job.recording_id.clone(),
+        };
+        let call = match Call::join(seat).await {
+            Ok(call) => call,
+            Err(e) => {
+                tracing::warn!(recording.id = %recording_id, error = %e, "cannot join the call");
+                // The details (gateway addresses) stay in the log, not in what members can read.
+                self.finish(recording_id, ("failed", Some("could not join the call".to_owned()))).await;
+                return true;
+            }
+        };
+        if let Err(e) = status::mark_recording(&self.db, recording_id, recorder).await {
+            tracing::warn!(recording.id = %recording_id, error = %e, "cannot mark the recording as running");
+        }
+        let lost = AtomicBool::new(false);
+        let outcome = call.record_until(&archive, self.until_stopped(job, recording_id, &lost)).await;
+        if lost.load(Ordering::Relaxed) {
+            tracing::warn!(recording.id = %recording_id, "the recording was taken over or deleted; left it");
+            return false;
+        }
+        let status = self.final_status(recording_id, &outcome, taken_over, recovered).await;
+        self.finish(recording_id, status).await;
+        true
+    }
+
+    /// Claims the recording, waiting up to [`ROW_WAIT`] for a row that is not committed yet.
+    async fn claim(&self, recording_id: Uuid) -> sqlx::Result<Claim> {
+        let give_up = tokio::time::Instant::now() + ROW_WAIT;
+        loop {
+            let claim = status::claim(&self.db, recording_id, &self.settings.instance_id, self.settings.reclaim_after);
+            match claim.await? {
+                Claim::NotYet if tokio::time::Instant::now() < give_up => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                claim => return Ok(claim),
+            }
+        }
+    }
+
+    /// Completes once the API asked for a stop, or once the recording is no longer this
+    /// recorder's (then `lost` is set); meanwhile keeps the job's claim and the row fresh.
+    async fn until_stopped(&self, job: &Job, recording_id: Uuid, lost: &AtomicBool) {
         let mut tick = tokio::time::interval(TICK);
         loop {
             tick.tick().await;
             if let Err(e) = self.queue.renew(job).await {
                 tracing::warn!(recording.id = %recording_id, error = %e, "cannot renew the job claim");
             }
-            if status::stop_requested(&self.db, recording_id).await.unwrap_or(false) {
-                return;
+            match status::heartbeat(&self.db, recording_id, &self.settings.instance_id).await {
+                Ok(Some(status)) if status == "starting" || status == "recording" => {}
+                Ok(Some(_)) => return,
+                Ok(None) => return lost.store(true, Ordering::Relaxed),
+                // Recording goes on while Postgres is away; the files are registered later.
+                Err(e) => tracing::warn!(recording.id = %recording_id, error = %e, "cannot reach Postgres"),
             }
         }
     }
 
-    /// Records a row for every finished file.
-    async fn save_files(&self, recording_id: Uuid, recorded: &[Recorded]) {
-        for participant in recorded {
-            for file in &participant.files {
-                let relative = file.path.strip_prefix(&self.settings.recordings_dir).unwrap_or(&file.path);
-                let saved =
-                    status::add_file(&self.db, recording_id, participant, &relative.to_string_lossy(), file).await;
-                if let Err(e) = saved {
-                    tracing::warn!(recording.id = %recording_id, error = %e, "cannot record a finished file");
-                }
+    /// Rebuilds and registers what a recorder that died left; how many files.
+    async fn recover(&self, archive: &Archive) -> usize {
+        match archive.recover().await {
+            Ok(recovered) => {
+                metrics::counter!("recorder_files_recovered_total").increment(recovered as u64);
+                recovered
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot recover the files of a recorder that died");
+                0
             }
         }
     }
 
-    /// The final status: files make it `ready`; none means no participant sent media. A call
-    /// that ended under the recorder (room deleted, gateway gone) without a stop, or a participant
-    /// whose media could not be written, makes it `partial`.
-    async fn outcome(&self, recording_id: Uuid, stopped: bool, failures: &[String]) -> (&'static str, Option<String>) {
+    /// The final status: files make it `ready`; none means no participant sent media. A gap (a
+    /// recorder died and this one took over), a call that ended under the recorder without a stop,
+    /// or a participant whose media could not be written makes it `partial`.
+    async fn final_status(
+        &self,
+        recording_id: Uuid,
+        outcome: &Outcome,
+        taken_over: bool,
+        recovered: usize,
+    ) -> (&'static str, Option<String>) {
         let files = status::file_count(&self.db, recording_id).await.unwrap_or(0);
-        match (stopped, files, failures.first()) {
-            (_, 0, None) => ("failed", Some("no media was received".into())),
-            (_, 0, Some(failure)) => ("failed", Some(failure.clone())),
-            (true, _, None) => ("ready", None),
-            (true, _, Some(failure)) => ("partial", Some(failure.clone())),
-            (false, _, _) => ("partial", Some("the call ended before the recording was stopped".into())),
+        let failure = outcome.failures.first().cloned();
+        if files == 0 {
+            return ("failed", Some(failure.unwrap_or_else(|| "no media was received".into())));
+        }
+        if taken_over || recovered > 0 {
+            let reason =
+                "a recorder stopped unexpectedly: media is missing from when it stopped until another took over";
+            return ("partial", Some(reason.into()));
+        }
+        match (outcome.stopped, failure) {
+            (true, None) => ("ready", None),
+            (true, Some(failure)) => ("partial", Some(failure)),
+            (false, _) => ("partial", Some("the call ended before the recording was stopped".into())),
+        }
+    }
+
+    async fn finish(&self, recording_id: Uuid, (status, reason): (&'static str, Option<String>)) {
+        let recorder = &self.settings.instance_id;
+        match status::finish(&self.db, recording_id, recorder, status, reason.as_deref()).await {
+            Ok(_) => {
+                metrics::counter!("recorder_recordings_finished_total", "status" => status).increment(1);
+                tracing::info!(recording.id = %recording_id, status, "recording finished");
+            }
+            Err(e) => tracing::warn!(recording.id = %recording_id, error = %e, "cannot record the outcome"),
         }
     }
 }

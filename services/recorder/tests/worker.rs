@@ -1,6 +1,7 @@
-//! The recorder's job worker against real Postgres, Redis and an in-process gateway: it takes a
+//! The recorder's job worker against real Postgres, Redis and in-process gateways: it takes a
 //! queued recording, joins the call as the hidden recorder (participants are told), leaves when
-//! the API stops the recording, records the outcome, and takes over the job of a dead recorder.
+//! the API stops the recording, records the outcome, takes over the job of a dead recorder (and
+//! rebuilds the files a `kill -9`ed recorder process left), and rejoins when its gateway goes.
 
 use std::time::Duration;
 
@@ -36,6 +37,7 @@ struct World {
     prefix: String,
     key_pem: String,
     keys: SigningKeys,
+    jwks_url: String,
     gateway: String,
     room: Uuid,
 }
@@ -54,21 +56,8 @@ async fn world() -> World {
     let key_pem = signing.to_pkcs8_pem(LineEnding::LF).unwrap().to_string();
     let keys = SigningKeys::from_pem(&key_pem).unwrap();
     let prefix = format!("confab-test:{}", Uuid::new_v4().simple());
-    let gateway = confab_gateway::Application::build(confab_gateway::Settings {
-        bind: "127.0.0.1:0".into(),
-        redis_url: env("REDIS_URL"),
-        redis_prefix: prefix.clone(),
-        jwks_url: jwks_server(&keys),
-        jwt_issuer: "confab".into(),
-        allowed_origins: vec![],
-        instance_id: "gw-test".into(),
-        ice: Default::default(),
-        limits: Default::default(),
-    })
-    .unwrap();
-    let gateway_url = format!("ws://127.0.0.1:{}/v1/signal", gateway.port());
-    actix_web::rt::spawn(gateway.run_until_stopped());
-
+    let jwks_url = jwks_server(&keys);
+    let (gateway_url, _) = gateway(&prefix, &jwks_url, "gw-test");
     let (owner, room) = (Uuid::new_v4(), Uuid::new_v4());
     db.execute(sqlx::AssertSqlSafe(format!(
         "insert into users (id, email, display_name, password_hash) values ('{owner}', '{owner}@example.org', 'Ann', 'x');
@@ -76,7 +65,31 @@ async fn world() -> World {
     )))
     .await
     .unwrap();
-    World { db, database_url, prefix, key_pem, keys, gateway: gateway_url, room }
+    World { db, database_url, prefix, key_pem, keys, jwks_url, gateway: gateway_url, room }
+}
+
+/// A gateway of the world's Redis prefix: its URL and what stops it (as SIGTERM would).
+fn gateway(
+    prefix: &str,
+    jwks_url: &str,
+    instance_id: &str,
+) -> (String, std::sync::Arc<tokio::sync::watch::Sender<bool>>) {
+    let gateway = confab_gateway::Application::build(confab_gateway::Settings {
+        bind: "127.0.0.1:0".into(),
+        redis_url: env("REDIS_URL"),
+        redis_prefix: prefix.to_owned(),
+        jwks_url: jwks_url.to_owned(),
+        jwt_issuer: "confab".into(),
+        allowed_origins: vec![],
+        instance_id: instance_id.into(),
+        ice: Default::default(),
+        limits: Default::default(),
+    })
+    .unwrap();
+    let url = format!("ws://127.0.0.1:{}/v1/signal", gateway.port());
+    let stopper = gateway.stopper();
+    actix_web::rt::spawn(gateway.run_until_stopped());
+    (url, stopper)
 }
 
 fn jwks_server(keys: &SigningKeys) -> String {
@@ -212,6 +225,57 @@ impl Participant {
         self.socket.send(Message::text(message.to_string())).await.unwrap();
     }
 
+    /// Opens the send-only connection to `recorder`, signaled through the gateway like a
+    /// browser's, and waits until it is connected.
+    async fn offer_media(&mut self, recorder: &str) -> Media {
+        let mut media_engine = MediaEngine::default();
+        media_engine.register_default_codecs().unwrap();
+        let mut sender = sender_peer(media_engine).await;
+        let video = sample_track(RtpCodecKind::Video, VIDEO_SSRC, codec("video/VP8", 90_000, 0));
+        let audio = sample_track(RtpCodecKind::Audio, AUDIO_SSRC, codec("audio/opus", 48_000, 2));
+        let video_transceiver = add_send_only(&sender.connection, std::sync::Arc::clone(&video)).await;
+        let audio_transceiver = add_send_only(&sender.connection, std::sync::Arc::clone(&audio)).await;
+        let offer = sender.connection.create_offer(None).await.unwrap();
+        sender.connection.set_local_description(offer.clone()).await.unwrap();
+        self.send(serde_json::json!({"signal": {"to": recorder, "sdp": {"type": "offer", "sdp": offer.sdp}}})).await;
+        loop {
+            tokio::select! {
+                Some(init) = sender.candidates.recv() => {
+                    let candidate = serde_json::json!({"candidate": init.candidate, "sdp_mid": init.sdp_mid, "sdp_mline_index": init.sdp_mline_index});
+                    self.send(serde_json::json!({"signal": {"to": recorder, "candidate": candidate}})).await;
+                }
+                message = self.recv() => {
+                    let signal = &message["signal"];
+                    if signal["sdp"]["type"] == "answer" {
+                        let answer = RTCSessionDescription::answer(signal["sdp"]["sdp"].as_str().unwrap().to_owned()).unwrap();
+                        sender.connection.set_remote_description(answer).await.unwrap();
+                    } else if let Some(candidate) = signal.get("candidate") {
+                        let init = RTCIceCandidateInit {
+                            candidate: candidate["candidate"].as_str().unwrap().to_owned(),
+                            sdp_mid: candidate["sdp_mid"].as_str().map(str::to_owned),
+                            sdp_mline_index: candidate["sdp_mline_index"].as_u64().map(|i| i as u16),
+                            ..Default::default()
+                        };
+                        sender.connection.add_ice_candidate(init).await.unwrap();
+                    }
+                }
+                _ = sender.connected.wait_for(|connected| *connected) => break,
+            }
+        }
+        let (video_pt, audio_pt) = (payload_type(&video_transceiver).await, payload_type(&audio_transceiver).await);
+        Media { sender, video: (video, video_pt), audio: (audio, audio_pt) }
+    }
+
+    /// The next message that has `key`, skipping others.
+    async fn recv_with(&mut self, key: &str) -> Value {
+        loop {
+            let message = self.recv().await;
+            if message.get(key).is_some() {
+                return message;
+            }
+        }
+    }
+
     async fn recv(&mut self) -> Value {
         loop {
             let frame = tokio::time::timeout(Duration::from_secs(10), self.socket.next()).await;
@@ -221,6 +285,35 @@ impl Participant {
             }
         }
     }
+}
+
+/// A participant's connection to the recorder, ready to send.
+struct Media {
+    sender: SenderPeer,
+    video: (std::sync::Arc<webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample>, u8),
+    audio: (std::sync::Arc<webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample>, u8),
+}
+
+impl Media {
+    /// Sends 3 s of VP8 and Opus, then closes the connection.
+    async fn send(self) {
+        tokio::join!(send_video(self.video.0, self.video.1), send_audio(self.audio.0, self.audio.1));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        self.sender.connection.close().await.unwrap();
+    }
+}
+
+/// Video frames in the WebM file at `path`, and whether it has Cues.
+fn video_frames_in(path: &std::path::Path) -> (usize, bool) {
+    let bytes = std::fs::read(path).unwrap();
+    let has_cues = bytes.windows(4).any(|w| w == [0x1c, 0x53, 0xbb, 0x6b]);
+    let mut mkv = matroska_demuxer::MatroskaFile::open(std::io::Cursor::new(bytes)).unwrap();
+    let mut frame = matroska_demuxer::Frame::default();
+    let mut count = 0;
+    while let Ok(true) = mkv.next_frame(&mut frame) {
+        count += usize::from(frame.track == 1);
+    }
+    (count, has_cues)
 }
 
 #[actix_web::test]
@@ -326,43 +419,7 @@ async fn a_participant_offering_its_media_through_the_gateway_is_recorded_into_a
     let started = ann.recv().await;
     let recorder = started["recording_started"]["recorder_peer_id"].as_str().expect("a recorder").to_owned();
 
-    // Ann's send-only connection to the recorder, signaled through the gateway like a browser's.
-    let mut media_engine = MediaEngine::default();
-    media_engine.register_default_codecs().unwrap();
-    let mut sender = sender_peer(media_engine).await;
-    let video = sample_track(RtpCodecKind::Video, VIDEO_SSRC, codec("video/VP8", 90_000, 0));
-    let audio = sample_track(RtpCodecKind::Audio, AUDIO_SSRC, codec("audio/opus", 48_000, 2));
-    let video_transceiver = add_send_only(&sender.connection, std::sync::Arc::clone(&video)).await;
-    let audio_transceiver = add_send_only(&sender.connection, std::sync::Arc::clone(&audio)).await;
-    let offer = sender.connection.create_offer(None).await.unwrap();
-    sender.connection.set_local_description(offer.clone()).await.unwrap();
-    ann.send(serde_json::json!({"signal": {"to": recorder, "sdp": {"type": "offer", "sdp": offer.sdp}}})).await;
-    loop {
-        tokio::select! {
-            Some(init) = sender.candidates.recv() => {
-                let candidate = serde_json::json!({"candidate": init.candidate, "sdp_mid": init.sdp_mid, "sdp_mline_index": init.sdp_mline_index});
-                ann.send(serde_json::json!({"signal": {"to": recorder, "candidate": candidate}})).await;
-            }
-            message = ann.recv() => {
-                let signal = &message["signal"];
-                if signal["sdp"]["type"] == "answer" {
-                    let answer = RTCSessionDescription::answer(signal["sdp"]["sdp"].as_str().unwrap().to_owned()).unwrap();
-                    sender.connection.set_remote_description(answer).await.unwrap();
-                } else if let Some(candidate) = signal.get("candidate") {
-                    let init = RTCIceCandidateInit {
-                        candidate: candidate["candidate"].as_str().unwrap().to_owned(),
-                        sdp_mid: candidate["sdp_mid"].as_str().map(str::to_owned),
-                        sdp_mline_index: candidate["sdp_mline_index"].as_u64().map(|i| i as u16),
-                        ..Default::default()
-                    };
-                    sender.connection.add_ice_candidate(init).await.unwrap();
-                }
-            }
-            _ = sender.connected.wait_for(|connected| *connected) => break,
-        }
-    }
-    let (video_pt, audio_pt) = (payload_type(&video_transceiver).await, payload_type(&audio_transceiver).await);
-    tokio::join!(send_video(video, video_pt), send_audio(audio, audio_pt));
+    ann.offer_media(&recorder).await.send().await;
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     // What `POST /v1/recordings/{id}/stop` does.
@@ -373,7 +430,6 @@ async fn a_participant_offering_its_media_through_the_gateway_is_recorded_into_a
         .unwrap();
     let (_, reason, _) = world.wait_for_status(recording, "ready").await;
     assert_eq!(reason, None);
-    sender.connection.close().await.unwrap();
     let (path, bytes, codecs): (String, i64, Vec<String>) =
         sqlx::query_as("select path, bytes, codecs from recording_files where recording_id = $1")
             .bind(recording)
@@ -382,17 +438,222 @@ async fn a_participant_offering_its_media_through_the_gateway_is_recorded_into_a
             .unwrap();
     assert_eq!(codecs, ["vp8", "opus"]);
     let file = std::env::temp_dir().join(&path);
-    let written = std::fs::read(&file).unwrap();
-    assert_eq!(written.len() as i64, bytes);
-    let mut mkv = matroska_demuxer::MatroskaFile::open(std::io::Cursor::new(written)).unwrap();
-    let video_frames = {
-        let mut frame = matroska_demuxer::Frame::default();
-        let mut count = 0;
-        while let Ok(true) = mkv.next_frame(&mut frame) {
-            count += usize::from(frame.track == 1);
-        }
-        count
-    };
+    assert_eq!(std::fs::metadata(&file).unwrap().len() as i64, bytes);
+    let (video_frames, has_cues) = video_frames_in(&file);
+    assert!(video_frames * 10 >= VIDEO_FRAMES * 9, "video frames written: {video_frames} of {VIDEO_FRAMES}");
+    assert!(has_cues);
+    let (packets, lost): (i64, i64) = sqlx::query_as("select packets, packets_lost from recordings where id = $1")
+        .bind(recording)
+        .fetch_one(&world.db)
+        .await
+        .unwrap();
+    assert!(packets >= (VIDEO_FRAMES + AUDIO_FRAMES) as i64, "{packets} packets counted");
+    assert_eq!(lost, 0);
+    let _ = std::fs::remove_dir_all(std::env::temp_dir().join(recording.to_string()));
+}
+
+#[actix_web::test]
+async fn a_recording_taken_over_after_its_recorder_died_ends_partial_with_the_gap_named() {
+    let world = world().await;
+    let mut ann = world.participant().await;
+    let recording = world.queue_recording("pending").await;
+    let dead = world.worker("rec-dead");
+    dead.queue.ensure_group().await.unwrap();
+    dead.queue.next(Duration::from_millis(100)).await.unwrap().expect("the job");
+    sqlx::query("update recordings set status = 'recording', recorder_id = 'rec-dead' where id = $1")
+        .bind(recording)
+        .execute(&world.db)
+        .await
+        .unwrap();
+    drop(dead);
+    let _survivor = world.start_worker("rec-b");
+    let recorder =
+        ann.recv_with("recording_started").await["recording_started"]["recorder_peer_id"].as_str().unwrap().to_owned();
+    ann.offer_media(&recorder).await.send().await;
+    sqlx::query("update recordings set status = 'finalizing' where id = $1")
+        .bind(recording)
+        .execute(&world.db)
+        .await
+        .unwrap();
+    let (_, reason, _) = world.wait_for_status(recording, "partial").await;
+    assert!(reason.unwrap().contains("media is missing"), "the gap is named");
+    assert_eq!(
+        sqlx::query_scalar::<_, i64>("select count(*) from recording_files where recording_id = $1 and not recovered")
+            .bind(recording)
+            .fetch_one(&world.db)
+            .await
+            .unwrap(),
+        1
+    );
+    let _ = std::fs::remove_dir_all(std::env::temp_dir().join(recording.to_string()));
+}
+
+/// The recorder binary, started like `deploy/local/up` does, recording into `dir`.
+fn recorder_process(world: &World, instance_id: &str, dir: &std::path::Path) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_confab-recorder"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATABASE_URL", &world.database_url)
+        .env("REDIS_URL", env("REDIS_URL"))
+        .env("CONFAB_REDIS_PREFIX", &world.prefix)
+        .env("CONFAB_JWT_KEY", &world.key_pem)
+        .env("CONFAB_GATEWAY_URLS", &world.gateway)
+        .env("CONFAB_INSTANCE_ID", instance_id)
+        .env("CONFAB_RECORDINGS_DIR", dir)
+        .env("CONFAB_BIND", "127.0.0.1:0")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("the recorder binary starts")
+}
+
+#[actix_web::test]
+async fn a_recorder_killed_mid_recording_leaves_a_file_that_a_restarted_one_rebuilds_into_a_partial_recording() {
+    let world = world().await;
+    let dir = std::env::temp_dir().join(format!("confab-kill-{}", Uuid::new_v4().simple()));
+    let mut ann = world.participant().await;
+    let recording = world.queue_recording("pending").await;
+    let mut process = recorder_process(&world, "rec-killed", &dir);
+    let recorder =
+        ann.recv_with("recording_started").await["recording_started"]["recorder_peer_id"].as_str().unwrap().to_owned();
+    let media = ann.offer_media(&recorder).await;
+    tokio::join!(send_video(media.video.0.clone(), media.video.1), send_audio(media.audio.0.clone(), media.audio.1));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    process.kill().unwrap(); // SIGKILL
+    process.wait().unwrap();
+    media.sender.connection.close().await.unwrap();
+
+    // The orphan as the killed process left it: it reads (up to its last flush) but has no Cues.
+    let recording_dir = dir.join(recording.to_string());
+    let orphan = std::fs::read_dir(&recording_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "webm"))
+        .expect("the killed recorder left its file");
+    let (frames_left, has_cues) = video_frames_in(&orphan);
+    assert!(!has_cues);
+    assert!(frames_left >= 30, "at least a second of video survived: {frames_left} frames");
+
+    // The owner stops the recording while no recorder runs; the recorder starts again.
+    sqlx::query("update recordings set status = 'finalizing' where id = $1")
+        .bind(recording)
+        .execute(&world.db)
+        .await
+        .unwrap();
+    let mut settings = world.worker("rec-killed").settings;
+    settings.recordings_dir = dir.clone();
+    let _restarted = start(Worker::build(settings).unwrap());
+    let (_, reason, recorder_id) = world.wait_for_status(recording, "partial").await;
+    assert!(reason.unwrap().contains("stopped unexpectedly"));
+    assert_eq!(recorder_id, None);
+
+    let (path, bytes, recovered, codecs, duration_ms): (String, i64, bool, Vec<String>, i64) = sqlx::query_as(
+        "select path, bytes, recovered, codecs, duration_ms from recording_files where recording_id = $1",
+    )
+    .bind(recording)
+    .fetch_one(&world.db)
+    .await
+    .unwrap();
+    assert!(recovered);
+    assert_eq!(codecs, ["vp8", "opus"]);
+    assert!(duration_ms >= 1_000, "{duration_ms} ms");
+    let rebuilt = dir.join(&path);
+    assert_eq!(rebuilt, orphan, "rebuilt in place");
+    assert_eq!(std::fs::metadata(&rebuilt).unwrap().len() as i64, bytes);
+    assert_eq!(video_frames_in(&rebuilt), (frames_left, true), "every frame kept, now with Cues");
+    let leftovers: Vec<_> = std::fs::read_dir(&recording_dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(leftovers.len(), 1, "no note or temporary file is left: {leftovers:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[actix_web::test]
+async fn a_recorder_whose_gateway_goes_away_joins_again_through_another_and_loses_no_media() {
+    let world = world().await;
+    let (doomed, stop_doomed) = gateway(&world.prefix, &world.jwks_url, "gw-doomed");
+    let mut ann = world.participant().await;
+    let recording = world.queue_recording("pending").await;
+    let _worker = start({
+        let mut settings = world.worker("rec-a").settings;
+        settings.gateway_urls = vec![doomed, world.gateway.clone()];
+        Worker::build(settings).unwrap()
+    });
+    let first =
+        ann.recv_with("recording_started").await["recording_started"]["recorder_peer_id"].as_str().unwrap().to_owned();
+    let media = ann.offer_media(&first).await;
+    let sending = tokio::spawn(media.send());
+
+    let _ = stop_doomed.send(true);
+    let stopped = ann.recv_with("recording_stopped").await;
+    assert_eq!(stopped["recording_stopped"]["recorder_peer_id"], first.as_str());
+    let again = ann.recv_with("recording_started").await;
+    let second = again["recording_started"]["recorder_peer_id"].as_str().unwrap();
+    assert_ne!(second, first, "the recorder is back under a new peer id");
+    assert_eq!(again["recording_started"]["recording_id"], recording.to_string());
+    assert_eq!(world.status(recording).await.0, "recording");
+    sending.await.unwrap();
+
+    sqlx::query("update recordings set status = 'finalizing' where id = $1")
+        .bind(recording)
+        .execute(&world.db)
+        .await
+        .unwrap();
+    let (_, reason, _) = world.wait_for_status(recording, "ready").await;
+    assert_eq!(reason, None);
+    let path: String = sqlx::query_scalar("select path from recording_files where recording_id = $1")
+        .bind(recording)
+        .fetch_one(&world.db)
+        .await
+        .unwrap();
+    let (video_frames, _) = video_frames_in(&std::env::temp_dir().join(path));
     assert!(video_frames * 10 >= VIDEO_FRAMES * 9, "video frames written: {video_frames} of {VIDEO_FRAMES}");
     let _ = std::fs::remove_dir_all(std::env::temp_dir().join(recording.to_string()));
+}
+
+#[actix_web::test]
+async fn a_participant_whose_file_cannot_be_written_fails_the_recording_with_the_reason() {
+    let world = world().await;
+    let mut ann = world.participant().await;
+    let recording = world.queue_recording("pending").await;
+    // The recording's directory cannot be created: a file is in its way.
+    let blocked = std::env::temp_dir().join(recording.to_string());
+    std::fs::write(&blocked, b"in the way").unwrap();
+    let _worker = world.start_worker("rec-a");
+    let recorder =
+        ann.recv_with("recording_started").await["recording_started"]["recorder_peer_id"].as_str().unwrap().to_owned();
+    ann.send(serde_json::json!({"signal": {"to": recorder, "sdp": {"type": "offer", "sdp": "v=0\r\n"}}})).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    sqlx::query("update recordings set status = 'finalizing' where id = $1")
+        .bind(recording)
+        .execute(&world.db)
+        .await
+        .unwrap();
+    let (_, reason, _) = world.wait_for_status(recording, "failed").await;
+    assert_eq!(reason.as_deref(), Some("Ann: cannot create the participant's file"));
+    std::fs::remove_file(&blocked).unwrap();
+}
+
+#[actix_web::test]
+async fn a_job_seen_before_its_row_is_committed_is_still_recorded_at_once() {
+    let world = world().await;
+    let mut ann = world.participant().await;
+    // A recorder that would take 30 s to notice a dropped job.
+    let mut settings = world.worker("rec-a").settings;
+    settings.reclaim_after = Duration::from_secs(30);
+    let _worker = start(Worker::build(settings).unwrap());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The API's order: the job first, then the row's commit.
+    let recording = Uuid::new_v4();
+    let _: String = confab_common::recording_jobs::add(&world.prefix, &recording.to_string(), &world.room.to_string())
+        .query_async(&mut world.redis().await)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    sqlx::query("insert into recordings (id, room_id) values ($1, $2)")
+        .bind(recording)
+        .bind(world.room)
+        .execute(&world.db)
+        .await
+        .unwrap();
+    assert_eq!(ann.recv_with("recording_started").await["recording_started"]["recording_id"], recording.to_string());
+    world.wait_for_status(recording, "recording").await;
 }

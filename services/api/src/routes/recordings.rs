@@ -50,6 +50,9 @@ pub struct FileView {
     pub bytes: i64,
     pub codecs: Vec<String>,
     pub sha256: Option<String>,
+    /// Rebuilt by a recorder from what a crashed recorder left on disk: it plays, but its last
+    /// seconds may be missing.
+    pub recovered: bool,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -58,6 +61,15 @@ pub struct RecordingStats {
     pub bytes: i64,
     /// The longest file's duration.
     pub duration_ms: Option<i64>,
+    /// RTP packets the recorder received, over all participants.
+    pub packets: i64,
+    /// Packets that never arrived (gaps in sequence numbers given up on).
+    pub packets_lost: i64,
+    /// Keyframe requests (PLI) the recorder sent.
+    pub keyframe_requests: i64,
+    /// The largest correction RTCP sender reports made to a track's timing: how far audio and
+    /// video would have drifted apart without them.
+    pub av_drift_ms: i64,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -84,6 +96,7 @@ impl From<RecordingFile> for FileView {
             bytes: f.bytes,
             codecs: f.codecs,
             sha256: f.sha256,
+            recovered: f.recovered,
         }
     }
 }
@@ -93,6 +106,10 @@ fn view(recording: Recording, files: Vec<RecordingFile>) -> RecordingView {
         files: files.len(),
         bytes: files.iter().map(|f| f.bytes).sum(),
         duration_ms: files.iter().filter_map(|f| f.duration_ms).max(),
+        packets: recording.packets,
+        packets_lost: recording.packets_lost,
+        keyframe_requests: recording.keyframe_requests,
+        av_drift_ms: recording.av_drift_ms,
     };
     RecordingView {
         id: recording.id,

@@ -18,6 +18,10 @@ pub struct Recording {
     pub started_at: Option<DateTime<Utc>>,
     pub ended_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
+    pub packets: i64,
+    pub packets_lost: i64,
+    pub keyframe_requests: i64,
+    pub av_drift_ms: i64,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -34,18 +38,26 @@ pub struct RecordingFile {
     pub duration_ms: Option<i64>,
     pub codecs: Vec<String>,
     pub sha256: Option<String>,
+    /// Rebuilt from what a crashed recorder left on disk.
+    pub recovered: bool,
     pub created_at: DateTime<Utc>,
 }
 
 macro_rules! recording_columns {
     () => {
-        "r.id, r.room_id, r.started_by, r.status, r.reason, r.started_at, r.ended_at, r.created_at"
+        concat!(
+            "r.id, r.room_id, r.started_by, r.status, r.reason, r.started_at, r.ended_at, r.created_at, ",
+            "r.packets, r.packets_lost, r.keyframe_requests, r.av_drift_ms"
+        )
     };
 }
 
 macro_rules! file_columns {
     () => {
-        "id, recording_id, peer_id, user_id, participant, path, content_type, bytes, duration_ms, codecs, sha256, created_at"
+        concat!(
+            "id, recording_id, peer_id, user_id, participant, path, content_type, bytes, duration_ms, codecs, ",
+            "sha256, recovered, created_at"
+        )
     };
 }
 

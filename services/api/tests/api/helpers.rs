@@ -248,3 +248,31 @@ impl TestApp {
         (email, login.body)
     }
 }
+
+/// A TCP proxy to `upstream` that the test can cut: open connections drop and new ones are
+/// refused, as if the server behind it went down. Returns its port and the cut switch.
+pub async fn cuttable_proxy(upstream: &str) -> (u16, tokio::sync::watch::Sender<bool>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (cut, cut_seen) = tokio::sync::watch::channel(false);
+    let upstream = upstream.to_owned();
+    tokio::spawn(async move {
+        let mut cut_for_listener = cut_seen.clone();
+        loop {
+            let mut client = tokio::select! {
+                accepted = listener.accept() => match accepted { Ok((client, _)) => client, Err(_) => return },
+                _ = cut_for_listener.wait_for(|cut| *cut) => return,
+            };
+            let mut cut_for_connection = cut_seen.clone();
+            let upstream = upstream.clone();
+            tokio::spawn(async move {
+                let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await else { return };
+                tokio::select! {
+                    _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                    _ = cut_for_connection.wait_for(|cut| *cut) => {}
+                }
+            });
+        }
+    });
+    (port, cut)
+}

@@ -6,7 +6,7 @@ use awc::http::StatusCode;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::{TestApp, cuttable_proxy, spawn_app, spawn_app_with};
 
 struct Room {
     id: String,
@@ -142,12 +142,23 @@ async fn files_download_as_attachments_with_range_and_etag_and_only_for_the_room
     let content: Vec<u8> = (0..=255u8).cycle().take(10_000).collect();
     let file = app.insert_recording_file(recording, &content).await;
     let url = app.url(&format!("/v1/recordings/{recording}/files/{file}"));
+    // What a recorder adds up from its participants.
+    sqlx::query(
+        "update recordings set packets = 900, packets_lost = 3, keyframe_requests = 2, av_drift_ms = 17 where id = $1",
+    )
+    .bind(recording)
+    .execute(&app.db)
+    .await
+    .unwrap();
 
     let listed = app.get(&format!("/v1/recordings/{recording}"), Some(&room.member)).await.body;
     assert_eq!(listed["files"][0]["id"], file.to_string());
     assert_eq!(listed["files"][0]["bytes"], 10_000);
     assert_eq!(listed["files"][0]["codecs"], json!(["vp8", "opus"]));
-    assert_eq!(listed["stats"], json!({"files": 1, "bytes": 10_000, "duration_ms": 6000}));
+    assert_eq!(listed["files"][0]["recovered"], false);
+    let stats = json!({"files": 1, "bytes": 10_000, "duration_ms": 6000, "packets": 900, "packets_lost": 3,
+                       "keyframe_requests": 2, "av_drift_ms": 17});
+    assert_eq!(listed["stats"], stats);
 
     let mut whole = app.client.get(&url).bearer_auth(&room.member).send().await.unwrap();
     assert_eq!(whole.status(), StatusCode::OK);
@@ -249,4 +260,21 @@ async fn admins_list_every_recording() {
     let listed: Value = app.get("/v1/admin/recordings?limit=1", Some(&admin)).await.body;
     assert_eq!(listed["recordings"][0]["id"], recording.to_string());
     assert_eq!(app.get("/v1/admin/recordings", Some(&room.owner)).await.status, StatusCode::FORBIDDEN);
+}
+
+#[actix_web::test]
+async fn a_recording_whose_job_cannot_be_queued_is_refused_with_503_and_leaves_no_row() {
+    // This app reaches Redis through a proxy that the test cuts once the room is set up.
+    let redis_url = std::env::var("REDIS_URL").unwrap();
+    let upstream = redis_url.trim_start_matches("redis://").trim_end_matches('/').to_owned();
+    let (port, cut) = cuttable_proxy(&upstream).await;
+    let app = spawn_app_with(|settings| settings.redis_url = format!("redis://127.0.0.1:{port}/")).await;
+    let room = room_with_people(&app).await;
+    cut.send(true).unwrap();
+
+    let started = app.post(&format!("/v1/rooms/{}/recordings", room.id), Some(&room.owner), json!({})).await;
+    assert_eq!(started.status, StatusCode::SERVICE_UNAVAILABLE, "{}", started.body);
+    assert!(started.body["error"]["code"].is_string(), "{}", started.body);
+    let rows: i64 = sqlx::query_scalar("select count(*) from recordings").fetch_one(&app.db).await.unwrap();
+    assert_eq!(rows, 0, "nothing is left pending without a job");
 }

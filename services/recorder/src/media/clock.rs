@@ -3,7 +3,7 @@
 //! reports tie each track's RTP clock to the sender's NTP wallclock, which both tracks share; before
 //! a track's first sender report, its first frame's arrival time stands in for it.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::TrackId;
 
@@ -37,6 +37,16 @@ impl TrackClock {
     fn ticks_to_ns(&self, from: u64, to: u64) -> i128 {
         (i128::from(to) - i128::from(from)) * NANOS_PER_SECOND / i128::from(self.clock_rate.max(1))
     }
+
+    /// Where the current mapping puts `rtp_timestamp`: the latest sender report once the NTP
+    /// offset is known, else the first frame; `None` while the track has neither.
+    fn map(&self, rtp_timestamp: u64, ntp_offset_ns: Option<i128>) -> Option<i128> {
+        if let (Some((sr_rtp, sr_ntp_ns)), Some(offset)) = (self.sender_report, ntp_offset_ns) {
+            return Some(sr_ntp_ns + self.ticks_to_ns(sr_rtp, rtp_timestamp) + offset);
+        }
+        let (first_rtp, first_ns) = self.first_frame?;
+        Some(first_ns + self.ticks_to_ns(first_rtp, rtp_timestamp))
+    }
 }
 
 /// Maps the RTP timestamps of one participant's tracks to nanoseconds on one timeline, whose zero
@@ -48,6 +58,8 @@ pub struct Timeline {
     /// Timeline ns minus sender NTP ns, fixed by the first sender report of any track.
     ntp_offset_ns: Option<i128>,
     tracks: Vec<TrackClock>,
+    /// Largest jump a sender report made in a track's existing mapping, in ns.
+    max_correction_ns: u128,
 }
 
 impl Timeline {
@@ -64,25 +76,33 @@ impl Timeline {
         let origin = *self.origin.get_or_insert(now);
         let Some(clock) = self.tracks.get_mut(track.0) else { return };
         let ntp_ns = ntp_to_ns(ntp_time);
-        if self.ntp_offset_ns.is_none() {
-            let local_ns = match clock.first_frame {
-                Some((rtp, ns)) => ns + clock.ticks_to_ns(rtp, rtp_timestamp),
-                None => elapsed_ns(origin, now),
-            };
-            self.ntp_offset_ns = Some(local_ns - ntp_ns);
-        }
+        let previous_ns = clock.map(rtp_timestamp, self.ntp_offset_ns);
+        let offset =
+            *self.ntp_offset_ns.get_or_insert_with(|| previous_ns.unwrap_or_else(|| elapsed_ns(origin, now)) - ntp_ns);
         clock.sender_report = Some((rtp_timestamp, ntp_ns));
+        if let Some(previous_ns) = previous_ns {
+            self.max_correction_ns = self.max_correction_ns.max((ntp_ns + offset - previous_ns).unsigned_abs());
+        }
     }
 
     /// Timeline nanoseconds of a frame of `track` with extended `rtp_timestamp`, released at `now`.
     pub fn to_ns(&mut self, track: TrackId, rtp_timestamp: u64, now: Instant) -> i128 {
         let origin = *self.origin.get_or_insert(now);
         let Some(clock) = self.tracks.get_mut(track.0) else { return elapsed_ns(origin, now) };
-        if let (Some((sr_rtp, sr_ntp_ns)), Some(offset)) = (clock.sender_report, self.ntp_offset_ns) {
-            return sr_ntp_ns + clock.ticks_to_ns(sr_rtp, rtp_timestamp) + offset;
+        if let Some(ns) = clock.map(rtp_timestamp, self.ntp_offset_ns) {
+            return ns;
         }
-        let (first_rtp, first_ns) = *clock.first_frame.get_or_insert((rtp_timestamp, elapsed_ns(origin, now)));
-        first_ns + clock.ticks_to_ns(first_rtp, rtp_timestamp)
+        let ns = elapsed_ns(origin, now);
+        clock.first_frame = Some((rtp_timestamp, ns));
+        ns
+    }
+
+    /// The largest correction a sender report made to where a track's earlier mapping (first
+    /// arrival or previous report) placed the report's own RTP timestamp. Arrival times carry each
+    /// track's network and jitter-buffer delay, so this is how far audio and video would have
+    /// drifted apart without sender reports.
+    pub fn max_correction(&self) -> Duration {
+        Duration::from_nanos(u64::try_from(self.max_correction_ns).unwrap_or(u64::MAX))
     }
 
     /// Forgets a track's RTP mapping (its stream restarted with a new SSRC and RTP offset).
@@ -101,7 +121,6 @@ fn elapsed_ns(origin: Instant, now: Instant) -> i128 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     const NTP_EPOCH: u64 = 3_970_000_000 << 32;
 
@@ -159,6 +178,43 @@ mod tests {
         }
         // The audio track, whose report fixed the offset, did not jump.
         assert_eq!(tl.to_ns(audio, audio_rtp(2.0), at(2.5)), 2_000_000_000);
+    }
+
+    /// Largest correction, in ms, for audio and video captured together and arriving the given
+    /// seconds after capture, with consistent sender reports of both at 1 s and 2 s.
+    fn drift_ms(audio_delay: f64, video_delay: f64, video_reports_first: bool) -> f64 {
+        let t0 = Instant::now();
+        let at = |seconds: f64| t0 + Duration::from_secs_f64(seconds);
+        let audio_rtp = |c: f64| (1 << 32) + 700 + (c * 48_000.0) as u64;
+        let video_rtp = |c: f64| (1 << 32) + 3_000_000_000 + (c * 90_000.0) as u64;
+        let mut tl = Timeline::default();
+        let audio = tl.add_track(48_000);
+        let video = tl.add_track(90_000);
+        tl.to_ns(audio, audio_rtp(0.0), at(audio_delay));
+        tl.to_ns(video, video_rtp(0.0), at(video_delay));
+        for c in [1.0, 2.0] {
+            let audio_report = (audio, ntp_at(c), audio_rtp(c), at(c + audio_delay));
+            let video_report = (video, ntp_at(c), video_rtp(c), at(c + video_delay));
+            let reports = if video_reports_first { [video_report, audio_report] } else { [audio_report, video_report] };
+            for (track, ntp, rtp, now) in reports {
+                tl.on_sender_report(track, ntp, rtp, now);
+            }
+        }
+        tl.max_correction().as_secs_f64() * 1e3
+    }
+
+    #[test]
+    fn video_arriving_120_ms_behind_audio_shows_120_ms_of_drift_whichever_reports_first() {
+        for video_reports_first in [false, true] {
+            let drift = drift_ms(0.020, 0.140, video_reports_first);
+            assert!((drift - 120.0).abs() < 0.1, "{drift} ms");
+        }
+    }
+
+    #[test]
+    fn sender_reports_that_agree_with_the_arrival_times_show_no_drift() {
+        assert!(drift_ms(0.050, 0.050, false) < 0.1);
+        assert_eq!(Timeline::default().max_correction(), Duration::ZERO);
     }
 
     #[test]

@@ -4,6 +4,8 @@
 //! so tests drive it with synthetic packets and an injected clock.
 
 mod clock;
+#[cfg(test)]
+mod fuzz;
 mod interleave;
 mod keyframes;
 mod opus;

@@ -4,7 +4,7 @@
 //! of the media core it does no IO and never reads the clock (str0m style: feed input, drain
 //! output, call [`Participant::handle_timeout`] at [`Participant::poll_timeout`]).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::clock::{SenderReport, Timeline};
 use super::interleave::Interleaver;
@@ -110,6 +110,12 @@ impl Participant {
         self.tracks.iter().filter_map(TrackPipeline::poll_timeout).min()
     }
 
+    /// How far audio and video would have drifted apart had sender reports not corrected the
+    /// arrival-time mapping (the largest correction so far; see [`Timeline::max_correction`]).
+    pub fn av_drift(&self) -> Duration {
+        self.timeline.max_correction()
+    }
+
     /// Releases everything still held (end of the recording).
     pub fn finish(&mut self, now: Instant) -> Vec<Output> {
         let mut out = Vec::new();
@@ -158,7 +164,6 @@ mod tests {
     use crate::media::testing::packet;
     use crate::media::vp8::tests::{keyframe_header, vp8_payload};
     use std::collections::HashMap;
-    use std::time::Duration;
 
     const NTP_EPOCH: u64 = 3_970_000_000 << 32;
     const AUDIO_RTP_OFFSET: u32 = 3_000_000_000;
@@ -245,6 +250,8 @@ mod tests {
         assert_eq!(frames.iter().filter(|f| f.0 == video).count(), 80);
         assert!(frames.windows(2).all(|w| w[0].1 <= w[1].1), "timestamps must never decrease");
         assert!(out.contains(&Output::ResolutionChanged { track: video, width: 640, height: 480 }));
+        let drift_ms = participant.av_drift().as_secs_f64() * 1e3;
+        assert!((drift_ms - 60.0).abs() < 1.0, "video arrived 60 ms behind audio, drift {drift_ms} ms");
         assert!(!out.iter().any(|o| matches!(o, Output::Loss { .. } | Output::Malformed { .. })));
 
         // Timeline minus capture time, for frames after both sender reports arrived.

@@ -10,12 +10,14 @@
 //! to the task that records the rows; the pipeline's buffers absorb a slow disk just the same.
 
 mod participant_file;
+mod rebuild;
 mod segment;
 mod sink;
 #[cfg(test)]
 mod tests;
 
 pub use participant_file::ParticipantFile;
+pub use rebuild::rebuild;
 
 use std::fmt;
 use std::io;

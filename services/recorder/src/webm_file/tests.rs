@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use matroska_demuxer::{Frame as ReadFrame, MatroskaFile, TrackType};
 use sha2::{Digest, Sha256};
 
-use super::{FinishedFile, MediaKind, ParticipantFile, VideoCodec, WebmError};
+use super::{FinishedFile, MediaKind, ParticipantFile, VideoCodec, WebmError, rebuild};
 use crate::media::Frame;
 
 const MS: u64 = 1_000_000;
@@ -226,6 +226,46 @@ fn a_file_cut_off_as_by_a_crash_still_reads_up_to_its_last_second() {
     let last_ms = read.blocks.last().unwrap().1;
     assert!(last_ms >= 2_400, "only {last_ms} ms of 3500 ms survived");
     assert!(read.blocks.iter().any(|b| b.1 >= 2_000 && b.0 == read.track_number("V_VP8")));
+}
+
+#[test]
+fn a_crashed_file_is_rebuilt_in_place_with_cues_and_duration_and_every_frame_it_held() {
+    let dir = TempDir::new("rebuild");
+    let path = dir.join("dave.webm");
+    let mut file = ParticipantFile::create(&path, VideoCodec::Vp8, true).unwrap();
+    write_all(&mut file, &call(Some(0), Some((0, (320, 240))), 3_500 * MS));
+    // What a `kill -9` leaves: the bytes handed to the OS so far, no Cues, no Duration.
+    let crashed = fs::read(&path).unwrap();
+    drop(file);
+    fs::write(&path, &crashed).unwrap();
+    let before = read_back(crashed);
+    assert!(!before.has_cues && before.blocks.len() > 100);
+
+    let rebuilt = rebuild(&path).unwrap().unwrap();
+    let after = read_back(fs::read(&path).unwrap());
+    assert!(after.has_cues);
+    assert_eq!(after.blocks, before.blocks, "the same frames, at the same times");
+    assert_eq!(after.track("V_VP8").video_size, Some((320, 240)));
+    let last_ms = before.blocks.last().unwrap().1;
+    let duration_ms = after.duration_ms.unwrap();
+    assert!((last_ms as f64..last_ms as f64 + 40.0).contains(&duration_ms), "{duration_ms} vs {last_ms}");
+    assert_eq!((rebuilt.path.clone(), rebuilt.codecs.clone()), (path.clone(), vec!["vp8", "opus"]));
+    assert_eq!(rebuilt.sha256, sha256_hex(&path));
+    assert_eq!(fs::read_dir(&dir.0).unwrap().count(), 1, "no temporary file is left");
+}
+
+#[test]
+fn a_crashed_file_whose_header_never_reached_the_disk_is_refused() {
+    let dir = TempDir::new("rebuild-headless");
+    let path = dir.join("erin.webm");
+    let mut file = ParticipantFile::create(&path, VideoCodec::Vp8, true).unwrap();
+    file.write(MediaKind::Video, 0, &vp8_keyframe(320, 240)).unwrap();
+    let crashed = fs::read(&path).unwrap();
+    drop(file);
+    fs::write(&path, crashed).unwrap();
+    assert!(matches!(rebuild(&path), Err(WebmError::Mux(_))));
+    fs::write(&path, b"not a webm file").unwrap();
+    assert!(matches!(rebuild(&path), Err(WebmError::Mux(_))));
 }
 
 #[test]

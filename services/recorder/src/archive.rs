@@ -1,0 +1,139 @@
+//! Where a recording's files end up. Each participant's files get their rows in
+//! `recording_files` (and its counters are added to the recording) as soon as that participant is
+//! done, not at the end of the call. Beside each file being written lies a small note saying
+//! whose it is, so that a recorder taking over after a crash can rebuild the files the crashed one
+//! left (they play, but have no Cues or Duration) and register them as `recovered`.
+
+use std::collections::HashSet;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::capture::CaptureStats;
+use crate::status;
+use crate::webm_file::{self, FinishedFile};
+
+/// A participant as the recording names them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Who {
+    pub peer_id: String,
+    pub user_id: String,
+    pub display_name: String,
+}
+
+/// One participant's capture, done.
+pub struct Recorded {
+    pub who: Who,
+    /// The first file's path; later ones (after a resolution change) are numbered beside it.
+    pub path: PathBuf,
+    pub files: Vec<FinishedFile>,
+    pub stats: CaptureStats,
+}
+
+pub struct Archive {
+    db: PgPool,
+    recording_id: Uuid,
+    /// The recordings directory, which file rows are relative to.
+    root: PathBuf,
+    /// This recording's directory.
+    dir: PathBuf,
+}
+
+impl Archive {
+    pub fn new(db: PgPool, root: &Path, recording_id: Uuid) -> Self {
+        let dir = root.join(recording_id.to_string());
+        Self { db, recording_id, root: root.to_owned(), dir }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// A path for a new file of `who`, with its note written beside it.
+    pub async fn new_file(&self, who: &Who) -> io::Result<PathBuf> {
+        tokio::fs::create_dir_all(&self.dir).await?;
+        let path = self.dir.join(format!("{}.webm", Uuid::new_v4()));
+        let note = json!({"peer_id": who.peer_id, "user_id": who.user_id, "display_name": who.display_name});
+        tokio::fs::write(path.with_extension("json"), note.to_string()).await?;
+        Ok(path)
+    }
+
+    /// Registers a participant's finished files and adds its counters to the recording.
+    pub async fn keep(&self, recorded: &Recorded) -> sqlx::Result<()> {
+        for file in &recorded.files {
+            self.add_file(&recorded.who, file, false).await?;
+        }
+        status::add_stats(&self.db, self.recording_id, &recorded.stats).await?;
+        let _ = tokio::fs::remove_file(recorded.path.with_extension("json")).await;
+        Ok(())
+    }
+
+    /// Rebuilds and registers every file in the recording's directory that has no row yet: what
+    /// a recorder that died left behind. Only call it while holding the recording's claim.
+    /// Returns how many files were recovered.
+    pub async fn recover(&self) -> anyhow::Result<usize> {
+        let known: HashSet<String> = status::file_paths(&self.db, self.recording_id).await?.into_iter().collect();
+        let mut entries = match tokio::fs::read_dir(&self.dir).await {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(e.into()),
+        };
+        let (mut orphans, mut notes) = (Vec::new(), Vec::new());
+        while let Some(entry) = entries.next_entry().await? {
+            let path = entry.path();
+            match path.extension().and_then(|e| e.to_str()) {
+                Some("webm") if !known.contains(&self.relative(&path)) => orphans.push(path),
+                Some("json") => notes.push(path),
+                // A rebuild cut short by another crash: the original is still there.
+                Some("rebuilding") => tokio::fs::remove_file(&path).await?,
+                _ => {}
+            }
+        }
+        let mut recovered = 0;
+        for path in orphans {
+            let who = self.whose(&path).await;
+            let rebuilding = path.clone();
+            match tokio::task::spawn_blocking(move || webm_file::rebuild(&rebuilding)).await? {
+                Ok(Some(file)) => {
+                    self.add_file(&who, &file, true).await?;
+                    recovered += 1;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(recording.id = %self.recording_id, error = %e, "cannot rebuild a crashed file")
+                }
+            }
+        }
+        for note in notes {
+            let _ = tokio::fs::remove_file(note).await;
+        }
+        Ok(recovered)
+    }
+
+    /// The participant a file belongs to, from the note beside its first file (`x.webm` or, for
+    /// a numbered `x-2.webm`, `x.json`).
+    async fn whose(&self, path: &Path) -> Who {
+        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+        let base = stem.rsplit_once('-').map_or(stem, |(base, _)| base);
+        for name in [stem, base] {
+            if let Ok(text) = tokio::fs::read_to_string(self.dir.join(format!("{name}.json"))).await {
+                let note: Value = serde_json::from_str(&text).unwrap_or_default();
+                let text = |key: &str| note[key].as_str().unwrap_or_default().to_owned();
+                return Who { peer_id: text("peer_id"), user_id: text("user_id"), display_name: text("display_name") };
+            }
+        }
+        Who::default()
+    }
+
+    async fn add_file(&self, who: &Who, file: &FinishedFile, recovered: bool) -> sqlx::Result<()> {
+        let path = self.relative(&file.path);
+        status::add_file(&self.db, self.recording_id, who, &path, file, recovered).await
+    }
+
+    fn relative(&self, path: &Path) -> String {
+        path.strip_prefix(&self.root).unwrap_or(path).to_string_lossy().into_owned()
+    }
+}

@@ -1,0 +1,117 @@
+//! Rebuilds a file that a crashed recorder left behind: it plays up to its last flushed second but
+//! has no Cues and no Duration, so players cannot seek in it. Its frames are read back and written
+//! again, without decoding, into a finished file that then takes its place.
+
+use std::fs::{self, File};
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::path::Path;
+
+use matroska_demuxer::{Frame as ReadFrame, MatroskaFile, TrackType};
+
+use super::{FinishedFile, MediaKind, ParticipantFile, VideoCodec, WebmError};
+use crate::media::Frame;
+
+/// Rebuilds `path` in place. `None` when it holds no frame (it is then removed); an error when
+/// even its header cannot be read.
+pub fn rebuild(path: &Path) -> Result<Option<FinishedFile>, WebmError> {
+    let mut crashed =
+        MatroskaFile::open(Lenient::open(path)?).map_err(|_| WebmError::Mux("read the header of a crashed file"))?;
+    let scale_ns = crashed.info().timestamp_scale().get();
+    let mut video = None;
+    let mut audio = None;
+    for track in crashed.tracks() {
+        match (track.track_type(), track.codec_id()) {
+            (TrackType::Video, "V_VP8") => video = Some((track.track_number().get(), VideoCodec::Vp8, track)),
+            (TrackType::Video, "V_VP9") => video = Some((track.track_number().get(), VideoCodec::Vp9, track)),
+            (TrackType::Audio, "A_OPUS") => audio = Some(track.track_number().get()),
+            _ => {}
+        }
+    }
+    let dimensions = video.and_then(|(_, _, track)| {
+        let v = track.video()?;
+        Some((u16::try_from(v.pixel_width().get()).ok()?, u16::try_from(v.pixel_height().get()).ok()?))
+    });
+    let (video_track, codec) = video.map_or((None, VideoCodec::Vp8), |(number, codec, _)| (Some(number), codec));
+
+    let rebuilt_path = path.with_extension("webm.rebuilding");
+    let mut rebuilt = ParticipantFile::create(&rebuilt_path, codec, audio.is_some())?;
+    let mut read = ReadFrame::default();
+    // A truncated last block ends the reading: what comes before it is all there is.
+    while let Ok(true) = crashed.next_frame(&mut read) {
+        let kind = match Some(read.track) {
+            t if t == video_track => MediaKind::Video,
+            t if t == audio => MediaKind::Audio,
+            _ => continue,
+        };
+        let keyframe = read.is_keyframe.unwrap_or(kind == MediaKind::Audio);
+        let frame = Frame {
+            data: std::mem::take(&mut read.data),
+            keyframe,
+            rtp_timestamp: 0,
+            dimensions: if keyframe && kind == MediaKind::Video { dimensions } else { None },
+        };
+        // One picture size per file, so no rotation can happen here.
+        rebuilt.write(kind, read.timestamp * scale_ns, &frame)?;
+    }
+    match rebuilt.finish()? {
+        Some(mut finished) => {
+            fs::rename(&rebuilt_path, path)?;
+            finished.path = path.to_owned();
+            Ok(Some(finished))
+        }
+        None => {
+            fs::remove_file(path)?;
+            Ok(None)
+        }
+    }
+}
+
+/// A file reader that, like an in-memory cursor, lets the position go past the end (reads there
+/// return nothing). The demuxer seeks to the end of a cluster whose size a crash left unknown
+/// (2^56 bytes), which the OS refuses for a real file; that would end the reading one cluster
+/// early.
+struct Lenient {
+    file: BufReader<File>,
+    len: u64,
+    /// Where the caller is.
+    position: u64,
+    /// Where `file` is.
+    file_position: u64,
+}
+
+impl Lenient {
+    fn open(path: &Path) -> io::Result<Self> {
+        let file = File::open(path)?;
+        let len = file.metadata()?.len();
+        Ok(Self { file: BufReader::new(file), len, position: 0, file_position: 0 })
+    }
+}
+
+impl Read for Lenient {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.position >= self.len {
+            return Ok(0);
+        }
+        if self.position != self.file_position {
+            self.file_position = self.file.seek(SeekFrom::Start(self.position))?;
+        }
+        let read = self.file.read(buf)?;
+        self.position += read as u64;
+        self.file_position = self.position;
+        Ok(read)
+    }
+}
+
+impl Seek for Lenient {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        let (base, offset) = match to {
+            SeekFrom::Start(position) => (position, 0),
+            SeekFrom::End(offset) => (self.len, offset),
+            SeekFrom::Current(offset) => (self.position, offset),
+        };
+        self.position = base
+            .checked_add_signed(offset)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before the start of the file"))?;
+        Ok(self.position)
+    }
+}

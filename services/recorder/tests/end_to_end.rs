@@ -1,0 +1,424 @@
+//! The whole recording path with nothing faked but the browser: a real API, gateway and recorder
+//! on real Postgres and Redis, and a webrtc-rs participant that signs up, creates a room, joins its
+//! call, starts a recording over HTTP, offers the recorder its camera and microphone (the committed
+//! VP8 and Opus clips, played in real time), stops the recording and downloads the file. The file
+//! is judged by ffprobe and ffmpeg, independent of the recorder's own reading of it.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use actix_web::{App, HttpResponse, HttpServer, web};
+use awc::http::StatusCode;
+use ed25519_dalek::SigningKey;
+use ed25519_dalek::pkcs8::EncodePrivateKey;
+use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
+use futures_util::{SinkExt, StreamExt};
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use sqlx::{Connection, Executor, PgConnection, PgPool};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use uuid::Uuid;
+use webrtc::peer_connection::{MediaEngine, RTCIceCandidateInit, RTCSessionDescription};
+
+mod support;
+
+use support::*;
+
+/// How much of the clips the participant sends.
+const SENT: Duration = Duration::from_secs(5);
+/// The largest start offset between audio and video that lip sync tolerates here.
+const MAX_AV_OFFSET_SECS: f64 = 0.040;
+
+fn env(key: &str) -> String {
+    std::env::var(key).unwrap_or_else(|_| panic!("{key} must be set: run the tests with deploy/local/test"))
+}
+
+/// The three services, in-process, sharing one database, one Redis prefix, one signing key and
+/// one recordings directory.
+struct Deployment {
+    api: String,
+    client: awc::Client,
+    _recordings: TempDir,
+    _recorder: tokio::sync::watch::Sender<bool>,
+}
+
+async fn deploy() -> Deployment {
+    let database_url = create_database().await;
+    let key_pem = SigningKey::from_bytes(&random_key()).to_pkcs8_pem(LineEnding::LF).unwrap().to_string();
+    let prefix = format!("confab-test:{}", Uuid::new_v4().simple());
+    let recordings = TempDir(std::env::temp_dir().join(format!("confab-e2e-{}", Uuid::new_v4().simple())));
+    std::fs::create_dir_all(&recordings.0).unwrap();
+
+    // The gateway is built before the API (the API hands out the gateway's address), so it
+    // reaches the API's key set through a relay that learns the API's address afterwards.
+    let api_address = Arc::new(OnceLock::new());
+    let gateway = confab_gateway::Application::build(confab_gateway::Settings {
+        bind: "127.0.0.1:0".into(),
+        redis_url: env("REDIS_URL"),
+        redis_prefix: prefix.clone(),
+        jwks_url: jwks_relay(Arc::clone(&api_address)),
+        jwt_issuer: "confab".into(),
+        allowed_origins: vec![],
+        instance_id: "gw-e2e".into(),
+        ice: Default::default(),
+        limits: Default::default(),
+    })
+    .unwrap();
+    let gateway_url = format!("ws://127.0.0.1:{}/v1/signal", gateway.port());
+    actix_web::rt::spawn(gateway.run_until_stopped());
+
+    let api = confab_api::startup::Application::build(confab_api::settings::Settings {
+        bind: "127.0.0.1:0".into(),
+        public_url: "http://confab.test".into(),
+        gateway_urls: vec![gateway_url.clone()],
+        database_url: database_url.clone(),
+        db_max_connections: 5,
+        redis_url: env("REDIS_URL"),
+        redis_prefix: prefix.clone(),
+        jwt_keys_pem: key_pem.clone(),
+        jwt_issuer: "confab".into(),
+        access_token_ttl: Duration::from_secs(900),
+        refresh_token_ttl: Duration::from_secs(86_400),
+        refresh_reuse_grace: Duration::ZERO,
+        recordings_dir: recordings.0.clone(),
+        hash_workers: 1,
+        hash_queue: 16,
+        limits: Default::default(),
+    })
+    .await
+    .unwrap();
+    let api_url = format!("http://127.0.0.1:{}", api.port());
+    api_address.set(api_url.clone()).unwrap();
+    actix_web::rt::spawn(api.run_until_stopped());
+
+    let worker = confab_recorder::worker::Worker::build(confab_recorder::Settings {
+        bind: "127.0.0.1:0".into(),
+        redis_url: env("REDIS_URL"),
+        redis_prefix: prefix,
+        database_url,
+        instance_id: "rec-e2e".into(),
+        gateway_urls: vec![gateway_url],
+        jwt_keys_pem: key_pem,
+        jwt_issuer: "confab".into(),
+        recordings_dir: recordings.0.clone(),
+        // The default: nothing in this flow may wait for a take-over.
+        reclaim_after: Duration::from_secs(30),
+    })
+    .unwrap();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    actix_web::rt::spawn(Arc::new(worker).run(stopped));
+
+    let client = awc::Client::builder().timeout(Duration::from_secs(30)).finish();
+    Deployment { api: api_url, client, _recordings: recordings, _recorder: stop }
+}
+
+/// A uuid-named database with every migration applied.
+async fn create_database() -> String {
+    let base = env("DATABASE_URL");
+    let server = base.rsplit_once('/').unwrap().0.to_owned();
+    let name = format!("confab_test_{}", Uuid::new_v4().simple());
+    let mut admin = PgConnection::connect(&format!("{server}/postgres")).await.unwrap();
+    admin.execute(sqlx::AssertSqlSafe(format!(r#"create database "{name}""#))).await.unwrap();
+    let url = format!("{server}/{name}");
+    let db = PgPool::connect(&url).await.unwrap();
+    confab_api::MIGRATOR.run(&db).await.unwrap();
+    db.close().await;
+    url
+}
+
+fn random_key() -> [u8; 32] {
+    let mut key = [0; 32];
+    key[..16].copy_from_slice(Uuid::new_v4().as_bytes());
+    key[16..].copy_from_slice(Uuid::new_v4().as_bytes());
+    key
+}
+
+/// Serves the API's `/.well-known/jwks.json` once the API's address is known; returns its URL.
+fn jwks_relay(api: Arc<OnceLock<String>>) -> String {
+    let server = HttpServer::new(move || {
+        let api = Arc::clone(&api);
+        App::new().route(
+            "/jwks",
+            web::get().to(move || {
+                let api = Arc::clone(&api);
+                async move {
+                    let Some(api) = api.get() else { return HttpResponse::ServiceUnavailable().finish() };
+                    let mut reply =
+                        awc::Client::new().get(format!("{api}/.well-known/jwks.json")).send().await.unwrap();
+                    HttpResponse::build(reply.status())
+                        .content_type("application/json")
+                        .body(reply.body().await.unwrap())
+                }
+            }),
+        )
+    })
+    .workers(1)
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let url = format!("http://127.0.0.1:{}/jwks", server.addrs()[0].port());
+    actix_web::rt::spawn(server.run());
+    url
+}
+
+impl Deployment {
+    async fn send(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+        let mut request = self.client.request(method.parse().unwrap(), format!("{}{path}", self.api));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let mut reply = match body {
+            Some(body) => request.send_json(&body).await.unwrap(),
+            None => request.send().await.unwrap(),
+        };
+        let body = reply.body().await.unwrap();
+        (reply.status(), serde_json::from_slice(&body).unwrap_or(Value::Null))
+    }
+
+    /// `POST`, expecting `expected`; the reply's body.
+    async fn post(&self, path: &str, token: Option<&str>, body: Value, expected: StatusCode) -> Value {
+        let (status, reply) = self.send("POST", path, token, Some(body)).await;
+        assert_eq!(status, expected, "POST {path}: {reply}");
+        reply
+    }
+
+    async fn get(&self, path: &str, token: &str) -> Value {
+        let (status, reply) = self.send("GET", path, Some(token), None).await;
+        assert_eq!(status, StatusCode::OK, "GET {path}: {reply}");
+        reply
+    }
+
+    /// Signs up a user and logs in; the access token.
+    async fn signed_up_user(&self) -> String {
+        let email = format!("user-{}@example.org", Uuid::new_v4().simple());
+        let password = "correct horse battery staple";
+        let signup = json!({"email": email, "password": password, "display_name": "Ann"});
+        self.post("/v1/auth/signup", None, signup, StatusCode::CREATED).await;
+        let login = self.post("/v1/auth/login", None, json!({"email": email, "password": password}), StatusCode::OK);
+        login.await["access_token"].as_str().expect("an access token").to_owned()
+    }
+
+    /// Polls the recording until it is `status` (the recorder checks for a stop every 500 ms).
+    async fn wait_for_recording(&self, token: &str, recording: &str, status: &str) -> Value {
+        let mut last = Value::Null;
+        for _ in 0..150 {
+            last = self.get(&format!("/v1/recordings/{recording}"), token).await;
+            if last["status"] == status {
+                return last;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("the recording never became {status}: {last}")
+    }
+
+    async fn download(&self, token: &str, path: &str) -> Vec<u8> {
+        let mut reply = self.client.get(format!("{}{path}", self.api)).bearer_auth(token).send().await.unwrap();
+        assert_eq!(reply.status(), StatusCode::OK, "GET {path}");
+        reply.body().limit(64 << 20).await.unwrap().to_vec()
+    }
+}
+
+/// A participant's signaling socket, as a browser holds it.
+struct Signaling {
+    socket: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+}
+
+impl Signaling {
+    /// Connects with a join ticket the way `new WebSocket(url, ["confab.v1", "confab.ticket." + ticket])` does.
+    async fn connect(gateway_url: &str, ticket: &str) -> Self {
+        let mut request = gateway_url.into_client_request().unwrap();
+        let protocols = format!("confab.v1, confab.ticket.{ticket}").parse().unwrap();
+        request.headers_mut().insert("sec-websocket-protocol", protocols);
+        let (socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+        Self { socket }
+    }
+
+    async fn send(&mut self, message: Value) {
+        self.socket.send(Message::text(message.to_string())).await.unwrap();
+    }
+
+    async fn recv(&mut self) -> Value {
+        loop {
+            let frame = tokio::time::timeout(Duration::from_secs(10), self.socket.next()).await;
+            match frame.expect("a message within 10 s").expect("the socket stays open").unwrap() {
+                Message::Text(text) => return serde_json::from_str(&text).unwrap(),
+                _ => continue,
+            }
+        }
+    }
+
+    /// The next message of type `wanted`, passing over the recorder's late ICE candidates.
+    async fn recv_type(&mut self, wanted: &str) -> Value {
+        loop {
+            let mut message = self.recv().await;
+            if let Some(body) = message.get_mut(wanted) {
+                return body.take();
+            }
+            assert!(message["signal"]["candidate"].is_object(), "expected {wanted}, got {}", kind(&message));
+        }
+    }
+}
+
+/// Offers `sender`'s tracks to the recorder through the gateway and trickles candidates both
+/// ways until the connection is up.
+async fn connect_to_recorder(signaling: &mut Signaling, sender: &mut SenderPeer, recorder: &str) {
+    let offer = sender.connection.create_offer(None).await.unwrap();
+    sender.connection.set_local_description(offer.clone()).await.unwrap();
+    signaling.send(json!({"signal": {"to": recorder, "sdp": {"type": "offer", "sdp": offer.sdp}}})).await;
+    loop {
+        tokio::select! {
+            Some(init) = sender.candidates.recv() => {
+                let candidate = json!({"candidate": init.candidate, "sdp_mid": init.sdp_mid, "sdp_mline_index": init.sdp_mline_index});
+                signaling.send(json!({"signal": {"to": recorder, "candidate": candidate}})).await;
+            }
+            message = signaling.recv() => {
+                let signal = &message["signal"];
+                assert_eq!(signal["from"], recorder, "only the recorder talks to this participant: {}", kind(&message));
+                if signal["sdp"]["type"] == "answer" {
+                    let sdp = signal["sdp"]["sdp"].as_str().unwrap().to_owned();
+                    sender.connection.set_remote_description(RTCSessionDescription::answer(sdp).unwrap()).await.unwrap();
+                } else if let Some(candidate) = signal.get("candidate") {
+                    let init = RTCIceCandidateInit {
+                        candidate: candidate["candidate"].as_str().unwrap().to_owned(),
+                        sdp_mid: candidate["sdp_mid"].as_str().map(str::to_owned),
+                        sdp_mline_index: candidate["sdp_mline_index"].as_u64().map(|i| i as u16),
+                        ..Default::default()
+                    };
+                    sender.connection.add_ice_candidate(init).await.unwrap();
+                }
+            }
+            _ = sender.connected.wait_for(|connected| *connected) => return,
+        }
+    }
+}
+
+/// What ffprobe reads in a file.
+#[derive(Debug)]
+struct Probe {
+    /// Codec name by codec type (`video`, `audio`).
+    codecs: Vec<(String, String)>,
+    duration_secs: f64,
+    /// The first packet's presentation time by codec type.
+    first_pts_secs: Vec<(String, f64)>,
+}
+
+/// Runs `program` with `args`; its stdout and stderr. A missing tool fails the test: the
+/// provisioning scripts install ffmpeg, so its absence is a broken setup, not a reason to skip.
+fn run_tool(program: &str, args: &[&str]) -> (String, String) {
+    let output = Command::new(program).args(args).output().unwrap_or_else(|e| {
+        panic!("cannot run {program} ({e}): install ffmpeg (deploy/local/lib.sh's ensure_packages does, with apt-get)")
+    });
+    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "{program} {args:?} failed: {stderr}");
+    (stdout.into_owned(), stderr.into_owned())
+}
+
+/// The message's type: its one key (never the content, which may hold SDP or candidates).
+fn kind(message: &Value) -> &str {
+    message.as_object().and_then(|m| m.keys().next()).map_or("?", String::as_str)
+}
+
+fn probe(file: &Path) -> Probe {
+    let entries = "stream=index,codec_type,codec_name:format=duration:packet=stream_index,pts_time";
+    let file = file.to_str().unwrap();
+    let (json, _) = run_tool("ffprobe", &["-v", "error", "-show_entries", entries, "-of", "json", file]);
+    let probed: Value = serde_json::from_str(&json).unwrap();
+    let seconds = |value: &Value| value.as_str().and_then(|s| s.parse::<f64>().ok()).expect("a time in seconds");
+    let streams = probed["streams"].as_array().expect("streams");
+    let kind_of = |index: &Value| {
+        let stream = streams.iter().find(|s| s["index"] == *index).expect("a packet of a listed stream");
+        stream["codec_type"].as_str().unwrap().to_owned()
+    };
+    let mut first_pts_secs: Vec<(String, f64)> = Vec::new();
+    for packet in probed["packets"].as_array().expect("packets") {
+        let kind = kind_of(&packet["stream_index"]);
+        if !first_pts_secs.iter().any(|(k, _)| *k == kind) {
+            first_pts_secs.push((kind, seconds(&packet["pts_time"])));
+        }
+    }
+    Probe {
+        codecs: streams
+            .iter()
+            .map(|s| (s["codec_type"].as_str().unwrap().to_owned(), s["codec_name"].as_str().unwrap().to_owned()))
+            .collect(),
+        duration_secs: seconds(&probed["format"]["duration"]),
+        first_pts_secs,
+    }
+}
+
+#[actix_web::test]
+async fn a_participant_sending_vp8_and_opus_is_recorded_into_a_file_that_plays_in_sync() {
+    // Before anything is built: without the tools this test cannot judge the file.
+    run_tool("ffprobe", &["-version"]);
+    run_tool("ffmpeg", &["-version"]);
+    let deployment = deploy().await;
+    let owner = deployment.signed_up_user().await;
+    let room = deployment.post("/v1/rooms", Some(&owner), json!({"name": "Recorded"}), StatusCode::CREATED).await;
+    let room = room["id"].as_str().unwrap().to_owned();
+    let join = deployment.post(&format!("/v1/rooms/{room}/join"), Some(&owner), json!({}), StatusCode::OK).await;
+    let mut signaling =
+        Signaling::connect(join["gateway_url"].as_str().unwrap(), join["ticket"].as_str().unwrap()).await;
+    assert!(signaling.recv().await.get("welcome").is_some());
+
+    let started =
+        deployment.post(&format!("/v1/rooms/{room}/recordings"), Some(&owner), json!({}), StatusCode::ACCEPTED).await;
+    let recording = started["id"].as_str().unwrap().to_owned();
+    let announced = signaling.recv_type("recording_started").await;
+    assert_eq!(announced["recording_id"], recording);
+    let recorder = announced["recorder_peer_id"].as_str().expect("the recorder's peer id").to_owned();
+
+    // The participant's send-only connection to the recorder: camera and microphone.
+    let mut media_engine = MediaEngine::default();
+    media_engine.register_default_codecs().unwrap();
+    let mut sender = sender_peer(media_engine).await;
+    let video = sample_track(RtpCodecKind::Video, VIDEO_SSRC, codec("video/VP8", 90_000, 0));
+    let audio = sample_track(RtpCodecKind::Audio, AUDIO_SSRC, codec("audio/opus", 48_000, 2));
+    let video_transceiver = add_send_only(&sender.connection, Arc::clone(&video)).await;
+    let audio_transceiver = add_send_only(&sender.connection, Arc::clone(&audio)).await;
+    connect_to_recorder(&mut signaling, &mut sender, &recorder).await;
+    let (video_pt, audio_pt) = (payload_type(&video_transceiver).await, payload_type(&audio_transceiver).await);
+    let played = play_clips(&video, video_pt, &audio, audio_pt, SENT).await;
+
+    deployment.post(&format!("/v1/recordings/{recording}/stop"), Some(&owner), json!({}), StatusCode::OK).await;
+    assert_eq!(signaling.recv_type("recording_stopped").await["recording_id"], recording);
+    sender.connection.close().await.unwrap();
+    let ready = deployment.wait_for_recording(&owner, &recording, "ready").await;
+    let files = ready["files"].as_array().unwrap();
+    assert_eq!(files.len(), 1, "one participant, one file: {ready}");
+    let file = &files[0];
+    assert_eq!(file["codecs"], json!(["vp8", "opus"]));
+
+    let bytes = deployment
+        .download(&owner, &format!("/v1/recordings/{recording}/files/{}", file["id"].as_str().unwrap()))
+        .await;
+    let sha256: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(file["sha256"], sha256, "the download is the file the recorder finished");
+    let downloaded = TempDir(std::env::temp_dir().join(format!("confab-e2e-download-{}", Uuid::new_v4().simple())));
+    std::fs::create_dir_all(&downloaded.0).unwrap();
+    let path = downloaded.0.join("recording.webm");
+    std::fs::write(&path, &bytes).unwrap();
+
+    let probe = probe(&path);
+    println!(
+        "sent {:?} ({} video frames, {} audio packets); recorded {} bytes, stats {}: {probe:?}",
+        played.media_time,
+        played.video_frames,
+        played.audio_packets,
+        bytes.len(),
+        ready["stats"]
+    );
+    let mut codecs = probe.codecs.clone();
+    codecs.sort();
+    assert_eq!(codecs, [("audio".to_owned(), "opus".to_owned()), ("video".to_owned(), "vp8".to_owned())]);
+    let sent_secs = played.media_time.as_secs_f64();
+    assert!((probe.duration_secs - sent_secs).abs() <= 1.0, "{} s recorded of {sent_secs} s sent", probe.duration_secs);
+    let first = |kind: &str| probe.first_pts_secs.iter().find(|(k, _)| k == kind).expect("packets of each stream").1;
+    let offset = first("audio") - first("video");
+    assert!(offset.abs() <= MAX_AV_OFFSET_SECS, "audio starts {:.1} ms after video", offset * 1000.0);
+    let (stdout, stderr) =
+        run_tool("ffmpeg", &["-v", "error", "-nostdin", "-i", path.to_str().unwrap(), "-f", "null", "-"]);
+    assert_eq!(stdout + &stderr, "", "the file decodes without errors");
+}
