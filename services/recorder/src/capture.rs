@@ -198,4 +198,26 @@ mod tests {
         capture.finish(start + Duration::from_secs(2)).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    #[test]
+    fn a_full_disk_is_an_error_from_the_capture_not_a_panic() {
+        // Every write to /dev/full fails with ENOSPC, as on a full disk.
+        let mut capture = Capture::start("/dev/full", Some(Codec::Vp8), true).unwrap();
+        let (video, audio) = (capture.track(Codec::Vp8).unwrap(), capture.track(Codec::Opus).unwrap());
+        let start = Instant::now();
+        let mut failure = None;
+        for ms in (0..3000u32).step_by(20) {
+            let now = start + Duration::from_millis(ms.into());
+            let seq = (ms / 20) as u16;
+            let pushed = capture.push(audio, packet(seq, ms * 48, 0xa0, true, vec![0xfc; 80]), now).and_then(|_| {
+                capture.push(video, packet(seq, ms * 90, 0xb0, true, vp8_payload(ms % 1000 == 0, 320, 240)), now)
+            });
+            if let Err(e) = pushed {
+                failure = Some(e);
+                break;
+            }
+        }
+        let failure = failure.expect("writing to a full disk fails within 3 s of media");
+        assert!(matches!(&failure, WebmError::Io(e) if e.raw_os_error() == Some(28)), "{failure}");
+    }
 }
