@@ -2,7 +2,8 @@
 #
 # Installs what is missing, starts a private Postgres and Redis under .local/ (unless
 # DATABASE_URL / REDIS_URL point elsewhere), creates the database, builds, migrates, and
-# generates a development signing key. Everything it starts is stopped by `stop_started`.
+# generates a development signing key; `start_s3` adds an S3-compatible server for the tests.
+# Everything it starts is stopped by `stop_started`.
 
 set -euo pipefail
 
@@ -10,8 +11,12 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 LOCAL="$ROOT/.local"
 PG_PORT=${LOCAL_PG_PORT:-55432}
 REDIS_PORT=${LOCAL_REDIS_PORT:-56379}
+S3_PORT=${LOCAL_S3_PORT:-59000}
+# moto's S3 server, pinned; with only what its S3 part and its HTTP server need.
+MOTO_PACKAGES=('moto[s3]==5.2.5' 'flask==3.1.3' 'flask-cors==6.0.5')
 STARTED_PG=""
 STARTED_REDIS=""
+STARTED_S3=""
 CHILDREN=()
 
 log() { printf '\033[1m[confab]\033[0m %s\n' "$*" >&2; }
@@ -89,6 +94,35 @@ start_redis() {
   export REDIS_URL="redis://127.0.0.1:$REDIS_PORT/"
 }
 
+# The storage tests' S3 server: moto, from PyPI into a virtualenv under .local/s3. It is plain
+# Python (nothing to compile, starts in about a second) and serves the S3 calls Confab makes,
+# path-style, multipart uploads and ranged reads included; MinIO and Garage are neither in
+# Debian nor on PyPI. Unless S3_ENDPOINT points elsewhere, it listens on 127.0.0.1:$S3_PORT,
+# keeps objects in memory, and gets the bucket $S3_BUCKET (default confab-test).
+start_s3() {
+  export S3_BUCKET=${S3_BUCKET:-confab-test}
+  if [ -n "${S3_ENDPOINT:-}" ]; then log "using S3_ENDPOINT from the environment"; return; fi
+  local venv="$LOCAL/s3"
+  if [ ! -x "$venv/bin/moto_server" ]; then
+    python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3 python3-venv
+    log "installing moto (an S3 server for the tests) into $venv"
+    mkdir -p "$LOCAL"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check "${MOTO_PACKAGES[@]}"
+  fi
+  export S3_ENDPOINT="http://127.0.0.1:$S3_PORT"
+  if curl -s -o /dev/null "$S3_ENDPOINT/moto-api/"; then
+    log "S3 (moto) already running on $S3_PORT"
+  else
+    log "starting S3 (moto) on 127.0.0.1:$S3_PORT"
+    "$venv/bin/moto_server" -H 127.0.0.1 -p "$S3_PORT" >"$venv/server.log" 2>&1 &
+    STARTED_S3=$!
+    for _ in $(seq 100); do curl -s -o /dev/null "$S3_ENDPOINT/moto-api/" && break; sleep 0.1; done
+    curl -s -o /dev/null "$S3_ENDPOINT/moto-api/" || { log "moto did not start: see $venv/server.log"; exit 1; }
+  fi
+  curl -s -o /dev/null -X PUT "$S3_ENDPOINT/$S3_BUCKET"
+}
+
 # Generates the development JWT signing key once; production supplies its own file.
 ensure_dev_key() {
   if [ -z "${CONFAB_JWT_KEY_FILE:-}" ]; then
@@ -111,6 +145,7 @@ build_and_migrate() {
 provision() {
   # The API serves what the recorder writes: one directory for both.
   export CONFAB_RECORDINGS_DIR=${CONFAB_RECORDINGS_DIR:-$LOCAL/recordings}
+  export CONFAB_WEB_DIR=${CONFAB_WEB_DIR:-$ROOT/web}
   ensure_packages
   start_postgres
   start_redis
@@ -123,6 +158,11 @@ stop_started() {
   for pid in "${CHILDREN[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${CHILDREN[@]}"; do wait "$pid" 2>/dev/null || true; done
   CHILDREN=()
+  if [ -n "$STARTED_S3" ]; then
+    kill -TERM "$STARTED_S3" 2>/dev/null || true
+    wait "$STARTED_S3" 2>/dev/null || true
+    STARTED_S3=""
+  fi
   if [ -n "$STARTED_REDIS" ] && [ -f "$STARTED_REDIS" ]; then
     kill -TERM "$(cat "$STARTED_REDIS")" 2>/dev/null || true
     STARTED_REDIS=""

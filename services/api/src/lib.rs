@@ -4,12 +4,14 @@ pub mod auth;
 pub mod cli;
 pub mod control;
 pub mod domain;
+pub mod download;
 pub mod error;
 pub mod jobs;
 pub mod routes;
 pub mod settings;
 pub mod startup;
 pub mod store;
+pub mod web_client;
 
 /// The schema migrations, embedded so `confab-api migrate` needs no files at run time.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");

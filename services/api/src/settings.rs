@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use confab_common::config::{ConfigError, Source};
+use confab_storage::StorageSettings;
 
 /// A fixed-window limit: at most `max` events per `window`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,8 +67,12 @@ pub struct Settings {
     /// A rotated refresh token presented again within this window is refused without revoking
     /// its family: two tabs refreshing at once are a race, not a theft.
     pub refresh_reuse_grace: Duration,
-    /// Where recorders write recordings and the API reads them for download.
+    /// Where recorders write recordings and, with local storage, the API reads them for download.
     pub recordings_dir: std::path::PathBuf,
+    /// Where finished recordings are kept: the recordings directory or an S3 bucket.
+    pub storage: StorageSettings,
+    /// The browser client, served at `/`.
+    pub web_dir: std::path::PathBuf,
     pub hash_workers: usize,
     pub hash_queue: usize,
     pub limits: RateLimits,
@@ -101,6 +106,8 @@ impl Settings {
             refresh_token_ttl: Duration::from_secs(86_400 * src.number("CONFAB_REFRESH_TOKEN_TTL_DAYS", 30, 1, 30)?),
             refresh_reuse_grace: Duration::from_millis(src.number("CONFAB_REFRESH_REUSE_GRACE_MS", 2000, 0, 10_000)?),
             recordings_dir: src.string("CONFAB_RECORDINGS_DIR", "recordings").into(),
+            storage: StorageSettings::from_source(src)?,
+            web_dir: src.string("CONFAB_WEB_DIR", "web").into(),
             hash_workers,
             hash_queue: src.number("CONFAB_HASH_QUEUE", 16 * hash_workers as u64, 0, 100_000)? as usize,
             limits: RateLimits {

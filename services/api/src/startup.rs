@@ -11,6 +11,7 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use confab_common::http::{self, error_response};
 use confab_common::tokens::SigningKeys;
+use confab_storage::Storage;
 use metrics_exporter_prometheus::PrometheusHandle;
 use redis::aio::ConnectionManager;
 use sqlx::PgPool;
@@ -25,6 +26,7 @@ use crate::control::ControlBus;
 use crate::jobs::RecordingJobs;
 use crate::routes;
 use crate::settings::Settings;
+use crate::web_client;
 
 /// Request bodies above this size are refused with 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -40,6 +42,8 @@ pub struct AppState {
     pub hasher: PasswordHasher,
     pub access_tokens: AccessTokens,
     pub limiter: RateLimiter,
+    /// Where recording files are downloaded from and deleted.
+    pub storage: Storage,
     pub settings: Settings,
 }
 
@@ -62,6 +66,8 @@ impl Application {
         let keys =
             SigningKeys::from_pem(&settings.jwt_keys_pem).map_err(|e| anyhow::anyhow!("CONFAB_JWT_KEY_FILE: {e}"))?;
         let redis = confab_common::redis::connect_lazy(&settings.redis_url)?;
+        let storage = Storage::open(&settings.storage, &settings.recordings_dir)
+            .map_err(|e| anyhow::anyhow!("recordings storage: {e}"))?;
         let state = web::Data::new(AppState {
             db: db_pool(&settings)?,
             limiter: RateLimiter::new(redis.clone(), &settings.redis_prefix),
@@ -71,6 +77,7 @@ impl Application {
             redis,
             hasher: PasswordHasher::new(settings.hash_workers, settings.hash_queue),
             access_tokens: AccessTokens::new(keys, &settings.jwt_issuer, settings.access_token_ttl),
+            storage,
             settings,
         });
         let listener = TcpListener::bind(&state.settings.bind)?;
@@ -171,13 +178,17 @@ fn app(
         .service(routes::health::metrics)
         .split_for_parts();
     let openapi = web::Data::new(openapi);
+    let web_dir = state.settings.web_dir.clone();
+    let app = web_client::folders(&web_dir).fold(app, App::service);
     app.app_data(state)
         .app_data(metrics)
         .app_data(openapi)
         .app_data(json_config())
         .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
         .route("/openapi.json", web::get().to(openapi_json))
-        .default_service(web::to(http::not_found))
+        .app_data(web::Data::new(web_client::Index(web_dir.join("index.html"))))
+        .default_service(web::to(web_client::fallback))
+        .wrap(web_client::headers())
         .wrap(from_fn(http::observe))
 }
 

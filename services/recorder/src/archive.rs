@@ -1,13 +1,17 @@
-//! Where a recording's files end up. Each participant's files get their rows in
-//! `recording_files` (and its counters are added to the recording) as soon as that participant is
-//! done, not at the end of the call. Beside each file being written lies a small note saying
-//! whose it is, so that a recorder taking over after a crash can rebuild the files the crashed one
-//! left (they play, but have no Cues or Duration) and register them as `recovered`.
+//! Where a recording's files end up. Files are written into the recordings directory; as soon as
+//! a participant is done (not at the end of the call) each of its files is handed to storage
+//! (with S3: uploaded, and the local copy removed) and then gets its row in `recording_files`,
+//! and the participant's counters are added to the recording. Beside each file being written lies
+//! a small note saying whose it is, so that a recorder taking over after a crash can rebuild the
+//! files the crashed one left (they play, but have no Cues or Duration), or store those whose
+//! upload failed, and register them as `recovered`.
 
 use std::collections::HashSet;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use anyhow::Context;
+use confab_storage::{Key, Storage};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -35,6 +39,7 @@ pub struct Recorded {
 
 pub struct Archive {
     db: PgPool,
+    storage: Storage,
     recording_id: Uuid,
     /// The recordings directory, which file rows are relative to.
     root: PathBuf,
@@ -43,9 +48,9 @@ pub struct Archive {
 }
 
 impl Archive {
-    pub fn new(db: PgPool, root: &Path, recording_id: Uuid) -> Self {
+    pub fn new(db: PgPool, storage: Storage, root: &Path, recording_id: Uuid) -> Self {
         let dir = root.join(recording_id.to_string());
-        Self { db, recording_id, root: root.to_owned(), dir }
+        Self { db, storage, recording_id, root: root.to_owned(), dir }
     }
 
     pub fn dir(&self) -> &Path {
@@ -61,19 +66,21 @@ impl Archive {
         Ok(path)
     }
 
-    /// Registers a participant's finished files and adds its counters to the recording.
-    pub async fn keep(&self, recorded: &Recorded) -> sqlx::Result<()> {
+    /// Stores and registers a participant's finished files and adds its counters to the
+    /// recording. A file that cannot be stored stays in the directory with its note, unregistered,
+    /// for a later take-over's [`Archive::recover`].
+    pub async fn keep(&self, recorded: &Recorded) -> anyhow::Result<()> {
         for file in &recorded.files {
-            self.add_file(&recorded.who, file, false).await?;
+            self.store(&recorded.who, file, false).await?;
         }
         status::add_stats(&self.db, self.recording_id, &recorded.stats).await?;
         let _ = tokio::fs::remove_file(recorded.path.with_extension("json")).await;
         Ok(())
     }
 
-    /// Rebuilds and registers every file in the recording's directory that has no row yet: what
-    /// a recorder that died left behind. Only call it while holding the recording's claim.
-    /// Returns how many files were recovered.
+    /// Rebuilds, stores and registers every file in the recording's directory that has no row
+    /// yet: what a recorder that died left behind, or what could not be stored. Only call it while
+    /// holding the recording's claim. Returns how many files were recovered.
     pub async fn recover(&self) -> anyhow::Result<usize> {
         let known: HashSet<String> = status::file_paths(&self.db, self.recording_id).await?.into_iter().collect();
         let mut entries = match tokio::fs::read_dir(&self.dir).await {
@@ -98,7 +105,7 @@ impl Archive {
             let rebuilding = path.clone();
             match tokio::task::spawn_blocking(move || webm_file::rebuild(&rebuilding)).await? {
                 Ok(Some(file)) => {
-                    self.add_file(&who, &file, true).await?;
+                    self.store(&who, &file, true).await?;
                     recovered += 1;
                 }
                 Ok(None) => {}
@@ -128,9 +135,12 @@ impl Archive {
         Who::default()
     }
 
-    async fn add_file(&self, who: &Who, file: &FinishedFile, recovered: bool) -> sqlx::Result<()> {
-        let path = self.relative(&file.path);
-        status::add_file(&self.db, self.recording_id, who, &path, file, recovered).await
+    /// Hands a finished file to storage, then gives it its row.
+    async fn store(&self, who: &Who, file: &FinishedFile, recovered: bool) -> anyhow::Result<()> {
+        let key = Key::parse(self.relative(&file.path))?;
+        self.storage.store(&key, &file.path).await.with_context(|| format!("cannot store {}", key.as_str()))?;
+        status::add_file(&self.db, self.recording_id, who, key.as_str(), file, recovered).await?;
+        Ok(())
     }
 
     fn relative(&self, path: &Path) -> String {

@@ -219,18 +219,20 @@ impl Call {
     async fn finish(&self, peer_id: &str, recorded: RecordedPeer, archive: &Archive, outcome: &mut Outcome) {
         let who = self.who(peer_id);
         let path = recorded.path().to_owned();
-        let failure = match recorded.finish().await {
+        let (failure, cause) = match recorded.finish().await {
             Ok(captured) => {
                 let recorded = Recorded { who, path, files: captured.files, stats: captured.stats };
                 match archive.keep(&recorded).await {
                     Ok(()) => return outcome.recorded += 1,
-                    // The files stay on disk with their note: a later take-over registers them.
-                    Err(e) => format!("{}: cannot register the files: {e}", recorded.who.display_name),
+                    // The files stay on disk with their note: a later take-over stores and
+                    // registers them. The cause (storage addresses, database errors) is only logged.
+                    Err(e) => (format!("{}: the files could not be kept", recorded.who.display_name), Some(e)),
                 }
             }
-            Err(e) => format!("{}: {e}", who.display_name),
+            Err(e) => (format!("{}: {e}", who.display_name), None),
         };
-        tracing::warn!(peer.id = peer_id, failure, "a participant's media could not be kept");
+        let cause = cause.map(|e| format!("{e:#}"));
+        tracing::warn!(peer.id = peer_id, failure, error = cause, "a participant's media could not be kept");
         outcome.failures.push(failure);
     }
 }

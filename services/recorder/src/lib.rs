@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use confab_common::ops::OpsServer;
 use confab_common::tokens::SigningKeys;
+use confab_storage::Storage;
 pub use settings::Settings;
 use sqlx::postgres::PgPoolOptions;
 use tokio::sync::watch;
@@ -44,7 +45,9 @@ impl Worker {
             settings.reclaim_after,
         )?;
         let keys = SigningKeys::from_pem(&settings.jwt_keys_pem)?;
-        Ok(Self::new(settings, db, queue, keys))
+        let storage = Storage::open(&settings.storage, &settings.recordings_dir)
+            .map_err(|e| anyhow::anyhow!("recordings storage: {e}"))?;
+        Ok(Self::new(settings, db, queue, keys, storage))
     }
 }
 

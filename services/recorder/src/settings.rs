@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use confab_common::config::{ConfigError, Source};
+use confab_storage::StorageSettings;
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -19,7 +20,10 @@ pub struct Settings {
     /// The API's signing keys (PEM): the recorder signs its own `recorder` tickets with the last.
     pub jwt_keys_pem: String,
     pub jwt_issuer: String,
+    /// Where files are written (and, with S3 storage, spooled until uploaded).
     pub recordings_dir: PathBuf,
+    /// Where finished files are kept: the recordings directory or an S3 bucket.
+    pub storage: StorageSettings,
     /// A job whose recorder has not renewed its claim for this long is taken over.
     pub reclaim_after: Duration,
 }
@@ -43,6 +47,7 @@ impl Settings {
             jwt_keys_pem: src.required("CONFAB_JWT_KEY")?,
             jwt_issuer: src.string("CONFAB_JWT_ISSUER", "confab"),
             recordings_dir: src.string("CONFAB_RECORDINGS_DIR", "recordings").into(),
+            storage: StorageSettings::from_source(src)?,
             reclaim_after: Duration::from_secs(30),
         })
     }

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use confab_common::tokens::SigningKeys;
+use confab_storage::Storage;
 use sqlx::PgPool;
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -32,13 +33,15 @@ pub struct Worker {
     pub db: PgPool,
     pub queue: JobQueue,
     pub keys: Arc<SigningKeys>,
+    /// Where finished files go.
+    pub storage: Storage,
     /// Recordings this process works on.
     active: Mutex<HashSet<Uuid>>,
 }
 
 impl Worker {
-    pub fn new(settings: Settings, db: PgPool, queue: JobQueue, keys: SigningKeys) -> Self {
-        Self { settings, db, queue, keys: Arc::new(keys), active: Mutex::default() }
+    pub fn new(settings: Settings, db: PgPool, queue: JobQueue, keys: SigningKeys, storage: Storage) -> Self {
+        Self { settings, db, queue, keys: Arc::new(keys), storage, active: Mutex::default() }
     }
 
     /// Takes jobs until `shutdown` turns true. Recordings in progress are left to their tasks;
@@ -116,7 +119,7 @@ impl Worker {
     /// recorder holds it now, or it should come back later).
     async fn record(&self, job: &Job, recording_id: Uuid) -> bool {
         let recorder = &self.settings.instance_id;
-        let archive = Archive::new(self.db.clone(), &self.settings.recordings_dir, recording_id);
+        let archive = Archive::new(self.db.clone(), self.storage.clone(), &self.settings.recordings_dir, recording_id);
         let taken_over = match self.claim(recording_id).await {
             Ok(Claim::Record { taken_over }) => taken_over,
             Ok(Claim::Finalize) => {

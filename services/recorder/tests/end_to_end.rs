@@ -85,6 +85,8 @@ async fn deploy() -> Deployment {
         refresh_token_ttl: Duration::from_secs(86_400),
         refresh_reuse_grace: Duration::ZERO,
         recordings_dir: recordings.0.clone(),
+        web_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/../../web").into(),
+        storage: Default::default(),
         hash_workers: 1,
         hash_queue: 16,
         limits: Default::default(),
@@ -107,6 +109,7 @@ async fn deploy() -> Deployment {
         recordings_dir: recordings.0.clone(),
         // The default: nothing in this flow may wait for a take-over.
         reclaim_after: Duration::from_secs(30),
+        storage: Default::default(),
     })
     .unwrap();
     let (stop, stopped) = tokio::sync::watch::channel(false);

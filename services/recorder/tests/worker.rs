@@ -122,6 +122,7 @@ impl World {
             jwt_keys_pem: self.key_pem.clone(),
             jwt_issuer: "confab".into(),
             recordings_dir: std::env::temp_dir(),
+            storage: Default::default(),
             reclaim_after: Duration::from_secs(1),
         })
         .unwrap()

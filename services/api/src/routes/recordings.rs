@@ -2,12 +2,10 @@
 //! the files, which are served only through this authorized handler. A recording is visible
 //! exactly when its room is: to the room's members and admins; everyone else gets 404.
 
-use std::path::{Component, Path, PathBuf};
-
-use actix_files::NamedFile;
-use actix_web::http::header::{self, ContentDisposition, DispositionParam, DispositionType};
+use actix_web::http::header::{ContentDisposition, DispositionParam, DispositionType};
 use actix_web::{HttpRequest, HttpResponse, delete, get, post, web};
 use chrono::{DateTime, Utc};
+use confab_storage::{Key, Storage};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -17,6 +15,7 @@ use crate::auth::current_user::CurrentUser;
 use crate::auth::room_access::RoomAccess;
 use crate::domain::page::{Cursor, Page, PageQuery};
 use crate::domain::{RecordingStatus, RoomId, User, UserId};
+use crate::download::{self, Download};
 use crate::error::ApiError;
 use crate::startup::AppState;
 use crate::store::recordings::{self, Recording, RecordingFile};
@@ -270,16 +269,16 @@ pub async fn delete_recording(
     let details = serde_json::json!({"recording_id": recording.id});
     audit(&mut tx, &req, user.id, "recording.delete", Some(recording.room_id), None, details).await?;
     tx.commit().await?;
-    remove_files(&state.settings.recordings_dir, recording.id).await;
+    remove_files(&state.storage, recording.id).await;
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Removes a recording's directory; what cannot be removed is logged, the rows are gone anyway.
-pub async fn remove_files(dir: &Path, recording_id: Uuid) {
-    match tokio::fs::remove_dir_all(dir.join(recording_id.to_string())).await {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => tracing::warn!(recording.id = %recording_id, error = %e, "could not remove recording files"),
+/// Removes a recording's files from storage; what cannot be removed is logged, the rows are gone
+/// anyway.
+pub async fn remove_files(storage: &Storage, recording_id: Uuid) {
+    let prefix = Key::parse(recording_id.to_string()).expect("a uuid is a plain key");
+    if let Err(e) = storage.delete_all_under(&prefix).await {
+        tracing::warn!(recording.id = %recording_id, error = %e, "could not remove recording files");
     }
 }
 
@@ -300,19 +299,10 @@ pub async fn download_file(
     let (recording, _) = load(&state, &user, &recording_id).await?;
     let file_id = Uuid::parse_str(&file_id).map_err(|_| ApiError::NotFound)?;
     let file = recordings::find_file(&state.db, recording.id, file_id).await?.ok_or(ApiError::NotFound)?;
-    let Some(on_disk) = stored_path(&state.settings.recordings_dir, &file.path) else {
-        tracing::error!(file.id = %file.id, "refusing a recording file path outside the recordings directory");
+    let Ok(key) = Key::parse(file.path.as_str()) else {
+        tracing::error!(file.id = %file.id, "refusing a recording file path outside the recordings");
         return Err(ApiError::NotFound);
     };
-    let opened = match web::block(move || NamedFile::open(on_disk)).await {
-        Ok(Ok(opened)) => opened,
-        Ok(Err(e)) => {
-            tracing::warn!(file.id = %file.id, error = %e, "recording file missing from storage");
-            return Err(ApiError::NotFound);
-        }
-        Err(e) => return Err(ApiError::Internal(anyhow::anyhow!("file open task failed: {e}"))),
-    };
-    let content_type = file.content_type.parse().unwrap_or(mime_webm());
     let extension = if file.content_type == "video/webm" { "webm" } else { "mkv" };
     let disposition = ContentDisposition {
         disposition: DispositionType::Attachment,
@@ -322,23 +312,12 @@ pub async fn download_file(
             file.id
         ))],
     };
-    let mut response = opened.set_content_type(content_type).set_content_disposition(disposition).into_response(&req);
-    let headers = response.headers_mut();
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, header::HeaderValue::from_static("nosniff"));
-    headers.insert(header::CACHE_CONTROL, header::HeaderValue::from_static("private, no-cache"));
-    Ok(response)
+    let content_type = file.content_type.parse().unwrap_or(mime_webm());
+    download::respond(&req, &state.storage, Download { key, content_type, disposition }).await
 }
 
 fn mime_webm() -> actix_web::mime::Mime {
     "video/webm".parse().expect("a valid media type")
-}
-
-/// `relative` inside `dir`, or `None` if it would leave it (absolute, `..`, or a prefix).
-fn stored_path(dir: &Path, relative: &str) -> Option<PathBuf> {
-    let relative = Path::new(relative);
-    let mut parts = relative.components().peekable();
-    let inside = parts.peek().is_some() && parts.all(|c| matches!(c, Component::Normal(_)));
-    inside.then(|| dir.join(relative))
 }
 
 /// A participant's name as a file name: letters, digits, `-` and `_`, at most 40 characters.
@@ -351,15 +330,6 @@ fn safe_name(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn stored_paths_stay_inside_the_recordings_directory() {
-        let dir = Path::new("/data/recordings");
-        assert_eq!(stored_path(dir, "r1/f1.webm"), Some(PathBuf::from("/data/recordings/r1/f1.webm")));
-        for hostile in ["/etc/passwd", "../secrets", "r1/../../x", "./r1/f1.webm", ""] {
-            assert_eq!(stored_path(dir, hostile), None, "{hostile}");
-        }
-    }
 
     #[test]
     fn download_names_are_tame() {

@@ -171,7 +171,7 @@ pub async fn remove_room(
     tx.commit().await?;
     state.control.send(&Control::CloseRoom { room_id }).await;
     for recording_id in recorded {
-        remove_files(&state.settings.recordings_dir, recording_id).await;
+        remove_files(&state.storage, recording_id).await;
     }
     Ok(())
 }

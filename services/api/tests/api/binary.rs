@@ -46,6 +46,18 @@ async fn bad_configuration_stops_start_up_with_the_variable_named() {
 }
 
 #[actix_web::test]
+async fn bad_storage_configuration_stops_start_up_without_echoing_the_secret() {
+    let s3 = [("CONFAB_STORAGE", "s3"), ("CONFAB_S3_BUCKET", "recordings")];
+    assert!(failing_start(&[("CONFAB_STORAGE", "nfs")], None).await.contains("CONFAB_STORAGE"));
+    assert!(failing_start(&s3[..1], None).await.contains("CONFAB_S3_BUCKET"));
+    let plain_http = [s3[0], s3[1], ("CONFAB_S3_ENDPOINT", "http://127.0.0.1:9")];
+    assert!(failing_start(&plain_http, None).await.contains("CONFAB_S3_ALLOW_HTTP"));
+    let half_keys = [s3[0], s3[1], ("CONFAB_S3_SECRET_ACCESS_KEY", "hunter2")];
+    let stderr = failing_start(&half_keys, None).await;
+    assert!(stderr.contains("CONFAB_S3_ACCESS_KEY_ID") && !stderr.contains("hunter2"), "{stderr}");
+}
+
+#[actix_web::test]
 async fn serves_json_logs_and_shuts_down_cleanly_on_sigterm() {
     let mut child = base_env(&mut Command::new(BIN))
         .await

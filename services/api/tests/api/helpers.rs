@@ -5,6 +5,7 @@ use std::time::Duration;
 use awc::http::StatusCode;
 use confab_api::settings::{RateLimits, Settings};
 use confab_api::startup::Application;
+use confab_storage::{Key, S3Credentials, S3Settings, Storage, StorageSettings};
 use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::EncodePrivateKey;
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
@@ -19,6 +20,8 @@ pub struct TestApp {
     pub db: PgPool,
     pub signing_key: SigningKey,
     pub settings: Settings,
+    /// The app's recordings storage, as the recorder hands files to it.
+    pub storage: Storage,
     pub client: awc::Client,
 }
 
@@ -81,17 +84,36 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
         refresh_token_ttl: Duration::from_secs(30 * 86_400),
         refresh_reuse_grace: Duration::ZERO,
         recordings_dir: std::env::temp_dir().join(format!("confab-test-recordings-{}", Uuid::new_v4().simple())),
+        storage: StorageSettings::Local,
+        web_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/../../web").into(),
         hash_workers: 2,
         hash_queue: 64,
         limits: RateLimits::default(),
     };
     customize(&mut settings);
+    let storage = Storage::open(&settings.storage, &settings.recordings_dir).unwrap();
     let app = Application::build(settings.clone()).await.expect("the app builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     actix_web::rt::spawn(app.run_until_stopped());
     let db = PgPool::connect_lazy(&settings.database_url).unwrap();
     let client = awc::Client::builder().timeout(Duration::from_secs(30)).finish();
-    TestApp { address, db, signing_key, settings, client }
+    TestApp { address, db, signing_key, settings, storage, client }
+}
+
+/// An app keeping recordings in the S3-compatible server that `deploy/local/test` starts.
+pub async fn spawn_app_on_s3() -> TestApp {
+    spawn_app_with(|settings| settings.storage = s3_settings()).await
+}
+
+/// The test S3 server (`S3_ENDPOINT`, bucket `S3_BUCKET`); moto accepts any credentials.
+pub fn s3_settings() -> StorageSettings {
+    StorageSettings::S3(S3Settings {
+        bucket: env("S3_BUCKET"),
+        endpoint: Some(env("S3_ENDPOINT")),
+        region: "us-east-1".into(),
+        credentials: Some(S3Credentials { access_key_id: "confab".into(), secret_access_key: "confab-test".into() }),
+        allow_http: true,
+    })
 }
 
 /// A uuid-named database with every migration applied.
@@ -217,14 +239,15 @@ impl TestApp {
         id
     }
 
-    /// A file of `recording` holding `content`, on disk and in the database, as a recorder
-    /// writes it.
+    /// A file of `recording` holding `content`, in storage and in the database, as a recorder
+    /// keeps it.
     pub async fn insert_recording_file(&self, recording: Uuid, content: &[u8]) -> Uuid {
         let id = Uuid::new_v4();
         let relative = format!("{recording}/{id}.webm");
         let path = self.settings.recordings_dir.join(&relative);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, content).unwrap();
+        self.storage.store(&Key::parse(relative.as_str()).unwrap(), &path).await.unwrap();
         sqlx::query(
             "insert into recording_files (id, recording_id, peer_id, participant, path, bytes, duration_ms, codecs)
              values ($1, $2, 'p1', 'Ann Lee', $3, $4, 6000, '{vp8,opus}')",
@@ -237,6 +260,15 @@ impl TestApp {
         .await
         .unwrap();
         id
+    }
+
+    /// Whether storage holds `file` of `recording`.
+    pub async fn stored(&self, recording: Uuid, file: Uuid) -> bool {
+        let key = Key::parse(format!("{recording}/{file}.webm")).unwrap();
+        match &self.storage {
+            Storage::Local(dir) => key.in_dir(dir).exists(),
+            Storage::S3(s3) => s3.head(&key).await.unwrap().is_some(),
+        }
     }
 
     /// Signs up a fresh user and logs in: (email, login reply body).

@@ -47,8 +47,10 @@ async fn bodies_over_64_kib_are_a_413() {
 #[actix_web::test]
 async fn unknown_routes_and_methods_get_a_json_404() {
     let app = spawn_app().await;
+    // (`GET /nope` is a page address: the web client's index.html answers it, see web.rs.)
     for (method, path) in [
-        ("GET", "/nope"),
+        ("POST", "/nope"),
+        ("GET", "/v1/nope"),
         ("GET", "/v1/"),
         ("DELETE", "/v1/me"),
         ("GET", "/v1/auth/login"),

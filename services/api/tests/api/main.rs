@@ -16,3 +16,4 @@ mod ops;
 mod recordings;
 mod refresh;
 mod rooms;
+mod web;

@@ -1,12 +1,14 @@
 //! Recordings through the API: starting is idempotent even under a race and queues exactly one
 //! job; stopping is a no-op the second time; only the room's people see or download files;
-//! downloads honour Range and ETag; deleting removes the files.
+//! downloads honour Range and ETag; deleting removes the files. Downloads and deletes run
+//! against both storages: a local directory and S3 (the server `deploy/local/test` starts).
 
 use awc::http::StatusCode;
+use confab_storage::Key;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, cuttable_proxy, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, cuttable_proxy, spawn_app, spawn_app_on_s3, spawn_app_with};
 
 struct Room {
     id: String,
@@ -135,8 +137,16 @@ async fn stopping_finalizes_a_running_recording_once() {
 }
 
 #[actix_web::test]
-async fn files_download_as_attachments_with_range_and_etag_and_only_for_the_room() {
-    let app = spawn_app().await;
+async fn files_download_from_a_local_directory_as_attachments_with_range_and_etag_and_only_for_the_room() {
+    downloads_with_range_and_etag_only_for_the_room(spawn_app().await).await;
+}
+
+#[actix_web::test]
+async fn files_download_from_s3_as_attachments_with_range_and_etag_and_only_for_the_room() {
+    downloads_with_range_and_etag_only_for_the_room(spawn_app_on_s3().await).await;
+}
+
+async fn downloads_with_range_and_etag_only_for_the_room(app: TestApp) {
     let room = room_with_people(&app).await;
     let recording = app.insert_recording(room.id.parse().unwrap(), "ready").await;
     let content: Vec<u8> = (0..=255u8).cycle().take(10_000).collect();
@@ -160,30 +170,54 @@ async fn files_download_as_attachments_with_range_and_etag_and_only_for_the_room
                        "keyframe_requests": 2, "av_drift_ms": 17});
     assert_eq!(listed["stats"], stats);
 
-    let mut whole = app.client.get(&url).bearer_auth(&room.member).send().await.unwrap();
-    assert_eq!(whole.status(), StatusCode::OK);
+    let get = |range: Option<&str>| {
+        let request = app.client.get(&url).bearer_auth(&room.member);
+        match range {
+            Some(range) => request.insert_header(("Range", range.to_owned())),
+            None => request,
+        }
+    };
     let header = |res: &awc::ClientResponse<_>, name: &str| {
         res.headers().get(name).map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default()
     };
+    let mut whole = get(None).send().await.unwrap();
+    assert_eq!(whole.status(), StatusCode::OK);
     assert_eq!(header(&whole, "content-type"), "video/webm");
+    assert_eq!(header(&whole, "content-length"), "10000");
     assert!(header(&whole, "content-disposition").starts_with("attachment; filename=\"Ann_Lee-"));
     assert_eq!(header(&whole, "x-content-type-options"), "nosniff");
     let etag = header(&whole, "etag");
     assert!(!etag.is_empty());
     assert_eq!(whole.body().limit(1 << 20).await.unwrap().to_vec(), content);
 
-    let mut part =
-        app.client.get(&url).bearer_auth(&room.member).insert_header(("Range", "bytes=100-199")).send().await.unwrap();
-    assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
-    assert_eq!(header(&part, "content-range"), "bytes 100-199/10000");
-    assert_eq!(part.body().await.unwrap().to_vec(), content[100..200]);
-    let unchanged =
-        app.client.get(&url).bearer_auth(&room.member).insert_header(("If-None-Match", etag)).send().await.unwrap();
-    assert_eq!(unchanged.status(), StatusCode::NOT_MODIFIED);
-    let beyond =
-        app.client.get(&url).bearer_auth(&room.member).insert_header(("Range", "bytes=20000-")).send().await.unwrap();
+    for (range, content_range, bytes) in [
+        ("bytes=100-199", "bytes 100-199/10000", &content[100..200]),
+        ("bytes=9990-", "bytes 9990-9999/10000", &content[9990..]),
+        ("bytes=-10", "bytes 9990-9999/10000", &content[9990..]),
+        ("bytes=9000-20000", "bytes 9000-9999/10000", &content[9000..]),
+    ] {
+        let mut part = get(Some(range)).send().await.unwrap();
+        assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT, "{range}");
+        assert_eq!(header(&part, "content-range"), content_range, "{range}");
+        assert_eq!(header(&part, "content-length"), bytes.len().to_string(), "{range}");
+        assert_eq!(part.body().await.unwrap().to_vec(), bytes, "{range}");
+    }
+    let beyond = get(Some("bytes=20000-")).send().await.unwrap();
     assert_eq!(beyond.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(header(&beyond, "content-range"), "bytes */10000");
+    let unchanged = get(None).insert_header(("If-None-Match", etag.clone())).send().await.unwrap();
+    assert_eq!(unchanged.status(), StatusCode::NOT_MODIFIED);
+    let changed = get(None).insert_header(("If-None-Match", "\"other\"")).send().await.unwrap();
+    assert_eq!(changed.status(), StatusCode::OK);
+    let still_same = get(Some("bytes=0-9")).insert_header(("If-Range", etag)).send().await.unwrap();
+    assert_eq!(still_same.status(), StatusCode::PARTIAL_CONTENT);
+    let stale = get(Some("bytes=0-9")).insert_header(("If-Range", "\"other\"")).send().await.unwrap();
+    assert_eq!((stale.status(), header(&stale, "content-length")), (StatusCode::OK, "10000".into()));
 
+    let owner = app.client.get(&url).bearer_auth(&room.owner).send().await.unwrap();
+    assert_eq!(owner.status(), StatusCode::OK);
+    let admin = app.client.get(&url).bearer_auth(admin_token(&app).await).send().await.unwrap();
+    assert_eq!(admin.status(), StatusCode::OK);
     let stranger = app.client.get(&url).bearer_auth(&room.stranger).send().await.unwrap();
     assert_eq!(stranger.status(), StatusCode::NOT_FOUND);
     let anonymous = app.client.get(&url).send().await.unwrap();
@@ -192,11 +226,17 @@ async fn files_download_as_attachments_with_range_and_etag_and_only_for_the_room
     assert_eq!(other_file.status, StatusCode::NOT_FOUND);
 
     // Gone from storage: a clear 404, not a 500.
-    std::fs::remove_file(app.settings.recordings_dir.join(format!("{recording}/{file}.webm"))).unwrap();
+    app.storage.delete_all_under(&Key::parse(recording.to_string()).unwrap()).await.unwrap();
     assert_eq!(
         app.get(&format!("/v1/recordings/{recording}/files/{file}"), Some(&room.member)).await.status,
         StatusCode::NOT_FOUND
     );
+}
+
+async fn admin_token(app: &TestApp) -> String {
+    let (email, _) = app.logged_in_user().await;
+    sqlx::query("update users set role = 'admin' where email = $1").bind(&email).execute(&app.db).await.unwrap();
+    app.login(&email, crate::helpers::PASSWORD).await.body["access_token"].as_str().unwrap().to_owned()
 }
 
 #[actix_web::test]
@@ -218,8 +258,16 @@ async fn file_paths_outside_the_recordings_directory_cannot_be_stored() {
 }
 
 #[actix_web::test]
-async fn deleting_a_recording_or_its_room_removes_the_files_but_never_a_running_one() {
-    let app = spawn_app().await;
+async fn deleting_a_recording_or_its_room_removes_the_files_from_a_local_directory_but_never_a_running_one() {
+    deleting_removes_the_files_but_never_a_running_one(spawn_app().await).await;
+}
+
+#[actix_web::test]
+async fn deleting_a_recording_or_its_room_removes_the_files_from_s3_but_never_a_running_one() {
+    deleting_removes_the_files_but_never_a_running_one(spawn_app_on_s3().await).await;
+}
+
+async fn deleting_removes_the_files_but_never_a_running_one(app: TestApp) {
     let room = room_with_people(&app).await;
     let room_id: Uuid = room.id.parse().unwrap();
     let running = app.insert_recording(room_id, "recording").await;
@@ -227,21 +275,25 @@ async fn deleting_a_recording_or_its_room_removes_the_files_but_never_a_running_
     assert_eq!((conflict.status, conflict.code()), (StatusCode::CONFLICT, "recording_running"));
 
     let done = app.insert_recording(room_id, "partial").await;
-    app.insert_recording_file(done, b"data").await;
-    let dir = app.settings.recordings_dir.join(done.to_string());
-    assert!(dir.exists());
+    let files = [app.insert_recording_file(done, b"data").await, app.insert_recording_file(done, b"more").await];
+    let kept = app.insert_recording(room_id, "ready").await;
+    let kept_file = app.insert_recording_file(kept, b"data").await;
+    for file in files {
+        assert!(app.stored(done, file).await);
+    }
     let deleted = app.send("DELETE", &format!("/v1/recordings/{done}"), Some(&room.owner), None).await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
-    assert!(!dir.exists(), "the files went with the recording");
+    for file in files {
+        assert!(!app.stored(done, file).await, "the files went with the recording");
+    }
+    assert!(app.stored(kept, kept_file).await, "another recording's files stay");
     assert_eq!(app.get(&format!("/v1/recordings/{done}"), Some(&room.owner)).await.status, StatusCode::NOT_FOUND);
 
-    let kept = app.insert_recording(room_id, "ready").await;
-    app.insert_recording_file(kept, b"data").await;
     assert_eq!(
         app.send("DELETE", &format!("/v1/rooms/{}", room.id), Some(&room.owner), None).await.status,
         StatusCode::NO_CONTENT
     );
-    assert!(!app.settings.recordings_dir.join(kept.to_string()).exists(), "the room took its recordings along");
+    assert!(!app.stored(kept, kept_file).await, "the room took its recordings along");
     let audit: Vec<String> = sqlx::query_scalar("select action from audit_log where action like 'recording.%'")
         .fetch_all(&app.db)
         .await
@@ -254,9 +306,7 @@ async fn admins_list_every_recording() {
     let app = spawn_app().await;
     let room = room_with_people(&app).await;
     let recording = app.insert_recording(room.id.parse().unwrap(), "ready").await;
-    let (email, _) = app.logged_in_user().await;
-    sqlx::query("update users set role = 'admin' where email = $1").bind(&email).execute(&app.db).await.unwrap();
-    let admin = app.login(&email, crate::helpers::PASSWORD).await.body["access_token"].as_str().unwrap().to_owned();
+    let admin = admin_token(&app).await;
     let listed: Value = app.get("/v1/admin/recordings?limit=1", Some(&admin)).await.body;
     assert_eq!(listed["recordings"][0]["id"], recording.to_string());
     assert_eq!(app.get("/v1/admin/recordings", Some(&room.owner)).await.status, StatusCode::FORBIDDEN);

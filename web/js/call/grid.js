@@ -1,0 +1,155 @@
+// The tiles of the call: one per participant (the local one first), each a <figure> with its
+// video, display name, connection state and mic/camera badges. The grid's `data-layout` names the
+// size class (1, 2, 4, 9, many) and the stylesheet picks the columns for it and the screen width.
+//
+// For tests and tools every tile carries `data-peer-id`, `data-state` (local, connecting,
+// connected, reconnecting, failed), `data-audio` and `data-video` (on/off).
+
+import { h } from '../dom.js';
+
+const STATE_TEXT = {
+  local: 'You',
+  connecting: 'Connecting…',
+  connected: 'Connected',
+  reconnecting: 'Reconnecting…',
+  failed: 'Connection failed',
+};
+
+export class Grid {
+  /** `onFirstFrame(peerId)`: a remote tile showed its first frame; `onAutoplayBlocked()`: sound needs a click. */
+  constructor({ onFirstFrame, onAutoplayBlocked }) {
+    this.onFirstFrame = onFirstFrame;
+    this.onAutoplayBlocked = onAutoplayBlocked;
+    this.element = h('div', { class: 'call-grid', role: 'list', 'aria-label': 'Participants', 'data-layout': '1' });
+    this.tiles = new Map();
+  }
+
+  /** The tile for `peerId`, created when missing; `name` updates its caption. */
+  tile(peerId, { name, local = false } = {}) {
+    let tile = this.tiles.get(peerId);
+    if (!tile) {
+      tile = new Tile(peerId, local, this);
+      this.tiles.set(peerId, tile);
+      if (local) this.element.prepend(tile.element);
+      else this.element.append(tile.element);
+      this.layout();
+    }
+    if (name !== undefined) tile.setName(name);
+    return tile;
+  }
+
+  has(peerId) { return this.tiles.has(peerId); }
+
+  remove(peerId) {
+    const tile = this.tiles.get(peerId);
+    if (!tile) return;
+    this.tiles.delete(peerId);
+    tile.destroy();
+    this.layout();
+  }
+
+  /** Removes every remote tile. */
+  clearRemote() {
+    for (const [peerId, tile] of this.tiles) if (!tile.local) this.remove(peerId);
+  }
+
+  /** Unmutes remote videos that autoplay had to start muted (after a click). */
+  unmuteAll() {
+    for (const tile of this.tiles.values()) if (!tile.local) tile.unmute();
+  }
+
+  layout() {
+    const count = this.tiles.size;
+    const size = count <= 1 ? '1' : count === 2 ? '2' : count <= 4 ? '4' : count <= 9 ? '9' : 'many';
+    this.element.dataset.layout = size;
+    this.element.dataset.count = String(count);
+  }
+}
+
+class Tile {
+  constructor(peerId, local, grid) {
+    this.peerId = peerId;
+    this.local = local;
+    this.grid = grid;
+    this.stream = null;
+    this.video = h('video', { autoplay: true, playsinline: true, 'aria-hidden': 'true' });
+    // The muted attribute only sets the default; the property mutes this element now.
+    this.video.muted = local;
+    this.name = h('span', { class: 'tile-name' });
+    this.state = h('span', { class: 'tile-state' });
+    this.micBadge = h('span', { class: 'tile-badge', hidden: true }, 'Mic off');
+    this.cameraBadge = h('span', { class: 'tile-badge', hidden: true }, 'Camera off');
+    this.element = h('figure', {
+      class: 'tile' + (local ? ' tile-local' : ''),
+      role: 'listitem',
+      dataset: { peerId, state: local ? 'local' : 'connecting', audio: 'on', video: 'on' },
+    },
+    this.video,
+    h('figcaption', {}, this.name, this.state, this.micBadge, this.cameraBadge));
+    this.setState(local ? 'local' : 'connecting');
+  }
+
+  setName(name) {
+    this.name.textContent = this.local ? `${name} (you)` : name;
+  }
+
+  setState(state) {
+    this.element.dataset.state = state;
+    this.state.textContent = STATE_TEXT[state] || state;
+    this.state.hidden = state === 'local' || state === 'connected';
+  }
+
+  setMedia({ audio, video }) {
+    this.element.dataset.audio = audio ? 'on' : 'off';
+    this.element.dataset.video = video ? 'on' : 'off';
+    this.micBadge.hidden = audio;
+    this.cameraBadge.hidden = video;
+  }
+
+  setStream(stream) {
+    if (this.stream === stream && this.video.srcObject === stream) return;
+    this.stream = stream;
+    this.video.srcObject = stream;
+    if (!this.local) this.watchFirstFrame();
+    this.play();
+  }
+
+  /** Re-attaches the stream after one of its tracks was swapped (a device change). */
+  refresh() {
+    if (!this.stream) return;
+    this.video.srcObject = null;
+    this.video.srcObject = this.stream;
+    this.play();
+  }
+
+  play() {
+    const playing = this.video.play();
+    if (!playing) return;
+    playing.catch((error) => {
+      // AbortError: a newer srcObject replaced this one; it plays instead.
+      if (error.name !== 'NotAllowedError' || this.local) return;
+      // Autoplay with sound needs a user gesture (e.g. after a reload): start muted, offer a click.
+      this.video.muted = true;
+      this.video.play().catch(() => {});
+      this.grid.onAutoplayBlocked();
+    });
+  }
+
+  unmute() {
+    if (!this.video.muted) return;
+    this.video.muted = false;
+    this.video.play().catch(() => {});
+  }
+
+  watchFirstFrame() {
+    const video = this.video;
+    const seen = () => this.grid.onFirstFrame(this.peerId);
+    if (typeof video.requestVideoFrameCallback === 'function') video.requestVideoFrameCallback(seen);
+    else video.addEventListener('loadeddata', seen, { once: true });
+  }
+
+  destroy() {
+    this.video.srcObject = null;
+    this.element.remove();
+  }
+}
