@@ -63,6 +63,9 @@ impl Application {
                 .wrap(from_fn(http::observe))
         })
         .disable_signals()
+        // Small frames go out at once: with Nagle's algorithm a frame written behind an
+        // unacknowledged one waits for the peer's delayed ACK (up to 40 ms per hop).
+        .tcp_nodelay(true)
         .listen(listener)?
         .shutdown_timeout(10)
         .run();

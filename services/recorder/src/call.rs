@@ -254,8 +254,10 @@ async fn enter_via(seat: &Seat, gateway: &str) -> anyhow::Result<(Socket, Value)
     let ticket = ticket(seat)?;
     let mut request = gateway.into_client_request()?;
     request.headers_mut().insert("sec-websocket-protocol", format!("confab.v1, confab.ticket.{ticket}").parse()?);
-    let (mut socket, _) =
-        tokio_tungstenite::connect_async(request).await.with_context(|| format!("connecting to {gateway}"))?;
+    // Nagle off: answers and candidates are small frames that must not wait for an ACK.
+    let (mut socket, _) = tokio_tungstenite::connect_async_with_config(request, None, true)
+        .await
+        .with_context(|| format!("connecting to {gateway}"))?;
     while let Some(frame) = socket.next().await {
         if let Message::Text(text) = frame? {
             let mut first: Value = serde_json::from_str(&text)?;
