@@ -1,0 +1,210 @@
+// Shared pieces of the browser tests: Chromium with a fake camera and microphone, one browser
+// context per user, screenshots of every step, and small checks (API calls, ffprobe).
+
+import { chromium } from 'playwright-core';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+
+export const BASE_URL = process.env.BASE_URL || 'http://127.0.0.1:38080';
+export const OUT = process.env.OUT || 'output';
+
+export async function launch() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    args: ['--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream', '--no-sandbox',
+      '--autoplay-policy=no-user-gesture-required'],
+  });
+}
+
+/**
+ * A fresh browser context (a separate user) with a page that collects console errors in
+ * `page.errors` (each with the URL it came from) and the gateway of every join ticket it got in
+ * `page.gateways`. Every RTCPeerConnection the page creates is kept in `window.__e2ePeerConnections`
+ * (an init script; the client has no hook for it), so checks can read their statistics.
+ */
+export async function user(browser, name, viewport = { width: 1280, height: 800 }) {
+  const context = await browser.newContext({ viewport, permissions: ['camera', 'microphone'] });
+  await context.addInitScript(() => {
+    const Native = window.RTCPeerConnection;
+    if (!Native) return;
+    window.__e2ePeerConnections = [];
+    window.RTCPeerConnection = class extends Native {
+      constructor(...args) {
+        super(...args);
+        window.__e2ePeerConnections.push(this);
+      }
+    };
+  });
+  const page = await context.newPage();
+  page.userName = name;
+  page.errors = [];
+  page.allowedErrors = [];
+  page.gateways = [];
+  page.on('console', (message) => {
+    if (message.type() === 'error') page.errors.push(`${name}: ${message.text()} [${message.location().url}]`);
+  });
+  page.on('pageerror', (error) => page.errors.push(`${name}: ${error.message}`));
+  page.on('response', async (response) => {
+    if (response.request().method() !== 'POST' || !/\/v1\/rooms\/[^/]+\/join$/.test(new URL(response.url()).pathname)) return;
+    if (response.status() !== 200) return;
+    try {
+      page.gateways.push((await response.json()).gateway_url);
+    } catch { /* the page went away meanwhile */ }
+  });
+  return page;
+}
+
+/** Lets console errors matching `pattern` through `assertNoConsoleErrors` (errors the test provokes). */
+export function allowErrors(page, pattern) {
+  page.allowedErrors.push(pattern);
+}
+
+/** Fails on any console error or uncaught exception that no `allowErrors` pattern covers. */
+export function assertNoConsoleErrors(pages) {
+  const all = pages.flatMap((page) => page.errors.map((e) => [page, e]));
+  const unexpected = all.filter(([page, e]) => !page.allowedErrors.some((p) => p.test(e))).map(([, e]) => e);
+  check(unexpected.length === 0, `unexpected console errors:\n  ${unexpected.join('\n  ')}`);
+  console.log(`  console errors: ${all.length} provoked on purpose, none unexpected`);
+}
+
+/** Bytes of inbound audio over the page's open peer connections (RTP `inbound-rtp`, kind audio). */
+export async function audioBytesReceived(page) {
+  return page.evaluate(async () => {
+    let total = 0;
+    for (const pc of window.__e2ePeerConnections || []) {
+      if (pc.connectionState === 'closed') continue;
+      const stats = await pc.getStats();
+      stats.forEach((s) => { if (s.type === 'inbound-rtp' && s.kind === 'audio') total += s.bytesReceived || 0; });
+    }
+    return total;
+  });
+}
+
+/** How many RTCPeerConnections the page has created so far, and how many of them are not closed. */
+export async function peerConnections(page) {
+  return page.evaluate(() => {
+    const all = window.__e2ePeerConnections || [];
+    return { created: all.length, open: all.filter((pc) => pc.connectionState !== 'closed').length };
+  });
+}
+
+/**
+ * The remote tile of `peerId`: its state, its video's size, and over 1 s how far its playback
+ * time moved and how many new frames it showed (requestVideoFrameCallback).
+ */
+export async function remoteVideo(page, peerId) {
+  return page.evaluate(async (id) => {
+    const tile = document.querySelector(`figure.tile[data-peer-id="${CSS.escape(id)}"]`);
+    const video = tile && tile.querySelector('video');
+    if (!video) return null;
+    let frames = 0;
+    let handle;
+    const count = () => { frames += 1; handle = video.requestVideoFrameCallback(count); };
+    handle = video.requestVideoFrameCallback(count);
+    const before = video.currentTime;
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    video.cancelVideoFrameCallback(handle);
+    return {
+      state: tile.dataset.state, width: video.videoWidth, height: video.videoHeight,
+      advanced: video.currentTime - before, frames, paused: video.paused,
+    };
+  }, peerId);
+}
+
+/** Downloads an API path with a bearer token; the body as a Buffer. */
+export async function download(path, token) {
+  const response = await fetch(BASE_URL + path, { headers: { Authorization: `Bearer ${token}` } });
+  if (response.status !== 200) throw new Error(`GET ${path}: ${response.status}`);
+  return Buffer.from(await response.arrayBuffer());
+}
+
+let shot = 0;
+const SCENARIO = basename(process.argv[1] || 'scenario', '.mjs');
+/** Saves a screenshot named after the scenario and the step, numbered in order. */
+export async function screenshot(page, step) {
+  mkdirSync(join(OUT, 'screenshots'), { recursive: true });
+  shot += 1;
+  const name = `${SCENARIO}-${String(shot).padStart(2, '0')}-${page.userName}-${step}.png`;
+  const file = join(OUT, 'screenshots', name);
+  await page.screenshot({ path: file, fullPage: true });
+  return file;
+}
+
+export const PASSWORD = 'correct horse battery';
+
+/** Fills and sends the sign-up form (the page is on /signup already); the client logs in after. */
+export async function signUp(page, name, email) {
+  await page.getByRole('heading', { name: 'Sign up' }).waitFor();
+  await page.getByLabel('Display name').fill(name);
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Create account' }).click();
+}
+
+export function uniqueEmail(name) {
+  return `${name}-${Date.now()}-${Math.floor(Math.random() * 1e6)}@example.org`;
+}
+
+/** Calls the API directly (for checks, never for what the user does in the UI). */
+export async function apiCall(method, path, token, body) {
+  const response = await fetch(BASE_URL + path, {
+    method,
+    headers: { ...(token ? { Authorization: `Bearer ${token}` } : {}), ...(body ? { 'Content-Type': 'application/json' } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await response.text();
+  return { status: response.status, body: text ? JSON.parse(text) : null, bytes: text };
+}
+
+/** The access token a page holds, obtained the way the client does: its refresh token. */
+export async function tokenOf(page) {
+  const refreshToken = await page.evaluate(() => sessionStorage.getItem('confab.refresh_token'));
+  const refreshed = await apiCall('POST', '/v1/auth/refresh', null, { refresh_token: refreshToken });
+  if (refreshed.status !== 200) throw new Error(`refresh failed: ${refreshed.status}`);
+  await page.evaluate((token) => sessionStorage.setItem('confab.refresh_token', token), refreshed.body.refresh_token);
+  return refreshed.body.access_token;
+}
+
+/** Streams and duration of a media file, as ffprobe reads it. */
+export function probe(file) {
+  const json = execFileSync('ffprobe', ['-v', 'error', '-show_entries', 'stream=codec_name,codec_type:format=duration',
+    '-of', 'json', file]).toString();
+  const parsed = JSON.parse(json);
+  return { codecs: parsed.streams.map((s) => s.codec_name).sort(), duration: Number(parsed.format.duration) };
+}
+
+/**
+ * Decodes every frame of the file; returns ffmpeg's error output (empty when it decodes cleanly).
+ * Frames pass through with the file's own time base: by default ffmpeg re-times them to a guessed
+ * frame rate (20 fps for these files), and two frames closer than one such tick (a camera's
+ * uneven capture) would make its null output complain about equal timestamps the file does not have.
+ */
+export function decodeErrors(file) {
+  const run = spawnSync('ffmpeg', ['-v', 'error', '-i', file, '-fps_mode', 'passthrough', '-enc_time_base', '-1',
+    '-f', 'null', '-']);
+  if (run.error) throw run.error;
+  return run.stderr.toString() + (run.status === 0 ? '' : `ffmpeg exited with ${run.status}`);
+}
+
+export function save(name, bytes) {
+  const file = join(OUT, name);
+  writeFileSync(file, bytes);
+  return file;
+}
+
+export function check(condition, message) {
+  if (!condition) throw new Error(`check failed: ${message}`);
+}
+
+/** Polls `probe` (async) until it returns a truthy value, or fails after `ms`. */
+export async function eventually(what, probeFn, ms = 20_000, every = 250) {
+  const deadline = Date.now() + ms;
+  let last;
+  while (Date.now() < deadline) {
+    last = await probeFn();
+    if (last) return last;
+    await new Promise((resolve) => setTimeout(resolve, every));
+  }
+  throw new Error(`timed out waiting for ${what} (last: ${JSON.stringify(last)})`);
+}
