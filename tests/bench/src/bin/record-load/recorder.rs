@@ -1,0 +1,380 @@
+//! The recorder step: participants through the API and a gateway, each sending to the
+//! recorder over its own send-only WebRTC connection.
+
+use std::io::Cursor;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use confab_bench::rss_kib;
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use rtc::media::Sample;
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
+use webrtc::peer_connection::{PeerConnection, RTCIceCandidateInit, RTCPeerConnectionState, RTCSessionDescription};
+
+use crate::api::{Api, Fixture, metrics_delta, scrape_metrics};
+use crate::clip::{Clip, count_frames};
+use crate::measure::{Step, measure_window};
+use crate::pacing::{Pacing, Schedule, Sent};
+use crate::peer::{SenderPeer, add_send_only, opus, payload_type, sample_track, sender_peer, vp8};
+use crate::{Args, DRAIN, unix_ms};
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// How long a participant waits for `recording_started`, and then for its connection.
+const SIGNALING_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub async fn record_step(
+    args: &Args,
+    api: &Api,
+    fixture: &Fixture,
+    clip: &Arc<Clip>,
+    n: usize,
+    pid: u32,
+) -> anyhow::Result<Step> {
+    let rss_before = rss_kib(pid).context("the recorder is not running")?;
+    let metrics_before = scrape_metrics(args.recorder_metrics.as_deref()).await;
+    let rooms = n.div_ceil(fixture.room_size);
+
+    // Everyone joins the call, then each room's owner starts its recording.
+    let joining = futures_util::stream::iter(0..n)
+        .map(|i| async move { join(api, &fixture.tokens[i], &fixture.rooms[i / fixture.room_size]).await })
+        .buffered(16);
+    let joined: Vec<(Socket, String)> = joining.collect::<Vec<_>>().await.into_iter().collect::<Result<_, _>>()?;
+    let mut recordings = Vec::new();
+    for room in 0..rooms {
+        let owner = &fixture.tokens[room * fixture.room_size];
+        let path = format!("/v1/rooms/{}/recordings", fixture.rooms[room]);
+        let recording = api.call("start a recording", "POST", &path, Some(owner.as_str()), None).await?;
+        recordings.push(recording["id"].as_str().context("a recording without id")?.to_owned());
+    }
+
+    let (ready_tx, mut ready) = mpsc::unbounded_channel();
+    let (leave_tx, leave) = watch::channel(false);
+    let mut plans = Vec::new();
+    let mut participants = Vec::new();
+    for (index, (socket, peer_id)) in joined.into_iter().enumerate() {
+        let sent = Arc::new(Sent::default());
+        let (plan_tx, plan_rx) = watch::channel(None);
+        plans.push(plan_tx);
+        let ready = ready_tx.clone();
+        let task = tokio::spawn(participant(
+            index,
+            socket,
+            Arc::clone(clip),
+            Arc::clone(&sent),
+            ready,
+            plan_rx,
+            leave.clone(),
+        ));
+        participants.push((peer_id, sent, task));
+    }
+
+    let mut connected = 0;
+    let mut failures = Vec::new();
+    let deadline = Instant::now() + SIGNALING_TIMEOUT + Duration::from_secs(10);
+    while connected + failures.len() < n {
+        match tokio::time::timeout_at(deadline, ready.recv()).await {
+            Ok(Some((_, Ok(())))) => connected += 1,
+            Ok(Some((index, Err(e)))) => failures.push(format!("participant {index}: {e:#}")),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    let mut notes = Vec::new();
+    if connected < n {
+        notes.push(format!("only {connected} of {n} participants connected to the recorder"));
+        notes.extend(failures.iter().take(5).cloned());
+    }
+
+    let schedule = Schedule::new(args, clip);
+    for (index, plan) in plans.iter().enumerate() {
+        let _ = plan.send(Some(schedule.pacing(clip, index, n)));
+    }
+    let measured = measure_window(&[pid], &schedule).await;
+    let metrics_window = scrape_metrics(args.recorder_metrics.as_deref()).await;
+    tokio::time::sleep(DRAIN).await;
+
+    for (room, recording) in recordings.iter().enumerate() {
+        let owner = &fixture.tokens[room * fixture.room_size];
+        api.call("stop a recording", "POST", &format!("/v1/recordings/{recording}/stop"), Some(owner.as_str()), None)
+            .await?;
+    }
+    let mut views = Vec::new();
+    for (room, recording) in recordings.iter().enumerate() {
+        let owner = &fixture.tokens[room * fixture.room_size];
+        views.push(finished_recording(api, owner, recording).await?);
+    }
+    let _ = leave_tx.send(true);
+    for (_, _, task) in &mut participants {
+        let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+    }
+    while let Ok((index, result)) = ready.try_recv() {
+        if let Err(e) = result {
+            notes.push(format!("participant {index} after connecting: {e:#}"));
+        }
+    }
+
+    let mut step = Step::new(n, rooms, 1, rss_before, &measured);
+    step.notes.extend(notes);
+    let files = download_and_count(api, fixture, &views, &mut step.notes).await?;
+    for (peer_id, sent, _) in &participants {
+        let (video, audio) =
+            files.iter().filter(|(peer, _)| peer == peer_id).fold((0, 0), |(v, a), (_, (fv, fa))| (v + fv, a + fa));
+        step.add(sent, video, audio);
+    }
+    for (room, recording) in recordings.iter().enumerate() {
+        let owner = &fixture.tokens[room * fixture.room_size];
+        let _ = api.request("DELETE", &format!("/v1/recordings/{recording}"), Some(owner.as_str()), None).await;
+    }
+    let metrics_after = scrape_metrics(args.recorder_metrics.as_deref()).await;
+    if !metrics_after.is_empty() {
+        step.notes.push(format!("recorder metrics in the window: {}", metrics_delta(&metrics_before, &metrics_window)));
+        step.notes.push(format!("recorder metrics over the step: {}", metrics_delta(&metrics_before, &metrics_after)));
+    }
+    Ok(step)
+}
+
+/// Downloads every file of the finished recordings and counts its frames: (peer id, (video,
+/// audio)) per file. What the recordings say of themselves goes to `notes`.
+async fn download_and_count(
+    api: &Api,
+    fixture: &Fixture,
+    views: &[Value],
+    notes: &mut Vec<String>,
+) -> anyhow::Result<Vec<(String, (u64, u64))>> {
+    let mut files = Vec::new();
+    let (mut packets_lost, mut keyframe_requests) = (0, 0);
+    for (room, view) in views.iter().enumerate() {
+        let owner = &fixture.tokens[room * fixture.room_size];
+        let recording = view["id"].as_str().unwrap_or_default();
+        let status = view["status"].as_str().unwrap_or_default();
+        if status != "ready" {
+            notes.push(format!("recording of room {room}: {status} ({})", view["reason"]));
+        }
+        for file in view["files"].as_array().into_iter().flatten() {
+            let file_id = file["id"].as_str().unwrap_or_default();
+            let path = format!("/v1/recordings/{recording}/files/{file_id}");
+            let (code, bytes) = api.request("GET", &path, Some(owner.as_str()), None).await?;
+            if code != 200 {
+                notes.push(format!("a file of room {room} could not be downloaded: HTTP {code}"));
+                continue;
+            }
+            match count_frames(Cursor::new(bytes)) {
+                Ok(counts) => files.push((file["peer_id"].as_str().unwrap_or_default().to_owned(), counts)),
+                Err(e) => notes.push(format!("a file of room {room} could not be read: {e:#}")),
+            }
+        }
+        packets_lost += view["stats"]["packets_lost"].as_i64().unwrap_or_default();
+        keyframe_requests += view["stats"]["keyframe_requests"].as_i64().unwrap_or_default();
+    }
+    notes.push(format!(
+        "the recordings' own stats: {packets_lost} RTP packets lost, {keyframe_requests} keyframe requests sent"
+    ));
+    Ok(files)
+}
+
+/// Polls a stopped recording until the recorder has finished it; its view.
+pub async fn finished_recording(api: &Api, token: &str, recording: &str) -> anyhow::Result<Value> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let view =
+            api.call("read a recording", "GET", &format!("/v1/recordings/{recording}"), Some(token), None).await?;
+        if matches!(view["status"].as_str(), Some("ready" | "partial" | "failed")) {
+            return Ok(view);
+        }
+        if Instant::now() > deadline {
+            bail!("recording {recording} still {} two minutes after its stop", view["status"]);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// A participant's WebSocket after its welcome, and its peer id.
+pub async fn join(api: &Api, token: &str, room_id: &str) -> anyhow::Result<(Socket, String)> {
+    let ticket = api.call("get a join ticket", "POST", &format!("/v1/rooms/{room_id}/join"), Some(token), None).await?;
+    let gateway = ticket["gateway_url"].as_str().context("a ticket without gateway_url")?;
+    let secret = ticket["ticket"].as_str().context("a ticket reply without ticket")?;
+    let mut request = gateway.into_client_request()?;
+    request.headers_mut().insert("sec-websocket-protocol", format!("confab.v1, confab.ticket.{secret}").parse()?);
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.context("connecting to the gateway")?;
+    while let Some(frame) = socket.next().await {
+        if let Message::Text(text) = frame? {
+            let first: Value = serde_json::from_str(&text)?;
+            let Some(peer_id) = first["welcome"]["peer_id"].as_str() else {
+                bail!("the gateway refused a participant: {}", first["error"]["code"]);
+            };
+            return Ok((socket, peer_id.to_owned()));
+        }
+    }
+    bail!("the gateway closed before its welcome")
+}
+
+pub type Ready = mpsc::UnboundedSender<(usize, anyhow::Result<()>)>;
+
+/// One participant: waits for the recording, connects to the recorder, reports on `ready`,
+/// sends the clip as planned, and leaves when told. A failure is reported on `ready` too.
+pub async fn participant(
+    index: usize,
+    socket: Socket,
+    clip: Arc<Clip>,
+    sent: Arc<Sent>,
+    ready: Ready,
+    plan: watch::Receiver<Option<(Pacing, Pacing)>>,
+    leave: watch::Receiver<bool>,
+) {
+    if let Err(e) = send_to_recorder(index, socket, &clip, &sent, &ready, plan, leave).await {
+        let _ = ready.send((index, Err(e)));
+    }
+}
+
+pub async fn send_to_recorder(
+    index: usize,
+    socket: Socket,
+    clip: &Clip,
+    sent: &Sent,
+    ready: &Ready,
+    mut plan: watch::Receiver<Option<(Pacing, Pacing)>>,
+    mut leave: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let (mut sink, mut stream) = socket.split();
+    let recorder = tokio::time::timeout(SIGNALING_TIMEOUT, recording_started(&mut stream))
+        .await
+        .context("no recording_started")??;
+
+    let SenderPeer { connection, candidates, mut state } = sender_peer().await?;
+    let (video_ssrc, audio_ssrc) = (0x1000_0000 + index as u32, 0x2000_0000 + index as u32);
+    let video = sample_track(RtpCodecKind::Video, video_ssrc, vp8())?;
+    let audio = sample_track(RtpCodecKind::Audio, audio_ssrc, opus())?;
+    let video_transceiver = add_send_only(&connection, Arc::clone(&video)).await?;
+    let audio_transceiver = add_send_only(&connection, Arc::clone(&audio)).await?;
+    let offer = connection.create_offer(None).await?;
+    connection.set_local_description(offer.clone()).await?;
+    let offer = json!({"signal": {"to": recorder, "sdp": {"type": "offer", "sdp": offer.sdp}}});
+    sink.send(Message::text(offer.to_string())).await?;
+    let signaling =
+        tokio::spawn(relay_signaling(sink, stream, recorder, Arc::clone(&connection), candidates, leave.clone()));
+
+    let state = *tokio::time::timeout(
+        SIGNALING_TIMEOUT,
+        state.wait_for(|s| matches!(s, RTCPeerConnectionState::Connected | RTCPeerConnectionState::Failed)),
+    )
+    .await
+    .context("not connected to the recorder in time")??;
+    if state != RTCPeerConnectionState::Connected {
+        bail!("the connection to the recorder failed");
+    }
+    let (video_pt, audio_pt) = (payload_type(&video_transceiver).await?, payload_type(&audio_transceiver).await?);
+    let _ = ready.send((index, Ok(())));
+
+    let (video_pacing, audio_pacing) = (*plan.wait_for(Option::is_some).await?).context("no plan")?;
+    let send_sample = |track: &Arc<TrackLocalStaticSample>, ssrc: u32, pt: u8, duration: Duration| {
+        let track = Arc::clone(track);
+        move |frame: &[u8], at: std::time::Instant| {
+            let track = Arc::clone(&track);
+            let sample = Sample { data: frame.to_vec().into(), duration, ..Sample::new(at) };
+            async move { track.sample_writer(ssrc, pt).write_sample(&sample).await.is_ok() }
+        }
+    };
+    tokio::join!(
+        video_pacing.run(
+            &clip.video,
+            &sent.video,
+            send_sample(&video, video_ssrc, video_pt, video_pacing.sample_duration(90_000))
+        ),
+        audio_pacing.run(
+            &clip.audio,
+            &sent.audio,
+            send_sample(&audio, audio_ssrc, audio_pt, audio_pacing.sample_duration(48_000))
+        ),
+    );
+
+    leave.wait_for(|leave| *leave).await?;
+    let _ = connection.close().await;
+    let _ = signaling.await;
+    Ok(())
+}
+
+/// Reads until `recording_started`; the recorder's peer id.
+pub async fn recording_started(stream: &mut SplitStream<Socket>) -> anyhow::Result<String> {
+    while let Some(frame) = stream.next().await {
+        if let Message::Text(text) = frame? {
+            let message: Value = serde_json::from_str(&text)?;
+            if let Some(recorder) = message["recording_started"]["recorder_peer_id"].as_str() {
+                return Ok(recorder.to_owned());
+            }
+        }
+    }
+    bail!("the gateway closed the connection")
+}
+
+/// The participant's signaling after its offer: applies the recorder's answer and candidates,
+/// trickles its own, keeps the connection alive, and says `bye` when told to leave.
+pub async fn relay_signaling(
+    mut sink: SplitSink<Socket, Message>,
+    mut stream: SplitStream<Socket>,
+    recorder: String,
+    connection: Arc<dyn PeerConnection>,
+    mut candidates: mpsc::UnboundedReceiver<RTCIceCandidateInit>,
+    mut leave: watch::Receiver<bool>,
+) {
+    let mut keepalive = tokio::time::interval(Duration::from_secs(10));
+    loop {
+        tokio::select! {
+            frame = stream.next() => {
+                let Some(Ok(frame)) = frame else { return };
+                let Message::Text(text) = frame else { continue };
+                let Ok(message) = serde_json::from_str::<Value>(&text) else { continue };
+                let signal = &message["signal"];
+                if signal["from"].as_str() != Some(recorder.as_str()) {
+                    continue;
+                }
+                if signal["sdp"]["type"] == "answer" {
+                    let sdp = signal["sdp"]["sdp"].as_str().unwrap_or_default().to_owned();
+                    // Errors unprinted: their text may quote the SDP.
+                    let applied = match RTCSessionDescription::answer(sdp) {
+                        Ok(answer) => connection.set_remote_description(answer).await.is_ok(),
+                        Err(_) => false,
+                    };
+                    if !applied {
+                        eprintln!("the recorder's answer could not be applied");
+                    }
+                } else if let Some(candidate) = signal.get("candidate") {
+                    let init = RTCIceCandidateInit {
+                        candidate: candidate["candidate"].as_str().unwrap_or_default().to_owned(),
+                        sdp_mid: candidate["sdp_mid"].as_str().map(str::to_owned),
+                        sdp_mline_index: candidate["sdp_mline_index"].as_u64().and_then(|i| u16::try_from(i).ok()),
+                        ..Default::default()
+                    };
+                    let _ = connection.add_ice_candidate(init).await;
+                }
+            }
+            Some(c) = candidates.recv() => {
+                let candidate = json!({"candidate": c.candidate, "sdp_mid": c.sdp_mid, "sdp_mline_index": c.sdp_mline_index});
+                let signal = json!({"signal": {"to": recorder, "candidate": candidate}});
+                if sink.send(Message::text(signal.to_string())).await.is_err() {
+                    return;
+                }
+            }
+            _ = keepalive.tick() => {
+                let ping = json!({"ping": {"timestamp_ms": unix_ms().to_string()}});
+                if sink.send(Message::text(ping.to_string())).await.is_err() {
+                    return;
+                }
+            }
+            _ = leave.changed() => {
+                let _ = sink.send(Message::text(r#"{"bye":{}}"#)).await;
+                let _ = sink.close().await;
+                return;
+            }
+        }
+    }
+}
