@@ -6,7 +6,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 
-export const BASE_URL = process.env.BASE_URL || 'http://127.0.0.1:38080';
+export const BASE_URL = process.env.BASE_URL || 'http://127.0.0.1:20180';
 export const OUT = process.env.OUT || 'output';
 
 export async function launch() {
