@@ -160,6 +160,15 @@ impl World {
         id
     }
 
+    /// What `POST /v1/recordings/{id}/stop` does to the row.
+    async fn stop_recording(&self, recording: Uuid) {
+        sqlx::query("update recordings set status = 'finalizing' where id = $1")
+            .bind(recording)
+            .execute(&self.db)
+            .await
+            .unwrap();
+    }
+
     async fn status(&self, recording: Uuid) -> (String, Option<String>, Option<String>) {
         sqlx::query_as("select status, reason, recorder_id from recordings where id = $1")
             .bind(recording)
@@ -338,12 +347,7 @@ async fn a_queued_recording_is_joined_announced_stopped_and_finished() {
             .unwrap();
     assert!(started_at.is_some());
 
-    // What `POST /v1/recordings/{id}/stop` does.
-    sqlx::query("update recordings set status = 'finalizing' where id = $1")
-        .bind(recording)
-        .execute(&world.db)
-        .await
-        .unwrap();
+    world.stop_recording(recording).await;
     let stopped = ann.recv().await;
     assert_eq!(stopped["recording_stopped"]["recording_id"], recording.to_string());
     let (_, reason, recorder) = world.wait_for_status(recording, "failed").await;
@@ -423,12 +427,7 @@ async fn a_participant_offering_its_media_through_the_gateway_is_recorded_into_a
     ann.offer_media(&recorder).await.send().await;
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    // What `POST /v1/recordings/{id}/stop` does.
-    sqlx::query("update recordings set status = 'finalizing' where id = $1")
-        .bind(recording)
-        .execute(&world.db)
-        .await
-        .unwrap();
+    world.stop_recording(recording).await;
     let (_, reason, _) = world.wait_for_status(recording, "ready").await;
     assert_eq!(reason, None);
     let (path, bytes, codecs): (String, i64, Vec<String>) =
@@ -471,11 +470,7 @@ async fn a_recording_taken_over_after_its_recorder_died_ends_partial_with_the_ga
     let recorder =
         ann.recv_with("recording_started").await["recording_started"]["recorder_peer_id"].as_str().unwrap().to_owned();
     ann.offer_media(&recorder).await.send().await;
-    sqlx::query("update recordings set status = 'finalizing' where id = $1")
-        .bind(recording)
-        .execute(&world.db)
-        .await
-        .unwrap();
+    world.stop_recording(recording).await;
     let (_, reason, _) = world.wait_for_status(recording, "partial").await;
     assert!(reason.unwrap().contains("media is missing"), "the gap is named");
     assert_eq!(
@@ -536,11 +531,7 @@ async fn a_recorder_killed_mid_recording_leaves_a_file_that_a_restarted_one_rebu
     assert!(frames_left >= 30, "at least a second of video survived: {frames_left} frames");
 
     // The owner stops the recording while no recorder runs; the recorder starts again.
-    sqlx::query("update recordings set status = 'finalizing' where id = $1")
-        .bind(recording)
-        .execute(&world.db)
-        .await
-        .unwrap();
+    world.stop_recording(recording).await;
     let mut settings = world.worker("rec-killed").settings;
     settings.recordings_dir = dir.clone();
     let _restarted = start(Worker::build(settings).unwrap());
@@ -593,11 +584,7 @@ async fn a_recorder_whose_gateway_goes_away_joins_again_through_another_and_lose
     assert_eq!(world.status(recording).await.0, "recording");
     sending.await.unwrap();
 
-    sqlx::query("update recordings set status = 'finalizing' where id = $1")
-        .bind(recording)
-        .execute(&world.db)
-        .await
-        .unwrap();
+    world.stop_recording(recording).await;
     let (_, reason, _) = world.wait_for_status(recording, "ready").await;
     assert_eq!(reason, None);
     let path: String = sqlx::query_scalar("select path from recording_files where recording_id = $1")
@@ -623,11 +610,7 @@ async fn a_participant_whose_file_cannot_be_written_fails_the_recording_with_the
         ann.recv_with("recording_started").await["recording_started"]["recorder_peer_id"].as_str().unwrap().to_owned();
     ann.send(serde_json::json!({"signal": {"to": recorder, "sdp": {"type": "offer", "sdp": "v=0\r\n"}}})).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    sqlx::query("update recordings set status = 'finalizing' where id = $1")
-        .bind(recording)
-        .execute(&world.db)
-        .await
-        .unwrap();
+    world.stop_recording(recording).await;
     let (_, reason, _) = world.wait_for_status(recording, "failed").await;
     assert_eq!(reason.as_deref(), Some("Ann: cannot create the participant's file"));
     std::fs::remove_file(&blocked).unwrap();
