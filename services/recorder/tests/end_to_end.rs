@@ -22,7 +22,7 @@ use sqlx::{Connection, Executor, PgConnection, PgPool};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use uuid::Uuid;
-use webrtc::peer_connection::{MediaEngine, RTCIceCandidateInit, RTCSessionDescription};
+use webrtc::peer_connection::{MediaEngine, RTCSessionDescription};
 
 mod support;
 
@@ -274,7 +274,7 @@ async fn connect_to_recorder(signaling: &mut Signaling, sender: &mut SenderPeer,
     loop {
         tokio::select! {
             Some(init) = sender.candidates.recv() => {
-                let candidate = json!({"candidate": init.candidate, "sdp_mid": init.sdp_mid, "sdp_mline_index": init.sdp_mline_index});
+                let candidate = candidate_json(&init);
                 signaling.send(json!({"signal": {"to": recorder, "candidate": candidate}})).await;
             }
             message = signaling.recv() => {
@@ -284,13 +284,7 @@ async fn connect_to_recorder(signaling: &mut Signaling, sender: &mut SenderPeer,
                     let sdp = signal["sdp"]["sdp"].as_str().unwrap().to_owned();
                     sender.connection.set_remote_description(RTCSessionDescription::answer(sdp).unwrap()).await.unwrap();
                 } else if let Some(candidate) = signal.get("candidate") {
-                    let init = RTCIceCandidateInit {
-                        candidate: candidate["candidate"].as_str().unwrap().to_owned(),
-                        sdp_mid: candidate["sdp_mid"].as_str().map(str::to_owned),
-                        sdp_mline_index: candidate["sdp_mline_index"].as_u64().map(|i| i as u16),
-                        ..Default::default()
-                    };
-                    sender.connection.add_ice_candidate(init).await.unwrap();
+                    sender.connection.add_ice_candidate(candidate_init(candidate)).await.unwrap();
                 }
             }
             _ = sender.connected.wait_for(|connected| *connected) => return,

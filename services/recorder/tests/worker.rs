@@ -20,7 +20,7 @@ use sqlx::{Connection, Executor, PgConnection, PgPool};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use uuid::Uuid;
-use webrtc::peer_connection::{MediaEngine, RTCIceCandidateInit, RTCSessionDescription};
+use webrtc::peer_connection::{MediaEngine, RTCSessionDescription};
 
 mod support;
 
@@ -160,6 +160,22 @@ impl World {
         id
     }
 
+    /// A queued recording whose recorder took the job, started recording, and died without a
+    /// word.
+    async fn recording_of_a_dead_recorder(&self) -> Uuid {
+        let recording = self.queue_recording("pending").await;
+        let dead = self.worker("rec-dead");
+        dead.queue.ensure_group().await.unwrap();
+        let taken = dead.queue.next(Duration::from_millis(100)).await.unwrap().expect("the job");
+        assert_eq!(taken.recording_id, recording.to_string());
+        sqlx::query("update recordings set status = 'recording', recorder_id = 'rec-dead' where id = $1")
+            .bind(recording)
+            .execute(&self.db)
+            .await
+            .unwrap();
+        recording
+    }
+
     /// What `POST /v1/recordings/{id}/stop` does to the row.
     async fn stop_recording(&self, recording: Uuid) {
         sqlx::query("update recordings set status = 'finalizing' where id = $1")
@@ -251,7 +267,7 @@ impl Participant {
         loop {
             tokio::select! {
                 Some(init) = sender.candidates.recv() => {
-                    let candidate = serde_json::json!({"candidate": init.candidate, "sdp_mid": init.sdp_mid, "sdp_mline_index": init.sdp_mline_index});
+                    let candidate = candidate_json(&init);
                     self.send(serde_json::json!({"signal": {"to": recorder, "candidate": candidate}})).await;
                 }
                 message = self.recv() => {
@@ -260,13 +276,7 @@ impl Participant {
                         let answer = RTCSessionDescription::answer(signal["sdp"]["sdp"].as_str().unwrap().to_owned()).unwrap();
                         sender.connection.set_remote_description(answer).await.unwrap();
                     } else if let Some(candidate) = signal.get("candidate") {
-                        let init = RTCIceCandidateInit {
-                            candidate: candidate["candidate"].as_str().unwrap().to_owned(),
-                            sdp_mid: candidate["sdp_mid"].as_str().map(str::to_owned),
-                            sdp_mline_index: candidate["sdp_mline_index"].as_u64().map(|i| i as u16),
-                            ..Default::default()
-                        };
-                        sender.connection.add_ice_candidate(init).await.unwrap();
+                        sender.connection.add_ice_candidate(candidate_init(candidate)).await.unwrap();
                     }
                 }
                 _ = sender.connected.wait_for(|connected| *connected) => break,
@@ -386,18 +396,7 @@ async fn a_recording_stopped_before_any_recorder_took_it_is_left_alone() {
 async fn the_job_of_a_dead_recorder_is_taken_over() {
     let world = world().await;
     let mut ann = world.participant().await;
-    let recording = world.queue_recording("pending").await;
-    // A recorder that took the job, started recording, and died without a word.
-    let dead = world.worker("rec-dead");
-    dead.queue.ensure_group().await.unwrap();
-    let taken = dead.queue.next(Duration::from_millis(100)).await.unwrap().expect("the job");
-    assert_eq!(taken.recording_id, recording.to_string());
-    sqlx::query("update recordings set status = 'recording', recorder_id = 'rec-dead' where id = $1")
-        .bind(recording)
-        .execute(&world.db)
-        .await
-        .unwrap();
-    drop(dead);
+    let recording = world.recording_of_a_dead_recorder().await;
 
     let _survivor = world.start_worker("rec-b");
     assert_eq!(ann.recv().await["recording_started"]["recording_id"], recording.to_string());
@@ -456,16 +455,7 @@ async fn a_participant_offering_its_media_through_the_gateway_is_recorded_into_a
 async fn a_recording_taken_over_after_its_recorder_died_ends_partial_with_the_gap_named() {
     let world = world().await;
     let mut ann = world.participant().await;
-    let recording = world.queue_recording("pending").await;
-    let dead = world.worker("rec-dead");
-    dead.queue.ensure_group().await.unwrap();
-    dead.queue.next(Duration::from_millis(100)).await.unwrap().expect("the job");
-    sqlx::query("update recordings set status = 'recording', recorder_id = 'rec-dead' where id = $1")
-        .bind(recording)
-        .execute(&world.db)
-        .await
-        .unwrap();
-    drop(dead);
+    let recording = world.recording_of_a_dead_recorder().await;
     let _survivor = world.start_worker("rec-b");
     let recorder =
         ann.recv_with("recording_started").await["recording_started"]["recorder_peer_id"].as_str().unwrap().to_owned();

@@ -327,3 +327,18 @@ pub async fn play_clips(
     }
     played
 }
+
+/// A local candidate as the signaling protocol carries it.
+pub fn candidate_json(init: &RTCIceCandidateInit) -> serde_json::Value {
+    serde_json::json!({"candidate": init.candidate, "sdp_mid": init.sdp_mid, "sdp_mline_index": init.sdp_mline_index})
+}
+
+/// A remote candidate from the signaling protocol's form.
+pub fn candidate_init(candidate: &serde_json::Value) -> RTCIceCandidateInit {
+    RTCIceCandidateInit {
+        candidate: candidate["candidate"].as_str().unwrap().to_owned(),
+        sdp_mid: candidate["sdp_mid"].as_str().map(str::to_owned),
+        sdp_mline_index: candidate["sdp_mline_index"].as_u64().map(|i| i as u16),
+        ..Default::default()
+    }
+}
