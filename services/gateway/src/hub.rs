@@ -620,11 +620,13 @@ impl Hub {
         };
         if let Some(left) = left {
             self.track(room_id, &left);
-            self.publish(room_id, Event::Fanout(Fanout { except: peer_id.to_owned(), message: Some(left) }), None);
-            self.release_room(room_id).await;
+            // Presence goes before the other instances hear `peer_left`: a peer there that signals
+            // the departed one afterwards must be told `unknown_peer`, not have it vanish.
             if let Err(e) = self.free_place(room_id, peer_id).await {
                 self.free_later(room_id, peer_id, None, &e);
             }
+            self.publish(room_id, Event::Fanout(Fanout { except: peer_id.to_owned(), message: Some(left) }), None);
+            self.release_room(room_id).await;
         }
     }
 
