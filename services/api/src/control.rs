@@ -2,8 +2,9 @@
 //! Redis (see docs/protocol.md, "Redis keys and channels"):
 //!
 //! - `{prefix}:control` — pub/sub channel every gateway subscribes to; each message is a binary
-//!   protobuf `confab.bus.v1.Control`. Control traffic is rare, so one shared channel is simpler
-//!   than addressing instances; each gateway acts on its own local peers.
+//!   protobuf `confab.bus.v1.Control` carrying the id of the request that caused it, which the
+//!   gateways log as `request.id`. Control traffic is rare, so one shared channel is simpler than
+//!   addressing instances; each gateway acts on its own local peers.
 //! - `{prefix}:room:{room_id}:peers` — hash, peer id → proto3 JSON `confab.bus.v1.PeerPresence`,
 //!   written by gateways.
 //! - `{prefix}:rooms:live` — set of room ids with at least one peer, written by gateways.
@@ -46,7 +47,7 @@ pub enum Control {
 }
 
 impl Control {
-    fn to_bus(&self) -> bus::Control {
+    fn to_bus(&self, request_id: &str) -> bus::Control {
         use bus::control::Command;
         let command = match self {
             Self::CloseRoom { room_id } => Command::CloseRoom(bus::CloseRoom { room_id: room_id.to_string() }),
@@ -71,7 +72,7 @@ impl Control {
                 .to_owned(),
             }),
         };
-        bus::Control { command: Some(command) }
+        bus::Control { command: Some(command), request_id: request_id.to_owned() }
     }
 }
 
@@ -112,12 +113,14 @@ impl ControlBus {
         Self { redis, prefix: prefix.to_owned() }
     }
 
-    pub async fn send(&self, command: &Control) {
-        let message = command.to_bus().encode_to_vec();
+    /// Tells every gateway to carry out `command`, on behalf of the request `request_id`.
+    pub async fn send(&self, command: &Control, request_id: &str) {
+        let message = command.to_bus(request_id).encode_to_vec();
         let sent: redis::RedisResult<i64> =
             self.redis.clone().publish(format!("{}:control", self.prefix), message).await;
         if let Err(e) = sent {
-            tracing::warn!(error = %e, ?command, "could not tell the gateways");
+            metrics::counter!("api_redis_errors_total").increment(1);
+            tracing::warn!(error = %e, ?command, request.id = %request_id, "could not tell the gateways");
         }
     }
 
@@ -143,5 +146,33 @@ impl ControlBus {
     /// How many rooms have a call going on.
     pub async fn live_calls(&self) -> redis::RedisResult<u64> {
         self.redis.clone().scard(format!("{}:rooms:live", self.prefix)).await
+    }
+
+    /// How many people are in calls now, over every live room (recorders are not counted).
+    pub async fn live_participants(&self) -> redis::RedisResult<u64> {
+        let mut redis = self.redis.clone();
+        let rooms: Vec<String> = redis.smembers(format!("{}:rooms:live", self.prefix)).await?;
+        if rooms.is_empty() {
+            return Ok(0);
+        }
+        let mut pipe = redis::pipe();
+        for room_id in &rooms {
+            pipe.hvals(format!("{}:room:{room_id}:peers", self.prefix));
+        }
+        let entries: Vec<Vec<String>> = pipe.query_async(&mut redis).await?;
+        let participants = entries
+            .iter()
+            .flatten()
+            .filter_map(|json| serde_json::from_str::<bus::PeerPresence>(json).ok())
+            .filter(|p| p.role != RECORDER_ROLE)
+            .count();
+        Ok(participants as u64)
+    }
+
+    /// How many gateway instances renewed their heartbeat key (`{prefix}:instance:{id}:alive`,
+    /// kept 10 s) lately.
+    pub async fn gateways_alive(&self) -> redis::RedisResult<u64> {
+        let pattern = format!("{}:instance:*:alive", confab_common::redis::glob_escape(&self.prefix));
+        confab_common::redis::count_keys(&self.redis, &pattern).await
     }
 }

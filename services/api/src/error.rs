@@ -116,6 +116,7 @@ impl From<sqlx::Error> for ApiError {
 
 impl From<redis::RedisError> for ApiError {
     fn from(e: redis::RedisError) -> Self {
+        metrics::counter!("api_redis_errors_total").increment(1);
         Self::Unavailable(e.into())
     }
 }

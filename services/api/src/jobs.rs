@@ -1,8 +1,9 @@
 //! Recording work for the recorders, through Redis (see docs/protocol.md):
 //! the stream `{prefix}:recordings:jobs`, one entry per started recording (`recording_id`,
-//! `room_id`), read by the recorders' consumer group `recorders`, so exactly one recorder takes
-//! each, and a job whose recorder died can be claimed by another. Stopping needs no message: the
-//! recorder watches its recording's status in Postgres.
+//! `room_id`, and `request_id`: the request that started it, for the recorder's logs), read by the
+//! recorders' consumer group `recorders`, so exactly one recorder takes each, and a job whose
+//! recorder died can be claimed by another. Stopping needs no message: the recorder watches its
+//! recording's status in Postgres. Recorders also keep heartbeat keys, counted here.
 
 use confab_common::recording_jobs;
 use redis::aio::ConnectionManager;
@@ -21,9 +22,16 @@ impl RecordingJobs {
         Self { redis, prefix: prefix.to_owned() }
     }
 
-    pub async fn queue(&self, recording_id: Uuid, room_id: RoomId) -> redis::RedisResult<()> {
-        let add = recording_jobs::add(&self.prefix, &recording_id.to_string(), &room_id.to_string());
+    /// Queues the job of a recording started by the request `request_id`.
+    pub async fn queue(&self, recording_id: Uuid, room_id: RoomId, request_id: &str) -> redis::RedisResult<()> {
+        let add = recording_jobs::add(&self.prefix, &recording_id.to_string(), &room_id.to_string(), Some(request_id));
         let _: String = add.query_async(&mut self.redis.clone()).await?;
         Ok(())
+    }
+
+    /// How many recorders renewed their heartbeat key (`{prefix}:recorder:{id}:alive`, kept
+    /// 10 s) lately: a recorder renews it while it takes jobs.
+    pub async fn recorders_alive(&self) -> redis::RedisResult<u64> {
+        confab_common::redis::count_keys(&self.redis, &recording_jobs::alive_pattern(&self.prefix)).await
     }
 }

@@ -12,6 +12,7 @@ pub mod settings;
 pub mod startup;
 pub mod store;
 pub mod web_client;
+pub mod webhooks;
 
 /// The schema migrations, embedded so `confab-api migrate` needs no files at run time.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");

@@ -46,6 +46,54 @@ impl Default for RateLimits {
     }
 }
 
+/// How webhook deliveries are sent and retried (docs/operations.md, "Webhooks").
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    /// The wait after a first failed attempt; it doubles with each failure, up to `retry_max`.
+    pub retry_base: Duration,
+    pub retry_max: Duration,
+    /// A delivery still failing this long after its event is given up (`failed`).
+    pub retry_window: Duration,
+    /// How long one attempt may take, connection included.
+    pub timeout: Duration,
+    /// How often a delivery worker looks for due deliveries.
+    pub poll_interval: Duration,
+    /// Events older than this are deleted once none of their deliveries is pending.
+    pub retention: Duration,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        Self {
+            retry_base: Duration::from_secs(5),
+            retry_max: Duration::from_secs(900),
+            retry_window: Duration::from_secs(86_400),
+            timeout: Duration::from_secs(10),
+            poll_interval: Duration::from_millis(500),
+            retention: Duration::from_secs(7 * 86_400),
+        }
+    }
+}
+
+impl WebhookSettings {
+    fn from_source(src: &Source) -> Result<Self, ConfigError> {
+        let default = Self::default();
+        Ok(Self {
+            retry_base: src.seconds("CONFAB_WEBHOOK_RETRY_BASE_SECS", default.retry_base.as_secs(), 1, 3600)?,
+            retry_max: src.seconds("CONFAB_WEBHOOK_RETRY_MAX_SECS", default.retry_max.as_secs(), 1, 86_400)?,
+            retry_window: src.seconds(
+                "CONFAB_WEBHOOK_RETRY_WINDOW_SECS",
+                default.retry_window.as_secs(),
+                3600,
+                30 * 86_400,
+            )?,
+            timeout: src.seconds("CONFAB_WEBHOOK_TIMEOUT_SECS", default.timeout.as_secs(), 1, 60)?,
+            poll_interval: default.poll_interval,
+            retention: Duration::from_secs(86_400 * src.number("CONFAB_WEBHOOK_RETENTION_DAYS", 7, 1, 3650)?),
+        })
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// Address the HTTP server binds (`host:port`; port 0 picks a free one).
@@ -76,6 +124,7 @@ pub struct Settings {
     pub hash_workers: usize,
     pub hash_queue: usize,
     pub limits: RateLimits,
+    pub webhooks: WebhookSettings,
 }
 
 /// Default number of password-hashing threads: half the cores, so a login flood never takes
@@ -119,6 +168,7 @@ impl Settings {
                 )?,
                 signup_per_ip: limit("CONFAB_SIGNUP_RATE_PER_IP", defaults.signup_per_ip)?,
             },
+            webhooks: WebhookSettings::from_source(src)?,
         })
     }
 }

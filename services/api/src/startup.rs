@@ -27,6 +27,8 @@ use crate::jobs::RecordingJobs;
 use crate::routes;
 use crate::settings::Settings;
 use crate::web_client;
+use crate::webhooks::delivery::DeliveryWorker;
+use crate::webhooks::presence::PresenceEvents;
 
 /// Request bodies above this size are refused with 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -80,6 +82,7 @@ impl Application {
             storage,
             settings,
         });
+        spawn_webhook_workers(&state)?;
         let listener = TcpListener::bind(&state.settings.bind)?;
         let port = listener.local_addr()?.port();
         let metrics = web::Data::new(http::install_metrics());
@@ -95,6 +98,17 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
+}
+
+/// Webhook delivery and the reading of participant events run in every API instance; they
+/// share the work through Postgres row locks and a Redis consumer group.
+fn spawn_webhook_workers(state: &AppState) -> anyhow::Result<()> {
+    let settings = &state.settings;
+    tokio::spawn(DeliveryWorker::new(state.db.clone(), settings.webhooks.clone())?.run());
+    let presence =
+        PresenceEvents::new(state.db.clone(), state.redis.clone(), &settings.redis_url, &settings.redis_prefix)?;
+    tokio::spawn(presence.run());
+    Ok(())
 }
 
 #[derive(OpenApi)]
@@ -172,6 +186,12 @@ fn app(
         .service(routes::admin::audit::audit_log)
         .service(routes::admin::audit::stats)
         .service(routes::admin::audit::list_recordings)
+        .service(routes::admin::webhooks::create_webhook)
+        .service(routes::admin::webhooks::list_webhooks)
+        .service(routes::admin::webhooks::get_webhook)
+        .service(routes::admin::webhooks::update_webhook)
+        .service(routes::admin::webhooks::delete_webhook)
+        .service(routes::admin::webhooks::list_deliveries)
         .service(routes::jwks::jwks)
         .service(routes::health::healthz)
         .service(routes::health::readyz)
@@ -189,7 +209,7 @@ fn app(
         .app_data(web::Data::new(web_client::Index(web_dir.join("index.html"))))
         .default_service(web::to(web_client::fallback))
         .wrap(web_client::headers())
-        .wrap(from_fn(http::observe))
+        .wrap(from_fn(|req, next| http::observe(http::Service::Api, req, next)))
 }
 
 async fn openapi_json(doc: web::Data<utoipa::openapi::OpenApi>) -> HttpResponse {

@@ -1,5 +1,5 @@
-//! HTTP plumbing shared by the three services: the one JSON error shape, request metrics and
-//! access logs, and the `/healthz` and `/metrics` endpoints.
+//! HTTP plumbing shared by the three services: the one JSON error shape, request ids, request
+//! metrics and access logs, and the `/healthz` and `/metrics` endpoints.
 
 use std::time::Instant;
 
@@ -81,32 +81,98 @@ pub async fn metrics(handle: web::Data<PrometheusHandle>) -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(handle.render())
 }
 
-/// The id of one request: in the access log, the `X-Request-Id` response header and the audit log.
-#[derive(Debug, Clone)]
+/// The id of one request: in the access log (`request.id`), the `X-Request-Id` response header,
+/// the audit log, and the messages the API sends other services on behalf of the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestId(pub String);
 
-/// Middleware: gives each request an id, counts requests and records latency by route pattern
-/// and status, and writes one access-log line per request. The route is the matched pattern
-/// (`/v1/rooms/{id}`), never the raw path or query, so labels stay bounded and secrets in query
-/// strings stay out of logs.
+/// The header a proxy (nginx: `proxy_set_header X-Request-Id $request_id;`) sets, and the API
+/// answers with.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+impl RequestId {
+    /// The longest incoming id kept.
+    pub const MAX_LEN: usize = 64;
+
+    /// An id from outside (a proxy's header, a job entry): 1 to 64 of `A-Z a-z 0-9 . _ -`, so it
+    /// is safe to log, store and echo. Anything else is refused and never logged.
+    pub fn parse(raw: &str) -> Option<Self> {
+        let well_formed = (1..=Self::MAX_LEN).contains(&raw.len())
+            && raw.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        well_formed.then(|| Self(raw.to_owned()))
+    }
+
+    /// A fresh id: 32 hex digits, like nginx's `$request_id`.
+    pub fn generate() -> Self {
+        Self(uuid::Uuid::new_v4().simple().to_string())
+    }
+
+    /// The id [`observe`] gave `req` (empty for a request it did not see).
+    pub fn of(req: &actix_web::HttpRequest) -> String {
+        req.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default()
+    }
+
+    /// The incoming `X-Request-Id` when well-formed, else a fresh one.
+    fn for_request(req: &ServiceRequest) -> Self {
+        req.headers()
+            .get(REQUEST_ID_HEADER)
+            .and_then(|value| value.to_str().ok())
+            .and_then(Self::parse)
+            .unwrap_or_else(Self::generate)
+    }
+}
+
+/// The service whose request metrics [`observe`] records: every metric name starts with its
+/// service (`api_http_requests_total`, `gateway_http_…`, `recorder_http_…`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    Api,
+    Gateway,
+    Recorder,
+}
+
+/// Counts one request and records its latency. The names are literals so that they can be
+/// found in the code (the docs-in-sync test reads them).
+fn record_request(service: Service, labels: &[(&'static str, String); 3], seconds: f64) {
+    match service {
+        Service::Api => {
+            metrics::counter!("api_http_requests_total", labels).increment(1);
+            metrics::histogram!("api_http_request_duration_seconds", labels).record(seconds);
+        }
+        Service::Gateway => {
+            metrics::counter!("gateway_http_requests_total", labels).increment(1);
+            metrics::histogram!("gateway_http_request_duration_seconds", labels).record(seconds);
+        }
+        Service::Recorder => {
+            metrics::counter!("recorder_http_requests_total", labels).increment(1);
+            metrics::histogram!("recorder_http_request_duration_seconds", labels).record(seconds);
+        }
+    }
+}
+
+/// Middleware (`from_fn(|req, next| http::observe(Service::Api, req, next))`): gives each
+/// request an id (a well-formed incoming `X-Request-Id`, else a new one), counts requests and
+/// records latency by route pattern and status, and writes one access-log line per request. The
+/// route is the matched pattern (`/v1/rooms/{id}`), never the raw path or query, so labels stay
+/// bounded and secrets in query strings stay out of logs.
 pub async fn observe(
+    service: Service,
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
     let method = req.method().to_string();
-    let request_id = uuid::Uuid::new_v4().simple().to_string();
+    let RequestId(request_id) = RequestId::for_request(&req);
     req.extensions_mut().insert(RequestId(request_id.clone()));
     let mut res = next.call(req).await?;
     if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&request_id) {
-        res.headers_mut().insert(actix_web::http::header::HeaderName::from_static("x-request-id"), value);
+        res.headers_mut().insert(actix_web::http::header::HeaderName::from_static(REQUEST_ID_HEADER), value);
     }
     let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
     let status = res.status().as_u16();
     let elapsed = started.elapsed();
     let labels = [("method", method.clone()), ("route", route.clone()), ("status", status.to_string())];
-    metrics::counter!("http_requests_total", &labels).increment(1);
-    metrics::histogram!("http_request_duration_seconds", &labels).record(elapsed.as_secs_f64());
+    record_request(service, &labels, elapsed.as_secs_f64());
     let duration_ms = elapsed.as_secs_f64() * 1000.0;
     // 503 is deliberate load shedding or a dependency outage, counted in metrics; not an error.
     if status >= 500 && status != 503 {
@@ -115,4 +181,30 @@ pub async fn observe(
         tracing::info!(http.method = %method, http.route = %route, http.status = status, duration_ms, request.id = %request_id, "request");
     }
     Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RequestId;
+
+    #[test]
+    fn well_formed_request_ids_are_kept() {
+        for id in ["0123456789abcdef0123456789abcdef", "a", "req-1.2_3", &"x".repeat(64)] {
+            assert_eq!(RequestId::parse(id), Some(RequestId(id.to_owned())), "{id}");
+        }
+    }
+
+    #[test]
+    fn malformed_request_ids_are_refused() {
+        for id in ["", &"x".repeat(65), "a b", "a\nb", "a/b", "<script>", "é", "id\u{0}"] {
+            assert_eq!(RequestId::parse(id), None, "{id:?}");
+        }
+    }
+
+    #[test]
+    fn generated_request_ids_look_like_nginx_ones() {
+        let RequestId(id) = RequestId::generate();
+        assert_eq!(id.len(), 32);
+        assert!(RequestId::parse(&id).is_some());
+    }
 }

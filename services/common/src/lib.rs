@@ -3,6 +3,7 @@
 pub mod config;
 pub mod http;
 pub mod ops;
+pub mod presence_events;
 pub mod recording_jobs;
 pub mod redis;
 pub mod telemetry;

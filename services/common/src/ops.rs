@@ -28,7 +28,8 @@ pub struct OpsServer {
 }
 
 impl OpsServer {
-    pub fn build(bind: &str, redis_url: &str) -> anyhow::Result<Self> {
+    /// Binds `bind`; request metrics are named after `service`.
+    pub fn build(service: http::Service, bind: &str, redis_url: &str) -> anyhow::Result<Self> {
         let redis = web::Data::new(crate::redis::connect_lazy(redis_url)?);
         let metrics = web::Data::new(http::install_metrics());
         let listener = TcpListener::bind(bind)?;
@@ -39,7 +40,7 @@ impl OpsServer {
                 .app_data(metrics.clone())
                 .configure(configure)
                 .default_service(web::to(http::not_found))
-                .wrap(from_fn(http::observe))
+                .wrap(from_fn(move |req, next| http::observe(service, req, next)))
         })
         .listen(listener)?
         .shutdown_timeout(10)

@@ -1,16 +1,38 @@
 //! The recording job stream shared by the API (which adds a job per started recording) and the
 //! recorders (which read it through the consumer group `recorders`, and re-queue a recording
-//! whose job was lost): `{prefix}:recordings:jobs`, entries `recording_id`, `room_id`.
+//! whose job was lost): `{prefix}:recordings:jobs`, entries `recording_id`, `room_id` and, for a
+//! job queued by a request, `request_id` (the id of the request that started the recording, so
+//! the recorder's logs of it can be matched with the API's). Each recorder also renews a heartbeat
+//! key, `{prefix}:recorder:{id}:alive`, while it takes jobs, so the API can tell how many run.
+
+use std::time::Duration;
+
+/// The recorders' consumer group.
+pub const GROUP: &str = "recorders";
 
 /// Jobs kept in the stream (approximately): far more than can ever be waiting.
 const STREAM_LENGTH: usize = 10_000;
+
+/// A recorder that has not renewed its heartbeat key for this long is gone.
+pub const RECORDER_ALIVE_TTL: Duration = Duration::from_secs(10);
+
+/// The heartbeat key of the recorder `recorder_id`.
+pub fn alive_key(prefix: &str, recorder_id: &str) -> String {
+    format!("{prefix}:recorder:{recorder_id}:alive")
+}
+
+/// The pattern (`SCAN MATCH`) of every recorder's heartbeat key.
+pub fn alive_pattern(prefix: &str) -> String {
+    format!("{}:recorder:*:alive", crate::redis::glob_escape(prefix))
+}
 
 pub fn stream_key(prefix: &str) -> String {
     format!("{prefix}:recordings:jobs")
 }
 
-/// The command that queues a job for `recording_id` (returns the entry id).
-pub fn add(prefix: &str, recording_id: &str, room_id: &str) -> redis::Cmd {
+/// The command that queues a job for `recording_id` (returns the entry id); `request_id` is the
+/// request that asked for it, if any.
+pub fn add(prefix: &str, recording_id: &str, room_id: &str, request_id: Option<&str>) -> redis::Cmd {
     let mut cmd = redis::cmd("XADD");
     cmd.arg(stream_key(prefix))
         .arg("MAXLEN")
@@ -21,5 +43,8 @@ pub fn add(prefix: &str, recording_id: &str, room_id: &str) -> redis::Cmd {
         .arg(recording_id)
         .arg("room_id")
         .arg(room_id);
+    if let Some(request_id) = request_id.filter(|id| !id.is_empty()) {
+        cmd.arg("request_id").arg(request_id);
+    }
     cmd
 }

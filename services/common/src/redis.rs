@@ -25,3 +25,40 @@ pub async fn ping(conn: &ConnectionManager) -> Result<(), String> {
     let reply: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut conn).await;
     reply.map(drop).map_err(|e| e.to_string())
 }
+
+/// How many keys match `pattern` (`SCAN`, so Redis is never blocked; each key counted once).
+pub async fn count_keys(conn: &ConnectionManager, pattern: &str) -> redis::RedisResult<u64> {
+    let mut conn = conn.clone();
+    // SCAN may return a key twice; keys that have expired it leaves out.
+    let (mut cursor, mut keys) = (0u64, std::collections::HashSet::new());
+    loop {
+        let mut scan = redis::cmd("SCAN");
+        scan.arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(1000);
+        let (next, batch): (u64, Vec<String>) = scan.query_async(&mut conn).await?;
+        keys.extend(batch);
+        if next == 0 {
+            return Ok(keys.len() as u64);
+        }
+        cursor = next;
+    }
+}
+
+/// `text` with Redis glob metacharacters escaped, to be matched literally in a `SCAN` pattern.
+pub fn glob_escape(text: &str) -> String {
+    text.chars().fold(String::with_capacity(text.len()), |mut out, c| {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+        out
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn glob_metacharacters_are_escaped() {
+        assert_eq!(super::glob_escape("confab"), "confab");
+        assert_eq!(super::glob_escape(r"a*b?[c]\\"), r"a\*b\?\[c\]\\\\");
+    }
+}

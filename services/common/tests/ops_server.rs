@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use awc::http::StatusCode;
+use confab_common::http::Service;
 use confab_common::ops::OpsServer;
 
 fn redis_url() -> String {
@@ -11,7 +12,7 @@ fn redis_url() -> String {
 }
 
 async fn start(redis_url: &str) -> String {
-    let server = OpsServer::build("127.0.0.1:0", redis_url).unwrap();
+    let server = OpsServer::build(Service::Recorder, "127.0.0.1:0", redis_url).unwrap();
     let base = format!("http://127.0.0.1:{}", server.port());
     actix_web::rt::spawn(server.run_until_stopped());
     base

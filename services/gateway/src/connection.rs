@@ -48,7 +48,7 @@ pub struct Connection {
 impl Connection {
     /// Serves the connection until it ends, then removes the peer from its room.
     pub async fn run(mut self, mut session: Session, mut frames: AggregatedMessageStream) {
-        metrics::gauge!("gateway_connections").increment(1);
+        metrics::gauge!("gateway_connections_active").increment(1);
         let (reason, close_code) = self.serve(&mut session, &mut frames).await;
         let Identity { room_id, peer, resume_token } = &self.identity;
         // A silent peer (`timeout`) has been gone for half a minute already: it leaves at once. A
@@ -63,7 +63,8 @@ impl Connection {
         let closing = session.close(Some(CloseReason { code: CloseCode::from(close_code), description }));
         // A client that stopped reading cannot take the close frame either: drop it after a moment.
         let _ = tokio::time::timeout(CLOSE_WAIT, closing).await;
-        metrics::gauge!("gateway_connections").decrement(1);
+        metrics::gauge!("gateway_connections_active").decrement(1);
+        metrics::counter!("gateway_leaves_total", "reason" => reason).increment(1);
         tracing::info!(room.id = %self.identity.room_id, peer.id = %self.identity.peer.peer_id, reason, "connection ended");
     }
 

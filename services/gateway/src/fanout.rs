@@ -1,6 +1,7 @@
 //! The Redis subscriber of one instance: keeps a pub/sub connection, (re)subscribes the control
 //! channel and every room with local peers, and hands each message to the hub. Reconnects with
-//! capped backoff when Redis goes away.
+//! capped backoff when Redis goes away. `gateway_redis_connected` says whether the subscription
+//! is up.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +13,7 @@ use crate::hub::Hub;
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 pub async fn run(hub: Arc<Hub>, client: redis::Client) {
+    metrics::gauge!("gateway_redis_connected").set(0.0);
     let mut backoff = Duration::from_millis(100);
     loop {
         match client.get_async_pubsub().await {
@@ -19,11 +21,13 @@ pub async fn run(hub: Arc<Hub>, client: redis::Client) {
                 let (sink, mut stream) = pubsub.split();
                 match hub.attach(sink).await {
                     Ok(()) => {
+                        metrics::gauge!("gateway_redis_connected").set(1.0);
                         backoff = Duration::from_millis(100);
                         tracing::info!("subscribed to the control channel and local rooms");
                         while let Some(message) = stream.next().await {
                             hub.dispatch(message.get_channel_name(), message.get_payload_bytes());
                         }
+                        metrics::gauge!("gateway_redis_connected").set(0.0);
                         hub.detach().await;
                         tracing::warn!("lost the Redis subscription; reconnecting");
                     }

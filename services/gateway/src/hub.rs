@@ -16,6 +16,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use confab_common::http::RequestId;
+use confab_common::presence_events;
 use confab_protocol::bus::{self, Delivery, Fanout, PeerPresence, RoomEvent, room_event::Event};
 use confab_protocol::signal::{
     Kicked, Peer, PeerJoined, PeerLeft, Resync, RoomClosed, ServerMessage, server_message::Kind,
@@ -29,7 +31,8 @@ use crate::recording::{self, RoomView};
 
 /// Admits a peer if the room has a free place and the user fewer than ARGV[6] connections in
 /// it: 1 admitted, 0 room full, -1 too many connections of this user. Recorders (ARGV[7] = 1)
-/// take no place and are neither counted nor limited.
+/// take no place and are neither counted nor limited. A participant's arrival goes on the
+/// presence event stream (KEYS[3]) in the same step, so no join is ever left out of it.
 const JOIN: &str = r"
 if ARGV[7] ~= '1' then
   local present, mine = 0, 0
@@ -45,13 +48,25 @@ if ARGV[7] ~= '1' then
 end
 redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
 redis.call('SADD', KEYS[2], ARGV[4])
+if ARGV[7] ~= '1' then
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[8], '*',
+    'type', 'participant.joined', 'room_id', ARGV[4], 'peer', ARGV[3])
+end
 return 1
 ";
 
+/// Removes a peer's presence (1 if this call removed it) and, for a participant, puts its
+/// departure with the reason ARGV[3] on the presence event stream in the same step.
 const LEAVE: &str = r"
-local removed = redis.call('HDEL', KEYS[1], ARGV[1])
+local entry = redis.call('HGET', KEYS[1], ARGV[1])
+if entry then redis.call('HDEL', KEYS[1], ARGV[1]) end
 if redis.call('HLEN', KEYS[1]) == 0 then redis.call('SREM', KEYS[2], ARGV[2]) end
-return removed
+if not entry then return 0 end
+if cjson.decode(entry).role ~= 'recorder' then
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*',
+    'type', 'participant.left', 'room_id', ARGV[2], 'peer', entry, 'reason', ARGV[3])
+end
+return 1
 ";
 
 /// An instance that has not renewed its heartbeat for this long is dead.
@@ -114,14 +129,20 @@ pub struct Hub {
     /// heard (presence read at join and resync, then `peer_joined`/`peer_left`): spares a Redis
     /// lookup per relayed signal. A peer missing here is looked up in presence.
     known: Mutex<HashMap<String, HashSet<String>>>,
-    /// Presence entries (room, peer) whose removal failed, with the `peer_left` reason to announce
-    /// once removed, if not announced yet. Retried by the liveness task.
-    unfreed: Mutex<HashMap<(String, String), Option<String>>>,
+    /// Presence entries (room, peer) whose removal failed, with why the peer left and whether
+    /// `peer_left` is still to be announced once removed. Retried by the liveness task.
+    unfreed: Mutex<HashMap<(String, String), Unfreed>>,
     /// Whether the subscriber is connected; joins wait a moment for it after start-up or a
     /// Redis outage rather than failing at once.
     attached: tokio::sync::watch::Sender<bool>,
     /// Set on the first connection; a later attach is a reconnect.
     ever_attached: std::sync::atomic::AtomicBool,
+}
+
+/// A departed peer's presence entry still to be removed.
+struct Unfreed {
+    reason: String,
+    announce: bool,
 }
 
 /// Tries at putting presence back after a reconnect.
@@ -368,23 +389,39 @@ impl Hub {
         matches!(last, Some(last) if event.seq != 1 && event.seq != last + 1)
     }
 
+    /// Carries out a command from the API on this instance's connections, and logs it with the
+    /// id of the API request behind it (`request.id`), so one request can be followed across
+    /// services. Only a well-formed id is logged.
     fn apply_control(&self, control: bus::Control) {
         use bus::control::Command;
+        let request_id = RequestId::parse(&control.request_id).map(|RequestId(id)| id).unwrap_or_default();
         let kicked = |reason: &str| message(Kind::Kicked(Kicked { reason: reason.to_owned() }));
-        match control.command {
+        let (command, room_id, closed) = match control.command {
             Some(Command::CloseRoom(c)) => {
-                self.close_where(|room, _| room == c.room_id, &message(Kind::RoomClosed(RoomClosed {})), 1000);
+                let closed =
+                    self.close_where(|room, _| room == c.room_id, &message(Kind::RoomClosed(RoomClosed {})), 1000);
+                ("close_room", Some(c.room_id), closed)
             }
             Some(Command::RemoveUser(c)) => {
-                self.close_where(|room, p| room == c.room_id && p.user_id == c.user_id, &kicked(&c.reason), 1008);
+                let closed =
+                    self.close_where(|room, p| room == c.room_id && p.user_id == c.user_id, &kicked(&c.reason), 1008);
+                ("remove_user", Some(c.room_id), closed)
             }
             Some(Command::KickPeer(c)) => {
-                self.close_where(|room, p| room == c.room_id && p.peer_id == c.peer_id, &kicked("kicked"), 1008);
+                let closed =
+                    self.close_where(|room, p| room == c.room_id && p.peer_id == c.peer_id, &kicked("kicked"), 1008);
+                ("kick_peer", Some(c.room_id), closed)
             }
             Some(Command::DisconnectUser(c)) => {
-                self.close_where(|_, p| p.user_id == c.user_id, &kicked(&c.reason), 1008);
+                ("disconnect_user", None, self.close_where(|_, p| p.user_id == c.user_id, &kicked(&c.reason), 1008))
             }
-            None => {}
+            None => ("unknown", None, 0),
+        };
+        // Every instance hears every command: those without a connection concerned say so quietly.
+        if closed > 0 {
+            tracing::info!(request.id = %request_id, command, room.id = room_id.as_deref(), connections = closed, "control command applied");
+        } else {
+            tracing::debug!(request.id = %request_id, command, room.id = room_id.as_deref(), "control command: no local connection concerned");
         }
     }
 
@@ -417,6 +454,7 @@ impl Hub {
             .join
             .key(self.peers_key(room_id))
             .key(self.live_key())
+            .key(presence_events::stream_key(&self.prefix))
             .arg(capacity)
             .arg(&peer_id)
             .arg(entry)
@@ -424,6 +462,7 @@ impl Hub {
             .arg(&local.peer.user_id)
             .arg(per_user)
             .arg(if recorder { "1" } else { "0" })
+            .arg(presence_events::MAX_LENGTH)
             .invoke_async(&mut self.redis.clone())
             .await;
         let present = match admitted {
@@ -556,10 +595,10 @@ impl Hub {
 
     /// Frees a departed (not local) peer's place and tells every instance's peers.
     async fn depart(&self, room_id: &str, peer_id: &str, reason: &str) {
-        match self.free_place(room_id, peer_id).await {
+        match self.free_place(room_id, peer_id, reason).await {
             Ok(true) => self.announce_left(room_id, peer_id, reason),
             Ok(false) => {}
-            Err(e) => self.free_later(room_id, peer_id, Some(reason), &e),
+            Err(e) => self.free_later(room_id, peer_id, reason, true, &e),
         }
     }
 
@@ -578,23 +617,24 @@ impl Hub {
 
     /// Keeps a presence entry whose removal failed for `retry_removals`, so a Redis blip does not
     /// leave a ghost holding a place in the room.
-    fn free_later(&self, room_id: &str, peer_id: &str, announce: Option<&str>, error: &redis::RedisError) {
+    fn free_later(&self, room_id: &str, peer_id: &str, reason: &str, announce: bool, error: &redis::RedisError) {
         tracing::warn!(room.id = room_id, peer.id = peer_id, error = %error, "could not clear presence; will retry");
-        lock(&self.unfreed).insert((room_id.to_owned(), peer_id.to_owned()), announce.map(str::to_owned));
+        let unfreed = Unfreed { reason: reason.to_owned(), announce };
+        lock(&self.unfreed).insert((room_id.to_owned(), peer_id.to_owned()), unfreed);
     }
 
     /// Retries the presence removals that failed; returns how many are still pending.
     pub async fn retry_removals(&self) -> usize {
         let pending: Vec<_> = lock(&self.unfreed).drain().collect();
-        for ((room_id, peer_id), announce) in pending {
-            match self.free_place(&room_id, &peer_id).await {
+        for ((room_id, peer_id), unfreed) in pending {
+            match self.free_place(&room_id, &peer_id, &unfreed.reason).await {
                 Ok(removed) => {
-                    if let (true, Some(reason)) = (removed, announce) {
-                        self.announce_left(&room_id, &peer_id, &reason);
+                    if removed && unfreed.announce {
+                        self.announce_left(&room_id, &peer_id, &unfreed.reason);
                     }
                 }
                 Err(_) => {
-                    lock(&self.unfreed).insert((room_id, peer_id), announce);
+                    lock(&self.unfreed).insert((room_id, peer_id), unfreed);
                 }
             }
         }
@@ -622,22 +662,25 @@ impl Hub {
             self.track(room_id, &left);
             // Presence goes before the other instances hear `peer_left`: a peer there that signals
             // the departed one afterwards must be told `unknown_peer`, not have it vanish.
-            if let Err(e) = self.free_place(room_id, peer_id).await {
-                self.free_later(room_id, peer_id, None, &e);
+            if let Err(e) = self.free_place(room_id, peer_id, reason).await {
+                self.free_later(room_id, peer_id, reason, false, &e);
             }
             self.publish(room_id, Event::Fanout(Fanout { except: peer_id.to_owned(), message: Some(left) }), None);
             self.release_room(room_id).await;
         }
     }
 
-    /// Removes a presence entry; true if this call removed it.
-    async fn free_place(&self, room_id: &str, peer_id: &str) -> redis::RedisResult<bool> {
+    /// Removes a presence entry of a peer that left for `reason`; true if this call removed it.
+    async fn free_place(&self, room_id: &str, peer_id: &str, reason: &str) -> redis::RedisResult<bool> {
         let removed: i64 = self
             .leave
             .key(self.peers_key(room_id))
             .key(self.live_key())
+            .key(presence_events::stream_key(&self.prefix))
             .arg(peer_id)
             .arg(room_id)
+            .arg(reason)
+            .arg(presence_events::MAX_LENGTH)
             .invoke_async(&mut self.redis.clone())
             .await?;
         Ok(removed == 1)
@@ -675,7 +718,7 @@ impl Hub {
                         redis::cmd("EXISTS").arg(self.alive_key(&presence.instance_id)).query_async(&mut redis).await?;
                     alive.insert(presence.instance_id.clone(), exists);
                 }
-                if alive[&presence.instance_id] || !self.free_place(&room_id, &peer_id).await? {
+                if alive[&presence.instance_id] || !self.free_place(&room_id, &peer_id, "disconnected").await? {
                     continue;
                 }
                 swept += 1;
@@ -754,21 +797,29 @@ impl Hub {
         }
     }
 
-    /// Queues a last message and a close for every connection matching `select`.
-    pub fn close_where(&self, select: impl Fn(&str, &Peer) -> bool, last: &ServerMessage, code: u16) {
+    /// Queues a last message and a close for every connection matching `select`; how many.
+    pub fn close_where(&self, select: impl Fn(&str, &Peer) -> bool, last: &ServerMessage, code: u16) -> usize {
+        let mut closed = 0;
         for (room_id, room) in self.rooms().iter() {
             for peer in room.values().filter(|p| select(room_id, &p.peer)) {
                 let close = Outbound::CloseWith { message: last.clone(), code };
                 if peer.outbound.try_send(close).is_err() {
                     peer.slow.notify_one();
                 }
+                closed += 1;
             }
         }
+        closed
     }
 
     /// Local connections, for metrics and shutdown.
     pub fn connection_count(&self) -> usize {
         self.rooms().values().map(HashMap::len).sum()
+    }
+
+    /// Rooms with at least one connection on this instance, for metrics.
+    pub fn room_count(&self) -> usize {
+        self.rooms().len()
     }
 }
 

@@ -60,7 +60,7 @@ impl Application {
                 .configure(confab_common::ops::configure)
                 .route("/v1/signal", web::get().to(upgrade::signal))
                 .default_service(web::to(http::not_found))
-                .wrap(from_fn(http::observe))
+                .wrap(from_fn(|req, next| http::observe(http::Service::Gateway, req, next)))
         })
         .disable_signals()
         // Small frames go out at once: with Nagle's algorithm a frame written behind an

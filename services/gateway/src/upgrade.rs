@@ -95,6 +95,7 @@ pub async fn signal(
     };
     match admitted {
         Ok(view) => {
+            metrics::counter!("gateway_joins_total").increment(1);
             let resume_token = new_secret(16);
             let welcome = message(Kind::Welcome(Welcome {
                 peer_id: peer.peer_id.clone(),
@@ -130,10 +131,12 @@ pub async fn signal(
                     ("too_many_connections", "close another tab or device in this room first".to_owned())
                 }
                 JoinError::Redis(e) => {
+                    metrics::counter!("gateway_redis_errors_total").increment(1);
                     tracing::warn!(error = %e, "presence unavailable");
                     ("unavailable", "try again shortly".to_owned())
                 }
             };
+            metrics::counter!("gateway_joins_refused_total", "reason" => code).increment(1);
             let error = ProtocolError::new(code, text).to_message();
             actix_web::rt::spawn(async move {
                 let text = serde_json::to_string(&error).expect("server messages serialize");

@@ -1,6 +1,7 @@
 //! The gateway over real WebSockets and a real Redis, with tickets signed the way the API signs
 //! them and served from a real JWKS endpoint.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -276,11 +277,31 @@ async fn presence_is_kept_in_redis_for_the_api_and_cleared_on_leave() {
     let live: bool =
         redis::AsyncCommands::sismember(&mut redis, format!("{}:rooms:live", world.redis_prefix), &room).await.unwrap();
     assert!(live);
+    let recorder_ticket =
+        support::ticket_as(&world.keys, &room, "Recorder", "recorder-1", 2, "recorder", Some("rec-1"));
+    let mut recorder = world.connect(0, &recorder_ticket).await.expect("the recorder joins");
+    recorder.recv().await;
+    recorder.send(json!({"bye": {}})).await;
+    recorder.closed().await;
     ann.send(json!({"bye": {}})).await;
     ann.closed().await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let left: i64 = redis::AsyncCommands::hlen(&mut redis, &key).await.unwrap();
     assert_eq!(left, 0);
+
+    // The API's webhooks read joins and leaves from this stream; recorders are not participants.
+    let stream = confab_common::presence_events::stream_key(&world.redis_prefix);
+    let entries: Vec<(String, HashMap<String, String>)> =
+        redis::cmd("XRANGE").arg(&stream).arg("-").arg("+").query_async(&mut redis).await.unwrap();
+    let events: Vec<(&str, &str, &str)> = entries
+        .iter()
+        .map(|(_, fields)| {
+            (fields["type"].as_str(), fields["room_id"].as_str(), fields.get("reason").map_or("", String::as_str))
+        })
+        .collect();
+    assert_eq!(events, [("participant.joined", room.as_str(), ""), ("participant.left", room.as_str(), "left")]);
+    let peer: Value = serde_json::from_str(&entries[1].1["peer"]).unwrap();
+    assert_eq!((peer["peer_id"].as_str(), peer["display_name"].as_str()), (welcome["peer_id"].as_str(), Some("Ann")));
 }
 
 #[actix_web::test]
@@ -353,6 +374,56 @@ async fn peers_on_two_instances_see_each_other_and_exchange_offer_answer_and_can
     assert!(relayed.rsplit(' ').next().unwrap().parse::<f64>().unwrap() >= 3.0, "{relayed}");
     assert!(metrics.contains(r#"gateway_messages_out_total{type="signal"}"#));
     assert!(metrics.contains(r#"gateway_messages_in_total{type="broadcast"}"#));
+    // Calls, leaves and Redis health, named after the service like every gateway metric.
+    assert!(metrics.contains("gateway_joins_total "), "{metrics}");
+    assert!(metrics.contains(r#"gateway_leaves_total{reason="left"}"#), "{metrics}");
+    assert!(metrics.contains("gateway_connections_active "), "{metrics}");
+    // Its value is per process, and other tests' gateways start in this one: only its presence.
+    assert!(metrics.contains("gateway_redis_connected "), "{metrics}");
+    assert!(metrics.contains(r#"gateway_http_requests_total{method="GET",route="/v1/signal",status="101"}"#));
+}
+
+/// What this test process logs, as the JSON lines a gateway writes with `CONFAB_LOG_FORMAT=json`.
+fn captured_logs() -> Arc<std::sync::Mutex<Vec<u8>>> {
+    static LOGS: std::sync::OnceLock<Arc<std::sync::Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = logs.clone();
+        tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_env_filter("confab_gateway=info")
+            .with_writer(move || LogWriter(sink.clone()))
+            .init();
+        logs
+    })
+    .clone()
+}
+
+struct LogWriter(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The logged JSON line that has `field` = `value`, waiting up to 2 s for it.
+async fn logged_with(logs: &std::sync::Mutex<Vec<u8>>, field: &str, value: &str) -> Value {
+    for _ in 0..100 {
+        let text = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+        let lines = text.lines().filter_map(|line| serde_json::from_str::<Value>(line).ok());
+        if let Some(line) = lines.into_iter().find(|line| line[field] == value) {
+            return line;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("no log line with {field} = {value}");
 }
 
 async fn publish_control(world: &World, control: confab_protocol::bus::Control) {
@@ -365,6 +436,7 @@ async fn publish_control(world: &World, control: confab_protocol::bus::Control) 
 #[actix_web::test]
 async fn api_commands_close_the_right_connections_on_every_instance() {
     use confab_protocol::bus::{CloseRoom, Control, KickPeer, control::Command};
+    let logs = captured_logs();
     let world = world(2).await;
     let (room_a, room_b) = (room(), room());
     let (mut ann, ann_welcome) = world.join(0, &room_a, "Ann").await;
@@ -373,12 +445,19 @@ async fn api_commands_close_the_right_connections_on_every_instance() {
     let (mut cat, _) = world.join(1, &room_b, "Cat").await;
 
     let kick = KickPeer { room_id: room_a.clone(), peer_id: ann_welcome["peer_id"].as_str().unwrap().to_owned() };
-    publish_control(&world, Control { command: Some(Command::KickPeer(kick)) }).await;
+    let request_id = uuid::Uuid::new_v4().simple().to_string();
+    let command = Some(Command::KickPeer(kick));
+    publish_control(&world, Control { command, request_id: request_id.clone() }).await;
     assert_eq!(ann.recv().await, json!({"kicked": {"reason": "kicked"}}));
+    // The gateway holding Ann's connection logs the API request behind the kick.
+    let logged = logged_with(&logs, "request.id", &request_id).await;
+    assert_eq!((logged["command"].as_str(), logged["room.id"].as_str()), (Some("kick_peer"), Some(room_a.as_str())));
+    assert_eq!(logged["connections"], 1);
     assert_eq!(ann.closed().await, Some(1008));
     assert_eq!(bob.recv().await["peer_left"]["reason"], "kicked");
 
-    publish_control(&world, Control { command: Some(Command::CloseRoom(CloseRoom { room_id: room_a.clone() })) }).await;
+    let close = Command::CloseRoom(CloseRoom { room_id: room_a.clone() });
+    publish_control(&world, Control { command: Some(close), request_id: String::new() }).await;
     assert_eq!(bob.recv().await, json!({"room_closed": {}}));
     assert_eq!(bob.closed().await, Some(1000));
     assert!(cat.silent().await, "other rooms are untouched");

@@ -5,11 +5,12 @@
 
 use std::time::Duration;
 
+use confab_common::http::RequestId;
 use confab_common::recording_jobs;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{RedisResult, Value};
 
-pub const GROUP: &str = "recorders";
+pub const GROUP: &str = recording_jobs::GROUP;
 
 /// The longest a read for new jobs blocks.
 pub const LONGEST_WAIT: Duration = Duration::from_secs(2);
@@ -21,6 +22,9 @@ pub struct Job {
     pub entry: String,
     pub recording_id: String,
     pub room_id: String,
+    /// The API request that started the recording (absent for a re-queued job); only a
+    /// well-formed id is kept.
+    pub request_id: Option<String>,
 }
 
 #[derive(Clone)]
@@ -64,13 +68,17 @@ impl JobQueue {
             .await;
         match created {
             Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
-            other => other,
+            other => counted(other),
         }
     }
 
     /// The next job: first one abandoned by a dead recorder, else a new one, waiting at most
     /// `wait` (up to [`LONGEST_WAIT`]) for it.
     pub async fn next(&self, wait: Duration) -> RedisResult<Option<Job>> {
+        counted(self.next_unobserved(wait).await)
+    }
+
+    async fn next_unobserved(&self, wait: Duration) -> RedisResult<Option<Job>> {
         let abandoned: Value = redis::cmd("XAUTOCLAIM")
             .arg(&self.stream)
             .arg(GROUP)
@@ -113,7 +121,7 @@ impl JobQueue {
 
     /// Renews this recorder's claim on a job it is still working on.
     pub async fn renew(&self, job: &Job) -> RedisResult<()> {
-        let _: Value = redis::cmd("XCLAIM")
+        let renewed: RedisResult<Value> = redis::cmd("XCLAIM")
             .arg(&self.stream)
             .arg(GROUP)
             .arg(&self.consumer)
@@ -121,20 +129,28 @@ impl JobQueue {
             .arg(&job.entry)
             .arg("JUSTID")
             .query_async(&mut self.redis.clone())
-            .await?;
-        Ok(())
+            .await;
+        counted(renewed).map(drop)
     }
 
     /// Queues a job again for a recording whose job was lost.
     pub async fn requeue(&self, recording_id: &str, room_id: &str) -> RedisResult<()> {
-        let _: String =
-            recording_jobs::add(&self.prefix, recording_id, room_id).query_async(&mut self.redis.clone()).await?;
-        Ok(())
+        let add = recording_jobs::add(&self.prefix, recording_id, room_id, None);
+        counted(add.query_async::<String>(&mut self.redis.clone()).await).map(drop)
+    }
+
+    /// Renews this recorder's heartbeat key (`{prefix}:recorder:{id}:alive`): the API counts the
+    /// recorders that take jobs by it.
+    pub async fn heartbeat(&self) -> RedisResult<()> {
+        let ttl = recording_jobs::RECORDER_ALIVE_TTL.as_millis() as u64;
+        let mut set = redis::cmd("SET");
+        set.arg(recording_jobs::alive_key(&self.prefix, &self.consumer)).arg(1).arg("PX").arg(ttl);
+        counted(set.query_async::<()>(&mut self.redis.clone()).await)
     }
 
     /// The job is finished (or has nothing to do): nobody needs to take it over.
     pub async fn complete(&self, job: &Job) -> RedisResult<()> {
-        redis::pipe()
+        let completed = redis::pipe()
             .cmd("XACK")
             .arg(&self.stream)
             .arg(GROUP)
@@ -145,8 +161,17 @@ impl JobQueue {
             .arg(&job.entry)
             .ignore()
             .query_async(&mut self.redis.clone())
-            .await
+            .await;
+        counted(completed)
     }
+}
+
+/// Counts a failed job-queue command in `recorder_redis_errors_total`.
+fn counted<T>(result: RedisResult<T>) -> RedisResult<T> {
+    if result.is_err() {
+        metrics::counter!("recorder_redis_errors_total").increment(1);
+    }
+    result
 }
 
 /// The first entry of a list of `[id, [field, value, ...]]`, if it has the job's fields.
@@ -161,7 +186,8 @@ fn first_job(entries: &Value) -> Option<Job> {
             .find(|pair| pair.first().and_then(text).as_deref() == Some(name))
             .and_then(|pair| text(pair.get(1)?))
     };
-    Some(Job { entry: entry_id, recording_id: field("recording_id")?, room_id: field("room_id")? })
+    let request_id = field("request_id").and_then(|raw| RequestId::parse(&raw)).map(|RequestId(id)| id);
+    Some(Job { entry: entry_id, recording_id: field("recording_id")?, room_id: field("room_id")?, request_id })
 }
 
 fn text(value: &Value) -> Option<String> {

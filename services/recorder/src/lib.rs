@@ -19,6 +19,7 @@ pub mod worker;
 use std::sync::Arc;
 use std::time::Duration;
 
+use confab_common::http::Service;
 use confab_common::ops::OpsServer;
 use confab_common::tokens::SigningKeys;
 use confab_storage::Storage;
@@ -59,7 +60,7 @@ pub struct Recorder {
 
 impl Recorder {
     pub fn build(settings: Settings) -> anyhow::Result<Self> {
-        let ops = OpsServer::build(&settings.bind, &settings.redis_url)?;
+        let ops = OpsServer::build(Service::Recorder, &settings.bind, &settings.redis_url)?;
         Ok(Self { ops, worker: Arc::new(Worker::build(settings)?) })
     }
 

@@ -59,8 +59,11 @@ impl RecordedPeer {
         let capture = Capture::start(&path, video, audio)?;
         let (runtime, keyframes_to) = (tokio::runtime::Handle::current(), peer.clone());
         let (stop, stopped) = watch::channel(false);
-        let capture =
-            tokio::task::spawn_blocking(move || run_capture(capture, media, stopped, &runtime, &keyframes_to));
+        // The capture thread logs within the recording's span (its `request.id`).
+        let span = tracing::Span::current();
+        let capture = tokio::task::spawn_blocking(move || {
+            span.in_scope(|| run_capture(capture, media, stopped, &runtime, &keyframes_to))
+        });
         Ok(Self { peer, path, stop, capture })
     }
 
@@ -110,7 +113,7 @@ fn run_capture(
     let stats = capture.stats();
     let files = capture.finish(Instant::now())?;
     metrics::counter!("recorder_files_total").increment(files.len() as u64);
-    metrics::counter!("recorder_bytes_written_total").increment(files.iter().map(|f| f.bytes).sum());
+    metrics::counter!("recorder_written_bytes_total").increment(files.iter().map(|f| f.bytes).sum());
     Ok(Captured { files, stats })
 }
 

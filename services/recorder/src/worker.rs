@@ -12,6 +12,7 @@ use confab_common::tokens::SigningKeys;
 use confab_storage::Storage;
 use sqlx::PgPool;
 use tokio::sync::watch;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::archive::Archive;
@@ -24,6 +25,8 @@ use crate::status::{self, Claim};
 const TICK: Duration = Duration::from_millis(500);
 /// How long one ask for work waits.
 const POLL: Duration = Duration::from_secs(2);
+/// How often the recorder's heartbeat key is renewed (it lives 10 s).
+const HEARTBEAT: Duration = Duration::from_secs(3);
 /// How long a job may wait for its row: the API queues the job just before it commits the row,
 /// so a recorder can see the job first. A row still missing after this was never committed.
 const ROW_WAIT: Duration = Duration::from_secs(5);
@@ -44,15 +47,23 @@ impl Worker {
         Self { settings, db, queue, keys: Arc::new(keys), storage, active: Mutex::default() }
     }
 
-    /// Takes jobs until `shutdown` turns true. Recordings in progress are left to their tasks;
-    /// if the process exits under them, another recorder takes their jobs over.
+    /// Takes jobs until `shutdown` turns true, renewing the recorder's heartbeat key meanwhile.
+    /// Recordings in progress are left to their tasks; if the process exits under them, another
+    /// recorder takes their jobs over.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         while let Err(e) = self.queue.ensure_group().await {
             tracing::warn!(error = %e, "cannot create the job consumer group; retrying");
             tokio::time::sleep(POLL).await;
         }
         tokio::spawn(self.clone().reconcile(shutdown.clone()));
+        let mut last_heartbeat: Option<tokio::time::Instant> = None;
         loop {
+            if last_heartbeat.is_none_or(|at| at.elapsed() >= HEARTBEAT) {
+                match self.queue.heartbeat().await {
+                    Ok(()) => last_heartbeat = Some(tokio::time::Instant::now()),
+                    Err(e) => tracing::warn!(error = %e, "cannot renew the recorder heartbeat"),
+                }
+            }
             let next = tokio::select! {
                 next = self.queue.next(POLL) => next,
                 _ = shutdown.changed() => return,
@@ -107,7 +118,12 @@ impl Worker {
             return;
         }
         metrics::gauge!("recorder_recordings_active").increment(1);
-        let acknowledge = self.record(&job, recording_id).await;
+        // Every line logged for this recording's work names the API request that started it.
+        let span = tracing::info_span!("recording", request.id = tracing::field::Empty);
+        if let Some(request_id) = &job.request_id {
+            span.record("request.id", request_id.as_str());
+        }
+        let acknowledge = self.record(&job, recording_id).instrument(span).await;
         metrics::gauge!("recorder_recordings_active").decrement(1);
         self.active.lock().expect("not poisoned").remove(&recording_id);
         if acknowledge && let Err(e) = self.queue.complete(&job).await {

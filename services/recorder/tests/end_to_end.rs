@@ -41,6 +41,7 @@ fn env(key: &str) -> String {
 /// one recordings directory.
 struct Deployment {
     api: String,
+    db: PgPool,
     client: awc::Client,
     _recordings: TempDir,
     _recorder: tokio::sync::watch::Sender<bool>,
@@ -90,6 +91,7 @@ async fn deploy() -> Deployment {
         hash_workers: 1,
         hash_queue: 16,
         limits: Default::default(),
+        webhooks: Default::default(),
     })
     .await
     .unwrap();
@@ -101,7 +103,7 @@ async fn deploy() -> Deployment {
         bind: "127.0.0.1:0".into(),
         redis_url: env("REDIS_URL"),
         redis_prefix: prefix,
-        database_url,
+        database_url: database_url.clone(),
         instance_id: "rec-e2e".into(),
         gateway_urls: vec![gateway_url],
         jwt_keys_pem: key_pem,
@@ -116,7 +118,8 @@ async fn deploy() -> Deployment {
     actix_web::rt::spawn(Arc::new(worker).run(stopped));
 
     let client = awc::Client::builder().timeout(Duration::from_secs(30)).finish();
-    Deployment { api: api_url, client, _recordings: recordings, _recorder: stop }
+    let db = PgPool::connect_lazy(&database_url).unwrap();
+    Deployment { api: api_url, db, client, _recordings: recordings, _recorder: stop }
 }
 
 /// A uuid-named database with every migration applied.
@@ -168,6 +171,29 @@ fn jwks_relay(api: Arc<OnceLock<String>>) -> String {
 }
 
 impl Deployment {
+    /// Waits until the room's webhook events are `expected` (besides `room.created`), each once:
+    /// the gateway's presence stream and the recorder's status changes reach the outbox.
+    async fn expect_webhook_events(&self, room: &str, expected: &[&str]) {
+        let room = Uuid::parse_str(room).unwrap();
+        let mut expected: Vec<&str> = expected.to_vec();
+        expected.sort();
+        let mut events = Vec::new();
+        for _ in 0..100 {
+            events = sqlx::query_scalar::<_, String>(
+                "select type from webhook_events where room_id = $1 and type <> 'room.created' order by type",
+            )
+            .bind(room)
+            .fetch_all(&self.db)
+            .await
+            .unwrap();
+            if events.len() >= expected.len() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(events, expected, "webhook events of the room");
+    }
+
     async fn send(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
         let mut request = self.client.request(method.parse().unwrap(), format!("{}{path}", self.api));
         if let Some(token) = token {
@@ -387,6 +413,7 @@ async fn a_participant_sending_vp8_and_opus_is_recorded_into_a_file_that_plays_i
     assert_eq!(files.len(), 1, "one participant, one file: {ready}");
     let file = &files[0];
     assert_eq!(file["codecs"], json!(["vp8", "opus"]));
+    deployment.expect_webhook_events(&room, &["participant.joined", "recording.started", "recording.ready"]).await;
 
     let bytes = deployment
         .download(&owner, &format!("/v1/recordings/{recording}/files/{}", file["id"].as_str().unwrap()))

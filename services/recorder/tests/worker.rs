@@ -139,6 +139,11 @@ impl World {
 
     /// A recording row in `status` and its job, as the API queues it.
     async fn queue_recording(&self, status: &str) -> Uuid {
+        self.queue_recording_by(status, None).await
+    }
+
+    /// A recording row in `status` and its job, queued by the request `request_id` if any.
+    async fn queue_recording_by(&self, status: &str, request_id: Option<&str>) -> Uuid {
         let id = Uuid::new_v4();
         sqlx::query("insert into recordings (id, room_id, status) values ($1, $2, $3)")
             .bind(id)
@@ -147,16 +152,8 @@ impl World {
             .execute(&self.db)
             .await
             .unwrap();
-        let _: String = redis::cmd("XADD")
-            .arg(format!("{}:recordings:jobs", self.prefix))
-            .arg("*")
-            .arg("recording_id")
-            .arg(id.to_string())
-            .arg("room_id")
-            .arg(self.room.to_string())
-            .query_async(&mut self.redis().await)
-            .await
-            .unwrap();
+        let add = confab_common::recording_jobs::add(&self.prefix, &id.to_string(), &self.room.to_string(), request_id);
+        let _: String = add.query_async(&mut self.redis().await).await.unwrap();
         id
     }
 
@@ -233,6 +230,50 @@ impl World {
         assert!(participant.recv().await.get("welcome").is_some());
         participant
     }
+}
+
+/// What this test process logs, as the JSON lines a recorder writes with `CONFAB_LOG_FORMAT=json`.
+fn captured_logs() -> std::sync::Arc<std::sync::Mutex<Vec<u8>>> {
+    type Logs = std::sync::Arc<std::sync::Mutex<Vec<u8>>>;
+    static LOGS: std::sync::OnceLock<Logs> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Logs::default();
+        let sink = logs.clone();
+        tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_env_filter("confab_recorder=info")
+            .with_writer(move || LogWriter(sink.clone()))
+            .init();
+        logs
+    })
+    .clone()
+}
+
+struct LogWriter(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The logged line `message` about `recording`, waiting up to 5 s for it.
+async fn logged(logs: &std::sync::Mutex<Vec<u8>>, message: &str, recording: &str) -> Value {
+    for _ in 0..250 {
+        let text = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+        let mut lines = text.lines().filter_map(|line| serde_json::from_str::<Value>(line).ok());
+        if let Some(line) = lines.find(|line| line["message"] == message && line["recording.id"] == recording) {
+            return line;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("no log line {message:?} about {recording}");
 }
 
 fn start(worker: Worker) -> tokio::sync::watch::Sender<bool> {
@@ -338,15 +379,27 @@ fn video_frames_in(path: &std::path::Path) -> (usize, bool) {
 
 #[actix_web::test]
 async fn a_queued_recording_is_joined_announced_stopped_and_finished() {
+    let logs = captured_logs();
     let world = world().await;
     let mut ann = world.participant().await;
     // An idle recorder waits on the queue longer than one blocking read lasts.
     let _worker = world.start_worker("rec-a");
     tokio::time::sleep(confab_recorder::jobs::LONGEST_WAIT + Duration::from_millis(500)).await;
-    let recording = world.queue_recording("pending").await;
+    // Meanwhile it keeps its heartbeat key, by which the API counts the recorders alive.
+    let alive: i64 = redis::cmd("PTTL")
+        .arg(format!("{}:recorder:rec-a:alive", world.prefix))
+        .query_async(&mut world.redis().await)
+        .await
+        .unwrap();
+    assert!((1..=10_000).contains(&alive), "heartbeat key TTL {alive} ms");
+    let request_id = Uuid::new_v4().simple().to_string();
+    let recording = world.queue_recording_by("pending", Some(&request_id)).await;
 
     let started = ann.recv().await;
     assert_eq!(started["recording_started"]["recording_id"], recording.to_string(), "{started}");
+    // Its log lines about the recording name the API request that started it.
+    let claimed = logged(&logs, "recording claimed", &recording.to_string()).await;
+    assert_eq!(claimed["span"]["request.id"], request_id, "{claimed}");
     let (_, _, recorder) = world.wait_for_status(recording, "recording").await;
     assert_eq!(recorder.as_deref(), Some("rec-a"));
     let started_at: Option<chrono::DateTime<chrono::Utc>> =
@@ -617,10 +670,11 @@ async fn a_job_seen_before_its_row_is_committed_is_still_recorded_at_once() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     // The API's order: the job first, then the row's commit.
     let recording = Uuid::new_v4();
-    let _: String = confab_common::recording_jobs::add(&world.prefix, &recording.to_string(), &world.room.to_string())
-        .query_async(&mut world.redis().await)
-        .await
-        .unwrap();
+    let _: String =
+        confab_common::recording_jobs::add(&world.prefix, &recording.to_string(), &world.room.to_string(), None)
+            .query_async(&mut world.redis().await)
+            .await
+            .unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     sqlx::query("insert into recordings (id, room_id) values ($1, $2)")
         .bind(recording)

@@ -2,6 +2,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
 use chrono::{DateTime, Utc};
+use confab_common::http::RequestId;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -188,7 +189,8 @@ pub async fn remove_member(
     let action = if leaving { "member.leave" } else { "member.remove" };
     audit(&mut tx, &req, user.id, action, Some(room_id), Some(target), serde_json::Value::Null).await?;
     tx.commit().await?;
-    state.control.send(&Control::RemoveUser { room_id, user_id: target, reason: RemovalReason::Removed }).await;
+    let command = Control::RemoveUser { room_id, user_id: target, reason: RemovalReason::Removed };
+    state.control.send(&command, &RequestId::of(&req)).await;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -222,7 +224,8 @@ pub async fn ban_user(
     members::insert_ban(&mut *tx, room_id, target, user.id).await?;
     audit(&mut tx, &req, user.id, "member.ban", Some(room_id), Some(target), serde_json::Value::Null).await?;
     tx.commit().await?;
-    state.control.send(&Control::RemoveUser { room_id, user_id: target, reason: RemovalReason::Banned }).await;
+    let command = Control::RemoveUser { room_id, user_id: target, reason: RemovalReason::Banned };
+    state.control.send(&command, &RequestId::of(&req)).await;
     Ok(HttpResponse::Created().json(serde_json::json!({"room_id": room_id, "user_id": target})))
 }
 

@@ -12,7 +12,7 @@ pub mod members;
 pub mod recordings;
 pub mod rooms;
 
-use actix_web::{HttpMessage, HttpRequest};
+use actix_web::HttpRequest;
 use chrono::{DateTime, Utc};
 use confab_common::http::RequestId;
 use serde::Serialize;
@@ -33,7 +33,7 @@ pub async fn audit(
     target_user: Option<UserId>,
     details: serde_json::Value,
 ) -> Result<(), ApiError> {
-    let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
+    let request_id = RequestId::of(req);
     let details = if details.is_null() { serde_json::json!({}) } else { details };
     let entry = AuditEntry { actor, action, room, target_user, request_id: &request_id, details };
     insert_audit(tx, &entry).await?;

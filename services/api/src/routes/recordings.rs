@@ -5,6 +5,7 @@
 use actix_web::http::header::{ContentDisposition, DispositionParam, DispositionType};
 use actix_web::{HttpRequest, HttpResponse, delete, get, post, web};
 use chrono::{DateTime, Utc};
+use confab_common::http::RequestId;
 use confab_storage::{Key, Storage};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -177,10 +178,13 @@ pub async fn start_recording(
         )
         .await?;
         // Queued before the commit: a job that cannot be queued leaves no row behind.
-        state.recording_jobs.queue(recording.id, access.room.id).await?;
+        state.recording_jobs.queue(recording.id, access.room.id, &RequestId::of(&req)).await?;
         tracing::info!(recording.id = %recording.id, room.id = %access.room.id, "recording queued");
     }
     tx.commit().await?;
+    if created {
+        metrics::counter!("api_recordings_requested_total", "action" => "start").increment(1);
+    }
     Ok(HttpResponse::Accepted().json(view(recording, Vec::new())))
 }
 
@@ -204,6 +208,9 @@ pub async fn stop_recording(
         audit(&mut tx, &req, user.id, "recording.stop", Some(recording.room_id), None, details).await?;
     }
     tx.commit().await?;
+    if stopped.is_some() {
+        metrics::counter!("api_recordings_requested_total", "action" => "stop").increment(1);
+    }
     let current = stopped.unwrap_or(recording);
     let mut viewed = views(&state, vec![current]).await?;
     Ok(HttpResponse::Ok().json(viewed.remove(0)))

@@ -2,6 +2,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
 use chrono::{DateTime, Utc};
+use confab_common::http::RequestId;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -169,7 +170,7 @@ pub async fn remove_room(
     }
     audit(&mut tx, req, *actor, action, Some(room_id), None, serde_json::Value::Null).await?;
     tx.commit().await?;
-    state.control.send(&Control::CloseRoom { room_id }).await;
+    state.control.send(&Control::CloseRoom { room_id }, &RequestId::of(req)).await;
     for recording_id in recorded {
         remove_files(&state.storage, recording_id).await;
     }

@@ -8,3 +8,4 @@ pub mod recordings;
 pub mod refresh_tokens;
 pub mod rooms;
 pub mod users;
+pub mod webhooks;

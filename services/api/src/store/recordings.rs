@@ -104,6 +104,32 @@ async fn running_recording(db: impl PgExecutor<'_>, room_id: RoomId) -> Result<O
     .await
 }
 
+/// How many recordings are in each unfinished status, and how many failed in the last 24 hours.
+#[derive(Debug, Clone, Copy, Default, sqlx::FromRow)]
+pub struct StatusCounts {
+    pub pending: i64,
+    pub starting: i64,
+    pub recording: i64,
+    pub finalizing: i64,
+    pub failed_last_24h: i64,
+}
+
+pub async fn count_by_status(db: impl PgExecutor<'_>) -> Result<StatusCounts, sqlx::Error> {
+    sqlx::query_as(
+        "select count(*) filter (where status = 'pending') as pending,
+                count(*) filter (where status = 'starting') as starting,
+                count(*) filter (where status = 'recording') as recording,
+                count(*) filter (where status = 'finalizing') as finalizing,
+                count(*) filter (where status = 'failed'
+                                 and coalesce(ended_at, updated_at) > now() - interval '24 hours') as failed_last_24h
+           from recordings
+          where status in ('pending', 'starting', 'recording', 'finalizing')
+             or (status = 'failed' and coalesce(ended_at, updated_at) > now() - interval '24 hours')",
+    )
+    .fetch_one(db)
+    .await
+}
+
 pub async fn find_recording(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Recording>, sqlx::Error> {
     sqlx::query_as(concat!("select ", recording_columns!(), " from recordings r where r.id = $1"))
         .bind(id)

@@ -120,20 +120,64 @@ async fn kicking_a_live_participant_tells_the_gateways_and_is_audited() {
 }
 
 #[actix_web::test]
-async fn stats_count_users_rooms_and_live_calls() {
+async fn stats_give_the_live_figures_an_operator_checks_first() {
     let app = spawn_app().await;
     let (_, admin) = admin_token(&app).await;
-    let owner = app.logged_in_user().await.1["access_token"].as_str().unwrap().to_owned();
-    let room = app.create_room(&owner, "Live").await;
+    let owner = app.logged_in_user().await.1;
+    let (token, user) = (owner["access_token"].as_str().unwrap(), owner["user"]["id"].as_str().unwrap());
+    let user = uuid::Uuid::parse_str(user).unwrap();
+    let (first, second) = (app.create_room(token, "Live").await, app.create_room(token, "Also live").await);
+    let (first, second) = (uuid::Uuid::parse_str(&first).unwrap(), uuid::Uuid::parse_str(&second).unwrap());
+    let prefix = &app.settings.redis_prefix;
     let mut redis =
         redis::Client::open(app.settings.redis_url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
-    let _: () = redis::AsyncCommands::sadd(&mut redis, format!("{}:rooms:live", app.settings.redis_prefix), &room)
+    // Calls as the gateways record them: three people and a recorder in two rooms.
+    app.put_presence(first, "p-1", user).await;
+    app.put_presence(first, "p-2", user).await;
+    app.put_presence(second, "p-3", user).await;
+    let recorder = json!({"peer_id": "r-1", "user_id": "recorder", "display_name": "Recorder", "role": "recorder",
+        "instance_id": "gw-a", "joined_at": "2026-11-24T01:00:00Z"});
+    let peers = format!("{prefix}:room:{first}:peers");
+    let _: () = redis::AsyncCommands::hset(&mut redis, peers, "r-1", recorder.to_string()).await.unwrap();
+    let live = format!("{prefix}:rooms:live");
+    let _: () = redis::AsyncCommands::sadd(&mut redis, live, &[first.to_string(), second.to_string()]).await.unwrap();
+    // Two gateways with a current heartbeat; one whose heartbeat ran out.
+    for (instance, ttl) in [("gw-a", 10_000), ("gw-b", 10_000), ("gw-dead", 1)] {
+        let key = format!("{prefix}:instance:{instance}:alive");
+        let _: () = redis::cmd("SET").arg(key).arg(1).arg("PX").arg(ttl).query_async(&mut redis).await.unwrap();
+    }
+    // Two recorders taking jobs; one that stopped (its heartbeat ran out).
+    for (recorder, ttl) in [("rec-1", 10_000), ("rec-2", 10_000), ("rec-gone", 1)] {
+        let key = format!("{prefix}:recorder:{recorder}:alive");
+        let _: () = redis::cmd("SET").arg(key).arg(1).arg("PX").arg(ttl).query_async(&mut redis).await.unwrap();
+    }
+    // Recordings in every state; one failure from yesterday, one from two days ago.
+    for status in ["pending", "finalizing", "ready", "partial", "failed", "failed"] {
+        app.insert_recording(first, status).await;
+    }
+    app.insert_recording(second, "recording").await;
+    let old = app.insert_recording(second, "failed").await;
+    sqlx::query("update recordings set ended_at = now() - interval '2 days' where id = $1")
+        .bind(old)
+        .execute(&app.db)
         .await
         .unwrap();
-    let stats = app.get("/v1/admin/stats", Some(&admin)).await.body;
-    assert_eq!(stats, json!({"users": 2, "rooms": 1, "live_calls": 1}));
+
+    let stats = app.get("/v1/admin/stats", Some(&admin)).await;
+    assert_eq!(stats.status, StatusCode::OK, "{}", stats.body);
+    let expected = json!({
+        "users": 2, "rooms": 2, "live_calls": 2, "participants": 3, "gateways_alive": 2, "recorders_alive": 2,
+        "recordings": {"pending": 1, "starting": 0, "recording": 1, "finalizing": 1, "failed_last_24h": 2},
+    });
+    assert_eq!(stats.body, expected);
+    // The OpenAPI document describes exactly these fields.
+    let doc = app.get("/openapi.json", None).await.body;
+    let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(keys(&schemas["Stats"]["properties"]), keys(&stats.body));
+    assert_eq!(keys(&schemas["RecordingCounts"]["properties"]), keys(&stats.body["recordings"]));
     let recordings = app.get("/v1/admin/recordings", Some(&admin)).await.body;
-    assert_eq!(recordings, json!({"recordings": [], "next_cursor": null}));
+    assert_eq!(recordings["recordings"].as_array().unwrap().len(), 8);
 }
 
 #[actix_web::test]

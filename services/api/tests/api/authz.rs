@@ -100,6 +100,12 @@ fn table() -> Vec<Row> {
         row("get", "/v1/admin/recordings", none, ADMIN(200)),
         row("get", "/v1/admin/audit-log", none, ADMIN(200)),
         row("get", "/v1/admin/stats", none, ADMIN(200)),
+        row("post", "/v1/admin/webhooks", |_| json!({"url": "https://hooks.example.org/confab"}), ADMIN(201)),
+        row("get", "/v1/admin/webhooks", none, ADMIN(200)),
+        row("get", "/v1/admin/webhooks/{id}", none, ADMIN(200)),
+        row("patch", "/v1/admin/webhooks/{id}", |_| json!({"active": false}), ADMIN(200)),
+        row("delete", "/v1/admin/webhooks/{id}", none, ADMIN(204)),
+        row("get", "/v1/admin/webhooks/{id}/deliveries", none, ADMIN(200)),
     ]
 }
 
@@ -117,6 +123,7 @@ pub struct Fixture {
     running: Uuid,
     finished: Uuid,
     file: Uuid,
+    webhook: Uuid,
 }
 
 /// The signed-in callers: tokens by caller name (none for anonymous).
@@ -181,7 +188,26 @@ async fn fixture(app: &TestApp, callers: &Callers) -> Fixture {
     let running = app.insert_recording(room, "recording").await;
     let finished = app.insert_recording(room, "ready").await;
     let file = app.insert_recording_file(finished, b"webm bytes").await;
-    Fixture { room, target, banned, throwaway_user, invite_id, invite_token, outsider_email, running, finished, file }
+    let webhook = Uuid::new_v4();
+    sqlx::query("insert into webhook_endpoints (id, url, secret) values ($1, 'https://hooks.example.org/f', $2)")
+        .bind(webhook)
+        .bind(format!("whsec_{}", "A".repeat(32)))
+        .execute(db)
+        .await
+        .unwrap();
+    Fixture {
+        room,
+        target,
+        banned,
+        throwaway_user,
+        invite_id,
+        invite_token,
+        outsider_email,
+        running,
+        finished,
+        file,
+        webhook,
+    }
 }
 
 fn fill(path: &str, fixture: &Fixture, target: Target) -> String {
@@ -191,6 +217,8 @@ fn fill(path: &str, fixture: &Fixture, target: Target) -> String {
     };
     let id = if path.starts_with("/v1/admin/users/") {
         fixture.throwaway_user
+    } else if path.starts_with("/v1/admin/webhooks/") {
+        fixture.webhook
     } else if path.ends_with("/stop") {
         fixture.running
     } else if path.starts_with("/v1/recordings/") {

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use awc::http::StatusCode;
-use confab_api::settings::{RateLimits, Settings};
+use confab_api::settings::{RateLimits, Settings, WebhookSettings};
 use confab_api::startup::Application;
 use confab_storage::{Key, S3Credentials, S3Settings, Storage, StorageSettings};
 use ed25519_dalek::SigningKey;
@@ -31,8 +31,18 @@ pub struct ControlListener {
 }
 
 impl ControlListener {
-    /// The next control message (binary protobuf on the wire), as its proto3 JSON (fails after 5 s).
+    /// The next control message as its proto3 JSON, without the id of the request that caused it
+    /// (which every command from a request carries: checked here).
     pub async fn next(&mut self) -> Value {
+        let (mut control, request_id) = self.next_with_request_id().await;
+        assert!(!request_id.is_empty(), "a command without a request id: {control}");
+        control.as_object_mut().unwrap().remove("request_id");
+        control
+    }
+
+    /// The next control message (binary protobuf on the wire), as its proto3 JSON, and its
+    /// `request_id` (fails after 5 s).
+    pub async fn next_with_request_id(&mut self) -> (Value, String) {
         use futures_util::StreamExt;
         use prost::Message;
         let message = tokio::time::timeout(Duration::from_secs(5), self.pubsub.on_message().next())
@@ -41,7 +51,7 @@ impl ControlListener {
             .unwrap();
         let bytes: Vec<u8> = message.get_payload().unwrap();
         let control = confab_protocol::bus::Control::decode(bytes.as_slice()).expect("a protobuf Control");
-        serde_json::to_value(&control).unwrap()
+        (serde_json::to_value(&control).unwrap(), control.request_id)
     }
 }
 
@@ -89,6 +99,7 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
         hash_workers: 2,
         hash_queue: 64,
         limits: RateLimits::default(),
+        webhooks: WebhookSettings::default(),
     };
     customize(&mut settings);
     let storage = Storage::open(&settings.storage, &settings.recordings_dir).unwrap();

@@ -15,5 +15,7 @@ mod members;
 mod ops;
 mod recordings;
 mod refresh;
+mod request_ids;
 mod rooms;
 mod web;
+mod webhooks;

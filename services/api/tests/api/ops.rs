@@ -61,8 +61,9 @@ async fn metrics_count_requests_by_route_pattern_and_status() {
     let metrics = app.get("/metrics", None).await;
     assert_eq!(metrics.status, StatusCode::OK);
     let text = String::from_utf8(metrics.raw).unwrap();
-    assert!(text.contains(r#"http_requests_total{method="GET",route="/v1/me",status="401"}"#), "{text}");
-    assert!(text.contains("http_request_duration_seconds_bucket"), "latency histogram present");
+    assert!(text.contains(r#"api_http_requests_total{method="GET",route="/v1/me",status="401"}"#), "{text}");
+    let latency = r#"api_http_request_duration_seconds_bucket{method="GET",route="/v1/me",status="401",le="0.005"}"#;
+    assert!(text.contains(latency), "latency histogram by method, route and status: {text}");
 }
 
 #[actix_web::test]

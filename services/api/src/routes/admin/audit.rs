@@ -19,12 +19,39 @@ pub struct AuditList {
     pub next_cursor: Option<String>,
 }
 
+/// What an operator checks first: live figures from Postgres and from Redis presence.
 #[derive(Serialize, ToSchema)]
 pub struct Stats {
+    /// Accounts.
     pub users: i64,
+    /// Rooms that exist.
     pub rooms: i64,
     /// Rooms with a call going on now.
     pub live_calls: u64,
+    /// People in calls now, over every room (recorders are not counted).
+    pub participants: u64,
+    /// Gateway instances whose heartbeat is current (renewed within the last 10 s).
+    pub gateways_alive: u64,
+    /// Recorder instances whose heartbeat is current (renewed within the last 10 s while they
+    /// take jobs).
+    pub recorders_alive: u64,
+    pub recordings: RecordingCounts,
+    // Further sections (e.g. webhook deliveries) go here, each an object of its own like
+    // `recordings`, so existing fields never change meaning.
+}
+
+/// Recordings that are not finished, by status, and recent failures.
+#[derive(Serialize, ToSchema)]
+pub struct RecordingCounts {
+    /// Queued; no recorder has taken them yet.
+    pub pending: i64,
+    /// A recorder is joining the call.
+    pub starting: i64,
+    pub recording: i64,
+    /// Stopped; the recorder is closing the files.
+    pub finalizing: i64,
+    /// Ended `failed` in the last 24 hours.
+    pub failed_last_24h: i64,
 }
 
 /// The audit log, newest first.
@@ -55,16 +82,33 @@ pub async fn audit_log(
     Ok(HttpResponse::Ok().json(AuditList { entries: rows, next_cursor }))
 }
 
-/// Counts of users, rooms and live calls.
+/// Users, rooms, live calls and participants, instances alive, and recordings in progress. 503
+/// when Postgres or Redis cannot be read.
 #[utoipa::path(tag = "admin", security(("bearer" = [])), responses(
     (status = 200, body = Stats), (status = 403, body = ErrorResponse), (status = 503, body = ErrorResponse),
 ))]
 #[get("/v1/admin/stats")]
 pub async fn stats(state: web::Data<AppState>, _admin: Admin) -> Result<HttpResponse, ApiError> {
+    let (users, rooms, recordings) = tokio::try_join!(
+        users::count_users(&state.db),
+        rooms::count_rooms(&state.db),
+        recordings::count_by_status(&state.db),
+    )?;
+    let (live_calls, participants, gateways_alive, recorders_alive) = tokio::try_join!(
+        state.control.live_calls(),
+        state.control.live_participants(),
+        state.control.gateways_alive(),
+        state.recording_jobs.recorders_alive(),
+    )?;
+    let recordings::StatusCounts { pending, starting, recording, finalizing, failed_last_24h } = recordings;
     Ok(HttpResponse::Ok().json(Stats {
-        users: users::count_users(&state.db).await?,
-        rooms: rooms::count_rooms(&state.db).await?,
-        live_calls: state.control.live_calls().await?,
+        users,
+        rooms,
+        live_calls,
+        participants,
+        gateways_alive,
+        recorders_alive,
+        recordings: RecordingCounts { pending, starting, recording, finalizing, failed_last_24h },
     }))
 }
 

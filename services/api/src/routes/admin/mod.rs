@@ -4,3 +4,4 @@
 pub mod audit;
 pub mod rooms;
 pub mod users;
+pub mod webhooks;

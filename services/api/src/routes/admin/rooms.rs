@@ -1,6 +1,7 @@
 //! Administering rooms: list every room, delete one, see and kick live participants.
 
 use actix_web::{HttpRequest, HttpResponse, delete, get, post, web};
+use confab_common::http::RequestId;
 
 use crate::auth::admin::Admin;
 use crate::control::Control;
@@ -86,6 +87,6 @@ pub async fn kick_participant(
     let target = uuid::Uuid::parse_str(&peer.user_id).ok().map(UserId);
     audit(&mut tx, &req, admin.id, "participant.kick", Some(room_id), target, details).await?;
     tx.commit().await?;
-    state.control.send(&Control::KickPeer { room_id, peer_id: peer.peer_id }).await;
+    state.control.send(&Control::KickPeer { room_id, peer_id: peer.peer_id }, &RequestId::of(&req)).await;
     Ok(HttpResponse::Accepted().finish())
 }

@@ -1,6 +1,7 @@
 //! Administering accounts: search, read, change role, disable/enable, delete.
 
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, web};
+use confab_common::http::RequestId;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -140,7 +141,7 @@ pub async fn update_user(
     tx.commit().await?;
     if body.disabled == Some(true) {
         let command = Control::DisconnectUser { user_id: target.id, reason: DisconnectReason::Disabled };
-        state.control.send(&command).await;
+        state.control.send(&command, &RequestId::of(&req)).await;
     }
     Ok(HttpResponse::Ok().json(AdminUserView::from(updated)))
 }
@@ -166,9 +167,11 @@ pub async fn delete_user(
     let details = serde_json::json!({"email": target.email, "rooms_deleted": owned});
     audit(&mut tx, &req, admin.id, "user.delete", None, Some(target.id), details).await?;
     tx.commit().await?;
-    state.control.send(&Control::DisconnectUser { user_id: target.id, reason: DisconnectReason::Deleted }).await;
+    let request_id = RequestId::of(&req);
+    let command = Control::DisconnectUser { user_id: target.id, reason: DisconnectReason::Deleted };
+    state.control.send(&command, &request_id).await;
     for room_id in owned {
-        state.control.send(&Control::CloseRoom { room_id }).await;
+        state.control.send(&Control::CloseRoom { room_id }, &request_id).await;
     }
     Ok(HttpResponse::NoContent().finish())
 }
