@@ -90,6 +90,10 @@ begin
         select gen_random_uuid(), e.id, event_id
           from webhook_endpoints e
          where cardinality(e.events) = 0 or p_type = any (e.events);
+    if found then
+        -- Wakes the delivery workers at commit (one notification per transaction).
+        perform pg_notify('confab_webhooks', '');
+    end if;
     return event_id;
 end
 $$;

@@ -148,7 +148,7 @@ impl Settings {
             jwt_issuer: src.string("CONFAB_JWT_ISSUER", "confab"),
             database_url: src.url("DATABASE_URL", "", &["postgres", "postgresql"])?,
             db_max_connections: src.number("CONFAB_DB_MAX_CONNECTIONS", 20, 1, 1000)? as u32,
-            redis_url: src.url("REDIS_URL", "", &["redis", "rediss"])?,
+            redis_url: src.url("REDIS_URL", "", &["redis"])?,
             redis_prefix: src.string("CONFAB_REDIS_PREFIX", "confab"),
             jwt_keys_pem: src.required("CONFAB_JWT_KEY")?,
             access_token_ttl: src.seconds("CONFAB_ACCESS_TOKEN_TTL_SECS", 900, 60, 900)?,

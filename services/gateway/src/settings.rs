@@ -83,7 +83,7 @@ impl Settings {
         }
         Ok(Self {
             bind: src.string("CONFAB_BIND", "127.0.0.1:8081"),
-            redis_url: src.url("REDIS_URL", "", &["redis", "rediss"])?,
+            redis_url: src.url("REDIS_URL", "", &["redis"])?,
             redis_prefix: src.string("CONFAB_REDIS_PREFIX", "confab"),
             jwks_url: src.url("CONFAB_JWKS_URL", "http://127.0.0.1:8080/.well-known/jwks.json", &["http"])?,
             jwt_issuer: src.string("CONFAB_JWT_ISSUER", "confab"),

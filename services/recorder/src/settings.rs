@@ -39,7 +39,7 @@ impl Settings {
     pub fn from_source(src: &Source) -> Result<Self, ConfigError> {
         Ok(Self {
             bind: src.string("CONFAB_BIND", "127.0.0.1:8090"),
-            redis_url: src.url("REDIS_URL", "", &["redis", "rediss"])?,
+            redis_url: src.url("REDIS_URL", "", &["redis"])?,
             redis_prefix: src.string("CONFAB_REDIS_PREFIX", "confab"),
             database_url: src.url("DATABASE_URL", "", &["postgres", "postgresql"])?,
             instance_id: src.get("CONFAB_INSTANCE_ID").map_or_else(random_instance_id, str::to_owned),

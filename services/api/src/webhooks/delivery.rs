@@ -2,7 +2,9 @@
 //! batch is taken with `for update skip locked` and leased (its next attempt time moved past the
 //! attempt's timeout), so no two workers send one delivery at once, and what a worker that died
 //! mid-batch had taken falls due again when the lease ends. A delivery is retried with doubling
-//! waits until the receiver answers 2xx or the retry window since the event has passed.
+//! waits until the receiver answers 2xx or the retry window since the event has passed. Workers
+//! wake on the `confab_webhooks` notification that a new delivery sends at commit, and look for
+//! due retries every `poll_interval`.
 
 use std::time::{Duration, Instant};
 
@@ -10,6 +12,7 @@ use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
 use serde_json::json;
 use sqlx::PgPool;
+use sqlx::postgres::PgListener;
 use uuid::Uuid;
 
 use super::signature::SigningSecret;
@@ -67,6 +70,7 @@ impl DeliveryWorker {
     pub async fn run(self) {
         let mut next_prune = Instant::now();
         let mut failing = false;
+        let mut listener = None;
         loop {
             if Instant::now() >= next_prune {
                 match prune(&self.db, self.settings.retention).await {
@@ -85,11 +89,25 @@ impl DeliveryWorker {
                 }
                 Err(e) if !failing => {
                     failing = true;
-                    tracing::warn!(error = %e, "webhook deliveries paused: database unavailable");
+                    tracing::warn!(error = %e, "webhook deliveries paused");
                 }
                 Err(_) => {}
             }
-            tokio::time::sleep(self.settings.poll_interval).await;
+            self.wait_for_work(&mut listener).await;
+        }
+    }
+
+    /// Waits for a new delivery's notification, at most `poll_interval`.
+    async fn wait_for_work(&self, listener: &mut Option<PgListener>) {
+        if listener.is_none() {
+            *listener = listen(&self.db).await.ok();
+        }
+        let poll = self.settings.poll_interval;
+        let Some(active) = listener else { return tokio::time::sleep(poll).await };
+        // `Ok(None)`: the connection was lost; the listener reconnects on the next wait.
+        if let Ok(Err(_)) = tokio::time::timeout(poll, active.try_recv()).await {
+            *listener = None;
+            tokio::time::sleep(poll).await;
         }
     }
 
@@ -190,7 +208,7 @@ impl DeliveryWorker {
             webhook.id = %due.endpoint_id, delivery.id = %due.id, event.type = %due.event_type,
             attempt = due.attempts, http.status = attempted.status_code, outcome, "webhook attempt"
         );
-        sqlx::query(
+        let recorded = sqlx::query(
             "with attempt as (
                 insert into webhook_attempts (delivery_id, status_code, error, duration_ms) values ($1, $2, $3, $4))
              update webhook_deliveries
@@ -205,8 +223,12 @@ impl DeliveryWorker {
         .bind(status)
         .bind(next_attempt_at)
         .execute(&self.db)
-        .await?;
-        Ok(())
+        .await;
+        match recorded {
+            // The endpoint was deleted during the attempt, and the delivery with it.
+            Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => Ok(()),
+            other => other.map(drop),
+        }
     }
 }
 
@@ -238,6 +260,12 @@ fn describe(error: reqwest::Error, timeout: Duration) -> String {
         source = cause.source();
     }
     text.chars().take(ERROR_CHARS).collect()
+}
+
+async fn listen(db: &PgPool) -> sqlx::Result<PgListener> {
+    let mut listener = PgListener::connect_with(db).await?;
+    listener.listen("confab_webhooks").await?;
+    Ok(listener)
 }
 
 /// Deletes events older than `retention` none of whose deliveries is still pending.
