@@ -13,6 +13,11 @@ create table webhook_endpoints (
     -- A paused endpoint's deliveries wait, and are sent when it is resumed.
     active      boolean not null default true,
     description text not null default '',
+    -- Attempts in a row that failed, and when the endpoint may be tried again. While it fails it
+    -- gets one delivery at a time (a probe), so a receiver that is down costs one attempt per
+    -- retry wait rather than one per waiting event, and cannot tie up the senders.
+    failures    integer not null default 0,
+    retry_at    timestamptz,
     created_at  timestamptz not null default now(),
     updated_at  timestamptz not null default now()
 );

@@ -3,6 +3,7 @@
 //! until SIGTERM/SIGINT, finishing in-flight requests first.
 
 use std::net::TcpListener;
+use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
@@ -104,7 +105,7 @@ impl Application {
 /// share the work through Postgres row locks and a Redis consumer group.
 fn spawn_webhook_workers(state: &AppState) -> anyhow::Result<()> {
     let settings = &state.settings;
-    tokio::spawn(DeliveryWorker::new(state.db.clone(), settings.webhooks.clone())?.run());
+    tokio::spawn(Arc::new(DeliveryWorker::new(state.db.clone(), settings.webhooks.clone())?).run());
     let presence =
         PresenceEvents::new(state.db.clone(), state.redis.clone(), &settings.redis_url, &settings.redis_prefix)?;
     tokio::spawn(presence.run());

@@ -10,7 +10,6 @@ use std::fs::File;
 use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use awc::ws::Frame;
@@ -287,7 +286,7 @@ async fn coturn_relays_with_welcome_credentials_and_refuses_expired_or_wrongly_s
         turn_secret: Some(secret.clone()),
         turn_ttl_secs: ttl_secs,
     };
-    let keys = Arc::new(SigningKeys::from_signing_keys(&[ed25519_dalek::SigningKey::from_bytes(&[7; 32])]).unwrap());
+    let keys = SigningKeys::from_signing_keys(&[ed25519_dalek::SigningKey::from_bytes(&[7; 32])]).unwrap();
     let jwks = support::jwks_server(&keys);
     let prefix = format!("confab-test:{}", uuid::Uuid::new_v4().simple());
     // The second gateway's TTL is below what CONFAB_TURN_TTL_SECS accepts (60 s): settings

@@ -14,13 +14,16 @@ pub struct Endpoint {
     pub events: Vec<String>,
     pub active: bool,
     pub description: String,
+    /// Attempts in a row that failed, and when the next probe may go while it fails.
+    pub failures: i32,
+    pub retry_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
 macro_rules! endpoint_columns {
     () => {
-        "id, url, events, active, description, created_at, updated_at"
+        "id, url, events, active, description, failures, retry_at, created_at, updated_at"
     };
 }
 

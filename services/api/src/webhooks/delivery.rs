@@ -1,25 +1,32 @@
-//! Sends due webhook deliveries. Every API instance runs this loop on the same database: a
-//! batch is taken with `for update skip locked` and leased (its next attempt time moved past the
-//! attempt's timeout), so no two workers send one delivery at once, and what a worker that died
-//! mid-batch had taken falls due again when the lease ends. A delivery is retried with doubling
-//! waits until the receiver answers 2xx or the retry window since the event has passed. Workers
-//! wake on the `confab_webhooks` notification that a new delivery sends at commit, and look for
-//! due retries every `poll_interval`.
+//! Sends due webhook deliveries. Every API instance runs this loop on the same database: due
+//! deliveries are taken with `for update skip locked` and leased (their next attempt time moved
+//! past the attempt's timeout), so no two workers send one delivery at once, and what a worker
+//! that died had taken falls due again when the lease ends. Each attempt runs as its own task, at
+//! most `MAX_IN_FLIGHT` at once, so a slow receiver never holds up the others.
+//!
+//! A failed attempt backs off the whole endpoint: its waits double from `retry_base` up to
+//! `retry_max`, and until it answers again it gets one delivery at a time (a probe). A delivery
+//! still pending `retry_window` after its event is given up. Workers wake on the
+//! `confab_webhooks` notification a new delivery sends at commit, and look for due retries every
+//! `poll_interval`.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use futures_util::future::join_all;
 use serde_json::json;
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
+use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use super::signature::SigningSecret;
 use crate::settings::WebhookSettings;
 
-/// Deliveries taken per round.
-const BATCH: i64 = 32;
+/// Deliveries taken per round, at most.
+const BATCH: usize = 32;
+/// Attempts under way at once, per API instance.
+const MAX_IN_FLIGHT: usize = 64;
 /// How often delivered and given-up events past their retention are deleted.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// Longest error text kept per attempt.
@@ -30,7 +37,6 @@ const ERROR_CHARS: usize = 300;
 struct Due {
     id: Uuid,
     attempts: i32,
-    created_at: DateTime<Utc>,
     endpoint_id: Uuid,
     url: String,
     secret: String,
@@ -54,6 +60,7 @@ pub struct DeliveryWorker {
     db: PgPool,
     http: reqwest::Client,
     settings: WebhookSettings,
+    in_flight: Arc<Semaphore>,
 }
 
 impl DeliveryWorker {
@@ -63,11 +70,11 @@ impl DeliveryWorker {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("Confab-Webhooks/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(Self { db, http, settings })
+        Ok(Self { db, http, settings, in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)) })
     }
 
     /// Delivers until the process ends; Postgres being away only pauses it.
-    pub async fn run(self) {
+    pub async fn run(self: Arc<Self>) {
         let mut next_prune = Instant::now();
         let mut failing = false;
         let mut listener = None;
@@ -80,10 +87,20 @@ impl DeliveryWorker {
                 }
                 next_prune = Instant::now() + PRUNE_EVERY;
             }
-            match self.deliver_due().await {
-                Ok(taken) => {
+            let room = self.in_flight.available_permits().min(BATCH);
+            if room == 0 {
+                // Every sender is busy: wait for one to finish.
+                drop(self.in_flight.acquire().await);
+                continue;
+            }
+            match self.take_due(room).await {
+                Ok(due) => {
                     failing = false;
-                    if taken == BATCH as usize {
+                    let taken = due.len();
+                    for delivery in due {
+                        self.spawn_attempt(delivery);
+                    }
+                    if taken == room {
                         continue;
                     }
                 }
@@ -111,34 +128,56 @@ impl DeliveryWorker {
         }
     }
 
-    /// Takes the deliveries that are due and attempts each once; returns how many it took.
-    pub async fn deliver_due(&self) -> sqlx::Result<usize> {
+    /// Takes up to `limit` due deliveries, at most one per failing endpoint whose wait is over,
+    /// and leases them (and those endpoints) for the length of an attempt.
+    async fn take_due(&self, limit: usize) -> sqlx::Result<Vec<Due>> {
         let lease = self.settings.timeout + Duration::from_secs(30);
-        let due: Vec<Due> = sqlx::query_as(
+        sqlx::query_as(
             "with due as (
                 select d.id from webhook_deliveries d join webhook_endpoints e on e.id = d.endpoint_id
                  where d.status = 'pending' and d.next_attempt_at <= now() and e.active
+                   and (e.failures = 0
+                        or (coalesce(e.retry_at, now()) <= now()
+                            and d.id = (select p.id from webhook_deliveries p
+                                         where p.endpoint_id = e.id and p.status = 'pending'
+                                           and p.next_attempt_at <= now()
+                                         order by p.next_attempt_at, p.id limit 1)))
                  order by d.next_attempt_at
                  limit $1
-                 for update of d skip locked)
-             update webhook_deliveries d
-                set attempts = d.attempts + 1, next_attempt_at = now() + make_interval(secs => $2)
-               from due, webhook_endpoints e, webhook_events ev
-              where d.id = due.id and e.id = d.endpoint_id and ev.id = d.event_id
-             returning d.id, d.attempts, d.created_at, e.id as endpoint_id, e.url, e.secret,
-                       ev.id as event_id, ev.type as event_type, ev.room_id, ev.room_seq, ev.payload,
-                       ev.created_at as event_created_at",
+                 for update of d skip locked),
+             taken as (
+                update webhook_deliveries d
+                   set attempts = d.attempts + 1, next_attempt_at = now() + make_interval(secs => $2)
+                  from due
+                 where d.id = due.id
+             returning d.id, d.attempts, d.endpoint_id, d.event_id),
+             probing as (
+                update webhook_endpoints e set retry_at = now() + make_interval(secs => $2)
+                 where e.failures > 0 and e.id in (select endpoint_id from taken))
+             select t.id, t.attempts, e.id as endpoint_id, e.url, e.secret,
+                    ev.id as event_id, ev.type as event_type, ev.room_id, ev.room_seq, ev.payload,
+                    ev.created_at as event_created_at
+               from taken t join webhook_endpoints e on e.id = t.endpoint_id
+                    join webhook_events ev on ev.id = t.event_id",
         )
-        .bind(BATCH)
+        .bind(limit as i64)
         .bind(lease.as_secs_f64())
         .fetch_all(&self.db)
-        .await?;
-        let taken = due.len();
-        let results = join_all(due.iter().map(|d| self.attempt(d))).await;
-        for (delivery, attempted) in due.iter().zip(results) {
-            self.record(delivery, &attempted).await?;
-        }
-        Ok(taken)
+        .await
+    }
+
+    /// Attempts one delivery in a task of its own and records the outcome.
+    fn spawn_attempt(self: &Arc<Self>, due: Due) {
+        let Ok(permit) = self.in_flight.clone().try_acquire_owned() else { return };
+        let worker = self.clone();
+        tokio::spawn(async move {
+            let attempted = worker.attempt(&due).await;
+            if let Err(e) = worker.record(&due, &attempted).await {
+                // The lease runs out and the delivery is attempted again.
+                tracing::warn!(delivery.id = %due.id, error = %e, "could not record a webhook attempt");
+            }
+            drop(permit);
+        });
     }
 
     async fn attempt(&self, due: &Due) -> Attempted {
@@ -187,48 +226,87 @@ impl DeliveryWorker {
         }
     }
 
-    /// Keeps the attempt and decides what follows: delivered, retried later, or given up.
+    /// Keeps the attempt and decides what follows: delivered, retried later (the endpoint backs
+    /// off), or given up.
     async fn record(&self, due: &Due, attempted: &Attempted) -> sqlx::Result<()> {
-        let now = Utc::now();
-        let (status, next_attempt_at) = if attempted.error.is_none() {
-            ("delivered", now)
-        } else if now - due.created_at >= chrono::Duration::from_std(self.settings.retry_window).unwrap_or_default() {
-            ("failed", now)
-        } else {
-            let wait = retry_delay(due.attempts, &self.settings, jitter());
-            ("pending", now + chrono::Duration::from_std(wait).unwrap_or_default())
+        let mut tx = self.db.begin().await?;
+        let inserted = sqlx::query(
+            "insert into webhook_attempts (delivery_id, status_code, error, duration_ms) values ($1, $2, $3, $4)",
+        )
+        .bind(due.id)
+        .bind(attempted.status_code.map(i32::from))
+        .bind(&attempted.error)
+        .bind(attempted.duration_ms)
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            // The endpoint was deleted during the attempt, and the delivery with it.
+            Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => return Ok(()),
+            other => other?,
         };
-        let outcome = match status {
-            "pending" => "retry",
-            other => other,
+        let outcome = match &attempted.error {
+            None => {
+                sqlx::query(
+                    "update webhook_deliveries set status = 'delivered', delivered_at = now(), last_error = null
+                      where id = $1",
+                )
+                .bind(due.id)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query("update webhook_endpoints set failures = 0, retry_at = null where id = $1")
+                    .bind(due.endpoint_id)
+                    .execute(&mut *tx)
+                    .await?;
+                "delivered"
+            }
+            Some(error) => self.back_off(&mut tx, due, error).await?,
         };
+        tx.commit().await?;
         metrics::counter!("api_webhook_deliveries_total", "outcome" => outcome).increment(1);
         metrics::histogram!("api_webhook_attempt_duration_seconds").record(f64::from(attempted.duration_ms) / 1000.0);
         tracing::info!(
             webhook.id = %due.endpoint_id, delivery.id = %due.id, event.type = %due.event_type,
             attempt = due.attempts, http.status = attempted.status_code, outcome, "webhook attempt"
         );
-        let recorded = sqlx::query(
-            "with attempt as (
-                insert into webhook_attempts (delivery_id, status_code, error, duration_ms) values ($1, $2, $3, $4))
+        Ok(())
+    }
+
+    /// After a failed attempt: the endpoint waits longer before its next probe, this delivery is
+    /// due again then, and its deliveries past the retry window are given up. Returns what
+    /// became of this delivery (`retry` or `failed`).
+    async fn back_off(&self, tx: &mut sqlx::PgConnection, due: &Due, error: &str) -> sqlx::Result<&'static str> {
+        let failures: i32 =
+            sqlx::query_scalar("update webhook_endpoints set failures = failures + 1 where id = $1 returning failures")
+                .bind(due.endpoint_id)
+                .fetch_one(&mut *tx)
+                .await?;
+        let wait = retry_delay(failures, &self.settings, jitter());
+        let status: String = sqlx::query_scalar(
+            "with endpoint as (
+                update webhook_endpoints set retry_at = now() + make_interval(secs => $3) where id = $2)
              update webhook_deliveries
-                set status = $5, next_attempt_at = $6, last_error = $3,
-                    delivered_at = case when $5 = 'delivered' then now() end
-              where id = $1",
+                set status = case when created_at <= now() - make_interval(secs => $4) then 'failed' else 'pending' end,
+                    next_attempt_at = now() + make_interval(secs => $3), last_error = $5
+              where id = $1 returning status",
         )
         .bind(due.id)
-        .bind(attempted.status_code.map(i32::from))
-        .bind(&attempted.error)
-        .bind(attempted.duration_ms)
-        .bind(status)
-        .bind(next_attempt_at)
-        .execute(&self.db)
-        .await;
-        match recorded {
-            // The endpoint was deleted during the attempt, and the delivery with it.
-            Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => Ok(()),
-            other => other.map(drop),
-        }
+        .bind(due.endpoint_id)
+        .bind(wait.as_secs_f64())
+        .bind(self.settings.retry_window.as_secs_f64())
+        .bind(error)
+        .fetch_one(&mut *tx)
+        .await?;
+        // Deliveries that waited behind the probes for the whole window end with its error.
+        sqlx::query(
+            "update webhook_deliveries set status = 'failed', last_error = 'the endpoint kept failing: ' || $2
+              where endpoint_id = $1 and status = 'pending' and created_at <= now() - make_interval(secs => $3)",
+        )
+        .bind(due.endpoint_id)
+        .bind(error)
+        .bind(self.settings.retry_window.as_secs_f64())
+        .execute(&mut *tx)
+        .await?;
+        Ok(if status == "failed" { "failed" } else { "retry" })
     }
 }
 

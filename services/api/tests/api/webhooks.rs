@@ -2,7 +2,7 @@
 //! are signed (Standard Webhooks) and retried until accepted or given up, every attempt can be
 //! read through the admin API, and bad registrations are refused.
 
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -29,23 +29,26 @@ impl Received {
     }
 }
 
-/// An HTTP server recording every request and answering with `status`.
+/// An HTTP server recording every request and answering with `status`, after `delay_ms`.
 struct Receiver {
     url: String,
     got: Arc<Mutex<Vec<Received>>>,
     status: Arc<AtomicU16>,
+    delay_ms: Arc<AtomicU64>,
 }
 
 impl Receiver {
     async fn start() -> Self {
         let got = Arc::new(Mutex::new(Vec::new()));
         let status = Arc::new(AtomicU16::new(200));
-        let (got_, status_) = (got.clone(), status.clone());
+        let delay_ms = Arc::new(AtomicU64::new(0));
+        let (got_, status_, delay_) = (got.clone(), status.clone(), delay_ms.clone());
         let server = HttpServer::new(move || {
-            let (got, status) = (got_.clone(), status_.clone());
+            let (got, status, delay) = (got_.clone(), status_.clone(), delay_.clone());
             App::new().default_service(web::to(move |req: HttpRequest, body: web::Bytes| {
-                let (got, status) = (got.clone(), status.clone());
+                let (got, status, delay) = (got.clone(), status.clone(), delay.clone());
                 async move {
+                    tokio::time::sleep(Duration::from_millis(delay.load(Ordering::SeqCst))).await;
                     let headers = req
                         .headers()
                         .iter()
@@ -61,7 +64,12 @@ impl Receiver {
         .unwrap();
         let url = format!("http://{}/hooks/confab", server.addrs()[0]);
         actix_web::rt::spawn(server.run());
-        Self { url, got, status }
+        Self { url, got, status, delay_ms }
+    }
+
+    /// Answers only after `delay`: a receiver that hangs.
+    fn hang(&self, delay: Duration) {
+        self.delay_ms.store(delay.as_millis() as u64, Ordering::SeqCst);
     }
 
     fn answer(&self, status: u16) {
@@ -232,6 +240,52 @@ async fn deliveries_still_failing_after_the_retry_window_are_given_up() {
     assert!(error.contains("connect") || error.contains("refused"), "{error}");
     assert!(!error.contains("token=abc"), "errors never repeat the URL: {error}");
     assert!(failed["attempt_log"].as_array().unwrap().iter().all(|a| a["status_code"].is_null()));
+}
+
+#[actix_web::test]
+async fn a_hanging_receiver_gets_one_probe_at_a_time_and_holds_up_no_other_endpoint() {
+    let timeout = Duration::from_secs(1);
+    let app = spawn_app_with(|s| {
+        s.webhooks.timeout = timeout;
+        s.webhooks.retry_base = Duration::from_millis(100);
+        s.webhooks.retry_max = Duration::from_millis(200);
+    })
+    .await;
+    let (slow, fast) = (Receiver::start().await, Receiver::start().await);
+    slow.hang(Duration::from_secs(60));
+    let admin = admin_token(&app).await;
+    let hanging = register(&app, &admin, json!({"url": slow.url, "events": ["room.created"]})).await;
+    register(&app, &admin, json!({"url": fast.url, "events": ["room.created"]})).await;
+    let (_, owner) = app.logged_in_user().await;
+    let token = owner["access_token"].as_str().unwrap();
+    for name in ["A", "B", "C", "D", "E", "F"] {
+        app.create_room(token, name).await;
+    }
+    fast.wait_for("room.created", 6).await;
+    let attempts_at = || async {
+        sqlx::query_scalar::<_, chrono::DateTime<chrono::Utc>>(
+            "select a.at from webhook_attempts a join webhook_deliveries d on d.id = a.delivery_id
+              where d.endpoint_id = $1 order by a.at",
+        )
+        .bind(Uuid::parse_str(hanging["id"].as_str().unwrap()).unwrap())
+        .fetch_all(&app.db)
+        .await
+        .unwrap()
+    };
+    assert!(attempts_at().await.is_empty(), "the other endpoint got everything while the first attempts still hung");
+
+    // The first attempts all time out; from then on the endpoint gets one delivery at a time.
+    wait_until(|| async { attempts_at().await.len() >= 9 }).await;
+    let ended = attempts_at().await;
+    let probes = &ended[6..];
+    for pair in probes.windows(2) {
+        let gap = (pair[1] - pair[0]).to_std().unwrap();
+        assert!(gap >= timeout.mul_f64(0.9), "probes overlap: {ended:?}");
+    }
+    let hook = app.get(&format!("/v1/admin/webhooks/{}", hanging["id"].as_str().unwrap()), Some(&admin)).await;
+    assert!(hook.body["consecutive_failures"].as_i64() >= Some(9), "{}", hook.body);
+    assert!(hook.body["next_probe_at"].is_string());
+    assert_eq!(fast.events("room.created").len(), 6, "nothing twice to the healthy endpoint");
 }
 
 #[actix_web::test]

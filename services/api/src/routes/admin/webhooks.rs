@@ -60,6 +60,10 @@ pub struct WebhookView {
     pub events: Vec<String>,
     pub active: bool,
     pub description: String,
+    /// Attempts in a row that failed; while it is above 0 the endpoint gets one delivery at a
+    /// time, at `next_probe_at`.
+    pub consecutive_failures: i32,
+    pub next_probe_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub deliveries: DeliveryCountsView,
@@ -171,6 +175,8 @@ async fn view(state: &AppState, endpoint: Endpoint) -> Result<WebhookView, ApiEr
         events: endpoint.events,
         active: endpoint.active,
         description: endpoint.description,
+        consecutive_failures: endpoint.failures,
+        next_probe_at: (endpoint.failures > 0).then_some(endpoint.retry_at).flatten(),
         created_at: endpoint.created_at,
         updated_at: endpoint.updated_at,
         deliveries: DeliveryCountsView { pending: counts.pending, delivered: counts.delivered, failed: counts.failed },
