@@ -38,6 +38,8 @@ struct Due {
     id: Uuid,
     attempts: i32,
     endpoint_id: Uuid,
+    /// The endpoint's failures in a row when the delivery was taken.
+    endpoint_failures: i32,
     url: String,
     secret: String,
     event_id: Uuid,
@@ -154,7 +156,7 @@ impl DeliveryWorker {
              probing as (
                 update webhook_endpoints e set retry_at = now() + make_interval(secs => $2)
                  where e.failures > 0 and e.id in (select endpoint_id from taken))
-             select t.id, t.attempts, e.id as endpoint_id, e.url, e.secret,
+             select t.id, t.attempts, e.id as endpoint_id, e.failures as endpoint_failures, e.url, e.secret,
                     ev.id as event_id, ev.type as event_type, ev.room_id, ev.room_seq, ev.payload,
                     ev.created_at as event_created_at
                from taken t join webhook_endpoints e on e.id = t.endpoint_id
@@ -227,41 +229,67 @@ impl DeliveryWorker {
     }
 
     /// Keeps the attempt and decides what follows: delivered, retried later (the endpoint backs
-    /// off), or given up.
+    /// off), or given up. No statement here locks an endpoint and a delivery together, so this
+    /// never deadlocks with an endpoint being deleted, and successful deliveries to one endpoint
+    /// do not queue on its row.
     async fn record(&self, due: &Due, attempted: &Attempted) -> sqlx::Result<()> {
-        let mut tx = self.db.begin().await?;
-        let inserted = sqlx::query(
-            "insert into webhook_attempts (delivery_id, status_code, error, duration_ms) values ($1, $2, $3, $4)",
+        let (outcome, wait) = match &attempted.error {
+            None => {
+                if due.endpoint_failures > 0 {
+                    sqlx::query("update webhook_endpoints set failures = 0, retry_at = null where id = $1")
+                        .bind(due.endpoint_id)
+                        .execute(&self.db)
+                        .await?;
+                }
+                ("delivered", Duration::ZERO)
+            }
+            Some(_) => {
+                let failures: Option<i32> = sqlx::query_scalar(
+                    "update webhook_endpoints set failures = failures + 1 where id = $1 returning failures",
+                )
+                .bind(due.endpoint_id)
+                .fetch_optional(&self.db)
+                .await?;
+                // No endpoint: it was deleted during the attempt, and the delivery with it.
+                let Some(failures) = failures else { return Ok(()) };
+                let wait = retry_delay(failures, &self.settings, jitter());
+                sqlx::query("update webhook_endpoints set retry_at = now() + make_interval(secs => $2) where id = $1")
+                    .bind(due.endpoint_id)
+                    .bind(wait.as_secs_f64())
+                    .execute(&self.db)
+                    .await?;
+                ("retry", wait)
+            }
+        };
+        let status: Option<String> = sqlx::query_scalar(
+            "with attempt as (
+                insert into webhook_attempts (delivery_id, status_code, error, duration_ms) values ($1, $2, $3, $4))
+             update webhook_deliveries
+                set status = case when $3::text is null then 'delivered'
+                                  when created_at <= now() - make_interval(secs => $6) then 'failed'
+                                  else 'pending' end,
+                    delivered_at = case when $3::text is null then now() end,
+                    next_attempt_at = now() + make_interval(secs => $5), last_error = $3
+              where id = $1 returning status",
         )
         .bind(due.id)
         .bind(attempted.status_code.map(i32::from))
         .bind(&attempted.error)
         .bind(attempted.duration_ms)
-        .execute(&mut *tx)
-        .await;
-        match inserted {
+        .bind(wait.as_secs_f64())
+        .bind(self.settings.retry_window.as_secs_f64())
+        .fetch_optional(&self.db)
+        .await
+        .or_else(|e| match e {
             // The endpoint was deleted during the attempt, and the delivery with it.
-            Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => return Ok(()),
-            other => other?,
-        };
-        let outcome = match &attempted.error {
-            None => {
-                sqlx::query(
-                    "update webhook_deliveries set status = 'delivered', delivered_at = now(), last_error = null
-                      where id = $1",
-                )
-                .bind(due.id)
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query("update webhook_endpoints set failures = 0, retry_at = null where id = $1")
-                    .bind(due.endpoint_id)
-                    .execute(&mut *tx)
-                    .await?;
-                "delivered"
-            }
-            Some(error) => self.back_off(&mut tx, due, error).await?,
-        };
-        tx.commit().await?;
+            sqlx::Error::Database(db) if db.is_foreign_key_violation() => Ok(None),
+            other => Err(other),
+        })?;
+        let Some(status) = status else { return Ok(()) };
+        let outcome = if status == "failed" { "failed" } else { outcome };
+        if let Some(error) = &attempted.error {
+            self.give_up_expired(due.endpoint_id, error).await?;
+        }
         metrics::counter!("api_webhook_deliveries_total", "outcome" => outcome).increment(1);
         metrics::histogram!("api_webhook_attempt_duration_seconds").record(f64::from(attempted.duration_ms) / 1000.0);
         tracing::info!(
@@ -271,42 +299,19 @@ impl DeliveryWorker {
         Ok(())
     }
 
-    /// After a failed attempt: the endpoint waits longer before its next probe, this delivery is
-    /// due again then, and its deliveries past the retry window are given up. Returns what
-    /// became of this delivery (`retry` or `failed`).
-    async fn back_off(&self, tx: &mut sqlx::PgConnection, due: &Due, error: &str) -> sqlx::Result<&'static str> {
-        let failures: i32 =
-            sqlx::query_scalar("update webhook_endpoints set failures = failures + 1 where id = $1 returning failures")
-                .bind(due.endpoint_id)
-                .fetch_one(&mut *tx)
-                .await?;
-        let wait = retry_delay(failures, &self.settings, jitter());
-        let status: String = sqlx::query_scalar(
-            "with endpoint as (
-                update webhook_endpoints set retry_at = now() + make_interval(secs => $3) where id = $2)
-             update webhook_deliveries
-                set status = case when created_at <= now() - make_interval(secs => $4) then 'failed' else 'pending' end,
-                    next_attempt_at = now() + make_interval(secs => $3), last_error = $5
-              where id = $1 returning status",
-        )
-        .bind(due.id)
-        .bind(due.endpoint_id)
-        .bind(wait.as_secs_f64())
-        .bind(self.settings.retry_window.as_secs_f64())
-        .bind(error)
-        .fetch_one(&mut *tx)
-        .await?;
-        // Deliveries that waited behind the probes for the whole window end with its error.
+    /// Gives up the endpoint's deliveries that waited behind its probes for the whole retry
+    /// window; they end with the error the endpoint keeps answering.
+    async fn give_up_expired(&self, endpoint_id: Uuid, error: &str) -> sqlx::Result<()> {
         sqlx::query(
             "update webhook_deliveries set status = 'failed', last_error = 'the endpoint kept failing: ' || $2
               where endpoint_id = $1 and status = 'pending' and created_at <= now() - make_interval(secs => $3)",
         )
-        .bind(due.endpoint_id)
+        .bind(endpoint_id)
         .bind(error)
         .bind(self.settings.retry_window.as_secs_f64())
-        .execute(&mut *tx)
+        .execute(&self.db)
         .await?;
-        Ok(if status == "failed" { "failed" } else { "retry" })
+        Ok(())
     }
 }
 

@@ -48,13 +48,13 @@ impl Receiver {
             App::new().default_service(web::to(move |req: HttpRequest, body: web::Bytes| {
                 let (got, status, delay) = (got.clone(), status.clone(), delay.clone());
                 async move {
-                    tokio::time::sleep(Duration::from_millis(delay.load(Ordering::SeqCst))).await;
                     let headers = req
                         .headers()
                         .iter()
                         .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned()))
                         .collect();
                     got.lock().unwrap().push(Received { headers, body: body.to_vec() });
+                    tokio::time::sleep(Duration::from_millis(delay.load(Ordering::SeqCst))).await;
                     HttpResponse::build(StatusCode::from_u16(status.load(Ordering::SeqCst)).unwrap()).finish()
                 }
             }))
@@ -286,6 +286,34 @@ async fn a_hanging_receiver_gets_one_probe_at_a_time_and_holds_up_no_other_endpo
     assert!(hook.body["consecutive_failures"].as_i64() >= Some(9), "{}", hook.body);
     assert!(hook.body["next_probe_at"].is_string());
     assert_eq!(fast.events("room.created").len(), 6, "nothing twice to the healthy endpoint");
+}
+
+#[actix_web::test]
+async fn an_endpoint_deleted_while_its_attempts_are_under_way_goes_cleanly() {
+    let app = spawn_app_with(|s| s.webhooks.timeout = Duration::from_secs(1)).await;
+    let (slow, next) = (Receiver::start().await, Receiver::start().await);
+    slow.hang(Duration::from_secs(60));
+    let admin = admin_token(&app).await;
+    let doomed = register(&app, &admin, json!({"url": slow.url, "events": ["room.created"]})).await;
+    let (_, owner) = app.logged_in_user().await;
+    let token = owner["access_token"].as_str().unwrap();
+    for name in ["A", "B", "C"] {
+        app.create_room(token, name).await;
+    }
+    wait_until(|| async { slow.got.lock().unwrap().len() == 3 }).await;
+    let path = format!("/v1/admin/webhooks/{}", doomed["id"].as_str().unwrap());
+    assert_eq!(app.send("DELETE", &path, Some(&admin), None).await.status, StatusCode::NO_CONTENT);
+
+    // The attempts time out against a deleted endpoint; the worker carries on with the others.
+    register(&app, &admin, json!({"url": next.url, "events": ["room.created"]})).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    app.create_room(token, "D").await;
+    assert_eq!(next.wait_for("room.created", 1).await[0]["data"]["room"]["name"], "D");
+    let left: i64 = sqlx::query_scalar("select count(*) from webhook_deliveries where status = 'pending'")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
 }
 
 #[actix_web::test]
