@@ -123,13 +123,21 @@ start_s3() {
   curl -s -o /dev/null -X PUT "$S3_ENDPOINT/$S3_BUCKET"
 }
 
-# Generates the development JWT signing key once; production supplies its own file.
+# Generates the development JWT signing key and camera credentials key once; production
+# supplies its own files.
 ensure_dev_key() {
   if [ -z "${CONFAB_JWT_KEY_FILE:-}" ]; then
     export CONFAB_JWT_KEY_FILE="$LOCAL/jwt-signing-key.pem"
     if [ ! -f "$CONFAB_JWT_KEY_FILE" ]; then
       log "generating a development signing key in $CONFAB_JWT_KEY_FILE"
       "$ROOT/target/debug/confab-api" keygen --out "$CONFAB_JWT_KEY_FILE"
+    fi
+  fi
+  if [ -z "${CONFAB_CAMERA_KEY_FILE:-}${CONFAB_CAMERA_KEY:-}" ]; then
+    export CONFAB_CAMERA_KEY_FILE="$LOCAL/camera-credentials.key"
+    if [ ! -f "$CONFAB_CAMERA_KEY_FILE" ]; then
+      log "generating a development camera credentials key in $CONFAB_CAMERA_KEY_FILE"
+      (umask 077 && head -c 32 /dev/urandom | base64 > "$CONFAB_CAMERA_KEY_FILE")
     fi
   fi
 }

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
+use confab_common::camera_url::HostPolicy;
 use confab_common::config::{ConfigError, Source};
+use confab_common::secret_box::SecretBox;
 use confab_storage::StorageSettings;
 
 /// A fixed-window limit: at most `max` events per `window`.
@@ -94,6 +96,35 @@ impl WebhookSettings {
     }
 }
 
+/// IP cameras (docs/operations.md, "Cameras"): the key that seals their credentials and the
+/// destinations the SSRF guard lets through besides public addresses.
+#[derive(Debug, Clone, Default)]
+pub struct CameraSettings {
+    /// `CONFAB_CAMERA_KEY`; without it cameras cannot have credentials.
+    pub key: Option<SecretBox>,
+    /// Host names, IP addresses and CIDR blocks always allowed (e.g. a camera VLAN).
+    pub allowed_hosts: Vec<String>,
+    /// Allow private networks (RFC 1918, CGNAT, IPv6 ULA, link-local).
+    pub allow_private: bool,
+}
+
+impl CameraSettings {
+    fn from_source(src: &Source) -> Result<Self, ConfigError> {
+        let policy = HostPolicy::from_source(src)?;
+        Ok(Self {
+            key: SecretBox::from_source(src)?,
+            allowed_hosts: policy.allowed_hosts().to_vec(),
+            allow_private: policy.allow_private(),
+        })
+    }
+
+    /// The guard's policy; fails on an allowed-hosts entry that is not a name, address or block.
+    pub fn host_policy(&self) -> anyhow::Result<HostPolicy> {
+        HostPolicy::new(self.allow_private, &self.allowed_hosts)
+            .map_err(|e| anyhow::anyhow!("CONFAB_CAMERA_ALLOWED_HOSTS: {e}"))
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// Address the HTTP server binds (`host:port`; port 0 picks a free one).
@@ -125,6 +156,7 @@ pub struct Settings {
     pub hash_queue: usize,
     pub limits: RateLimits,
     pub webhooks: WebhookSettings,
+    pub cameras: CameraSettings,
 }
 
 /// Default number of password-hashing threads: half the cores, so a login flood never takes
@@ -169,6 +201,7 @@ impl Settings {
                 signup_per_ip: limit("CONFAB_SIGNUP_RATE_PER_IP", defaults.signup_per_ip)?,
             },
             webhooks: WebhookSettings::from_source(src)?,
+            cameras: CameraSettings::from_source(src)?,
         })
     }
 }

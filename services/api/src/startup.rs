@@ -10,6 +10,7 @@ use std::time::Duration;
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpResponse, HttpServer, web};
+use confab_common::camera_url::HostPolicy;
 use confab_common::http::{self, error_response};
 use confab_common::tokens::SigningKeys;
 use confab_storage::Storage;
@@ -47,6 +48,8 @@ pub struct AppState {
     pub limiter: RateLimiter,
     /// Where recording files are downloaded from and deleted.
     pub storage: Storage,
+    /// Which camera hosts the SSRF guard lets through besides public addresses.
+    pub camera_policy: HostPolicy,
     pub settings: Settings,
 }
 
@@ -71,6 +74,7 @@ impl Application {
         let redis = confab_common::redis::connect_lazy(&settings.redis_url)?;
         let storage = Storage::open(&settings.storage, &settings.recordings_dir)
             .map_err(|e| anyhow::anyhow!("recordings storage: {e}"))?;
+        let camera_policy = settings.cameras.host_policy()?;
         let state = web::Data::new(AppState {
             db: db_pool(&settings)?,
             limiter: RateLimiter::new(redis.clone(), &settings.redis_prefix),
@@ -81,6 +85,7 @@ impl Application {
             hasher: PasswordHasher::new(settings.hash_workers, settings.hash_queue),
             access_tokens: AccessTokens::new(keys, &settings.jwt_issuer, settings.access_token_ttl),
             storage,
+            camera_policy,
             settings,
         });
         spawn_webhook_workers(&state)?;
@@ -114,7 +119,7 @@ fn spawn_webhook_workers(state: &AppState) -> anyhow::Result<()> {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Confab API", description = "Accounts, rooms, invites, recordings and administration."),
+    info(title = "Confab API", description = "Accounts, rooms, invites, cameras, recordings and administration."),
     modifiers(&BearerAuth)
 )]
 struct ApiDoc;
@@ -164,6 +169,12 @@ fn app(
         .service(routes::members::remove_member)
         .service(routes::members::ban_user)
         .service(routes::members::unban_user)
+        .service(routes::cameras::create_camera)
+        .service(routes::cameras::list_cameras)
+        .service(routes::cameras::get_camera)
+        .service(routes::cameras::update_camera)
+        .service(routes::cameras::delete_camera)
+        .service(routes::cameras::camera_status)
         .service(routes::invites::create_invite)
         .service(routes::invites::list_invites)
         .service(routes::invites::revoke_invite)
@@ -187,6 +198,7 @@ fn app(
         .service(routes::admin::audit::audit_log)
         .service(routes::admin::audit::stats)
         .service(routes::admin::audit::list_recordings)
+        .service(routes::admin::cameras::list_all_cameras)
         .service(routes::admin::webhooks::create_webhook)
         .service(routes::admin::webhooks::list_webhooks)
         .service(routes::admin::webhooks::get_webhook)

@@ -53,6 +53,9 @@ pub const KNOWN_KEYS: &[&str] = &[
     "CONFAB_WEBHOOK_RETRY_WINDOW_SECS",
     "CONFAB_WEBHOOK_TIMEOUT_SECS",
     "CONFAB_WEBHOOK_RETENTION_DAYS",
+    "CONFAB_CAMERA_KEY",
+    "CONFAB_CAMERA_ALLOWED_HOSTS",
+    "CONFAB_CAMERA_ALLOW_PRIVATE_NETWORKS",
 ];
 
 /// Conventional variables read without the `CONFAB_` prefix.

@@ -123,12 +123,13 @@ impl RequestId {
 }
 
 /// The service whose request metrics [`observe`] records: every metric name starts with its
-/// service (`api_http_requests_total`, `gateway_http_…`, `recorder_http_…`).
+/// service (`api_http_requests_total`, `gateway_http_…`, `recorder_http_…`, `ingest_http_…`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Service {
     Api,
     Gateway,
     Recorder,
+    Ingest,
 }
 
 /// Counts one request and records its latency. The names are literals so that they can be
@@ -146,6 +147,10 @@ fn record_request(service: Service, labels: &[(&'static str, String); 3], second
         Service::Recorder => {
             metrics::counter!("recorder_http_requests_total", labels).increment(1);
             metrics::histogram!("recorder_http_request_duration_seconds", labels).record(seconds);
+        }
+        Service::Ingest => {
+            metrics::counter!("ingest_http_requests_total", labels).increment(1);
+            metrics::histogram!("ingest_http_request_duration_seconds", labels).record(seconds);
         }
     }
 }

@@ -1,10 +1,13 @@
-//! Code every Confab service shares: configuration, logging, HTTP plumbing and token checks.
+//! Code every Confab service shares: configuration, logging, HTTP plumbing, token checks, and
+//! the camera URL guard and credential sealing that the API and the ingest worker both use.
 
+pub mod camera_url;
 pub mod config;
 pub mod http;
 pub mod ops;
 pub mod presence_events;
 pub mod recording_jobs;
 pub mod redis;
+pub mod secret_box;
 pub mod telemetry;
 pub mod tokens;

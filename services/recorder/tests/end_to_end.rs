@@ -92,6 +92,7 @@ async fn deploy() -> Deployment {
         hash_queue: 16,
         limits: Default::default(),
         webhooks: Default::default(),
+        cameras: Default::default(),
     })
     .await
     .unwrap();

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod cameras;
 pub mod health;
 pub mod invites;
 pub mod join;

@@ -2,6 +2,7 @@
 //! the pool and a transaction; they return domain types, never raw rows.
 
 pub mod audit;
+pub mod cameras;
 pub mod invites;
 pub mod members;
 pub mod recordings;

@@ -77,6 +77,17 @@ fn table() -> Vec<Row> {
         row("delete", "/v1/rooms/{id}/members/{user_id}", none, ROOM_MANAGE(204)),
         row("post", "/v1/rooms/{id}/bans", |f| json!({"user_id": f.target}), ROOM_MANAGE(201)),
         Row { target: Target::Banned, ..row("delete", "/v1/rooms/{id}/bans/{user_id}", none, ROOM_MANAGE(204)) },
+        row(
+            "post",
+            "/v1/rooms/{id}/cameras",
+            |_| json!({"name": "Gate", "rtsp_url": "rtsp://8.8.8.8:554/stream"}),
+            ROOM_MANAGE(201),
+        ),
+        row("get", "/v1/rooms/{id}/cameras", none, ROOM_READ),
+        row("get", "/v1/rooms/{id}/cameras/{camera_id}", none, ROOM_READ),
+        row("patch", "/v1/rooms/{id}/cameras/{camera_id}", |_| json!({"name": "Renamed camera"}), ROOM_MANAGE(200)),
+        row("delete", "/v1/rooms/{id}/cameras/{camera_id}", none, ROOM_MANAGE(204)),
+        row("get", "/v1/rooms/{id}/cameras/{camera_id}/status", none, ROOM_READ),
         row("post", "/v1/rooms/{id}/invites", |_| json!({}), ROOM_MANAGE(201)),
         row("get", "/v1/rooms/{id}/invites", none, ROOM_MANAGE(200)),
         row("delete", "/v1/rooms/{id}/invites/{invite_id}", none, ROOM_MANAGE(204)),
@@ -99,6 +110,7 @@ fn table() -> Vec<Row> {
         row("post", "/v1/admin/rooms/{id}/participants/{peer_id}/kick", none, ADMIN(202)),
         row("get", "/v1/admin/recordings", none, ADMIN(200)),
         row("get", "/v1/admin/audit-log", none, ADMIN(200)),
+        row("get", "/v1/admin/cameras", none, ADMIN(200)),
         row("get", "/v1/admin/stats", none, ADMIN(200)),
         row("post", "/v1/admin/webhooks", |_| json!({"url": "https://hooks.example.org/confab"}), ADMIN(201)),
         row("get", "/v1/admin/webhooks", none, ADMIN(200)),
@@ -109,8 +121,8 @@ fn table() -> Vec<Row> {
     ]
 }
 
-/// A fresh room with an owner, a moderator, a member, a target member, a banned user, an invite
-/// and one live participant, so destructive requests never depend on each other.
+/// A fresh room with an owner, a moderator, a member, a target member, a banned user, an invite,
+/// a camera and one live participant, so destructive requests never depend on each other.
 pub struct Fixture {
     room: Uuid,
     target: Uuid,
@@ -124,6 +136,7 @@ pub struct Fixture {
     finished: Uuid,
     file: Uuid,
     webhook: Uuid,
+    camera: Uuid,
 }
 
 /// The signed-in callers: tokens by caller name (none for anonymous).
@@ -195,6 +208,13 @@ async fn fixture(app: &TestApp, callers: &Callers) -> Fixture {
         .execute(db)
         .await
         .unwrap();
+    let camera = Uuid::new_v4();
+    sqlx::query("insert into cameras (id, room_id, name, rtsp_url) values ($1, $2, 'Door', 'rtsp://8.8.4.4/live')")
+        .bind(camera)
+        .bind(room)
+        .execute(db)
+        .await
+        .unwrap();
     Fixture {
         room,
         target,
@@ -207,6 +227,7 @@ async fn fixture(app: &TestApp, callers: &Callers) -> Fixture {
         finished,
         file,
         webhook,
+        camera,
     }
 }
 
@@ -232,6 +253,7 @@ fn fill(path: &str, fixture: &Fixture, target: Target) -> String {
         .replace("{token}", &fixture.invite_token)
         .replace("{peer_id}", "peer-1")
         .replace("{file_id}", &fixture.file.to_string())
+        .replace("{camera_id}", &fixture.camera.to_string())
 }
 
 async fn sign_in_callers(app: &TestApp) -> Callers {

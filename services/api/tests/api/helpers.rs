@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use awc::http::StatusCode;
-use confab_api::settings::{RateLimits, Settings, WebhookSettings};
+use confab_api::settings::{CameraSettings, RateLimits, Settings, WebhookSettings};
 use confab_api::startup::Application;
 use confab_storage::{Key, S3Credentials, S3Settings, Storage, StorageSettings};
 use ed25519_dalek::SigningKey;
@@ -100,6 +100,7 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
         hash_queue: 64,
         limits: RateLimits::default(),
         webhooks: WebhookSettings::default(),
+        cameras: CameraSettings::default(),
     };
     customize(&mut settings);
     let storage = Storage::open(&settings.storage, &settings.recordings_dir).unwrap();

@@ -5,6 +5,7 @@ mod admin;
 mod auth;
 mod authz;
 mod binary;
+mod cameras;
 mod helpers;
 mod hostile_input;
 mod invites;

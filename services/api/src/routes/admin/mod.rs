@@ -1,7 +1,8 @@
 //! The administration surface (role `admin`, read from the database on every request): users,
-//! rooms, live participants, recordings, the audit log and statistics. Every change is audited.
+//! rooms, live participants, recordings, cameras, the audit log and statistics. Every change is audited.
 
 pub mod audit;
+pub mod cameras;
 pub mod rooms;
 pub mod users;
 pub mod webhooks;
