@@ -8,6 +8,8 @@
 //! and leaves with `bye` when the worker lets the camera go (the room emptied, the camera was
 //! deleted, the worker stops).
 //!
+//! An offer left unanswered for 10 s, or a connection that failed, is offered anew.
+//!
 //! A viewer gets video from the camera's next keyframe after its answer: retina cannot ask an
 //! RTSP camera for a keyframe, so a new viewer waits up to one GOP (the camera's keyframe
 //! interval). Audio flows as soon as the answer is in.
@@ -37,6 +39,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const REJOIN_BACKOFF: Duration = Duration::from_millis(500);
 /// After the first keyframe, how long to wait for audio before offering video only.
 const AUDIO_GRACE: Duration = Duration::from_secs(1);
+/// How often viewers' connections are checked: an offer unanswered for [`OFFER_RETRY`], or a
+/// connection that failed, is offered anew (viewers never offer to a camera themselves).
+const CHECK_EVERY: Duration = Duration::from_secs(5);
+const OFFER_RETRY: Duration = Duration::from_secs(10);
 /// A frame's length when the time stamps do not tell (the first frame, a restarted stream).
 const DEFAULT_FRAME: Duration = Duration::from_millis(33);
 
@@ -57,6 +63,7 @@ struct Viewer {
     peer: SendPeer,
     /// A keyframe has been sent since the answer: delta frames may follow.
     started: bool,
+    offered_at: tokio::time::Instant,
     forwarder: JoinHandle<()>,
 }
 
@@ -104,9 +111,11 @@ pub async fn sit(seat: Seat, mut frames: broadcast::Receiver<MediaFrame>, mut st
         last_video_pts: None,
     };
     call.welcomed(&welcome).await;
+    let mut check = tokio::time::interval(CHECK_EVERY);
     loop {
         tokio::select! {
             _ = stop.changed() => break,
+            _ = check.tick() => call.offer_again_where_stuck().await,
             Some(text) = outgoing.recv() => {
                 // A failed send shows as the end of the socket's stream below.
                 let _ = call.socket.send(Message::text(text)).await;
@@ -262,8 +271,27 @@ impl Call {
         let _ = self.signals.send(offer.to_string());
         let forwarder =
             tokio::spawn(forward_candidates(peer_id.to_owned(), offered.local_candidates, self.signals.clone()));
-        self.viewers.insert(peer_id.to_owned(), Viewer { peer: offered.peer, started: false, forwarder });
+        self.viewers.insert(
+            peer_id.to_owned(),
+            Viewer { peer: offered.peer, started: false, offered_at: tokio::time::Instant::now(), forwarder },
+        );
         tracing::info!(peer.id = peer_id, "offered the camera to a viewer");
+    }
+
+    async fn offer_again_where_stuck(&mut self) {
+        let stuck: Vec<String> = self
+            .viewers
+            .iter()
+            .filter(|(_, viewer)| {
+                let unanswered = !viewer.peer.is_answered() && viewer.offered_at.elapsed() >= OFFER_RETRY;
+                unanswered || viewer.peer.state() == RTCPeerConnectionState::Failed
+            })
+            .map(|(peer_id, _)| peer_id.clone())
+            .collect();
+        for peer_id in stuck {
+            tracing::info!(peer.id = %peer_id, "a viewer's connection is stuck; offering the camera again");
+            self.meet(&json!({"peer_id": peer_id})).await;
+        }
     }
 
     async fn drop_viewer(&mut self, peer_id: &str) {
