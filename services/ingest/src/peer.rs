@@ -198,6 +198,12 @@ impl SendPeer {
         self.video.payload_type.is_some()
     }
 
+    /// Answered and connected: frames written now reach the viewer (before DTLS is up they
+    /// could not be encrypted).
+    pub fn is_sending(&self) -> bool {
+        self.is_answered() && self.state() == RTCPeerConnectionState::Connected
+    }
+
     /// The connection's state, as a browser's `connectionState`.
     pub fn state(&self) -> RTCPeerConnectionState {
         *self.connected.borrow()

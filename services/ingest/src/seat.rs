@@ -10,9 +10,9 @@
 //!
 //! An offer left unanswered for 10 s, or a connection that failed, is offered anew.
 //!
-//! A viewer gets video from the camera's next keyframe after its answer: retina cannot ask an
+//! A viewer gets video from the camera's next keyframe once its connection is up: retina cannot ask an
 //! RTSP camera for a keyframe, so a new viewer waits up to one GOP (the camera's keyframe
-//! interval). Audio flows as soon as the answer is in.
+//! interval). Audio flows as soon as the connection is up.
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -306,7 +306,7 @@ impl Call {
         }
     }
 
-    /// Sends a frame to every viewer that answered; video from a keyframe on.
+    /// Sends a frame to every viewer whose connection is up; video from a keyframe on.
     async fn forward(&mut self, frame: MediaFrame) {
         match frame {
             MediaFrame::Video(video) => {
@@ -320,7 +320,7 @@ impl Call {
                     _ => DEFAULT_FRAME,
                 };
                 self.last_video_pts = Some(video.pts);
-                for viewer in self.viewers.values_mut().filter(|viewer| viewer.peer.is_answered()) {
+                for viewer in self.viewers.values_mut().filter(|viewer| viewer.peer.is_sending()) {
                     viewer.started |= video.keyframe;
                     if viewer.started {
                         viewer.peer.send_video(video.annex_b.clone(), duration).await;
@@ -332,7 +332,7 @@ impl Call {
                     // Offered to viewers met from now on; earlier ones keep video only.
                     self.offering.audio = Some(audio.codec);
                 }
-                for viewer in self.viewers.values().filter(|viewer| viewer.peer.is_answered()) {
+                for viewer in self.viewers.values().filter(|viewer| viewer.peer.is_sending()) {
                     viewer.peer.send_audio(audio.payload.clone(), audio.duration).await;
                 }
             }
