@@ -52,8 +52,8 @@ impl Connection {
         let (reason, close_code) = self.serve(&mut session, &mut frames).await;
         let Identity { room_id, peer, resume_token } = &self.identity;
         // A silent peer (`timeout`) has been gone for half a minute already: it leaves at once. A
-        // recorder is not resumed: its recording restarts from a fresh connection.
-        let resumable = !recording::is_recorder(peer) && matches!(reason, "disconnected" | "server_restarting");
+        // recorder or camera is not resumed: it rejoins afresh with a fresh connection.
+        let resumable = !recording::takes_no_place(peer) && matches!(reason, "disconnected" | "server_restarting");
         if resumable {
             self.hub.park(room_id, peer, resume_token, self.limits.resume_window).await;
         } else {
@@ -70,8 +70,9 @@ impl Connection {
 
     /// Returns why the connection ended and the close code to send.
     async fn serve(&mut self, session: &mut Session, frames: &mut AggregatedMessageStream) -> (&'static str, u16) {
-        // The recorder answers every participant at once: it gets ten times the allowance.
-        let scale = if recording::is_recorder(&self.identity.peer) { 10.0 } else { 1.0 };
+        // The recorder answers and a camera offers to every participant at once: they get ten
+        // times the allowance.
+        let scale = if recording::takes_no_place(&self.identity.peer) { 10.0 } else { 1.0 };
         let mut limit =
             RateLimit::new(self.limits.messages_per_second * scale, self.limits.message_burst * scale, Instant::now());
         let mut heartbeat = tokio::time::interval(self.limits.heartbeat);

@@ -30,15 +30,15 @@ use crate::publisher::Publisher;
 use crate::recording::{self, RoomView};
 
 /// Admits a peer if the room has a free place and the user fewer than ARGV[6] connections in
-/// it: 1 admitted, 0 room full, -1 too many connections of this user. Recorders (ARGV[7] = 1)
-/// take no place and are neither counted nor limited. A participant's arrival goes on the
+/// it: 1 admitted, 0 room full, -1 too many connections of this user. Recorders and cameras
+/// (ARGV[7] = 1) take no place and are neither counted nor limited. A participant's arrival goes on the
 /// presence event stream (KEYS[3]) in the same step, so no join is ever left out of it.
 const JOIN: &str = r"
 if ARGV[7] ~= '1' then
   local present, mine = 0, 0
   for _, entry in ipairs(redis.call('HVALS', KEYS[1])) do
     local peer = cjson.decode(entry)
-    if peer.role ~= 'recorder' then
+    if peer.role ~= 'recorder' and peer.role ~= 'camera' then
       present = present + 1
       if peer.user_id == ARGV[5] then mine = mine + 1 end
     end
@@ -56,13 +56,15 @@ return 1
 ";
 
 /// Removes a peer's presence (1 if this call removed it) and, for a participant, puts its
-/// departure with the reason ARGV[3] on the presence event stream in the same step.
+/// departure with the reason ARGV[3] on the presence event stream in the same step (recorders
+/// and cameras are not participants).
 const LEAVE: &str = r"
 local entry = redis.call('HGET', KEYS[1], ARGV[1])
 if entry then redis.call('HDEL', KEYS[1], ARGV[1]) end
 if redis.call('HLEN', KEYS[1]) == 0 then redis.call('SREM', KEYS[2], ARGV[2]) end
 if not entry then return 0 end
-if cjson.decode(entry).role ~= 'recorder' then
+local role = cjson.decode(entry).role
+if role ~= 'recorder' and role ~= 'camera' then
   redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*',
     'type', 'participant.left', 'room_id', ARGV[2], 'peer', entry, 'reason', ARGV[3])
 end
@@ -448,7 +450,7 @@ impl Hub {
     ) -> Result<RoomView, JoinError> {
         let peer_id = local.peer.peer_id.clone();
         let entry = self.presence_json(&local);
-        let recorder = recording::is_recorder(&local.peer);
+        let placeless = recording::takes_no_place(&local.peer);
         self.hold_room(room_id).await?;
         let admitted: redis::RedisResult<i64> = self
             .join
@@ -461,7 +463,7 @@ impl Hub {
             .arg(room_id)
             .arg(&local.peer.user_id)
             .arg(per_user)
-            .arg(if recorder { "1" } else { "0" })
+            .arg(if placeless { "1" } else { "0" })
             .arg(presence_events::MAX_LENGTH)
             .invoke_async(&mut self.redis.clone())
             .await;

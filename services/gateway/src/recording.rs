@@ -3,13 +3,17 @@
 //! `recording_started` / `recording_stopped` (with its peer id, to which each participant opens a
 //! send-only connection) instead of `peer_joined` / `peer_left`. The recorder itself sees
 //! everyone.
+//!
+//! Cameras (room role `camera`, joined by the ingest service) are the other service peers: they
+//! are seen like anyone (`peer_joined`, `welcome.peers`, with the camera's name), but like the
+//! recorder they take no place and are not participants (no webhook events, never resumed).
 
 use confab_protocol::bus::PeerPresence;
 use confab_protocol::signal::{
     Peer, PeerJoined, PeerLeft, RecordingStarted, RecordingStopped, ServerMessage, server_message::Kind,
 };
 
-pub use confab_tickets::RECORDER_ROLE;
+pub use confab_tickets::{CAMERA_ROLE, RECORDER_ROLE};
 
 /// The room as one peer may see it.
 #[derive(Debug, Default, PartialEq)]
@@ -22,6 +26,12 @@ pub struct RoomView {
 
 pub fn is_recorder(peer: &Peer) -> bool {
     peer.role == RECORDER_ROLE
+}
+
+/// Service peers, recorders and cameras: they take no place in the room, no per-user limit
+/// applies to them, and they are never resumed (they rejoin afresh).
+pub fn takes_no_place(peer: &Peer) -> bool {
+    peer.role == RECORDER_ROLE || peer.role == CAMERA_ROLE
 }
 
 /// What `viewer` may see of `present` (the room's presence, oldest first).

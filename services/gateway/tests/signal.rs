@@ -520,6 +520,61 @@ async fn the_recorder_is_hidden_takes_no_place_and_comes_and_goes_as_a_recording
     assert_eq!(bob.recv().await, stopped);
 }
 
+#[actix_web::test]
+async fn a_camera_is_seen_by_name_takes_no_place_and_is_no_participant_for_webhooks() {
+    let world = world(2).await;
+    let room = room();
+    let mut ann = world.connect(0, &world.ticket(&room, "Ann", 2)).await.expect("admitted");
+    let ann_id = ann.recv().await["welcome"]["peer_id"].clone();
+
+    let camera_ticket = support::ticket_as(&world.keys, &room, "Front door", "camera-7", 2, "camera", None);
+    let mut camera = world.connect(1, &camera_ticket).await.expect("the camera takes no place");
+    let camera_welcome = camera.recv().await["welcome"].clone();
+    assert_eq!(camera_welcome["peers"][0]["peer_id"], ann_id, "the camera sees everyone");
+    let camera_id = camera_welcome["peer_id"].clone();
+    let camera_peer =
+        json!({"peer_id": camera_id, "user_id": "camera-7", "display_name": "Front door", "role": "camera"});
+    assert_eq!(ann.recv().await, json!({"peer_joined": {"peer": camera_peer}}));
+
+    // Bob fills the room of two (the camera does not count) and sees the camera among the peers.
+    let mut bob = world.connect(0, &world.ticket(&room, "Bob", 2)).await.expect("a place is left");
+    let bob_welcome = bob.recv().await["welcome"].clone();
+    assert_eq!(bob_welcome["peers"].as_array().unwrap().len(), 2, "Ann and the camera: {bob_welcome}");
+    assert_eq!(bob_welcome["peers"][1], camera_peer);
+    assert!(bob_welcome.get("recording").is_none(), "a camera is no recording: {bob_welcome}");
+    assert_eq!(camera.recv().await["peer_joined"]["peer"]["display_name"], "Bob");
+    assert_eq!(ann.recv().await["peer_joined"]["peer"]["display_name"], "Bob");
+    let mut cat = world.connect(1, &world.ticket(&room, "Cat", 2)).await.expect("refused in band");
+    assert_eq!(cat.recv().await["error"]["code"], "room_full");
+
+    // The camera offers like any peer.
+    let offer = json!({"type": "offer", "sdp": "v=0 sendonly"});
+    camera.send(json!({"signal": {"to": ann_id, "sdp": offer}})).await;
+    assert_eq!(ann.recv().await, json!({"signal": {"from": camera_id, "sdp": offer}}));
+
+    camera.send(json!({"bye": {}})).await;
+    let left = json!({"peer_left": {"peer_id": camera_id, "reason": "left"}});
+    assert_eq!(ann.recv().await, left);
+    assert_eq!(bob.recv().await, left);
+
+    // The webhooks' stream has Ann and Bob only.
+    let mut redis = redis::Client::open(redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let stream = confab_common::presence_events::stream_key(&world.redis_prefix);
+    let entries: Vec<(String, HashMap<String, String>)> =
+        redis::cmd("XRANGE").arg(&stream).arg("-").arg("+").query_async(&mut redis).await.unwrap();
+    let names: Vec<(String, String)> = entries
+        .iter()
+        .map(|(_, fields)| {
+            let peer: Value = serde_json::from_str(&fields["peer"]).unwrap();
+            (fields["type"].clone(), peer["display_name"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [("participant.joined".to_owned(), "Ann".to_owned()), ("participant.joined".to_owned(), "Bob".to_owned())]
+    );
+}
+
 /// Publishes a broadcast for `to` as another instance would, numbered `seq` in its sequence.
 async fn publish_numbered(world: &World, room: &str, to: &str, seq: u64) {
     use confab_protocol::bus::{Delivery, RoomEvent, room_event::Event};

@@ -80,9 +80,36 @@ pub fn nal_unit_types(annex_b: &[u8]) -> Vec<u8> {
     types
 }
 
+/// The `profile-level-id` (six hex digits: profile_idc, constraint flags, level_idc) of the SPS
+/// in an Annex B access unit, if it has one.
+pub fn profile_level_id(annex_b: &[u8]) -> Option<String> {
+    let mut i = 0;
+    while i + 3 <= annex_b.len() {
+        if annex_b[i..i + 3] == [0, 0, 1] {
+            if let Some(&[header, profile, constraints, level]) = annex_b.get(i + 3..i + 7)
+                && header & 0x1f == 7
+            {
+                return Some(format!("{profile:02x}{constraints:02x}{level:02x}"));
+            }
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_profile_level_id_comes_from_the_sps() {
+        let unit = [0, 0, 0, 1, 0x09, 0xf0, 0, 0, 0, 1, 0x67, 0x64, 0x00, 0x1f, 0xac, 0, 0, 1, 0x68, 0xce];
+        assert_eq!(profile_level_id(&unit).as_deref(), Some("64001f"));
+        assert_eq!(profile_level_id(&[0, 0, 1, 0x41, 0x9a, 0, 0, 0]), None);
+        assert_eq!(profile_level_id(&[0, 0, 1, 0x67, 0x42]), None, "a truncated SPS");
+    }
 
     #[test]
     fn nal_unit_types_are_read_after_three_and_four_byte_start_codes() {

@@ -1,7 +1,8 @@
 //! `confab-ingest`: brings RTSP IP cameras into Confab rooms while a call is going on there.
 //! `worker` decides which cameras to pull (rooms with a call × cameras in Postgres) and shares
 //! them with other instances through Redis `leases`; `camera` pulls one camera with retina and
-//! publishes its H.264 and G.711 `frames`, writing its status through `store`.
+//! publishes its H.264 and G.711 `frames`, writing its status through `store`; `seat` brings
+//! the camera into its room's call through a gateway and offers it to every viewer over `peer`.
 
 pub mod backoff;
 pub mod calls;
@@ -9,6 +10,8 @@ pub mod camera;
 pub mod frames;
 pub mod leases;
 pub mod meter;
+pub mod peer;
+pub mod seat;
 pub mod settings;
 pub mod status;
 pub mod store;

@@ -5,8 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use confab_common::camera_url::HostPolicy;
-use confab_common::config::{ConfigError, Source};
+use confab_common::config::{ConfigError, Source, invalid};
 use confab_common::secret_box::SecretBox;
+use confab_common::tokens::SigningKeys;
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -22,7 +23,33 @@ pub struct Settings {
     pub secrets: Option<Arc<SecretBox>>,
     /// Which camera addresses may be connected to (checked again before every connection).
     pub host_policy: HostPolicy,
+    /// How a pulled camera joins its room's call; `None` (no `CONFAB_JWT_KEY`) pulls cameras
+    /// without bringing them into calls.
+    pub call: Option<CallSettings>,
     pub timings: Timings,
+}
+
+/// What a camera needs to take a seat in a call: the gateways, the key to sign its own `camera`
+/// tickets with (the API's, the last of the file), and where its WebRTC connections bind.
+#[derive(Clone)]
+pub struct CallSettings {
+    pub gateway_urls: Vec<String>,
+    pub keys: Arc<SigningKeys>,
+    pub jwt_issuer: String,
+    /// Local UDP addresses to gather host candidates on; port 0 picks one.
+    pub bind_addrs: Vec<String>,
+    /// Offer loopback candidates too. Only for tests, where every peer is on one machine.
+    pub include_loopback_candidates: bool,
+}
+
+impl std::fmt::Debug for CallSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallSettings")
+            .field("gateway_urls", &self.gateway_urls)
+            .field("jwt_issuer", &self.jwt_issuer)
+            .field("bind_addrs", &self.bind_addrs)
+            .finish_non_exhaustive()
+    }
 }
 
 /// How often things happen and how long they may take.
@@ -77,7 +104,23 @@ impl Settings {
             instance_id: src.get("CONFAB_INSTANCE_ID").map_or_else(random_instance_id, str::to_owned),
             secrets: SecretBox::from_source(src)?.map(Arc::new),
             host_policy: HostPolicy::from_source(src)?,
+            call: CallSettings::from_source(src)?,
             timings: Timings::default(),
         })
+    }
+}
+
+impl CallSettings {
+    /// `None` without `CONFAB_JWT_KEY`; an unreadable key is an error.
+    pub fn from_source(src: &Source) -> Result<Option<Self>, ConfigError> {
+        let Some(pem) = src.get("CONFAB_JWT_KEY") else { return Ok(None) };
+        let keys = SigningKeys::from_pem(pem).map_err(|e| invalid("CONFAB_JWT_KEY", "<hidden>", e.to_string()))?;
+        Ok(Some(Self {
+            gateway_urls: src.gateway_urls()?,
+            keys: Arc::new(keys),
+            jwt_issuer: src.string("CONFAB_JWT_ISSUER", "confab"),
+            bind_addrs: vec!["0.0.0.0:0".to_owned()],
+            include_loopback_candidates: false,
+        }))
     }
 }

@@ -17,6 +17,7 @@ use crate::calls;
 use crate::camera::{self, Context};
 use crate::frames::{CHANNEL_CAPACITY, MediaFrame};
 use crate::leases::Leases;
+use crate::seat::{self, Seat};
 use crate::settings::Settings;
 use crate::store::{self, Camera, CameraId};
 
@@ -24,6 +25,8 @@ use crate::store::{self, Camera, CameraId};
 struct Pull {
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
+    /// The camera's seat in the call, when cameras join calls.
+    seat: Option<JoinHandle<()>>,
     frames: broadcast::Sender<MediaFrame>,
 }
 
@@ -132,8 +135,13 @@ impl Worker {
             timings: self.settings.timings.clone(),
         };
         let span = tracing::info_span!("camera", camera.id = %camera.id, room.id = %camera.room_id);
+        let seat = self.settings.call.clone().map(|call| {
+            let seat =
+                Seat { call, camera_id: camera.id, name: camera.name.clone(), room_id: camera.room_id.to_string() };
+            tokio::spawn(seat::sit(seat, frames.subscribe(), stopped.clone()).instrument(span.clone()))
+        });
         let task = tokio::spawn(camera::pull(ctx, camera.id, frames.clone(), stopped).instrument(span));
-        self.pulls.lock().expect("not poisoned").insert(camera.id, Pull { stop, task, frames });
+        self.pulls.lock().expect("not poisoned").insert(camera.id, Pull { stop, task, seat, frames });
     }
 
     /// Stops pulling the camera. `owned`: the lease is still this instance's, so it is released
@@ -144,6 +152,12 @@ impl Worker {
         let _ = pull.stop.send(true);
         if let Err(e) = pull.task.await {
             tracing::error!(camera.id = %camera, error = %e, "the camera's task panicked");
+        }
+        if let Some(Err(e)) = match pull.seat {
+            Some(seat) => Some(seat.await),
+            None => None,
+        } {
+            tracing::error!(camera.id = %camera, error = %e, "the camera's seat in the call panicked");
         }
         if !owned {
             return;

@@ -8,6 +8,10 @@ pub const TICKET_AUDIENCE: &str = "confab-gateway";
 /// The `room_role` of the recorder's own tickets; gateways hide such peers from participants.
 pub const RECORDER_ROLE: &str = "recorder";
 
+/// The `room_role` of a camera's tickets (signed by the ingest service): a visible, send-only
+/// peer that takes no place in the room and is not a participant.
+pub const CAMERA_ROLE: &str = "camera";
+
 /// A ticket lives at most this long (`exp - iat`).
 pub const MAX_TICKET_TTL_SECS: i64 = 60;
 
@@ -23,7 +27,7 @@ pub struct TicketClaims {
     pub jti: String,
     pub room_id: String,
     pub display_name: String,
-    /// `owner`, `moderator`, `member` (or `recorder` for the recorder's own tickets).
+    /// `owner`, `moderator`, `member` (or `recorder` / `camera` for the services' own tickets).
     pub room_role: String,
     pub max_participants: u32,
     /// Recorder tickets only: the recording the recorder joins for.

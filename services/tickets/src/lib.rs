@@ -7,6 +7,6 @@ mod claims;
 mod jwks;
 mod verifier;
 
-pub use claims::{MAX_TICKET_TTL_SECS, RECORDER_ROLE, TICKET_AUDIENCE, TicketClaims};
+pub use claims::{CAMERA_ROLE, MAX_TICKET_TTL_SECS, RECORDER_ROLE, TICKET_AUDIENCE, TicketClaims};
 pub use jwks::JwksCache;
 pub use verifier::{TicketError, TicketVerifier};

@@ -15,6 +15,10 @@
 // Each participant tells the others whether its mic and camera are on with a `broadcast`
 // {"confab_media": {"audio": bool, "video": bool}} (on joining, when someone joins, on a change),
 // shown as badges on its tile.
+//
+// A camera of the room joins the call as a peer with role `camera`, named after the camera: it
+// gets a tile with a camera badge and a receive-only connection (it offers, we answer; nothing of
+// ours is sent to it), and it is not counted as a person.
 
 import { api, ApiError } from '../api.js';
 import { h, replace, toast } from '../dom.js';
@@ -237,8 +241,11 @@ class CallPage {
     for (const peerId of this.mesh.ids()) if (!listed.has(peerId)) this.dropPeer(peerId);
     for (const peer of listed.values()) {
       this.peers.set(peer.peer_id, peer);
-      this.grid.tile(peer.peer_id, { name: peer.display_name || 'Participant' });
+      const camera = isCamera(peer);
+      this.grid.tile(peer.peer_id, { name: peer.display_name || (camera ? 'Camera' : 'Participant'), camera });
       if (this.mesh.has(peer.peer_id)) this.mesh.renegotiate(peer.peer_id);
+      // A camera offers to us (again after a resync, if its connection is down): we only answer.
+      else if (camera) this.mesh.add(peer.peer_id, { initiate: false, receiveOnly: true });
       else this.mesh.add(peer.peer_id, { initiate: true });
     }
   }
@@ -246,10 +253,15 @@ class CallPage {
   peerJoined(peer) {
     if (!peer.peer_id || peer.peer_id === this.selfId) return;
     this.peers.set(peer.peer_id, peer);
-    const name = peer.display_name || 'Participant';
-    this.grid.tile(peer.peer_id, { name });
+    const camera = isCamera(peer);
+    const name = peer.display_name || (camera ? 'Camera' : 'Participant');
+    this.grid.tile(peer.peer_id, { name, camera });
     // Its offer may have come first (then the connection exists already).
-    if (!this.mesh.has(peer.peer_id)) this.mesh.add(peer.peer_id, { initiate: false });
+    if (!this.mesh.has(peer.peer_id)) this.mesh.add(peer.peer_id, { initiate: false, receiveOnly: camera });
+    if (camera) {
+      toast(`Camera ${name} joined the call`);
+      return;
+    }
     this.announceMedia();
     toast(`${name} joined`);
   }
@@ -259,7 +271,8 @@ class CallPage {
     if (!peer && !this.mesh.has(peerId)) return;
     this.dropPeer(peerId);
     const name = (peer && peer.display_name) || 'Someone';
-    toast(reason === 'left' ? `${name} left` : `${name} dropped out of the call`);
+    if (peer && isCamera(peer)) toast(`Camera ${name} left the call`);
+    else toast(reason === 'left' ? `${name} left` : `${name} dropped out of the call`);
   }
 
   dropPeer(peerId) {
@@ -580,4 +593,9 @@ function fill(select, devices, selectedId, noun) {
   if (!options.length) options.push(h('option', { value: '' }, `No ${noun.toLowerCase()} found`));
   replace(select, options);
   select.disabled = devices.length < 2;
+}
+
+/** A camera of the room, joined by the ingest service: a send-only peer, not a person. */
+function isCamera(peer) {
+  return peer.role === 'camera';
 }

@@ -2,8 +2,12 @@
 // video, display name, connection state and mic/camera badges. The grid's `data-layout` names the
 // size class (1, 2, 4, 9, many) and the stylesheet picks the columns for it and the screen width.
 //
-// For tests and tools every tile carries `data-peer-id`, `data-state` (local, connecting,
-// connected, reconnecting, failed), `data-audio` and `data-video` (on/off).
+// A camera of the room (a peer with role `camera`) gets a tile like a participant's, with its
+// name and a "Camera" badge, and `data-kind="camera"` (participants' tiles: `person`); it is not
+// a person: the grid's `data-people` counts the others (the local tile included).
+//
+// For tests and tools every tile carries `data-peer-id`, `data-kind`, `data-state` (local,
+// connecting, connected, reconnecting, failed), `data-audio` and `data-video` (on/off).
 
 import { h } from '../dom.js';
 
@@ -24,11 +28,11 @@ export class Grid {
     this.tiles = new Map();
   }
 
-  /** The tile for `peerId`, created when missing; `name` updates its caption. */
-  tile(peerId, { name, local = false } = {}) {
+  /** The tile for `peerId`, created when missing; `name` updates its caption; `camera` on creation. */
+  tile(peerId, { name, local = false, camera = false } = {}) {
     let tile = this.tiles.get(peerId);
     if (!tile) {
-      tile = new Tile(peerId, local, this);
+      tile = new Tile(peerId, local, camera, this);
       this.tiles.set(peerId, tile);
       if (local) this.element.prepend(tile.element);
       else this.element.append(tile.element);
@@ -63,13 +67,15 @@ export class Grid {
     const size = count <= 1 ? '1' : count === 2 ? '2' : count <= 4 ? '4' : count <= 9 ? '9' : 'many';
     this.element.dataset.layout = size;
     this.element.dataset.count = String(count);
+    this.element.dataset.people = String([...this.tiles.values()].filter((tile) => !tile.camera).length);
   }
 }
 
 class Tile {
-  constructor(peerId, local, grid) {
+  constructor(peerId, local, camera, grid) {
     this.peerId = peerId;
     this.local = local;
+    this.camera = camera;
     this.grid = grid;
     this.stream = null;
     this.video = h('video', { autoplay: true, playsinline: true, 'aria-hidden': 'true' });
@@ -79,13 +85,15 @@ class Tile {
     this.state = h('span', { class: 'tile-state' });
     this.micBadge = h('span', { class: 'tile-badge', hidden: true }, 'Mic off');
     this.cameraBadge = h('span', { class: 'tile-badge', hidden: true }, 'Camera off');
+    const kindBadge = camera ? h('span', { class: 'tile-badge tile-kind' }, 'Camera') : null;
+    const kind = camera ? 'camera' : 'person';
     this.element = h('figure', {
-      class: 'tile' + (local ? ' tile-local' : ''),
+      class: 'tile' + (local ? ' tile-local' : '') + (camera ? ' tile-camera' : ''),
       role: 'listitem',
-      dataset: { peerId, state: local ? 'local' : 'connecting', audio: 'on', video: 'on' },
+      dataset: { peerId, kind, state: local ? 'local' : 'connecting', audio: 'on', video: 'on' },
     },
     this.video,
-    h('figcaption', {}, this.name, this.state, this.micBadge, this.cameraBadge));
+    h('figcaption', {}, kindBadge, this.name, this.state, this.micBadge, this.cameraBadge));
     this.setState(local ? 'local' : 'connecting');
   }
 

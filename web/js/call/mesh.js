@@ -20,6 +20,11 @@
 // offer); a connection still not back 15 s later restarts again, up to 5 times, then stays
 // `failed` until the peer or a resync starts over.
 //
+// Cameras (role `camera`, see docs/protocol.md) are receive-only links: the camera always offers
+// (send-only H.264 and G.711), this side only answers, never adds its own tracks (so nothing of
+// ours is sent to it), never offers, and never restarts ICE — the camera offers anew on `resync`
+// or when it rejoins, and that offer (from a new connection) replaces the link.
+//
 // Trickle ICE: candidates go out as they are gathered; a candidate that arrives before the
 // description it belongs to is kept until then. SDP and candidates are never logged.
 
@@ -56,10 +61,13 @@ export class Mesh {
 
   ids() { return [...this.links.keys()]; }
 
-  /** Opens a connection to `peerId`; `initiate` offers at once, else it waits for the peer's offer. */
-  add(peerId, { initiate }) {
+  /**
+   * Opens a connection to `peerId`; `initiate` offers at once, else it waits for the peer's offer.
+   * `receiveOnly` (cameras): only ever answers the peer's offers, sending nothing.
+   */
+  add(peerId, { initiate, receiveOnly = false }) {
     this.remove(peerId);
-    const link = new PeerLink(this, peerId);
+    const link = new PeerLink(this, peerId, receiveOnly);
     this.links.set(peerId, link);
     if (initiate) link.attach();
     else link.waitForOffer();
@@ -82,7 +90,7 @@ export class Mesh {
     let link = this.links.get(from);
     if (!link) return;
     if (signal.sdp && signal.sdp.type === 'offer' && link.isFromAnotherConnection(signal.sdp)) {
-      link = this.add(from, { initiate: false });
+      link = this.add(from, { initiate: false, receiveOnly: link.receiveOnly });
     }
     if (signal.sdp) await link.handleDescription(signal.sdp);
     else if (signal.candidate) await link.handleCandidate(signal.candidate);
@@ -91,7 +99,7 @@ export class Mesh {
   /** Makes sure media flows with `peerId` again (after a resync): restarts ICE unless connected. */
   renegotiate(peerId) {
     const link = this.links.get(peerId);
-    if (!link || link.pc.connectionState === 'connected') return;
+    if (!link || link.receiveOnly || link.pc.connectionState === 'connected') return;
     link.restarts = 0;
     link.restart();
   }
@@ -108,10 +116,12 @@ export class Mesh {
 }
 
 class PeerLink {
-  constructor(mesh, peerId) {
+  constructor(mesh, peerId, receiveOnly) {
     this.mesh = mesh;
     this.peerId = peerId;
-    this.polite = mesh.selfId > peerId;
+    this.receiveOnly = receiveOnly;
+    // A receive-only link never offers, so it always yields to the peer's offer.
+    this.polite = receiveOnly || mesh.selfId > peerId;
     this.pc = new RTCPeerConnection({ iceServers: mesh.iceServers });
     this.remoteStream = new MediaStream();
     this.attached = false;
@@ -125,7 +135,7 @@ class PeerLink {
     this.closed = false;
 
     const pc = this.pc;
-    pc.onnegotiationneeded = () => this.offer();
+    pc.onnegotiationneeded = () => { if (!this.receiveOnly) this.offer(); };
     pc.onicecandidate = ({ candidate }) => {
       if (!candidate || !candidate.candidate) return;
       this.send({ candidate: toWire(candidate) });
@@ -146,7 +156,7 @@ class PeerLink {
 
   /** Adds the local tracks (a transceiver per missing kind, to receive anyway); may trigger an offer. */
   attach() {
-    if (this.attached || this.closed) return;
+    if (this.attached || this.closed || this.receiveOnly) return;
     this.attached = true;
     clearTimeout(this.timers.fallback);
     const { media } = this.mesh;
@@ -159,6 +169,7 @@ class PeerLink {
   }
 
   waitForOffer() {
+    if (this.receiveOnly) return;
     this.timers.fallback = setTimeout(() => {
       if (!this.pc.remoteDescription) this.attach();
     }, OFFER_FALLBACK_MS);
@@ -272,7 +283,7 @@ class PeerLink {
   }
 
   restart() {
-    if (this.closed) return;
+    if (this.closed || this.receiveOnly) return;
     clearTimeout(this.timers.restart);
     if (this.restarts >= MAX_RESTARTS) return;
     this.restarts += 1;

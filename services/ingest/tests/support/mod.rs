@@ -145,6 +145,7 @@ impl World {
             secrets: Some(Arc::new(SecretBox::from_base64_key(KEY).unwrap())),
             // The test cameras are on loopback, which the default policy refuses.
             host_policy: HostPolicy::new(false, &["127.0.0.1".to_owned()]).unwrap(),
+            call: None,
             timings: Timings {
                 scan_every: Duration::from_millis(200),
                 lease_ttl: Duration::from_secs(2),
