@@ -177,13 +177,22 @@ pub async fn attempts_of(db: impl PgExecutor<'_>, delivery_ids: &[Uuid]) -> sqlx
     .await
 }
 
-/// Deliveries waiting across all endpoints, and those given up in the last 24 hours, for
-/// `/v1/admin/stats`.
-pub async fn backlog(db: impl PgExecutor<'_>) -> sqlx::Result<(i64, i64)> {
+/// The webhook figures of `/v1/admin/stats`.
+#[derive(Debug, sqlx::FromRow)]
+pub struct Backlog {
+    pub pending: i64,
+    pub failed_last_24h: i64,
+    pub failing_endpoints: i64,
+}
+
+/// Deliveries waiting across all endpoints, those given up in the last 24 hours, and the
+/// endpoints failing now.
+pub async fn backlog(db: impl PgExecutor<'_>) -> sqlx::Result<Backlog> {
     sqlx::query_as(
-        "select count(*) filter (where status = 'pending'),
-                count(*) filter (where status = 'failed' and next_attempt_at > now() - interval '24 hours')
-           from webhook_deliveries where status in ('pending', 'failed')",
+        "select (select count(*) from webhook_deliveries where status = 'pending') as pending,
+                (select count(*) from webhook_deliveries
+                  where status = 'failed' and next_attempt_at > now() - interval '24 hours') as failed_last_24h,
+                (select count(*) from webhook_endpoints where failures > 0) as failing_endpoints",
     )
     .fetch_one(db)
     .await

@@ -163,11 +163,32 @@ async fn stats_give_the_live_figures_an_operator_checks_first() {
         .await
         .unwrap();
 
+    // Webhooks: a failing endpoint (paused, so nothing is sent) with the two rooms' events
+    // waiting, one of them given up today and one two days ago.
+    sqlx::query(
+        "insert into webhook_endpoints (id, url, secret, active, failures) values ($1, 'https://h.example.org', 'x', false, 3)",
+    )
+    .bind(uuid::Uuid::new_v4())
+    .execute(&app.db)
+    .await
+    .unwrap();
+    for (room, status, last) in [(first, "pending", "now()"), (second, "failed", "now()"), (second, "failed", "old")] {
+        let event: uuid::Uuid = sqlx::query_scalar("select confab_emit_event('test.event', $1, '{}')")
+            .bind(room)
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+        let at = if last == "old" { "now() - interval '2 days'" } else { "now()" };
+        let update = format!("update webhook_deliveries set status = $2, next_attempt_at = {at} where event_id = $1");
+        sqlx::query(sqlx::AssertSqlSafe(update)).bind(event).bind(status).execute(&app.db).await.unwrap();
+    }
+
     let stats = app.get("/v1/admin/stats", Some(&admin)).await;
     assert_eq!(stats.status, StatusCode::OK, "{}", stats.body);
     let expected = json!({
         "users": 2, "rooms": 2, "live_calls": 2, "participants": 3, "gateways_alive": 2, "recorders_alive": 2,
         "recordings": {"pending": 1, "starting": 0, "recording": 1, "finalizing": 1, "failed_last_24h": 2},
+        "webhooks": {"pending": 1, "failed_last_24h": 1, "failing_endpoints": 1},
     });
     assert_eq!(stats.body, expected);
     // The OpenAPI document describes exactly these fields.
@@ -176,6 +197,7 @@ async fn stats_give_the_live_figures_an_operator_checks_first() {
     let schemas = &doc["components"]["schemas"];
     assert_eq!(keys(&schemas["Stats"]["properties"]), keys(&stats.body));
     assert_eq!(keys(&schemas["RecordingCounts"]["properties"]), keys(&stats.body["recordings"]));
+    assert_eq!(keys(&schemas["WebhookCounts"]["properties"]), keys(&stats.body["webhooks"]));
     let recordings = app.get("/v1/admin/recordings", Some(&admin)).await.body;
     assert_eq!(recordings["recordings"].as_array().unwrap().len(), 8);
 }

@@ -11,7 +11,7 @@ use crate::routes::ErrorResponse;
 use crate::routes::recordings::{RecordingList, views};
 use crate::startup::AppState;
 use crate::store::audit::{self, AuditRecord};
-use crate::store::{recordings, rooms, users};
+use crate::store::{recordings, rooms, users, webhooks};
 
 #[derive(Serialize, ToSchema)]
 pub struct AuditList {
@@ -36,8 +36,20 @@ pub struct Stats {
     /// take jobs).
     pub recorders_alive: u64,
     pub recordings: RecordingCounts,
-    // Further sections (e.g. webhook deliveries) go here, each an object of its own like
-    // `recordings`, so existing fields never change meaning.
+    pub webhooks: WebhookCounts,
+    // Further sections go here, each an object of its own like `recordings`, so existing fields
+    // never change meaning.
+}
+
+/// Webhook deliveries waiting or given up, and receivers failing now.
+#[derive(Serialize, ToSchema)]
+pub struct WebhookCounts {
+    /// Deliveries not yet accepted by their receiver (including those of paused endpoints).
+    pub pending: i64,
+    /// Deliveries given up (still failing at the end of the retry window) in the last 24 hours.
+    pub failed_last_24h: i64,
+    /// Endpoints whose last attempt failed: they get one probe at a time until they answer.
+    pub failing_endpoints: i64,
 }
 
 /// Recordings that are not finished, by status, and recent failures.
@@ -82,17 +94,19 @@ pub async fn audit_log(
     Ok(HttpResponse::Ok().json(AuditList { entries: rows, next_cursor }))
 }
 
-/// Users, rooms, live calls and participants, instances alive, and recordings in progress. 503
+/// Users, rooms, live calls and participants, instances alive, recordings in progress and the
+/// webhook backlog. 503
 /// when Postgres or Redis cannot be read.
 #[utoipa::path(tag = "admin", security(("bearer" = [])), responses(
     (status = 200, body = Stats), (status = 403, body = ErrorResponse), (status = 503, body = ErrorResponse),
 ))]
 #[get("/v1/admin/stats")]
 pub async fn stats(state: web::Data<AppState>, _admin: Admin) -> Result<HttpResponse, ApiError> {
-    let (users, rooms, recordings) = tokio::try_join!(
+    let (users, rooms, recordings, webhooks) = tokio::try_join!(
         users::count_users(&state.db),
         rooms::count_rooms(&state.db),
         recordings::count_by_status(&state.db),
+        webhooks::backlog(&state.db),
     )?;
     let (live_calls, participants, gateways_alive, recorders_alive) = tokio::try_join!(
         state.control.live_calls(),
@@ -109,6 +123,11 @@ pub async fn stats(state: web::Data<AppState>, _admin: Admin) -> Result<HttpResp
         gateways_alive,
         recorders_alive,
         recordings: RecordingCounts { pending, starting, recording, finalizing, failed_last_24h },
+        webhooks: WebhookCounts {
+            pending: webhooks.pending,
+            failed_last_24h: webhooks.failed_last_24h,
+            failing_endpoints: webhooks.failing_endpoints,
+        },
     }))
 }
 
