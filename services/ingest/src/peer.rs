@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+pub use confab_seat::{IceCandidate, IceServer};
 use rtc::media::Sample;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::rtp_transceiver::rtp_sender::{
@@ -21,8 +22,8 @@ use tokio::sync::{mpsc, watch};
 use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
-    RTCIceCandidateInit, RTCIceServer, RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSessionDescription,
-    Registry, SettingEngineBuilder, register_default_interceptors,
+    RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSessionDescription, Registry, SettingEngineBuilder,
+    register_default_interceptors,
 };
 use webrtc::rtp_transceiver::RtpTransceiver;
 
@@ -42,22 +43,6 @@ pub struct PeerConfig {
     pub bind_addrs: Vec<String>,
     /// Offer loopback candidates too. Only for tests, where both peers are on one machine.
     pub include_loopback_candidates: bool,
-}
-
-/// One STUN or TURN server.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct IceServer {
-    pub urls: Vec<String>,
-    pub username: String,
-    pub credential: String,
-}
-
-/// A trickled ICE candidate, with the fields of the protocol's `candidate` object.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IceCandidate {
-    pub candidate: String,
-    pub sdp_mid: Option<String>,
-    pub sdp_mline_index: Option<u16>,
 }
 
 /// What the camera sends on a connection.
@@ -138,15 +123,7 @@ impl SendPeer {
             media_engine.register_codec(g711.clone(), RtpCodecKind::Audio)?;
         }
         let registry = register_default_interceptors(Registry::new(), &mut media_engine)?;
-        let ice_servers = config
-            .ice_servers
-            .iter()
-            .map(|server| RTCIceServer {
-                urls: server.urls.clone(),
-                username: server.username.clone(),
-                credential: server.credential.clone(),
-            })
-            .collect();
+        let ice_servers = config.ice_servers.iter().map(IceServer::to_rtc).collect();
         let setting_engine =
             SettingEngineBuilder::new().with_include_loopback_candidate(config.include_loopback_candidates).build();
         let bind_addrs =
@@ -211,13 +188,7 @@ impl SendPeer {
 
     /// Adds a candidate the viewer trickled.
     pub async fn add_remote_candidate(&self, candidate: IceCandidate) -> Result<(), PeerError> {
-        let init = RTCIceCandidateInit {
-            candidate: candidate.candidate,
-            sdp_mid: candidate.sdp_mid,
-            sdp_mline_index: candidate.sdp_mline_index,
-            ..Default::default()
-        };
-        Ok(self.connection.add_ice_candidate(init).await?)
+        Ok(self.connection.add_ice_candidate(candidate.into_rtc()).await?)
     }
 
     /// Sends one H.264 access unit (Annex B) lasting `duration`.
@@ -321,15 +292,8 @@ impl PeerConnectionEventHandler for Handler {
         Self: 'async_trait,
     {
         Box::pin(async move {
-            match event.candidate.to_json() {
-                Ok(init) => {
-                    let _ = self.candidate_tx.send(IceCandidate {
-                        candidate: init.candidate,
-                        sdp_mid: init.sdp_mid,
-                        sdp_mline_index: init.sdp_mline_index,
-                    });
-                }
-                Err(error) => tracing::warn!(error = %error, "a local ICE candidate could not be serialised"),
+            if let Some(candidate) = IceCandidate::gathered(&event) {
+                let _ = self.candidate_tx.send(candidate);
             }
         })
     }

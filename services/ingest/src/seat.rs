@@ -15,27 +15,23 @@
 //! interval). Audio flows as soon as the connection is up.
 
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use anyhow::{Context as _, bail};
-use confab_tickets::{CAMERA_ROLE, MAX_TICKET_TTL_SECS, RECORDER_ROLE, TICKET_AUDIENCE, TicketClaims};
+use confab_seat::{IceCandidate, IceServer, Pass, Socket};
+use confab_tickets::{CAMERA_ROLE, RECORDER_ROLE};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio::net::TcpStream;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use webrtc::peer_connection::RTCPeerConnectionState;
 
 use crate::frames::{G711, MediaFrame, profile_level_id};
-use crate::peer::{DEFAULT_PROFILE_LEVEL_ID, IceCandidate, IceServer, Offering, PeerConfig, SendPeer};
+use crate::peer::{DEFAULT_PROFILE_LEVEL_ID, Offering, PeerConfig, SendPeer};
 use crate::settings::CallSettings;
 use crate::store::CameraId;
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const REJOIN_BACKOFF: Duration = Duration::from_millis(500);
 /// After the first keyframe, how long to wait for audio before offering video only.
 const AUDIO_GRACE: Duration = Duration::from_secs(1);
@@ -46,8 +42,6 @@ const OFFER_RETRY: Duration = Duration::from_secs(10);
 /// A frame's length when the time stamps do not tell (the first frame, a restarted stream).
 const DEFAULT_FRAME: Duration = Duration::from_millis(33);
 
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
 /// Who the camera is in a call, and how to get in.
 #[derive(Debug, Clone)]
 pub struct Seat {
@@ -56,6 +50,22 @@ pub struct Seat {
     /// The camera's name: its display name in the call.
     pub name: String,
     pub room_id: String,
+}
+
+impl Seat {
+    /// What the camera's tickets say: user id `camera-<id>`, display name the camera's name,
+    /// role `camera`.
+    fn pass(&self) -> Pass {
+        Pass {
+            keys: self.call.keys.clone(),
+            issuer: self.call.jwt_issuer.clone(),
+            user_id: format!("camera-{}", self.camera_id),
+            display_name: self.name.clone(),
+            room_role: CAMERA_ROLE,
+            room_id: self.room_id.clone(),
+            recording_id: None,
+        }
+    }
 }
 
 /// One viewer: the camera's connection to it.
@@ -189,7 +199,7 @@ async fn first_keyframe(frames: &mut broadcast::Receiver<MediaFrame>) -> Option<
 impl Call {
     async fn welcomed(&mut self, welcome: &Value) {
         self.peer_id = welcome["peer_id"].as_str().unwrap_or_default().to_owned();
-        self.ice_servers = welcome["ice_servers"].as_array().into_iter().flatten().map(ice_server).collect();
+        self.ice_servers = IceServer::from_welcome(welcome);
         tracing::info!(peer.id = %self.peer_id, "the camera joined the call");
         for peer in welcome["peers"].as_array().into_iter().flatten() {
             self.meet(peer).await;
@@ -231,15 +241,10 @@ impl Call {
                 // stands and the viewer answers it).
                 Some(_) => tracing::debug!(peer.id = from, "an offer to the camera is ignored"),
                 None => {
-                    if let Some(candidate) = signal.get("candidate") {
-                        let candidate = IceCandidate {
-                            candidate: candidate["candidate"].as_str().unwrap_or_default().to_owned(),
-                            sdp_mid: candidate["sdp_mid"].as_str().map(str::to_owned),
-                            sdp_mline_index: candidate["sdp_mline_index"].as_u64().and_then(|i| u16::try_from(i).ok()),
-                        };
-                        if let Err(e) = viewer.peer.add_remote_candidate(candidate).await {
-                            tracing::debug!(peer.id = from, error = %e, "a viewer's ICE candidate was refused");
-                        }
+                    if let Some(candidate) = signal.get("candidate")
+                        && let Err(e) = viewer.peer.add_remote_candidate(IceCandidate::from_json(candidate)).await
+                    {
+                        tracing::debug!(peer.id = from, error = %e, "a viewer's ICE candidate was refused");
                     }
                 }
             }
@@ -346,12 +351,7 @@ async fn forward_candidates(
     signals: mpsc::UnboundedSender<String>,
 ) {
     while let Some(candidate) = candidates.recv().await {
-        let candidate = json!({"signal": {"to": peer_id, "candidate": {
-            "candidate": candidate.candidate,
-            "sdp_mid": candidate.sdp_mid,
-            "sdp_mline_index": candidate.sdp_mline_index,
-        }}});
-        if signals.send(candidate.to_string()).is_err() {
+        if signals.send(candidate.signal_to(&peer_id)).is_err() {
             return;
         }
     }
@@ -361,7 +361,7 @@ async fn forward_candidates(
 async fn enter_with_retries(seat: &Seat) -> (Socket, Value) {
     let mut failures = 0u32;
     loop {
-        match enter(seat).await {
+        match confab_seat::enter(&seat.call.gateway_urls, &seat.pass()).await {
             Ok(entered) => return entered,
             Err(e) => {
                 // Logged once, then quietly: the gateways may be down for a while.
@@ -373,62 +373,4 @@ async fn enter_with_retries(seat: &Seat) -> (Socket, Value) {
         }
         tokio::time::sleep(REJOIN_BACKOFF).await;
     }
-}
-
-async fn enter(seat: &Seat) -> anyhow::Result<(Socket, Value)> {
-    let mut last_error = anyhow::anyhow!("no gateway configured");
-    for gateway in &seat.call.gateway_urls {
-        match tokio::time::timeout(CONNECT_TIMEOUT, enter_via(seat, gateway)).await {
-            Ok(Ok(entered)) => return Ok(entered),
-            Ok(Err(e)) => last_error = e,
-            Err(_) => last_error = anyhow::anyhow!("{gateway} did not answer within {CONNECT_TIMEOUT:?}"),
-        }
-    }
-    Err(last_error)
-}
-
-async fn enter_via(seat: &Seat, gateway: &str) -> anyhow::Result<(Socket, Value)> {
-    let ticket = ticket(seat)?;
-    let mut request = gateway.into_client_request()?;
-    request.headers_mut().insert("sec-websocket-protocol", format!("confab.v1, confab.ticket.{ticket}").parse()?);
-    // Nagle off: offers and candidates are small frames that must not wait for an ACK.
-    let (mut socket, _) = tokio_tungstenite::connect_async_with_config(request, None, true)
-        .await
-        .with_context(|| format!("connecting to {gateway}"))?;
-    while let Some(frame) = socket.next().await {
-        if let Message::Text(text) = frame? {
-            let mut first: Value = serde_json::from_str(&text)?;
-            if first["welcome"]["peer_id"].as_str().is_none() {
-                bail!("{gateway} refused the camera: {}", first["error"]["code"]);
-            }
-            return Ok((socket, first["welcome"].take()));
-        }
-    }
-    bail!("{gateway} closed before its welcome")
-}
-
-fn ice_server(server: &Value) -> IceServer {
-    let text = |key: &str| server[key].as_str().unwrap_or_default().to_owned();
-    let urls = server["urls"].as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_owned).collect();
-    IceServer { urls, username: text("username"), credential: text("credential") }
-}
-
-/// The camera's ticket: user id `camera-<id>`, display name the camera's name, role `camera`.
-fn ticket(seat: &Seat) -> anyhow::Result<String> {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs() as i64;
-    let mut jti = [0u8; 16];
-    getrandom::fill(&mut jti)?;
-    Ok(seat.call.keys.sign(&TicketClaims {
-        iss: seat.call.jwt_issuer.clone(),
-        aud: TICKET_AUDIENCE.into(),
-        sub: format!("camera-{}", seat.camera_id),
-        exp: now + MAX_TICKET_TTL_SECS,
-        iat: now,
-        jti: jti.iter().map(|b| format!("{b:02x}")).collect(),
-        room_id: seat.room_id.clone(),
-        display_name: seat.name.clone(),
-        room_role: CAMERA_ROLE.into(),
-        max_participants: 0,
-        recording_id: None,
-    })?)
 }

@@ -6,39 +6,28 @@
 //! joins again (through any gateway) and participants offer anew to its new peer id.
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
-use confab_common::tokens::SigningKeys;
-use confab_tickets::{MAX_TICKET_TTL_SECS, RECORDER_ROLE, TICKET_AUDIENCE, TicketClaims};
+use anyhow::Context as _;
+use confab_seat::{IceCandidate, IceServer, Pass, Socket};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::archive::{Archive, Recorded, Who};
-use crate::peer::{IceCandidate, IceServer, PeerConfig};
+use crate::peer::PeerConfig;
 use crate::recorded_peer::RecordedPeer;
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long the recorder keeps trying to get back into a call whose gateway went away.
 const REJOIN_FOR: Duration = Duration::from_secs(30);
 const REJOIN_BACKOFF: Duration = Duration::from_millis(500);
 
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
 /// Who the recorder is in a call, and how to get in: enough to join again.
 pub struct Seat {
-    pub keys: Arc<SigningKeys>,
-    pub issuer: String,
-    pub recorder_id: String,
+    /// Role `recorder`, the recording's id, the recorder's instance as the user id.
+    pub pass: Pass,
     pub gateways: Vec<String>,
-    pub room_id: String,
-    pub recording_id: String,
 }
 
 /// A joined call.
@@ -65,7 +54,7 @@ pub struct Outcome {
 impl Call {
     /// Joins the seat's room through the first of its gateways that admits the recorder.
     pub async fn join(seat: Seat) -> anyhow::Result<Self> {
-        let (socket, welcome) = enter(&seat).await?;
+        let (socket, welcome) = confab_seat::enter(&seat.gateways, &seat.pass).await?;
         let mut call = Self { seat, socket, peer_id: String::new(), people: HashMap::new(), ice_servers: Vec::new() };
         call.welcomed(&welcome);
         Ok(call)
@@ -73,7 +62,7 @@ impl Call {
 
     fn welcomed(&mut self, welcome: &Value) {
         self.peer_id = welcome["peer_id"].as_str().unwrap_or_default().to_owned();
-        self.ice_servers = welcome["ice_servers"].as_array().into_iter().flatten().map(ice_server).collect();
+        self.ice_servers = IceServer::from_welcome(welcome);
         for peer in welcome["peers"].as_array().into_iter().flatten() {
             self.meet(peer);
         }
@@ -127,11 +116,11 @@ impl Call {
     /// within [`REJOIN_FOR`]. Participants are told `recording_stopped` and `recording_started`
     /// with the new peer id, and offer anew; their current connections record meanwhile.
     async fn rejoin(&mut self) -> bool {
-        let recording_id = self.seat.recording_id.clone();
+        let recording_id = self.seat.pass.recording_id.clone().unwrap_or_default();
         tracing::warn!(recording.id = %recording_id, "lost the gateway; joining the call again");
         let give_up = Instant::now() + REJOIN_FOR;
         while Instant::now() < give_up {
-            match enter(&self.seat).await {
+            match confab_seat::enter(&self.seat.gateways, &self.seat.pass).await {
                 Ok((socket, welcome)) => {
                     self.socket = socket;
                     self.welcomed(&welcome);
@@ -180,13 +169,7 @@ impl Call {
                     }
                 }
             } else if let (Some(candidate), Some(recorded)) = (signal.get("candidate"), recording.get(from)) {
-                recorded
-                    .add_candidate(IceCandidate {
-                        candidate: candidate["candidate"].as_str().unwrap_or_default().to_owned(),
-                        sdp_mid: candidate["sdp_mid"].as_str().map(str::to_owned),
-                        sdp_mline_index: candidate["sdp_mline_index"].as_u64().and_then(|i| u16::try_from(i).ok()),
-                    })
-                    .await;
+                recorded.add_candidate(IceCandidate::from_json(candidate)).await;
             }
         }
     }
@@ -235,62 +218,4 @@ impl Call {
         tracing::warn!(peer.id = peer_id, failure, error = cause, "a participant's media could not be kept");
         outcome.failures.push(failure);
     }
-}
-
-/// Connects to the first gateway that admits the recorder: the socket and its `welcome`.
-async fn enter(seat: &Seat) -> anyhow::Result<(Socket, Value)> {
-    let mut last_error = anyhow::anyhow!("no gateway configured");
-    for gateway in &seat.gateways {
-        match tokio::time::timeout(CONNECT_TIMEOUT, enter_via(seat, gateway)).await {
-            Ok(Ok(entered)) => return Ok(entered),
-            Ok(Err(e)) => last_error = e,
-            Err(_) => last_error = anyhow::anyhow!("{gateway} did not answer within {CONNECT_TIMEOUT:?}"),
-        }
-    }
-    Err(last_error)
-}
-
-async fn enter_via(seat: &Seat, gateway: &str) -> anyhow::Result<(Socket, Value)> {
-    let ticket = ticket(seat)?;
-    let mut request = gateway.into_client_request()?;
-    request.headers_mut().insert("sec-websocket-protocol", format!("confab.v1, confab.ticket.{ticket}").parse()?);
-    // Nagle off: answers and candidates are small frames that must not wait for an ACK.
-    let (mut socket, _) = tokio_tungstenite::connect_async_with_config(request, None, true)
-        .await
-        .with_context(|| format!("connecting to {gateway}"))?;
-    while let Some(frame) = socket.next().await {
-        if let Message::Text(text) = frame? {
-            let mut first: Value = serde_json::from_str(&text)?;
-            if first["welcome"]["peer_id"].as_str().is_none() {
-                bail!("{gateway} refused the recorder: {}", first["error"]["code"]);
-            }
-            return Ok((socket, first["welcome"].take()));
-        }
-    }
-    bail!("{gateway} closed before its welcome")
-}
-
-fn ice_server(server: &Value) -> IceServer {
-    let text = |key: &str| server[key].as_str().unwrap_or_default().to_owned();
-    let urls = server["urls"].as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_owned).collect();
-    IceServer { urls, username: text("username"), credential: text("credential") }
-}
-
-fn ticket(seat: &Seat) -> anyhow::Result<String> {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs() as i64;
-    let mut jti = [0u8; 16];
-    getrandom::fill(&mut jti)?;
-    Ok(seat.keys.sign(&TicketClaims {
-        iss: seat.issuer.clone(),
-        aud: TICKET_AUDIENCE.into(),
-        sub: seat.recorder_id.clone(),
-        exp: now + MAX_TICKET_TTL_SECS,
-        iat: now,
-        jti: jti.iter().map(|b| format!("{b:02x}")).collect(),
-        room_id: seat.room_id.clone(),
-        display_name: "Recorder".into(),
-        room_role: RECORDER_ROLE.into(),
-        max_participants: 0,
-        recording_id: Some(seat.recording_id.clone()),
-    })?)
 }

@@ -47,10 +47,8 @@ impl RecordedPeer {
         let _ = signals.send(answer.to_string());
         let to = peer_id.to_owned();
         tokio::spawn(async move {
-            while let Some(c) = local_candidates.recv().await {
-                let candidate =
-                    json!({"candidate": c.candidate, "sdp_mid": c.sdp_mid, "sdp_mline_index": c.sdp_mline_index});
-                if signals.send(json!({"signal": {"to": to, "candidate": candidate}}).to_string()).is_err() {
+            while let Some(candidate) = local_candidates.recv().await {
+                if signals.send(candidate.signal_to(&to)).is_err() {
                     break;
                 }
             }

@@ -9,7 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use confab_common::tokens::SigningKeys;
+use confab_seat::Pass;
 use confab_storage::Storage;
+use confab_tickets::RECORDER_ROLE;
 use sqlx::PgPool;
 use tokio::sync::watch;
 use tracing::Instrument;
@@ -153,14 +155,16 @@ impl Worker {
         };
         tracing::info!(recording.id = %recording_id, room.id = %job.room_id, taken_over, "recording claimed");
         let recovered = if taken_over { self.recover(&archive).await } else { 0 };
-        let seat = Seat {
+        let pass = Pass {
             keys: self.keys.clone(),
             issuer: self.settings.jwt_issuer.clone(),
-            recorder_id: recorder.clone(),
-            gateways: self.settings.gateway_urls.clone(),
+            user_id: recorder.clone(),
+            display_name: "Recorder".to_owned(),
+            room_role: RECORDER_ROLE,
             room_id: job.room_id.clone(),
-            recording_id: job.recording_id.clone(),
+            recording_id: Some(job.recording_id.clone()),
         };
+        let seat = Seat { pass, gateways: self.settings.gateway_urls.clone() };
         let call = match Call::join(seat).await {
             Ok(call) => call,
             Err(e) => {

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+pub use confab_seat::{IceCandidate, IceServer};
 use rtc::interceptor::Slot;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::{RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
@@ -23,8 +24,7 @@ use tokio::sync::mpsc;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
-    RTCIceCandidateInit, RTCIceServer, RTCPeerConnectionIceEvent, RTCSessionDescription, Registry,
-    SettingEngineBuilder, register_default_interceptors,
+    RTCPeerConnectionIceEvent, RTCSessionDescription, Registry, SettingEngineBuilder, register_default_interceptors,
 };
 
 use crate::media::{Codec, RtpPacket, SenderReport};
@@ -54,23 +54,6 @@ impl Default for PeerConfig {
             media_channel_capacity: 2048,
         }
     }
-}
-
-/// One STUN or TURN server.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct IceServer {
-    pub urls: Vec<String>,
-    pub username: String,
-    pub credential: String,
-}
-
-/// A trickled ICE candidate, with the fields of the protocol's `candidate` object (a browser's
-/// `RTCIceCandidateInit` in snake case).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IceCandidate {
-    pub candidate: String,
-    pub sdp_mid: Option<String>,
-    pub sdp_mline_index: Option<u16>,
 }
 
 /// A remote track, as the media channel names it.
@@ -173,15 +156,7 @@ impl ReceivePeer {
         let mut media_engine = recording_media_engine()?;
         let registry = register_default_interceptors(Registry::new(), &mut media_engine)?
             .with(Slot::from(SENDER_REPORT_SLOT), rtcp::SenderReportForwarder::default());
-        let ice_servers = config
-            .ice_servers
-            .iter()
-            .map(|server| RTCIceServer {
-                urls: server.urls.clone(),
-                username: server.username.clone(),
-                credential: server.credential.clone(),
-            })
-            .collect();
+        let ice_servers = config.ice_servers.iter().map(IceServer::to_rtc).collect();
         let setting_engine =
             SettingEngineBuilder::new().with_include_loopback_candidate(config.include_loopback_candidates).build();
         let connection = PeerConnectionBuilder::new()
@@ -219,13 +194,7 @@ impl ReceivePeer {
 
     /// Adds a candidate the participant trickled.
     pub async fn add_remote_candidate(&self, candidate: IceCandidate) -> Result<(), PeerError> {
-        let init = RTCIceCandidateInit {
-            candidate: candidate.candidate,
-            sdp_mid: candidate.sdp_mid,
-            sdp_mline_index: candidate.sdp_mline_index,
-            ..Default::default()
-        };
-        Ok(self.connection.add_ice_candidate(init).await?)
+        Ok(self.connection.add_ice_candidate(candidate.into_rtc()).await?)
     }
 
     /// Sends an RTCP PLI asking the participant for a keyframe of the stream `media_ssrc`.
@@ -371,15 +340,8 @@ impl PeerConnectionEventHandler for Handler {
         Self: 'async_trait,
     {
         Box::pin(async move {
-            match event.candidate.to_json() {
-                Ok(init) => {
-                    let _ = self.candidate_tx.send(IceCandidate {
-                        candidate: init.candidate,
-                        sdp_mid: init.sdp_mid,
-                        sdp_mline_index: init.sdp_mline_index,
-                    });
-                }
-                Err(error) => tracing::warn!(error = %error, "a local ICE candidate could not be serialised"),
+            if let Some(candidate) = IceCandidate::gathered(&event) {
+                let _ = self.candidate_tx.send(candidate);
             }
         })
     }
