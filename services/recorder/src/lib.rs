@@ -52,6 +52,10 @@ impl Worker {
     }
 }
 
+/// How long a stopping recorder may take to finish and keep its recordings' files: within the
+/// 30 s a container is given between SIGTERM and SIGKILL by default.
+pub const HAND_OVER_WITHIN: Duration = Duration::from_secs(20);
+
 /// The recorder process: the job worker and the ops endpoints.
 pub struct Recorder {
     ops: OpsServer,
@@ -68,13 +72,17 @@ impl Recorder {
         self.ops.port()
     }
 
-    /// Works until SIGTERM/SIGINT. Recordings in progress then end with the process; their jobs
-    /// are taken over by another recorder once their claims go stale.
+    /// Works until SIGTERM/SIGINT. Recordings in progress then finish their files and are
+    /// handed over to another recorder, for at most [`HAND_OVER_WITHIN`]; what is still running
+    /// after that ends with the process and is taken over once its claim goes stale.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let (stop, stopped) = watch::channel(false);
-        tokio::spawn(self.worker.run(stopped));
+        let worker = tokio::spawn(self.worker.run(stopped));
         let served = self.ops.run_until_stopped().await;
         let _ = stop.send(true);
+        if tokio::time::timeout(HAND_OVER_WITHIN, worker).await.is_err() {
+            tracing::warn!("recordings were still being handed over when the time for it ran out");
+        }
         served
     }
 }

@@ -128,6 +128,21 @@ pub async fn finish(
     Ok(finished.rows_affected() == 1)
 }
 
+/// Lets go of a recording this recorder is shutting down under, once its files are kept: the row
+/// names no recorder and reads as not heard of for a day, so the next recorder to see its job
+/// claims it at once (as a take-over: the call goes on while nobody records it).
+pub async fn hand_over(db: &PgPool, recording_id: Uuid, recorder_id: &str) -> sqlx::Result<bool> {
+    let released = sqlx::query(
+        "update recordings set recorder_id = null, updated_at = now() - interval '1 day'
+          where id = $1 and recorder_id = $2 and status in ('starting', 'recording')",
+    )
+    .bind(recording_id)
+    .bind(recorder_id)
+    .execute(db)
+    .await?;
+    Ok(released.rows_affected() == 1)
+}
+
 /// Records a finished file of the recording; `path` is relative to the recordings directory. A
 /// participant whose account is gone meanwhile is kept by name only.
 pub async fn add_file(

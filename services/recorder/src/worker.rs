@@ -2,6 +2,8 @@
 //! recorder, stay until the API stops the recording (or the room goes away), leave, and record
 //! the outcome. Several recordings run side by side, one task each. Beside them, a reconciler
 //! re-queues recordings whose recorder went silent, so a lost job never leaves a row stuck.
+//! On shutdown each running recording finishes its files (seekable, kept and registered) and is
+//! handed over: re-queued at once for another recorder, which continues it into new files.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,6 +16,7 @@ use confab_storage::Storage;
 use confab_tickets::RECORDER_ROLE;
 use sqlx::PgPool;
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -49,9 +52,8 @@ impl Worker {
         Self { settings, db, queue, keys: Arc::new(keys), storage, active: Mutex::default() }
     }
 
-    /// Takes jobs until `shutdown` turns true, renewing the recorder's heartbeat key meanwhile.
-    /// Recordings in progress are left to their tasks; if the process exits under them, another
-    /// recorder takes their jobs over.
+    /// Takes jobs until `shutdown` turns true, renewing the recorder's heartbeat key meanwhile;
+    /// then returns once every recording in progress has kept its files and been handed over.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         while let Err(e) = self.queue.ensure_group().await {
             tracing::warn!(error = %e, "cannot create the job consumer group; retrying");
@@ -59,7 +61,9 @@ impl Worker {
         }
         tokio::spawn(self.clone().reconcile(shutdown.clone()));
         let mut last_heartbeat: Option<tokio::time::Instant> = None;
+        let mut recordings = JoinSet::new();
         loop {
+            while recordings.try_join_next().is_some() {}
             if last_heartbeat.is_none_or(|at| at.elapsed() >= HEARTBEAT) {
                 match self.queue.heartbeat().await {
                     Ok(()) => last_heartbeat = Some(tokio::time::Instant::now()),
@@ -68,12 +72,13 @@ impl Worker {
             }
             let next = tokio::select! {
                 next = self.queue.next(POLL) => next,
-                _ = shutdown.changed() => return,
+                _ = shutdown.changed() => break,
             };
             match next {
                 Ok(Some(job)) => {
                     let worker = self.clone();
-                    tokio::spawn(async move { worker.take(job).await });
+                    let shutdown = shutdown.clone();
+                    recordings.spawn(async move { worker.take(job, shutdown).await });
                 }
                 Ok(None) => {}
                 Err(e) => {
@@ -82,6 +87,10 @@ impl Worker {
                 }
             }
         }
+        if !recordings.is_empty() {
+            tracing::info!(recordings = recordings.len(), "shutting down: handing the recordings over");
+        }
+        while recordings.join_next().await.is_some() {}
     }
 
     /// Re-queues, at start-up and then every `reclaim_after`, the recordings whose recorder went
@@ -109,7 +118,7 @@ impl Worker {
     }
 
     /// Works on a job unless this process already does (a re-queued duplicate).
-    async fn take(&self, job: Job) {
+    async fn take(&self, job: Job, shutdown: watch::Receiver<bool>) {
         let Ok(recording_id) = Uuid::parse_str(&job.recording_id) else {
             tracing::warn!(job = %job.entry, "dropping a job without a valid recording id");
             let _ = self.queue.complete(&job).await;
@@ -125,7 +134,7 @@ impl Worker {
         if let Some(request_id) = &job.request_id {
             span.record("request.id", request_id.as_str());
         }
-        let acknowledge = self.record(&job, recording_id).instrument(span).await;
+        let acknowledge = self.record(&job, recording_id, shutdown).instrument(span).await;
         metrics::gauge!("recorder_recordings_active").decrement(1);
         self.active.lock().expect("not poisoned").remove(&recording_id);
         if acknowledge && let Err(e) = self.queue.complete(&job).await {
@@ -133,9 +142,9 @@ impl Worker {
         }
     }
 
-    /// Sees a recording through; `false` when its job must stay unacknowledged (another
-    /// recorder holds it now, or it should come back later).
-    async fn record(&self, job: &Job, recording_id: Uuid) -> bool {
+    /// Sees a recording through, or to its hand-over when `shutdown` turns true; `false` when its
+    /// job must stay unacknowledged (another recorder holds it now, or it should come back later).
+    async fn record(&self, job: &Job, recording_id: Uuid, mut shutdown: watch::Receiver<bool>) -> bool {
         let recorder = &self.settings.instance_id;
         let archive = Archive::new(self.db.clone(), self.storage.clone(), &self.settings.recordings_dir, recording_id);
         let taken_over = match self.claim(recording_id).await {
@@ -177,13 +186,53 @@ impl Worker {
         if let Err(e) = status::mark_recording(&self.db, recording_id, recorder).await {
             tracing::warn!(recording.id = %recording_id, error = %e, "cannot mark the recording as running");
         }
-        let lost = AtomicBool::new(false);
-        let outcome = call.record_until(&archive, self.until_stopped(job, recording_id, &lost)).await;
+        let (lost, shutting_down) = (AtomicBool::new(false), AtomicBool::new(false));
+        let stop = async {
+            tokio::select! {
+                () = self.until_stopped(job, recording_id, &lost) => {}
+                Ok(_) = shutdown.wait_for(|stop| *stop) => shutting_down.store(true, Ordering::Relaxed),
+            }
+        };
+        let outcome = call.record_until(&archive, stop).await;
         if lost.load(Ordering::Relaxed) {
             tracing::warn!(recording.id = %recording_id, "the recording was taken over or deleted; left it");
             return false;
         }
+        if shutting_down.load(Ordering::Relaxed) {
+            return self.hand_over(job, recording_id, &outcome).await;
+        }
         let status = self.final_status(recording_id, &outcome, taken_over, recovered).await;
+        self.finish(recording_id, status).await;
+        true
+    }
+
+    /// After a shutdown took the recorder out of the call (its files are kept by now): re-queues
+    /// the recording for another recorder, unless it was stopped meanwhile; then it is finished
+    /// here as usual.
+    async fn hand_over(&self, job: &Job, recording_id: Uuid, outcome: &Outcome) -> bool {
+        let recorder = &self.settings.instance_id;
+        let still_running = matches!(
+            status::heartbeat(&self.db, recording_id, recorder).await.ok().flatten().as_deref(),
+            Some("starting" | "recording")
+        );
+        if still_running {
+            match status::hand_over(&self.db, recording_id, recorder).await {
+                Ok(true) => {
+                    if let Err(e) = self.queue.requeue(&job.recording_id, &job.room_id).await {
+                        // The reconciler of any recorder re-queues it once its row looks stale.
+                        tracing::warn!(recording.id = %recording_id, error = %e, "cannot re-queue a handed-over recording");
+                    }
+                    tracing::info!(recording.id = %recording_id, "recording handed over to another recorder");
+                    return true;
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(recording.id = %recording_id, error = %e, "cannot hand the recording over");
+                    return false;
+                }
+            }
+        }
+        let status = self.final_status(recording_id, outcome, false, 0).await;
         self.finish(recording_id, status).await;
         true
     }
@@ -251,8 +300,7 @@ impl Worker {
             return ("failed", Some(failure.unwrap_or_else(|| "no media was received".into())));
         }
         if taken_over || recovered > 0 {
-            let reason =
-                "a recorder stopped unexpectedly: media is missing from when it stopped until another took over";
+            let reason = "a recorder stopped: media is missing from when it stopped until another took over";
             return ("partial", Some(reason.into()));
         }
         match (outcome.stopped, failure) {

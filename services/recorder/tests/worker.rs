@@ -546,6 +546,62 @@ fn recorder_process(world: &World, instance_id: &str, dir: &std::path::Path) -> 
         .expect("the recorder binary starts")
 }
 
+/// SIGTERM: the recorder process leaves the call, finishes its files (Cues and Duration), keeps
+/// them, hands the recording over and exits by itself; another recorder continues the recording
+/// at once, long before the claim would have gone stale.
+#[actix_web::test]
+async fn a_recorder_stopped_with_sigterm_keeps_seekable_files_and_hands_the_recording_over() {
+    let world = world().await;
+    let dir = std::env::temp_dir().join(format!("confab-term-{}", Uuid::new_v4().simple()));
+    let mut ann = world.participant().await;
+    let recording = world.queue_recording("pending").await;
+    let mut process = recorder_process(&world, "rec-stopping", &dir);
+    let first =
+        ann.recv_with("recording_started").await["recording_started"]["recorder_peer_id"].as_str().unwrap().to_owned();
+    let media = ann.offer_media(&first).await;
+    tokio::join!(send_video(media.video.0.clone(), media.video.1), send_audio(media.audio.0.clone(), media.audio.1));
+
+    let pid = process.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let mut exited = None;
+    for _ in 0..250 {
+        exited = process.try_wait().unwrap();
+        if exited.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(exited.expect("the recorder exits by itself within 25 s").success());
+    media.sender.connection.close().await.unwrap();
+    assert_eq!(ann.recv_with("recording_stopped").await["recording_stopped"]["recorder_peer_id"], first.as_str());
+
+    let (path, recovered): (String, bool) =
+        sqlx::query_as("select path, recovered from recording_files where recording_id = $1")
+            .bind(recording)
+            .fetch_one(&world.db)
+            .await
+            .unwrap();
+    assert!(!recovered, "kept by the stopping recorder itself");
+    let (video_frames, has_cues) = video_frames_in(&dir.join(&path));
+    assert!(has_cues, "finished as on a stop: seekable");
+    assert!(video_frames * 10 >= VIDEO_FRAMES * 9, "video frames written: {video_frames} of {VIDEO_FRAMES}");
+    let (status, _, recorder_id) = world.status(recording).await;
+    assert!(status == "starting" || status == "recording", "still running: {status}");
+    assert_eq!(recorder_id, None, "handed over");
+
+    // A recorder whose claims go stale only after an hour takes it at once.
+    let mut settings = world.worker("rec-next").settings;
+    settings.recordings_dir = dir.clone();
+    settings.reclaim_after = Duration::from_secs(3600);
+    let _next = start(Worker::build(settings).unwrap());
+    let again = ann.recv_with("recording_started").await;
+    assert_ne!(again["recording_started"]["recorder_peer_id"], first.as_str());
+    world.stop_recording(recording).await;
+    let (_, reason, _) = world.wait_for_status(recording, "partial").await;
+    assert!(reason.unwrap().contains("a recorder stopped"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[actix_web::test]
 async fn a_recorder_killed_mid_recording_leaves_a_file_that_a_restarted_one_rebuilds_into_a_partial_recording() {
     let world = world().await;
@@ -579,7 +635,7 @@ async fn a_recorder_killed_mid_recording_leaves_a_file_that_a_restarted_one_rebu
     settings.recordings_dir = dir.clone();
     let _restarted = start(Worker::build(settings).unwrap());
     let (_, reason, recorder_id) = world.wait_for_status(recording, "partial").await;
-    assert!(reason.unwrap().contains("stopped unexpectedly"));
+    assert!(reason.unwrap().contains("a recorder stopped"));
     assert_eq!(recorder_id, None);
 
     let (path, bytes, recovered, codecs, duration_ms): (String, i64, bool, Vec<String>, i64) = sqlx::query_as(
