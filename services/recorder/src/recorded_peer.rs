@@ -1,12 +1,14 @@
 //! One participant's send-only connection to the recorder, from offer to files: answer the
 //! offer, relay ICE candidates through the gateway, and run the participant's [`Capture`] on a
-//! blocking thread of its own (libwebm writes synchronously) until the connection ends.
+//! blocking thread of its own (libwebm writes synchronously) until the connection ends. That
+//! thread takes the packets in batches every 20 ms rather than being woken for each one.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, watch};
 
 use crate::capture::{Capture, CaptureStats};
@@ -16,6 +18,11 @@ use crate::webm_file::{FinishedFile, WebmError};
 
 /// How often a capture adds what it saw to the process's metrics.
 const METRICS_EVERY: Duration = Duration::from_secs(1);
+/// How long the capture thread sleeps between batches of packets. Waking it for every packet
+/// cost more CPU than all the rest of the recorder's work on a packet (docs/benchmarks.md);
+/// packets keep their arrival times, and 20 ms more before one is written changes nothing in
+/// a recording.
+const BATCH_EVERY: Duration = Duration::from_millis(20);
 
 /// A participant being recorded.
 pub struct RecordedPeer {
@@ -87,24 +94,17 @@ impl RecordedPeer {
     }
 }
 
-/// What the capture loop waits for.
-enum Next {
-    Media(Received),
-    Tick,
-    Done,
-}
-
 /// Feeds received media through the capture until the connection ends or `stop` is set.
 fn run_capture(
     mut capture: Capture,
     mut media: mpsc::Receiver<Received>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
     runtime: &tokio::runtime::Handle,
     peer: &ReceivePeer,
 ) -> Result<Captured, WebmError> {
     metrics::gauge!("recorder_participants_active").increment(1);
     let mut counted = Counted::default();
-    let captured = capture_until_done(&mut capture, &mut media, &mut stop, runtime, peer, &mut counted);
+    let captured = capture_until_done(&mut capture, &mut media, &stop, runtime, peer, &mut counted);
     counted.update(capture.stats());
     metrics::gauge!("recorder_participants_active").decrement(1);
     captured?;
@@ -144,7 +144,7 @@ impl Counted {
 fn capture_until_done(
     capture: &mut Capture,
     media: &mut mpsc::Receiver<Received>,
-    stop: &mut watch::Receiver<bool>,
+    stop: &watch::Receiver<bool>,
     runtime: &tokio::runtime::Handle,
     peer: &ReceivePeer,
     counted: &mut Counted,
@@ -153,40 +153,38 @@ fn capture_until_done(
         if counted.due() {
             counted.update(capture.stats());
         }
-        let due = capture.next_tick();
-        let next = runtime.block_on(async {
-            let tick = async {
-                match due {
-                    Some(due) => tokio::time::sleep_until(due.into()).await,
-                    None => std::future::pending().await,
-                }
+        loop {
+            let received = match media.try_recv() {
+                Ok(received) => received,
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => return Ok(()),
             };
-            tokio::select! {
-                received = media.recv() => received.map_or(Next::Done, Next::Media),
-                () = tick => Next::Tick,
-                _ = stop.changed() => Next::Done,
-            }
-        });
-        let keyframes = match next {
-            Next::Tick => capture.tick(Instant::now())?,
-            Next::Done => break,
-            Next::Media(received) => {
-                let Some(track) = capture.track(received.track.codec) else { continue };
-                match received.media {
-                    Media::Rtp(packet) => capture.push(track, packet, received.at)?,
-                    Media::SenderReport(report) => {
-                        capture.sender_report(track, report, received.at);
-                        Vec::new()
-                    }
-                    Media::Ended => Vec::new(),
+            let Some(track) = capture.track(received.track.codec) else { continue };
+            let keyframes = match received.media {
+                Media::Rtp(packet) => capture.push(track, packet, received.at)?,
+                Media::SenderReport(report) => {
+                    capture.sender_report(track, report, received.at);
+                    Vec::new()
                 }
-            }
-        };
-        for ssrc in keyframes {
-            let _ = runtime.block_on(peer.request_keyframe(ssrc));
+                Media::Ended => Vec::new(),
+            };
+            request_keyframes(keyframes, runtime, peer);
         }
+        if *stop.borrow() {
+            return Ok(());
+        }
+        let now = Instant::now();
+        if capture.next_tick().is_some_and(|due| due <= now) {
+            request_keyframes(capture.tick(now)?, runtime, peer);
+        }
+        std::thread::sleep(BATCH_EVERY);
     }
-    Ok(())
+}
+
+fn request_keyframes(ssrcs: Vec<u32>, runtime: &tokio::runtime::Handle, peer: &ReceivePeer) {
+    for ssrc in ssrcs {
+        let _ = runtime.block_on(peer.request_keyframe(ssrc));
+    }
 }
 
 /// The video codec (the first one accepted) and whether Opus audio was accepted, from an answer.

@@ -560,6 +560,7 @@ async fn a_recorder_stopped_with_sigterm_keeps_seekable_files_and_hands_the_reco
         ann.recv_with("recording_started").await["recording_started"]["recorder_peer_id"].as_str().unwrap().to_owned();
     let media = ann.offer_media(&first).await;
     tokio::join!(send_video(media.video.0.clone(), media.video.1), send_audio(media.audio.0.clone(), media.audio.1));
+    tokio::time::sleep(Duration::from_millis(300)).await; // the last packets arrive
 
     let pid = process.id().to_string();
     assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
