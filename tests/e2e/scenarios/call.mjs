@@ -2,14 +2,16 @@
 // invites Bob by link; Bob signs up from the link and accepts. Both join the call through
 // different gateways and see and hear each other. Cleo, not a member, cannot see the room; once
 // added, she finds the call full. Ann records the call for 6 s; the recording becomes ready and
-// both participants' files decode as VP8/VP9 + Opus of the right length. Bob reloads his tab in
-// the middle of the call and is back in it. Everything a user does goes through the UI; the API
-// is used only to check.
+// both participants' files decode as VP8/VP9 + Opus of the right length; Ann plays, downloads and
+// deletes it on the recordings page. Bob turns his mic and camera off and on, and reloads his tab
+// in the middle of the call and is back in it. Everything a user does goes through the UI; the
+// API is used only to check.
 
 import {
   BASE_URL, allowErrors, apiCall, assertNoConsoleErrors, audioBytesReceived, check, decodeErrors, download,
   eventually, launch, peerConnections, probe, remoteVideo, save, screenshot, signUp, tokenOf, uniqueEmail, user,
 } from '../lib.mjs';
+import { statSync } from 'node:fs';
 
 const ROOM = `Design review ${Date.now() % 100000}`;
 const RECORD_FOR_MS = 6000;
@@ -107,6 +109,20 @@ async function run() {
   await screenshot(ann, 'in-call');
   await screenshot(bob, 'in-call');
 
+  // Bob turns his microphone and camera off: Ann's tile for him says so; he turns them on again.
+  const bobOnAnn = ann.locator(`figure.tile[data-peer-id="${bobId}"]`);
+  await bob.getByRole('button', { name: 'Mute' }).click();
+  await bob.getByRole('button', { name: 'Camera off' }).click();
+  check(await bob.getByRole('button', { name: 'Mute' }).getAttribute('aria-pressed') === 'true', 'Mute is pressed');
+  await ann.locator(`figure.tile[data-peer-id="${bobId}"][data-audio="off"][data-video="off"]`).waitFor();
+  check(await bobOnAnn.getByText('Mic off').isVisible() && await bobOnAnn.getByText('Camera off').isVisible(),
+    'Ann sees Bob\'s mic and camera off');
+  await screenshot(ann, 'bob-muted');
+  await bob.getByRole('button', { name: 'Mute' }).click();
+  await bob.getByRole('button', { name: 'Camera off' }).click();
+  await ann.locator(`figure.tile[data-peer-id="${bobId}"][data-audio="on"][data-video="on"]`).waitFor();
+  await seesAndHears(ann, bobId, 'Bob');
+
   // The room holds two: Cleo, a member now, is turned away.
   await cleo.goto(`${BASE_URL}/rooms/${roomId}/call`);
   await cleo.getByRole('heading', { level: 1, name: ROOM }).waitFor();
@@ -157,10 +173,40 @@ async function run() {
   check(await files.getByRole('row', { name: /Bob Baker/ }).count() >= 1, 'Bob\'s file is listed');
   await screenshot(ann, 'recording-ready');
   await checkRecording(await tokenOf(ann), roomId);
+  await useRecordingPage(ann, card);
 
   // Cleo's 404s are the only console errors, and they were provoked on purpose.
   assertNoConsoleErrors([ann, bob, cleo]);
   console.log('  call scenario passed');
+}
+
+/** On the recordings page: a file plays in the page's player, downloads as a WebM, and the
+ * recording is deleted (after the confirmation) from the page and from the API. */
+async function useRecordingPage(page, card) {
+  const row = card.getByRole('table', { name: /^Files of / }).getByRole('row', { name: /Ann Archer/ }).first();
+  await row.getByRole('button', { name: 'Play' }).click();
+  const player = page.locator('figure.player video');
+  const played = await eventually('the recording to play in the page', async () => {
+    const state = await player.evaluate((video) => {
+      if (video.paused && video.readyState >= 2) video.play().catch(() => {});
+      return { time: video.currentTime, duration: video.duration, width: video.videoWidth };
+    });
+    return state.time > 0.5 && state.width > 0 && state;
+  });
+  check(played.duration > 3, `the player knows the file's duration (${played.duration} s)`);
+  await screenshot(page, 'recording-playing');
+
+  const [saved] = await Promise.all([page.waitForEvent('download'), row.getByRole('button', { name: 'Download' }).click()]);
+  check(/^Ann_Archer-[0-9a-f-]+\.webm$/.test(saved.suggestedFilename()), `download named ${saved.suggestedFilename()}`);
+  const bytes = statSync(await saved.path()).size;
+  check(bytes > 10_000, `the downloaded file has the recording (${bytes} bytes)`);
+
+  await card.getByRole('button', { name: 'Delete recording' }).click();
+  await page.getByRole('dialog').getByRole('button', { name: 'Delete recording' }).click();
+  await card.waitFor({ state: 'detached' });
+  const left = await apiCall('GET', '/v1/recordings', await tokenOf(page));
+  check(left.status === 200 && left.body.recordings.length === 0, `no recording left (${left.bytes})`);
+  await screenshot(page, 'recording-deleted');
 }
 
 /** Clicks `button` ('Join call', 'Rejoin') and waits until in the call with the ticket's gateway known. */
