@@ -70,9 +70,16 @@ function participantsPanel() {
     if (room !== current) return;
     const refresh = h('button', { type: 'button' }, 'Refresh');
     refresh.addEventListener('click', () => act(refresh, status, load));
-    const rows = participants.map((peer) => peerRow(room, peer, status));
+    const count = h('p', {});
+    let left = participants.length;
+    const showCount = () => {
+      count.textContent = `In the call of “${room.name}”: ${left === 1 ? '1 person' : `${left} people`}.`;
+    };
+    showCount();
+    const kicked = () => { left -= 1; showCount(); };
+    const rows = participants.map((peer) => peerRow(room, peer, status, kicked));
     replace(content,
-      h('p', {}, `In the call of “${room.name}”: ${participants.length === 1 ? '1 person' : `${participants.length} people`}.`),
+      count,
       h('div', { class: 'row' }, refresh),
       rows.length > 0 && table(`Participants in ${room.name}`, ['Name', 'Actions', 'Role', 'Peer id', 'Gateway', 'Joined'], rows));
   }
@@ -99,7 +106,7 @@ function participantsPanel() {
   };
 }
 
-function peerRow(room, peer, status) {
+function peerRow(room, peer, status, kicked) {
   const row = h('tr');
   const kick = h('button', { type: 'button', class: 'danger' }, 'Kick');
   kick.addEventListener('click', async () => {
@@ -107,6 +114,7 @@ function peerRow(room, peer, status) {
     await act(kick, status, async () => {
       await api.post(`/v1/admin/rooms/${room.id}/participants/${encodeURIComponent(peer.peer_id)}/kick`);
       row.remove();
+      kicked();
       toast(`${peer.display_name} was disconnected.`);
     });
   });
