@@ -26,6 +26,15 @@ export async function launch() {
 export async function user(browser, name, viewport = { width: 1280, height: 800 }) {
   const context = await browser.newContext({ viewport, permissions: ['camera', 'microphone'] });
   await context.addInitScript(() => {
+    // The page's peer connections and signaling sockets, for checks and for dropping a socket.
+    window.__e2eSockets = [];
+    const NativeSocket = window.WebSocket;
+    window.WebSocket = class extends NativeSocket {
+      constructor(...args) {
+        super(...args);
+        window.__e2eSockets.push(this);
+      }
+    };
     const Native = window.RTCPeerConnection;
     if (!Native) return;
     window.__e2ePeerConnections = [];

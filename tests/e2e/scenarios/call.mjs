@@ -3,9 +3,9 @@
 // different gateways and see and hear each other. Cleo, not a member, cannot see the room; once
 // added, she finds the call full. Ann records the call for 6 s; the recording becomes ready and
 // both participants' files decode as VP8/VP9 + Opus of the right length; Ann plays, downloads and
-// deletes it on the recordings page. Bob turns his mic and camera off and on, and reloads his tab
-// in the middle of the call and is back in it. Everything a user does goes through the UI; the
-// API is used only to check.
+// deletes it on the recordings page. Bob turns his mic and camera off and on; his connection to
+// the gateway drops and he is back in the call, as after he reloads his tab mid-call. Everything
+// a user does goes through the UI; the API is used only to check.
 
 import {
   BASE_URL, allowErrors, apiCall, assertNoConsoleErrors, audioBytesReceived, check, decodeErrors, download,
@@ -121,6 +121,19 @@ async function run() {
   await bob.getByRole('button', { name: 'Mute' }).click();
   await bob.getByRole('button', { name: 'Camera off' }).click();
   await ann.locator(`figure.tile[data-peer-id="${bobId}"][data-audio="on"][data-video="on"]`).waitFor();
+  await seesAndHears(ann, bobId, 'Bob');
+
+  // Bob's signaling connection drops as on a network change (closed, not left): his page
+  // reconnects and resumes his place (same peer id); the peer connections never noticed.
+  const annConnections = await peerConnections(ann);
+  const bobSockets = await bob.evaluate(() => window.__e2eSockets.length);
+  await bob.evaluate(() => window.__e2eSockets.at(-1).close(4000, 'e2e: connection dropped'));
+  await eventually('Bob\'s page to reconnect', async () => bob.evaluate(
+    (before) => window.__e2eSockets.length > before && window.__e2eSockets.at(-1).readyState === WebSocket.OPEN,
+    bobSockets));
+  await inCall(bob);
+  check(await peerIdOf(bob) === bobId, 'the reconnected page resumed the same peer');
+  check((await peerConnections(ann)).created === annConnections.created, 'Ann kept her connection to Bob');
   await seesAndHears(ann, bobId, 'Bob');
 
   // The room holds two: Cleo, a member now, is turned away.
