@@ -2,7 +2,9 @@
 // plays the camera (H.264 + PCMU); Ann adds it to her room (the API, as the room page has no
 // camera form yet), joins the call in Chromium, and sees a tile named after the camera with a
 // Camera badge whose H.264 video plays, hears its audio, and sends it nothing; the camera is not
-// counted as a person. When Ann leaves, the room is empty and the camera leaves the call.
+// counted as a person. The RTSP server is stopped mid-call: the camera's status shows it down and
+// counts the reconnects; restarted, the camera plays in the call again. When Ann leaves, the room
+// is empty and the camera leaves the call.
 
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
@@ -16,7 +18,7 @@ import {
 const ROOM = `Front office ${Date.now() % 100000}`;
 const CAMERA = 'Front door';
 
-const rtsp = await startRtspServer();
+let rtsp = await startRtspServer();
 const browser = await launch();
 try {
   await run();
@@ -71,6 +73,30 @@ async function run() {
   console.log(`  the camera's media: ${media.videoCodec} + ${media.audioCodec}; Ann sends it nothing`);
   await screenshot(ann, 'camera-in-call');
 
+  // The camera's server goes away mid-call: the status says so and counts the attempts to
+  // reconnect; once it is back at the same address, the camera's video plays in the call again.
+  const statusPath = `/v1/rooms/${roomId}/cameras/${added.body.id}/status`;
+  const cameraStatus = async () => (await apiCall('GET', statusPath, token)).body;
+  const reconnectsBefore = (await cameraStatus()).reconnects;
+  rtsp.child.kill();
+  const down = await eventually('the status to show the camera down and retrying', async () => {
+    const status = await cameraStatus();
+    return status.state !== 'connected' && status.last_error && status.reconnects > reconnectsBefore && status;
+  }, 40_000);
+  console.log(`  RTSP server stopped: ${down.state}, "${down.last_error}", ${down.reconnects} reconnects`);
+  rtsp = await startRtspServer(rtsp.port);
+  await eventually('the camera to be connected again', async () => (await cameraStatus()).state === 'connected', 60_000);
+  const again = await eventually('Ann to see the camera\'s video again', async () => {
+    const id = await ann.locator('figure.tile[data-kind="camera"]').getAttribute('data-peer-id', { timeout: 1000 })
+      .catch(() => null);
+    const seen = id && await remoteVideo(ann, id);
+    return seen && seen.state === 'connected' && seen.frames >= 5 && seen.advanced > 0.5 && seen;
+  }, 40_000);
+  const up = await cameraStatus();
+  check(up.reconnects > reconnectsBefore, `the reconnects are counted (${up.reconnects})`);
+  console.log(`  RTSP server back: the camera plays again (${again.width}×${again.height}), ${up.reconnects} reconnects`);
+  await screenshot(ann, 'camera-back');
+
   // Ann leaves: the room is empty, the camera leaves the call.
   await ann.getByRole('button', { name: 'Leave' }).click();
   await eventually('the camera to leave the empty room', async () => {
@@ -102,10 +128,10 @@ async function cameraStats(page) {
   });
 }
 
-/** tests/rtsp/server.py on a free port, 15 fps with a keyframe every 2 s. */
-function startRtspServer() {
+/** tests/rtsp/server.py on `port` (0: a free one), 15 fps with a keyframe every 2 s. */
+function startRtspServer(port = 0) {
   const script = fileURLToPath(new URL('../../rtsp/server.py', import.meta.url));
-  const child = spawn(process.env.RTSP_TEST_PYTHON || '/usr/bin/python3', [script, '--port', '0', '--fps', '15'],
+  const child = spawn(process.env.RTSP_TEST_PYTHON || '/usr/bin/python3', [script, '--port', String(port), '--fps', '15'],
     { stdio: ['ignore', 'pipe', 'inherit'] });
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('the RTSP test server did not start')), 20_000);
