@@ -168,6 +168,7 @@ fn app(
         .service(routes::members::update_member)
         .service(routes::members::remove_member)
         .service(routes::members::ban_user)
+        .service(routes::members::list_bans)
         .service(routes::members::unban_user)
         .service(routes::cameras::create_camera)
         .service(routes::cameras::list_cameras)

@@ -3,9 +3,9 @@
 // different gateways and see and hear each other. Cleo, not a member, cannot see the room; once
 // added, she finds the call full. Ann records the call for 6 s; the recording becomes ready and
 // both participants' files decode as VP8/VP9 + Opus of the right length; Ann plays, downloads and
-// deletes it on the recordings page. Bob turns his mic and camera off and on; his connection to
-// the gateway drops and he is back in the call, as after he reloads his tab mid-call. Everything
-// a user does goes through the UI; the API is used only to check.
+// deletes it on the recordings page, and bans Cleo (listed until lifted). Bob turns his mic and
+// camera off and on; his connection to the gateway drops and he is back in the call, as after he
+// reloads his tab mid-call. Everything a user does goes through the UI; the API only checks.
 
 import {
   BASE_URL, allowErrors, apiCall, assertNoConsoleErrors, audioBytesReceived, check, decodeErrors, download,
@@ -187,6 +187,19 @@ async function run() {
   await screenshot(ann, 'recording-ready');
   await checkRecording(await tokenOf(ann), roomId);
   await useRecordingPage(ann, card);
+
+  // Ann bans Cleo from the room's settings; the ban is listed (also after a reload) until lifted.
+  await ann.goto(`${BASE_URL}/rooms/${roomId}`);
+  await ann.getByRole('region', { name: 'Members' }).getByRole('row', { name: /Cleo Chan/ })
+    .getByRole('button', { name: 'Ban' }).click();
+  await ann.getByRole('dialog').getByRole('button', { name: 'Ban member' }).click();
+  const bans = ann.getByRole('region', { name: 'Bans' });
+  await bans.getByRole('row', { name: /Cleo Chan/ }).waitFor();
+  await ann.reload();
+  await bans.getByRole('row', { name: /Cleo Chan/ }).waitFor();
+  await screenshot(ann, 'cleo-banned');
+  await bans.getByRole('row', { name: /Cleo Chan/ }).getByRole('button', { name: 'Unban' }).click();
+  await bans.getByText('Nobody is banned from this room.').waitFor();
 
   // Cleo's 404s are the only console errors, and they were provoked on purpose.
   assertNoConsoleErrors([ann, bob, cleo]);

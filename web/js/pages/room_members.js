@@ -1,5 +1,5 @@
 // The room page's people: the members list with roles (change, remove, ban), adding a member by
-// email, and lifting the bans made here. What each row offers follows the API's rules: nobody
+// email, and the room's bans with "Unban". What each row offers follows the API's rules: nobody
 // acts on the owner, moderators act on plain members, owners and admins on moderators too.
 
 import { api } from '../api.js';
@@ -110,31 +110,36 @@ function addMemberSection(room, you, added) {
     }));
 }
 
-/**
- * Bans made on this page, with "Unban". The API has no list of a room's bans, so earlier bans
- * are not shown here.
- */
+/** The room's bans (the latest first), with "Unban"; `add` shows one made on this page. */
 function bansSection(room) {
   const status = statusArea();
   const body = h('tbody');
-  const none = h('p', { class: 'muted' }, 'Nobody has been banned from this page yet. Use “Ban” in the members list.');
-  const wrap = table(`People banned from ${room.name}`, ['Name', 'Actions'], body);
-  wrap.hidden = true;
-  const add = (member) => {
-    const row = h('tr');
+  const none = h('p', { class: 'muted' }, 'Nobody is banned from this room. Use “Ban” in the members list.');
+  const wrap = table(`People banned from ${room.name}`, ['Name', 'Actions', 'Banned'], body);
+  const showEmpty = () => {
+    wrap.hidden = body.children.length === 0;
+    none.hidden = !wrap.hidden;
+  };
+  const row = (ban) => {
+    const tr = h('tr');
     const unban = h('button', { type: 'button' }, 'Unban');
     unban.addEventListener('click', () => act(unban, status, async () => {
-      await api.delete(`/v1/rooms/${room.id}/bans/${member.user_id}`);
-      row.remove();
-      wrap.hidden = body.children.length === 0;
-      none.hidden = !wrap.hidden;
-      toast(`${member.display_name} may be added or invited again.`);
+      await api.delete(`/v1/rooms/${room.id}/bans/${ban.user_id}`);
+      tr.remove();
+      showEmpty();
+      toast(`${ban.display_name} may be added or invited again.`);
     }));
-    replace(row, h('th', { scope: 'row' }, member.display_name), h('td', {}, unban));
-    body.append(row);
-    wrap.hidden = false;
-    none.hidden = true;
+    replace(tr, h('th', { scope: 'row' }, ban.display_name), h('td', {}, unban), h('td', {}, timeOf(ban.banned_at)));
+    return tr;
   };
+  const add = (member) => {
+    body.prepend(row({ ...member, banned_at: new Date().toISOString() }));
+    showEmpty();
+  };
+  showEmpty();
+  api.get(`/v1/rooms/${room.id}/bans`)
+    .then(({ bans }) => { replace(body, bans.map(row)); showEmpty(); })
+    .catch((error) => status.fail(error));
   const element = h('section', { 'aria-labelledby': 'bans-heading' },
     h('h2', { id: 'bans-heading' }, 'Bans'),
     h('p', {}, 'A banned person loses their membership, leaves the call at once, and cannot use invites until unbanned.'),

@@ -1,4 +1,4 @@
-//! Room membership: list, add by email, change role, remove (or leave), ban and unban.
+//! Room membership: list, add by email, change role, remove (or leave), ban, list bans, unban.
 
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
 use chrono::{DateTime, Utc};
@@ -14,7 +14,7 @@ use crate::control::{Control, RemovalReason};
 use crate::domain::{Email, RoomRole, UserId};
 use crate::error::ApiError;
 use crate::startup::AppState;
-use crate::store::members::{self, Member};
+use crate::store::members::{self, Ban, Member};
 use crate::store::users;
 
 #[derive(Deserialize, ToSchema)]
@@ -60,6 +60,33 @@ impl MemberView {
 #[derive(Serialize, ToSchema)]
 pub struct MemberList {
     pub members: Vec<MemberView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct BanView {
+    pub user_id: UserId,
+    pub display_name: String,
+    pub email: String,
+    /// Who banned them; absent if that account was deleted since.
+    pub banned_by: Option<UserId>,
+    pub banned_at: DateTime<Utc>,
+}
+
+impl From<Ban> for BanView {
+    fn from(ban: Ban) -> Self {
+        Self {
+            user_id: ban.user_id,
+            display_name: ban.display_name,
+            email: ban.email,
+            banned_by: ban.banned_by,
+            banned_at: ban.created_at,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct BanList {
+    pub bans: Vec<BanView>,
 }
 
 fn parse_user_id(raw: &str) -> Result<UserId, ApiError> {
@@ -227,6 +254,22 @@ pub async fn ban_user(
     let command = Control::RemoveUser { room_id, user_id: target, reason: RemovalReason::Banned };
     state.control.send(&command, &RequestId::of(&req)).await;
     Ok(HttpResponse::Created().json(serde_json::json!({"room_id": room_id, "user_id": target})))
+}
+
+/// The room's bans, the latest first (owner, moderators, admins).
+#[utoipa::path(tag = "members", security(("bearer" = [])), responses(
+    (status = 200, body = BanList), (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse),
+))]
+#[get("/v1/rooms/{id}/bans")]
+pub async fn list_bans(
+    state: web::Data<AppState>,
+    CurrentUser(user): CurrentUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let access = RoomAccess::load(&state, &user, &path).await?;
+    access.require_manager()?;
+    let bans = members::list_bans(&state.db, access.room.id).await?;
+    Ok(HttpResponse::Ok().json(BanList { bans: bans.into_iter().map(BanView::from).collect() }))
 }
 
 /// Lift a ban (owner, moderators, admins). The user may then be added or invited again.

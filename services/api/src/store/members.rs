@@ -25,6 +25,28 @@ pub async fn list_members(db: impl PgExecutor<'_>, room_id: RoomId) -> Result<Ve
     .await
 }
 
+/// A banned user, with who banned them (gone if that account was deleted).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Ban {
+    pub user_id: UserId,
+    pub email: String,
+    pub display_name: String,
+    pub banned_by: Option<UserId>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A room's bans, the latest first.
+pub async fn list_bans(db: impl PgExecutor<'_>, room_id: RoomId) -> Result<Vec<Ban>, sqlx::Error> {
+    sqlx::query_as(
+        "select b.user_id, u.email, u.display_name, b.banned_by, b.created_at
+         from room_bans b join users u on u.id = b.user_id
+         where b.room_id = $1 order by b.created_at desc, b.user_id",
+    )
+    .bind(room_id)
+    .fetch_all(db)
+    .await
+}
+
 pub async fn find_member(
     db: impl PgExecutor<'_>,
     room_id: RoomId,

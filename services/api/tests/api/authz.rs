@@ -76,6 +76,7 @@ fn table() -> Vec<Row> {
         row("patch", "/v1/rooms/{id}/members/{user_id}", |_| json!({"role": "member"}), ROOM_MANAGE(200)),
         row("delete", "/v1/rooms/{id}/members/{user_id}", none, ROOM_MANAGE(204)),
         row("post", "/v1/rooms/{id}/bans", |f| json!({"user_id": f.target}), ROOM_MANAGE(201)),
+        row("get", "/v1/rooms/{id}/bans", none, ROOM_MANAGE(200)),
         Row { target: Target::Banned, ..row("delete", "/v1/rooms/{id}/bans/{user_id}", none, ROOM_MANAGE(204)) },
         row(
             "post",

@@ -121,6 +121,24 @@ async fn removal_and_bans_end_access_at_once_and_tell_the_gateways() {
         )
         .await;
     assert_eq!(readd.code(), "user_banned");
+
+    // Managers see the ban (with who made it); the banned user's old room-mates do not.
+    let bans = app.get(&format!("/v1/rooms/{}/bans", room.id), Some(&room.owner)).await;
+    assert_eq!(bans.status, StatusCode::OK);
+    let listed = &bans.body["bans"];
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert_eq!(listed[0]["user_id"], other.as_str());
+    assert_eq!(listed[0]["email"], email_of(&app, &other).await.as_str());
+    let owner_id = app.get("/v1/me", Some(&room.owner)).await.body["id"].clone();
+    assert_eq!(listed[0]["banned_by"], owner_id);
+    assert!(listed[0]["banned_at"].is_string());
+    let (_, member_token) = add(&app, &room, "member").await;
+    let as_member = app.get(&format!("/v1/rooms/{}/bans", room.id), Some(&member_token)).await;
+    assert_eq!(as_member.status, StatusCode::FORBIDDEN);
+    let unban = app.send("DELETE", &format!("/v1/rooms/{}/bans/{other}", room.id), Some(&room.owner), None).await;
+    assert_eq!(unban.status, StatusCode::NO_CONTENT);
+    let after = app.get(&format!("/v1/rooms/{}/bans", room.id), Some(&room.owner)).await;
+    assert_eq!(after.body["bans"], json!([]));
 }
 
 async fn email_of(app: &TestApp, user: &str) -> String {
