@@ -1,7 +1,8 @@
 //! The recorder's job worker against real Postgres, Redis and in-process gateways: it takes a
 //! queued recording, joins the call as the hidden recorder (participants are told), leaves when
 //! the API stops the recording, records the outcome, takes over the job of a dead recorder (and
-//! rebuilds the files a `kill -9`ed recorder process left), and rejoins when its gateway goes.
+//! rebuilds the files a `kill -9`ed recorder process left, which a room member then downloads
+//! through the API), and rejoins when its gateway goes.
 
 use std::time::Duration;
 
@@ -16,6 +17,7 @@ use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
 use futures_util::StreamExt;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use serde_json::Value;
+use sha2::Digest;
 use sqlx::{Connection, Executor, PgConnection, PgPool};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -230,6 +232,72 @@ impl World {
         assert!(participant.recv().await.get("welcome").is_some());
         participant
     }
+}
+
+/// The API on the world's database, Redis prefix and key, reading recordings from `recordings_dir`:
+/// its base URL.
+async fn api(world: &World, recordings_dir: &std::path::Path) -> String {
+    let api = confab_api::startup::Application::build(confab_api::settings::Settings {
+        bind: "127.0.0.1:0".into(),
+        public_url: "http://confab.test".into(),
+        gateway_urls: vec![world.gateway.clone()],
+        database_url: world.database_url.clone(),
+        db_max_connections: 5,
+        redis_url: env("REDIS_URL"),
+        redis_prefix: world.prefix.clone(),
+        jwt_keys_pem: world.key_pem.clone(),
+        jwt_issuer: "confab".into(),
+        access_token_ttl: Duration::from_secs(900),
+        refresh_token_ttl: Duration::from_secs(86_400),
+        refresh_reuse_grace: Duration::ZERO,
+        recordings_dir: recordings_dir.to_owned(),
+        web_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/../../web").into(),
+        storage: Default::default(),
+        hash_workers: 1,
+        hash_queue: 16,
+        limits: Default::default(),
+        webhooks: Default::default(),
+        cameras: Default::default(),
+    })
+    .await
+    .unwrap();
+    let url = format!("http://127.0.0.1:{}", api.port());
+    actix_web::rt::spawn(api.run_until_stopped());
+    url
+}
+
+/// Signs up a user through the API, makes them a plain member of the world's room, logs them in:
+/// their access token.
+async fn member_token(world: &World, api: &str) -> String {
+    let client = awc::Client::default();
+    let email = format!("member-{}@example.org", Uuid::new_v4().simple());
+    let password = "correct horse battery staple";
+    let signup = serde_json::json!({"email": email, "password": password, "display_name": "Bo"});
+    let reply = client.post(format!("{api}/v1/auth/signup")).send_json(&signup).await.unwrap();
+    assert_eq!(reply.status(), awc::http::StatusCode::CREATED);
+    sqlx::query(
+        "insert into room_members (room_id, user_id, role) select $1, id, 'member' from users where email = $2",
+    )
+    .bind(world.room)
+    .bind(&email)
+    .execute(&world.db)
+    .await
+    .unwrap();
+    let login = serde_json::json!({"email": email, "password": password});
+    let mut reply = client.post(format!("{api}/v1/auth/login")).send_json(&login).await.unwrap();
+    assert_eq!(reply.status(), awc::http::StatusCode::OK);
+    let body: Value = reply.json().await.unwrap();
+    body["access_token"].as_str().expect("an access token").to_owned()
+}
+
+/// `ffmpeg -v error` decoding the whole file: what it reports (nothing for a clean file).
+fn ffmpeg_decode_errors(path: &std::path::Path) -> String {
+    let output = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin", "-i", path.to_str().unwrap(), "-f", "null", "-"])
+        .output()
+        .expect("ffmpeg runs (deploy/local/lib.sh's ensure_packages installs it)");
+    assert!(output.status.success(), "ffmpeg failed: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr)
 }
 
 /// What this test process logs, as the JSON lines a recorder writes with `CONFAB_LOG_FORMAT=json`.
@@ -613,7 +681,8 @@ async fn a_recorder_killed_mid_recording_leaves_a_file_that_a_restarted_one_rebu
     let recorder =
         ann.recv_with("recording_started").await["recording_started"]["recorder_peer_id"].as_str().unwrap().to_owned();
     let media = ann.offer_media(&recorder).await;
-    tokio::join!(send_video(media.video.0.clone(), media.video.1), send_audio(media.audio.0.clone(), media.audio.1));
+    // Real VP8 and Opus (the committed clips), so that ffmpeg can judge the rebuilt file.
+    play_clips(&media.video.0, media.video.1, &media.audio.0, media.audio.1, Duration::from_secs(3)).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     process.kill().unwrap(); // SIGKILL
     process.wait().unwrap();
@@ -636,7 +705,8 @@ async fn a_recorder_killed_mid_recording_leaves_a_file_that_a_restarted_one_rebu
     settings.recordings_dir = dir.clone();
     let _restarted = start(Worker::build(settings).unwrap());
     let (_, reason, recorder_id) = world.wait_for_status(recording, "partial").await;
-    assert!(reason.unwrap().contains("a recorder stopped"));
+    let reason = reason.unwrap_or_default();
+    assert!(reason.contains("a recorder stopped"), "{reason}");
     assert_eq!(recorder_id, None);
 
     let (path, bytes, recovered, codecs, duration_ms): (String, i64, bool, Vec<String>, i64) = sqlx::query_as(
@@ -655,6 +725,29 @@ async fn a_recorder_killed_mid_recording_leaves_a_file_that_a_restarted_one_rebu
     assert_eq!(video_frames_in(&rebuilt), (frames_left, true), "every frame kept, now with Cues");
     let leftovers: Vec<_> = std::fs::read_dir(&recording_dir).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(leftovers.len(), 1, "no note or temporary file is left: {leftovers:?}");
+
+    // A room member downloads the partial recording through the API, and it decodes cleanly.
+    let api = api(&world, &dir).await;
+    let token = member_token(&world, &api).await;
+    let client = awc::Client::builder().timeout(Duration::from_secs(30)).finish();
+    let mut reply = client.get(format!("{api}/v1/recordings/{recording}")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(reply.status(), awc::http::StatusCode::OK);
+    let view: Value = reply.json().await.unwrap();
+    assert_eq!(view["status"], "partial", "{view}");
+    let file = &view["files"].as_array().expect("files")[..];
+    assert_eq!(file.len(), 1, "{view}");
+    assert_eq!(file[0]["recovered"], true);
+    let path = format!("/v1/recordings/{recording}/files/{}", file[0]["id"].as_str().unwrap());
+    let mut reply = client.get(format!("{api}{path}")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(reply.status(), awc::http::StatusCode::OK, "GET {path}");
+    assert_eq!(reply.headers().get("content-type").unwrap(), "video/webm");
+    let downloaded = reply.body().limit(64 << 20).await.unwrap();
+    assert_eq!(downloaded.len() as i64, bytes);
+    let sha256: String = sha2::Sha256::digest(&downloaded).iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(file[0]["sha256"], sha256, "the download is the rebuilt file");
+    let copy = dir.join("downloaded.webm");
+    std::fs::write(&copy, &downloaded).unwrap();
+    assert_eq!(ffmpeg_decode_errors(&copy), "", "the downloaded partial recording decodes without errors");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
