@@ -146,15 +146,20 @@ impl World {
 
     /// A recording row in `status` and its job, queued by the request `request_id` if any.
     async fn queue_recording_by(&self, status: &str, request_id: Option<&str>) -> Uuid {
+        self.queue_recording_in(self.room, status, request_id).await
+    }
+
+    /// A recording of `room` in `status` and its job, queued by the request `request_id` if any.
+    async fn queue_recording_in(&self, room: Uuid, status: &str, request_id: Option<&str>) -> Uuid {
         let id = Uuid::new_v4();
         sqlx::query("insert into recordings (id, room_id, status) values ($1, $2, $3)")
             .bind(id)
-            .bind(self.room)
+            .bind(room)
             .bind(status)
             .execute(&self.db)
             .await
             .unwrap();
-        let add = confab_common::recording_jobs::add(&self.prefix, &id.to_string(), &self.room.to_string(), request_id);
+        let add = confab_common::recording_jobs::add(&self.prefix, &id.to_string(), &room.to_string(), request_id);
         let _: String = add.query_async(&mut self.redis().await).await.unwrap();
         id
     }
@@ -173,6 +178,19 @@ impl World {
             .await
             .unwrap();
         recording
+    }
+
+    /// A second room, of another owner.
+    async fn another_room(&self) -> Uuid {
+        let (owner, room) = (Uuid::new_v4(), Uuid::new_v4());
+        self.db
+            .execute(sqlx::AssertSqlSafe(format!(
+                "insert into users (id, email, display_name, password_hash) values ('{owner}', '{owner}@example.org', 'Cy', 'x');
+                 insert into rooms (id, name, owner_id, max_participants) values ('{room}', 'Also recorded', '{owner}', 4);"
+            )))
+            .await
+            .unwrap();
+        room
     }
 
     /// What `POST /v1/recordings/{id}/stop` does to the row.
@@ -230,6 +248,11 @@ impl World {
 
     /// A participant in the room called `display_name`: its socket, after the welcome.
     async fn participant_named(&self, display_name: &str) -> Participant {
+        self.participant_in(self.room, display_name).await
+    }
+
+    /// A participant in `room` called `display_name`: its socket, after the welcome.
+    async fn participant_in(&self, room: Uuid, display_name: &str) -> Participant {
         let now = chrono::Utc::now().timestamp();
         let ticket = self
             .keys
@@ -240,7 +263,7 @@ impl World {
                 exp: now + 60,
                 iat: now,
                 jti: Uuid::new_v4().simple().to_string(),
-                room_id: self.room.to_string(),
+                room_id: room.to_string(),
                 display_name: display_name.into(),
                 room_role: "member".into(),
                 max_participants: 4,
@@ -893,6 +916,62 @@ async fn a_participant_whose_file_cannot_be_written_fails_the_recording_with_the
     let (_, reason, _) = world.wait_for_status(recording, "failed").await;
     assert_eq!(reason.as_deref(), Some("Ann: cannot create the participant's file"));
     std::fs::remove_file(&blocked).unwrap();
+}
+
+/// Issue 5: a write error fails its own recording with the reason, and the other recordings go
+/// on. One recorder records two rooms at once; the first recording's directory cannot be created.
+/// Bo, in the other room, sends 3 s; then Ann's file fails and her recording ends `failed` with
+/// the reason while Bo's is still `recording`; Bo sends 3 s more on the same connection, and his
+/// recording ends `ready` with one file holding all 6 s.
+#[actix_web::test]
+async fn a_recording_whose_file_cannot_be_written_fails_alone_while_another_recording_goes_on() {
+    let world = world().await;
+    let other_room = world.another_room().await;
+    let mut ann = world.participant_named("Ann").await;
+    let mut bo = world.participant_in(other_room, "Bo").await;
+    let doomed = world.queue_recording("pending").await;
+    let blocked = std::env::temp_dir().join(doomed.to_string());
+    std::fs::write(&blocked, b"in the way").unwrap();
+    let recording = world.queue_recording_in(other_room, "pending", None).await;
+    let _worker = world.start_worker("rec-a");
+
+    let started = bo.recv_with("recording_started").await;
+    assert_eq!(started["recording_started"]["recording_id"], recording.to_string());
+    let media = bo.offer_media(started["recording_started"]["recorder_peer_id"].as_str().unwrap()).await;
+    let send_3_s = || {
+        let (video, audio) = (media.video.clone(), media.audio.clone());
+        async move { tokio::join!(send_video(video.0, video.1), send_audio(audio.0, audio.1)) }
+    };
+    send_3_s().await;
+
+    let started = ann.recv_with("recording_started").await;
+    assert_eq!(started["recording_started"]["recording_id"], doomed.to_string());
+    let recorder = started["recording_started"]["recorder_peer_id"].as_str().unwrap().to_owned();
+    ann.send(serde_json::json!({"signal": {"to": recorder, "sdp": {"type": "offer", "sdp": "v=0\r\n"}}})).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    world.stop_recording(doomed).await;
+    let (_, reason, _) = world.wait_for_status(doomed, "failed").await;
+    assert_eq!(reason.as_deref(), Some("Ann: cannot create the participant's file"));
+    assert_eq!(world.status(recording).await.0, "recording", "the other recording goes on");
+
+    send_3_s().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    world.stop_recording(recording).await;
+    let (_, reason, _) = world.wait_for_status(recording, "ready").await;
+    assert_eq!(reason, None);
+    media.sender.connection.close().await.unwrap();
+    let files = world.wait_for_files(recording, 1).await;
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0].0, "Bo");
+    let (video_frames, finished) = video_frames_in(&std::env::temp_dir().join(&files[0].1));
+    assert!(finished);
+    let sent = 2 * VIDEO_FRAMES;
+    assert!(
+        video_frames * 10 >= sent * 9,
+        "Bo's video frames, before and after Ann's failure: {video_frames} of {sent}"
+    );
+    std::fs::remove_file(&blocked).unwrap();
+    let _ = std::fs::remove_dir_all(std::env::temp_dir().join(recording.to_string()));
 }
 
 #[actix_web::test]
