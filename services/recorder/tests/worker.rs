@@ -1,7 +1,8 @@
 //! The recorder's job worker against real Postgres, Redis and in-process gateways: it takes a
 //! queued recording, joins the call as the hidden recorder (participants are told), leaves when
 //! the API stops the recording, records the outcome, takes over the job of a dead recorder (and
-//! rebuilds the files a `kill -9`ed recorder process left), and rejoins when its gateway goes.
+//! rebuilds the files a `kill -9`ed recorder process left, which a room member then downloads
+//! through the API), and rejoins when its gateway goes.
 
 use std::time::Duration;
 
@@ -16,6 +17,7 @@ use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
 use futures_util::StreamExt;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use serde_json::Value;
+use sha2::Digest;
 use sqlx::{Connection, Executor, PgConnection, PgPool};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -144,15 +146,20 @@ impl World {
 
     /// A recording row in `status` and its job, queued by the request `request_id` if any.
     async fn queue_recording_by(&self, status: &str, request_id: Option<&str>) -> Uuid {
+        self.queue_recording_in(self.room, status, request_id).await
+    }
+
+    /// A recording of `room` in `status` and its job, queued by the request `request_id` if any.
+    async fn queue_recording_in(&self, room: Uuid, status: &str, request_id: Option<&str>) -> Uuid {
         let id = Uuid::new_v4();
         sqlx::query("insert into recordings (id, room_id, status) values ($1, $2, $3)")
             .bind(id)
-            .bind(self.room)
+            .bind(room)
             .bind(status)
             .execute(&self.db)
             .await
             .unwrap();
-        let add = confab_common::recording_jobs::add(&self.prefix, &id.to_string(), &self.room.to_string(), request_id);
+        let add = confab_common::recording_jobs::add(&self.prefix, &id.to_string(), &room.to_string(), request_id);
         let _: String = add.query_async(&mut self.redis().await).await.unwrap();
         id
     }
@@ -171,6 +178,19 @@ impl World {
             .await
             .unwrap();
         recording
+    }
+
+    /// A second room, of another owner.
+    async fn another_room(&self) -> Uuid {
+        let (owner, room) = (Uuid::new_v4(), Uuid::new_v4());
+        self.db
+            .execute(sqlx::AssertSqlSafe(format!(
+                "insert into users (id, email, display_name, password_hash) values ('{owner}', '{owner}@example.org', 'Cy', 'x');
+                 insert into rooms (id, name, owner_id, max_participants) values ('{room}', 'Also recorded', '{owner}', 4);"
+            )))
+            .await
+            .unwrap();
+        room
     }
 
     /// What `POST /v1/recordings/{id}/stop` does to the row.
@@ -202,8 +222,37 @@ impl World {
         panic!("recording never became {wanted}: {:?}", self.status(recording).await)
     }
 
+    /// The recording's file rows (participant, path, duration in ms), oldest first, once there
+    /// are `count` of them.
+    async fn wait_for_files(&self, recording: Uuid, count: usize) -> Vec<(String, String, Option<i64>)> {
+        for _ in 0..100 {
+            let files: Vec<(String, String, Option<i64>)> = sqlx::query_as(
+                "select participant, path, duration_ms from recording_files where recording_id = $1 order by created_at",
+            )
+            .bind(recording)
+            .fetch_all(&self.db)
+            .await
+            .unwrap();
+            if files.len() >= count {
+                return files;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the recording never had {count} files")
+    }
+
     /// A participant in the room: its socket, after the welcome.
     async fn participant(&self) -> Participant {
+        self.participant_named("Ann").await
+    }
+
+    /// A participant in the room called `display_name`: its socket, after the welcome.
+    async fn participant_named(&self, display_name: &str) -> Participant {
+        self.participant_in(self.room, display_name).await
+    }
+
+    /// A participant in `room` called `display_name`: its socket, after the welcome.
+    async fn participant_in(&self, room: Uuid, display_name: &str) -> Participant {
         let now = chrono::Utc::now().timestamp();
         let ticket = self
             .keys
@@ -214,8 +263,8 @@ impl World {
                 exp: now + 60,
                 iat: now,
                 jti: Uuid::new_v4().simple().to_string(),
-                room_id: self.room.to_string(),
-                display_name: "Ann".into(),
+                room_id: room.to_string(),
+                display_name: display_name.into(),
                 room_role: "member".into(),
                 max_participants: 4,
                 recording_id: None,
@@ -230,6 +279,72 @@ impl World {
         assert!(participant.recv().await.get("welcome").is_some());
         participant
     }
+}
+
+/// The API on the world's database, Redis prefix and key, reading recordings from `recordings_dir`:
+/// its base URL.
+async fn api(world: &World, recordings_dir: &std::path::Path) -> String {
+    let api = confab_api::startup::Application::build(confab_api::settings::Settings {
+        bind: "127.0.0.1:0".into(),
+        public_url: "http://confab.test".into(),
+        gateway_urls: vec![world.gateway.clone()],
+        database_url: world.database_url.clone(),
+        db_max_connections: 5,
+        redis_url: env("REDIS_URL"),
+        redis_prefix: world.prefix.clone(),
+        jwt_keys_pem: world.key_pem.clone(),
+        jwt_issuer: "confab".into(),
+        access_token_ttl: Duration::from_secs(900),
+        refresh_token_ttl: Duration::from_secs(86_400),
+        refresh_reuse_grace: Duration::ZERO,
+        recordings_dir: recordings_dir.to_owned(),
+        web_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/../../web").into(),
+        storage: Default::default(),
+        hash_workers: 1,
+        hash_queue: 16,
+        limits: Default::default(),
+        webhooks: Default::default(),
+        cameras: Default::default(),
+    })
+    .await
+    .unwrap();
+    let url = format!("http://127.0.0.1:{}", api.port());
+    actix_web::rt::spawn(api.run_until_stopped());
+    url
+}
+
+/// Signs up a user through the API, makes them a plain member of the world's room, logs them in:
+/// their access token.
+async fn member_token(world: &World, api: &str) -> String {
+    let client = awc::Client::default();
+    let email = format!("member-{}@example.org", Uuid::new_v4().simple());
+    let password = "correct horse battery staple";
+    let signup = serde_json::json!({"email": email, "password": password, "display_name": "Bo"});
+    let reply = client.post(format!("{api}/v1/auth/signup")).send_json(&signup).await.unwrap();
+    assert_eq!(reply.status(), awc::http::StatusCode::CREATED);
+    sqlx::query(
+        "insert into room_members (room_id, user_id, role) select $1, id, 'member' from users where email = $2",
+    )
+    .bind(world.room)
+    .bind(&email)
+    .execute(&world.db)
+    .await
+    .unwrap();
+    let login = serde_json::json!({"email": email, "password": password});
+    let mut reply = client.post(format!("{api}/v1/auth/login")).send_json(&login).await.unwrap();
+    assert_eq!(reply.status(), awc::http::StatusCode::OK);
+    let body: Value = reply.json().await.unwrap();
+    body["access_token"].as_str().expect("an access token").to_owned()
+}
+
+/// `ffmpeg -v error` decoding the whole file: what it reports (nothing for a clean file).
+fn ffmpeg_decode_errors(path: &std::path::Path) -> String {
+    let output = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin", "-i", path.to_str().unwrap(), "-f", "null", "-"])
+        .output()
+        .expect("ffmpeg runs (deploy/local/lib.sh's ensure_packages installs it)");
+    assert!(output.status.success(), "ffmpeg failed: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr)
 }
 
 /// What this test process logs, as the JSON lines a recorder writes with `CONFAB_LOG_FORMAT=json`.
@@ -504,6 +619,68 @@ async fn a_participant_offering_its_media_through_the_gateway_is_recorded_into_a
     let _ = std::fs::remove_dir_all(std::env::temp_dir().join(recording.to_string()));
 }
 
+/// When the first frame of the WebM file at `path` plays, in seconds from the file's start.
+fn first_frame_secs(path: &std::path::Path) -> f64 {
+    let mut mkv = matroska_demuxer::MatroskaFile::open(std::fs::File::open(path).unwrap()).unwrap();
+    let scale_ns = mkv.info().timestamp_scale().get();
+    let mut frame = matroska_demuxer::Frame::default();
+    assert!(mkv.next_frame(&mut frame).unwrap(), "{} has frames", path.display());
+    (frame.timestamp * scale_ns) as f64 / 1e9
+}
+
+/// Issue 5: late joiners are recorded from when they join; leavers' files are finished when they
+/// leave. Ann sends 3 s and leaves the call: her file is finished and registered at once, while the
+/// recording goes on. Bo joins only then and sends 6 s: his file starts at his own first frame,
+/// not at the recording's start 3 s earlier, and lasts about twice as long as hers. The recording
+/// ends `ready` with both files.
+#[actix_web::test]
+async fn a_leaver_s_file_is_finished_when_they_leave_and_a_late_joiner_is_recorded_from_when_they_join() {
+    let world = world().await;
+    let mut ann = world.participant_named("Ann").await;
+    let recording = world.queue_recording("pending").await;
+    let _worker = world.start_worker("rec-a");
+    let recorder =
+        ann.recv_with("recording_started").await["recording_started"]["recorder_peer_id"].as_str().unwrap().to_owned();
+    let media = ann.offer_media(&recorder).await;
+    tokio::join!(send_video(media.video.0.clone(), media.video.1), send_audio(media.audio.0.clone(), media.audio.1));
+    ann.send(serde_json::json!({"bye": {}})).await;
+    let files = world.wait_for_files(recording, 1).await;
+    assert_eq!(world.status(recording).await.0, "recording", "Ann's file was kept before the stop");
+    let (ann_frames, ann_finished) = video_frames_in(&std::env::temp_dir().join(&files[0].1));
+    assert!(ann_finished, "Ann's file has its Cues: finished, not cut off");
+    media.sender.connection.close().await.unwrap();
+
+    let mut bo = world.participant_named("Bo").await;
+    let started = bo.recv_with("recording_started").await;
+    assert_eq!(started["recording_started"]["recording_id"], recording.to_string());
+    let media = bo.offer_media(started["recording_started"]["recorder_peer_id"].as_str().unwrap()).await;
+    for _ in 0..2 {
+        let (video, audio) = (media.video.clone(), media.audio.clone());
+        tokio::join!(send_video(video.0, video.1), send_audio(audio.0, audio.1));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    world.stop_recording(recording).await;
+    let (_, reason, _) = world.wait_for_status(recording, "ready").await;
+    assert_eq!(reason, None);
+    media.sender.connection.close().await.unwrap();
+
+    let files = world.wait_for_files(recording, 2).await;
+    let names: Vec<&str> = files.iter().map(|(name, _, _)| name.as_str()).collect();
+    assert_eq!(names, ["Ann", "Bo"], "one file each, Ann's first");
+    let (ann_ms, bo_ms) = (files[0].2.expect("Ann's duration") as f64, files[1].2.expect("Bo's duration") as f64);
+    let ratio = bo_ms / ann_ms;
+    assert!((1.5..=2.5).contains(&ratio), "Bo sent twice as long as Ann: {bo_ms} ms and {ann_ms} ms");
+    let bo_file = std::env::temp_dir().join(&files[1].1);
+    let bo_starts_ms = first_frame_secs(&bo_file) * 1e3;
+    assert!(bo_starts_ms < ann_ms / 4.0, "Bo's file starts at his join, not {bo_starts_ms} ms in");
+    let (bo_frames, bo_finished) = video_frames_in(&bo_file);
+    println!("Ann: {ann_ms} ms, {ann_frames} frames; Bo: {bo_ms} ms from {bo_starts_ms} ms, {bo_frames} frames");
+    assert!(bo_finished);
+    assert!(ann_frames * 10 >= VIDEO_FRAMES * 9, "Ann's video frames: {ann_frames} of {VIDEO_FRAMES}");
+    assert!(bo_frames * 10 >= 2 * VIDEO_FRAMES * 9, "Bo's video frames: {bo_frames} of {}", 2 * VIDEO_FRAMES);
+    let _ = std::fs::remove_dir_all(std::env::temp_dir().join(recording.to_string()));
+}
+
 #[actix_web::test]
 async fn a_recording_taken_over_after_its_recorder_died_ends_partial_with_the_gap_named() {
     let world = world().await;
@@ -613,7 +790,8 @@ async fn a_recorder_killed_mid_recording_leaves_a_file_that_a_restarted_one_rebu
     let recorder =
         ann.recv_with("recording_started").await["recording_started"]["recorder_peer_id"].as_str().unwrap().to_owned();
     let media = ann.offer_media(&recorder).await;
-    tokio::join!(send_video(media.video.0.clone(), media.video.1), send_audio(media.audio.0.clone(), media.audio.1));
+    // Real VP8 and Opus (the committed clips), so that ffmpeg can judge the rebuilt file.
+    play_clips(&media.video.0, media.video.1, &media.audio.0, media.audio.1, Duration::from_secs(3)).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     process.kill().unwrap(); // SIGKILL
     process.wait().unwrap();
@@ -636,7 +814,8 @@ async fn a_recorder_killed_mid_recording_leaves_a_file_that_a_restarted_one_rebu
     settings.recordings_dir = dir.clone();
     let _restarted = start(Worker::build(settings).unwrap());
     let (_, reason, recorder_id) = world.wait_for_status(recording, "partial").await;
-    assert!(reason.unwrap().contains("a recorder stopped"));
+    let reason = reason.unwrap_or_default();
+    assert!(reason.contains("a recorder stopped"), "{reason}");
     assert_eq!(recorder_id, None);
 
     let (path, bytes, recovered, codecs, duration_ms): (String, i64, bool, Vec<String>, i64) = sqlx::query_as(
@@ -655,6 +834,29 @@ async fn a_recorder_killed_mid_recording_leaves_a_file_that_a_restarted_one_rebu
     assert_eq!(video_frames_in(&rebuilt), (frames_left, true), "every frame kept, now with Cues");
     let leftovers: Vec<_> = std::fs::read_dir(&recording_dir).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(leftovers.len(), 1, "no note or temporary file is left: {leftovers:?}");
+
+    // A room member downloads the partial recording through the API, and it decodes cleanly.
+    let api = api(&world, &dir).await;
+    let token = member_token(&world, &api).await;
+    let client = awc::Client::builder().timeout(Duration::from_secs(30)).finish();
+    let mut reply = client.get(format!("{api}/v1/recordings/{recording}")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(reply.status(), awc::http::StatusCode::OK);
+    let view: Value = reply.json().await.unwrap();
+    assert_eq!(view["status"], "partial", "{view}");
+    let file = &view["files"].as_array().expect("files")[..];
+    assert_eq!(file.len(), 1, "{view}");
+    assert_eq!(file[0]["recovered"], true);
+    let path = format!("/v1/recordings/{recording}/files/{}", file[0]["id"].as_str().unwrap());
+    let mut reply = client.get(format!("{api}{path}")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(reply.status(), awc::http::StatusCode::OK, "GET {path}");
+    assert_eq!(reply.headers().get("content-type").unwrap(), "video/webm");
+    let downloaded = reply.body().limit(64 << 20).await.unwrap();
+    assert_eq!(downloaded.len() as i64, bytes);
+    let sha256: String = sha2::Sha256::digest(&downloaded).iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(file[0]["sha256"], sha256, "the download is the rebuilt file");
+    let copy = dir.join("downloaded.webm");
+    std::fs::write(&copy, &downloaded).unwrap();
+    assert_eq!(ffmpeg_decode_errors(&copy), "", "the downloaded partial recording decodes without errors");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -714,6 +916,62 @@ async fn a_participant_whose_file_cannot_be_written_fails_the_recording_with_the
     let (_, reason, _) = world.wait_for_status(recording, "failed").await;
     assert_eq!(reason.as_deref(), Some("Ann: cannot create the participant's file"));
     std::fs::remove_file(&blocked).unwrap();
+}
+
+/// Issue 5: a write error fails its own recording with the reason, and the other recordings go
+/// on. One recorder records two rooms at once; the first recording's directory cannot be created.
+/// Bo, in the other room, sends 3 s; then Ann's file fails and her recording ends `failed` with
+/// the reason while Bo's is still `recording`; Bo sends 3 s more on the same connection, and his
+/// recording ends `ready` with one file holding all 6 s.
+#[actix_web::test]
+async fn a_recording_whose_file_cannot_be_written_fails_alone_while_another_recording_goes_on() {
+    let world = world().await;
+    let other_room = world.another_room().await;
+    let mut ann = world.participant_named("Ann").await;
+    let mut bo = world.participant_in(other_room, "Bo").await;
+    let doomed = world.queue_recording("pending").await;
+    let blocked = std::env::temp_dir().join(doomed.to_string());
+    std::fs::write(&blocked, b"in the way").unwrap();
+    let recording = world.queue_recording_in(other_room, "pending", None).await;
+    let _worker = world.start_worker("rec-a");
+
+    let started = bo.recv_with("recording_started").await;
+    assert_eq!(started["recording_started"]["recording_id"], recording.to_string());
+    let media = bo.offer_media(started["recording_started"]["recorder_peer_id"].as_str().unwrap()).await;
+    let send_3_s = || {
+        let (video, audio) = (media.video.clone(), media.audio.clone());
+        async move { tokio::join!(send_video(video.0, video.1), send_audio(audio.0, audio.1)) }
+    };
+    send_3_s().await;
+
+    let started = ann.recv_with("recording_started").await;
+    assert_eq!(started["recording_started"]["recording_id"], doomed.to_string());
+    let recorder = started["recording_started"]["recorder_peer_id"].as_str().unwrap().to_owned();
+    ann.send(serde_json::json!({"signal": {"to": recorder, "sdp": {"type": "offer", "sdp": "v=0\r\n"}}})).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    world.stop_recording(doomed).await;
+    let (_, reason, _) = world.wait_for_status(doomed, "failed").await;
+    assert_eq!(reason.as_deref(), Some("Ann: cannot create the participant's file"));
+    assert_eq!(world.status(recording).await.0, "recording", "the other recording goes on");
+
+    send_3_s().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    world.stop_recording(recording).await;
+    let (_, reason, _) = world.wait_for_status(recording, "ready").await;
+    assert_eq!(reason, None);
+    media.sender.connection.close().await.unwrap();
+    let files = world.wait_for_files(recording, 1).await;
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0].0, "Bo");
+    let (video_frames, finished) = video_frames_in(&std::env::temp_dir().join(&files[0].1));
+    assert!(finished);
+    let sent = 2 * VIDEO_FRAMES;
+    assert!(
+        video_frames * 10 >= sent * 9,
+        "Bo's video frames, before and after Ann's failure: {video_frames} of {sent}"
+    );
+    std::fs::remove_file(&blocked).unwrap();
+    let _ = std::fs::remove_dir_all(std::env::temp_dir().join(recording.to_string()));
 }
 
 #[actix_web::test]
