@@ -18,6 +18,7 @@ mod tests;
 
 pub use participant_file::ParticipantFile;
 pub use rebuild::rebuild;
+pub(crate) use segment::hash_file;
 
 use std::fmt;
 use std::io;
