@@ -19,11 +19,8 @@ struct TempDir(PathBuf);
 
 impl TempDir {
     fn new(name: &str) -> Self {
-        let unique = format!(
-            "confab-mkv-{name}-{}-{}",
-            std::process::id(),
-            std::time::UNIX_EPOCH.elapsed().unwrap().as_nanos()
-        );
+        let unique =
+            format!("confab-mkv-{name}-{}-{}", std::process::id(), std::time::UNIX_EPOCH.elapsed().unwrap().as_nanos());
         let dir = std::env::temp_dir().join(unique);
         fs::create_dir_all(&dir).unwrap();
         Self(dir)
@@ -62,15 +59,45 @@ fn camera_clip(dir: &TempDir) -> (Vec<Vec<u8>>, Vec<u8>) {
     run_tool(
         "ffmpeg",
         &[
-            "-v", "error", "-f", "lavfi", "-i", &size_rate, "-t", &seconds, "-c:v", "libx264", "-pix_fmt", "yuv420p",
-            "-bf", "0", "-g", &gop, "-bsf:v", "h264_mp4toannexb", "-f", "h264", video.to_str().unwrap(),
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            &size_rate,
+            "-t",
+            &seconds,
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-bf",
+            "0",
+            "-g",
+            &gop,
+            "-bsf:v",
+            "h264_mp4toannexb",
+            "-f",
+            "h264",
+            video.to_str().unwrap(),
         ],
     );
     run_tool(
         "ffmpeg",
         &[
-            "-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=8000", "-t", &seconds, "-ac", "1",
-            "-f", "mulaw", audio.to_str().unwrap(),
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=8000",
+            "-t",
+            &seconds,
+            "-ac",
+            "1",
+            "-f",
+            "mulaw",
+            audio.to_str().unwrap(),
         ],
     );
     (access_units(&fs::read(video).unwrap()), fs::read(audio).unwrap())
@@ -189,7 +216,10 @@ fn a_camera_with_pcmu_is_recorded_into_a_matroska_file_that_plays_and_seeks() {
     let duration: f64 = probe.json["format"]["duration"].as_str().expect("a Duration").parse().unwrap();
     assert!((2.9..=3.1).contains(&duration), "duration {duration} s");
     let v = probe.stream("video");
-    assert_eq!((v["codec_name"].as_str(), v["width"].as_u64(), v["height"].as_u64()), (Some("h264"), Some(320), Some(240)));
+    assert_eq!(
+        (v["codec_name"].as_str(), v["width"].as_u64(), v["height"].as_u64()),
+        (Some("h264"), Some(320), Some(240))
+    );
     let a = probe.stream("audio");
     assert_eq!(
         (a["codec_name"].as_str(), a["sample_rate"].as_str(), a["channels"].as_u64()),
@@ -204,8 +234,19 @@ fn a_camera_with_pcmu_is_recorded_into_a_matroska_file_that_plays_and_seeks() {
     // Reading from 2 s starts at the keyframe there.
     let (frames, _) = run_tool(
         "ffprobe",
-        &["-v", "error", "-read_intervals", "2%+#1", "-select_streams", "v", "-show_entries", "packet=pts_time,flags",
-            "-of", "csv=p=0", path.to_str().unwrap()],
+        &[
+            "-v",
+            "error",
+            "-read_intervals",
+            "2%+#1",
+            "-select_streams",
+            "v",
+            "-show_entries",
+            "packet=pts_time,flags",
+            "-of",
+            "csv=p=0",
+            path.to_str().unwrap(),
+        ],
     );
     assert!(frames.starts_with("2.000000,K"), "the first packet read from 2 s: {frames}");
 }

@@ -8,9 +8,9 @@ use std::fs::File;
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 
+use super::G711;
 use super::ebml::{self, id};
 use super::h264::{self, DecoderConfig};
-use super::G711;
 use crate::webm_file::{FinishedFile, hash_file};
 
 /// Milliseconds: the Matroska default and what the WebM files use. Block times are 16-bit offsets
@@ -283,7 +283,10 @@ impl OpenFile {
                         ebml::uint(id::CUE_TIME, *time_ms),
                         ebml::master(
                             id::CUE_TRACK_POSITIONS,
-                            &[ebml::uint(id::CUE_TRACK, VIDEO_TRACK.into()), ebml::uint(id::CUE_CLUSTER_POSITION, *position)],
+                            &[
+                                ebml::uint(id::CUE_TRACK, VIDEO_TRACK.into()),
+                                ebml::uint(id::CUE_CLUSTER_POSITION, *position),
+                            ],
                         ),
                     ],
                 )

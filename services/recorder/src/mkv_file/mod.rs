@@ -1,9 +1,9 @@
 //! Writes a camera's H.264 (and G.711, if it sends audio) into a Matroska file. WebM, which
 //! `webm_file` writes with libwebm, cannot carry H.264, and MP4 needs its index (the `moov` box)
 //! written at the end, so a killed recorder would leave an unplayable MP4; a Matroska file
-//! written cluster by cluster plays up to its last complete cluster. No Matroska muxer crate does
-//! this without pulling in FFmpeg or GStreamer, and the subset needed is small, so the EBML is
-//! written here by hand (`ebml`), from what `h264` makes of the camera's Annex B stream.
+//! written cluster by cluster plays up to its last complete cluster. The subset of Matroska needed
+//! is small, so rather than add a muxer dependency (or FFmpeg bindings) the EBML is written here by
+//! hand (`ebml`), from what `h264` makes of the camera's Annex B stream.
 
 mod camera_file;
 mod ebml;
