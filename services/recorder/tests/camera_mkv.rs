@@ -263,7 +263,8 @@ fn a_recorder_killed_mid_recording_leaves_a_file_that_plays_up_to_its_last_clust
     let crashed = dir.join("crashed.mkv");
     fs::copy(&path, &crashed).unwrap();
     drop(file);
-    assert_eq!(fs::read(&path).unwrap(), fs::read(&crashed).unwrap(), "dropping the writer adds nothing");
+    // Everything the OS has is whole clusters: nothing was left in a buffer for the drop to write.
+    assert!(fs::read(&path).unwrap() == fs::read(&crashed).unwrap(), "dropping the writer wrote more");
 
     let probe = Probe::of(&crashed);
     assert_eq!(probe.stream("video")["codec_name"], "h264");
