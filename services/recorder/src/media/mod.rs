@@ -6,10 +6,11 @@
 mod clock;
 #[cfg(test)]
 mod fuzz;
+mod h264;
 mod interleave;
 mod keyframes;
-mod opus;
 mod participant;
+mod passthrough;
 mod reorder;
 mod track;
 mod unwrap;
@@ -17,6 +18,7 @@ mod vp8;
 mod vp9;
 
 pub use clock::{SenderReport, Timeline};
+pub use h264::H264Depacketizer;
 pub use interleave::Interleaver;
 pub use keyframes::KeyframePolicy;
 pub use participant::{Output, Participant};
