@@ -1,18 +1,25 @@
 //! A camera's recording as FFmpeg sees it: an H.264 clip and PCMU audio made by ffmpeg at test
 //! time, cut into access units and 20 ms packets the way the ingest forwards them, written by
-//! `CameraFile`, and judged by ffprobe and a full decode, independent of the writer's own code.
+//! `CameraFile`, and judged by ffprobe and a full decode, independent of the writer's own code;
+//! and a crashed file as `mkv_file::rebuild` finishes it.
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use confab_recorder::mkv_file::{CameraFile, G711};
+use confab_recorder::mkv_file::{self, CameraFile, G711};
 use serde_json::Value;
+
+mod support;
+
+use support::camera::{AUDIO_PACKET, run_tool};
 
 const FPS: u64 = 15;
 const SECONDS: u64 = 3;
-/// 20 ms of 8 kHz G.711.
-const AUDIO_PACKET: usize = 160;
+
+/// The test clip: `SECONDS` of 320×240 H.264 at `FPS` with a keyframe a second, and PCMU.
+fn camera_clip(dir: &TempDir) -> (Vec<Vec<u8>>, Vec<u8>) {
+    support::camera::clip(&dir.0, FPS, SECONDS)
+}
 
 /// A temporary directory removed on drop.
 struct TempDir(PathBuf);
@@ -35,110 +42,6 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.0);
     }
-}
-
-/// Runs `program` with `args`; its stdout and stderr. A missing tool fails the test: the
-/// provisioning scripts install ffmpeg, so its absence is a broken setup, not a reason to skip.
-fn run_tool(program: &str, args: &[&str]) -> (String, String) {
-    let output = Command::new(program).args(args).output().unwrap_or_else(|e| {
-        panic!("cannot run {program} ({e}): install ffmpeg (deploy/local/lib.sh's ensure_packages does, with apt-get)")
-    });
-    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    assert!(output.status.success(), "{program} {args:?} failed: {stderr}");
-    (stdout.into_owned(), stderr.into_owned())
-}
-
-/// A camera's media: access units (Annex B, SPS and PPS before each keyframe, a keyframe every
-/// second, no B-frames, as cameras send) and PCMU samples, both `SECONDS` long.
-fn camera_clip(dir: &TempDir) -> (Vec<Vec<u8>>, Vec<u8>) {
-    let video = dir.join("clip.h264");
-    let audio = dir.join("clip.ul");
-    let size_rate = format!("testsrc=size=320x240:rate={FPS}");
-    let seconds = SECONDS.to_string();
-    let gop = FPS.to_string();
-    run_tool(
-        "ffmpeg",
-        &[
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            &size_rate,
-            "-t",
-            &seconds,
-            "-c:v",
-            "libx264",
-            "-pix_fmt",
-            "yuv420p",
-            "-bf",
-            "0",
-            "-g",
-            &gop,
-            "-bsf:v",
-            "h264_mp4toannexb",
-            "-f",
-            "h264",
-            video.to_str().unwrap(),
-        ],
-    );
-    run_tool(
-        "ffmpeg",
-        &[
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=8000",
-            "-t",
-            &seconds,
-            "-ac",
-            "1",
-            "-f",
-            "mulaw",
-            audio.to_str().unwrap(),
-        ],
-    );
-    (access_units(&fs::read(video).unwrap()), fs::read(audio).unwrap())
-}
-
-/// Cuts an Annex B stream into access units: a new one starts at a parameter set, SEI or access
-/// unit delimiter after a slice, or at a slice whose first_mb_in_slice is 0 after another slice.
-fn access_units(stream: &[u8]) -> Vec<Vec<u8>> {
-    let mut starts = Vec::new();
-    let mut i = 0;
-    while i + 3 < stream.len() {
-        if stream[i..i + 3] == [0, 0, 1] {
-            starts.push(i + 3);
-            i += 3;
-        } else {
-            i += 1;
-        }
-    }
-    let mut units = Vec::new();
-    let mut current: Vec<u8> = Vec::new();
-    let mut has_slice = false;
-    for (n, start) in starts.iter().enumerate() {
-        let end = starts.get(n + 1).map_or(stream.len(), |next| next - 3);
-        let nal = &stream[*start..end];
-        let nal_type = nal[0] & 0x1f;
-        let slice = nal_type == 1 || nal_type == 5;
-        let begins_unit = match nal_type {
-            6..=9 => has_slice,
-            1 | 5 => has_slice && nal[1] & 0x80 != 0,
-            _ => false,
-        };
-        if begins_unit {
-            units.push(std::mem::take(&mut current));
-            has_slice = false;
-        }
-        current.extend_from_slice(&[0, 0, 0, 1]);
-        current.extend_from_slice(nal);
-        has_slice |= slice;
-    }
-    units.push(current);
-    units
 }
 
 /// Writes the clip's first `until_ns` of media in timestamp order: video at `FPS`, audio every
@@ -274,6 +177,46 @@ fn a_recorder_killed_mid_recording_leaves_a_file_that_plays_up_to_its_last_clust
     assert!(video_times.iter().all(|t| *t < 2.0));
     assert_eq!(probe.packet_times("audio").len(), 100, "every audio packet of the first two seconds");
     assert_eq!(decode_errors(&crashed), "");
+}
+
+#[test]
+fn a_crashed_file_is_rebuilt_in_place_into_a_finished_file_that_seeks() {
+    let dir = TempDir::new("rebuilt");
+    let (video, audio) = camera_clip(&dir);
+    let path = dir.join("camera.mkv");
+    let mut file = CameraFile::create(&path, Some(G711::MuLaw)).unwrap();
+    write_clip(&mut file, &video, &audio, 2_500_000_000);
+    let crashed = dir.join("crashed.mkv");
+    fs::copy(&path, &crashed).unwrap();
+    drop(file);
+    assert!(Probe::of(&crashed).json["format"]["duration"].is_null(), "a crashed file has no Duration");
+
+    let rebuilt = mkv_file::rebuild(&crashed).unwrap().expect("frames to rebuild");
+    assert_eq!(rebuilt.path, crashed, "rebuilt in place");
+    assert_eq!(rebuilt.content_type, "video/x-matroska");
+    assert_eq!(rebuilt.codecs, ["h264", "pcm_mulaw"]);
+    assert_eq!(rebuilt.dimensions, Some((320, 240)));
+    assert_eq!(rebuilt.bytes, fs::metadata(&crashed).unwrap().len());
+    assert!(!dir.join("crashed.mkv.rebuilding").exists());
+    let probe = Probe::of(&crashed);
+    let duration: f64 = probe.json["format"]["duration"].as_str().expect("a Duration").parse().unwrap();
+    assert!((1.9..=2.1).contains(&duration), "duration {duration} s");
+    assert_eq!(probe.packet_times("video").len() as u64, 2 * FPS, "every frame the crash left");
+    assert_eq!(probe.packet_times("audio").len(), 100);
+    assert_eq!(decode_errors(&crashed), "");
+    let (frames, _) = run_tool(
+        "ffprobe",
+        &["-v", "error", "-read_intervals", "1%+#1", "-select_streams", "v", "-show_entries", "packet=pts_time,flags"]
+            .into_iter()
+            .chain(["-of", "csv=p=0", crashed.to_str().unwrap()])
+            .collect::<Vec<_>>(),
+    );
+    assert!(frames.starts_with("1.000000,K"), "seeking to 1 s lands on its keyframe: {frames}");
+
+    // A file the crash left empty (killed before its first keyframe) has no header.
+    let empty = dir.join("empty.mkv");
+    fs::write(&empty, b"").unwrap();
+    assert!(mkv_file::rebuild(&empty).is_err(), "no header is an error, not a panic");
 }
 
 #[test]

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use confab_recorder::capture::Capture;
 use confab_recorder::media::Codec;
-use confab_recorder::peer::{Answered, IceCandidate, Media, ReceivePeer};
+use confab_recorder::peer::{Answered, IceCandidate, Media, ReceivePeer, Source};
 use matroska_demuxer::{Frame as ReadFrame, MatroskaFile};
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
 use tokio::sync::mpsc;
@@ -34,7 +34,7 @@ async fn record(
     mut media: mpsc::Receiver<confab_recorder::peer::Received>,
     path: PathBuf,
 ) -> Recorded {
-    let mut capture = Capture::start(&path, Some(Codec::Vp8), true).unwrap();
+    let mut capture = Capture::start(&path, Source::Participant, Some(Codec::Vp8), Some(Codec::Opus)).unwrap();
     let mut ended = 0;
     let (mut sender_reports, mut keyframe_requests) = (0, 0);
     loop {
@@ -124,7 +124,7 @@ async fn three_seconds_of_vp8_and_opus_are_recorded() {
     assert!(offer.sdp.contains("a=sendonly"), "the participant offers send-only");
 
     let Answered { peer, answer_sdp, media, local_candidates } =
-        ReceivePeer::answer(&offer.sdp, &loopback_config()).await.unwrap();
+        ReceivePeer::answer(&offer.sdp, Source::Participant, &loopback_config()).await.unwrap();
     assert!(answer_sdp.contains("a=recvonly"), "{answer_sdp}");
     sender.connection.set_remote_description(RTCSessionDescription::answer(answer_sdp).unwrap()).await.unwrap();
     let peer = Arc::new(peer);
@@ -205,10 +205,13 @@ async fn an_h264_only_offer_gets_an_answer_that_rejects_the_video() {
     let offer = sender.connection.create_offer(None).await.unwrap();
     assert!(offer.sdp.contains("H264"), "{}", offer.sdp);
 
-    let answered = tokio::time::timeout(Duration::from_secs(20), ReceivePeer::answer(&offer.sdp, &loopback_config()))
-        .await
-        .expect("answered within 20 s")
-        .expect("an unsupported codec is a rejected m-line, not an error");
+    let answered = tokio::time::timeout(
+        Duration::from_secs(20),
+        ReceivePeer::answer(&offer.sdp, Source::Participant, &loopback_config()),
+    )
+    .await
+    .expect("answered within 20 s")
+    .expect("an unsupported codec is a rejected m-line, not an error");
     let video_line = answered.answer_sdp.lines().find(|line| line.starts_with("m=video")).expect("a video m-line");
     assert!(video_line.starts_with("m=video 0 "), "video rejected: {video_line}");
     assert!(!answered.answer_sdp.contains("H264"), "{}", answered.answer_sdp);

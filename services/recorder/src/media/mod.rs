@@ -82,6 +82,7 @@ pub(crate) mod testing {
     //! Helpers shared by the tests of the media modules.
 
     use super::RtpPacket;
+    pub use super::h264::tests::{PPS, SPS_640X480, SPS_1280X720, fu_a, idr, non_idr, stap_a};
 
     /// A small deterministic generator (xorshift64*), so hostile-input tests are reproducible.
     pub struct Rng(pub u64);

@@ -127,6 +127,7 @@ impl CameraFile {
                     path: self.path.clone(),
                     bytes,
                     duration_ms,
+                    content_type: super::CONTENT_TYPE,
                     codecs,
                     dimensions: Some(dimensions),
                     sha256,

@@ -6,12 +6,19 @@
 //! hand (`ebml`), from what `h264` makes of the camera's Annex B stream.
 
 mod camera_file;
+mod camera_recording;
 mod ebml;
 mod h264;
+mod rebuild;
 #[cfg(test)]
 mod tests;
 
 pub use camera_file::CameraFile;
+pub use camera_recording::CameraRecording;
+pub use rebuild::rebuild;
+
+/// The media type of a camera's file.
+pub const CONTENT_TYPE: &str = "video/x-matroska";
 
 /// A camera's G.711 variant (RTP payload types 0 and 8): 8 kHz, mono, one byte per sample.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -125,6 +125,7 @@ impl OpenFile {
             path,
             bytes,
             duration_ms: (last_ns - origin_ns) / 1_000_000,
+            content_type: super::CONTENT_TYPE,
             codecs,
             dimensions: layout.video.map(|(_, dimensions)| dimensions),
             sha256,
