@@ -112,3 +112,50 @@ pub fn access_units(stream: &[u8]) -> Vec<Vec<u8>> {
     units.push(current);
     units
 }
+
+/// `tests/rtsp/server.py` (GStreamer's RTSP server, as the ingest tests use it) playing a camera,
+/// killed on drop.
+pub struct RtspServer {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl RtspServer {
+    /// Starts a server with these arguments (e.g. `["--gop", "15"]`) on any free port.
+    pub fn start(args: &[&str]) -> Self {
+        use std::io::BufRead;
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/rtsp/server.py");
+        let python = std::env::var("RTSP_TEST_PYTHON").unwrap_or_else(|_| "/usr/bin/python3".into());
+        let mut child =
+            Command::new(&python).arg(&script).args(args).stdout(std::process::Stdio::piped()).spawn().unwrap_or_else(
+                |e| panic!("cannot start {} with {python} ({e}): run deploy/local/test", script.display()),
+            );
+        let stdout = child.stdout.take().unwrap();
+        let (ready, port) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(port) = line.strip_prefix("ready ") {
+                    let _ = ready.send(port.trim().parse::<u16>().ok());
+                }
+            }
+        });
+        match port.recv_timeout(std::time::Duration::from_secs(20)) {
+            Ok(Some(port)) => Self { child, port },
+            other => {
+                let _ = child.kill();
+                panic!("the RTSP test server did not start ({other:?}): its packages are in deploy/local/lib.sh")
+            }
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("rtsp://127.0.0.1:{}/cam", self.port)
+    }
+}
+
+impl Drop for RtspServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
