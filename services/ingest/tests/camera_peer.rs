@@ -335,6 +335,17 @@ async fn answer(
 
 #[actix_web::test]
 async fn a_recorder_joining_the_call_is_offered_the_camera_until_the_recording_stops() {
+    the_recorder_is_offered_the_camera(false).await;
+}
+
+#[actix_web::test]
+async fn a_camera_joining_a_recorded_call_offers_the_recorder_at_once() {
+    the_recorder_is_offered_the_camera(true).await;
+}
+
+/// A recorder (joined before the camera when `recording_first`, else after it) gets the camera's
+/// offer, its media, and no more media once it leaves.
+async fn the_recorder_is_offered_the_camera(recording_first: bool) {
     let world = world().await;
     let signing = SigningKey::from_bytes(&[7; 32]);
     let key_pem = signing.to_pkcs8_pem(LineEnding::LF).unwrap().to_string();
@@ -352,16 +363,34 @@ async fn a_recorder_joining_the_call_is_offered_the_camera_until_the_recording_s
     });
     let worker = world.worker(settings);
     let room = world.room.to_string();
-    let mut ann = Signaling::join(&gateway_url, &member_ticket(&keys, &room, "Ann")).await;
-    assert!(ann.recv().await.get("welcome").is_some());
-    let camera_id = ann.recv().await["peer_joined"]["peer"]["peer_id"].as_str().unwrap().to_owned();
-
     // The recorder joins as the API's recorders do: hidden, with the recording's id.
     let recording_ticket = ticket(&keys, &room, "Recorder", "recorder", Some(uuid::Uuid::new_v4().to_string()));
-    let mut recorder = Signaling::join(&gateway_url, &recording_ticket).await;
-    let welcome = recorder.recv().await;
-    let listed = welcome["welcome"]["peers"].as_array().unwrap();
-    assert!(listed.iter().any(|p| p["peer_id"] == camera_id.as_str() && p["role"] == "camera"), "{welcome}");
+    let mut recorder = if recording_first {
+        let mut recorder = Signaling::join(&gateway_url, &recording_ticket).await;
+        assert!(recorder.recv().await.get("welcome").is_some());
+        Some(recorder)
+    } else {
+        None
+    };
+    // A participant makes it a call: the camera is pulled and joins.
+    let mut ann = Signaling::join(&gateway_url, &member_ticket(&keys, &room, "Ann")).await;
+    assert!(ann.recv().await.get("welcome").is_some());
+    let camera_id = loop {
+        let message = ann.recv().await;
+        if let Some(peer_id) = message["peer_joined"]["peer"]["peer_id"].as_str() {
+            break peer_id.to_owned();
+        }
+    };
+    let mut recorder = match recorder.take() {
+        Some(recorder) => recorder,
+        None => {
+            let mut recorder = Signaling::join(&gateway_url, &recording_ticket).await;
+            let welcome = recorder.recv().await;
+            let listed = welcome["welcome"]["peers"].as_array().unwrap();
+            assert!(listed.iter().any(|p| p["peer_id"] == camera_id.as_str() && p["role"] == "camera"), "{welcome}");
+            recorder
+        }
+    };
     let offer = loop {
         let message = recorder.recv().await;
         if message["signal"]["sdp"]["type"] == "offer" {
