@@ -143,7 +143,9 @@ impl RtspServer {
             Ok(Some(port)) => Self { child, port },
             other => {
                 let _ = child.kill();
-                panic!("the RTSP test server did not start ({other:?}): its packages are in deploy/local/lib.sh")
+                panic!(
+                    "the RTSP test server did not start ({other:?}): deploy/local/test installs its GStreamer packages"
+                )
             }
         }
     }
