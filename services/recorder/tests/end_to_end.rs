@@ -45,7 +45,7 @@ struct Deployment {
     api: String,
     db: PgPool,
     client: awc::Client,
-    _recordings: TempDir,
+    recordings: TempDir,
     _recorder: tokio::sync::watch::Sender<bool>,
     _ingest: tokio::sync::watch::Sender<bool>,
 }
@@ -149,7 +149,7 @@ async fn deploy() -> Deployment {
 
     let client = awc::Client::builder().timeout(Duration::from_secs(30)).finish();
     let db = PgPool::connect_lazy(&database_url).unwrap();
-    Deployment { api: api_url, db, client, _recordings: recordings, _recorder: stop, _ingest: stop_ingest }
+    Deployment { api: api_url, db, client, recordings, _recorder: stop, _ingest: stop_ingest }
 }
 
 /// A uuid-named database with every migration applied.
@@ -520,7 +520,21 @@ async fn an_rtsp_camera_attached_to_a_room_is_recorded_into_its_own_matroska_fil
             break;
         }
     }
+    // The camera's file begins at the camera's first keyframe once its connection to the
+    // recorder is up (an RTSP camera cannot be asked for one); how long that takes varies with
+    // the machine, so the recorded time counts from when the file has its header on disk.
+    let announced = std::time::Instant::now();
+    let recording_dir = deployment.recordings.0.join(&recording);
+    let camera_file_started = || {
+        let entries = std::fs::read_dir(&recording_dir).into_iter().flatten().flatten();
+        entries.into_iter().any(|e| e.path().extension().is_some_and(|x| x == "mkv") && e.metadata().unwrap().len() > 0)
+    };
+    while !camera_file_started() {
+        assert!(announced.elapsed() < Duration::from_secs(20), "the camera's file never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let recording_since = std::time::Instant::now();
+    let start_lag = recording_since - announced;
     tokio::time::sleep(Duration::from_secs(5)).await;
     deployment.post(&format!("/v1/recordings/{recording}/stop"), Some(&owner), json!({}), StatusCode::OK).await;
     let recorded_secs = recording_since.elapsed().as_secs_f64();
@@ -541,7 +555,11 @@ async fn an_rtsp_camera_attached_to_a_room_is_recorded_into_its_own_matroska_fil
     let path = downloaded.0.join("camera.mkv");
     std::fs::write(&path, &bytes).unwrap();
     let probe = probe(&path);
-    println!("recorded {recorded_secs:.1} s of the camera; {} bytes: {probe:?}", bytes.len());
+    println!(
+        "recorded {recorded_secs:.1} s of the camera, its file started {start_lag:?} after recording_started; \
+         {} bytes: {probe:?}",
+        bytes.len()
+    );
     let mut codecs = probe.codecs.clone();
     codecs.sort();
     assert_eq!(codecs, [("audio".to_owned(), "pcm_mulaw".to_owned()), ("video".to_owned(), "h264".to_owned())]);
