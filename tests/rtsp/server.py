@@ -41,6 +41,7 @@ def main():
     parser.add_argument("--width", type=int, default=320)
     parser.add_argument("--height", type=int, default=240)
     parser.add_argument("--fps", type=int, default=15)
+    parser.add_argument("--gop", type=int, default=0, help="frames from one keyframe to the next; 0: two seconds")
     parser.add_argument("--user", help="require basic auth with this user")
     parser.add_argument("--password", default="")
     parser.add_argument(
@@ -54,7 +55,7 @@ def main():
         sys.exit(f"missing GStreamer elements {missing}: install the packages named in {__file__}")
 
     caps = f"video/x-raw,width={args.width},height={args.height},framerate={args.fps}/1"
-    video = VIDEO[args.video].format(gop=args.fps * 2)
+    video = VIDEO[args.video].format(gop=args.gop or args.fps * 2)
     launch = f"( videotestsrc is-live=true pattern=ball ! capsfilter name=size caps={caps} ! videoconvert ! {video} {AUDIO[args.audio]} )"
 
     server = GstRtspServer.RTSPServer()

@@ -7,6 +7,8 @@
 //! Cameras (room role `camera`, joined by the ingest service) are the other service peers: they
 //! are seen like anyone (`peer_joined`, `welcome.peers`, with the camera's name), but like the
 //! recorder they take no place and are not participants (no webhook events, never resumed).
+//! They are told `recording_started` / `recording_stopped` like participants, and send the
+//! recorder their media the same way.
 
 use confab_protocol::bus::PeerPresence;
 use confab_protocol::signal::{
@@ -111,6 +113,10 @@ mod tests {
             seen.recording,
             Some(RecordingStarted { recording_id: "r1".into(), recorder_peer_id: "rec".into() })
         );
+
+        // A camera is told too: it sends the recorder its media like a participant.
+        let camera = Peer { peer_id: "cam".into(), role: CAMERA_ROLE.into(), ..Default::default() };
+        assert_eq!(view_for(&camera, &present).recording, seen.recording);
 
         let recorder = peer_of(&present[1]);
         let seen = view_for(&recorder, &present);

@@ -3,7 +3,9 @@
 //! camera as a peer named after it (docs/protocol.md); it takes no place in the room. The camera
 //! offers a send-only connection ([`crate::peer`]) to every other peer that is not a recorder or
 //! a camera, as soon as it learns of it (`welcome`, `peer_joined`, `resync`), and answers nothing:
-//! it only applies their answers and candidates. It joins once the camera's first keyframe is in
+//! it only applies their answers and candidates. The recorder, hidden from peer lists, is offered
+//! the same connection when the gateway tells `recording_started` (with the recorder's peer id),
+//! which is how a recording gets the camera as its own file; `recording_stopped` closes it. It joins once the camera's first keyframe is in
 //! (so its offer carries the camera's H.264 profile and, if the camera has it, its G.711 codec)
 //! and leaves with `bye` when the worker lets the camera go (the room emptied, the camera was
 //! deleted, the worker stops).
@@ -12,7 +14,8 @@
 //!
 //! A viewer gets video from the camera's next keyframe once its connection is up: retina cannot ask an
 //! RTSP camera for a keyframe, so a new viewer waits up to one GOP (the camera's keyframe
-//! interval). Audio flows as soon as the connection is up.
+//! interval); so does a recording, whose camera file starts at that keyframe. Audio flows as soon
+//! as the connection is up.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -93,6 +96,8 @@ struct Call {
     offering: Offering,
     signals: mpsc::UnboundedSender<String>,
     last_video_pts: Option<Duration>,
+    /// The peer id of the recorder recording the call, if one is.
+    recorder: Option<String>,
 }
 
 /// Takes the camera's seat in its room's call, forwarding `frames`, until `stop` turns true or
@@ -119,6 +124,7 @@ pub async fn sit(seat: Seat, mut frames: broadcast::Receiver<MediaFrame>, mut st
         offering,
         signals,
         last_video_pts: None,
+        recorder: None,
     };
     call.welcomed(&welcome).await;
     let mut check = tokio::time::interval(CHECK_EVERY);
@@ -200,6 +206,8 @@ impl Call {
     async fn welcomed(&mut self, welcome: &Value) {
         self.peer_id = welcome["peer_id"].as_str().unwrap_or_default().to_owned();
         self.ice_servers = IceServer::from_welcome(welcome);
+        // A recording in progress is told right after the welcome, with its recorder's peer id.
+        self.recorder = None;
         tracing::info!(peer.id = %self.peer_id, "the camera joined the call");
         for peer in welcome["peers"].as_array().into_iter().flatten() {
             self.meet(peer).await;
@@ -209,8 +217,21 @@ impl Call {
     async fn handle(&mut self, message: &Value) {
         if let Some(peer) = message.get("peer_joined").map(|m| &m["peer"]) {
             self.meet(peer).await;
+        } else if let Some(recorder) = message["recording_started"]["recorder_peer_id"].as_str() {
+            if let Some(earlier) = self.recorder.take().filter(|earlier| earlier != recorder) {
+                self.drop_viewer(&earlier).await;
+            }
+            self.recorder = Some(recorder.to_owned());
+            self.offer(recorder).await;
+        } else if let Some(recorder) = message["recording_stopped"]["recorder_peer_id"].as_str() {
+            if self.recorder.as_deref() == Some(recorder) {
+                self.recorder = None;
+            }
+            self.drop_viewer(recorder).await;
         } else if let Some(peers) = message["resync"]["peers"].as_array() {
-            let listed: Vec<&str> = peers.iter().filter_map(|p| p["peer_id"].as_str()).collect();
+            // Peer lists never name the recorder: its connection stays.
+            let listed: Vec<&str> =
+                peers.iter().filter_map(|p| p["peer_id"].as_str()).chain(self.recorder.as_deref()).collect();
             let gone: Vec<String> = self.viewers.keys().filter(|id| !listed.contains(&id.as_str())).cloned().collect();
             for peer_id in gone {
                 self.drop_viewer(&peer_id).await;
@@ -252,13 +273,18 @@ impl Call {
     }
 
     /// Offers the camera to a listed peer (anew, if it had a connection), unless it is a
-    /// recorder or another camera.
+    /// recorder (offered through `recording_started` instead) or another camera.
     async fn meet(&mut self, peer: &Value) {
         let Some(peer_id) = peer["peer_id"].as_str() else { return };
         let role = peer["role"].as_str().unwrap_or_default();
         if peer_id == self.peer_id || role == RECORDER_ROLE || role == CAMERA_ROLE {
             return;
         }
+        self.offer(peer_id).await;
+    }
+
+    /// Offers the camera to a viewer or the recorder, anew if it had a connection.
+    async fn offer(&mut self, peer_id: &str) {
         self.drop_viewer(peer_id).await;
         let config = PeerConfig {
             ice_servers: self.ice_servers.clone(),
@@ -280,7 +306,8 @@ impl Call {
             peer_id.to_owned(),
             Viewer { peer: offered.peer, started: false, offered_at: tokio::time::Instant::now(), forwarder },
         );
-        tracing::info!(peer.id = peer_id, "offered the camera to a viewer");
+        let to_recorder = self.recorder.as_deref() == Some(peer_id);
+        tracing::info!(peer.id = peer_id, to_recorder, "offered the camera to a viewer");
     }
 
     async fn offer_again_where_stuck(&mut self) {
@@ -295,7 +322,7 @@ impl Call {
             .collect();
         for peer_id in stuck {
             tracing::info!(peer.id = %peer_id, "a viewer's connection is stuck; offering the camera again");
-            self.meet(&json!({"peer_id": peer_id})).await;
+            self.offer(&peer_id).await;
         }
     }
 

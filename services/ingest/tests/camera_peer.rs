@@ -2,7 +2,9 @@
 //! gateway (in-process, real Redis) holds the call, the ingest worker pulls the camera and seats
 //! it, and a webrtc-rs participant receives it: the camera is announced by name with role
 //! `camera`, offers, and sends H.264 (a keyframe with its SPS first) and PCMU; when the
-//! participant leaves, the room is empty and the camera leaves the gateway.
+//! participant leaves, the room is empty and the camera leaves the gateway. A recorder joining
+//! the call (hidden, told to the camera as `recording_started`) is offered the same media, and its
+//! connection is closed when the recording stops.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -67,6 +69,10 @@ fn gateway(prefix: &str, jwks_url: &str) -> String {
 }
 
 fn member_ticket(keys: &SigningKeys, room: &str, name: &str) -> String {
+    ticket(keys, room, name, "member", None)
+}
+
+fn ticket(keys: &SigningKeys, room: &str, name: &str, role: &str, recording_id: Option<String>) -> String {
     let now = chrono_now();
     keys.sign(&TicketClaims {
         iss: "confab".into(),
@@ -77,9 +83,9 @@ fn member_ticket(keys: &SigningKeys, room: &str, name: &str) -> String {
         jti: uuid::Uuid::new_v4().simple().to_string(),
         room_id: room.into(),
         display_name: name.into(),
-        room_role: "member".into(),
+        room_role: role.into(),
         max_participants: 4,
-        recording_id: None,
+        recording_id,
     })
     .unwrap()
 }
@@ -239,51 +245,8 @@ async fn the_camera_joins_the_call_by_name_sends_h264_and_pcmu_and_leaves_when_t
     assert!(offer.contains("PCMU/8000"), "{offer}");
     assert!(offer.contains("a=sendonly") && !offer.contains("a=sendrecv"), "{offer}");
 
-    // Ann answers with webrtc-rs and trickles candidates through the gateway.
-    let mut media_engine = MediaEngine::default();
-    media_engine.register_default_codecs().unwrap();
-    let registry = register_default_interceptors(Registry::new(), &mut media_engine).unwrap();
-    let (tracks_tx, mut tracks) = mpsc::unbounded_channel();
-    let (candidates_tx, mut candidates) = mpsc::unbounded_channel();
-    let connection = PeerConnectionBuilder::new()
-        .with_media_engine(media_engine)
-        .with_interceptor_registry(registry)
-        .with_setting_engine(SettingEngineBuilder::new().with_include_loopback_candidate(true).build())
-        .with_handler(Arc::new(Viewer { tracks: tracks_tx, candidates: candidates_tx }))
-        .with_udp_addrs(vec!["127.0.0.1:0".to_owned()])
-        .build()
-        .await
-        .unwrap();
-    let connection: Arc<dyn PeerConnection> = Arc::new(connection);
-    connection.set_remote_description(RTCSessionDescription::offer(offer).unwrap()).await.unwrap();
-    let answer = connection.create_answer(None).await.unwrap();
-    connection.set_local_description(answer.clone()).await.unwrap();
-    ann.outgoing.send(json!({"signal": {"to": camera_id, "sdp": {"type": "answer", "sdp": answer.sdp}}})).unwrap();
-
-    let mut reading = Vec::new();
-    let deadline = tokio::time::Instant::now() + SOON;
-    while reading.len() < 2 {
-        tokio::select! {
-            Some(candidate) = candidates.recv() => {
-                let candidate = json!({"candidate": candidate.candidate, "sdp_mid": candidate.sdp_mid,
-                    "sdp_mline_index": candidate.sdp_mline_index});
-                ann.outgoing.send(json!({"signal": {"to": camera_id, "candidate": candidate}})).unwrap();
-            }
-            Some(message) = ann.incoming.recv() => {
-                if let Some(candidate) = message["signal"].get("candidate") {
-                    let init = RTCIceCandidateInit {
-                        candidate: candidate["candidate"].as_str().unwrap().to_owned(),
-                        sdp_mid: candidate["sdp_mid"].as_str().map(str::to_owned),
-                        sdp_mline_index: candidate["sdp_mline_index"].as_u64().map(|i| i as u16),
-                        ..Default::default()
-                    };
-                    connection.add_ice_candidate(init).await.unwrap();
-                }
-            }
-            Some(track) = tracks.recv() => reading.push(tokio::spawn(read_track(track, 60))),
-            () = tokio::time::sleep_until(deadline) => panic!("the camera's tracks did not arrive"),
-        }
-    }
+    let (connection, tracks) = answer(&mut ann, &camera_id, offer).await;
+    let reading: Vec<_> = tracks.into_iter().map(|track| tokio::spawn(read_track(track, 60))).collect();
     let mut received = Vec::new();
     for task in reading {
         received.push(tokio::time::timeout(SOON, task).await.expect("media flowed in time").unwrap());
@@ -310,5 +273,160 @@ async fn the_camera_joins_the_call_by_name_sends_h264_and_pcmu_and_leaves_when_t
         assert!(tokio::time::Instant::now() < give_up, "the camera stayed: {present} peers in presence");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    worker.stop().await;
+}
+
+/// Answers the camera's offer with webrtc-rs as a browser would (every default codec), trickling
+/// candidates through the gateway, until both of the camera's tracks have arrived.
+async fn answer(
+    signaling: &mut Signaling,
+    camera_id: &str,
+    offer: String,
+) -> (Arc<dyn PeerConnection>, Vec<Arc<dyn TrackRemote>>) {
+    let mut media_engine = MediaEngine::default();
+    media_engine.register_default_codecs().unwrap();
+    let registry = register_default_interceptors(Registry::new(), &mut media_engine).unwrap();
+    let (tracks_tx, mut tracks) = mpsc::unbounded_channel();
+    let (candidates_tx, mut candidates) = mpsc::unbounded_channel();
+    let connection = PeerConnectionBuilder::new()
+        .with_media_engine(media_engine)
+        .with_interceptor_registry(registry)
+        .with_setting_engine(SettingEngineBuilder::new().with_include_loopback_candidate(true).build())
+        .with_handler(Arc::new(Viewer { tracks: tracks_tx, candidates: candidates_tx }))
+        .with_udp_addrs(vec!["127.0.0.1:0".to_owned()])
+        .build()
+        .await
+        .unwrap();
+    let connection: Arc<dyn PeerConnection> = Arc::new(connection);
+    connection.set_remote_description(RTCSessionDescription::offer(offer).unwrap()).await.unwrap();
+    let answer = connection.create_answer(None).await.unwrap();
+    connection.set_local_description(answer.clone()).await.unwrap();
+    signaling
+        .outgoing
+        .send(json!({"signal": {"to": camera_id, "sdp": {"type": "answer", "sdp": answer.sdp}}}))
+        .unwrap();
+
+    let mut arrived = Vec::new();
+    let deadline = tokio::time::Instant::now() + SOON;
+    while arrived.len() < 2 {
+        tokio::select! {
+            Some(candidate) = candidates.recv() => {
+                let candidate = json!({"candidate": candidate.candidate, "sdp_mid": candidate.sdp_mid,
+                    "sdp_mline_index": candidate.sdp_mline_index});
+                signaling.outgoing.send(json!({"signal": {"to": camera_id, "candidate": candidate}})).unwrap();
+            }
+            Some(message) = signaling.incoming.recv() => {
+                if let Some(candidate) = message["signal"].get("candidate") {
+                    let init = RTCIceCandidateInit {
+                        candidate: candidate["candidate"].as_str().unwrap().to_owned(),
+                        sdp_mid: candidate["sdp_mid"].as_str().map(str::to_owned),
+                        sdp_mline_index: candidate["sdp_mline_index"].as_u64().map(|i| i as u16),
+                        ..Default::default()
+                    };
+                    connection.add_ice_candidate(init).await.unwrap();
+                }
+            }
+            Some(track) = tracks.recv() => arrived.push(track),
+            () = tokio::time::sleep_until(deadline) => panic!("the camera's tracks did not arrive"),
+        }
+    }
+    (connection, arrived)
+}
+
+#[actix_web::test]
+async fn a_recorder_joining_the_call_is_offered_the_camera_until_the_recording_stops() {
+    the_recorder_is_offered_the_camera(false).await;
+}
+
+#[actix_web::test]
+async fn a_camera_joining_a_recorded_call_offers_the_recorder_at_once() {
+    the_recorder_is_offered_the_camera(true).await;
+}
+
+/// A recorder (joined before the camera when `recording_first`, else after it) gets the camera's
+/// offer, its media, and no more media once it leaves.
+async fn the_recorder_is_offered_the_camera(recording_first: bool) {
+    let world = world().await;
+    let signing = SigningKey::from_bytes(&[7; 32]);
+    let key_pem = signing.to_pkcs8_pem(LineEnding::LF).unwrap().to_string();
+    let keys = Arc::new(SigningKeys::from_pem(&key_pem).unwrap());
+    let gateway_url = gateway(&world.prefix, &jwks_server(&keys));
+    let server = RtspServer::start(&["--fps", "15"]);
+    world.add_camera("Front door", &server.url(), None).await;
+    let mut settings = world.settings("ingest-a");
+    settings.call = Some(CallSettings {
+        gateway_urls: vec![gateway_url.clone()],
+        keys: keys.clone(),
+        jwt_issuer: "confab".into(),
+        bind_addrs: vec!["127.0.0.1:0".into()],
+        include_loopback_candidates: true,
+    });
+    let worker = world.worker(settings);
+    let room = world.room.to_string();
+    // The recorder joins as the API's recorders do: hidden, with the recording's id.
+    let recording_ticket = ticket(&keys, &room, "Recorder", "recorder", Some(uuid::Uuid::new_v4().to_string()));
+    let mut recorder = if recording_first {
+        let mut recorder = Signaling::join(&gateway_url, &recording_ticket).await;
+        assert!(recorder.recv().await.get("welcome").is_some());
+        Some(recorder)
+    } else {
+        None
+    };
+    // A participant makes it a call: the camera is pulled and joins.
+    let mut ann = Signaling::join(&gateway_url, &member_ticket(&keys, &room, "Ann")).await;
+    assert!(ann.recv().await.get("welcome").is_some());
+    let camera_id = loop {
+        let message = ann.recv().await;
+        if let Some(peer_id) = message["peer_joined"]["peer"]["peer_id"].as_str() {
+            break peer_id.to_owned();
+        }
+    };
+    let mut recorder = match recorder.take() {
+        Some(recorder) => recorder,
+        None => {
+            let mut recorder = Signaling::join(&gateway_url, &recording_ticket).await;
+            let welcome = recorder.recv().await;
+            let listed = welcome["welcome"]["peers"].as_array().unwrap();
+            assert!(listed.iter().any(|p| p["peer_id"] == camera_id.as_str() && p["role"] == "camera"), "{welcome}");
+            recorder
+        }
+    };
+    let offer = loop {
+        let message = recorder.recv().await;
+        if message["signal"]["sdp"]["type"] == "offer" {
+            assert_eq!(message["signal"]["from"], camera_id.as_str());
+            break message["signal"]["sdp"]["sdp"].as_str().unwrap().to_owned();
+        }
+    };
+    assert!(offer.contains("H264") && offer.contains("packetization-mode=1") && offer.contains("PCMU/8000"));
+    assert!(offer.contains("a=sendonly"), "{offer}");
+
+    let (connection, tracks) = answer(&mut recorder, &camera_id, offer).await;
+    let packets = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    for track in tracks {
+        let packets = packets.clone();
+        tokio::spawn(async move {
+            while let Some(event) = track.poll().await {
+                if let TrackRemoteEvent::OnRtpPacket(_) = event {
+                    packets.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        });
+    }
+    let count = || packets.load(std::sync::atomic::Ordering::Relaxed);
+    let give_up = tokio::time::Instant::now() + SOON;
+    while count() < 60 {
+        assert!(tokio::time::Instant::now() < give_up, "the camera's media reached the recorder: {} packets", count());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The recording stops: the recorder leaves, the camera is told and closes its connection.
+    recorder.outgoing.send(json!({"bye": {}})).unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after_stop = count();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(count(), after_stop, "the camera still sends to a recorder that left");
+    connection.close().await.unwrap();
+    ann.outgoing.send(json!({"bye": {}})).unwrap();
     worker.stop().await;
 }

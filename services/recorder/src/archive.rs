@@ -17,15 +17,17 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::capture::CaptureStats;
-use crate::status;
 use crate::webm_file::{self, FinishedFile};
+use crate::{mkv_file, status};
 
-/// A participant as the recording names them.
+/// A participant (or camera) as the recording names them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Who {
     pub peer_id: String,
     pub user_id: String,
     pub display_name: String,
+    /// The room role: `camera` for a camera, whose media goes into Matroska.
+    pub role: String,
 }
 
 /// One participant's capture, done.
@@ -57,11 +59,13 @@ impl Archive {
         &self.dir
     }
 
-    /// A path for a new file of `who`, with its note written beside it.
-    pub async fn new_file(&self, who: &Who) -> io::Result<PathBuf> {
+    /// A path for a new file of `who` with `extension` (`webm`, `mkv`), with its note written
+    /// beside it.
+    pub async fn new_file(&self, who: &Who, extension: &str) -> io::Result<PathBuf> {
         tokio::fs::create_dir_all(&self.dir).await?;
-        let path = self.dir.join(format!("{}.webm", Uuid::new_v4()));
-        let note = json!({"peer_id": who.peer_id, "user_id": who.user_id, "display_name": who.display_name});
+        let path = self.dir.join(format!("{}.{extension}", Uuid::new_v4()));
+        let note =
+            json!({"peer_id": who.peer_id, "user_id": who.user_id, "display_name": who.display_name, "role": who.role});
         tokio::fs::write(path.with_extension("json"), note.to_string()).await?;
         Ok(path)
     }
@@ -92,7 +96,7 @@ impl Archive {
         while let Some(entry) = entries.next_entry().await? {
             let path = entry.path();
             match path.extension().and_then(|e| e.to_str()) {
-                Some("webm") if !known.contains(&self.relative(&path)) => orphans.push(path),
+                Some("webm" | "mkv") if !known.contains(&self.relative(&path)) => orphans.push(path),
                 Some("json") => notes.push(path),
                 // A rebuild cut short by another crash: the original is still there.
                 Some("rebuilding") => tokio::fs::remove_file(&path).await?,
@@ -103,7 +107,11 @@ impl Archive {
         for path in orphans {
             let who = self.whose(&path).await;
             let rebuilding = path.clone();
-            match tokio::task::spawn_blocking(move || webm_file::rebuild(&rebuilding)).await? {
+            let rebuilt = tokio::task::spawn_blocking(move || match rebuilding.extension().and_then(|e| e.to_str()) {
+                Some("mkv") => mkv_file::rebuild(&rebuilding).map_err(anyhow::Error::from),
+                _ => webm_file::rebuild(&rebuilding).map_err(anyhow::Error::from),
+            });
+            match rebuilt.await? {
                 Ok(Some(file)) => {
                     self.store(&who, &file, true).await?;
                     recovered += 1;
@@ -121,7 +129,7 @@ impl Archive {
     }
 
     /// The participant a file belongs to, from the note beside its first file (`x.webm` or, for
-    /// a numbered `x-2.webm`, `x.json`).
+    /// a numbered `x-2.webm`, `x.json`; the same for cameras' `.mkv`).
     async fn whose(&self, path: &Path) -> Who {
         let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
         let base = stem.rsplit_once('-').map_or(stem, |(base, _)| base);
@@ -129,7 +137,12 @@ impl Archive {
             if let Ok(text) = tokio::fs::read_to_string(self.dir.join(format!("{name}.json"))).await {
                 let note: Value = serde_json::from_str(&text).unwrap_or_default();
                 let text = |key: &str| note[key].as_str().unwrap_or_default().to_owned();
-                return Who { peer_id: text("peer_id"), user_id: text("user_id"), display_name: text("display_name") };
+                return Who {
+                    peer_id: text("peer_id"),
+                    user_id: text("user_id"),
+                    display_name: text("display_name"),
+                    role: text("role"),
+                };
             }
         }
         Who::default()

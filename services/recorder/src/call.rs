@@ -1,7 +1,9 @@
 //! The recorder's seat in a call: a signaling connection to a gateway with a ticket for room role
 //! `recorder`, signed with the API's key. The gateways keep it hidden from participants and tell
 //! them `recording_started` / `recording_stopped` as it comes and goes (docs/protocol.md). Here the
-//! recorder answers each participant's media offer and keeps track of who is who for the files.
+//! recorder answers each participant's media offer and keeps track of who is who for the files;
+//! a peer whose room role is `camera` (the ingest's cameras are told about the recording too)
+//! is answered with H.264 and G.711 and recorded as Matroska.
 //! Media flows straight from the participants, so losing the gateway loses no media: the recorder
 //! joins again (through any gateway) and participants offer anew to its new peer id.
 
@@ -16,7 +18,7 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::archive::{Archive, Recorded, Who};
-use crate::peer::PeerConfig;
+use crate::peer::{PeerConfig, Source};
 use crate::recorded_peer::RecordedPeer;
 
 /// How long the recorder keeps trying to get back into a call whose gateway went away.
@@ -181,16 +183,24 @@ impl Call {
         archive: &Archive,
         signals: &mpsc::UnboundedSender<String>,
     ) -> anyhow::Result<RecordedPeer> {
-        let path = archive.new_file(&self.who(from)).await.context("cannot create the participant's file")?;
+        let who = self.who(from);
+        let source = Source::of_role(&who.role);
+        let path =
+            archive.new_file(&who, source.file_extension()).await.context("cannot create the participant's file")?;
         let config = PeerConfig { ice_servers: self.ice_servers.clone(), ..PeerConfig::default() };
-        RecordedPeer::start(from, sdp, path, &config, signals.clone()).await
+        RecordedPeer::start(from, sdp, source, path, &config, signals.clone()).await
     }
 
     /// Remembers who a listed peer is.
     fn meet(&mut self, peer: &Value) {
         if let Some(peer_id) = peer["peer_id"].as_str() {
             let text = |key: &str| peer[key].as_str().unwrap_or_default().to_owned();
-            let who = Who { peer_id: peer_id.to_owned(), user_id: text("user_id"), display_name: text("display_name") };
+            let who = Who {
+                peer_id: peer_id.to_owned(),
+                user_id: text("user_id"),
+                display_name: text("display_name"),
+                role: text("role"),
+            };
             self.people.insert(peer_id.to_owned(), who);
         }
     }

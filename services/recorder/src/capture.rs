@@ -1,11 +1,14 @@
-//! One participant's capture: RTP from the WebRTC receive side goes through the media core into
-//! that participant's WebM file, and what the core asks for (keyframes) goes back to the caller,
-//! which sends the PLIs. Synchronous and file-writing: the caller runs it off the async runtime.
+//! One participant's (or camera's) capture: RTP from the WebRTC receive side goes through the
+//! media core into that participant's WebM file (a camera's Matroska file), and what the core asks
+//! for (keyframes) goes back to the caller, which sends the PLIs. Synchronous and file-writing: the
+//! caller runs it off the async runtime.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
-use crate::media::{Codec, Output, Participant, PipelineConfig, RtpPacket, SenderReport, TrackId};
+use crate::media::{Codec, Frame, Output, Participant, PipelineConfig, RtpPacket, SenderReport, TrackId};
+use crate::mkv_file::{CameraRecording, G711};
+use crate::peer::Source;
 use crate::webm_file::{FinishedFile, MediaKind, ParticipantFile, VideoCodec, WebmError};
 
 /// What one participant's capture saw, for the recording's stats.
@@ -19,25 +22,70 @@ pub struct CaptureStats {
     pub av_drift_ms: u64,
 }
 
+/// Where a capture's frames go.
+enum Files {
+    /// A participant's VP8/VP9 and Opus.
+    Webm(ParticipantFile),
+    /// A camera's H.264 and G.711.
+    Matroska(CameraRecording),
+}
+
+impl Files {
+    fn write(&mut self, kind: MediaKind, timestamp_ns: u64, frame: &Frame) -> Result<Option<FinishedFile>, WebmError> {
+        match self {
+            Files::Webm(file) => file.write(kind, timestamp_ns, frame),
+            Files::Matroska(recording) => Ok(recording.write(kind, timestamp_ns, frame)?),
+        }
+    }
+
+    fn finish(self) -> Result<Option<FinishedFile>, WebmError> {
+        match self {
+            Files::Webm(file) => file.finish(),
+            Files::Matroska(recording) => Ok(recording.finish()?),
+        }
+    }
+}
+
 pub struct Capture {
     participant: Participant,
     stats: CaptureStats,
     tracks: Vec<(TrackId, Codec)>,
-    file: ParticipantFile,
+    files: Files,
     /// Files completed so far (a resolution change starts a new one).
     finished: Vec<FinishedFile>,
 }
 
 impl Capture {
-    /// Starts a capture into `path` for the negotiated tracks: at most one video (VP8 or VP9)
-    /// and whether there is Opus audio.
-    pub fn start(path: impl Into<PathBuf>, video: Option<Codec>, audio: bool) -> Result<Self, WebmError> {
-        let video_codec = if video == Some(Codec::Vp9) { VideoCodec::Vp9 } else { VideoCodec::Vp8 };
-        let file = ParticipantFile::create(path, video_codec, audio)?;
+    /// Starts a capture into `path` for the negotiated tracks: at most one video and one audio
+    /// track. A participant's (VP8 or VP9, Opus) go into WebM, a camera's (H.264, PCMU or PCMA)
+    /// into Matroska; other codecs are not recorded.
+    pub fn start(
+        path: impl Into<PathBuf>,
+        source: Source,
+        video: Option<Codec>,
+        audio: Option<Codec>,
+    ) -> Result<Self, WebmError> {
+        let (video, audio, files) = match source {
+            Source::Participant => {
+                let video = video.filter(|codec| matches!(codec, Codec::Vp8 | Codec::Vp9));
+                let audio = audio.filter(|codec| *codec == Codec::Opus);
+                let video_codec = if video == Some(Codec::Vp9) { VideoCodec::Vp9 } else { VideoCodec::Vp8 };
+                (video, audio, Files::Webm(ParticipantFile::create(path, video_codec, audio.is_some())?))
+            }
+            Source::Camera => {
+                let video = video.filter(|codec| *codec == Codec::H264);
+                let g711 = match audio {
+                    Some(Codec::Pcmu) => Some(G711::MuLaw),
+                    Some(Codec::Pcma) => Some(G711::ALaw),
+                    _ => None,
+                };
+                let audio = audio.filter(|_| g711.is_some());
+                (video, audio, Files::Matroska(CameraRecording::create(path, g711)?))
+            }
+        };
         let mut participant = Participant::new(PipelineConfig::default());
-        let codecs = video.into_iter().chain(audio.then_some(Codec::Opus));
-        let tracks = codecs.map(|codec| (participant.add_track(codec), codec)).collect();
-        Ok(Self { participant, stats: CaptureStats::default(), tracks, file, finished: Vec::new() })
+        let tracks = video.into_iter().chain(audio).map(|codec| (participant.add_track(codec), codec)).collect();
+        Ok(Self { participant, stats: CaptureStats::default(), tracks, files, finished: Vec::new() })
     }
 
     /// The track receiving `codec`, if it was negotiated.
@@ -76,8 +124,8 @@ impl Capture {
     pub fn finish(mut self, now: Instant) -> Result<Vec<FinishedFile>, WebmError> {
         let outputs = self.participant.finish(now);
         self.apply(outputs)?;
-        let Self { file, mut finished, .. } = self;
-        finished.extend(file.finish()?);
+        let Self { files, mut finished, .. } = self;
+        finished.extend(files.finish()?);
         Ok(finished)
     }
 
@@ -88,7 +136,7 @@ impl Capture {
                 Output::Frame { track, timestamp_ns, frame } => {
                     let video = self.tracks.iter().any(|(t, codec)| *t == track && codec.is_video());
                     let kind = if video { MediaKind::Video } else { MediaKind::Audio };
-                    if let Some(done) = self.file.write(kind, timestamp_ns, &frame)? {
+                    if let Some(done) = self.files.write(kind, timestamp_ns, &frame)? {
                         self.finished.push(done);
                     }
                 }
@@ -137,7 +185,8 @@ mod tests {
     fn two_seconds_of_vp8_and_opus_become_one_finished_webm_file() {
         let dir = std::env::temp_dir().join(format!("confab-capture-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let mut capture = Capture::start(dir.join("ann.webm"), Some(Codec::Vp8), true).unwrap();
+        let mut capture =
+            Capture::start(dir.join("ann.webm"), Source::Participant, Some(Codec::Vp8), Some(Codec::Opus)).unwrap();
         let (video, audio) = (capture.track(Codec::Vp8).unwrap(), capture.track(Codec::Opus).unwrap());
         assert_eq!(capture.track(Codec::Vp9), None);
 
@@ -176,7 +225,8 @@ mod tests {
     fn sender_reports_that_move_video_120_ms_against_audio_show_as_av_drift() {
         let dir = std::env::temp_dir().join(format!("confab-capture-drift-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let mut capture = Capture::start(dir.join("bo.webm"), Some(Codec::Vp8), true).unwrap();
+        let mut capture =
+            Capture::start(dir.join("bo.webm"), Source::Participant, Some(Codec::Vp8), Some(Codec::Opus)).unwrap();
         let (video, audio) = (capture.track(Codec::Vp8).unwrap(), capture.track(Codec::Opus).unwrap());
         let start = Instant::now();
         // Captured together at RTP timestamp 0, but video reaches the recorder 120 ms after audio.
@@ -200,9 +250,61 @@ mod tests {
     }
 
     #[test]
+    fn a_camera_is_captured_into_matroska_and_a_new_picture_size_starts_the_next_file() {
+        use crate::media::testing::{PPS, SPS_640X480, SPS_1280X720, fu_a, idr, non_idr, stap_a};
+        let dir = std::env::temp_dir().join(format!("confab-capture-camera-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut capture =
+            Capture::start(dir.join("door.mkv"), Source::Camera, Some(Codec::H264), Some(Codec::Pcmu)).unwrap();
+        let (video, audio) = (capture.track(Codec::H264).unwrap(), capture.track(Codec::Pcmu).unwrap());
+        assert_eq!(capture.track(Codec::Opus), None);
+
+        let start = Instant::now();
+        let mut video_seq = 0u16;
+        // 4 s at 25 fps, a keyframe a second (SPS and PPS aggregated, the slice fragmented); from
+        // 2 s on the camera sends 1280×720. PCMU every 20 ms.
+        for ms in (0..4000u32).step_by(20) {
+            let now = start + Duration::from_millis(ms.into());
+            let pcmu = packet((ms / 20) as u16, ms * 8, 0xa0, false, vec![0xff; 160]);
+            capture.push(audio, pcmu, now).unwrap();
+            if ms % 40 != 0 {
+                continue;
+            }
+            let timestamp = ms * 90;
+            let payloads = if ms % 1000 == 0 {
+                let sps: &[u8] = if ms < 2000 { &SPS_640X480 } else { &SPS_1280X720 };
+                [vec![stap_a(&[sps, &PPS])], fu_a(&idr(2500), 1000)].concat()
+            } else {
+                vec![non_idr(300)]
+            };
+            let last = payloads.len() - 1;
+            for (i, payload) in payloads.into_iter().enumerate() {
+                capture.push(video, packet(video_seq, timestamp, 0xb0, i == last, payload), now).unwrap();
+                video_seq += 1;
+            }
+        }
+        let stats = capture.stats();
+        assert_eq!((stats.packets_lost, stats.malformed), (0, 0));
+        let files = capture.finish(start + Duration::from_secs(5)).unwrap();
+        assert_eq!(files.len(), 2, "a file per picture size");
+        assert_eq!(files[0].path, dir.join("door.mkv"));
+        assert_eq!(files[1].path, dir.join("door-2.mkv"));
+        assert_eq!(files[0].dimensions, Some((640, 480)));
+        assert_eq!(files[1].dimensions, Some((1280, 720)));
+        for file in &files {
+            assert_eq!(file.content_type, "video/x-matroska");
+            assert_eq!(file.codecs, ["h264", "pcm_mulaw"]);
+            assert!((1800..=2100).contains(&file.duration_ms), "{} ms", file.duration_ms);
+            assert_eq!(std::fs::metadata(&file.path).unwrap().len(), file.bytes);
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn a_full_disk_is_an_error_from_the_capture_not_a_panic() {
         // Every write to /dev/full fails with ENOSPC, as on a full disk.
-        let mut capture = Capture::start("/dev/full", Some(Codec::Vp8), true).unwrap();
+        let mut capture =
+            Capture::start("/dev/full", Source::Participant, Some(Codec::Vp8), Some(Codec::Opus)).unwrap();
         let (video, audio) = (capture.track(Codec::Vp8).unwrap(), capture.track(Codec::Opus).unwrap());
         let start = Instant::now();
         let mut failure = None;

@@ -2,13 +2,14 @@
 //! hidden recorder, and sees the recording's status through to the end in Postgres. For each
 //! participant that offers its media (`recorded_peer`), `peer` receives the send-only WebRTC
 //! connection, `media` turns its RTP into timed frames and `webm_file` writes them (`capture`
-//! ties the two).
+//! ties the two); `mkv_file` writes cameras' H.264, which WebM cannot carry.
 
 pub mod archive;
 pub mod call;
 pub mod capture;
 pub mod jobs;
 pub mod media;
+pub mod mkv_file;
 pub mod peer;
 pub mod recorded_peer;
 pub mod settings;

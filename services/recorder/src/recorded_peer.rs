@@ -1,7 +1,8 @@
-//! One participant's send-only connection to the recorder, from offer to files: answer the
-//! offer, relay ICE candidates through the gateway, and run the participant's [`Capture`] on a
-//! blocking thread of its own (libwebm writes synchronously) until the connection ends. That
-//! thread takes the packets in batches every 20 ms rather than being woken for each one.
+//! One participant's (or camera's) send-only connection to the recorder, from offer to files:
+//! answer the offer, relay ICE candidates through the gateway, and run the participant's
+//! [`Capture`] on a blocking thread of its own (files are written synchronously) until the
+//! connection ends. That thread takes the packets in batches every 20 ms rather than being woken
+//! for each one.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::capture::{Capture, CaptureStats};
 use crate::media::Codec;
-use crate::peer::{Answered, IceCandidate, Media, PeerConfig, ReceivePeer, Received};
+use crate::peer::{Answered, IceCandidate, Media, PeerConfig, ReceivePeer, Received, Source};
 use crate::webm_file::{FinishedFile, WebmError};
 
 /// How often a capture adds what it saw to the process's metrics.
@@ -39,16 +40,19 @@ pub struct Captured {
 }
 
 impl RecordedPeer {
-    /// Answers `offer_sdp` from `peer_id` and starts capturing into `path`; signaling for the
-    /// participant (the answer, then local candidates) goes out through `signals`.
+    /// Answers `offer_sdp` from `peer_id` and starts capturing into `path` (a `.webm` for a
+    /// participant, a `.mkv` for a camera); signaling for the participant (the answer, then local
+    /// candidates) goes out through `signals`.
     pub async fn start(
         peer_id: &str,
         offer_sdp: &str,
+        source: Source,
         path: PathBuf,
         config: &PeerConfig,
         signals: mpsc::UnboundedSender<String>,
     ) -> anyhow::Result<Self> {
-        let Answered { peer, answer_sdp, media, mut local_candidates } = ReceivePeer::answer(offer_sdp, config).await?;
+        let Answered { peer, answer_sdp, media, mut local_candidates } =
+            ReceivePeer::answer(offer_sdp, source, config).await?;
         let (video, audio) = negotiated(&answer_sdp);
         let answer = json!({"signal": {"to": peer_id, "sdp": {"type": "answer", "sdp": answer_sdp}}});
         let _ = signals.send(answer.to_string());
@@ -61,7 +65,7 @@ impl RecordedPeer {
             }
         });
         let peer = Arc::new(peer);
-        let capture = Capture::start(&path, video, audio)?;
+        let capture = Capture::start(&path, source, video, audio)?;
         let (runtime, keyframes_to) = (tokio::runtime::Handle::current(), peer.clone());
         let (stop, stopped) = watch::channel(false);
         // The capture thread logs within the recording's span (its `request.id`).
@@ -187,9 +191,9 @@ fn request_keyframes(ssrcs: Vec<u32>, runtime: &tokio::runtime::Handle, peer: &R
     }
 }
 
-/// The video codec (the first one accepted) and whether Opus audio was accepted, from an answer.
-fn negotiated(answer_sdp: &str) -> (Option<Codec>, bool) {
-    let (mut video, mut audio) = (None, false);
+/// The video and audio codecs accepted (the first of each), from an answer.
+fn negotiated(answer_sdp: &str) -> (Option<Codec>, Option<Codec>) {
+    let (mut video, mut audio) = (None, None);
     let mut section: Option<&str> = None;
     for line in answer_sdp.lines() {
         if let Some(m) = line.strip_prefix("m=") {
@@ -201,7 +205,10 @@ fn negotiated(answer_sdp: &str) -> (Option<Codec>, bool) {
             match kind {
                 "video" if video.is_none() && name.starts_with("vp8/") => video = Some(Codec::Vp8),
                 "video" if video.is_none() && name.starts_with("vp9/") => video = Some(Codec::Vp9),
-                "audio" if name.starts_with("opus/") => audio = true,
+                "video" if video.is_none() && name.starts_with("h264/") => video = Some(Codec::H264),
+                "audio" if audio.is_none() && name.starts_with("opus/") => audio = Some(Codec::Opus),
+                "audio" if audio.is_none() && name.starts_with("pcmu/") => audio = Some(Codec::Pcmu),
+                "audio" if audio.is_none() && name.starts_with("pcma/") => audio = Some(Codec::Pcma),
                 _ => {}
             }
         }
@@ -217,10 +224,13 @@ mod tests {
     fn the_answer_says_what_was_accepted() {
         let answer = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n\
                       m=video 9 UDP/TLS/RTP/SAVPF 98 96\r\na=rtpmap:98 VP9/90000\r\na=rtpmap:96 VP8/90000\r\n";
-        assert_eq!(negotiated(answer), (Some(Codec::Vp9), true));
+        assert_eq!(negotiated(answer), (Some(Codec::Vp9), Some(Codec::Opus)));
         let rejected_video =
             "m=video 0 UDP/TLS/RTP/SAVPF 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n";
-        assert_eq!(negotiated(rejected_video), (None, true));
-        assert_eq!(negotiated(""), (None, false));
+        assert_eq!(negotiated(rejected_video), (None, Some(Codec::Opus)));
+        assert_eq!(negotiated(""), (None, None));
+        let camera = "m=video 9 UDP/TLS/RTP/SAVPF 102\r\na=rtpmap:102 H264/90000\r\n\
+                      m=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=rtpmap:0 PCMU/8000\r\n";
+        assert_eq!(negotiated(camera), (Some(Codec::H264), Some(Codec::Pcmu)));
     }
 }

@@ -144,7 +144,8 @@ pub async fn hand_over(db: &PgPool, recording_id: Uuid, recorder_id: &str) -> sq
 }
 
 /// Records a finished file of the recording; `path` is relative to the recordings directory. A
-/// participant whose account is gone meanwhile is kept by name only.
+/// participant whose account is gone meanwhile is kept by name only (a camera, whose user id is
+/// no account, always is).
 pub async fn add_file(
     db: &PgPool,
     recording_id: Uuid,
@@ -155,8 +156,9 @@ pub async fn add_file(
 ) -> sqlx::Result<()> {
     sqlx::query(
         "insert into recording_files
-           (id, recording_id, peer_id, user_id, participant, path, bytes, duration_ms, codecs, sha256, recovered)
-         values ($1, $2, $3, (select id from users where id = $4), $5, $6, $7, $8, $9, $10, $11)",
+           (id, recording_id, peer_id, user_id, participant, path, bytes, duration_ms, codecs, sha256, recovered,
+            content_type)
+         values ($1, $2, $3, (select id from users where id = $4), $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(Uuid::new_v4())
     .bind(recording_id)
@@ -169,6 +171,7 @@ pub async fn add_file(
     .bind(file.codecs.iter().map(|c| c.to_string()).collect::<Vec<_>>())
     .bind(&file.sha256)
     .bind(recovered)
+    .bind(file.content_type)
     .execute(db)
     .await?;
     Ok(())

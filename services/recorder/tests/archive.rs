@@ -64,12 +64,17 @@ impl Drop for Spool {
 }
 
 fn ann() -> Who {
-    Who { peer_id: "peer-ann".into(), user_id: Uuid::new_v4().to_string(), display_name: "Ann".into() }
+    Who {
+        peer_id: "peer-ann".into(),
+        user_id: Uuid::new_v4().to_string(),
+        display_name: "Ann".into(),
+        role: "member".into(),
+    }
 }
 
 /// A second of VP8 video (synthetic frames, not decoded by anything here) into a new file of `who`.
 async fn recorded(archive: &Archive, who: Who) -> Recorded {
-    let path = archive.new_file(&who).await.unwrap();
+    let path = archive.new_file(&who, "webm").await.unwrap();
     let mut file = ParticipantFile::create(&path, VideoCodec::Vp8, false).unwrap();
     for n in 0..30u64 {
         let keyframe = n == 0;

@@ -1,8 +1,10 @@
-//! The whole recording path with nothing faked but the browser: a real API, gateway and recorder
-//! on real Postgres and Redis, and a webrtc-rs participant that signs up, creates a room, joins its
-//! call, starts a recording over HTTP, offers the recorder its camera and microphone (the committed
-//! VP8 and Opus clips, played in real time), stops the recording and downloads the file. The file
-//! is judged by ffprobe and ffmpeg, independent of the recorder's own reading of it.
+//! The whole recording path with nothing faked but the browser: a real API, gateway, recorder and
+//! camera ingest on real Postgres and Redis, and a webrtc-rs participant that signs up, creates a
+//! room, joins its call, starts a recording over HTTP, offers the recorder its camera and
+//! microphone (the committed VP8 and Opus clips, played in real time), stops the recording and
+//! downloads the file. An RTSP camera attached to a room (GStreamer's test server) is recorded
+//! into its own Matroska file the same way. The files are judged by ffprobe and ffmpeg,
+//! independent of the recorder's own reading of them.
 
 use std::path::Path;
 use std::process::Command;
@@ -43,8 +45,9 @@ struct Deployment {
     api: String,
     db: PgPool,
     client: awc::Client,
-    _recordings: TempDir,
+    recordings: TempDir,
     _recorder: tokio::sync::watch::Sender<bool>,
+    _ingest: tokio::sync::watch::Sender<bool>,
 }
 
 async fn deploy() -> Deployment {
@@ -92,7 +95,12 @@ async fn deploy() -> Deployment {
         hash_queue: 16,
         limits: Default::default(),
         webhooks: Default::default(),
-        cameras: Default::default(),
+        // The test camera is on loopback, which the SSRF guard refuses by default.
+        cameras: confab_api::settings::CameraSettings {
+            key: None,
+            allowed_hosts: vec!["127.0.0.1".into()],
+            allow_private: false,
+        },
     })
     .await
     .unwrap();
@@ -103,11 +111,11 @@ async fn deploy() -> Deployment {
     let worker = confab_recorder::worker::Worker::build(confab_recorder::Settings {
         bind: "127.0.0.1:0".into(),
         redis_url: env("REDIS_URL"),
-        redis_prefix: prefix,
+        redis_prefix: prefix.clone(),
         database_url: database_url.clone(),
         instance_id: "rec-e2e".into(),
-        gateway_urls: vec![gateway_url],
-        jwt_keys_pem: key_pem,
+        gateway_urls: vec![gateway_url.clone()],
+        jwt_keys_pem: key_pem.clone(),
         jwt_issuer: "confab".into(),
         recordings_dir: recordings.0.clone(),
         // The default: nothing in this flow may wait for a take-over.
@@ -118,9 +126,30 @@ async fn deploy() -> Deployment {
     let (stop, stopped) = tokio::sync::watch::channel(false);
     actix_web::rt::spawn(Arc::new(worker).run(stopped));
 
+    let ingest = confab_ingest::worker::Worker::build(confab_ingest::Settings {
+        bind: "127.0.0.1:0".into(),
+        redis_url: env("REDIS_URL"),
+        redis_prefix: prefix,
+        database_url: database_url.clone(),
+        instance_id: "ingest-e2e".into(),
+        secrets: None,
+        host_policy: confab_common::camera_url::HostPolicy::new(false, &["127.0.0.1".to_owned()]).unwrap(),
+        call: Some(confab_ingest::settings::CallSettings {
+            gateway_urls: vec![gateway_url],
+            keys: Arc::new(confab_common::tokens::SigningKeys::from_pem(&key_pem).unwrap()),
+            jwt_issuer: "confab".into(),
+            bind_addrs: vec!["127.0.0.1:0".into()],
+            include_loopback_candidates: true,
+        }),
+        timings: confab_ingest::settings::Timings { scan_every: Duration::from_millis(200), ..Default::default() },
+    })
+    .unwrap();
+    let (stop_ingest, ingest_stopped) = tokio::sync::watch::channel(false);
+    actix_web::rt::spawn(Arc::new(ingest).run(ingest_stopped));
+
     let client = awc::Client::builder().timeout(Duration::from_secs(30)).finish();
     let db = PgPool::connect_lazy(&database_url).unwrap();
-    Deployment { api: api_url, db, client, _recordings: recordings, _recorder: stop }
+    Deployment { api: api_url, db, client, recordings, _recorder: stop, _ingest: stop_ingest }
 }
 
 /// A uuid-named database with every migration applied.
@@ -245,9 +274,15 @@ impl Deployment {
     }
 
     async fn download(&self, token: &str, path: &str) -> Vec<u8> {
+        self.download_typed(token, path).await.1
+    }
+
+    /// The file at `path` and its `Content-Type`.
+    async fn download_typed(&self, token: &str, path: &str) -> (String, Vec<u8>) {
         let mut reply = self.client.get(format!("{}{path}", self.api)).bearer_auth(token).send().await.unwrap();
         assert_eq!(reply.status(), StatusCode::OK, "GET {path}");
-        reply.body().limit(64 << 20).await.unwrap().to_vec()
+        let content_type = reply.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
+        (content_type.unwrap_or_default(), reply.body().limit(64 << 20).await.unwrap().to_vec())
     }
 }
 
@@ -443,6 +478,96 @@ async fn a_participant_sending_vp8_and_opus_is_recorded_into_a_file_that_plays_i
     let first = |kind: &str| probe.first_pts_secs.iter().find(|(k, _)| k == kind).expect("packets of each stream").1;
     let offset = first("audio") - first("video");
     assert!(offset.abs() <= MAX_AV_OFFSET_SECS, "audio starts {:.1} ms after video", offset * 1000.0);
+    let (stdout, stderr) =
+        run_tool("ffmpeg", &["-v", "error", "-nostdin", "-i", path.to_str().unwrap(), "-f", "null", "-"]);
+    assert_eq!(stdout + &stderr, "", "the file decodes without errors");
+}
+
+#[actix_web::test]
+async fn an_rtsp_camera_attached_to_a_room_is_recorded_into_its_own_matroska_file() {
+    run_tool("ffprobe", &["-version"]);
+    run_tool("ffmpeg", &["-version"]);
+    // The camera's file starts at its first keyframe after the recorder connected (an RTSP camera
+    // cannot be asked for one), so a short GOP keeps the comparison with the recorded time tight.
+    let camera = support::camera::RtspServer::start(&["--fps", "15", "--gop", "8"]);
+    let deployment = deploy().await;
+    let owner = deployment.signed_up_user().await;
+    let room = deployment.post("/v1/rooms", Some(&owner), json!({"name": "Lab"}), StatusCode::CREATED).await;
+    let room = room["id"].as_str().unwrap().to_owned();
+    let attach = json!({"name": "Bench camera", "rtsp_url": camera.url()});
+    deployment.post(&format!("/v1/rooms/{room}/cameras"), Some(&owner), attach, StatusCode::CREATED).await;
+
+    // A participant joins: the call is on, the ingest pulls the camera into it.
+    let join = deployment.post(&format!("/v1/rooms/{room}/join"), Some(&owner), json!({}), StatusCode::OK).await;
+    let mut signaling =
+        Signaling::connect(join["gateway_url"].as_str().unwrap(), join["ticket"].as_str().unwrap()).await;
+    assert!(signaling.recv().await.get("welcome").is_some());
+    let joined = loop {
+        let message = tokio::time::timeout(Duration::from_secs(30), signaling.recv()).await.expect("the camera joins");
+        if let Some(peer) = message["peer_joined"].get("peer") {
+            break peer.clone();
+        }
+    };
+    assert_eq!((joined["display_name"].as_str(), joined["role"].as_str()), (Some("Bench camera"), Some("camera")));
+
+    let started =
+        deployment.post(&format!("/v1/rooms/{room}/recordings"), Some(&owner), json!({}), StatusCode::ACCEPTED).await;
+    let recording = started["id"].as_str().unwrap().to_owned();
+    loop {
+        // The participant sends nothing; the camera's offer to it goes unanswered.
+        let message = signaling.recv().await;
+        if message.get("recording_started").is_some() {
+            break;
+        }
+    }
+    // The camera's file begins at the camera's first keyframe once its connection to the
+    // recorder is up (an RTSP camera cannot be asked for one); how long that takes varies with
+    // the machine, so the recorded time counts from when the file has its header on disk.
+    let announced = std::time::Instant::now();
+    let recording_dir = deployment.recordings.0.join(&recording);
+    let camera_file_started = || {
+        let entries = std::fs::read_dir(&recording_dir).into_iter().flatten().flatten();
+        entries.into_iter().any(|e| e.path().extension().is_some_and(|x| x == "mkv") && e.metadata().unwrap().len() > 0)
+    };
+    while !camera_file_started() {
+        assert!(announced.elapsed() < Duration::from_secs(20), "the camera's file never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let recording_since = std::time::Instant::now();
+    let start_lag = recording_since - announced;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    deployment.post(&format!("/v1/recordings/{recording}/stop"), Some(&owner), json!({}), StatusCode::OK).await;
+    let recorded_secs = recording_since.elapsed().as_secs_f64();
+    let ready = deployment.wait_for_recording(&owner, &recording, "ready").await;
+    let files = ready["files"].as_array().unwrap();
+    assert_eq!(files.len(), 1, "the participant sent nothing; the camera has its file: {ready}");
+    let file = &files[0];
+    assert_eq!(file["participant"], "Bench camera");
+    assert_eq!(file["content_type"], "video/x-matroska");
+    assert_eq!(file["codecs"], json!(["h264", "pcm_mulaw"]));
+
+    let (content_type, bytes) = deployment
+        .download_typed(&owner, &format!("/v1/recordings/{recording}/files/{}", file["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(content_type, "video/x-matroska");
+    let downloaded = TempDir(std::env::temp_dir().join(format!("confab-e2e-camera-{}", Uuid::new_v4().simple())));
+    std::fs::create_dir_all(&downloaded.0).unwrap();
+    let path = downloaded.0.join("camera.mkv");
+    std::fs::write(&path, &bytes).unwrap();
+    let probe = probe(&path);
+    println!(
+        "recorded {recorded_secs:.1} s of the camera, its file started {start_lag:?} after recording_started; \
+         {} bytes: {probe:?}",
+        bytes.len()
+    );
+    let mut codecs = probe.codecs.clone();
+    codecs.sort();
+    assert_eq!(codecs, [("audio".to_owned(), "pcm_mulaw".to_owned()), ("video".to_owned(), "h264".to_owned())]);
+    assert!(
+        (probe.duration_secs - recorded_secs).abs() <= 1.5,
+        "{} s in the file of {recorded_secs} s recorded",
+        probe.duration_secs
+    );
     let (stdout, stderr) =
         run_tool("ffmpeg", &["-v", "error", "-nostdin", "-i", path.to_str().unwrap(), "-f", "null", "-"]);
     assert_eq!(stdout + &stderr, "", "the file decodes without errors");

@@ -1,7 +1,8 @@
 //! The recorder's receive side against a real webrtc-rs sender on loopback: a participant-like
 //! peer offers send-only VP8 and Opus, `ReceivePeer` answers, candidates trickle in-process, and
 //! what arrives goes through the media pipeline into a WebM file that an independent Matroska
-//! reader then checks.
+//! reader then checks. A camera's offer (H.264, PCMU) is answered with exactly those; a
+//! participant's H.264 is refused.
 
 use std::io::Cursor;
 use std::path::PathBuf;
@@ -10,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use confab_recorder::capture::Capture;
 use confab_recorder::media::Codec;
-use confab_recorder::peer::{Answered, IceCandidate, Media, ReceivePeer};
+use confab_recorder::peer::{Answered, IceCandidate, Media, ReceivePeer, Source};
 use matroska_demuxer::{Frame as ReadFrame, MatroskaFile};
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
 use tokio::sync::mpsc;
@@ -34,7 +35,7 @@ async fn record(
     mut media: mpsc::Receiver<confab_recorder::peer::Received>,
     path: PathBuf,
 ) -> Recorded {
-    let mut capture = Capture::start(&path, Some(Codec::Vp8), true).unwrap();
+    let mut capture = Capture::start(&path, Source::Participant, Some(Codec::Vp8), Some(Codec::Opus)).unwrap();
     let mut ended = 0;
     let (mut sender_reports, mut keyframe_requests) = (0, 0);
     loop {
@@ -124,7 +125,7 @@ async fn three_seconds_of_vp8_and_opus_are_recorded() {
     assert!(offer.sdp.contains("a=sendonly"), "the participant offers send-only");
 
     let Answered { peer, answer_sdp, media, local_candidates } =
-        ReceivePeer::answer(&offer.sdp, &loopback_config()).await.unwrap();
+        ReceivePeer::answer(&offer.sdp, Source::Participant, &loopback_config()).await.unwrap();
     assert!(answer_sdp.contains("a=recvonly"), "{answer_sdp}");
     sender.connection.set_remote_description(RTCSessionDescription::answer(answer_sdp).unwrap()).await.unwrap();
     let peer = Arc::new(peer);
@@ -205,13 +206,57 @@ async fn an_h264_only_offer_gets_an_answer_that_rejects_the_video() {
     let offer = sender.connection.create_offer(None).await.unwrap();
     assert!(offer.sdp.contains("H264"), "{}", offer.sdp);
 
-    let answered = tokio::time::timeout(Duration::from_secs(20), ReceivePeer::answer(&offer.sdp, &loopback_config()))
-        .await
-        .expect("answered within 20 s")
-        .expect("an unsupported codec is a rejected m-line, not an error");
+    let answered = tokio::time::timeout(
+        Duration::from_secs(20),
+        ReceivePeer::answer(&offer.sdp, Source::Participant, &loopback_config()),
+    )
+    .await
+    .expect("answered within 20 s")
+    .expect("an unsupported codec is a rejected m-line, not an error");
     let video_line = answered.answer_sdp.lines().find(|line| line.starts_with("m=video")).expect("a video m-line");
     assert!(video_line.starts_with("m=video 0 "), "video rejected: {video_line}");
     assert!(!answered.answer_sdp.contains("H264"), "{}", answered.answer_sdp);
+    answered.peer.close().await.unwrap();
+    sender.connection.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cameras_offer_gets_an_answer_accepting_exactly_its_h264_profile_and_pcmu() {
+    let fmtp = "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=4d001f";
+    let h264 = RTCRtpCodec { sdp_fmtp_line: fmtp.to_owned(), ..codec("video/H264", 90_000, 0) };
+    let pcmu = codec("audio/PCMU", 8_000, 0);
+    let mut media_engine = MediaEngine::default();
+    for (codec, payload_type, kind) in [(&h264, 102, RtpCodecKind::Video), (&pcmu, 0, RtpCodecKind::Audio)] {
+        let parameters = RTCRtpCodecParameters { rtp_codec: codec.clone(), payload_type };
+        media_engine.register_codec(parameters, kind).unwrap();
+    }
+    let sender = sender_peer(media_engine).await;
+    add_send_only(&sender.connection, sample_track(RtpCodecKind::Video, VIDEO_SSRC, h264)).await;
+    add_send_only(&sender.connection, sample_track(RtpCodecKind::Audio, AUDIO_SSRC, pcmu)).await;
+    let offer = sender.connection.create_offer(None).await.unwrap();
+
+    let config = loopback_config();
+    let answer = |source| ReceivePeer::answer(&offer.sdp, source, &config);
+    let answered = tokio::time::timeout(Duration::from_secs(20), answer(Source::Camera))
+        .await
+        .expect("answered within 20 s")
+        .unwrap();
+    let sdp = &answered.answer_sdp;
+    let section = |kind: &str| sdp.split("m=").find(|s| s.starts_with(kind)).expect("an m-line").to_owned();
+    let (video, audio) = (section("video"), section("audio"));
+    assert!(!video.starts_with("video 0 ") && video.contains("H264/90000"), "{video}");
+    assert!(video.contains("profile-level-id=4d001f") && video.contains("packetization-mode=1"), "{video}");
+    assert!(!audio.starts_with("audio 0 ") && audio.contains("PCMU/8000"), "{audio}");
+    assert!(video.contains("a=recvonly") && audio.contains("a=recvonly"));
+    assert!(!sdp.contains("VP8") && !sdp.contains("opus"), "{sdp}");
+    answered.peer.close().await.unwrap();
+
+    // The same offer from a participant: neither codec is accepted.
+    let answered = tokio::time::timeout(Duration::from_secs(20), answer(Source::Participant))
+        .await
+        .expect("answered within 20 s")
+        .unwrap();
+    assert!(!answered.answer_sdp.contains("H264") && !answered.answer_sdp.contains("PCMU"));
     answered.peer.close().await.unwrap();
     sender.connection.close().await.unwrap();
 }

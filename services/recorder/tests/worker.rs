@@ -2,7 +2,9 @@
 //! queued recording, joins the call as the hidden recorder (participants are told), leaves when
 //! the API stops the recording, records the outcome, takes over the job of a dead recorder (and
 //! rebuilds the files a `kill -9`ed recorder process left, which a room member then downloads
-//! through the API), and rejoins when its gateway goes.
+//! through the API), and rejoins when its gateway goes. A camera (room role `camera`, as the
+//! ingest joins) is told about the recording like everyone, offers H.264 and PCMU, and is
+//! recorded into Matroska; a camera file a dead recorder left is rebuilt like a participant's.
 
 use std::time::Duration;
 
@@ -15,10 +17,13 @@ use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::EncodePrivateKey;
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
 use futures_util::StreamExt;
+use rtc::media::Sample;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters};
 use serde_json::Value;
 use sha2::Digest;
 use sqlx::{Connection, Executor, PgConnection, PgPool};
+use std::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use uuid::Uuid;
@@ -253,19 +258,29 @@ impl World {
 
     /// A participant in `room` called `display_name`: its socket, after the welcome.
     async fn participant_in(&self, room: Uuid, display_name: &str) -> Participant {
+        self.peer_in(room, display_name, "member", &Uuid::new_v4().to_string()).await.0
+    }
+
+    /// A peer with room role `role` in the room: its socket and its welcome.
+    async fn peer(&self, display_name: &str, role: &str, user_id: &str) -> (Participant, Value) {
+        self.peer_in(self.room, display_name, role, user_id).await
+    }
+
+    /// A peer with room role `role` in `room`: its socket and its welcome.
+    async fn peer_in(&self, room: Uuid, display_name: &str, role: &str, user_id: &str) -> (Participant, Value) {
         let now = chrono::Utc::now().timestamp();
         let ticket = self
             .keys
             .sign(&TicketClaims {
                 iss: "confab".into(),
                 aud: TICKET_AUDIENCE.into(),
-                sub: Uuid::new_v4().to_string(),
+                sub: user_id.to_owned(),
                 exp: now + 60,
                 iat: now,
                 jti: Uuid::new_v4().simple().to_string(),
                 room_id: room.to_string(),
                 display_name: display_name.into(),
-                room_role: "member".into(),
+                room_role: role.into(),
                 max_participants: 4,
                 recording_id: None,
             })
@@ -276,8 +291,9 @@ impl World {
             .insert("sec-websocket-protocol", format!("confab.v1, confab.ticket.{ticket}").parse().unwrap());
         let (socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
         let mut participant = Participant { socket };
-        assert!(participant.recv().await.get("welcome").is_some());
-        participant
+        let welcome = participant.recv().await;
+        assert!(welcome.get("welcome").is_some());
+        (participant, welcome)
     }
 }
 
@@ -417,6 +433,39 @@ impl Participant {
         let audio = sample_track(RtpCodecKind::Audio, AUDIO_SSRC, codec("audio/opus", 48_000, 2));
         let video_transceiver = add_send_only(&sender.connection, std::sync::Arc::clone(&video)).await;
         let audio_transceiver = add_send_only(&sender.connection, std::sync::Arc::clone(&audio)).await;
+        self.connect(&mut sender, recorder).await;
+        let (video_pt, audio_pt) = (payload_type(&video_transceiver).await, payload_type(&audio_transceiver).await);
+        Media { sender, video: (video, video_pt), audio: (audio, audio_pt) }
+    }
+
+    /// What the ingest's camera peer offers: send-only H.264 (packetization-mode 1, the clip's
+    /// profile) and PCMU; connected, ready to send.
+    async fn offer_camera(&mut self, recorder: &str, profile_level_id: &str) -> Media {
+        let h264 = RTCRtpCodec {
+            sdp_fmtp_line: format!(
+                "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id={profile_level_id}"
+            ),
+            ..codec("video/H264", 90_000, 0)
+        };
+        let pcmu = codec("audio/PCMU", 8_000, 0);
+        let mut media_engine = MediaEngine::default();
+        for (codec, payload_type, kind) in [(&h264, 102, RtpCodecKind::Video), (&pcmu, 0, RtpCodecKind::Audio)] {
+            let parameters = RTCRtpCodecParameters { rtp_codec: codec.clone(), payload_type };
+            media_engine.register_codec(parameters, kind).unwrap();
+        }
+        let mut sender = sender_peer(media_engine).await;
+        let video = sample_track(RtpCodecKind::Video, VIDEO_SSRC, h264);
+        let audio = sample_track(RtpCodecKind::Audio, AUDIO_SSRC, pcmu);
+        let video_transceiver = add_send_only(&sender.connection, std::sync::Arc::clone(&video)).await;
+        let audio_transceiver = add_send_only(&sender.connection, std::sync::Arc::clone(&audio)).await;
+        self.connect(&mut sender, recorder).await;
+        let (video_pt, audio_pt) = (payload_type(&video_transceiver).await, payload_type(&audio_transceiver).await);
+        Media { sender, video: (video, video_pt), audio: (audio, audio_pt) }
+    }
+
+    /// Offers `sender`'s tracks to `recorder` through the gateway and trickles candidates until
+    /// the connection is up.
+    async fn connect(&mut self, sender: &mut SenderPeer, recorder: &str) {
         let offer = sender.connection.create_offer(None).await.unwrap();
         sender.connection.set_local_description(offer.clone()).await.unwrap();
         self.send(serde_json::json!({"signal": {"to": recorder, "sdp": {"type": "offer", "sdp": offer.sdp}}})).await;
@@ -438,8 +487,6 @@ impl Participant {
                 _ = sender.connected.wait_for(|connected| *connected) => break,
             }
         }
-        let (video_pt, audio_pt) = (payload_type(&video_transceiver).await, payload_type(&audio_transceiver).await);
-        Media { sender, video: (video, video_pt), audio: (audio, audio_pt) }
     }
 
     /// The next message that has `key`, skipping others.
@@ -474,6 +521,37 @@ impl Media {
     /// Sends 3 s of VP8 and Opus, then closes the connection.
     async fn send(self) {
         tokio::join!(send_video(self.video.0, self.video.1), send_audio(self.audio.0, self.audio.1));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        self.sender.connection.close().await.unwrap();
+    }
+
+    /// Sends a camera's access units at `fps` and its PCMU in 20 ms packets, in real time, then
+    /// closes the connection.
+    async fn send_camera(self, access_units: &[Vec<u8>], fps: u64, pcmu: &[u8]) {
+        let (video, video_pt) = self.video;
+        let (audio, audio_pt) = self.audio;
+        let video_frame = Duration::from_nanos(1_000_000_000 / fps);
+        let send_video = async {
+            let mut ticker = tokio::time::interval(video_frame);
+            for unit in access_units {
+                ticker.tick().await;
+                let sample = Sample { data: unit.clone().into(), duration: video_frame, ..Sample::new(Instant::now()) };
+                video.sample_writer(VIDEO_SSRC, video_pt).write_sample(&sample).await.unwrap();
+            }
+        };
+        let send_audio = async {
+            let mut ticker = tokio::time::interval(Duration::from_millis(20));
+            for samples in pcmu.chunks(camera::AUDIO_PACKET) {
+                ticker.tick().await;
+                let sample = Sample {
+                    data: samples.to_vec().into(),
+                    duration: Duration::from_millis(20),
+                    ..Sample::new(Instant::now())
+                };
+                audio.sample_writer(AUDIO_SSRC, audio_pt).write_sample(&sample).await.unwrap();
+            }
+        };
+        tokio::join!(send_video, send_audio);
         tokio::time::sleep(Duration::from_millis(500)).await;
         self.sender.connection.close().await.unwrap();
     }
@@ -999,4 +1077,120 @@ async fn a_job_seen_before_its_row_is_committed_is_still_recorded_at_once() {
         .unwrap();
     assert_eq!(ann.recv_with("recording_started").await["recording_started"]["recording_id"], recording.to_string());
     world.wait_for_status(recording, "recording").await;
+}
+
+/// What ffprobe says of a file's streams (codec, size) and its duration, and what a full decode
+/// prints (nothing, for a good file).
+fn probe(path: &std::path::Path) -> (Value, String) {
+    let file = path.to_str().unwrap();
+    let entries = "stream=codec_type,codec_name,width,height,sample_rate:format=duration";
+    let (json, _) = camera::run_tool("ffprobe", &["-v", "error", "-show_entries", entries, "-of", "json", file]);
+    let (_, errors) = camera::run_tool("ffmpeg", &["-v", "error", "-i", file, "-f", "null", "-"]);
+    (serde_json::from_str(&json).unwrap(), errors)
+}
+
+/// The profile-level-id of the clip's SPS (the bytes after its NAL header), as a camera offers it.
+fn profile_level_id(keyframe: &[u8]) -> String {
+    let sps = keyframe.windows(5).position(|w| w[..4] == [0, 0, 0, 1] && w[4] & 0x1f == 7).expect("an SPS") + 5;
+    keyframe[sps..sps + 3].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[actix_web::test]
+async fn a_camera_offering_h264_and_pcmu_through_the_gateway_is_recorded_into_a_matroska_file() {
+    let world = world().await;
+    let camera_user = format!("camera-{}", Uuid::new_v4());
+    let (mut camera, welcome) = world.peer("Front door", "camera", &camera_user).await;
+    let camera_peer = welcome["welcome"]["peer_id"].as_str().unwrap().to_owned();
+    let _ann = world.participant().await;
+    let recording = world.queue_recording("pending").await;
+    let _worker = world.start_worker("rec-a");
+    // The gateway tells cameras about the recording as it tells participants.
+    let started = camera.recv_with("recording_started").await;
+    let recorder = started["recording_started"]["recorder_peer_id"].as_str().expect("a recorder").to_owned();
+
+    let clip_dir = TempDir(std::env::temp_dir().join(format!("confab-camera-clip-{}", Uuid::new_v4().simple())));
+    std::fs::create_dir_all(&clip_dir.0).unwrap();
+    let (access_units, pcmu) = camera::clip(&clip_dir.0, 25, 3);
+    let media = camera.offer_camera(&recorder, &profile_level_id(&access_units[0])).await;
+    media.send_camera(&access_units, 25, &pcmu).await;
+
+    world.stop_recording(recording).await;
+    let (_, reason, _) = world.wait_for_status(recording, "ready").await;
+    assert_eq!(reason, None);
+    type Row = (String, String, Option<Uuid>, String, String, i64, i64, Vec<String>);
+    let (path, participant, user_id, peer_id, content_type, bytes, duration_ms, codecs): Row = sqlx::query_as(
+        "select path, participant, user_id, peer_id, content_type, bytes, duration_ms, codecs
+           from recording_files where recording_id = $1",
+    )
+    .bind(recording)
+    .fetch_one(&world.db)
+    .await
+    .unwrap();
+    assert!(path.ends_with(".mkv"), "{path}");
+    assert_eq!((participant.as_str(), user_id, peer_id), ("Front door", None, camera_peer));
+    assert_eq!(content_type, "video/x-matroska");
+    assert_eq!(codecs, ["h264", "pcm_mulaw"]);
+    assert!((2_500..=3_100).contains(&duration_ms), "{duration_ms} ms");
+    let file = std::env::temp_dir().join(&path);
+    assert_eq!(std::fs::metadata(&file).unwrap().len() as i64, bytes);
+    let (probed, decode_errors) = probe(&file);
+    let streams = probed["streams"].as_array().unwrap();
+    assert_eq!(streams[0]["codec_name"], "h264");
+    assert_eq!((streams[0]["width"].as_u64(), streams[0]["height"].as_u64()), (Some(320), Some(240)));
+    assert_eq!(streams[1]["codec_name"], "pcm_mulaw");
+    assert_eq!(decode_errors, "");
+    let _ = std::fs::remove_dir_all(std::env::temp_dir().join(recording.to_string()));
+}
+
+#[actix_web::test]
+async fn a_camera_file_a_dead_recorder_left_is_rebuilt_into_a_partial_recording() {
+    let world = world().await;
+    let recording = world.recording_of_a_dead_recorder().await;
+    let dir = TempDir(std::env::temp_dir().join(format!("confab-camera-crash-{}", Uuid::new_v4().simple())));
+    let recording_dir = dir.0.join(recording.to_string());
+    std::fs::create_dir_all(&recording_dir).unwrap();
+    // What the dead recorder left: the camera's note and its file up to the last closed cluster
+    // (a writer dropped mid-cluster leaves exactly what a kill -9 would).
+    let (access_units, pcmu) = camera::clip(&dir.0, 25, 3);
+    let orphan = recording_dir.join("cam.mkv");
+    let note =
+        serde_json::json!({"peer_id": "p-cam", "user_id": "camera-1", "display_name": "Front door", "role": "camera"});
+    std::fs::write(recording_dir.join("cam.json"), note.to_string()).unwrap();
+    let mut crashed =
+        confab_recorder::mkv_file::CameraFile::create(&orphan, Some(confab_recorder::mkv_file::G711::MuLaw)).unwrap();
+    for (n, unit) in access_units.iter().enumerate().take(63) {
+        let ns = n as u64 * 40_000_000;
+        crashed.write_video(ns, unit).unwrap();
+        for (k, samples) in pcmu.chunks(camera::AUDIO_PACKET).enumerate().skip(2 * n).take(2) {
+            crashed.write_audio(k as u64 * 20_000_000, samples).unwrap();
+        }
+    }
+    drop(crashed);
+    assert!(probe(&orphan).0["format"]["duration"].is_null(), "the orphan has no Duration");
+
+    world.stop_recording(recording).await;
+    let mut settings = world.worker("rec-b").settings;
+    settings.recordings_dir = dir.0.clone();
+    let _restarted = start(Worker::build(settings).unwrap());
+    let (_, reason, _) = world.wait_for_status(recording, "partial").await;
+    assert!(reason.unwrap().contains("media is missing"));
+    type Row = (String, String, String, bool, Vec<String>, i64);
+    let (path, participant, content_type, recovered, codecs, duration_ms): Row = sqlx::query_as(
+        "select path, participant, content_type, recovered, codecs, duration_ms from recording_files
+          where recording_id = $1",
+    )
+    .bind(recording)
+    .fetch_one(&world.db)
+    .await
+    .unwrap();
+    assert_eq!(dir.0.join(&path), orphan, "rebuilt in place");
+    assert_eq!((participant.as_str(), content_type.as_str(), recovered), ("Front door", "video/x-matroska", true));
+    assert_eq!(codecs, ["h264", "pcm_mulaw"]);
+    assert!((1_900..=2_100).contains(&duration_ms), "the two complete seconds: {duration_ms} ms");
+    let (probed, decode_errors) = probe(&orphan);
+    let duration: f64 = probed["format"]["duration"].as_str().expect("a Duration now").parse().unwrap();
+    assert!((1.9..=2.1).contains(&duration), "{duration} s");
+    assert_eq!(decode_errors, "");
+    let leftovers: Vec<_> = std::fs::read_dir(&recording_dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(leftovers.len(), 1, "no note or temporary file is left: {leftovers:?}");
 }

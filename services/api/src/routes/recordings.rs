@@ -33,7 +33,8 @@ pub struct RecordingView {
     pub started_at: Option<DateTime<Utc>>,
     pub ended_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
-    /// One per participant (and per new track when a participant's stream restarted).
+    /// One per participant and per camera (and per new track when a stream restarted or its
+    /// picture size changed).
     pub files: Vec<FileView>,
     pub stats: RecordingStats,
 }
@@ -41,10 +42,13 @@ pub struct RecordingView {
 #[derive(Serialize, ToSchema)]
 pub struct FileView {
     pub id: Uuid,
-    /// The participant's display name when recorded.
+    /// The participant's display name when recorded; for a camera, the camera's name.
     pub participant: String,
     pub peer_id: String,
+    /// None for a camera (and for a participant whose account is gone).
     pub user_id: Option<UserId>,
+    /// `video/webm` for a participant (VP8/VP9, Opus), `video/x-matroska` for a camera (H.264,
+    /// G.711), which WebM cannot carry.
     pub content_type: String,
     pub duration_ms: Option<i64>,
     pub bytes: i64,
@@ -289,10 +293,12 @@ pub async fn remove_files(storage: &Storage, recording_id: Uuid) {
     }
 }
 
-/// Download one file: `Range` and `If-None-Match`/`If-Range` work against its `ETag`; always an
-/// attachment, never rendered by the browser.
+/// Download one file, served with its own media type (`video/webm` for participants,
+/// `video/x-matroska` for cameras): `Range` and `If-None-Match`/`If-Range` work against its
+/// `ETag`; always an attachment, never rendered by the browser.
 #[utoipa::path(tag = "recordings", security(("bearer" = [])), responses(
-    (status = 200, content_type = "video/webm"), (status = 206, content_type = "video/webm"),
+    (status = 200, content(("video/webm"), ("video/x-matroska"))),
+    (status = 206, content(("video/webm"), ("video/x-matroska"))),
     (status = 404, body = ErrorResponse), (status = 416),
 ))]
 #[get("/v1/recordings/{id}/files/{file_id}")]
@@ -310,7 +316,7 @@ pub async fn download_file(
         tracing::error!(file.id = %file.id, "refusing a recording file path outside the recordings");
         return Err(ApiError::NotFound);
     };
-    let extension = if file.content_type == "video/webm" { "webm" } else { "mkv" };
+    let extension = if file.content_type == MATROSKA { "mkv" } else { "webm" };
     let disposition = ContentDisposition {
         disposition: DispositionType::Attachment,
         parameters: vec![DispositionParam::Filename(format!(
@@ -322,6 +328,9 @@ pub async fn download_file(
     let content_type = file.content_type.parse().unwrap_or(mime_webm());
     download::respond(&req, &state.storage, Download { key, content_type, disposition }).await
 }
+
+/// A camera's file (the recorder writes every other file as WebM).
+const MATROSKA: &str = "video/x-matroska";
 
 fn mime_webm() -> actix_web::mime::Mime {
     "video/webm".parse().expect("a valid media type")

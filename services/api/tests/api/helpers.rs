@@ -254,20 +254,38 @@ impl TestApp {
     /// A file of `recording` holding `content`, in storage and in the database, as a recorder
     /// keeps it.
     pub async fn insert_recording_file(&self, recording: Uuid, content: &[u8]) -> Uuid {
+        self.insert_recorded_file(recording, content, "Ann Lee", "video/webm").await
+    }
+
+    /// A file of `recording` as the recorder registers it: a participant's WebM or a camera's
+    /// Matroska (`content_type` says which).
+    pub async fn insert_recorded_file(
+        &self,
+        recording: Uuid,
+        content: &[u8],
+        participant: &str,
+        content_type: &str,
+    ) -> Uuid {
         let id = Uuid::new_v4();
-        let relative = format!("{recording}/{id}.webm");
+        let (extension, codecs) =
+            if content_type == "video/x-matroska" { ("mkv", "{h264,pcm_mulaw}") } else { ("webm", "{vp8,opus}") };
+        let relative = format!("{recording}/{id}.{extension}");
         let path = self.settings.recordings_dir.join(&relative);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, content).unwrap();
         self.storage.store(&Key::parse(relative.as_str()).unwrap(), &path).await.unwrap();
         sqlx::query(
-            "insert into recording_files (id, recording_id, peer_id, participant, path, bytes, duration_ms, codecs)
-             values ($1, $2, 'p1', 'Ann Lee', $3, $4, 6000, '{vp8,opus}')",
+            "insert into recording_files
+               (id, recording_id, peer_id, participant, path, bytes, duration_ms, codecs, content_type)
+             values ($1, $2, 'p1', $5, $3, $4, 6000, $6::text[], $7)",
         )
         .bind(id)
         .bind(recording)
         .bind(&relative)
         .bind(content.len() as i64)
+        .bind(participant)
+        .bind(codecs)
+        .bind(content_type)
         .execute(&self.db)
         .await
         .unwrap();

@@ -328,3 +328,42 @@ async fn a_recording_whose_job_cannot_be_queued_is_refused_with_503_and_leaves_n
     let rows: i64 = sqlx::query_scalar("select count(*) from recordings").fetch_one(&app.db).await.unwrap();
     assert_eq!(rows, 0, "nothing is left pending without a job");
 }
+
+#[actix_web::test]
+async fn a_cameras_file_is_listed_beside_the_participants_and_downloads_as_matroska() {
+    let app = spawn_app().await;
+    let room = room_with_people(&app).await;
+    let recording = app.insert_recording(room.id.parse().unwrap(), "ready").await;
+    let ann = app.insert_recording_file(recording, b"webm bytes").await;
+    let camera = app.insert_recorded_file(recording, b"matroska bytes", "Front door", "video/x-matroska").await;
+
+    let listed = app.get(&format!("/v1/recordings/{recording}"), Some(&room.member)).await.body;
+    let files = listed["files"].as_array().unwrap();
+    let by_id = |id: Uuid| files.iter().find(|f| f["id"] == id.to_string()).expect("listed").clone();
+    assert_eq!(files.len(), 2);
+    assert_eq!(
+        (by_id(ann)["participant"].clone(), by_id(ann)["content_type"].clone()),
+        (json!("Ann Lee"), json!("video/webm"))
+    );
+    let camera_file = by_id(camera);
+    assert_eq!(camera_file["participant"], "Front door");
+    assert_eq!(camera_file["content_type"], "video/x-matroska");
+    assert_eq!(camera_file["codecs"], json!(["h264", "pcm_mulaw"]));
+
+    let mut download = app
+        .client
+        .get(app.url(&format!("/v1/recordings/{recording}/files/{camera}")))
+        .bearer_auth(&room.member)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(download.status(), StatusCode::OK);
+    let header = |name: &str| download.headers().get(name).unwrap().to_str().unwrap().to_owned();
+    assert_eq!(header("content-type"), "video/x-matroska");
+    let disposition = header("content-disposition");
+    assert!(
+        disposition.starts_with("attachment; filename=\"Front_door-") && disposition.ends_with(".mkv\""),
+        "{disposition}"
+    );
+    assert_eq!(download.body().await.unwrap().to_vec(), b"matroska bytes");
+}

@@ -10,13 +10,15 @@ use proptest::prelude::*;
 use proptest::sample::{Index, select};
 use proptest::test_runner::RngAlgorithm;
 
+use super::h264::sps_dimensions;
+use super::h264::tests::{PPS, SPS_640X480, SPS_1280X720, annex_b, fu_a, stap_a};
 use super::testing::packet;
 use super::vp8::keyframe_dimensions;
 use super::vp8::tests::keyframe_header;
 use super::vp9::tests::ss;
 use super::{
-    Codec, Output, Participant, PipelineConfig, RtpPacket, SenderReport, SequenceUnwrapper, TimestampUnwrapper,
-    TrackEvent, TrackId, TrackPipeline, Vp8Depacketizer, Vp9Depacketizer, opus,
+    Codec, H264Depacketizer, Output, Participant, PipelineConfig, RtpPacket, SenderReport, SequenceUnwrapper,
+    TimestampUnwrapper, TrackEvent, TrackId, TrackPipeline, Vp8Depacketizer, Vp9Depacketizer, passthrough,
 };
 
 /// Enough cases to find shallow bugs while keeping the recorder's unit tests fast; XorShift
@@ -26,7 +28,8 @@ fn config() -> ProptestConfig {
 }
 
 /// Starts of real VP8 and VP9 payloads with unusual descriptors (extended fields, two spatial
-/// layers, flexible mode), so that random tails reach past the descriptor parsers.
+/// layers, flexible mode) and of H.264 aggregates and fragments, so that random tails reach past
+/// the descriptor parsers.
 fn payload_prefixes() -> Vec<Vec<u8>> {
     let (b, e, p, l, f, v) = (0x08, 0x04, 0x40, 0x20, 0x10, 0x02);
     vec![
@@ -35,6 +38,9 @@ fn payload_prefixes() -> Vec<Vec<u8>> {
         vec![b | e | v, 0x38, 0x02, 0x80, 0x01, 0x68, 0x05, 0x00, 0x02, 0xd0, 0x01, 0x08, 0x01, 0x02],
         vec![l | b | e, 0x03, 0x00],
         vec![p | f | b, 0x03, 0x02],
+        stap_a(&[&SPS_640X480, &PPS]),
+        vec![0x7c, 0x85],
+        vec![0x7c, 0x05],
     ]
 }
 
@@ -63,7 +69,12 @@ impl Payload {
         // VP9 descriptor bits: P, B, E, V; E marks the packet that ends the (only) layer frame.
         let end = if marker { 0x04 } else { 0x00 };
         let descriptor = match (codec, part) {
-            (Codec::Opus, _) => Vec::new(),
+            (Codec::Opus | Codec::Pcmu | Codec::Pcma, _) => Vec::new(),
+            // H.264: parameter sets and an IDR slice, a non-IDR slice, or an FU-A middle part.
+            (Codec::H264, Part::KeyframeStart { width: 640, .. }) => stap_a(&[&SPS_640X480, &PPS, &[0x65, 0x88]]),
+            (Codec::H264, Part::KeyframeStart { .. }) => stap_a(&[&SPS_1280X720, &PPS, &[0x65, 0x88]]),
+            (Codec::H264, Part::DeltaStart) => vec![0x41, 0x9a],
+            (Codec::H264, Part::Continuation) => vec![0x7c, if marker { 0x41 } else { 0x01 }],
             (Codec::Vp8, Part::KeyframeStart { width, height }) => {
                 [vec![0x10], keyframe_header(width, height, 0)].concat()
             }
@@ -160,8 +171,8 @@ enum Call {
 }
 
 fn calls() -> impl Strategy<Value = Vec<Call>> {
-    // Track 3 is an id the participant never handed out.
-    let track = prop_oneof![10 => 0..3usize, 1 => Just(3usize)];
+    // Track 5 is an id the participant never handed out.
+    let track = prop_oneof![10 => 0..5usize, 1 => Just(5usize)];
     let new_ssrc = prop_oneof![100 => Just(None), 1 => any::<u32>().prop_map(Some)];
     let rtp_step = prop_oneof![(-90_000i32..90_000).prop_map(|d| d as u32), any::<u32>()];
     let call = prop_oneof![
@@ -190,14 +201,16 @@ fn ntp_at(elapsed: Duration, jitter_ms: i16) -> u64 {
     NTP_EPOCH + ((ms as u64) << 32) / 1000
 }
 
-/// Runs `calls` on a participant with a VP8, a VP9 and an Opus track, then finishes it.
-fn run_participant(calls: Vec<Call>) -> (Vec<Output>, [TrackId; 3]) {
+/// Runs `calls` on a participant with a VP8, a VP9, an Opus, an H.264 and a PCMU track (no real
+/// sender has all five, but the pipeline must not care), then finishes it.
+fn run_participant(calls: Vec<Call>) -> (Vec<Output>, [TrackId; 5]) {
     let t0 = Instant::now();
     let mut now = t0;
     let mut participant = Participant::new(PipelineConfig::default());
-    let codecs = [Codec::Vp8, Codec::Vp9, Codec::Opus];
+    let codecs = [Codec::Vp8, Codec::Vp9, Codec::Opus, Codec::H264, Codec::Pcmu];
     let tracks = codecs.map(|codec| participant.add_track(codec));
-    let mut streams = [0, 1, 2, 3].map(|n| Stream { sequence: n * 1000, timestamp: 0, ssrc: 0x1000 + u32::from(n) });
+    let mut streams =
+        [0, 1, 2, 3, 4, 5].map(|n| Stream { sequence: n * 1000, timestamp: 0, ssrc: 0x1000 + u32::from(n) });
     let mut out = Vec::new();
     for call in calls {
         match call {
@@ -338,13 +351,79 @@ proptest! {
     }
 
     #[test]
-    fn the_opus_depacketizer_passes_any_payload_through(
+    fn the_h264_depacketizer_returns_whole_access_units_or_errors_for_any_payload(
+        first_sequence in any::<u16>(),
+        first_timestamp in any::<u32>(),
+        steps in vec(step(), 0..64),
+    ) {
+        let mut d = H264Depacketizer::default();
+        for (sequence, rtp_timestamp, p) in packets(Codec::H264, first_sequence, first_timestamp, steps) {
+            if let Ok(Some(frame)) = d.push(sequence, rtp_timestamp, &p) {
+                prop_assert!(p.marker, "an access unit ends only at a marker packet");
+                prop_assert_eq!(frame.rtp_timestamp, rtp_timestamp);
+                prop_assert!(frame.data.starts_with(&[0, 0, 0, 1]), "Annex B");
+                prop_assert_eq!(frame.keyframe, frame.dimensions.is_some(), "keyframes, and only they, carry a size");
+            }
+        }
+    }
+
+    #[test]
+    fn an_h264_access_unit_packetized_any_way_comes_out_whole(
+        units in vec((select(vec![0x41u8, 0x65, 0x06, 0x09]), vec(any::<u8>(), 1..3000)), 1..6),
+        // Per unit: alone, aggregated with the next ones (STAP-A), or fragmented (FU-A) in parts of this size.
+        shapes in vec((0..3u8, 1..1400usize), 6),
+        parameter_sets in any::<bool>(),
+        first_sequence in any::<u16>(),
+        first_timestamp in any::<u32>(),
+    ) {
+        let mut nal_units: Vec<Vec<u8>> = units.into_iter().map(|(header, body)| [vec![header], body].concat()).collect();
+        if parameter_sets {
+            nal_units.splice(0..0, [SPS_1280X720.to_vec(), PPS.to_vec()]);
+        }
+        let mut payloads = Vec::new();
+        let mut i = 0;
+        while i < nal_units.len() {
+            let (shape, size) = shapes[i % shapes.len()];
+            match shape {
+                0 => payloads.push(nal_units[i].clone()),
+                1 => {
+                    let end = (i + 3).min(nal_units.len());
+                    let group: Vec<&[u8]> = nal_units[i..end].iter().map(Vec::as_slice).collect();
+                    payloads.push(stap_a(&group));
+                    i = end;
+                    continue;
+                }
+                _ if nal_units[i].len() > 2 => payloads.extend(fu_a(&nal_units[i], size)),
+                _ => payloads.push(nal_units[i].clone()),
+            }
+            i += 1;
+        }
+        let mut d = H264Depacketizer::default();
+        let (mut sequences, mut timestamps) = (SequenceUnwrapper::default(), TimestampUnwrapper::default());
+        let rtp_timestamp = timestamps.unwrap(first_timestamp);
+        let last = payloads.len() - 1;
+        let mut frames = Vec::new();
+        for (n, payload) in payloads.into_iter().enumerate() {
+            let wire = first_sequence.wrapping_add(n as u16);
+            let p = packet(wire, first_timestamp, n == last, payload);
+            frames.extend(d.push(sequences.unwrap(wire), rtp_timestamp, &p).unwrap());
+        }
+        let expected: Vec<&[u8]> = nal_units.iter().map(Vec::as_slice).collect();
+        prop_assert_eq!(frames.len(), 1);
+        prop_assert_eq!(&frames[0].data, &annex_b(&expected));
+        let idr = nal_units.iter().any(|unit| unit[0] & 0x1f == 5);
+        prop_assert_eq!(frames[0].keyframe, idr && parameter_sets);
+        prop_assert_eq!(frames[0].dimensions, (idr && parameter_sets).then(|| sps_dimensions(&SPS_1280X720)).flatten());
+    }
+
+    #[test]
+    fn the_audio_depacketizer_passes_any_payload_through(
         first_sequence in any::<u16>(),
         first_timestamp in any::<u32>(),
         steps in vec(step(), 0..64),
     ) {
         for (_, rtp_timestamp, p) in packets(Codec::Opus, first_sequence, first_timestamp, steps) {
-            let frame = opus::depacketize(rtp_timestamp, &p);
+            let frame = passthrough::depacketize(rtp_timestamp, &p);
             prop_assert_eq!(frame.is_some(), !p.payload.is_empty());
             if let Some(frame) = frame {
                 prop_assert!(frame.keyframe);
@@ -355,16 +434,20 @@ proptest! {
 
     #[test]
     fn a_participant_fed_anything_keeps_timestamps_ordered_and_starts_video_at_a_keyframe(calls in calls()) {
-        let (out, [vp8, vp9, opus]) = run_participant(calls);
+        let (out, [vp8, vp9, opus, h264, pcmu]) = run_participant(calls);
         let mut last_ns = 0;
         for o in &out {
             if let Output::Frame { track, timestamp_ns, .. } = o {
-                prop_assert!([vp8, vp9, opus].contains(track), "output for a track never added: {:?}", track);
+                prop_assert!(
+                    [vp8, vp9, opus, h264, pcmu].contains(track),
+                    "output for a track never added: {:?}",
+                    track
+                );
                 prop_assert!(*timestamp_ns >= last_ns, "timestamp {} after {}", timestamp_ns, last_ns);
                 last_ns = *timestamp_ns;
             }
         }
-        for video in [vp8, vp9] {
+        for video in [vp8, vp9, h264] {
             prop_assert_ne!(first_frame_is_keyframe(&out, video), Some(false), "{:?} starts with a delta frame", video);
         }
     }

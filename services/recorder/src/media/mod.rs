@@ -6,10 +6,11 @@
 mod clock;
 #[cfg(test)]
 mod fuzz;
+mod h264;
 mod interleave;
 mod keyframes;
-mod opus;
 mod participant;
+mod passthrough;
 mod reorder;
 mod track;
 mod unwrap;
@@ -17,6 +18,7 @@ mod vp8;
 mod vp9;
 
 pub use clock::{SenderReport, Timeline};
+pub use h264::H264Depacketizer;
 pub use interleave::Interleaver;
 pub use keyframes::KeyframePolicy;
 pub use participant::{Output, Participant};
@@ -80,6 +82,7 @@ pub(crate) mod testing {
     //! Helpers shared by the tests of the media modules.
 
     use super::RtpPacket;
+    pub use super::h264::tests::{PPS, SPS_640X480, SPS_1280X720, fu_a, idr, non_idr, stap_a};
 
     /// A small deterministic generator (xorshift64*), so hostile-input tests are reproducible.
     pub struct Rng(pub u64);

@@ -4,32 +4,40 @@
 
 use std::time::{Duration, Instant};
 
+use super::h264::H264Depacketizer;
 use super::keyframes::KeyframePolicy;
 use super::reorder::{Released, ReorderBuffer};
 use super::unwrap::TimestampUnwrapper;
 use super::vp8::Vp8Depacketizer;
 use super::vp9::Vp9Depacketizer;
-use super::{Frame, PayloadError, RtpPacket, opus};
+use super::{Frame, PayloadError, RtpPacket, passthrough};
 
-/// The codecs the recorder accepts (WebM carries no H.264).
+/// The codecs the recorder accepts: participants' VP8, VP9 and Opus (written to WebM), cameras'
+/// H.264 and G.711 (written to Matroska: WebM carries no H.264).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Codec {
     Vp8,
     Vp9,
     Opus,
+    H264,
+    /// G.711 µ-law.
+    Pcmu,
+    /// G.711 A-law.
+    Pcma,
 }
 
 impl Codec {
     /// RTP clock rate in Hz.
     pub fn clock_rate(self) -> u32 {
         match self {
-            Codec::Vp8 | Codec::Vp9 => 90_000,
+            Codec::Vp8 | Codec::Vp9 | Codec::H264 => 90_000,
             Codec::Opus => 48_000,
+            Codec::Pcmu | Codec::Pcma => 8_000,
         }
     }
 
     pub fn is_video(self) -> bool {
-        self != Codec::Opus
+        matches!(self, Codec::Vp8 | Codec::Vp9 | Codec::H264)
     }
 }
 
@@ -90,7 +98,9 @@ pub enum TrackEvent {
 enum Depacketizer {
     Vp8(Vp8Depacketizer),
     Vp9(Vp9Depacketizer),
-    Opus,
+    H264(H264Depacketizer),
+    /// One audio frame per packet: Opus and G.711.
+    Passthrough,
 }
 
 impl Depacketizer {
@@ -98,7 +108,8 @@ impl Depacketizer {
         match codec {
             Codec::Vp8 => Depacketizer::Vp8(Vp8Depacketizer::default()),
             Codec::Vp9 => Depacketizer::Vp9(Vp9Depacketizer::default()),
-            Codec::Opus => Depacketizer::Opus,
+            Codec::H264 => Depacketizer::H264(H264Depacketizer::default()),
+            Codec::Opus | Codec::Pcmu | Codec::Pcma => Depacketizer::Passthrough,
         }
     }
 
@@ -106,7 +117,8 @@ impl Depacketizer {
         match self {
             Depacketizer::Vp8(d) => d.push(sequence, rtp_timestamp, packet),
             Depacketizer::Vp9(d) => d.push(sequence, rtp_timestamp, packet),
-            Depacketizer::Opus => Ok(opus::depacketize(rtp_timestamp, packet)),
+            Depacketizer::H264(d) => d.push(sequence, rtp_timestamp, packet),
+            Depacketizer::Passthrough => Ok(passthrough::depacketize(rtp_timestamp, packet)),
         }
     }
 
@@ -114,7 +126,8 @@ impl Depacketizer {
         match self {
             Depacketizer::Vp8(d) => d.reset(),
             Depacketizer::Vp9(d) => d.reset(),
-            Depacketizer::Opus => {}
+            Depacketizer::H264(d) => d.reset(),
+            Depacketizer::Passthrough => {}
         }
     }
 }
@@ -398,8 +411,27 @@ mod tests {
     }
 
     #[test]
+    fn a_camera_stream_starts_at_its_first_keyframe_and_a_new_sps_size_is_reported() {
+        use crate::media::h264::tests::{PPS, SPS_640X480, SPS_1280X720, idr, non_idr, stap_a};
+        let t = Instant::now();
+        let mut track = TrackPipeline::new(Codec::H264, &PipelineConfig::default());
+        let out = track.push(packet(1, 0, true, non_idr(20)), t);
+        assert_eq!(out, vec![TrackEvent::KeyframeNeeded { ssrc: SSRC }]);
+        let keyframe = |seq: u16, ts: u32, sps: &[u8]| {
+            vec![packet(seq, ts, false, stap_a(&[sps, &PPS])), packet(seq + 1, ts, true, idr(100))]
+        };
+        let out = push_all(&mut track, keyframe(2, 3000, &SPS_640X480), t + ms(40));
+        assert_eq!(out[0], TrackEvent::ResolutionChanged { width: 640, height: 480 });
+        assert_eq!(frames(&out), vec![(3000, true)]);
+        assert_eq!(frames(&track.push(packet(4, 6000, true, non_idr(20)), t + ms(80))), vec![(6000, false)]);
+        let out = push_all(&mut track, keyframe(5, 9000, &SPS_1280X720), t + ms(120));
+        assert_eq!(out[0], TrackEvent::ResolutionChanged { width: 1280, height: 720 });
+        assert_eq!(frames(&out), vec![(9000, true)]);
+    }
+
+    #[test]
     fn random_packets_never_panic_any_codec() {
-        for codec in [Codec::Vp8, Codec::Vp9, Codec::Opus] {
+        for codec in [Codec::Vp8, Codec::Vp9, Codec::Opus, Codec::H264, Codec::Pcmu] {
             let mut rng = Rng(0xfeed_0000_0000_0004 ^ codec.clock_rate() as u64);
             let mut track = TrackPipeline::new(codec, &PipelineConfig::default());
             let t = Instant::now();

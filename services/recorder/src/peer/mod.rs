@@ -1,6 +1,7 @@
 //! The recorder's receiving end of one participant's send-only WebRTC connection (webrtc-rs). It
-//! answers the participant's offer accepting VP8, VP9 and Opus only, trickles ICE candidates both
-//! ways and forwards every RTP packet and RTCP sender report, stamped with its arrival time, to one
+//! answers the participant's offer accepting VP8, VP9 and Opus only (a camera's: the H.264 profile
+//! it offers, packetization-mode 1, and PCMU or PCMA), trickles ICE candidates both ways and
+//! forwards every RTP packet and RTCP sender report, stamped with its arrival time, to one
 //! channel per participant. It holds no media logic: the receiver of that channel feeds
 //! [`crate::media::Participant`], which decides what a frame is and when to ask for a keyframe
 //! ([`ReceivePeer::request_keyframe`]).
@@ -31,6 +32,32 @@ use crate::media::{Codec, RtpPacket, SenderReport};
 
 /// Where the interceptor that hands sender reports to the tracks sits: after every built-in one.
 const SENDER_REPORT_SLOT: usize = 14_000;
+
+/// Who offers media to the recorder, which decides what the answer accepts and what file the
+/// media goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// A person's client: VP8 or VP9 and Opus, recorded as WebM.
+    Participant,
+    /// An RTSP camera joined by the ingest (room role `camera`): H.264 and G.711, recorded as
+    /// Matroska.
+    Camera,
+}
+
+impl Source {
+    /// From a peer's room role, as the gateway lists it.
+    pub fn of_role(role: &str) -> Self {
+        if role == confab_tickets::CAMERA_ROLE { Source::Camera } else { Source::Participant }
+    }
+
+    /// The extension of the files its media goes to.
+    pub fn file_extension(self) -> &'static str {
+        match self {
+            Source::Participant => "webm",
+            Source::Camera => "mkv",
+        }
+    }
+}
 
 /// How a [`ReceivePeer`] connects.
 #[derive(Debug, Clone)]
@@ -87,7 +114,8 @@ pub struct Received {
 /// The result of [`ReceivePeer::answer`].
 pub struct Answered {
     pub peer: ReceivePeer,
-    /// The SDP answer for the participant (`a=recvonly`; codecs other than VP8/VP9/Opus rejected).
+    /// The SDP answer for the participant (`a=recvonly`; codecs other than VP8/VP9/Opus, or for a
+    /// camera H.264/G.711, rejected).
     pub answer_sdp: String,
     /// Every track's packets and sender reports, in arrival order per track.
     pub media: mpsc::Receiver<Received>,
@@ -140,7 +168,7 @@ pub struct ReceivePeer {
 impl ReceivePeer {
     /// Builds a connection, applies the participant's offer and creates the answer. Candidates
     /// are trickled: the answer carries none, they come on [`Answered::local_candidates`].
-    pub async fn answer(offer_sdp: &str, config: &PeerConfig) -> Result<Answered, PeerError> {
+    pub async fn answer(offer_sdp: &str, source: Source, config: &PeerConfig) -> Result<Answered, PeerError> {
         let (media_tx, media) = mpsc::channel(config.media_channel_capacity.max(1));
         let (candidate_tx, local_candidates) = mpsc::unbounded_channel();
         let tracks = TrackMap::default();
@@ -153,7 +181,10 @@ impl ReceivePeer {
             next_index: AtomicUsize::new(0),
         });
 
-        let mut media_engine = recording_media_engine()?;
+        let mut media_engine = match source {
+            Source::Participant => recording_media_engine()?,
+            Source::Camera => camera_media_engine(offer_sdp)?,
+        };
         let registry = register_default_interceptors(Registry::new(), &mut media_engine)?
             .with(Slot::from(SENDER_REPORT_SLOT), rtcp::SenderReportForwarder::default());
         let ice_servers = config.ice_servers.iter().map(IceServer::to_rtc).collect();
@@ -218,24 +249,10 @@ impl ReceivePeer {
 
 /// VP8, VP9 (profile 0) and Opus only, so that the answer rejects every other codec.
 fn recording_media_engine() -> Result<MediaEngine, PeerError> {
-    let video_feedback: Vec<RTCPFeedback> = [("goog-remb", ""), ("ccm", "fir"), ("nack", ""), ("nack", "pli")]
-        .into_iter()
-        .map(|(typ, parameter)| RTCPFeedback { typ: typ.to_owned(), parameter: parameter.to_owned() })
-        .collect();
-    let codec =
-        |mime_type: &str, clock_rate, channels, fmtp: &str, payload_type, rtcp_feedback| RTCRtpCodecParameters {
-            rtp_codec: RTCRtpCodec {
-                mime_type: mime_type.to_owned(),
-                clock_rate,
-                channels,
-                sdp_fmtp_line: fmtp.to_owned(),
-                rtcp_feedback,
-            },
-            payload_type,
-        };
+    let codec = codec_parameters;
     let mut engine = MediaEngine::default();
-    engine.register_codec(codec("video/VP8", 90_000, 0, "", 96, video_feedback.clone()), RtpCodecKind::Video)?;
-    engine.register_codec(codec("video/VP9", 90_000, 0, "profile-id=0", 98, video_feedback), RtpCodecKind::Video)?;
+    engine.register_codec(codec("video/VP8", 90_000, 0, "", 96, video_feedback()), RtpCodecKind::Video)?;
+    engine.register_codec(codec("video/VP9", 90_000, 0, "profile-id=0", 98, video_feedback()), RtpCodecKind::Video)?;
     engine.register_codec(
         codec("audio/opus", 48_000, 2, "minptime=10;useinbandfec=1", 111, Vec::new()),
         RtpCodecKind::Audio,
@@ -243,11 +260,117 @@ fn recording_media_engine() -> Result<MediaEngine, PeerError> {
     Ok(engine)
 }
 
+fn video_feedback() -> Vec<RTCPFeedback> {
+    [("goog-remb", ""), ("ccm", "fir"), ("nack", ""), ("nack", "pli")]
+        .into_iter()
+        .map(|(typ, parameter)| RTCPFeedback { typ: typ.to_owned(), parameter: parameter.to_owned() })
+        .collect()
+}
+
+fn codec_parameters(
+    mime_type: &str,
+    clock_rate: u32,
+    channels: u16,
+    fmtp: &str,
+    payload_type: u8,
+    rtcp_feedback: Vec<RTCPFeedback>,
+) -> RTCRtpCodecParameters {
+    RTCRtpCodecParameters {
+        rtp_codec: RTCRtpCodec {
+            mime_type: mime_type.to_owned(),
+            clock_rate,
+            channels,
+            sdp_fmtp_line: fmtp.to_owned(),
+            rtcp_feedback,
+        },
+        payload_type,
+    }
+}
+
+/// For a camera: H.264 with packetization-mode 1 and the profile the camera offered (webrtc-rs
+/// matches H.264 by profile), and the G.711 variant it offered; nothing else.
+fn camera_media_engine(offer_sdp: &str) -> Result<MediaEngine, PeerError> {
+    let offered = OfferedByCamera::parse(offer_sdp);
+    let profile_level_id = offered.profile_level_id.as_deref().unwrap_or(DEFAULT_PROFILE_LEVEL_ID);
+    let mut engine = MediaEngine::default();
+    engine.register_codec(
+        codec_parameters(
+            "video/H264",
+            90_000,
+            0,
+            &format!("level-asymmetry-allowed=1;packetization-mode=1;profile-level-id={profile_level_id}"),
+            102,
+            video_feedback(),
+        ),
+        RtpCodecKind::Video,
+    )?;
+    let (mime_type, payload_type) = match offered.g711 {
+        Some(Codec::Pcma) => ("audio/PCMA", 8),
+        _ => ("audio/PCMU", 0),
+    };
+    engine.register_codec(codec_parameters(mime_type, 8_000, 0, "", payload_type, Vec::new()), RtpCodecKind::Audio)?;
+    Ok(engine)
+}
+
+/// The profile answered when a camera's offer names none: Constrained Baseline 3.1, the ingest's
+/// own default.
+const DEFAULT_PROFILE_LEVEL_ID: &str = "42e01f";
+
+/// What a camera's offer proposes that the recorder can take.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct OfferedByCamera {
+    /// Of the first H.264 payload type with packetization-mode 1.
+    profile_level_id: Option<String>,
+    /// The first of PCMU and PCMA offered.
+    g711: Option<Codec>,
+}
+
+impl OfferedByCamera {
+    fn parse(offer_sdp: &str) -> Self {
+        let mut offered = Self::default();
+        let mut h264_payload_types = Vec::new();
+        for line in offer_sdp.lines() {
+            if let Some(map) = line.strip_prefix("a=rtpmap:") {
+                let (payload_type, encoding) = map.split_once(' ').unwrap_or_default();
+                match encoding.split('/').next().unwrap_or_default().to_ascii_uppercase().as_str() {
+                    "H264" => h264_payload_types.push(payload_type.to_owned()),
+                    "PCMU" if offered.g711.is_none() => offered.g711 = Some(Codec::Pcmu),
+                    "PCMA" if offered.g711.is_none() => offered.g711 = Some(Codec::Pcma),
+                    _ => {}
+                }
+            }
+        }
+        for line in offer_sdp.lines() {
+            let Some((payload_type, parameters)) = line.strip_prefix("a=fmtp:").and_then(|f| f.split_once(' ')) else {
+                continue;
+            };
+            if !h264_payload_types.iter().any(|pt| pt == payload_type) {
+                continue;
+            }
+            let parameter = |name: &str| {
+                parameters.split(';').find_map(|p| p.trim().strip_prefix(name)?.strip_prefix('=')).map(str::trim)
+            };
+            let profile =
+                parameter("profile-level-id").filter(|id| id.len() == 6 && id.chars().all(|c| c.is_ascii_hexdigit()));
+            if parameter("packetization-mode") == Some("1")
+                && let Some(profile) = profile
+            {
+                offered.profile_level_id = Some(profile.to_ascii_lowercase());
+                break;
+            }
+        }
+        offered
+    }
+}
+
 fn codec_of(mime_type: &str) -> Option<Codec> {
     match mime_type.to_ascii_lowercase().as_str() {
         "video/vp8" => Some(Codec::Vp8),
         "video/vp9" => Some(Codec::Vp9),
         "audio/opus" => Some(Codec::Opus),
+        "video/h264" => Some(Codec::H264),
+        "audio/pcmu" => Some(Codec::Pcmu),
+        "audio/pcma" => Some(Codec::Pcma),
         _ => None,
     }
 }
@@ -344,5 +467,33 @@ impl PeerConnectionEventHandler for Handler {
                 let _ = self.candidate_tx.send(candidate);
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_camera_offer_names_its_h264_profile_and_g711_variant() {
+        let offer = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96 102\r\na=rtpmap:96 H264/90000\r\n\
+                     a=fmtp:96 packetization-mode=0;profile-level-id=640028\r\na=rtpmap:102 H264/90000\r\n\
+                     a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=4D001F\r\n\
+                     m=audio 9 UDP/TLS/RTP/SAVPF 8\r\na=rtpmap:8 PCMA/8000\r\n";
+        let offered = OfferedByCamera::parse(offer);
+        assert_eq!(offered, OfferedByCamera { profile_level_id: Some("4d001f".into()), g711: Some(Codec::Pcma) });
+        assert_eq!(
+            OfferedByCamera::parse("m=video 9 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\n"),
+            OfferedByCamera::default()
+        );
+        let hostile = "a=rtpmap:1 H264/90000\r\na=fmtp:1 packetization-mode=1;profile-level-id=zz;\r\na=rtpmap:x\r\n";
+        assert_eq!(OfferedByCamera::parse(hostile), OfferedByCamera::default());
+    }
+
+    #[test]
+    fn cameras_are_recorded_as_matroska_and_everyone_else_as_webm() {
+        assert_eq!(Source::of_role("camera"), Source::Camera);
+        assert_eq!(Source::of_role("member"), Source::Participant);
+        assert_eq!((Source::Camera.file_extension(), Source::Participant.file_extension()), ("mkv", "webm"));
     }
 }

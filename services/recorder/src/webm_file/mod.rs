@@ -17,11 +17,17 @@ mod sink;
 mod tests;
 
 pub use participant_file::ParticipantFile;
+pub(crate) use participant_file::numbered_path;
+pub(crate) use rebuild::Lenient;
 pub use rebuild::rebuild;
+pub(crate) use segment::hash_file;
 
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
+
+/// The media type of a participant's file.
+pub const CONTENT_TYPE: &str = "video/webm";
 
 /// The video codec of a participant's recording (WebM carries no H.264).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,7 +50,9 @@ pub struct FinishedFile {
     pub bytes: u64,
     /// From the first to the last frame written.
     pub duration_ms: u64,
-    /// WebM codec names of the tracks, video first: `["vp8", "opus"]`.
+    /// `video/webm` (participants) or `video/x-matroska` (cameras, see `crate::mkv_file`).
+    pub content_type: &'static str,
+    /// Codec names of the tracks, video first: `["vp8", "opus"]`, `["h264", "pcm_mulaw"]`.
     pub codecs: Vec<&'static str>,
     /// `(width, height)` of the video track, if there is one.
     pub dimensions: Option<(u16, u16)>,
@@ -52,7 +60,8 @@ pub struct FinishedFile {
     pub sha256: String,
 }
 
-/// Why a file could not be written. After an error the [`ParticipantFile`] should be dropped.
+/// Why a file could not be written (a camera's Matroska file too). After an error the
+/// [`ParticipantFile`] should be dropped.
 #[derive(Debug)]
 pub enum WebmError {
     /// Creating, writing, syncing or reading back the file failed (disk full, permissions, …).
@@ -64,7 +73,7 @@ pub enum WebmError {
 impl fmt::Display for WebmError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            WebmError::Io(error) => write!(f, "writing the WebM file failed: {error}"),
+            WebmError::Io(error) => write!(f, "writing the recording file failed: {error}"),
             WebmError::Mux(operation) => write!(f, "libwebm failed to {operation}"),
         }
     }

@@ -161,7 +161,7 @@ impl ParticipantFile {
 }
 
 /// `dir/name.webm` → `dir/name-2.webm` for `sequence` 2.
-fn numbered_path(base: &Path, sequence: u32) -> PathBuf {
+pub(crate) fn numbered_path(base: &Path, sequence: u32) -> PathBuf {
     if sequence <= 1 {
         return base.to_path_buf();
     }

@@ -69,8 +69,8 @@ pub fn rebuild(path: &Path) -> Result<Option<FinishedFile>, WebmError> {
 /// A file reader that, like an in-memory cursor, lets the position go past the end (reads there
 /// return nothing). The demuxer seeks to the end of a cluster whose size a crash left unknown
 /// (2^56 bytes), which the OS refuses for a real file; that would end the reading one cluster
-/// early.
-struct Lenient {
+/// early. Camera files (`crate::mkv_file`) are read back through it too.
+pub(crate) struct Lenient {
     file: BufReader<File>,
     len: u64,
     /// Where the caller is.
@@ -80,7 +80,7 @@ struct Lenient {
 }
 
 impl Lenient {
-    fn open(path: &Path) -> io::Result<Self> {
+    pub(crate) fn open(path: &Path) -> io::Result<Self> {
         let file = File::open(path)?;
         let len = file.metadata()?.len();
         Ok(Self { file: BufReader::new(file), len, position: 0, file_position: 0 })

@@ -125,6 +125,7 @@ impl OpenFile {
             path,
             bytes,
             duration_ms: (last_ns - origin_ns) / 1_000_000,
+            content_type: super::CONTENT_TYPE,
             codecs,
             dimensions: layout.video.map(|(_, dimensions)| dimensions),
             sha256,
@@ -150,7 +151,7 @@ fn opus_head() -> [u8; 19] {
     head
 }
 
-fn hash_file(path: &Path) -> io::Result<(u64, String)> {
+pub(crate) fn hash_file(path: &Path) -> io::Result<(u64, String)> {
     let mut file = File::open(path)?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 64 * 1024];

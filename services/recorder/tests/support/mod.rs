@@ -1,8 +1,11 @@
 //! A participant-like webrtc-rs peer for the recorder's tests: sends synthetic VP8 (with real
 //! keyframe headers) and Opus from send-only tracks, and reports its candidates and connection.
 //! It can also play the committed clips (`tests/clips/`: real VP8 in IVF, real Opus in Ogg) in
-//! real time, as a camera and a microphone would. Each test binary uses a part of it.
+//! real time, as a camera and a microphone would; `camera` makes an RTSP camera's H.264 and PCMU.
+//! Each test binary uses a part of it.
 #![allow(dead_code, unused_imports)]
+
+pub mod camera;
 
 use std::future::Future;
 use std::io::Cursor;

@@ -1,10 +1,11 @@
-//! Opus over RTP (RFC 7587) carries exactly one Opus packet per RTP packet, with no payload
-//! descriptor, so "depacketizing" is a pass-through. It still lives behind the same shape as the
-//! video depacketizers so the track pipeline treats every codec alike.
+//! Opus over RTP (RFC 7587) carries exactly one Opus packet per RTP packet, and G.711 (PCMU,
+//! PCMA; RFC 3551) a run of 8 kHz samples, with no payload descriptor, so "depacketizing" is a
+//! pass-through. It still lives behind the same shape as the video depacketizers so the track
+//! pipeline treats every codec alike.
 
 use super::{Frame, RtpPacket};
 
-/// Turns an Opus RTP packet into a frame; `None` for an empty (padding-only) payload.
+/// Turns an audio RTP packet into a frame; `None` for an empty (padding-only) payload.
 pub fn depacketize(rtp_timestamp: u64, packet: &RtpPacket) -> Option<Frame> {
     if packet.payload.is_empty() {
         return None;
