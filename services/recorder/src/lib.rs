@@ -14,6 +14,8 @@ pub mod peer;
 pub mod recorded_peer;
 pub mod settings;
 pub mod status;
+#[cfg(test)]
+mod test_dir;
 pub mod webm_file;
 pub mod worker;
 

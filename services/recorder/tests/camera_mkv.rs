@@ -4,13 +4,14 @@
 //! and a crashed file as `mkv_file::rebuild` finishes it.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use confab_recorder::mkv_file::{self, CameraFile, G711};
 use serde_json::Value;
 
 mod support;
 
+use support::TempDir;
 use support::camera::{AUDIO_PACKET, run_tool};
 
 const FPS: u64 = 15;
@@ -19,29 +20,6 @@ const SECONDS: u64 = 3;
 /// The test clip: `SECONDS` of 320×240 H.264 at `FPS` with a keyframe a second, and PCMU.
 fn camera_clip(dir: &TempDir) -> (Vec<Vec<u8>>, Vec<u8>) {
     support::camera::clip(&dir.0, FPS, SECONDS)
-}
-
-/// A temporary directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let unique =
-            format!("confab-mkv-{name}-{}-{}", std::process::id(), std::time::UNIX_EPOCH.elapsed().unwrap().as_nanos());
-        let dir = std::env::temp_dir().join(unique);
-        fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-
-    fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
 }
 
 /// Writes the clip's first `until_ns` of media in timestamp order: video at `FPS`, audio every
@@ -101,7 +79,7 @@ fn decode_errors(file: &Path) -> String {
 
 #[test]
 fn a_camera_with_pcmu_is_recorded_into_a_matroska_file_that_plays_and_seeks() {
-    let dir = TempDir::new("finished");
+    let dir = TempDir::new("mkv-finished");
     let (video, audio) = camera_clip(&dir);
     assert_eq!(video.len() as u64, FPS * SECONDS, "the clip's access units");
     let path = dir.join("camera.mkv");
@@ -156,7 +134,7 @@ fn a_camera_with_pcmu_is_recorded_into_a_matroska_file_that_plays_and_seeks() {
 
 #[test]
 fn a_recorder_killed_mid_recording_leaves_a_file_that_plays_up_to_its_last_cluster() {
-    let dir = TempDir::new("crashed");
+    let dir = TempDir::new("mkv-crashed");
     let (video, audio) = camera_clip(&dir);
     let path = dir.join("camera.mkv");
     let mut file = CameraFile::create(&path, Some(G711::MuLaw)).unwrap();
@@ -181,7 +159,7 @@ fn a_recorder_killed_mid_recording_leaves_a_file_that_plays_up_to_its_last_clust
 
 #[test]
 fn a_crashed_file_is_rebuilt_in_place_into_a_finished_file_that_seeks() {
-    let dir = TempDir::new("rebuilt");
+    let dir = TempDir::new("mkv-rebuilt");
     let (video, audio) = camera_clip(&dir);
     let path = dir.join("camera.mkv");
     let mut file = CameraFile::create(&path, Some(G711::MuLaw)).unwrap();
@@ -221,7 +199,7 @@ fn a_crashed_file_is_rebuilt_in_place_into_a_finished_file_that_seeks() {
 
 #[test]
 fn a_camera_without_audio_gets_a_video_only_file() {
-    let dir = TempDir::new("video-only");
+    let dir = TempDir::new("mkv-video-only");
     let (video, audio) = camera_clip(&dir);
     let path = dir.join("camera.mkv");
     let mut file = CameraFile::create(&path, None).unwrap();

@@ -6,9 +6,10 @@
 
 use std::fs;
 use std::io::Cursor;
-use std::path::PathBuf;
 
 use matroska_demuxer::{Frame as ReadFrame, MatroskaFile, TrackType};
+
+use crate::test_dir::TempDir;
 
 use super::ebml::{self, id};
 use super::h264::{self, DecoderConfig};
@@ -17,32 +18,6 @@ use super::{CameraFile, G711};
 const MS: u64 = 1_000_000;
 const SPS: &str = "6764000cacb20283f60220000003002000000303c1e28549";
 const PPS: &str = "68ebc3cb22c0";
-
-/// A temporary directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let unique = format!(
-            "confab-mkv-unit-{name}-{}-{}",
-            std::process::id(),
-            std::time::UNIX_EPOCH.elapsed().unwrap().as_nanos()
-        );
-        let dir = std::env::temp_dir().join(unique);
-        fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-
-    fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
 
 fn hex(s: &str) -> Vec<u8> {
     (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
@@ -149,7 +124,7 @@ fn annex_b_units_become_length_prefixed_and_the_first_sps_and_pps_an_avcc_record
 
 #[test]
 fn a_finished_file_has_a_seek_head_its_segment_size_and_cues_at_each_keyframe_cluster() {
-    let dir = TempDir::new("layout");
+    let dir = TempDir::new("mkv-unit-layout");
     let path = dir.join("camera.mkv");
     let mut file = CameraFile::create(&path, Some(G711::MuLaw)).unwrap();
     write_camera(&mut file, 3_000 * MS);
@@ -201,7 +176,7 @@ fn a_finished_file_has_a_seek_head_its_segment_size_and_cues_at_each_keyframe_cl
 
 #[test]
 fn tracks_and_frames_read_back_with_an_independent_reader() {
-    let dir = TempDir::new("read-back");
+    let dir = TempDir::new("mkv-unit-read-back");
     let path = dir.join("camera.mkv");
     let mut file = CameraFile::create(&path, Some(G711::ALaw)).unwrap();
     write_camera(&mut file, 0);
@@ -243,7 +218,7 @@ fn tracks_and_frames_read_back_with_an_independent_reader() {
 
 #[test]
 fn the_file_starts_at_the_first_keyframe_and_a_file_without_one_is_removed() {
-    let dir = TempDir::new("no-keyframe");
+    let dir = TempDir::new("mkv-unit-no-keyframe");
     let path = dir.join("camera.mkv");
     let mut file = CameraFile::create(&path, Some(G711::MuLaw)).unwrap();
     assert!(!file.write_audio(0, &[0; 160]).unwrap());
@@ -256,7 +231,7 @@ fn the_file_starts_at_the_first_keyframe_and_a_file_without_one_is_removed() {
 
 #[test]
 fn without_keyframes_a_cluster_closes_after_five_seconds_and_only_keyframe_clusters_get_cues() {
-    let dir = TempDir::new("long-gop");
+    let dir = TempDir::new("mkv-unit-long-gop");
     let path = dir.join("camera.mkv");
     let mut file = CameraFile::create(&path, None).unwrap();
     for n in 0..120u64 {

@@ -3,10 +3,12 @@
 
 use std::fs;
 use std::io::Cursor;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use matroska_demuxer::{Frame as ReadFrame, MatroskaFile, TrackType};
 use sha2::{Digest, Sha256};
+
+use crate::test_dir::TempDir;
 
 use super::{FinishedFile, MediaKind, ParticipantFile, VideoCodec, WebmError, rebuild};
 use crate::media::Frame;
@@ -14,32 +16,6 @@ use crate::media::Frame;
 const MS: u64 = 1_000_000;
 /// EBML ID of the Cues element.
 const CUES_ID: [u8; 4] = [0x1c, 0x53, 0xbb, 0x6b];
-
-/// A temporary directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let unique = format!(
-            "confab-webm-{name}-{}-{}",
-            std::process::id(),
-            std::time::UNIX_EPOCH.elapsed().unwrap().as_nanos()
-        );
-        let dir = std::env::temp_dir().join(unique);
-        fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-
-    fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A VP8 keyframe: frame tag (key_frame bit 0 = key, show_frame), start code, 14-bit sizes, filler.
 fn vp8_keyframe(width: u16, height: u16) -> Frame {
@@ -160,7 +136,7 @@ fn assert_monotonic(blocks: &[(u64, u64, Option<bool>)]) {
 
 #[test]
 fn a_three_second_call_reads_back_as_webm_with_both_tracks_cues_and_duration() {
-    let dir = TempDir::new("call");
+    let dir = TempDir::new("webm-call");
     let path = dir.join("alice.webm");
     let mut file = ParticipantFile::create(&path, VideoCodec::Vp8, true).unwrap();
     // Two delta frames before the first keyframe cannot be decoded and are dropped.
@@ -202,7 +178,7 @@ fn a_three_second_call_reads_back_as_webm_with_both_tracks_cues_and_duration() {
 
 #[test]
 fn a_file_cut_off_as_by_a_crash_still_reads_up_to_its_last_second() {
-    let dir = TempDir::new("crash");
+    let dir = TempDir::new("webm-crash");
     let path = dir.join("bob.webm");
     let mut file = ParticipantFile::create(&path, VideoCodec::Vp8, true).unwrap();
     // One keyframe only: libwebm then keeps a single open cluster, so only the writer's own
@@ -230,7 +206,7 @@ fn a_file_cut_off_as_by_a_crash_still_reads_up_to_its_last_second() {
 
 #[test]
 fn a_crashed_file_is_rebuilt_in_place_with_cues_and_duration_and_every_frame_it_held() {
-    let dir = TempDir::new("rebuild");
+    let dir = TempDir::new("webm-rebuild");
     let path = dir.join("dave.webm");
     let mut file = ParticipantFile::create(&path, VideoCodec::Vp8, true).unwrap();
     write_all(&mut file, &call(Some(0), Some((0, (320, 240))), 3_500 * MS));
@@ -256,7 +232,7 @@ fn a_crashed_file_is_rebuilt_in_place_with_cues_and_duration_and_every_frame_it_
 
 #[test]
 fn a_crashed_file_whose_header_never_reached_the_disk_is_refused() {
-    let dir = TempDir::new("rebuild-headless");
+    let dir = TempDir::new("webm-rebuild-headless");
     let path = dir.join("erin.webm");
     let mut file = ParticipantFile::create(&path, VideoCodec::Vp8, true).unwrap();
     file.write(MediaKind::Video, 0, &vp8_keyframe(320, 240)).unwrap();
@@ -270,7 +246,7 @@ fn a_crashed_file_whose_header_never_reached_the_disk_is_refused() {
 
 #[test]
 fn a_new_resolution_finishes_the_file_and_continues_in_a_numbered_one() {
-    let dir = TempDir::new("resize");
+    let dir = TempDir::new("webm-resize");
     let path = dir.join("carol.webm");
     let mut file = ParticipantFile::create(&path, VideoCodec::Vp8, true).unwrap();
     let mut frames = call(Some(0), Some((0, (640, 480))), 1_500 * MS);
@@ -299,7 +275,7 @@ fn a_new_resolution_finishes_the_file_and_continues_in_a_numbered_one() {
 
 #[test]
 fn a_participant_without_video_gets_an_audio_only_file() {
-    let dir = TempDir::new("audio");
+    let dir = TempDir::new("webm-audio");
     let path = dir.join("dave.webm");
     let mut file = ParticipantFile::create(&path, VideoCodec::Vp9, true).unwrap();
     write_all(&mut file, &call(Some(500 * MS), None, 4_500 * MS));
@@ -316,7 +292,7 @@ fn a_participant_without_video_gets_an_audio_only_file() {
 
 #[test]
 fn a_participant_who_sent_nothing_leaves_no_file() {
-    let dir = TempDir::new("empty");
+    let dir = TempDir::new("webm-empty");
     let path = dir.join("erin.webm");
     let file = ParticipantFile::create(&path, VideoCodec::Vp8, true).unwrap();
     assert!(file.finish().unwrap().is_none());
@@ -325,7 +301,7 @@ fn a_participant_who_sent_nothing_leaves_no_file() {
 
 #[test]
 fn an_unwritable_path_is_an_error() {
-    let dir = TempDir::new("unwritable");
+    let dir = TempDir::new("webm-unwritable");
     let result = ParticipantFile::create(dir.join("missing-dir").join("frank.webm"), VideoCodec::Vp8, true);
     assert!(matches!(result, Err(WebmError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound));
 }

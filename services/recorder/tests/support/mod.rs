@@ -193,6 +193,20 @@ pub async fn send_audio(track: Arc<TrackLocalStaticSample>, payload_type: u8) {
 
 pub struct TempDir(pub PathBuf);
 
+impl TempDir {
+    /// A fresh directory whose name starts with `confab-{name}`.
+    pub fn new(name: &str) -> Self {
+        let nanos = std::time::UNIX_EPOCH.elapsed().unwrap().as_nanos();
+        let dir = std::env::temp_dir().join(format!("confab-{name}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
