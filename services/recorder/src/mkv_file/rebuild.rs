@@ -3,14 +3,13 @@
 //! frames are read back and written again, without decoding, into a finished file that then takes
 //! its place (as `webm_file::rebuild` does for participants' files).
 
-use std::fs;
 use std::io;
 use std::path::Path;
 
 use matroska_demuxer::{Frame as ReadFrame, MatroskaFile, TrackType};
 
 use super::{CameraFile, G711};
-use crate::webm_file::{FinishedFile, Lenient};
+use crate::webm_file::{FinishedFile, Lenient, put_in_place};
 
 const START_CODE: [u8; 4] = [0, 0, 0, 1];
 
@@ -54,17 +53,7 @@ pub fn rebuild(path: &Path) -> io::Result<Option<FinishedFile>> {
             rebuilt.write_audio(timestamp_ns, &read.data)?;
         }
     }
-    match rebuilt.finish()? {
-        Some(mut finished) => {
-            fs::rename(&rebuilt_path, path)?;
-            finished.path = path.to_owned();
-            Ok(Some(finished))
-        }
-        None => {
-            fs::remove_file(path)?;
-            Ok(None)
-        }
-    }
+    put_in_place(&rebuilt_path, path, rebuilt.finish()?)
 }
 
 /// What the track's AVCDecoderConfigurationRecord holds: the length of the NAL unit lengths in

@@ -19,6 +19,7 @@ mod tests;
 pub use participant_file::ParticipantFile;
 pub(crate) use participant_file::numbered_path;
 pub(crate) use rebuild::Lenient;
+pub(crate) use rebuild::put_in_place;
 pub use rebuild::rebuild;
 pub(crate) use segment::hash_file;
 

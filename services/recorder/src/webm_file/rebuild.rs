@@ -53,17 +53,7 @@ pub fn rebuild(path: &Path) -> Result<Option<FinishedFile>, WebmError> {
         // One picture size per file, so no rotation can happen here.
         rebuilt.write(kind, read.timestamp * scale_ns, &frame)?;
     }
-    match rebuilt.finish()? {
-        Some(mut finished) => {
-            fs::rename(&rebuilt_path, path)?;
-            finished.path = path.to_owned();
-            Ok(Some(finished))
-        }
-        None => {
-            fs::remove_file(path)?;
-            Ok(None)
-        }
-    }
+    Ok(put_in_place(&rebuilt_path, path, rebuilt.finish()?)?)
 }
 
 /// A file reader that, like an in-memory cursor, lets the position go past the end (reads there
@@ -113,5 +103,25 @@ impl Seek for Lenient {
             .checked_add_signed(offset)
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before the start of the file"))?;
         Ok(self.position)
+    }
+}
+
+/// Moves a rebuilt file over the crashed one at `path`; when it held no frame at all, removes
+/// the crashed file instead.
+pub(crate) fn put_in_place(
+    rebuilt_path: &Path,
+    path: &Path,
+    finished: Option<FinishedFile>,
+) -> io::Result<Option<FinishedFile>> {
+    match finished {
+        Some(mut finished) => {
+            fs::rename(rebuilt_path, path)?;
+            finished.path = path.to_owned();
+            Ok(Some(finished))
+        }
+        None => {
+            fs::remove_file(path)?;
+            Ok(None)
+        }
     }
 }
