@@ -13,6 +13,7 @@ use actix_web::{App, HttpResponse, HttpServer, web};
 use confab_common::tokens::SigningKeys;
 use confab_ingest::frames::nal_unit_types;
 use confab_ingest::settings::CallSettings;
+use confab_ingest::store::CameraId;
 use confab_tickets::{TICKET_AUDIENCE, TicketClaims};
 use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::EncodePrivateKey;
@@ -199,9 +200,17 @@ async fn read_track(track: Arc<dyn TrackRemote>, enough: usize) -> Received {
     received
 }
 
-#[actix_web::test]
-async fn the_camera_joins_the_call_by_name_sends_h264_and_pcmu_and_leaves_when_the_room_empties() {
-    let world = world().await;
+/// A room's camera (GStreamer's RTSP server), a gateway, and an ingest worker that brings the
+/// camera into the room's call once someone is there.
+struct CameraCall {
+    keys: Arc<SigningKeys>,
+    gateway_url: String,
+    _server: RtspServer,
+    camera: CameraId,
+    worker: RunningWorker,
+}
+
+async fn camera_call(world: &World) -> CameraCall {
     let signing = SigningKey::from_bytes(&[7; 32]);
     let key_pem = signing.to_pkcs8_pem(LineEnding::LF).unwrap().to_string();
     let keys = Arc::new(SigningKeys::from_pem(&key_pem).unwrap());
@@ -217,6 +226,13 @@ async fn the_camera_joins_the_call_by_name_sends_h264_and_pcmu_and_leaves_when_t
         include_loopback_candidates: true,
     });
     let worker = world.worker(settings);
+    CameraCall { keys, gateway_url, _server: server, camera, worker }
+}
+
+#[actix_web::test]
+async fn the_camera_joins_the_call_by_name_sends_h264_and_pcmu_and_leaves_when_the_room_empties() {
+    let world = world().await;
+    let CameraCall { keys, gateway_url, _server, camera, worker } = camera_call(&world).await;
 
     let mut ann = Signaling::join(&gateway_url, &member_ticket(&keys, &world.room.to_string(), "Ann")).await;
     assert!(ann.recv().await.get("welcome").is_some());
@@ -347,21 +363,7 @@ async fn a_camera_joining_a_recorded_call_offers_the_recorder_at_once() {
 /// offer, its media, and no more media once it leaves.
 async fn the_recorder_is_offered_the_camera(recording_first: bool) {
     let world = world().await;
-    let signing = SigningKey::from_bytes(&[7; 32]);
-    let key_pem = signing.to_pkcs8_pem(LineEnding::LF).unwrap().to_string();
-    let keys = Arc::new(SigningKeys::from_pem(&key_pem).unwrap());
-    let gateway_url = gateway(&world.prefix, &jwks_server(&keys));
-    let server = RtspServer::start(&["--fps", "15"]);
-    world.add_camera("Front door", &server.url(), None).await;
-    let mut settings = world.settings("ingest-a");
-    settings.call = Some(CallSettings {
-        gateway_urls: vec![gateway_url.clone()],
-        keys: keys.clone(),
-        jwt_issuer: "confab".into(),
-        bind_addrs: vec!["127.0.0.1:0".into()],
-        include_loopback_candidates: true,
-    });
-    let worker = world.worker(settings);
+    let CameraCall { keys, gateway_url, _server, worker, .. } = camera_call(&world).await;
     let room = world.room.to_string();
     // The recorder joins as the API's recorders do: hidden, with the recording's id.
     let recording_ticket = ticket(&keys, &room, "Recorder", "recorder", Some(uuid::Uuid::new_v4().to_string()));
