@@ -4,7 +4,7 @@
 //! and a crashed file as `mkv_file::rebuild` finishes it.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use confab_recorder::mkv_file::{self, CameraFile, G711};
 use serde_json::Value;
@@ -132,18 +132,24 @@ fn a_camera_with_pcmu_is_recorded_into_a_matroska_file_that_plays_and_seeks() {
     assert!(frames.starts_with("2.000000,K"), "the first packet read from 2 s: {frames}");
 }
 
-#[test]
-fn a_recorder_killed_mid_recording_leaves_a_file_that_plays_up_to_its_last_cluster() {
-    let dir = TempDir::new("mkv-crashed");
-    let (video, audio) = camera_clip(&dir);
+/// Writes 2.5 s of the camera clip into `camera.mkv` (the clusters starting at 0 s and 1 s are
+/// complete, the one at 2 s is still open) and copies what a kill -9 would leave, whatever had
+/// reached the OS, to `crashed.mkv`; then drops the writer. Both paths.
+fn killed_at_2_5_s(dir: &TempDir) -> (PathBuf, PathBuf) {
+    let (video, audio) = camera_clip(dir);
     let path = dir.join("camera.mkv");
     let mut file = CameraFile::create(&path, Some(G711::MuLaw)).unwrap();
-    // 2.5 s: the clusters starting at 0 s and 1 s are complete, the one at 2 s is still open.
     write_clip(&mut file, &video, &audio, 2_500_000_000);
-    // What a kill -9 leaves: whatever reached the OS so far.
     let crashed = dir.join("crashed.mkv");
     fs::copy(&path, &crashed).unwrap();
     drop(file);
+    (path, crashed)
+}
+
+#[test]
+fn a_recorder_killed_mid_recording_leaves_a_file_that_plays_up_to_its_last_cluster() {
+    let dir = TempDir::new("mkv-crashed");
+    let (path, crashed) = killed_at_2_5_s(&dir);
     // Everything the OS has is whole clusters: nothing was left in a buffer for the drop to write.
     assert!(fs::read(&path).unwrap() == fs::read(&crashed).unwrap(), "dropping the writer wrote more");
 
@@ -160,13 +166,7 @@ fn a_recorder_killed_mid_recording_leaves_a_file_that_plays_up_to_its_last_clust
 #[test]
 fn a_crashed_file_is_rebuilt_in_place_into_a_finished_file_that_seeks() {
     let dir = TempDir::new("mkv-rebuilt");
-    let (video, audio) = camera_clip(&dir);
-    let path = dir.join("camera.mkv");
-    let mut file = CameraFile::create(&path, Some(G711::MuLaw)).unwrap();
-    write_clip(&mut file, &video, &audio, 2_500_000_000);
-    let crashed = dir.join("crashed.mkv");
-    fs::copy(&path, &crashed).unwrap();
-    drop(file);
+    let (_, crashed) = killed_at_2_5_s(&dir);
     assert!(Probe::of(&crashed).json["format"]["duration"].is_null(), "a crashed file has no Duration");
 
     let rebuilt = mkv_file::rebuild(&crashed).unwrap().expect("frames to rebuild");
