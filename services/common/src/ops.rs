@@ -10,11 +10,17 @@ use redis::aio::ConnectionManager;
 
 use crate::http;
 
-/// Registers the ops endpoints; services add their own routes beside them.
+/// Registers the ops endpoints of a service that is ready when Redis answers; services add their
+/// own routes beside them.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(http::healthz))
-        .route("/readyz", web::get().to(readyz))
-        .route("/metrics", web::get().to(http::metrics));
+    configure_without_readiness(cfg);
+    cfg.route("/readyz", web::get().to(readyz));
+}
+
+/// `/healthz` and `/metrics`, for a service that needs more than Redis to be ready and registers
+/// its own `/readyz`.
+pub fn configure_without_readiness(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(http::healthz)).route("/metrics", web::get().to(http::metrics));
 }
 
 async fn readyz(redis: web::Data<ConnectionManager>) -> HttpResponse {

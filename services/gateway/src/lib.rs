@@ -19,9 +19,10 @@ use std::time::{Duration, Instant};
 
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
-use actix_web::{App, HttpServer, web};
+use actix_web::{App, HttpResponse, HttpServer, web};
 use confab_common::http;
 use confab_tickets::{JwksCache, TicketVerifier};
+use redis::aio::ConnectionManager;
 pub use settings::Settings;
 use tokio::sync::watch;
 
@@ -50,6 +51,9 @@ impl Application {
         let listener = TcpListener::bind(&settings.bind)?;
         let port = listener.local_addr()?.port();
         let gateway = web::Data::new(Gateway { settings, hub: hub.clone(), tickets, shutdown: shutdown_rx });
+        // Fetched now, not at the first ticket: readiness waits for the keys.
+        let warming = gateway.clone();
+        actix_web::rt::spawn(async move { warming.tickets.keys().fetch_until_ready().await });
         let redis = web::Data::new(redis);
         let metrics = web::Data::new(http::install_metrics());
         let server = HttpServer::new(move || {
@@ -57,7 +61,8 @@ impl Application {
                 .app_data(gateway.clone())
                 .app_data(redis.clone())
                 .app_data(metrics.clone())
-                .configure(confab_common::ops::configure)
+                .configure(confab_common::ops::configure_without_readiness)
+                .route("/readyz", web::get().to(readyz))
                 .route("/v1/signal", web::get().to(upgrade::signal))
                 .default_service(web::to(http::not_found))
                 .wrap(from_fn(|req, next| http::observe(http::Service::Gateway, req, next)))
@@ -102,6 +107,16 @@ impl Application {
         });
         self.server.await
     }
+}
+
+/// Ready when it can admit peers: Redis answers (single-use tickets, presence) and the API's
+/// signing keys have been fetched (tickets can be verified).
+async fn readyz(gateway: web::Data<Gateway>, redis: web::Data<ConnectionManager>) -> HttpResponse {
+    let keys = match gateway.tickets.keys().has_keys().await {
+        true => Ok(()),
+        false => Err("the API's signing keys have not been fetched yet".to_owned()),
+    };
+    http::readiness(&[("redis", confab_common::redis::ping(&redis).await), ("signing_keys", keys)])
 }
 
 async fn termination() {

@@ -305,6 +305,48 @@ async fn presence_is_kept_in_redis_for_the_api_and_cleared_on_leave() {
 }
 
 #[actix_web::test]
+async fn a_gateway_started_before_the_api_is_unready_until_it_has_the_keys_then_admits_at_once() {
+    let keys = SigningKeys::from_signing_keys(&[ed25519_dalek::SigningKey::from_bytes(&[5; 32])]).unwrap();
+    let jwks_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let app = Application::build(Settings {
+        bind: "127.0.0.1:0".into(),
+        redis_url: redis_url(),
+        redis_prefix: format!("confab-test:{}", uuid::Uuid::new_v4().simple()),
+        jwks_url: format!("http://127.0.0.1:{jwks_port}/jwks"),
+        jwt_issuer: "confab".into(),
+        allowed_origins: vec![],
+        instance_id: "gw-early".into(),
+        ice: Default::default(),
+        limits: Limits::default(),
+    })
+    .unwrap();
+    let port = app.port();
+    actix_web::rt::spawn(app.run_until_stopped());
+    let readyz = async || {
+        let mut res = awc::Client::new().get(format!("http://127.0.0.1:{port}/readyz")).send().await.unwrap();
+        (res.status().as_u16(), res.json::<Value>().await.unwrap())
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, body) = readyz().await;
+    assert_eq!(
+        (status, &body["checks"]["signing_keys"], &body["checks"]["redis"]),
+        (503, &json!("unreachable"), &json!("ok"))
+    );
+
+    support::jwks_server_at(&keys, jwks_port);
+    let started = std::time::Instant::now();
+    while readyz().await.0 != 200 {
+        assert!(started.elapsed() < Duration::from_secs(3), "ready within 3 s of the API answering");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ticket = support::ticket(&keys, &room(), "Ann", &uuid::Uuid::new_v4().to_string(), 8);
+    let (_, socket) =
+        awc::Client::new().ws(format!("ws://127.0.0.1:{port}/v1/signal?ticket={ticket}")).connect().await.unwrap();
+    let welcome = Peer { socket }.recv().await;
+    assert!(welcome.get("welcome").is_some(), "{welcome}");
+}
+
+#[actix_web::test]
 async fn shutdown_closes_every_socket_with_1012() {
     let world = world(1).await;
     let (mut ann, _) = world.join(0, &room(), "Ann").await;

@@ -34,6 +34,11 @@ impl TicketVerifier {
         Self { jwks, redis, prefix: prefix.to_owned() }
     }
 
+    /// The cached keys, for readiness and warming up at start-up.
+    pub fn keys(&self) -> &JwksCache {
+        &self.jwks
+    }
+
     /// The claims of a valid ticket presented for the first time.
     pub async fn verify(&self, ticket: &str) -> Result<TicketClaims, TicketError> {
         let header = jsonwebtoken::decode_header(ticket).map_err(|e| TicketError::Rejected(e.to_string()))?;

@@ -22,6 +22,11 @@ fn key(seed: u8) -> SigningKey {
 }
 
 async fn key_server(seeds: &[u8]) -> KeyServer {
+    key_server_at(seeds, 0).await
+}
+
+/// A key server on `port` (0: any free port).
+async fn key_server_at(seeds: &[u8], port: u16) -> KeyServer {
     let keys = Arc::new(Mutex::new(
         SigningKeys::from_signing_keys(&seeds.iter().map(|s| key(*s)).collect::<Vec<_>>()).unwrap(),
     ));
@@ -41,7 +46,7 @@ async fn key_server(seeds: &[u8]) -> KeyServer {
         )
     })
     .workers(1)
-    .bind("127.0.0.1:0")
+    .bind(("127.0.0.1", port))
     .unwrap();
     let url = format!("http://127.0.0.1:{}/.well-known/jwks.json", server.addrs()[0].port());
     actix_web::rt::spawn(server.run());
@@ -141,4 +146,57 @@ async fn tickets_are_refused_when_redis_or_the_jwks_cannot_be_reached() {
     assert!(matches!(no_redis.verify(&ticket).await, Err(TicketError::Unavailable(_))));
     let no_jwks = verifier("http://127.0.0.1:1/.well-known/jwks.json", &redis_url());
     assert!(matches!(no_jwks.verify(&ticket).await, Err(TicketError::Unavailable(_))));
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[actix_web::test]
+async fn keys_missing_at_start_are_fetched_as_soon_as_the_api_answers_not_a_refetch_window_later() {
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/.well-known/jwks.json");
+    let redis = confab_common::redis::connect_lazy(&redis_url()).unwrap();
+    let prefix = format!("confab-test:{}", uuid::Uuid::new_v4().simple());
+    // A refetch window far longer than the test: only the retry backoff can let it pass.
+    let verifier = TicketVerifier::new(JwksCache::new(&url, "confab", Duration::from_secs(600)), redis, &prefix);
+    let keys = SigningKeys::from_signing_keys(&[key(1)]).unwrap();
+    let early = keys.sign(&claims(60)).unwrap();
+    assert!(matches!(verifier.verify(&early).await, Err(TicketError::Unavailable(_))));
+    assert!(!verifier.keys().has_keys().await);
+
+    let _server = key_server_at(&[1], port).await;
+    let started = std::time::Instant::now();
+    let verified = loop {
+        let ticket = keys.sign(&claims(60)).unwrap();
+        match verifier.verify(&ticket).await {
+            Ok(_) => break true,
+            Err(TicketError::Unavailable(_)) if started.elapsed() < Duration::from_secs(3) => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Err(_) => break false,
+        }
+    };
+    assert!(verified, "a ticket is verified within 3 s of the key server answering");
+    assert!(verifier.keys().has_keys().await);
+}
+
+#[actix_web::test]
+async fn warming_up_waits_for_the_api_and_then_has_the_keys() {
+    let port = free_port();
+    let cache = Arc::new(JwksCache::new(
+        &format!("http://127.0.0.1:{port}/.well-known/jwks.json"),
+        "confab",
+        Duration::from_secs(600),
+    ));
+    let warming = actix_web::rt::spawn({
+        let cache = cache.clone();
+        async move { cache.fetch_until_ready().await }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!cache.has_keys().await, "nothing to fetch yet");
+    let server = key_server_at(&[1], port).await;
+    tokio::time::timeout(Duration::from_secs(3), warming).await.expect("keys fetched within 3 s").unwrap();
+    assert!(cache.has_keys().await);
+    assert_eq!(server.fetches.load(Ordering::SeqCst), 1);
 }

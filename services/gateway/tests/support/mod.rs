@@ -7,6 +7,11 @@ use confab_tickets::{TICKET_AUDIENCE, TicketClaims};
 
 /// Serves `keys`' public half over HTTP on a free port; returns the JWKS URL.
 pub fn jwks_server(keys: &SigningKeys) -> String {
+    jwks_server_at(keys, 0)
+}
+
+/// Serves `keys`' public half on `port` (0: any free port); returns the JWKS URL.
+pub fn jwks_server_at(keys: &SigningKeys, port: u16) -> String {
     let jwks = keys.jwks();
     let server = HttpServer::new(move || {
         let jwks = jwks.clone();
@@ -19,7 +24,7 @@ pub fn jwks_server(keys: &SigningKeys) -> String {
         )
     })
     .workers(1)
-    .bind("127.0.0.1:0")
+    .bind(("127.0.0.1", port))
     .unwrap();
     let url = format!("http://127.0.0.1:{}/jwks", server.addrs()[0].port());
     actix_web::rt::spawn(server.run());
