@@ -60,12 +60,11 @@ impl JwksCache {
             }
         }
         let mut cached = self.state.write().await;
-        if cached.may_fetch_for(kid, self.min_refetch, Instant::now()) {
-            if let Err(e) = self.refresh(&mut cached).await
-                && cached.verifier.is_none()
-            {
-                return Err(e);
-            }
+        if cached.may_fetch_for(kid, self.min_refetch, Instant::now())
+            && let Err(e) = self.refresh(&mut cached).await
+            && cached.verifier.is_none()
+        {
+            return Err(e);
         }
         cached.verifier.clone().ok_or_else(|| "the API's signing keys have not been fetched yet".to_owned())
     }
