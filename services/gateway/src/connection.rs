@@ -5,12 +5,13 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, Session};
+use actix_ws::{AggregatedMessage, CloseCode, CloseReason, MessageStream, Session};
 use confab_protocol::signal::{
     Broadcast, Pong, ServerMessage, Signal, client_message::Kind as Client, server_message::Kind as Server,
 };
 use tokio::sync::{Notify, mpsc, watch};
 
+use crate::frames::{FrameError, Reassembler};
 use crate::hub::{Hub, Outbound, Undelivered, message};
 use crate::recording;
 use crate::session::{ProtocolError, RateLimit, Verdict, decode};
@@ -19,6 +20,8 @@ use crate::settings::Limits;
 /// Close codes used by the gateway (RFC 6455 §7.4).
 pub mod close {
     pub const NORMAL: u16 = 1000;
+    pub const PROTOCOL: u16 = 1002;
+    pub const INVALID_DATA: u16 = 1007;
     pub const POLICY: u16 = 1008;
     pub const TOO_BIG: u16 = 1009;
     pub const RESTARTING: u16 = 1012;
@@ -47,7 +50,7 @@ pub struct Connection {
 
 impl Connection {
     /// Serves the connection until it ends, then removes the peer from its room.
-    pub async fn run(mut self, mut session: Session, mut frames: AggregatedMessageStream) {
+    pub async fn run(mut self, mut session: Session, mut frames: MessageStream) {
         metrics::gauge!("gateway_connections_active").increment(1);
         let (reason, close_code) = self.serve(&mut session, &mut frames).await;
         let Identity { room_id, peer, resume_token } = &self.identity;
@@ -69,7 +72,7 @@ impl Connection {
     }
 
     /// Returns why the connection ended and the close code to send.
-    async fn serve(&mut self, session: &mut Session, frames: &mut AggregatedMessageStream) -> (&'static str, u16) {
+    async fn serve(&mut self, session: &mut Session, frames: &mut MessageStream) -> (&'static str, u16) {
         // The recorder answers and a camera offers to every participant at once: they get ten
         // times the allowance.
         let scale = if recording::takes_no_place(&self.identity.peer) { 10.0 } else { 1.0 };
@@ -78,12 +81,15 @@ impl Connection {
         let mut heartbeat = tokio::time::interval(self.limits.heartbeat);
         heartbeat.tick().await;
         let mut last_heard = Instant::now();
+        let mut reassembler = Reassembler::new(self.limits.max_message_bytes);
         loop {
             tokio::select! {
                 frame = frames.recv() => {
                     last_heard = Instant::now();
-                    match frame {
-                        Some(Ok(AggregatedMessage::Text(text))) => match limit.check(Instant::now()) {
+                    let Some(frame) = frame else { return ("disconnected", close::NORMAL) };
+                    match reassembler.push(frame) {
+                        Ok(None) => {}
+                        Ok(Some(AggregatedMessage::Text(text))) => match limit.check(Instant::now()) {
                             Verdict::Allow => {
                                 if let Some(end) = self.handle(session, &text, SystemTime::now()).await {
                                     return end;
@@ -98,28 +104,30 @@ impl Connection {
                             }
                             Verdict::Disconnect => return ("rate_limited", close::POLICY),
                         },
-                        Some(Ok(AggregatedMessage::Binary(_))) => {
+                        Ok(Some(AggregatedMessage::Binary(_))) => {
                             let error = ProtocolError::new("malformed_message", "send JSON text frames");
                             if send(session, &error.to_message()).await.is_err() {
                                 return ("disconnected", close::NORMAL);
                             }
                         }
-                        Some(Ok(AggregatedMessage::Ping(bytes))) => {
+                        Ok(Some(AggregatedMessage::Ping(bytes))) => {
                             if session.pong(&bytes).await.is_err() {
                                 return ("disconnected", close::NORMAL);
                             }
                         }
-                        Some(Ok(AggregatedMessage::Pong(_))) => {}
+                        Ok(Some(AggregatedMessage::Pong(_))) => {}
                         // A normal close is a goodbye; anything else may be a reload or a network
                         // change, so the peer is kept for a resume.
-                        Some(Ok(AggregatedMessage::Close(Some(r)))) if r.code == CloseCode::Normal => {
+                        Ok(Some(AggregatedMessage::Close(Some(r)))) if r.code == CloseCode::Normal => {
                             return ("left", close::NORMAL);
                         }
-                        Some(Ok(AggregatedMessage::Close(_))) | None => return ("disconnected", close::NORMAL),
-                        Some(Err(actix_ws::ProtocolError::Overflow)) => return ("message_too_big", close::TOO_BIG),
-                        Some(Err(e)) => {
+                        Ok(Some(AggregatedMessage::Close(_))) => return ("disconnected", close::NORMAL),
+                        // A client that breaks the protocol is not resumed: it leaves at once.
+                        Err(FrameError::TooBig) => return ("message_too_big", close::TOO_BIG),
+                        Err(FrameError::InvalidUtf8) => return ("invalid_utf8", close::INVALID_DATA),
+                        Err(FrameError::Protocol(e)) => {
                             tracing::debug!(error = %e, "websocket protocol error");
-                            return ("disconnected", close::POLICY);
+                            return ("protocol_error", close::PROTOCOL);
                         }
                     }
                 }

@@ -4,6 +4,7 @@
 
 pub mod connection;
 pub mod fanout;
+pub mod frames;
 pub mod hub;
 pub mod ice;
 pub mod liveness;

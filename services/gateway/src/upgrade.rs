@@ -69,10 +69,7 @@ pub async fn signal(
     let protocols: Vec<&str> = std::iter::once(SUBPROTOCOL).chain(ticket_protocol.as_deref()).collect();
     let (response, mut session, frames) = actix_ws::handle_with_protocols(&req, body, &protocols)?;
     let limits = gateway.settings.limits.clone();
-    let frames = frames
-        .max_frame_size(limits.max_message_bytes)
-        .aggregate_continuations()
-        .max_continuation_size(limits.max_message_bytes);
+    let frames = frames.max_frame_size(limits.max_message_bytes);
 
     let hub = gateway.hub.clone();
     let room_id = claims.room_id;

@@ -263,6 +263,50 @@ async fn oversized_messages_close_with_1009_and_bye_is_announced_as_left() {
 }
 
 #[actix_web::test]
+async fn a_message_over_the_limit_in_continuation_frames_closes_with_1009_and_leaves_at_once() {
+    use actix_ws::Item;
+    let world = world(1).await;
+    let room = room();
+    let (mut ann, _) = world.join(0, &room, "Ann").await;
+    let (mut bob, bob_welcome) = world.join(0, &room, "Bob").await;
+    ann.recv().await;
+    let fragment = bytes::Bytes::from(vec![b'x'; 40 * 1024]);
+    bob.socket.send(Message::Continuation(Item::FirstText(fragment.clone()))).await.unwrap();
+    bob.socket.send(Message::Continuation(Item::Continue(fragment))).await.unwrap();
+    assert_eq!(bob.closed().await, Some(1009), "closed at the fragment that crosses 64 KiB");
+    let left = ann.next_event(Duration::from_secs(2)).await;
+    assert!(
+        matches!(&left, Some(Event::Text(v)) if v["peer_left"] == json!({"peer_id": bob_welcome["peer_id"], "reason": "message_too_big"})),
+        "Bob leaves at once, not after the resume window"
+    );
+}
+
+#[actix_web::test]
+async fn text_that_is_not_utf8_closes_with_1007_and_leaves_at_once() {
+    use actix_ws::Item;
+    let world = world(1).await;
+    let room = room();
+    let (mut ann, _) = world.join(0, &room, "Ann").await;
+    let (mut bob, bob_welcome) = world.join(0, &room, "Bob").await;
+    ann.recv().await;
+    bob.socket
+        .send(Message::Continuation(Item::FirstText(bytes::Bytes::from_static(b"{\"bye\": \xff"))))
+        .await
+        .unwrap();
+    bob.socket.send(Message::Continuation(Item::Last(bytes::Bytes::from_static(b"}")))).await.unwrap();
+    assert_eq!(bob.closed().await, Some(1007));
+    let left = ann.next_event(Duration::from_secs(2)).await;
+    assert!(
+        matches!(&left, Some(Event::Text(v)) if v["peer_left"] == json!({"peer_id": bob_welcome["peer_id"], "reason": "invalid_utf8"})),
+        "{:?}",
+        left.map(|e| match e {
+            Event::Text(v) => v.to_string(),
+            Event::Closed(c) => format!("{c:?}"),
+        })
+    );
+}
+
+#[actix_web::test]
 async fn presence_is_kept_in_redis_for_the_api_and_cleared_on_leave() {
     let world = world(1).await;
     let room = room();
