@@ -34,8 +34,8 @@ const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 pub struct Identity {
     pub room_id: String,
     pub peer: confab_protocol::signal::Peer,
-    /// Given in `welcome`; lets the client resume this peer after an unplanned disconnect.
-    pub resume_token: String,
+    /// The hash of the `resume_token` given in `welcome`: names this connection in presence.
+    pub resume_hash: String,
 }
 
 /// Everything a connection task needs besides its socket.
@@ -53,14 +53,15 @@ impl Connection {
     pub async fn run(mut self, mut session: Session, mut frames: MessageStream) {
         metrics::gauge!("gateway_connections_active").increment(1);
         let (reason, close_code) = self.serve(&mut session, &mut frames).await;
-        let Identity { room_id, peer, resume_token } = &self.identity;
+        let Identity { room_id, peer, resume_hash } = &self.identity;
         // A silent peer (`timeout`) has been gone for half a minute already: it leaves at once. A
-        // recorder or camera is not resumed: it rejoins afresh with a fresh connection.
+        // recorder or camera is not resumed: it rejoins afresh with a fresh connection. A
+        // superseded connection is no longer the peer's: neither touches its place.
         let resumable = !recording::takes_no_place(peer) && matches!(reason, "disconnected" | "server_restarting");
         if resumable {
-            self.hub.park(room_id, peer, resume_token, self.limits.resume_window).await;
+            self.hub.park(room_id, &peer.peer_id, resume_hash, self.limits.resume_window).await;
         } else {
-            self.hub.leave(room_id, &peer.peer_id, reason).await;
+            self.hub.leave(room_id, &peer.peer_id, resume_hash, reason).await;
         }
         let description = Some(reason.to_owned());
         let closing = session.close(Some(CloseReason { code: CloseCode::from(close_code), description }));
@@ -125,6 +126,10 @@ impl Connection {
                         // A client that breaks the protocol is not resumed: it leaves at once.
                         Err(FrameError::TooBig) => return ("message_too_big", close::TOO_BIG),
                         Err(FrameError::InvalidUtf8) => return ("invalid_utf8", close::INVALID_DATA),
+                        Err(FrameError::Lost(e)) => {
+                            tracing::debug!(error = %e, "connection lost");
+                            return ("disconnected", close::NORMAL);
+                        }
                         Err(FrameError::Protocol(e)) => {
                             tracing::debug!(error = %e, "websocket protocol error");
                             return ("protocol_error", close::PROTOCOL);
@@ -150,6 +155,7 @@ impl Connection {
                         let _ = send(session, &message).await;
                         return (reason_of(&message), code);
                     }
+                    Some(Outbound::Superseded) => return ("resumed_elsewhere", close::NORMAL),
                     None => return ("disconnected", close::NORMAL),
                 },
                 () = self.slow.notified() => {

@@ -8,7 +8,7 @@ use bytes::{Bytes, BytesMut};
 use bytestring::ByteString;
 
 /// Why a client's frames end its connection.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum FrameError {
     /// A message (all its fragments) over the limit: close 1009.
     TooBig,
@@ -17,6 +17,8 @@ pub enum FrameError {
     /// Anything else RFC 6455 forbids (a bad opcode, an unmasked frame, a fragment out of
     /// place): close 1002.
     Protocol(String),
+    /// The connection broke (reset, closed without a close frame): the client may come back.
+    Lost(std::io::Error),
 }
 
 /// Joins fragmented messages for one connection.
@@ -49,6 +51,7 @@ impl Reassembler {
             Err(ProtocolError::Io(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
                 return Err(FrameError::InvalidUtf8);
             }
+            Err(ProtocolError::Io(e)) => return Err(FrameError::Lost(e)),
             Err(e) => return Err(FrameError::Protocol(e.to_string())),
         };
         Ok(Some(message))
@@ -108,9 +111,9 @@ mod tests {
     #[test]
     fn fragments_are_joined_into_one_message_with_control_frames_in_between() {
         let mut frames = Reassembler::new(16);
-        assert_eq!(frames.push(continuation(Item::FirstText(Bytes::from_static(b"{\"by")))), Ok(None));
+        assert!(matches!(frames.push(continuation(Item::FirstText(Bytes::from_static(b"{\"by")))), Ok(None)));
         assert!(matches!(frames.push(Ok(Message::Ping(Bytes::new()))), Ok(Some(AggregatedMessage::Ping(_)))));
-        assert_eq!(frames.push(continuation(Item::Continue(Bytes::from_static(b"e\": ")))), Ok(None));
+        assert!(matches!(frames.push(continuation(Item::Continue(Bytes::from_static(b"e\": ")))), Ok(None)));
         assert_eq!(text(frames.push(continuation(Item::Last(Bytes::from_static(b"{}}")))).unwrap()), r#"{"bye": {}}"#);
         assert_eq!(text(frames.push(Ok(Message::Text("next".into()))).unwrap()), "next");
     }
@@ -118,11 +121,17 @@ mod tests {
     #[test]
     fn a_message_is_too_big_at_the_fragment_that_crosses_the_limit() {
         let mut frames = Reassembler::new(10);
-        assert_eq!(frames.push(continuation(Item::FirstText(Bytes::from(vec![b'x'; 6])))), Ok(None));
-        assert_eq!(frames.push(continuation(Item::Continue(Bytes::from(vec![b'x'; 5])))), Err(FrameError::TooBig));
-        assert_eq!(frames.push(Err(ProtocolError::Overflow)), Err(FrameError::TooBig), "one frame over the limit");
+        assert!(matches!(frames.push(continuation(Item::FirstText(Bytes::from(vec![b'x'; 6])))), Ok(None)));
+        assert!(matches!(
+            frames.push(continuation(Item::Continue(Bytes::from(vec![b'x'; 5])))),
+            Err(FrameError::TooBig)
+        ));
+        assert!(
+            matches!(frames.push(Err(ProtocolError::Overflow)), Err(FrameError::TooBig)),
+            "one frame over the limit"
+        );
         let mut exact = Reassembler::new(10);
-        assert_eq!(exact.push(continuation(Item::FirstText(Bytes::from(vec![b'x'; 6])))), Ok(None));
+        assert!(matches!(exact.push(continuation(Item::FirstText(Bytes::from(vec![b'x'; 6])))), Ok(None)));
         assert_eq!(text(exact.push(continuation(Item::Last(Bytes::from(vec![b'x'; 4])))).unwrap()).len(), 10);
     }
 
@@ -130,12 +139,12 @@ mod tests {
     fn text_that_is_not_utf8_once_whole_is_refused() {
         let mut frames = Reassembler::new(16);
         // "é" split across two fragments is fine; a lone continuation byte is not.
-        assert_eq!(frames.push(continuation(Item::FirstText(Bytes::from_static(b"\xc3")))), Ok(None));
+        assert!(matches!(frames.push(continuation(Item::FirstText(Bytes::from_static(b"\xc3")))), Ok(None)));
         assert_eq!(text(frames.push(continuation(Item::Last(Bytes::from_static(b"\xa9")))).unwrap()), "é");
-        assert_eq!(frames.push(continuation(Item::FirstText(Bytes::from_static(b"\xa9")))), Ok(None));
-        assert_eq!(frames.push(continuation(Item::Last(Bytes::new()))), Err(FrameError::InvalidUtf8));
+        assert!(matches!(frames.push(continuation(Item::FirstText(Bytes::from_static(b"\xa9")))), Ok(None)));
+        assert!(matches!(frames.push(continuation(Item::Last(Bytes::new()))), Err(FrameError::InvalidUtf8)));
         let unreadable = std::io::Error::new(std::io::ErrorKind::InvalidData, "invalid utf-8");
-        assert_eq!(frames.push(Err(ProtocolError::Io(unreadable))), Err(FrameError::InvalidUtf8));
+        assert!(matches!(frames.push(Err(ProtocolError::Io(unreadable))), Err(FrameError::InvalidUtf8)));
     }
 
     #[test]
@@ -145,7 +154,7 @@ mod tests {
             assert!(matches!(Reassembler::new(16).push(continuation(item)), Err(FrameError::Protocol(_))));
         }
         let mut frames = Reassembler::new(16);
-        assert_eq!(frames.push(continuation(Item::FirstBinary(Bytes::new()))), Ok(None));
+        assert!(matches!(frames.push(continuation(Item::FirstBinary(Bytes::new()))), Ok(None)));
         assert!(matches!(frames.push(Ok(Message::Text("x".into()))), Err(FrameError::Protocol(_))));
         assert!(matches!(frames.push(continuation(Item::FirstText(Bytes::new()))), Err(FrameError::Protocol(_))));
     }

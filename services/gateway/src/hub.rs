@@ -1,24 +1,30 @@
 //! The rooms and peers this instance serves, their presence in Redis, and fan-out to the other
 //! instances serving the same rooms.
 //!
-//! Presence (`{prefix}:room:{room_id}:peers`, `{prefix}:rooms:live`; see docs/protocol.md) is
-//! the room's membership across every instance, so capacity is checked there, atomically, by
-//! one Lua script: with N clients racing for a room of capacity k on any number of instances,
-//! exactly k get in. Delivery to peers on this instance goes straight to their outbound queue and
-//! never waits: a full queue marks the peer as a slow consumer, to be disconnected, and the rest
-//! of the room carries on. Events then go to the other instances through the room's Redis
-//! channel, which this instance subscribes to while it has peers in the room — local first, so
-//! peers on one instance keep talking while Redis is down. Each instance numbers the events it
-//! publishes to a room; a receiver that sees a jump (a lost publish, a dropped subscription)
-//! sends its peers a `resync` rather than let an offer go missing unnoticed.
+//! Presence (`crate::presence`; see docs/protocol.md) is the room's membership across every
+//! instance, so capacity is checked there, atomically: with N clients racing for a room of
+//! capacity k on any number of instances, exactly k get in. Delivery to peers on this instance
+//! goes straight to their outbound queue and never waits: a full queue marks the peer as a slow
+//! consumer, to be disconnected, and the rest of the room carries on. Events then go to the other
+//! instances through the room's Redis channel, which this instance subscribes to while it has
+//! peers in the room — local first, so peers on one instance keep talking while Redis is down.
+//! Each instance numbers the events it publishes to a room; a receiver that sees a jump (a lost
+//! publish, a dropped subscription) sends its peers a `resync` rather than let an offer go
+//! missing unnoticed.
+//!
+//! A connection that drops keeps its peer's place for the resume window, whether its gateway
+//! parked it or died: its client resumes it on any instance and nobody else notices. After a
+//! Redis outage each instance puts its connections back and renews its heartbeat in one step,
+//! and a peer is resynced only once every instance known to serve its room has done so (or has
+//! had `INSTANCE_TTL` to), so no resync lists a room with half its peers missing.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use confab_common::http::RequestId;
-use confab_common::presence_events;
-use confab_protocol::bus::{self, Delivery, Fanout, PeerPresence, RoomEvent, room_event::Event};
+use confab_protocol::bus::{self, Delivery, Fanout, PeerPresence, Restored, RoomEvent, Superseded, room_event::Event};
 use confab_protocol::signal::{
     Kicked, Peer, PeerJoined, PeerLeft, Resync, RoomClosed, ServerMessage, server_message::Kind,
 };
@@ -26,53 +32,9 @@ use prost::Message;
 use redis::aio::{ConnectionManager, PubSubSink};
 use tokio::sync::{Notify, mpsc};
 
+use crate::presence::{self, Admission, INSTANCE_TTL, Presence};
 use crate::publisher::Publisher;
 use crate::recording::{self, RoomView};
-
-/// Admits a peer if the room has a free place and the user fewer than ARGV[6] connections in
-/// it: 1 admitted, 0 room full, -1 too many connections of this user. Recorders and cameras
-/// (ARGV[7] = 1) take no place and are neither counted nor limited. A participant's arrival goes on the
-/// presence event stream (KEYS[3]) in the same step, so no join is ever left out of it.
-const JOIN: &str = r"
-if ARGV[7] ~= '1' then
-  local present, mine = 0, 0
-  for _, entry in ipairs(redis.call('HVALS', KEYS[1])) do
-    local peer = cjson.decode(entry)
-    if peer.role ~= 'recorder' and peer.role ~= 'camera' then
-      present = present + 1
-      if peer.user_id == ARGV[5] then mine = mine + 1 end
-    end
-  end
-  if present >= tonumber(ARGV[1]) then return 0 end
-  if mine >= tonumber(ARGV[6]) then return -1 end
-end
-redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
-redis.call('SADD', KEYS[2], ARGV[4])
-if ARGV[7] ~= '1' then
-  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[8], '*',
-    'type', 'participant.joined', 'room_id', ARGV[4], 'peer', ARGV[3])
-end
-return 1
-";
-
-/// Removes a peer's presence (1 if this call removed it) and, for a participant, puts its
-/// departure with the reason ARGV[3] on the presence event stream in the same step (recorders
-/// and cameras are not participants).
-const LEAVE: &str = r"
-local entry = redis.call('HGET', KEYS[1], ARGV[1])
-if entry then redis.call('HDEL', KEYS[1], ARGV[1]) end
-if redis.call('HLEN', KEYS[1]) == 0 then redis.call('SREM', KEYS[2], ARGV[2]) end
-if not entry then return 0 end
-local role = cjson.decode(entry).role
-if role ~= 'recorder' and role ~= 'camera' then
-  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*',
-    'type', 'participant.left', 'room_id', ARGV[2], 'peer', entry, 'reason', ARGV[3])
-end
-return 1
-";
-
-/// An instance that has not renewed its heartbeat for this long is dead.
-pub const INSTANCE_TTL: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What a connection task is told to do.
 #[derive(Debug, Clone)]
@@ -84,15 +46,20 @@ pub enum Outbound {
     },
     /// Send this last message, then close the socket with `code`.
     CloseWith { message: ServerMessage, code: u16 },
+    /// The client resumed this connection elsewhere: close it, and leave the peer to the new one.
+    Superseded,
 }
 
 /// A connection on this instance, as the hub sees it.
+#[derive(Clone)]
 pub struct LocalPeer {
     pub peer: Peer,
     /// RFC 3339, when the peer joined.
     pub joined_at: String,
     /// The recording a recorder captures; empty for participants.
     pub recording_id: String,
+    /// The hash of this connection's resume token: names the connection in presence.
+    pub resume_hash: String,
     pub outbound: mpsc::Sender<Outbound>,
     /// Notified when the outbound queue overflowed: the connection must close.
     pub slow: Arc<Notify>,
@@ -116,34 +83,49 @@ pub enum Undelivered {
 
 pub struct Hub {
     rooms: Mutex<HashMap<String, HashMap<String, LocalPeer>>>,
-    redis: ConnectionManager,
+    presence: Presence,
     prefix: String,
     instance_id: String,
-    join: redis::Script,
-    leave: redis::Script,
+    /// This process among all that have run as `instance_id`.
+    incarnation: String,
+    /// How long a peer whose connection is gone keeps its place for a resume.
+    resume_window: Duration,
     subscriptions: tokio::sync::Mutex<Subscriptions>,
     publisher: Publisher,
     /// Events this instance published per room, while it has local peers there.
     published: Mutex<HashMap<String, u64>>,
     /// The last sequence number heard per (room, origin instance) on subscribed rooms.
     heard: Mutex<HashMap<(String, String), u64>>,
-    /// Peer ids in each room with local peers, on any instance, as far as this instance has
-    /// heard (presence read at join and resync, then `peer_joined`/`peer_left`): spares a Redis
-    /// lookup per relayed signal. A peer missing here is looked up in presence.
-    known: Mutex<HashMap<String, HashSet<String>>>,
-    /// Presence entries (room, peer) whose removal failed, with why the peer left and whether
-    /// `peer_left` is still to be announced once removed. Retried by the liveness task.
+    /// The peers in each room with local peers, on any instance, and the instance each is on, as
+    /// far as this instance has heard (presence read at join and resync, then `peer_joined`,
+    /// `peer_left` and resumes): spares a Redis lookup per relayed signal (a peer missing here
+    /// is looked up in presence), and says whom to wait for after a Redis outage.
+    known: Mutex<HashMap<String, HashMap<String, String>>>,
+    /// Presence entries (room, peer) whose removal failed, retried by the liveness task.
     unfreed: Mutex<HashMap<(String, String), Unfreed>>,
     /// Whether the subscriber is connected; joins wait a moment for it after start-up or a
     /// Redis outage rather than failing at once.
     attached: tokio::sync::watch::Sender<bool>,
     /// Set on the first connection; a later attach is a reconnect.
-    ever_attached: std::sync::atomic::AtomicBool,
+    ever_attached: AtomicBool,
+    /// Between losing Redis and putting this instance's connections back: no heartbeat (whoever
+    /// sees the heartbeat must see the connections) and no sweep.
+    restoring: AtomicBool,
+    /// Held while a restore runs, so the liveness task's retry and a reconnect never overlap.
+    restore_running: tokio::sync::Mutex<()>,
+    /// When this instance last got its connections back after a Redis outage: for
+    /// `INSTANCE_TTL` after it, a missing heartbeat may only mean an instance that has not
+    /// restored yet, so sweeps do not judge by it.
+    restored_at: Mutex<Option<Instant>>,
+    /// Rooms whose resync waits, after a Redis outage, for these other instances to restore.
+    awaiting_restore: Mutex<HashMap<String, HashSet<String>>>,
 }
 
 /// A departed peer's presence entry still to be removed.
 struct Unfreed {
+    resume_hash: String,
     reason: String,
+    /// Whether `peer_left` is still to be announced once removed.
     announce: bool,
 }
 
@@ -151,7 +133,7 @@ struct Unfreed {
 const RESTORE_ATTEMPTS: usize = 10;
 
 /// How long a join waits for the subscriber to (re)connect.
-const ATTACH_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+const ATTACH_WAIT: Duration = Duration::from_secs(2);
 
 /// The room channels this instance listens on, and how many local peers (joined or joining) need
 /// each. Changed only under its lock, so a room is never unsubscribed under a joining peer.
@@ -162,22 +144,26 @@ struct Subscriptions {
 }
 
 impl Hub {
-    pub fn new(redis: ConnectionManager, prefix: &str, instance_id: &str) -> Self {
+    pub fn new(redis: ConnectionManager, prefix: &str, instance_id: &str, resume_window: Duration) -> Self {
         Self {
             rooms: Mutex::new(HashMap::new()),
+            presence: Presence::new(redis.clone(), prefix),
             prefix: prefix.to_owned(),
             instance_id: instance_id.to_owned(),
-            join: redis::Script::new(JOIN),
-            leave: redis::Script::new(LEAVE),
+            incarnation: new_incarnation(),
+            resume_window,
             subscriptions: tokio::sync::Mutex::new(Subscriptions::default()),
-            publisher: Publisher::start(redis.clone()),
+            publisher: Publisher::start(redis),
             published: Mutex::default(),
             heard: Mutex::default(),
             known: Mutex::default(),
             unfreed: Mutex::default(),
             attached: tokio::sync::watch::Sender::new(false),
-            ever_attached: std::sync::atomic::AtomicBool::new(false),
-            redis,
+            ever_attached: AtomicBool::new(false),
+            restoring: AtomicBool::new(false),
+            restore_running: tokio::sync::Mutex::new(()),
+            restored_at: Mutex::new(None),
+            awaiting_restore: Mutex::default(),
         }
     }
 
@@ -195,7 +181,7 @@ impl Hub {
     }
 
     /// A (re)connected subscriber: listen to the control channel and every room with local peers.
-    pub async fn attach(&self, mut sink: PubSubSink) -> redis::RedisResult<()> {
+    pub async fn attach(self: &Arc<Self>, mut sink: PubSubSink) -> redis::RedisResult<()> {
         {
             let mut subs = self.subscriptions.lock().await;
             sink.subscribe(self.control_channel()).await?;
@@ -204,7 +190,7 @@ impl Hub {
             }
             subs.sink = Some(sink);
         }
-        let reconnected = self.ever_attached.swap(true, std::sync::atomic::Ordering::SeqCst);
+        let reconnected = self.ever_attached.swap(true, Ordering::SeqCst);
         self.attached.send_replace(true);
         if reconnected {
             self.restore().await;
@@ -212,40 +198,111 @@ impl Hub {
         Ok(())
     }
 
-    /// After a reconnect: puts this instance's peers back into presence (a restarted Redis has
-    /// lost it) and resyncs every room, since room events may have been missed while the
-    /// subscription was down.
-    async fn restore(&self) {
-        let snapshot: Vec<(String, Vec<(String, String)>)> = self
+    /// The subscriber lost its connection.
+    pub async fn detach(&self) {
+        self.restoring.store(true, Ordering::SeqCst);
+        self.subscriptions.lock().await.sink = None;
+        // Whatever comes after the reconnect is compared with nothing: `restore` resyncs anyway.
+        lock(&self.heard).clear();
+        self.attached.send_replace(false);
+    }
+
+    /// Whether this instance still has to put its connections back after a Redis outage.
+    pub fn restoring(&self) -> bool {
+        self.restoring.load(Ordering::SeqCst)
+    }
+
+    /// Whether the subscriber is connected.
+    pub fn is_attached(&self) -> bool {
+        *self.attached.borrow()
+    }
+
+    /// After a reconnect: puts this instance's connections back into presence with its heartbeat
+    /// (a restarted Redis has lost both), tells the other instances, and resyncs each room once
+    /// every instance known to serve it has done the same, since room events may have been
+    /// missed meanwhile. Retried by the liveness task while it fails.
+    pub async fn restore(self: &Arc<Self>) {
+        let Ok(_running) = self.restore_running.try_lock() else { return };
+        if !self.restoring() {
+            return;
+        }
+        let snapshot: Vec<(String, Vec<PeerPresence>)> = self
             .rooms()
             .iter()
-            .map(|(room_id, room)| {
-                let entries =
-                    room.values().map(|local| (local.peer.peer_id.clone(), self.presence_json(local))).collect();
-                (room_id.clone(), entries)
-            })
+            .map(|(room_id, room)| (room_id.clone(), room.values().map(|local| self.entry_of(local)).collect()))
             .collect();
-        for (room_id, entries) in snapshot {
-            let mut redis = self.redis.clone();
-            let mut restored: redis::RedisResult<()> = Ok(());
-            // The command connection may still be reconnecting to the restarted server.
-            for _ in 0..RESTORE_ATTEMPTS {
-                restored = redis::pipe()
-                    .hset_multiple(self.peers_key(&room_id), &entries)
-                    .ignore()
-                    .sadd(self.live_key(), &room_id)
-                    .ignore()
-                    .query_async(&mut redis)
-                    .await;
-                if restored.is_ok() {
-                    break;
+        let mut outcome = Err(redis::RedisError::from((redis::ErrorKind::Io, "not tried")));
+        // The command connection may still be reconnecting to the restarted server.
+        for _ in 0..RESTORE_ATTEMPTS {
+            outcome = self.presence.restore(&self.instance_id, &self.incarnation, &snapshot).await;
+            if outcome.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let restored = match outcome {
+            Ok(restored) => restored,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not restore presence; will retry");
+                return;
+            }
+        };
+        self.restoring.store(false, Ordering::SeqCst);
+        *lock(&self.restored_at) = Some(Instant::now());
+        let mut awaiting: HashMap<String, HashSet<String>> = HashMap::new();
+        for ((room_id, _), restored) in snapshot.into_iter().zip(restored) {
+            for peer_id in &restored.moved {
+                if let Some(hash) = self.local_hash(&room_id, peer_id) {
+                    self.drop_superseded(&room_id, peer_id, &hash).await;
                 }
-                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
             }
-            match restored {
-                Ok(()) => self.resync(&room_id).await,
-                Err(e) => tracing::warn!(room.id = %room_id, error = %e, "could not restore presence"),
+            self.publish(&room_id, Event::Restored(Restored { added: restored.added }), None);
+            let others: HashSet<String> = lock(&self.known)
+                .get(&room_id)
+                .map(|peers| peers.values().filter(|id| **id != self.instance_id).cloned().collect())
+                .unwrap_or_default();
+            awaiting.insert(room_id, others);
+        }
+        let instances: Vec<String> = awaiting.values().flatten().cloned().collect::<HashSet<_>>().into_iter().collect();
+        let restored_instances: HashSet<String> = match self.presence.incarnations(&instances).await {
+            Ok(live) => instances.into_iter().zip(live).filter(|(_, live)| live.is_some()).map(|(id, _)| id).collect(),
+            Err(_) => HashSet::new(),
+        };
+        for (room_id, mut others) in awaiting {
+            others.retain(|id| !restored_instances.contains(id));
+            if others.is_empty() {
+                self.resync(&room_id).await;
+                continue;
             }
+            lock(&self.awaiting_restore).insert(room_id.clone(), others);
+            let hub = self.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(INSTANCE_TTL).await;
+                // Whoever has not restored by now is dead: resync without them.
+                if lock(&hub.awaiting_restore).remove(&room_id).is_some() {
+                    hub.resync(&room_id).await;
+                }
+            });
+        }
+    }
+
+    /// Another instance put its connections in `room_id` back: resync if this instance was
+    /// waiting for it, or if presence had lost some of them (the room's peers here may have
+    /// dropped them meanwhile).
+    fn restored_elsewhere(self: &Arc<Self>, room_id: &str, origin: &str, added: u32) {
+        let resync = {
+            let mut awaiting = lock(&self.awaiting_restore);
+            match awaiting.get_mut(room_id) {
+                Some(others) => {
+                    others.remove(origin);
+                    others.is_empty() && awaiting.remove(room_id).is_some()
+                }
+                None => added > 0,
+            }
+        };
+        if resync {
+            let (hub, room_id) = (self.clone(), room_id.to_owned());
+            tokio::spawn(async move { hub.resync(&room_id).await });
         }
     }
 
@@ -267,8 +324,9 @@ impl Hub {
         }
     }
 
-    fn presence_json(&self, local: &LocalPeer) -> String {
-        let presence = PeerPresence {
+    /// The presence entry of a live connection on this instance.
+    fn entry_of(&self, local: &LocalPeer) -> PeerPresence {
+        PeerPresence {
             peer_id: local.peer.peer_id.clone(),
             user_id: local.peer.user_id.clone(),
             display_name: local.peer.display_name.clone(),
@@ -276,16 +334,14 @@ impl Hub {
             instance_id: self.instance_id.clone(),
             joined_at: local.joined_at.clone(),
             recording_id: local.recording_id.clone(),
-        };
-        serde_json::to_string(&presence).expect("presence serializes")
+            incarnation: self.incarnation.clone(),
+            resume_hash: local.resume_hash.clone(),
+            parked_until_ms: 0,
+        }
     }
 
-    /// The subscriber lost its connection.
-    pub async fn detach(&self) {
-        self.subscriptions.lock().await.sink = None;
-        // Whatever comes after the reconnect is compared with nothing: `restore` resyncs anyway.
-        lock(&self.heard).clear();
-        self.attached.send_replace(false);
+    fn local_hash(&self, room_id: &str, peer_id: &str) -> Option<String> {
+        self.rooms().get(room_id)?.get(peer_id).map(|local| local.resume_hash.clone())
     }
 
     async fn hold_room(&self, room_id: &str) -> redis::RedisResult<()> {
@@ -314,6 +370,7 @@ impl Hub {
         subs.rooms.remove(room_id);
         lock(&self.heard).retain(|(room, _), _| room != room_id);
         lock(&self.known).remove(room_id);
+        lock(&self.awaiting_restore).remove(room_id);
         let channel = self.room_channel(room_id);
         if let Some(sink) = subs.sink.as_mut() {
             let _ = sink.unsubscribe(channel).await;
@@ -366,6 +423,7 @@ impl Hub {
         }
         let read_at =
             (event.read_at_us > 0).then(|| SystemTime::UNIX_EPOCH + Duration::from_micros(event.read_at_us as u64));
+        let origin = event.origin_instance.as_str();
         match event.event {
             Some(Event::Delivery(Delivery { to, message: Some(message) })) => {
                 if let Some(peer) = self.rooms().get(room_id).and_then(|room| room.get(&to)) {
@@ -373,8 +431,16 @@ impl Hub {
                 }
             }
             Some(Event::Fanout(Fanout { except, message: Some(message) })) => {
-                self.fanout_local(room_id, &except, &message, read_at)
+                self.fanout_local(room_id, &except, &message, read_at, origin)
             }
+            Some(Event::Superseded(Superseded { peer_id, resume_hash })) => {
+                if let Some(peers) = lock(&self.known).get_mut(room_id) {
+                    peers.insert(peer_id.clone(), origin.to_owned());
+                }
+                let (hub, room_id) = (self.clone(), room_id.to_owned());
+                tokio::spawn(async move { hub.drop_superseded(&room_id, &peer_id, &resume_hash).await });
+            }
+            Some(Event::Restored(Restored { added })) => self.restored_elsewhere(room_id, origin, added),
             _ => {}
         }
     }
@@ -427,14 +493,6 @@ impl Hub {
         }
     }
 
-    fn peers_key(&self, room_id: &str) -> String {
-        format!("{}:room:{room_id}:peers", self.prefix)
-    }
-
-    fn live_key(&self) -> String {
-        format!("{}:rooms:live", self.prefix)
-    }
-
     fn rooms(&self) -> std::sync::MutexGuard<'_, HashMap<String, HashMap<String, LocalPeer>>> {
         lock(&self.rooms)
     }
@@ -449,29 +507,14 @@ impl Hub {
         per_user: u32,
     ) -> Result<RoomView, JoinError> {
         let peer_id = local.peer.peer_id.clone();
-        let entry = self.presence_json(&local);
         let placeless = recording::takes_no_place(&local.peer);
         self.hold_room(room_id).await?;
-        let admitted: redis::RedisResult<i64> = self
-            .join
-            .key(self.peers_key(room_id))
-            .key(self.live_key())
-            .key(presence_events::stream_key(&self.prefix))
-            .arg(capacity)
-            .arg(&peer_id)
-            .arg(entry)
-            .arg(room_id)
-            .arg(&local.peer.user_id)
-            .arg(per_user)
-            .arg(if placeless { "1" } else { "0" })
-            .arg(presence_events::MAX_LENGTH)
-            .invoke_async(&mut self.redis.clone())
-            .await;
+        let admitted = self.presence.admit(room_id, &self.entry_of(&local), capacity, per_user, placeless).await;
         let present = match admitted {
-            Ok(1) => self.present(room_id).await,
+            Ok(Admission::Admitted) => self.present(room_id).await,
             Ok(refused) => {
                 self.release_room(room_id).await;
-                return Err(if refused < 0 { JoinError::TooManyConnections } else { JoinError::Full });
+                return Err(if refused == Admission::Full { JoinError::Full } else { JoinError::TooManyConnections });
             }
             Err(e) => Err(e),
         };
@@ -498,109 +541,127 @@ impl Hub {
 
     /// Everyone in the room's presence, oldest first; refreshes `known` on the way.
     async fn present(&self, room_id: &str) -> redis::RedisResult<Vec<PeerPresence>> {
-        let entries: Vec<(String, String)> =
-            redis::cmd("HGETALL").arg(self.peers_key(room_id)).query_async(&mut self.redis.clone()).await?;
-        let ids = entries.iter().map(|(peer_id, _)| peer_id.clone()).collect();
-        lock(&self.known).insert(room_id.to_owned(), ids);
-        let mut present: Vec<PeerPresence> =
-            entries.into_iter().filter_map(|(_, json)| serde_json::from_str(&json).ok()).collect();
-        present.sort_by(|a, b| a.joined_at.cmp(&b.joined_at));
+        let present = self.presence.read(room_id).await?;
+        let peers = present.iter().map(|p| (p.peer_id.clone(), p.instance_id.clone())).collect();
+        lock(&self.known).insert(room_id.to_owned(), peers);
         Ok(present)
     }
 
-    fn resume_key(&self, token: &str) -> String {
-        format!("{}:resume:{token}", self.prefix)
-    }
-
-    /// Takes a peer off this instance without telling anyone: its place and presence are kept
-    /// for `window`, so the client can reconnect (to any instance) with `token` and keep its peer
-    /// id. If it does not, it leaves as `disconnected` when the window ends.
-    pub async fn park(self: &Arc<Self>, room_id: &str, peer: &Peer, token: &str, window: std::time::Duration) {
-        let removed = {
-            let mut rooms = self.rooms();
-            let removed = rooms.get_mut(room_id).and_then(|room| room.remove(&peer.peer_id)).is_some();
-            if rooms.get(room_id).is_some_and(HashMap::is_empty) {
-                rooms.remove(room_id);
-            }
-            removed
-        };
-        if !removed {
-            return;
-        }
-        self.release_room(room_id).await;
-        let parked = serde_json::json!({"room_id": room_id, "peer_id": peer.peer_id, "user_id": peer.user_id});
-        let stored: redis::RedisResult<()> = redis::cmd("SET")
-            .arg(self.resume_key(token))
-            .arg(parked.to_string())
-            .arg("PX")
-            // Outlives the window: the timer below, not expiry, decides the peer has left.
-            .arg((window + std::time::Duration::from_secs(5)).as_millis() as u64)
-            .query_async(&mut self.redis.clone())
-            .await;
-        if let Err(e) = stored {
-            tracing::warn!(error = %e, "could not keep the peer for resumption");
-        }
-        let (hub, room_id, peer_id, key) =
-            (self.clone(), room_id.to_owned(), peer.peer_id.clone(), self.resume_key(token));
-        actix_web::rt::spawn(async move {
-            tokio::time::sleep(window).await;
-            // Whoever deletes the key owns the outcome: a resuming client, or this timer.
-            let unclaimed: i64 = redis::cmd("DEL").arg(&key).query_async(&mut hub.redis.clone()).await.unwrap_or(1);
-            if unclaimed == 1 {
-                hub.depart(&room_id, &peer_id, "disconnected").await;
-            }
-        });
-    }
-
-    /// The peer id parked under `token`, if it was parked in `room_id` by `user_id`. The token is
-    /// consumed only by its own user: anyone else holding it can neither take the peer over nor
-    /// stop it from leaving when its window ends; a parked peer is resumed at most once.
-    pub async fn unpark(&self, token: &str, room_id: &str, user_id: &str) -> Option<String> {
-        let key = self.resume_key(token);
-        let mut redis = self.redis.clone();
-        let parked: Option<String> = redis::cmd("GET").arg(&key).query_async(&mut redis).await.ok()?;
-        let parked: serde_json::Value = serde_json::from_str(&parked?).ok()?;
-        if parked["room_id"] != room_id || parked["user_id"] != user_id {
-            return None;
-        }
-        let claimed: i64 = redis::cmd("DEL").arg(&key).query_async(&mut redis).await.ok()?;
-        (claimed == 1).then(|| parked["peer_id"].as_str().map(str::to_owned)).flatten()
-    }
-
-    /// Puts a resumed peer back: same peer id, same place, no announcement.
-    pub async fn rejoin(&self, room_id: &str, local: LocalPeer) -> Result<RoomView, JoinError> {
+    /// Hands the place of the connection whose resume token is `old_token` to `local`, wherever
+    /// that connection was: parked here or elsewhere, still open on another instance (which then
+    /// closes it without a word), or on an instance that died. The peer keeps its id and nobody
+    /// is told. Returns the peer id and the room as it sees it; `None` if the token names no
+    /// connection of this user in the room (already resumed, or gone).
+    pub async fn resume(
+        &self,
+        room_id: &str,
+        old_token: &str,
+        local: &LocalPeer,
+    ) -> Result<Option<(String, RoomView)>, JoinError> {
+        let old_hash = presence::resume_hash(old_token);
         self.hold_room(room_id).await?;
-        let peer_id = local.peer.peer_id.clone();
-        let restored: redis::RedisResult<()> = redis::pipe()
-            .hset(self.peers_key(room_id), &peer_id, self.presence_json(&local))
-            .ignore()
-            .sadd(self.live_key(), room_id)
-            .ignore()
-            .query_async(&mut self.redis.clone())
-            .await;
-        let present = match restored {
-            Ok(()) => self.present(room_id).await,
-            Err(e) => Err(e),
-        };
-        match present {
-            Ok(present) => {
-                let view = recording::view_for(&local.peer, &present);
-                self.rooms().entry(room_id.to_owned()).or_default().insert(peer_id, local);
-                Ok(view)
+        let resumed = self.presence.resume(room_id, &local.peer.user_id, &old_hash, &self.entry_of(local)).await;
+        let old = match resumed {
+            Ok(Some(old)) => old,
+            Ok(None) => {
+                self.release_room(room_id).await;
+                return Ok(None);
             }
             Err(e) => {
                 self.release_room(room_id).await;
-                Err(e.into())
+                return Err(e.into());
             }
+        };
+        let peer_id = old.peer_id.clone();
+        if old.parked_until_ms == 0 {
+            self.drop_superseded(room_id, &peer_id, &old_hash).await;
+            let superseded = Superseded { peer_id: peer_id.clone(), resume_hash: old_hash };
+            self.publish(room_id, Event::Superseded(superseded), None);
+        }
+        let local = LocalPeer {
+            peer: Peer { peer_id: peer_id.clone(), ..local.peer.clone() },
+            joined_at: old.joined_at,
+            ..local.clone()
+        };
+        let present = match self.present(room_id).await {
+            Ok(present) => present,
+            Err(e) => {
+                // Taken but not served: the place goes as if the connection dropped at once.
+                self.free_later(room_id, &peer_id, &local.resume_hash, "disconnected", true, &e);
+                self.release_room(room_id).await;
+                return Err(e.into());
+            }
+        };
+        let view = recording::view_for(&local.peer, &present);
+        self.rooms().entry(room_id.to_owned()).or_default().insert(peer_id.clone(), local);
+        Ok(Some((peer_id, view)))
+    }
+
+    /// Closes this instance's connection `resume_hash` of `peer_id`, whose client resumed it
+    /// elsewhere: no departure, the peer lives on in the new connection.
+    async fn drop_superseded(&self, room_id: &str, peer_id: &str, resume_hash: &str) {
+        let dropped = {
+            let mut rooms = self.rooms();
+            let Some(room) = rooms.get_mut(room_id) else { return };
+            if room.get(peer_id).is_none_or(|local| local.resume_hash != resume_hash) {
+                return;
+            }
+            let dropped = room.remove(peer_id);
+            if room.is_empty() {
+                rooms.remove(room_id);
+            }
+            dropped
+        };
+        if let Some(local) = dropped {
+            tracing::info!(room.id = %room_id, peer.id = %peer_id, "connection resumed elsewhere; closing this one");
+            if local.outbound.try_send(Outbound::Superseded).is_err() {
+                local.slow.notify_one();
+            }
+            self.release_room(room_id).await;
         }
     }
 
-    /// Frees a departed (not local) peer's place and tells every instance's peers.
-    async fn depart(&self, room_id: &str, peer_id: &str, reason: &str) {
-        match self.free_place(room_id, peer_id, reason).await {
+    /// Takes the connection `resume_hash` of a peer off this instance without telling anyone:
+    /// its place is kept for `window`, so the client can resume it on any instance and keep its
+    /// peer id. If it does not, it leaves as `disconnected` when the window ends.
+    pub async fn park(self: &Arc<Self>, room_id: &str, peer_id: &str, resume_hash: &str, window: Duration) {
+        if !self.remove_local(room_id, peer_id, resume_hash) {
+            return;
+        }
+        self.release_room(room_id).await;
+        if let Err(e) = self.presence.park(room_id, peer_id, resume_hash, window).await {
+            // Still resumable: its entry is the connection's; the timer below frees it.
+            tracing::warn!(error = %e, "could not park the peer for resumption");
+        }
+        let (hub, room_id, peer_id, resume_hash) =
+            (self.clone(), room_id.to_owned(), peer_id.to_owned(), resume_hash.to_owned());
+        actix_web::rt::spawn(async move {
+            tokio::time::sleep(window).await;
+            // A resume changed the entry's connection, and then this frees nothing.
+            hub.depart(&room_id, &peer_id, &resume_hash, "disconnected").await;
+        });
+    }
+
+    /// Removes this instance's connection `resume_hash` of a peer; true if it was here.
+    fn remove_local(&self, room_id: &str, peer_id: &str, resume_hash: &str) -> bool {
+        let mut rooms = self.rooms();
+        let Some(room) = rooms.get_mut(room_id) else { return false };
+        if room.get(peer_id).is_none_or(|local| local.resume_hash != resume_hash) {
+            return false;
+        }
+        room.remove(peer_id);
+        if room.is_empty() {
+            rooms.remove(room_id);
+        }
+        true
+    }
+
+    /// Frees a departed (not local) participant's place and tells every instance's peers.
+    async fn depart(&self, room_id: &str, peer_id: &str, resume_hash: &str, reason: &str) {
+        match self.presence.free(room_id, peer_id, resume_hash, reason).await {
             Ok(true) => self.announce_left(room_id, peer_id, reason),
             Ok(false) => {}
-            Err(e) => self.free_later(room_id, peer_id, reason, true, &e),
+            Err(e) => self.free_later(room_id, peer_id, resume_hash, reason, true, &e),
         }
     }
 
@@ -613,15 +674,23 @@ impl Hub {
     }
 
     fn announce_departure(&self, room_id: &str, peer_id: &str, left: ServerMessage) {
-        self.fanout_local(room_id, peer_id, &left, None);
+        self.fanout_local(room_id, peer_id, &left, None, &self.instance_id);
         self.publish(room_id, Event::Fanout(Fanout { except: peer_id.to_owned(), message: Some(left) }), None);
     }
 
     /// Keeps a presence entry whose removal failed for `retry_removals`, so a Redis blip does not
     /// leave a ghost holding a place in the room.
-    fn free_later(&self, room_id: &str, peer_id: &str, reason: &str, announce: bool, error: &redis::RedisError) {
+    fn free_later(
+        &self,
+        room_id: &str,
+        peer_id: &str,
+        resume_hash: &str,
+        reason: &str,
+        announce: bool,
+        error: &redis::RedisError,
+    ) {
         tracing::warn!(room.id = room_id, peer.id = peer_id, error = %error, "could not clear presence; will retry");
-        let unfreed = Unfreed { reason: reason.to_owned(), announce };
+        let unfreed = Unfreed { resume_hash: resume_hash.to_owned(), reason: reason.to_owned(), announce };
         lock(&self.unfreed).insert((room_id.to_owned(), peer_id.to_owned()), unfreed);
     }
 
@@ -629,7 +698,7 @@ impl Hub {
     pub async fn retry_removals(&self) -> usize {
         let pending: Vec<_> = lock(&self.unfreed).drain().collect();
         for ((room_id, peer_id), unfreed) in pending {
-            match self.free_place(&room_id, &peer_id, &unfreed.reason).await {
+            match self.presence.free(&room_id, &peer_id, &unfreed.resume_hash, &unfreed.reason).await {
                 Ok(removed) => {
                     if removed && unfreed.announce {
                         self.announce_left(&room_id, &peer_id, &unfreed.reason);
@@ -643,93 +712,103 @@ impl Hub {
         lock(&self.unfreed).len()
     }
 
-    /// Removes the peer, frees its place, and tells the others why it left.
-    pub async fn leave(&self, room_id: &str, peer_id: &str, reason: &str) {
+    /// Removes this instance's connection `resume_hash` of the peer, frees its place, and tells
+    /// the others why it left.
+    pub async fn leave(&self, room_id: &str, peer_id: &str, resume_hash: &str, reason: &str) {
         let left = {
             let mut rooms = self.rooms();
-            let removed = rooms.get_mut(room_id).and_then(|room| room.remove(peer_id));
-            removed.map(|gone| {
-                let left = recording::departure(peer_id, &gone.peer.role, &gone.recording_id, reason);
-                let room = &rooms[room_id];
-                for other in room.values() {
-                    push(other, left.clone());
-                }
-                if room.is_empty() {
-                    rooms.remove(room_id);
-                }
-                left
-            })
-        };
-        if let Some(left) = left {
-            self.track(room_id, &left);
-            // Presence goes before the other instances hear `peer_left`: a peer there that signals
-            // the departed one afterwards must be told `unknown_peer`, not have it vanish.
-            if let Err(e) = self.free_place(room_id, peer_id, reason).await {
-                self.free_later(room_id, peer_id, reason, false, &e);
+            let Some(room) = rooms.get_mut(room_id) else { return };
+            if room.get(peer_id).is_none_or(|local| local.resume_hash != resume_hash) {
+                return;
             }
-            self.publish(room_id, Event::Fanout(Fanout { except: peer_id.to_owned(), message: Some(left) }), None);
-            self.release_room(room_id).await;
+            let gone = room.remove(peer_id).expect("checked above");
+            let left = recording::departure(peer_id, &gone.peer.role, &gone.recording_id, reason);
+            for other in room.values() {
+                push(other, left.clone());
+            }
+            if room.is_empty() {
+                rooms.remove(room_id);
+            }
+            left
+        };
+        self.track(room_id, &left, &self.instance_id);
+        // Presence goes before the other instances hear `peer_left`: a peer there that signals
+        // the departed one afterwards must be told `unknown_peer`, not have it vanish.
+        if let Err(e) = self.presence.free(room_id, peer_id, resume_hash, reason).await {
+            self.free_later(room_id, peer_id, resume_hash, reason, false, &e);
         }
+        self.publish(room_id, Event::Fanout(Fanout { except: peer_id.to_owned(), message: Some(left) }), None);
+        self.release_room(room_id).await;
     }
 
-    /// Removes a presence entry of a peer that left for `reason`; true if this call removed it.
-    async fn free_place(&self, room_id: &str, peer_id: &str, reason: &str) -> redis::RedisResult<bool> {
-        let removed: i64 = self
-            .leave
-            .key(self.peers_key(room_id))
-            .key(self.live_key())
-            .key(presence_events::stream_key(&self.prefix))
-            .arg(peer_id)
-            .arg(room_id)
-            .arg(reason)
-            .arg(presence_events::MAX_LENGTH)
-            .invoke_async(&mut self.redis.clone())
-            .await?;
-        Ok(removed == 1)
-    }
-
-    fn alive_key(&self, instance_id: &str) -> String {
-        format!("{}:instance:{instance_id}:alive", self.prefix)
-    }
-
-    /// Renews this instance's heartbeat key.
+    /// Renews this instance's heartbeat key, which names this process's incarnation.
     pub async fn heartbeat(&self) -> redis::RedisResult<()> {
-        redis::cmd("SET")
-            .arg(self.alive_key(&self.instance_id))
-            .arg(1)
-            .arg("PX")
-            .arg(INSTANCE_TTL.as_millis() as u64)
-            .query_async(&mut self.redis.clone())
-            .await
+        self.presence.heartbeat(&self.instance_id, &self.incarnation).await
     }
 
-    /// Frees the places of peers whose instance stopped renewing its heartbeat (killed, frozen
-    /// or cut off) and tells every instance's peers that they left.
-    pub async fn sweep_dead_instances(&self) -> redis::RedisResult<usize> {
-        let mut redis = self.redis.clone();
-        let rooms: Vec<String> = redis::cmd("SMEMBERS").arg(self.live_key()).query_async(&mut redis).await?;
-        let mut alive: HashMap<String, bool> = HashMap::from([(self.instance_id.clone(), true)]);
+    /// Looks at every room's presence for peers whose connection is gone: a parked peer whose
+    /// window has ended leaves as `disconnected`; a peer of a dead gateway process (its instance's
+    /// heartbeat expired, or names another incarnation: the instance was restarted) keeps its
+    /// place for a resume for what is left of the window, counted from the death (a recorder or
+    /// camera leaves at once: it rejoins afresh). Returns how many peers left.
+    pub async fn sweep(&self) -> redis::RedisResult<usize> {
+        let now_ms = self.presence.now_ms().await?;
+        // Just after a Redis outage, a missing heartbeat may be an instance still restoring.
+        let judge_heartbeats = lock(&self.restored_at).is_none_or(|at| at.elapsed() >= INSTANCE_TTL);
+        let mut incarnations: HashMap<String, Option<String>> =
+            HashMap::from([(self.instance_id.clone(), Some(self.incarnation.clone()))]);
         let mut swept = 0;
-        for room_id in rooms {
-            let entries: Vec<(String, String)> =
-                redis::cmd("HGETALL").arg(self.peers_key(&room_id)).query_async(&mut redis).await?;
-            for (peer_id, json) in entries {
-                let Ok(presence) = serde_json::from_str::<PeerPresence>(&json) else { continue };
-                if !alive.contains_key(&presence.instance_id) {
-                    let exists: bool =
-                        redis::cmd("EXISTS").arg(self.alive_key(&presence.instance_id)).query_async(&mut redis).await?;
-                    alive.insert(presence.instance_id.clone(), exists);
-                }
-                if alive[&presence.instance_id] || !self.free_place(&room_id, &peer_id, "disconnected").await? {
+        for room_id in self.presence.live_rooms().await? {
+            for entry in self.presence.read(&room_id).await? {
+                if entry.parked_until_ms > 0 {
+                    if entry.parked_until_ms <= now_ms && self.sweep_out(&room_id, &entry).await? {
+                        swept += 1;
+                    }
                     continue;
                 }
-                swept += 1;
-                tracing::info!(room.id = %room_id, peer.id = %peer_id, instance.id = %presence.instance_id, "peer of a dead instance left");
-                let left = recording::departure(&peer_id, &presence.role, &presence.recording_id, "disconnected");
-                self.announce_departure(&room_id, &peer_id, left);
+                if entry.instance_id != self.instance_id && !judge_heartbeats {
+                    continue;
+                }
+                if !incarnations.contains_key(&entry.instance_id) {
+                    let live = self.presence.incarnations(std::slice::from_ref(&entry.instance_id)).await?;
+                    incarnations.insert(entry.instance_id.clone(), live.into_iter().next().flatten());
+                }
+                let dead = match &incarnations[&entry.instance_id] {
+                    None => true,
+                    // An entry without an incarnation comes from a gateway too old to write one.
+                    Some(live) => !entry.incarnation.is_empty() && *live != entry.incarnation,
+                };
+                if !dead {
+                    continue;
+                }
+                if recording::takes_no_place(&recording::peer_of(&entry)) {
+                    if self.sweep_out(&room_id, &entry).await? {
+                        swept += 1;
+                    }
+                    continue;
+                }
+                // An expired heartbeat means the death was INSTANCE_TTL ago; a newer incarnation
+                // under the same id, that it was just now.
+                let since_death =
+                    if incarnations[&entry.instance_id].is_none() { INSTANCE_TTL } else { Duration::ZERO };
+                let window = self.resume_window.saturating_sub(since_death);
+                if self.presence.park(&room_id, &entry.peer_id, &entry.resume_hash, window).await? {
+                    tracing::info!(room.id = %room_id, peer.id = %entry.peer_id, instance.id = %entry.instance_id, "peer of a dead gateway kept for a resume");
+                }
             }
         }
         Ok(swept)
+    }
+
+    /// Frees a gone peer's place and tells every instance's peers; true if this call freed it.
+    async fn sweep_out(&self, room_id: &str, entry: &PeerPresence) -> redis::RedisResult<bool> {
+        if !self.presence.free(room_id, &entry.peer_id, &entry.resume_hash, "disconnected").await? {
+            return Ok(false);
+        }
+        tracing::info!(room.id = %room_id, peer.id = %entry.peer_id, instance.id = %entry.instance_id, "peer left: its connection is gone");
+        let left = recording::departure(&entry.peer_id, &entry.role, &entry.recording_id, "disconnected");
+        self.announce_departure(room_id, &entry.peer_id, left);
+        Ok(true)
     }
 
     /// Queues `message`, read from a client at `read_at`, for the peer `to` of the room, here or
@@ -745,14 +824,8 @@ impl Hub {
             push_relayed(peer, message, Some(read_at));
             return Ok(());
         }
-        let known = lock(&self.known).get(room_id).is_some_and(|peers| peers.contains(to));
-        let present = known
-            || redis::cmd("HEXISTS")
-                .arg(self.peers_key(room_id))
-                .arg(to)
-                .query_async(&mut self.redis.clone())
-                .await
-                .unwrap_or(false);
+        let known = lock(&self.known).get(room_id).is_some_and(|peers| peers.contains_key(to));
+        let present = known || self.presence.contains(room_id, to).await.unwrap_or(false);
         if !present {
             return Err(Undelivered::UnknownPeer);
         }
@@ -763,12 +836,21 @@ impl Hub {
     /// Queues `message`, read from the client `from` at `read_at`, for every other peer of the
     /// room, on every instance.
     pub fn broadcast(&self, room_id: &str, from: &str, message: ServerMessage, read_at: SystemTime) {
-        self.fanout_local(room_id, from, &message, Some(read_at));
+        self.fanout_local(room_id, from, &message, Some(read_at), &self.instance_id);
         self.publish(room_id, Event::Fanout(Fanout { except: from.to_owned(), message: Some(message) }), Some(read_at));
     }
 
-    fn fanout_local(&self, room_id: &str, except: &str, message: &ServerMessage, read_at: Option<SystemTime>) {
-        self.track(room_id, message);
+    /// Hands `message`, published by the instance `origin`, to every local peer of the room but
+    /// `except`.
+    fn fanout_local(
+        &self,
+        room_id: &str,
+        except: &str,
+        message: &ServerMessage,
+        read_at: Option<SystemTime>,
+        origin: &str,
+    ) {
+        self.track(room_id, message, origin);
         if let Some(room) = self.rooms().get(room_id) {
             for (peer_id, peer) in room {
                 if peer_id != except {
@@ -778,19 +860,20 @@ impl Hub {
         }
     }
 
-    /// Keeps `known` up to date with the joins and leaves the room's peers are told about.
-    fn track(&self, room_id: &str, message: &ServerMessage) {
+    /// Keeps `known` up to date with the joins and leaves the room's peers are told about; an
+    /// arrival is on the instance that announced it.
+    fn track(&self, room_id: &str, message: &ServerMessage, origin: &str) {
         let mut known = lock(&self.known);
         let Some(peers) = known.get_mut(room_id) else { return };
         match &message.kind {
             Some(Kind::PeerJoined(PeerJoined { peer: Some(peer) })) => {
-                peers.insert(peer.peer_id.clone());
+                peers.insert(peer.peer_id.clone(), origin.to_owned());
             }
             Some(Kind::PeerLeft(left)) => {
                 peers.remove(&left.peer_id);
             }
             Some(Kind::RecordingStarted(started)) => {
-                peers.insert(started.recorder_peer_id.clone());
+                peers.insert(started.recorder_peer_id.clone(), origin.to_owned());
             }
             Some(Kind::RecordingStopped(stopped)) => {
                 peers.remove(&stopped.recorder_peer_id);
@@ -827,6 +910,14 @@ impl Hub {
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Unique to this process: the start time and 64 random bits.
+fn new_incarnation() -> String {
+    let started = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_millis();
+    let mut random = [0u8; 8];
+    getrandom::fill(&mut random).expect("the OS random source is available");
+    format!("{started}-{}", u64::from_le_bytes(random))
 }
 
 pub fn message(kind: Kind) -> ServerMessage {

@@ -8,6 +8,7 @@ pub mod frames;
 pub mod hub;
 pub mod ice;
 pub mod liveness;
+pub mod presence;
 pub mod publisher;
 pub mod recording;
 pub mod session;
@@ -43,7 +44,12 @@ pub struct Application {
 impl Application {
     pub fn build(settings: Settings) -> anyhow::Result<Self> {
         let redis = confab_common::redis::connect_lazy(&settings.redis_url)?;
-        let hub = Arc::new(Hub::new(redis.clone(), &settings.redis_prefix, &settings.instance_id));
+        let hub = Arc::new(Hub::new(
+            redis.clone(),
+            &settings.redis_prefix,
+            &settings.instance_id,
+            settings.limits.resume_window,
+        ));
         let jwks = JwksCache::new(&settings.jwks_url, &settings.jwt_issuer, Duration::from_secs(10));
         let tickets = TicketVerifier::new(jwks, redis.clone(), &settings.redis_prefix);
         actix_web::rt::spawn(fanout::run(hub.clone(), redis::Client::open(settings.redis_url.as_str())?));

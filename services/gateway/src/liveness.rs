@@ -1,8 +1,9 @@
-//! Instance liveness: this instance renews a heartbeat key in Redis, and sweeps the presence of
-//! instances that stopped renewing theirs, so peers of a `kill -9`-ed gateway are announced as
-//! left and their places freed within `INSTANCE_TTL` + one sweep (≤ 15 s). It also retries the
-//! presence removals of this instance that failed while Redis was unreachable, and samples the
-//! `gateway_rooms_active` gauge.
+//! Instance liveness: this instance renews a heartbeat key in Redis (naming its incarnation), and
+//! sweeps presence: peers of a gateway process that died (`kill -9`, or restarted under the same
+//! id) keep their places for a resume for what is left of the resume window, then leave as
+//! `disconnected`, like every parked peer whose window ended. It also retries the presence
+//! removals of this instance that failed while Redis was unreachable, puts its connections back
+//! if that failed after an outage, and samples the `gateway_rooms_active` gauge.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +17,14 @@ pub async fn run(hub: Arc<Hub>) {
     loop {
         tick.tick().await;
         metrics::gauge!("gateway_rooms_active").set(hub.room_count() as f64);
+        // After a Redis outage the heartbeat comes back with this instance's connections, not
+        // before: another instance must never see it alive but without its peers.
+        if hub.restoring() {
+            if hub.is_attached() {
+                hub.restore().await;
+            }
+            continue;
+        }
         if let Err(e) = hub.heartbeat().await {
             metrics::counter!("gateway_redis_errors_total").increment(1);
             tracing::warn!(error = %e, "could not renew the instance heartbeat");
@@ -25,8 +34,8 @@ pub async fn run(hub: Arc<Hub>) {
         if pending > 0 {
             tracing::warn!(pending, "presence removals still failing");
         }
-        if let Err(e) = hub.sweep_dead_instances().await {
-            tracing::warn!(error = %e, "could not sweep dead instances");
+        if let Err(e) = hub.sweep().await {
+            tracing::warn!(error = %e, "could not sweep presence");
         }
     }
 }

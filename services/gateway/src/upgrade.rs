@@ -17,6 +17,7 @@ use tokio::sync::{Notify, mpsc, watch};
 
 use crate::connection::{Connection, Identity, close};
 use crate::hub::{Hub, JoinError, LocalPeer, message};
+use crate::presence;
 use crate::recording;
 use crate::session::ProtocolError;
 use crate::settings::Settings;
@@ -73,40 +74,56 @@ pub async fn signal(
 
     let hub = gateway.hub.clone();
     let room_id = claims.room_id;
-    let resumed = match resume {
-        Some(token) if token.len() <= 64 => hub.unpark(&token, &room_id, &claims.sub).await,
-        _ => None,
-    };
-    let peer_id = resumed.clone().unwrap_or_else(new_peer_id);
-    let peer = Peer { peer_id, user_id: claims.sub, display_name: claims.display_name, role: claims.room_role };
     let (outbound_tx, outbound) = mpsc::channel(limits.outbound_queue);
     let slow = Arc::new(Notify::new());
-    let joined_at = chrono::Utc::now().to_rfc3339();
+    let peer =
+        Peer { peer_id: String::new(), user_id: claims.sub, display_name: claims.display_name, role: claims.room_role };
     // Only a recorder's ticket names a recording; anyone else's claim to one is ignored.
     let recording_id =
         if recording::is_recorder(&peer) { claims.recording_id.unwrap_or_default() } else { String::new() };
-    let local = LocalPeer { peer: peer.clone(), joined_at, recording_id, outbound: outbound_tx, slow: slow.clone() };
+    let resume_token = new_secret(16);
+    let local = LocalPeer {
+        peer,
+        joined_at: chrono::Utc::now().to_rfc3339(),
+        recording_id,
+        resume_hash: presence::resume_hash(&resume_token),
+        outbound: outbound_tx,
+        slow: slow.clone(),
+    };
+    // Recorders and cameras are never resumed: they rejoin afresh.
+    let resume = resume.filter(|token| token.len() <= 64 && !recording::takes_no_place(&local.peer));
+    let resumed = match resume {
+        Some(token) => hub.resume(&room_id, &token, &local).await,
+        None => Ok(None),
+    };
     let admitted = match resumed {
-        Some(_) => hub.rejoin(&room_id, local).await,
-        None => hub.join(&room_id, local, claims.max_participants, limits.connections_per_user).await,
+        Ok(Some(resumed)) => Ok(resumed),
+        Ok(None) => {
+            let peer_id = new_peer_id();
+            let local = LocalPeer { peer: Peer { peer_id: peer_id.clone(), ..local.peer.clone() }, ..local.clone() };
+            hub.join(&room_id, local, claims.max_participants, limits.connections_per_user)
+                .await
+                .map(|view| (peer_id, view))
+        }
+        Err(e) => Err(e),
     };
     match admitted {
-        Ok(view) => {
+        Ok((peer_id, view)) => {
             metrics::counter!("gateway_joins_total").increment(1);
-            let resume_token = new_secret(16);
+            let peer = Peer { peer_id, ..local.peer };
             let welcome = message(Kind::Welcome(Welcome {
                 peer_id: peer.peer_id.clone(),
                 room_id: room_id.clone(),
                 peers: view.peers,
                 ice_servers: gateway.settings.ice.servers_for(&peer.user_id, chrono::Utc::now().timestamp()),
                 recording: view.recording.is_some(),
-                resume_token: resume_token.clone(),
+                resume_token,
             }));
             let text = serde_json::to_string(&welcome).expect("server messages serialize");
             // A late joiner learns where to send its media for the running recording.
             let recording = view.recording.map(|started| message(Kind::RecordingStarted(started)));
             tracing::info!(room.id = %room_id, peer.id = %peer.peer_id, user.id = %peer.user_id, "peer joined");
-            let identity = Identity { room_id, peer, resume_token };
+            let identity = Identity { room_id, peer, resume_hash: local.resume_hash };
             let connection = Connection { hub, identity, limits, outbound, slow, shutdown: gateway.shutdown.clone() };
             actix_web::rt::spawn(async move {
                 if session.text(text).await.is_err() {

@@ -1,6 +1,7 @@
 //! A Redis restart in the middle of a call: gateways reconnect, resubscribe, put their peers
-//! back into presence and resync them, and cross-instance signaling works again. Uses a Redis
-//! server of its own so the restart touches no other test.
+//! back into presence with their heartbeats, resync them once the whole room is back, and
+//! cross-instance signaling works again; nobody is taken for dead. Uses a Redis server of its
+//! own so the restart touches no other test.
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -41,9 +42,12 @@ impl PrivateRedis {
         format!("redis://127.0.0.1:{}/", self.port)
     }
 
-    fn restart(&mut self) {
+    fn stop(&mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
+    }
+
+    fn start_again(&mut self) {
         *self = Self::start(self.port);
     }
 }
@@ -74,7 +78,7 @@ async fn recv(socket: &mut Socket) -> Value {
 }
 
 #[actix_web::test]
-async fn a_redis_restart_mid_call_is_survived_with_a_resync() {
+async fn a_redis_restart_mid_call_neither_splits_the_call_nor_resyncs_anyone_with_a_partial_room() {
     let mut redis = PrivateRedis::start(free_port());
     let keys = Arc::new(SigningKeys::from_signing_keys(&[ed25519_dalek::SigningKey::from_bytes(&[6; 32])]).unwrap());
     let jwks_url = support::jwks_server(&keys);
@@ -108,32 +112,38 @@ async fn a_redis_restart_mid_call_is_survived_with_a_resync() {
     let (mut bob, bob_id) = join(1, "Bob").await;
     recv(&mut ann).await;
 
-    redis.restart();
+    redis.stop();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    redis.start_again();
 
-    for (socket, other) in [(&mut ann, &bob_id), (&mut bob, &ann_id)] {
-        let resync = loop {
-            let message = recv(socket).await;
-            if message.get("resync").is_some() {
-                break message;
-            }
-        };
-        let peers: Vec<&str> = resync["resync"]["peers"]
-            .as_array()
-            .map_or(Vec::new(), |peers| peers.iter().map(|p| p["peer_id"].as_str().unwrap()).collect());
-        // Each gateway restores its own peers; the other's may arrive a moment later.
-        assert!(peers.is_empty() || peers == [other.as_str()], "{resync}");
+    // Past the heartbeat TTL and a sweep: long enough for a gateway to take the other's live
+    // peers for dead, as it once did.
+    let watch = Duration::from_secs(14);
+    let (ann_heard, bob_heard) = tokio::join!(heard_within(&mut ann, watch), heard_within(&mut bob, watch));
+    for (heard, other) in [(&ann_heard, &bob_id), (&bob_heard, &ann_id)] {
+        let resyncs: Vec<&Value> = heard.iter().filter(|m| m.get("resync").is_some()).collect();
+        assert!(!resyncs.is_empty(), "a resync after the outage: {heard:?}");
+        for resync in resyncs {
+            let peers: Vec<&str> = resync["resync"]["peers"]
+                .as_array()
+                .map_or(Vec::new(), |peers| peers.iter().map(|p| p["peer_id"].as_str().unwrap()).collect());
+            assert_eq!(peers, [other.as_str()], "every resync lists the whole room");
+        }
+        assert!(heard.iter().all(|m| m.get("peer_left").is_none() && m.get("peer_joined").is_none()), "{heard:?}");
     }
     let offer = json!({"type": "offer", "sdp": "v=0 after restart"});
-    let mut delivered = false;
-    for _ in 0..20 {
-        ann.send(Message::Text(json!({"signal": {"to": bob_id, "sdp": offer}}).to_string().into())).await.unwrap();
-        let reply = tokio::time::timeout(Duration::from_millis(500), recv(&mut bob)).await;
-        if let Ok(message) = reply {
-            assert_eq!(message, json!({"signal": {"from": ann_id, "sdp": offer}}));
-            delivered = true;
-            break;
-        }
-        let _ = tokio::time::timeout(Duration::from_millis(50), recv(&mut ann)).await;
+    ann.send(Message::Text(json!({"signal": {"to": bob_id, "sdp": offer}}).to_string().into())).await.unwrap();
+    assert_eq!(recv(&mut bob).await, json!({"signal": {"from": ann_id, "sdp": offer}}));
+    bob.send(Message::Text(json!({"signal": {"to": ann_id, "sdp": offer}}).to_string().into())).await.unwrap();
+    assert_eq!(recv(&mut ann).await, json!({"signal": {"from": bob_id, "sdp": offer}}));
+}
+
+/// Every message the socket gets within `watch`.
+async fn heard_within(socket: &mut Socket, watch: Duration) -> Vec<Value> {
+    let mut heard = Vec::new();
+    let deadline = tokio::time::Instant::now() + watch;
+    while let Ok(message) = tokio::time::timeout_at(deadline, recv(socket)).await {
+        heard.push(message);
     }
-    assert!(delivered, "cross-instance signaling resumed after the restart");
+    heard
 }

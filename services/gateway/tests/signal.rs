@@ -782,11 +782,13 @@ async fn a_gateway_process_killed_with_sigkill_has_its_peers_announced_as_left_b
     assert_eq!(ann.recv().await["peer_joined"]["peer"]["peer_id"], bob_welcome["peer_id"]);
 
     drop(doomed);
+    // Heartbeat expiry (10 s) and a sweep (3 s) find it dead; the resume window's remainder (5 s)
+    // and another sweep later, Bob, who never came back, leaves.
     let left = loop {
-        match ann.next_event(Duration::from_secs(20)).await {
+        match ann.next_event(Duration::from_secs(25)).await {
             Some(Event::Text(v)) if v.get("peer_left").is_some() => break v,
             Some(Event::Text(_)) => {}
-            _ => panic!("no peer_left within 20 s of the kill"),
+            _ => panic!("no peer_left within 25 s of the kill"),
         }
     };
     assert_eq!(left["peer_left"], json!({"peer_id": bob_welcome["peer_id"], "reason": "disconnected"}));
@@ -794,6 +796,94 @@ async fn a_gateway_process_killed_with_sigkill_has_its_peers_announced_as_left_b
     let present: i64 =
         redis::AsyncCommands::hlen(&mut redis, format!("{}:room:{room}:peers", world.redis_prefix)).await.unwrap();
     assert_eq!(present, 1, "Bob's place is free again");
+}
+
+/// Everything a peer hears within `watch` (pings answered); stops early if the socket closes.
+async fn heard_within(peer: &mut Peer, watch: Duration) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + watch;
+    let mut heard = Vec::new();
+    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+        match peer.next_event(left).await {
+            Some(Event::Text(message)) => heard.push(message),
+            Some(Event::Closed(_)) | None => break,
+        }
+    }
+    heard
+}
+
+fn comings_and_goings(heard: &[Value]) -> Vec<&Value> {
+    heard.iter().filter(|m| m.get("peer_left").is_some() || m.get("peer_joined").is_some()).collect()
+}
+
+#[actix_web::test]
+async fn a_client_whose_gateway_is_killed_resumes_on_another_and_the_room_sees_nothing() {
+    let mut world = world(1).await;
+    let doomed = world.spawn_process("gw-doomed-resume").await;
+    let room = room();
+    let (mut ann, ann_welcome) = world.join(0, &room, "Ann").await;
+    let bob_user = uuid::Uuid::new_v4().to_string();
+    let (mut bob, bob_welcome) = world.join_as(1, &room, &bob_user).await;
+    assert_eq!(ann.recv().await["peer_joined"]["peer"]["peer_id"], bob_welcome["peer_id"]);
+
+    let killed = std::time::Instant::now();
+    drop(doomed);
+    assert!(
+        matches!(bob.next_event(Duration::from_secs(5)).await, Some(Event::Closed(_))),
+        "Bob's socket dies with it"
+    );
+    let token = bob_welcome["resume_token"].as_str().unwrap();
+    let (mut bob, resumed) = world.resume(0, &room, &bob_user, token).await;
+    let back_in = killed.elapsed();
+    println!("Bob was back in the call {} ms after his gateway was killed", back_in.as_millis());
+    assert_eq!(resumed["peer_id"], bob_welcome["peer_id"], "same peer id");
+    assert_eq!(resumed["peers"][0]["peer_id"], ann_welcome["peer_id"]);
+
+    // Past the dead gateway's heartbeat, a sweep and the resume window's remainder.
+    let heard = heard_within(&mut ann, Duration::from_secs(16)).await;
+    assert!(comings_and_goings(&heard).is_empty(), "Ann saw nothing of it: {heard:?}");
+    ann.send(json!({"signal": {"to": bob_welcome["peer_id"], "sdp": {"type": "offer", "sdp": "v=0"}}})).await;
+    assert_eq!(bob.recv().await["signal"]["from"], ann_welcome["peer_id"]);
+    let mut redis = redis::Client::open(redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let present: i64 =
+        redis::AsyncCommands::hlen(&mut redis, format!("{}:room:{room}:peers", world.redis_prefix)).await.unwrap();
+    assert_eq!(present, 2, "no ghost of Bob's old connection");
+}
+
+#[actix_web::test]
+async fn a_gateway_restarted_under_its_old_id_lets_its_predecessors_peers_resume_or_leave() {
+    let mut world = world(1).await;
+    let first_life = world.spawn_process("gw-phoenix").await;
+    let room = room();
+    let capacity = 3;
+    let (mut ann, _) = world.connect_and_welcome(0, &room, "Ann", &uuid::Uuid::new_v4().to_string(), capacity).await;
+    let bob_user = uuid::Uuid::new_v4().to_string();
+    let (_bob, bob_welcome) = world.connect_and_welcome(1, &room, "Bob", &bob_user, capacity).await;
+    let cat_user = uuid::Uuid::new_v4().to_string();
+    let (_cat, cat_welcome) = world.connect_and_welcome(1, &room, "Cat", &cat_user, capacity).await;
+    ann.recv().await;
+    ann.recv().await;
+
+    drop(first_life);
+    let _second_life = world.spawn_process("gw-phoenix").await;
+    let restarted = std::time::Instant::now();
+    // Bob comes back to the restarted gateway; Cat never does.
+    let token = bob_welcome["resume_token"].as_str().unwrap();
+    let (_bob, resumed) = world.resume(2, &room, &bob_user, token).await;
+    assert_eq!(resumed["peer_id"], bob_welcome["peer_id"]);
+
+    let cat_left = loop {
+        match ann.next_event(Duration::from_secs(25)).await {
+            Some(Event::Text(v)) if v.get("peer_left").is_some() || v.get("peer_joined").is_some() => break v,
+            Some(Event::Text(_)) => {}
+            _ => panic!("Cat's ghost was never cleared"),
+        }
+    };
+    assert_eq!(cat_left["peer_left"], json!({"peer_id": cat_welcome["peer_id"], "reason": "disconnected"}));
+    println!("Cat's place was freed {} ms after the restart", restarted.elapsed().as_millis());
+    assert!(restarted.elapsed() <= Duration::from_secs(20), "within the resume window and a sweep");
+    let (_cat_again, again) = world.connect_and_welcome(0, &room, "Cat", &cat_user, capacity).await;
+    assert_ne!(again["peer_id"], cat_welcome["peer_id"], "Cat's place is free for her to join afresh");
+    assert_eq!(ann.recv().await["peer_joined"]["peer"]["peer_id"], again["peer_id"]);
 }
 
 impl World {
@@ -804,6 +894,21 @@ impl World {
         let (_, socket) = awc::Client::new().ws(url).connect().await.unwrap();
         let mut peer = Peer { socket };
         let welcome = peer.recv().await;
+        (peer, welcome["welcome"].clone())
+    }
+
+    /// Joins as `user` named `name` in a room of `capacity`; the peer and its welcome.
+    async fn connect_and_welcome(
+        &self,
+        gateway: usize,
+        room: &str,
+        name: &str,
+        user: &str,
+        capacity: u32,
+    ) -> (Peer, Value) {
+        let mut peer = self.connect(gateway, &self.ticket_for(room, name, user, capacity)).await.expect("admitted");
+        let welcome = peer.recv().await;
+        assert!(welcome.get("welcome").is_some(), "{welcome}");
         (peer, welcome["welcome"].clone())
     }
 
