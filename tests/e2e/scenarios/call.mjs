@@ -8,8 +8,9 @@
 // reloads his tab mid-call. Everything a user does goes through the UI; the API only checks.
 
 import {
-  BASE_URL, allowErrors, apiCall, assertNoConsoleErrors, audioBytesReceived, check, decodeErrors, download,
-  eventually, launch, peerConnections, probe, remoteVideo, save, screenshot, signUp, tokenOf, uniqueEmail, user,
+  BASE_URL, allowErrors, apiCall, assertNoConsoleErrors, check, decodeErrors, download, eventually, inCall,
+  joinCall, launch, peerConnections, peerIdOf, probe, save, screenshot, seesAndHears, signUp, tokenOf, uniqueEmail,
+  user,
 } from '../lib.mjs';
 import { statSync } from 'node:fs';
 
@@ -233,38 +234,6 @@ async function useRecordingPage(page, card) {
   const left = await apiCall('GET', '/v1/recordings', await tokenOf(page));
   check(left.status === 200 && left.body.recordings.length === 0, `no recording left (${left.bytes})`);
   await screenshot(page, 'recording-deleted');
-}
-
-/** Clicks `button` ('Join call', 'Rejoin') and waits until in the call with the ticket's gateway known. */
-async function joinCall(page, button = 'Join call') {
-  const tickets = page.gateways.length;
-  await page.getByRole('button', { name: button }).click();
-  await inCall(page);
-  await eventually(`${page.userName}'s join ticket`, async () => page.gateways.length > tickets);
-}
-
-async function inCall(page) {
-  await page.locator('section.call[data-phase="in-call"][data-peer-id]').waitFor({ timeout: 20_000 });
-}
-
-async function peerIdOf(page) {
-  return page.locator('section.call').getAttribute('data-peer-id');
-}
-
-/** `page` shows `peerId`'s tile connected with its video playing, and receives audio. */
-async function seesAndHears(page, peerId, name) {
-  const video = await eventually(`${page.userName} to see ${name}'s video`, async () => {
-    const seen = await remoteVideo(page, peerId);
-    return seen && seen.state === 'connected' && seen.width > 0 && seen.advanced > 0.5 && seen.frames >= 5
-      && !seen.paused && seen;
-  });
-  const caption = page.locator(`figure.tile[data-peer-id="${peerId}"] .tile-name`);
-  check((await caption.textContent()).startsWith(name), `${name}'s tile is named`);
-  const before = await audioBytesReceived(page);
-  await page.waitForTimeout(1000);
-  const after = await audioBytesReceived(page);
-  check(after > before && before > 0, `${page.userName} receives audio (${before} → ${after} bytes)`);
-  console.log(`  ${page.userName} sees ${name} (${video.width}×${video.height}, ${video.frames} frames/s) and receives audio`);
 }
 
 /**
