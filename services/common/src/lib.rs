@@ -5,6 +5,7 @@ pub mod camera_url;
 pub mod config;
 pub mod http;
 pub mod ops;
+pub mod postgres;
 pub mod presence_events;
 pub mod recording_jobs;
 pub mod redis;

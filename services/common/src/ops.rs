@@ -1,5 +1,6 @@
-//! The operational surface of a service whose only dependency is Redis (gateway, recorder):
-//! `/healthz`, `/readyz` and `/metrics` with request metrics, plus a JSON 404 for the rest.
+//! The operational surface of a service without an API of its own (recorder, camera ingest):
+//! `/healthz`, `/readyz` and `/metrics` with request metrics, plus a JSON 404 for the rest. The
+//! gateway shares `/healthz` and `/metrics` and checks its own readiness.
 
 use std::net::TcpListener;
 
@@ -7,24 +8,27 @@ use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use redis::aio::ConnectionManager;
+use sqlx::PgPool;
 
 use crate::http;
 
-/// Registers the ops endpoints of a service that is ready when Redis answers; services add their
-/// own routes beside them.
+/// Registers `/healthz` and `/metrics`; services add `/readyz` and their own routes beside them.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    configure_without_readiness(cfg);
-    cfg.route("/readyz", web::get().to(readyz));
-}
-
-/// `/healthz` and `/metrics`, for a service that needs more than Redis to be ready and registers
-/// its own `/readyz`.
-pub fn configure_without_readiness(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(http::healthz)).route("/metrics", web::get().to(http::metrics));
 }
 
-async fn readyz(redis: web::Data<ConnectionManager>) -> HttpResponse {
-    http::readiness(&[("redis", crate::redis::ping(&redis).await)])
+/// What the service needs to do its work.
+#[derive(Clone)]
+struct Dependencies {
+    postgres: PgPool,
+    redis: ConnectionManager,
+}
+
+async fn readyz(dependencies: web::Data<Dependencies>) -> HttpResponse {
+    http::readiness(&[
+        ("postgres", crate::postgres::ping(&dependencies.postgres).await),
+        ("redis", crate::redis::ping(&dependencies.redis).await),
+    ])
 }
 
 /// A bound ops-only HTTP server; `port()` is known before it runs (tests bind port 0).
@@ -34,17 +38,19 @@ pub struct OpsServer {
 }
 
 impl OpsServer {
-    /// Binds `bind`; request metrics are named after `service`.
-    pub fn build(service: http::Service, bind: &str, redis_url: &str) -> anyhow::Result<Self> {
-        let redis = web::Data::new(crate::redis::connect_lazy(redis_url)?);
+    /// Binds `bind`; request metrics are named after `service`; ready while `postgres` and the
+    /// Redis at `redis_url` answer.
+    pub fn build(service: http::Service, bind: &str, postgres: PgPool, redis_url: &str) -> anyhow::Result<Self> {
+        let dependencies = web::Data::new(Dependencies { postgres, redis: crate::redis::connect_lazy(redis_url)? });
         let metrics = web::Data::new(http::install_metrics());
         let listener = TcpListener::bind(bind)?;
         let port = listener.local_addr()?.port();
         let server = HttpServer::new(move || {
             App::new()
-                .app_data(redis.clone())
+                .app_data(dependencies.clone())
                 .app_data(metrics.clone())
                 .configure(configure)
+                .route("/readyz", web::get().to(readyz))
                 .default_service(web::to(http::not_found))
                 .wrap(from_fn(move |req, next| http::observe(service, req, next)))
         })

@@ -1,5 +1,5 @@
-//! The ops server that the gateway and the recorder run: health, readiness against a real
-//! Redis, metrics, and JSON 404s.
+//! The ops server that the recorder and the camera ingest run: health, readiness against a real
+//! Postgres and Redis, metrics, and JSON 404s.
 
 use std::time::Duration;
 
@@ -11,8 +11,20 @@ fn redis_url() -> String {
     std::env::var("REDIS_URL").expect("REDIS_URL must be set: run the tests with deploy/local/test")
 }
 
+fn database_url() -> String {
+    std::env::var("DATABASE_URL").expect("DATABASE_URL must be set: run the tests with deploy/local/test")
+}
+
 async fn start(redis_url: &str) -> String {
-    let server = OpsServer::build(Service::Recorder, "127.0.0.1:0", redis_url).unwrap();
+    start_with(&database_url(), redis_url).await
+}
+
+async fn start_with(database_url: &str, redis_url: &str) -> String {
+    let postgres = sqlx::postgres::PgPoolOptions::new()
+        .acquire_timeout(Duration::from_secs(1))
+        .connect_lazy(database_url)
+        .unwrap();
+    let server = OpsServer::build(Service::Recorder, "127.0.0.1:0", postgres, redis_url).unwrap();
     let base = format!("http://127.0.0.1:{}", server.port());
     actix_web::rt::spawn(server.run_until_stopped());
     base
@@ -26,12 +38,21 @@ async fn get(url: String) -> (StatusCode, String) {
 }
 
 #[actix_web::test]
-async fn healthy_and_ready_when_redis_is_up() {
+async fn healthy_and_ready_when_postgres_and_redis_are_up() {
     let base = start(&redis_url()).await;
     assert_eq!(get(format!("{base}/healthz")).await.0, StatusCode::OK);
     let (status, body) = get(format!("{base}/readyz")).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert!(body.contains(r#""redis":"ok""#));
+    assert!(body.contains(r#""redis":"ok""#) && body.contains(r#""postgres":"ok""#), "{body}");
+}
+
+#[actix_web::test]
+async fn alive_but_not_ready_when_postgres_is_unreachable() {
+    let base = start_with("postgres://postgres@127.0.0.1:1/confab", &redis_url()).await;
+    assert_eq!(get(format!("{base}/healthz")).await.0, StatusCode::OK);
+    let (status, body) = get(format!("{base}/readyz")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(body.contains(r#""postgres":"unreachable""#) && body.contains(r#""redis":"ok""#), "{body}");
 }
 
 #[actix_web::test]

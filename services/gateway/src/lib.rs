@@ -68,7 +68,7 @@ impl Application {
                 .app_data(gateway.clone())
                 .app_data(redis.clone())
                 .app_data(metrics.clone())
-                .configure(confab_common::ops::configure_without_readiness)
+                .configure(confab_common::ops::configure)
                 .route("/readyz", web::get().to(readyz))
                 .route("/v1/signal", web::get().to(upgrade::signal))
                 .default_service(web::to(http::not_found))

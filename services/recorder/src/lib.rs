@@ -67,8 +67,10 @@ pub struct Recorder {
 
 impl Recorder {
     pub fn build(settings: Settings) -> anyhow::Result<Self> {
-        let ops = OpsServer::build(Service::Recorder, &settings.bind, &settings.redis_url)?;
-        Ok(Self { ops, worker: Arc::new(Worker::build(settings)?) })
+        let (bind, redis_url) = (settings.bind.clone(), settings.redis_url.clone());
+        let worker = Worker::build(settings)?;
+        let ops = OpsServer::build(Service::Recorder, &bind, worker.db.clone(), &redis_url)?;
+        Ok(Self { ops, worker: Arc::new(worker) })
     }
 
     pub fn port(&self) -> u16 {

@@ -17,10 +17,7 @@ pub async fn healthz() -> HttpResponse {
 #[utoipa::path(tag = "ops", responses((status = 200), (status = 503)))]
 #[get("/readyz")]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let db = tokio::time::timeout(confab_common::redis::COMMAND_TIMEOUT, sqlx::query("select 1").execute(&state.db))
-        .await
-        .map_err(|_| "timed out".to_owned())
-        .and_then(|r| r.map(drop).map_err(|e| e.to_string()));
+    let db = confab_common::postgres::ping(&state.db).await;
     let redis = confab_common::redis::ping(&state.redis).await;
     http::readiness(&[("postgres", db), ("redis", redis)])
 }
