@@ -3,7 +3,8 @@
 //! whose job was lost): `{prefix}:recordings:jobs`, entries `recording_id`, `room_id` and, for a
 //! job queued by a request, `request_id` (the id of the request that started the recording, so
 //! the recorder's logs of it can be matched with the API's). Each recorder also renews a heartbeat
-//! key, `{prefix}:recorder:{id}:alive`, while it takes jobs, so the API can tell how many run.
+//! key, `{prefix}:recorder:{id}:alive`, while it takes jobs, so the API can tell how many run and
+//! other recorders take over the jobs of one whose key has expired.
 
 use std::time::Duration;
 

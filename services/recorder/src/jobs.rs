@@ -1,7 +1,9 @@
 //! The recording job queue: the stream `{prefix}:recordings:jobs` that the API appends to, read
 //! through the consumer group `recorders` so each job goes to one recorder. A recorder renews
-//! its claim on the jobs it works on; a job whose claim was not renewed for `reclaim_after` (its
-//! recorder died) is taken over by the next recorder that asks for work.
+//! its claim on the jobs it works on. When a recorder dies, the next recorder that asks for work
+//! takes its jobs over as soon as its heartbeat key has expired (within 10 s of its death), rather
+//! than waiting for its claims to go stale; a job whose claim was not renewed for `reclaim_after`
+//! is taken over too (the fallback, e.g. for a recorder that still renews its key but is stuck).
 
 use std::time::Duration;
 
@@ -15,6 +17,14 @@ pub const GROUP: &str = recording_jobs::GROUP;
 /// The longest a read for new jobs blocks.
 pub const LONGEST_WAIT: Duration = Duration::from_secs(2);
 
+/// A job is taken from a recorder whose heartbeat key is gone only once that recorder has not
+/// renewed its claim on it for this long (a live recorder renews every 500 ms), so a take-over
+/// never races a renewal.
+const UNRENEWED_FOR: Duration = Duration::from_secs(2);
+
+/// How many of the jobs being worked on one ask for work looks through for a dead recorder's.
+const PENDING_LOOKED_AT: usize = 100;
+
 /// One queued recording.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Job {
@@ -25,6 +35,9 @@ pub struct Job {
     /// The API request that started the recording (absent for a re-queued job); only a
     /// well-formed id is kept.
     pub request_id: Option<String>,
+    /// The recorder that held the job and whose heartbeat key had expired when this recorder
+    /// took it over; `None` for a new job or one taken over because its claim went stale.
+    pub abandoned_by: Option<String>,
 }
 
 #[derive(Clone)]
@@ -72,13 +85,16 @@ impl JobQueue {
         }
     }
 
-    /// The next job: first one abandoned by a dead recorder, else a new one, waiting at most
-    /// `wait` (up to [`LONGEST_WAIT`]) for it.
+    /// The next job: first one held by a recorder whose heartbeat key is gone, then one whose
+    /// claim went stale, else a new one, waiting at most `wait` (up to [`LONGEST_WAIT`]) for it.
     pub async fn next(&self, wait: Duration) -> RedisResult<Option<Job>> {
         counted(self.next_unobserved(wait).await)
     }
 
     async fn next_unobserved(&self, wait: Duration) -> RedisResult<Option<Job>> {
+        if let Some(job) = self.of_a_dead_recorder().await? {
+            return Ok(Some(job));
+        }
         let abandoned: Value = redis::cmd("XAUTOCLAIM")
             .arg(&self.stream)
             .arg(GROUP)
@@ -117,6 +133,51 @@ impl JobQueue {
             Value::Map(streams) => streams.first().and_then(|(_, entries)| first_job(entries)),
             _ => None,
         })
+    }
+
+    /// Takes over a job held by another recorder whose heartbeat key has expired and that has not
+    /// renewed its claim for [`UNRENEWED_FOR`].
+    async fn of_a_dead_recorder(&self) -> RedisResult<Option<Job>> {
+        let pending: Value = redis::cmd("XPENDING")
+            .arg(&self.stream)
+            .arg(GROUP)
+            .arg("IDLE")
+            .arg(UNRENEWED_FOR.as_millis() as u64)
+            .arg("-")
+            .arg("+")
+            .arg(PENDING_LOOKED_AT)
+            .query_async(&mut self.redis.clone())
+            .await?;
+        // [[id, consumer, idle ms, deliveries], ...]
+        let Value::Array(pending) = pending else { return Ok(None) };
+        let mut alive = Vec::new();
+        for entry in &pending {
+            let Value::Array(fields) = entry else { continue };
+            let (Some(entry_id), Some(holder)) = (fields.first().and_then(text), fields.get(1).and_then(text)) else {
+                continue;
+            };
+            if holder == self.consumer || alive.contains(&holder) {
+                continue;
+            }
+            let key = recording_jobs::alive_key(&self.prefix, &holder);
+            if redis::cmd("EXISTS").arg(key).query_async::<bool>(&mut self.redis.clone()).await? {
+                alive.push(holder);
+                continue;
+            }
+            // Only one recorder gets it: the claim resets the idle time the others ask for.
+            let claimed: Value = redis::cmd("XCLAIM")
+                .arg(&self.stream)
+                .arg(GROUP)
+                .arg(&self.consumer)
+                .arg(UNRENEWED_FOR.as_millis() as u64)
+                .arg(&entry_id)
+                .query_async(&mut self.redis.clone())
+                .await?;
+            if let Some(job) = first_job(&claimed) {
+                return Ok(Some(Job { abandoned_by: Some(holder), ..job }));
+            }
+        }
+        Ok(None)
     }
 
     /// Renews this recorder's claim on a job it is still working on.
@@ -187,7 +248,13 @@ fn first_job(entries: &Value) -> Option<Job> {
             .and_then(|pair| text(pair.get(1)?))
     };
     let request_id = field("request_id").and_then(|raw| RequestId::parse(&raw)).map(|RequestId(id)| id);
-    Some(Job { entry: entry_id, recording_id: field("recording_id")?, room_id: field("room_id")?, request_id })
+    Some(Job {
+        entry: entry_id,
+        recording_id: field("recording_id")?,
+        room_id: field("room_id")?,
+        request_id,
+        abandoned_by: None,
+    })
 }
 
 fn text(value: &Value) -> Option<String> {

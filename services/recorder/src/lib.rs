@@ -79,7 +79,7 @@ impl Recorder {
 
     /// Works until SIGTERM/SIGINT. Recordings in progress then finish their files and are
     /// handed over to another recorder, for at most [`HAND_OVER_WITHIN`]; what is still running
-    /// after that ends with the process and is taken over once its claim goes stale.
+    /// after that ends with the process and is taken over once its heartbeat key expires.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let (stop, stopped) = watch::channel(false);
         let worker = tokio::spawn(self.worker.run(stopped));

@@ -26,13 +26,27 @@ pub enum Claim {
     /// The row is not there or not claimable yet as far as this claim could see: the API queues
     /// the job just before it commits the row, so the job can come first. Ask again shortly.
     NotYet,
+    /// Held by the recorder whose heartbeat key is gone, which still keeps the row fresh: it
+    /// lives but cannot reach Redis. Leave the job; it comes back if that recorder goes quiet.
+    HolderStillWrites,
 }
 
+/// How long the row of a recording whose recorder's heartbeat key is gone must have gone
+/// untouched before another recorder takes it: a live recorder touches it every 500 ms.
+pub const HOLDER_QUIET_FOR: Duration = Duration::from_secs(2);
+
 /// Takes a pending recording, or one whose recorder has not been heard of for `stale_after` (it
-/// continues into new files), or one that names this recorder but that this process does not
-/// work on (an earlier process with the same instance id died). A live recorder keeps its
-/// recordings fresh with [`heartbeat`].
-pub async fn claim(db: &PgPool, recording_id: Uuid, recorder_id: &str, stale_after: Duration) -> sqlx::Result<Claim> {
+/// continues into new files), or one held by `abandoned_by` (a recorder whose heartbeat key has
+/// expired) that has not touched it for [`HOLDER_QUIET_FOR`], or one that names this recorder but
+/// that this process does not work on (an earlier process with the same instance id died). A live
+/// recorder keeps its recordings fresh with [`heartbeat`].
+pub async fn claim(
+    db: &PgPool,
+    recording_id: Uuid,
+    recorder_id: &str,
+    stale_after: Duration,
+    abandoned_by: Option<&str>,
+) -> sqlx::Result<Claim> {
     let before: Option<String> = sqlx::query_scalar(
         "with old as (select id, status from recordings where id = $1 for update)
          update recordings r
@@ -42,26 +56,43 @@ pub async fn claim(db: &PgPool, recording_id: Uuid, recorder_id: &str, stale_aft
           where r.id = old.id
             and (old.status = 'pending'
                  or (old.status in ('starting', 'recording', 'finalizing')
-                     and (r.updated_at < now() - make_interval(secs => $3) or r.recorder_id = $2)))
+                     and (r.updated_at < now() - make_interval(secs => $3)
+                          or r.recorder_id = $2
+                          or (r.recorder_id = $4 and r.updated_at < now() - make_interval(secs => $5)))))
          returning old.status",
     )
     .bind(recording_id)
     .bind(recorder_id)
     .bind(stale_after.as_secs_f64())
+    .bind(abandoned_by)
+    .bind(HOLDER_QUIET_FOR.as_secs_f64())
     .fetch_optional(db)
     .await?;
-    Ok(match before.as_deref() {
+    let Some(before) = before else {
         // A commit between this statement's snapshot and now shows as a row that is still pending.
-        None if matches!(current_status(db, recording_id).await?.as_deref(), None | Some("pending")) => Claim::NotYet,
-        None => Claim::Nothing,
-        Some("pending") => Claim::Record { taken_over: false },
-        Some("finalizing") => Claim::Finalize,
-        Some(_) => Claim::Record { taken_over: true },
+        let now: Option<(String, Option<String>)> =
+            sqlx::query_as("select status, recorder_id from recordings where id = $1")
+                .bind(recording_id)
+                .fetch_optional(db)
+                .await?;
+        return Ok(match now {
+            None => Claim::NotYet,
+            Some((status, _)) if status == "pending" => Claim::NotYet,
+            Some((status, holder))
+                if matches!(status.as_str(), "starting" | "recording" | "finalizing")
+                    && holder.is_some()
+                    && holder.as_deref() == abandoned_by =>
+            {
+                Claim::HolderStillWrites
+            }
+            Some(_) => Claim::Nothing,
+        });
+    };
+    Ok(match before.as_str() {
+        "pending" => Claim::Record { taken_over: false },
+        "finalizing" => Claim::Finalize,
+        _ => Claim::Record { taken_over: true },
     })
-}
-
-async fn current_status(db: &PgPool, recording_id: Uuid) -> sqlx::Result<Option<String>> {
-    sqlx::query_scalar("select status from recordings where id = $1").bind(recording_id).fetch_optional(db).await
 }
 
 /// Tells that this recorder still works on the recording; the status it is in now, or `None`

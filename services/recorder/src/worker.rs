@@ -28,8 +28,9 @@ use crate::status::{self, Claim};
 
 /// How often a running recording renews its job claim, tells it is alive, and checks for a stop.
 const TICK: Duration = Duration::from_millis(500);
-/// How long one ask for work waits.
-const POLL: Duration = Duration::from_secs(2);
+/// How long one ask for work waits: also how long a dead recorder's jobs may wait, once its
+/// heartbeat key has expired, for another recorder to take them over.
+const POLL: Duration = Duration::from_secs(1);
 /// How often the recorder's heartbeat key is renewed (it lives 10 s).
 const HEARTBEAT: Duration = Duration::from_secs(3);
 /// How long a job may wait for its row: the API queues the job just before it commits the row,
@@ -64,11 +65,8 @@ impl Worker {
         let mut recordings = JoinSet::new();
         loop {
             while recordings.try_join_next().is_some() {}
-            if last_heartbeat.is_none_or(|at| at.elapsed() >= HEARTBEAT) {
-                match self.queue.heartbeat().await {
-                    Ok(()) => last_heartbeat = Some(tokio::time::Instant::now()),
-                    Err(e) => tracing::warn!(error = %e, "cannot renew the recorder heartbeat"),
-                }
+            if last_heartbeat.is_none_or(|at| at.elapsed() >= HEARTBEAT) && self.beat().await {
+                last_heartbeat = Some(tokio::time::Instant::now());
             }
             let next = tokio::select! {
                 next = self.queue.next(POLL) => next,
@@ -90,7 +88,24 @@ impl Worker {
         if !recordings.is_empty() {
             tracing::info!(recordings = recordings.len(), "shutting down: handing the recordings over");
         }
-        while recordings.join_next().await.is_some() {}
+        // The heartbeat goes on until every recording is handed over: without it another recorder
+        // would take them over while their files are still being finished.
+        let mut heartbeat = tokio::time::interval(HEARTBEAT);
+        loop {
+            tokio::select! {
+                joined = recordings.join_next() => if joined.is_none() { break },
+                _ = heartbeat.tick() => { self.beat().await; }
+            }
+        }
+    }
+
+    /// Renews the recorder's heartbeat key; whether that worked.
+    async fn beat(&self) -> bool {
+        let renewed = self.queue.heartbeat().await;
+        if let Err(e) = &renewed {
+            tracing::warn!(error = %e, "cannot renew the recorder heartbeat");
+        }
+        renewed.is_ok()
     }
 
     /// Re-queues, at start-up and then every `reclaim_after`, the recordings whose recorder went
@@ -147,7 +162,7 @@ impl Worker {
     async fn record(&self, job: &Job, recording_id: Uuid, mut shutdown: watch::Receiver<bool>) -> bool {
         let recorder = &self.settings.instance_id;
         let archive = Archive::new(self.db.clone(), self.storage.clone(), &self.settings.recordings_dir, recording_id);
-        let taken_over = match self.claim(recording_id).await {
+        let taken_over = match self.claim(job, recording_id).await {
             Ok(Claim::Record { taken_over }) => taken_over,
             Ok(Claim::Finalize) => {
                 let recovered = self.recover(&archive).await;
@@ -156,6 +171,10 @@ impl Worker {
                 return true;
             }
             Ok(Claim::Nothing | Claim::NotYet) => return true,
+            Ok(Claim::HolderStillWrites) => {
+                tracing::warn!(recording.id = %recording_id, "the recorder of a recording has no heartbeat but still writes its row; left it");
+                return false;
+            }
             // Left unacknowledged: it comes back once the claim is stale.
             Err(e) => {
                 tracing::warn!(recording.id = %recording_id, error = %e, "cannot claim the recording");
@@ -238,10 +257,12 @@ impl Worker {
     }
 
     /// Claims the recording, waiting up to [`ROW_WAIT`] for a row that is not committed yet.
-    async fn claim(&self, recording_id: Uuid) -> sqlx::Result<Claim> {
+    async fn claim(&self, job: &Job, recording_id: Uuid) -> sqlx::Result<Claim> {
         let give_up = tokio::time::Instant::now() + ROW_WAIT;
         loop {
-            let claim = status::claim(&self.db, recording_id, &self.settings.instance_id, self.settings.reclaim_after);
+            let recorder = &self.settings.instance_id;
+            let abandoned_by = job.abandoned_by.as_deref();
+            let claim = status::claim(&self.db, recording_id, recorder, self.settings.reclaim_after, abandoned_by);
             match claim.await? {
                 Claim::NotYet if tokio::time::Instant::now() < give_up => {
                     tokio::time::sleep(Duration::from_millis(50)).await;

@@ -499,6 +499,21 @@ impl Participant {
         }
     }
 
+    /// The peer id of the next recorder other than `not` to announce `recording_started`, waiting
+    /// up to `limit` (the gateway sends nothing meanwhile).
+    async fn recorder_started_within(&mut self, limit: Duration, not: &str) -> Option<String> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let frame = tokio::time::timeout_at(deadline, self.socket.next()).await.ok()?;
+            let Message::Text(text) = frame.expect("the socket stays open").unwrap() else { continue };
+            let message: Value = serde_json::from_str(&text).unwrap();
+            match message["recording_started"]["recorder_peer_id"].as_str() {
+                Some(recorder) if recorder != not => return Some(recorder.to_owned()),
+                _ => {}
+            }
+        }
+    }
+
     async fn recv(&mut self) -> Value {
         loop {
             let frame = tokio::time::timeout(Duration::from_secs(10), self.socket.next()).await;
@@ -936,6 +951,68 @@ async fn a_recorder_killed_mid_recording_leaves_a_file_that_a_restarted_one_rebu
     std::fs::write(&copy, &downloaded).unwrap();
     assert_eq!(ffmpeg_decode_errors(&copy), "", "the downloaded partial recording decodes without errors");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Issue 14: a recorder killed with `kill -9` costs the recording only the seconds until its
+/// heartbeat key expires (10 s), not the 30 s until its claims go stale. Another recorder, running
+/// all along with the production staleness, takes the recording over once the key is gone; the
+/// participant offers it the same media and it continues in a new file. The media lost is
+/// measured between the last media of the dead recorder's (rebuilt) file and the first of the
+/// successor's, both placed on the wall clock of the sender.
+#[actix_web::test]
+async fn a_recorder_killed_with_sigkill_is_taken_over_within_seconds_of_its_heartbeat_expiring() {
+    let world = world().await;
+    let dir = TempDir::new("takeover");
+    let mut ann = world.participant().await;
+    let recording = world.queue_recording("pending").await;
+    let mut process = recorder_process(&world, "rec-killed", &dir.0);
+    let first =
+        ann.recv_with("recording_started").await["recording_started"]["recorder_peer_id"].as_str().unwrap().to_owned();
+    let mut settings = world.worker("rec-survivor").settings;
+    settings.recordings_dir = dir.0.clone();
+    settings.reclaim_after = Duration::from_secs(30);
+    let _survivor = start(Worker::build(settings).unwrap());
+
+    let media = ann.offer_media(&first).await;
+    let first_sent_at = Instant::now();
+    tokio::select! {
+        _ = play_clips(&media.video.0, media.video.1, &media.audio.0, media.audio.1, Duration::from_secs(6)) => {
+            panic!("the recorder is killed while the media flows")
+        }
+        () = tokio::time::sleep(Duration::from_secs(4)) => {}
+    }
+    process.kill().unwrap(); // SIGKILL
+    let killed_at = Instant::now();
+    process.wait().unwrap();
+    media.sender.connection.close().await.unwrap();
+
+    let second = ann.recorder_started_within(Duration::from_secs(60), &first).await.expect("a recorder takes over");
+    let media = ann.offer_media(&second).await;
+    let sent_again_at = Instant::now();
+    let played = play_clips(&media.video.0, media.video.1, &media.audio.0, media.audio.1, Duration::from_secs(3)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    media.sender.connection.close().await.unwrap();
+    world.stop_recording(recording).await;
+    let (_, reason, _) = world.wait_for_status(recording, "partial").await;
+    assert!(reason.unwrap_or_default().contains("a recorder stopped"));
+
+    let files: Vec<(bool, i64)> =
+        sqlx::query_as("select recovered, duration_ms from recording_files where recording_id = $1 order by recovered")
+            .bind(recording)
+            .fetch_all(&world.db)
+            .await
+            .unwrap();
+    let [(false, successor_ms), (true, dead_ms)] = files[..] else { panic!("one file of each recorder: {files:?}") };
+    let dead_last_media = first_sent_at + Duration::from_millis(dead_ms as u64);
+    let successor_first_media = sent_again_at + played.media_time - Duration::from_millis(successor_ms as u64);
+    let lost = successor_first_media - dead_last_media;
+    let since_kill = successor_first_media - killed_at;
+    println!(
+        "media lost on recorder death: {:.1} s (kill to the successor's first media: {:.1} s)",
+        lost.as_secs_f64(),
+        since_kill.as_secs_f64()
+    );
+    assert!(lost < Duration::from_secs(12), "{:.1} s of media lost", lost.as_secs_f64());
 }
 
 #[actix_web::test]
