@@ -56,6 +56,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "CONFAB_CAMERA_KEY",
     "CONFAB_CAMERA_ALLOWED_HOSTS",
     "CONFAB_CAMERA_ALLOW_PRIVATE_NETWORKS",
+    "CONFAB_RECORDER_MIN_FREE_BYTES",
 ];
 
 /// Conventional variables read without the `CONFAB_` prefix.

@@ -19,7 +19,8 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::archive::{Archive, Recorded, Who};
 use crate::peer::{PeerConfig, Source};
-use crate::recorded_peer::RecordedPeer;
+use crate::recorded_peer::{Failed, RecordedPeer};
+use crate::webm_file::DiskFull;
 
 /// How long the recorder keeps trying to get back into a call whose gateway went away.
 const REJOIN_FOR: Duration = Duration::from_secs(30);
@@ -51,6 +52,9 @@ pub struct Outcome {
     pub recorded: usize,
     /// Participants whose media could not be written or registered, with why.
     pub failures: Vec<String>,
+    /// The disk ran out of space: the recorder left the call then. The files cut short are still
+    /// in the recording's directory, with their notes, to be rebuilt like a dead recorder's.
+    pub disk_full: bool,
 }
 
 impl Call {
@@ -70,21 +74,32 @@ impl Call {
         }
     }
 
-    /// Records every participant that offers its media until `stop` completes, the room is
-    /// closed, or no gateway takes the recorder back for [`REJOIN_FOR`]; then leaves with `bye`
-    /// and finishes every participant's files into `archive`.
+    /// Records every participant that offers its media until `stop` completes, the disk is full,
+    /// the room is closed, or no gateway takes the recorder back for [`REJOIN_FOR`]; then leaves
+    /// with `bye` and finishes every participant's files into `archive`.
     pub async fn record_until(mut self, archive: &Archive, stop: impl Future<Output = ()>) -> Outcome {
         tokio::pin!(stop);
         let (signals, mut outgoing) = mpsc::unbounded_channel::<String>();
+        let (failures, mut failed) = mpsc::unbounded_channel::<Failed>();
         let mut recording: HashMap<String, RecordedPeer> = HashMap::new();
         let mut outcome = Outcome::default();
         loop {
             tokio::select! {
                 () = &mut stop => {
                     outcome.stopped = true;
-                    let _ = self.socket.send(Message::text(r#"{"bye":{}}"#)).await;
-                    let _ = self.socket.close(None).await;
+                    self.leave().await;
                     break;
+                }
+                Some(Failed { peer_id, path }) = failed.recv() => {
+                    if recording.get(&peer_id).is_some_and(|recorded| recorded.path() == path)
+                        && let Some(recorded) = recording.remove(&peer_id)
+                    {
+                        self.finish(&peer_id, recorded, archive, &mut outcome).await;
+                    }
+                    if outcome.disk_full {
+                        self.leave().await;
+                        break;
+                    }
                 }
                 Some(text) = outgoing.recv() => {
                     // A failed send shows as the end of the socket's stream below.
@@ -96,7 +111,7 @@ impl Call {
                         if message.get("room_closed").is_some() {
                             break;
                         }
-                        self.handle(&message, archive, &signals, &mut recording, &mut outcome).await;
+                        self.handle(&message, archive, (&signals, &failures), &mut recording, &mut outcome).await;
                     }
                     Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
                         tokio::select! {
@@ -112,6 +127,12 @@ impl Call {
             self.finish(&peer_id, recorded, archive, &mut outcome).await;
         }
         outcome
+    }
+
+    /// Says goodbye to the gateway.
+    async fn leave(&mut self) {
+        let _ = self.socket.send(Message::text(r#"{"bye":{}}"#)).await;
+        let _ = self.socket.close(None).await;
     }
 
     /// Gets back into the call after its gateway went away; `false` if none let the recorder in
@@ -140,7 +161,7 @@ impl Call {
         &mut self,
         message: &Value,
         archive: &Archive,
-        signals: &mpsc::UnboundedSender<String>,
+        channels: (&mpsc::UnboundedSender<String>, &mpsc::UnboundedSender<Failed>),
         recording: &mut HashMap<String, RecordedPeer>,
         outcome: &mut Outcome,
     ) {
@@ -161,7 +182,7 @@ impl Call {
                     self.finish(from, earlier, archive, outcome).await;
                 }
                 let sdp = signal["sdp"]["sdp"].as_str().unwrap_or_default();
-                match self.answer(from, sdp, archive, signals).await {
+                match self.answer(from, sdp, archive, channels).await {
                     Ok(recorded) => {
                         recording.insert(from.to_owned(), recorded);
                     }
@@ -181,14 +202,14 @@ impl Call {
         from: &str,
         sdp: &str,
         archive: &Archive,
-        signals: &mpsc::UnboundedSender<String>,
+        (signals, failures): (&mpsc::UnboundedSender<String>, &mpsc::UnboundedSender<Failed>),
     ) -> anyhow::Result<RecordedPeer> {
         let who = self.who(from);
         let source = Source::of_role(&who.role);
         let path =
             archive.new_file(&who, source.file_extension()).await.context("cannot create the participant's file")?;
         let config = PeerConfig { ice_servers: self.ice_servers.clone(), ..PeerConfig::default() };
-        RecordedPeer::start(from, sdp, source, path, &config, signals.clone()).await
+        RecordedPeer::start(from, sdp, source, path, &config, signals.clone(), failures.clone()).await
     }
 
     /// Remembers who a listed peer is.
@@ -222,7 +243,11 @@ impl Call {
                     Err(e) => (format!("{}: the files could not be kept", recorded.who.display_name), Some(e)),
                 }
             }
-            Err(e) => (format!("{}: {e}", who.display_name), None),
+            Err(e) => {
+                // What was written stays, with its note, and is rebuilt after the call.
+                outcome.disk_full |= e.is_disk_full();
+                (format!("{}: {e}", who.display_name), None)
+            }
         };
         let cause = cause.map(|e| format!("{e:#}"));
         tracing::warn!(peer.id = peer_id, failure, error = cause, "a participant's media could not be kept");

@@ -7,6 +7,7 @@
 pub mod archive;
 pub mod call;
 pub mod capture;
+pub mod free_space;
 pub mod jobs;
 pub mod media;
 pub mod mkv_file;

@@ -2,7 +2,8 @@
 //! answer the offer, relay ICE candidates through the gateway, and run the participant's
 //! [`Capture`] on a blocking thread of its own (files are written synchronously) until the
 //! connection ends. That thread takes the packets in batches every 20 ms rather than being woken
-//! for each one.
+//! for each one. When the capture fails (a full disk, a write error), the thread says so at once
+//! through [`Failed`], so the call finishes that participant then, not when they leave.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -33,6 +34,13 @@ pub struct RecordedPeer {
     capture: tokio::task::JoinHandle<Result<Captured, WebmError>>,
 }
 
+/// A capture that stopped on an error by itself: the participant and its first file's path (which
+/// tells this capture from a later one of the same participant).
+pub struct Failed {
+    pub peer_id: String,
+    pub path: PathBuf,
+}
+
 /// A finished capture.
 pub struct Captured {
     pub files: Vec<FinishedFile>,
@@ -42,7 +50,7 @@ pub struct Captured {
 impl RecordedPeer {
     /// Answers `offer_sdp` from `peer_id` and starts capturing into `path` (a `.webm` for a
     /// participant, a `.mkv` for a camera); signaling for the participant (the answer, then local
-    /// candidates) goes out through `signals`.
+    /// candidates) goes out through `signals`, and a capture failing by itself is told on `failed`.
     pub async fn start(
         peer_id: &str,
         offer_sdp: &str,
@@ -50,6 +58,7 @@ impl RecordedPeer {
         path: PathBuf,
         config: &PeerConfig,
         signals: mpsc::UnboundedSender<String>,
+        failed: mpsc::UnboundedSender<Failed>,
     ) -> anyhow::Result<Self> {
         let Answered { peer, answer_sdp, media, mut local_candidates } =
             ReceivePeer::answer(offer_sdp, source, config).await?;
@@ -70,8 +79,13 @@ impl RecordedPeer {
         let (stop, stopped) = watch::channel(false);
         // The capture thread logs within the recording's span (its `request.id`).
         let span = tracing::Span::current();
+        let failure = Failed { peer_id: peer_id.to_owned(), path: path.clone() };
         let capture = tokio::task::spawn_blocking(move || {
-            span.in_scope(|| run_capture(capture, media, stopped, &runtime, &keyframes_to))
+            let captured = span.in_scope(|| run_capture(capture, media, stopped, &runtime, &keyframes_to));
+            if captured.is_err() {
+                let _ = failed.send(failure);
+            }
+            captured
         });
         Ok(Self { peer, path, stop, capture })
     }

@@ -26,6 +26,8 @@ pub struct Settings {
     pub storage: StorageSettings,
     /// A job whose recorder has not renewed its claim for this long is taken over.
     pub reclaim_after: Duration,
+    /// No recording is started while the recordings directory's filesystem has less free space.
+    pub min_free_bytes: u64,
 }
 
 /// A random id for this process.
@@ -49,6 +51,7 @@ impl Settings {
             recordings_dir: src.string("CONFAB_RECORDINGS_DIR", "recordings").into(),
             storage: StorageSettings::from_source(src)?,
             reclaim_after: Duration::from_secs(30),
+            min_free_bytes: src.number("CONFAB_RECORDER_MIN_FREE_BYTES", 1_073_741_824, 0, u64::MAX)?,
         })
     }
 }

@@ -159,6 +159,22 @@ pub async fn finish(
     Ok(finished.rows_affected() == 1)
 }
 
+/// Puts a recording this recorder has just claimed (`starting`) back to `pending`, unless it was
+/// requested more than `waited_for` ago; whether it did.
+pub async fn release(db: &PgPool, recording_id: Uuid, recorder_id: &str, waited_for: Duration) -> sqlx::Result<bool> {
+    let released = sqlx::query(
+        "update recordings set status = 'pending', recorder_id = null, updated_at = now()
+          where id = $1 and recorder_id = $2 and status = 'starting'
+            and created_at > now() - make_interval(secs => $3)",
+    )
+    .bind(recording_id)
+    .bind(recorder_id)
+    .bind(waited_for.as_secs_f64())
+    .execute(db)
+    .await?;
+    Ok(released.rows_affected() == 1)
+}
+
 /// Lets go of a recording this recorder is shutting down under, once its files are kept: the row
 /// names no recorder and reads as not heard of for a day, so the next recorder to see its job
 /// claims it at once (as a take-over: the call goes on while nobody records it).

@@ -4,6 +4,9 @@
 //! re-queues recordings whose recorder went silent, so a lost job never leaves a row stuck.
 //! On shutdown each running recording finishes its files (seekable, kept and registered) and is
 //! handed over: re-queued at once for another recorder, which continues it into new files.
+//! A recorder whose disk is short of room starts no recording: like LiveKit's egress, which takes
+//! no request it lacks the resources for, it puts the job back for a recorder with room, and
+//! fails the recording, saying why, only when none has taken it for [`ROOM_WAIT`].
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,6 +36,10 @@ const TICK: Duration = Duration::from_millis(500);
 const POLL: Duration = Duration::from_secs(1);
 /// How often the recorder's heartbeat key is renewed (it lives 10 s).
 const HEARTBEAT: Duration = Duration::from_secs(3);
+/// How long a new recording may wait for a recorder with room on its disk before it fails.
+const ROOM_WAIT: Duration = Duration::from_secs(10);
+/// How often a recorder short of room asks for work, so that recorders with room get it first.
+const SHORT_OF_ROOM_POLL: Duration = Duration::from_secs(3);
 /// How long a job may wait for its row: the API queues the job just before it commits the row,
 /// so a recorder can see the job first. A row still missing after this was never committed.
 const ROW_WAIT: Duration = Duration::from_secs(5);
@@ -67,6 +74,12 @@ impl Worker {
             while recordings.try_join_next().is_some() {}
             if last_heartbeat.is_none_or(|at| at.elapsed() >= HEARTBEAT) && self.beat().await {
                 last_heartbeat = Some(tokio::time::Instant::now());
+            }
+            if self.short_of_room().is_some() {
+                tokio::select! {
+                    () = tokio::time::sleep(SHORT_OF_ROOM_POLL) => {}
+                    _ = shutdown.changed() => break,
+                }
             }
             let next = tokio::select! {
                 next = self.queue.next(POLL) => next,
@@ -181,6 +194,10 @@ impl Worker {
                 return false;
             }
         };
+        // A take-over goes on regardless: the recording runs already, and refusing it would lose it.
+        if !taken_over && let Some(free_bytes) = self.short_of_room() {
+            return self.refuse(job, recording_id, free_bytes).await;
+        }
         tracing::info!(recording.id = %recording_id, room.id = %job.room_id, taken_over, "recording claimed");
         let recovered = if taken_over { self.recover(&archive).await } else { 0 };
         let pass = Pass {
@@ -220,8 +237,43 @@ impl Worker {
         if shutting_down.load(Ordering::Relaxed) {
             return self.hand_over(job, recording_id, &outcome).await;
         }
+        // What the full disk cut short is kept, rebuilt as after a crash.
+        let recovered = if outcome.disk_full { recovered + self.recover(&archive).await } else { recovered };
         let status = self.final_status(recording_id, &outcome, taken_over, recovered).await;
         self.finish(recording_id, status).await;
+        true
+    }
+
+    /// The free space of the recordings directory when it is below the floor.
+    fn short_of_room(&self) -> Option<u64> {
+        match crate::free_space::free_bytes(&self.settings.recordings_dir) {
+            Ok(free) => (free < self.settings.min_free_bytes).then_some(free),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot tell the free space of the recordings directory");
+                None
+            }
+        }
+    }
+
+    /// Lets go of a new recording this recorder has no room for: back to `pending` and re-queued
+    /// for a recorder with room, or `failed` once it has waited [`ROOM_WAIT`] for one.
+    async fn refuse(&self, job: &Job, recording_id: Uuid, free_bytes: u64) -> bool {
+        let recorder = &self.settings.instance_id;
+        let min_free_bytes = self.settings.min_free_bytes;
+        tracing::warn!(recording.id = %recording_id, free_bytes, min_free_bytes, "too little free disk space to start a recording");
+        match status::release(&self.db, recording_id, recorder, ROOM_WAIT).await {
+            Ok(true) => {
+                if let Err(e) = self.queue.requeue(&job.recording_id, &job.room_id).await {
+                    // The reconciler of any recorder re-queues it once its row looks stale.
+                    tracing::warn!(recording.id = %recording_id, error = %e, "cannot re-queue a recording");
+                }
+            }
+            Ok(false) => {
+                let reason = "no recorder had enough free disk space to start the recording";
+                self.finish(recording_id, ("failed", Some(reason.to_owned()))).await;
+            }
+            Err(e) => tracing::warn!(recording.id = %recording_id, error = %e, "cannot let go of a recording"),
+        }
         true
     }
 
@@ -305,9 +357,10 @@ impl Worker {
         }
     }
 
-    /// The final status: files make it `ready`; none means no participant sent media. A gap (a
-    /// recorder died and this one took over), a call that ended under the recorder without a stop,
-    /// or a participant whose media could not be written makes it `partial`.
+    /// The final status: files make it `ready`; none means no participant sent media. A full disk
+    /// (which ended the recording), a gap (a recorder died and this one took over), a call that
+    /// ended under the recorder without a stop, or a participant whose media could not be written
+    /// makes it `partial`.
     async fn final_status(
         &self,
         recording_id: Uuid,
@@ -317,6 +370,10 @@ impl Worker {
     ) -> (&'static str, Option<String>) {
         let files = status::file_count(&self.db, recording_id).await.unwrap_or(0);
         let failure = outcome.failures.first().cloned();
+        if outcome.disk_full {
+            let reason = "disk full: the recorder's disk ran out of space and the recording stopped there";
+            return (if files == 0 { "failed" } else { "partial" }, Some(reason.into()));
+        }
         if files == 0 {
             return ("failed", Some(failure.unwrap_or_else(|| "no media was received".into())));
         }

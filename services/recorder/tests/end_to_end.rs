@@ -121,6 +121,7 @@ async fn deploy() -> Deployment {
         // The default: nothing in this flow may wait for a take-over.
         reclaim_after: Duration::from_secs(30),
         storage: Default::default(),
+        min_free_bytes: 1 << 30,
     })
     .unwrap();
     let (stop, stopped) = tokio::sync::watch::channel(false);

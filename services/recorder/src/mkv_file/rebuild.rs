@@ -1,7 +1,8 @@
-//! Rebuilds a camera file that a crashed recorder left behind: it plays up to its last complete
-//! cluster but has no Cues, no Segment size and no Duration, so players cannot seek in it. Its
-//! frames are read back and written again, without decoding, into a finished file that then takes
-//! its place (as `webm_file::rebuild` does for participants' files).
+//! Rebuilds a camera file that a crashed recorder left behind (or one whose writing a full disk
+//! cut short): it plays up to its last complete cluster but has no Cues, no Segment size and no
+//! Duration, so players cannot seek in it. Its frames are read back and written again, without
+//! decoding, into a finished file that then takes its place (as `webm_file::rebuild` does for
+//! participants' files, whose `rebuild_with` also finds room for it on a full disk).
 
 use std::io;
 use std::path::Path;
@@ -9,15 +10,20 @@ use std::path::Path;
 use matroska_demuxer::{Frame as ReadFrame, MatroskaFile, TrackType};
 
 use super::{CameraFile, G711};
-use crate::webm_file::{FinishedFile, Lenient, put_in_place};
+use crate::webm_file::{FinishedFile, Lenient, rebuild_with};
 
 const START_CODE: [u8; 4] = [0, 0, 0, 1];
 
 /// Rebuilds `path` in place. `None` when it holds no keyframe (it is then removed); an error when
 /// even its header cannot be read.
 pub fn rebuild(path: &Path) -> io::Result<Option<FinishedFile>> {
+    rebuild_with(path, remux)
+}
+
+/// Writes the frames of the crashed camera file into a finished one at `target`.
+fn remux(crashed: Lenient, target: &Path) -> io::Result<Option<FinishedFile>> {
     let unreadable = |what: &str| io::Error::new(io::ErrorKind::InvalidData, format!("crashed camera file: {what}"));
-    let mut crashed = MatroskaFile::open(Lenient::open(path)?).map_err(|_| unreadable("no readable header"))?;
+    let mut crashed = MatroskaFile::open(crashed).map_err(|_| unreadable("no readable header"))?;
     let scale_ns = crashed.info().timestamp_scale().get();
     let (mut video, mut audio) = (None, None);
     for track in crashed.tracks() {
@@ -40,8 +46,7 @@ pub fn rebuild(path: &Path) -> io::Result<Option<FinishedFile>> {
     }
     let Some((video_track, parameter_sets)) = video else { return Err(unreadable("no H.264 track")) };
 
-    let rebuilt_path = path.with_extension("mkv.rebuilding");
-    let mut rebuilt = CameraFile::create(&rebuilt_path, audio.map(|(_, codec)| codec))?;
+    let mut rebuilt = CameraFile::create(target, audio.map(|(_, codec)| codec))?;
     let mut read = ReadFrame::default();
     // A truncated last block ends the reading: what comes before it is all there is.
     while let Ok(true) = crashed.next_frame(&mut read) {
@@ -53,7 +58,7 @@ pub fn rebuild(path: &Path) -> io::Result<Option<FinishedFile>> {
             rebuilt.write_audio(timestamp_ns, &read.data)?;
         }
     }
-    put_in_place(&rebuilt_path, path, rebuilt.finish()?)
+    rebuilt.finish()
 }
 
 /// What the track's AVCDecoderConfigurationRecord holds: the length of the NAL unit lengths in

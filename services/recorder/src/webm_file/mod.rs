@@ -19,8 +19,8 @@ mod tests;
 pub use participant_file::ParticipantFile;
 pub(crate) use participant_file::numbered_path;
 pub(crate) use rebuild::Lenient;
-pub(crate) use rebuild::put_in_place;
 pub use rebuild::rebuild;
+pub(crate) use rebuild::rebuild_with;
 pub(crate) use segment::hash_file;
 
 use std::fmt;
@@ -86,6 +86,23 @@ impl std::error::Error for WebmError {
             WebmError::Io(error) => Some(error),
             WebmError::Mux(_) => None,
         }
+    }
+}
+
+/// Errors that can be the disk (or the user's quota on it) running out of space.
+pub trait DiskFull {
+    fn is_disk_full(&self) -> bool;
+}
+
+impl DiskFull for io::Error {
+    fn is_disk_full(&self) -> bool {
+        matches!(self.kind(), io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded)
+    }
+}
+
+impl DiskFull for WebmError {
+    fn is_disk_full(&self) -> bool {
+        matches!(self, WebmError::Io(error) if error.is_disk_full())
     }
 }
 

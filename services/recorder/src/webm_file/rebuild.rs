@@ -1,21 +1,57 @@
-//! Rebuilds a file that a crashed recorder left behind: it plays up to its last flushed second but
-//! has no Cues and no Duration, so players cannot seek in it. Its frames are read back and written
-//! again, without decoding, into a finished file that then takes its place.
+//! Rebuilds a file that a crashed recorder left behind (or one whose writing a full disk cut
+//! short): it plays up to its last flushed second but has no Cues and no Duration, so players
+//! cannot seek in it. Its frames are read back and written again, without decoding, into a
+//! finished file that then takes its place.
 
 use std::fs::{self, File};
-use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::io::{self, BufReader, Cursor, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use matroska_demuxer::{Frame as ReadFrame, MatroskaFile, TrackType};
 
-use super::{FinishedFile, MediaKind, ParticipantFile, VideoCodec, WebmError};
+use super::{DiskFull, FinishedFile, MediaKind, ParticipantFile, VideoCodec, WebmError};
 use crate::media::Frame;
+
+/// The largest crashed file rebuilt from a copy in memory when the disk has no room for a
+/// rebuilt copy beside it: some 20 minutes of a 1.5 Mbit/s stream, a quarter of the recorder's
+/// memory limit in deploy/k8s.
+const IN_MEMORY_UP_TO: u64 = 256 << 20;
 
 /// Rebuilds `path` in place. `None` when it holds no frame (it is then removed); an error when
 /// even its header cannot be read.
 pub fn rebuild(path: &Path) -> Result<Option<FinishedFile>, WebmError> {
-    let mut crashed =
-        MatroskaFile::open(Lenient::open(path)?).map_err(|_| WebmError::Mux("read the header of a crashed file"))?;
+    rebuild_with(path, remux)
+}
+
+/// Rebuilds the crashed file at `path` with `remux` (which reads the crashed file and writes the
+/// finished one at the path it is given) into a copy beside it, which then takes its place. When
+/// the disk has no room for that copy (a full disk stopped the recording), the crashed file is
+/// read into memory, if it is not too big, and rebuilt over itself: should the recorder die
+/// meanwhile, what it leaves is a crashed file again, which the next take-over rebuilds.
+pub(crate) fn rebuild_with<E: From<io::Error> + DiskFull>(
+    path: &Path,
+    remux: impl Fn(Lenient, &Path) -> Result<Option<FinishedFile>, E>,
+) -> Result<Option<FinishedFile>, E> {
+    let extension = path.extension().map(|e| e.to_string_lossy().into_owned()).unwrap_or_default();
+    let beside = path.with_extension(format!("{extension}.rebuilding"));
+    match remux(Lenient::open(path)?, &beside) {
+        Err(e) if e.is_disk_full() => {
+            match fs::remove_file(&beside) {
+                Err(gone) if gone.kind() == io::ErrorKind::NotFound => {}
+                removed => removed?,
+            }
+            if fs::metadata(path)?.len() > IN_MEMORY_UP_TO {
+                return Err(e);
+            }
+            remux(Lenient::in_memory(path)?, path)
+        }
+        rebuilt => Ok(put_in_place(&beside, path, rebuilt?)?),
+    }
+}
+
+/// Writes the frames of the crashed WebM file into a finished one at `target`.
+fn remux(crashed: Lenient, target: &Path) -> Result<Option<FinishedFile>, WebmError> {
+    let mut crashed = MatroskaFile::open(crashed).map_err(|_| WebmError::Mux("read the header of a crashed file"))?;
     let scale_ns = crashed.info().timestamp_scale().get();
     let mut video = None;
     let mut audio = None;
@@ -33,8 +69,7 @@ pub fn rebuild(path: &Path) -> Result<Option<FinishedFile>, WebmError> {
     });
     let (video_track, codec) = video.map_or((None, VideoCodec::Vp8), |(number, codec, _)| (Some(number), codec));
 
-    let rebuilt_path = path.with_extension("webm.rebuilding");
-    let mut rebuilt = ParticipantFile::create(&rebuilt_path, codec, audio.is_some())?;
+    let mut rebuilt = ParticipantFile::create(target, codec, audio.is_some())?;
     let mut read = ReadFrame::default();
     // A truncated last block ends the reading: what comes before it is all there is.
     while let Ok(true) = crashed.next_frame(&mut read) {
@@ -53,7 +88,7 @@ pub fn rebuild(path: &Path) -> Result<Option<FinishedFile>, WebmError> {
         // One picture size per file, so no rotation can happen here.
         rebuilt.write(kind, read.timestamp * scale_ns, &frame)?;
     }
-    Ok(put_in_place(&rebuilt_path, path, rebuilt.finish()?)?)
+    rebuilt.finish()
 }
 
 /// A file reader that, like an in-memory cursor, lets the position go past the end (reads there
@@ -61,7 +96,7 @@ pub fn rebuild(path: &Path) -> Result<Option<FinishedFile>, WebmError> {
 /// (2^56 bytes), which the OS refuses for a real file; that would end the reading one cluster
 /// early. Camera files (`crate::mkv_file`) are read back through it too.
 pub(crate) struct Lenient {
-    file: BufReader<File>,
+    file: Box<dyn ReadSeek>,
     len: u64,
     /// Where the caller is.
     position: u64,
@@ -69,11 +104,22 @@ pub(crate) struct Lenient {
     file_position: u64,
 }
 
+trait ReadSeek: Read + Seek {}
+
+impl<T: Read + Seek> ReadSeek for T {}
+
 impl Lenient {
     pub(crate) fn open(path: &Path) -> io::Result<Self> {
         let file = File::open(path)?;
         let len = file.metadata()?.len();
-        Ok(Self { file: BufReader::new(file), len, position: 0, file_position: 0 })
+        Ok(Self { file: Box::new(BufReader::new(file)), len, position: 0, file_position: 0 })
+    }
+
+    /// Reads the whole file at `path` into memory, so that the file can be overwritten.
+    fn in_memory(path: &Path) -> io::Result<Self> {
+        let bytes = fs::read(path)?;
+        let len = bytes.len() as u64;
+        Ok(Self { file: Box::new(Cursor::new(bytes)), len, position: 0, file_position: 0 })
     }
 }
 
@@ -108,11 +154,7 @@ impl Seek for Lenient {
 
 /// Moves a rebuilt file over the crashed one at `path`; when it held no frame at all, removes
 /// the crashed file instead.
-pub(crate) fn put_in_place(
-    rebuilt_path: &Path,
-    path: &Path,
-    finished: Option<FinishedFile>,
-) -> io::Result<Option<FinishedFile>> {
+fn put_in_place(rebuilt_path: &Path, path: &Path, finished: Option<FinishedFile>) -> io::Result<Option<FinishedFile>> {
     match finished {
         Some(mut finished) => {
             fs::rename(rebuilt_path, path)?;
