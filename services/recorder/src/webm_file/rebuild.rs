@@ -6,6 +6,7 @@
 use std::fs::{self, File};
 use std::io::{self, BufReader, Cursor, Read, Seek, SeekFrom};
 use std::path::Path;
+use std::rc::Rc;
 
 use matroska_demuxer::{Frame as ReadFrame, MatroskaFile, TrackType};
 
@@ -27,7 +28,8 @@ pub fn rebuild(path: &Path) -> Result<Option<FinishedFile>, WebmError> {
 /// finished one at the path it is given) into a copy beside it, which then takes its place. When
 /// the disk has no room for that copy (a full disk stopped the recording), the crashed file is
 /// read into memory, if it is not too big, and rebuilt over itself: should the recorder die
-/// meanwhile, what it leaves is a crashed file again, which the next take-over rebuilds.
+/// meanwhile, what it leaves is a crashed file again, which the next take-over rebuilds; should
+/// even that not fit, the crashed file is written back as it was.
 pub(crate) fn rebuild_with<E: From<io::Error> + DiskFull>(
     path: &Path,
     remux: impl Fn(Lenient, &Path) -> Result<Option<FinishedFile>, E>,
@@ -43,7 +45,11 @@ pub(crate) fn rebuild_with<E: From<io::Error> + DiskFull>(
             if fs::metadata(path)?.len() > IN_MEMORY_UP_TO {
                 return Err(e);
             }
-            remux(Lenient::in_memory(path)?, path)
+            let crashed = Rc::new(fs::read(path)?);
+            remux(Lenient::in_memory(crashed.clone()), path).or_else(|e| {
+                fs::write(path, crashed.as_slice())?;
+                Err(e)
+            })
         }
         rebuilt => Ok(put_in_place(&beside, path, rebuilt?)?),
     }
@@ -115,11 +121,18 @@ impl Lenient {
         Ok(Self { file: Box::new(BufReader::new(file)), len, position: 0, file_position: 0 })
     }
 
-    /// Reads the whole file at `path` into memory, so that the file can be overwritten.
-    fn in_memory(path: &Path) -> io::Result<Self> {
-        let bytes = fs::read(path)?;
+    /// Reads a file's bytes already in memory, so that the file itself can be overwritten.
+    fn in_memory(bytes: Rc<Vec<u8>>) -> Self {
         let len = bytes.len() as u64;
-        Ok(Self { file: Box::new(Cursor::new(bytes)), len, position: 0, file_position: 0 })
+        Self { file: Box::new(Cursor::new(SharedBytes(bytes))), len, position: 0, file_position: 0 }
+    }
+}
+
+struct SharedBytes(Rc<Vec<u8>>);
+
+impl AsRef<[u8]> for SharedBytes {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_slice()
     }
 }
 
