@@ -33,7 +33,7 @@ use crate::status::{self, Claim};
 const TICK: Duration = Duration::from_millis(500);
 /// How long one ask for work waits: also how long a dead recorder's jobs may wait, once its
 /// heartbeat key has expired, for another recorder to take them over.
-const POLL: Duration = Duration::from_secs(1);
+const POLL: Duration = Duration::from_millis(500);
 /// How often the recorder's heartbeat key is renewed (it lives 10 s).
 const HEARTBEAT: Duration = Duration::from_secs(3);
 /// How long a new recording may wait for a recorder with room on its disk before it fails.
