@@ -1013,7 +1013,9 @@ async fn a_recorder_killed_with_sigkill_is_taken_over_within_seconds_of_its_hear
         lost.as_secs_f64(),
         since_kill.as_secs_f64()
     );
-    assert!(lost < Duration::from_secs(12), "{:.1} s of media lost", lost.as_secs_f64());
+    // At worst: the heartbeat's 10 s TTL from a renewal just before the kill, a 0.5 s poll, the
+    // rejoin and offer, and the second of media not yet flushed; the 30 s staleness lost 31 s.
+    assert!(lost < Duration::from_secs(15), "{:.1} s of media lost", lost.as_secs_f64());
 }
 
 #[actix_web::test]
