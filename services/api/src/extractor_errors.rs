@@ -7,17 +7,11 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use confab_common::http::error_response;
 
-use crate::startup::MAX_BODY_BYTES;
-
-/// JSON bodies: at most 64 KiB, any content type, and every parse failure a 4xx.
+/// JSON bodies: any content type, and every parse failure a 4xx. (Their size is capped before,
+/// by the request guard.)
 pub fn json_config() -> web::JsonConfig {
-    web::JsonConfig::default().limit(MAX_BODY_BYTES).content_type_required(false).error_handler(|err, _req| {
+    web::JsonConfig::default().content_type_required(false).error_handler(|err, _req| {
         let res = match &err {
-            JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => error_response(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!("request body exceeds {MAX_BODY_BYTES} bytes"),
-            ),
             JsonPayloadError::Deserialize(e) if e.is_data() => {
                 error_response(StatusCode::BAD_REQUEST, "invalid_field", e.to_string())
             }

@@ -18,7 +18,8 @@ use actix_web::web::BytesMut;
 use confab_common::http::error_response;
 use futures_util::StreamExt;
 
-use crate::startup::MAX_BODY_BYTES;
+/// Request bodies above this size are refused with 413.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// Why a request was refused before its route saw it.
 enum Refusal {

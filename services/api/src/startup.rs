@@ -35,9 +35,6 @@ use crate::web_client;
 use crate::webhooks::delivery::DeliveryWorker;
 use crate::webhooks::presence::PresenceEvents;
 
-/// Request bodies above this size are refused with 413.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
-
 /// Everything a handler may need, shared by all workers.
 pub struct AppState {
     pub db: PgPool,
@@ -227,7 +224,6 @@ fn app(
         .app_data(extractor_errors::json_config())
         .app_data(extractor_errors::query_config())
         .app_data(extractor_errors::path_config())
-        .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
         .app_data(web::Data::new(web_client::Index(web_dir.join("index.html"))))
         .default_service(web::to(web_client::fallback))
         .wrap(from_fn(move |req, next| request_guard::guard(body_deadline, req, next)))

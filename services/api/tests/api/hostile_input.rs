@@ -1,11 +1,12 @@
 //! Malformed, oversized and unexpected requests get a clear 4xx in the one JSON error shape.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
 
 use awc::http::StatusCode;
 use uuid::Uuid;
 
-use crate::helpers::spawn_app;
+use crate::helpers::{spawn_app, spawn_app_with};
 
 const JSON_ENDPOINTS: &[(&str, &str)] =
     &[("POST", "/v1/auth/signup"), ("POST", "/v1/auth/login"), ("POST", "/v1/auth/refresh")];
@@ -143,4 +144,24 @@ async fn hostile_strings_are_stored_and_returned_verbatim_not_interpreted() {
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.body["display_name"], name.trim());
     assert_eq!(app.get("/v1/me", token).await.body["display_name"], name.trim());
+}
+
+#[actix_web::test]
+async fn a_body_that_stops_halfway_is_answered_408_and_its_connection_closed_within_the_deadline() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app_with(|s| s.limits.body_read_timeout = Duration::from_secs(1)).await;
+    let mut socket = tokio::net::TcpStream::connect(app.address.trim_start_matches("http://")).await.unwrap();
+    let head = "POST /v1/auth/login HTTP/1.1\r\nHost: confab.test\r\nContent-Type: application/json\r\n\
+                Content-Length: 100\r\n\r\n{\"email\": \"ann@exa";
+    socket.write_all(head.as_bytes()).await.unwrap();
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), socket.read_to_end(&mut answer))
+        .await
+        .expect("the server closes the connection well before 5 s")
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(3), "closed after {:?}", started.elapsed());
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains(r#""code":"request_timeout""#), "{answer}");
 }
