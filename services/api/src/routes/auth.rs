@@ -205,7 +205,7 @@ async fn start_session(
     family_id: Uuid,
     expires_at: DateTime<Utc>,
 ) -> Result<TokenResponse, ApiError> {
-    let access_token = state.access_tokens.issue(&user).map_err(|e| ApiError::Internal(e.into()))?;
+    let access_token = state.access_tokens.issue(&user, family_id).map_err(|e| ApiError::Internal(e.into()))?;
     let refresh_token = new_secret();
     refresh_tokens::insert_refresh_token(&mut *tx, &hash_secret(&refresh_token), family_id, user.id, expires_at)
         .await?;
