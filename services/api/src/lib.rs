@@ -9,6 +9,7 @@ pub mod download;
 pub mod error;
 pub mod extractor_errors;
 pub mod jobs;
+pub mod openapi;
 pub mod request_guard;
 pub mod routes;
 pub mod settings;

@@ -28,6 +28,7 @@ use crate::auth::tokens::AccessTokens;
 use crate::control::ControlBus;
 use crate::extractor_errors;
 use crate::jobs::RecordingJobs;
+use crate::openapi;
 use crate::request_guard;
 use crate::routes;
 use crate::settings::Settings;
@@ -117,26 +118,6 @@ fn spawn_webhook_workers(state: &AppState) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[derive(OpenApi)]
-#[openapi(
-    info(title = "Confab API", description = "Accounts, rooms, invites, cameras, recordings and administration."),
-    modifiers(&BearerAuth)
-)]
-struct ApiDoc;
-
-struct BearerAuth;
-
-impl utoipa::Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-        let scheme = HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build();
-        openapi
-            .components
-            .get_or_insert_with(Default::default)
-            .add_security_scheme("bearer", SecurityScheme::Http(scheme));
-    }
-}
-
 fn app(
     state: web::Data<AppState>,
     metrics: web::Data<PrometheusHandle>,
@@ -149,9 +130,9 @@ fn app(
         InitError = (),
     >,
 > {
-    let (app, openapi) = App::new()
+    let (app, mut openapi) = App::new()
         .into_utoipa_app()
-        .openapi(ApiDoc::openapi())
+        .openapi(openapi::ApiDoc::openapi())
         .service(routes::auth::signup)
         .service(routes::auth::login)
         .service(routes::auth::refresh)
@@ -212,6 +193,7 @@ fn app(
         .service(routes::health::metrics)
         .service(openapi_json)
         .split_for_parts();
+    openapi::add_shared_responses(&mut openapi);
     let allowed_methods = web::Data::new(AllowedMethods::from_openapi(&openapi));
     let openapi = web::Data::new(openapi);
     let web_dir = state.settings.web_dir.clone();

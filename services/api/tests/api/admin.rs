@@ -3,7 +3,7 @@
 use awc::http::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, TestApp, spawn_app};
+use crate::helpers::{PASSWORD, spawn_app};
 
 #[actix_web::test]
 async fn disabling_a_user_ends_their_sessions_and_connections_at_once() {

@@ -521,7 +521,7 @@ async fn registrations_are_checked_and_only_admins_may_manage_webhooks() {
         (json!({"url": "https://h.example.org", "secret": "hunter2"}), "invalid_secret"),
         (json!({"url": "https://h.example.org", "secret": "whsec_c2hvcnQ="}), "invalid_secret"),
         (json!({"url": "https://h.example.org", "description": "x".repeat(201)}), "invalid_description"),
-        (json!({"url": "https://h.example.org", "description": "a\u{0}b"}), "invalid_description"),
+        (json!({"url": "https://h.example.org", "description": "a\u{0}b"}), "invalid_text"),
         (json!({"url": "https://h.example.org", "surprise": 1}), "invalid_field"),
         (json!({"url": 5}), "invalid_field"),
         (json!({}), "invalid_field"),

@@ -126,9 +126,36 @@ pub struct DeliveryList {
 #[derive(Deserialize, IntoParams)]
 pub struct DeliveryQuery {
     /// Only deliveries in this status.
+    #[param(value_type = Option<DeliveryStatus>)]
     pub status: Option<String>,
-    pub limit: Option<i64>,
-    pub cursor: Option<String>,
+}
+
+/// Where a delivery stands.
+#[derive(Clone, Copy, utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum DeliveryStatus {
+    Pending,
+    Delivered,
+    Failed,
+}
+
+impl DeliveryStatus {
+    fn parse(raw: &str) -> Result<Self, ApiError> {
+        match raw {
+            "pending" => Ok(Self::Pending),
+            "delivered" => Ok(Self::Delivered),
+            "failed" => Ok(Self::Failed),
+            _ => Err(ApiError::invalid("invalid_status", "status is one of pending, delivered, failed")),
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Delivered => "delivered",
+            Self::Failed => "failed",
+        }
+    }
 }
 
 fn check_url(url: &str) -> Result<(), ApiError> {
@@ -302,7 +329,7 @@ pub async fn delete_webhook(
 }
 
 /// An endpoint's deliveries, newest first, each with every attempt made.
-#[utoipa::path(tag = "admin", security(("bearer" = [])), params(DeliveryQuery), responses(
+#[utoipa::path(tag = "admin", security(("bearer" = [])), params(PageQuery, DeliveryQuery), responses(
     (status = 200, body = DeliveryList), (status = 400, body = ErrorResponse), (status = 403, body = ErrorResponse),
     (status = 404, body = ErrorResponse),
 ))]
@@ -311,15 +338,12 @@ pub async fn list_deliveries(
     state: web::Data<AppState>,
     _admin: Admin,
     path: web::Path<String>,
+    page: web::Query<PageQuery>,
     query: web::Query<DeliveryQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let id = endpoint(&state, &path).await?.id;
-    let query = query.into_inner();
-    let status = query.status.as_deref();
-    if status.is_some_and(|s| !matches!(s, "pending" | "delivered" | "failed")) {
-        return Err(ApiError::invalid("invalid_status", "status is one of pending, delivered, failed"));
-    }
-    let page = Page::parse(&PageQuery { limit: query.limit, cursor: query.cursor })?;
+    let status = query.status.as_deref().map(DeliveryStatus::parse).transpose()?.map(DeliveryStatus::as_str);
+    let page = Page::parse(&page)?;
     let rows = webhooks::list_deliveries(&state.db, id, status, &page).await?;
     let (rows, next_cursor) = page.finish(rows, |d| Cursor { created_at: d.created_at, id: d.id });
     let ids: Vec<Uuid> = rows.iter().map(|d| d.id).collect();
