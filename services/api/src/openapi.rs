@@ -4,6 +4,7 @@
 //! tells the truth about each route without each route having to repeat them.
 
 use utoipa::openapi::path::Operation;
+use utoipa::openapi::schema::{Object, ObjectBuilder, SchemaType, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, OpenApi, Ref, ResponseBuilder};
 
@@ -62,4 +63,154 @@ fn add(operation: &mut Operation, status: &str, description: &str) {
         let body = ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorResponse"))).build();
         ResponseBuilder::new().description(description).content("application/json", body).build().into()
     });
+}
+
+/// Characters that are never allowed in names and emails: the control characters (`char::is_control`).
+const CONTROL: &str = r"\x00-\x1f\x7f-\x9f";
+
+fn text(min: usize, max: usize, pattern: String, nullable: bool) -> Object {
+    let ty = if nullable { SchemaType::from_iter([Type::String, Type::Null]) } else { SchemaType::new(Type::String) };
+    ObjectBuilder::new().schema_type(ty).min_length(Some(min)).max_length(Some(max)).pattern(Some(pattern)).build()
+}
+
+fn name_pattern() -> String {
+    format!("^[^{CONTROL}]*[^\\s{CONTROL}][^{CONTROL}]*$")
+}
+
+/// A name (display name, room or camera name): 1–100 characters, one of them not white space,
+/// no control character (`domain::parse_name`).
+pub fn name() -> Object {
+    text(1, 100, name_pattern(), false)
+}
+
+/// [`name`], or `null` for "unchanged".
+pub fn optional_name() -> Object {
+    text(1, 100, name_pattern(), true)
+}
+
+/// An email address as `domain::Email::parse` takes it: white space around it is trimmed; one
+/// `@`; 1–64 characters before it; a domain with a dot, not at either end; no white space or
+/// control character inside.
+pub fn email() -> Object {
+    let part = format!("[^@\\s{CONTROL}]");
+    let edge = format!("[^@.\\s{CONTROL}]");
+    text(3, 254, format!("^\\s*{part}{{1,64}}@{edge}{part}*\\.{part}*{edge}\\s*$"), false)
+}
+
+/// A password: 8–1024 characters, anything.
+pub fn password() -> Object {
+    ObjectBuilder::new().schema_type(Type::String).min_length(Some(8)).max_length(Some(1024)).build()
+}
+
+/// [`password`], or `null`.
+pub fn optional_password() -> Object {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .min_length(Some(8))
+        .max_length(Some(1024))
+        .build()
+}
+
+/// A role that can be given to a member: `member` or `moderator` (ownership cannot be given).
+fn assignable_role(nullable: bool) -> Object {
+    let ty = if nullable { SchemaType::from_iter([Type::String, Type::Null]) } else { SchemaType::new(Type::String) };
+    let mut values = vec![serde_json::json!("member"), serde_json::json!("moderator")];
+    if nullable {
+        values.push(serde_json::Value::Null);
+    }
+    ObjectBuilder::new().schema_type(ty).enum_values(Some(values)).build()
+}
+
+pub fn role_to_give() -> Object {
+    assignable_role(false)
+}
+
+pub fn optional_role_to_give() -> Object {
+    assignable_role(true)
+}
+
+fn nullable_if(nullable: bool, ty: Type) -> SchemaType {
+    if nullable { SchemaType::from_iter([ty, Type::Null]) } else { SchemaType::new(ty) }
+}
+
+/// A DNS name whose last label starts with a letter (a URL parser reads an all-numeric last
+/// label as an IPv4 address), then an optional port and path, query or fragment in printable
+/// ASCII.
+const HOST_PORT_REST: &str = r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?::[0-9]{1,4})?(?:[/?#][!-~]*)?$";
+
+fn url(prefix: &str, nullable: bool) -> Object {
+    ObjectBuilder::new()
+        .schema_type(nullable_if(nullable, Type::String))
+        .max_length(Some(2048))
+        .pattern(Some(format!("{prefix}{HOST_PORT_REST}")))
+        .build()
+}
+
+/// A webhook receiver: an `http` or `https` URL with a host and no credentials, at most 2048
+/// characters.
+pub fn webhook_url() -> Object {
+    url("^https?://", false)
+}
+
+pub fn optional_webhook_url() -> Object {
+    url("^https?://", true)
+}
+
+/// A camera: an `rtsp` or `rtsps` URL without credentials. The server also takes host names
+/// and any public address, but whether a name resolves to allowed addresses depends on DNS at
+/// the time, which no schema can state: the pattern names the form accepted without a lookup, a
+/// public IPv4 address in 1.0.0.0/8–9.0.0.0/8.
+fn rtsp_url(nullable: bool) -> Object {
+    let octet = "(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])";
+    ObjectBuilder::new()
+        .schema_type(nullable_if(nullable, Type::String))
+        .max_length(Some(2048))
+        .pattern(Some(format!(r"^rtsps?://[1-9]\.{octet}\.{octet}\.{octet}(?::[1-9][0-9]{{0,3}})?(?:/[!-~]*)?$")))
+        .build()
+}
+
+pub fn camera_url() -> Object {
+    rtsp_url(false)
+}
+
+pub fn optional_camera_url() -> Object {
+    rtsp_url(true)
+}
+
+/// A webhook's note: at most 200 characters, no control character.
+fn description(nullable: bool) -> Object {
+    ObjectBuilder::new()
+        .schema_type(nullable_if(nullable, Type::String))
+        .max_length(Some(200))
+        .pattern(Some(format!("^[^{CONTROL}]*$")))
+        .build()
+}
+
+pub fn webhook_description() -> Object {
+    description(false)
+}
+
+pub fn optional_webhook_description() -> Object {
+    description(true)
+}
+
+/// Event types a webhook receives (`webhooks::EVENT_TYPES`).
+fn events(nullable: bool) -> utoipa::openapi::schema::Array {
+    let kind = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(crate::webhooks::EVENT_TYPES.iter().map(|e| serde_json::json!(e))))
+        .build();
+    let mut array = utoipa::openapi::schema::ArrayBuilder::new().items(kind);
+    if nullable {
+        array = array.schema_type(SchemaType::from_iter([Type::Array, Type::Null]));
+    }
+    array.build()
+}
+
+pub fn webhook_events() -> utoipa::openapi::schema::Array {
+    events(false)
+}
+
+pub fn optional_webhook_events() -> utoipa::openapi::schema::Array {
+    events(true)
 }

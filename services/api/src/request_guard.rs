@@ -3,7 +3,9 @@
 //! in a JSON body — is refused with 400 on every route at once, instead of reaching a query and
 //! failing there as a 500. The body is read here, once, with a size cap (413) and a deadline
 //! (408), so a client that sends the headers and half a body cannot hold a connection; the
-//! handler's extractor then reads the buffered copy.
+//! handler's extractor then reads the buffered copy. Every body the API reads is a JSON object,
+//! so a JSON array is refused here too (serde would otherwise read `[..]` into a struct's fields
+//! by position).
 
 use std::time::Duration;
 
@@ -24,6 +26,7 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Why a request was refused before its route saw it.
 enum Refusal {
     Nul,
+    Array,
     TooLarge,
     TooSlow(Duration),
     Broken(PayloadError),
@@ -37,6 +40,9 @@ impl Refusal {
                 "invalid_text",
                 "text must not contain the NUL character (U+0000)",
             ),
+            Self::Array => {
+                error_response(StatusCode::BAD_REQUEST, "invalid_field", "the request body must be a JSON object")
+            }
             Self::TooLarge => error_response(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
@@ -91,6 +97,9 @@ async fn checked_body(deadline: Duration, req: &mut ServiceRequest) -> Result<Ve
     let body = tokio::time::timeout(deadline, read).await.map_err(|_| Refusal::TooSlow(deadline))??;
     if carries_nul(&body) {
         return Err(Refusal::Nul);
+    }
+    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(Refusal::Array);
     }
     Ok(body.to_vec())
 }

@@ -18,6 +18,7 @@ use crate::auth::current_user::CurrentUser;
 use crate::auth::room_access::RoomAccess;
 use crate::domain::{CameraCredentials, CameraId, CameraName, CameraState, MAX_CAMERAS_PER_ROOM, RoomId};
 use crate::error::ApiError;
+use crate::openapi;
 use crate::startup::AppState;
 use crate::store::cameras::{self, Camera, CameraChange, CameraStatus, NewCamera};
 
@@ -25,9 +26,11 @@ use crate::store::cameras::{self, Camera, CameraChange, CameraStatus, NewCamera}
 #[serde(deny_unknown_fields)]
 pub struct NewCameraRequest {
     /// 1–100 characters.
+    #[schema(schema_with = openapi::name)]
     pub name: String,
     /// `rtsp://` or `rtsps://` (default ports 554 and 322), at most 2048 bytes, without a user
     /// name or password. Its host must be public unless the operator allows it.
+    #[schema(schema_with = openapi::camera_url)]
     pub rtsp_url: String,
     /// Needs `password`.
     pub username: Option<String>,
@@ -38,7 +41,9 @@ pub struct NewCameraRequest {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CameraUpdate {
+    #[schema(schema_with = openapi::optional_name)]
     pub name: Option<String>,
+    #[schema(schema_with = openapi::optional_camera_url)]
     pub rtsp_url: Option<String>,
     /// A new user name; keeps the stored password when `password` is absent.
     pub username: Option<String>,

@@ -13,19 +13,24 @@ use crate::auth::room_access::RoomAccess;
 use crate::control::{Control, RemovalReason};
 use crate::domain::{Email, RoomRole, UserId};
 use crate::error::ApiError;
+use crate::openapi;
 use crate::startup::AppState;
 use crate::store::members::{self, Ban, Member};
 use crate::store::users;
 
 #[derive(Deserialize, ToSchema)]
 pub struct AddMemberRequest {
+    #[schema(schema_with = openapi::email)]
     pub email: String,
     /// `member` (default) or `moderator` (owner and admins only).
+    #[schema(schema_with = openapi::optional_role_to_give)]
     pub role: Option<RoomRole>,
 }
 
 #[derive(Deserialize, ToSchema)]
 pub struct UpdateMemberRequest {
+    /// `member` or `moderator` (owner and admins only).
+    #[schema(schema_with = openapi::role_to_give)]
     pub role: RoomRole,
 }
 

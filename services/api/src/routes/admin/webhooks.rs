@@ -13,6 +13,7 @@ use uuid::Uuid;
 use crate::auth::admin::Admin;
 use crate::domain::page::{Cursor, Page, PageQuery};
 use crate::error::ApiError;
+use crate::openapi;
 use crate::routes::{ErrorResponse, audit};
 use crate::startup::AppState;
 use crate::store::webhooks::{self, Attempt, Delivery, Endpoint, EndpointChange, NewEndpoint};
@@ -26,23 +27,29 @@ const MAX_DESCRIPTION_CHARS: usize = 200;
 #[serde(deny_unknown_fields)]
 pub struct NewWebhook {
     /// `http` or `https` URL the events are POSTed to; no credentials in it.
+    #[schema(schema_with = openapi::webhook_url)]
     pub url: String,
     /// Event types to send; absent or empty means every type.
     #[serde(default)]
+    #[schema(schema_with = openapi::webhook_events)]
     pub events: Vec<String>,
     /// `whsec_` + base64 of 24–64 bytes; generated when absent.
     pub secret: Option<String>,
     #[serde(default)]
+    #[schema(schema_with = openapi::webhook_description)]
     pub description: String,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookUpdate {
+    #[schema(schema_with = openapi::optional_webhook_url)]
     pub url: Option<String>,
+    #[schema(schema_with = openapi::optional_webhook_events)]
     pub events: Option<Vec<String>>,
     /// A paused endpoint keeps its deliveries queued and gets them when resumed.
     pub active: Option<bool>,
+    #[schema(schema_with = openapi::optional_webhook_description)]
     pub description: Option<String>,
 }
 
