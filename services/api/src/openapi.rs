@@ -133,27 +133,30 @@ fn nullable_if(nullable: bool, ty: Type) -> SchemaType {
     if nullable { SchemaType::from_iter([ty, Type::Null]) } else { SchemaType::new(ty) }
 }
 
-/// A DNS name whose last label starts with a letter (a URL parser reads an all-numeric last
-/// label as an IPv4 address), then an optional port and path, query or fragment in printable
-/// ASCII.
-const HOST_PORT_REST: &str = r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?::[0-9]{1,4})?(?:[/?#][!-~]*)?$";
+/// An IPv4 address octet as Rust parses it (no leading zeros).
+const OCTET: &str = "(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])";
 
-fn url(prefix: &str, nullable: bool) -> Object {
+/// A webhook receiver, as `is_plain_http_url` takes it: `http(s)://`, a DNS name whose last
+/// label starts with a letter (a URL parser reads an all-numeric last label as an IPv4 address)
+/// or an IPv4 address, an optional port, then a path, query or fragment in printable ASCII; at
+/// most 2048 characters.
+fn webhook_url_schema(nullable: bool) -> Object {
+    let label = "[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?";
+    let last = "[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?";
+    let host = format!(r"(?:(?:{label}\.)*{last}|{OCTET}(?:\.{OCTET}){{3}})");
     ObjectBuilder::new()
         .schema_type(nullable_if(nullable, Type::String))
         .max_length(Some(2048))
-        .pattern(Some(format!("{prefix}{HOST_PORT_REST}")))
+        .pattern(Some(format!("^https?://{host}(?::[0-9]{{1,4}})?(?:[/?#][!-~]*)?$")))
         .build()
 }
 
-/// A webhook receiver: an `http` or `https` URL with a host and no credentials, at most 2048
-/// characters.
 pub fn webhook_url() -> Object {
-    url("^https?://", false)
+    webhook_url_schema(false)
 }
 
 pub fn optional_webhook_url() -> Object {
-    url("^https?://", true)
+    webhook_url_schema(true)
 }
 
 /// A camera: an `rtsp` or `rtsps` URL without credentials. The server also takes host names
@@ -161,7 +164,7 @@ pub fn optional_webhook_url() -> Object {
 /// the time, which no schema can state: the pattern names the form accepted without a lookup, a
 /// public IPv4 address in 1.0.0.0/8–9.0.0.0/8.
 fn rtsp_url(nullable: bool) -> Object {
-    let octet = "(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])";
+    let octet = OCTET;
     ObjectBuilder::new()
         .schema_type(nullable_if(nullable, Type::String))
         .max_length(Some(2048))
@@ -175,6 +178,17 @@ pub fn camera_url() -> Object {
 
 pub fn optional_camera_url() -> Object {
     rtsp_url(true)
+}
+
+/// A webhook signing secret as `SigningSecret::parse` takes it: `whsec_` and the canonical
+/// padded base64 of 24 to 64 bytes, or `null` for a generated one.
+pub fn optional_webhook_secret() -> Object {
+    let group = "[A-Za-z0-9+/]{4}";
+    let last = "(?:[A-Za-z0-9+/]{4}|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=|[A-Za-z0-9+/][AQgw]==)";
+    // 8 groups are 24 bytes; 9 to 21 groups with any last one are 25 to 63; 22 with `==` is 64.
+    let pattern =
+        format!("^whsec_(?:(?:{group}){{8}}|(?:{group}){{8,20}}{last}|(?:{group}){{21}}[A-Za-z0-9+/][AQgw]==)$");
+    ObjectBuilder::new().schema_type(nullable_if(true, Type::String)).pattern(Some(pattern)).build()
 }
 
 /// A webhook's note: at most 200 characters, no control character.

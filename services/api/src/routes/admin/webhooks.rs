@@ -34,6 +34,7 @@ pub struct NewWebhook {
     #[schema(schema_with = openapi::webhook_events)]
     pub events: Vec<String>,
     /// `whsec_` + base64 of 24–64 bytes; generated when absent.
+    #[schema(schema_with = openapi::optional_webhook_secret)]
     pub secret: Option<String>,
     #[serde(default)]
     #[schema(schema_with = openapi::webhook_description)]
@@ -170,6 +171,11 @@ fn check_url(url: &str) -> Result<(), ApiError> {
     if url.len() > MAX_URL_BYTES {
         return Err(bad("url is longer than 2048 bytes"));
     }
+    if !is_plain_http_url(url) {
+        return Err(bad(
+            "url must be http(s)://host[:port] then a path in printable ASCII, the host a DNS name or IPv4 address",
+        ));
+    }
     let parsed = reqwest::Url::parse(url).map_err(|_| bad("url is not a valid URL"))?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none_or(str::is_empty) {
         return Err(bad("url must be an http or https URL with a host"));
@@ -178,6 +184,31 @@ fn check_url(url: &str) -> Result<(), ApiError> {
         return Err(bad("url must not contain credentials; the signature authenticates Confab"));
     }
     Ok(())
+}
+
+/// The URL forms a receiver may have, exactly as the API description's pattern states them
+/// (`openapi::webhook_url`): `http(s)://`, a DNS name whose last label starts with a letter or an
+/// IPv4 address, an optional port of 1–4 digits, then anything printable in ASCII after a `/`,
+/// `?` or `#`. Nothing else reaches the URL parser, whose leniency (`*` in host names, text it
+/// rewrites) no schema could state.
+fn is_plain_http_url(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://")) else { return false };
+    let (authority, tail) = rest.split_at(rest.find(['/', '?', '#']).unwrap_or(rest.len()));
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (authority, None),
+    };
+    let label = |l: &str| {
+        (1..=63).contains(&l.len())
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    let dns_name = host.split('.').all(label)
+        && host.rsplit('.').next().is_some_and(|l| l.starts_with(|c: char| c.is_ascii_alphabetic()));
+    (dns_name || host.parse::<std::net::Ipv4Addr>().is_ok())
+        && port.is_none_or(|p| (1..=4).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()))
+        && tail.bytes().all(|b| b.is_ascii_graphic())
 }
 
 fn check_events(events: &[String]) -> Result<Vec<String>, ApiError> {
