@@ -4,7 +4,7 @@
 //! tells the truth about each route without each route having to repeat them.
 
 use utoipa::openapi::path::Operation;
-use utoipa::openapi::schema::{Object, ObjectBuilder, SchemaType, Type};
+use utoipa::openapi::schema::{AllOfBuilder, AnyOfBuilder, Object, ObjectBuilder, SchemaType, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, OpenApi, Ref, ResponseBuilder};
 
@@ -33,8 +33,31 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
-/// Adds the shared answers to every operation of `openapi` (once all routes are in it).
-pub fn add_shared_responses(openapi: &mut OpenApi) {
+/// Completes the document once every route is in it, with what route annotations cannot say:
+/// the shared answers and a rule across two fields.
+pub fn complete(openapi: &mut OpenApi) {
+    add_shared_responses(openapi);
+    camera_username_needs_password(openapi);
+}
+
+/// A camera's user name (other than empty) needs a password (other than empty): a rule across
+/// two properties, added to the `NewCameraRequest` component as an `anyOf`.
+fn camera_username_needs_password(openapi: &mut OpenApi) {
+    let Some(schemas) = openapi.components.as_mut().map(|c| &mut c.schemas) else { return };
+    let Some(fields) = schemas.remove("NewCameraRequest") else { return };
+    let no_username = ObjectBuilder::new()
+        .property("username", ObjectBuilder::new().enum_values(Some([serde_json::json!(""), serde_json::Value::Null])))
+        .build();
+    let with_password = ObjectBuilder::new()
+        .property("password", ObjectBuilder::new().schema_type(Type::String).min_length(Some(1)))
+        .required("password")
+        .build();
+    let rule = AnyOfBuilder::new().item(no_username).item(with_password);
+    schemas.insert("NewCameraRequest".to_owned(), AllOfBuilder::new().item(fields).item(rule).into());
+}
+
+/// Adds the shared answers to every operation.
+fn add_shared_responses(openapi: &mut OpenApi) {
     for item in openapi.paths.paths.values_mut() {
         let operations = [
             &mut item.get,
@@ -136,6 +159,9 @@ fn nullable_if(nullable: bool, ty: Type) -> SchemaType {
 /// An IPv4 address octet as Rust parses it (no leading zeros).
 const OCTET: &str = "(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])";
 
+/// A port number, 0 to 65535, in at most five digits.
+const PORT: &str = "(?:[0-9]{1,4}|0[0-9]{4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])";
+
 /// A webhook receiver, as `is_plain_http_url` takes it: `http(s)://`, a DNS name whose last
 /// label starts with a letter (a URL parser reads an all-numeric last label as an IPv4 address)
 /// or an IPv4 address, an optional port, then a path, query or fragment in printable ASCII; at
@@ -147,7 +173,7 @@ fn webhook_url_schema(nullable: bool) -> Object {
     ObjectBuilder::new()
         .schema_type(nullable_if(nullable, Type::String))
         .max_length(Some(2048))
-        .pattern(Some(format!("^https?://{host}(?::[0-9]{{1,4}})?(?:[/?#][!-~]*)?$")))
+        .pattern(Some(format!("^https?://{host}(?::{PORT})?(?:[/?#][!-~]*)?$")))
         .build()
 }
 
@@ -189,6 +215,24 @@ pub fn optional_webhook_secret() -> Object {
     let pattern =
         format!("^whsec_(?:(?:{group}){{8}}|(?:{group}){{8,20}}{last}|(?:{group}){{21}}[A-Za-z0-9+/][AQgw]==)$");
     ObjectBuilder::new().schema_type(nullable_if(true, Type::String)).pattern(Some(pattern)).build()
+}
+
+/// A camera's user name: at most 255 characters, no control character (`CameraCredentials`).
+pub fn camera_username() -> Object {
+    ObjectBuilder::new()
+        .schema_type(nullable_if(true, Type::String))
+        .max_length(Some(255))
+        .pattern(Some(format!("^[^{CONTROL}]*$")))
+        .build()
+}
+
+/// A camera's password: at most 1024 characters, no control character; empty or `null` is none.
+pub fn camera_password() -> Object {
+    ObjectBuilder::new()
+        .schema_type(nullable_if(true, Type::String))
+        .max_length(Some(1024))
+        .pattern(Some(format!("^[^{CONTROL}]*$")))
+        .build()
 }
 
 /// A webhook's note: at most 200 characters, no control character.

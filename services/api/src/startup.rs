@@ -193,7 +193,7 @@ fn app(
         .service(routes::health::metrics)
         .service(openapi_json)
         .split_for_parts();
-    openapi::add_shared_responses(&mut openapi);
+    openapi::complete(&mut openapi);
     let allowed_methods = web::Data::new(AllowedMethods::from_openapi(&openapi));
     let openapi = web::Data::new(openapi);
     let web_dir = state.settings.web_dir.clone();

@@ -128,6 +128,7 @@ pub async fn list_members(
 #[utoipa::path(tag = "members", security(("bearer" = [])), request_body = AddMemberRequest, responses(
     (status = 201, body = MemberView), (status = 400, body = ErrorResponse), (status = 403, body = ErrorResponse),
     (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse),
+    (status = 422, description = "No account has this email", body = ErrorResponse),
 ))]
 #[post("/v1/rooms/{id}/members")]
 pub async fn add_member(
@@ -230,7 +231,7 @@ pub async fn remove_member(
 /// back in until they are unbanned.
 #[utoipa::path(tag = "members", security(("bearer" = [])), request_body = BanRequest, responses(
     (status = 201), (status = 400, body = ErrorResponse), (status = 403, body = ErrorResponse),
-    (status = 404, body = ErrorResponse),
+    (status = 404, body = ErrorResponse), (status = 422, description = "No such user", body = ErrorResponse),
 ))]
 #[post("/v1/rooms/{id}/bans")]
 pub async fn ban_user(

@@ -188,7 +188,7 @@ fn check_url(url: &str) -> Result<(), ApiError> {
 
 /// The URL forms a receiver may have, exactly as the API description's pattern states them
 /// (`openapi::webhook_url`): `http(s)://`, a DNS name whose last label starts with a letter or an
-/// IPv4 address, an optional port of 1–4 digits, then anything printable in ASCII after a `/`,
+/// IPv4 address, an optional port (up to 65535), then anything printable in ASCII after a `/`,
 /// `?` or `#`. Nothing else reaches the URL parser, whose leniency (`*` in host names, text it
 /// rewrites) no schema could state.
 fn is_plain_http_url(url: &str) -> bool {
@@ -207,7 +207,9 @@ fn is_plain_http_url(url: &str) -> bool {
     let dns_name = host.split('.').all(label)
         && host.rsplit('.').next().is_some_and(|l| l.starts_with(|c: char| c.is_ascii_alphabetic()));
     (dns_name || host.parse::<std::net::Ipv4Addr>().is_ok())
-        && port.is_none_or(|p| (1..=4).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()))
+        && port.is_none_or(|p| {
+            (1..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u16>().is_ok()
+        })
         && tail.bytes().all(|b| b.is_ascii_graphic())
 }
 
