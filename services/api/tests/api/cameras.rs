@@ -532,3 +532,13 @@ async fn admins_see_every_camera_with_its_url_and_status_and_deleting_a_room_rem
     let left = app.get("/v1/admin/cameras", Some(&admin)).await.body;
     assert_eq!(left["cameras"].as_array().unwrap().len(), 1);
 }
+
+#[actix_web::test]
+async fn a_user_name_is_checked_even_when_the_password_is_being_removed() {
+    let app = spawn_app().await;
+    let p = people(&app).await;
+    let camera = added(&app, &p.room, &p.owner, json!({"name": "Cam", "rtsp_url": PUBLIC_URL})).await;
+    let path = format!("{}/{}", cameras_path(&p.room), id(&camera));
+    let reply = app.send("PATCH", &path, Some(&p.owner), Some(json!({"username": "\u{84}", "password": null}))).await;
+    assert_eq!((reply.status, reply.code()), (StatusCode::BAD_REQUEST, "invalid_username"), "{}", reply.body);
+}

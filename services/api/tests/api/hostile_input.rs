@@ -165,3 +165,15 @@ async fn a_body_that_stops_halfway_is_answered_408_and_its_connection_closed_wit
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains(r#""code":"request_timeout""#), "{answer}");
 }
+
+#[actix_web::test]
+async fn a_json_array_is_not_read_into_a_bodys_fields() {
+    let app = spawn_app().await;
+    let (_, login) = app.logged_in_user().await;
+    let token = login["access_token"].as_str().unwrap();
+    let room = app.create_room(token, "Stand-up").await;
+    for (method, path) in [("PATCH", format!("/v1/rooms/{room}")), ("POST", format!("/v1/rooms/{room}/invites"))] {
+        let reply = app.send_raw(method, &path, Some(token), " [null, null]").await;
+        assert_eq!((reply.status, reply.code()), (StatusCode::BAD_REQUEST, "invalid_field"), "{method} {path}");
+    }
+}

@@ -510,6 +510,8 @@ async fn registrations_are_checked_and_only_admins_may_manage_webhooks() {
         (json!({"url": "https://user:pw@hooks.example.org/x"}), "invalid_url"),
         (json!({"url": "not a url"}), "invalid_url"),
         (json!({"url": "file:///etc/passwd"}), "invalid_url"),
+        (json!({"url": "http://h*.example.org/"}), "invalid_url"),
+        (json!({"url": "https://h.example.org/caf\u{e9}"}), "invalid_url"),
         (json!({"url": long}), "invalid_url"),
         (json!({"url": "https://h.example.org", "events": ["room.exploded"]}), "invalid_events"),
         (json!({"url": "https://h.example.org", "secret": "hunter2"}), "invalid_secret"),
