@@ -26,7 +26,8 @@ pub enum ApiError {
     Forbidden { code: &'static str, message: &'static str },
     #[error("not found")]
     NotFound,
-    /// A user named in the request (by email or id) has no account.
+    /// A user named in the request body (by email or id) has no account: 422, since the request
+    /// is well formed and its path names a resource that exists (a 404 would say it does not).
     #[error("no such user")]
     UnknownUser,
     #[error("{message}")]
@@ -70,7 +71,8 @@ impl ResponseError for ApiError {
             Self::Invalid { .. } => StatusCode::BAD_REQUEST,
             Self::Unauthorized | Self::InvalidCredentials | Self::InvalidRefreshToken => StatusCode::UNAUTHORIZED,
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
-            Self::NotFound | Self::UnknownUser => StatusCode::NOT_FOUND,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::UnknownUser => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Overloaded | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

@@ -1,12 +1,16 @@
 //! `confab-api`: accounts, tokens, rooms, invites, recordings metadata and administration.
 
+pub mod allowed_methods;
 pub mod auth;
 pub mod cli;
 pub mod control;
 pub mod domain;
 pub mod download;
 pub mod error;
+pub mod extractor_errors;
 pub mod jobs;
+pub mod openapi;
+pub mod request_guard;
 pub mod routes;
 pub mod settings;
 pub mod startup;

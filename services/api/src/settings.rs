@@ -24,7 +24,7 @@ impl Limit {
     }
 }
 
-/// Abuse limits on the unauthenticated endpoints.
+/// Abuse limits: attempts on the unauthenticated endpoints, and how slowly a body may arrive.
 #[derive(Debug, Clone)]
 pub struct RateLimits {
     /// Login attempts from one client IP.
@@ -35,6 +35,9 @@ pub struct RateLimits {
     pub login_failures_per_account: Limit,
     /// Sign-ups from one client IP.
     pub signup_per_ip: Limit,
+    /// How long a request body may take to arrive in full (slow-body attacks); a slower one is
+    /// answered 408 and its connection closed.
+    pub body_read_timeout: Duration,
 }
 
 impl Default for RateLimits {
@@ -44,6 +47,7 @@ impl Default for RateLimits {
             login_per_account: Limit::per_minute(10),
             login_failures_per_account: Limit::per_hour(100),
             signup_per_ip: Limit::per_hour(20),
+            body_read_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -199,6 +203,12 @@ impl Settings {
                     defaults.login_failures_per_account,
                 )?,
                 signup_per_ip: limit("CONFAB_SIGNUP_RATE_PER_IP", defaults.signup_per_ip)?,
+                body_read_timeout: src.seconds(
+                    "CONFAB_BODY_READ_TIMEOUT_SECS",
+                    defaults.body_read_timeout.as_secs(),
+                    1,
+                    300,
+                )?,
             },
             webhooks: WebhookSettings::from_source(src)?,
             cameras: CameraSettings::from_source(src)?,

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
-use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web::{App, HttpResponse, HttpServer, get, web};
 use confab_common::camera_url::HostPolicy;
-use confab_common::http::{self, error_response};
+use confab_common::http;
 use confab_common::tokens::SigningKeys;
 use confab_storage::Storage;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -21,19 +21,20 @@ use sqlx::postgres::PgPoolOptions;
 use utoipa::OpenApi;
 use utoipa_actix_web::AppExt;
 
+use crate::allowed_methods::AllowedMethods;
 use crate::auth::hashing::PasswordHasher;
 use crate::auth::rate_limit::RateLimiter;
 use crate::auth::tokens::AccessTokens;
 use crate::control::ControlBus;
+use crate::extractor_errors;
 use crate::jobs::RecordingJobs;
+use crate::openapi;
+use crate::request_guard;
 use crate::routes;
 use crate::settings::Settings;
 use crate::web_client;
 use crate::webhooks::delivery::DeliveryWorker;
 use crate::webhooks::presence::PresenceEvents;
-
-/// Request bodies above this size are refused with 413.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// Everything a handler may need, shared by all workers.
 pub struct AppState {
@@ -117,26 +118,6 @@ fn spawn_webhook_workers(state: &AppState) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[derive(OpenApi)]
-#[openapi(
-    info(title = "Confab API", description = "Accounts, rooms, invites, cameras, recordings and administration."),
-    modifiers(&BearerAuth)
-)]
-struct ApiDoc;
-
-struct BearerAuth;
-
-impl utoipa::Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-        let scheme = HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build();
-        openapi
-            .components
-            .get_or_insert_with(Default::default)
-            .add_security_scheme("bearer", SecurityScheme::Http(scheme));
-    }
-}
-
 fn app(
     state: web::Data<AppState>,
     metrics: web::Data<PrometheusHandle>,
@@ -149,9 +130,9 @@ fn app(
         InitError = (),
     >,
 > {
-    let (app, openapi) = App::new()
+    let (app, mut openapi) = App::new()
         .into_utoipa_app()
-        .openapi(ApiDoc::openapi())
+        .openapi(openapi::ApiDoc::openapi())
         .service(routes::auth::signup)
         .service(routes::auth::login)
         .service(routes::auth::refresh)
@@ -210,48 +191,31 @@ fn app(
         .service(routes::health::healthz)
         .service(routes::health::readyz)
         .service(routes::health::metrics)
+        .service(openapi_json)
         .split_for_parts();
+    openapi::complete(&mut openapi);
+    let allowed_methods = web::Data::new(AllowedMethods::from_openapi(&openapi));
     let openapi = web::Data::new(openapi);
     let web_dir = state.settings.web_dir.clone();
+    let body_deadline = state.settings.limits.body_read_timeout;
     let app = web_client::folders(&web_dir).fold(app, App::service);
     app.app_data(state)
         .app_data(metrics)
         .app_data(openapi)
-        .app_data(json_config())
-        .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
-        .route("/openapi.json", web::get().to(openapi_json))
+        .app_data(allowed_methods)
+        .app_data(extractor_errors::json_config())
+        .app_data(extractor_errors::query_config())
+        .app_data(extractor_errors::path_config())
         .app_data(web::Data::new(web_client::Index(web_dir.join("index.html"))))
         .default_service(web::to(web_client::fallback))
+        .wrap(from_fn(move |req, next| request_guard::guard(body_deadline, req, next)))
         .wrap(web_client::headers())
         .wrap(from_fn(|req, next| http::observe(http::Service::Api, req, next)))
 }
 
+/// This document.
+#[utoipa::path(tag = "ops", responses((status = 200, description = "The OpenAPI 3.1 description of the API")))]
+#[get("/openapi.json")]
 async fn openapi_json(doc: web::Data<utoipa::openapi::OpenApi>) -> HttpResponse {
     HttpResponse::Ok().json(doc.get_ref())
-}
-
-/// JSON bodies: at most 64 KiB, and every parse failure becomes a 4xx naming the problem.
-fn json_config() -> web::JsonConfig {
-    use actix_web::error::{InternalError, JsonPayloadError};
-    use actix_web::http::StatusCode;
-    web::JsonConfig::default().limit(MAX_BODY_BYTES).content_type_required(false).error_handler(|err, _req| {
-        let res = match &err {
-            JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => error_response(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!("request body exceeds {MAX_BODY_BYTES} bytes"),
-            ),
-            JsonPayloadError::Deserialize(e) if e.is_data() => {
-                error_response(StatusCode::BAD_REQUEST, "invalid_field", e.to_string())
-            }
-            JsonPayloadError::Deserialize(e) => {
-                error_response(StatusCode::BAD_REQUEST, "malformed_json", e.to_string())
-            }
-            JsonPayloadError::ContentType => {
-                error_response(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "send application/json")
-            }
-            other => error_response(StatusCode::BAD_REQUEST, "invalid_body", other.to_string()),
-        };
-        InternalError::from_response(err, res).into()
-    })
 }

@@ -1,6 +1,7 @@
 //! Serves the browser client from `web/`: its files as they are, and `index.html` for any other
 //! page address (`/invite/{token}`, `/rooms/{id}`, …) so that the client's router shows it. API
-//! paths that match no route still get the JSON 404. Every response carries a strict
+//! paths with a method they do not answer get the JSON 405, and paths that match no route the
+//! JSON 404. Every response carries a strict
 //! Content-Security-Policy (scripts and styles only from this origin) and sends no `Referer`,
 //! since invite links carry their token in the path.
 
@@ -12,6 +13,8 @@ use actix_web::http::header::{CACHE_CONTROL, HeaderValue};
 use actix_web::middleware::DefaultHeaders;
 use actix_web::{HttpRequest, HttpResponse, web};
 use confab_common::http::not_found;
+
+use crate::allowed_methods::AllowedMethods;
 
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
                    media-src 'self' blob:; connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'none'; \
@@ -32,8 +35,12 @@ pub fn folders(dir: &Path) -> impl Iterator<Item = Files> + '_ {
     ["js", "css"].into_iter().map(move |folder| Files::new(&format!("/{folder}"), dir.join(folder)))
 }
 
-/// Everything no route matched: `index.html` for page addresses, else the JSON 404.
-pub async fn fallback(req: HttpRequest, index: web::Data<Index>) -> HttpResponse {
+/// Everything no route matched: the 405 for an API path asked with another method, `index.html`
+/// for page addresses, else the JSON 404.
+pub async fn fallback(req: HttpRequest, index: web::Data<Index>, routes: web::Data<AllowedMethods>) -> HttpResponse {
+    if let Some(refusal) = routes.refuse(req.path()) {
+        return refusal;
+    }
     if !is_page(req.method(), req.path()) {
         return not_found().await;
     }

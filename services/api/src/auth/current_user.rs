@@ -1,6 +1,8 @@
 //! The `CurrentUser` extractor: a valid bearer access token whose user still exists, is not
-//! disabled, and has not invalidated it (logout, password change). The user row is read on every
-//! request so a role change or a disable takes effect at once.
+//! disabled, and has not invalidated it (logout, password change), and whose login (refresh
+//! family) reuse detection has not revoked. The user row and the family's state are read on
+//! every request, in one query, so a role change, a disable or a revoked login takes effect at
+//! once.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -28,8 +30,9 @@ impl FromRequest for CurrentUser {
                 .access_tokens
                 .verify(&token.ok_or(ApiError::Unauthorized)?)
                 .map_err(|_| ApiError::Unauthorized)?;
-            let user = users::find_user_by_id(&state.db, claims.sub).await?.ok_or(ApiError::Unauthorized)?;
-            if user.is_disabled() || user.token_version != claims.ver {
+            let (user, family_revoked) =
+                users::find_token_user(&state.db, claims.sub, claims.fam).await?.ok_or(ApiError::Unauthorized)?;
+            if user.is_disabled() || user.token_version != claims.ver || family_revoked {
                 return Err(ApiError::Unauthorized);
             }
             Ok(CurrentUser(user))

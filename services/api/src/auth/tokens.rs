@@ -30,6 +30,9 @@ pub struct AccessClaims {
     pub role: Role,
     /// The user's `token_version` at issue time.
     pub ver: i32,
+    /// The refresh-token family (the login) the token was issued in: when reuse detection
+    /// revokes the family, its access tokens die with it.
+    pub fam: Uuid,
 }
 
 /// How many verified tokens are remembered; the cache is emptied when it fills.
@@ -53,7 +56,7 @@ impl AccessTokens {
         Self { keys, verifier, issuer: issuer.to_owned(), ttl, verified: Mutex::new(HashMap::new()) }
     }
 
-    pub fn issue(&self, user: &User) -> Result<String, TokenError> {
+    pub fn issue(&self, user: &User, family: Uuid) -> Result<String, TokenError> {
         let now = Utc::now().timestamp();
         self.keys.sign(&AccessClaims {
             iss: self.issuer.clone(),
@@ -64,6 +67,7 @@ impl AccessTokens {
             jti: Uuid::new_v4().to_string(),
             role: user.role,
             ver: user.token_version,
+            fam: family,
         })
     }
 
@@ -145,6 +149,7 @@ mod tests {
             jti: "j".into(),
             role: Role::User,
             ver: 0,
+            fam: Uuid::new_v4(),
         };
         let token = tokens.keys.sign(&expired).unwrap();
         // As if it had been verified and cached while it was still valid.
@@ -155,7 +160,7 @@ mod tests {
     #[test]
     fn a_tampered_token_never_hits_the_cache_of_the_original() {
         let tokens = tokens(Duration::from_secs(60));
-        let token = tokens.issue(&user()).unwrap();
+        let token = tokens.issue(&user(), Uuid::new_v4()).unwrap();
         assert!(tokens.verify(&token).is_ok());
         let mut tampered = token.clone();
         tampered.push('A');
@@ -166,7 +171,7 @@ mod tests {
     fn the_cache_is_bounded() {
         let tokens = tokens(Duration::from_secs(60));
         for _ in 0..VERIFIED_CACHE_ENTRIES + 5 {
-            tokens.verify(&tokens.issue(&user()).unwrap()).unwrap();
+            tokens.verify(&tokens.issue(&user(), Uuid::new_v4()).unwrap()).unwrap();
         }
         assert!(tokens.cache().len() <= VERIFIED_CACHE_ENTRIES);
     }

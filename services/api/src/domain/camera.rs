@@ -34,17 +34,12 @@ impl std::fmt::Display for CameraId {
     }
 }
 
-/// A camera name: 1–100 characters after trimming, no control characters.
+/// A camera name: 1–100 characters, no control characters, trimmed.
 pub struct CameraName(String);
 
 impl CameraName {
     pub fn parse(raw: &str) -> Result<Self, ApiError> {
-        let name = raw.trim();
-        let count = name.chars().count();
-        if count == 0 || count > 100 || name.chars().any(char::is_control) {
-            return Err(ApiError::invalid("invalid_name", "name must be 1–100 characters without control characters"));
-        }
-        Ok(Self(name.to_owned()))
+        super::parse_name(raw, "invalid_name", "name must be 1–100 characters without control characters").map(Self)
     }
 
     pub fn as_str(&self) -> &str {
@@ -66,26 +61,35 @@ impl std::fmt::Debug for CameraCredentials {
 }
 
 const MAX_USERNAME_CHARS: usize = 255;
-const MAX_PASSWORD_BYTES: usize = 1024;
+const MAX_PASSWORD_CHARS: usize = 1024;
 
 impl CameraCredentials {
-    /// A user name (may be empty) of at most 255 characters and a password of 1–1024 bytes,
+    /// A user name (may be empty) of at most 255 characters and a password of 1–1024 characters,
     /// neither with control characters (they would end up in RTSP headers). Messages never
     /// repeat the values.
     pub fn parse(username: &str, password: &str) -> Result<Self, ApiError> {
+        Self::check_username(username)?;
+        if password.is_empty()
+            || password.chars().count() > MAX_PASSWORD_CHARS
+            || password.chars().any(char::is_control)
+        {
+            return Err(ApiError::invalid(
+                "invalid_password",
+                "password must be 1–1024 characters without control characters",
+            ));
+        }
+        Ok(Self { username: username.to_owned(), password: password.to_owned() })
+    }
+
+    /// The user name rule alone, for requests that send one without a password.
+    pub fn check_username(username: &str) -> Result<(), ApiError> {
         if username.chars().count() > MAX_USERNAME_CHARS || username.chars().any(char::is_control) {
             return Err(ApiError::invalid(
                 "invalid_username",
                 "username must be at most 255 characters without control characters",
             ));
         }
-        if password.is_empty() || password.len() > MAX_PASSWORD_BYTES || password.chars().any(char::is_control) {
-            return Err(ApiError::invalid(
-                "invalid_password",
-                "password must be 1–1024 bytes without control characters",
-            ));
-        }
-        Ok(Self { username: username.to_owned(), password: password.to_owned() })
+        Ok(())
     }
 
     pub fn seal(&self, key: &SecretBox) -> Vec<u8> {

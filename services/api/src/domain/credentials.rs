@@ -7,19 +7,19 @@ use crate::error::ApiError;
 pub struct Email(String);
 
 impl Email {
-    pub const MAX_BYTES: usize = 254;
+    pub const MAX_CHARS: usize = 254;
 
     pub fn parse(raw: &str) -> Result<Self, ApiError> {
         let email = raw.trim().to_lowercase();
         let bad = |why: &str| ApiError::invalid("invalid_email", format!("email {why}"));
-        if email.len() > Self::MAX_BYTES {
-            return Err(bad("is longer than 254 bytes"));
+        if email.chars().count() > Self::MAX_CHARS {
+            return Err(bad("is longer than 254 characters"));
         }
         let Some((local, domain)) = email.split_once('@') else {
             return Err(bad("must look like name@example.org"));
         };
         let well_formed = !local.is_empty()
-            && local.len() <= 64
+            && local.chars().count() <= 64
             && domain.contains('.')
             && !domain.starts_with('.')
             && !domain.ends_with('.')
@@ -41,18 +41,19 @@ impl Email {
     }
 }
 
-/// A password of 8–1024 bytes. Any Unicode, no composition rules, never truncated.
+/// A password of 8–1024 characters. Any Unicode, no composition rules, never truncated.
 pub struct Password(String);
 
 impl Password {
-    pub const MIN_BYTES: usize = 8;
-    pub const MAX_BYTES: usize = 1024;
+    pub const MIN_CHARS: usize = 8;
+    pub const MAX_CHARS: usize = 1024;
 
     pub fn parse(raw: String) -> Result<Self, ApiError> {
-        if raw.len() < Self::MIN_BYTES || raw.len() > Self::MAX_BYTES {
+        let count = raw.chars().count();
+        if !(Self::MIN_CHARS..=Self::MAX_CHARS).contains(&count) {
             return Err(ApiError::invalid(
                 "invalid_password",
-                format!("password must be {}–{} bytes long", Self::MIN_BYTES, Self::MAX_BYTES),
+                format!("password must be {}–{} characters long", Self::MIN_CHARS, Self::MAX_CHARS),
             ));
         }
         Ok(Self(raw))
@@ -74,18 +75,13 @@ impl std::fmt::Debug for Password {
 pub struct DisplayName(String);
 
 impl DisplayName {
-    pub const MAX_CHARS: usize = 100;
-
     pub fn parse(raw: &str) -> Result<Self, ApiError> {
-        let name = raw.trim();
-        let count = name.chars().count();
-        if count == 0 || count > Self::MAX_CHARS || name.chars().any(char::is_control) {
-            return Err(ApiError::invalid(
-                "invalid_display_name",
-                "display_name must be 1–100 characters without control characters",
-            ));
-        }
-        Ok(Self(name.to_owned()))
+        super::parse_name(
+            raw,
+            "invalid_display_name",
+            "display_name must be 1–100 characters without control characters",
+        )
+        .map(Self)
     }
 
     pub fn as_str(&self) -> &str {
@@ -112,11 +108,11 @@ mod tests {
     }
 
     #[test]
-    fn passwords_are_bounded_in_bytes_not_characters() {
+    fn passwords_are_bounded_in_characters_as_the_api_description_says() {
         assert!(Password::parse("1234567".into()).is_err());
         assert!(Password::parse("12345678".into()).is_ok());
-        assert!(Password::parse("ééééé".into()).is_ok(), "10 bytes of Unicode is long enough");
-        assert!(Password::parse("x".repeat(1024)).is_ok());
+        assert!(Password::parse("ééééé".into()).is_err(), "5 characters, however many bytes");
+        assert!(Password::parse("é".repeat(1024)).is_ok());
         assert!(Password::parse("x".repeat(1025)).is_err());
     }
 

@@ -50,17 +50,12 @@ impl RoomRole {
     }
 }
 
-/// A room name: 1–100 characters after trimming, no control characters.
+/// A room name: 1–100 characters, no control characters, trimmed.
 pub struct RoomName(String);
 
 impl RoomName {
     pub fn parse(raw: &str) -> Result<Self, ApiError> {
-        let name = raw.trim();
-        let count = name.chars().count();
-        if count == 0 || count > 100 || name.chars().any(char::is_control) {
-            return Err(ApiError::invalid("invalid_name", "name must be 1–100 characters without control characters"));
-        }
-        Ok(Self(name.to_owned()))
+        super::parse_name(raw, "invalid_name", "name must be 1–100 characters without control characters").map(Self)
     }
 
     pub fn as_str(&self) -> &str {

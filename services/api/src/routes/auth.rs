@@ -13,6 +13,7 @@ use crate::auth::rate_limit::{Check, Decision};
 use crate::auth::tokens::{hash_secret, new_secret};
 use crate::domain::{DisplayName, Email, Password, Role, User};
 use crate::error::{ApiError, is_unique_violation};
+use crate::openapi;
 use crate::startup::AppState;
 use crate::store::refresh_tokens::{self, Rotation};
 use crate::store::users::{self, NewUser};
@@ -22,8 +23,11 @@ pub const LOGIN_FAILURES: &str = "login_failures";
 
 #[derive(Deserialize, ToSchema)]
 pub struct SignupRequest {
+    #[schema(schema_with = openapi::email)]
     pub email: String,
+    #[schema(schema_with = openapi::password)]
     pub password: String,
+    #[schema(schema_with = openapi::name)]
     pub display_name: String,
 }
 
@@ -106,7 +110,7 @@ pub async fn login(
 ) -> Result<HttpResponse, ApiError> {
     let limits = &state.settings.limits;
     let email = Email::normalize(&body.email);
-    if email.len() > Email::MAX_BYTES || body.password.len() > Password::MAX_BYTES {
+    if email.chars().count() > Email::MAX_CHARS || body.password.chars().count() > Password::MAX_CHARS {
         return Err(ApiError::InvalidCredentials);
     }
     let hashing = state.hasher.reserve().map_err(hash_error)?;
@@ -205,7 +209,7 @@ async fn start_session(
     family_id: Uuid,
     expires_at: DateTime<Utc>,
 ) -> Result<TokenResponse, ApiError> {
-    let access_token = state.access_tokens.issue(&user).map_err(|e| ApiError::Internal(e.into()))?;
+    let access_token = state.access_tokens.issue(&user, family_id).map_err(|e| ApiError::Internal(e.into()))?;
     let refresh_token = new_secret();
     refresh_tokens::insert_refresh_token(&mut *tx, &hash_secret(&refresh_token), family_id, user.id, expires_at)
         .await?;

@@ -18,6 +18,7 @@ use crate::auth::current_user::CurrentUser;
 use crate::auth::room_access::RoomAccess;
 use crate::domain::{CameraCredentials, CameraId, CameraName, CameraState, MAX_CAMERAS_PER_ROOM, RoomId};
 use crate::error::ApiError;
+use crate::openapi;
 use crate::startup::AppState;
 use crate::store::cameras::{self, Camera, CameraChange, CameraStatus, NewCamera};
 
@@ -25,26 +26,34 @@ use crate::store::cameras::{self, Camera, CameraChange, CameraStatus, NewCamera}
 #[serde(deny_unknown_fields)]
 pub struct NewCameraRequest {
     /// 1–100 characters.
+    #[schema(schema_with = openapi::name)]
     pub name: String,
     /// `rtsp://` or `rtsps://` (default ports 554 and 322), at most 2048 bytes, without a user
     /// name or password. Its host must be public unless the operator allows it.
+    #[schema(schema_with = openapi::camera_url)]
     pub rtsp_url: String,
     /// Needs `password`.
+    #[schema(schema_with = openapi::camera_username)]
     pub username: Option<String>,
     /// Needs `CONFAB_CAMERA_KEY` on the server.
+    #[schema(schema_with = openapi::camera_password)]
     pub password: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CameraUpdate {
+    #[schema(schema_with = openapi::optional_name)]
     pub name: Option<String>,
+    #[schema(schema_with = openapi::optional_camera_url)]
     pub rtsp_url: Option<String>,
-    /// A new user name; keeps the stored password when `password` is absent.
+    /// A new user name; keeps the stored password when `password` is absent (409 when there is
+    /// none).
+    #[schema(schema_with = openapi::camera_username)]
     pub username: Option<String>,
     /// A new password; `null` or `""` removes the camera's credentials.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = openapi::camera_password)]
     pub password: Option<Option<String>>,
 }
 
@@ -192,6 +201,8 @@ fn changed_credentials(
         Some(sealed) => CameraCredentials::open(sealed, key).map(Some).ok_or_else(unreadable),
         None => Ok(None),
     };
+    // A user name is checked even where it is not kept (the password is being removed).
+    update.username.as_deref().map(CameraCredentials::check_username).transpose()?;
     match (&update.username, &update.password) {
         (None, None) => Ok(None),
         (_, Some(None)) => Ok(Some(None)),
@@ -207,7 +218,12 @@ fn changed_credentials(
         }
         (Some(username), None) => {
             let key = key(state)?;
-            let password = stored_credentials(key)?.ok_or_else(password_required)?.password;
+            let password = stored_credentials(key)?
+                .ok_or(ApiError::Conflict {
+                    code: "password_required",
+                    message: "this camera has no stored password to go with a user name; send a password too",
+                })?
+                .password;
             Ok(Some(Some(CameraCredentials::parse(username, &password)?.seal(key))))
         }
     }

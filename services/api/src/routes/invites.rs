@@ -24,8 +24,12 @@ const MAX_EXPIRY: Duration = Duration::from_secs(30 * 86_400);
 #[derive(Deserialize, ToSchema)]
 pub struct CreateInviteRequest {
     /// How many people may use it: 1–1000, default 1.
+    #[schema(minimum = 1, maximum = 1000)]
+    #[serde(default, deserialize_with = "crate::domain::whole_number")]
     pub max_uses: Option<i64>,
     /// Seconds until it expires: 60 to 30 days, default 7 days.
+    #[schema(minimum = 60, maximum = 2_592_000)]
+    #[serde(default, deserialize_with = "crate::domain::whole_number")]
     pub expires_in: Option<i64>,
 }
 

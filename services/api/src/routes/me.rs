@@ -10,13 +10,16 @@ use crate::auth::current_user::CurrentUser;
 use crate::auth::rate_limit::Check;
 use crate::domain::{DisplayName, Password};
 use crate::error::ApiError;
+use crate::openapi;
 use crate::startup::AppState;
 use crate::store::{refresh_tokens, users};
 
 /// Fields to change; `current_password` is required to change the password.
 #[derive(Deserialize, ToSchema)]
 pub struct UpdateMeRequest {
+    #[schema(schema_with = openapi::optional_name)]
     pub display_name: Option<String>,
+    #[schema(schema_with = openapi::optional_password)]
     pub password: Option<String>,
     pub current_password: Option<String>,
 }
@@ -49,8 +52,10 @@ pub async fn update_me(
     let new_hash = match new_password {
         None => None,
         Some(new_password) => {
-            let current = body.current_password.ok_or_else(|| {
-                ApiError::invalid("current_password_required", "current_password is required to change the password")
+            // Like a wrong one: the caller has not proved they know the password.
+            let current = body.current_password.ok_or(ApiError::Forbidden {
+                code: "current_password_required",
+                message: "current_password is required to change the password",
             })?;
             let failures = state.settings.limits.login_failures_per_account;
             enforce(state.limiter.apply(&[Check::peek(LOGIN_FAILURES, &user.email, failures)]).await?)?;

@@ -13,19 +13,24 @@ use crate::auth::room_access::RoomAccess;
 use crate::control::{Control, RemovalReason};
 use crate::domain::{Email, RoomRole, UserId};
 use crate::error::ApiError;
+use crate::openapi;
 use crate::startup::AppState;
 use crate::store::members::{self, Ban, Member};
 use crate::store::users;
 
 #[derive(Deserialize, ToSchema)]
 pub struct AddMemberRequest {
+    #[schema(schema_with = openapi::email)]
     pub email: String,
     /// `member` (default) or `moderator` (owner and admins only).
+    #[schema(schema_with = openapi::optional_role_to_give)]
     pub role: Option<RoomRole>,
 }
 
 #[derive(Deserialize, ToSchema)]
 pub struct UpdateMemberRequest {
+    /// `member` or `moderator` (owner and admins only).
+    #[schema(schema_with = openapi::role_to_give)]
     pub role: RoomRole,
 }
 
@@ -123,6 +128,7 @@ pub async fn list_members(
 #[utoipa::path(tag = "members", security(("bearer" = [])), request_body = AddMemberRequest, responses(
     (status = 201, body = MemberView), (status = 400, body = ErrorResponse), (status = 403, body = ErrorResponse),
     (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse),
+    (status = 422, description = "No account has this email", body = ErrorResponse),
 ))]
 #[post("/v1/rooms/{id}/members")]
 pub async fn add_member(
@@ -225,7 +231,7 @@ pub async fn remove_member(
 /// back in until they are unbanned.
 #[utoipa::path(tag = "members", security(("bearer" = [])), request_body = BanRequest, responses(
     (status = 201), (status = 400, body = ErrorResponse), (status = 403, body = ErrorResponse),
-    (status = 404, body = ErrorResponse),
+    (status = 404, body = ErrorResponse), (status = 422, description = "No such user", body = ErrorResponse),
 ))]
 #[post("/v1/rooms/{id}/bans")]
 pub async fn ban_user(

@@ -85,6 +85,7 @@ pub struct RecordingList {
 #[derive(Deserialize, utoipa::IntoParams)]
 pub struct RecordingFilter {
     /// Only this room's recordings.
+    #[param(value_type = Option<uuid::Uuid>)]
     pub room_id: Option<String>,
 }
 

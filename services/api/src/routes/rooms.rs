@@ -11,22 +11,30 @@ use crate::auth::current_user::CurrentUser;
 use crate::auth::room_access::RoomAccess;
 use crate::control::Control;
 use crate::domain::page::{Cursor, Page, PageQuery};
+use crate::domain::whole_number;
 use crate::domain::{MaxParticipants, Room, RoomId, RoomName, RoomRole, UserId};
 use crate::error::ApiError;
+use crate::openapi;
 use crate::routes::recordings::remove_files;
 use crate::startup::AppState;
 use crate::store::{recordings, rooms};
 
 #[derive(Deserialize, ToSchema)]
 pub struct CreateRoomRequest {
+    #[schema(schema_with = openapi::name)]
     pub name: String,
     /// 2–50, default 8.
+    #[schema(minimum = 2, maximum = 50)]
+    #[serde(default, deserialize_with = "whole_number")]
     pub max_participants: Option<i64>,
 }
 
 #[derive(Deserialize, ToSchema)]
 pub struct UpdateRoomRequest {
+    #[schema(schema_with = openapi::optional_name)]
     pub name: Option<String>,
+    #[schema(minimum = 2, maximum = 50)]
+    #[serde(default, deserialize_with = "whole_number")]
     pub max_participants: Option<i64>,
 }
 

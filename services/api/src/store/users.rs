@@ -1,6 +1,7 @@
 //! The `users` table.
 
 use sqlx::PgExecutor;
+use uuid::Uuid;
 
 use crate::domain::page::Page;
 use crate::domain::{Role, User, UserId};
@@ -38,6 +39,34 @@ pub async fn insert_user(db: impl PgExecutor<'_>, new: &NewUser<'_>) -> Result<U
 
 pub async fn find_user_by_id(db: impl PgExecutor<'_>, id: UserId) -> Result<Option<User>, sqlx::Error> {
     sqlx::query_as(concat!("select ", user_columns!(), " from users where id = $1")).bind(id).fetch_optional(db).await
+}
+
+/// The user of an access token, and whether the token's refresh family (its login) has been
+/// revoked. One round trip, since every authenticated request makes it; the family check is one
+/// probe of a partial index of revoked families.
+pub async fn find_token_user(
+    db: impl PgExecutor<'_>,
+    id: UserId,
+    family_id: Uuid,
+) -> Result<Option<(User, bool)>, sqlx::Error> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        #[sqlx(flatten)]
+        user: User,
+        family_revoked: bool,
+    }
+    let row: Option<Row> = sqlx::query_as(concat!(
+        "select ",
+        user_columns!(),
+        ", exists (select 1 from refresh_tokens
+                   where family_id = $2 and revoked_at is not null) as family_revoked
+         from users where id = $1"
+    ))
+    .bind(id)
+    .bind(family_id)
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(|r| (r.user, r.family_revoked)))
 }
 
 pub async fn find_user_by_email(db: impl PgExecutor<'_>, email: &str) -> Result<Option<User>, sqlx::Error> {

@@ -3,18 +3,12 @@
 use awc::http::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, TestApp, spawn_app};
-
-async fn admin_token(app: &TestApp) -> (String, String) {
-    let (email, login) = app.logged_in_user().await;
-    sqlx::query("update users set role = 'admin' where email = $1").bind(&email).execute(&app.db).await.unwrap();
-    (login["user"]["id"].as_str().unwrap().to_owned(), login["access_token"].as_str().unwrap().to_owned())
-}
+use crate::helpers::{PASSWORD, spawn_app};
 
 #[actix_web::test]
 async fn disabling_a_user_ends_their_sessions_and_connections_at_once() {
     let app = spawn_app().await;
-    let (_, admin) = admin_token(&app).await;
+    let (_, admin) = app.admin_token().await;
     let (email, user) = app.logged_in_user().await;
     let (id, token) = (user["user"]["id"].as_str().unwrap(), user["access_token"].as_str());
     let mut control = app.control_listener().await;
@@ -33,8 +27,8 @@ async fn disabling_a_user_ends_their_sessions_and_connections_at_once() {
 #[actix_web::test]
 async fn a_demoted_admin_loses_admin_routes_on_the_next_request() {
     let app = spawn_app().await;
-    let (_, admin) = admin_token(&app).await;
-    let (other_id, other) = admin_token(&app).await;
+    let (_, admin) = app.admin_token().await;
+    let (other_id, other) = app.admin_token().await;
     assert_eq!(app.get("/v1/admin/stats", Some(&other)).await.status, StatusCode::OK);
     let demote =
         app.send("PATCH", &format!("/v1/admin/users/{other_id}"), Some(&admin), Some(json!({"role": "user"}))).await;
@@ -45,7 +39,7 @@ async fn a_demoted_admin_loses_admin_routes_on_the_next_request() {
 #[actix_web::test]
 async fn admins_cannot_demote_disable_or_delete_themselves() {
     let app = spawn_app().await;
-    let (id, admin) = admin_token(&app).await;
+    let (id, admin) = app.admin_token().await;
     let path = format!("/v1/admin/users/{id}");
     for (method, body) in
         [("PATCH", Some(json!({"role": "user"}))), ("PATCH", Some(json!({"disabled": true}))), ("DELETE", None)]
@@ -58,7 +52,7 @@ async fn admins_cannot_demote_disable_or_delete_themselves() {
 #[actix_web::test]
 async fn deleting_a_user_deletes_the_rooms_they_own_and_ends_those_calls() {
     let app = spawn_app().await;
-    let (_, admin) = admin_token(&app).await;
+    let (_, admin) = app.admin_token().await;
     let (_, owner) = app.logged_in_user().await;
     let room = app.create_room(owner["access_token"].as_str().unwrap(), "Theirs").await;
     let id = owner["user"]["id"].as_str().unwrap();
@@ -79,7 +73,7 @@ async fn deleting_a_user_deletes_the_rooms_they_own_and_ends_those_calls() {
 #[actix_web::test]
 async fn user_search_matches_email_and_name_literally_and_pages() {
     let app = spawn_app().await;
-    let (_, admin) = admin_token(&app).await;
+    let (_, admin) = app.admin_token().await;
     for name in ["Zed 100%", "Zed one", "Zed two"] {
         let email = format!("{}@example.org", uuid::Uuid::new_v4().simple());
         app.post("/v1/auth/signup", None, json!({"email": email, "password": PASSWORD, "display_name": name})).await;
@@ -101,7 +95,7 @@ async fn user_search_matches_email_and_name_literally_and_pages() {
 #[actix_web::test]
 async fn kicking_a_live_participant_tells_the_gateways_and_is_audited() {
     let app = spawn_app().await;
-    let (admin_id, admin) = admin_token(&app).await;
+    let (admin_id, admin) = app.admin_token().await;
     let (_, owner) = app.logged_in_user().await;
     let room = app.create_room(owner["access_token"].as_str().unwrap(), "Call").await;
     let user = uuid::Uuid::parse_str(owner["user"]["id"].as_str().unwrap()).unwrap();
@@ -122,7 +116,7 @@ async fn kicking_a_live_participant_tells_the_gateways_and_is_audited() {
 #[actix_web::test]
 async fn stats_give_the_live_figures_an_operator_checks_first() {
     let app = spawn_app().await;
-    let (_, admin) = admin_token(&app).await;
+    let (_, admin) = app.admin_token().await;
     let owner = app.logged_in_user().await.1;
     let (token, user) = (owner["access_token"].as_str().unwrap(), owner["user"]["id"].as_str().unwrap());
     let user = uuid::Uuid::parse_str(user).unwrap();
@@ -205,7 +199,7 @@ async fn stats_give_the_live_figures_an_operator_checks_first() {
 #[actix_web::test]
 async fn the_audit_log_pages_newest_first() {
     let app = spawn_app().await;
-    let (_, admin) = admin_token(&app).await;
+    let (_, admin) = app.admin_token().await;
     let owner = app.logged_in_user().await.1["access_token"].as_str().unwrap().to_owned();
     let room = app.create_room(&owner, "Audited").await;
     for _ in 0..3 {

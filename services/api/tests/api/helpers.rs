@@ -301,6 +301,25 @@ impl TestApp {
         }
     }
 
+    /// A fresh administrator: (user id, access token).
+    pub async fn admin_token(&self) -> (String, String) {
+        let (email, login) = self.logged_in_user().await;
+        sqlx::query("update users set role = 'admin' where email = $1").bind(&email).execute(&self.db).await.unwrap();
+        (login["user"]["id"].as_str().unwrap().to_owned(), login["access_token"].as_str().unwrap().to_owned())
+    }
+
+    /// Every route of the OpenAPI document the app serves, as (method in lower case, path
+    /// template), so tests that walk all routes also walk the ones added later.
+    pub async fn documented_routes(&self) -> Vec<(String, String)> {
+        let doc = self.get("/openapi.json", None).await.body;
+        doc["paths"]
+            .as_object()
+            .expect("the document has paths")
+            .iter()
+            .flat_map(|(path, item)| item.as_object().unwrap().keys().map(move |m| (m.clone(), path.clone())))
+            .collect()
+    }
+
     /// Signs up a fresh user and logs in: (email, login reply body).
     pub async fn logged_in_user(&self) -> (String, Value) {
         let email = unique_email();

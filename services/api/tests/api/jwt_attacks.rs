@@ -33,6 +33,7 @@ impl Forge {
             claims: json!({
                 "iss": "confab", "aud": "confab-api", "sub": login["user"]["id"],
                 "exp": now + 600, "iat": now, "jti": "forged", "role": "user", "ver": 0,
+                "fam": uuid::Uuid::new_v4(),
             }),
         }
     }
@@ -105,6 +106,8 @@ async fn wrong_audience_issuer_and_missing_required_claims_are_rejected() {
         ("sub", json!("not-a-uuid")),
         ("sub", json!("00000000-0000-0000-0000-000000000000")),
         ("ver", json!(1)),
+        ("fam", Value::Null),
+        ("fam", json!("not-a-uuid")),
         ("role", json!("superuser")),
     ];
     for (field, value) in cases {

@@ -34,7 +34,7 @@ async fn changing_the_password_needs_the_current_one() {
     let (_, login) = app.logged_in_user().await;
     let token = login["access_token"].as_str();
     let missing = app.send("PATCH", "/v1/me", token, Some(json!({"password": "new password 1"}))).await;
-    assert_eq!(missing.status, StatusCode::BAD_REQUEST);
+    assert_eq!(missing.status, StatusCode::FORBIDDEN);
     assert_eq!(missing.code(), "current_password_required");
     let wrong = app
         .send("PATCH", "/v1/me", token, Some(json!({"password": "new password 1", "current_password": "nope nope"})))

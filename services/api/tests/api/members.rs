@@ -39,7 +39,7 @@ async fn adding_members_checks_the_account_the_role_and_duplicates() {
     let again = app.post(&path, Some(&room.owner), json!({"email": email})).await;
     assert_eq!((again.status, again.code()), (StatusCode::CONFLICT, "already_member"));
     let nobody = app.post(&path, Some(&room.owner), json!({"email": unique_email()})).await;
-    assert_eq!((nobody.status, nobody.code()), (StatusCode::NOT_FOUND, "user_not_found"));
+    assert_eq!((nobody.status, nobody.code()), (StatusCode::UNPROCESSABLE_ENTITY, "user_not_found"));
     let owner_role = app.post(&path, Some(&room.owner), json!({"email": unique_email(), "role": "owner"})).await;
     assert_eq!(owner_role.code(), "invalid_role");
     let members = app.get(&path, Some(&room.owner)).await.body;

@@ -36,6 +36,24 @@ async fn reusing_a_rotated_token_revokes_the_whole_family() {
 }
 
 #[actix_web::test]
+async fn access_tokens_of_a_login_that_reuse_revoked_stop_working_at_once() {
+    let app = spawn_app().await;
+    let (email, login) = app.logged_in_user().await;
+    let other_login = app.login(&email, PASSWORD).await.body;
+    let r1 = token(&login, "refresh_token");
+    let next = app.refresh(&r1).await.body;
+    let (first_access, minted_after) = (token(&login, "access_token"), token(&next, "access_token"));
+    assert_eq!(app.get("/v1/me", Some(&minted_after)).await.status, StatusCode::OK);
+    assert_eq!(app.refresh(&r1).await.status, StatusCode::UNAUTHORIZED, "the replay revokes the login");
+    for access in [&first_access, &minted_after] {
+        let reply = app.get("/v1/me", Some(access)).await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "an access token of the revoked login: {}", reply.body);
+    }
+    let untouched = token(&other_login, "access_token");
+    assert_eq!(app.get("/v1/me", Some(&untouched)).await.status, StatusCode::OK, "another login lives on");
+}
+
+#[actix_web::test]
 async fn reuse_in_one_family_leaves_other_logins_alone() {
     let app = spawn_app().await;
     let (email, login) = app.logged_in_user().await;

@@ -159,3 +159,15 @@ async fn moderators_rename_but_only_owners_delete_and_deletion_ends_the_call() {
     .unwrap();
     assert_eq!(leftovers, 0, "members, invites and bans go with the room");
 }
+
+#[actix_web::test]
+async fn whole_numbers_may_be_written_with_a_fraction_of_zero_as_json_allows() {
+    let app = spawn_app().await;
+    let (_, login) = app.logged_in_user().await;
+    let token = login["access_token"].as_str().unwrap();
+    let reply = app.post("/v1/rooms", Some(token), json!({"name": "Big", "max_participants": 24.0})).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    assert_eq!(reply.body["max_participants"], 24);
+    let half = app.post("/v1/rooms", Some(token), json!({"name": "Big", "max_participants": 24.5})).await;
+    assert_eq!((half.status, half.code()), (StatusCode::BAD_REQUEST, "invalid_field"));
+}

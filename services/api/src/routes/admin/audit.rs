@@ -1,7 +1,7 @@
 //! The audit log, site statistics, and the recordings list.
 
 use actix_web::{HttpResponse, get, web};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::admin::Admin;
@@ -66,28 +66,32 @@ pub struct RecordingCounts {
     pub failed_last_24h: i64,
 }
 
+/// `?limit=&cursor=` of the audit log, whose entries are numbered: the cursor is the number of
+/// the last entry seen.
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct AuditPage {
+    /// 1–200, default 50.
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<i64>,
+    /// `next_cursor` from the previous page.
+    pub cursor: Option<i64>,
+}
+
 /// The audit log, newest first.
-#[utoipa::path(tag = "admin", security(("bearer" = [])), params(PageQuery), responses(
+#[utoipa::path(tag = "admin", security(("bearer" = [])), params(AuditPage), responses(
     (status = 200, body = AuditList), (status = 400, body = ErrorResponse), (status = 403, body = ErrorResponse),
 ))]
 #[get("/v1/admin/audit-log")]
 pub async fn audit_log(
     state: web::Data<AppState>,
     _admin: Admin,
-    query: web::Query<PageQuery>,
+    query: web::Query<AuditPage>,
 ) -> Result<HttpResponse, ApiError> {
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::invalid("invalid_limit", format!("limit must be between 1 and {MAX_LIMIT}")));
     }
-    let before = match query.cursor.as_deref() {
-        None => None,
-        Some(raw) => Some(
-            raw.parse::<i64>()
-                .map_err(|_| ApiError::invalid("invalid_cursor", "cursor is not one this server issued"))?,
-        ),
-    };
-    let mut rows = audit::list_audit(&state.db, before, limit + 1).await?;
+    let mut rows = audit::list_audit(&state.db, query.cursor, limit + 1).await?;
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
     let next_cursor = if more { rows.last().map(|r| r.id.to_string()) } else { None };

@@ -18,6 +18,7 @@ use crate::store::cameras::{self, Camera};
 #[derive(Deserialize, IntoParams)]
 pub struct AdminCameraFilter {
     /// Only this room's cameras.
+    #[param(value_type = Option<uuid::Uuid>)]
     pub room_id: Option<String>,
 }
 

@@ -17,10 +17,9 @@ use crate::store::{refresh_tokens, rooms, users};
 
 #[derive(Deserialize, IntoParams)]
 pub struct UserSearch {
-    /// Part of an email or display name.
+    /// Part of an email or display name (at most 254 characters).
+    #[param(max_length = 254)]
     pub q: Option<String>,
-    pub limit: Option<i64>,
-    pub cursor: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -74,21 +73,21 @@ fn not_self(admin: &User, target: &User) -> Result<(), ApiError> {
 }
 
 /// Search users by email or display name.
-#[utoipa::path(tag = "admin", security(("bearer" = [])), params(UserSearch), responses(
+#[utoipa::path(tag = "admin", security(("bearer" = [])), params(PageQuery, UserSearch), responses(
     (status = 200, body = AdminUserList), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
 ))]
 #[get("/v1/admin/users")]
 pub async fn list_users(
     state: web::Data<AppState>,
     _admin: Admin,
+    page: web::Query<PageQuery>,
     query: web::Query<UserSearch>,
 ) -> Result<HttpResponse, ApiError> {
-    let query = query.into_inner();
-    let page = Page::parse(&PageQuery { limit: query.limit, cursor: query.cursor })?;
-    let search = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
-    if search.is_some_and(|q| q.len() > 254) {
-        return Err(ApiError::invalid("invalid_query", "q is longer than 254 bytes"));
+    let page = Page::parse(&page)?;
+    if query.q.as_ref().is_some_and(|q| q.chars().count() > 254) {
+        return Err(ApiError::invalid("invalid_query", "q is longer than 254 characters"));
     }
+    let search = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
     let rows = users::search_users(&state.db, search, &page).await?;
     let (rows, next_cursor) = page.finish(rows, |u| Cursor { created_at: u.created_at, id: u.id.0 });
     Ok(HttpResponse::Ok().json(AdminUserList { users: rows.into_iter().map(Into::into).collect(), next_cursor }))

@@ -13,6 +13,7 @@ use uuid::Uuid;
 use crate::auth::admin::Admin;
 use crate::domain::page::{Cursor, Page, PageQuery};
 use crate::error::ApiError;
+use crate::openapi;
 use crate::routes::{ErrorResponse, audit};
 use crate::startup::AppState;
 use crate::store::webhooks::{self, Attempt, Delivery, Endpoint, EndpointChange, NewEndpoint};
@@ -26,23 +27,30 @@ const MAX_DESCRIPTION_CHARS: usize = 200;
 #[serde(deny_unknown_fields)]
 pub struct NewWebhook {
     /// `http` or `https` URL the events are POSTed to; no credentials in it.
+    #[schema(schema_with = openapi::webhook_url)]
     pub url: String,
     /// Event types to send; absent or empty means every type.
     #[serde(default)]
+    #[schema(schema_with = openapi::webhook_events)]
     pub events: Vec<String>,
     /// `whsec_` + base64 of 24–64 bytes; generated when absent.
+    #[schema(schema_with = openapi::optional_webhook_secret)]
     pub secret: Option<String>,
     #[serde(default)]
+    #[schema(schema_with = openapi::webhook_description)]
     pub description: String,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookUpdate {
+    #[schema(schema_with = openapi::optional_webhook_url)]
     pub url: Option<String>,
+    #[schema(schema_with = openapi::optional_webhook_events)]
     pub events: Option<Vec<String>>,
     /// A paused endpoint keeps its deliveries queued and gets them when resumed.
     pub active: Option<bool>,
+    #[schema(schema_with = openapi::optional_webhook_description)]
     pub description: Option<String>,
 }
 
@@ -126,15 +134,47 @@ pub struct DeliveryList {
 #[derive(Deserialize, IntoParams)]
 pub struct DeliveryQuery {
     /// Only deliveries in this status.
+    #[param(value_type = Option<DeliveryStatus>)]
     pub status: Option<String>,
-    pub limit: Option<i64>,
-    pub cursor: Option<String>,
+}
+
+/// Where a delivery stands.
+#[derive(Clone, Copy, utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum DeliveryStatus {
+    Pending,
+    Delivered,
+    Failed,
+}
+
+impl DeliveryStatus {
+    fn parse(raw: &str) -> Result<Self, ApiError> {
+        match raw {
+            "pending" => Ok(Self::Pending),
+            "delivered" => Ok(Self::Delivered),
+            "failed" => Ok(Self::Failed),
+            _ => Err(ApiError::invalid("invalid_status", "status is one of pending, delivered, failed")),
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Delivered => "delivered",
+            Self::Failed => "failed",
+        }
+    }
 }
 
 fn check_url(url: &str) -> Result<(), ApiError> {
     let bad = |message: &str| ApiError::invalid("invalid_url", message.to_owned());
     if url.len() > MAX_URL_BYTES {
         return Err(bad("url is longer than 2048 bytes"));
+    }
+    if !is_plain_http_url(url) {
+        return Err(bad(
+            "url must be http(s)://host[:port] then a path in printable ASCII, the host a DNS name or IPv4 address",
+        ));
     }
     let parsed = reqwest::Url::parse(url).map_err(|_| bad("url is not a valid URL"))?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none_or(str::is_empty) {
@@ -144,6 +184,33 @@ fn check_url(url: &str) -> Result<(), ApiError> {
         return Err(bad("url must not contain credentials; the signature authenticates Confab"));
     }
     Ok(())
+}
+
+/// The URL forms a receiver may have, exactly as the API description's pattern states them
+/// (`openapi::webhook_url`): `http(s)://`, a DNS name whose last label starts with a letter or an
+/// IPv4 address, an optional port (up to 65535), then anything printable in ASCII after a `/`,
+/// `?` or `#`. Nothing else reaches the URL parser, whose leniency (`*` in host names, text it
+/// rewrites) no schema could state.
+fn is_plain_http_url(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://")) else { return false };
+    let (authority, tail) = rest.split_at(rest.find(['/', '?', '#']).unwrap_or(rest.len()));
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (authority, None),
+    };
+    let label = |l: &str| {
+        (1..=63).contains(&l.len())
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    let dns_name = host.split('.').all(label)
+        && host.rsplit('.').next().is_some_and(|l| l.starts_with(|c: char| c.is_ascii_alphabetic()));
+    (dns_name || host.parse::<std::net::Ipv4Addr>().is_ok())
+        && port.is_none_or(|p| {
+            (1..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u16>().is_ok()
+        })
+        && tail.bytes().all(|b| b.is_ascii_graphic())
 }
 
 fn check_events(events: &[String]) -> Result<Vec<String>, ApiError> {
@@ -302,7 +369,7 @@ pub async fn delete_webhook(
 }
 
 /// An endpoint's deliveries, newest first, each with every attempt made.
-#[utoipa::path(tag = "admin", security(("bearer" = [])), params(DeliveryQuery), responses(
+#[utoipa::path(tag = "admin", security(("bearer" = [])), params(PageQuery, DeliveryQuery), responses(
     (status = 200, body = DeliveryList), (status = 400, body = ErrorResponse), (status = 403, body = ErrorResponse),
     (status = 404, body = ErrorResponse),
 ))]
@@ -311,15 +378,12 @@ pub async fn list_deliveries(
     state: web::Data<AppState>,
     _admin: Admin,
     path: web::Path<String>,
+    page: web::Query<PageQuery>,
     query: web::Query<DeliveryQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let id = endpoint(&state, &path).await?.id;
-    let query = query.into_inner();
-    let status = query.status.as_deref();
-    if status.is_some_and(|s| !matches!(s, "pending" | "delivered" | "failed")) {
-        return Err(ApiError::invalid("invalid_status", "status is one of pending, delivered, failed"));
-    }
-    let page = Page::parse(&PageQuery { limit: query.limit, cursor: query.cursor })?;
+    let status = query.status.as_deref().map(DeliveryStatus::parse).transpose()?.map(DeliveryStatus::as_str);
+    let page = Page::parse(&page)?;
     let rows = webhooks::list_deliveries(&state.db, id, status, &page).await?;
     let (rows, next_cursor) = page.finish(rows, |d| Cursor { created_at: d.created_at, id: d.id });
     let ids: Vec<Uuid> = rows.iter().map(|d| d.id).collect();
