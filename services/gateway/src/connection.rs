@@ -12,8 +12,9 @@ use confab_protocol::signal::{
 use tokio::sync::{Notify, mpsc, watch};
 
 use crate::frames::{FrameError, Reassembler};
-use crate::hub::{Hub, Outbound, Undelivered, message};
+use crate::hub::{Hub, Undelivered};
 use crate::recording;
+use crate::rooms::{Outbound, message};
 use crate::session::{ProtocolError, RateLimit, Verdict, decode};
 use crate::settings::Limits;
 

@@ -25,45 +25,14 @@ use std::time::{Duration, Instant, SystemTime};
 
 use confab_common::http::RequestId;
 use confab_protocol::bus::{self, Delivery, Fanout, PeerPresence, Restored, RoomEvent, Superseded, room_event::Event};
-use confab_protocol::signal::{
-    Kicked, Peer, PeerJoined, PeerLeft, Resync, RoomClosed, ServerMessage, server_message::Kind,
-};
+use confab_protocol::signal::{Kicked, Peer, PeerLeft, RoomClosed, ServerMessage, server_message::Kind};
 use prost::Message;
 use redis::aio::{ConnectionManager, PubSubSink};
-use tokio::sync::{Notify, mpsc};
 
 use crate::presence::{self, Admission, INSTANCE_TTL, Presence};
 use crate::publisher::Publisher;
 use crate::recording::{self, RoomView};
-
-/// What a connection task is told to do.
-#[derive(Debug, Clone)]
-pub enum Outbound {
-    Message {
-        message: ServerMessage,
-        /// For a message relayed from a client: when its gateway read it.
-        read_at: Option<SystemTime>,
-    },
-    /// Send this last message, then close the socket with `code`.
-    CloseWith { message: ServerMessage, code: u16 },
-    /// The client resumed this connection elsewhere: close it, and leave the peer to the new one.
-    Superseded,
-}
-
-/// A connection on this instance, as the hub sees it.
-#[derive(Clone)]
-pub struct LocalPeer {
-    pub peer: Peer,
-    /// RFC 3339, when the peer joined.
-    pub joined_at: String,
-    /// The recording a recorder captures; empty for participants.
-    pub recording_id: String,
-    /// The hash of this connection's resume token: names the connection in presence.
-    pub resume_hash: String,
-    pub outbound: mpsc::Sender<Outbound>,
-    /// Notified when the outbound queue overflowed: the connection must close.
-    pub slow: Arc<Notify>,
-}
+use crate::rooms::{LocalPeer, Outbound, Rooms, message};
 
 #[derive(Debug, thiserror::Error)]
 pub enum JoinError {
@@ -82,7 +51,7 @@ pub enum Undelivered {
 }
 
 pub struct Hub {
-    rooms: Mutex<HashMap<String, HashMap<String, LocalPeer>>>,
+    rooms: Mutex<Rooms>,
     presence: Presence,
     prefix: String,
     instance_id: String,
@@ -92,15 +61,6 @@ pub struct Hub {
     resume_window: Duration,
     subscriptions: tokio::sync::Mutex<Subscriptions>,
     publisher: Publisher,
-    /// Events this instance published per room, while it has local peers there.
-    published: Mutex<HashMap<String, u64>>,
-    /// The last sequence number heard per (room, origin instance) on subscribed rooms.
-    heard: Mutex<HashMap<(String, String), u64>>,
-    /// The peers in each room with local peers, on any instance, and the instance each is on, as
-    /// far as this instance has heard (presence read at join and resync, then `peer_joined`,
-    /// `peer_left` and resumes): spares a Redis lookup per relayed signal (a peer missing here
-    /// is looked up in presence), and says whom to wait for after a Redis outage.
-    known: Mutex<HashMap<String, HashMap<String, String>>>,
     /// Presence entries (room, peer) whose removal failed, retried by the liveness task.
     unfreed: Mutex<HashMap<(String, String), Unfreed>>,
     /// Whether the subscriber is connected; joins wait a moment for it after start-up or a
@@ -146,7 +106,7 @@ struct Subscriptions {
 impl Hub {
     pub fn new(redis: ConnectionManager, prefix: &str, instance_id: &str, resume_window: Duration) -> Self {
         Self {
-            rooms: Mutex::new(HashMap::new()),
+            rooms: Mutex::new(Rooms::new(instance_id)),
             presence: Presence::new(redis.clone(), prefix),
             prefix: prefix.to_owned(),
             instance_id: instance_id.to_owned(),
@@ -154,9 +114,6 @@ impl Hub {
             resume_window,
             subscriptions: tokio::sync::Mutex::new(Subscriptions::default()),
             publisher: Publisher::start(redis),
-            published: Mutex::default(),
-            heard: Mutex::default(),
-            known: Mutex::default(),
             unfreed: Mutex::default(),
             attached: tokio::sync::watch::Sender::new(false),
             ever_attached: AtomicBool::new(false),
@@ -203,7 +160,7 @@ impl Hub {
         self.restoring.store(true, Ordering::SeqCst);
         self.subscriptions.lock().await.sink = None;
         // Whatever comes after the reconnect is compared with nothing: `restore` resyncs anyway.
-        lock(&self.heard).clear();
+        self.rooms().forget_heard();
         self.attached.send_replace(false);
     }
 
@@ -228,8 +185,8 @@ impl Hub {
         }
         let snapshot: Vec<(String, Vec<PeerPresence>)> = self
             .rooms()
-            .iter()
-            .map(|(room_id, room)| (room_id.clone(), room.values().map(|local| self.entry_of(local)).collect()))
+            .each_room()
+            .map(|(room_id, room)| (room_id.clone(), room.map(|local| self.entry_of(local)).collect()))
             .collect();
         let mut outcome = Err(redis::RedisError::from((redis::ErrorKind::Io, "not tried")));
         // The command connection may still be reconnecting to the restarted server.
@@ -252,15 +209,13 @@ impl Hub {
         let mut awaiting: HashMap<String, HashSet<String>> = HashMap::new();
         for ((room_id, _), restored) in snapshot.into_iter().zip(restored) {
             for peer_id in &restored.moved {
-                if let Some(hash) = self.local_hash(&room_id, peer_id) {
+                let hash = self.rooms().local_hash(&room_id, peer_id);
+                if let Some(hash) = hash {
                     self.drop_superseded(&room_id, peer_id, &hash).await;
                 }
             }
             self.publish(&room_id, Event::Restored(Restored { added: restored.added }), None);
-            let others: HashSet<String> = lock(&self.known)
-                .get(&room_id)
-                .map(|peers| peers.values().filter(|id| **id != self.instance_id).cloned().collect())
-                .unwrap_or_default();
+            let others = self.rooms().other_instances(&room_id);
             awaiting.insert(room_id, others);
         }
         let instances: Vec<String> = awaiting.values().flatten().cloned().collect::<HashSet<_>>().into_iter().collect();
@@ -316,12 +271,7 @@ impl Hub {
             }
         };
         metrics::counter!("gateway_resyncs_total").increment(1);
-        if let Some(room) = self.rooms().get(room_id) {
-            for local in room.values() {
-                let peers = recording::view_for(&local.peer, &present).peers;
-                push(local, message(Kind::Resync(Resync { peers })));
-            }
-        }
+        self.rooms().resync(room_id, &present);
     }
 
     /// The presence entry of a live connection on this instance.
@@ -338,10 +288,6 @@ impl Hub {
             resume_hash: local.resume_hash.clone(),
             parked_until_ms: 0,
         }
-    }
-
-    fn local_hash(&self, room_id: &str, peer_id: &str) -> Option<String> {
-        self.rooms().get(room_id)?.get(peer_id).map(|local| local.resume_hash.clone())
     }
 
     async fn hold_room(&self, room_id: &str) -> redis::RedisResult<()> {
@@ -368,8 +314,7 @@ impl Hub {
             return;
         }
         subs.rooms.remove(room_id);
-        lock(&self.heard).retain(|(room, _), _| room != room_id);
-        lock(&self.known).remove(room_id);
+        self.rooms().forget(room_id);
         lock(&self.awaiting_restore).remove(room_id);
         let channel = self.room_channel(room_id);
         if let Some(sink) = subs.sink.as_mut() {
@@ -379,23 +324,17 @@ impl Hub {
 
     /// Sends a room event to the other instances, numbered in the room's sequence; never waits.
     fn publish(&self, room_id: &str, event: Event, read_at: Option<SystemTime>) {
-        let mut published = lock(&self.published);
-        let seq = published.entry(room_id.to_owned()).or_insert(0);
-        *seq += 1;
+        let mut rooms = self.rooms();
         let read_at_us =
             read_at.map_or(0, |at| at.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_micros());
         let event = RoomEvent {
             origin_instance: self.instance_id.clone(),
             event: Some(event),
-            seq: *seq,
+            seq: rooms.next_seq(room_id),
             read_at_us: read_at_us as i64,
         };
         // Queued under the lock: the publisher sends in sequence order.
         self.publisher.send(self.room_channel(room_id), event.encode_to_vec());
-        if !self.rooms().contains_key(room_id) {
-            // Nobody here any more: the next event starts a new series.
-            published.remove(room_id);
-        }
     }
 
     /// Handles a message from a subscribed channel.
@@ -416,7 +355,8 @@ impl Hub {
                 return;
             }
         };
-        if self.missed_before(room_id, &event) {
+        let missed = self.rooms().missed_before(room_id, &event.origin_instance, event.seq);
+        if missed {
             tracing::info!(room.id = room_id, instance.id = %event.origin_instance, "room events were missed; resyncing");
             let (hub, room_id) = (self.clone(), room_id.to_owned());
             tokio::spawn(async move { hub.resync(&room_id).await });
@@ -426,35 +366,20 @@ impl Hub {
         let origin = event.origin_instance.as_str();
         match event.event {
             Some(Event::Delivery(Delivery { to, message: Some(message) })) => {
-                if let Some(peer) = self.rooms().get(room_id).and_then(|room| room.get(&to)) {
-                    push_relayed(peer, message, read_at);
-                }
+                // Not here (any more): the instance that holds it got it too, or it left.
+                let _ = self.rooms().deliver(room_id, &to, message, read_at);
             }
             Some(Event::Fanout(Fanout { except, message: Some(message) })) => {
-                self.fanout_local(room_id, &except, &message, read_at, origin)
+                self.rooms().fanout(room_id, &except, &message, read_at, origin)
             }
             Some(Event::Superseded(Superseded { peer_id, resume_hash })) => {
-                if let Some(peers) = lock(&self.known).get_mut(room_id) {
-                    peers.insert(peer_id.clone(), origin.to_owned());
-                }
+                self.rooms().moved(room_id, &peer_id, origin);
                 let (hub, room_id) = (self.clone(), room_id.to_owned());
                 tokio::spawn(async move { hub.drop_superseded(&room_id, &peer_id, &resume_hash).await });
             }
             Some(Event::Restored(Restored { added })) => self.restored_elsewhere(room_id, origin, added),
             _ => {}
         }
-    }
-
-    /// Records the event's place in its origin's sequence for the room; true if events came
-    /// before it that this instance never received.
-    fn missed_before(&self, room_id: &str, event: &RoomEvent) -> bool {
-        if event.seq == 0 {
-            return false;
-        }
-        let mut heard = lock(&self.heard);
-        let last = heard.insert((room_id.to_owned(), event.origin_instance.clone()), event.seq);
-        // No `last`: this instance just subscribed, and what came before was not for it.
-        matches!(last, Some(last) if event.seq != 1 && event.seq != last + 1)
     }
 
     /// Carries out a command from the API on this instance's connections, and logs it with the
@@ -493,7 +418,7 @@ impl Hub {
         }
     }
 
-    fn rooms(&self) -> std::sync::MutexGuard<'_, HashMap<String, HashMap<String, LocalPeer>>> {
+    fn rooms(&self) -> std::sync::MutexGuard<'_, Rooms> {
         lock(&self.rooms)
     }
 
@@ -527,14 +452,7 @@ impl Hub {
         };
         let view = recording::view_for(&local.peer, &present);
         let joined = recording::arrival(&local.peer, &local.recording_id);
-        {
-            let mut rooms = self.rooms();
-            let room = rooms.entry(room_id.to_owned()).or_default();
-            for other in room.values() {
-                push(other, joined.clone());
-            }
-            room.insert(peer_id.clone(), local);
-        }
+        self.rooms().admit(room_id, local, &joined);
         self.publish(room_id, Event::Fanout(Fanout { except: peer_id, message: Some(joined) }), None);
         Ok(view)
     }
@@ -542,8 +460,7 @@ impl Hub {
     /// Everyone in the room's presence, oldest first; refreshes `known` on the way.
     async fn present(&self, room_id: &str) -> redis::RedisResult<Vec<PeerPresence>> {
         let present = self.presence.read(room_id).await?;
-        let peers = present.iter().map(|p| (p.peer_id.clone(), p.instance_id.clone())).collect();
-        lock(&self.known).insert(room_id.to_owned(), peers);
+        self.rooms().learn(room_id, &present);
         Ok(present)
     }
 
@@ -593,25 +510,14 @@ impl Hub {
             }
         };
         let view = recording::view_for(&local.peer, &present);
-        self.rooms().entry(room_id.to_owned()).or_default().insert(peer_id.clone(), local);
+        self.rooms().resume(room_id, local);
         Ok(Some((peer_id, view)))
     }
 
     /// Closes this instance's connection `resume_hash` of `peer_id`, whose client resumed it
     /// elsewhere: no departure, the peer lives on in the new connection.
     async fn drop_superseded(&self, room_id: &str, peer_id: &str, resume_hash: &str) {
-        let dropped = {
-            let mut rooms = self.rooms();
-            let Some(room) = rooms.get_mut(room_id) else { return };
-            if room.get(peer_id).is_none_or(|local| local.resume_hash != resume_hash) {
-                return;
-            }
-            let dropped = room.remove(peer_id);
-            if room.is_empty() {
-                rooms.remove(room_id);
-            }
-            dropped
-        };
+        let dropped = self.rooms().remove(room_id, peer_id, resume_hash);
         if let Some(local) = dropped {
             tracing::info!(room.id = %room_id, peer.id = %peer_id, "connection resumed elsewhere; closing this one");
             if local.outbound.try_send(Outbound::Superseded).is_err() {
@@ -625,7 +531,7 @@ impl Hub {
     /// its place is kept for `window`, so the client can resume it on any instance and keep its
     /// peer id. If it does not, it leaves as `disconnected` when the window ends.
     pub async fn park(self: &Arc<Self>, room_id: &str, peer_id: &str, resume_hash: &str, window: Duration) {
-        if !self.remove_local(room_id, peer_id, resume_hash) {
+        if self.rooms().remove(room_id, peer_id, resume_hash).is_none() {
             return;
         }
         self.release_room(room_id).await;
@@ -640,20 +546,6 @@ impl Hub {
             // A resume changed the entry's connection, and then this frees nothing.
             hub.depart(&room_id, &peer_id, &resume_hash, "disconnected").await;
         });
-    }
-
-    /// Removes this instance's connection `resume_hash` of a peer; true if it was here.
-    fn remove_local(&self, room_id: &str, peer_id: &str, resume_hash: &str) -> bool {
-        let mut rooms = self.rooms();
-        let Some(room) = rooms.get_mut(room_id) else { return false };
-        if room.get(peer_id).is_none_or(|local| local.resume_hash != resume_hash) {
-            return false;
-        }
-        room.remove(peer_id);
-        if room.is_empty() {
-            rooms.remove(room_id);
-        }
-        true
     }
 
     /// Frees a departed (not local) participant's place and tells every instance's peers.
@@ -674,7 +566,7 @@ impl Hub {
     }
 
     fn announce_departure(&self, room_id: &str, peer_id: &str, left: ServerMessage) {
-        self.fanout_local(room_id, peer_id, &left, None, &self.instance_id);
+        self.rooms().fanout(room_id, peer_id, &left, None, &self.instance_id);
         self.publish(room_id, Event::Fanout(Fanout { except: peer_id.to_owned(), message: Some(left) }), None);
     }
 
@@ -717,21 +609,11 @@ impl Hub {
     pub async fn leave(&self, room_id: &str, peer_id: &str, resume_hash: &str, reason: &str) {
         let left = {
             let mut rooms = self.rooms();
-            let Some(room) = rooms.get_mut(room_id) else { return };
-            if room.get(peer_id).is_none_or(|local| local.resume_hash != resume_hash) {
-                return;
-            }
-            let gone = room.remove(peer_id).expect("checked above");
+            let Some(gone) = rooms.remove(room_id, peer_id, resume_hash) else { return };
             let left = recording::departure(peer_id, &gone.peer.role, &gone.recording_id, reason);
-            for other in room.values() {
-                push(other, left.clone());
-            }
-            if room.is_empty() {
-                rooms.remove(room_id);
-            }
+            rooms.fanout(room_id, peer_id, &left, None, &self.instance_id);
             left
         };
-        self.track(room_id, &left, &self.instance_id);
         // Presence goes before the other instances hear `peer_left`: a peer there that signals
         // the departed one afterwards must be told `unknown_peer`, not have it vanish.
         if let Err(e) = self.presence.free(room_id, peer_id, resume_hash, reason).await {
@@ -820,11 +702,13 @@ impl Hub {
         message: ServerMessage,
         read_at: SystemTime,
     ) -> Result<(), Undelivered> {
-        if let Some(peer) = self.rooms().get(room_id).and_then(|room| room.get(to)) {
-            push_relayed(peer, message, Some(read_at));
-            return Ok(());
-        }
-        let known = lock(&self.known).get(room_id).is_some_and(|peers| peers.contains_key(to));
+        let (message, known) = {
+            let rooms = self.rooms();
+            match rooms.deliver(room_id, to, message, Some(read_at)) {
+                None => return Ok(()),
+                Some(message) => (message, rooms.knows(room_id, to)),
+            }
+        };
         let present = known || self.presence.contains(room_id, to).await.unwrap_or(false);
         if !present {
             return Err(Undelivered::UnknownPeer);
@@ -836,75 +720,23 @@ impl Hub {
     /// Queues `message`, read from the client `from` at `read_at`, for every other peer of the
     /// room, on every instance.
     pub fn broadcast(&self, room_id: &str, from: &str, message: ServerMessage, read_at: SystemTime) {
-        self.fanout_local(room_id, from, &message, Some(read_at), &self.instance_id);
+        self.rooms().fanout(room_id, from, &message, Some(read_at), &self.instance_id);
         self.publish(room_id, Event::Fanout(Fanout { except: from.to_owned(), message: Some(message) }), Some(read_at));
-    }
-
-    /// Hands `message`, published by the instance `origin`, to every local peer of the room but
-    /// `except`.
-    fn fanout_local(
-        &self,
-        room_id: &str,
-        except: &str,
-        message: &ServerMessage,
-        read_at: Option<SystemTime>,
-        origin: &str,
-    ) {
-        self.track(room_id, message, origin);
-        if let Some(room) = self.rooms().get(room_id) {
-            for (peer_id, peer) in room {
-                if peer_id != except {
-                    push_relayed(peer, message.clone(), read_at);
-                }
-            }
-        }
-    }
-
-    /// Keeps `known` up to date with the joins and leaves the room's peers are told about; an
-    /// arrival is on the instance that announced it.
-    fn track(&self, room_id: &str, message: &ServerMessage, origin: &str) {
-        let mut known = lock(&self.known);
-        let Some(peers) = known.get_mut(room_id) else { return };
-        match &message.kind {
-            Some(Kind::PeerJoined(PeerJoined { peer: Some(peer) })) => {
-                peers.insert(peer.peer_id.clone(), origin.to_owned());
-            }
-            Some(Kind::PeerLeft(left)) => {
-                peers.remove(&left.peer_id);
-            }
-            Some(Kind::RecordingStarted(started)) => {
-                peers.insert(started.recorder_peer_id.clone(), origin.to_owned());
-            }
-            Some(Kind::RecordingStopped(stopped)) => {
-                peers.remove(&stopped.recorder_peer_id);
-            }
-            _ => {}
-        }
     }
 
     /// Queues a last message and a close for every connection matching `select`; how many.
     pub fn close_where(&self, select: impl Fn(&str, &Peer) -> bool, last: &ServerMessage, code: u16) -> usize {
-        let mut closed = 0;
-        for (room_id, room) in self.rooms().iter() {
-            for peer in room.values().filter(|p| select(room_id, &p.peer)) {
-                let close = Outbound::CloseWith { message: last.clone(), code };
-                if peer.outbound.try_send(close).is_err() {
-                    peer.slow.notify_one();
-                }
-                closed += 1;
-            }
-        }
-        closed
+        self.rooms().close_where(select, last, code)
     }
 
     /// Local connections, for metrics and shutdown.
     pub fn connection_count(&self) -> usize {
-        self.rooms().values().map(HashMap::len).sum()
+        self.rooms().connection_count()
     }
 
     /// Rooms with at least one connection on this instance, for metrics.
     pub fn room_count(&self) -> usize {
-        self.rooms().len()
+        self.rooms().room_count()
     }
 }
 
@@ -918,20 +750,4 @@ fn new_incarnation() -> String {
     let mut random = [0u8; 8];
     getrandom::fill(&mut random).expect("the OS random source is available");
     format!("{started}-{}", u64::from_le_bytes(random))
-}
-
-pub fn message(kind: Kind) -> ServerMessage {
-    ServerMessage { kind: Some(kind) }
-}
-
-/// Never waits: a full queue makes the peer a slow consumer.
-fn push(peer: &LocalPeer, message: ServerMessage) {
-    push_relayed(peer, message, None);
-}
-
-fn push_relayed(peer: &LocalPeer, message: ServerMessage, read_at: Option<SystemTime>) {
-    if peer.outbound.try_send(Outbound::Message { message, read_at }).is_err() {
-        metrics::counter!("gateway_dropped_messages_total", "reason" => "slow_consumer").increment(1);
-        peer.slow.notify_one();
-    }
 }

@@ -11,6 +11,7 @@ pub mod liveness;
 pub mod presence;
 pub mod publisher;
 pub mod recording;
+pub mod rooms;
 pub mod session;
 pub mod settings;
 pub mod upgrade;

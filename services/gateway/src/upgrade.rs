@@ -16,9 +16,10 @@ use serde::Deserialize;
 use tokio::sync::{Notify, mpsc, watch};
 
 use crate::connection::{Connection, Identity, close};
-use crate::hub::{Hub, JoinError, LocalPeer, message};
+use crate::hub::{Hub, JoinError};
 use crate::presence;
 use crate::recording;
+use crate::rooms::{LocalPeer, message};
 use crate::session::ProtocolError;
 use crate::settings::Settings;
 
