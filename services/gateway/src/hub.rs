@@ -33,6 +33,7 @@ use crate::presence::{self, Admission, INSTANCE_TTL, Presence};
 use crate::publisher::Publisher;
 use crate::recording::{self, RoomView};
 use crate::rooms::{LocalPeer, Outbound, Rooms, message};
+use crate::subscriptions::Subscriptions;
 
 #[derive(Debug, thiserror::Error)]
 pub enum JoinError {
@@ -53,21 +54,15 @@ pub enum Undelivered {
 pub struct Hub {
     rooms: Mutex<Rooms>,
     presence: Presence,
-    prefix: String,
     instance_id: String,
     /// This process among all that have run as `instance_id`.
     incarnation: String,
     /// How long a peer whose connection is gone keeps its place for a resume.
     resume_window: Duration,
-    subscriptions: tokio::sync::Mutex<Subscriptions>,
+    subscriptions: Subscriptions,
     publisher: Publisher,
     /// Presence entries (room, peer) whose removal failed, retried by the liveness task.
     unfreed: Mutex<HashMap<(String, String), Unfreed>>,
-    /// Whether the subscriber is connected; joins wait a moment for it after start-up or a
-    /// Redis outage rather than failing at once.
-    attached: tokio::sync::watch::Sender<bool>,
-    /// Set on the first connection; a later attach is a reconnect.
-    ever_attached: AtomicBool,
     /// Between losing Redis and putting this instance's connections back: no heartbeat (whoever
     /// sees the heartbeat must see the connections) and no sweep.
     restoring: AtomicBool,
@@ -92,31 +87,17 @@ struct Unfreed {
 /// Tries at putting presence back after a reconnect.
 const RESTORE_ATTEMPTS: usize = 10;
 
-/// How long a join waits for the subscriber to (re)connect.
-const ATTACH_WAIT: Duration = Duration::from_secs(2);
-
-/// The room channels this instance listens on, and how many local peers (joined or joining) need
-/// each. Changed only under its lock, so a room is never unsubscribed under a joining peer.
-#[derive(Default)]
-struct Subscriptions {
-    sink: Option<PubSubSink>,
-    rooms: HashMap<String, usize>,
-}
-
 impl Hub {
     pub fn new(redis: ConnectionManager, prefix: &str, instance_id: &str, resume_window: Duration) -> Self {
         Self {
             rooms: Mutex::new(Rooms::new(instance_id)),
             presence: Presence::new(redis.clone(), prefix),
-            prefix: prefix.to_owned(),
             instance_id: instance_id.to_owned(),
             incarnation: new_incarnation(),
             resume_window,
-            subscriptions: tokio::sync::Mutex::new(Subscriptions::default()),
+            subscriptions: Subscriptions::new(prefix),
             publisher: Publisher::start(redis),
             unfreed: Mutex::default(),
-            attached: tokio::sync::watch::Sender::new(false),
-            ever_attached: AtomicBool::new(false),
             restoring: AtomicBool::new(false),
             restore_running: tokio::sync::Mutex::new(()),
             restored_at: Mutex::new(None),
@@ -124,32 +105,9 @@ impl Hub {
         }
     }
 
-    pub fn control_channel(&self) -> String {
-        format!("{}:control", self.prefix)
-    }
-
-    fn room_channel(&self, room_id: &str) -> String {
-        format!("{}:room:{room_id}:bus", self.prefix)
-    }
-
-    /// The room id of a room channel name.
-    pub fn room_of_channel<'a>(&self, channel: &'a str) -> Option<&'a str> {
-        channel.strip_prefix(&self.prefix)?.strip_prefix(":room:")?.strip_suffix(":bus")
-    }
-
     /// A (re)connected subscriber: listen to the control channel and every room with local peers.
-    pub async fn attach(self: &Arc<Self>, mut sink: PubSubSink) -> redis::RedisResult<()> {
-        {
-            let mut subs = self.subscriptions.lock().await;
-            sink.subscribe(self.control_channel()).await?;
-            for room_id in subs.rooms.keys() {
-                sink.subscribe(self.room_channel(room_id)).await?;
-            }
-            subs.sink = Some(sink);
-        }
-        let reconnected = self.ever_attached.swap(true, Ordering::SeqCst);
-        self.attached.send_replace(true);
-        if reconnected {
+    pub async fn attach(self: &Arc<Self>, sink: PubSubSink) -> redis::RedisResult<()> {
+        if self.subscriptions.attach(sink).await? {
             self.restore().await;
         }
         Ok(())
@@ -158,10 +116,9 @@ impl Hub {
     /// The subscriber lost its connection.
     pub async fn detach(&self) {
         self.restoring.store(true, Ordering::SeqCst);
-        self.subscriptions.lock().await.sink = None;
+        self.subscriptions.detach().await;
         // Whatever comes after the reconnect is compared with nothing: `restore` resyncs anyway.
         self.rooms().forget_heard();
-        self.attached.send_replace(false);
     }
 
     /// Whether this instance still has to put its connections back after a Redis outage.
@@ -171,7 +128,7 @@ impl Hub {
 
     /// Whether the subscriber is connected.
     pub fn is_attached(&self) -> bool {
-        *self.attached.borrow()
+        self.subscriptions.is_attached()
     }
 
     /// After a reconnect: puts this instance's connections back into presence with its heartbeat
@@ -291,35 +248,17 @@ impl Hub {
     }
 
     async fn hold_room(&self, room_id: &str) -> redis::RedisResult<()> {
-        let mut attached = self.attached.subscribe();
-        let _ = tokio::time::timeout(ATTACH_WAIT, attached.wait_for(|up| *up)).await;
-        let mut subs = self.subscriptions.lock().await;
-        let holders = subs.rooms.get(room_id).copied().unwrap_or(0);
-        if holders == 0 {
-            let channel = self.room_channel(room_id);
-            let sink = subs.sink.as_mut().ok_or_else(|| {
-                redis::RedisError::from((redis::ErrorKind::Io, "the room channel subscriber is not connected"))
-            })?;
-            sink.subscribe(channel).await?;
-        }
-        subs.rooms.insert(room_id.to_owned(), holders + 1);
-        Ok(())
+        self.subscriptions.hold(room_id).await
     }
 
+    /// One local peer fewer in the room; with the last, this instance stops serving it.
     async fn release_room(&self, room_id: &str) {
-        let mut subs = self.subscriptions.lock().await;
-        let holders = subs.rooms.get(room_id).copied().unwrap_or(1) - 1;
-        if holders > 0 {
-            subs.rooms.insert(room_id.to_owned(), holders);
-            return;
-        }
-        subs.rooms.remove(room_id);
-        self.rooms().forget(room_id);
-        lock(&self.awaiting_restore).remove(room_id);
-        let channel = self.room_channel(room_id);
-        if let Some(sink) = subs.sink.as_mut() {
-            let _ = sink.unsubscribe(channel).await;
-        }
+        self.subscriptions
+            .release(room_id, || {
+                self.rooms().forget(room_id);
+                lock(&self.awaiting_restore).remove(room_id);
+            })
+            .await;
     }
 
     /// Sends a room event to the other instances, numbered in the room's sequence; never waits.
@@ -334,19 +273,19 @@ impl Hub {
             read_at_us: read_at_us as i64,
         };
         // Queued under the lock: the publisher sends in sequence order.
-        self.publisher.send(self.room_channel(room_id), event.encode_to_vec());
+        self.publisher.send(self.subscriptions.room_channel(room_id), event.encode_to_vec());
     }
 
     /// Handles a message from a subscribed channel.
     pub fn dispatch(self: &Arc<Self>, channel: &str, payload: &[u8]) {
-        if channel == self.control_channel() {
+        if channel == self.subscriptions.control_channel() {
             match bus::Control::decode(payload) {
                 Ok(control) => self.apply_control(control),
                 Err(e) => tracing::warn!(error = %e, "unreadable control message"),
             }
             return;
         }
-        let Some(room_id) = self.room_of_channel(channel) else { return };
+        let Some(room_id) = self.subscriptions.room_of_channel(channel) else { return };
         let event = match RoomEvent::decode(payload) {
             Ok(event) if event.origin_instance != self.instance_id => event,
             Ok(_) => return,

@@ -14,6 +14,7 @@ pub mod recording;
 pub mod rooms;
 pub mod session;
 pub mod settings;
+pub mod subscriptions;
 pub mod upgrade;
 
 use std::net::TcpListener;
