@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-/// Clock-skew allowance when checking `exp`; SPEC §6 caps it at 30 s.
+/// Clock-skew allowance when checking `exp` (docs/protocol.md, tokens): 30 s.
 pub const LEEWAY_SECS: u64 = 30;
 
 /// Why a key file or a token was refused. Token errors carry no detail for the caller on purpose.

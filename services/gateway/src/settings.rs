@@ -23,7 +23,7 @@ pub struct Settings {
     pub limits: Limits,
 }
 
-/// Per-connection limits (SPEC §4).
+/// Per-connection limits (docs/protocol.md).
 #[derive(Debug, Clone)]
 pub struct Limits {
     pub max_message_bytes: usize,

@@ -1,4 +1,4 @@
-//! The JSON on the WebSocket is exactly SPEC §4's: one key per frame, snake_case fields, and
+//! The JSON on the WebSocket is exactly docs/protocol.md's: one key per frame, snake_case fields, and
 //! lowerCamelCase accepted on read.
 
 use confab_protocol::signal::{ClientMessage, ServerMessage, client_message, server_message, signal};

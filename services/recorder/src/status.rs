@@ -1,7 +1,7 @@
-//! A recording's status in Postgres, as this recorder moves it along (SPEC §5):
-//! `pending → starting → recording → finalizing → ready | partial | failed`. Every change is
-//! conditional on the state it leaves, so a stop from the API or a recorder that took the job
-//! over is never overwritten.
+//! A recording's status in Postgres, as this recorder moves it along (docs/operations.md,
+//! "Failure behaviour"): `pending → starting → recording → finalizing → ready | partial |
+//! failed`. Every change is conditional on the state it leaves, so a stop from the API or a
+//! recorder that took the job over is never overwritten.
 
 use std::time::Duration;
 

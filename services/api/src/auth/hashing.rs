@@ -20,7 +20,7 @@ pub enum HashError {
     Failed(String),
 }
 
-/// OWASP's argon2id baseline (SPEC §6): m = 19 MiB, t = 2, p = 1.
+/// OWASP's argon2id baseline: m = 19 MiB, t = 2, p = 1.
 pub fn argon2() -> Argon2<'static> {
     let params = Params::new(19_456, 2, 1, None).expect("constant argon2 parameters are valid");
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)

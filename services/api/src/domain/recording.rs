@@ -1,4 +1,4 @@
-//! Where a recording is in its life (SPEC §5).
+//! Where a recording is in its life (docs/operations.md, "Failure behaviour": statuses and reasons).
 
 use serde::{Deserialize, Serialize};
 
