@@ -6,8 +6,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use confab_protocol::signal::IceServer;
-use hmac::{Hmac, KeyInit, Mac};
-use sha1::Sha1;
+use ring::hmac;
 
 #[derive(Debug, Clone, Default)]
 pub struct IceConfig {
@@ -33,10 +32,10 @@ impl IceConfig {
     }
 }
 
+/// HMAC-SHA1 because coturn's `use-auth-secret` defines it so (RFC 5389 long-term credentials).
 fn turn_credential(secret: &str, username: &str) -> String {
-    let mut mac = Hmac::<Sha1>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
-    mac.update(username.as_bytes());
-    STANDARD.encode(mac.finalize().into_bytes())
+    let key = hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, secret.as_bytes());
+    STANDARD.encode(hmac::sign(&key, username.as_bytes()))
 }
 
 #[cfg(test)]
