@@ -20,7 +20,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use confab_seat::{IceCandidate, IceServer, Pass, Socket};
+use confab_seat::{IceCandidate, IceServer, MediaSection, Pass, Socket};
 use confab_tickets::{CAMERA_ROLE, RECORDER_ROLE};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -300,8 +300,13 @@ impl Call {
         };
         let offer = json!({"signal": {"to": peer_id, "sdp": {"type": "offer", "sdp": offered.offer_sdp}}});
         let _ = self.signals.send(offer.to_string());
-        let forwarder =
-            tokio::spawn(forward_candidates(peer_id.to_owned(), offered.local_candidates, self.signals.clone()));
+        let section = MediaSection::of_candidates(&offered.offer_sdp);
+        let forwarder = tokio::spawn(forward_candidates(
+            peer_id.to_owned(),
+            section,
+            offered.local_candidates,
+            self.signals.clone(),
+        ));
         self.viewers.insert(
             peer_id.to_owned(),
             Viewer { peer: offered.peer, started: false, offered_at: tokio::time::Instant::now(), forwarder },
@@ -372,13 +377,16 @@ impl Call {
     }
 }
 
+/// Trickles the camera's candidates for the connection to `peer_id`, each in `section` of its
+/// offer.
 async fn forward_candidates(
     peer_id: String,
+    section: MediaSection,
     mut candidates: mpsc::UnboundedReceiver<IceCandidate>,
     signals: mpsc::UnboundedSender<String>,
 ) {
     while let Some(candidate) = candidates.recv().await {
-        if signals.send(candidate.signal_to(&peer_id)).is_err() {
+        if signals.send(candidate.signal_to(&peer_id, &section)).is_err() {
             return;
         }
     }

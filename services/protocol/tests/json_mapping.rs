@@ -1,7 +1,7 @@
 //! The JSON on the WebSocket is exactly docs/protocol.md's: one key per frame, snake_case fields, and
 //! lowerCamelCase accepted on read.
 
-use confab_protocol::signal::{ClientMessage, ServerMessage, client_message, server_message, signal};
+use confab_protocol::signal::{ClientMessage, ServerMessage, Signal, client_message, server_message, signal};
 use serde_json::{Value, json};
 
 fn server(text: &str) -> ServerMessage {
@@ -42,7 +42,27 @@ fn client_signals_carry_an_offer_or_a_candidate() {
     }))
     .unwrap();
     let Some(client_message::Kind::Signal(signal)) = candidate.kind else { panic!("not a signal") };
-    assert!(matches!(signal.payload, Some(signal::Payload::Candidate(ref c)) if c.sdp_mid == "0"));
+    assert!(matches!(signal.payload, Some(signal::Payload::Candidate(ref c)) if c.sdp_mid.as_deref() == Some("0")));
+}
+
+#[test]
+fn a_candidate_keeps_mline_index_0_and_mid_0_through_the_gateway() {
+    let sent = r#"{"signal": {"to": "p0", "candidate": {"candidate": "candidate:1 1 udp 1 1.2.3.4 5 typ host", "sdp_mid": "0", "sdp_mline_index": 0}}}"#;
+    let Some(client_message::Kind::Signal(signal)) = serde_json::from_str::<ClientMessage>(sent).unwrap().kind else {
+        panic!("not a signal")
+    };
+    let relayed = ServerMessage {
+        kind: Some(server_message::Kind::Signal(Signal { to: String::new(), from: "p1".into(), ..signal })),
+    };
+    let printed: serde_json::Value = serde_json::to_value(&relayed).unwrap();
+    assert_eq!(printed["signal"]["candidate"]["sdp_mline_index"], json!(0));
+    assert_eq!(printed["signal"]["candidate"]["sdp_mid"], json!("0"));
+    let without: ClientMessage =
+        serde_json::from_value(json!({"signal": {"to": "p0", "candidate": {"candidate": "candidate:1"}}})).unwrap();
+    let Some(client_message::Kind::Signal(signal)) = without.kind else { panic!("not a signal") };
+    assert!(
+        matches!(signal.payload, Some(signal::Payload::Candidate(ref c)) if c.sdp_mid.is_none() && c.sdp_mline_index.is_none())
+    );
 }
 
 #[test]

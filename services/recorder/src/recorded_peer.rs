@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use confab_seat::MediaSection;
 use serde_json::json;
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, watch};
@@ -66,9 +67,10 @@ impl RecordedPeer {
         let answer = json!({"signal": {"to": peer_id, "sdp": {"type": "answer", "sdp": answer_sdp}}});
         let _ = signals.send(answer.to_string());
         let to = peer_id.to_owned();
+        let section = MediaSection::of_candidates(&answer_sdp);
         tokio::spawn(async move {
             while let Some(candidate) = local_candidates.recv().await {
-                if signals.send(candidate.signal_to(&to)).is_err() {
+                if signals.send(candidate.signal_to(&to, &section)).is_err() {
                     break;
                 }
             }

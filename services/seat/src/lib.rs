@@ -19,7 +19,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-pub use ice::{IceCandidate, IceServer};
+pub use ice::{IceCandidate, IceServer, MediaSection};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
