@@ -94,6 +94,22 @@ start_redis() {
   export REDIS_URL="redis://127.0.0.1:$REDIS_PORT/"
 }
 
+# A virtualenv VENV holding exactly the pinned PACKAGES (from PyPI), for WHAT; made again when
+# the pins change. Usage: ensure_venv VENV WHAT PACKAGES...
+ensure_venv() {
+  local venv=$1 what=$2
+  shift 2
+  if [ "$(cat "$venv/.pinned" 2>/dev/null)" != "$*" ]; then
+    python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3 python3-venv
+    log "installing $what into $venv"
+    rm -rf "$venv"
+    mkdir -p "$LOCAL"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check "$@"
+    echo "$*" >"$venv/.pinned"
+  fi
+}
+
 # The storage tests' S3 server: moto, from PyPI into a virtualenv under .local/s3. It is plain
 # Python (nothing to compile, starts in about a second) and serves the S3 calls Confab makes,
 # path-style, multipart uploads and ranged reads included; MinIO and Garage are neither in
@@ -103,13 +119,7 @@ start_s3() {
   export S3_BUCKET=${S3_BUCKET:-confab-test}
   if [ -n "${S3_ENDPOINT:-}" ]; then log "using S3_ENDPOINT from the environment"; return; fi
   local venv="$LOCAL/s3"
-  if [ ! -x "$venv/bin/moto_server" ]; then
-    python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3 python3-venv
-    log "installing moto (an S3 server for the tests) into $venv"
-    mkdir -p "$LOCAL"
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install -q --disable-pip-version-check "${MOTO_PACKAGES[@]}"
-  fi
+  ensure_venv "$venv" "moto (an S3 server for the tests)" "${MOTO_PACKAGES[@]}"
   export S3_ENDPOINT="http://127.0.0.1:$S3_PORT"
   if curl -s -o /dev/null "$S3_ENDPOINT/moto-api/"; then
     log "S3 (moto) already running on $S3_PORT"

@@ -92,8 +92,21 @@ fn add(operation: &mut Operation, status: &str, description: &str) {
 const CONTROL: &str = r"\x00-\x1f\x7f-\x9f";
 
 fn text(min: usize, max: usize, pattern: String, nullable: bool) -> Object {
-    let ty = if nullable { SchemaType::from_iter([Type::String, Type::Null]) } else { SchemaType::new(Type::String) };
-    ObjectBuilder::new().schema_type(ty).min_length(Some(min)).max_length(Some(max)).pattern(Some(pattern)).build()
+    ObjectBuilder::new()
+        .schema_type(nullable_if(nullable, Type::String))
+        .min_length(Some(min))
+        .max_length(Some(max))
+        .pattern(Some(pattern))
+        .build()
+}
+
+/// Text of at most `max` characters without a control character.
+fn free_text(max: usize, nullable: bool) -> Object {
+    ObjectBuilder::new()
+        .schema_type(nullable_if(nullable, Type::String))
+        .max_length(Some(max))
+        .pattern(Some(format!("^[^{CONTROL}]*$")))
+        .build()
 }
 
 fn name_pattern() -> String {
@@ -120,28 +133,31 @@ pub fn email() -> Object {
     text(3, 254, format!("^\\s*{part}{{1,64}}@{edge}{part}*\\.{part}*{edge}\\s*$"), false)
 }
 
-/// A password: 8–1024 characters, anything.
-pub fn password() -> Object {
-    ObjectBuilder::new().schema_type(Type::String).min_length(Some(8)).max_length(Some(1024)).build()
-}
-
-/// [`password`], or `null`.
-pub fn optional_password() -> Object {
+fn any_password(nullable: bool) -> Object {
     ObjectBuilder::new()
-        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .schema_type(nullable_if(nullable, Type::String))
         .min_length(Some(8))
         .max_length(Some(1024))
         .build()
 }
 
+/// A password: 8–1024 characters, anything.
+pub fn password() -> Object {
+    any_password(false)
+}
+
+/// [`password`], or `null`.
+pub fn optional_password() -> Object {
+    any_password(true)
+}
+
 /// A role that can be given to a member: `member` or `moderator` (ownership cannot be given).
 fn assignable_role(nullable: bool) -> Object {
-    let ty = if nullable { SchemaType::from_iter([Type::String, Type::Null]) } else { SchemaType::new(Type::String) };
     let mut values = vec![serde_json::json!("member"), serde_json::json!("moderator")];
     if nullable {
         values.push(serde_json::Value::Null);
     }
-    ObjectBuilder::new().schema_type(ty).enum_values(Some(values)).build()
+    ObjectBuilder::new().schema_type(nullable_if(nullable, Type::String)).enum_values(Some(values)).build()
 }
 
 pub fn role_to_give() -> Object {
@@ -219,37 +235,21 @@ pub fn optional_webhook_secret() -> Object {
 
 /// A camera's user name: at most 255 characters, no control character (`CameraCredentials`).
 pub fn camera_username() -> Object {
-    ObjectBuilder::new()
-        .schema_type(nullable_if(true, Type::String))
-        .max_length(Some(255))
-        .pattern(Some(format!("^[^{CONTROL}]*$")))
-        .build()
+    free_text(255, true)
 }
 
 /// A camera's password: at most 1024 characters, no control character; empty or `null` is none.
 pub fn camera_password() -> Object {
-    ObjectBuilder::new()
-        .schema_type(nullable_if(true, Type::String))
-        .max_length(Some(1024))
-        .pattern(Some(format!("^[^{CONTROL}]*$")))
-        .build()
+    free_text(1024, true)
 }
 
 /// A webhook's note: at most 200 characters, no control character.
-fn description(nullable: bool) -> Object {
-    ObjectBuilder::new()
-        .schema_type(nullable_if(nullable, Type::String))
-        .max_length(Some(200))
-        .pattern(Some(format!("^[^{CONTROL}]*$")))
-        .build()
-}
-
 pub fn webhook_description() -> Object {
-    description(false)
+    free_text(200, false)
 }
 
 pub fn optional_webhook_description() -> Object {
-    description(true)
+    free_text(200, true)
 }
 
 /// Event types a webhook receives (`webhooks::EVENT_TYPES`).

@@ -16,7 +16,7 @@ use actix_web::error::PayloadError;
 use actix_web::http::StatusCode;
 use actix_web::http::header::CONTENT_LENGTH;
 use actix_web::middleware::Next;
-use actix_web::web::BytesMut;
+use actix_web::web::{Bytes, BytesMut};
 use confab_common::http::error_response;
 use futures_util::StreamExt;
 
@@ -73,7 +73,7 @@ pub async fn guard(
     }
 }
 
-async fn checked_body(deadline: Duration, req: &mut ServiceRequest) -> Result<Vec<u8>, Refusal> {
+async fn checked_body(deadline: Duration, req: &mut ServiceRequest) -> Result<Bytes, Refusal> {
     let uri = req.uri();
     if uri.path().contains("%00") || uri.query().is_some_and(|q| q.contains("%00")) {
         return Err(Refusal::Nul);
@@ -101,7 +101,7 @@ async fn checked_body(deadline: Duration, req: &mut ServiceRequest) -> Result<Ve
     if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
         return Err(Refusal::Array);
     }
-    Ok(body.to_vec())
+    Ok(body.freeze())
 }
 
 /// Whether a JSON body would put a NUL into a string: a `\u0000` escape whose backslash is not
