@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+pub use confab_call::camera_profile::G711;
 
 /// How many frames a receiver may fall behind before it loses some.
 pub const CHANNEL_CAPACITY: usize = 256;
@@ -35,31 +36,6 @@ pub struct AudioFrame {
     pub pts: Duration,
     /// How long the frame plays (8 kHz, one byte per sample).
     pub duration: Duration,
-}
-
-/// The audio codecs forwarded as they are.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum G711 {
-    Pcmu,
-    Pcma,
-}
-
-impl G711 {
-    /// From an SDP encoding name (`PCMU`/`PCMA`, any case).
-    pub fn from_encoding_name(name: &str) -> Option<Self> {
-        match name.to_ascii_lowercase().as_str() {
-            "pcmu" => Some(G711::Pcmu),
-            "pcma" => Some(G711::Pcma),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            G711::Pcmu => "pcmu",
-            G711::Pcma => "pcma",
-        }
-    }
 }
 
 /// The types of the NAL units of an Annex B access unit, in order (1 = non-IDR slice,

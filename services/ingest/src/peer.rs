@@ -5,34 +5,24 @@
 //! lives in the caller, `crate::seat`.
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-pub use confab_seat::{IceCandidate, IceServer};
+pub use confab_call::{IceCandidate, IceServer};
 use rtc::media::Sample;
 use rtc::media_stream::MediaStreamTrack;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
-};
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use tokio::sync::{mpsc, watch};
 use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use webrtc::peer_connection::{
-    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
-    RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSessionDescription, Registry, SettingEngineBuilder,
-    register_default_interceptors,
+    MediaEngine, PeerConnection, PeerConnectionBuilder, RTCConfigurationBuilder, RTCPeerConnectionState,
+    RTCSessionDescription, Registry, SettingEngineBuilder, register_default_interceptors,
 };
 use webrtc::rtp_transceiver::RtpTransceiver;
 
-use crate::frames::G711;
-
-/// The profile and level offered when the camera's SPS is not known: Constrained Baseline 3.1.
-pub const DEFAULT_PROFILE_LEVEL_ID: &str = "42e01f";
-
-const H264_PAYLOAD_TYPE: u8 = 102;
+use confab_call::camera_profile::{self, G711};
 
 /// How a [`SendPeer`] connects.
 #[derive(Debug, Clone, Default)]
@@ -112,18 +102,17 @@ impl SendPeer {
     /// Builds a connection with a send-only H.264 track (and G.711 track) and creates the offer.
     /// Candidates are trickled: the offer carries none, they come on [`Offered::local_candidates`].
     pub async fn offer(offering: &Offering, config: &PeerConfig) -> Result<Offered, PeerError> {
-        let (candidate_tx, local_candidates) = mpsc::unbounded_channel();
-        let (state_tx, connected) = watch::channel(RTCPeerConnectionState::New);
-        let handler = Arc::new(Handler { candidate_tx, state_tx });
-        let h264 = h264_codec(&offering.profile_level_id);
-        let g711 = offering.audio.map(g711_codec);
+        let (handler, events) = confab_call::peer_events();
+        let (local_candidates, connected) = (events.candidates, events.state);
+        let h264 = camera_profile::h264(&offering.profile_level_id);
+        let g711 = offering.audio.map(camera_profile::g711);
         let mut media_engine = MediaEngine::default();
         media_engine.register_codec(h264.clone(), RtpCodecKind::Video)?;
         if let Some(g711) = &g711 {
             media_engine.register_codec(g711.clone(), RtpCodecKind::Audio)?;
         }
         let registry = register_default_interceptors(Registry::new(), &mut media_engine)?;
-        let ice_servers = config.ice_servers.iter().map(IceServer::to_rtc).collect();
+        let ice_servers = confab_call::rtc_ice_servers(&config.ice_servers);
         let setting_engine =
             SettingEngineBuilder::new().with_include_loopback_candidate(config.include_loopback_candidates).build();
         let bind_addrs =
@@ -188,7 +177,7 @@ impl SendPeer {
 
     /// Adds a candidate the viewer trickled.
     pub async fn add_remote_candidate(&self, candidate: IceCandidate) -> Result<(), PeerError> {
-        Ok(self.connection.add_ice_candidate(candidate.into_rtc()).await?)
+        Ok(self.connection.add_ice_candidate(confab_call::rtc_candidate(candidate)).await?)
     }
 
     /// Sends one H.264 access unit (Annex B) lasting `duration`.
@@ -238,76 +227,4 @@ async fn payload_type(transceiver: &Arc<dyn RtpTransceiver>) -> Option<u8> {
     let sender = transceiver.sender().await.ok()??;
     let parameters = sender.get_parameters().await.ok()?;
     parameters.rtp_parameters.codecs.first().map(|codec| codec.payload_type)
-}
-
-fn h264_codec(profile_level_id: &str) -> RTCRtpCodecParameters {
-    let rtcp_feedback = [("goog-remb", ""), ("ccm", "fir"), ("nack", ""), ("nack", "pli")]
-        .into_iter()
-        .map(|(typ, parameter)| RTCPFeedback { typ: typ.to_owned(), parameter: parameter.to_owned() })
-        .collect();
-    RTCRtpCodecParameters {
-        rtp_codec: RTCRtpCodec {
-            mime_type: "video/H264".to_owned(),
-            clock_rate: 90_000,
-            channels: 0,
-            sdp_fmtp_line: format!(
-                "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id={profile_level_id}"
-            ),
-            rtcp_feedback,
-        },
-        payload_type: H264_PAYLOAD_TYPE,
-    }
-}
-
-fn g711_codec(codec: G711) -> RTCRtpCodecParameters {
-    let (mime_type, payload_type) = match codec {
-        G711::Pcmu => ("audio/PCMU", 0),
-        G711::Pcma => ("audio/PCMA", 8),
-    };
-    RTCRtpCodecParameters {
-        rtp_codec: RTCRtpCodec {
-            mime_type: mime_type.to_owned(),
-            clock_rate: 8_000,
-            channels: 0,
-            sdp_fmtp_line: String::new(),
-            rtcp_feedback: Vec::new(),
-        },
-        payload_type,
-    }
-}
-
-struct Handler {
-    candidate_tx: mpsc::UnboundedSender<IceCandidate>,
-    state_tx: watch::Sender<RTCPeerConnectionState>,
-}
-
-type BoxFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
-
-// `PeerConnectionEventHandler` is an `async_trait` trait; these are the signatures that macro
-// would write, spelled out to avoid a dependency for two methods.
-impl PeerConnectionEventHandler for Handler {
-    fn on_ice_candidate<'life0, 'async_trait>(&'life0 self, event: RTCPeerConnectionIceEvent) -> BoxFuture<'async_trait>
-    where
-        'life0: 'async_trait,
-        Self: 'async_trait,
-    {
-        Box::pin(async move {
-            if let Some(candidate) = IceCandidate::gathered(&event) {
-                let _ = self.candidate_tx.send(candidate);
-            }
-        })
-    }
-
-    fn on_connection_state_change<'life0, 'async_trait>(
-        &'life0 self,
-        state: RTCPeerConnectionState,
-    ) -> BoxFuture<'async_trait>
-    where
-        'life0: 'async_trait,
-        Self: 'async_trait,
-    {
-        Box::pin(async move {
-            let _ = self.state_tx.send(state);
-        })
-    }
 }

@@ -9,8 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use confab_seat::MediaSection;
-use serde_json::json;
+use confab_call::{MediaSection, Signals, signals};
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, watch};
 
@@ -58,23 +57,15 @@ impl RecordedPeer {
         source: Source,
         path: PathBuf,
         config: &PeerConfig,
-        signals: mpsc::UnboundedSender<String>,
+        signals: Signals,
         failed: mpsc::UnboundedSender<Failed>,
     ) -> anyhow::Result<Self> {
-        let Answered { peer, answer_sdp, media, mut local_candidates } =
+        let Answered { peer, answer_sdp, media, local_candidates } =
             ReceivePeer::answer(offer_sdp, source, config).await?;
         let (video, audio) = negotiated(&answer_sdp);
-        let answer = json!({"signal": {"to": peer_id, "sdp": {"type": "answer", "sdp": answer_sdp}}});
-        let _ = signals.send(answer.to_string());
-        let to = peer_id.to_owned();
         let section = MediaSection::of_candidates(&answer_sdp);
-        tokio::spawn(async move {
-            while let Some(candidate) = local_candidates.recv().await {
-                if signals.send(candidate.signal_to(&to, &section)).is_err() {
-                    break;
-                }
-            }
-        });
+        let _ = signals.send(signals::answer(peer_id, answer_sdp.clone()));
+        tokio::spawn(signals::trickle(peer_id.to_owned(), section, local_candidates, signals));
         let peer = Arc::new(peer);
         let capture = Capture::start(&path, source, video, audio)?;
         let (runtime, keyframes_to) = (tokio::runtime::Handle::current(), peer.clone());

@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use confab_call::{Pass, Seat};
 use confab_common::tokens::SigningKeys;
-use confab_seat::Pass;
 use confab_storage::Storage;
 use confab_tickets::RECORDER_ROLE;
 use sqlx::PgPool;
@@ -24,7 +24,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::archive::Archive;
-use crate::call::{Call, Outcome, Seat};
+use crate::call::{Outcome, REJOIN, RecordedCall};
 use crate::jobs::{Job, JobQueue};
 use crate::settings::Settings;
 use crate::status::{self, Claim};
@@ -209,8 +209,8 @@ impl Worker {
             room_id: job.room_id.clone(),
             recording_id: Some(job.recording_id.clone()),
         };
-        let seat = Seat { pass, gateways: self.settings.gateway_urls.clone() };
-        let call = match Call::join(seat).await {
+        let seat = Seat { pass, gateways: self.settings.gateway_urls.clone(), rejoin: REJOIN };
+        let call = match RecordedCall::join(seat).await {
             Ok(call) => call,
             Err(e) => {
                 tracing::warn!(recording.id = %recording_id, error = %e, "cannot join the call");

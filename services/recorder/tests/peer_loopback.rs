@@ -90,12 +90,8 @@ async fn exchange_candidates(
 ) {
     let to_sender = async move {
         while let Some(candidate) = local.recv().await {
-            let init = RTCIceCandidateInit {
-                candidate: candidate.candidate,
-                sdp_mid: candidate.sdp_mid,
-                sdp_mline_index: candidate.sdp_mline_index,
-                ..Default::default()
-            };
+            // Gathered candidates do not say their section; the answer bundles on its first m-line.
+            let init = RTCIceCandidateInit { sdp_mline_index: Some(0), ..confab_call::rtc_candidate(candidate) };
             sender.add_ice_candidate(init).await.unwrap();
         }
     };
@@ -104,7 +100,8 @@ async fn exchange_candidates(
             let candidate = IceCandidate {
                 candidate: init.candidate,
                 sdp_mid: init.sdp_mid,
-                sdp_mline_index: init.sdp_mline_index,
+                sdp_mline_index: init.sdp_mline_index.map(u32::from),
+                ..IceCandidate::default()
             };
             peer.add_remote_candidate(candidate).await.unwrap();
         }

@@ -10,13 +10,12 @@ mod rtcp;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-pub use confab_seat::{IceCandidate, IceServer};
+use confab_call::camera_profile::{self, CameraOffer, DEFAULT_PROFILE_LEVEL_ID, G711, video_feedback};
+pub use confab_call::{IceCandidate, IceServer};
 use rtc::interceptor::Slot;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::{RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
@@ -24,8 +23,8 @@ use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use tokio::sync::mpsc;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
-    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
-    RTCPeerConnectionIceEvent, RTCSessionDescription, Registry, SettingEngineBuilder, register_default_interceptors,
+    MediaEngine, PeerConnection, PeerConnectionBuilder, RTCConfigurationBuilder, RTCSessionDescription, Registry,
+    SettingEngineBuilder, register_default_interceptors,
 };
 
 use crate::media::{Codec, RtpPacket, SenderReport};
@@ -170,16 +169,12 @@ impl ReceivePeer {
     /// are trickled: the answer carries none, they come on [`Answered::local_candidates`].
     pub async fn answer(offer_sdp: &str, source: Source, config: &PeerConfig) -> Result<Answered, PeerError> {
         let (media_tx, media) = mpsc::channel(config.media_channel_capacity.max(1));
-        let (candidate_tx, local_candidates) = mpsc::unbounded_channel();
         let tracks = TrackMap::default();
         let dropped = Arc::new(AtomicU64::new(0));
-        let handler = Arc::new(Handler {
-            media_tx,
-            candidate_tx,
-            tracks: Arc::clone(&tracks),
-            dropped: Arc::clone(&dropped),
-            next_index: AtomicUsize::new(0),
-        });
+        let (handler, events) = confab_call::peer_events();
+        let taker = TrackTaker { media_tx, tracks: Arc::clone(&tracks), dropped: Arc::clone(&dropped), next_index: 0 };
+        tokio::spawn(taker.take(events.tracks));
+        let local_candidates = events.candidates;
 
         let mut media_engine = match source {
             Source::Participant => recording_media_engine()?,
@@ -187,7 +182,7 @@ impl ReceivePeer {
         };
         let registry = register_default_interceptors(Registry::new(), &mut media_engine)?
             .with(Slot::from(SENDER_REPORT_SLOT), rtcp::SenderReportForwarder::default());
-        let ice_servers = config.ice_servers.iter().map(IceServer::to_rtc).collect();
+        let ice_servers = confab_call::rtc_ice_servers(&config.ice_servers);
         let setting_engine =
             SettingEngineBuilder::new().with_include_loopback_candidate(config.include_loopback_candidates).build();
         let connection = PeerConnectionBuilder::new()
@@ -225,7 +220,7 @@ impl ReceivePeer {
 
     /// Adds a candidate the participant trickled.
     pub async fn add_remote_candidate(&self, candidate: IceCandidate) -> Result<(), PeerError> {
-        Ok(self.connection.add_ice_candidate(candidate.into_rtc()).await?)
+        Ok(self.connection.add_ice_candidate(confab_call::rtc_candidate(candidate)).await?)
     }
 
     /// Sends an RTCP PLI asking the participant for a keyframe of the stream `media_ssrc`.
@@ -260,13 +255,6 @@ fn recording_media_engine() -> Result<MediaEngine, PeerError> {
     Ok(engine)
 }
 
-fn video_feedback() -> Vec<RTCPFeedback> {
-    [("goog-remb", ""), ("ccm", "fir"), ("nack", ""), ("nack", "pli")]
-        .into_iter()
-        .map(|(typ, parameter)| RTCPFeedback { typ: typ.to_owned(), parameter: parameter.to_owned() })
-        .collect()
-}
-
 fn codec_parameters(
     mime_type: &str,
     clock_rate: u32,
@@ -287,80 +275,15 @@ fn codec_parameters(
     }
 }
 
-/// For a camera: H.264 with packetization-mode 1 and the profile the camera offered (webrtc-rs
-/// matches H.264 by profile), and the G.711 variant it offered; nothing else.
+/// For a camera: H.264 with packetization-mode 1 and the profile the camera offered, and the
+/// G.711 variant it offered ([`camera_profile`]); nothing else.
 fn camera_media_engine(offer_sdp: &str) -> Result<MediaEngine, PeerError> {
-    let offered = OfferedByCamera::parse(offer_sdp);
+    let offered = CameraOffer::parse(offer_sdp);
     let profile_level_id = offered.profile_level_id.as_deref().unwrap_or(DEFAULT_PROFILE_LEVEL_ID);
     let mut engine = MediaEngine::default();
-    engine.register_codec(
-        codec_parameters(
-            "video/H264",
-            90_000,
-            0,
-            &format!("level-asymmetry-allowed=1;packetization-mode=1;profile-level-id={profile_level_id}"),
-            102,
-            video_feedback(),
-        ),
-        RtpCodecKind::Video,
-    )?;
-    let (mime_type, payload_type) = match offered.g711 {
-        Some(Codec::Pcma) => ("audio/PCMA", 8),
-        _ => ("audio/PCMU", 0),
-    };
-    engine.register_codec(codec_parameters(mime_type, 8_000, 0, "", payload_type, Vec::new()), RtpCodecKind::Audio)?;
+    engine.register_codec(camera_profile::h264(profile_level_id), RtpCodecKind::Video)?;
+    engine.register_codec(camera_profile::g711(offered.g711.unwrap_or(G711::Pcmu)), RtpCodecKind::Audio)?;
     Ok(engine)
-}
-
-/// The profile answered when a camera's offer names none: Constrained Baseline 3.1, the ingest's
-/// own default.
-const DEFAULT_PROFILE_LEVEL_ID: &str = "42e01f";
-
-/// What a camera's offer proposes that the recorder can take.
-#[derive(Debug, Default, PartialEq, Eq)]
-struct OfferedByCamera {
-    /// Of the first H.264 payload type with packetization-mode 1.
-    profile_level_id: Option<String>,
-    /// The first of PCMU and PCMA offered.
-    g711: Option<Codec>,
-}
-
-impl OfferedByCamera {
-    fn parse(offer_sdp: &str) -> Self {
-        let mut offered = Self::default();
-        let mut h264_payload_types = Vec::new();
-        for line in offer_sdp.lines() {
-            if let Some(map) = line.strip_prefix("a=rtpmap:") {
-                let (payload_type, encoding) = map.split_once(' ').unwrap_or_default();
-                match encoding.split('/').next().unwrap_or_default().to_ascii_uppercase().as_str() {
-                    "H264" => h264_payload_types.push(payload_type.to_owned()),
-                    "PCMU" if offered.g711.is_none() => offered.g711 = Some(Codec::Pcmu),
-                    "PCMA" if offered.g711.is_none() => offered.g711 = Some(Codec::Pcma),
-                    _ => {}
-                }
-            }
-        }
-        for line in offer_sdp.lines() {
-            let Some((payload_type, parameters)) = line.strip_prefix("a=fmtp:").and_then(|f| f.split_once(' ')) else {
-                continue;
-            };
-            if !h264_payload_types.iter().any(|pt| pt == payload_type) {
-                continue;
-            }
-            let parameter = |name: &str| {
-                parameters.split(';').find_map(|p| p.trim().strip_prefix(name)?.strip_prefix('=')).map(str::trim)
-            };
-            let profile =
-                parameter("profile-level-id").filter(|id| id.len() == 6 && id.chars().all(|c| c.is_ascii_hexdigit()));
-            if parameter("packetization-mode") == Some("1")
-                && let Some(profile) = profile
-            {
-                offered.profile_level_id = Some(profile.to_ascii_lowercase());
-                break;
-            }
-        }
-        offered
-    }
 }
 
 fn codec_of(mime_type: &str) -> Option<Codec> {
@@ -375,16 +298,23 @@ fn codec_of(mime_type: &str) -> Option<Codec> {
     }
 }
 
-struct Handler {
+/// Starts forwarding each remote track as the connection reports it, numbering them.
+struct TrackTaker {
     media_tx: mpsc::Sender<Received>,
-    candidate_tx: mpsc::UnboundedSender<IceCandidate>,
     tracks: TrackMap,
     dropped: Arc<AtomicU64>,
-    next_index: AtomicUsize,
+    next_index: usize,
 }
 
-impl Handler {
-    async fn track_started(&self, track: Arc<dyn TrackRemote>) {
+impl TrackTaker {
+    /// Until the connection is gone.
+    async fn take(mut self, mut tracks: mpsc::UnboundedReceiver<Arc<dyn TrackRemote>>) {
+        while let Some(track) = tracks.recv().await {
+            self.track_started(track).await;
+        }
+    }
+
+    async fn track_started(&mut self, track: Arc<dyn TrackRemote>) {
         let ssrcs = track.ssrcs().await;
         let Some(&ssrc) = ssrcs.first() else {
             tracing::warn!("a remote track without SSRC is ignored");
@@ -395,7 +325,8 @@ impl Handler {
             tracing::warn!(track.mime_type = %mime_type, "a remote track with an unsupported codec is ignored");
             return;
         };
-        let remote = RemoteTrack { index: self.next_index.fetch_add(1, Ordering::Relaxed), codec, ssrc };
+        let remote = RemoteTrack { index: self.next_index, codec, ssrc };
+        self.next_index += 1;
         {
             let mut tracks = self.tracks.lock().expect("track map poisoned");
             for ssrc in ssrcs {
@@ -444,51 +375,9 @@ async fn forward_track(
     let _ = media_tx.send(Received { track: remote, at: Instant::now(), media: Media::Ended }).await;
 }
 
-type BoxFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
-
-// `PeerConnectionEventHandler` is an `async_trait` trait; these are the signatures that macro
-// would write, spelled out to avoid a dependency for two methods.
-impl PeerConnectionEventHandler for Handler {
-    fn on_track<'life0, 'async_trait>(&'life0 self, track: Arc<dyn TrackRemote>) -> BoxFuture<'async_trait>
-    where
-        'life0: 'async_trait,
-        Self: 'async_trait,
-    {
-        Box::pin(self.track_started(track))
-    }
-
-    fn on_ice_candidate<'life0, 'async_trait>(&'life0 self, event: RTCPeerConnectionIceEvent) -> BoxFuture<'async_trait>
-    where
-        'life0: 'async_trait,
-        Self: 'async_trait,
-    {
-        Box::pin(async move {
-            if let Some(candidate) = IceCandidate::gathered(&event) {
-                let _ = self.candidate_tx.send(candidate);
-            }
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_camera_offer_names_its_h264_profile_and_g711_variant() {
-        let offer = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96 102\r\na=rtpmap:96 H264/90000\r\n\
-                     a=fmtp:96 packetization-mode=0;profile-level-id=640028\r\na=rtpmap:102 H264/90000\r\n\
-                     a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=4D001F\r\n\
-                     m=audio 9 UDP/TLS/RTP/SAVPF 8\r\na=rtpmap:8 PCMA/8000\r\n";
-        let offered = OfferedByCamera::parse(offer);
-        assert_eq!(offered, OfferedByCamera { profile_level_id: Some("4d001f".into()), g711: Some(Codec::Pcma) });
-        assert_eq!(
-            OfferedByCamera::parse("m=video 9 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\n"),
-            OfferedByCamera::default()
-        );
-        let hostile = "a=rtpmap:1 H264/90000\r\na=fmtp:1 packetization-mode=1;profile-level-id=zz;\r\na=rtpmap:x\r\n";
-        assert_eq!(OfferedByCamera::parse(hostile), OfferedByCamera::default());
-    }
 
     #[test]
     fn cameras_are_recorded_as_matroska_and_everyone_else_as_webm() {

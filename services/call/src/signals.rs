@@ -1,0 +1,39 @@
+//! What a service sends its peers through the gateway: offers, answers and trickled candidates,
+//! as typed `signal` messages on a channel the [`crate::Call`] drains.
+
+use confab_protocol::signal::{IceCandidate, SessionDescription, Signal, signal::Payload};
+use tokio::sync::mpsc;
+
+use crate::MediaSection;
+
+/// Where a service's signals for its peers go (see [`crate::Call::signals`]).
+pub type Signals = mpsc::UnboundedSender<Signal>;
+
+pub fn offer(to: &str, sdp: String) -> Signal {
+    description(to, "offer", sdp)
+}
+
+pub fn answer(to: &str, sdp: String) -> Signal {
+    description(to, "answer", sdp)
+}
+
+fn description(to: &str, kind: &str, sdp: String) -> Signal {
+    let description = SessionDescription { r#type: kind.to_owned(), sdp };
+    Signal { to: to.to_owned(), from: String::new(), payload: Some(Payload::Sdp(description)) }
+}
+
+/// Trickles a connection's local `candidates` to peer `to`, each placed in `section` of the
+/// connection's local description, until the connection or the call is gone.
+pub async fn trickle(
+    to: String,
+    section: MediaSection,
+    mut candidates: mpsc::UnboundedReceiver<IceCandidate>,
+    signals: Signals,
+) {
+    while let Some(candidate) = candidates.recv().await {
+        let payload = Some(Payload::Candidate(section.place(candidate)));
+        if signals.send(Signal { to: to.clone(), from: String::new(), payload }).is_err() {
+            return;
+        }
+    }
+}
