@@ -13,18 +13,16 @@ use std::time::Duration;
 
 use actix_web::{App, HttpResponse, HttpServer, web};
 use awc::http::StatusCode;
+use confab_testkit::{Kind, SenderPeer, Signaling, env, eventually, next};
 use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::EncodePrivateKey;
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
-use futures_util::{SinkExt, StreamExt};
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use sqlx::{Connection, Executor, PgConnection, PgPool};
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use sqlx::PgPool;
 use uuid::Uuid;
-use webrtc::peer_connection::{MediaEngine, RTCSessionDescription};
+use webrtc::peer_connection::MediaEngine;
 
 mod support;
 
@@ -34,10 +32,6 @@ use support::*;
 const SENT: Duration = Duration::from_secs(5);
 /// The largest start offset between audio and video that lip sync tolerates here.
 const MAX_AV_OFFSET_SECS: f64 = 0.040;
-
-fn env(key: &str) -> String {
-    std::env::var(key).unwrap_or_else(|_| panic!("{key} must be set: run the tests with deploy/local/test"))
-}
 
 /// The three services, in-process, sharing one database, one Redis prefix, one signing key and
 /// one recordings directory.
@@ -51,7 +45,7 @@ struct Deployment {
 }
 
 async fn deploy() -> Deployment {
-    let database_url = create_database().await;
+    let (_, database_url) = confab_testkit::fresh_database().await;
     let key_pem = SigningKey::from_bytes(&random_key()).to_pkcs8_pem(LineEnding::LF).unwrap().to_string();
     let prefix = format!("confab-test:{}", Uuid::new_v4().simple());
     let recordings = TempDir(std::env::temp_dir().join(format!("confab-e2e-{}", Uuid::new_v4().simple())));
@@ -151,20 +145,6 @@ async fn deploy() -> Deployment {
     let client = awc::Client::builder().timeout(Duration::from_secs(30)).finish();
     let db = PgPool::connect_lazy(&database_url).unwrap();
     Deployment { api: api_url, db, client, recordings, _recorder: stop, _ingest: stop_ingest }
-}
-
-/// A uuid-named database with every migration applied.
-async fn create_database() -> String {
-    let base = env("DATABASE_URL");
-    let server = base.rsplit_once('/').unwrap().0.to_owned();
-    let name = format!("confab_test_{}", Uuid::new_v4().simple());
-    let mut admin = PgConnection::connect(&format!("{server}/postgres")).await.unwrap();
-    admin.execute(sqlx::AssertSqlSafe(format!(r#"create database "{name}""#))).await.unwrap();
-    let url = format!("{server}/{name}");
-    let db = PgPool::connect(&url).await.unwrap();
-    confab_api::MIGRATOR.run(&db).await.unwrap();
-    db.close().await;
-    url
 }
 
 fn random_key() -> [u8; 32] {
@@ -287,74 +267,6 @@ impl Deployment {
     }
 }
 
-/// A participant's signaling socket, as a browser holds it.
-struct Signaling {
-    socket: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
-}
-
-impl Signaling {
-    /// Connects with a join ticket the way `new WebSocket(url, ["confab.v1", "confab.ticket." + ticket])` does.
-    async fn connect(gateway_url: &str, ticket: &str) -> Self {
-        let mut request = gateway_url.into_client_request().unwrap();
-        let protocols = format!("confab.v1, confab.ticket.{ticket}").parse().unwrap();
-        request.headers_mut().insert("sec-websocket-protocol", protocols);
-        let (socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
-        Self { socket }
-    }
-
-    async fn send(&mut self, message: Value) {
-        self.socket.send(Message::text(message.to_string())).await.unwrap();
-    }
-
-    async fn recv(&mut self) -> Value {
-        loop {
-            let frame = tokio::time::timeout(Duration::from_secs(10), self.socket.next()).await;
-            match frame.expect("a message within 10 s").expect("the socket stays open").unwrap() {
-                Message::Text(text) => return serde_json::from_str(&text).unwrap(),
-                _ => continue,
-            }
-        }
-    }
-
-    /// The next message of type `wanted`, passing over the recorder's late ICE candidates.
-    async fn recv_type(&mut self, wanted: &str) -> Value {
-        loop {
-            let mut message = self.recv().await;
-            if let Some(body) = message.get_mut(wanted) {
-                return body.take();
-            }
-            assert!(message["signal"]["candidate"].is_object(), "expected {wanted}, got {}", kind(&message));
-        }
-    }
-}
-
-/// Offers `sender`'s tracks to the recorder through the gateway and trickles candidates both
-/// ways until the connection is up.
-async fn connect_to_recorder(signaling: &mut Signaling, sender: &mut SenderPeer, recorder: &str) {
-    let offer = sender.connection.create_offer(None).await.unwrap();
-    sender.connection.set_local_description(offer.clone()).await.unwrap();
-    signaling.send(json!({"signal": {"to": recorder, "sdp": {"type": "offer", "sdp": offer.sdp}}})).await;
-    loop {
-        tokio::select! {
-            Some(init) = sender.candidates.recv() => {
-                let candidate = candidate_json(&init);
-                signaling.send(json!({"signal": {"to": recorder, "candidate": candidate}})).await;
-            }
-            message = signaling.recv() => {
-                let signal = &message["signal"];
-                assert_eq!(signal["from"], recorder, "only the recorder talks to this participant: {}", kind(&message));
-                if signal["sdp"]["type"] == "answer" {
-                    let sdp = signal["sdp"]["sdp"].as_str().unwrap().to_owned();
-                    sender.connection.set_remote_description(RTCSessionDescription::answer(sdp).unwrap()).await.unwrap();
-                } else if let Some(candidate) = signal.get("candidate") {
-                    sender.connection.add_ice_candidate(candidate_init(candidate)).await.unwrap();
-                }
-            }
-            _ = sender.connected.wait_for(|connected| *connected) => return,
-        }
-    }
-}
-
 /// What ffprobe reads in a file.
 #[derive(Debug)]
 struct Probe {
@@ -374,11 +286,6 @@ fn run_tool(program: &str, args: &[&str]) -> (String, String) {
     let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     assert!(output.status.success(), "{program} {args:?} failed: {stderr}");
     (stdout.into_owned(), stderr.into_owned())
-}
-
-/// The message's type: its one key (never the content, which may hold SDP or candidates).
-fn kind(message: &Value) -> &str {
-    message.as_object().and_then(|m| m.keys().next()).map_or("?", String::as_str)
 }
 
 fn probe(file: &Path) -> Probe {
@@ -419,31 +326,31 @@ async fn a_participant_sending_vp8_and_opus_is_recorded_into_a_file_that_plays_i
     let room = deployment.post("/v1/rooms", Some(&owner), json!({"name": "Recorded"}), StatusCode::CREATED).await;
     let room = room["id"].as_str().unwrap().to_owned();
     let join = deployment.post(&format!("/v1/rooms/{room}/join"), Some(&owner), json!({}), StatusCode::OK).await;
-    let mut signaling =
-        Signaling::connect(join["gateway_url"].as_str().unwrap(), join["ticket"].as_str().unwrap()).await;
-    assert!(signaling.recv().await.get("welcome").is_some());
+    let (mut signaling, _) =
+        Signaling::join(join["gateway_url"].as_str().unwrap(), join["ticket"].as_str().unwrap()).await;
 
     let started =
         deployment.post(&format!("/v1/rooms/{room}/recordings"), Some(&owner), json!({}), StatusCode::ACCEPTED).await;
     let recording = started["id"].as_str().unwrap().to_owned();
-    let announced = signaling.recv_type("recording_started").await;
-    assert_eq!(announced["recording_id"], recording);
-    let recorder = announced["recorder_peer_id"].as_str().expect("the recorder's peer id").to_owned();
+    let announced = next!(signaling, RecordingStarted);
+    assert_eq!(announced.recording_id, recording);
+    let recorder = announced.recorder_peer_id;
 
     // The participant's send-only connection to the recorder: camera and microphone.
     let mut media_engine = MediaEngine::default();
     media_engine.register_default_codecs().unwrap();
-    let mut sender = sender_peer(media_engine).await;
+    let mut sender = SenderPeer::new(media_engine).await;
     let video = sample_track(RtpCodecKind::Video, VIDEO_SSRC, codec("video/VP8", 90_000, 0));
     let audio = sample_track(RtpCodecKind::Audio, AUDIO_SSRC, codec("audio/opus", 48_000, 2));
-    let video_transceiver = add_send_only(&sender.connection, Arc::clone(&video)).await;
-    let audio_transceiver = add_send_only(&sender.connection, Arc::clone(&audio)).await;
-    connect_to_recorder(&mut signaling, &mut sender, &recorder).await;
-    let (video_pt, audio_pt) = (payload_type(&video_transceiver).await, payload_type(&audio_transceiver).await);
+    let video_transceiver = sender.add_send_only(Arc::clone(&video)).await;
+    let audio_transceiver = sender.add_send_only(Arc::clone(&audio)).await;
+    sender.connect_through(&mut signaling, &recorder).await;
+    let video_pt = SenderPeer::payload_type(&video_transceiver).await;
+    let audio_pt = SenderPeer::payload_type(&audio_transceiver).await;
     let played = play_clips(&video, video_pt, &audio, audio_pt, SENT).await;
 
     deployment.post(&format!("/v1/recordings/{recording}/stop"), Some(&owner), json!({}), StatusCode::OK).await;
-    assert_eq!(signaling.recv_type("recording_stopped").await["recording_id"], recording);
+    assert_eq!(next!(signaling, RecordingStopped).recording_id, recording);
     sender.connection.close().await.unwrap();
     let ready = deployment.wait_for_recording(&owner, &recording, "ready").await;
     let files = ready["files"].as_array().unwrap();
@@ -500,27 +407,20 @@ async fn an_rtsp_camera_attached_to_a_room_is_recorded_into_its_own_matroska_fil
 
     // A participant joins: the call is on, the ingest pulls the camera into it.
     let join = deployment.post(&format!("/v1/rooms/{room}/join"), Some(&owner), json!({}), StatusCode::OK).await;
-    let mut signaling =
-        Signaling::connect(join["gateway_url"].as_str().unwrap(), join["ticket"].as_str().unwrap()).await;
-    assert!(signaling.recv().await.get("welcome").is_some());
-    let joined = loop {
-        let message = tokio::time::timeout(Duration::from_secs(30), signaling.recv()).await.expect("the camera joins");
-        if let Some(peer) = message["peer_joined"].get("peer") {
-            break peer.clone();
-        }
+    let (mut signaling, _) =
+        Signaling::join(join["gateway_url"].as_str().unwrap(), join["ticket"].as_str().unwrap()).await;
+    let pick_joined = |kind| match kind {
+        Kind::PeerJoined(joined) => joined.peer,
+        _ => None,
     };
-    assert_eq!((joined["display_name"].as_str(), joined["role"].as_str()), (Some("Bench camera"), Some("camera")));
+    let joined = signaling.next_of_within(Duration::from_secs(30), pick_joined).await.expect("the camera joins");
+    assert_eq!((joined.display_name.as_str(), joined.role.as_str()), ("Bench camera", "camera"));
 
     let started =
         deployment.post(&format!("/v1/rooms/{room}/recordings"), Some(&owner), json!({}), StatusCode::ACCEPTED).await;
     let recording = started["id"].as_str().unwrap().to_owned();
-    loop {
-        // The participant sends nothing; the camera's offer to it goes unanswered.
-        let message = signaling.recv().await;
-        if message.get("recording_started").is_some() {
-            break;
-        }
-    }
+    // The participant sends nothing; the camera's offer to it goes unanswered.
+    next!(signaling, RecordingStarted);
     // The camera's file begins at the camera's first keyframe once its connection to the
     // recorder is up (an RTSP camera cannot be asked for one); how long that takes varies with
     // the machine, so the recorded time counts from when the file has its header on disk.
@@ -530,10 +430,10 @@ async fn an_rtsp_camera_attached_to_a_room_is_recorded_into_its_own_matroska_fil
         let entries = std::fs::read_dir(&recording_dir).into_iter().flatten().flatten();
         entries.into_iter().any(|e| e.path().extension().is_some_and(|x| x == "mkv") && e.metadata().unwrap().len() > 0)
     };
-    while !camera_file_started() {
-        assert!(announced.elapsed() < Duration::from_secs(20), "the camera's file never started");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually("the camera's file starts", Duration::from_secs(20), || {
+        std::future::ready(camera_file_started().then_some(()))
+    })
+    .await;
     let recording_since = std::time::Instant::now();
     let start_lag = recording_since - announced;
     tokio::time::sleep(Duration::from_secs(5)).await;

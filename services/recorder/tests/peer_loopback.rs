@@ -9,13 +9,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use confab_call::MediaSection;
 use confab_recorder::capture::Capture;
 use confab_recorder::media::Codec;
 use confab_recorder::peer::{Answered, IceCandidate, Media, ReceivePeer, Source};
+use confab_testkit::SenderPeer;
 use matroska_demuxer::{Frame as ReadFrame, MatroskaFile};
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
 use tokio::sync::mpsc;
-use webrtc::peer_connection::{MediaEngine, PeerConnection, RTCIceCandidateInit, RTCSessionDescription};
+use webrtc::peer_connection::{MediaEngine, PeerConnection, RTCPeerConnectionState, RTCSessionDescription};
 
 mod support;
 
@@ -82,28 +84,21 @@ async fn request_keyframes(peer: &ReceivePeer, ssrcs: Vec<u32>) -> usize {
     ssrcs.len()
 }
 
+/// Trickles candidates both ways, each placed in the section its side's description bundles on.
 async fn exchange_candidates(
-    peer: Arc<ReceivePeer>,
+    (peer, answer): (Arc<ReceivePeer>, MediaSection),
     mut local: mpsc::UnboundedReceiver<IceCandidate>,
-    sender: Arc<dyn PeerConnection>,
-    mut remote: mpsc::UnboundedReceiver<RTCIceCandidateInit>,
+    (sender, offer): (Arc<dyn PeerConnection>, MediaSection),
+    mut remote: mpsc::UnboundedReceiver<IceCandidate>,
 ) {
     let to_sender = async move {
         while let Some(candidate) = local.recv().await {
-            // Gathered candidates do not say their section; the answer bundles on its first m-line.
-            let init = RTCIceCandidateInit { sdp_mline_index: Some(0), ..confab_call::rtc_candidate(candidate) };
-            sender.add_ice_candidate(init).await.unwrap();
+            sender.add_ice_candidate(confab_call::rtc_candidate(answer.place(candidate))).await.unwrap();
         }
     };
     let to_recorder = async move {
-        while let Some(init) = remote.recv().await {
-            let candidate = IceCandidate {
-                candidate: init.candidate,
-                sdp_mid: init.sdp_mid,
-                sdp_mline_index: init.sdp_mline_index.map(u32::from),
-                ..IceCandidate::default()
-            };
-            peer.add_remote_candidate(candidate).await.unwrap();
+        while let Some(candidate) = remote.recv().await {
+            peer.add_remote_candidate(offer.place(candidate)).await.unwrap();
         }
     };
     tokio::join!(to_sender, to_recorder);
@@ -112,11 +107,11 @@ async fn exchange_candidates(
 async fn three_seconds_of_vp8_and_opus_are_recorded() {
     let mut media_engine = MediaEngine::default();
     media_engine.register_default_codecs().unwrap();
-    let mut sender = sender_peer(media_engine).await;
+    let mut sender = SenderPeer::new(media_engine).await;
     let video = sample_track(RtpCodecKind::Video, VIDEO_SSRC, codec("video/VP8", 90_000, 0));
     let audio = sample_track(RtpCodecKind::Audio, AUDIO_SSRC, codec("audio/opus", 48_000, 2));
-    let video_transceiver = add_send_only(&sender.connection, Arc::clone(&video)).await;
-    let audio_transceiver = add_send_only(&sender.connection, Arc::clone(&audio)).await;
+    let video_transceiver = sender.add_send_only(Arc::clone(&video)).await;
+    let audio_transceiver = sender.add_send_only(Arc::clone(&audio)).await;
     let offer = sender.connection.create_offer(None).await.unwrap();
     sender.connection.set_local_description(offer.clone()).await.unwrap();
     assert!(offer.sdp.contains("a=sendonly"), "the participant offers send-only");
@@ -124,13 +119,14 @@ async fn three_seconds_of_vp8_and_opus_are_recorded() {
     let Answered { peer, answer_sdp, media, local_candidates } =
         ReceivePeer::answer(&offer.sdp, Source::Participant, &loopback_config()).await.unwrap();
     assert!(answer_sdp.contains("a=recvonly"), "{answer_sdp}");
+    let sections = (MediaSection::of_candidates(&offer.sdp), MediaSection::of_candidates(&answer_sdp));
     sender.connection.set_remote_description(RTCSessionDescription::answer(answer_sdp).unwrap()).await.unwrap();
     let peer = Arc::new(peer);
-    let remote_candidates = std::mem::replace(&mut sender.candidates, mpsc::unbounded_channel().1);
+    let remote_candidates = std::mem::replace(&mut sender.events.candidates, mpsc::unbounded_channel().1);
     tokio::spawn(exchange_candidates(
-        Arc::clone(&peer),
+        (Arc::clone(&peer), sections.1),
         local_candidates,
-        Arc::clone(&sender.connection),
+        (Arc::clone(&sender.connection), sections.0),
         remote_candidates,
     ));
 
@@ -138,8 +134,9 @@ async fn three_seconds_of_vp8_and_opus_are_recorded() {
     std::fs::create_dir_all(&dir.0).unwrap();
     let recording = tokio::spawn(record(Arc::clone(&peer), media, dir.0.join("p1.webm")));
 
-    sender.connected.wait_for(|connected| *connected).await.unwrap();
-    let (video_pt, audio_pt) = (payload_type(&video_transceiver).await, payload_type(&audio_transceiver).await);
+    sender.events.state.wait_for(|state| *state == RTCPeerConnectionState::Connected).await.unwrap();
+    let video_pt = SenderPeer::payload_type(&video_transceiver).await;
+    let audio_pt = SenderPeer::payload_type(&audio_transceiver).await;
     tokio::join!(send_video(video, video_pt), send_audio(audio, audio_pt));
     tokio::time::sleep(Duration::from_millis(500)).await;
     peer.close().await.unwrap();
@@ -197,9 +194,9 @@ async fn an_h264_only_offer_gets_an_answer_that_rejects_the_video() {
         payload_type: 102,
     };
     media_engine.register_codec(h264, RtpCodecKind::Video).unwrap();
-    let sender = sender_peer(media_engine).await;
+    let sender = SenderPeer::new(media_engine).await;
     let camera = sample_track(RtpCodecKind::Video, VIDEO_SSRC, codec("video/H264", 90_000, 0));
-    add_send_only(&sender.connection, camera).await;
+    sender.add_send_only(camera).await;
     let offer = sender.connection.create_offer(None).await.unwrap();
     assert!(offer.sdp.contains("H264"), "{}", offer.sdp);
 
@@ -227,9 +224,9 @@ async fn a_cameras_offer_gets_an_answer_accepting_exactly_its_h264_profile_and_p
         let parameters = RTCRtpCodecParameters { rtp_codec: codec.clone(), payload_type };
         media_engine.register_codec(parameters, kind).unwrap();
     }
-    let sender = sender_peer(media_engine).await;
-    add_send_only(&sender.connection, sample_track(RtpCodecKind::Video, VIDEO_SSRC, h264)).await;
-    add_send_only(&sender.connection, sample_track(RtpCodecKind::Audio, AUDIO_SSRC, pcmu)).await;
+    let sender = SenderPeer::new(media_engine).await;
+    sender.add_send_only(sample_track(RtpCodecKind::Video, VIDEO_SSRC, h264)).await;
+    sender.add_send_only(sample_track(RtpCodecKind::Audio, AUDIO_SSRC, pcmu)).await;
     let offer = sender.connection.create_offer(None).await.unwrap();
 
     let config = loopback_config();

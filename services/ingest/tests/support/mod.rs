@@ -16,7 +16,7 @@ use confab_ingest::settings::Timings;
 use confab_ingest::store::CameraId;
 use confab_ingest::worker::Worker;
 use redis::aio::ConnectionManager;
-use sqlx::{Connection, Executor, PgConnection, PgPool};
+use sqlx::{Executor, PgPool};
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -26,9 +26,7 @@ pub const KEY: &str = "3q2+7wABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhs=";
 pub const PACKAGES: &str = "python3-gi gir1.2-gst-rtsp-server-1.0 python3-gst-1.0 gstreamer1.0-plugins-base \
      gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-rtsp";
 
-pub fn env(key: &str) -> String {
-    std::env::var(key).unwrap_or_else(|_| panic!("{key} must be set: run the tests with deploy/local/test"))
-}
+pub use confab_testkit::env;
 
 pub struct World {
     pub db: PgPool,
@@ -55,14 +53,7 @@ pub struct StatusRow {
 }
 
 pub async fn world() -> World {
-    let base = env("DATABASE_URL");
-    let server = base.rsplit_once('/').unwrap().0.to_owned();
-    let name = format!("confab_test_{}", Uuid::new_v4().simple());
-    let mut admin = PgConnection::connect(&format!("{server}/postgres")).await.unwrap();
-    admin.execute(sqlx::AssertSqlSafe(format!(r#"create database "{name}""#))).await.unwrap();
-    let database_url = format!("{server}/{name}");
-    let db = PgPool::connect(&database_url).await.unwrap();
-    sqlx::migrate!("../../migrations").run(&db).await.unwrap();
+    let (db, database_url) = confab_testkit::fresh_database().await;
     let (owner, room) = (Uuid::new_v4(), Uuid::new_v4());
     db.execute(sqlx::AssertSqlSafe(format!(
         "insert into users (id, email, display_name, password_hash) values ('{owner}', '{owner}@example.org', 'Ann', 'x');
@@ -71,7 +62,7 @@ pub async fn world() -> World {
     .await
     .unwrap();
     let redis = confab_common::redis::connect_lazy(&env("REDIS_URL")).unwrap();
-    World { db, database_url, prefix: format!("confab-test:{}", Uuid::new_v4().simple()), redis, room, owner }
+    World { db, database_url, prefix: confab_testkit::redis_prefix(), redis, room, owner }
 }
 
 impl World {

@@ -1,37 +1,20 @@
-//! A participant-like webrtc-rs peer for the recorder's tests: sends synthetic VP8 (with real
-//! keyframe headers) and Opus from send-only tracks, and reports its candidates and connection.
-//! It can also play the committed clips (`tests/clips/`: real VP8 in IVF, real Opus in Ogg) in
+//! Media for the recorder's tests to send (the sending peer is `confab_testkit::SenderPeer`):
+//! synthetic VP8 (with real keyframe headers) and Opus for send-only tracks. It can also play the committed clips (`tests/clips/`: real VP8 in IVF, real Opus in Ogg) in
 //! real time, as a camera and a microphone would; `camera` makes an RTSP camera's H.264 and PCMU.
 //! Each test binary uses a part of it.
-#![allow(dead_code, unused_imports)]
+#![allow(dead_code)]
 
 pub mod camera;
 
-use std::future::Future;
-use std::io::Cursor;
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use confab_recorder::capture::Capture;
-use confab_recorder::media::Codec;
-use confab_recorder::peer::{Answered, IceCandidate, Media, PeerConfig, ReceivePeer};
-use matroska_demuxer::{Frame as ReadFrame, MatroskaFile};
+use confab_recorder::peer::PeerConfig;
 use rtc::media::Sample;
 use rtc::media_stream::MediaStreamTrack;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
-};
-use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
-use tokio::sync::{mpsc, watch};
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
 use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
-use webrtc::peer_connection::{
-    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceCandidateInit,
-    RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSessionDescription, Registry, SettingEngineBuilder,
-    register_default_interceptors,
-};
-use webrtc::rtp_transceiver::RtpTransceiver;
 
 pub const WIDTH: u16 = 640;
 pub const HEIGHT: u16 = 360;
@@ -39,43 +22,6 @@ pub const VIDEO_FRAMES: usize = 90;
 pub const AUDIO_FRAMES: usize = 150;
 pub const VIDEO_SSRC: u32 = 0x1111_0001;
 pub const AUDIO_SSRC: u32 = 0x2222_0002;
-
-pub type BoxFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
-
-/// The participant side's events: its local candidates and whether it is connected.
-pub struct SenderHandler {
-    candidates: mpsc::UnboundedSender<RTCIceCandidateInit>,
-    connected: watch::Sender<bool>,
-}
-
-impl PeerConnectionEventHandler for SenderHandler {
-    fn on_ice_candidate<'life0, 'async_trait>(&'life0 self, event: RTCPeerConnectionIceEvent) -> BoxFuture<'async_trait>
-    where
-        'life0: 'async_trait,
-        Self: 'async_trait,
-    {
-        Box::pin(async move {
-            if let Ok(init) = event.candidate.to_json() {
-                let _ = self.candidates.send(init);
-            }
-        })
-    }
-
-    fn on_connection_state_change<'life0, 'async_trait>(
-        &'life0 self,
-        state: RTCPeerConnectionState,
-    ) -> BoxFuture<'async_trait>
-    where
-        'life0: 'async_trait,
-        Self: 'async_trait,
-    {
-        Box::pin(async move {
-            if state == RTCPeerConnectionState::Connected {
-                let _ = self.connected.send(true);
-            }
-        })
-    }
-}
 
 pub fn loopback_config() -> PeerConfig {
     PeerConfig {
@@ -126,44 +72,6 @@ pub fn vp8_delta(len: usize) -> Vec<u8> {
     let mut data = tag.to_le_bytes()[..3].to_vec();
     data.resize(len, 0x33);
     data
-}
-
-pub struct SenderPeer {
-    pub connection: Arc<dyn PeerConnection>,
-    pub candidates: mpsc::UnboundedReceiver<RTCIceCandidateInit>,
-    pub connected: watch::Receiver<bool>,
-}
-
-/// A participant-like peer; like a browser it sends sender reports and answers NACKs and PLIs.
-pub async fn sender_peer(mut media_engine: MediaEngine) -> SenderPeer {
-    let (candidates_tx, candidates) = mpsc::unbounded_channel();
-    let (connected_tx, connected) = watch::channel(false);
-    let registry = register_default_interceptors(Registry::new(), &mut media_engine).unwrap();
-    let connection = PeerConnectionBuilder::new()
-        .with_media_engine(media_engine)
-        .with_interceptor_registry(registry)
-        .with_setting_engine(SettingEngineBuilder::new().with_include_loopback_candidate(true).build())
-        .with_handler(Arc::new(SenderHandler { candidates: candidates_tx, connected: connected_tx }))
-        .with_udp_addrs(vec!["127.0.0.1:0".to_owned()])
-        .build()
-        .await
-        .unwrap();
-    SenderPeer { connection: Arc::new(connection), candidates, connected }
-}
-
-/// Adds `track` send-only.
-pub async fn add_send_only(
-    connection: &Arc<dyn PeerConnection>,
-    track: Arc<TrackLocalStaticSample>,
-) -> Arc<dyn RtpTransceiver> {
-    let init = RTCRtpTransceiverInit { direction: RTCRtpTransceiverDirection::Sendonly, ..Default::default() };
-    connection.add_transceiver_from_track(track, Some(init)).await.unwrap()
-}
-
-/// The payload type negotiated for a transceiver's sender (known once the answer is applied).
-pub async fn payload_type(transceiver: &Arc<dyn RtpTransceiver>) -> u8 {
-    let sender = transceiver.sender().await.unwrap().expect("a sender");
-    sender.get_parameters().await.unwrap().rtp_parameters.codecs[0].payload_type
 }
 
 pub async fn send_video(track: Arc<TrackLocalStaticSample>, payload_type: u8) {
@@ -343,19 +251,4 @@ pub async fn play_clips(
         track.sample_writer(ssrc, payload_type).write_sample(&sample).await.unwrap();
     }
     played
-}
-
-/// A local candidate as the signaling protocol carries it.
-pub fn candidate_json(init: &RTCIceCandidateInit) -> serde_json::Value {
-    serde_json::json!({"candidate": init.candidate, "sdp_mid": init.sdp_mid, "sdp_mline_index": init.sdp_mline_index})
-}
-
-/// A remote candidate from the signaling protocol's form.
-pub fn candidate_init(candidate: &serde_json::Value) -> RTCIceCandidateInit {
-    RTCIceCandidateInit {
-        candidate: candidate["candidate"].as_str().unwrap().to_owned(),
-        sdp_mid: candidate["sdp_mid"].as_str().map(str::to_owned),
-        sdp_mline_index: candidate["sdp_mline_index"].as_u64().map(|i| i as u16),
-        ..Default::default()
-    }
 }

@@ -1,0 +1,47 @@
+//! What the services' tests share, once: a fresh database with the schema, a Redis prefix of
+//! their own, signing keys, tickets and the JWKS that verifies them, an in-process gateway, a
+//! participant that speaks the signaling protocol in its typed messages, a synthetic webrtc-rs
+//! sender, and [`eventually`] to wait for a condition with a deadline rather than sleep and hope.
+//! Everything runs against the real Postgres and Redis of `deploy/local/test`.
+
+mod database;
+mod gateway;
+mod keys;
+mod sender;
+mod signaling;
+
+use std::time::Duration;
+
+pub use confab_protocol::signal::server_message::Kind;
+pub use database::fresh_database;
+pub use gateway::{Gateway, gateway};
+pub use keys::{TestKeys, jwks_server};
+pub use sender::{SenderPeer, loopback_connection};
+pub use signaling::Signaling;
+
+/// An environment variable `deploy/local/test` sets.
+pub fn env(key: &str) -> String {
+    std::env::var(key).unwrap_or_else(|_| panic!("{key} must be set: run the tests with deploy/local/test"))
+}
+
+/// A Redis key prefix no other test uses.
+pub fn redis_prefix() -> String {
+    format!("confab-test:{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Polls `probe` every 50 ms until it gives a value, for at most `within`; panics saying `what`
+/// was awaited otherwise.
+pub async fn eventually<T, F: Future<Output = Option<T>>>(
+    what: &str,
+    within: Duration,
+    mut probe: impl FnMut() -> F,
+) -> T {
+    let give_up = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(tokio::time::Instant::now() < give_up, "{what}: not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

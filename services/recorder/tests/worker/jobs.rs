@@ -1,0 +1,121 @@
+use std::time::Duration;
+
+use confab_recorder::worker::Worker;
+use uuid::Uuid;
+
+use crate::world::*;
+
+#[actix_web::test]
+async fn a_queued_recording_is_joined_announced_stopped_and_finished() {
+    let logs = captured_logs();
+    let world = world().await;
+    let mut ann = world.participant().await;
+    // An idle recorder waits on the queue longer than one blocking read lasts.
+    let _worker = world.start_worker("rec-a");
+    tokio::time::sleep(confab_recorder::jobs::LONGEST_WAIT + Duration::from_millis(500)).await;
+    // Meanwhile it keeps its heartbeat key, by which the API counts the recorders alive.
+    let alive: i64 = redis::cmd("PTTL")
+        .arg(confab_common::recording_jobs::alive_key(&world.prefix, "rec-a"))
+        .query_async(&mut world.redis().await)
+        .await
+        .unwrap();
+    assert!((1..=10_000).contains(&alive), "heartbeat key TTL {alive} ms");
+    let request_id = Uuid::new_v4().simple().to_string();
+    let recording = world.queue_recording_by("pending", Some(&request_id)).await;
+
+    let started = ann.recording_started().await;
+    assert_eq!(started.recording_id, recording.to_string(), "{started:?}");
+    // Its log lines about the recording name the API request that started it.
+    let claimed = logged(&logs, "recording claimed", &recording.to_string()).await;
+    assert_eq!(claimed["span"]["request.id"], request_id, "{claimed}");
+    let (_, _, recorder) = world.wait_for_status(recording, "recording").await;
+    assert_eq!(recorder.as_deref(), Some("rec-a"));
+    let started_at: Option<chrono::DateTime<chrono::Utc>> =
+        sqlx::query_scalar("select started_at from recordings where id = $1")
+            .bind(recording)
+            .fetch_one(&world.db)
+            .await
+            .unwrap();
+    assert!(started_at.is_some());
+
+    world.stop_recording(recording).await;
+    let stopped = ann.recording_stopped().await;
+    assert_eq!(stopped.recording_id, recording.to_string());
+    let (_, reason, recorder) = world.wait_for_status(recording, "failed").await;
+    assert_eq!(reason.as_deref(), Some("no media was received"), "nobody sent media in this test");
+    assert_eq!(recorder, None);
+    let pending: Vec<redis::Value> = redis::cmd("XPENDING")
+        .arg(format!("{}:recordings:jobs", world.prefix))
+        .arg("recorders")
+        .arg("-")
+        .arg("+")
+        .arg(10)
+        .query_async(&mut world.redis().await)
+        .await
+        .unwrap();
+    assert!(pending.is_empty(), "the job is acknowledged");
+}
+
+#[actix_web::test]
+async fn a_recording_stopped_before_any_recorder_took_it_is_left_alone() {
+    let world = world().await;
+    let recording = world.queue_recording("failed").await;
+    let _worker = world.start_worker("rec-a");
+    let stream = format!("{}:recordings:jobs", world.prefix);
+    confab_testkit::eventually("the job is acknowledged", Duration::from_secs(5), || async {
+        let left: i64 = redis::cmd("XLEN").arg(&stream).query_async(&mut world.redis().await).await.unwrap();
+        (left == 0).then_some(())
+    })
+    .await;
+    assert_eq!(world.status(recording).await.0, "failed");
+}
+
+#[actix_web::test]
+async fn the_job_of_a_dead_recorder_is_taken_over() {
+    let world = world().await;
+    let mut ann = world.participant().await;
+    let recording = world.recording_of_a_dead_recorder().await;
+
+    let _survivor = world.start_worker("rec-b");
+    assert_eq!(ann.recording_started().await.recording_id, recording.to_string());
+    let (_, _, recorder) = world.wait_for_status(recording, "recording").await;
+    assert_eq!(recorder.as_deref(), Some("rec-b"));
+}
+
+#[actix_web::test]
+async fn a_recording_whose_call_cannot_be_joined_fails_with_a_reason_that_names_no_address() {
+    let world = world().await;
+    let recording = world.queue_recording("pending").await;
+    let _worker = start(world.worker_via("rec-a", "ws://127.0.0.1:1/v1/signal"));
+    let (_, reason, recorder) = world.wait_for_status(recording, "failed").await;
+    assert_eq!(reason.as_deref(), Some("could not join the call"));
+    assert_eq!(recorder, None);
+}
+
+#[actix_web::test]
+async fn a_job_seen_before_its_row_is_committed_is_still_recorded_at_once() {
+    let world = world().await;
+    let mut ann = world.participant().await;
+    // A recorder that would take 30 s to notice a dropped job.
+    let mut settings = world.worker("rec-a").settings;
+    settings.reclaim_after = Duration::from_secs(30);
+    let _worker = start(Worker::build(settings).unwrap());
+    world.wait_for_recorder("rec-a").await;
+    // The API's order: the job first, then the row's commit.
+    let recording = Uuid::new_v4();
+    let _: String =
+        confab_common::recording_jobs::add(&world.prefix, &recording.to_string(), &world.room.to_string(), None)
+            .query_async(&mut world.redis().await)
+            .await
+            .unwrap();
+    // The recorder reads the job 300 ms before the row is there.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    sqlx::query("insert into recordings (id, room_id) values ($1, $2)")
+        .bind(recording)
+        .bind(world.room)
+        .execute(&world.db)
+        .await
+        .unwrap();
+    assert_eq!(ann.recording_started().await.recording_id, recording.to_string());
+    world.wait_for_status(recording, "recording").await;
+}
