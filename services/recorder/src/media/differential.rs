@@ -239,6 +239,8 @@ struct Vp9Shape {
     packet_size: usize,
 }
 
+/// How a VP9 stream is cut into packets: by rtc-rtp's payloader (flexible mode, no P and no SS,
+/// so every picture looks like a keyframe of unknown size), or as libwebrtc does.
 #[derive(Debug, Clone)]
 enum Vp9Packetization {
     Payloader { mtu: usize, first_picture_id: u16 },
@@ -284,6 +286,7 @@ impl Vp9Packetization {
     }
 }
 
+/// A picture's packets, each spatial layer's frame from a B packet to an E packet.
 fn vp9_browser_payloads(shape: Vp9Shape, picture_id: u16, picture: &Vp9Picture) -> Vec<Vec<u8>> {
     let bit = |set: bool, mask: u8| if set { mask } else { 0 };
     let mut payloads = Vec::new();
