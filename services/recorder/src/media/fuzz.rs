@@ -23,14 +23,14 @@ use super::{
 
 /// Enough cases to find shallow bugs while keeping the recorder's unit tests fast; XorShift
 /// because unoptimised ChaCha spent most of the time generating payload bytes.
-fn config() -> ProptestConfig {
+pub(super) fn config() -> ProptestConfig {
     ProptestConfig { rng_algorithm: RngAlgorithm::XorShift, ..ProptestConfig::with_cases(256) }
 }
 
 /// Starts of real VP8 and VP9 payloads with unusual descriptors (extended fields, two spatial
 /// layers, flexible mode) and of H.264 aggregates and fragments, so that random tails reach past
 /// the descriptor parsers.
-fn payload_prefixes() -> Vec<Vec<u8>> {
+pub(super) fn payload_prefixes() -> Vec<Vec<u8>> {
     let (b, e, p, l, f, v) = (0x08, 0x04, 0x40, 0x20, 0x10, 0x02);
     vec![
         [&[0x90, 0x80, 0x81, 0x23][..], &keyframe_header(320, 240, 1)].concat(),
@@ -243,7 +243,7 @@ fn run_participant(calls: Vec<Call>) -> (Vec<Output>, [TrackId; 5]) {
 
 /// How a VP8 payload descriptor is written; senders differ, the depacketizer must accept all.
 #[derive(Debug, Clone, Copy)]
-struct Vp8Shape {
+pub(super) struct Vp8Shape {
     extended: bool,
     non_reference: bool,
     /// `Some((id, long))`: a PictureID, 15 bits when `long` (7-bit ids keep their low 7 bits).
@@ -252,7 +252,7 @@ struct Vp8Shape {
     tid_or_key_idx: (bool, bool),
 }
 
-fn vp8_shape() -> impl Strategy<Value = Vp8Shape> {
+pub(super) fn vp8_shape() -> impl Strategy<Value = Vp8Shape> {
     (
         any::<bool>(),
         any::<bool>(),
@@ -270,7 +270,7 @@ fn vp8_shape() -> impl Strategy<Value = Vp8Shape> {
 }
 
 /// The RFC 7741 payload descriptor of `shape` with the S bit and partition index given.
-fn vp8_descriptor(shape: Vp8Shape, start_of_partition: bool, partition_index: u8) -> Vec<u8> {
+pub(super) fn vp8_descriptor(shape: Vp8Shape, start_of_partition: bool, partition_index: u8) -> Vec<u8> {
     let bit = |set: bool, mask: u8| if set { mask } else { 0 };
     let mut d = vec![
         bit(shape.extended, 0x80) | bit(shape.non_reference, 0x20) | bit(start_of_partition, 0x10) | partition_index,
@@ -296,7 +296,7 @@ fn vp8_descriptor(shape: Vp8Shape, start_of_partition: bool, partition_index: u8
 }
 
 /// A VP8 frame: a keyframe (a real header of any size, then arbitrary bytes) or a delta frame.
-fn vp8_frame() -> impl Strategy<Value = Vec<u8>> {
+pub(super) fn vp8_frame() -> impl Strategy<Value = Vec<u8>> {
     let keyframe = (0..16384u16, 0..16384u16, 0..4u8, vec(any::<u8>(), 0..3000))
         .prop_map(|(width, height, scale, body)| [keyframe_header(width, height, scale), body].concat());
     let delta = (any::<u8>(), vec(any::<u8>(), 2..3000)).prop_map(|(tag, body)| [vec![tag | 0x01], body].concat());

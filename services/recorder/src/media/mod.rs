@@ -5,6 +5,8 @@
 
 mod clock;
 #[cfg(test)]
+mod differential;
+#[cfg(test)]
 mod fuzz;
 mod h264;
 mod interleave;
