@@ -1,6 +1,7 @@
 //! Recordings: start and stop (owners, moderators, admins), list, inspect, delete, and download
-//! the files, which are served only through this authorized handler. A recording is visible
-//! exactly when its room is: to the room's members and admins; everyone else gets 404.
+//! the files, which are served only through this authorized handler. A recording is visible to
+//! its room's members, to the members of the room while it was recorded (its access list, which
+//! outlives the room), and to admins; everyone else gets 404 (auth/recording_access.rs).
 
 use actix_web::http::header::{ContentDisposition, DispositionParam, DispositionType};
 use actix_web::{HttpRequest, HttpResponse, delete, get, post, web};
@@ -13,9 +14,10 @@ use uuid::Uuid;
 
 use super::{ErrorResponse, audit};
 use crate::auth::current_user::CurrentUser;
+use crate::auth::recording_access::RecordingAccess;
 use crate::auth::room_access::RoomAccess;
 use crate::domain::page::{Cursor, Page, PageQuery};
-use crate::domain::{RecordingStatus, RoomId, User, UserId};
+use crate::domain::{RecordingStatus, RoomId, UserId};
 use crate::download::{self, Download};
 use crate::error::ApiError;
 use crate::startup::AppState;
@@ -144,14 +146,6 @@ pub async fn views(state: &AppState, recordings: Vec<Recording>) -> Result<Vec<R
         .collect())
 }
 
-/// The recording and the caller's access to its room; 404 when either is out of reach.
-async fn load(state: &AppState, user: &User, raw_id: &str) -> Result<(Recording, RoomAccess), ApiError> {
-    let id = Uuid::parse_str(raw_id).map_err(|_| ApiError::NotFound)?;
-    let recording = recordings::find_recording(&state.db, id).await?.ok_or(ApiError::NotFound)?;
-    let access = RoomAccess::load(state, user, &recording.room_id.to_string()).await?;
-    Ok((recording, access))
-}
-
 /// Start recording the room's call (owner, moderators, admins). While a recording is running,
 /// starting again returns it: one click from two moderators makes one recording.
 #[utoipa::path(tag = "recordings", security(("bearer" = [])), responses(
@@ -168,7 +162,8 @@ pub async fn start_recording(
     let access = RoomAccess::load(&state, &user, &path).await?;
     access.require_manager()?;
     let mut tx = state.db.begin().await?;
-    let (recording, created) = recordings::start_recording(&mut tx, access.room.id, user.id).await?;
+    let (recording, created) =
+        recordings::start_recording(&mut tx, access.room.id, user.id).await?.ok_or(ApiError::NotFound)?;
     if created {
         audit(
             &mut tx,
@@ -204,8 +199,9 @@ pub async fn stop_recording(
     CurrentUser(user): CurrentUser,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let (recording, access) = load(&state, &user, &path).await?;
+    let access = RecordingAccess::load(&state, &user, &path).await?;
     access.require_manager()?;
+    let recording = access.recording;
     let mut tx = state.db.begin().await?;
     let stopped = recordings::request_stop(&mut *tx, recording.id).await?;
     if stopped.is_some() {
@@ -221,7 +217,8 @@ pub async fn stop_recording(
     Ok(HttpResponse::Ok().json(viewed.remove(0)))
 }
 
-/// The recordings of the rooms I belong to, newest first; `?room_id=` narrows to one room.
+/// The recordings I may see, newest first: those of the rooms I belong to, and those of rooms I
+/// belonged to while they were recorded, deleted rooms included; `?room_id=` narrows to one room.
 #[utoipa::path(tag = "recordings", security(("bearer" = [])), params(PageQuery, RecordingFilter), responses(
     (status = 200, body = RecordingList), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
 ))]
@@ -254,13 +251,13 @@ pub async fn get_recording(
     CurrentUser(user): CurrentUser,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let (recording, _) = load(&state, &user, &path).await?;
-    let mut viewed = views(&state, vec![recording]).await?;
+    let access = RecordingAccess::load(&state, &user, &path).await?;
+    let mut viewed = views(&state, vec![access.recording]).await?;
     Ok(HttpResponse::Ok().json(viewed.remove(0)))
 }
 
-/// Delete a recording and its files (owner, moderators, admins). A running recording must be
-/// stopped first (409).
+/// Delete a recording and its files (the room's owner and moderators, or theirs at recording
+/// time once the room is deleted; admins). A running recording must be stopped first (409).
 #[utoipa::path(tag = "recordings", security(("bearer" = [])), responses(
     (status = 204), (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse),
     (status = 409, body = ErrorResponse),
@@ -272,8 +269,9 @@ pub async fn delete_recording(
     CurrentUser(user): CurrentUser,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let (recording, access) = load(&state, &user, &path).await?;
+    let access = RecordingAccess::load(&state, &user, &path).await?;
     access.require_manager()?;
+    let recording = access.recording;
     let mut tx = state.db.begin().await?;
     if !recordings::delete_recording(&mut *tx, recording.id).await? {
         return Err(ApiError::Conflict { code: "recording_running", message: "stop the recording before deleting it" });
@@ -310,7 +308,7 @@ pub async fn download_file(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (recording_id, file_id) = path.into_inner();
-    let (recording, _) = load(&state, &user, &recording_id).await?;
+    let recording = RecordingAccess::load(&state, &user, &recording_id).await?.recording;
     let file_id = Uuid::parse_str(&file_id).map_err(|_| ApiError::NotFound)?;
     let file = recordings::find_file(&state.db, recording.id, file_id).await?.ok_or(ApiError::NotFound)?;
     let Ok(key) = Key::parse(file.path.as_str()) else {
