@@ -29,7 +29,7 @@ export async function render(main, params, app) {
   const you = { id: session.user && session.user.id, power, manager: RANK[power] >= RANK.moderator, owner: power === 'owner' };
   const heading = h('h1', {}, room.name);
   const people = membersSection(room, you);
-  const recordings = recordingsList({ room: { id: room.id, name: room.name, manager: you.manager }, cardHeading: 'h3' });
+  const recordings = recordingsList({ room: { id: room.id, name: room.name }, cardHeading: 'h3' });
 
   replace(root,
     heading,

@@ -11,7 +11,9 @@ use crate::store::recordings::{self, Recording, RecordingWithAccess};
 
 pub struct RecordingAccess {
     pub recording: Recording,
-    may_manage: bool,
+    /// Whether the caller may stop and delete it: admins; the room's owner and moderators while
+    /// the room exists; once it is deleted, its owner and moderators at the time of the recording.
+    pub may_manage: bool,
 }
 
 impl RecordingAccess {
@@ -19,14 +21,16 @@ impl RecordingAccess {
     pub async fn load(state: &AppState, user: &User, raw_id: &str) -> Result<Self, ApiError> {
         let id = Uuid::parse_str(raw_id).map_err(|_| ApiError::NotFound)?;
         let found = recordings::find_recording_with_access(&state.db, id, user.id).await?.ok_or(ApiError::NotFound)?;
-        let RecordingWithAccess { recording, room_exists, room_role, listed_role } = found;
-        let may_manage =
-            decide(user.role == Role::Admin, room_exists, room_role, listed_role).ok_or(ApiError::NotFound)?;
-        Ok(Self { recording, may_manage })
+        Self::of(user, found).ok_or(ApiError::NotFound)
     }
 
-    /// Stopping and deleting: admins; the room's owner and moderators while the room exists;
-    /// once it is deleted, its owner and moderators at the time of the recording.
+    /// The caller's access to a recording found with what decides it; `None` when out of sight.
+    pub fn of(user: &User, found: RecordingWithAccess) -> Option<Self> {
+        let RecordingWithAccess { recording, room_exists, room_role, listed_role } = found;
+        let may_manage = decide(user.role == Role::Admin, room_exists, room_role, listed_role)?;
+        Some(Self { recording, may_manage })
+    }
+
     pub fn require_manager(&self) -> Result<(), ApiError> {
         if self.may_manage {
             Ok(())

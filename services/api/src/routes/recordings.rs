@@ -39,6 +39,9 @@ pub struct RecordingView {
     /// picture size changed).
     pub files: Vec<FileView>,
     pub stats: RecordingStats,
+    /// Whether the caller may stop and delete it (docs/architecture.md, "Recordings outlive their
+    /// room").
+    pub can_manage: bool,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -108,7 +111,7 @@ impl From<RecordingFile> for FileView {
     }
 }
 
-fn view(recording: Recording, files: Vec<RecordingFile>) -> RecordingView {
+fn view(recording: Recording, can_manage: bool, files: Vec<RecordingFile>) -> RecordingView {
     let stats = RecordingStats {
         files: files.len(),
         bytes: files.iter().map(|f| f.bytes).sum(),
@@ -129,19 +132,20 @@ fn view(recording: Recording, files: Vec<RecordingFile>) -> RecordingView {
         created_at: recording.created_at,
         files: files.into_iter().map(FileView::from).collect(),
         stats,
+        can_manage,
     }
 }
 
-/// Recordings with their files, in the given order.
-pub async fn views(state: &AppState, recordings: Vec<Recording>) -> Result<Vec<RecordingView>, ApiError> {
-    let ids: Vec<Uuid> = recordings.iter().map(|r| r.id).collect();
+/// Recordings with their files, in the given order, each with whether the caller may manage it.
+pub async fn views(state: &AppState, recordings: Vec<(Recording, bool)>) -> Result<Vec<RecordingView>, ApiError> {
+    let ids: Vec<Uuid> = recordings.iter().map(|(r, _)| r.id).collect();
     let mut files = recordings::files_of(&state.db, &ids).await?;
     Ok(recordings
         .into_iter()
-        .map(|recording| {
+        .map(|(recording, can_manage)| {
             let (mine, rest) = files.drain(..).partition(|f| f.recording_id == recording.id);
             files = rest;
-            view(recording, mine)
+            view(recording, can_manage, mine)
         })
         .collect())
 }
@@ -185,7 +189,7 @@ pub async fn start_recording(
     if created {
         metrics::counter!("api_recordings_requested_total", "action" => "start").increment(1);
     }
-    Ok(HttpResponse::Accepted().json(view(recording, Vec::new())))
+    Ok(HttpResponse::Accepted().json(view(recording, true, Vec::new())))
 }
 
 /// Stop a running recording (owner, moderators, admins); stopping a stopped one changes nothing.
@@ -213,7 +217,7 @@ pub async fn stop_recording(
         metrics::counter!("api_recordings_requested_total", "action" => "stop").increment(1);
     }
     let current = stopped.unwrap_or(recording);
-    let mut viewed = views(&state, vec![current]).await?;
+    let mut viewed = views(&state, vec![(current, true)]).await?;
     Ok(HttpResponse::Ok().json(viewed.remove(0)))
 }
 
@@ -237,7 +241,12 @@ pub async fn list_recordings(
         }
     };
     let rows = recordings::list_for_member(&state.db, user.id, room, &page).await?;
-    let (rows, next_cursor) = page.finish(rows, |r| Cursor { created_at: r.created_at, id: r.id });
+    let (rows, next_cursor) = page.finish(rows, |r| Cursor { created_at: r.recording.created_at, id: r.recording.id });
+    let rows = rows
+        .into_iter()
+        .filter_map(|found| RecordingAccess::of(&user, found))
+        .map(|access| (access.recording, access.may_manage))
+        .collect();
     Ok(HttpResponse::Ok().json(RecordingList { recordings: views(&state, rows).await?, next_cursor }))
 }
 
@@ -252,7 +261,7 @@ pub async fn get_recording(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let access = RecordingAccess::load(&state, &user, &path).await?;
-    let mut viewed = views(&state, vec![access.recording]).await?;
+    let mut viewed = views(&state, vec![(access.recording, access.may_manage)]).await?;
     Ok(HttpResponse::Ok().json(viewed.remove(0)))
 }
 

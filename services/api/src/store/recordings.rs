@@ -52,6 +52,22 @@ macro_rules! recording_columns {
     };
 }
 
+/// What decides a user's access to recording `r` (see [`RecordingWithAccess`]); `$user` is the
+/// placeholder of the user's id.
+macro_rules! access_columns {
+    ($user:literal) => {
+        concat!(
+            "exists (select 1 from rooms where id = r.room_id) as room_exists, ",
+            "(select m.role from room_members m where m.room_id = r.room_id and m.user_id = ",
+            $user,
+            ") as room_role, ",
+            "(select a.role from recording_access a where a.recording_id = r.id and a.user_id = ",
+            $user,
+            ") as listed_role"
+        )
+    };
+}
+
 macro_rules! file_columns {
     () => {
         concat!(
@@ -162,10 +178,9 @@ pub async fn find_recording_with_access(
     sqlx::query_as(concat!(
         "select ",
         recording_columns!(),
-        ", exists (select 1 from rooms where id = r.room_id) as room_exists,
-           (select m.role from room_members m where m.room_id = r.room_id and m.user_id = $2) as room_role,
-           (select a.role from recording_access a where a.recording_id = r.id and a.user_id = $2) as listed_role
-         from recordings r where r.id = $1"
+        ", ",
+        access_columns!("$2"),
+        " from recordings r where r.id = $1"
     ))
     .bind(id)
     .bind(user)
@@ -193,17 +208,19 @@ pub async fn request_stop(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Re
 }
 
 /// The recordings `user` may see (of the rooms they belong to, and those whose access list names
-/// them), or those of one room, newest first.
+/// them), or those of one room, newest first, with what decides their access to each.
 pub async fn list_for_member(
     db: impl PgExecutor<'_>,
     user: UserId,
     room: Option<RoomId>,
     page: &Page,
-) -> Result<Vec<Recording>, sqlx::Error> {
+) -> Result<Vec<RecordingWithAccess>, sqlx::Error> {
     let (at, id) = page.after.map(|c| (Some(c.created_at), Some(c.id))).unwrap_or_default();
     sqlx::query_as(concat!(
         "select ",
         recording_columns!(),
+        ", ",
+        access_columns!("$1"),
         " from recordings r
          where r.id in (select a.recording_id from recording_access a where a.user_id = $1
                         union

@@ -87,7 +87,9 @@ async fn members_may_look_but_not_start_stop_or_delete_and_strangers_see_nothing
     let recording = app.post(&start, Some(&room.owner), json!({})).await.body["id"].as_str().unwrap().to_owned();
 
     let one = format!("/v1/recordings/{recording}");
-    assert_eq!(app.get(&one, Some(&room.member)).await.status, StatusCode::OK);
+    let seen = app.get(&one, Some(&room.member)).await;
+    assert_eq!((seen.status, seen.body["can_manage"].clone()), (StatusCode::OK, json!(false)));
+    assert_eq!(app.get(&one, Some(&room.owner)).await.body["can_manage"], true);
     assert_eq!(app.post(&format!("{one}/stop"), Some(&room.member), json!({})).await.status, StatusCode::FORBIDDEN);
     assert_eq!(app.send("DELETE", &one, Some(&room.member), None).await.status, StatusCode::FORBIDDEN);
     for (method, path) in [("GET", one.clone()), ("POST", format!("{one}/stop")), ("DELETE", one.clone())] {

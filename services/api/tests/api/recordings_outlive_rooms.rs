@@ -62,6 +62,11 @@ async fn a_deleted_rooms_recordings_stay_for_its_members_at_recording_time_and_n
         let bytes = app.get(&download, Some(who)).await;
         assert_eq!((bytes.status, bytes.raw.as_slice()), (StatusCode::OK, b"the call".as_slice()));
     }
+    for (who, can_manage) in [(&room.owner, true), (&room.member, false), (&admin, true)] {
+        assert_eq!(app.get(&one, Some(who)).await.body["can_manage"], can_manage);
+    }
+    let owners_list = app.get("/v1/recordings", Some(&room.owner)).await.body;
+    assert_eq!(owners_list["recordings"][0]["can_manage"], true, "the list says it too");
     for who in [&room.owner, &room.member] {
         assert_eq!(listed(&app, who, "").await, vec![recording.to_string()]);
         assert_eq!(listed(&app, who, &format!("?room_id={}", room.id)).await, vec![recording.to_string()]);
