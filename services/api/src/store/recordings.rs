@@ -77,8 +77,9 @@ macro_rules! file_columns {
     };
 }
 
-/// The room's running recording, or a new pending one; `true` when this call created it. Safe
-/// under concurrent calls: the partial unique index admits one running recording per room.
+/// The room's running recording, or a new pending one; `true` when this call created it; `None`
+/// when the room is gone. Safe under concurrent calls: the partial unique index admits one
+/// running recording per room.
 pub async fn start_recording(
     tx: &mut PgConnection,
     room_id: RoomId,
