@@ -2,13 +2,15 @@
 //! their rows and files survive the room, they see, list and download them, people who joined
 //! the room later do not, and the room's owner and moderators of the time may still delete them.
 //! Only `?delete_recordings=true` on the room's delete (its owner's or an admin's) takes them
-//! along; any other query is a 400.
+//! along; any other query is a 400. Recordings made before the access list existed get theirs
+//! from their room's members when the migration runs.
 
 use awc::http::StatusCode;
 use serde_json::json;
+use sqlx::Executor;
 use uuid::Uuid;
 
-use crate::helpers::{Reply, TestApp, spawn_app};
+use crate::helpers::{Reply, TestApp, create_empty_database, spawn_app};
 use crate::recordings::{Room, room_with_people};
 
 /// Adds a fresh user to `room` (as its owner does); their access token.
@@ -209,4 +211,41 @@ async fn deleting_a_user_keeps_the_recordings_of_the_rooms_they_owned_for_the_ot
     assert_eq!(delete(&app, &format!("/v1/admin/users/{owner_id}"), &admin).await.status, StatusCode::NO_CONTENT);
     assert_eq!(app.get(&format!("/v1/rooms/{}", room.id), Some(&admin)).await.status, StatusCode::NOT_FOUND);
     assert_eq!(listed(&app, &room.member, "").await, vec![recording.to_string()]);
+}
+
+#[actix_web::test]
+async fn the_migration_gives_earlier_recordings_their_rooms_members_as_their_access_list() {
+    let url = create_empty_database().await;
+    let db = sqlx::PgPool::connect(&url).await.unwrap();
+    // The schema as it was before the access list, with a room of two and its recording.
+    confab_api::MIGRATOR.run_to(20261207000001, &db).await.unwrap();
+    let (owner, member, room, recording) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    db.execute(sqlx::AssertSqlSafe(format!(
+        "insert into users (id, email, display_name, password_hash)
+           values ('{owner}', '{owner}@example.org', 'Ann', 'x'), ('{member}', '{member}@example.org', 'Bo', 'x');
+         insert into rooms (id, name, owner_id, max_participants) values ('{room}', 'Old', '{owner}', 4);
+         insert into room_members (room_id, user_id, role) values ('{room}', '{owner}', 'owner'), ('{room}', '{member}', 'member');
+         insert into recordings (id, room_id, status) values ('{recording}', '{room}', 'ready');"
+    )))
+    .await
+    .unwrap();
+
+    confab_api::MIGRATOR.run(&db).await.unwrap();
+    let mut listed: Vec<(Uuid, String)> =
+        sqlx::query_as("select user_id, role from recording_access where recording_id = $1")
+            .bind(recording)
+            .fetch_all(&db)
+            .await
+            .unwrap();
+    listed.sort();
+    let mut expected = vec![(owner, "owner".to_owned()), (member, "member".to_owned())];
+    expected.sort();
+    assert_eq!(listed, expected);
+    sqlx::query("delete from rooms where id = $1").bind(room).execute(&db).await.unwrap();
+    let kept: i64 = sqlx::query_scalar("select count(*) from recording_access where recording_id = $1")
+        .bind(recording)
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(kept, 2, "the room's deletion leaves the recording and its list");
 }
