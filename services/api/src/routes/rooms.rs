@@ -148,9 +148,11 @@ pub async fn update_room(
 /// `?delete_recordings=` of a room's delete (also the admin's); nothing else is accepted.
 #[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct DeleteRoomQuery {
     /// `true` deletes the room's recordings and their files too (409 while one is running).
-    /// Default `false`: they are kept for the people who were in the room when they were made.
+    /// By default they are kept for the people who were in the room when they were made.
+    #[param(default = false)]
     pub delete_recordings: Option<bool>,
 }
 

@@ -2,8 +2,8 @@
 //! their rows and files survive the room, they see, list and download them, people who joined
 //! the room later do not, and the room's owner and moderators of the time may still delete them.
 //! Only `?delete_recordings=true` on the room's delete (its owner's or an admin's) takes them
-//! along; any other query is a 400. Recordings made before the access list existed get theirs
-//! from their room's members when the migration runs.
+//! along; any other query is a 400, and the OpenAPI document says exactly that. Recordings made
+//! before the access list existed get theirs from their room's members when the migration runs.
 
 use awc::http::StatusCode;
 use serde_json::json;
@@ -160,6 +160,16 @@ async fn a_delete_recordings_value_that_is_not_a_boolean_or_any_other_parameter_
     }
     assert_eq!(app.get(&format!("/v1/rooms/{}", room.id), Some(&room.owner)).await.status, StatusCode::OK);
     assert_eq!(rows(&app, recording).await, 1);
+    // The document says so, for the fuzzer and for clients: an optional boolean, nothing else.
+    let doc = app.get("/openapi.json", None).await.body;
+    for path in ["/v1/rooms/{id}", "/v1/admin/rooms/{id}"] {
+        let parameters = doc["paths"][path]["delete"]["parameters"].as_array().unwrap();
+        let queries: Vec<_> = parameters.iter().filter(|p| p["in"] == "query").collect();
+        assert_eq!(queries.len(), 1, "{path}");
+        assert_eq!(queries[0]["name"], "delete_recordings");
+        assert_eq!(queries[0]["required"], false);
+        assert_eq!(queries[0]["schema"], json!({"type": "boolean", "default": false}), "{path}");
+    }
     let explicit_false = delete(&app, &format!("/v1/rooms/{}?delete_recordings=false", room.id), &room.owner).await;
     assert_eq!(explicit_false.status, StatusCode::NO_CONTENT);
     assert_eq!(rows(&app, recording).await, 1);
