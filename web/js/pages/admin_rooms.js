@@ -4,6 +4,7 @@
 import { api, withQuery } from '../api.js';
 import { h, replace, toast } from '../dom.js';
 import { act, confirmDialog, pager, statusArea, table, timeOf } from './ui.js';
+import { confirmRoomDelete } from './room_delete.js';
 
 /** {element, loaded}; every room shown is added to `names` (id → name). */
 export function roomsSection(names) {
@@ -37,10 +38,10 @@ function roomRow(room, status, live) {
   const row = h('tr');
   const remove = h('button', { type: 'button', class: 'danger' }, 'Delete');
   remove.addEventListener('click', async () => {
-    const sure = await confirmDialog(`Delete the room “${room.name}”? Its call ends at once.`, 'Delete room');
-    if (!sure) return;
+    const choice = await confirmRoomDelete(room);
+    if (!choice) return;
     await act(remove, status, async () => {
-      await api.delete(`/v1/admin/rooms/${room.id}`);
+      await api.delete(withQuery(`/v1/admin/rooms/${room.id}`, { delete_recordings: choice.deleteRecordings || undefined }));
       row.remove();
       live.forget(room);
       toast(`Room “${room.name}” deleted.`);

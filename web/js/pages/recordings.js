@@ -3,7 +3,6 @@
 // Blobs (the token stays in a header, never in a URL).
 
 import { api, withQuery } from '../api.js';
-import { session } from '../session.js';
 import { h, toast, formatBytes, formatDuration } from '../dom.js';
 import { act, confirmDialog, formatDate, pager, statusArea, table } from './ui.js';
 
@@ -23,7 +22,7 @@ export async function render(main) {
 }
 
 /**
- * The recordings the user can see, newest first; with `room` ({id, name, manager}) only that
+ * The recordings the user can see, newest first; with `room` ({id, name}) only that
  * room's. Each recording is a card headed by a `cardHeading` element. Returns
  * {element, loaded (a promise), cleanup}.
  */
@@ -41,11 +40,7 @@ export function recordingsList({ room, cardHeading }) {
     if (room) return room;
     rooms = rooms || myRooms().catch((error) => { rooms = null; throw error; });
     const mine = (await rooms).get(recording.room_id);
-    const admin = Boolean(session.user && session.user.role === 'admin');
-    return {
-      name: mine ? mine.name : 'Deleted room',
-      manager: admin || Boolean(mine && (mine.my_role === 'owner' || mine.my_role === 'moderator')),
-    };
+    return { name: mine ? mine.name : 'Deleted room' };
   }
 
   async function show(recording) {
@@ -148,7 +143,7 @@ function recordingCard(recording, room, { cardHeading, player, show, removed }) 
       h('dt', {}, 'Size'), h('dd', {}, formatBytes(recording.stats.bytes)),
       recording.reason && [h('dt', {}, 'Reason'), h('dd', {}, recording.reason)]),
     recording.files.length > 0 && fileTable(recording, title, player),
-    room.manager && h('div', { class: 'row' }, RUNNING.has(recording.status) && stop, remove),
+    recording.can_manage && h('div', { class: 'row' }, RUNNING.has(recording.status) && stop, remove),
     status.element);
 }
 

@@ -2,13 +2,14 @@
 // the roles the API lets act on it (the API checks again). A room the user may not see looks
 // exactly like one that does not exist: "Room not found".
 
-import { api } from '../api.js';
+import { api, withQuery } from '../api.js';
 import { session } from '../session.js';
 import { h, field, replace, toast } from '../dom.js';
 import { ROLE_NAMES, act, alertBox, confirmDialog, form, statusArea } from './ui.js';
 import { membersSection } from './room_members.js';
 import { invitesSection } from './room_invites.js';
 import { recordingsList } from './recordings.js';
+import { confirmRoomDelete } from './room_delete.js';
 
 const RANK = { member: 1, moderator: 2, owner: 3 };
 
@@ -28,7 +29,7 @@ export async function render(main, params, app) {
   const you = { id: session.user && session.user.id, power, manager: RANK[power] >= RANK.moderator, owner: power === 'owner' };
   const heading = h('h1', {}, room.name);
   const people = membersSection(room, you);
-  const recordings = recordingsList({ room: { id: room.id, name: room.name, manager: you.manager }, cardHeading: 'h3' });
+  const recordings = recordingsList({ room: { id: room.id, name: room.name }, cardHeading: 'h3' });
 
   replace(root,
     heading,
@@ -99,12 +100,10 @@ function detailsSection(room, you, app, updated) {
   });
   const remove = h('button', { type: 'button', class: 'danger' }, 'Delete room');
   remove.addEventListener('click', async () => {
-    const sure = await confirmDialog(
-      `Delete the room “${room.name}”? Its members, invites and recordings are deleted and a call in progress ends.`,
-      'Delete room');
-    if (!sure) return;
+    const choice = await confirmRoomDelete(room);
+    if (!choice) return;
     await act(remove, status, async () => {
-      await api.delete(`/v1/rooms/${room.id}`);
+      await api.delete(withQuery(`/v1/rooms/${room.id}`, { delete_recordings: choice.deleteRecordings || undefined }));
       toast(`Room “${room.name}” deleted.`);
       app.navigate('/rooms');
     });

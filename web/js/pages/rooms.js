@@ -3,7 +3,8 @@
 
 import { api, withQuery } from '../api.js';
 import { h, field, replace, toast } from '../dom.js';
-import { ROLE_NAMES, act, confirmDialog, form, pager, statusArea, table, timeOf } from './ui.js';
+import { ROLE_NAMES, act, form, pager, statusArea, table, timeOf } from './ui.js';
+import { confirmRoomDelete } from './room_delete.js';
 
 export async function render(main) {
   const status = statusArea();
@@ -65,12 +66,10 @@ function roomRow(room, status) {
   const row = h('tr');
   const remove = h('button', { type: 'button', class: 'danger' }, 'Delete');
   remove.addEventListener('click', async () => {
-    const sure = await confirmDialog(
-      `Delete the room “${room.name}”? Its members, invites and recordings are deleted and a call in progress ends.`,
-      'Delete room');
-    if (!sure) return;
+    const choice = await confirmRoomDelete(room);
+    if (!choice) return;
     await act(remove, status, async () => {
-      await api.delete(`/v1/rooms/${room.id}`);
+      await api.delete(withQuery(`/v1/rooms/${room.id}`, { delete_recordings: choice.deleteRecordings || undefined }));
       row.remove();
       toast(`Room “${room.name}” deleted.`);
     });

@@ -94,14 +94,18 @@ export async function act(button, status, action) {
 
 /**
  * Asks before something that cannot be undone. A modal <dialog>: Escape or "Cancel" say no,
- * and Cancel has the focus so that Enter is never destructive.
+ * and Cancel has the focus so that Enter is never destructive. With `optionLabel`, the dialog
+ * also offers an unticked checkbox for a second, explicit choice, and a yes is `{ option }`
+ * (whether it was ticked) rather than `true`.
  */
-export function confirmDialog(message, confirmLabel) {
+export function confirmDialog(message, confirmLabel, optionLabel) {
   return new Promise((resolve) => {
     const cancel = h('button', { type: 'button', autofocus: true }, 'Cancel');
     const confirm = h('button', { type: 'button', class: 'danger' }, confirmLabel);
     const text = h('p', { id: 'confirm-text' }, message);
-    const dialog = h('dialog', { 'aria-labelledby': 'confirm-text', class: 'confirm' }, text, h('div', { class: 'row' }, cancel, confirm));
+    const box = optionLabel && h('input', { type: 'checkbox', id: 'confirm-option' });
+    const option = box && h('p', {}, box, ' ', h('label', { for: 'confirm-option' }, optionLabel));
+    const dialog = h('dialog', { 'aria-labelledby': 'confirm-text', class: 'confirm' }, text, option, h('div', { class: 'row' }, cancel, confirm));
     const opener = document.activeElement;
     const finish = (answer) => {
       dialog.close();
@@ -110,7 +114,7 @@ export function confirmDialog(message, confirmLabel) {
       resolve(answer);
     };
     cancel.addEventListener('click', () => finish(false));
-    confirm.addEventListener('click', () => finish(true));
+    confirm.addEventListener('click', () => finish(box ? { option: box.checked } : true));
     dialog.addEventListener('cancel', (event) => { event.preventDefault(); finish(false); });
     document.body.append(dialog);
     dialog.showModal();

@@ -1,6 +1,7 @@
 //! Recordings: start and stop (owners, moderators, admins), list, inspect, delete, and download
-//! the files, which are served only through this authorized handler. A recording is visible
-//! exactly when its room is: to the room's members and admins; everyone else gets 404.
+//! the files, which are served only through this authorized handler. A recording is visible to
+//! its room's members, to the members of the room while it was recorded (its access list, which
+//! outlives the room), and to admins; everyone else gets 404 (auth/recording_access.rs).
 
 use actix_web::http::header::{ContentDisposition, DispositionParam, DispositionType};
 use actix_web::{HttpRequest, HttpResponse, delete, get, post, web};
@@ -13,9 +14,10 @@ use uuid::Uuid;
 
 use super::{ErrorResponse, audit};
 use crate::auth::current_user::CurrentUser;
+use crate::auth::recording_access::RecordingAccess;
 use crate::auth::room_access::RoomAccess;
 use crate::domain::page::{Cursor, Page, PageQuery};
-use crate::domain::{RecordingStatus, RoomId, User, UserId};
+use crate::domain::{RecordingStatus, RoomId, UserId};
 use crate::download::{self, Download};
 use crate::error::ApiError;
 use crate::startup::AppState;
@@ -37,6 +39,9 @@ pub struct RecordingView {
     /// picture size changed).
     pub files: Vec<FileView>,
     pub stats: RecordingStats,
+    /// Whether the caller may stop and delete it (docs/architecture.md, "Recordings outlive their
+    /// room").
+    pub can_manage: bool,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -106,7 +111,7 @@ impl From<RecordingFile> for FileView {
     }
 }
 
-fn view(recording: Recording, files: Vec<RecordingFile>) -> RecordingView {
+fn view(recording: Recording, can_manage: bool, files: Vec<RecordingFile>) -> RecordingView {
     let stats = RecordingStats {
         files: files.len(),
         bytes: files.iter().map(|f| f.bytes).sum(),
@@ -127,29 +132,22 @@ fn view(recording: Recording, files: Vec<RecordingFile>) -> RecordingView {
         created_at: recording.created_at,
         files: files.into_iter().map(FileView::from).collect(),
         stats,
+        can_manage,
     }
 }
 
-/// Recordings with their files, in the given order.
-pub async fn views(state: &AppState, recordings: Vec<Recording>) -> Result<Vec<RecordingView>, ApiError> {
-    let ids: Vec<Uuid> = recordings.iter().map(|r| r.id).collect();
+/// Recordings with their files, in the given order, each with whether the caller may manage it.
+pub async fn views(state: &AppState, recordings: Vec<(Recording, bool)>) -> Result<Vec<RecordingView>, ApiError> {
+    let ids: Vec<Uuid> = recordings.iter().map(|(r, _)| r.id).collect();
     let mut files = recordings::files_of(&state.db, &ids).await?;
     Ok(recordings
         .into_iter()
-        .map(|recording| {
+        .map(|(recording, can_manage)| {
             let (mine, rest) = files.drain(..).partition(|f| f.recording_id == recording.id);
             files = rest;
-            view(recording, mine)
+            view(recording, can_manage, mine)
         })
         .collect())
-}
-
-/// The recording and the caller's access to its room; 404 when either is out of reach.
-async fn load(state: &AppState, user: &User, raw_id: &str) -> Result<(Recording, RoomAccess), ApiError> {
-    let id = Uuid::parse_str(raw_id).map_err(|_| ApiError::NotFound)?;
-    let recording = recordings::find_recording(&state.db, id).await?.ok_or(ApiError::NotFound)?;
-    let access = RoomAccess::load(state, user, &recording.room_id.to_string()).await?;
-    Ok((recording, access))
 }
 
 /// Start recording the room's call (owner, moderators, admins). While a recording is running,
@@ -168,7 +166,8 @@ pub async fn start_recording(
     let access = RoomAccess::load(&state, &user, &path).await?;
     access.require_manager()?;
     let mut tx = state.db.begin().await?;
-    let (recording, created) = recordings::start_recording(&mut tx, access.room.id, user.id).await?;
+    let (recording, created) =
+        recordings::start_recording(&mut tx, access.room.id, user.id).await?.ok_or(ApiError::NotFound)?;
     if created {
         audit(
             &mut tx,
@@ -190,7 +189,7 @@ pub async fn start_recording(
     if created {
         metrics::counter!("api_recordings_requested_total", "action" => "start").increment(1);
     }
-    Ok(HttpResponse::Accepted().json(view(recording, Vec::new())))
+    Ok(HttpResponse::Accepted().json(view(recording, true, Vec::new())))
 }
 
 /// Stop a running recording (owner, moderators, admins); stopping a stopped one changes nothing.
@@ -204,8 +203,9 @@ pub async fn stop_recording(
     CurrentUser(user): CurrentUser,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let (recording, access) = load(&state, &user, &path).await?;
+    let access = RecordingAccess::load(&state, &user, &path).await?;
     access.require_manager()?;
+    let recording = access.recording;
     let mut tx = state.db.begin().await?;
     let stopped = recordings::request_stop(&mut *tx, recording.id).await?;
     if stopped.is_some() {
@@ -217,11 +217,12 @@ pub async fn stop_recording(
         metrics::counter!("api_recordings_requested_total", "action" => "stop").increment(1);
     }
     let current = stopped.unwrap_or(recording);
-    let mut viewed = views(&state, vec![current]).await?;
+    let mut viewed = views(&state, vec![(current, true)]).await?;
     Ok(HttpResponse::Ok().json(viewed.remove(0)))
 }
 
-/// The recordings of the rooms I belong to, newest first; `?room_id=` narrows to one room.
+/// The recordings I may see, newest first: those of the rooms I belong to, and those of rooms I
+/// belonged to while they were recorded, deleted rooms included; `?room_id=` narrows to one room.
 #[utoipa::path(tag = "recordings", security(("bearer" = [])), params(PageQuery, RecordingFilter), responses(
     (status = 200, body = RecordingList), (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
 ))]
@@ -240,7 +241,12 @@ pub async fn list_recordings(
         }
     };
     let rows = recordings::list_for_member(&state.db, user.id, room, &page).await?;
-    let (rows, next_cursor) = page.finish(rows, |r| Cursor { created_at: r.created_at, id: r.id });
+    let (rows, next_cursor) = page.finish(rows, |r| Cursor { created_at: r.recording.created_at, id: r.recording.id });
+    let rows = rows
+        .into_iter()
+        .filter_map(|found| RecordingAccess::of(&user, found))
+        .map(|access| (access.recording, access.may_manage))
+        .collect();
     Ok(HttpResponse::Ok().json(RecordingList { recordings: views(&state, rows).await?, next_cursor }))
 }
 
@@ -254,13 +260,13 @@ pub async fn get_recording(
     CurrentUser(user): CurrentUser,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let (recording, _) = load(&state, &user, &path).await?;
-    let mut viewed = views(&state, vec![recording]).await?;
+    let access = RecordingAccess::load(&state, &user, &path).await?;
+    let mut viewed = views(&state, vec![(access.recording, access.may_manage)]).await?;
     Ok(HttpResponse::Ok().json(viewed.remove(0)))
 }
 
-/// Delete a recording and its files (owner, moderators, admins). A running recording must be
-/// stopped first (409).
+/// Delete a recording and its files (the room's owner and moderators, or theirs at recording
+/// time once the room is deleted; admins). A running recording must be stopped first (409).
 #[utoipa::path(tag = "recordings", security(("bearer" = [])), responses(
     (status = 204), (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse),
     (status = 409, body = ErrorResponse),
@@ -272,8 +278,9 @@ pub async fn delete_recording(
     CurrentUser(user): CurrentUser,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let (recording, access) = load(&state, &user, &path).await?;
+    let access = RecordingAccess::load(&state, &user, &path).await?;
     access.require_manager()?;
+    let recording = access.recording;
     let mut tx = state.db.begin().await?;
     if !recordings::delete_recording(&mut *tx, recording.id).await? {
         return Err(ApiError::Conflict { code: "recording_running", message: "stop the recording before deleting it" });
@@ -310,7 +317,7 @@ pub async fn download_file(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (recording_id, file_id) = path.into_inner();
-    let (recording, _) = load(&state, &user, &recording_id).await?;
+    let recording = RecordingAccess::load(&state, &user, &recording_id).await?.recording;
     let file_id = Uuid::parse_str(&file_id).map_err(|_| ApiError::NotFound)?;
     let file = recordings::find_file(&state.db, recording.id, file_id).await?.ok_or(ApiError::NotFound)?;
     let Ok(key) = Key::parse(file.path.as_str()) else {

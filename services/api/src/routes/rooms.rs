@@ -145,10 +145,23 @@ pub async fn update_room(
     Ok(HttpResponse::Ok().json(RoomView::new(room, access.role)))
 }
 
-/// Delete a room (owner, admins): its members, bans and invites go with it, and its live call
-/// ends. Its recordings are kept (see docs/architecture.md).
-#[utoipa::path(tag = "rooms", security(("bearer" = [])), responses(
-    (status = 204), (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse),
+/// `?delete_recordings=` of a room's delete (also the admin's); nothing else is accepted.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DeleteRoomQuery {
+    /// `true` deletes the room's recordings and their files too (409 while one is running).
+    /// By default they are kept for the people who were in the room when they were made.
+    #[param(default = false)]
+    pub delete_recordings: Option<bool>,
+}
+
+/// Delete a room (owner, admins): its members, bans and invites go with it, its live call ends
+/// and a running recording is stopped. Its recordings are kept, visible to the room's members at
+/// recording time, unless `delete_recordings=true` (see docs/architecture.md).
+#[utoipa::path(tag = "rooms", security(("bearer" = [])), params(DeleteRoomQuery), responses(
+    (status = 204), (status = 400, body = ErrorResponse), (status = 403, body = ErrorResponse),
+    (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse),
 ))]
 #[delete("/v1/rooms/{id}")]
 pub async fn delete_room(
@@ -156,30 +169,47 @@ pub async fn delete_room(
     state: web::Data<AppState>,
     CurrentUser(user): CurrentUser,
     path: web::Path<String>,
+    query: web::Query<DeleteRoomQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let access = RoomAccess::load(&state, &user, &path).await?;
     access.require_owner()?;
-    remove_room(&state, &req, &user.id, access.room.id, "room.delete").await?;
+    remove_room(&state, &req, &user.id, access.room.id, "room.delete", &query).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Deletes a room with its recordings, audits it, and tells every gateway to end its call.
+/// Deletes a room, and its recordings if asked (else stops a running one, which is kept), audits
+/// it, and tells every gateway to end its call.
 pub async fn remove_room(
     state: &AppState,
     req: &HttpRequest,
     actor: &UserId,
     room_id: RoomId,
     action: &str,
+    query: &DeleteRoomQuery,
 ) -> Result<(), ApiError> {
+    let delete_recordings = query.delete_recordings.unwrap_or(false);
     let mut tx = state.db.begin().await?;
-    let recorded = recordings::ids_of_room(&mut *tx, room_id).await?;
+    // First, so that a recording being started in the room meanwhile is committed before we look.
     if !rooms::delete_room(&mut *tx, room_id).await? {
         return Err(ApiError::NotFound);
     }
-    audit(&mut tx, req, *actor, action, Some(room_id), None, serde_json::Value::Null).await?;
+    let deleted = if delete_recordings {
+        if recordings::running_recording(&mut *tx, room_id).await?.is_some() {
+            return Err(ApiError::Conflict {
+                code: "recording_running",
+                message: "stop the room's recording before deleting the room with its recordings",
+            });
+        }
+        recordings::delete_finished_of_room(&mut *tx, room_id).await?
+    } else {
+        recordings::stop_running_in_room(&mut tx, room_id).await?;
+        Vec::new()
+    };
+    let details = serde_json::json!({"delete_recordings": delete_recordings, "recordings_deleted": deleted});
+    audit(&mut tx, req, *actor, action, Some(room_id), None, details).await?;
     tx.commit().await?;
     state.control.send(&Control::CloseRoom { room_id }, &RequestId::of(req)).await;
-    for recording_id in recorded {
+    for recording_id in deleted {
         remove_files(&state.storage, recording_id).await;
     }
     Ok(())

@@ -5,7 +5,7 @@ use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
 use crate::domain::page::Page;
-use crate::domain::{RecordingStatus, RoomId, UserId};
+use crate::domain::{RecordingStatus, RoomId, RoomRole, UserId};
 use crate::error::is_unique_violation;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -52,6 +52,22 @@ macro_rules! recording_columns {
     };
 }
 
+/// What decides a user's access to recording `r` (see [`RecordingWithAccess`]); `$user` is the
+/// placeholder of the user's id.
+macro_rules! access_columns {
+    ($user:literal) => {
+        concat!(
+            "exists (select 1 from rooms where id = r.room_id) as room_exists, ",
+            "(select m.role from room_members m where m.room_id = r.room_id and m.user_id = ",
+            $user,
+            ") as room_role, ",
+            "(select a.role from recording_access a where a.recording_id = r.id and a.user_id = ",
+            $user,
+            ") as listed_role"
+        )
+    };
+}
+
 macro_rules! file_columns {
     () => {
         concat!(
@@ -61,15 +77,25 @@ macro_rules! file_columns {
     };
 }
 
-/// The room's running recording, or a new pending one; `true` when this call created it. Safe
-/// under concurrent calls: the partial unique index admits one running recording per room.
+/// The room's running recording, or a new pending one; `true` when this call created it; `None`
+/// when the room is gone. Safe under concurrent calls: the partial unique index admits one
+/// running recording per room.
 pub async fn start_recording(
     tx: &mut PgConnection,
     room_id: RoomId,
     started_by: UserId,
-) -> Result<(Recording, bool), sqlx::Error> {
+) -> Result<Option<(Recording, bool)>, sqlx::Error> {
+    // Holds off a concurrent delete of the room until this transaction ends, so a recording is
+    // never made for a room that is already gone (recordings have no foreign key to rooms).
+    let room: Option<RoomId> = sqlx::query_scalar("select id from rooms where id = $1 for key share")
+        .bind(room_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    if room.is_none() {
+        return Ok(None);
+    }
     if let Some(running) = running_recording(&mut *tx, room_id).await? {
-        return Ok((running, false));
+        return Ok(Some((running, false)));
     }
     sqlx::query("savepoint start_recording").execute(&mut *tx).await?;
     let inserted = sqlx::query_as(concat!(
@@ -82,18 +108,19 @@ pub async fn start_recording(
     .fetch_one(&mut *tx)
     .await;
     match inserted {
-        Ok(recording) => Ok((recording, true)),
+        Ok(recording) => Ok(Some((recording, true))),
         // Another request started one between our check and insert: that one is the answer.
         Err(e) if is_unique_violation(&e) => {
             sqlx::query("rollback to savepoint start_recording").execute(&mut *tx).await?;
             let running = running_recording(&mut *tx, room_id).await?;
-            running.map(|r| (r, false)).ok_or(e)
+            running.map(|r| Some((r, false))).ok_or(e)
         }
         Err(e) => Err(e),
     }
 }
 
-async fn running_recording(db: impl PgExecutor<'_>, room_id: RoomId) -> Result<Option<Recording>, sqlx::Error> {
+/// The room's recording that is pending, starting or recording, if there is one.
+pub async fn running_recording(db: impl PgExecutor<'_>, room_id: RoomId) -> Result<Option<Recording>, sqlx::Error> {
     sqlx::query_as(concat!(
         "select ",
         recording_columns!(),
@@ -130,11 +157,36 @@ pub async fn count_by_status(db: impl PgExecutor<'_>) -> Result<StatusCounts, sq
     .await
 }
 
-pub async fn find_recording(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Recording>, sqlx::Error> {
-    sqlx::query_as(concat!("select ", recording_columns!(), " from recordings r where r.id = $1"))
-        .bind(id)
-        .fetch_optional(db)
-        .await
+/// A recording with what decides `user`'s access to it (auth/recording_access.rs).
+#[derive(Debug, sqlx::FromRow)]
+pub struct RecordingWithAccess {
+    #[sqlx(flatten)]
+    pub recording: Recording,
+    /// Whether the room it was made in still exists.
+    pub room_exists: bool,
+    /// The user's role in that room now (`None` when not a member or the room is gone).
+    pub room_role: Option<RoomRole>,
+    /// The user's role on the recording's own access list (the room's members while it was
+    /// recorded).
+    pub listed_role: Option<RoomRole>,
+}
+
+pub async fn find_recording_with_access(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    user: UserId,
+) -> Result<Option<RecordingWithAccess>, sqlx::Error> {
+    sqlx::query_as(concat!(
+        "select ",
+        recording_columns!(),
+        ", ",
+        access_columns!("$2"),
+        " from recordings r where r.id = $1"
+    ))
+    .bind(id)
+    .bind(user)
+    .fetch_optional(db)
+    .await
 }
 
 /// Asks a running recording to stop. A pending one that no recorder took yet ends at once as
@@ -156,19 +208,25 @@ pub async fn request_stop(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Re
     .await
 }
 
-/// The recordings of the rooms `user` belongs to (or of one of them), newest first.
+/// The recordings `user` may see (of the rooms they belong to, and those whose access list names
+/// them), or those of one room, newest first, with what decides their access to each.
 pub async fn list_for_member(
     db: impl PgExecutor<'_>,
     user: UserId,
     room: Option<RoomId>,
     page: &Page,
-) -> Result<Vec<Recording>, sqlx::Error> {
+) -> Result<Vec<RecordingWithAccess>, sqlx::Error> {
     let (at, id) = page.after.map(|c| (Some(c.created_at), Some(c.id))).unwrap_or_default();
     sqlx::query_as(concat!(
         "select ",
         recording_columns!(),
-        " from recordings r join room_members m on m.room_id = r.room_id and m.user_id = $1
-         where ($2::uuid is null or r.room_id = $2)
+        ", ",
+        access_columns!("$1"),
+        " from recordings r
+         where r.id in (select a.recording_id from recording_access a where a.user_id = $1
+                        union
+                        select v.id from recordings v join room_members m on m.room_id = v.room_id and m.user_id = $1)
+           and ($2::uuid is null or r.room_id = $2)
            and ($3::timestamptz is null or (r.created_at, r.id) < ($3, $4))
          order by r.created_at desc, r.id desc limit $5"
     ))
@@ -231,7 +289,21 @@ pub async fn delete_recording(db: impl PgExecutor<'_>, id: Uuid) -> Result<bool,
     Ok(done.rows_affected() == 1)
 }
 
-/// The ids of a room's recordings (to remove their files when the room goes).
-pub async fn ids_of_room(db: impl PgExecutor<'_>, room_id: RoomId) -> Result<Vec<Uuid>, sqlx::Error> {
-    sqlx::query_scalar("select id from recordings where room_id = $1").bind(room_id).fetch_all(db).await
+/// Deletes a room's recordings that are not running; their ids, to remove their files.
+pub async fn delete_finished_of_room(db: impl PgExecutor<'_>, room_id: RoomId) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "delete from recordings where room_id = $1 and status not in ('pending', 'starting', 'recording') returning id",
+    )
+    .bind(room_id)
+    .fetch_all(db)
+    .await
+}
+
+/// Stops the room's running recording, if there is one, as a stop request would: its room is
+/// going away. Whether there was one.
+pub async fn stop_running_in_room(tx: &mut PgConnection, room_id: RoomId) -> Result<bool, sqlx::Error> {
+    match running_recording(&mut *tx, room_id).await? {
+        Some(running) => Ok(request_stop(&mut *tx, running.id).await?.is_some()),
+        None => Ok(false),
+    }
 }

@@ -130,6 +130,15 @@ pub fn s3_settings() -> StorageSettings {
 
 /// A uuid-named database with every migration applied.
 pub async fn create_database() -> String {
+    let url = create_empty_database().await;
+    let pool = PgPool::connect(&url).await.unwrap();
+    confab_api::MIGRATOR.run(&pool).await.unwrap();
+    pool.close().await;
+    url
+}
+
+/// A uuid-named database with nothing in it (for tests of the migrations themselves).
+pub async fn create_empty_database() -> String {
     let base = env("DATABASE_URL");
     let server = base.rsplit_once('/').map(|(s, _)| s).unwrap().to_owned();
     let name = format!("confab_test_{}", Uuid::new_v4().simple());
@@ -137,11 +146,7 @@ pub async fn create_database() -> String {
     // The name is a uuid we just made, never outside input.
     let create = sqlx::AssertSqlSafe(format!(r#"create database "{name}""#));
     admin.execute(create).await.unwrap();
-    let url = format!("{server}/{name}");
-    let pool = PgPool::connect(&url).await.unwrap();
-    confab_api::MIGRATOR.run(&pool).await.unwrap();
-    pool.close().await;
-    url
+    format!("{server}/{name}")
 }
 
 fn rand_bytes() -> [u8; 32] {

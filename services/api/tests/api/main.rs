@@ -15,6 +15,7 @@ mod me;
 mod members;
 mod ops;
 mod recordings;
+mod recordings_outlive_rooms;
 mod refresh;
 mod request_ids;
 mod rooms;

@@ -10,14 +10,15 @@ use uuid::Uuid;
 
 use crate::helpers::{TestApp, cuttable_proxy, spawn_app, spawn_app_on_s3, spawn_app_with};
 
-struct Room {
-    id: String,
-    owner: String,
-    member: String,
-    stranger: String,
+pub struct Room {
+    pub id: String,
+    pub owner: String,
+    pub member: String,
+    pub stranger: String,
 }
 
-async fn room_with_people(app: &TestApp) -> Room {
+/// A room with its owner, a member, and a stranger to it (access tokens).
+pub async fn room_with_people(app: &TestApp) -> Room {
     let (_, owner) = app.logged_in_user().await;
     let owner = owner["access_token"].as_str().unwrap().to_owned();
     let id = app.create_room(&owner, "Recorded").await;
@@ -86,7 +87,9 @@ async fn members_may_look_but_not_start_stop_or_delete_and_strangers_see_nothing
     let recording = app.post(&start, Some(&room.owner), json!({})).await.body["id"].as_str().unwrap().to_owned();
 
     let one = format!("/v1/recordings/{recording}");
-    assert_eq!(app.get(&one, Some(&room.member)).await.status, StatusCode::OK);
+    let seen = app.get(&one, Some(&room.member)).await;
+    assert_eq!((seen.status, seen.body["can_manage"].clone()), (StatusCode::OK, json!(false)));
+    assert_eq!(app.get(&one, Some(&room.owner)).await.body["can_manage"], true);
     assert_eq!(app.post(&format!("{one}/stop"), Some(&room.member), json!({})).await.status, StatusCode::FORBIDDEN);
     assert_eq!(app.send("DELETE", &one, Some(&room.member), None).await.status, StatusCode::FORBIDDEN);
     for (method, path) in [("GET", one.clone()), ("POST", format!("{one}/stop")), ("DELETE", one.clone())] {
@@ -258,12 +261,12 @@ async fn file_paths_outside_the_recordings_directory_cannot_be_stored() {
 }
 
 #[actix_web::test]
-async fn deleting_a_recording_or_its_room_removes_the_files_from_a_local_directory_but_never_a_running_one() {
+async fn deleting_a_recording_or_a_room_with_its_recordings_removes_local_files_but_never_a_running_one() {
     deleting_removes_the_files_but_never_a_running_one(spawn_app().await).await;
 }
 
 #[actix_web::test]
-async fn deleting_a_recording_or_its_room_removes_the_files_from_s3_but_never_a_running_one() {
+async fn deleting_a_recording_or_a_room_with_its_recordings_removes_s3_objects_but_never_a_running_one() {
     deleting_removes_the_files_but_never_a_running_one(spawn_app_on_s3().await).await;
 }
 
@@ -289,11 +292,17 @@ async fn deleting_removes_the_files_but_never_a_running_one(app: TestApp) {
     assert!(app.stored(kept, kept_file).await, "another recording's files stay");
     assert_eq!(app.get(&format!("/v1/recordings/{done}"), Some(&room.owner)).await.status, StatusCode::NOT_FOUND);
 
-    assert_eq!(
-        app.send("DELETE", &format!("/v1/rooms/{}", room.id), Some(&room.owner), None).await.status,
-        StatusCode::NO_CONTENT
-    );
+    // Asked to take its recordings along, the room waits for the running one to be stopped.
+    let delete_room = format!("/v1/rooms/{}?delete_recordings=true", room.id);
+    let refused = app.send("DELETE", &delete_room, Some(&room.owner), None).await;
+    assert_eq!((refused.status, refused.code()), (StatusCode::CONFLICT, "recording_running"));
+    assert_eq!(app.get(&format!("/v1/rooms/{}", room.id), Some(&room.owner)).await.status, StatusCode::OK);
+    assert!(app.stored(kept, kept_file).await);
+    sqlx::query("update recordings set status = 'ready' where id = $1").bind(running).execute(&app.db).await.unwrap();
+    assert_eq!(app.send("DELETE", &delete_room, Some(&room.owner), None).await.status, StatusCode::NO_CONTENT);
     assert!(!app.stored(kept, kept_file).await, "the room took its recordings along");
+    let left: i64 = sqlx::query_scalar("select count(*) from recordings").fetch_one(&app.db).await.unwrap();
+    assert_eq!(left, 0);
     let audit: Vec<String> = sqlx::query_scalar("select action from audit_log where action like 'recording.%'")
         .fetch_all(&app.db)
         .await

@@ -57,6 +57,47 @@ async fn a_queued_recording_is_joined_announced_stopped_and_finished() {
 }
 
 #[actix_web::test]
+async fn a_recording_whose_room_is_deleted_mid_call_is_still_finished_and_the_recorder_goes_on() {
+    let world = world().await;
+    let mut ann = world.participant().await;
+    let _worker = world.start_worker("rec-a");
+    let recording = world.queue_recording("pending").await;
+    assert_eq!(ann.recording_started().await.recording_id, recording.to_string());
+    world.wait_for_status(recording, "recording").await;
+
+    // What the API does on `DELETE /v1/rooms/{id}` without `delete_recordings`: in one
+    // transaction the room goes and its recording is asked to stop; then the gateways are told.
+    let mut tx = world.db.begin().await.unwrap();
+    sqlx::query("delete from rooms where id = $1").bind(world.room).execute(&mut *tx).await.unwrap();
+    sqlx::query(
+        "update recordings set status = 'finalizing', stop_requested_at = now(), updated_at = now() where id = $1",
+    )
+    .bind(recording)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let redis = redis::aio::ConnectionManager::new(redis::Client::open(env("REDIS_URL")).unwrap()).await.unwrap();
+    let close = confab_api::control::Control::CloseRoom { room_id: confab_api::domain::RoomId(world.room) };
+    confab_api::control::ControlBus::new(redis, &world.prefix).send(&close, "req-room-delete").await;
+
+    let (_, reason, recorder) = world.wait_for_status(recording, "failed").await;
+    assert_eq!(reason.as_deref(), Some("no media was received"), "nobody sent media in this test");
+    assert_eq!(recorder, None);
+    let room: Uuid = sqlx::query_scalar("select room_id from recordings where id = $1")
+        .bind(recording)
+        .fetch_one(&world.db)
+        .await
+        .unwrap();
+    assert_eq!(room, world.room, "the row still names the deleted room");
+
+    let other_room = world.another_room().await;
+    let _bob = world.participant_in(other_room, "Bob").await;
+    let next = world.queue_recording_in(other_room, "pending", None).await;
+    world.wait_for_status(next, "recording").await;
+}
+
+#[actix_web::test]
 async fn a_recording_stopped_before_any_recorder_took_it_is_left_alone() {
     let world = world().await;
     let recording = world.queue_recording("failed").await;

@@ -148,5 +148,6 @@ pub async fn list_recordings(
     let page = Page::parse(&page)?;
     let rows = recordings::list_all(&state.db, &page).await?;
     let (rows, next_cursor) = page.finish(rows, |r| Cursor { created_at: r.created_at, id: r.id });
+    let rows = rows.into_iter().map(|recording| (recording, true)).collect();
     Ok(HttpResponse::Ok().json(RecordingList { recordings: views(&state, rows).await?, next_cursor }))
 }

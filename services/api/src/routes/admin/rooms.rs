@@ -9,7 +9,7 @@ use crate::domain::page::{Page, PageQuery};
 use crate::domain::{RoomId, UserId};
 use crate::error::ApiError;
 use crate::routes::join::ParticipantList;
-use crate::routes::rooms::{RoomList, RoomView, remove_room, room_cursor};
+use crate::routes::rooms::{DeleteRoomQuery, RoomList, RoomView, remove_room, room_cursor};
 use crate::routes::{ErrorResponse, audit};
 use crate::startup::AppState;
 use crate::store::rooms;
@@ -36,9 +36,11 @@ pub async fn list_all_rooms(
     Ok(HttpResponse::Ok().json(RoomList { rooms, next_cursor }))
 }
 
-/// Delete any room; its live call ends.
-#[utoipa::path(tag = "admin", security(("bearer" = [])), responses(
-    (status = 204), (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse),
+/// Delete any room; its live call ends. Its recordings are kept unless `delete_recordings=true`,
+/// as for its owner's delete.
+#[utoipa::path(tag = "admin", security(("bearer" = [])), params(DeleteRoomQuery), responses(
+    (status = 204), (status = 400, body = ErrorResponse), (status = 403, body = ErrorResponse),
+    (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse),
 ))]
 #[delete("/v1/admin/rooms/{id}")]
 pub async fn delete_any_room(
@@ -46,9 +48,10 @@ pub async fn delete_any_room(
     state: web::Data<AppState>,
     Admin(admin): Admin,
     path: web::Path<String>,
+    query: web::Query<DeleteRoomQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let room_id = RoomId::parse(&path)?;
-    remove_room(&state, &req, &admin.id, room_id, "admin.room.delete").await?;
+    remove_room(&state, &req, &admin.id, room_id, "admin.room.delete", &query).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -13,7 +13,7 @@ use crate::domain::{Role, User, UserId};
 use crate::error::ApiError;
 use crate::routes::{ErrorResponse, audit};
 use crate::startup::AppState;
-use crate::store::{refresh_tokens, rooms, users};
+use crate::store::{recordings, refresh_tokens, rooms, users};
 
 #[derive(Deserialize, IntoParams)]
 pub struct UserSearch {
@@ -145,8 +145,8 @@ pub async fn update_user(
     Ok(HttpResponse::Ok().json(AdminUserView::from(updated)))
 }
 
-/// Delete a user. Rooms they own are deleted with them (their calls end); their recordings are
-/// kept as documented.
+/// Delete a user. Rooms they own are deleted with them (their calls end, a running recording is
+/// stopped); the rooms' recordings are kept for the people who were in them.
 #[utoipa::path(tag = "admin", security(("bearer" = [])), responses(
     (status = 204), (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse),
     (status = 409, body = ErrorResponse),
@@ -163,6 +163,9 @@ pub async fn delete_user(
     let mut tx = state.db.begin().await?;
     let owned = rooms::room_ids_owned_by(&mut *tx, target.id).await?;
     users::delete_user(&mut *tx, target.id).await?;
+    for &room_id in &owned {
+        recordings::stop_running_in_room(&mut tx, room_id).await?;
+    }
     let details = serde_json::json!({"email": target.email, "rooms_deleted": owned});
     audit(&mut tx, &req, admin.id, "user.delete", None, Some(target.id), details).await?;
     tx.commit().await?;
