@@ -1,12 +1,13 @@
 //! What the services' tests share, once: a fresh database with the schema, a Redis prefix of
 //! their own, signing keys, tickets and the JWKS that verifies them, an in-process gateway, a
 //! participant that speaks the signaling protocol in its typed messages, a synthetic webrtc-rs
-//! sender, and [`eventually`] to wait for a condition with a deadline rather than sleep and hope.
+//! sender, an RTSP camera, and [`eventually`] to wait for a condition with a deadline rather than sleep and hope.
 //! Everything runs against the real Postgres and Redis of `deploy/local/test`.
 
 mod database;
 mod gateway;
 mod keys;
+mod rtsp;
 mod sender;
 mod signaling;
 
@@ -16,6 +17,7 @@ pub use confab_protocol::signal::server_message::Kind;
 pub use database::fresh_database;
 pub use gateway::{Gateway, gateway};
 pub use keys::{TestKeys, jwks_server};
+pub use rtsp::{RtspServer, Stopped};
 pub use sender::{SenderPeer, loopback_connection};
 pub use signaling::Signaling;
 

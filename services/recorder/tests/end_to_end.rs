@@ -397,7 +397,7 @@ async fn an_rtsp_camera_attached_to_a_room_is_recorded_into_its_own_matroska_fil
     run_tool("ffmpeg", &["-version"]);
     // The camera's file starts at its first keyframe after the recorder connected (an RTSP camera
     // cannot be asked for one), so a short GOP keeps the comparison with the recorded time tight.
-    let camera = support::camera::RtspServer::start(&["--fps", "15", "--gop", "8"]);
+    let camera = confab_testkit::RtspServer::start(&["--fps", "15", "--gop", "8"]);
     let deployment = deploy().await;
     let owner = deployment.signed_up_user().await;
     let room = deployment.post("/v1/rooms", Some(&owner), json!({"name": "Lab"}), StatusCode::CREATED).await;
