@@ -334,7 +334,7 @@ async fn presence_is_kept_in_redis_for_the_api_and_cleared_on_leave() {
     assert_eq!(left, 0);
 
     // The API's webhooks read joins and leaves from this stream; recorders are not participants.
-    let stream = confab_common::presence_events::stream_key(&world.redis_prefix);
+    let stream = confab_domain::keys::presence_events(&world.redis_prefix);
     let entries: Vec<(String, HashMap<String, String>)> =
         redis::cmd("XRANGE").arg(&stream).arg("-").arg("+").query_async(&mut redis).await.unwrap();
     let events: Vec<(&str, &str, &str)> = entries
@@ -645,7 +645,7 @@ async fn a_camera_is_seen_by_name_takes_no_place_and_is_no_participant_for_webho
 
     // The webhooks' stream has Ann and Bob only.
     let mut redis = redis::Client::open(redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
-    let stream = confab_common::presence_events::stream_key(&world.redis_prefix);
+    let stream = confab_domain::keys::presence_events(&world.redis_prefix);
     let entries: Vec<(String, HashMap<String, String>)> =
         redis::cmd("XRANGE").arg(&stream).arg("-").arg("+").query_async(&mut redis).await.unwrap();
     let names: Vec<(String, String)> = entries

@@ -92,7 +92,7 @@ impl World {
             .execute(&self.db)
             .await
             .unwrap();
-        CameraId(id)
+        CameraId::from_uuid(id)
     }
 
     /// A peer enters the room, as a gateway records it.
@@ -131,7 +131,7 @@ impl World {
 
     /// Who holds the camera's lease.
     pub async fn lease_holder(&self, camera: CameraId) -> Option<String> {
-        let key = confab_ingest::leases::Leases::key(&self.prefix, camera);
+        let key = confab_domain::keys::camera_lease(&self.prefix, camera);
         redis::cmd("GET").arg(key).query_async(&mut self.redis.clone()).await.unwrap()
     }
 
@@ -173,7 +173,7 @@ impl World {
             "select state, codec, width, height, frame_rate, bitrate_kbps, audio, last_error, reconnects, worker_id
                from camera_status where camera_id = $1",
         )
-        .bind(camera.0)
+        .bind(camera)
         .fetch_optional(&self.db)
         .await
         .unwrap()

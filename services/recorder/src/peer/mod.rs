@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use confab_domain::CallRole;
 pub use confab_seat::{IceCandidate, IceServer};
 use rtc::interceptor::Slot;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
@@ -47,7 +48,7 @@ pub enum Source {
 impl Source {
     /// From a peer's room role, as the gateway lists it.
     pub fn of_role(role: &str) -> Self {
-        if role == confab_tickets::CAMERA_ROLE { Source::Camera } else { Source::Participant }
+        if role.parse() == Ok(CallRole::Camera) { Source::Camera } else { Source::Participant }
     }
 
     /// The extension of the files its media goes to.
