@@ -596,7 +596,7 @@ async fn a_queued_recording_is_joined_announced_stopped_and_finished() {
     tokio::time::sleep(confab_recorder::jobs::LONGEST_WAIT + Duration::from_millis(500)).await;
     // Meanwhile it keeps its heartbeat key, by which the API counts the recorders alive.
     let alive: i64 = redis::cmd("PTTL")
-        .arg(format!("{}:recorder:rec-a:alive", world.prefix))
+        .arg(confab_domain::keys::recorder_alive(&world.prefix, "rec-a"))
         .query_async(&mut world.redis().await)
         .await
         .unwrap();
@@ -626,7 +626,7 @@ async fn a_queued_recording_is_joined_announced_stopped_and_finished() {
     assert_eq!(reason.as_deref(), Some("no media was received"), "nobody sent media in this test");
     assert_eq!(recorder, None);
     let pending: Vec<redis::Value> = redis::cmd("XPENDING")
-        .arg(format!("{}:recordings:jobs", world.prefix))
+        .arg(confab_domain::keys::recording_jobs(&world.prefix))
         .arg("recorders")
         .arg("-")
         .arg("+")
@@ -642,7 +642,7 @@ async fn a_recording_stopped_before_any_recorder_took_it_is_left_alone() {
     let world = world().await;
     let recording = world.queue_recording("failed").await;
     let _worker = world.start_worker("rec-a");
-    let stream = format!("{}:recordings:jobs", world.prefix);
+    let stream = confab_domain::keys::recording_jobs(&world.prefix);
     for _ in 0..50 {
         let left: i64 = redis::cmd("XLEN").arg(&stream).query_async(&mut world.redis().await).await.unwrap();
         if left == 0 {

@@ -102,11 +102,11 @@ impl World {
         let mut redis = self.redis.clone();
         redis::pipe()
             .cmd("HSET")
-            .arg(format!("{}:room:{}:peers", self.prefix, self.room))
+            .arg(confab_domain::keys::room_peers(&self.prefix, self.room))
             .arg(peer_id)
             .arg(presence.to_string())
             .cmd("SADD")
-            .arg(format!("{}:rooms:live", self.prefix))
+            .arg(confab_domain::keys::live_rooms(&self.prefix))
             .arg(self.room.to_string())
             .query_async::<()>(&mut redis)
             .await
@@ -116,12 +116,12 @@ impl World {
     /// A peer leaves; the room leaves the live set when it was the last.
     pub async fn leave(&self, peer_id: &str) {
         let mut redis = self.redis.clone();
-        let peers = format!("{}:room:{}:peers", self.prefix, self.room);
+        let peers = confab_domain::keys::room_peers(&self.prefix, self.room);
         redis::cmd("HDEL").arg(&peers).arg(peer_id).query_async::<()>(&mut redis).await.unwrap();
         let left: u64 = redis::cmd("HLEN").arg(&peers).query_async(&mut redis).await.unwrap();
         if left == 0 {
             redis::cmd("SREM")
-                .arg(format!("{}:rooms:live", self.prefix))
+                .arg(confab_domain::keys::live_rooms(&self.prefix))
                 .arg(self.room.to_string())
                 .query_async::<()>(&mut redis)
                 .await
