@@ -84,12 +84,6 @@ impl<T: IdKind> Id<T> {
     }
 }
 
-impl<T> From<Uuid> for Id<T> {
-    fn from(uuid: Uuid) -> Self {
-        Self::from_uuid(uuid)
-    }
-}
-
 impl<T: IdKind> FromStr for Id<T> {
     type Err = DomainError;
 

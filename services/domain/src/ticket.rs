@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{CallRole, DomainError};
+use crate::CallRole;
 
 /// The `aud` of join tickets; access tokens (`confab-api`) never pass as tickets.
 pub const TICKET_AUDIENCE: &str = "confab-gateway";
@@ -72,11 +72,6 @@ impl TicketClaims {
             recording_id: holder.recording_id,
         }
     }
-
-    /// The role the ticket gives in the call.
-    pub fn role(&self) -> Result<CallRole, DomainError> {
-        self.room_role.parse()
-    }
 }
 
 #[cfg(test)]
@@ -100,7 +95,7 @@ mod tests {
         let claims = TicketClaims::issue("confab", holder(RoomRole::Moderator.into()), 1_000);
         assert_eq!((claims.aud.as_str(), claims.iat, claims.exp), (TICKET_AUDIENCE, 1_000, 1_060));
         assert_eq!((claims.sub.as_str(), claims.room_role.as_str()), ("u1", "moderator"));
-        assert_eq!(claims.role(), Ok(CallRole::Person(RoomRole::Moderator)));
+        assert_eq!(claims.room_role.parse(), Ok(CallRole::Person(RoomRole::Moderator)));
         let json = serde_json::to_value(&claims).unwrap();
         assert!(json.get("recording_id").is_none(), "absent, not null: {json}");
     }
