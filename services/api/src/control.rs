@@ -1,19 +1,19 @@
 //! Commands from the API to every gateway instance, and the presence the gateways keep, both in
 //! Redis (see docs/protocol.md, "Redis keys and channels"):
 //!
-//! - `{prefix}:control` — pub/sub channel every gateway subscribes to; each message is a binary
+//! - `keys::control_channel` — pub/sub channel every gateway subscribes to; each message is a binary
 //!   protobuf `confab.bus.v1.Control` carrying the id of the request that caused it, which the
 //!   gateways log as `request.id`. Control traffic is rare, so one shared channel is simpler than
 //!   addressing instances; each gateway acts on its own local peers.
-//! - `{prefix}:room:{room_id}:peers` — hash, peer id → proto3 JSON `confab.bus.v1.PeerPresence`,
-//!   written by gateways.
-//! - `{prefix}:rooms:live` — set of room ids with at least one peer, written by gateways.
+//! - `keys::room_peers` — hash, peer id → presence entry (`confab_domain::presence`), written by
+//!   gateways.
+//! - `keys::live_rooms` — set of room ids with at least one peer, written by gateways.
 //!
 //! A failed publish is logged, not returned: the database change it follows is already
 //! committed, and the removed user can no longer obtain a ticket.
 
+use confab_domain::{keys, presence};
 use confab_protocol::bus;
-use confab_tickets::RECORDER_ROLE;
 use prost::Message;
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
@@ -117,7 +117,7 @@ impl ControlBus {
     pub async fn send(&self, command: &Control, request_id: &str) {
         let message = command.to_bus(request_id).encode_to_vec();
         let sent: redis::RedisResult<i64> =
-            self.redis.clone().publish(format!("{}:control", self.prefix), message).await;
+            self.redis.clone().publish(keys::control_channel(&self.prefix), message).await;
         if let Err(e) = sent {
             metrics::counter!("api_redis_errors_total").increment(1);
             tracing::warn!(error = %e, ?command, request.id = %request_id, "could not tell the gateways");
@@ -128,16 +128,16 @@ impl ControlBus {
     /// that do not parse are skipped.
     pub async fn participants(&self, room_id: RoomId) -> redis::RedisResult<Vec<PeerPresence>> {
         let entries: Vec<(String, String)> =
-            self.redis.clone().hgetall(format!("{}:room:{room_id}:peers", self.prefix)).await?;
+            self.redis.clone().hgetall(keys::room_peers(&self.prefix, room_id)).await?;
         let mut peers: Vec<PeerPresence> = entries
             .into_iter()
             .filter_map(|(peer_id, json)| {
-                serde_json::from_str::<bus::PeerPresence>(&json)
+                presence::parse(&json)
                     .inspect_err(|e| tracing::warn!(peer.id = %peer_id, error = %e, "unreadable presence entry"))
                     .ok()
-                    .map(PeerPresence::from)
             })
-            .filter(|p| p.role != RECORDER_ROLE)
+            .filter(|entry| !presence::is_recorder(entry))
+            .map(PeerPresence::from)
             .collect();
         peers.sort_by(|a, b| a.joined_at.cmp(&b.joined_at).then_with(|| a.peer_id.cmp(&b.peer_id)));
         Ok(peers)
@@ -145,34 +145,33 @@ impl ControlBus {
 
     /// How many rooms have a call going on.
     pub async fn live_calls(&self) -> redis::RedisResult<u64> {
-        self.redis.clone().scard(format!("{}:rooms:live", self.prefix)).await
+        self.redis.clone().scard(keys::live_rooms(&self.prefix)).await
     }
 
     /// How many people are in calls now, over every live room (recorders are not counted).
     pub async fn live_participants(&self) -> redis::RedisResult<u64> {
         let mut redis = self.redis.clone();
-        let rooms: Vec<String> = redis.smembers(format!("{}:rooms:live", self.prefix)).await?;
+        let rooms: Vec<String> = redis.smembers(keys::live_rooms(&self.prefix)).await?;
         if rooms.is_empty() {
             return Ok(0);
         }
         let mut pipe = redis::pipe();
         for room_id in &rooms {
-            pipe.hvals(format!("{}:room:{room_id}:peers", self.prefix));
+            pipe.hvals(keys::room_peers(&self.prefix, room_id));
         }
         let entries: Vec<Vec<String>> = pipe.query_async(&mut redis).await?;
         let participants = entries
             .iter()
             .flatten()
-            .filter_map(|json| serde_json::from_str::<bus::PeerPresence>(json).ok())
-            .filter(|p| p.role != RECORDER_ROLE)
+            .filter_map(|json| presence::parse(json).ok())
+            .filter(|entry| !presence::is_recorder(entry))
             .count();
         Ok(participants as u64)
     }
 
-    /// How many gateway instances renewed their heartbeat key (`{prefix}:instance:{id}:alive`,
-    /// kept 10 s) lately.
+    /// How many gateway instances renewed their heartbeat key (`keys::gateway_alive`, kept 10 s)
+    /// lately.
     pub async fn gateways_alive(&self) -> redis::RedisResult<u64> {
-        let pattern = format!("{}:instance:*:alive", confab_common::redis::glob_escape(&self.prefix));
-        confab_common::redis::count_keys(&self.redis, &pattern).await
+        confab_common::redis::count_keys(&self.redis, &keys::gateway_alive_pattern(&self.prefix)).await
     }
 }

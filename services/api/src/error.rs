@@ -7,6 +7,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{RETRY_AFTER, WWW_AUTHENTICATE};
 use actix_web::{HttpResponse, ResponseError};
 use confab_common::http::{ErrorBody, ErrorDetail};
+use confab_domain::DomainError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -116,6 +117,17 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
+/// Ids reach the API in paths, where text that is no id names nothing: 404, as for an unknown
+/// id. A role, status or presence entry that does not read was written by Confab itself: 500.
+impl From<DomainError> for ApiError {
+    fn from(e: DomainError) -> Self {
+        match e {
+            DomainError::InvalidId { .. } => Self::NotFound,
+            other => Self::Internal(other.into()),
+        }
+    }
+}
+
 impl From<redis::RedisError> for ApiError {
     fn from(e: redis::RedisError) -> Self {
         metrics::counter!("api_redis_errors_total").increment(1);
@@ -126,4 +138,20 @@ impl From<redis::RedisError> for ApiError {
 /// True when `e` is a unique-constraint violation (maps to 409, never 500).
 pub fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some("23505"))
+}
+
+#[cfg(test)]
+mod tests {
+    use confab_domain::{CameraId, RoomId, UserId};
+
+    use super::*;
+
+    #[test]
+    fn ids_that_are_not_uuids_are_not_found() {
+        for raw in ["", "1", "../etc", "' or 1=1", "00000000-0000-0000-0000-00000000000g"] {
+            assert!(matches!(RoomId::parse(raw).map_err(ApiError::from), Err(ApiError::NotFound)), "{raw}");
+            assert!(matches!(UserId::parse(raw).map_err(ApiError::from), Err(ApiError::NotFound)), "{raw}");
+            assert!(matches!(CameraId::parse(raw).map_err(ApiError::from), Err(ApiError::NotFound)), "{raw}");
+        }
+    }
 }

@@ -6,6 +6,7 @@
 //! recording's status in Postgres. Recorders also keep heartbeat keys, counted here.
 
 use confab_common::recording_jobs;
+use confab_domain::keys;
 use redis::aio::ConnectionManager;
 use uuid::Uuid;
 
@@ -29,9 +30,8 @@ impl RecordingJobs {
         Ok(())
     }
 
-    /// How many recorders renewed their heartbeat key (`{prefix}:recorder:{id}:alive`, kept
-    /// 10 s) lately: a recorder renews it while it takes jobs.
+    /// How many recorders renewed their heartbeat key (`keys::recorder_alive`, kept 10 s) lately: a recorder renews it while it takes jobs.
     pub async fn recorders_alive(&self) -> redis::RedisResult<u64> {
-        confab_common::redis::count_keys(&self.redis, &recording_jobs::alive_pattern(&self.prefix)).await
+        confab_common::redis::count_keys(&self.redis, &keys::recorder_alive_pattern(&self.prefix)).await
     }
 }

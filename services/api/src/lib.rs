@@ -14,6 +14,7 @@ pub mod request_guard;
 pub mod routes;
 pub mod settings;
 pub mod startup;
+pub mod state;
 pub mod store;
 pub mod web_client;
 pub mod webhooks;

@@ -10,12 +10,10 @@ use std::time::Duration;
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpResponse, HttpServer, get, web};
-use confab_common::camera_url::HostPolicy;
 use confab_common::http;
 use confab_common::tokens::SigningKeys;
 use confab_storage::Storage;
 use metrics_exporter_prometheus::PrometheusHandle;
-use redis::aio::ConnectionManager;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use utoipa::OpenApi;
@@ -32,27 +30,10 @@ use crate::openapi;
 use crate::request_guard;
 use crate::routes;
 use crate::settings::Settings;
+use crate::state::AppState;
 use crate::web_client;
 use crate::webhooks::delivery::DeliveryWorker;
 use crate::webhooks::presence::PresenceEvents;
-
-/// Everything a handler may need, shared by all workers.
-pub struct AppState {
-    pub db: PgPool,
-    pub redis: ConnectionManager,
-    pub control: ControlBus,
-    pub recording_jobs: RecordingJobs,
-    /// Round-robin position in `settings.gateway_urls` for join tickets.
-    pub next_gateway: AtomicUsize,
-    pub hasher: PasswordHasher,
-    pub access_tokens: AccessTokens,
-    pub limiter: RateLimiter,
-    /// Where recording files are downloaded from and deleted.
-    pub storage: Storage,
-    /// Which camera hosts the SSRF guard lets through besides public addresses.
-    pub camera_policy: HostPolicy,
-    pub settings: Settings,
-}
 
 /// A Postgres pool that connects on first use, so the API starts (and reports not-ready)
 /// while Postgres is down, and recovers by itself when it is back.

@@ -213,7 +213,7 @@ async fn enter_via(gateway: &str, pass: &Pass) -> anyhow::Result<(Socket, Welcom
             let first: ServerMessage = serde_json::from_str(&text).context("the gateway's first message")?;
             match first.kind {
                 Some(Kind::Welcome(welcome)) => return Ok((socket, welcome)),
-                Some(Kind::Error(error)) => bail!("{gateway} refused the {}: {}", pass.room_role, error.code),
+                Some(Kind::Error(error)) => bail!("{gateway} refused the {}: {}", pass.role.as_str(), error.code),
                 _ => bail!("{gateway} did not begin with a welcome"),
             }
         }

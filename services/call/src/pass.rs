@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use confab_common::tokens::SigningKeys;
-use confab_tickets::{MAX_TICKET_TTL_SECS, TICKET_AUDIENCE, TicketClaims};
+use confab_domain::CallRole;
+use confab_domain::ticket::{TicketClaims, TicketHolder};
 
 /// What a service's tickets for one room say.
 #[derive(Clone)]
@@ -14,8 +15,8 @@ pub struct Pass {
     pub issuer: String,
     pub user_id: String,
     pub display_name: String,
-    /// `recorder` or `camera` ([`confab_tickets::RECORDER_ROLE`], [`confab_tickets::CAMERA_ROLE`]).
-    pub room_role: &'static str,
+    /// [`CallRole::Recorder`] or [`CallRole::Camera`].
+    pub role: CallRole,
     pub room_id: String,
     pub recording_id: Option<String>,
 }
@@ -24,20 +25,15 @@ impl Pass {
     /// A fresh single-use ticket, valid for the longest time tickets may live.
     pub(crate) fn ticket(&self) -> anyhow::Result<String> {
         let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs() as i64;
-        let mut jti = [0u8; 16];
-        getrandom::fill(&mut jti)?;
-        Ok(self.keys.sign(&TicketClaims {
-            iss: self.issuer.clone(),
-            aud: TICKET_AUDIENCE.into(),
-            sub: self.user_id.clone(),
-            exp: now + MAX_TICKET_TTL_SECS,
-            iat: now,
-            jti: jti.iter().map(|b| format!("{b:02x}")).collect(),
-            room_id: self.room_id.clone(),
+        let holder = TicketHolder {
+            user_id: self.user_id.clone(),
             display_name: self.display_name.clone(),
-            room_role: self.room_role.into(),
+            room_id: self.room_id.clone(),
+            role: self.role,
+            // Services take no place in the room.
             max_participants: 0,
             recording_id: self.recording_id.clone(),
-        })?)
+        };
+        Ok(self.keys.sign(&TicketClaims::issue(&self.issuer, holder, now))?)
     }
 }

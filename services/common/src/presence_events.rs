@@ -1,4 +1,4 @@
-//! The presence event stream `{prefix}:presence:events`: a gateway appends an entry whenever a
+//! The presence event stream (`confab_domain::keys::presence_events`): a gateway appends an entry whenever a
 //! participant's presence starts or ends (in the same Lua step as the change), and the API reads
 //! the stream through a consumer group to turn the entries into `participant.joined` /
 //! `participant.left` webhook events. Fields: `type`, `room_id`, `peer` (the presence entry as
@@ -10,7 +10,3 @@ pub const MAX_LENGTH: usize = 100_000;
 
 pub const JOINED: &str = "participant.joined";
 pub const LEFT: &str = "participant.left";
-
-pub fn stream_key(prefix: &str) -> String {
-    format!("{prefix}:presence:events")
-}

@@ -42,23 +42,3 @@ pub async fn count_keys(conn: &ConnectionManager, pattern: &str) -> redis::Redis
         cursor = next;
     }
 }
-
-/// `text` with Redis glob metacharacters escaped, to be matched literally in a `SCAN` pattern.
-pub fn glob_escape(text: &str) -> String {
-    text.chars().fold(String::with_capacity(text.len()), |mut out, c| {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-        out
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn glob_metacharacters_are_escaped() {
-        assert_eq!(super::glob_escape("confab"), "confab");
-        assert_eq!(super::glob_escape(r"a*b?[c]\\"), r"a\*b\?\[c\]\\\\");
-    }
-}

@@ -12,7 +12,8 @@
 use std::time::Duration;
 
 use confab_common::presence_events;
-use confab_protocol::bus::PeerPresence;
+use confab_domain::keys;
+use confab_domain::presence::{self as presence_entry, PeerPresence};
 use redis::aio::ConnectionManager;
 use sha2::{Digest, Sha256};
 
@@ -160,15 +161,15 @@ impl Presence {
     }
 
     fn peers_key(&self, room_id: &str) -> String {
-        format!("{}:room:{room_id}:peers", self.prefix)
+        keys::room_peers(&self.prefix, room_id)
     }
 
     fn live_key(&self) -> String {
-        format!("{}:rooms:live", self.prefix)
+        keys::live_rooms(&self.prefix)
     }
 
     fn alive_key(&self, instance_id: &str) -> String {
-        format!("{}:instance:{instance_id}:alive", self.prefix)
+        keys::gateway_alive(&self.prefix, instance_id)
     }
 
     fn redis(&self) -> ConnectionManager {
@@ -189,10 +190,10 @@ impl Presence {
             .join
             .key(self.peers_key(room_id))
             .key(self.live_key())
-            .key(presence_events::stream_key(&self.prefix))
+            .key(keys::presence_events(&self.prefix))
             .arg(capacity)
             .arg(&entry.peer_id)
-            .arg(to_json(entry))
+            .arg(presence_entry::to_json(entry))
             .arg(room_id)
             .arg(&entry.user_id)
             .arg(per_user)
@@ -220,7 +221,7 @@ impl Presence {
             .leave
             .key(self.peers_key(room_id))
             .key(self.live_key())
-            .key(presence_events::stream_key(&self.prefix))
+            .key(keys::presence_events(&self.prefix))
             .arg(peer_id)
             .arg(room_id)
             .arg(reason)
@@ -266,11 +267,11 @@ impl Presence {
             .key(self.live_key())
             .arg(user_id)
             .arg(old_hash)
-            .arg(to_json(entry))
+            .arg(presence_entry::to_json(entry))
             .arg(room_id)
             .invoke_async(&mut self.redis())
             .await?;
-        Ok(old.and_then(|json| serde_json::from_str(&json).ok()))
+        Ok(old.and_then(|json| presence_entry::parse(&json).ok()))
     }
 
     /// Everyone in the room's presence, oldest first.
@@ -278,7 +279,7 @@ impl Presence {
         let entries: Vec<String> =
             redis::cmd("HVALS").arg(self.peers_key(room_id)).query_async(&mut self.redis()).await?;
         let mut present: Vec<PeerPresence> =
-            entries.iter().filter_map(|json| serde_json::from_str(json).ok()).collect();
+            entries.iter().filter_map(|json| presence_entry::parse(json).ok()).collect();
         present.sort_by(|a, b| a.joined_at.cmp(&b.joined_at));
         Ok(present)
     }
@@ -332,15 +333,11 @@ impl Presence {
             let restore = transaction.cmd("EVAL").arg(RESTORE).arg(2).arg(self.peers_key(room_id)).arg(self.live_key());
             restore.arg(room_id);
             for entry in entries {
-                restore.arg(&entry.peer_id).arg(to_json(entry)).arg(&entry.resume_hash);
+                restore.arg(&entry.peer_id).arg(presence_entry::to_json(entry)).arg(&entry.resume_hash);
             }
         }
         transaction.add_command(self.heartbeat_command(instance_id, incarnation)).ignore();
         let outcomes: Vec<(u32, Vec<String>)> = transaction.query_async(&mut self.redis()).await?;
         Ok(outcomes.into_iter().map(|(added, moved)| Restored { added, moved }).collect())
     }
-}
-
-fn to_json(entry: &PeerPresence) -> String {
-    serde_json::to_string(entry).expect("presence serializes")
 }

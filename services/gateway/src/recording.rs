@@ -10,12 +10,11 @@
 //! They are told `recording_started` / `recording_stopped` like participants, and send the
 //! recorder their media the same way.
 
-use confab_protocol::bus::PeerPresence;
+use confab_domain::CallRole;
+use confab_domain::presence::{self, PeerPresence};
 use confab_protocol::signal::{
     Peer, PeerJoined, PeerLeft, RecordingStarted, RecordingStopped, ServerMessage, server_message::Kind,
 };
-
-pub use confab_tickets::{CAMERA_ROLE, RECORDER_ROLE};
 
 /// The room as one peer may see it.
 #[derive(Debug, Default, PartialEq)]
@@ -27,20 +26,20 @@ pub struct RoomView {
 }
 
 pub fn is_recorder(peer: &Peer) -> bool {
-    peer.role == RECORDER_ROLE
+    CallRole::names_the_recorder(&peer.role)
 }
 
 /// Service peers, recorders and cameras: they take no place in the room, no per-user limit
 /// applies to them, and they are never resumed (they rejoin afresh).
 pub fn takes_no_place(peer: &Peer) -> bool {
-    peer.role == RECORDER_ROLE || peer.role == CAMERA_ROLE
+    CallRole::names_a_service(&peer.role)
 }
 
 /// What `viewer` may see of `present` (the room's presence, oldest first).
 pub fn view_for(viewer: &Peer, present: &[PeerPresence]) -> RoomView {
     let mut view = RoomView::default();
     for p in present.iter().filter(|p| p.peer_id != viewer.peer_id) {
-        if p.role == RECORDER_ROLE {
+        if presence::is_recorder(p) {
             if !is_recorder(viewer) && view.recording.is_none() {
                 view.recording = Some(RecordingStarted {
                     recording_id: p.recording_id.clone(),
@@ -78,7 +77,7 @@ pub fn arrival(peer: &Peer, recording_id: &str) -> ServerMessage {
 
 /// How the others learn that a peer left.
 pub fn departure(peer_id: &str, role: &str, recording_id: &str, reason: &str) -> ServerMessage {
-    let kind = if role == RECORDER_ROLE {
+    let kind = if CallRole::names_the_recorder(role) {
         Kind::RecordingStopped(RecordingStopped {
             recording_id: recording_id.to_owned(),
             recorder_peer_id: peer_id.to_owned(),
@@ -115,7 +114,7 @@ mod tests {
         );
 
         // A camera is told too: it sends the recorder its media like a participant.
-        let camera = Peer { peer_id: "cam".into(), role: CAMERA_ROLE.into(), ..Default::default() };
+        let camera = Peer { peer_id: "cam".into(), role: CallRole::Camera.to_string(), ..Default::default() };
         assert_eq!(view_for(&camera, &present).recording, seen.recording);
 
         let recorder = peer_of(&present[1]);
@@ -126,9 +125,9 @@ mod tests {
 
     #[test]
     fn the_recorder_comes_and_goes_as_a_recording() {
-        let recorder = Peer { peer_id: "rec".into(), role: RECORDER_ROLE.into(), ..Default::default() };
+        let recorder = Peer { peer_id: "rec".into(), role: CallRole::Recorder.to_string(), ..Default::default() };
         assert!(matches!(arrival(&recorder, "r1").kind, Some(Kind::RecordingStarted(_))));
-        assert!(matches!(departure("rec", RECORDER_ROLE, "r1", "left").kind, Some(Kind::RecordingStopped(_))));
+        assert!(matches!(departure("rec", "recorder", "r1", "left").kind, Some(Kind::RecordingStopped(_))));
         let ann = Peer { peer_id: "a".into(), role: "member".into(), ..Default::default() };
         assert!(matches!(arrival(&ann, "").kind, Some(Kind::PeerJoined(_))));
         assert!(matches!(departure("a", "member", "", "left").kind, Some(Kind::PeerLeft(_))));

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use confab_domain::keys;
 use redis::aio::PubSubSink;
 use tokio::sync::{Mutex, watch};
 
@@ -40,16 +41,16 @@ impl Subscriptions {
     }
 
     pub fn control_channel(&self) -> String {
-        format!("{}:control", self.prefix)
+        keys::control_channel(&self.prefix)
     }
 
     pub fn room_channel(&self, room_id: &str) -> String {
-        format!("{}:room:{room_id}:bus", self.prefix)
+        keys::room_channel(&self.prefix, room_id)
     }
 
     /// The room id of a room channel name.
     pub fn room_of_channel<'a>(&self, channel: &'a str) -> Option<&'a str> {
-        channel.strip_prefix(&self.prefix)?.strip_prefix(":room:")?.strip_suffix(":bus")
+        keys::room_of_channel(&self.prefix, channel)
     }
 
     /// A (re)connected subscriber: listens to the control channel and every held room. True if

@@ -312,14 +312,16 @@ async fn presence_is_kept_in_redis_for_the_api_and_cleared_on_leave() {
     let room = room();
     let (mut ann, welcome) = world.join(0, &room, "Ann").await;
     let mut redis = redis::Client::open(redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
-    let key = format!("{}:room:{room}:peers", world.redis_prefix);
+    let key = confab_domain::keys::room_peers(&world.redis_prefix, &room);
     let entry: String =
         redis::AsyncCommands::hget(&mut redis, &key, welcome["peer_id"].as_str().unwrap()).await.unwrap();
     let entry: Value = serde_json::from_str(&entry).unwrap();
     assert_eq!(entry["instance_id"], "gw-test-0");
     assert_eq!(entry["display_name"], "Ann");
     let live: bool =
-        redis::AsyncCommands::sismember(&mut redis, format!("{}:rooms:live", world.redis_prefix), &room).await.unwrap();
+        redis::AsyncCommands::sismember(&mut redis, confab_domain::keys::live_rooms(&world.redis_prefix), &room)
+            .await
+            .unwrap();
     assert!(live);
     let recorder_ticket =
         support::ticket_as(&world.keys, &room, "Recorder", "recorder-1", 2, "recorder", Some("rec-1"));
@@ -334,7 +336,7 @@ async fn presence_is_kept_in_redis_for_the_api_and_cleared_on_leave() {
     assert_eq!(left, 0);
 
     // The API's webhooks read joins and leaves from this stream; recorders are not participants.
-    let stream = confab_common::presence_events::stream_key(&world.redis_prefix);
+    let stream = confab_domain::keys::presence_events(&world.redis_prefix);
     let entries: Vec<(String, HashMap<String, String>)> =
         redis::cmd("XRANGE").arg(&stream).arg("-").arg("+").query_async(&mut redis).await.unwrap();
     let events: Vec<(&str, &str, &str)> = entries
@@ -515,7 +517,7 @@ async fn logged_with(logs: &std::sync::Mutex<Vec<u8>>, field: &str, value: &str)
 async fn publish_control(world: &World, control: confab_protocol::bus::Control) {
     use prost::Message as _;
     let mut redis = redis::Client::open(redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
-    let channel = format!("{}:control", world.redis_prefix);
+    let channel = confab_domain::keys::control_channel(&world.redis_prefix);
     let _: i64 = redis::AsyncCommands::publish(&mut redis, channel, control.encode_to_vec()).await.unwrap();
 }
 
@@ -645,7 +647,7 @@ async fn a_camera_is_seen_by_name_takes_no_place_and_is_no_participant_for_webho
 
     // The webhooks' stream has Ann and Bob only.
     let mut redis = redis::Client::open(redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
-    let stream = confab_common::presence_events::stream_key(&world.redis_prefix);
+    let stream = confab_domain::keys::presence_events(&world.redis_prefix);
     let entries: Vec<(String, HashMap<String, String>)> =
         redis::cmd("XRANGE").arg(&stream).arg("-").arg("+").query_async(&mut redis).await.unwrap();
     let names: Vec<(String, String)> = entries
@@ -675,7 +677,7 @@ async fn publish_numbered(world: &World, room: &str, to: &str, seq: u64) {
         read_at_us: 0,
     };
     let mut redis = redis::Client::open(redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
-    let channel = format!("{}:room:{room}:bus", world.redis_prefix);
+    let channel = confab_domain::keys::room_channel(&world.redis_prefix, room);
     let _: i64 = redis::AsyncCommands::publish(&mut redis, channel, event.encode_to_vec()).await.unwrap();
 }
 
@@ -715,7 +717,7 @@ async fn peers_of_a_dead_instance_are_announced_as_left_and_their_places_freed()
     let (mut ann, _) = world.join(0, &room, "Ann").await;
     // What a `kill -9`-ed instance leaves behind: its presence, and a heartbeat key that expires.
     let mut redis = redis::Client::open(redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
-    let key = format!("{}:room:{room}:peers", world.redis_prefix);
+    let key = confab_domain::keys::room_peers(&world.redis_prefix, &room);
     let ghost = json!({"peer_id": "ghost", "user_id": "u", "display_name": "Gus", "role": "member",
         "instance_id": "gw-killed", "joined_at": "2026-01-01T00:00:00Z"});
     let _: () = redis::AsyncCommands::hset(&mut redis, &key, "ghost", ghost.to_string()).await.unwrap();
@@ -794,7 +796,9 @@ async fn a_gateway_process_killed_with_sigkill_has_its_peers_announced_as_left_b
     assert_eq!(left["peer_left"], json!({"peer_id": bob_welcome["peer_id"], "reason": "disconnected"}));
     let mut redis = redis::Client::open(redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
     let present: i64 =
-        redis::AsyncCommands::hlen(&mut redis, format!("{}:room:{room}:peers", world.redis_prefix)).await.unwrap();
+        redis::AsyncCommands::hlen(&mut redis, confab_domain::keys::room_peers(&world.redis_prefix, &room))
+            .await
+            .unwrap();
     assert_eq!(present, 1, "Bob's place is free again");
 }
 
@@ -845,7 +849,9 @@ async fn a_client_whose_gateway_is_killed_resumes_on_another_and_the_room_sees_n
     assert_eq!(bob.recv().await["signal"]["from"], ann_welcome["peer_id"]);
     let mut redis = redis::Client::open(redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
     let present: i64 =
-        redis::AsyncCommands::hlen(&mut redis, format!("{}:room:{room}:peers", world.redis_prefix)).await.unwrap();
+        redis::AsyncCommands::hlen(&mut redis, confab_domain::keys::room_peers(&world.redis_prefix, &room))
+            .await
+            .unwrap();
     assert_eq!(present, 2, "no ghost of Bob's old connection");
 }
 

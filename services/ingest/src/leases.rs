@@ -1,4 +1,4 @@
-//! Which worker pulls which camera: `{prefix}:camera:{id}:lease`, a Redis string holding the
+//! Which worker pulls which camera: the camera's lease key (`keys::camera_lease`), a Redis string holding the
 //! worker's instance id with a TTL. Taken with `SET NX PX`, renewed while the worker pulls, and
 //! deleted when it lets the camera go. A worker that dies stops renewing; its leases expire and
 //! another worker takes the cameras. Renewing and releasing check the owner first (one script
@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use confab_domain::keys;
 use redis::aio::ConnectionManager;
 use redis::{RedisResult, Script};
 
@@ -36,15 +37,10 @@ impl Leases {
         Self { redis, prefix: prefix.to_owned(), owner: owner.to_owned(), ttl }
     }
 
-    /// The lease key of a camera.
-    pub fn key(prefix: &str, camera: CameraId) -> String {
-        format!("{prefix}:camera:{camera}:lease")
-    }
-
     /// Takes the camera if nobody holds it; whether this worker holds it now.
     pub async fn acquire(&self, camera: CameraId) -> RedisResult<bool> {
         let mut set = redis::cmd("SET");
-        set.arg(Self::key(&self.prefix, camera)).arg(&self.owner).arg("NX").arg("PX").arg(self.ttl_ms());
+        set.arg(keys::camera_lease(&self.prefix, camera)).arg(&self.owner).arg("NX").arg("PX").arg(self.ttl_ms());
         let reply: Option<String> = counted(set.query_async(&mut self.redis.clone()).await)?;
         Ok(reply.is_some())
     }
@@ -53,7 +49,7 @@ impl Leases {
     /// perhaps another worker took the camera).
     pub async fn renew(&self, camera: CameraId) -> RedisResult<bool> {
         let script = Script::new(RENEW);
-        let mut call = script.key(Self::key(&self.prefix, camera));
+        let mut call = script.key(keys::camera_lease(&self.prefix, camera));
         call.arg(&self.owner).arg(self.ttl_ms());
         let renewed: i64 = counted(call.invoke_async(&mut self.redis.clone()).await)?;
         Ok(renewed == 1)
@@ -62,7 +58,7 @@ impl Leases {
     /// Lets the camera go, if this worker still holds it.
     pub async fn release(&self, camera: CameraId) -> RedisResult<()> {
         let script = Script::new(RELEASE);
-        let mut call = script.key(Self::key(&self.prefix, camera));
+        let mut call = script.key(keys::camera_lease(&self.prefix, camera));
         call.arg(&self.owner);
         counted(call.invoke_async::<i64>(&mut self.redis.clone()).await).map(drop)
     }

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use confab_call::camera_profile::{DEFAULT_PROFILE_LEVEL_ID, G711};
 use confab_call::{Call, Event, MediaSection, Pass, Peer, Rejoin, Session, Signals, signals};
-use confab_tickets::{CAMERA_ROLE, RECORDER_ROLE};
+use confab_domain::CallRole;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
@@ -63,7 +63,7 @@ impl Seat {
             issuer: self.call.jwt_issuer.clone(),
             user_id: format!("camera-{}", self.camera_id),
             display_name: self.name.clone(),
-            room_role: CAMERA_ROLE,
+            role: CallRole::Camera,
             room_id: self.room_id.clone(),
             recording_id: None,
         }
@@ -222,9 +222,8 @@ impl Camera {
     /// Offers the camera to a listed peer (anew, if it had a connection), unless it is a
     /// recorder (offered through `recording_started` instead) or another camera.
     async fn meet(&mut self, peer: &Peer, session: &Session) {
-        if session.peer_id() == Some(peer.peer_id.as_str())
-            || [RECORDER_ROLE, CAMERA_ROLE].contains(&peer.role.as_str())
-        {
+        let is_service = matches!(peer.role.parse(), Ok(CallRole::Recorder | CallRole::Camera));
+        if session.peer_id() == Some(peer.peer_id.as_str()) || is_service {
             return;
         }
         self.offer(&peer.peer_id, session).await;

@@ -4,29 +4,10 @@
 //! worker that lost its lease without noticing cannot overwrite the one that took the camera.
 
 use sqlx::PgPool;
-use uuid::Uuid;
 
 use crate::status::CameraStatus;
 
-/// A camera's id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct CameraId(pub Uuid);
-
-impl std::fmt::Display for CameraId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-/// A room's id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct RoomId(pub Uuid);
-
-impl std::fmt::Display for RoomId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
+pub use confab_domain::{CameraId, RoomId};
 
 /// A camera as the API registered it.
 #[derive(Clone)]
@@ -51,10 +32,10 @@ impl std::fmt::Debug for Camera {
     }
 }
 
-type CameraRow = (Uuid, Uuid, String, String, Option<Vec<u8>>);
+type CameraRow = (CameraId, RoomId, String, String, Option<Vec<u8>>);
 
 fn camera((id, room_id, name, rtsp_url, credentials): CameraRow) -> Camera {
-    Camera { id: CameraId(id), room_id: RoomId(room_id), name, rtsp_url, credentials }
+    Camera { id, room_id, name, rtsp_url, credentials }
 }
 
 /// The cameras of these rooms.
@@ -62,11 +43,10 @@ pub async fn find_cameras_in_rooms(db: &PgPool, rooms: &[RoomId]) -> sqlx::Resul
     if rooms.is_empty() {
         return Ok(Vec::new());
     }
-    let ids: Vec<Uuid> = rooms.iter().map(|r| r.0).collect();
     let rows: Vec<CameraRow> = sqlx::query_as(
         "select id, room_id, name, rtsp_url, credentials from cameras where room_id = any($1) order by created_at, id",
     )
-    .bind(ids)
+    .bind(rooms)
     .fetch_all(db)
     .await?;
     Ok(rows.into_iter().map(camera).collect())
@@ -76,7 +56,7 @@ pub async fn find_cameras_in_rooms(db: &PgPool, rooms: &[RoomId]) -> sqlx::Resul
 pub async fn find_camera_by_id(db: &PgPool, id: CameraId) -> sqlx::Result<Option<Camera>> {
     let row: Option<CameraRow> =
         sqlx::query_as("select id, room_id, name, rtsp_url, credentials from cameras where id = $1")
-            .bind(id.0)
+            .bind(id)
             .fetch_optional(db)
             .await?;
     Ok(row.map(camera))
@@ -105,7 +85,7 @@ pub async fn upsert_camera_status(
              or camera_status.worker_id is null
              or excluded.state = 'connecting'",
     )
-    .bind(id.0)
+    .bind(id)
     .bind(status.state.as_str())
     .bind(&status.codec)
     .bind(status.width)
@@ -134,7 +114,7 @@ pub async fn mark_camera_idle(db: &PgPool, id: CameraId, worker_id: &str) -> sql
                 updated_at = now()
           where camera_id = $1 and worker_id = $2",
     )
-    .bind(id.0)
+    .bind(id)
     .bind(worker_id)
     .execute(db)
     .await?;

@@ -125,7 +125,7 @@ async fn the_camera_joins_the_call_by_name_sends_h264_and_pcmu_and_leaves_when_t
 
     // Ann leaves: the room is empty and the camera leaves the gateway.
     ann.bye().await;
-    let peers = format!("{}:room:{}:peers", world.prefix, world.room);
+    let peers = confab_domain::keys::room_peers(&world.prefix, world.room);
     eventually("the camera leaves the empty room", SOON, || async {
         let present: u64 = redis::cmd("HLEN").arg(&peers).query_async(&mut world.redis.clone()).await.unwrap();
         (present == 0 && worker.worker.pulled().is_empty()).then_some(())

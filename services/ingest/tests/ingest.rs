@@ -257,7 +257,7 @@ async fn a_deleted_camera_is_let_go() {
     let worker = world.worker(world.settings("ingest-a"));
     world.join("p-1", "member").await;
     world.wait_for(camera, "connected", SOON, |s| s.state == "connected").await;
-    sqlx::query("delete from cameras where id = $1").bind(camera.0).execute(&world.db).await.unwrap();
+    sqlx::query("delete from cameras where id = $1").bind(camera).execute(&world.db).await.unwrap();
     let give_up = tokio::time::Instant::now() + SOON;
     while !worker.worker.pulled().is_empty() || world.lease_holder(camera).await.is_some() {
         assert!(tokio::time::Instant::now() < give_up, "still pulling a deleted camera");

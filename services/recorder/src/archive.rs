@@ -11,6 +11,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use confab_domain::RecordingId;
 use confab_storage::{Key, Storage};
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -42,7 +43,7 @@ pub struct Recorded {
 pub struct Archive {
     db: PgPool,
     storage: Storage,
-    recording_id: Uuid,
+    recording_id: RecordingId,
     /// The recordings directory, which file rows are relative to.
     root: PathBuf,
     /// This recording's directory.
@@ -50,7 +51,7 @@ pub struct Archive {
 }
 
 impl Archive {
-    pub fn new(db: PgPool, storage: Storage, root: &Path, recording_id: Uuid) -> Self {
+    pub fn new(db: PgPool, storage: Storage, root: &Path, recording_id: RecordingId) -> Self {
         let dir = root.join(recording_id.to_string());
         Self { db, storage, recording_id, root: root.to_owned(), dir }
     }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use confab_common::http::RequestId;
 use confab_common::recording_jobs;
+use confab_domain::keys;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{RedisResult, Value};
 
@@ -64,7 +65,7 @@ impl JobQueue {
             .set_connection_timeout(Some(Duration::from_secs(2)))
             .set_response_timeout(Some(LONGEST_WAIT + Duration::from_secs(2)));
         let reader = ConnectionManager::new_lazy_with_config(redis::Client::open(redis_url)?, config)?;
-        let stream = recording_jobs::stream_key(prefix);
+        let stream = keys::recording_jobs(prefix);
         Ok(Self { redis, reader, stream, prefix: prefix.to_owned(), consumer: consumer.to_owned(), reclaim_after })
     }
 
@@ -159,7 +160,7 @@ impl JobQueue {
             if holder == self.consumer || alive.contains(&holder) {
                 continue;
             }
-            let key = recording_jobs::alive_key(&self.prefix, &holder);
+            let key = keys::recorder_alive(&self.prefix, &holder);
             if redis::cmd("EXISTS").arg(key).query_async::<bool>(&mut self.redis.clone()).await? {
                 alive.push(holder);
                 continue;
@@ -200,12 +201,12 @@ impl JobQueue {
         counted(add.query_async::<String>(&mut self.redis.clone()).await).map(drop)
     }
 
-    /// Renews this recorder's heartbeat key (`{prefix}:recorder:{id}:alive`): the API counts the
+    /// Renews this recorder's heartbeat key ([`keys::recorder_alive`]): the API counts the
     /// recorders that take jobs by it.
     pub async fn heartbeat(&self) -> RedisResult<()> {
         let ttl = recording_jobs::RECORDER_ALIVE_TTL.as_millis() as u64;
         let mut set = redis::cmd("SET");
-        set.arg(recording_jobs::alive_key(&self.prefix, &self.consumer)).arg(1).arg("PX").arg(ttl);
+        set.arg(keys::recorder_alive(&self.prefix, &self.consumer)).arg(1).arg("PX").arg(ttl);
         counted(set.query_async::<()>(&mut self.redis.clone()).await)
     }
 

@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
+use confab_domain::{RecordingFileId, RecordingId, RecordingStatus, RoomId, UserId};
 use sqlx::PgPool;
-use uuid::Uuid;
 
 use crate::archive::Who;
 use crate::capture::CaptureStats;
@@ -42,12 +42,12 @@ pub const HOLDER_QUIET_FOR: Duration = Duration::from_secs(2);
 /// recorder keeps its recordings fresh with [`heartbeat`].
 pub async fn claim(
     db: &PgPool,
-    recording_id: Uuid,
+    recording_id: RecordingId,
     recorder_id: &str,
     stale_after: Duration,
     abandoned_by: Option<&str>,
 ) -> sqlx::Result<Claim> {
-    let before: Option<String> = sqlx::query_scalar(
+    let before: Option<RecordingStatus> = sqlx::query_scalar(
         "with old as (select id, status from recordings where id = $1 for update)
          update recordings r
             set status = case when old.status = 'finalizing' then 'finalizing' else 'starting' end,
@@ -70,16 +70,16 @@ pub async fn claim(
     .await?;
     let Some(before) = before else {
         // A commit between this statement's snapshot and now shows as a row that is still pending.
-        let now: Option<(String, Option<String>)> =
+        let now: Option<(RecordingStatus, Option<String>)> =
             sqlx::query_as("select status, recorder_id from recordings where id = $1")
                 .bind(recording_id)
                 .fetch_optional(db)
                 .await?;
         return Ok(match now {
             None => Claim::NotYet,
-            Some((status, _)) if status == "pending" => Claim::NotYet,
+            Some((RecordingStatus::Pending, _)) => Claim::NotYet,
             Some((status, holder))
-                if matches!(status.as_str(), "starting" | "recording" | "finalizing")
+                if (status.is_capturing() || status == RecordingStatus::Finalizing)
                     && holder.is_some()
                     && holder.as_deref() == abandoned_by =>
             {
@@ -88,16 +88,20 @@ pub async fn claim(
             Some(_) => Claim::Nothing,
         });
     };
-    Ok(match before.as_str() {
-        "pending" => Claim::Record { taken_over: false },
-        "finalizing" => Claim::Finalize,
+    Ok(match before {
+        RecordingStatus::Pending => Claim::Record { taken_over: false },
+        RecordingStatus::Finalizing => Claim::Finalize,
         _ => Claim::Record { taken_over: true },
     })
 }
 
 /// Tells that this recorder still works on the recording; the status it is in now, or `None`
 /// when another recorder took it over (or it was deleted).
-pub async fn heartbeat(db: &PgPool, recording_id: Uuid, recorder_id: &str) -> sqlx::Result<Option<String>> {
+pub async fn heartbeat(
+    db: &PgPool,
+    recording_id: RecordingId,
+    recorder_id: &str,
+) -> sqlx::Result<Option<RecordingStatus>> {
     sqlx::query_scalar("update recordings set updated_at = now() where id = $1 and recorder_id = $2 returning status")
         .bind(recording_id)
         .bind(recorder_id)
@@ -112,7 +116,7 @@ pub async fn orphaned(
     db: &PgPool,
     recorder_id: Option<&str>,
     stale_after: Duration,
-) -> sqlx::Result<Vec<(Uuid, Uuid)>> {
+) -> sqlx::Result<Vec<(RecordingId, RoomId)>> {
     sqlx::query_as(
         "select id, room_id from recordings
           where status in ('pending', 'starting', 'recording', 'finalizing')
@@ -126,7 +130,7 @@ pub async fn orphaned(
 
 /// The recorder is in the call: `recording`, with the time media capture began (kept from an
 /// earlier recorder of the same recording).
-pub async fn mark_recording(db: &PgPool, recording_id: Uuid, recorder_id: &str) -> sqlx::Result<bool> {
+pub async fn mark_recording(db: &PgPool, recording_id: RecordingId, recorder_id: &str) -> sqlx::Result<bool> {
     let marked = sqlx::query(
         "update recordings set status = 'recording', started_at = coalesce(started_at, now()), updated_at = now()
          where id = $1 and recorder_id = $2 and status = 'starting'",
@@ -141,9 +145,9 @@ pub async fn mark_recording(db: &PgPool, recording_id: Uuid, recorder_id: &str) 
 /// The final state, unless another recorder took the recording over meanwhile.
 pub async fn finish(
     db: &PgPool,
-    recording_id: Uuid,
+    recording_id: RecordingId,
     recorder_id: &str,
-    status: &str,
+    status: RecordingStatus,
     reason: Option<&str>,
 ) -> sqlx::Result<bool> {
     let finished = sqlx::query(
@@ -161,7 +165,12 @@ pub async fn finish(
 
 /// Puts a recording this recorder has just claimed (`starting`) back to `pending`, unless it was
 /// requested more than `waited_for` ago; whether it did.
-pub async fn release(db: &PgPool, recording_id: Uuid, recorder_id: &str, waited_for: Duration) -> sqlx::Result<bool> {
+pub async fn release(
+    db: &PgPool,
+    recording_id: RecordingId,
+    recorder_id: &str,
+    waited_for: Duration,
+) -> sqlx::Result<bool> {
     let released = sqlx::query(
         "update recordings set status = 'pending', recorder_id = null, updated_at = now()
           where id = $1 and recorder_id = $2 and status = 'starting'
@@ -178,7 +187,7 @@ pub async fn release(db: &PgPool, recording_id: Uuid, recorder_id: &str, waited_
 /// Lets go of a recording this recorder is shutting down under, once its files are kept: the row
 /// names no recorder and reads as not heard of for a day, so the next recorder to see its job
 /// claims it at once (as a take-over: the call goes on while nobody records it).
-pub async fn hand_over(db: &PgPool, recording_id: Uuid, recorder_id: &str) -> sqlx::Result<bool> {
+pub async fn hand_over(db: &PgPool, recording_id: RecordingId, recorder_id: &str) -> sqlx::Result<bool> {
     let released = sqlx::query(
         "update recordings set recorder_id = null, updated_at = now() - interval '1 day'
           where id = $1 and recorder_id = $2 and status in ('starting', 'recording')",
@@ -195,7 +204,7 @@ pub async fn hand_over(db: &PgPool, recording_id: Uuid, recorder_id: &str) -> sq
 /// no account, always is).
 pub async fn add_file(
     db: &PgPool,
-    recording_id: Uuid,
+    recording_id: RecordingId,
     who: &Who,
     path: &str,
     file: &FinishedFile,
@@ -207,10 +216,10 @@ pub async fn add_file(
             content_type)
          values ($1, $2, $3, (select id from users where id = $4), $5, $6, $7, $8, $9, $10, $11, $12)",
     )
-    .bind(Uuid::new_v4())
+    .bind(RecordingFileId::random())
     .bind(recording_id)
     .bind(&who.peer_id)
-    .bind(Uuid::parse_str(&who.user_id).ok())
+    .bind(UserId::parse(&who.user_id).ok())
     .bind(&who.display_name)
     .bind(path)
     .bind(file.bytes as i64)
@@ -225,7 +234,7 @@ pub async fn add_file(
 }
 
 /// Adds a participant's counters to the recording's.
-pub async fn add_stats(db: &PgPool, recording_id: Uuid, stats: &CaptureStats) -> sqlx::Result<()> {
+pub async fn add_stats(db: &PgPool, recording_id: RecordingId, stats: &CaptureStats) -> sqlx::Result<()> {
     sqlx::query(
         "update recordings set packets = packets + $2, packets_lost = packets_lost + $3,
                 keyframe_requests = keyframe_requests + $4, av_drift_ms = greatest(av_drift_ms, $5)
@@ -242,7 +251,7 @@ pub async fn add_stats(db: &PgPool, recording_id: Uuid, stats: &CaptureStats) ->
 }
 
 /// The paths of the recording's registered files.
-pub async fn file_paths(db: &PgPool, recording_id: Uuid) -> sqlx::Result<Vec<String>> {
+pub async fn file_paths(db: &PgPool, recording_id: RecordingId) -> sqlx::Result<Vec<String>> {
     sqlx::query_scalar("select path from recording_files where recording_id = $1")
         .bind(recording_id)
         .fetch_all(db)
@@ -250,7 +259,7 @@ pub async fn file_paths(db: &PgPool, recording_id: Uuid) -> sqlx::Result<Vec<Str
 }
 
 /// How many files the recording has.
-pub async fn file_count(db: &PgPool, recording_id: Uuid) -> sqlx::Result<i64> {
+pub async fn file_count(db: &PgPool, recording_id: RecordingId) -> sqlx::Result<i64> {
     sqlx::query_scalar("select count(*) from recording_files where recording_id = $1")
         .bind(recording_id)
         .fetch_one(db)

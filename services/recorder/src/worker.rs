@@ -15,13 +15,12 @@ use std::time::Duration;
 
 use confab_call::{Pass, Seat};
 use confab_common::tokens::SigningKeys;
+use confab_domain::{CallRole, RecordingId, RecordingStatus};
 use confab_storage::Storage;
-use confab_tickets::RECORDER_ROLE;
 use sqlx::PgPool;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::Instrument;
-use uuid::Uuid;
 
 use crate::archive::Archive;
 use crate::call::{Outcome, REJOIN, RecordedCall};
@@ -52,7 +51,7 @@ pub struct Worker {
     /// Where finished files go.
     pub storage: Storage,
     /// Recordings this process works on.
-    active: Mutex<HashSet<Uuid>>,
+    active: Mutex<HashSet<RecordingId>>,
 }
 
 impl Worker {
@@ -147,7 +146,7 @@ impl Worker {
 
     /// Works on a job unless this process already does (a re-queued duplicate).
     async fn take(&self, job: Job, shutdown: watch::Receiver<bool>) {
-        let Ok(recording_id) = Uuid::parse_str(&job.recording_id) else {
+        let Ok(recording_id) = RecordingId::parse(&job.recording_id) else {
             tracing::warn!(job = %job.entry, "dropping a job without a valid recording id");
             let _ = self.queue.complete(&job).await;
             return;
@@ -172,7 +171,7 @@ impl Worker {
 
     /// Sees a recording through, or to its hand-over when `shutdown` turns true; `false` when its
     /// job must stay unacknowledged (another recorder holds it now, or it should come back later).
-    async fn record(&self, job: &Job, recording_id: Uuid, mut shutdown: watch::Receiver<bool>) -> bool {
+    async fn record(&self, job: &Job, recording_id: RecordingId, mut shutdown: watch::Receiver<bool>) -> bool {
         let recorder = &self.settings.instance_id;
         let archive = Archive::new(self.db.clone(), self.storage.clone(), &self.settings.recordings_dir, recording_id);
         let taken_over = match self.claim(job, recording_id).await {
@@ -205,7 +204,7 @@ impl Worker {
             issuer: self.settings.jwt_issuer.clone(),
             user_id: recorder.clone(),
             display_name: "Recorder".to_owned(),
-            room_role: RECORDER_ROLE,
+            role: CallRole::Recorder,
             room_id: job.room_id.clone(),
             recording_id: Some(job.recording_id.clone()),
         };
@@ -215,7 +214,7 @@ impl Worker {
             Err(e) => {
                 tracing::warn!(recording.id = %recording_id, error = %e, "cannot join the call");
                 // The details (gateway addresses) stay in the log, not in what members can read.
-                self.finish(recording_id, ("failed", Some("could not join the call".to_owned()))).await;
+                self.finish(recording_id, (RecordingStatus::Failed, Some("could not join the call".to_owned()))).await;
                 return true;
             }
         };
@@ -257,7 +256,7 @@ impl Worker {
 
     /// Lets go of a new recording this recorder has no room for: back to `pending` and re-queued
     /// for a recorder with room, or `failed` once it has waited [`ROOM_WAIT`] for one.
-    async fn refuse(&self, job: &Job, recording_id: Uuid, free_bytes: u64) -> bool {
+    async fn refuse(&self, job: &Job, recording_id: RecordingId, free_bytes: u64) -> bool {
         let recorder = &self.settings.instance_id;
         let min_free_bytes = self.settings.min_free_bytes;
         tracing::warn!(recording.id = %recording_id, free_bytes, min_free_bytes, "too little free disk space to start a recording");
@@ -270,7 +269,7 @@ impl Worker {
             }
             Ok(false) => {
                 let reason = "no recorder had enough free disk space to start the recording";
-                self.finish(recording_id, ("failed", Some(reason.to_owned()))).await;
+                self.finish(recording_id, (RecordingStatus::Failed, Some(reason.to_owned()))).await;
             }
             Err(e) => tracing::warn!(recording.id = %recording_id, error = %e, "cannot let go of a recording"),
         }
@@ -280,12 +279,13 @@ impl Worker {
     /// After a shutdown took the recorder out of the call (its files are kept by now): re-queues
     /// the recording for another recorder, unless it was stopped meanwhile; then it is finished
     /// here as usual.
-    async fn hand_over(&self, job: &Job, recording_id: Uuid, outcome: &Outcome) -> bool {
+    async fn hand_over(&self, job: &Job, recording_id: RecordingId, outcome: &Outcome) -> bool {
         let recorder = &self.settings.instance_id;
-        let still_running = matches!(
-            status::heartbeat(&self.db, recording_id, recorder).await.ok().flatten().as_deref(),
-            Some("starting" | "recording")
-        );
+        let still_running = status::heartbeat(&self.db, recording_id, recorder)
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(RecordingStatus::is_capturing);
         if still_running {
             match status::hand_over(&self.db, recording_id, recorder).await {
                 Ok(true) => {
@@ -309,7 +309,7 @@ impl Worker {
     }
 
     /// Claims the recording, waiting up to [`ROW_WAIT`] for a row that is not committed yet.
-    async fn claim(&self, job: &Job, recording_id: Uuid) -> sqlx::Result<Claim> {
+    async fn claim(&self, job: &Job, recording_id: RecordingId) -> sqlx::Result<Claim> {
         let give_up = tokio::time::Instant::now() + ROW_WAIT;
         loop {
             let recorder = &self.settings.instance_id;
@@ -326,7 +326,7 @@ impl Worker {
 
     /// Completes once the API asked for a stop, or once the recording is no longer this
     /// recorder's (then `lost` is set); meanwhile keeps the job's claim and the row fresh.
-    async fn until_stopped(&self, job: &Job, recording_id: Uuid, lost: &AtomicBool) {
+    async fn until_stopped(&self, job: &Job, recording_id: RecordingId, lost: &AtomicBool) {
         let mut tick = tokio::time::interval(TICK);
         loop {
             tick.tick().await;
@@ -334,7 +334,7 @@ impl Worker {
                 tracing::warn!(recording.id = %recording_id, error = %e, "cannot renew the job claim");
             }
             match status::heartbeat(&self.db, recording_id, &self.settings.instance_id).await {
-                Ok(Some(status)) if status == "starting" || status == "recording" => {}
+                Ok(Some(status)) if status.is_capturing() => {}
                 Ok(Some(_)) => return,
                 Ok(None) => return lost.store(true, Ordering::Relaxed),
                 // Recording goes on while Postgres is away; the files are registered later.
@@ -363,37 +363,37 @@ impl Worker {
     /// makes it `partial`.
     async fn final_status(
         &self,
-        recording_id: Uuid,
+        recording_id: RecordingId,
         outcome: &Outcome,
         taken_over: bool,
         recovered: usize,
-    ) -> (&'static str, Option<String>) {
+    ) -> (RecordingStatus, Option<String>) {
         let files = status::file_count(&self.db, recording_id).await.unwrap_or(0);
         let failure = outcome.failures.first().cloned();
         if outcome.disk_full {
             let reason = "disk full: the recorder's disk ran out of space and the recording stopped there";
-            return (if files == 0 { "failed" } else { "partial" }, Some(reason.into()));
+            return (if files == 0 { RecordingStatus::Failed } else { RecordingStatus::Partial }, Some(reason.into()));
         }
         if files == 0 {
-            return ("failed", Some(failure.unwrap_or_else(|| "no media was received".into())));
+            return (RecordingStatus::Failed, Some(failure.unwrap_or_else(|| "no media was received".into())));
         }
         if taken_over || recovered > 0 {
             let reason = "a recorder stopped: media is missing from when it stopped until another took over";
-            return ("partial", Some(reason.into()));
+            return (RecordingStatus::Partial, Some(reason.into()));
         }
         match (outcome.stopped, failure) {
-            (true, None) => ("ready", None),
-            (true, Some(failure)) => ("partial", Some(failure)),
-            (false, _) => ("partial", Some("the call ended before the recording was stopped".into())),
+            (true, None) => (RecordingStatus::Ready, None),
+            (true, Some(failure)) => (RecordingStatus::Partial, Some(failure)),
+            (false, _) => (RecordingStatus::Partial, Some("the call ended before the recording was stopped".into())),
         }
     }
 
-    async fn finish(&self, recording_id: Uuid, (status, reason): (&'static str, Option<String>)) {
+    async fn finish(&self, recording_id: RecordingId, (status, reason): (RecordingStatus, Option<String>)) {
         let recorder = &self.settings.instance_id;
         match status::finish(&self.db, recording_id, recorder, status, reason.as_deref()).await {
             Ok(_) => {
-                metrics::counter!("recorder_recordings_finished_total", "status" => status).increment(1);
-                tracing::info!(recording.id = %recording_id, status, "recording finished");
+                metrics::counter!("recorder_recordings_finished_total", "status" => status.as_str()).increment(1);
+                tracing::info!(recording.id = %recording_id, status = status.as_str(), "recording finished");
             }
             Err(e) => tracing::warn!(recording.id = %recording_id, error = %e, "cannot record the outcome"),
         }

@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use confab_domain::RecordingId;
 use confab_recorder::archive::{Archive, Recorded, Who};
 use confab_recorder::capture::CaptureStats;
 use confab_recorder::media::Frame;
@@ -29,7 +30,7 @@ fn s3(bucket: &str, spool: &Path) -> Storage {
 }
 
 /// A fresh database with a room and one recording in it; the recording's id.
-async fn recording_in_a_fresh_database() -> (PgPool, Uuid) {
+async fn recording_in_a_fresh_database() -> (PgPool, RecordingId) {
     let base = env("DATABASE_URL");
     let server = base.rsplit_once('/').unwrap().0.to_owned();
     let name = format!("confab_test_{}", Uuid::new_v4().simple());
@@ -45,7 +46,7 @@ async fn recording_in_a_fresh_database() -> (PgPool, Uuid) {
     )))
     .await
     .unwrap();
-    (db, recording)
+    (db, RecordingId::from_uuid(recording))
 }
 
 /// A temporary recordings directory (the spool), removed on drop.
@@ -88,7 +89,7 @@ async fn recorded(archive: &Archive, who: Who) -> Recorded {
     Recorded { who, path, files: vec![finished], stats: CaptureStats { packets: 90, ..CaptureStats::default() } }
 }
 
-async fn rows(db: &PgPool, recording: Uuid) -> Vec<(String, i64, bool, String)> {
+async fn rows(db: &PgPool, recording: RecordingId) -> Vec<(String, i64, bool, String)> {
     sqlx::query_as("select path, bytes, recovered, participant from recording_files where recording_id = $1")
         .bind(recording)
         .fetch_all(db)

@@ -8,9 +8,8 @@
 use std::time::{Duration, Instant};
 
 use confab_common::tokens::{JwkSet, Verifier};
+use confab_domain::ticket::TICKET_AUDIENCE;
 use tokio::sync::RwLock;
-
-use crate::claims::TICKET_AUDIENCE;
 
 /// Largest JWKS document accepted.
 const MAX_JWKS_BYTES: usize = 64 * 1024;

@@ -3,9 +3,10 @@
 
 use chrono::Utc;
 use confab_common::tokens::LEEWAY_SECS;
+use confab_domain::keys;
+use confab_domain::ticket::{MAX_TICKET_TTL_SECS, TicketClaims};
 use redis::aio::ConnectionManager;
 
-use crate::claims::{MAX_TICKET_TTL_SECS, TicketClaims};
 use crate::jwks::JwksCache;
 
 #[derive(Debug, thiserror::Error)]
@@ -29,7 +30,7 @@ pub struct TicketVerifier {
 
 impl TicketVerifier {
     /// `prefix` is the deployment's Redis key prefix; used tickets are kept under
-    /// `{prefix}:ticket:{jti}` until they would have expired anyway.
+    /// [`keys::used_ticket`] until they would have expired anyway.
     pub fn new(jwks: JwksCache, redis: ConnectionManager, prefix: &str) -> Self {
         Self { jwks, redis, prefix: prefix.to_owned() }
     }
@@ -58,7 +59,7 @@ impl TicketVerifier {
     async fn mark_used(&self, claims: &TicketClaims) -> Result<(), TicketError> {
         let ttl = (claims.exp - Utc::now().timestamp() + LEEWAY_SECS as i64).max(1);
         let first: Option<String> = redis::cmd("SET")
-            .arg(format!("{}:ticket:{}", self.prefix, claims.jti))
+            .arg(keys::used_ticket(&self.prefix, &claims.jti))
             .arg(1)
             .arg("NX")
             .arg("EX")

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use confab_domain::keys;
 use redis::aio::ConnectionManager;
 use sha2::{Digest, Sha256};
 
@@ -65,7 +66,7 @@ pub struct RateLimiter {
 
 impl RateLimiter {
     pub fn new(redis: ConnectionManager, prefix: &str) -> Self {
-        Self { redis, prefix: format!("{prefix}:rl"), script: redis::Script::new(APPLY) }
+        Self { redis, prefix: prefix.to_owned(), script: redis::Script::new(APPLY) }
     }
 
     /// Applies every check in one round trip; limited if any check is, for the longest wait.
@@ -91,7 +92,7 @@ impl RateLimiter {
     fn key(&self, bucket: &str, subject: &str) -> String {
         let digest = Sha256::digest(subject.as_bytes());
         let short: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
-        format!("{}:{bucket}:{short}", self.prefix)
+        keys::rate_limit(&self.prefix, bucket, &short)
     }
 }
 

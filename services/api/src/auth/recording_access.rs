@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use crate::domain::{Role, RoomRole, User};
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::recordings::{self, Recording, RecordingWithAccess};
 
 pub struct RecordingAccess {

@@ -3,7 +3,7 @@
 
 use crate::domain::{Role, Room, RoomId, RoomRole, User};
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::rooms;
 
 pub struct RoomAccess {

@@ -4,35 +4,11 @@
 
 use confab_common::secret_box::SecretBox;
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 use crate::error::ApiError;
 
 /// How many cameras one room may have.
 pub const MAX_CAMERAS_PER_ROOM: i64 = 8;
-
-/// The id of a camera: a random UUIDv4.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema)]
-#[sqlx(transparent)]
-#[serde(transparent)]
-pub struct CameraId(pub Uuid);
-
-impl CameraId {
-    pub fn random() -> Self {
-        Self(Uuid::new_v4())
-    }
-
-    /// Parses an id from a path: anything that is not a UUID names no camera (404).
-    pub fn parse(raw: &str) -> Result<Self, ApiError> {
-        Uuid::parse_str(raw).map(Self).map_err(|_| ApiError::NotFound)
-    }
-}
-
-impl std::fmt::Display for CameraId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
 
 /// A camera name: 1–100 characters, no control characters, trimmed.
 pub struct CameraName(String);
@@ -122,13 +98,6 @@ mod tests {
     use super::*;
 
     const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
-
-    #[test]
-    fn camera_ids_that_are_not_uuids_are_not_found() {
-        for raw in ["", "1", "../x", "00000000-0000-0000-0000-00000000000g"] {
-            assert!(matches!(CameraId::parse(raw), Err(ApiError::NotFound)), "{raw}");
-        }
-    }
 
     #[test]
     fn names_are_bounded_and_printable() {

@@ -1,18 +1,18 @@
 //! Validated request values and the models of users, rooms, cameras and recordings: parsing
-//! happens here, once, with no IO.
+//! happens here, once, with no IO. Ids, room roles and recording states are the ones every service
+//! shares (`confab-domain`).
 
 mod camera;
 mod credentials;
 pub mod page;
-mod recording;
 mod room;
 mod user;
 
-pub use camera::{CameraCredentials, CameraId, CameraName, CameraState, MAX_CAMERAS_PER_ROOM};
+pub use camera::{CameraCredentials, CameraName, CameraState, MAX_CAMERAS_PER_ROOM};
+pub use confab_domain::{CameraId, RecordingStatus, RoomId, RoomRole, UserId};
 pub use credentials::{DisplayName, Email, Password};
-pub use recording::RecordingStatus;
-pub use room::{MaxParticipants, Room, RoomId, RoomName, RoomRole};
-pub use user::{Role, User, UserId};
+pub use room::{MaxParticipants, Room, RoomName};
+pub use user::{Role, User};
 
 use crate::error::ApiError;
 

@@ -14,7 +14,7 @@ use crate::auth::tokens::{hash_secret, new_secret};
 use crate::domain::{DisplayName, Email, Password, Role, User};
 use crate::error::{ApiError, is_unique_violation};
 use crate::openapi;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::refresh_tokens::{self, Rotation};
 use crate::store::users::{self, NewUser};
 

@@ -19,7 +19,7 @@ use crate::auth::room_access::RoomAccess;
 use crate::domain::{CameraCredentials, CameraId, CameraName, CameraState, MAX_CAMERAS_PER_ROOM, RoomId};
 use crate::error::ApiError;
 use crate::openapi;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::cameras::{self, Camera, CameraChange, CameraStatus, NewCamera};
 
 #[derive(Deserialize, ToSchema)]

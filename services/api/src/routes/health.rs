@@ -4,7 +4,7 @@ use actix_web::{HttpResponse, get, web};
 use confab_common::http;
 use metrics_exporter_prometheus::PrometheusHandle;
 
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// The process is alive.
 #[utoipa::path(tag = "ops", responses((status = 200)))]

@@ -14,7 +14,7 @@ use crate::auth::room_access::RoomAccess;
 use crate::auth::tokens::{hash_secret, new_secret};
 use crate::domain::{RoomId, RoomRole, UserId};
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::invites::{self, Invite};
 use crate::store::members;
 

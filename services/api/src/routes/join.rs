@@ -4,17 +4,16 @@ use std::sync::atomic::Ordering;
 
 use actix_web::{HttpResponse, get, post, web};
 use chrono::Utc;
-use confab_tickets::{MAX_TICKET_TTL_SECS, TICKET_AUDIENCE, TicketClaims};
+use confab_tickets::{MAX_TICKET_TTL_SECS, TicketClaims, TicketHolder};
 use serde::Serialize;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use super::ErrorResponse;
 use crate::auth::current_user::CurrentUser;
 use crate::auth::room_access::RoomAccess;
 use crate::control::PeerPresence;
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 #[derive(Serialize, ToSchema)]
 pub struct JoinTicket {
@@ -44,20 +43,15 @@ pub async fn join_room(
     let access = RoomAccess::load(&state, &user, &path).await?;
     let role =
         access.role.ok_or(ApiError::Forbidden { code: "not_a_member", message: "only members can join the call" })?;
-    let now = Utc::now().timestamp();
-    let claims = TicketClaims {
-        iss: state.settings.jwt_issuer.clone(),
-        aud: TICKET_AUDIENCE.to_owned(),
-        sub: user.id.to_string(),
-        exp: now + MAX_TICKET_TTL_SECS,
-        iat: now,
-        jti: Uuid::new_v4().simple().to_string(),
-        room_id: access.room.id.to_string(),
+    let holder = TicketHolder {
+        user_id: user.id.to_string(),
         display_name: user.display_name,
-        room_role: role.as_str().to_owned(),
+        room_id: access.room.id.to_string(),
+        role: role.into(),
         max_participants: access.room.max_participants as u32,
         recording_id: None,
     };
+    let claims = TicketClaims::issue(&state.settings.jwt_issuer, holder, Utc::now().timestamp());
     let ticket = state.access_tokens.keys().sign(&claims).map_err(|e| ApiError::Internal(e.into()))?;
     let gateways = &state.settings.gateway_urls;
     let next = state.next_gateway.fetch_add(1, Ordering::Relaxed) % gateways.len();

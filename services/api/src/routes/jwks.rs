@@ -2,7 +2,7 @@
 
 use actix_web::{HttpResponse, get, web};
 
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// The JSON Web Key Set of the access-token and ticket signing keys (Ed25519, `kid`-keyed).
 #[utoipa::path(tag = "auth", responses((status = 200, description = "RFC 7517 JWK Set")))]

@@ -11,7 +11,7 @@ use crate::auth::rate_limit::Check;
 use crate::domain::{DisplayName, Password};
 use crate::error::ApiError;
 use crate::openapi;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::{refresh_tokens, users};
 
 /// Fields to change; `current_password` is required to change the password.

@@ -5,7 +5,6 @@ use chrono::{DateTime, Utc};
 use confab_common::http::RequestId;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use super::{ErrorResponse, audit};
 use crate::auth::current_user::CurrentUser;
@@ -14,7 +13,7 @@ use crate::control::{Control, RemovalReason};
 use crate::domain::{Email, RoomRole, UserId};
 use crate::error::ApiError;
 use crate::openapi;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::members::{self, Ban, Member};
 use crate::store::users;
 
@@ -95,7 +94,7 @@ pub struct BanList {
 }
 
 fn parse_user_id(raw: &str) -> Result<UserId, ApiError> {
-    Uuid::parse_str(raw).map(UserId).map_err(|_| ApiError::NotFound)
+    Ok(UserId::parse(raw)?)
 }
 
 /// Only owners and admins hand out or take away the moderator role.

@@ -20,7 +20,7 @@ use crate::domain::page::{Cursor, Page, PageQuery};
 use crate::domain::{RecordingStatus, RoomId, UserId};
 use crate::download::{self, Download};
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::recordings::{self, Recording, RecordingFile};
 
 #[derive(Serialize, ToSchema)]

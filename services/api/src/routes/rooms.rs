@@ -16,7 +16,7 @@ use crate::domain::{MaxParticipants, Room, RoomId, RoomName, RoomRole, UserId};
 use crate::error::ApiError;
 use crate::openapi;
 use crate::routes::recordings::remove_files;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::{recordings, rooms};
 
 #[derive(Deserialize, ToSchema)]
@@ -71,7 +71,7 @@ pub struct RoomList {
 }
 
 pub fn room_cursor(room: &Room) -> Cursor {
-    Cursor { created_at: room.created_at, id: room.id.0 }
+    Cursor { created_at: room.created_at, id: room.id.uuid() }
 }
 
 /// Create a private room; the caller becomes its owner.

@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use confab_common::presence_events;
+use confab_domain::{RoomId, keys, presence};
 use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::streams::{StreamAutoClaimOptions, StreamAutoClaimReply, StreamId, StreamReadOptions, StreamReadReply};
@@ -38,7 +39,7 @@ impl PresenceEvents {
             .set_response_timeout(Some(READ_WAIT + Duration::from_secs(2)));
         let reader = ConnectionManager::new_lazy_with_config(redis::Client::open(redis_url)?, config)?;
         let consumer = format!("api-{}", Uuid::new_v4().simple());
-        Ok(Self { db, redis, reader, stream: presence_events::stream_key(prefix), consumer })
+        Ok(Self { db, redis, reader, stream: keys::presence_events(prefix), consumer })
     }
 
     /// Records events until the process ends; Redis or Postgres being away only pauses it.
@@ -119,21 +120,21 @@ async fn record(db: &PgPool, entry: &StreamId) -> sqlx::Result<()> {
 }
 
 /// The event type, room and payload an entry stands for.
-fn event_of(entry: &StreamId) -> Option<(&'static str, Uuid, Value)> {
+fn event_of(entry: &StreamId) -> Option<(&'static str, RoomId, Value)> {
     let field = |name: &str| entry.get::<String>(name);
     let event_type = match field("type")?.as_str() {
         presence_events::JOINED => presence_events::JOINED,
         presence_events::LEFT => presence_events::LEFT,
         _ => return None,
     };
-    let room_id = Uuid::parse_str(&field("room_id")?).ok()?;
-    let peer: Value = serde_json::from_str(&field("peer")?).ok()?;
+    let room_id = RoomId::parse(&field("room_id")?).ok()?;
+    let peer = presence::parse(&field("peer")?).ok()?;
     let participant = json!({
-        "peer_id": peer.get("peer_id")?,
-        "user_id": peer.get("user_id")?,
-        "display_name": peer.get("display_name")?,
-        "role": peer.get("role")?,
-        "joined_at": peer.get("joined_at")?,
+        "peer_id": peer.peer_id,
+        "user_id": peer.user_id,
+        "display_name": peer.display_name,
+        "role": peer.role,
+        "joined_at": peer.joined_at,
     });
     let mut payload = json!({"room_id": room_id, "participant": participant});
     if event_type == presence_events::LEFT {

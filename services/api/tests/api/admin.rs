@@ -131,18 +131,18 @@ async fn stats_give_the_live_figures_an_operator_checks_first() {
     app.put_presence(second, "p-3", user).await;
     let recorder = json!({"peer_id": "r-1", "user_id": "recorder", "display_name": "Recorder", "role": "recorder",
         "instance_id": "gw-a", "joined_at": "2026-11-24T01:00:00Z"});
-    let peers = format!("{prefix}:room:{first}:peers");
+    let peers = confab_domain::keys::room_peers(prefix, first);
     let _: () = redis::AsyncCommands::hset(&mut redis, peers, "r-1", recorder.to_string()).await.unwrap();
-    let live = format!("{prefix}:rooms:live");
+    let live = confab_domain::keys::live_rooms(prefix);
     let _: () = redis::AsyncCommands::sadd(&mut redis, live, &[first.to_string(), second.to_string()]).await.unwrap();
     // Two gateways with a current heartbeat; one whose heartbeat ran out.
     for (instance, ttl) in [("gw-a", 10_000), ("gw-b", 10_000), ("gw-dead", 1)] {
-        let key = format!("{prefix}:instance:{instance}:alive");
+        let key = confab_domain::keys::gateway_alive(prefix, instance);
         let _: () = redis::cmd("SET").arg(key).arg(1).arg("PX").arg(ttl).query_async(&mut redis).await.unwrap();
     }
     // Two recorders taking jobs; one that stopped (its heartbeat ran out).
     for (recorder, ttl) in [("rec-1", 10_000), ("rec-2", 10_000), ("rec-gone", 1)] {
-        let key = format!("{prefix}:recorder:{recorder}:alive");
+        let key = confab_domain::keys::recorder_alive(prefix, recorder);
         let _: () = redis::cmd("SET").arg(key).arg(1).arg("PX").arg(ttl).query_async(&mut redis).await.unwrap();
     }
     // Recordings in every state; one failure from yesterday, one from two days ago.

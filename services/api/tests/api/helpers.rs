@@ -216,7 +216,7 @@ impl TestApp {
             "peer_id": peer_id, "user_id": user, "display_name": "Tess", "role": "member",
             "instance_id": "gw-test", "joined_at": chrono::Utc::now(),
         });
-        let key = format!("{}:room:{room}:peers", self.settings.redis_prefix);
+        let key = confab_domain::keys::room_peers(&self.settings.redis_prefix, room);
         let _: () = redis::AsyncCommands::hset(&mut redis, key, peer_id, presence.to_string()).await.unwrap();
     }
 
@@ -224,7 +224,7 @@ impl TestApp {
     pub async fn control_listener(&self) -> ControlListener {
         let client = redis::Client::open(self.settings.redis_url.as_str()).unwrap();
         let mut pubsub = client.get_async_pubsub().await.unwrap();
-        pubsub.subscribe(format!("{}:control", self.settings.redis_prefix)).await.unwrap();
+        pubsub.subscribe(confab_domain::keys::control_channel(&self.settings.redis_prefix)).await.unwrap();
         ControlListener { pubsub }
     }
 

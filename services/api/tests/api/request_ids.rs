@@ -34,7 +34,7 @@ async fn send_with_id(
 async fn job_request_ids(app: &TestApp) -> Vec<String> {
     let mut redis =
         redis::Client::open(app.settings.redis_url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
-    let key = format!("{}:recordings:jobs", app.settings.redis_prefix);
+    let key = confab_domain::keys::recording_jobs(&app.settings.redis_prefix);
     let entries: Vec<(String, Vec<(String, String)>)> =
         redis::cmd("XRANGE").arg(key).arg("-").arg("+").query_async(&mut redis).await.unwrap();
     entries

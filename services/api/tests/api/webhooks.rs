@@ -442,7 +442,7 @@ async fn participant_events_come_from_the_gateways_stream_once_each() {
     let room = Uuid::new_v4();
     let mut redis =
         redis::Client::open(app.settings.redis_url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
-    let stream = confab_common::presence_events::stream_key(&app.settings.redis_prefix);
+    let stream = confab_domain::keys::presence_events(&app.settings.redis_prefix);
     let peer = json!({"peer_id": "p1", "user_id": "u1", "display_name": "Ann", "role": "member",
                       "instance_id": "gw-1", "joined_at": "2026-11-24T08:00:00Z", "recording_id": ""})
     .to_string();

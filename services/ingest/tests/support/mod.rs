@@ -79,7 +79,7 @@ impl World {
             .execute(&self.db)
             .await
             .unwrap();
-        CameraId(id)
+        CameraId::from_uuid(id)
     }
 
     /// A peer enters the room, as a gateway records it.
@@ -89,11 +89,11 @@ impl World {
         let mut redis = self.redis.clone();
         redis::pipe()
             .cmd("HSET")
-            .arg(format!("{}:room:{}:peers", self.prefix, self.room))
+            .arg(confab_domain::keys::room_peers(&self.prefix, self.room))
             .arg(peer_id)
             .arg(presence.to_string())
             .cmd("SADD")
-            .arg(format!("{}:rooms:live", self.prefix))
+            .arg(confab_domain::keys::live_rooms(&self.prefix))
             .arg(self.room.to_string())
             .query_async::<()>(&mut redis)
             .await
@@ -103,12 +103,12 @@ impl World {
     /// A peer leaves; the room leaves the live set when it was the last.
     pub async fn leave(&self, peer_id: &str) {
         let mut redis = self.redis.clone();
-        let peers = format!("{}:room:{}:peers", self.prefix, self.room);
+        let peers = confab_domain::keys::room_peers(&self.prefix, self.room);
         redis::cmd("HDEL").arg(&peers).arg(peer_id).query_async::<()>(&mut redis).await.unwrap();
         let left: u64 = redis::cmd("HLEN").arg(&peers).query_async(&mut redis).await.unwrap();
         if left == 0 {
             redis::cmd("SREM")
-                .arg(format!("{}:rooms:live", self.prefix))
+                .arg(confab_domain::keys::live_rooms(&self.prefix))
                 .arg(self.room.to_string())
                 .query_async::<()>(&mut redis)
                 .await
@@ -118,7 +118,7 @@ impl World {
 
     /// Who holds the camera's lease.
     pub async fn lease_holder(&self, camera: CameraId) -> Option<String> {
-        let key = confab_ingest::leases::Leases::key(&self.prefix, camera);
+        let key = confab_domain::keys::camera_lease(&self.prefix, camera);
         redis::cmd("GET").arg(key).query_async(&mut self.redis.clone()).await.unwrap()
     }
 
@@ -160,7 +160,7 @@ impl World {
             "select state, codec, width, height, frame_rate, bitrate_kbps, audio, last_error, reconnects, worker_id
                from camera_status where camera_id = $1",
         )
-        .bind(camera.0)
+        .bind(camera)
         .fetch_optional(&self.db)
         .await
         .unwrap()

@@ -16,6 +16,7 @@ use std::time::Instant;
 
 use confab_call::camera_profile::{self, CameraOffer, DEFAULT_PROFILE_LEVEL_ID, G711, video_feedback};
 pub use confab_call::{IceCandidate, IceServer};
+use confab_domain::CallRole;
 use rtc::interceptor::Slot;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::{RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
@@ -46,7 +47,7 @@ pub enum Source {
 impl Source {
     /// From a peer's room role, as the gateway lists it.
     pub fn of_role(role: &str) -> Self {
-        if role == confab_tickets::CAMERA_ROLE { Source::Camera } else { Source::Participant }
+        if role.parse() == Ok(CallRole::Camera) { Source::Camera } else { Source::Participant }
     }
 
     /// The extension of the files its media goes to.

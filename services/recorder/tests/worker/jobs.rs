@@ -15,7 +15,7 @@ async fn a_queued_recording_is_joined_announced_stopped_and_finished() {
     tokio::time::sleep(confab_recorder::jobs::LONGEST_WAIT + Duration::from_millis(500)).await;
     // Meanwhile it keeps its heartbeat key, by which the API counts the recorders alive.
     let alive: i64 = redis::cmd("PTTL")
-        .arg(confab_common::recording_jobs::alive_key(&world.prefix, "rec-a"))
+        .arg(confab_domain::keys::recorder_alive(&world.prefix, "rec-a"))
         .query_async(&mut world.redis().await)
         .await
         .unwrap();
@@ -45,7 +45,7 @@ async fn a_queued_recording_is_joined_announced_stopped_and_finished() {
     assert_eq!(reason.as_deref(), Some("no media was received"), "nobody sent media in this test");
     assert_eq!(recorder, None);
     let pending: Vec<redis::Value> = redis::cmd("XPENDING")
-        .arg(format!("{}:recordings:jobs", world.prefix))
+        .arg(confab_domain::keys::recording_jobs(&world.prefix))
         .arg("recorders")
         .arg("-")
         .arg("+")
@@ -78,7 +78,7 @@ async fn a_recording_whose_room_is_deleted_mid_call_is_still_finished_and_the_re
     .unwrap();
     tx.commit().await.unwrap();
     let redis = redis::aio::ConnectionManager::new(redis::Client::open(env("REDIS_URL")).unwrap()).await.unwrap();
-    let close = confab_api::control::Control::CloseRoom { room_id: confab_api::domain::RoomId(world.room) };
+    let close = confab_api::control::Control::CloseRoom { room_id: confab_domain::RoomId::from_uuid(world.room) };
     confab_api::control::ControlBus::new(redis, &world.prefix).send(&close, "req-room-delete").await;
 
     let (_, reason, recorder) = world.wait_for_status(recording, "failed").await;
@@ -102,7 +102,7 @@ async fn a_recording_stopped_before_any_recorder_took_it_is_left_alone() {
     let world = world().await;
     let recording = world.queue_recording("failed").await;
     let _worker = world.start_worker("rec-a");
-    let stream = format!("{}:recordings:jobs", world.prefix);
+    let stream = confab_domain::keys::recording_jobs(&world.prefix);
     confab_testkit::eventually("the job is acknowledged", Duration::from_secs(5), || async {
         let left: i64 = redis::cmd("XLEN").arg(&stream).query_async(&mut world.redis().await).await.unwrap();
         (left == 0).then_some(())

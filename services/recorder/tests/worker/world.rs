@@ -152,7 +152,7 @@ impl World {
 
     /// Waits until the recorder `instance_id` is up: its heartbeat key is there.
     pub async fn wait_for_recorder(&self, instance_id: &str) {
-        let key = confab_common::recording_jobs::alive_key(&self.prefix, instance_id);
+        let key = confab_domain::keys::recorder_alive(&self.prefix, instance_id);
         eventually(&format!("{instance_id} is up"), Duration::from_secs(10), || async {
             let alive: bool = redis::cmd("EXISTS").arg(&key).query_async(&mut self.redis().await).await.unwrap();
             alive.then_some(())

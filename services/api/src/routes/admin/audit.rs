@@ -9,7 +9,7 @@ use crate::domain::page::{Cursor, DEFAULT_LIMIT, MAX_LIMIT, Page, PageQuery};
 use crate::error::ApiError;
 use crate::routes::ErrorResponse;
 use crate::routes::recordings::{RecordingList, views};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::audit::{self, AuditRecord};
 use crate::store::{recordings, rooms, users, webhooks};
 

@@ -12,7 +12,7 @@ use crate::domain::{CameraId, RoomId, UserId};
 use crate::error::ApiError;
 use crate::routes::ErrorResponse;
 use crate::routes::cameras::CameraStatusView;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::cameras::{self, Camera};
 
 #[derive(Deserialize, IntoParams)]
@@ -76,7 +76,7 @@ pub async fn list_all_cameras(
         .map(|raw| RoomId::parse(raw).map_err(|_| ApiError::invalid("invalid_room_id", "room_id is not a room id")))
         .transpose()?;
     let rows = cameras::list_all_cameras(&state.db, room, &page).await?;
-    let (rows, next_cursor) = page.finish(rows, |c| Cursor { created_at: c.created_at, id: c.id.0 });
+    let (rows, next_cursor) = page.finish(rows, |c| Cursor { created_at: c.created_at, id: c.id.uuid() });
     let cameras = rows.into_iter().map(AdminCameraView::from).collect();
     Ok(HttpResponse::Ok().json(AdminCameraList { cameras, next_cursor }))
 }

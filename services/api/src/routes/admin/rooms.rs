@@ -11,7 +11,7 @@ use crate::error::ApiError;
 use crate::routes::join::ParticipantList;
 use crate::routes::rooms::{DeleteRoomQuery, RoomList, RoomView, remove_room, room_cursor};
 use crate::routes::{ErrorResponse, audit};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::rooms;
 
 async fn existing_room(state: &AppState, raw: &str) -> Result<RoomId, ApiError> {
@@ -87,7 +87,7 @@ pub async fn kick_participant(
     let peer = peers.into_iter().find(|p| p.peer_id == peer_id).ok_or(ApiError::NotFound)?;
     let mut tx = state.db.begin().await?;
     let details = serde_json::json!({"peer_id": peer.peer_id});
-    let target = uuid::Uuid::parse_str(&peer.user_id).ok().map(UserId);
+    let target = UserId::parse(&peer.user_id).ok();
     audit(&mut tx, &req, admin.id, "participant.kick", Some(room_id), target, details).await?;
     tx.commit().await?;
     state.control.send(&Control::KickPeer { room_id, peer_id: peer.peer_id }, &RequestId::of(&req)).await;

@@ -4,7 +4,6 @@ use actix_web::{HttpRequest, HttpResponse, delete, get, patch, web};
 use confab_common::http::RequestId;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use uuid::Uuid;
 
 use crate::auth::admin::Admin;
 use crate::control::{Control, DisconnectReason};
@@ -12,7 +11,7 @@ use crate::domain::page::{Cursor, Page, PageQuery};
 use crate::domain::{Role, User, UserId};
 use crate::error::ApiError;
 use crate::routes::{ErrorResponse, audit};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::{recordings, refresh_tokens, rooms, users};
 
 #[derive(Deserialize, IntoParams)]
@@ -58,7 +57,7 @@ pub struct AdminUserUpdate {
 }
 
 async fn target_user(state: &AppState, raw: &str) -> Result<User, ApiError> {
-    let id = Uuid::parse_str(raw).map(UserId).map_err(|_| ApiError::NotFound)?;
+    let id = UserId::parse(raw)?;
     users::find_user_by_id(&state.db, id).await?.ok_or(ApiError::NotFound)
 }
 
@@ -89,7 +88,7 @@ pub async fn list_users(
     }
     let search = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
     let rows = users::search_users(&state.db, search, &page).await?;
-    let (rows, next_cursor) = page.finish(rows, |u| Cursor { created_at: u.created_at, id: u.id.0 });
+    let (rows, next_cursor) = page.finish(rows, |u| Cursor { created_at: u.created_at, id: u.id.uuid() });
     Ok(HttpResponse::Ok().json(AdminUserList { users: rows.into_iter().map(Into::into).collect(), next_cursor }))
 }
 

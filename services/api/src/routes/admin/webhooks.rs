@@ -15,7 +15,7 @@ use crate::domain::page::{Cursor, Page, PageQuery};
 use crate::error::ApiError;
 use crate::openapi;
 use crate::routes::{ErrorResponse, audit};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::webhooks::{self, Attempt, Delivery, Endpoint, EndpointChange, NewEndpoint};
 use crate::webhooks::EVENT_TYPES;
 use crate::webhooks::signature::{self, SigningSecret};

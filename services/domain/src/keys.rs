@@ -1,0 +1,130 @@
+//! The Redis key schema, spelled once (docs/protocol.md, "Redis keys and channels"). Every key
+//! starts with the deployment's prefix, so deployments (and tests) can share one Redis. Lua scripts
+//! get their keys from here too (as `KEYS`); they only build none of their own.
+//!
+//! Rooms, users and recorders appear in keys by their ids as text: the gateways know rooms only by
+//! the string a ticket names, so the builders take anything that displays as the id.
+
+use std::fmt::Display;
+
+/// Pub/sub channel every gateway subscribes to: binary protobuf `confab.bus.v1.Control` from the API.
+pub fn control_channel(prefix: &str) -> String {
+    format!("{prefix}:control")
+}
+
+/// Pub/sub channel of one room's events between gateway instances (`confab.bus.v1.RoomEvent`).
+pub fn room_channel(prefix: &str, room: impl Display) -> String {
+    format!("{prefix}:room:{room}:bus")
+}
+
+/// The room id of a [`room_channel`] name.
+pub fn room_of_channel<'a>(prefix: &str, channel: &'a str) -> Option<&'a str> {
+    channel.strip_prefix(prefix)?.strip_prefix(":room:")?.strip_suffix(":bus")
+}
+
+/// Hash of one room's presence: peer id → presence entry ([`crate::presence`]), written by gateways.
+pub fn room_peers(prefix: &str, room: impl Display) -> String {
+    format!("{prefix}:room:{room}:peers")
+}
+
+/// Set of the ids of rooms with at least one peer, written by gateways.
+pub fn live_rooms(prefix: &str) -> String {
+    format!("{prefix}:rooms:live")
+}
+
+/// Heartbeat of one gateway instance, holding its live incarnation.
+pub fn gateway_alive(prefix: &str, instance: impl Display) -> String {
+    format!("{prefix}:instance:{instance}:alive")
+}
+
+/// The pattern (`SCAN MATCH`) of every gateway instance's heartbeat key.
+pub fn gateway_alive_pattern(prefix: &str) -> String {
+    format!("{}:instance:*:alive", glob_escape(prefix))
+}
+
+/// Stream of participants' arrivals and departures, appended by gateways, read by the API.
+pub fn presence_events(prefix: &str) -> String {
+    format!("{prefix}:presence:events")
+}
+
+/// Stream of recording jobs, appended by the API, read by the recorders.
+pub fn recording_jobs(prefix: &str) -> String {
+    format!("{prefix}:recordings:jobs")
+}
+
+/// Heartbeat of one recorder, renewed while it takes jobs.
+pub fn recorder_alive(prefix: &str, recorder: impl Display) -> String {
+    format!("{prefix}:recorder:{recorder}:alive")
+}
+
+/// The pattern (`SCAN MATCH`) of every recorder's heartbeat key.
+pub fn recorder_alive_pattern(prefix: &str) -> String {
+    format!("{}:recorder:*:alive", glob_escape(prefix))
+}
+
+/// Which ingest worker pulls a camera: its instance id, with a TTL.
+pub fn camera_lease(prefix: &str, camera: impl Display) -> String {
+    format!("{prefix}:camera:{camera}:lease")
+}
+
+/// A join ticket that has been used, kept until it would have expired anyway.
+pub fn used_ticket(prefix: &str, jti: &str) -> String {
+    format!("{prefix}:ticket:{jti}")
+}
+
+/// The API's fixed-window counter of `bucket` (`login_ip`, …) for one hashed subject.
+pub fn rate_limit(prefix: &str, bucket: &str, subject_hash: &str) -> String {
+    format!("{prefix}:rl:{bucket}:{subject_hash}")
+}
+
+/// `text` with Redis glob metacharacters escaped, to be matched literally in a `SCAN` pattern
+/// (a prefix may contain any character).
+fn glob_escape(text: &str) -> String {
+    text.chars().fold(String::with_capacity(text.len()), |mut out, c| {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+        out
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_spelled_as_they_always_were() {
+        let p = "confab";
+        assert_eq!(control_channel(p), "confab:control");
+        assert_eq!(room_channel(p, "r1"), "confab:room:r1:bus");
+        assert_eq!(room_peers(p, "r1"), "confab:room:r1:peers");
+        assert_eq!(live_rooms(p), "confab:rooms:live");
+        assert_eq!(gateway_alive(p, "gw-1"), "confab:instance:gw-1:alive");
+        assert_eq!(presence_events(p), "confab:presence:events");
+        assert_eq!(recording_jobs(p), "confab:recordings:jobs");
+        assert_eq!(recorder_alive(p, "rec-1"), "confab:recorder:rec-1:alive");
+        assert_eq!(camera_lease(p, "c1"), "confab:camera:c1:lease");
+        assert_eq!(used_ticket(p, "abc"), "confab:ticket:abc");
+        assert_eq!(rate_limit(p, "login_ip", "00ff"), "confab:rl:login_ip:00ff");
+    }
+
+    #[test]
+    fn a_room_channel_names_its_room() {
+        assert_eq!(room_of_channel("a:b", &room_channel("a:b", "r1")), Some("r1"));
+        assert_eq!(room_of_channel("a:b", &control_channel("a:b")), None);
+        assert_eq!(room_of_channel("other", &room_channel("a:b", "r1")), None);
+    }
+
+    #[test]
+    fn glob_metacharacters_are_escaped() {
+        assert_eq!(glob_escape("confab"), "confab");
+        assert_eq!(glob_escape(r"a*b?[c]\\"), r"a\*b\?\[c\]\\\\");
+    }
+
+    #[test]
+    fn patterns_match_only_this_prefix() {
+        assert_eq!(gateway_alive_pattern("confab"), "confab:instance:*:alive");
+        assert_eq!(recorder_alive_pattern(r"a*b?[c]\"), r"a\*b\?\[c\]\\:recorder:*:alive");
+    }
+}
