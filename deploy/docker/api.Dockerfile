@@ -8,7 +8,7 @@ ARG RUST_VERSION=1.95
 ARG DEBIAN_RELEASE=bookworm
 
 FROM rust:${RUST_VERSION}-${DEBIAN_RELEASE} AS chef
-# protoc: services/protocol's build script generates the protobuf types.
+# protoc: crates/protocol's build script generates the protobuf types.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends protobuf-compiler \
  && rm -rf /var/lib/apt/lists/*
@@ -17,6 +17,7 @@ WORKDIR /src
 
 FROM chef AS planner
 COPY Cargo.toml Cargo.lock ./
+COPY crates crates
 COPY services services
 COPY tests/bench tests/bench
 RUN cargo chef prepare --recipe-path recipe.json
@@ -25,6 +26,7 @@ FROM chef AS builder
 COPY --from=planner /src/recipe.json recipe.json
 RUN cargo chef cook --release --locked --recipe-path recipe.json -p confab-api
 COPY Cargo.toml Cargo.lock ./
+COPY crates crates
 COPY services services
 COPY tests/bench tests/bench
 COPY proto proto
