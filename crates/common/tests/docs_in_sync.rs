@@ -40,7 +40,7 @@ fn read(relative: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// Every `.rs` file under `services/*/src`, without its `#[cfg(test)]` module (which by the
+/// Every `.rs` file under `services/*/src` and `crates/*/src`, without its `#[cfg(test)]` module (which by the
 /// project's convention comes last): `(path, text)`.
 fn service_sources() -> Vec<(String, String)> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -54,8 +54,9 @@ fn service_sources() -> Vec<(String, String)> {
         }
     }
     let mut files = Vec::new();
-    for service in std::fs::read_dir(root().join("services")).unwrap().map(Result::unwrap) {
-        let src = service.path().join("src");
+    let packages = ["services", "crates"].into_iter().flat_map(|dir| std::fs::read_dir(root().join(dir)).unwrap());
+    for package in packages.map(Result::unwrap) {
+        let src = package.path().join("src");
         if src.is_dir() {
             walk(&src, &mut files);
         }
@@ -246,7 +247,7 @@ fn check_metrics(doc: &str, registered: &BTreeMap<String, String>) -> Result<(),
     let undocumented: Vec<_> = registered.keys().filter(|m| !documented.contains_key(*m)).collect();
     if !undocumented.is_empty() {
         problems.push(format!(
-            "metrics registered in services/*/src without a row in docs/operations.md: {undocumented:?}"
+            "metrics registered in services/*/src or crates/*/src without a row in docs/operations.md: {undocumented:?}"
         ));
     }
     let missing: Vec<_> = documented.keys().filter(|m| !registered.contains_key(*m)).collect();
