@@ -64,27 +64,27 @@ pub struct FinishedFile {
 /// Why a file could not be written (a camera's Matroska file too). After an error the
 /// [`ParticipantFile`] should be dropped.
 #[derive(Debug)]
-pub enum WebmError {
+pub enum FileError {
     /// Creating, writing, syncing or reading back the file failed (disk full, permissions, …).
     Io(io::Error),
     /// libwebm refused an operation without an IO error behind it.
     Mux(&'static str),
 }
 
-impl fmt::Display for WebmError {
+impl fmt::Display for FileError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            WebmError::Io(error) => write!(f, "writing the recording file failed: {error}"),
-            WebmError::Mux(operation) => write!(f, "libwebm failed to {operation}"),
+            FileError::Io(error) => write!(f, "writing the recording file failed: {error}"),
+            FileError::Mux(operation) => write!(f, "libwebm failed to {operation}"),
         }
     }
 }
 
-impl std::error::Error for WebmError {
+impl std::error::Error for FileError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            WebmError::Io(error) => Some(error),
-            WebmError::Mux(_) => None,
+            FileError::Io(error) => Some(error),
+            FileError::Mux(_) => None,
         }
     }
 }
@@ -100,14 +100,14 @@ impl DiskFull for io::Error {
     }
 }
 
-impl DiskFull for WebmError {
+impl DiskFull for FileError {
     fn is_disk_full(&self) -> bool {
-        matches!(self, WebmError::Io(error) if error.is_disk_full())
+        matches!(self, FileError::Io(error) if error.is_disk_full())
     }
 }
 
-impl From<io::Error> for WebmError {
+impl From<io::Error> for FileError {
     fn from(error: io::Error) -> Self {
-        WebmError::Io(error)
+        FileError::Io(error)
     }
 }

@@ -10,7 +10,7 @@ use std::mem;
 use std::path::{Path, PathBuf};
 
 use super::segment::{Layout, OpenFile};
-use super::{FinishedFile, MediaKind, VideoCodec, WebmError};
+use super::{FinishedFile, MediaKind, VideoCodec, FileError};
 use crate::media::Frame;
 
 /// How long audio waits for a video keyframe before the file is built without video. Audio held
@@ -42,7 +42,7 @@ enum State {
 
 impl ParticipantFile {
     /// Creates the file at `path` now, so that a bad path or a full disk shows at once.
-    pub fn create(path: impl Into<PathBuf>, video_codec: VideoCodec, audio: bool) -> Result<Self, WebmError> {
+    pub fn create(path: impl Into<PathBuf>, video_codec: VideoCodec, audio: bool) -> Result<Self, FileError> {
         let base_path = path.into();
         let file = File::create(&base_path)?;
         Ok(Self {
@@ -62,7 +62,7 @@ impl ParticipantFile {
         kind: MediaKind,
         timestamp_ns: u64,
         frame: &Frame,
-    ) -> Result<Option<FinishedFile>, WebmError> {
+    ) -> Result<Option<FinishedFile>, FileError> {
         let size = if frame.keyframe { frame.dimensions } else { None };
         match (&mut self.state, kind) {
             (_, MediaKind::Audio) if !self.audio => self.dropped_frames += 1,
@@ -91,7 +91,7 @@ impl ParticipantFile {
 
     /// Completes the current file: Cues, Duration, fsync. `None` if nothing was ever written to it
     /// (the empty file is removed). Audio still held becomes an audio-only file.
-    pub fn finish(mut self) -> Result<Option<FinishedFile>, WebmError> {
+    pub fn finish(mut self) -> Result<Option<FinishedFile>, FileError> {
         match &self.state {
             State::Waiting { held_audio, .. } if !held_audio.is_empty() => self.open(None, None)?,
             State::Waiting { .. } => {
@@ -118,7 +118,7 @@ impl ParticipantFile {
         self.dropped_frames
     }
 
-    fn add(&mut self, kind: MediaKind, timestamp_ns: u64, data: &[u8], keyframe: bool) -> Result<(), WebmError> {
+    fn add(&mut self, kind: MediaKind, timestamp_ns: u64, data: &[u8], keyframe: bool) -> Result<(), FileError> {
         let State::Open(file) = &mut self.state else { return Ok(()) };
         if !file.add(kind, timestamp_ns, data, keyframe)? {
             self.dropped_frames += 1;
@@ -128,7 +128,7 @@ impl ParticipantFile {
 
     /// Builds the segment from the waiting state: with video if `size` is known (then `keyframe`
     /// is the first video frame), audio-only otherwise, and writes the held audio in order.
-    fn open(&mut self, size: Option<(u16, u16)>, keyframe: Option<(u64, &[u8])>) -> Result<(), WebmError> {
+    fn open(&mut self, size: Option<(u16, u16)>, keyframe: Option<(u64, &[u8])>) -> Result<(), FileError> {
         let State::Waiting { file, held_audio } = mem::replace(&mut self.state, State::Closed) else { return Ok(()) };
         let origin_ns = held_audio.front().map(|(ns, _)| *ns).into_iter().chain(keyframe.map(|(ns, _)| ns)).min();
         let layout = Layout { video: size.map(|size| (self.video_codec, size)), audio: self.audio };
@@ -147,9 +147,9 @@ impl ParticipantFile {
         Ok(())
     }
 
-    fn rotate(&mut self, size: (u16, u16), timestamp_ns: u64, keyframe: &[u8]) -> Result<FinishedFile, WebmError> {
+    fn rotate(&mut self, size: (u16, u16), timestamp_ns: u64, keyframe: &[u8]) -> Result<FinishedFile, FileError> {
         let State::Open(current) = mem::replace(&mut self.state, State::Closed) else {
-            return Err(WebmError::Mux("rotate a file that is not open"));
+            return Err(FileError::Mux("rotate a file that is not open"));
         };
         let finished = current.finish()?;
         self.sequence += 1;

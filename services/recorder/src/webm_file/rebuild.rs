@@ -10,7 +10,7 @@ use std::rc::Rc;
 
 use matroska_demuxer::{Frame as ReadFrame, MatroskaFile, TrackType};
 
-use super::{DiskFull, FinishedFile, MediaKind, ParticipantFile, VideoCodec, WebmError};
+use super::{DiskFull, FinishedFile, MediaKind, ParticipantFile, VideoCodec, FileError};
 use crate::media::Frame;
 
 /// The largest crashed file rebuilt from a copy in memory when the disk has no room for a
@@ -20,7 +20,7 @@ const IN_MEMORY_UP_TO: u64 = 256 << 20;
 
 /// Rebuilds `path` in place. `None` when it holds no frame (it is then removed); an error when
 /// even its header cannot be read.
-pub fn rebuild(path: &Path) -> Result<Option<FinishedFile>, WebmError> {
+pub fn rebuild(path: &Path) -> Result<Option<FinishedFile>, FileError> {
     rebuild_with(path, remux)
 }
 
@@ -56,8 +56,8 @@ pub(crate) fn rebuild_with<E: From<io::Error> + DiskFull>(
 }
 
 /// Writes the frames of the crashed WebM file into a finished one at `target`.
-fn remux(crashed: Lenient, target: &Path) -> Result<Option<FinishedFile>, WebmError> {
-    let mut crashed = MatroskaFile::open(crashed).map_err(|_| WebmError::Mux("read the header of a crashed file"))?;
+fn remux(crashed: Lenient, target: &Path) -> Result<Option<FinishedFile>, FileError> {
+    let mut crashed = MatroskaFile::open(crashed).map_err(|_| FileError::Mux("read the header of a crashed file"))?;
     let scale_ns = crashed.info().timestamp_scale().get();
     let mut video = None;
     let mut audio = None;

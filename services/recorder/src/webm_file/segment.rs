@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use webm::mux::{AudioCodecId, AudioTrack, Segment, SegmentBuilder, SegmentMode, VideoCodecId, VideoTrack, Writer};
 
 use super::sink::SharedFile;
-use super::{FinishedFile, MediaKind, VideoCodec, WebmError};
+use super::{FinishedFile, MediaKind, VideoCodec, FileError};
 
 /// Media time between two flushes to the OS: at most this much is lost when the process dies.
 const FLUSH_EVERY_NS: u64 = 1_000_000_000;
@@ -39,7 +39,7 @@ pub(super) struct OpenFile {
 
 impl OpenFile {
     /// Builds the segment in `file` (just created at `path`); `origin_ns` becomes time zero.
-    pub fn build(path: PathBuf, file: File, layout: Layout, origin_ns: u64) -> Result<Self, WebmError> {
+    pub fn build(path: PathBuf, file: File, layout: Layout, origin_ns: u64) -> Result<Self, FileError> {
         let sink = SharedFile::new(file);
         let mut builder = SegmentBuilder::new(Writer::new(sink.clone()))
             .and_then(|b| b.set_mode(SegmentMode::File))
@@ -84,7 +84,7 @@ impl OpenFile {
 
     /// Writes one frame. Returns false if it was dropped: no such track, or earlier than a frame
     /// already written.
-    pub fn add(&mut self, kind: MediaKind, timestamp_ns: u64, data: &[u8], keyframe: bool) -> Result<bool, WebmError> {
+    pub fn add(&mut self, kind: MediaKind, timestamp_ns: u64, data: &[u8], keyframe: bool) -> Result<bool, FileError> {
         let track: u64 = match (kind, self.video, self.audio) {
             (MediaKind::Video, Some(track), _) => track.into(),
             (MediaKind::Audio, _, Some(track)) => track.into(),
@@ -104,7 +104,7 @@ impl OpenFile {
     }
 
     /// Writes Cues and Duration, fsyncs, and describes the file.
-    pub fn finish(self) -> Result<FinishedFile, WebmError> {
+    pub fn finish(self) -> Result<FinishedFile, FileError> {
         let Self { path, sink, segment, layout, origin_ns, last_ns, .. } = self;
         if segment.finalize(None).is_err() {
             return Err(mux_error(&sink, "finalize the segment"));
@@ -134,8 +134,8 @@ impl OpenFile {
 }
 
 /// libwebm reports failures as a bare code; the IO error behind one, if any, is in the sink.
-fn mux_error(sink: &SharedFile, operation: &'static str) -> WebmError {
-    sink.take_error().map_or(WebmError::Mux(operation), WebmError::Io)
+fn mux_error(sink: &SharedFile, operation: &'static str) -> FileError {
+    sink.take_error().map_or(FileError::Mux(operation), FileError::Io)
 }
 
 /// The Opus identification header (RFC 7845 §5.1) that WebM stores as `A_OPUS` CodecPrivate.

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use crate::test_dir::TempDir;
 
-use super::{FinishedFile, MediaKind, ParticipantFile, VideoCodec, WebmError, rebuild};
+use super::{FinishedFile, MediaKind, ParticipantFile, VideoCodec, FileError, rebuild};
 use crate::media::Frame;
 
 const MS: u64 = 1_000_000;
@@ -239,9 +239,9 @@ fn a_crashed_file_whose_header_never_reached_the_disk_is_refused() {
     let crashed = fs::read(&path).unwrap();
     drop(file);
     fs::write(&path, crashed).unwrap();
-    assert!(matches!(rebuild(&path), Err(WebmError::Mux(_))));
+    assert!(matches!(rebuild(&path), Err(FileError::Mux(_))));
     fs::write(&path, b"not a webm file").unwrap();
-    assert!(matches!(rebuild(&path), Err(WebmError::Mux(_))));
+    assert!(matches!(rebuild(&path), Err(FileError::Mux(_))));
 }
 
 #[test]
@@ -303,7 +303,7 @@ fn a_participant_who_sent_nothing_leaves_no_file() {
 fn an_unwritable_path_is_an_error() {
     let dir = TempDir::new("webm-unwritable");
     let result = ParticipantFile::create(dir.join("missing-dir").join("frank.webm"), VideoCodec::Vp8, true);
-    assert!(matches!(result, Err(WebmError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound));
+    assert!(matches!(result, Err(FileError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound));
 }
 
 #[test]
@@ -313,5 +313,5 @@ fn a_full_disk_is_an_error_not_a_panic() {
         .iter()
         .find_map(|(kind, ns, frame)| file.write(*kind, *ns, frame).err())
         .expect("writing to a full disk must fail");
-    assert!(matches!(&error, WebmError::Io(e) if e.kind() == std::io::ErrorKind::StorageFull), "{error}");
+    assert!(matches!(&error, FileError::Io(e) if e.kind() == std::io::ErrorKind::StorageFull), "{error}");
 }
