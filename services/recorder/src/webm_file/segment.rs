@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use webm::mux::{AudioCodecId, AudioTrack, Segment, SegmentBuilder, SegmentMode, VideoCodecId, VideoTrack, Writer};
 
 use super::sink::SharedFile;
-use super::{FinishedFile, MediaKind, VideoCodec, FileError};
+use super::{FileError, FinishedFile, MediaKind, VideoCodec};
 
 /// Media time between two flushes to the OS: at most this much is lost when the process dies.
 const FLUSH_EVERY_NS: u64 = 1_000_000_000;
