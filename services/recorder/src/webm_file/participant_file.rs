@@ -10,7 +10,7 @@ use std::mem;
 use std::path::{Path, PathBuf};
 
 use super::segment::{Layout, OpenFile};
-use super::{FinishedFile, MediaKind, VideoCodec, FileError};
+use super::{FileError, FinishedFile, MediaKind, VideoCodec};
 use crate::media::Frame;
 
 /// How long audio waits for a video keyframe before the file is built without video. Audio held
@@ -63,16 +63,17 @@ impl ParticipantFile {
         timestamp_ns: u64,
         frame: &Frame,
     ) -> Result<Option<FinishedFile>, FileError> {
+        let Some(data) = frame.data.whole() else { return Err(FileError::Mux("take H.264 into WebM")) };
         let size = if frame.keyframe { frame.dimensions } else { None };
         match (&mut self.state, kind) {
             (_, MediaKind::Audio) if !self.audio => self.dropped_frames += 1,
             (State::Closed, _) => self.dropped_frames += 1,
             (State::Waiting { .. }, MediaKind::Video) => match size {
-                Some(size) => self.open(Some(size), Some((timestamp_ns, &frame.data)))?,
+                Some(size) => self.open(Some(size), Some((timestamp_ns, data)))?,
                 None => self.dropped_frames += 1,
             },
             (State::Waiting { held_audio, .. }, MediaKind::Audio) => {
-                held_audio.push_back((timestamp_ns, frame.data.clone()));
+                held_audio.push_back((timestamp_ns, data.to_vec()));
                 let first_ns = held_audio.front().map_or(timestamp_ns, |(ns, _)| *ns);
                 if timestamp_ns.saturating_sub(first_ns) >= AUDIO_ONLY_AFTER_NS {
                     self.open(None, None)?;
@@ -80,11 +81,11 @@ impl ParticipantFile {
             }
             (State::Open(file), MediaKind::Video) => match size {
                 Some(size) if file.layout().video.map(|(_, current)| current) != Some(size) => {
-                    return self.rotate(size, timestamp_ns, &frame.data).map(Some);
+                    return self.rotate(size, timestamp_ns, data).map(Some);
                 }
-                _ => self.add(kind, timestamp_ns, &frame.data, frame.keyframe)?,
+                _ => self.add(kind, timestamp_ns, data, frame.keyframe)?,
             },
-            (State::Open(_), MediaKind::Audio) => self.add(kind, timestamp_ns, &frame.data, true)?,
+            (State::Open(_), MediaKind::Audio) => self.add(kind, timestamp_ns, data, true)?,
         }
         Ok(None)
     }

@@ -10,8 +10,8 @@ use std::rc::Rc;
 
 use matroska_demuxer::{Frame as ReadFrame, MatroskaFile, TrackType};
 
-use super::{DiskFull, FinishedFile, MediaKind, ParticipantFile, VideoCodec, FileError};
-use crate::media::Frame;
+use super::{DiskFull, FileError, FinishedFile, MediaKind, ParticipantFile, VideoCodec};
+use crate::media::{Frame, FrameData};
 
 /// The largest crashed file rebuilt from a copy in memory when the disk has no room for a
 /// rebuilt copy beside it: some 20 minutes of a 1.5 Mbit/s stream, a quarter of the recorder's
@@ -86,7 +86,7 @@ fn remux(crashed: Lenient, target: &Path) -> Result<Option<FinishedFile>, FileEr
         };
         let keyframe = read.is_keyframe.unwrap_or(kind == MediaKind::Audio);
         let frame = Frame {
-            data: std::mem::take(&mut read.data),
+            data: FrameData::Whole(std::mem::take(&mut read.data)),
             keyframe,
             rtp_timestamp: 0,
             dimensions: if keyframe && kind == MediaKind::Video { dimensions } else { None },

@@ -10,8 +10,8 @@ use sha2::{Digest, Sha256};
 
 use crate::test_dir::TempDir;
 
-use super::{FinishedFile, MediaKind, ParticipantFile, VideoCodec, FileError, rebuild};
-use crate::media::Frame;
+use super::{FileError, FinishedFile, MediaKind, ParticipantFile, VideoCodec, rebuild};
+use crate::media::{Frame, FrameData};
 
 const MS: u64 = 1_000_000;
 /// EBML ID of the Cues element.
@@ -25,21 +25,21 @@ fn vp8_keyframe(width: u16, height: u16) -> Frame {
     data.extend_from_slice(&width.to_le_bytes());
     data.extend_from_slice(&height.to_le_bytes());
     data.extend_from_slice(&[0x55; 1500]);
-    Frame { data, keyframe: true, rtp_timestamp: 0, dimensions: Some((width, height)) }
+    Frame { data: FrameData::Whole(data), keyframe: true, rtp_timestamp: 0, dimensions: Some((width, height)) }
 }
 
 fn vp8_delta() -> Frame {
     let tag: u32 = (300 << 5) | (1 << 4) | 1;
     let mut data = tag.to_le_bytes()[..3].to_vec();
     data.extend_from_slice(&[0x33; 300]);
-    Frame { data, keyframe: false, rtp_timestamp: 0, dimensions: None }
+    Frame { data: FrameData::Whole(data), keyframe: false, rtp_timestamp: 0, dimensions: None }
 }
 
 /// A 20 ms Opus packet (TOC 0xfc: CELT fullband 20 ms, stereo) with filler.
 fn opus_frame() -> Frame {
     let mut data = vec![0xfc];
     data.extend_from_slice(&[0x11; 80]);
-    Frame { data, keyframe: true, rtp_timestamp: 0, dimensions: None }
+    Frame { data: FrameData::Whole(data), keyframe: true, rtp_timestamp: 0, dimensions: None }
 }
 
 /// Frames of a call in the participant pipeline's order: audio every 20 ms from `audio_from_ns`,
