@@ -9,7 +9,8 @@ use std::time::Instant;
 use crate::media::{Codec, Frame, Output, Participant, PipelineConfig, RtpPacket, SenderReport, TrackId};
 use crate::mkv_file::{CameraRecording, G711};
 use crate::peer::Source;
-use crate::webm_file::{FileError, FinishedFile, MediaKind, ParticipantFile, VideoCodec};
+use crate::recording_file::{FileError, FinishedFile, MediaKind};
+use crate::webm_file::{ParticipantFile, VideoCodec};
 
 /// What one participant's capture saw, for the recording's stats.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]

@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, watch};
 use crate::capture::{Capture, CaptureStats};
 use crate::media::Codec;
 use crate::peer::{Answered, IceCandidate, Media, PeerConfig, ReceivePeer, Received, Source};
-use crate::webm_file::{FileError, FinishedFile};
+use crate::recording_file::{FileError, FinishedFile};
 
 /// How often a capture adds what it saw to the process's metrics.
 const METRICS_EVERY: Duration = Duration::from_secs(1);

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use super::G711;
 use super::ebml::{self, id};
 use super::h264::{self, DecoderConfig};
-use crate::webm_file::{FinishedFile, hash_file};
+use crate::recording_file::{FinishedFile, hash_file};
 
 /// Milliseconds: the Matroska default and what the WebM files use. Block times are 16-bit offsets
 /// from their cluster's time, so 1 ms allows clusters of up to 32 s while 1 µs would cap them at

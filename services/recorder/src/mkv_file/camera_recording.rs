@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use super::{CameraFile, G711};
 use crate::media::{Frame, FrameData};
-use crate::webm_file::{FinishedFile, MediaKind, numbered_path};
+use crate::recording_file::{FinishedFile, MediaKind, numbered_path};
 
 /// Writes one camera's frames (in the monotonic order [`crate::media::Participant`] emits them)
 /// into `name.mkv`, then `name-2.mkv`, `name-3.mkv`, … on each resolution change.

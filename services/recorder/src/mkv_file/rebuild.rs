@@ -10,7 +10,8 @@ use std::path::Path;
 use matroska_demuxer::{Frame as ReadFrame, MatroskaFile, TrackType};
 
 use super::{CameraFile, G711};
-use crate::webm_file::{FinishedFile, Lenient, rebuild_with};
+use crate::recording_file::FinishedFile;
+use crate::webm_file::{Lenient, rebuild_with};
 
 /// Rebuilds `path` in place. `None` when it holds no keyframe (it is then removed); an error when
 /// even its header cannot be read.

@@ -7,11 +7,12 @@
 use std::collections::VecDeque;
 use std::fs::File;
 use std::mem;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
+use super::VideoCodec;
 use super::segment::{Layout, OpenFile};
-use super::{FileError, FinishedFile, MediaKind, VideoCodec};
 use crate::media::Frame;
+use crate::recording_file::{FileError, FinishedFile, MediaKind, numbered_path};
 
 /// How long audio waits for a video keyframe before the file is built without video. Audio held
 /// meanwhile is bounded by the same span, so an audio-only recording loses nothing.
@@ -159,17 +160,4 @@ impl ParticipantFile {
         self.open(Some(size), Some((timestamp_ns, keyframe)))?;
         Ok(finished)
     }
-}
-
-/// `dir/name.webm` → `dir/name-2.webm` for `sequence` 2.
-pub(crate) fn numbered_path(base: &Path, sequence: u32) -> PathBuf {
-    if sequence <= 1 {
-        return base.to_path_buf();
-    }
-    let stem = base.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    let name = match base.extension() {
-        Some(ext) => format!("{stem}-{sequence}.{}", ext.to_string_lossy()),
-        None => format!("{stem}-{sequence}"),
-    };
-    base.with_file_name(name)
 }

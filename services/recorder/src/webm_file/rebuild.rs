@@ -10,8 +10,9 @@ use std::rc::Rc;
 
 use matroska_demuxer::{Frame as ReadFrame, MatroskaFile, TrackType};
 
-use super::{DiskFull, FileError, FinishedFile, MediaKind, ParticipantFile, VideoCodec};
+use super::{ParticipantFile, VideoCodec};
 use crate::media::{Frame, FrameData};
+use crate::recording_file::{DiskFull, FileError, FinishedFile, MediaKind};
 
 /// The largest crashed file rebuilt from a copy in memory when the disk has no room for a
 /// rebuilt copy beside it: some 20 minutes of a 1.5 Mbit/s stream, a quarter of the recorder's

@@ -4,14 +4,13 @@
 //! `finish` adds Cues and Duration, fsyncs and hashes the result.
 
 use std::fs::File;
-use std::io::{self, Read};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use sha2::{Digest, Sha256};
 use webm::mux::{AudioCodecId, AudioTrack, Segment, SegmentBuilder, SegmentMode, VideoCodecId, VideoTrack, Writer};
 
+use super::VideoCodec;
 use super::sink::SharedFile;
-use super::{FileError, FinishedFile, MediaKind, VideoCodec};
+use crate::recording_file::{FileError, FinishedFile, MediaKind, hash_file};
 
 /// Media time between two flushes to the OS: at most this much is lost when the process dies.
 const FLUSH_EVERY_NS: u64 = 1_000_000_000;
@@ -149,21 +148,4 @@ fn opus_head() -> [u8; 19] {
     head[12..16].copy_from_slice(&OPUS_SAMPLE_RATE.to_le_bytes());
     // [16..18] output gain 0, [18] channel mapping family 0 (mono or stereo)
     head
-}
-
-pub(crate) fn hash_file(path: &Path) -> io::Result<(u64, String)> {
-    let mut file = File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut bytes = 0u64;
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        bytes += n as u64;
-    }
-    let sha256 = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
-    Ok((bytes, sha256))
 }

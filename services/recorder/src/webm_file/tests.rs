@@ -10,8 +10,9 @@ use sha2::{Digest, Sha256};
 
 use crate::test_dir::TempDir;
 
-use super::{FileError, FinishedFile, MediaKind, ParticipantFile, VideoCodec, rebuild};
+use super::{ParticipantFile, VideoCodec, rebuild};
 use crate::media::{Frame, FrameData};
+use crate::recording_file::{FileError, FinishedFile, MediaKind};
 
 const MS: u64 = 1_000_000;
 /// EBML ID of the Cues element.
