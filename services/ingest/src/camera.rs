@@ -12,13 +12,14 @@ use confab_common::camera_url::{self, CameraUrl, HostError, HostPolicy};
 use confab_common::secret_box::SecretBox;
 use futures_util::StreamExt;
 use retina::client::{Credentials, PlayOptions, Session, SessionOptions, SetupOptions, Transport};
-use retina::codec::{CodecItem, FrameFormat, ParametersRef};
+use retina::codec::h26x::Framing;
+use retina::codec::{CodecItem, FrameFormat, ParameterSetInsertion, ParametersRef};
 use sqlx::PgPool;
 use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 
 use crate::backoff;
-use crate::frames::{AudioFrame, G711, MediaFrame, VideoFrame};
+use crate::frames::{AudioFrame, G711, MediaFrame, VideoFrame, split_length_prefixed};
 use crate::meter::Meter;
 use crate::settings::Timings;
 use crate::status::{CameraStatus, State};
@@ -179,6 +180,14 @@ struct Connection<'a> {
     frames: &'a broadcast::Sender<MediaFrame>,
 }
 
+/// H.264 with 4-byte lengths (split into NAL units as it arrives) and SPS and PPS in front of
+/// every keyframe, so that a viewer joining at any keyframe can decode it; G.711 needs no framing.
+const FRAME_FORMAT: FrameFormat = FrameFormat {
+    h26x_framing: Framing::FourByteLength,
+    parameter_set_insertion: ParameterSetInsertion::EachKeyFrame,
+    ..FrameFormat::SIMPLE
+};
+
 /// The streams chosen from what the camera describes.
 struct Chosen {
     video: usize,
@@ -220,11 +229,12 @@ impl Connection<'_> {
                     }
                     let keyframe = frame.is_random_access_point();
                     let pts = Duration::from_secs_f64(frame.timestamp().elapsed_secs().max(0.0));
-                    let annex_b = Bytes::from(frame.into_data());
-                    meter.record(now.into_std(), annex_b.len());
+                    let access_unit = Bytes::from(frame.into_data());
+                    meter.record(now.into_std(), access_unit.len());
                     metrics::counter!("ingest_video_frames_total").increment(1);
-                    metrics::counter!("ingest_received_bytes_total").increment(annex_b.len() as u64);
-                    let _ = frames.send(MediaFrame::Video(VideoFrame { annex_b, keyframe, pts }));
+                    metrics::counter!("ingest_received_bytes_total").increment(access_unit.len() as u64);
+                    let nal_units = split_length_prefixed(&access_unit);
+                    let _ = frames.send(MediaFrame::Video(VideoFrame { nal_units, keyframe, pts }));
                     if report.status.state != State::Connected {
                         *connected_at = Some(now);
                         report.status.state = State::Connected;
@@ -280,7 +290,7 @@ async fn connect(
     let options = SessionOptions::default().creds(creds).user_agent("confab-ingest".to_owned());
     let mut session = Session::describe(url, options).await.map_err(|e| Failure::connecting(&e))?;
     let chosen = choose_streams(session.streams(), status)?;
-    let setup = || SetupOptions::default().transport(Transport::default()).frame_format(FrameFormat::SIMPLE);
+    let setup = || SetupOptions::default().transport(Transport::default()).frame_format(FRAME_FORMAT);
     session.setup(chosen.video, setup()).await.map_err(|e| Failure::connecting(&e))?;
     if let Some((audio, _)) = chosen.audio {
         session.setup(audio, setup()).await.map_err(|e| Failure::connecting(&e))?;

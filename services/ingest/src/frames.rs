@@ -19,9 +19,8 @@ pub enum MediaFrame {
 /// One H.264 access unit.
 #[derive(Debug, Clone)]
 pub struct VideoFrame {
-    /// Annex B (start codes), with SPS and PPS in front of every keyframe, as WebRTC's H.264
-    /// packetizer takes it.
-    pub annex_b: Bytes,
+    /// Its NAL units, without start codes or lengths, SPS and PPS in front of every keyframe.
+    pub nal_units: Vec<Bytes>,
     /// An IDR picture: a receiver can start decoding here.
     pub keyframe: bool,
     /// Presentation time from the start of the session.
@@ -38,61 +37,61 @@ pub struct AudioFrame {
     pub duration: Duration,
 }
 
-/// The types of the NAL units of an Annex B access unit, in order (1 = non-IDR slice,
-/// 5 = IDR slice, 7 = SPS, 8 = PPS, 9 = access unit delimiter).
-pub fn nal_unit_types(annex_b: &[u8]) -> Vec<u8> {
-    let mut types = Vec::new();
-    let mut i = 0;
-    while i + 3 <= annex_b.len() {
-        if annex_b[i..i + 3] == [0, 0, 1] {
-            if let Some(header) = annex_b.get(i + 3) {
-                types.push(header & 0x1f);
-            }
-            i += 3;
-        } else {
-            i += 1;
+/// The NAL units of an access unit that retina wrote with 4-byte lengths (`Framing::FourByteLength`:
+/// retina hands out an access unit as one buffer, and lengths, unlike start codes, say where each
+/// unit ends without scanning its bytes). Slices of `access_unit`, not copies; a unit cut short
+/// ends the list.
+pub fn split_length_prefixed(access_unit: &Bytes) -> Vec<Bytes> {
+    let mut units = Vec::new();
+    let mut at = 0;
+    while let Some(&[a, b, c, d]) = access_unit.get(at..at + 4) {
+        let end = at + 4 + u32::from_be_bytes([a, b, c, d]) as usize;
+        if end > access_unit.len() {
+            break;
         }
+        if end > at + 4 {
+            units.push(access_unit.slice(at + 4..end));
+        }
+        at = end;
     }
-    types
+    units
 }
 
 /// The `profile-level-id` (six hex digits: profile_idc, constraint flags, level_idc) of the SPS
-/// in an Annex B access unit, if it has one.
-pub fn profile_level_id(annex_b: &[u8]) -> Option<String> {
-    let mut i = 0;
-    while i + 3 <= annex_b.len() {
-        if annex_b[i..i + 3] == [0, 0, 1] {
-            if let Some(&[header, profile, constraints, level]) = annex_b.get(i + 3..i + 7)
-                && header & 0x1f == 7
-            {
-                return Some(format!("{profile:02x}{constraints:02x}{level:02x}"));
-            }
-            i += 3;
-        } else {
-            i += 1;
+/// among an access unit's NAL units, if it has one.
+pub fn profile_level_id(nal_units: &[Bytes]) -> Option<String> {
+    nal_units.iter().find_map(|unit| match unit[..] {
+        [header, profile, constraints, level, ..] if header & 0x1f == 7 => {
+            Some(format!("{profile:02x}{constraints:02x}{level:02x}"))
         }
-    }
-    None
+        _ => None,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_profile_level_id_comes_from_the_sps() {
-        let unit = [0, 0, 0, 1, 0x09, 0xf0, 0, 0, 0, 1, 0x67, 0x64, 0x00, 0x1f, 0xac, 0, 0, 1, 0x68, 0xce];
-        assert_eq!(profile_level_id(&unit).as_deref(), Some("64001f"));
-        assert_eq!(profile_level_id(&[0, 0, 1, 0x41, 0x9a, 0, 0, 0]), None);
-        assert_eq!(profile_level_id(&[0, 0, 1, 0x67, 0x42]), None, "a truncated SPS");
+    fn units(units: &[&'static [u8]]) -> Vec<Bytes> {
+        units.iter().map(|unit| Bytes::from_static(unit)).collect()
     }
 
     #[test]
-    fn nal_unit_types_are_read_after_three_and_four_byte_start_codes() {
-        let unit = [0, 0, 0, 1, 0x67, 0x42, 0, 0, 1, 0x68, 0xce, 0, 0, 0, 1, 0x65, 0x88, 0x84];
-        assert_eq!(nal_unit_types(&unit), [7, 8, 5]);
-        assert_eq!(nal_unit_types(&[0, 0, 1, 0x41, 0x9a]), [1]);
-        assert_eq!(nal_unit_types(&[0x41, 0x9a, 0, 0]), [] as [u8; 0]);
+    fn the_profile_level_id_comes_from_the_sps() {
+        let keyframe = units(&[&[0x09, 0xf0], &[0x67, 0x64, 0x00, 0x1f, 0xac], &[0x68, 0xce], &[0x65, 0x88]]);
+        assert_eq!(profile_level_id(&keyframe).as_deref(), Some("64001f"));
+        assert_eq!(profile_level_id(&units(&[&[0x41, 0x9a, 0, 0, 0]])), None);
+        assert_eq!(profile_level_id(&units(&[&[0x67, 0x42]])), None, "a truncated SPS");
+    }
+
+    #[test]
+    fn length_prefixed_nal_units_are_split_at_their_lengths_whatever_bytes_they_hold() {
+        // The IDR slice holds what would look like a start code.
+        let access_unit = Bytes::from_static(&[
+            0, 0, 0, 2, 0x67, 0x42, 0, 0, 0, 1, 0x68, 0, 0, 0, 0, 0, 0, 0, 5, 0x65, 0, 0, 1, 0x84, 0, 0, 0, 9, 0x41,
+        ]);
+        assert_eq!(split_length_prefixed(&access_unit), units(&[&[0x67, 0x42], &[0x68], &[0x65, 0, 0, 1, 0x84]]));
+        assert_eq!(split_length_prefixed(&Bytes::from_static(&[0, 0, 0])), [] as [Bytes; 0]);
     }
 
     #[test]

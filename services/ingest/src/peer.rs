@@ -180,9 +180,9 @@ impl SendPeer {
         Ok(self.connection.add_ice_candidate(confab_call::rtc_candidate(candidate)).await?)
     }
 
-    /// Sends one H.264 access unit (Annex B) lasting `duration`.
-    pub async fn send_video(&self, annex_b: Bytes, duration: Duration) {
-        self.video.write(annex_b, duration).await;
+    /// Sends one H.264 access unit, given as its NAL units, lasting `duration`.
+    pub async fn send_video(&self, nal_units: &[Bytes], duration: Duration) {
+        self.video.write(annex_b(nal_units), duration).await;
     }
 
     /// Sends one G.711 frame, if audio was negotiated.
@@ -195,6 +195,19 @@ impl SendPeer {
     pub async fn close(&self) {
         let _ = self.connection.close().await;
     }
+}
+
+/// The one place H.264 is joined into Annex B (start codes): a sample is one access unit (its
+/// last packet gets the marker bit and the timestamp advances after it), and rtc-rtp's H.264
+/// payloader finds the NAL units inside a sample only by their start codes.
+fn annex_b(nal_units: &[Bytes]) -> Bytes {
+    const START_CODE: [u8; 4] = [0, 0, 0, 1];
+    let mut joined = Vec::with_capacity(nal_units.iter().map(|unit| START_CODE.len() + unit.len()).sum());
+    for unit in nal_units {
+        joined.extend_from_slice(&START_CODE);
+        joined.extend_from_slice(unit);
+    }
+    Bytes::from(joined)
 }
 
 async fn add_track(

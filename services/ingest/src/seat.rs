@@ -144,7 +144,7 @@ async fn first_keyframe(frames: &mut broadcast::Receiver<MediaFrame>) -> Option<
     let profile = loop {
         match frames.recv().await {
             Ok(MediaFrame::Video(video)) if video.keyframe => {
-                break profile_level_id(&video.annex_b).unwrap_or_else(|| DEFAULT_PROFILE_LEVEL_ID.to_owned());
+                break profile_level_id(&video.nal_units).unwrap_or_else(|| DEFAULT_PROFILE_LEVEL_ID.to_owned());
             }
             Ok(MediaFrame::Audio(frame)) => audio = Some(frame.codec),
             Ok(MediaFrame::Video(_)) | Err(RecvError::Lagged(_)) => {}
@@ -282,7 +282,7 @@ impl Camera {
         match frame {
             MediaFrame::Video(video) => {
                 if video.keyframe
-                    && let Some(profile) = profile_level_id(&video.annex_b)
+                    && let Some(profile) = profile_level_id(&video.nal_units)
                 {
                     self.offering.profile_level_id = profile;
                 }
@@ -294,7 +294,7 @@ impl Camera {
                 for viewer in self.viewers.values_mut().filter(|viewer| viewer.peer.is_sending()) {
                     viewer.started |= video.keyframe;
                     if viewer.started {
-                        viewer.peer.send_video(video.annex_b.clone(), duration).await;
+                        viewer.peer.send_video(&video.nal_units, duration).await;
                     }
                 }
             }

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use confab_call::{MediaSection, rtc_candidate, signals};
 use confab_common::tokens::SigningKeys;
-use confab_ingest::frames::nal_unit_types;
 use confab_ingest::settings::CallSettings;
 use confab_ingest::store::CameraId;
 use confab_protocol::signal::Signal;
@@ -34,6 +33,12 @@ struct Received {
     mime_type: String,
     packets: usize,
     first_frame: Option<Vec<u8>>,
+}
+
+/// The types of the NAL units of an access unit as rtc-rtp's `H264Packet` assembles it on the
+/// viewer's side: Annex B (1 = non-IDR slice, 5 = IDR slice, 7 = SPS, 8 = PPS).
+fn nal_unit_types(annex_b: &[u8]) -> Vec<u8> {
+    annex_b.windows(4).filter(|w| w[..3] == [0, 0, 1]).map(|w| w[3] & 0x1f).collect()
 }
 
 async fn read_track(track: Arc<dyn TrackRemote>, enough: usize) -> Received {

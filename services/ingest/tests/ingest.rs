@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use confab_ingest::frames::{G711, MediaFrame, nal_unit_types};
+use confab_ingest::frames::{G711, MediaFrame};
 use confab_ingest::store::CameraId;
 
 mod support;
@@ -41,7 +41,7 @@ async fn a_camera_is_pulled_while_its_room_has_a_call_and_reports_what_it_stream
     assert!((12.0..=18.0).contains(&rate), "served 15 fps, measured {rate}");
     assert!(measured.bitrate_kbps.unwrap() > 0, "{measured:?}");
 
-    // Keyframes come as Annex B with SPS and PPS in front; audio as PCMU.
+    // Keyframes come as NAL units with SPS and PPS in front; audio as PCMU.
     let mut frames = worker.worker.subscribe(camera).expect("the worker pulls the camera");
     let (mut keyframe, mut audio) = (None, None);
     let deadline = tokio::time::Instant::now() + SOON;
@@ -54,8 +54,8 @@ async fn a_camera_is_pulled_while_its_room_has_a_call_and_reports_what_it_stream
         }
     }
     let keyframe = keyframe.unwrap();
-    assert_eq!(&keyframe.annex_b[..4], &[0, 0, 0, 1]);
-    let types = nal_unit_types(&keyframe.annex_b);
+    assert!(keyframe.nal_units.iter().all(|unit| !unit.is_empty()), "whole NAL units, nothing between them");
+    let types: Vec<u8> = keyframe.nal_units.iter().map(|unit| unit[0] & 0x1f).collect();
     let (sps, pps, idr) = (pos(&types, 7), pos(&types, 8), pos(&types, 5));
     assert!(sps < idr && pps < idr, "keyframe NAL units {types:?}");
     let audio = audio.unwrap();

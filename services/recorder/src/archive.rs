@@ -18,7 +18,8 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::capture::CaptureStats;
-use crate::webm_file::{self, FinishedFile};
+use crate::recording_file::FinishedFile;
+use crate::webm_file;
 use crate::{mkv_file, status};
 
 /// A participant (or camera) as the recording names them.

@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use crate::archive::{Archive, Recorded, Who};
 use crate::peer::{PeerConfig, Source};
 use crate::recorded_peer::{Failed, RecordedPeer};
-use crate::webm_file::DiskFull;
+use crate::recording_file::DiskFull;
 
 /// A recording whose call cannot be joined fails at once; a lost gateway is retried every 500 ms
 /// for 30 s.

@@ -9,7 +9,8 @@ use std::time::Instant;
 use crate::media::{Codec, Frame, Output, Participant, PipelineConfig, RtpPacket, SenderReport, TrackId};
 use crate::mkv_file::{CameraRecording, G711};
 use crate::peer::Source;
-use crate::webm_file::{FinishedFile, MediaKind, ParticipantFile, VideoCodec, WebmError};
+use crate::recording_file::{FileError, FinishedFile, MediaKind};
+use crate::webm_file::{ParticipantFile, VideoCodec};
 
 /// What one participant's capture saw, for the recording's stats.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -31,14 +32,14 @@ enum Files {
 }
 
 impl Files {
-    fn write(&mut self, kind: MediaKind, timestamp_ns: u64, frame: &Frame) -> Result<Option<FinishedFile>, WebmError> {
+    fn write(&mut self, kind: MediaKind, timestamp_ns: u64, frame: &Frame) -> Result<Option<FinishedFile>, FileError> {
         match self {
             Files::Webm(file) => file.write(kind, timestamp_ns, frame),
             Files::Matroska(recording) => Ok(recording.write(kind, timestamp_ns, frame)?),
         }
     }
 
-    fn finish(self) -> Result<Option<FinishedFile>, WebmError> {
+    fn finish(self) -> Result<Option<FinishedFile>, FileError> {
         match self {
             Files::Webm(file) => file.finish(),
             Files::Matroska(recording) => Ok(recording.finish()?),
@@ -64,7 +65,7 @@ impl Capture {
         source: Source,
         video: Option<Codec>,
         audio: Option<Codec>,
-    ) -> Result<Self, WebmError> {
+    ) -> Result<Self, FileError> {
         let (video, audio, files) = match source {
             Source::Participant => {
                 let video = video.filter(|codec| matches!(codec, Codec::Vp8 | Codec::Vp9));
@@ -94,7 +95,7 @@ impl Capture {
     }
 
     /// Takes one packet; returns the SSRCs that need a keyframe request now.
-    pub fn push(&mut self, track: TrackId, packet: RtpPacket, now: Instant) -> Result<Vec<u32>, WebmError> {
+    pub fn push(&mut self, track: TrackId, packet: RtpPacket, now: Instant) -> Result<Vec<u32>, FileError> {
         self.stats.packets += 1;
         let outputs = self.participant.push(track, packet, now);
         self.apply(outputs)
@@ -110,7 +111,7 @@ impl Capture {
     }
 
     /// Lets timers run (loss decisions, keyframe requests); returns SSRCs needing a keyframe.
-    pub fn tick(&mut self, now: Instant) -> Result<Vec<u32>, WebmError> {
+    pub fn tick(&mut self, now: Instant) -> Result<Vec<u32>, FileError> {
         let outputs = self.participant.handle_timeout(now);
         self.apply(outputs)
     }
@@ -121,7 +122,7 @@ impl Capture {
     }
 
     /// Writes what is still buffered and closes the file; every file this capture produced.
-    pub fn finish(mut self, now: Instant) -> Result<Vec<FinishedFile>, WebmError> {
+    pub fn finish(mut self, now: Instant) -> Result<Vec<FinishedFile>, FileError> {
         let outputs = self.participant.finish(now);
         self.apply(outputs)?;
         let Self { files, mut finished, .. } = self;
@@ -129,7 +130,7 @@ impl Capture {
         Ok(finished)
     }
 
-    fn apply(&mut self, outputs: Vec<Output>) -> Result<Vec<u32>, WebmError> {
+    fn apply(&mut self, outputs: Vec<Output>) -> Result<Vec<u32>, FileError> {
         let mut keyframes = Vec::new();
         for output in outputs {
             match output {
@@ -320,6 +321,6 @@ mod tests {
             }
         }
         let failure = failure.expect("writing to a full disk fails within 3 s of media");
-        assert!(matches!(&failure, WebmError::Io(e) if e.raw_os_error() == Some(28)), "{failure}");
+        assert!(matches!(&failure, FileError::Io(e) if e.raw_os_error() == Some(28)), "{failure}");
     }
 }

@@ -2,7 +2,8 @@
 //! hidden recorder, and sees the recording's status through to the end in Postgres. For each
 //! participant that offers its media (`recorded_peer`), `peer` receives the send-only WebRTC
 //! connection, `media` turns its RTP into timed frames and `webm_file` writes them (`capture`
-//! ties the two); `mkv_file` writes cameras' H.264, which WebM cannot carry.
+//! ties the two); `mkv_file` writes cameras' H.264, which WebM cannot carry; `recording_file`
+//! holds what files of both formats share.
 
 pub mod archive;
 pub mod call;
@@ -13,6 +14,7 @@ pub mod media;
 pub mod mkv_file;
 pub mod peer;
 pub mod recorded_peer;
+pub mod recording_file;
 pub mod settings;
 pub mod status;
 #[cfg(test)]

@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, watch};
 use crate::capture::{Capture, CaptureStats};
 use crate::media::Codec;
 use crate::peer::{Answered, IceCandidate, Media, PeerConfig, ReceivePeer, Received, Source};
-use crate::webm_file::{FinishedFile, WebmError};
+use crate::recording_file::{FileError, FinishedFile};
 
 /// How often a capture adds what it saw to the process's metrics.
 const METRICS_EVERY: Duration = Duration::from_secs(1);
@@ -31,7 +31,7 @@ pub struct RecordedPeer {
     peer: Arc<ReceivePeer>,
     path: PathBuf,
     stop: watch::Sender<bool>,
-    capture: tokio::task::JoinHandle<Result<Captured, WebmError>>,
+    capture: tokio::task::JoinHandle<Result<Captured, FileError>>,
 }
 
 /// A capture that stopped on an error by itself: the participant and its first file's path (which
@@ -95,12 +95,12 @@ impl RecordedPeer {
     }
 
     /// Closes the connection and finishes the participant's files.
-    pub async fn finish(self) -> Result<Captured, WebmError> {
+    pub async fn finish(self) -> Result<Captured, FileError> {
         let _ = self.peer.close().await;
         let _ = self.stop.send(true);
         match self.capture.await {
             Ok(files) => files,
-            Err(e) => Err(WebmError::Mux(if e.is_panic() { "capture panicked" } else { "capture cancelled" })),
+            Err(e) => Err(FileError::Mux(if e.is_panic() { "capture panicked" } else { "capture cancelled" })),
         }
     }
 }
@@ -112,7 +112,7 @@ fn run_capture(
     stop: watch::Receiver<bool>,
     runtime: &tokio::runtime::Handle,
     peer: &ReceivePeer,
-) -> Result<Captured, WebmError> {
+) -> Result<Captured, FileError> {
     metrics::gauge!("recorder_participants_active").increment(1);
     let mut counted = Counted::default();
     let captured = capture_until_done(&mut capture, &mut media, &stop, runtime, peer, &mut counted);
@@ -159,7 +159,7 @@ fn capture_until_done(
     runtime: &tokio::runtime::Handle,
     peer: &ReceivePeer,
     counted: &mut Counted,
-) -> Result<(), WebmError> {
+) -> Result<(), FileError> {
     loop {
         if counted.due() {
             counted.update(capture.stats());

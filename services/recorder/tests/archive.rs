@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 use confab_domain::RecordingId;
 use confab_recorder::archive::{Archive, Recorded, Who};
 use confab_recorder::capture::CaptureStats;
-use confab_recorder::media::Frame;
-use confab_recorder::webm_file::{FinishedFile, MediaKind, ParticipantFile, VideoCodec};
+use confab_recorder::media::{Frame, FrameData};
+use confab_recorder::recording_file::{FinishedFile, MediaKind};
+use confab_recorder::webm_file::{ParticipantFile, VideoCodec};
 use confab_storage::{Key, S3Credentials, S3Settings, Storage, StorageSettings};
 use sqlx::{Connection, Executor, PgConnection, PgPool};
 use uuid::Uuid;
@@ -82,7 +83,12 @@ async fn recorded(archive: &Archive, who: Who) -> Recorded {
         let mut data =
             if keyframe { vec![0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00] } else { vec![0x31] };
         data.extend_from_slice(&[0x55; 400]);
-        let frame = Frame { data, keyframe, rtp_timestamp: 0, dimensions: keyframe.then_some((320, 240)) };
+        let frame = Frame {
+            data: FrameData::Whole(data),
+            keyframe,
+            rtp_timestamp: 0,
+            dimensions: keyframe.then_some((320, 240)),
+        };
         file.write(MediaKind::Video, n * 33_333_333, &frame).unwrap();
     }
     let finished: FinishedFile = file.finish().unwrap().expect("a file with frames");

@@ -12,30 +12,35 @@ use serde_json::Value;
 mod support;
 
 use support::TempDir;
-use support::camera::{AUDIO_PACKET, run_tool};
+use support::camera::{AUDIO_PACKET, AccessUnit, run_tool};
 
 const FPS: u64 = 15;
 const SECONDS: u64 = 3;
 
 /// The test clip: `SECONDS` of 320×240 H.264 at `FPS` with a keyframe a second, and PCMU.
-fn camera_clip(dir: &TempDir) -> (Vec<Vec<u8>>, Vec<u8>) {
+fn camera_clip(dir: &TempDir) -> (Vec<AccessUnit>, Vec<u8>) {
     support::camera::clip(&dir.0, FPS, SECONDS)
 }
 
 /// Writes the clip's first `until_ns` of media in timestamp order: video at `FPS`, audio every
 /// 20 ms, video first on a tie.
-fn write_clip(file: &mut CameraFile, video: &[Vec<u8>], audio: &[u8], until_ns: u64) {
-    let mut frames: Vec<(u64, bool, &[u8])> =
-        video.iter().enumerate().map(|(n, unit)| (n as u64 * 1_000_000_000 / FPS, true, unit.as_slice())).collect();
-    frames.extend(audio.chunks(AUDIO_PACKET).enumerate().map(|(n, samples)| (n as u64 * 20_000_000, false, samples)));
-    frames.sort_by_key(|(ns, is_video, _)| (*ns, !*is_video));
+fn write_clip(file: &mut CameraFile, video: &[AccessUnit], audio: &[u8], until_ns: u64) {
+    enum Media<'a> {
+        Video(&'a AccessUnit),
+        Audio(&'a [u8]),
+    }
+    let mut frames: Vec<(u64, Media)> =
+        video.iter().enumerate().map(|(n, unit)| (n as u64 * 1_000_000_000 / FPS, Media::Video(unit))).collect();
+    frames.extend(
+        audio.chunks(AUDIO_PACKET).enumerate().map(|(n, samples)| (n as u64 * 20_000_000, Media::Audio(samples))),
+    );
+    frames.sort_by_key(|(ns, media)| (*ns, matches!(media, Media::Audio(_))));
     // The camera's clock does not start at zero.
     let base_ns = 7_000_000_000;
-    for (ns, is_video, data) in frames.into_iter().filter(|(ns, _, _)| *ns < until_ns) {
-        let written = if is_video {
-            file.write_video(base_ns + ns, data).unwrap()
-        } else {
-            file.write_audio(base_ns + ns, data).unwrap()
+    for (ns, media) in frames.into_iter().filter(|(ns, _)| *ns < until_ns) {
+        let written = match media {
+            Media::Video(nal_units) => file.write_video(base_ns + ns, nal_units).unwrap(),
+            Media::Audio(samples) => file.write_audio(base_ns + ns, samples).unwrap(),
         };
         assert!(written, "a frame at {ns} ns was dropped");
     }

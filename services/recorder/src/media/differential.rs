@@ -149,9 +149,10 @@ fn our_frames(
     Ok(frames)
 }
 
-/// The NAL units of an H.264 frame, however it is laid out (Annex B today). The test streams'
-/// NAL units are escaped, so `00 00 00 01` inside a frame is always a start code.
-fn nal_units(annex_b: &[u8]) -> Vec<Vec<u8>> {
+/// The NAL units of an access unit as rtc-rtp's `H264Packet` assembles it (Annex B, ours comes as
+/// NAL units already). The test streams' NAL units are escaped, so `00 00 00 01` inside a frame
+/// is always a start code.
+fn rtc_rtp_nal_units(annex_b: &[u8]) -> Vec<Vec<u8>> {
     let mut starts: Vec<usize> =
         annex_b.windows(4).enumerate().filter(|(_, w)| *w == [0, 0, 0, 1]).map(|(i, _)| i).collect();
     starts.push(annex_b.len());
@@ -467,7 +468,7 @@ proptest! {
         let theirs = rtc_rtp_frames::<Vp8Packet>(Instance::PerPacket, &packets);
         prop_assert_eq!((ours.len(), theirs.len()), (frames.len(), frames.len()));
         for ((frame, ours), theirs) in frames.iter().zip(&ours).zip(&theirs) {
-            prop_assert_eq!(&ours.data, frame);
+            prop_assert_eq!(ours.data.whole(), Some(&frame[..]));
             prop_assert_eq!(ours.keyframe, frame[0] & 0x01 == 0);
             match theirs {
                 Reference::Frame(data) => prop_assert_eq!(data, frame),
@@ -493,9 +494,9 @@ proptest! {
         let theirs = rtc_rtp_frames::<Vp9Packet>(Instance::PerPacket, &packets);
         prop_assert_eq!((ours.len(), theirs.len()), (pictures.len(), pictures.len()));
         for (((picture, payloads), ours), theirs) in pictures.iter().zip(&payloads).zip(&ours).zip(&theirs) {
-            prop_assert_eq!(&ours.data, &picture.layers.concat());
+            prop_assert_eq!(ours.data.whole(), Some(&picture.layers.concat()[..]));
             match theirs {
-                Reference::Frame(data) => prop_assert_eq!(data, &ours.data),
+                Reference::Frame(data) => prop_assert_eq!(Some(&data[..]), ours.data.whole()),
                 Reference::Rejected { payload, error: Error::ErrTooManyPDiff }
                     if rtc_rtp_refuses_vp9_descriptor(payload) => {}
                 other => prop_assert!(false, "rtc-rtp: {:?}", other),
@@ -535,12 +536,12 @@ proptest! {
         prop_assert_eq!((ours.len(), theirs.len()), (payloads.len(), payloads.len()));
         let (mut sps, mut pps) = (None, None);
         for (n, (ours, theirs)) in ours.iter().zip(&theirs).enumerate() {
-            let our_units = nal_units(&ours.data);
+            let our_units = ours.data.nal_units().unwrap_or_default();
             match theirs {
                 // Ours puts the stream's latest SPS and PPS before a keyframe that lacks them;
                 // otherwise the NAL units are the same.
                 Reference::Frame(data) => {
-                    let their_units = nal_units(data);
+                    let their_units = rtc_rtp_nal_units(data);
                     prop_assert!(our_units.ends_with(&their_units), "access unit {}", n);
                     for added in &our_units[..our_units.len() - their_units.len()] {
                         prop_assert!(ours.keyframe);
@@ -551,7 +552,7 @@ proptest! {
                     if rtc_rtp_refuses_short_h264(payload) => {}
                 other => prop_assert!(false, "rtc-rtp: {:?}", other),
             }
-            for unit in &our_units {
+            for unit in our_units {
                 match unit[0] & 0x1f {
                     7 => sps = Some(unit.clone()),
                     8 => pps = Some(unit.clone()),
@@ -565,7 +566,7 @@ proptest! {
         if let H264Packetization::Browser { .. } = packetization {
             prop_assert_eq!(ours.len(), access_units.len());
             for (ours, units) in ours.iter().zip(&access_units) {
-                prop_assert!(nal_units(&ours.data).ends_with(units));
+                prop_assert!(ours.data.nal_units().unwrap_or_default().ends_with(units));
             }
         }
     }
@@ -590,9 +591,11 @@ proptest! {
         };
         match theirs {
             None => prop_assert!(documented, "ours made a frame of a payload rtc-rtp rejects: {:?}", payload),
-            Some(theirs) if codec == Codec::H264 => prop_assert_eq!(nal_units(&ours.data), nal_units(&theirs)),
+            Some(theirs) if codec == Codec::H264 => {
+                prop_assert_eq!(ours.data.nal_units().unwrap_or_default(), &rtc_rtp_nal_units(&theirs)[..])
+            }
             Some(theirs) => {
-                prop_assert!(ours.data == theirs || documented, "{:?}: {:?} vs {:?}", payload, ours.data, theirs)
+                prop_assert!(ours.data.whole() == Some(&theirs[..]) || documented, "{:?}: {:?} vs {:?}", payload, ours.data, theirs)
             }
         }
     }
@@ -607,7 +610,10 @@ fn rtc_rtp_parsers_carry_fields_from_one_packet_to_the_next() {
     vp8.depacketize(&Bytes::from_static(&[0x90, 0x80, 0x05, 0xaa])).unwrap();
     let body = vp8.depacketize(&Bytes::from_static(&[0x10, 0x01, 0x02, 0x03])).unwrap();
     assert_eq!(&body[..], [0x02, 0x03], "{upstream_fixed}");
-    assert_eq!(ours_alone(Codec::Vp8, &[0x10, 0x01, 0x02, 0x03]).unwrap().unwrap().data, [0x01, 0x02, 0x03]);
+    assert_eq!(
+        ours_alone(Codec::Vp8, &[0x10, 0x01, 0x02, 0x03]).unwrap().unwrap().data.whole(),
+        Some(&[0x01, 0x02, 0x03][..])
+    );
     // VP9: P_DIFFs pile up across packets, so the third inter-predicted flexible-mode packet with
     // one P_DIFF each is refused as having too many.
     let mut vp9 = Vp9Packet::default();

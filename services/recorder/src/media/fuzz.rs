@@ -11,14 +11,15 @@ use proptest::sample::{Index, select};
 use proptest::test_runner::RngAlgorithm;
 
 use super::h264::sps_dimensions;
-use super::h264::tests::{PPS, SPS_640X480, SPS_1280X720, annex_b, fu_a, stap_a};
+use super::h264::tests::{PPS, SPS_640X480, SPS_1280X720, fu_a, stap_a};
 use super::testing::packet;
 use super::vp8::keyframe_dimensions;
 use super::vp8::tests::keyframe_header;
 use super::vp9::tests::ss;
 use super::{
-    Codec, H264Depacketizer, Output, Participant, PipelineConfig, RtpPacket, SenderReport, SequenceUnwrapper,
-    TimestampUnwrapper, TrackEvent, TrackId, TrackPipeline, Vp8Depacketizer, Vp9Depacketizer, passthrough,
+    Codec, FrameData, H264Depacketizer, Output, Participant, PipelineConfig, RtpPacket, SenderReport,
+    SequenceUnwrapper, TimestampUnwrapper, TrackEvent, TrackId, TrackPipeline, Vp8Depacketizer, Vp9Depacketizer,
+    passthrough,
 };
 
 /// Enough cases to find shallow bugs while keeping the recorder's unit tests fast; XorShift
@@ -325,8 +326,9 @@ proptest! {
             if let Ok(Some(frame)) = d.push(sequence, rtp_timestamp, &p) {
                 prop_assert!(p.marker, "a frame ends only at a marker packet");
                 prop_assert_eq!(frame.rtp_timestamp, rtp_timestamp);
-                prop_assert_eq!(frame.keyframe, frame.data[0] & 0x01 == 0);
-                let dimensions = if frame.keyframe { keyframe_dimensions(&frame.data) } else { None };
+                let data = frame.data.whole().expect("a VP8 frame is one buffer");
+                prop_assert_eq!(frame.keyframe, data[0] & 0x01 == 0);
+                let dimensions = if frame.keyframe { keyframe_dimensions(data) } else { None };
                 prop_assert!(!frame.keyframe || dimensions.is_some(), "keyframes have a valid header");
                 prop_assert_eq!(frame.dimensions, dimensions);
             }
@@ -344,7 +346,7 @@ proptest! {
             if let Ok(Some(frame)) = d.push(sequence, rtp_timestamp, &p) {
                 prop_assert!(p.marker, "a picture ends only at a marker packet");
                 prop_assert_eq!(frame.rtp_timestamp, rtp_timestamp);
-                prop_assert!(!frame.data.is_empty());
+                prop_assert!(frame.data.whole().is_some_and(|data| !data.is_empty()));
                 prop_assert!(frame.keyframe || frame.dimensions.is_none(), "only keyframes carry a size");
             }
         }
@@ -361,7 +363,8 @@ proptest! {
             if let Ok(Some(frame)) = d.push(sequence, rtp_timestamp, &p) {
                 prop_assert!(p.marker, "an access unit ends only at a marker packet");
                 prop_assert_eq!(frame.rtp_timestamp, rtp_timestamp);
-                prop_assert!(frame.data.starts_with(&[0, 0, 0, 1]), "Annex B");
+                let units = frame.data.nal_units().expect("an access unit is NAL units");
+                prop_assert!(!units.is_empty() && units.iter().all(|unit| !unit.is_empty()), "whole NAL units");
                 prop_assert_eq!(frame.keyframe, frame.dimensions.is_some(), "keyframes, and only they, carry a size");
             }
         }
@@ -408,9 +411,8 @@ proptest! {
             let p = packet(wire, first_timestamp, n == last, payload);
             frames.extend(d.push(sequences.unwrap(wire), rtp_timestamp, &p).unwrap());
         }
-        let expected: Vec<&[u8]> = nal_units.iter().map(Vec::as_slice).collect();
         prop_assert_eq!(frames.len(), 1);
-        prop_assert_eq!(&frames[0].data, &annex_b(&expected));
+        prop_assert_eq!(frames[0].data.nal_units(), Some(&nal_units[..]));
         let idr = nal_units.iter().any(|unit| unit[0] & 0x1f == 5);
         prop_assert_eq!(frames[0].keyframe, idr && parameter_sets);
         prop_assert_eq!(frames[0].dimensions, (idr && parameter_sets).then(|| sps_dimensions(&SPS_1280X720)).flatten());
@@ -427,7 +429,7 @@ proptest! {
             prop_assert_eq!(frame.is_some(), !p.payload.is_empty());
             if let Some(frame) = frame {
                 prop_assert!(frame.keyframe);
-                prop_assert_eq!((frame.data, frame.rtp_timestamp), (p.payload, rtp_timestamp));
+                prop_assert_eq!((frame.data, frame.rtp_timestamp), (FrameData::Whole(p.payload), rtp_timestamp));
             }
         }
     }
@@ -518,8 +520,8 @@ proptest! {
             })
             .collect();
         prop_assert_eq!(frames.len(), 2);
-        prop_assert_eq!(&frames[0].data, &priming);
-        prop_assert_eq!(&frames[1].data, &frame);
+        prop_assert_eq!(frames[0].data.whole(), Some(&priming[..]));
+        prop_assert_eq!(frames[1].data.whole(), Some(&frame[..]));
         prop_assert_eq!(frames[1].rtp_timestamp & 0xffff_ffff, u64::from(timestamp));
         prop_assert_eq!(frames[1].dimensions, keyframe_dimensions(&frame));
     }

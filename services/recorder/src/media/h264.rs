@@ -1,6 +1,6 @@
 //! Cameras send H.264 over RTP (RFC 6184, packetization-mode 1): one NAL unit per packet, several
 //! small ones aggregated (STAP-A), or one large one fragmented (FU-A). The muxer wants whole access
-//! units (every NAL unit of one picture, up to the marker bit) in Annex B form, with the keyframe
+//! units (every NAL unit of one picture, up to the marker bit) as their NAL units, with the keyframe
 //! flag and, for keyframes, the picture size, which only the sequence parameter set (SPS) tells.
 //! This module reassembles access units, drops any that lost a packet rather than emitting it
 //! partial, and keeps the latest SPS and PPS so that a keyframe sent without them (a sender may
@@ -9,7 +9,7 @@
 use h264_reader::nal::sps::SeqParameterSet;
 use h264_reader::rbsp::{BitReader, decode_nal};
 
-use super::{Frame, PayloadError, RtpPacket};
+use super::{Frame, FrameData, PayloadError, RtpPacket};
 
 const NAL_IDR: u8 = 5;
 const NAL_SPS: u8 = 7;
@@ -19,7 +19,6 @@ const FU_A: u8 = 28;
 /// No camera picture comes near this; a sender that never sets the marker bit (or a hostile one)
 /// must not make the recorder hold an ever-growing access unit.
 const MAX_ACCESS_UNIT: usize = 8 * 1024 * 1024;
-const START_CODE: [u8; 4] = [0, 0, 0, 1];
 
 /// An access unit being reassembled.
 #[derive(Debug)]
@@ -196,20 +195,17 @@ impl H264Depacketizer {
         }
         // An IDR picture decodes on its own only with its parameter sets at hand.
         let keyframe = idr && self.sps.is_some() && self.pps.is_some();
-        let mut data = Vec::with_capacity(partial.size + 4 * (partial.units.len() + 2));
+        let mut units = Vec::with_capacity(partial.units.len() + 2);
         if keyframe {
             for (present, unit) in [(has_sps, &self.sps), (has_pps, &self.pps)] {
                 if let (false, Some(unit)) = (present, unit) {
-                    data.extend_from_slice(&START_CODE);
-                    data.extend_from_slice(unit);
+                    units.push(unit.clone());
                 }
             }
         }
-        for unit in &partial.units {
-            data.extend_from_slice(&START_CODE);
-            data.extend_from_slice(unit);
-        }
+        units.extend(partial.units);
         let dimensions = if keyframe { self.sps.as_deref().and_then(sps_dimensions) } else { None };
+        let data = FrameData::NalUnits(units);
         Ok(Some(Frame { data, keyframe, rtp_timestamp: partial.rtp_timestamp, dimensions }))
     }
 }
@@ -273,8 +269,8 @@ pub(crate) mod tests {
             .collect()
     }
 
-    pub fn annex_b(units: &[&[u8]]) -> Vec<u8> {
-        units.iter().flat_map(|unit| [&START_CODE[..], unit].concat()).collect()
+    pub fn nal_units(units: &[&[u8]]) -> FrameData {
+        FrameData::NalUnits(units.iter().map(|unit| unit.to_vec()).collect())
     }
 
     /// Pushes payloads as consecutive packets of one access unit (marker on the last).
@@ -309,7 +305,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn a_keyframe_as_stap_a_then_fu_a_becomes_one_annex_b_access_unit_with_its_size() {
+    fn a_keyframe_as_stap_a_then_fu_a_becomes_one_access_unit_of_nal_units_with_its_size() {
         let mut d = H264Depacketizer::default();
         let slice = idr(3000);
         let mut payloads = vec![stap_a(&[&SPS_640X480, &PPS])];
@@ -319,14 +315,14 @@ pub(crate) mod tests {
         assert_eq!(
             frame,
             Frame {
-                data: annex_b(&[&SPS_640X480, &PPS, &slice]),
+                data: nal_units(&[&SPS_640X480, &PPS, &slice]),
                 keyframe: true,
                 rtp_timestamp: 9000,
                 dimensions: Some((640, 480)),
             }
         );
         let delta = only_frame(push_unit(&mut d, 14, 12000, vec![non_idr(50)])).unwrap();
-        assert_eq!((delta.data, delta.keyframe, delta.dimensions), (annex_b(&[&non_idr(50)]), false, None));
+        assert_eq!((delta.data, delta.keyframe, delta.dimensions), (nal_units(&[&non_idr(50)]), false, None));
     }
 
     #[test]
@@ -334,7 +330,7 @@ pub(crate) mod tests {
         let mut d = H264Depacketizer::default();
         only_frame(push_unit(&mut d, 1, 0, vec![stap_a(&[&SPS_1280X720, &PPS]), idr(10)])).unwrap();
         let frame = only_frame(push_unit(&mut d, 3, 3000, vec![idr(20)])).unwrap();
-        assert_eq!(frame.data, annex_b(&[&SPS_1280X720, &PPS, &idr(20)]));
+        assert_eq!(frame.data, nal_units(&[&SPS_1280X720, &PPS, &idr(20)]));
         assert_eq!((frame.keyframe, frame.dimensions), (true, Some((1280, 720))));
     }
 
@@ -354,7 +350,7 @@ pub(crate) mod tests {
         // The sequence numbers say nothing is missing: the FU-A start bit does.
         assert_eq!(only_frame(push_unit(&mut d, 1, 0, payloads)), None);
         let frame = only_frame(push_unit(&mut d, 5, 3000, fu_a(&non_idr(2000), 900))).unwrap();
-        assert_eq!(frame.data, annex_b(&[&non_idr(2000)]));
+        assert_eq!(frame.data, nal_units(&[&non_idr(2000)]));
     }
 
     #[test]
@@ -370,7 +366,7 @@ pub(crate) mod tests {
         // Lost marker packet: the timestamp change tells where the next unit begins.
         assert_eq!(d.push(5, 6000, &packet(5, 6000, false, non_idr(6))), Ok(None));
         let frame = only_frame(push_unit(&mut d, 6, 9000, vec![non_idr(7)])).unwrap();
-        assert_eq!(frame.data, annex_b(&[&non_idr(7)]));
+        assert_eq!(frame.data, nal_units(&[&non_idr(7)]));
         // After a gap mid-unit, packets are ignored until a unit begins.
         assert_eq!(d.push(9, 9000, &packet(9, 9000, true, non_idr(8))), Ok(None));
         assert!(d.push(10, 12000, &packet(10, 12000, true, non_idr(9))).unwrap().is_some());

@@ -50,13 +50,41 @@ pub struct RtpPacket {
 /// One complete encoded frame, as a muxer wants it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
-    pub data: Vec<u8>,
+    pub data: FrameData,
     /// Decodable on its own (always true for audio).
     pub keyframe: bool,
     /// RTP timestamp extended across wrap-around (see [`TimestampUnwrapper`]).
     pub rtp_timestamp: u64,
     /// `(width, height)` in pixels, known for video keyframes only.
     pub dimensions: Option<(u16, u16)>,
+}
+
+/// A frame's bytes, in the shape its codec has them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FrameData {
+    /// A VP8 or VP9 frame, or an Opus or G.711 packet: one buffer.
+    Whole(Vec<u8>),
+    /// An H.264 access unit: its NAL units, without start codes or lengths, so that the muxer
+    /// frames them as its container wants (Matroska: 4-byte lengths) without splitting first.
+    NalUnits(Vec<Vec<u8>>),
+}
+
+impl FrameData {
+    /// The buffer of a frame that is one.
+    pub fn whole(&self) -> Option<&[u8]> {
+        match self {
+            FrameData::Whole(data) => Some(data),
+            FrameData::NalUnits(_) => None,
+        }
+    }
+
+    /// The NAL units of an H.264 access unit.
+    pub fn nal_units(&self) -> Option<&[Vec<u8>]> {
+        match self {
+            FrameData::NalUnits(units) => Some(units),
+            FrameData::Whole(_) => None,
+        }
+    }
 }
 
 /// A payload the depacketizers could not parse. The packet is dropped, never half-used.

@@ -3,14 +3,14 @@
 //! pass-through. It still lives behind the same shape as the video depacketizers so the track
 //! pipeline treats every codec alike.
 
-use super::{Frame, RtpPacket};
+use super::{Frame, FrameData, RtpPacket};
 
 /// Turns an audio RTP packet into a frame; `None` for an empty (padding-only) payload.
 pub fn depacketize(rtp_timestamp: u64, packet: &RtpPacket) -> Option<Frame> {
     if packet.payload.is_empty() {
         return None;
     }
-    Some(Frame { data: packet.payload.clone(), keyframe: true, rtp_timestamp, dimensions: None })
+    Some(Frame { data: FrameData::Whole(packet.payload.clone()), keyframe: true, rtp_timestamp, dimensions: None })
 }
 
 #[cfg(test)]
@@ -21,7 +21,15 @@ mod tests {
     #[test]
     fn each_packet_is_one_keyframe_with_its_unwrapped_timestamp() {
         let f = depacketize(1 << 32 | 960, &packet(3, 960, false, vec![0xfc, 1, 2])).unwrap();
-        assert_eq!(f, Frame { data: vec![0xfc, 1, 2], keyframe: true, rtp_timestamp: 1 << 32 | 960, dimensions: None });
+        assert_eq!(
+            f,
+            Frame {
+                data: FrameData::Whole(vec![0xfc, 1, 2]),
+                keyframe: true,
+                rtp_timestamp: 1 << 32 | 960,
+                dimensions: None
+            }
+        );
         assert_eq!(depacketize(0, &packet(4, 1920, false, vec![])), None);
     }
 
@@ -31,7 +39,7 @@ mod tests {
         for i in 0..1000u64 {
             let payload = rng.bytes(64);
             let got = depacketize(i, &packet(i as u16, i as u32, false, payload.clone()));
-            assert_eq!(got.map(|f| f.data), (!payload.is_empty()).then_some(payload));
+            assert_eq!(got.map(|f| f.data), (!payload.is_empty()).then_some(FrameData::Whole(payload)));
         }
     }
 }

@@ -248,6 +248,7 @@ impl TrackPipeline {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::media::FrameData;
     use crate::media::testing::{Rng, packet};
     use crate::media::vp8::tests::{keyframe_header, vp8_payload};
 
@@ -319,7 +320,7 @@ mod tests {
         assert_eq!(
             out,
             vec![TrackEvent::Frame(Frame {
-                data: keyframe_header(320, 240, 0),
+                data: FrameData::Whole(keyframe_header(320, 240, 0)),
                 keyframe: true,
                 rtp_timestamp: (1 << 32) + 12000,
                 dimensions: Some((320, 240)),

@@ -3,7 +3,7 @@
 //! first block), so this module strips the payload descriptors, reassembles frames, and drops any
 //! frame missing a packet rather than emitting it partial.
 
-use super::{Frame, PayloadError, RtpPacket};
+use super::{Frame, FrameData, PayloadError, RtpPacket};
 
 /// The fields of the VP8 payload descriptor this recorder uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,7 +140,7 @@ impl Vp8Depacketizer {
         } else {
             None
         };
-        Ok(Some(Frame { data, keyframe, rtp_timestamp, dimensions }))
+        Ok(Some(Frame { data: FrameData::Whole(data), keyframe, rtp_timestamp, dimensions }))
     }
 
     /// Forgets the frame in progress (after a loss or a stream change).
@@ -222,7 +222,12 @@ pub(crate) mod tests {
         let expected: Vec<u8> = parts.concat();
         assert_eq!(
             frames,
-            vec![Frame { data: expected, keyframe: true, rtp_timestamp: 1 << 32 | 9000, dimensions: Some((320, 240)) }]
+            vec![Frame {
+                data: FrameData::Whole(expected),
+                keyframe: true,
+                rtp_timestamp: 1 << 32 | 9000,
+                dimensions: Some((320, 240))
+            }]
         );
     }
 
@@ -234,7 +239,10 @@ pub(crate) mod tests {
         assert_eq!(d.push(3, 100, &packet(3, 100, true, vp8_payload(false, 1, &[9]))), Ok(None));
         assert_eq!(d.push(4, 200, &packet(4, 200, false, vp8_payload(true, 2, &DELTA))), Ok(None));
         let frame = d.push(5, 200, &packet(5, 200, true, vp8_payload(false, 2, &[9]))).unwrap().unwrap();
-        assert_eq!((frame.data, frame.keyframe, frame.dimensions), ([&DELTA[..], &[9]].concat(), false, None));
+        assert_eq!(
+            (frame.data, frame.keyframe, frame.dimensions),
+            (FrameData::Whole([&DELTA[..], &[9]].concat()), false, None)
+        );
     }
 
     #[test]
@@ -245,7 +253,7 @@ pub(crate) mod tests {
         assert_eq!(d.push(3, 200, &packet(3, 200, false, vp8_payload(true, 2, &DELTA))), Ok(None));
         let frame = d.push(5, 300, &packet(5, 300, true, vp8_payload(true, 3, &DELTA))).unwrap().unwrap();
         assert_eq!(frame.rtp_timestamp, 300);
-        assert_eq!(frame.data, DELTA);
+        assert_eq!(frame.data, FrameData::Whole(DELTA.to_vec()));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! descriptor. This module parses the descriptor, reassembles pictures from the first packet (B)
 //! to the marker bit, and drops any picture missing a packet rather than emitting it partial.
 
-use super::{Frame, PayloadError, RtpPacket};
+use super::{Frame, FrameData, PayloadError, RtpPacket};
 
 /// The fields of the VP9 payload descriptor this recorder uses.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -201,7 +201,12 @@ impl Vp9Depacketizer {
             layers if p.keyframe => layers.get(usize::from(p.highest_spatial_layer)).or(layers.last()).copied(),
             _ => None,
         };
-        Ok(Some(Frame { data: p.data, keyframe: p.keyframe, rtp_timestamp: p.rtp_timestamp, dimensions }))
+        Ok(Some(Frame {
+            data: FrameData::Whole(p.data),
+            keyframe: p.keyframe,
+            rtp_timestamp: p.rtp_timestamp,
+            dimensions,
+        }))
     }
 
     /// Forgets the picture in progress (after a loss or a stream change).
@@ -296,7 +301,15 @@ pub(crate) mod tests {
         let mut d = Vp9Depacketizer::default();
         assert_eq!(d.push(1, 100, &packet(1, 100, false, vp9_payload(B | V, &ss(1280, 720), &[1, 2]))), Ok(None));
         let f = d.push(2, 100, &packet(2, 100, true, vp9_payload(E, &[], &[3]))).unwrap().unwrap();
-        assert_eq!(f, Frame { data: vec![1, 2, 3], keyframe: true, rtp_timestamp: 100, dimensions: Some((1280, 720)) });
+        assert_eq!(
+            f,
+            Frame {
+                data: FrameData::Whole(vec![1, 2, 3]),
+                keyframe: true,
+                rtp_timestamp: 100,
+                dimensions: Some((1280, 720))
+            }
+        );
     }
 
     #[test]
@@ -305,7 +318,7 @@ pub(crate) mod tests {
         let f = d.push(1, 100, &packet(1, 100, true, vp9_payload(B | E, &[], &[7]))).unwrap().unwrap();
         assert_eq!((f.keyframe, f.dimensions), (true, None));
         let f = d.push(2, 200, &packet(2, 200, true, vp9_payload(P | B | E, &[], &[8]))).unwrap().unwrap();
-        assert_eq!((f.keyframe, f.dimensions, f.data), (false, None, vec![8]));
+        assert_eq!((f.keyframe, f.dimensions, f.data), (false, None, FrameData::Whole(vec![8])));
     }
 
     #[test]
@@ -316,7 +329,7 @@ pub(crate) mod tests {
         let upper = [L | B | E, 0b0000_0011, 0x00];
         assert_eq!(d.push(1, 100, &packet(1, 100, false, [&base[..], &two_layers, &[1]].concat())), Ok(None));
         let f = d.push(2, 100, &packet(2, 100, true, [&upper[..], &[2]].concat())).unwrap().unwrap();
-        assert_eq!((f.data, f.keyframe, f.dimensions), (vec![1, 2], true, Some((640, 360))));
+        assert_eq!((f.data, f.keyframe, f.dimensions), (FrameData::Whole(vec![1, 2]), true, Some((640, 360))));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use super::G711;
 use super::ebml::{self, id};
 use super::h264::{self, DecoderConfig};
-use crate::webm_file::{FinishedFile, hash_file};
+use crate::recording_file::{FinishedFile, hash_file};
 
 /// Milliseconds: the Matroska default and what the WebM files use. Block times are 16-bit offsets
 /// from their cluster's time, so 1 ms allows clusters of up to 32 s while 1 µs would cap them at
@@ -27,9 +27,9 @@ const DURATION_RESERVED: usize = 11;
 const VIDEO_TRACK: u8 = 1;
 const AUDIO_TRACK: u8 = 2;
 
-/// Writes a camera's H.264 access units (Annex B) and, optionally, its G.711 audio into a
-/// Matroska file. Frames must come in the order of their timestamps across both tracks (as the
-/// media pipeline emits them); video before the first keyframe carrying SPS and PPS, and audio
+/// Writes a camera's H.264 access units (each as its NAL units) and, optionally, its G.711 audio
+/// into a Matroska file. Frames must come in the order of their timestamps across both tracks (as
+/// the media pipeline emits them); video before the first keyframe carrying SPS and PPS, and audio
 /// before that keyframe, are dropped: the file starts at that keyframe.
 pub struct CameraFile {
     path: PathBuf,
@@ -74,9 +74,9 @@ impl CameraFile {
         Ok(Self { path, audio, state: State::Waiting(file), dropped_frames: 0 })
     }
 
-    /// Writes one access unit (Annex B). Returns false if it was dropped.
-    pub fn write_video(&mut self, timestamp_ns: u64, access_unit: &[u8]) -> io::Result<bool> {
-        let units = h264::nal_units(access_unit);
+    /// Writes one access unit, given as its NAL units. Returns false if it was dropped.
+    pub fn write_video<U: AsRef<[u8]>>(&mut self, timestamp_ns: u64, nal_units: &[U]) -> io::Result<bool> {
+        let units = h264::non_empty(nal_units);
         let keyframe = h264::is_keyframe(&units);
         if let State::Waiting(_) = self.state {
             match DecoderConfig::from_units(&units).filter(|_| keyframe) {

@@ -7,8 +7,8 @@ use std::io;
 use std::path::PathBuf;
 
 use super::{CameraFile, G711};
-use crate::media::Frame;
-use crate::webm_file::{FinishedFile, MediaKind, numbered_path};
+use crate::media::{Frame, FrameData};
+use crate::recording_file::{FinishedFile, MediaKind, numbered_path};
 
 /// Writes one camera's frames (in the monotonic order [`crate::media::Participant`] emits them)
 /// into `name.mkv`, then `name-2.mkv`, `name-3.mkv`, … on each resolution change.
@@ -32,20 +32,24 @@ impl CameraRecording {
         Ok(Self { base_path, audio, sequence: 1, file, size: None, dropped_before: 0 })
     }
 
-    /// Writes one frame: video as an Annex B access unit, audio as G.711 samples. `Ok(Some(_))`
+    /// Writes one frame: video as an access unit's NAL units, audio as G.711 samples. `Ok(Some(_))`
     /// means a keyframe of a new size closed the current file (returned, complete) and started
     /// the next one.
     pub fn write(&mut self, kind: MediaKind, timestamp_ns: u64, frame: &Frame) -> io::Result<Option<FinishedFile>> {
-        if kind == MediaKind::Audio {
-            self.file.write_audio(timestamp_ns, &frame.data)?;
-            return Ok(None);
-        }
+        let nal_units = match (kind, &frame.data) {
+            (MediaKind::Audio, FrameData::Whole(samples)) => {
+                self.file.write_audio(timestamp_ns, samples)?;
+                return Ok(None);
+            }
+            (MediaKind::Video, FrameData::NalUnits(nal_units)) => nal_units,
+            _ => return Err(io::Error::new(io::ErrorKind::InvalidInput, "a camera sends H.264 and G.711 only")),
+        };
         let new_size = frame.dimensions.filter(|size| frame.keyframe && self.size.is_some_and(|s| s != *size));
         let finished = match new_size {
             Some(_) => self.rotate()?,
             None => None,
         };
-        if self.file.write_video(timestamp_ns, &frame.data)? && self.size.is_none() {
+        if self.file.write_video(timestamp_ns, nal_units)? && self.size.is_none() {
             self.size = frame.dimensions;
         }
         Ok(finished)

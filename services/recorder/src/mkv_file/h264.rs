@@ -1,7 +1,7 @@
-//! H.264 as cameras send it (Annex B: NAL units behind 00 00 01 start codes, SPS and PPS in-band
-//! before keyframes) turned into what Matroska's `V_MPEG4/ISO/AVC` wants: NAL units behind 4-byte
-//! lengths in the blocks, and an AVCDecoderConfigurationRecord (ISO/IEC 14496-15 §5.3.3.1) built
-//! from the SPS and PPS as the track's CodecPrivate.
+//! H.264 as cameras send it (an access unit's NAL units, SPS and PPS in-band before keyframes)
+//! turned into what Matroska's `V_MPEG4/ISO/AVC` wants: NAL units behind 4-byte lengths in the
+//! blocks, and an AVCDecoderConfigurationRecord (ISO/IEC 14496-15 §5.3.3.1) built from the SPS
+//! and PPS as the track's CodecPrivate.
 
 use h264_reader::nal::sps::{ChromaFormat, SeqParameterSet};
 use h264_reader::rbsp::{BitReader, decode_nal};
@@ -10,33 +10,10 @@ const NAL_IDR: u8 = 5;
 const NAL_SPS: u8 = 7;
 const NAL_PPS: u8 = 8;
 
-/// The NAL units of an Annex B access unit, without start codes (empty ones skipped).
-pub(super) fn nal_units(annex_b: &[u8]) -> Vec<&[u8]> {
-    let mut units = Vec::new();
-    let mut start = None;
-    let mut i = 0;
-    while i + 3 <= annex_b.len() {
-        if annex_b[i] == 0 && annex_b[i + 1] == 0 && annex_b[i + 2] == 1 {
-            if let Some(from) = start {
-                units.push(trim_trailing_zeros(&annex_b[from..i]));
-            }
-            i += 3;
-            start = Some(i);
-        } else {
-            i += 1;
-        }
-    }
-    if let Some(from) = start {
-        units.push(&annex_b[from..]);
-    }
-    units.retain(|unit| !unit.is_empty());
-    units
-}
-
-/// A 4-byte start code is a zero byte followed by a 3-byte one: that zero belongs to neither unit.
-fn trim_trailing_zeros(unit: &[u8]) -> &[u8] {
-    let end = unit.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
-    &unit[..end]
+/// An access unit's NAL units as the helpers below take them: borrowed, empty ones skipped (a
+/// NAL unit starts with its header byte).
+pub(super) fn non_empty<U: AsRef<[u8]>>(nal_units: &[U]) -> Vec<&[u8]> {
+    nal_units.iter().map(AsRef::as_ref).filter(|unit| !unit.is_empty()).collect()
 }
 
 fn nal_type(unit: &[u8]) -> u8 {

@@ -3,7 +3,7 @@
 //! written at the end, so a killed recorder would leave an unplayable MP4; a Matroska file
 //! written cluster by cluster plays up to its last complete cluster. The subset of Matroska needed
 //! is small, so rather than add a muxer dependency (or FFmpeg bindings) the EBML is written here by
-//! hand (`ebml`), from what `h264` makes of the camera's Annex B stream.
+//! hand (`ebml`), from what `h264` makes of the camera's NAL units.
 
 mod camera_file;
 mod camera_recording;

@@ -10,9 +10,8 @@ use std::path::Path;
 use matroska_demuxer::{Frame as ReadFrame, MatroskaFile, TrackType};
 
 use super::{CameraFile, G711};
-use crate::webm_file::{FinishedFile, Lenient, rebuild_with};
-
-const START_CODE: [u8; 4] = [0, 0, 0, 1];
+use crate::recording_file::FinishedFile;
+use crate::webm_file::{Lenient, rebuild_with};
 
 /// Rebuilds `path` in place. `None` when it holds no keyframe (it is then removed); an error when
 /// even its header cannot be read.
@@ -53,7 +52,7 @@ fn remux(crashed: Lenient, target: &Path) -> io::Result<Option<FinishedFile>> {
         let timestamp_ns = read.timestamp.saturating_mul(scale_ns);
         if read.track == video_track {
             let keyframe = read.is_keyframe.unwrap_or(false);
-            rebuilt.write_video(timestamp_ns, &parameter_sets.annex_b(&read.data, keyframe))?;
+            rebuilt.write_video(timestamp_ns, &parameter_sets.nal_units(&read.data, keyframe))?;
         } else if audio.is_some_and(|(track, _)| track == read.track) {
             rebuilt.write_audio(timestamp_ns, &read.data)?;
         }
@@ -85,9 +84,9 @@ impl ParameterSets {
         Some(Self { length_size, units })
     }
 
-    /// A block's length-prefixed NAL units as an Annex B access unit; a keyframe without its own
-    /// SPS gets the track's parameter sets in front.
-    fn annex_b(&self, block: &[u8], keyframe: bool) -> Vec<u8> {
+    /// A block's length-prefixed NAL units; a keyframe without its own SPS gets the track's
+    /// parameter sets in front.
+    fn nal_units<'a>(&'a self, block: &'a [u8], keyframe: bool) -> Vec<&'a [u8]> {
         let mut units = Vec::new();
         let mut rest = block;
         while rest.len() > self.length_size {
@@ -99,6 +98,6 @@ impl ParameterSets {
         }
         let has_sps = units.iter().any(|unit| unit.first().is_some_and(|b| b & 0x1f == 7));
         let prefix = if keyframe && !has_sps { self.units.iter().map(Vec::as_slice).collect() } else { Vec::new() };
-        prefix.into_iter().chain(units).flat_map(|unit| [&START_CODE[..], unit].concat()).collect()
+        [prefix, units].concat()
     }
 }

@@ -23,19 +23,19 @@ fn hex(s: &str) -> Vec<u8> {
     (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
 }
 
-/// An access unit as the ingest forwards it: 4-byte start codes, SPS and PPS before an IDR slice.
-fn keyframe() -> Vec<u8> {
-    let mut unit = Vec::new();
-    for nal in [hex(SPS), hex(PPS), [vec![0x65, 0x88], vec![0x11; 500]].concat()] {
-        unit.extend_from_slice(&[0, 0, 0, 1]);
-        unit.extend(nal);
-    }
-    unit
+/// An access unit's NAL units as the depacketizer gives them: SPS and PPS before an IDR slice.
+fn keyframe() -> Vec<Vec<u8>> {
+    vec![hex(SPS), hex(PPS), [vec![0x65, 0x88], vec![0x11; 500]].concat()]
 }
 
-/// A non-IDR slice behind a 3-byte start code.
-fn delta() -> Vec<u8> {
-    [vec![0, 0, 1, 0x41, 0x9a], vec![0x22; 100]].concat()
+/// A non-IDR slice.
+fn delta() -> Vec<Vec<u8>> {
+    vec![[vec![0x41, 0x9a], vec![0x22; 100]].concat()]
+}
+
+/// The size of an access unit in a Matroska block: each NAL unit behind a 4-byte length.
+fn block_size(nal_units: &[Vec<u8>]) -> usize {
+    nal_units.iter().map(|unit| unit.len() + 4).sum()
 }
 
 /// An element of `bytes`: (ID, payload start, payload end), sizes known.
@@ -99,12 +99,12 @@ fn void_payload(total: usize) -> usize {
 }
 
 #[test]
-fn annex_b_units_become_length_prefixed_and_the_first_sps_and_pps_an_avcc_record() {
-    let unit = [keyframe(), delta()].concat();
-    let units = h264::nal_units(&unit);
-    assert_eq!(units.iter().map(|u| u[0] & 0x1f).collect::<Vec<_>>(), [7, 8, 5, 1]);
+fn nal_units_become_length_prefixed_and_the_first_sps_and_pps_an_avcc_record() {
+    let access_unit = [keyframe(), vec![Vec::new()], delta()].concat();
+    let units = h264::non_empty(&access_unit);
+    assert_eq!(units.iter().map(|u| u[0] & 0x1f).collect::<Vec<_>>(), [7, 8, 5, 1], "an empty unit is skipped");
     assert!(h264::is_keyframe(&units));
-    assert!(!h264::is_keyframe(&h264::nal_units(&delta())));
+    assert!(!h264::is_keyframe(&h264::non_empty(&delta())));
     let prefixed = h264::length_prefixed(&units);
     assert_eq!(prefixed[..4], 24u32.to_be_bytes());
     assert_eq!(prefixed[4..28], hex(SPS));
@@ -119,7 +119,7 @@ fn annex_b_units_become_length_prefixed_and_the_first_sps_and_pps_an_avcc_record
     assert_eq!(avcc[35..41], hex(PPS));
     // High profile: 4:2:0, 8-bit, no SPS extensions.
     assert_eq!(avcc[41..], [0xfd, 0xf8, 0xf8, 0]);
-    assert_eq!(DecoderConfig::from_units(&h264::nal_units(&delta())), None);
+    assert_eq!(DecoderConfig::from_units(&h264::non_empty(&delta())), None);
 }
 
 #[test]
@@ -211,8 +211,8 @@ fn tracks_and_frames_read_back_with_an_independent_reader() {
     }
     assert_eq!(audio_frames, 500);
     assert_eq!(video_frames.len(), 100);
-    assert_eq!(video_frames[0], (0, true, keyframe().len()), "4-byte lengths replace 4-byte start codes");
-    assert_eq!(video_frames[1], (100, false, delta().len() + 1), "a 4-byte length replaces a 3-byte start code");
+    assert_eq!(video_frames[0], (0, true, block_size(&keyframe())), "each NAL unit behind a 4-byte length");
+    assert_eq!(video_frames[1], (100, false, block_size(&delta())));
     assert_eq!(video_frames.iter().filter(|f| f.1).map(|f| f.0).collect::<Vec<_>>(), [0, 2_000, 4_000, 6_000, 8_000]);
 }
 

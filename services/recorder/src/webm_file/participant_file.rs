@@ -7,11 +7,12 @@
 use std::collections::VecDeque;
 use std::fs::File;
 use std::mem;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
+use super::VideoCodec;
 use super::segment::{Layout, OpenFile};
-use super::{FinishedFile, MediaKind, VideoCodec, WebmError};
 use crate::media::Frame;
+use crate::recording_file::{FileError, FinishedFile, MediaKind, numbered_path};
 
 /// How long audio waits for a video keyframe before the file is built without video. Audio held
 /// meanwhile is bounded by the same span, so an audio-only recording loses nothing.
@@ -42,7 +43,7 @@ enum State {
 
 impl ParticipantFile {
     /// Creates the file at `path` now, so that a bad path or a full disk shows at once.
-    pub fn create(path: impl Into<PathBuf>, video_codec: VideoCodec, audio: bool) -> Result<Self, WebmError> {
+    pub fn create(path: impl Into<PathBuf>, video_codec: VideoCodec, audio: bool) -> Result<Self, FileError> {
         let base_path = path.into();
         let file = File::create(&base_path)?;
         Ok(Self {
@@ -62,17 +63,18 @@ impl ParticipantFile {
         kind: MediaKind,
         timestamp_ns: u64,
         frame: &Frame,
-    ) -> Result<Option<FinishedFile>, WebmError> {
+    ) -> Result<Option<FinishedFile>, FileError> {
+        let Some(data) = frame.data.whole() else { return Err(FileError::Mux("take H.264 into WebM")) };
         let size = if frame.keyframe { frame.dimensions } else { None };
         match (&mut self.state, kind) {
             (_, MediaKind::Audio) if !self.audio => self.dropped_frames += 1,
             (State::Closed, _) => self.dropped_frames += 1,
             (State::Waiting { .. }, MediaKind::Video) => match size {
-                Some(size) => self.open(Some(size), Some((timestamp_ns, &frame.data)))?,
+                Some(size) => self.open(Some(size), Some((timestamp_ns, data)))?,
                 None => self.dropped_frames += 1,
             },
             (State::Waiting { held_audio, .. }, MediaKind::Audio) => {
-                held_audio.push_back((timestamp_ns, frame.data.clone()));
+                held_audio.push_back((timestamp_ns, data.to_vec()));
                 let first_ns = held_audio.front().map_or(timestamp_ns, |(ns, _)| *ns);
                 if timestamp_ns.saturating_sub(first_ns) >= AUDIO_ONLY_AFTER_NS {
                     self.open(None, None)?;
@@ -80,18 +82,18 @@ impl ParticipantFile {
             }
             (State::Open(file), MediaKind::Video) => match size {
                 Some(size) if file.layout().video.map(|(_, current)| current) != Some(size) => {
-                    return self.rotate(size, timestamp_ns, &frame.data).map(Some);
+                    return self.rotate(size, timestamp_ns, data).map(Some);
                 }
-                _ => self.add(kind, timestamp_ns, &frame.data, frame.keyframe)?,
+                _ => self.add(kind, timestamp_ns, data, frame.keyframe)?,
             },
-            (State::Open(_), MediaKind::Audio) => self.add(kind, timestamp_ns, &frame.data, true)?,
+            (State::Open(_), MediaKind::Audio) => self.add(kind, timestamp_ns, data, true)?,
         }
         Ok(None)
     }
 
     /// Completes the current file: Cues, Duration, fsync. `None` if nothing was ever written to it
     /// (the empty file is removed). Audio still held becomes an audio-only file.
-    pub fn finish(mut self) -> Result<Option<FinishedFile>, WebmError> {
+    pub fn finish(mut self) -> Result<Option<FinishedFile>, FileError> {
         match &self.state {
             State::Waiting { held_audio, .. } if !held_audio.is_empty() => self.open(None, None)?,
             State::Waiting { .. } => {
@@ -118,7 +120,7 @@ impl ParticipantFile {
         self.dropped_frames
     }
 
-    fn add(&mut self, kind: MediaKind, timestamp_ns: u64, data: &[u8], keyframe: bool) -> Result<(), WebmError> {
+    fn add(&mut self, kind: MediaKind, timestamp_ns: u64, data: &[u8], keyframe: bool) -> Result<(), FileError> {
         let State::Open(file) = &mut self.state else { return Ok(()) };
         if !file.add(kind, timestamp_ns, data, keyframe)? {
             self.dropped_frames += 1;
@@ -128,7 +130,7 @@ impl ParticipantFile {
 
     /// Builds the segment from the waiting state: with video if `size` is known (then `keyframe`
     /// is the first video frame), audio-only otherwise, and writes the held audio in order.
-    fn open(&mut self, size: Option<(u16, u16)>, keyframe: Option<(u64, &[u8])>) -> Result<(), WebmError> {
+    fn open(&mut self, size: Option<(u16, u16)>, keyframe: Option<(u64, &[u8])>) -> Result<(), FileError> {
         let State::Waiting { file, held_audio } = mem::replace(&mut self.state, State::Closed) else { return Ok(()) };
         let origin_ns = held_audio.front().map(|(ns, _)| *ns).into_iter().chain(keyframe.map(|(ns, _)| ns)).min();
         let layout = Layout { video: size.map(|size| (self.video_codec, size)), audio: self.audio };
@@ -147,9 +149,9 @@ impl ParticipantFile {
         Ok(())
     }
 
-    fn rotate(&mut self, size: (u16, u16), timestamp_ns: u64, keyframe: &[u8]) -> Result<FinishedFile, WebmError> {
+    fn rotate(&mut self, size: (u16, u16), timestamp_ns: u64, keyframe: &[u8]) -> Result<FinishedFile, FileError> {
         let State::Open(current) = mem::replace(&mut self.state, State::Closed) else {
-            return Err(WebmError::Mux("rotate a file that is not open"));
+            return Err(FileError::Mux("rotate a file that is not open"));
         };
         let finished = current.finish()?;
         self.sequence += 1;
@@ -158,17 +160,4 @@ impl ParticipantFile {
         self.open(Some(size), Some((timestamp_ns, keyframe)))?;
         Ok(finished)
     }
-}
-
-/// `dir/name.webm` → `dir/name-2.webm` for `sequence` 2.
-pub(crate) fn numbered_path(base: &Path, sequence: u32) -> PathBuf {
-    if sequence <= 1 {
-        return base.to_path_buf();
-    }
-    let stem = base.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    let name = match base.extension() {
-        Some(ext) => format!("{stem}-{sequence}.{}", ext.to_string_lossy()),
-        None => format!("{stem}-{sequence}"),
-    };
-    base.with_file_name(name)
 }

@@ -10,8 +10,9 @@ use std::rc::Rc;
 
 use matroska_demuxer::{Frame as ReadFrame, MatroskaFile, TrackType};
 
-use super::{DiskFull, FinishedFile, MediaKind, ParticipantFile, VideoCodec, WebmError};
-use crate::media::Frame;
+use super::{ParticipantFile, VideoCodec};
+use crate::media::{Frame, FrameData};
+use crate::recording_file::{DiskFull, FileError, FinishedFile, MediaKind};
 
 /// The largest crashed file rebuilt from a copy in memory when the disk has no room for a
 /// rebuilt copy beside it: some 20 minutes of a 1.5 Mbit/s stream, a quarter of the recorder's
@@ -20,7 +21,7 @@ const IN_MEMORY_UP_TO: u64 = 256 << 20;
 
 /// Rebuilds `path` in place. `None` when it holds no frame (it is then removed); an error when
 /// even its header cannot be read.
-pub fn rebuild(path: &Path) -> Result<Option<FinishedFile>, WebmError> {
+pub fn rebuild(path: &Path) -> Result<Option<FinishedFile>, FileError> {
     rebuild_with(path, remux)
 }
 
@@ -56,8 +57,8 @@ pub(crate) fn rebuild_with<E: From<io::Error> + DiskFull>(
 }
 
 /// Writes the frames of the crashed WebM file into a finished one at `target`.
-fn remux(crashed: Lenient, target: &Path) -> Result<Option<FinishedFile>, WebmError> {
-    let mut crashed = MatroskaFile::open(crashed).map_err(|_| WebmError::Mux("read the header of a crashed file"))?;
+fn remux(crashed: Lenient, target: &Path) -> Result<Option<FinishedFile>, FileError> {
+    let mut crashed = MatroskaFile::open(crashed).map_err(|_| FileError::Mux("read the header of a crashed file"))?;
     let scale_ns = crashed.info().timestamp_scale().get();
     let mut video = None;
     let mut audio = None;
@@ -86,7 +87,7 @@ fn remux(crashed: Lenient, target: &Path) -> Result<Option<FinishedFile>, WebmEr
         };
         let keyframe = read.is_keyframe.unwrap_or(kind == MediaKind::Audio);
         let frame = Frame {
-            data: std::mem::take(&mut read.data),
+            data: FrameData::Whole(std::mem::take(&mut read.data)),
             keyframe,
             rtp_timestamp: 0,
             dimensions: if keyframe && kind == MediaKind::Video { dimensions } else { None },

@@ -4,14 +4,13 @@
 //! `finish` adds Cues and Duration, fsyncs and hashes the result.
 
 use std::fs::File;
-use std::io::{self, Read};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use sha2::{Digest, Sha256};
 use webm::mux::{AudioCodecId, AudioTrack, Segment, SegmentBuilder, SegmentMode, VideoCodecId, VideoTrack, Writer};
 
+use super::VideoCodec;
 use super::sink::SharedFile;
-use super::{FinishedFile, MediaKind, VideoCodec, WebmError};
+use crate::recording_file::{FileError, FinishedFile, MediaKind, hash_file};
 
 /// Media time between two flushes to the OS: at most this much is lost when the process dies.
 const FLUSH_EVERY_NS: u64 = 1_000_000_000;
@@ -39,7 +38,7 @@ pub(super) struct OpenFile {
 
 impl OpenFile {
     /// Builds the segment in `file` (just created at `path`); `origin_ns` becomes time zero.
-    pub fn build(path: PathBuf, file: File, layout: Layout, origin_ns: u64) -> Result<Self, WebmError> {
+    pub fn build(path: PathBuf, file: File, layout: Layout, origin_ns: u64) -> Result<Self, FileError> {
         let sink = SharedFile::new(file);
         let mut builder = SegmentBuilder::new(Writer::new(sink.clone()))
             .and_then(|b| b.set_mode(SegmentMode::File))
@@ -84,7 +83,7 @@ impl OpenFile {
 
     /// Writes one frame. Returns false if it was dropped: no such track, or earlier than a frame
     /// already written.
-    pub fn add(&mut self, kind: MediaKind, timestamp_ns: u64, data: &[u8], keyframe: bool) -> Result<bool, WebmError> {
+    pub fn add(&mut self, kind: MediaKind, timestamp_ns: u64, data: &[u8], keyframe: bool) -> Result<bool, FileError> {
         let track: u64 = match (kind, self.video, self.audio) {
             (MediaKind::Video, Some(track), _) => track.into(),
             (MediaKind::Audio, _, Some(track)) => track.into(),
@@ -104,7 +103,7 @@ impl OpenFile {
     }
 
     /// Writes Cues and Duration, fsyncs, and describes the file.
-    pub fn finish(self) -> Result<FinishedFile, WebmError> {
+    pub fn finish(self) -> Result<FinishedFile, FileError> {
         let Self { path, sink, segment, layout, origin_ns, last_ns, .. } = self;
         if segment.finalize(None).is_err() {
             return Err(mux_error(&sink, "finalize the segment"));
@@ -134,8 +133,8 @@ impl OpenFile {
 }
 
 /// libwebm reports failures as a bare code; the IO error behind one, if any, is in the sink.
-fn mux_error(sink: &SharedFile, operation: &'static str) -> WebmError {
-    sink.take_error().map_or(WebmError::Mux(operation), WebmError::Io)
+fn mux_error(sink: &SharedFile, operation: &'static str) -> FileError {
+    sink.take_error().map_or(FileError::Mux(operation), FileError::Io)
 }
 
 /// The Opus identification header (RFC 7845 §5.1) that WebM stores as `A_OPUS` CodecPrivate.
@@ -149,21 +148,4 @@ fn opus_head() -> [u8; 19] {
     head[12..16].copy_from_slice(&OPUS_SAMPLE_RATE.to_le_bytes());
     // [16..18] output gain 0, [18] channel mapping family 0 (mono or stereo)
     head
-}
-
-pub(crate) fn hash_file(path: &Path) -> io::Result<(u64, String)> {
-    let mut file = File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut bytes = 0u64;
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        bytes += n as u64;
-    }
-    let sha256 = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
-    Ok((bytes, sha256))
 }

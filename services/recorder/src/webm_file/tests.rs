@@ -10,8 +10,9 @@ use sha2::{Digest, Sha256};
 
 use crate::test_dir::TempDir;
 
-use super::{FinishedFile, MediaKind, ParticipantFile, VideoCodec, WebmError, rebuild};
-use crate::media::Frame;
+use super::{ParticipantFile, VideoCodec, rebuild};
+use crate::media::{Frame, FrameData};
+use crate::recording_file::{FileError, FinishedFile, MediaKind};
 
 const MS: u64 = 1_000_000;
 /// EBML ID of the Cues element.
@@ -25,21 +26,21 @@ fn vp8_keyframe(width: u16, height: u16) -> Frame {
     data.extend_from_slice(&width.to_le_bytes());
     data.extend_from_slice(&height.to_le_bytes());
     data.extend_from_slice(&[0x55; 1500]);
-    Frame { data, keyframe: true, rtp_timestamp: 0, dimensions: Some((width, height)) }
+    Frame { data: FrameData::Whole(data), keyframe: true, rtp_timestamp: 0, dimensions: Some((width, height)) }
 }
 
 fn vp8_delta() -> Frame {
     let tag: u32 = (300 << 5) | (1 << 4) | 1;
     let mut data = tag.to_le_bytes()[..3].to_vec();
     data.extend_from_slice(&[0x33; 300]);
-    Frame { data, keyframe: false, rtp_timestamp: 0, dimensions: None }
+    Frame { data: FrameData::Whole(data), keyframe: false, rtp_timestamp: 0, dimensions: None }
 }
 
 /// A 20 ms Opus packet (TOC 0xfc: CELT fullband 20 ms, stereo) with filler.
 fn opus_frame() -> Frame {
     let mut data = vec![0xfc];
     data.extend_from_slice(&[0x11; 80]);
-    Frame { data, keyframe: true, rtp_timestamp: 0, dimensions: None }
+    Frame { data: FrameData::Whole(data), keyframe: true, rtp_timestamp: 0, dimensions: None }
 }
 
 /// Frames of a call in the participant pipeline's order: audio every 20 ms from `audio_from_ns`,
@@ -239,9 +240,9 @@ fn a_crashed_file_whose_header_never_reached_the_disk_is_refused() {
     let crashed = fs::read(&path).unwrap();
     drop(file);
     fs::write(&path, crashed).unwrap();
-    assert!(matches!(rebuild(&path), Err(WebmError::Mux(_))));
+    assert!(matches!(rebuild(&path), Err(FileError::Mux(_))));
     fs::write(&path, b"not a webm file").unwrap();
-    assert!(matches!(rebuild(&path), Err(WebmError::Mux(_))));
+    assert!(matches!(rebuild(&path), Err(FileError::Mux(_))));
 }
 
 #[test]
@@ -303,7 +304,7 @@ fn a_participant_who_sent_nothing_leaves_no_file() {
 fn an_unwritable_path_is_an_error() {
     let dir = TempDir::new("webm-unwritable");
     let result = ParticipantFile::create(dir.join("missing-dir").join("frank.webm"), VideoCodec::Vp8, true);
-    assert!(matches!(result, Err(WebmError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound));
+    assert!(matches!(result, Err(FileError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound));
 }
 
 #[test]
@@ -313,5 +314,5 @@ fn a_full_disk_is_an_error_not_a_panic() {
         .iter()
         .find_map(|(kind, ns, frame)| file.write(*kind, *ns, frame).err())
         .expect("writing to a full disk must fail");
-    assert!(matches!(&error, WebmError::Io(e) if e.kind() == std::io::ErrorKind::StorageFull), "{error}");
+    assert!(matches!(&error, FileError::Io(e) if e.kind() == std::io::ErrorKind::StorageFull), "{error}");
 }

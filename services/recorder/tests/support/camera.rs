@@ -8,6 +8,9 @@ use std::process::Command;
 /// 20 ms of 8 kHz G.711.
 pub const AUDIO_PACKET: usize = 160;
 
+/// One H.264 picture as the ingest forwards it and the recorder writes it: its NAL units.
+pub type AccessUnit = Vec<Vec<u8>>;
+
 /// Runs `program` with `args`; its stdout and stderr. A missing tool fails the test: the
 /// provisioning scripts install ffmpeg, so its absence is a broken setup, not a reason to skip.
 pub fn run_tool(program: &str, args: &[&str]) -> (String, String) {
@@ -19,10 +22,10 @@ pub fn run_tool(program: &str, args: &[&str]) -> (String, String) {
     (stdout.into_owned(), stderr.into_owned())
 }
 
-/// A camera's media, made by ffmpeg in `dir`: 320×240 access units (Annex B, SPS and PPS before
-/// each keyframe, a keyframe every second, no B-frames, as cameras send) at `fps`, and PCMU
+/// A camera's media, made by ffmpeg in `dir`: 320×240 access units (SPS and PPS before each
+/// keyframe, a keyframe every second, no B-frames, as cameras send) at `fps`, and PCMU
 /// samples, both `seconds` long.
-pub fn clip(dir: &Path, fps: u64, seconds: u64) -> (Vec<Vec<u8>>, Vec<u8>) {
+pub fn clip(dir: &Path, fps: u64, seconds: u64) -> (Vec<AccessUnit>, Vec<u8>) {
     let video = dir.join("clip.h264");
     let audio = dir.join("clip.ul");
     let size_rate = format!("testsrc=size=320x240:rate={fps}");
@@ -75,9 +78,10 @@ pub fn clip(dir: &Path, fps: u64, seconds: u64) -> (Vec<Vec<u8>>, Vec<u8>) {
     (access_units(&fs::read(video).unwrap()), fs::read(audio).unwrap())
 }
 
-/// Cuts an Annex B stream into access units: a new one starts at a parameter set, SEI or access
-/// unit delimiter after a slice, or at a slice whose first_mb_in_slice is 0 after another slice.
-pub fn access_units(stream: &[u8]) -> Vec<Vec<u8>> {
+/// Cuts ffmpeg's raw H.264 file (an Annex B byte stream, the one format it writes raw H.264 in)
+/// into access units: a new one starts at a parameter set, SEI or access unit delimiter after a
+/// slice, or at a slice whose first_mb_in_slice is 0 after another slice.
+pub fn access_units(stream: &[u8]) -> Vec<AccessUnit> {
     let mut starts = Vec::new();
     let mut i = 0;
     while i + 3 < stream.len() {
@@ -89,10 +93,12 @@ pub fn access_units(stream: &[u8]) -> Vec<Vec<u8>> {
         }
     }
     let mut units = Vec::new();
-    let mut current: Vec<u8> = Vec::new();
+    let mut current = AccessUnit::new();
     let mut has_slice = false;
     for (n, start) in starts.iter().enumerate() {
         let end = starts.get(n + 1).map_or(stream.len(), |next| next - 3);
+        // The zero byte of a 4-byte start code belongs to neither NAL unit (none ends in zero).
+        let end = stream[..end].iter().rposition(|b| *b != 0).map_or(*start, |last| last + 1).max(*start);
         let nal = &stream[*start..end];
         let nal_type = nal[0] & 0x1f;
         let slice = nal_type == 1 || nal_type == 5;
@@ -105,8 +111,7 @@ pub fn access_units(stream: &[u8]) -> Vec<Vec<u8>> {
             units.push(std::mem::take(&mut current));
             has_slice = false;
         }
-        current.extend_from_slice(&[0, 0, 0, 1]);
-        current.extend_from_slice(nal);
+        current.push(nal.to_vec());
         has_slice |= slice;
     }
     units.push(current);

@@ -416,7 +416,7 @@ impl Media {
 
     /// Sends a camera's access units at `fps` and its PCMU in 20 ms packets, in real time, then
     /// closes the connection.
-    pub async fn send_camera(self, access_units: &[Vec<u8>], fps: u64, pcmu: &[u8]) {
+    pub async fn send_camera(self, access_units: &[camera::AccessUnit], fps: u64, pcmu: &[u8]) {
         let (video, video_pt) = self.video;
         let (audio, audio_pt) = self.audio;
         let video_frame = Duration::from_nanos(1_000_000_000 / fps);
@@ -424,7 +424,9 @@ impl Media {
             let mut ticker = tokio::time::interval(video_frame);
             for unit in access_units {
                 ticker.tick().await;
-                let sample = Sample { data: unit.clone().into(), duration: video_frame, ..Sample::new(Instant::now()) };
+                // webrtc-rs's H.264 payloader finds the NAL units of a sample by its start codes.
+                let annex_b: Vec<u8> = unit.iter().flat_map(|nal| [&[0, 0, 0, 1][..], nal].concat()).collect();
+                let sample = Sample { data: annex_b.into(), duration: video_frame, ..Sample::new(Instant::now()) };
                 video.sample_writer(VIDEO_SSRC, video_pt).write_sample(&sample).await.unwrap();
             }
         };
@@ -526,7 +528,7 @@ pub fn probe(path: &std::path::Path) -> (Value, String) {
 }
 
 /// The profile-level-id of the clip's SPS (the bytes after its NAL header), as a camera offers it.
-pub fn profile_level_id(keyframe: &[u8]) -> String {
-    let sps = keyframe.windows(5).position(|w| w[..4] == [0, 0, 0, 1] && w[4] & 0x1f == 7).expect("an SPS") + 5;
-    keyframe[sps..sps + 3].iter().map(|b| format!("{b:02x}")).collect()
+pub fn profile_level_id(keyframe: &camera::AccessUnit) -> String {
+    let sps = keyframe.iter().find(|nal| nal[0] & 0x1f == 7).expect("an SPS");
+    sps[1..4].iter().map(|b| format!("{b:02x}")).collect()
 }
