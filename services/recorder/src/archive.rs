@@ -20,7 +20,7 @@ use uuid::Uuid;
 use crate::capture::CaptureStats;
 use crate::recording_file::FinishedFile;
 use crate::webm_file;
-use crate::{mkv_file, status};
+use crate::{mkv_file, store};
 
 /// A participant (or camera) as the recording names them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -79,7 +79,7 @@ impl Archive {
         for file in &recorded.files {
             self.store(&recorded.who, file, false).await?;
         }
-        status::add_stats(&self.db, self.recording_id, &recorded.stats).await?;
+        store::add_stats(&self.db, self.recording_id, &recorded.stats).await?;
         let _ = tokio::fs::remove_file(recorded.path.with_extension("json")).await;
         Ok(())
     }
@@ -88,7 +88,7 @@ impl Archive {
     /// yet: what a recorder that died left behind, or what could not be stored. Only call it while
     /// holding the recording's claim. Returns how many files were recovered.
     pub async fn recover(&self) -> anyhow::Result<usize> {
-        let known: HashSet<String> = status::file_paths(&self.db, self.recording_id).await?.into_iter().collect();
+        let known: HashSet<String> = store::file_paths(&self.db, self.recording_id).await?.into_iter().collect();
         let mut entries = match tokio::fs::read_dir(&self.dir).await {
             Ok(entries) => entries,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
@@ -154,7 +154,7 @@ impl Archive {
     async fn store(&self, who: &Who, file: &FinishedFile, recovered: bool) -> anyhow::Result<()> {
         let key = Key::parse(self.relative(&file.path))?;
         self.storage.store(&key, &file.path).await.with_context(|| format!("cannot store {}", key.as_str()))?;
-        status::add_file(&self.db, self.recording_id, who, key.as_str(), file, recovered).await?;
+        store::add_file(&self.db, self.recording_id, who, key.as_str(), file, recovered).await?;
         Ok(())
     }
 

@@ -16,7 +16,7 @@ pub mod peer;
 pub mod recorded_peer;
 pub mod recording_file;
 pub mod settings;
-pub mod status;
+pub mod store;
 #[cfg(test)]
 mod test_dir;
 pub mod webm_file;

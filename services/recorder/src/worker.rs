@@ -26,7 +26,7 @@ use crate::archive::Archive;
 use crate::call::{Outcome, REJOIN, RecordedCall};
 use crate::jobs::{Job, JobQueue};
 use crate::settings::Settings;
-use crate::status::{self, Claim};
+use crate::store::{self, Claim};
 
 /// How often a running recording renews its job claim, tells it is alive, and checks for a stop.
 const TICK: Duration = Duration::from_millis(500);
@@ -125,7 +125,7 @@ impl Worker {
     async fn reconcile(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let mut mine = Some(self.settings.instance_id.as_str());
         loop {
-            match status::orphaned(&self.db, mine.take(), self.settings.reclaim_after).await {
+            match store::orphaned(&self.db, mine.take(), self.settings.reclaim_after).await {
                 Ok(orphans) => {
                     for (recording_id, room_id) in orphans {
                         tracing::info!(recording.id = %recording_id, "re-queueing a recording whose recorder went silent");
@@ -218,7 +218,7 @@ impl Worker {
                 return true;
             }
         };
-        if let Err(e) = status::mark_recording(&self.db, recording_id, recorder).await {
+        if let Err(e) = store::mark_recording(&self.db, recording_id, recorder).await {
             tracing::warn!(recording.id = %recording_id, error = %e, "cannot mark the recording as running");
         }
         let (lost, shutting_down) = (AtomicBool::new(false), AtomicBool::new(false));
@@ -260,7 +260,7 @@ impl Worker {
         let recorder = &self.settings.instance_id;
         let min_free_bytes = self.settings.min_free_bytes;
         tracing::warn!(recording.id = %recording_id, free_bytes, min_free_bytes, "too little free disk space to start a recording");
-        match status::release(&self.db, recording_id, recorder, ROOM_WAIT).await {
+        match store::release(&self.db, recording_id, recorder, ROOM_WAIT).await {
             Ok(true) => {
                 if let Err(e) = self.queue.requeue(&job.recording_id, &job.room_id).await {
                     // The reconciler of any recorder re-queues it once its row looks stale.
@@ -281,13 +281,13 @@ impl Worker {
     /// here as usual.
     async fn hand_over(&self, job: &Job, recording_id: RecordingId, outcome: &Outcome) -> bool {
         let recorder = &self.settings.instance_id;
-        let still_running = status::heartbeat(&self.db, recording_id, recorder)
+        let still_running = store::heartbeat(&self.db, recording_id, recorder)
             .await
             .ok()
             .flatten()
             .is_some_and(RecordingStatus::is_capturing);
         if still_running {
-            match status::hand_over(&self.db, recording_id, recorder).await {
+            match store::hand_over(&self.db, recording_id, recorder).await {
                 Ok(true) => {
                     if let Err(e) = self.queue.requeue(&job.recording_id, &job.room_id).await {
                         // The reconciler of any recorder re-queues it once its row looks stale.
@@ -314,7 +314,7 @@ impl Worker {
         loop {
             let recorder = &self.settings.instance_id;
             let abandoned_by = job.abandoned_by.as_deref();
-            let claim = status::claim(&self.db, recording_id, recorder, self.settings.reclaim_after, abandoned_by);
+            let claim = store::claim(&self.db, recording_id, recorder, self.settings.reclaim_after, abandoned_by);
             match claim.await? {
                 Claim::NotYet if tokio::time::Instant::now() < give_up => {
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -333,7 +333,7 @@ impl Worker {
             if let Err(e) = self.queue.renew(job).await {
                 tracing::warn!(recording.id = %recording_id, error = %e, "cannot renew the job claim");
             }
-            match status::heartbeat(&self.db, recording_id, &self.settings.instance_id).await {
+            match store::heartbeat(&self.db, recording_id, &self.settings.instance_id).await {
                 Ok(Some(status)) if status.is_capturing() => {}
                 Ok(Some(_)) => return,
                 Ok(None) => return lost.store(true, Ordering::Relaxed),
@@ -368,7 +368,7 @@ impl Worker {
         taken_over: bool,
         recovered: usize,
     ) -> (RecordingStatus, Option<String>) {
-        let files = status::file_count(&self.db, recording_id).await.unwrap_or(0);
+        let files = store::file_count(&self.db, recording_id).await.unwrap_or(0);
         let failure = outcome.failures.first().cloned();
         if outcome.disk_full {
             let reason = "disk full: the recorder's disk ran out of space and the recording stopped there";
@@ -390,7 +390,7 @@ impl Worker {
 
     async fn finish(&self, recording_id: RecordingId, (status, reason): (RecordingStatus, Option<String>)) {
         let recorder = &self.settings.instance_id;
-        match status::finish(&self.db, recording_id, recorder, status, reason.as_deref()).await {
+        match store::finish(&self.db, recording_id, recorder, status, reason.as_deref()).await {
             Ok(_) => {
                 metrics::counter!("recorder_recordings_finished_total", "status" => status.as_str()).increment(1);
                 tracing::info!(recording.id = %recording_id, status = status.as_str(), "recording finished");

@@ -21,9 +21,6 @@ pub(crate) use rebuild::Lenient;
 pub use rebuild::rebuild;
 pub(crate) use rebuild::rebuild_with;
 
-// `status.rs` still imports it from here (it moved to `recording_file`).
-pub use crate::recording_file::FinishedFile;
-
 /// The media type of a participant's file.
 pub const CONTENT_TYPE: &str = "video/webm";
 

@@ -1,7 +1,8 @@
-//! A recording's status in Postgres, as this recorder moves it along (docs/operations.md,
-//! "Failure behaviour"): `pending → starting → recording → finalizing → ready | partial |
-//! failed`. Every change is conditional on the state it leaves, so a stop from the API or a
-//! recorder that took the job over is never overwritten.
+//! What the recorder keeps in Postgres: a recording's status as this recorder moves it along
+//! (docs/operations.md, "Failure behaviour": `pending → starting → recording → finalizing →
+//! ready | partial | failed`), its claims, statistics and file rows. Every status change is
+//! conditional on the state it leaves, so a stop from the API or a recorder that took the job
+//! over is never overwritten.
 
 use std::time::Duration;
 
@@ -10,7 +11,7 @@ use sqlx::PgPool;
 
 use crate::archive::Who;
 use crate::capture::CaptureStats;
-use crate::webm_file::FinishedFile;
+use crate::recording_file::FinishedFile;
 
 /// What a claimed job should do.
 #[derive(Debug, PartialEq, Eq)]
