@@ -3,6 +3,17 @@
 //! Redis key schema, presence entries and join ticket claims. Parsing any of them fails with a
 //! [`DomainError`], which each service maps at its edge.
 
+/// `Display` as the type's `as_str()`: its wire spelling.
+macro_rules! display_as_str {
+    ($($type:ty),+) => {$(
+        impl std::fmt::Display for $type {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    )+};
+}
+
 mod error;
 pub mod id;
 pub mod keys;

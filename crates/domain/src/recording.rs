@@ -2,7 +2,6 @@
 //! reasons). The API creates and stops recordings, the recorders move them along; both name the
 //! states with this one type, stored as the same strings (`recordings.status`).
 
-use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
@@ -50,11 +49,7 @@ impl RecordingStatus {
     }
 }
 
-impl fmt::Display for RecordingStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+display_as_str!(RecordingStatus);
 
 impl FromStr for RecordingStatus {
     type Err = DomainError;

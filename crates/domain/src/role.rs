@@ -3,7 +3,6 @@
 //! person's room role or one of the services' seats. Both read and print as the lowercase strings
 //! the wire formats have always used.
 
-use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -31,11 +30,7 @@ impl RoomRole {
     }
 }
 
-impl fmt::Display for RoomRole {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+display_as_str!(RoomRole);
 
 impl FromStr for RoomRole {
     type Err = DomainError;
@@ -88,11 +83,7 @@ impl CallRole {
     }
 }
 
-impl fmt::Display for CallRole {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+display_as_str!(CallRole);
 
 impl FromStr for CallRole {
     type Err = DomainError;

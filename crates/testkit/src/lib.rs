@@ -1,9 +1,10 @@
 //! What the services' tests share, once: a fresh database with the schema, a Redis prefix of
-//! their own, signing keys, tickets and the JWKS that verifies them, an in-process gateway, a
+//! their own, signing keys, tickets and the JWKS that verifies them, the API and a gateway in-process, a
 //! participant that speaks the signaling protocol in its typed messages, a synthetic webrtc-rs
 //! sender, an RTSP camera, and [`eventually`] to wait for a condition with a deadline rather than sleep and hope.
 //! Everything runs against the real Postgres and Redis of `deploy/local/test`.
 
+mod api;
 mod database;
 mod gateway;
 mod keys;
@@ -13,6 +14,7 @@ mod signaling;
 
 use std::time::Duration;
 
+pub use api::{api, api_settings};
 pub use confab_protocol::signal::server_message::Kind;
 pub use database::fresh_database;
 pub use gateway::{Gateway, gateway};

@@ -222,8 +222,7 @@ impl Camera {
     /// Offers the camera to a listed peer (anew, if it had a connection), unless it is a
     /// recorder (offered through `recording_started` instead) or another camera.
     async fn meet(&mut self, peer: &Peer, session: &Session) {
-        let is_service = matches!(peer.role.parse(), Ok(CallRole::Recorder | CallRole::Camera));
-        if session.peer_id() == Some(peer.peer_id.as_str()) || is_service {
+        if session.peer_id() == Some(peer.peer_id.as_str()) || CallRole::names_a_service(&peer.role) {
             return;
         }
         self.offer(&peer.peer_id, session).await;

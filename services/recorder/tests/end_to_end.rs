@@ -69,38 +69,16 @@ async fn deploy() -> Deployment {
     let gateway_url = format!("ws://127.0.0.1:{}/v1/signal", gateway.port());
     actix_web::rt::spawn(gateway.run_until_stopped());
 
-    let api = confab_api::startup::Application::build(confab_api::settings::Settings {
-        bind: "127.0.0.1:0".into(),
-        public_url: "http://confab.test".into(),
-        gateway_urls: vec![gateway_url.clone()],
-        database_url: database_url.clone(),
-        db_max_connections: 5,
-        redis_url: env("REDIS_URL"),
-        redis_prefix: prefix.clone(),
-        jwt_keys_pem: key_pem.clone(),
-        jwt_issuer: "confab".into(),
-        access_token_ttl: Duration::from_secs(900),
-        refresh_token_ttl: Duration::from_secs(86_400),
-        refresh_reuse_grace: Duration::ZERO,
-        recordings_dir: recordings.0.clone(),
-        web_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/../../web").into(),
-        storage: Default::default(),
-        hash_workers: 1,
-        hash_queue: 16,
-        limits: Default::default(),
-        webhooks: Default::default(),
-        // The test camera is on loopback, which the SSRF guard refuses by default.
-        cameras: confab_api::settings::CameraSettings {
-            key: None,
-            allowed_hosts: vec!["127.0.0.1".into()],
-            allow_private: false,
-        },
-    })
-    .await
-    .unwrap();
-    let api_url = format!("http://127.0.0.1:{}", api.port());
+    let mut settings =
+        confab_testkit::api_settings(&database_url, &prefix, &key_pem, vec![gateway_url.clone()], &recordings.0);
+    // The test camera is on loopback, which the SSRF guard refuses by default.
+    settings.cameras = confab_api::settings::CameraSettings {
+        key: None,
+        allowed_hosts: vec!["127.0.0.1".into()],
+        allow_private: false,
+    };
+    let api_url = confab_testkit::api(settings).await;
     api_address.set(api_url.clone()).unwrap();
-    actix_web::rt::spawn(api.run_until_stopped());
 
     let worker = confab_recorder::worker::Worker::build(confab_recorder::Settings {
         bind: "127.0.0.1:0".into(),

@@ -161,24 +161,10 @@ async fn a_recorder_below_its_free_space_floor_starts_no_recording_and_it_fails_
     settings.min_free_bytes = u64::MAX;
     let _worker = start(Worker::build(settings).unwrap());
 
-    let give_up = Instant::now() + Duration::from_secs(25);
-    let (status, reason, recorder) = loop {
-        let status = world.status(recording).await;
-        if status.0 != "pending" && status.0 != "starting" || Instant::now() > give_up {
-            break status;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    assert_eq!(status, "failed");
+    let (_, reason, recorder) = world.wait_for_status_within(recording, "failed", Duration::from_secs(25)).await;
     assert_eq!(reason.as_deref(), Some("no recorder had enough free disk space to start the recording"));
     assert_eq!(recorder, None);
-    let started_at: Option<chrono::DateTime<chrono::Utc>> =
-        sqlx::query_scalar("select started_at from recordings where id = $1")
-            .bind(recording)
-            .fetch_one(&world.db)
-            .await
-            .unwrap();
-    assert_eq!(started_at, None, "never recorded");
+    assert_eq!(world.started_at(recording).await, None, "never recorded");
     assert_eq!(ann.recorder_started_within(Duration::from_millis(300), "").await, None, "never joined the call");
 }
 

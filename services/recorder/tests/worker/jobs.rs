@@ -30,13 +30,7 @@ async fn a_queued_recording_is_joined_announced_stopped_and_finished() {
     assert_eq!(claimed["span"]["request.id"], request_id, "{claimed}");
     let (_, _, recorder) = world.wait_for_status(recording, "recording").await;
     assert_eq!(recorder.as_deref(), Some("rec-a"));
-    let started_at: Option<chrono::DateTime<chrono::Utc>> =
-        sqlx::query_scalar("select started_at from recordings where id = $1")
-            .bind(recording)
-            .fetch_one(&world.db)
-            .await
-            .unwrap();
-    assert!(started_at.is_some());
+    assert!(world.started_at(recording).await.is_some());
 
     world.stop_recording(recording).await;
     let stopped = ann.recording_stopped().await;

@@ -150,6 +150,15 @@ impl World {
             .unwrap()
     }
 
+    /// When the recording began, if it did.
+    pub async fn started_at(&self, recording: Uuid) -> Option<chrono::DateTime<chrono::Utc>> {
+        sqlx::query_scalar("select started_at from recordings where id = $1")
+            .bind(recording)
+            .fetch_one(&self.db)
+            .await
+            .unwrap()
+    }
+
     /// Waits until the recorder `instance_id` is up: its heartbeat key is there.
     pub async fn wait_for_recorder(&self, instance_id: &str) {
         let key = confab_domain::keys::recorder_alive(&self.prefix, instance_id);
@@ -162,11 +171,19 @@ impl World {
 
     /// Waits until the recording's status is `wanted`.
     pub async fn wait_for_status(&self, recording: Uuid, wanted: &str) -> (String, Option<String>, Option<String>) {
+        self.wait_for_status_within(recording, wanted, Duration::from_secs(10)).await
+    }
+
+    /// Waits up to `within` until the recording's status is `wanted`.
+    pub async fn wait_for_status_within(
+        &self,
+        recording: Uuid,
+        wanted: &str,
+        within: Duration,
+    ) -> (String, Option<String>, Option<String>) {
         let what = format!("the recording becomes {wanted}");
-        eventually(&what, Duration::from_secs(10), || async {
-            Some(self.status(recording).await).filter(|status| status.0 == wanted)
-        })
-        .await
+        eventually(&what, within, || async { Some(self.status(recording).await).filter(|status| status.0 == wanted) })
+            .await
     }
 
     /// The recording's file rows (participant, path, duration in ms), oldest first, once there
@@ -216,33 +233,15 @@ impl World {
 /// The API on the world's database, Redis prefix and key, reading recordings from `recordings_dir`:
 /// its base URL.
 pub async fn api(world: &World, recordings_dir: &std::path::Path) -> String {
-    let api = confab_api::startup::Application::build(confab_api::settings::Settings {
-        bind: "127.0.0.1:0".into(),
-        public_url: "http://confab.test".into(),
-        gateway_urls: vec![world.gateway.clone()],
-        database_url: world.database_url.clone(),
-        db_max_connections: 5,
-        redis_url: env("REDIS_URL"),
-        redis_prefix: world.prefix.clone(),
-        jwt_keys_pem: world.keys.pem.clone(),
-        jwt_issuer: "confab".into(),
-        access_token_ttl: Duration::from_secs(900),
-        refresh_token_ttl: Duration::from_secs(86_400),
-        refresh_reuse_grace: Duration::ZERO,
-        recordings_dir: recordings_dir.to_owned(),
-        web_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/../../web").into(),
-        storage: Default::default(),
-        hash_workers: 1,
-        hash_queue: 16,
-        limits: Default::default(),
-        webhooks: Default::default(),
-        cameras: Default::default(),
-    })
+    let gateways = vec![world.gateway.clone()];
+    confab_testkit::api(confab_testkit::api_settings(
+        &world.database_url,
+        &world.prefix,
+        &world.keys.pem,
+        gateways,
+        recordings_dir,
+    ))
     .await
-    .unwrap();
-    let url = format!("http://127.0.0.1:{}", api.port());
-    actix_web::rt::spawn(api.run_until_stopped());
-    url
 }
 
 /// Signs up a user through the API, makes them a plain member of the world's room, logs them in:

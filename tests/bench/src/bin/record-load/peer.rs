@@ -1,69 +1,30 @@
 //! The participant's webrtc-rs peer, built as in the recorder's own tests.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use anyhow::Context;
+use confab_call::IceCandidate;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use tokio::sync::{mpsc, watch};
 use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use webrtc::peer_connection::{
-    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceCandidateInit,
-    RTCPeerConnectionIceEvent, RTCPeerConnectionState, Registry, SettingEngineBuilder, register_default_interceptors,
+    MediaEngine, PeerConnection, PeerConnectionBuilder, RTCPeerConnectionState, Registry, SettingEngineBuilder,
+    register_default_interceptors,
 };
 use webrtc::rtp_transceiver::RtpTransceiver;
 
-pub type BoxFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
-
-/// The participant side's events: its local candidates and its connection state.
-pub struct SenderHandler {
-    pub candidates: mpsc::UnboundedSender<RTCIceCandidateInit>,
-    pub state: watch::Sender<RTCPeerConnectionState>,
-}
-
-// `PeerConnectionEventHandler` is an `async_trait` trait; these are the signatures that macro
-// would write.
-impl PeerConnectionEventHandler for SenderHandler {
-    fn on_ice_candidate<'life0, 'async_trait>(&'life0 self, event: RTCPeerConnectionIceEvent) -> BoxFuture<'async_trait>
-    where
-        'life0: 'async_trait,
-        Self: 'async_trait,
-    {
-        Box::pin(async move {
-            if let Ok(init) = event.candidate.to_json() {
-                let _ = self.candidates.send(init);
-            }
-        })
-    }
-
-    fn on_connection_state_change<'life0, 'async_trait>(
-        &'life0 self,
-        state: RTCPeerConnectionState,
-    ) -> BoxFuture<'async_trait>
-    where
-        'life0: 'async_trait,
-        Self: 'async_trait,
-    {
-        Box::pin(async move {
-            let _ = self.state.send(state);
-        })
-    }
-}
-
 pub struct SenderPeer {
     pub connection: Arc<dyn PeerConnection>,
-    pub candidates: mpsc::UnboundedReceiver<RTCIceCandidateInit>,
+    pub candidates: mpsc::UnboundedReceiver<IceCandidate>,
     pub state: watch::Receiver<RTCPeerConnectionState>,
 }
 
 /// A browser-like sending peer: default codecs and interceptors (sender reports, NACK
 /// responder), host candidates on this machine's interfaces.
 pub async fn sender_peer() -> anyhow::Result<SenderPeer> {
-    let (candidates_tx, candidates) = mpsc::unbounded_channel();
-    let (state_tx, state) = watch::channel(RTCPeerConnectionState::New);
+    let (handler, events) = confab_call::peer_events();
     let mut media_engine = MediaEngine::default();
     media_engine.register_default_codecs()?;
     let registry = register_default_interceptors(Registry::new(), &mut media_engine)?;
@@ -71,11 +32,11 @@ pub async fn sender_peer() -> anyhow::Result<SenderPeer> {
         .with_media_engine(media_engine)
         .with_interceptor_registry(registry)
         .with_setting_engine(SettingEngineBuilder::new().build())
-        .with_handler(Arc::new(SenderHandler { candidates: candidates_tx, state: state_tx }))
+        .with_handler(handler)
         .with_udp_addrs(vec!["0.0.0.0:0".to_owned()])
         .build()
         .await?;
-    Ok(SenderPeer { connection: Arc::new(connection), candidates, state })
+    Ok(SenderPeer { connection: Arc::new(connection), candidates: events.candidates, state: events.state })
 }
 
 pub fn sample_track(kind: RtpCodecKind, ssrc: u32, codec: RTCRtpCodec) -> anyhow::Result<Arc<TrackLocalStaticSample>> {

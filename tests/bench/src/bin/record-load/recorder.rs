@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use confab_bench::rss_kib;
+use confab_call::{IceCandidate, MediaSection, rtc_candidate};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use rtc::media::Sample;
@@ -19,7 +20,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
-use webrtc::peer_connection::{PeerConnection, RTCIceCandidateInit, RTCPeerConnectionState, RTCSessionDescription};
+use webrtc::peer_connection::{PeerConnection, RTCPeerConnectionState, RTCSessionDescription};
 
 use crate::api::{Api, Fixture, metrics_delta, scrape_metrics};
 use crate::clip::{Clip, count_frames};
@@ -258,10 +259,12 @@ pub async fn send_to_recorder(
     let audio_transceiver = add_send_only(&connection, Arc::clone(&audio)).await?;
     let offer = connection.create_offer(None).await?;
     connection.set_local_description(offer.clone()).await?;
+    let section = MediaSection::of_candidates(&offer.sdp);
     let offer = json!({"signal": {"to": recorder, "sdp": {"type": "offer", "sdp": offer.sdp}}});
     sink.send(Message::text(offer.to_string())).await?;
+    let trickled = (candidates, section);
     let signaling =
-        tokio::spawn(relay_signaling(sink, stream, recorder, Arc::clone(&connection), candidates, leave.clone()));
+        tokio::spawn(relay_signaling(sink, stream, recorder, Arc::clone(&connection), trickled, leave.clone()));
 
     let state = *tokio::time::timeout(
         SIGNALING_TIMEOUT,
@@ -323,7 +326,7 @@ pub async fn relay_signaling(
     mut stream: SplitStream<Socket>,
     recorder: String,
     connection: Arc<dyn PeerConnection>,
-    mut candidates: mpsc::UnboundedReceiver<RTCIceCandidateInit>,
+    (mut candidates, section): (mpsc::UnboundedReceiver<IceCandidate>, MediaSection),
     mut leave: watch::Receiver<bool>,
 ) {
     let mut keepalive = tokio::time::interval(Duration::from_secs(10));
@@ -347,18 +350,12 @@ pub async fn relay_signaling(
                     if !applied {
                         eprintln!("the recorder's answer could not be applied");
                     }
-                } else if let Some(candidate) = signal.get("candidate") {
-                    let init = RTCIceCandidateInit {
-                        candidate: candidate["candidate"].as_str().unwrap_or_default().to_owned(),
-                        sdp_mid: candidate["sdp_mid"].as_str().map(str::to_owned),
-                        sdp_mline_index: candidate["sdp_mline_index"].as_u64().and_then(|i| u16::try_from(i).ok()),
-                        ..Default::default()
-                    };
-                    let _ = connection.add_ice_candidate(init).await;
+                } else if let Some(Ok(candidate)) = signal.get("candidate").map(|c| serde_json::from_value::<IceCandidate>(c.clone())) {
+                    let _ = connection.add_ice_candidate(rtc_candidate(candidate)).await;
                 }
             }
-            Some(c) = candidates.recv() => {
-                let candidate = json!({"candidate": c.candidate, "sdp_mid": c.sdp_mid, "sdp_mline_index": c.sdp_mline_index});
+            Some(candidate) = candidates.recv() => {
+                let candidate = section.place(candidate);
                 let signal = json!({"signal": {"to": recorder, "candidate": candidate}});
                 if sink.send(Message::text(signal.to_string())).await.is_err() {
                     return;
