@@ -9,13 +9,14 @@
 //!   keeps only its own policy (whom to answer or offer, what to do with the media).
 //! - The webrtc-rs glue both services share: [`peer_events`] (a connection's events as channels),
 //!   ICE servers and candidates ([`rtc_ice_servers`], [`rtc_candidate`], [`MediaSection`]) and
-//!   trickling ([`signals::trickle`]), and what a camera's connection carries ([`camera_profile`]).
+//!   trickling ([`signals::trickle`]), send-only sample tracks ([`sample_track`]), and what a camera's connection carries ([`camera_profile`]).
 
 pub mod camera_profile;
 mod client;
 mod ice;
 mod pass;
 mod peer_events;
+mod send_track;
 mod session;
 pub mod signals;
 
@@ -24,5 +25,6 @@ pub use confab_protocol::signal::{IceCandidate, IceServer, Peer};
 pub use ice::{MediaSection, rtc_candidate, rtc_ice_servers};
 pub use pass::Pass;
 pub use peer_events::{EventChannels, PeerEvents, peer_events};
+pub use send_track::{add_send_only, negotiated_payload_type, sample_track};
 pub use session::{Ended, Event, Rejoin, Session};
 pub use signals::Signals;

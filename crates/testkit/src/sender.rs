@@ -6,7 +6,6 @@ use std::sync::Arc;
 use confab_call::{MediaSection, PeerEvents, peer_events, rtc_candidate};
 use confab_protocol::signal::signal::Payload;
 use confab_protocol::signal::{SessionDescription, Signal};
-use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, RTCPeerConnectionState, RTCSessionDescription, Registry,
@@ -49,8 +48,7 @@ impl SenderPeer {
 
     /// Adds `track` send-only.
     pub async fn add_send_only(&self, track: Arc<TrackLocalStaticSample>) -> Arc<dyn RtpTransceiver> {
-        let init = RTCRtpTransceiverInit { direction: RTCRtpTransceiverDirection::Sendonly, ..Default::default() };
-        self.connection.add_transceiver_from_track(track, Some(init)).await.unwrap()
+        confab_call::add_send_only(&self.connection, track).await.unwrap()
     }
 
     /// Offers the tracks to `to` through `signaling` and trickles candidates both ways until the
@@ -95,7 +93,6 @@ impl SenderPeer {
 
     /// The payload type negotiated for a transceiver's sender (known once the answer is applied).
     pub async fn payload_type(transceiver: &Arc<dyn RtpTransceiver>) -> u8 {
-        let sender = transceiver.sender().await.unwrap().expect("a sender");
-        sender.get_parameters().await.unwrap().rtp_parameters.codecs[0].payload_type
+        confab_call::negotiated_payload_type(transceiver).await.expect("the track was accepted")
     }
 }

@@ -11,9 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 pub use confab_call::{IceCandidate, IceServer};
 use rtc::media::Sample;
-use rtc::media_stream::MediaStreamTrack;
-use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
-use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RtpCodecKind};
 use tokio::sync::{mpsc, watch};
 use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use webrtc::peer_connection::{
@@ -152,9 +150,9 @@ impl SendPeer {
     /// Applies the viewer's answer; from then on frames are sent.
     pub async fn answered(&mut self, answer_sdp: &str) -> Result<(), PeerError> {
         self.connection.set_remote_description(RTCSessionDescription::answer(answer_sdp.to_owned())?).await?;
-        self.video.payload_type = payload_type(&self.video.transceiver).await;
+        self.video.payload_type = confab_call::negotiated_payload_type(&self.video.transceiver).await;
         if let Some(audio) = &mut self.audio {
-            audio.payload_type = payload_type(&audio.transceiver).await;
+            audio.payload_type = confab_call::negotiated_payload_type(&audio.transceiver).await;
         }
         Ok(())
     }
@@ -218,26 +216,7 @@ async fn add_track(
     let mut ssrc = [0u8; 4];
     getrandom::fill(&mut ssrc).expect("the OS random source is available");
     let ssrc = u32::from_be_bytes(ssrc);
-    let track = MediaStreamTrack::new(
-        "camera".to_owned(),
-        format!("camera-{kind}"),
-        format!("{kind}"),
-        kind,
-        vec![RTCRtpEncodingParameters {
-            rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
-            codec,
-            ..Default::default()
-        }],
-    );
-    let track = Arc::new(TrackLocalStaticSample::new(Instant::now(), track)?);
-    let init = RTCRtpTransceiverInit { direction: RTCRtpTransceiverDirection::Sendonly, ..Default::default() };
-    let transceiver = connection.add_transceiver_from_track(track.clone(), Some(init)).await?;
+    let track = confab_call::sample_track("camera", kind, ssrc, codec)?;
+    let transceiver = confab_call::add_send_only(connection, track.clone()).await?;
     Ok(Outgoing { track, transceiver, ssrc, payload_type: None })
-}
-
-/// The payload type the viewer accepted for a transceiver's sender; `None` when it refused it.
-async fn payload_type(transceiver: &Arc<dyn RtpTransceiver>) -> Option<u8> {
-    let sender = transceiver.sender().await.ok()??;
-    let parameters = sender.get_parameters().await.ok()?;
-    parameters.rtp_parameters.codecs.first().map(|codec| codec.payload_type)
 }

@@ -12,8 +12,7 @@ use std::time::{Duration, Instant};
 
 use confab_recorder::peer::PeerConfig;
 use rtc::media::Sample;
-use rtc::media_stream::MediaStreamTrack;
-use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RtpCodecKind};
 use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 
 pub const WIDTH: u16 = 640;
@@ -42,18 +41,7 @@ pub fn codec(mime_type: &str, clock_rate: u32, channels: u16) -> RTCRtpCodec {
 }
 
 pub fn sample_track(kind: RtpCodecKind, ssrc: u32, codec: RTCRtpCodec) -> Arc<TrackLocalStaticSample> {
-    let track = MediaStreamTrack::new(
-        "participant".to_owned(),
-        format!("{kind}-track"),
-        format!("{kind}"),
-        kind,
-        vec![RTCRtpEncodingParameters {
-            rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
-            codec,
-            ..Default::default()
-        }],
-    );
-    Arc::new(TrackLocalStaticSample::new(Instant::now(), track).unwrap())
+    confab_call::sample_track("participant", kind, ssrc, codec).unwrap()
 }
 
 /// A VP8 keyframe: frame tag (key_frame bit 0, show_frame), start code, 14-bit sizes, filler.

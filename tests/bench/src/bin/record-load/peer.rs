@@ -4,9 +4,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use confab_call::IceCandidate;
-use rtc::media_stream::MediaStreamTrack;
-use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
-use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RtpCodecKind};
 use tokio::sync::{mpsc, watch};
 use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use webrtc::peer_connection::{
@@ -40,33 +38,19 @@ pub async fn sender_peer() -> anyhow::Result<SenderPeer> {
 }
 
 pub fn sample_track(kind: RtpCodecKind, ssrc: u32, codec: RTCRtpCodec) -> anyhow::Result<Arc<TrackLocalStaticSample>> {
-    let track = MediaStreamTrack::new(
-        "participant".to_owned(),
-        format!("{kind}-track"),
-        format!("{kind}"),
-        kind,
-        vec![RTCRtpEncodingParameters {
-            rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
-            codec,
-            ..Default::default()
-        }],
-    );
-    Ok(Arc::new(TrackLocalStaticSample::new(std::time::Instant::now(), track)?))
+    Ok(confab_call::sample_track("participant", kind, ssrc, codec)?)
 }
 
 pub async fn add_send_only(
     connection: &Arc<dyn PeerConnection>,
     track: Arc<TrackLocalStaticSample>,
 ) -> anyhow::Result<Arc<dyn RtpTransceiver>> {
-    let init = RTCRtpTransceiverInit { direction: RTCRtpTransceiverDirection::Sendonly, ..Default::default() };
-    Ok(connection.add_transceiver_from_track(track, Some(init)).await?)
+    Ok(confab_call::add_send_only(connection, track).await?)
 }
 
 /// The payload type negotiated for a transceiver's sender (known once the answer is applied).
 pub async fn payload_type(transceiver: &Arc<dyn RtpTransceiver>) -> anyhow::Result<u8> {
-    let sender = transceiver.sender().await?.context("a transceiver without sender")?;
-    let parameters = sender.get_parameters().await?;
-    Ok(parameters.rtp_parameters.codecs.first().context("no codec negotiated")?.payload_type)
+    confab_call::negotiated_payload_type(transceiver).await.context("no codec negotiated")
 }
 
 pub fn codec(mime_type: &str, clock_rate: u32, channels: u16) -> RTCRtpCodec {
