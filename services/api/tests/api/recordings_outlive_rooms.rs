@@ -119,7 +119,7 @@ async fn a_recording_running_when_its_room_is_deleted_is_stopped_kept_and_finish
     let seen = app.get(&one, Some(&joined_during_the_call)).await;
     assert_eq!((seen.status, seen.body["status"].clone()), (StatusCode::OK, json!("finalizing")), "{}", seen.body);
 
-    // The recorder finishes the row as it does for any call that ends (services/recorder/src/status.rs).
+    // The recorder finishes the row as it does for any call that ends (services/recorder/src/store.rs).
     let finished = sqlx::query(
         "update recordings set status = 'partial', reason = 'the call ended before the recording was stopped',
                 ended_at = now(), recorder_id = null, updated_at = now()
