@@ -69,13 +69,6 @@ pub async fn find_token_user(
     Ok(row.map(|r| (r.user, r.family_revoked)))
 }
 
-pub async fn find_user_by_email(db: impl PgExecutor<'_>, email: &str) -> Result<Option<User>, sqlx::Error> {
-    sqlx::query_as(concat!("select ", user_columns!(), " from users where email = $1"))
-        .bind(email)
-        .fetch_optional(db)
-        .await
-}
-
 /// A user together with the password hash, for login.
 pub async fn find_credentials_by_email(
     db: impl PgExecutor<'_>,

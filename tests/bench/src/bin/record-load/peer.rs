@@ -2,16 +2,13 @@
 
 use std::sync::Arc;
 
-use anyhow::Context;
 use confab_call::IceCandidate;
-use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RtpCodecKind};
+use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
 use tokio::sync::{mpsc, watch};
-use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, RTCPeerConnectionState, Registry, SettingEngineBuilder,
     register_default_interceptors,
 };
-use webrtc::rtp_transceiver::RtpTransceiver;
 
 pub struct SenderPeer {
     pub connection: Arc<dyn PeerConnection>,
@@ -35,22 +32,6 @@ pub async fn sender_peer() -> anyhow::Result<SenderPeer> {
         .build()
         .await?;
     Ok(SenderPeer { connection: Arc::new(connection), candidates: events.candidates, state: events.state })
-}
-
-pub fn sample_track(kind: RtpCodecKind, ssrc: u32, codec: RTCRtpCodec) -> anyhow::Result<Arc<TrackLocalStaticSample>> {
-    Ok(confab_call::sample_track("participant", kind, ssrc, codec)?)
-}
-
-pub async fn add_send_only(
-    connection: &Arc<dyn PeerConnection>,
-    track: Arc<TrackLocalStaticSample>,
-) -> anyhow::Result<Arc<dyn RtpTransceiver>> {
-    Ok(confab_call::add_send_only(connection, track).await?)
-}
-
-/// The payload type negotiated for a transceiver's sender (known once the answer is applied).
-pub async fn payload_type(transceiver: &Arc<dyn RtpTransceiver>) -> anyhow::Result<u8> {
-    confab_call::negotiated_payload_type(transceiver).await.context("no codec negotiated")
 }
 
 pub fn codec(mime_type: &str, clock_rate: u32, channels: u16) -> RTCRtpCodec {

@@ -26,7 +26,7 @@ use crate::api::{Api, Fixture, metrics_delta, scrape_metrics};
 use crate::clip::{Clip, count_frames};
 use crate::measure::{Step, measure_window};
 use crate::pacing::{Pacing, Schedule, Sent};
-use crate::peer::{SenderPeer, add_send_only, opus, payload_type, sample_track, sender_peer, vp8};
+use crate::peer::{SenderPeer, opus, sender_peer, vp8};
 use crate::{Args, DRAIN, unix_ms};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -253,10 +253,10 @@ pub async fn send_to_recorder(
 
     let SenderPeer { connection, candidates, mut state } = sender_peer().await?;
     let (video_ssrc, audio_ssrc) = (0x1000_0000 + index as u32, 0x2000_0000 + index as u32);
-    let video = sample_track(RtpCodecKind::Video, video_ssrc, vp8())?;
-    let audio = sample_track(RtpCodecKind::Audio, audio_ssrc, opus())?;
-    let video_transceiver = add_send_only(&connection, Arc::clone(&video)).await?;
-    let audio_transceiver = add_send_only(&connection, Arc::clone(&audio)).await?;
+    let video = confab_call::sample_track("participant", RtpCodecKind::Video, video_ssrc, vp8())?;
+    let audio = confab_call::sample_track("participant", RtpCodecKind::Audio, audio_ssrc, opus())?;
+    let video_transceiver = confab_call::add_send_only(&connection, Arc::clone(&video)).await?;
+    let audio_transceiver = confab_call::add_send_only(&connection, Arc::clone(&audio)).await?;
     let offer = connection.create_offer(None).await?;
     connection.set_local_description(offer.clone()).await?;
     let section = MediaSection::of_candidates(&offer.sdp);
@@ -275,7 +275,9 @@ pub async fn send_to_recorder(
     if state != RTCPeerConnectionState::Connected {
         bail!("the connection to the recorder failed");
     }
-    let (video_pt, audio_pt) = (payload_type(&video_transceiver).await?, payload_type(&audio_transceiver).await?);
+    let negotiated = |transceiver| confab_call::negotiated_payload_type(transceiver);
+    let video_pt = negotiated(&video_transceiver).await.context("no video codec negotiated")?;
+    let audio_pt = negotiated(&audio_transceiver).await.context("no audio codec negotiated")?;
     let _ = ready.send((index, Ok(())));
 
     let (video_pacing, audio_pacing) = (*plan.wait_for(Option::is_some).await?).context("no plan")?;
