@@ -19,6 +19,7 @@ COPY Cargo.toml Cargo.lock ./
 COPY crates crates
 COPY services services
 COPY tests/bench tests/bench
+COPY tests/stack tests/stack
 RUN cargo chef prepare --recipe-path recipe.json
 
 FROM chef AS builder
@@ -28,6 +29,7 @@ COPY Cargo.toml Cargo.lock ./
 COPY crates crates
 COPY services services
 COPY tests/bench tests/bench
+COPY tests/stack tests/stack
 COPY proto proto
 RUN cargo build --release --locked -p confab-gateway --bin confab-gateway
 

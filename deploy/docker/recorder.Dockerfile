@@ -20,6 +20,7 @@ COPY Cargo.toml Cargo.lock ./
 COPY crates crates
 COPY services services
 COPY tests/bench tests/bench
+COPY tests/stack tests/stack
 RUN cargo chef prepare --recipe-path recipe.json
 
 FROM chef AS builder
@@ -29,6 +30,7 @@ COPY Cargo.toml Cargo.lock ./
 COPY crates crates
 COPY services services
 COPY tests/bench tests/bench
+COPY tests/stack tests/stack
 COPY proto proto
 RUN cargo build --release --locked -p confab-recorder --bin confab-recorder
 

@@ -40,7 +40,7 @@ ensure_packages() {
   command -v protoc >/dev/null || missing+=(protobuf-compiler)
   # libwebm (webm-sys) is C++ and ring has C: the recorder needs a C/C++ toolchain.
   command -v g++ >/dev/null || missing+=(g++)
-  # The recorder's end-to-end test checks the recorded file with ffprobe and ffmpeg.
+  # The whole-stack and recorder tests judge recorded files with ffprobe and ffmpeg.
   command -v ffprobe >/dev/null || missing+=(ffmpeg)
   command -v cargo >/dev/null || { log "cargo is required (https://rustup.rs)"; exit 1; }
   if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi

@@ -1,13 +1,16 @@
 //! What the services' tests share, once: a fresh database with the schema, a Redis prefix of
 //! their own, signing keys, tickets and the JWKS that verifies them, the API and a gateway in-process, a
 //! participant that speaks the signaling protocol in its typed messages, a synthetic webrtc-rs
-//! sender, an RTSP camera, and [`eventually`] to wait for a condition with a deadline rather than sleep and hope.
+//! sender, the committed media clips played in real time, an RTSP camera, temporary
+//! directories and ffmpeg, and [`eventually`] to wait for a condition with a deadline rather than sleep and hope.
 //! Everything runs against the real Postgres and Redis of `deploy/local/test`.
 
 mod api;
 mod database;
+mod files;
 mod gateway;
 mod keys;
+pub mod media;
 mod rtsp;
 mod sender;
 mod signaling;
@@ -17,6 +20,7 @@ use std::time::Duration;
 pub use api::{api, api_settings};
 pub use confab_protocol::signal::server_message::Kind;
 pub use database::fresh_database;
+pub use files::{TempDir, run_tool};
 pub use gateway::{Gateway, gateway};
 pub use keys::{TestKeys, jwks_server};
 pub use rtsp::{RtspServer, Stopped};

@@ -130,8 +130,7 @@ async fn three_seconds_of_vp8_and_opus_are_recorded() {
         remote_candidates,
     ));
 
-    let dir = TempDir(std::env::temp_dir().join(format!("confab-peer-loopback-{}", std::process::id())));
-    std::fs::create_dir_all(&dir.0).unwrap();
+    let dir = TempDir::new("peer-loopback");
     let recording = tokio::spawn(record(Arc::clone(&peer), media, dir.0.join("p1.webm")));
 
     sender.events.state.wait_for(|state| *state == RTCPeerConnectionState::Connected).await.unwrap();

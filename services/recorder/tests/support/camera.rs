@@ -3,24 +3,14 @@
 
 use std::fs;
 use std::path::Path;
-use std::process::Command;
+
+pub use confab_testkit::run_tool;
 
 /// 20 ms of 8 kHz G.711.
 pub const AUDIO_PACKET: usize = 160;
 
 /// One H.264 picture as the ingest forwards it and the recorder writes it: its NAL units.
 pub type AccessUnit = Vec<Vec<u8>>;
-
-/// Runs `program` with `args`; its stdout and stderr. A missing tool fails the test: the
-/// provisioning scripts install ffmpeg, so its absence is a broken setup, not a reason to skip.
-pub fn run_tool(program: &str, args: &[&str]) -> (String, String) {
-    let output = Command::new(program).args(args).output().unwrap_or_else(|e| {
-        panic!("cannot run {program} ({e}): install ffmpeg (deploy/local/lib.sh's ensure_packages does, with apt-get)")
-    });
-    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    assert!(output.status.success(), "{program} {args:?} failed: {stderr}");
-    (stdout.into_owned(), stderr.into_owned())
-}
 
 /// A camera's media, made by ffmpeg in `dir`: 320×240 access units (SPS and PPS before each
 /// keyframe, a keyframe every second, no B-frames, as cameras send) at `fps`, and PCMU

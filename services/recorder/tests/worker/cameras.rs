@@ -17,8 +17,7 @@ async fn a_camera_offering_h264_and_pcmu_through_the_gateway_is_recorded_into_a_
     let started = camera.recording_started().await;
     let recorder = started.recorder_peer_id;
 
-    let clip_dir = TempDir(std::env::temp_dir().join(format!("confab-camera-clip-{}", Uuid::new_v4().simple())));
-    std::fs::create_dir_all(&clip_dir.0).unwrap();
+    let clip_dir = TempDir::new("camera-clip");
     let (access_units, pcmu) = camera::clip(&clip_dir.0, 25, 3);
     let media = camera.offer_camera(&recorder, &profile_level_id(&access_units[0])).await;
     media.send_camera(&access_units, 25, &pcmu).await;
@@ -55,7 +54,7 @@ async fn a_camera_offering_h264_and_pcmu_through_the_gateway_is_recorded_into_a_
 async fn a_camera_file_a_dead_recorder_left_is_rebuilt_into_a_partial_recording() {
     let world = world().await;
     let recording = world.recording_of_a_dead_recorder().await;
-    let dir = TempDir(std::env::temp_dir().join(format!("confab-camera-crash-{}", Uuid::new_v4().simple())));
+    let dir = TempDir::new("camera-crash");
     let recording_dir = dir.0.join(recording.to_string());
     std::fs::create_dir_all(&recording_dir).unwrap();
     // What the dead recorder left: the camera's note and its file up to the last closed cluster
