@@ -1,5 +1,7 @@
 //! What the benchmark binaries share.
 
+pub mod signaling;
+
 /// Resident memory of a process, in KiB, from `/proc`.
 pub fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;

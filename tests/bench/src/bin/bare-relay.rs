@@ -8,8 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use clap::Parser;
+use confab_bench::signaling::server_text;
+use confab_protocol::signal::{ClientMessage, Welcome, client_message, server_message};
 use futures_util::{SinkExt, StreamExt};
-use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
@@ -48,7 +49,8 @@ async fn serve(stream: TcpStream, peer_id: String, rooms: Rooms) {
     };
     let Ok(socket) = tokio_tungstenite::accept_hdr_async(stream, read_room).await else { return };
     let (mut sink, mut frames) = socket.split();
-    let welcome = json!({"welcome": {"peer_id": peer_id}}).to_string();
+    let welcome =
+        server_text(server_message::Kind::Welcome(Welcome { peer_id: peer_id.clone(), ..Welcome::default() }));
     if sink.send(Message::text(welcome)).await.is_err() {
         return;
     }
@@ -63,13 +65,15 @@ async fn serve(stream: TcpStream, peer_id: String, rooms: Rooms) {
     });
     while let Some(Ok(frame)) = frames.next().await {
         let Message::Text(text) = frame else { continue };
-        let Ok(mut message) = serde_json::from_str::<Value>(&text) else { continue };
-        let Some(signal) = message.get_mut("signal").and_then(Value::as_object_mut) else { continue };
-        let Some(Value::String(to)) = signal.remove("to") else { continue };
-        signal.insert("from".into(), peer_id.clone().into());
+        let Ok(ClientMessage { kind: Some(client_message::Kind::Signal(mut signal)) }) = serde_json::from_str(&text)
+        else {
+            continue;
+        };
+        let to = std::mem::take(&mut signal.to);
+        signal.from.clone_from(&peer_id);
         let target = rooms.lock().unwrap().get(&room).and_then(|peers| peers.get(&to)).cloned();
         if let Some(target) = target {
-            let _ = target.try_send(Message::text(message.to_string()));
+            let _ = target.try_send(Message::text(server_text(server_message::Kind::Signal(signal))));
         }
     }
     if let Some(peers) = rooms.lock().unwrap().get_mut(&room) {

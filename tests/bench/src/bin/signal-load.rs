@@ -14,9 +14,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use clap::Parser;
+use confab_bench::signaling::{client_text, read, welcome_peer_id};
 use confab_bench::{cpu_seconds, rss_kib};
 use confab_common::tokens::SigningKeys;
-use confab_tickets::{TICKET_AUDIENCE, TicketClaims};
+use confab_domain::{CallRole, RoomRole};
+use confab_protocol::signal::server_message::Kind;
+use confab_protocol::signal::signal::Payload;
+use confab_protocol::signal::{IceCandidate, Signal, client_message};
+use confab_tickets::{TicketClaims, TicketHolder};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
@@ -229,11 +234,7 @@ async fn connect(
         tokio_tungstenite::connect_async(request).await.with_context(|| format!("connection {index} to {target}"))?;
     while let Some(frame) = socket.next().await {
         if let Message::Text(text) = frame? {
-            let welcome: serde_json::Value = serde_json::from_str(&text)?;
-            let Some(peer_id) = welcome["welcome"]["peer_id"].as_str() else {
-                bail!("connection {index}: expected a welcome, got {text}");
-            };
-            return Ok((socket, peer_id.to_owned()));
+            return Ok((socket, welcome_peer_id(&text).with_context(|| format!("connection {index}"))?));
         }
     }
     bail!("connection {index} closed before its welcome")
@@ -241,20 +242,16 @@ async fn connect(
 
 /// A join ticket as the API signs them, for a user of its own per connection.
 fn ticket(keys: &SigningKeys, room: &str, index: usize, capacity: usize) -> anyhow::Result<String> {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs() as i64;
-    Ok(keys.sign(&TicketClaims {
-        iss: "confab".into(),
-        aud: TICKET_AUDIENCE.into(),
-        sub: format!("bench-user-{index}"),
-        exp: now + 60,
-        iat: now,
-        jti: random_hex(16),
-        room_id: room.to_owned(),
+    let holder = TicketHolder {
+        user_id: format!("bench-user-{index}"),
         display_name: format!("Bench {index}"),
-        room_role: "member".into(),
+        room_id: room.to_owned(),
+        role: CallRole::Person(RoomRole::Member),
         max_participants: capacity as u32,
         recording_id: None,
-    })?)
+    };
+    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs() as i64;
+    Ok(keys.sign(&TicketClaims::issue("confab", holder, now))?)
 }
 
 async fn report_idle(args: &Args, sockets: Vec<Socket>, rss_before: Option<u64>) -> anyhow::Result<()> {
@@ -297,9 +294,13 @@ async fn send_signals(
             continue;
         }
         let sent_us = shared.origin.elapsed().as_micros();
-        let text = format!(
-            r#"{{"signal":{{"to":"{to}","candidate":{{"candidate":"bench {sent_us} {pad}","sdp_mid":"0"}}}}}}"#
-        );
+        let candidate = IceCandidate {
+            candidate: format!("bench {sent_us} {pad}"),
+            sdp_mid: Some("0".into()),
+            ..IceCandidate::default()
+        };
+        let signal = Signal { to: to.clone(), from: String::new(), payload: Some(Payload::Candidate(candidate)) };
+        let text = client_text(client_message::Kind::Signal(signal));
         if sink.send(Message::text(text)).await.is_err() {
             return;
         }
@@ -317,9 +318,13 @@ async fn send_signals(
 async fn read_signals(mut stream: SplitStream<Socket>, shared: Arc<Shared>) {
     while let Some(Ok(frame)) = stream.next().await {
         let Message::Text(text) = frame else { continue };
-        let Some(at) = text.find("bench ") else { continue };
-        let digits: String = text[at + 6..].chars().take_while(char::is_ascii_digit).collect();
-        let Ok(sent_us) = digits.parse::<u128>() else { continue };
+        let Some(Kind::Signal(Signal { payload: Some(Payload::Candidate(candidate)), .. })) = read(&text) else {
+            continue;
+        };
+        let Some(sent_us) = candidate.candidate.strip_prefix("bench ").and_then(|rest| rest.split(' ').next()) else {
+            continue;
+        };
+        let Ok(sent_us) = sent_us.parse::<u128>() else { continue };
         let latency = shared.origin.elapsed().as_micros().saturating_sub(sent_us);
         shared.received.fetch_add(1, Ordering::Relaxed);
         shared.latencies_us.lock().unwrap().push(latency.min(u32::MAX as u128) as u32);

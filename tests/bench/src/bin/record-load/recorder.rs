@@ -7,12 +7,16 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use confab_bench::rss_kib;
+use confab_bench::signaling::{client_text, read, welcome_peer_id};
 use confab_call::{IceCandidate, MediaSection, rtc_candidate};
+use confab_protocol::signal::server_message::Kind;
+use confab_protocol::signal::signal::Payload;
+use confab_protocol::signal::{Bye, Ping, Signal, client_message};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use rtc::media::Sample;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
@@ -209,11 +213,7 @@ pub async fn join(api: &Api, token: &str, room_id: &str) -> anyhow::Result<(Sock
     let (mut socket, _) = tokio_tungstenite::connect_async(request).await.context("connecting to the gateway")?;
     while let Some(frame) = socket.next().await {
         if let Message::Text(text) = frame? {
-            let first: Value = serde_json::from_str(&text)?;
-            let Some(peer_id) = first["welcome"]["peer_id"].as_str() else {
-                bail!("the gateway refused a participant: {}", first["error"]["code"]);
-            };
-            return Ok((socket, peer_id.to_owned()));
+            return Ok((socket, welcome_peer_id(&text)?));
         }
     }
     bail!("the gateway closed before its welcome")
@@ -260,8 +260,8 @@ pub async fn send_to_recorder(
     let offer = connection.create_offer(None).await?;
     connection.set_local_description(offer.clone()).await?;
     let section = MediaSection::of_candidates(&offer.sdp);
-    let offer = json!({"signal": {"to": recorder, "sdp": {"type": "offer", "sdp": offer.sdp}}});
-    sink.send(Message::text(offer.to_string())).await?;
+    let offer = confab_call::signals::offer(&recorder, offer.sdp);
+    sink.send(Message::text(client_text(client_message::Kind::Signal(offer)))).await?;
     let trickled = (candidates, section);
     let signaling =
         tokio::spawn(relay_signaling(sink, stream, recorder, Arc::clone(&connection), trickled, leave.clone()));
@@ -311,11 +311,10 @@ pub async fn send_to_recorder(
 /// Reads until `recording_started`; the recorder's peer id.
 pub async fn recording_started(stream: &mut SplitStream<Socket>) -> anyhow::Result<String> {
     while let Some(frame) = stream.next().await {
-        if let Message::Text(text) = frame? {
-            let message: Value = serde_json::from_str(&text)?;
-            if let Some(recorder) = message["recording_started"]["recorder_peer_id"].as_str() {
-                return Ok(recorder.to_owned());
-            }
+        if let Message::Text(text) = frame?
+            && let Some(Kind::RecordingStarted(started)) = read(&text)
+        {
+            return Ok(started.recorder_peer_id);
         }
     }
     bail!("the gateway closed the connection")
@@ -337,40 +336,42 @@ pub async fn relay_signaling(
             frame = stream.next() => {
                 let Some(Ok(frame)) = frame else { return };
                 let Message::Text(text) = frame else { continue };
-                let Ok(message) = serde_json::from_str::<Value>(&text) else { continue };
-                let signal = &message["signal"];
-                if signal["from"].as_str() != Some(recorder.as_str()) {
+                let Some(Kind::Signal(signal)) = read(&text) else { continue };
+                if signal.from != recorder {
                     continue;
                 }
-                if signal["sdp"]["type"] == "answer" {
-                    let sdp = signal["sdp"]["sdp"].as_str().unwrap_or_default().to_owned();
-                    // Errors unprinted: their text may quote the SDP.
-                    let applied = match RTCSessionDescription::answer(sdp) {
-                        Ok(answer) => connection.set_remote_description(answer).await.is_ok(),
-                        Err(_) => false,
-                    };
-                    if !applied {
-                        eprintln!("the recorder's answer could not be applied");
+                match signal.payload {
+                    Some(Payload::Sdp(answer)) if answer.r#type == "answer" => {
+                        // Errors unprinted: their text may quote the SDP.
+                        let applied = match RTCSessionDescription::answer(answer.sdp) {
+                            Ok(answer) => connection.set_remote_description(answer).await.is_ok(),
+                            Err(_) => false,
+                        };
+                        if !applied {
+                            eprintln!("the recorder's answer could not be applied");
+                        }
                     }
-                } else if let Some(Ok(candidate)) = signal.get("candidate").map(|c| serde_json::from_value::<IceCandidate>(c.clone())) {
-                    let _ = connection.add_ice_candidate(rtc_candidate(candidate)).await;
+                    Some(Payload::Candidate(candidate)) => {
+                        let _ = connection.add_ice_candidate(rtc_candidate(candidate)).await;
+                    }
+                    _ => {}
                 }
             }
             Some(candidate) = candidates.recv() => {
-                let candidate = section.place(candidate);
-                let signal = json!({"signal": {"to": recorder, "candidate": candidate}});
-                if sink.send(Message::text(signal.to_string())).await.is_err() {
+                let payload = Some(Payload::Candidate(section.place(candidate)));
+                let signal = Signal { to: recorder.clone(), from: String::new(), payload };
+                if sink.send(Message::text(client_text(client_message::Kind::Signal(signal)))).await.is_err() {
                     return;
                 }
             }
             _ = keepalive.tick() => {
-                let ping = json!({"ping": {"timestamp_ms": unix_ms().to_string()}});
-                if sink.send(Message::text(ping.to_string())).await.is_err() {
+                let ping = client_message::Kind::Ping(Ping { timestamp_ms: unix_ms() as u64 });
+                if sink.send(Message::text(client_text(ping))).await.is_err() {
                     return;
                 }
             }
             _ = leave.changed() => {
-                let _ = sink.send(Message::text(r#"{"bye":{}}"#)).await;
+                let _ = sink.send(Message::text(client_text(client_message::Kind::Bye(Bye {})))).await;
                 let _ = sink.close().await;
                 return;
             }
