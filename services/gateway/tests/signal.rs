@@ -259,22 +259,35 @@ fn peer_left(message: Kind) -> Option<PeerLeft> {
     }
 }
 
+/// Ann, Bob and Cat join `room`, in that order, through the instances `on`: each `welcome` lists
+/// those already there (presence spans instances), and those already there are told of each
+/// arrival.
+async fn ann_bob_and_cat(world: &World, room: &str, on: [usize; 3]) -> [(Signaling, Welcome); 3] {
+    let names = ["Ann", "Bob", "Cat"];
+    let mut here: Vec<(Signaling, Welcome)> = Vec::new();
+    for (name, gateway) in names.into_iter().zip(on) {
+        let (signaling, welcome) = world.join(gateway, room, name).await;
+        let listed: Vec<(&str, &str)> =
+            welcome.peers.iter().map(|p| (p.peer_id.as_str(), p.display_name.as_str())).collect();
+        let earlier: Vec<(&str, &str)> =
+            here.iter().zip(names).map(|((_, w), name)| (w.peer_id.as_str(), name)).collect();
+        assert_eq!(listed, earlier, "{name}'s welcome lists those already there");
+        for (other, _) in &mut here {
+            assert_eq!(joined(other.recv().await).peer_id, welcome.peer_id, "told of {name}");
+        }
+        here.push((signaling, welcome));
+    }
+    here.try_into().unwrap_or_else(|_| unreachable!("three joined"))
+}
+
 #[actix_web::test]
 async fn peers_are_welcomed_announced_and_signals_reach_only_the_addressed_peer() {
     let world = world(1);
-    let room = room();
-    let (mut ann, ann_welcome) = world.join(0, &room, "Ann").await;
-    assert!(ann_welcome.peers.is_empty());
+    let [(mut ann, ann_welcome), (mut bob, bob_welcome), (mut cat, cat_welcome)] =
+        ann_bob_and_cat(&world, &room(), [0, 0, 0]).await;
     let stun = IceServer { urls: vec!["stun:stun.confab.test:3478".into()], ..Default::default() };
     assert_eq!(ann_welcome.ice_servers, [stun]);
-    let (mut bob, bob_welcome) = world.join(0, &room, "Bob").await;
     let (ann_id, bob_id) = (ann_welcome.peer_id.as_str(), bob_welcome.peer_id.as_str());
-    let listed = &bob_welcome.peers[0];
-    assert_eq!((listed.peer_id.as_str(), listed.display_name.as_str()), (ann_id, "Ann"));
-    assert_eq!(joined(ann.recv().await).peer_id, bob_id);
-    let (mut cat, cat_welcome) = world.join(0, &room, "Cat").await;
-    joined(ann.recv().await);
-    joined(bob.recv().await);
 
     let offer = sdp("offer", "v=0 offer");
     ann.signal(bob_id, offer.clone()).await;
@@ -511,15 +524,9 @@ async fn a_flooding_client_is_told_then_disconnected() {
 #[actix_web::test]
 async fn peers_on_two_instances_see_each_other_and_exchange_offer_answer_and_candidates() {
     let world = world(2);
-    let room = room();
-    let (mut ann, ann_welcome) = world.join(0, &room, "Ann").await;
-    let (mut bob, bob_welcome) = world.join(1, &room, "Bob").await;
+    let [(mut ann, ann_welcome), (mut bob, bob_welcome), (mut cat, cat_welcome)] =
+        ann_bob_and_cat(&world, &room(), [0, 1, 1]).await;
     let (ann_id, bob_id) = (ann_welcome.peer_id.as_str(), bob_welcome.peer_id.as_str());
-    assert_eq!(bob_welcome.peers[0].peer_id, ann_id, "presence spans instances");
-    assert_eq!(joined(ann.recv().await).peer_id, bob_id);
-    let (mut cat, cat_welcome) = world.join(1, &room, "Cat").await;
-    joined(ann.recv().await);
-    joined(bob.recv().await);
 
     let offer = sdp("offer", "v=0 offer");
     ann.signal(bob_id, offer.clone()).await;
