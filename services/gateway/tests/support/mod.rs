@@ -1,7 +1,7 @@
 //! What the gateway tests need beyond confab-testkit: gateways with the settings a test chooses
 //! (allowed origins, ICE servers, limits, a Redis of its own), tickets for rooms of a chosen
-//! capacity, a JWKS endpoint on a port fixed before it serves, and a fence that shows a peer
-//! heard nothing it should not have.
+//! capacity, a JWKS endpoint on a port fixed before it serves, a fence that shows a peer heard
+//! nothing it should not have, and what a peer hears over a stretch of time.
 
 #![allow(dead_code)] // each test binary uses its own part
 
