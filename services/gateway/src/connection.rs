@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason, MessageStream, Session};
+use confab_domain::CallRole;
 use confab_protocol::signal::{
     Broadcast, Pong, ServerMessage, Signal, client_message::Kind as Client, server_message::Kind as Server,
 };
@@ -13,7 +14,6 @@ use tokio::sync::{Notify, mpsc, watch};
 
 use crate::frames::{FrameError, Reassembler};
 use crate::hub::{Hub, Undelivered};
-use crate::recording;
 use crate::rooms::{Outbound, message};
 use crate::session::{ProtocolError, RateLimit, Verdict, decode};
 use crate::settings::Limits;
@@ -35,6 +35,7 @@ const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 pub struct Identity {
     pub room_id: String,
     pub peer: confab_protocol::signal::Peer,
+    pub role: CallRole,
     /// The hash of the `resume_token` given in `welcome`: names this connection in presence.
     pub resume_hash: String,
 }
@@ -54,11 +55,11 @@ impl Connection {
     pub async fn run(mut self, mut session: Session, mut frames: MessageStream) {
         metrics::gauge!("gateway_connections_active").increment(1);
         let (reason, close_code) = self.serve(&mut session, &mut frames).await;
-        let Identity { room_id, peer, resume_hash } = &self.identity;
+        let Identity { room_id, peer, role, resume_hash } = &self.identity;
         // A silent peer (`timeout`) has been gone for half a minute already: it leaves at once. A
         // recorder or camera is not resumed: it rejoins afresh with a fresh connection. A
         // superseded connection is no longer the peer's: neither touches its place.
-        let resumable = !recording::takes_no_place(peer) && matches!(reason, "disconnected" | "server_restarting");
+        let resumable = !role.is_service() && matches!(reason, "disconnected" | "server_restarting");
         if resumable {
             self.hub.park(room_id, &peer.peer_id, resume_hash, self.limits.resume_window).await;
         } else {
@@ -77,7 +78,7 @@ impl Connection {
     async fn serve(&mut self, session: &mut Session, frames: &mut MessageStream) -> (&'static str, u16) {
         // The recorder answers and a camera offers to every participant at once: they get ten
         // times the allowance.
-        let scale = if recording::takes_no_place(&self.identity.peer) { 10.0 } else { 1.0 };
+        let scale = if self.identity.role.is_service() { 10.0 } else { 1.0 };
         let mut limit =
             RateLimit::new(self.limits.messages_per_second * scale, self.limits.message_burst * scale, Instant::now());
         let mut heartbeat = tokio::time::interval(self.limits.heartbeat);

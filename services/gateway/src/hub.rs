@@ -237,7 +237,7 @@ impl Hub {
             peer_id: local.peer.peer_id.clone(),
             user_id: local.peer.user_id.clone(),
             display_name: local.peer.display_name.clone(),
-            role: local.peer.role.clone(),
+            role: local.role.to_string(),
             instance_id: self.instance_id.clone(),
             joined_at: local.joined_at.clone(),
             recording_id: local.recording_id.clone(),
@@ -371,7 +371,7 @@ impl Hub {
         per_user: u32,
     ) -> Result<RoomView, JoinError> {
         let peer_id = local.peer.peer_id.clone();
-        let placeless = recording::takes_no_place(&local.peer);
+        let placeless = local.role.is_service();
         self.hold_room(room_id).await?;
         let admitted = self.presence.admit(room_id, &self.entry_of(&local), capacity, per_user, placeless).await;
         let present = match admitted {
@@ -389,8 +389,8 @@ impl Hub {
                 return Err(e.into());
             }
         };
-        let view = recording::view_for(&local.peer, &present);
-        let joined = recording::arrival(&local.peer, &local.recording_id);
+        let view = recording::view_for(&local.peer, local.role, &present);
+        let joined = recording::arrival(&local.peer, local.role, &local.recording_id);
         self.rooms().admit(room_id, local, &joined);
         self.publish(room_id, Event::Fanout(Fanout { except: peer_id, message: Some(joined) }), None);
         Ok(view)
@@ -448,7 +448,7 @@ impl Hub {
                 return Err(e.into());
             }
         };
-        let view = recording::view_for(&local.peer, &present);
+        let view = recording::view_for(&local.peer, local.role, &present);
         self.rooms().resume(room_id, local);
         Ok(Some((peer_id, view)))
     }
@@ -549,7 +549,7 @@ impl Hub {
         let left = {
             let mut rooms = self.rooms();
             let Some(gone) = rooms.remove(room_id, peer_id, resume_hash) else { return };
-            let left = recording::departure(peer_id, &gone.peer.role, &gone.recording_id, reason);
+            let left = recording::departure(peer_id, gone.role, &gone.recording_id, reason);
             rooms.fanout(room_id, peer_id, &left, None, &self.instance_id);
             left
         };
@@ -602,7 +602,7 @@ impl Hub {
                 if !dead {
                     continue;
                 }
-                if recording::takes_no_place(&recording::peer_of(&entry)) {
+                if recording::role_of(&entry).is_service() {
                     if self.sweep_out(&room_id, &entry).await? {
                         swept += 1;
                     }
@@ -627,7 +627,7 @@ impl Hub {
             return Ok(false);
         }
         tracing::info!(room.id = %room_id, peer.id = %entry.peer_id, instance.id = %entry.instance_id, "peer left: its connection is gone");
-        let left = recording::departure(&entry.peer_id, &entry.role, &entry.recording_id, "disconnected");
+        let left = recording::departure(&entry.peer_id, recording::role_of(entry), &entry.recording_id, "disconnected");
         self.announce_departure(room_id, &entry.peer_id, left);
         Ok(true)
     }

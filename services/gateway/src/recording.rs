@@ -10,8 +10,8 @@
 //! They are told `recording_started` / `recording_stopped` like participants, and send the
 //! recorder their media the same way.
 
-use confab_domain::CallRole;
 use confab_domain::presence::{self, PeerPresence};
+use confab_domain::{CallRole, RoomRole};
 use confab_protocol::signal::{
     Peer, PeerJoined, PeerLeft, RecordingStarted, RecordingStopped, ServerMessage, server_message::Kind,
 };
@@ -25,22 +25,19 @@ pub struct RoomView {
     pub recording: Option<RecordingStarted>,
 }
 
-pub fn is_recorder(peer: &Peer) -> bool {
-    CallRole::names_the_recorder(&peer.role)
+/// The role of a presence entry read from Redis. A role no gateway writes is taken for a person's,
+/// as the presence scripts and `confab_domain::presence` take it.
+pub fn role_of(entry: &PeerPresence) -> CallRole {
+    entry.role.parse().unwrap_or(CallRole::Person(RoomRole::Member))
 }
 
-/// Service peers, recorders and cameras: they take no place in the room, no per-user limit
-/// applies to them, and they are never resumed (they rejoin afresh).
-pub fn takes_no_place(peer: &Peer) -> bool {
-    CallRole::names_a_service(&peer.role)
-}
-
-/// What `viewer` may see of `present` (the room's presence, oldest first).
-pub fn view_for(viewer: &Peer, present: &[PeerPresence]) -> RoomView {
+/// What `viewer`, in the call as `role`, may see of `present` (the room's presence, oldest
+/// first).
+pub fn view_for(viewer: &Peer, role: CallRole, present: &[PeerPresence]) -> RoomView {
     let mut view = RoomView::default();
     for p in present.iter().filter(|p| p.peer_id != viewer.peer_id) {
         if presence::is_recorder(p) {
-            if !is_recorder(viewer) && view.recording.is_none() {
+            if role != CallRole::Recorder && view.recording.is_none() {
                 view.recording = Some(RecordingStarted {
                     recording_id: p.recording_id.clone(),
                     recorder_peer_id: p.peer_id.clone(),
@@ -62,9 +59,9 @@ pub fn peer_of(p: &PeerPresence) -> Peer {
     }
 }
 
-/// How the others learn that `peer` joined.
-pub fn arrival(peer: &Peer, recording_id: &str) -> ServerMessage {
-    let kind = if is_recorder(peer) {
+/// How the others learn that `peer`, in the call as `role`, joined.
+pub fn arrival(peer: &Peer, role: CallRole, recording_id: &str) -> ServerMessage {
+    let kind = if role == CallRole::Recorder {
         Kind::RecordingStarted(RecordingStarted {
             recording_id: recording_id.to_owned(),
             recorder_peer_id: peer.peer_id.clone(),
@@ -75,9 +72,9 @@ pub fn arrival(peer: &Peer, recording_id: &str) -> ServerMessage {
     ServerMessage { kind: Some(kind) }
 }
 
-/// How the others learn that a peer left.
-pub fn departure(peer_id: &str, role: &str, recording_id: &str, reason: &str) -> ServerMessage {
-    let kind = if CallRole::names_the_recorder(role) {
+/// How the others learn that a peer, in the call as `role`, left.
+pub fn departure(peer_id: &str, role: CallRole, recording_id: &str, reason: &str) -> ServerMessage {
+    let kind = if role == CallRole::Recorder {
         Kind::RecordingStopped(RecordingStopped {
             recording_id: recording_id.to_owned(),
             recorder_peer_id: peer_id.to_owned(),
@@ -106,7 +103,7 @@ mod tests {
     fn participants_see_the_recording_but_not_the_recorder_and_the_recorder_sees_everyone() {
         let present = [presence("a", "owner", ""), presence("rec", "recorder", "r1"), presence("b", "member", "")];
         let ann = peer_of(&present[0]);
-        let seen = view_for(&ann, &present);
+        let seen = view_for(&ann, RoomRole::Owner.into(), &present);
         assert_eq!(seen.peers.iter().map(|p| p.peer_id.as_str()).collect::<Vec<_>>(), ["b"]);
         assert_eq!(
             seen.recording,
@@ -115,10 +112,10 @@ mod tests {
 
         // A camera is told too: it sends the recorder its media like a participant.
         let camera = Peer { peer_id: "cam".into(), role: CallRole::Camera.to_string(), ..Default::default() };
-        assert_eq!(view_for(&camera, &present).recording, seen.recording);
+        assert_eq!(view_for(&camera, CallRole::Camera, &present).recording, seen.recording);
 
         let recorder = peer_of(&present[1]);
-        let seen = view_for(&recorder, &present);
+        let seen = view_for(&recorder, role_of(&present[1]), &present);
         assert_eq!(seen.peers.iter().map(|p| p.peer_id.as_str()).collect::<Vec<_>>(), ["a", "b"]);
         assert_eq!(seen.recording, None);
     }
@@ -126,10 +123,18 @@ mod tests {
     #[test]
     fn the_recorder_comes_and_goes_as_a_recording() {
         let recorder = Peer { peer_id: "rec".into(), role: CallRole::Recorder.to_string(), ..Default::default() };
-        assert!(matches!(arrival(&recorder, "r1").kind, Some(Kind::RecordingStarted(_))));
-        assert!(matches!(departure("rec", "recorder", "r1", "left").kind, Some(Kind::RecordingStopped(_))));
+        assert!(matches!(arrival(&recorder, CallRole::Recorder, "r1").kind, Some(Kind::RecordingStarted(_))));
+        assert!(matches!(departure("rec", CallRole::Recorder, "r1", "left").kind, Some(Kind::RecordingStopped(_))));
         let ann = Peer { peer_id: "a".into(), role: "member".into(), ..Default::default() };
-        assert!(matches!(arrival(&ann, "").kind, Some(Kind::PeerJoined(_))));
-        assert!(matches!(departure("a", "member", "", "left").kind, Some(Kind::PeerLeft(_))));
+        let member = CallRole::Person(RoomRole::Member);
+        assert!(matches!(arrival(&ann, member, "").kind, Some(Kind::PeerJoined(_))));
+        assert!(matches!(departure("a", member, "", "left").kind, Some(Kind::PeerLeft(_))));
+    }
+
+    #[test]
+    fn presence_entries_of_unknown_roles_are_taken_for_people() {
+        assert_eq!(role_of(&presence("rec", "recorder", "r1")), CallRole::Recorder);
+        assert_eq!(role_of(&presence("a", "moderator", "")), CallRole::Person(RoomRole::Moderator));
+        assert_eq!(role_of(&presence("x", "guest", "")), CallRole::Person(RoomRole::Member));
     }
 }

@@ -11,6 +11,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use confab_domain::CallRole;
 use confab_protocol::bus::PeerPresence;
 use confab_protocol::signal::{Peer, PeerJoined, Resync, ServerMessage, server_message::Kind};
 use tokio::sync::{Notify, mpsc};
@@ -34,7 +35,9 @@ pub enum Outbound {
 /// A connection on this instance.
 #[derive(Clone)]
 pub struct LocalPeer {
+    /// The peer as others see it; its `role` is [`LocalPeer::role`] as the wire spells it.
     pub peer: Peer,
+    pub role: CallRole,
     /// RFC 3339, when the peer joined.
     pub joined_at: String,
     /// The recording a recorder captures; empty for participants.
@@ -232,7 +235,7 @@ impl Rooms {
     pub fn resync(&self, room_id: &str, present: &[PeerPresence]) {
         if let Some(room) = self.local.get(room_id) {
             for local in room.values() {
-                let peers = recording::view_for(&local.peer, present).peers;
+                let peers = recording::view_for(&local.peer, local.role, present).peers;
                 push(local, message(Kind::Resync(Resync { peers })), None);
             }
         }
@@ -304,6 +307,7 @@ mod tests {
         };
         let local = LocalPeer {
             peer,
+            role: role.parse().unwrap(),
             joined_at: String::new(),
             recording_id: String::new(),
             resume_hash: format!("hash-{peer_id}"),

@@ -10,6 +10,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use confab_common::http::error_response;
+use confab_domain::CallRole;
 use confab_protocol::signal::{Peer, Welcome, server_message::Kind};
 use confab_tickets::{TicketError, TicketVerifier};
 use serde::Deserialize;
@@ -18,7 +19,6 @@ use tokio::sync::{Notify, mpsc, watch};
 use crate::connection::{Connection, Identity, close};
 use crate::hub::{Hub, JoinError};
 use crate::presence;
-use crate::recording;
 use crate::rooms::{LocalPeer, message};
 use crate::session::ProtocolError;
 use crate::settings::Settings;
@@ -67,6 +67,12 @@ pub async fn signal(
         }
     };
 
+    let Ok(role) = claims.room_role.parse::<CallRole>() else {
+        // Signed by the API, yet with a role no service issues: a ticket of another version.
+        tracing::info!(role = %claims.room_role, "ticket refused: unknown room role");
+        return Ok(unauthorized());
+    };
+
     let ticket_protocol = offered.map(|t| format!("{TICKET_PREFIX}{t}"));
     let protocols: Vec<&str> = std::iter::once(SUBPROTOCOL).chain(ticket_protocol.as_deref()).collect();
     let (response, mut session, frames) = actix_ws::handle_with_protocols(&req, body, &protocols)?;
@@ -78,13 +84,13 @@ pub async fn signal(
     let (outbound_tx, outbound) = mpsc::channel(limits.outbound_queue);
     let slow = Arc::new(Notify::new());
     let peer =
-        Peer { peer_id: String::new(), user_id: claims.sub, display_name: claims.display_name, role: claims.room_role };
+        Peer { peer_id: String::new(), user_id: claims.sub, display_name: claims.display_name, role: role.to_string() };
     // Only a recorder's ticket names a recording; anyone else's claim to one is ignored.
-    let recording_id =
-        if recording::is_recorder(&peer) { claims.recording_id.unwrap_or_default() } else { String::new() };
+    let recording_id = if role == CallRole::Recorder { claims.recording_id.unwrap_or_default() } else { String::new() };
     let resume_token = new_secret(16);
     let local = LocalPeer {
         peer,
+        role,
         joined_at: chrono::Utc::now().to_rfc3339(),
         recording_id,
         resume_hash: presence::resume_hash(&resume_token),
@@ -92,7 +98,7 @@ pub async fn signal(
         slow: slow.clone(),
     };
     // Recorders and cameras are never resumed: they rejoin afresh.
-    let resume = resume.filter(|token| token.len() <= 64 && !recording::takes_no_place(&local.peer));
+    let resume = resume.filter(|token| token.len() <= 64 && !role.is_service());
     let resumed = match resume {
         Some(token) => hub.resume(&room_id, &token, &local).await,
         None => Ok(None),
@@ -124,7 +130,7 @@ pub async fn signal(
             // A late joiner learns where to send its media for the running recording.
             let recording = view.recording.map(|started| message(Kind::RecordingStarted(started)));
             tracing::info!(room.id = %room_id, peer.id = %peer.peer_id, user.id = %peer.user_id, "peer joined");
-            let identity = Identity { room_id, peer, resume_hash: local.resume_hash };
+            let identity = Identity { room_id, peer, role, resume_hash: local.resume_hash };
             let connection = Connection { hub, identity, limits, outbound, slow, shutdown: gateway.shutdown.clone() };
             actix_web::rt::spawn(async move {
                 if session.text(text).await.is_err() {

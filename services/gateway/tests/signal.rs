@@ -1,79 +1,110 @@
 //! The gateway over real WebSockets and a real Redis, with tickets signed the way the API signs
-//! them and served from a real JWKS endpoint.
+//! them and served from a real JWKS endpoint. Participants speak the protocol's typed messages
+//! (confab-testkit's `Signaling`); a raw client reads the wire itself where the point is what is
+//! on it: hostile frames, handshake refusals, close codes.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use awc::ws::{Frame, Message};
 use confab_common::tokens::SigningKeys;
+use confab_domain::presence::{self, PeerPresence};
+use confab_gateway::Settings;
+use confab_gateway::ice::IceConfig;
 use confab_gateway::settings::Limits;
-use confab_gateway::{Application, Settings};
+use confab_protocol::signal::signal::Payload;
+use confab_protocol::signal::{
+    Broadcast, IceCandidate, IceServer, Peer, PeerJoined, PeerLeft, RecordingStarted, RecordingStopped,
+    SessionDescription, Signal, Welcome, client_message,
+};
+use confab_testkit::{Kind, Signaling, TestKeys, env, eventually};
 use confab_tickets::TICKET_AUDIENCE;
 use futures_util::{SinkExt, StreamExt};
+use redis::aio::MultiplexedConnection;
 use serde_json::{Value, json};
 
 mod support;
 
+use support::{PATIENCE, heard_within, hears_nothing_before_a_signal};
+
 type Socket = actix_codec::Framed<awc::BoxedSocket, awc::ws::Codec>;
+
+/// How long a test watches for a `resync` that should not come. A resync is sent by a task of its
+/// own after a read of Redis, so nothing a test could wait for is ordered after it: only a quiet
+/// window can show it did not come (a wrong one would come within a Redis round trip).
+const NO_RESYNC_WITHIN: Duration = Duration::from_millis(500);
 
 /// A JWKS endpoint, the keys behind it, and gateways sharing one Redis prefix.
 struct World {
-    keys: Arc<SigningKeys>,
+    keys: TestKeys,
     gateways: Vec<String>,
     stoppers: Vec<Arc<tokio::sync::watch::Sender<bool>>>,
     redis_prefix: String,
     jwks_url: String,
 }
 
-fn redis_url() -> String {
-    std::env::var("REDIS_URL").expect("REDIS_URL must be set: run the tests with deploy/local/test")
+fn world(instances: usize) -> World {
+    world_with(instances, Limits::default())
 }
 
-async fn world(instances: usize) -> World {
-    world_with(instances, Limits::default()).await
-}
-
-async fn world_with(instances: usize, limits: Limits) -> World {
-    let keys = Arc::new(SigningKeys::from_signing_keys(&[ed25519_dalek::SigningKey::from_bytes(&[4; 32])]).unwrap());
-    let jwks_url = support::jwks_server(&keys);
-    let redis_prefix = format!("confab-test:{}", uuid::Uuid::new_v4().simple());
-    let mut gateways = Vec::new();
-    let mut stoppers = Vec::new();
+fn world_with(instances: usize, limits: Limits) -> World {
+    let keys = TestKeys::default();
+    let jwks_url = confab_testkit::jwks_server(&keys.keys);
+    let redis_prefix = confab_testkit::redis_prefix();
+    let (mut gateways, mut stoppers) = (Vec::new(), Vec::new());
     for index in 0..instances {
-        let app = Application::build(Settings {
-            bind: "127.0.0.1:0".into(),
-            redis_url: redis_url(),
-            redis_prefix: redis_prefix.clone(),
-            jwks_url: jwks_url.clone(),
-            jwt_issuer: "confab".into(),
+        let defaults = support::settings(&env("REDIS_URL"), &redis_prefix, &jwks_url, &format!("gw-test-{index}"));
+        let gateway = support::start(Settings {
             allowed_origins: vec!["https://confab.test".into()],
-            instance_id: format!("gw-test-{index}"),
-            ice: confab_gateway::ice::IceConfig {
-                stun_urls: vec!["stun:stun.confab.test:3478".into()],
-                ..Default::default()
-            },
+            ice: IceConfig { stun_urls: vec!["stun:stun.confab.test:3478".into()], ..Default::default() },
             limits: limits.clone(),
-        })
-        .unwrap();
-        gateways.push(format!("ws://127.0.0.1:{}/v1/signal", app.port()));
-        stoppers.push(app.stopper());
-        actix_web::rt::spawn(app.run_until_stopped());
+            ..defaults
+        });
+        gateways.push(gateway.url);
+        stoppers.push(gateway.stopper);
     }
     World { keys, gateways, stoppers, redis_prefix, jwks_url }
 }
 
 impl World {
-    fn ticket(&self, room: &str, name: &str, capacity: u32) -> String {
-        self.ticket_for(room, name, &uuid::Uuid::new_v4().to_string(), capacity)
+    /// A member's ticket for `room` (of 4), for a user of its own.
+    fn ticket(&self, room: &str, name: &str) -> String {
+        self.keys.ticket(room, name, "member", None)
     }
 
-    fn ticket_for(&self, room: &str, name: &str, user: &str, capacity: u32) -> String {
-        support::ticket(&self.keys, room, name, user, capacity)
+    fn ticket_for(&self, room: &str, name: &str, user: &str) -> String {
+        self.keys.ticket_for(user, room, name, "member", None)
     }
 
-    /// Connects with the ticket as a subprotocol; the handshake status on refusal.
-    async fn connect(&self, gateway: usize, ticket: &str) -> Result<Peer, u16> {
+    /// A member's ticket for `room` holding up to `capacity` people.
+    fn ticket_in_room_of(&self, capacity: u32, room: &str, name: &str, user: &str) -> String {
+        support::member_ticket(&self.keys, room, name, user, capacity)
+    }
+
+    /// Joins through instance `gateway` with `ticket`.
+    async fn join_with(&self, gateway: usize, ticket: &str) -> (Signaling, Welcome) {
+        Signaling::join(&self.gateways[gateway], ticket).await
+    }
+
+    /// Joins `room` as a user of its own named `name`.
+    async fn join(&self, gateway: usize, room: &str, name: &str) -> (Signaling, Welcome) {
+        self.join_with(gateway, &self.ticket(room, name)).await
+    }
+
+    /// Joins `room` as `user` (named Bob), as one more tab of theirs would.
+    async fn join_as(&self, gateway: usize, room: &str, user: &str) -> (Signaling, Welcome) {
+        self.join_with(gateway, &self.ticket_for(room, "Bob", user)).await
+    }
+
+    /// Joins as `user` with a resume token, as a client does after losing its connection.
+    async fn resume(&self, gateway: usize, room: &str, user: &str, token: &str) -> (Signaling, Welcome) {
+        let url = format!("{}?resume={token}", self.gateways[gateway]);
+        Signaling::join(&url, &self.ticket_for(room, "Bob", user)).await
+    }
+
+    /// Connects a raw client with the ticket as a subprotocol; the handshake status on refusal.
+    async fn connect(&self, gateway: usize, ticket: &str) -> Result<Raw, u16> {
         let ticket_protocol = format!("confab.ticket.{ticket}");
         let connecting = awc::Client::new()
             .ws(&self.gateways[gateway])
@@ -84,23 +115,53 @@ impl World {
             Ok((res, socket)) => {
                 let selected = res.headers().get("sec-websocket-protocol").map(|v| v.to_str().unwrap().to_owned());
                 assert_eq!(selected.as_deref(), Some("confab.v1"));
-                Ok(Peer { socket })
+                Ok(Raw { socket })
             }
             Err(awc::error::WsClientError::InvalidResponseStatus(status)) => Err(status.as_u16()),
             Err(e) => panic!("connect failed: {e}"),
         }
     }
 
-    /// Joins `room` and returns the peer with its welcome.
-    async fn join(&self, gateway: usize, room: &str, name: &str) -> (Peer, Value) {
-        let mut peer = self.connect(gateway, &self.ticket(room, name, 8)).await.expect("admitted");
+    /// Joins with a raw client: the client and its `welcome` as it is on the wire.
+    async fn join_raw(&self, gateway: usize, ticket: &str) -> (Raw, Value) {
+        let mut peer = self.connect(gateway, ticket).await.expect("admitted");
         let welcome = peer.recv().await;
         assert!(welcome.get("welcome").is_some(), "{welcome}");
         (peer, welcome["welcome"].clone())
     }
+
+    async fn redis(&self) -> MultiplexedConnection {
+        redis::Client::open(env("REDIS_URL")).unwrap().get_multiplexed_async_connection().await.unwrap()
+    }
+
+    /// How many peers the room's presence holds.
+    async fn present(&self, room: &str) -> i64 {
+        let key = confab_domain::keys::room_peers(&self.redis_prefix, room);
+        redis::AsyncCommands::hlen(&mut self.redis().await, key).await.unwrap()
+    }
+
+    /// The presence entry of `peer_id`, if the room has one.
+    async fn entry(&self, room: &str, peer_id: &str) -> Option<PeerPresence> {
+        let key = confab_domain::keys::room_peers(&self.redis_prefix, room);
+        let entry: Option<String> = redis::AsyncCommands::hget(&mut self.redis().await, key, peer_id).await.unwrap();
+        entry.map(|entry| presence::parse(&entry).unwrap())
+    }
+
+    /// Waits until the gateway has noticed that `peer_id`'s connection dropped and parked the peer
+    /// for a resume (or, `or_gone`, already freed its place).
+    async fn parked(&self, room: &str, peer_id: &str, or_gone: bool) {
+        eventually("the dropped connection is parked for a resume", PATIENCE, || async {
+            match self.entry(room, peer_id).await {
+                Some(entry) => (entry.parked_until_ms > 0).then_some(()),
+                None => or_gone.then_some(()),
+            }
+        })
+        .await;
+    }
 }
 
-struct Peer {
+/// A client that reads the wire itself, answering pings on the way.
+struct Raw {
     socket: Socket,
 }
 
@@ -109,7 +170,7 @@ enum Event {
     Closed(Option<u16>),
 }
 
-impl Peer {
+impl Raw {
     async fn send(&mut self, message: Value) {
         self.socket.send(Message::Text(message.to_string().into())).await.unwrap();
     }
@@ -146,43 +207,102 @@ impl Peer {
             }
         }
     }
-
-    async fn silent(&mut self) -> bool {
-        !matches!(self.next_event(Duration::from_millis(300)).await, Some(Event::Text(_)))
-    }
 }
 
 fn room() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
+fn user() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+fn sdp(kind: &str, sdp: &str) -> Payload {
+    Payload::Sdp(SessionDescription { r#type: kind.into(), sdp: sdp.into() })
+}
+
+/// `payload` as the peer it is addressed to receives it from `from`.
+fn signal_from(from: &str, payload: &Payload) -> Kind {
+    Kind::Signal(Signal { to: String::new(), from: from.to_owned(), payload: Some(payload.clone()) })
+}
+
+fn left(peer_id: &str, reason: &str) -> Kind {
+    Kind::PeerLeft(PeerLeft { peer_id: peer_id.to_owned(), reason: reason.to_owned() })
+}
+
+/// The peer a `peer_joined` announces; any other message fails the test.
+fn joined(message: Kind) -> Peer {
+    match message {
+        Kind::PeerJoined(PeerJoined { peer: Some(peer) }) => peer,
+        other => panic!("expected peer_joined, got {other:?}"),
+    }
+}
+
+fn error_code(message: Kind) -> String {
+    match message {
+        Kind::Error(error) => error.code,
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+fn data_of(message: Kind) -> String {
+    match message {
+        Kind::Broadcast(broadcast) => broadcast.data,
+        other => panic!("expected a broadcast, got {other:?}"),
+    }
+}
+
+fn peer_left(message: Kind) -> Option<PeerLeft> {
+    match message {
+        Kind::PeerLeft(left) => Some(left),
+        _ => None,
+    }
+}
+
+/// Ann, Bob and Cat join `room`, in that order, through the instances `on`: each `welcome` lists
+/// those already there (presence spans instances), and those already there are told of each
+/// arrival.
+async fn ann_bob_and_cat(world: &World, room: &str, on: [usize; 3]) -> [(Signaling, Welcome); 3] {
+    let names = ["Ann", "Bob", "Cat"];
+    let mut here: Vec<(Signaling, Welcome)> = Vec::new();
+    for (name, gateway) in names.into_iter().zip(on) {
+        let (signaling, welcome) = world.join(gateway, room, name).await;
+        let listed: Vec<(&str, &str)> =
+            welcome.peers.iter().map(|p| (p.peer_id.as_str(), p.display_name.as_str())).collect();
+        let earlier: Vec<(&str, &str)> =
+            here.iter().zip(names).map(|((_, w), name)| (w.peer_id.as_str(), name)).collect();
+        assert_eq!(listed, earlier, "{name}'s welcome lists those already there");
+        for (other, _) in &mut here {
+            assert_eq!(joined(other.recv().await).peer_id, welcome.peer_id, "told of {name}");
+        }
+        here.push((signaling, welcome));
+    }
+    here.try_into().unwrap_or_else(|_| unreachable!("three joined"))
+}
+
 #[actix_web::test]
 async fn peers_are_welcomed_announced_and_signals_reach_only_the_addressed_peer() {
-    let world = world(1).await;
-    let room = room();
-    let (mut ann, ann_welcome) = world.join(0, &room, "Ann").await;
-    assert!(ann_welcome.get("peers").is_none(), "empty lists are omitted, as proto3 JSON does");
-    assert_eq!(ann_welcome["ice_servers"], json!([{"urls": ["stun:stun.confab.test:3478"]}]));
-    let (mut bob, bob_welcome) = world.join(0, &room, "Bob").await;
-    assert_eq!(bob_welcome["peers"][0]["peer_id"], ann_welcome["peer_id"]);
-    assert_eq!(bob_welcome["peers"][0]["display_name"], "Ann");
-    assert_eq!(ann.recv().await["peer_joined"]["peer"]["peer_id"], bob_welcome["peer_id"]);
-    let (mut cat, _) = world.join(0, &room, "Cat").await;
-    ann.recv().await;
-    bob.recv().await;
+    let world = world(1);
+    let [(mut ann, ann_welcome), (mut bob, bob_welcome), (mut cat, cat_welcome)] =
+        ann_bob_and_cat(&world, &room(), [0, 0, 0]).await;
+    let stun = IceServer { urls: vec!["stun:stun.confab.test:3478".into()], ..Default::default() };
+    assert_eq!(ann_welcome.ice_servers, [stun]);
+    let (ann_id, bob_id) = (ann_welcome.peer_id.as_str(), bob_welcome.peer_id.as_str());
 
-    let offer = json!({"type": "offer", "sdp": "v=0 offer"});
-    ann.send(json!({"signal": {"to": bob_welcome["peer_id"], "sdp": offer}})).await;
-    let received = bob.recv().await;
-    assert_eq!(received, json!({"signal": {"from": ann_welcome["peer_id"], "sdp": offer}}));
-    assert!(cat.silent().await, "a third peer never sees a signal addressed to someone else");
-    assert!(ann.silent().await);
+    let offer = sdp("offer", "v=0 offer");
+    ann.signal(bob_id, offer.clone()).await;
+    assert_eq!(bob.recv().await, signal_from(ann_id, &offer));
+    // Bob has it, so the gateway has routed it: a third peer never sees a signal addressed to
+    // someone else, and its sender gets no echo.
+    hears_nothing_before_a_signal(&mut cat, &cat_welcome.peer_id, &mut ann, ann_id).await;
+    hears_nothing_before_a_signal(&mut ann, ann_id, &mut bob, bob_id).await;
 }
 
 #[actix_web::test]
 async fn protocol_errors_are_answered_and_the_connection_survives() {
-    let world = world(1).await;
-    let (mut ann, _) = world.join(0, &room(), "Ann").await;
+    let world = world(1);
+    let (mut ann, welcome) = world.join_raw(0, &world.ticket(&room(), "Ann")).await;
+    assert!(welcome.get("peers").is_none(), "empty lists are omitted, as proto3 JSON does");
     for (frame, code) in [
         ("not json", "malformed_message"),
         ("{}", "malformed_message"),
@@ -198,13 +318,15 @@ async fn protocol_errors_are_answered_and_the_connection_survives() {
 
 #[actix_web::test]
 async fn bad_tickets_and_origins_are_refused_before_the_upgrade() {
-    let world = world(1).await;
+    let world = world(1);
     let room = room();
     assert_eq!(world.connect(0, "not-a-ticket").await.err(), Some(401));
-    let ticket = world.ticket(&room, "Ann", 8);
+    let ticket = world.ticket(&room, "Ann");
     let mut first = world.connect(0, &ticket).await.unwrap();
     first.recv().await;
     assert_eq!(world.connect(0, &ticket).await.err(), Some(401), "tickets are single use");
+    let guest = world.keys.ticket(&room, "Gus", "guest", None);
+    assert_eq!(world.connect(0, &guest).await.err(), Some(401), "a role no service issues");
     let rogue = SigningKeys::from_signing_keys(&[ed25519_dalek::SigningKey::from_bytes(&[9; 32])]).unwrap();
     let now = chrono::Utc::now().timestamp();
     let forged = rogue
@@ -216,12 +338,12 @@ async fn bad_tickets_and_origins_are_refused_before_the_upgrade() {
     let evil = awc::Client::new()
         .ws(&world.gateways[0])
         .origin("https://evil.test")
-        .protocols([format!("confab.ticket.{}", world.ticket(&room, "Eve", 8))])
+        .protocols([format!("confab.ticket.{}", world.ticket(&room, "Eve"))])
         .connect()
         .await;
     assert!(matches!(evil, Err(awc::error::WsClientError::InvalidResponseStatus(s)) if s.as_u16() == 403));
     let allowed = awc::Client::new()
-        .ws(format!("{}?ticket={}", world.gateways[0], world.ticket(&room, "Dan", 8)))
+        .ws(format!("{}?ticket={}", world.gateways[0], world.ticket(&room, "Dan")))
         .origin("https://confab.test")
         .connect()
         .await;
@@ -230,9 +352,9 @@ async fn bad_tickets_and_origins_are_refused_before_the_upgrade() {
 
 #[actix_web::test]
 async fn capacity_holds_across_instances_under_a_race() {
-    let world = world(2).await;
+    let world = world(2);
     let room = room();
-    let tickets: Vec<String> = (0..8).map(|i| world.ticket(&room, &format!("P{i}"), 3)).collect();
+    let tickets: Vec<String> = (0..8).map(|i| world.ticket_in_room_of(3, &room, &format!("P{i}"), &user())).collect();
     let world = &world;
     let attempts = tickets.iter().enumerate().map(|(i, t)| async move {
         let mut peer = world.connect(i % 2, t).await.expect("upgraded");
@@ -247,16 +369,16 @@ async fn capacity_holds_across_instances_under_a_race() {
 
 #[actix_web::test]
 async fn oversized_messages_close_with_1009_and_bye_is_announced_as_left() {
-    let world = world(1).await;
+    let world = world(1);
     let room = room();
-    let (mut ann, ann_welcome) = world.join(0, &room, "Ann").await;
-    let (mut bob, _) = world.join(0, &room, "Bob").await;
+    let (mut ann, ann_welcome) = world.join_raw(0, &world.ticket(&room, "Ann")).await;
+    let (mut bob, _) = world.join_raw(0, &world.ticket(&room, "Bob")).await;
     ann.recv().await;
     bob.send(json!({"broadcast": {"data": "x".repeat(70 * 1024)}})).await;
     assert_eq!(bob.closed().await, Some(1009));
     let left = ann.recv().await;
     assert_eq!(left["peer_left"]["reason"], "message_too_big");
-    let (mut cat, _) = world.join(0, &room, "Cat").await;
+    let (mut cat, _) = world.join_raw(0, &world.ticket(&room, "Cat")).await;
     ann.recv().await;
     ann.send(json!({"bye": {}})).await;
     assert_eq!(cat.recv().await["peer_left"], json!({"peer_id": ann_welcome["peer_id"], "reason": "left"}));
@@ -265,10 +387,10 @@ async fn oversized_messages_close_with_1009_and_bye_is_announced_as_left() {
 #[actix_web::test]
 async fn a_message_over_the_limit_in_continuation_frames_closes_with_1009_and_leaves_at_once() {
     use actix_ws::Item;
-    let world = world(1).await;
+    let world = world(1);
     let room = room();
-    let (mut ann, _) = world.join(0, &room, "Ann").await;
-    let (mut bob, bob_welcome) = world.join(0, &room, "Bob").await;
+    let (mut ann, _) = world.join_raw(0, &world.ticket(&room, "Ann")).await;
+    let (mut bob, bob_welcome) = world.join_raw(0, &world.ticket(&room, "Bob")).await;
     ann.recv().await;
     let fragment = bytes::Bytes::from(vec![b'x'; 40 * 1024]);
     bob.socket.send(Message::Continuation(Item::FirstText(fragment.clone()))).await.unwrap();
@@ -284,10 +406,10 @@ async fn a_message_over_the_limit_in_continuation_frames_closes_with_1009_and_le
 #[actix_web::test]
 async fn text_that_is_not_utf8_closes_with_1007_and_leaves_at_once() {
     use actix_ws::Item;
-    let world = world(1).await;
+    let world = world(1);
     let room = room();
-    let (mut ann, _) = world.join(0, &room, "Ann").await;
-    let (mut bob, bob_welcome) = world.join(0, &room, "Bob").await;
+    let (mut ann, _) = world.join_raw(0, &world.ticket(&room, "Ann")).await;
+    let (mut bob, bob_welcome) = world.join_raw(0, &world.ticket(&room, "Bob")).await;
     ann.recv().await;
     bob.socket
         .send(Message::Continuation(Item::FirstText(bytes::Bytes::from_static(b"{\"bye\": \xff"))))
@@ -308,32 +430,25 @@ async fn text_that_is_not_utf8_closes_with_1007_and_leaves_at_once() {
 
 #[actix_web::test]
 async fn presence_is_kept_in_redis_for_the_api_and_cleared_on_leave() {
-    let world = world(1).await;
+    let world = world(1);
     let room = room();
     let (mut ann, welcome) = world.join(0, &room, "Ann").await;
-    let mut redis = redis::Client::open(redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
-    let key = confab_domain::keys::room_peers(&world.redis_prefix, &room);
-    let entry: String =
-        redis::AsyncCommands::hget(&mut redis, &key, welcome["peer_id"].as_str().unwrap()).await.unwrap();
-    let entry: Value = serde_json::from_str(&entry).unwrap();
-    assert_eq!(entry["instance_id"], "gw-test-0");
-    assert_eq!(entry["display_name"], "Ann");
+    let entry = world.entry(&room, &welcome.peer_id).await.expect("Ann's presence entry");
+    assert_eq!((entry.instance_id.as_str(), entry.display_name.as_str()), ("gw-test-0", "Ann"));
+    let mut redis = world.redis().await;
     let live: bool =
         redis::AsyncCommands::sismember(&mut redis, confab_domain::keys::live_rooms(&world.redis_prefix), &room)
             .await
             .unwrap();
     assert!(live);
-    let recorder_ticket =
-        support::ticket_as(&world.keys, &room, "Recorder", "recorder-1", 2, "recorder", Some("rec-1"));
-    let mut recorder = world.connect(0, &recorder_ticket).await.expect("the recorder joins");
-    recorder.recv().await;
-    recorder.send(json!({"bye": {}})).await;
-    recorder.closed().await;
-    ann.send(json!({"bye": {}})).await;
-    ann.closed().await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let left: i64 = redis::AsyncCommands::hlen(&mut redis, &key).await.unwrap();
-    assert_eq!(left, 0);
+    let recorder_ticket = world.keys.ticket_for("recorder-1", &room, "Recorder", "recorder", Some("rec-1".into()));
+    let (mut recorder, _) = world.join_with(0, &recorder_ticket).await;
+    recorder.bye().await;
+    ann.bye().await;
+    eventually("both leave the room's presence", PATIENCE, || async {
+        (world.present(&room).await == 0).then_some(())
+    })
+    .await;
 
     // The API's webhooks read joins and leaves from this stream; recorders are not participants.
     let stream = confab_domain::keys::presence_events(&world.redis_prefix);
@@ -346,64 +461,50 @@ async fn presence_is_kept_in_redis_for_the_api_and_cleared_on_leave() {
         })
         .collect();
     assert_eq!(events, [("participant.joined", room.as_str(), ""), ("participant.left", room.as_str(), "left")]);
-    let peer: Value = serde_json::from_str(&entries[1].1["peer"]).unwrap();
-    assert_eq!((peer["peer_id"].as_str(), peer["display_name"].as_str()), (welcome["peer_id"].as_str(), Some("Ann")));
+    let peer = presence::parse(&entries[1].1["peer"]).unwrap();
+    assert_eq!((peer.peer_id, peer.display_name.as_str()), (welcome.peer_id, "Ann"));
 }
 
 #[actix_web::test]
 async fn a_gateway_started_before_the_api_is_unready_until_it_has_the_keys_then_admits_at_once() {
-    let keys = SigningKeys::from_signing_keys(&[ed25519_dalek::SigningKey::from_bytes(&[5; 32])]).unwrap();
+    let keys = TestKeys::default();
     let jwks_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let app = Application::build(Settings {
-        bind: "127.0.0.1:0".into(),
-        redis_url: redis_url(),
-        redis_prefix: format!("confab-test:{}", uuid::Uuid::new_v4().simple()),
-        jwks_url: format!("http://127.0.0.1:{jwks_port}/jwks"),
-        jwt_issuer: "confab".into(),
-        allowed_origins: vec![],
-        instance_id: "gw-early".into(),
-        ice: Default::default(),
-        limits: Limits::default(),
-    })
-    .unwrap();
-    let port = app.port();
-    actix_web::rt::spawn(app.run_until_stopped());
+    let jwks_url = format!("http://127.0.0.1:{jwks_port}/jwks");
+    let gateway =
+        support::start(support::settings(&env("REDIS_URL"), &confab_testkit::redis_prefix(), &jwks_url, "gw-early"));
+    let readyz_url = gateway.url.replace("ws://", "http://").replace("/v1/signal", "/readyz");
     let readyz = async || {
-        let mut res = awc::Client::new().get(format!("http://127.0.0.1:{port}/readyz")).send().await.unwrap();
+        let mut res = awc::Client::new().get(&readyz_url).send().await.unwrap();
         (res.status().as_u16(), res.json::<Value>().await.unwrap())
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let (status, body) = readyz().await;
-    assert_eq!(
-        (status, &body["checks"]["signing_keys"], &body["checks"]["redis"]),
-        (503, &json!("unreachable"), &json!("ok"))
-    );
+    // Redis answers at once; the API does not yet.
+    let (status, body) = eventually("the gateway reaches Redis", PATIENCE, || async {
+        let (status, body) = readyz().await;
+        (body["checks"]["redis"] == "ok").then_some((status, body))
+    })
+    .await;
+    assert_eq!((status, &body["checks"]["signing_keys"]), (503, &json!("unreachable")));
 
-    support::jwks_server_at(&keys, jwks_port);
-    let started = std::time::Instant::now();
-    while readyz().await.0 != 200 {
-        assert!(started.elapsed() < Duration::from_secs(3), "ready within 3 s of the API answering");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let ticket = support::ticket(&keys, &room(), "Ann", &uuid::Uuid::new_v4().to_string(), 8);
-    let (_, socket) =
-        awc::Client::new().ws(format!("ws://127.0.0.1:{port}/v1/signal?ticket={ticket}")).connect().await.unwrap();
-    let welcome = Peer { socket }.recv().await;
-    assert!(welcome.get("welcome").is_some(), "{welcome}");
+    support::jwks_server_at(&keys.keys, jwks_port);
+    eventually("ready within 3 s of the API answering", Duration::from_secs(3), || async {
+        (readyz().await.0 == 200).then_some(())
+    })
+    .await;
+    Signaling::join(&gateway.url, &keys.ticket(&room(), "Ann", "member", None)).await;
 }
 
 #[actix_web::test]
 async fn shutdown_closes_every_socket_with_1012() {
-    let world = world(1).await;
-    let (mut ann, _) = world.join(0, &room(), "Ann").await;
+    let world = world(1);
+    let (mut ann, _) = world.join_raw(0, &world.ticket(&room(), "Ann")).await;
     world.stoppers[0].send(true).unwrap();
     assert_eq!(ann.closed().await, Some(1012));
 }
 
 #[actix_web::test]
 async fn a_flooding_client_is_told_then_disconnected() {
-    let world = world(1).await;
-    let (mut ann, _) = world.join(0, &room(), "Ann").await;
+    let world = world(1);
+    let (mut ann, _) = world.join_raw(0, &world.ticket(&room(), "Ann")).await;
     for _ in 0..300 {
         ann.send(json!({"broadcast": {"data": "spam"}})).await;
     }
@@ -422,37 +523,38 @@ async fn a_flooding_client_is_told_then_disconnected() {
 
 #[actix_web::test]
 async fn peers_on_two_instances_see_each_other_and_exchange_offer_answer_and_candidates() {
-    let world = world(2).await;
-    let room = room();
-    let (mut ann, ann_welcome) = world.join(0, &room, "Ann").await;
-    let (mut bob, bob_welcome) = world.join(1, &room, "Bob").await;
-    let (ann_id, bob_id) = (ann_welcome["peer_id"].clone(), bob_welcome["peer_id"].clone());
-    assert_eq!(bob_welcome["peers"][0]["peer_id"], ann_id, "presence spans instances");
-    assert_eq!(ann.recv().await["peer_joined"]["peer"]["peer_id"], bob_id);
-    let (mut cat, _) = world.join(1, &room, "Cat").await;
-    ann.recv().await;
-    bob.recv().await;
+    let world = world(2);
+    let [(mut ann, ann_welcome), (mut bob, bob_welcome), (mut cat, cat_welcome)] =
+        ann_bob_and_cat(&world, &room(), [0, 1, 1]).await;
+    let (ann_id, bob_id) = (ann_welcome.peer_id.as_str(), bob_welcome.peer_id.as_str());
 
-    let offer = json!({"type": "offer", "sdp": "v=0 offer"});
-    ann.send(json!({"signal": {"to": bob_id, "sdp": offer}})).await;
-    assert_eq!(bob.recv().await, json!({"signal": {"from": ann_id, "sdp": offer}}));
-    let answer = json!({"type": "answer", "sdp": "v=0 answer"});
-    bob.send(json!({"signal": {"to": ann_id, "sdp": answer}})).await;
-    assert_eq!(ann.recv().await, json!({"signal": {"from": bob_id, "sdp": answer}}));
-    let candidate = json!({"candidate": "candidate:1 1 udp 2122260223 127.0.0.1 5000 typ host", "sdp_mid": "0"});
-    ann.send(json!({"signal": {"to": bob_id, "candidate": candidate}})).await;
-    assert_eq!(bob.recv().await["signal"]["candidate"], candidate);
-    assert!(cat.silent().await, "the third peer, on the same instance as Bob, sees none of it");
+    let offer = sdp("offer", "v=0 offer");
+    ann.signal(bob_id, offer.clone()).await;
+    assert_eq!(bob.recv().await, signal_from(ann_id, &offer));
+    let answer = sdp("answer", "v=0 answer");
+    bob.signal(ann_id, answer.clone()).await;
+    assert_eq!(ann.recv().await, signal_from(bob_id, &answer));
+    let candidate = Payload::Candidate(IceCandidate {
+        candidate: "candidate:1 1 udp 2122260223 127.0.0.1 5000 typ host".into(),
+        sdp_mid: Some("0".into()),
+        ..Default::default()
+    });
+    ann.signal(bob_id, candidate.clone()).await;
+    assert_eq!(bob.recv().await, signal_from(ann_id, &candidate));
+    // The third peer, on the same instance as Bob, saw none of it.
+    hears_nothing_before_a_signal(&mut cat, &cat_welcome.peer_id, &mut ann, ann_id).await;
 
-    ann.send(json!({"broadcast": {"data": "hello all"}})).await;
-    assert_eq!(bob.recv().await, json!({"broadcast": {"from": ann_id, "data": "hello all"}}));
-    assert_eq!(cat.recv().await["broadcast"]["data"], "hello all");
-    assert!(ann.silent().await, "no echo to the sender");
+    ann.send(client_message::Kind::Broadcast(Broadcast { from: String::new(), data: "hello all".into() })).await;
+    let hello = Kind::Broadcast(Broadcast { from: ann_id.to_owned(), data: "hello all".into() });
+    assert_eq!(bob.recv().await, hello);
+    assert_eq!(cat.recv().await, hello);
+    // No echo to the sender: it would have been queued before the others had the broadcast.
+    hears_nothing_before_a_signal(&mut ann, ann_id, &mut bob, bob_id).await;
 
-    ann.send(json!({"bye": {}})).await;
-    assert_eq!(bob.recv().await["peer_left"], json!({"peer_id": ann_id, "reason": "left"}));
-    bob.send(json!({"signal": {"to": ann_id, "sdp": offer}})).await;
-    assert_eq!(bob.recv().await["error"]["code"], "unknown_peer", "a peer that left another instance is gone");
+    ann.bye().await;
+    assert_eq!(bob.recv().await, left(ann_id, "left"));
+    bob.signal(ann_id, offer).await;
+    assert_eq!(error_code(bob.recv().await), "unknown_peer", "a peer that left another instance is gone");
 
     let metrics_url = world.gateways[1].replace("ws://", "http://").replace("/v1/signal", "/metrics");
     let mut response = awc::Client::new().get(metrics_url).send().await.unwrap();
@@ -503,32 +605,29 @@ impl std::io::Write for LogWriter {
 
 /// The logged JSON line that has `field` = `value`, waiting up to 2 s for it.
 async fn logged_with(logs: &std::sync::Mutex<Vec<u8>>, field: &str, value: &str) -> Value {
-    for _ in 0..100 {
+    eventually(&format!("a log line with {field} = {value}"), Duration::from_secs(2), || {
         let text = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
-        let lines = text.lines().filter_map(|line| serde_json::from_str::<Value>(line).ok());
-        if let Some(line) = lines.into_iter().find(|line| line[field] == value) {
-            return line;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("no log line with {field} = {value}");
+        let mut lines = text.lines().filter_map(|line| serde_json::from_str::<Value>(line).ok());
+        std::future::ready(lines.find(|line| line[field] == value))
+    })
+    .await
 }
 
 async fn publish_control(world: &World, control: confab_protocol::bus::Control) {
     use prost::Message as _;
-    let mut redis = redis::Client::open(redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
     let channel = confab_domain::keys::control_channel(&world.redis_prefix);
-    let _: i64 = redis::AsyncCommands::publish(&mut redis, channel, control.encode_to_vec()).await.unwrap();
+    let _: i64 =
+        redis::AsyncCommands::publish(&mut world.redis().await, channel, control.encode_to_vec()).await.unwrap();
 }
 
 #[actix_web::test]
 async fn api_commands_close_the_right_connections_on_every_instance() {
     use confab_protocol::bus::{CloseRoom, Control, KickPeer, control::Command};
     let logs = captured_logs();
-    let world = world(2).await;
+    let world = world(2);
     let (room_a, room_b) = (room(), room());
-    let (mut ann, ann_welcome) = world.join(0, &room_a, "Ann").await;
-    let (mut bob, _) = world.join(1, &room_a, "Bob").await;
+    let (mut ann, ann_welcome) = world.join_raw(0, &world.ticket(&room_a, "Ann")).await;
+    let (mut bob, _) = world.join_raw(1, &world.ticket(&room_a, "Bob")).await;
     ann.recv().await;
     let (mut cat, _) = world.join(1, &room_b, "Cat").await;
 
@@ -548,125 +647,121 @@ async fn api_commands_close_the_right_connections_on_every_instance() {
     publish_control(&world, Control { command: Some(close), request_id: String::new() }).await;
     assert_eq!(bob.recv().await, json!({"room_closed": {}}));
     assert_eq!(bob.closed().await, Some(1000));
-    assert!(cat.silent().await, "other rooms are untouched");
+    // Bob's instance, Cat's too, has carried the command out: Dan joining her room there is the
+    // next thing she hears.
+    let (_dan, dan_welcome) = world.join(1, &room_b, "Dan").await;
+    assert_eq!(joined(cat.recv().await).peer_id, dan_welcome.peer_id, "other rooms are untouched");
 }
 
 #[actix_web::test]
 async fn a_silent_peer_is_dropped_and_announced_while_one_that_answers_pings_stays() {
     let limits =
         Limits { heartbeat: Duration::from_millis(200), dead_after: Duration::from_millis(500), ..Limits::default() };
-    let world = world_with(2, limits).await;
+    // A peer that is kept shows only over time: three times `dead_after`, pings answered all along.
+    let kept_for = limits.dead_after * 3;
+    let world = world_with(2, limits);
     let room = room();
     let (mut ann, _) = world.join(0, &room, "Ann").await;
     let (silent, silent_welcome) = world.join(1, &room, "Sid").await;
-    assert!(ann.recv().await.get("peer_joined").is_some());
-    // Sid's socket stays open but never answers a ping; Ann's test client answers every one.
-    let left = ann.recv().await;
-    assert_eq!(left["peer_left"], json!({"peer_id": silent_welcome["peer_id"], "reason": "timeout"}));
-    assert!(ann.next_event(Duration::from_millis(1500)).await.is_none(), "a peer that answers pings is kept");
+    joined(ann.recv().await);
+    // Sid's socket stays open but is never read, so it never answers a ping; Ann's is read, and
+    // answers every one.
+    assert_eq!(ann.recv().await, left(&silent_welcome.peer_id, "timeout"));
+    assert_eq!(ann.recv_within(kept_for).await, None, "a peer that answers pings is kept");
+    assert_eq!(world.present(&room).await, 1, "Ann is still in the room");
     drop(silent);
 }
 
 #[actix_web::test]
 async fn the_recorder_is_hidden_takes_no_place_and_comes_and_goes_as_a_recording() {
-    let world = world(2).await;
+    let world = world(2);
     let room = room();
-    let mut ann = world.connect(0, &world.ticket(&room, "Ann", 2)).await.expect("admitted");
-    let ann_welcome = ann.recv().await["welcome"].clone();
-    let ann_id = ann_welcome["peer_id"].clone();
+    let ticket = |name: &str| world.ticket_in_room_of(2, &room, name, &user());
+    let (mut ann, ann_welcome) = world.join_with(0, &ticket("Ann")).await;
+    let ann_id = ann_welcome.peer_id.as_str();
 
-    let recorder_ticket =
-        support::ticket_as(&world.keys, &room, "Recorder", "recorder-1", 2, "recorder", Some("rec-42"));
-    let mut recorder = world.connect(1, &recorder_ticket).await.expect("the recorder takes no place");
-    let recorder_welcome = recorder.recv().await["welcome"].clone();
-    assert_eq!(recorder_welcome["peers"][0]["peer_id"], ann_id, "the recorder sees everyone");
-    let recorder_id = recorder_welcome["peer_id"].clone();
-    assert_eq!(
-        ann.recv().await,
-        json!({"recording_started": {"recording_id": "rec-42", "recorder_peer_id": recorder_id}})
-    );
+    let recorder_ticket = world.keys.ticket_for("recorder-1", &room, "Recorder", "recorder", Some("rec-42".into()));
+    let (mut recorder, recorder_welcome) = world.join_with(1, &recorder_ticket).await;
+    assert_eq!(recorder_welcome.peers[0].peer_id, ann_id, "the recorder sees everyone");
+    let recorder_id = recorder_welcome.peer_id.as_str();
+    let started = RecordingStarted { recording_id: "rec-42".into(), recorder_peer_id: recorder_id.into() };
+    assert_eq!(ann.recv().await, Kind::RecordingStarted(started.clone()));
 
     // Bob fills the room of two (the recorder does not count) and learns of the recording.
-    let mut bob = world.connect(0, &world.ticket(&room, "Bob", 2)).await.expect("a place is left");
-    let bob_welcome = bob.recv().await["welcome"].clone();
-    assert_eq!(bob_welcome["recording"], true);
-    assert_eq!(bob_welcome["peers"].as_array().unwrap().len(), 1, "only Ann: {bob_welcome}");
-    assert_eq!(bob.recv().await["recording_started"]["recorder_peer_id"], recorder_id);
-    assert!(recorder.recv().await.get("peer_joined").is_some(), "the recorder hears of Bob");
-    assert_eq!(ann.recv().await["peer_joined"]["peer"]["display_name"], "Bob");
-    let mut cat = world.connect(1, &world.ticket(&room, "Cat", 2)).await.expect("refused in band");
+    let (mut bob, bob_welcome) = world.join_with(0, &ticket("Bob")).await;
+    assert!(bob_welcome.recording);
+    assert_eq!(bob_welcome.peers.len(), 1, "only Ann: {:?}", bob_welcome.peers);
+    assert_eq!(bob.recv().await, Kind::RecordingStarted(started));
+    assert_eq!(joined(recorder.recv().await).display_name, "Bob", "the recorder hears of Bob");
+    assert_eq!(joined(ann.recv().await).display_name, "Bob");
+    let mut cat = world.connect(1, &ticket("Cat")).await.expect("refused in band");
     assert_eq!(cat.recv().await["error"]["code"], "room_full");
 
     // Media offers go to the recorder like to any peer.
-    let offer = json!({"type": "offer", "sdp": "v=0 sendonly"});
-    ann.send(json!({"signal": {"to": recorder_id, "sdp": offer}})).await;
-    assert_eq!(recorder.recv().await, json!({"signal": {"from": ann_id, "sdp": offer}}));
+    let offer = sdp("offer", "v=0 sendonly");
+    ann.signal(recorder_id, offer.clone()).await;
+    assert_eq!(recorder.recv().await, signal_from(ann_id, &offer));
 
-    recorder.send(json!({"bye": {}})).await;
-    let stopped = json!({"recording_stopped": {"recording_id": "rec-42", "recorder_peer_id": recorder_id}});
-    assert_eq!(ann.recv().await, stopped);
-    assert_eq!(bob.recv().await, stopped);
+    recorder.bye().await;
+    let stopped = RecordingStopped { recording_id: "rec-42".into(), recorder_peer_id: recorder_id.into() };
+    assert_eq!(ann.recv().await, Kind::RecordingStopped(stopped.clone()));
+    assert_eq!(bob.recv().await, Kind::RecordingStopped(stopped));
 }
 
 #[actix_web::test]
 async fn a_camera_is_seen_by_name_takes_no_place_and_is_no_participant_for_webhooks() {
-    let world = world(2).await;
+    let world = world(2);
     let room = room();
-    let mut ann = world.connect(0, &world.ticket(&room, "Ann", 2)).await.expect("admitted");
-    let ann_id = ann.recv().await["welcome"]["peer_id"].clone();
+    let ticket = |name: &str| world.ticket_in_room_of(2, &room, name, &user());
+    let (mut ann, ann_welcome) = world.join_with(0, &ticket("Ann")).await;
+    let ann_id = ann_welcome.peer_id.as_str();
 
-    let camera_ticket = support::ticket_as(&world.keys, &room, "Front door", "camera-7", 2, "camera", None);
-    let mut camera = world.connect(1, &camera_ticket).await.expect("the camera takes no place");
-    let camera_welcome = camera.recv().await["welcome"].clone();
-    assert_eq!(camera_welcome["peers"][0]["peer_id"], ann_id, "the camera sees everyone");
-    let camera_id = camera_welcome["peer_id"].clone();
-    let camera_peer =
-        json!({"peer_id": camera_id, "user_id": "camera-7", "display_name": "Front door", "role": "camera"});
-    assert_eq!(ann.recv().await, json!({"peer_joined": {"peer": camera_peer}}));
+    let camera_ticket = world.keys.ticket_for("camera-7", &room, "Front door", "camera", None);
+    let (mut camera, camera_welcome) = world.join_with(1, &camera_ticket).await;
+    assert_eq!(camera_welcome.peers[0].peer_id, ann_id, "the camera sees everyone");
+    let camera_id = camera_welcome.peer_id.as_str();
+    let camera_peer = Peer {
+        peer_id: camera_id.into(),
+        user_id: "camera-7".into(),
+        display_name: "Front door".into(),
+        role: "camera".into(),
+    };
+    assert_eq!(joined(ann.recv().await), camera_peer);
 
     // Bob fills the room of two (the camera does not count) and sees the camera among the peers.
-    let mut bob = world.connect(0, &world.ticket(&room, "Bob", 2)).await.expect("a place is left");
-    let bob_welcome = bob.recv().await["welcome"].clone();
-    assert_eq!(bob_welcome["peers"].as_array().unwrap().len(), 2, "Ann and the camera: {bob_welcome}");
-    assert_eq!(bob_welcome["peers"][1], camera_peer);
-    assert!(bob_welcome.get("recording").is_none(), "a camera is no recording: {bob_welcome}");
-    assert_eq!(camera.recv().await["peer_joined"]["peer"]["display_name"], "Bob");
-    assert_eq!(ann.recv().await["peer_joined"]["peer"]["display_name"], "Bob");
-    let mut cat = world.connect(1, &world.ticket(&room, "Cat", 2)).await.expect("refused in band");
+    let (mut bob, bob_welcome) = world.join_with(0, &ticket("Bob")).await;
+    assert_eq!(bob_welcome.peers.len(), 2, "Ann and the camera: {:?}", bob_welcome.peers);
+    assert_eq!(bob_welcome.peers[1], camera_peer);
+    assert!(!bob_welcome.recording, "a camera is no recording");
+    assert_eq!(joined(camera.recv().await).display_name, "Bob");
+    assert_eq!(joined(ann.recv().await).display_name, "Bob");
+    let mut cat = world.connect(1, &ticket("Cat")).await.expect("refused in band");
     assert_eq!(cat.recv().await["error"]["code"], "room_full");
 
     // The camera offers like any peer.
-    let offer = json!({"type": "offer", "sdp": "v=0 sendonly"});
-    camera.send(json!({"signal": {"to": ann_id, "sdp": offer}})).await;
-    assert_eq!(ann.recv().await, json!({"signal": {"from": camera_id, "sdp": offer}}));
+    let offer = sdp("offer", "v=0 sendonly");
+    camera.signal(ann_id, offer.clone()).await;
+    assert_eq!(ann.recv().await, signal_from(camera_id, &offer));
 
-    camera.send(json!({"bye": {}})).await;
-    let left = json!({"peer_left": {"peer_id": camera_id, "reason": "left"}});
-    assert_eq!(ann.recv().await, left);
-    assert_eq!(bob.recv().await, left);
+    camera.bye().await;
+    assert_eq!(ann.recv().await, left(camera_id, "left"));
+    assert_eq!(bob.recv().await, left(camera_id, "left"));
 
     // The webhooks' stream has Ann and Bob only.
-    let mut redis = redis::Client::open(redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
     let stream = confab_domain::keys::presence_events(&world.redis_prefix);
     let entries: Vec<(String, HashMap<String, String>)> =
-        redis::cmd("XRANGE").arg(&stream).arg("-").arg("+").query_async(&mut redis).await.unwrap();
-    let names: Vec<(String, String)> = entries
+        redis::cmd("XRANGE").arg(&stream).arg("-").arg("+").query_async(&mut world.redis().await).await.unwrap();
+    let names: Vec<(&str, String)> = entries
         .iter()
-        .map(|(_, fields)| {
-            let peer: Value = serde_json::from_str(&fields["peer"]).unwrap();
-            (fields["type"].clone(), peer["display_name"].as_str().unwrap().to_owned())
-        })
+        .map(|(_, fields)| (fields["type"].as_str(), presence::parse(&fields["peer"]).unwrap().display_name))
         .collect();
-    assert_eq!(
-        names,
-        [("participant.joined".to_owned(), "Ann".to_owned()), ("participant.joined".to_owned(), "Bob".to_owned())]
-    );
+    assert_eq!(names, [("participant.joined", "Ann".to_owned()), ("participant.joined", "Bob".to_owned())]);
 }
 
 /// Publishes a broadcast for `to` as another instance would, numbered `seq` in its sequence.
 async fn publish_numbered(world: &World, room: &str, to: &str, seq: u64) {
     use confab_protocol::bus::{Delivery, RoomEvent, room_event::Event};
-    use confab_protocol::signal::{Broadcast, ServerMessage, server_message::Kind};
+    use confab_protocol::signal::ServerMessage;
     use prost::Message as _;
     let message =
         ServerMessage { kind: Some(Kind::Broadcast(Broadcast { from: "p-far".into(), data: seq.to_string() })) };
@@ -676,63 +771,60 @@ async fn publish_numbered(world: &World, room: &str, to: &str, seq: u64) {
         seq,
         read_at_us: 0,
     };
-    let mut redis = redis::Client::open(redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
     let channel = confab_domain::keys::room_channel(&world.redis_prefix, room);
-    let _: i64 = redis::AsyncCommands::publish(&mut redis, channel, event.encode_to_vec()).await.unwrap();
+    let _: i64 = redis::AsyncCommands::publish(&mut world.redis().await, channel, event.encode_to_vec()).await.unwrap();
 }
 
 #[actix_web::test]
 async fn a_gap_in_another_instances_sequence_brings_a_resync() {
-    let world = world(2).await;
+    let world = world(2);
     let room = room();
     let (mut ann, ann_welcome) = world.join(0, &room, "Ann").await;
     let (_bob, bob_welcome) = world.join(1, &room, "Bob").await;
-    assert!(ann.recv().await.get("peer_joined").is_some());
-    let ann_id = ann_welcome["peer_id"].as_str().unwrap();
+    joined(ann.recv().await);
+    let ann_id = ann_welcome.peer_id.as_str();
 
     for seq in [1, 2] {
         publish_numbered(&world, &room, ann_id, seq).await;
-        assert_eq!(ann.recv().await["broadcast"]["data"], seq.to_string());
+        assert_eq!(data_of(ann.recv().await), seq.to_string());
     }
-    assert!(ann.silent().await, "events in sequence need no resync");
+    assert_eq!(ann.recv_within(NO_RESYNC_WITHIN).await, None, "events in sequence need no resync");
 
     // Events 3 and 4 never arrived.
     publish_numbered(&world, &room, ann_id, 5).await;
-    assert_eq!(ann.recv().await["broadcast"]["data"], "5");
-    let resync = ann.recv().await;
-    let peers: Vec<&Value> = resync["resync"]["peers"].as_array().expect("a resync").iter().collect();
-    assert_eq!(peers.len(), 1);
-    assert_eq!(peers[0]["peer_id"], bob_welcome["peer_id"]);
+    assert_eq!(data_of(ann.recv().await), "5");
+    let Kind::Resync(resync) = ann.recv().await else { panic!("no resync after the gap") };
+    let peers: Vec<&str> = resync.peers.iter().map(|peer| peer.peer_id.as_str()).collect();
+    assert_eq!(peers, [bob_welcome.peer_id.as_str()]);
 
     // A new series (the other instance began serving the room afresh) is no gap.
     publish_numbered(&world, &room, ann_id, 1).await;
-    assert_eq!(ann.recv().await["broadcast"]["data"], "1");
-    assert!(ann.silent().await);
+    assert_eq!(data_of(ann.recv().await), "1");
+    assert_eq!(ann.recv_within(NO_RESYNC_WITHIN).await, None);
 }
 
 #[actix_web::test]
 async fn peers_of_a_dead_instance_are_announced_as_left_and_their_places_freed() {
-    let world = world(1).await;
+    let world = world(1);
     let room = room();
     let (mut ann, _) = world.join(0, &room, "Ann").await;
     // What a `kill -9`-ed instance leaves behind: its presence, and a heartbeat key that expires.
-    let mut redis = redis::Client::open(redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
-    let key = confab_domain::keys::room_peers(&world.redis_prefix, &room);
-    let ghost = json!({"peer_id": "ghost", "user_id": "u", "display_name": "Gus", "role": "member",
-        "instance_id": "gw-killed", "joined_at": "2026-01-01T00:00:00Z"});
-    let _: () = redis::AsyncCommands::hset(&mut redis, &key, "ghost", ghost.to_string()).await.unwrap();
-    let started = std::time::Instant::now();
-    let left = loop {
-        match ann.next_event(Duration::from_secs(15)).await {
-            Some(Event::Text(v)) if v.get("peer_left").is_some() => break v,
-            Some(Event::Text(_)) => {}
-            _ => panic!("no peer_left for the dead instance's peer"),
-        }
+    let ghost = PeerPresence {
+        peer_id: "ghost".into(),
+        user_id: "u".into(),
+        display_name: "Gus".into(),
+        role: "member".into(),
+        instance_id: "gw-killed".into(),
+        joined_at: "2026-01-01T00:00:00Z".into(),
+        ..Default::default()
     };
-    assert_eq!(left["peer_left"], json!({"peer_id": "ghost", "reason": "disconnected"}));
-    assert!(started.elapsed() <= Duration::from_secs(15));
-    let present: i64 = redis::AsyncCommands::hlen(&mut redis, &key).await.unwrap();
-    assert_eq!(present, 1, "only Ann, on a live instance, is left");
+    let key = confab_domain::keys::room_peers(&world.redis_prefix, &room);
+    let _: () =
+        redis::AsyncCommands::hset(&mut world.redis().await, &key, "ghost", presence::to_json(&ghost)).await.unwrap();
+    let left = ann.next_of_within(Duration::from_secs(15), peer_left).await;
+    let left = left.expect("a peer_left for the dead instance's peer within 15 s");
+    assert_eq!(left, PeerLeft { peer_id: "ghost".into(), reason: "disconnected".into() });
+    assert_eq!(world.present(&room).await, 1, "only Ann, on a live instance, is left");
 }
 
 /// A gateway in its own process, killed (SIGKILL) when dropped.
@@ -752,7 +844,7 @@ impl World {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_confab-gateway"))
             .env("CONFAB_BIND", format!("127.0.0.1:{port}"))
-            .env("REDIS_URL", redis_url())
+            .env("REDIS_URL", env("REDIS_URL"))
             .env("CONFAB_REDIS_PREFIX", &self.redis_prefix)
             .env("CONFAB_JWKS_URL", &self.jwks_url)
             .env("CONFAB_INSTANCE_ID", instance_id)
@@ -763,73 +855,50 @@ impl World {
             .expect("the gateway binary starts");
         let process = GatewayProcess(child);
         let health = format!("http://127.0.0.1:{port}/healthz");
-        for _ in 0..100 {
-            if awc::Client::new().get(&health).send().await.is_ok_and(|r| r.status().is_success()) {
-                self.gateways.push(format!("ws://127.0.0.1:{port}/v1/signal"));
-                return process;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("the gateway process did not become healthy");
+        eventually("the gateway process is healthy", PATIENCE, || async {
+            awc::Client::new().get(&health).send().await.is_ok_and(|r| r.status().is_success()).then_some(())
+        })
+        .await;
+        self.gateways.push(format!("ws://127.0.0.1:{port}/v1/signal"));
+        process
     }
 }
 
 #[actix_web::test]
 async fn a_gateway_process_killed_with_sigkill_has_its_peers_announced_as_left_by_the_survivor() {
-    let mut world = world(1).await;
+    let mut world = world(1);
     let doomed = world.spawn_process("gw-doomed").await;
     let room = room();
     let (mut ann, _) = world.join(0, &room, "Ann").await;
     let (_bob, bob_welcome) = world.join(1, &room, "Bob").await;
-    assert_eq!(ann.recv().await["peer_joined"]["peer"]["peer_id"], bob_welcome["peer_id"]);
+    assert_eq!(joined(ann.recv().await).peer_id, bob_welcome.peer_id);
 
     drop(doomed);
     // Heartbeat expiry (10 s) and a sweep (3 s) find it dead; the resume window's remainder (5 s)
     // and another sweep later, Bob, who never came back, leaves.
-    let left = loop {
-        match ann.next_event(Duration::from_secs(25)).await {
-            Some(Event::Text(v)) if v.get("peer_left").is_some() => break v,
-            Some(Event::Text(_)) => {}
-            _ => panic!("no peer_left within 25 s of the kill"),
-        }
-    };
-    assert_eq!(left["peer_left"], json!({"peer_id": bob_welcome["peer_id"], "reason": "disconnected"}));
-    let mut redis = redis::Client::open(redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
-    let present: i64 =
-        redis::AsyncCommands::hlen(&mut redis, confab_domain::keys::room_peers(&world.redis_prefix, &room))
-            .await
-            .unwrap();
-    assert_eq!(present, 1, "Bob's place is free again");
+    let left =
+        ann.next_of_within(Duration::from_secs(25), peer_left).await.expect("a peer_left within 25 s of the kill");
+    assert_eq!(left, PeerLeft { peer_id: bob_welcome.peer_id, reason: "disconnected".into() });
+    assert_eq!(world.present(&room).await, 1, "Bob's place is free again");
 }
 
-/// Everything a peer hears within `watch` (pings answered); stops early if the socket closes.
-async fn heard_within(peer: &mut Peer, watch: Duration) -> Vec<Value> {
-    let deadline = std::time::Instant::now() + watch;
-    let mut heard = Vec::new();
-    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
-        match peer.next_event(left).await {
-            Some(Event::Text(message)) => heard.push(message),
-            Some(Event::Closed(_)) | None => break,
-        }
-    }
-    heard
-}
-
-fn comings_and_goings(heard: &[Value]) -> Vec<&Value> {
-    heard.iter().filter(|m| m.get("peer_left").is_some() || m.get("peer_joined").is_some()).collect()
+fn comings_and_goings(heard: &[Kind]) -> Vec<&Kind> {
+    heard.iter().filter(|m| matches!(m, Kind::PeerLeft(_) | Kind::PeerJoined(_))).collect()
 }
 
 #[actix_web::test]
 async fn a_client_whose_gateway_is_killed_resumes_on_another_and_the_room_sees_nothing() {
-    let mut world = world(1).await;
+    let mut world = world(1);
     let doomed = world.spawn_process("gw-doomed-resume").await;
     let room = room();
     let (mut ann, ann_welcome) = world.join(0, &room, "Ann").await;
-    let bob_user = uuid::Uuid::new_v4().to_string();
-    let (mut bob, bob_welcome) = world.join_as(1, &room, &bob_user).await;
-    assert_eq!(ann.recv().await["peer_joined"]["peer"]["peer_id"], bob_welcome["peer_id"]);
+    let bob_user = user();
+    // Bob's first connection reads the wire itself, to see it die.
+    let (mut bob, bob_welcome) = world.join_raw(1, &world.ticket_for(&room, "Bob", &bob_user)).await;
+    let bob_id = bob_welcome["peer_id"].as_str().unwrap();
+    assert_eq!(joined(ann.recv().await).peer_id, bob_id);
 
-    let killed = std::time::Instant::now();
+    let killed = Instant::now();
     drop(doomed);
     assert!(
         matches!(bob.next_event(Duration::from_secs(5)).await, Some(Event::Closed(_))),
@@ -839,153 +908,115 @@ async fn a_client_whose_gateway_is_killed_resumes_on_another_and_the_room_sees_n
     let (mut bob, resumed) = world.resume(0, &room, &bob_user, token).await;
     let back_in = killed.elapsed();
     println!("Bob was back in the call {} ms after his gateway was killed", back_in.as_millis());
-    assert_eq!(resumed["peer_id"], bob_welcome["peer_id"], "same peer id");
-    assert_eq!(resumed["peers"][0]["peer_id"], ann_welcome["peer_id"]);
+    assert_eq!(resumed.peer_id, bob_id, "same peer id");
+    assert_eq!(resumed.peers[0].peer_id, ann_welcome.peer_id);
 
-    // Past the dead gateway's heartbeat, a sweep and the resume window's remainder.
+    // What is tested is a stretch of time: past the dead gateway's heartbeat, a sweep and the
+    // resume window's remainder, when the old connection would have been taken for gone.
     let heard = heard_within(&mut ann, Duration::from_secs(16)).await;
     assert!(comings_and_goings(&heard).is_empty(), "Ann saw nothing of it: {heard:?}");
-    ann.send(json!({"signal": {"to": bob_welcome["peer_id"], "sdp": {"type": "offer", "sdp": "v=0"}}})).await;
-    assert_eq!(bob.recv().await["signal"]["from"], ann_welcome["peer_id"]);
-    let mut redis = redis::Client::open(redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
-    let present: i64 =
-        redis::AsyncCommands::hlen(&mut redis, confab_domain::keys::room_peers(&world.redis_prefix, &room))
-            .await
-            .unwrap();
-    assert_eq!(present, 2, "no ghost of Bob's old connection");
+    let offer = sdp("offer", "v=0");
+    ann.signal(bob_id, offer.clone()).await;
+    assert_eq!(bob.recv().await, signal_from(&ann_welcome.peer_id, &offer));
+    assert_eq!(world.present(&room).await, 2, "no ghost of Bob's old connection");
 }
 
 #[actix_web::test]
 async fn a_gateway_restarted_under_its_old_id_lets_its_predecessors_peers_resume_or_leave() {
-    let mut world = world(1).await;
+    let mut world = world(1);
     let first_life = world.spawn_process("gw-phoenix").await;
     let room = room();
     let capacity = 3;
-    let (mut ann, _) = world.connect_and_welcome(0, &room, "Ann", &uuid::Uuid::new_v4().to_string(), capacity).await;
-    let bob_user = uuid::Uuid::new_v4().to_string();
-    let (_bob, bob_welcome) = world.connect_and_welcome(1, &room, "Bob", &bob_user, capacity).await;
-    let cat_user = uuid::Uuid::new_v4().to_string();
-    let (_cat, cat_welcome) = world.connect_and_welcome(1, &room, "Cat", &cat_user, capacity).await;
-    ann.recv().await;
-    ann.recv().await;
+    let (mut ann, _) = world.join_with(0, &world.ticket_in_room_of(capacity, &room, "Ann", &user())).await;
+    let bob_user = user();
+    let (_bob, bob_welcome) = world.join_with(1, &world.ticket_in_room_of(capacity, &room, "Bob", &bob_user)).await;
+    let cat_user = user();
+    let (_cat, cat_welcome) = world.join_with(1, &world.ticket_in_room_of(capacity, &room, "Cat", &cat_user)).await;
+    joined(ann.recv().await);
+    joined(ann.recv().await);
 
     drop(first_life);
     let _second_life = world.spawn_process("gw-phoenix").await;
-    let restarted = std::time::Instant::now();
+    let restarted = Instant::now();
     // Bob comes back to the restarted gateway; Cat never does.
-    let token = bob_welcome["resume_token"].as_str().unwrap();
-    let (_bob, resumed) = world.resume(2, &room, &bob_user, token).await;
-    assert_eq!(resumed["peer_id"], bob_welcome["peer_id"]);
+    let (_bob, resumed) = world.resume(2, &room, &bob_user, &bob_welcome.resume_token).await;
+    assert_eq!(resumed.peer_id, bob_welcome.peer_id);
 
-    let cat_left = loop {
-        match ann.next_event(Duration::from_secs(25)).await {
-            Some(Event::Text(v)) if v.get("peer_left").is_some() || v.get("peer_joined").is_some() => break v,
-            Some(Event::Text(_)) => {}
-            _ => panic!("Cat's ghost was never cleared"),
-        }
-    };
-    assert_eq!(cat_left["peer_left"], json!({"peer_id": cat_welcome["peer_id"], "reason": "disconnected"}));
+    let coming_or_going = |m: Kind| matches!(m, Kind::PeerLeft(_) | Kind::PeerJoined(_)).then_some(m);
+    let cat_left = ann.next_of_within(Duration::from_secs(25), coming_or_going).await;
+    assert_eq!(cat_left, Some(left(&cat_welcome.peer_id, "disconnected")), "Cat's ghost is cleared");
     println!("Cat's place was freed {} ms after the restart", restarted.elapsed().as_millis());
     assert!(restarted.elapsed() <= Duration::from_secs(20), "within the resume window and a sweep");
-    let (_cat_again, again) = world.connect_and_welcome(0, &room, "Cat", &cat_user, capacity).await;
-    assert_ne!(again["peer_id"], cat_welcome["peer_id"], "Cat's place is free for her to join afresh");
-    assert_eq!(ann.recv().await["peer_joined"]["peer"]["peer_id"], again["peer_id"]);
-}
-
-impl World {
-    /// Joins as `user` with a resume token, as a client does after losing its connection.
-    async fn resume(&self, gateway: usize, room: &str, user: &str, token: &str) -> (Peer, Value) {
-        let ticket = self.ticket_for(room, "Bob", user, 8);
-        let url = format!("{}?ticket={ticket}&resume={token}", self.gateways[gateway]);
-        let (_, socket) = awc::Client::new().ws(url).connect().await.unwrap();
-        let mut peer = Peer { socket };
-        let welcome = peer.recv().await;
-        (peer, welcome["welcome"].clone())
-    }
-
-    /// Joins as `user` named `name` in a room of `capacity`; the peer and its welcome.
-    async fn connect_and_welcome(
-        &self,
-        gateway: usize,
-        room: &str,
-        name: &str,
-        user: &str,
-        capacity: u32,
-    ) -> (Peer, Value) {
-        let mut peer = self.connect(gateway, &self.ticket_for(room, name, user, capacity)).await.expect("admitted");
-        let welcome = peer.recv().await;
-        assert!(welcome.get("welcome").is_some(), "{welcome}");
-        (peer, welcome["welcome"].clone())
-    }
-
-    async fn join_as(&self, gateway: usize, room: &str, user: &str) -> (Peer, Value) {
-        let mut peer = self.connect(gateway, &self.ticket_for(room, "Bob", user, 8)).await.expect("admitted");
-        let welcome = peer.recv().await;
-        (peer, welcome["welcome"].clone())
-    }
+    let (_cat_again, again) = world.join_with(0, &world.ticket_in_room_of(capacity, &room, "Cat", &cat_user)).await;
+    assert_ne!(again.peer_id, cat_welcome.peer_id, "Cat's place is free for her to join afresh");
+    assert_eq!(joined(ann.recv().await).peer_id, again.peer_id);
 }
 
 #[actix_web::test]
 async fn a_dropped_client_that_resumes_in_time_keeps_its_peer_id_and_nobody_notices() {
-    let world = world(2).await;
+    let world = world(2);
     let room = room();
     let (mut ann, ann_welcome) = world.join(0, &room, "Ann").await;
-    let bob_user = uuid::Uuid::new_v4().to_string();
+    let bob_user = user();
     let (bob, bob_welcome) = world.join_as(1, &room, &bob_user).await;
-    ann.recv().await;
+    joined(ann.recv().await);
     drop(bob);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    world.parked(&room, &bob_welcome.peer_id, false).await;
 
-    let token = bob_welcome["resume_token"].as_str().unwrap();
-    let (mut bob, resumed) = world.resume(0, &room, &bob_user, token).await;
-    assert_eq!(resumed["peer_id"], bob_welcome["peer_id"]);
-    assert_eq!(resumed["peers"][0]["peer_id"], ann_welcome["peer_id"]);
-    assert!(ann.silent().await, "no peer_left, no peer_joined");
-    let offer = json!({"type": "offer", "sdp": "v=0"});
-    ann.send(json!({"signal": {"to": bob_welcome["peer_id"], "sdp": offer}})).await;
-    assert_eq!(bob.recv().await["signal"]["from"], ann_welcome["peer_id"]);
+    let (mut bob, resumed) = world.resume(0, &room, &bob_user, &bob_welcome.resume_token).await;
+    assert_eq!(resumed.peer_id, bob_welcome.peer_id);
+    assert_eq!(resumed.peers[0].peer_id, ann_welcome.peer_id);
+    // No peer_left, no peer_joined: what the resumed Bob sends Ann is the first thing she hears.
+    hears_nothing_before_a_signal(&mut ann, &ann_welcome.peer_id, &mut bob, &resumed.peer_id).await;
+    let offer = sdp("offer", "v=0");
+    ann.signal(&bob_welcome.peer_id, offer.clone()).await;
+    assert_eq!(bob.recv().await, signal_from(&ann_welcome.peer_id, &offer));
 }
 
 #[actix_web::test]
 async fn a_dropped_client_that_does_not_resume_leaves_and_its_token_serves_no_one_else() {
-    let world = world_with(1, Limits { resume_window: Duration::from_millis(700), ..Limits::default() }).await;
+    let world = world_with(1, Limits { resume_window: Duration::from_millis(700), ..Limits::default() });
     let room = room();
     let (mut ann, _) = world.join(0, &room, "Ann").await;
-    let (bob, bob_welcome) = world.join_as(0, &room, &uuid::Uuid::new_v4().to_string()).await;
-    ann.recv().await;
+    let (bob, bob_welcome) = world.join_as(0, &room, &user()).await;
+    joined(ann.recv().await);
     drop(bob);
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let token = bob_welcome["resume_token"].as_str().unwrap();
-    let (_eve, eve) = world.resume(0, &room, &uuid::Uuid::new_v4().to_string(), token).await;
-    assert_ne!(eve["peer_id"], bob_welcome["peer_id"], "another user's ticket cannot take the peer over");
-    assert!(ann.recv().await.get("peer_joined").is_some(), "Eve joins as herself");
-    let left = ann.recv().await;
-    assert_eq!(left["peer_left"], json!({"peer_id": bob_welcome["peer_id"], "reason": "disconnected"}));
+    // The window is short: on a slow machine it may have ended before this looks.
+    world.parked(&room, &bob_welcome.peer_id, true).await;
+    let (_eve, eve) = world.resume(0, &room, &user(), &bob_welcome.resume_token).await;
+    assert_ne!(eve.peer_id, bob_welcome.peer_id, "another user's ticket cannot take the peer over");
+    // Eve's arrival and Bob's departure at the window's end, in whichever order they came.
+    let heard = [ann.recv().await, ann.recv().await];
+    assert!(
+        heard.iter().any(|m| matches!(m, Kind::PeerJoined(PeerJoined { peer: Some(p) }) if p.peer_id == eve.peer_id)),
+        "Eve joins as herself: {heard:?}"
+    );
+    assert!(heard.contains(&left(&bob_welcome.peer_id, "disconnected")), "{heard:?}");
 }
 
 #[actix_web::test]
 async fn one_user_may_hold_several_tabs_but_not_unboundedly_many() {
-    let world = world_with(2, Limits { connections_per_user: 2, ..Limits::default() }).await;
+    let world = world_with(2, Limits { connections_per_user: 2, ..Limits::default() });
     let room = room();
-    let user = uuid::Uuid::new_v4().to_string();
+    let user = user();
     let (_tab1, first) = world.join_as(0, &room, &user).await;
     let (_tab2, second) = world.join_as(1, &room, &user).await;
-    assert_ne!(first["peer_id"], second["peer_id"], "each tab is its own peer");
-    let mut tab3 = world.connect(1, &world.ticket_for(&room, "Bob", &user, 8)).await.unwrap();
+    assert_ne!(first.peer_id, second.peer_id, "each tab is its own peer");
+    let mut tab3 = world.connect(1, &world.ticket_for(&room, "Bob", &user)).await.unwrap();
     assert_eq!(tab3.recv().await["error"]["code"], "too_many_connections");
     assert_eq!(tab3.closed().await, Some(1008));
     let (_other, other) = world.join(0, &room, "Ann").await;
-    assert!(other.get("peer_id").is_some(), "other users still get in");
+    assert!(!other.peer_id.is_empty(), "other users still get in");
 }
 
 #[actix_web::test]
 async fn a_client_that_stops_reading_is_disconnected_and_the_room_carries_on() {
     let limits =
         Limits { outbound_queue: 4, messages_per_second: 10_000.0, message_burst: 10_000.0, ..Limits::default() };
-    let world = world_with(1, limits).await;
+    let world = world_with(1, limits);
     let room = room();
-    let (mut ann, _) = world.join(0, &room, "Ann").await;
-    let (_stalled, stalled_welcome) = world.join(0, &room, "Sid").await;
+    let (mut ann, _) = world.join_raw(0, &world.ticket(&room, "Ann")).await;
+    let (_stalled, stalled_welcome) = world.join_raw(0, &world.ticket(&room, "Sid")).await;
     ann.recv().await;
     // Sid never reads again. Ann (who gets no echo) sends far more than Sid's socket buffers and
     // queue can hold, and watches for Sid to be cut off.
@@ -1002,7 +1033,7 @@ async fn a_client_that_stops_reading_is_disconnected_and_the_room_carries_on() {
     }
     let left = sid_left.expect("the stalled reader was cut off");
     assert_eq!(left["peer_left"]["reason"], "slow_consumer");
-    let (mut bob, _) = world.join(0, &room, "Bob").await;
+    let (mut bob, _) = world.join_raw(0, &world.ticket(&room, "Bob")).await;
     ann.recv().await;
     ann.send(json!({"broadcast": {"data": "still here"}})).await;
     // Bob may first get the tail of the flood still in flight; the room carries on either way.

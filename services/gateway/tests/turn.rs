@@ -12,13 +12,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use awc::ws::Frame;
-use confab_common::tokens::SigningKeys;
+use confab_gateway::Settings;
 use confab_gateway::ice::IceConfig;
-use confab_gateway::settings::Limits;
-use confab_gateway::{Application, Settings};
-use futures_util::StreamExt;
-use serde_json::Value;
+use confab_protocol::signal::IceServer;
+use confab_testkit::{Signaling, TestKeys, env, eventually};
 
 mod support;
 
@@ -118,15 +115,13 @@ impl Coturn {
         self.log_text().contains(&format!("Cannot find credentials of user <{username}>"))
     }
 
-    /// [`Coturn::refused_credentials_of`], allowing the log a moment to be written.
-    async fn logs_refused_credentials_of(&self, username: &str) -> bool {
-        for _ in 0..20 {
-            if self.refused_credentials_of(username) {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        false
+    /// Waits for coturn to log that it refused `username`: the line may come just after the 401.
+    async fn logged_refusing(&self, username: &str) {
+        let what = format!("coturn logs refusing {username}; its log so far:\n{}", self.log_text());
+        eventually(&what, Duration::from_secs(1), || {
+            std::future::ready(self.refused_credentials_of(username).then_some(()))
+        })
+        .await;
     }
 }
 
@@ -188,6 +183,8 @@ async fn uclient(dir: &Path, url: &str, username: &str, password: &str, mode: &[
         .stderr(out)
         .spawn()
         .unwrap_or_else(|e| panic!("cannot run turnutils_uclient ({e}); it {COTURN_MISSING}"));
+    // Polled against a deadline rather than awaited: one that overruns is killed and its output
+    // shown.
     let deadline = Instant::now() + Duration::from_secs(20);
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -221,52 +218,19 @@ fn turn_host_port(url: &str) -> (String, u16) {
 }
 
 /// One gateway on a free port with the given TURN settings; its WebSocket URL.
-fn gateway(keys_jwks: &str, redis_prefix: &str, ice: IceConfig) -> String {
-    let app = Application::build(Settings {
-        bind: "127.0.0.1:0".into(),
-        redis_url: std::env::var("REDIS_URL").expect("REDIS_URL must be set: run the tests with deploy/local/test"),
-        redis_prefix: redis_prefix.into(),
-        jwks_url: keys_jwks.into(),
-        jwt_issuer: "confab".into(),
-        allowed_origins: vec!["https://confab.test".into()],
-        instance_id: format!("gw-turn-{}", uuid::Uuid::new_v4().simple()),
-        ice,
-        limits: Limits::default(),
-    })
-    .unwrap();
-    let url = format!("ws://127.0.0.1:{}/v1/signal", app.port());
-    actix_web::rt::spawn(app.run_until_stopped());
-    url
-}
-
-/// The TURN entry of a `welcome`.
-struct TurnServer {
-    urls: Vec<String>,
-    username: String,
-    credential: String,
+fn gateway(jwks_url: &str, redis_prefix: &str, ice: IceConfig) -> String {
+    let instance_id = format!("gw-turn-{}", uuid::Uuid::new_v4().simple());
+    let defaults = support::settings(&env("REDIS_URL"), redis_prefix, jwks_url, &instance_id);
+    support::start(Settings { ice, ..defaults }).url
 }
 
 /// Joins a fresh room through `gateway` with a ticket, as a browser does, and returns the TURN
 /// entry of the `welcome`.
-async fn turn_from_welcome(keys: &SigningKeys, gateway: &str) -> TurnServer {
+async fn turn_from_welcome(keys: &TestKeys, gateway: &str) -> IceServer {
     let room = uuid::Uuid::new_v4().to_string();
-    let ticket = support::ticket(keys, &room, "Ann", &uuid::Uuid::new_v4().to_string(), 8);
-    let ticket_protocol = format!("confab.ticket.{ticket}");
-    let (_, mut socket) =
-        awc::Client::new().ws(gateway).protocols(["confab.v1", ticket_protocol.as_str()]).connect().await.unwrap();
-    let frame = tokio::time::timeout(Duration::from_secs(5), socket.next()).await.expect("welcome within 5 s");
-    let Some(Ok(Frame::Text(bytes))) = frame else { panic!("expected welcome, got {frame:?}") };
-    let message: Value = serde_json::from_slice(&bytes).unwrap();
-    let servers = message["welcome"]["ice_servers"].as_array().unwrap_or_else(|| panic!("{message}"));
-    let turn = servers
-        .iter()
-        .find(|s| s["urls"][0].as_str().is_some_and(|u| u.starts_with("turn:")))
-        .unwrap_or_else(|| panic!("no TURN server in {message}"));
-    TurnServer {
-        urls: serde_json::from_value(turn["urls"].clone()).unwrap(),
-        username: turn["username"].as_str().unwrap().to_owned(),
-        credential: turn["credential"].as_str().unwrap().to_owned(),
-    }
+    let (_, welcome) = Signaling::join(gateway, &keys.ticket(&room, "Ann", "member", None)).await;
+    let turn = welcome.ice_servers.iter().find(|s| s.urls.first().is_some_and(|u| u.starts_with("turn:")));
+    turn.unwrap_or_else(|| panic!("no TURN server in {:?}", welcome.ice_servers)).clone()
 }
 
 /// The unix time a TURN REST API username (`expiry:user_id`) is valid until.
@@ -286,9 +250,9 @@ async fn coturn_relays_with_welcome_credentials_and_refuses_expired_or_wrongly_s
         turn_secret: Some(secret.clone()),
         turn_ttl_secs: ttl_secs,
     };
-    let keys = SigningKeys::from_signing_keys(&[ed25519_dalek::SigningKey::from_bytes(&[7; 32])]).unwrap();
-    let jwks = support::jwks_server(&keys);
-    let prefix = format!("confab-test:{}", uuid::Uuid::new_v4().simple());
+    let keys = TestKeys::default();
+    let jwks = confab_testkit::jwks_server(&keys.keys);
+    let prefix = confab_testkit::redis_prefix();
     // The second gateway's TTL is below what CONFAB_TURN_TTL_SECS accepts (60 s): settings
     // built in code let the test see its credentials expire without waiting a minute.
     let normal = gateway(&jwks, &prefix, ice(600));
@@ -308,14 +272,16 @@ async fn coturn_relays_with_welcome_credentials_and_refuses_expired_or_wrongly_s
     );
     assert!(!coturn.refused_credentials_of(&fresh.username), "{}", coturn.log_text());
 
-    // coturn accepts a username while its expiry is not in the past.
-    while chrono::Utc::now().timestamp() <= expiry_of(&expiring.username) {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    // coturn accepts a username while its expiry is not in the past: at most 2 s after it was
+    // issued with its 1 s to live.
+    eventually("the short-lived credentials expire", Duration::from_secs(3), || {
+        std::future::ready((chrono::Utc::now().timestamp() > expiry_of(&expiring.username)).then_some(()))
+    })
+    .await;
     let expired =
         uclient(&dir.0, &expiring.urls[0], &expiring.username, &expiring.credential, RELAY_BETWEEN_TWO_CLIENTS).await;
     assert!(expired.refused(), "expired credentials were not refused ({}):\n{}", expired.status, expired.output);
-    assert!(coturn.logs_refused_credentials_of(&expiring.username).await, "{}", coturn.log_text());
+    coturn.logged_refusing(&expiring.username).await;
 
     // The same, still valid username with a credential from a gateway holding another secret.
     let other_secret = IceConfig { turn_secret: Some("not-the-coturn-secret".into()), ..ice(600) };
@@ -329,7 +295,7 @@ async fn coturn_relays_with_welcome_credentials_and_refuses_expired_or_wrongly_s
         wrong.status,
         wrong.output
     );
-    assert!(coturn.logs_refused_credentials_of(&fresh.username).await, "{}", coturn.log_text());
+    coturn.logged_refusing(&fresh.username).await;
 }
 
 #[actix_web::test]

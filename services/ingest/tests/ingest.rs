@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use confab_ingest::frames::{G711, MediaFrame};
 use confab_ingest::store::CameraId;
+use confab_testkit::eventually;
 
 mod support;
 
@@ -21,11 +22,12 @@ async fn a_camera_is_pulled_while_its_room_has_a_call_and_reports_what_it_stream
     let camera = world.add_camera("Lobby", &server.url(), None).await;
     let worker = world.worker(world.settings("ingest-a"));
 
-    // A recorder alone is not a call.
+    // A recorder alone is not a call: a scan made after it joined leaves the camera alone.
     world.join("rec-1", "recorder").await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    assert!(world.status(camera).await.is_none(), "pulled a camera nobody watches");
+    worker.worker.scan().await;
+    assert!(worker.worker.pulled().is_empty(), "pulled a camera nobody watches");
     assert_eq!(world.lease_holder(camera).await, None);
+    assert!(world.status(camera).await.is_none());
 
     world.join("p-1", "member").await;
     let connected = world.wait_for(camera, "connected", SOON, |s| s.state == "connected").await;
@@ -231,8 +233,16 @@ async fn another_worker_takes_over_the_camera_of_a_worker_that_died() {
     });
     world.wait_for(camera, "connected under A", SOON, |s| s.state == "connected").await;
 
+    // A is alive: it renews its lease (which runs down otherwise), and a scan of B's after that
+    // leaves the camera to it.
     let b = world.worker(world.settings("ingest-b"));
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (first_ttl, since) = (world.lease_ttl(camera).await, tokio::time::Instant::now());
+    eventually("A renews its lease", SOON, || async {
+        let unrenewed = first_ttl.saturating_sub(since.elapsed());
+        (world.lease_ttl(camera).await > unrenewed + Duration::from_millis(100)).then_some(())
+    })
+    .await;
+    b.worker.scan().await;
     assert_eq!(world.lease_holder(camera).await.as_deref(), Some("ingest-a"), "B took a live worker's camera");
     assert!(b.worker.pulled().is_empty());
 
@@ -258,11 +268,10 @@ async fn a_deleted_camera_is_let_go() {
     world.join("p-1", "member").await;
     world.wait_for(camera, "connected", SOON, |s| s.state == "connected").await;
     sqlx::query("delete from cameras where id = $1").bind(camera).execute(&world.db).await.unwrap();
-    let give_up = tokio::time::Instant::now() + SOON;
-    while !worker.worker.pulled().is_empty() || world.lease_holder(camera).await.is_some() {
-        assert!(tokio::time::Instant::now() < give_up, "still pulling a deleted camera");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually("the deleted camera is let go", SOON, || async {
+        (worker.worker.pulled().is_empty() && world.lease_holder(camera).await.is_none()).then_some(())
+    })
+    .await;
     assert!(world.status(camera).await.is_none());
     worker.stop().await;
 }

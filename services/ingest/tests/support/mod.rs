@@ -122,6 +122,13 @@ impl World {
         redis::cmd("GET").arg(key).query_async(&mut self.redis.clone()).await.unwrap()
     }
 
+    /// How long the camera's lease has to live unless renewed (zero when nobody holds it).
+    pub async fn lease_ttl(&self, camera: CameraId) -> Duration {
+        let key = confab_domain::keys::camera_lease(&self.prefix, camera);
+        let ms: i64 = redis::cmd("PTTL").arg(key).query_async(&mut self.redis.clone()).await.unwrap();
+        Duration::from_millis(ms.max(0) as u64)
+    }
+
     pub fn settings(&self, instance_id: &str) -> Settings {
         Settings {
             bind: "127.0.0.1:0".into(),
