@@ -59,13 +59,19 @@ impl TestKeys {
 
 /// Serves `keys`' JWKS on an ephemeral port; returns its URL.
 pub fn jwks_server(keys: &SigningKeys) -> String {
+    jwks_server_at(keys, 0)
+}
+
+/// Serves `keys`' JWKS on `port` (0: any free port), which a test may choose before, for a
+/// gateway configured before its key server is up; returns its URL.
+pub fn jwks_server_at(keys: &SigningKeys, port: u16) -> String {
     let jwks = keys.jwks();
     let server = HttpServer::new(move || {
         let jwks = jwks.clone();
         App::new().route("/jwks", web::get().to(move || std::future::ready(HttpResponse::Ok().json(jwks.clone()))))
     })
     .workers(1)
-    .bind("127.0.0.1:0")
+    .bind(("127.0.0.1", port))
     .unwrap();
     let url = format!("http://127.0.0.1:{}/jwks", server.addrs()[0].port());
     actix_web::rt::spawn(server.run());

@@ -6,9 +6,10 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use confab_gateway::Settings;
 use confab_protocol::signal::signal::Payload;
 use confab_protocol::signal::{SessionDescription, Signal};
-use confab_testkit::{Kind, Signaling, TestKeys, eventually};
+use confab_testkit::{Kind, Signaling, TestKeys, eventually, gateway_settings, start_gateway};
 
 mod support;
 
@@ -67,7 +68,11 @@ async fn a_redis_restart_mid_call_neither_splits_the_call_nor_resyncs_anyone_wit
     let jwks_url = confab_testkit::jwks_server(&keys.keys);
     let gateways: Vec<String> = (0..2)
         .map(|index| {
-            support::start(support::settings(&redis.url(), "confab", &jwks_url, &format!("gw-restart-{index}"))).url
+            start_gateway(Settings {
+                redis_url: redis.url(),
+                ..gateway_settings("confab", &jwks_url, &format!("gw-restart-{index}"))
+            })
+            .url
         })
         .collect();
     let room = uuid::Uuid::new_v4().to_string();

@@ -18,7 +18,7 @@ use confab_protocol::signal::{
     Broadcast, IceCandidate, IceServer, Peer, PeerJoined, PeerLeft, RecordingStarted, RecordingStopped,
     SessionDescription, Signal, Welcome, client_message,
 };
-use confab_testkit::{Kind, Signaling, TestKeys, env, eventually};
+use confab_testkit::{Kind, Signaling, TestKeys, env, eventually, gateway_settings, start_gateway};
 use confab_tickets::TICKET_AUDIENCE;
 use futures_util::{SinkExt, StreamExt};
 use redis::aio::MultiplexedConnection;
@@ -54,8 +54,8 @@ fn world_with(instances: usize, limits: Limits) -> World {
     let redis_prefix = confab_testkit::redis_prefix();
     let (mut gateways, mut stoppers) = (Vec::new(), Vec::new());
     for index in 0..instances {
-        let defaults = support::settings(&env("REDIS_URL"), &redis_prefix, &jwks_url, &format!("gw-test-{index}"));
-        let gateway = support::start(Settings {
+        let defaults = gateway_settings(&redis_prefix, &jwks_url, &format!("gw-test-{index}"));
+        let gateway = start_gateway(Settings {
             allowed_origins: vec!["https://confab.test".into()],
             ice: IceConfig { stun_urls: vec!["stun:stun.confab.test:3478".into()], ..Default::default() },
             limits: limits.clone(),
@@ -470,8 +470,7 @@ async fn a_gateway_started_before_the_api_is_unready_until_it_has_the_keys_then_
     let keys = TestKeys::default();
     let jwks_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let jwks_url = format!("http://127.0.0.1:{jwks_port}/jwks");
-    let gateway =
-        support::start(support::settings(&env("REDIS_URL"), &confab_testkit::redis_prefix(), &jwks_url, "gw-early"));
+    let gateway = start_gateway(gateway_settings(&confab_testkit::redis_prefix(), &jwks_url, "gw-early"));
     let readyz_url = gateway.url.replace("ws://", "http://").replace("/v1/signal", "/readyz");
     let readyz = async || {
         let mut res = awc::Client::new().get(&readyz_url).send().await.unwrap();
@@ -485,7 +484,7 @@ async fn a_gateway_started_before_the_api_is_unready_until_it_has_the_keys_then_
     .await;
     assert_eq!((status, &body["checks"]["signing_keys"]), (503, &json!("unreachable")));
 
-    support::jwks_server_at(&keys.keys, jwks_port);
+    confab_testkit::jwks_server_at(&keys.keys, jwks_port);
     eventually("ready within 3 s of the API answering", Duration::from_secs(3), || async {
         (readyz().await.0 == 200).then_some(())
     })

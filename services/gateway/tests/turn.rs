@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use confab_gateway::Settings;
 use confab_gateway::ice::IceConfig;
 use confab_protocol::signal::IceServer;
-use confab_testkit::{Signaling, TestKeys, env, eventually};
+use confab_testkit::{Signaling, TestKeys, eventually, gateway_settings, start_gateway};
 
 mod support;
 
@@ -220,8 +220,8 @@ fn turn_host_port(url: &str) -> (String, u16) {
 /// One gateway on a free port with the given TURN settings; its WebSocket URL.
 fn gateway(jwks_url: &str, redis_prefix: &str, ice: IceConfig) -> String {
     let instance_id = format!("gw-turn-{}", uuid::Uuid::new_v4().simple());
-    let defaults = support::settings(&env("REDIS_URL"), redis_prefix, jwks_url, &instance_id);
-    support::start(Settings { ice, ..defaults }).url
+    let defaults = gateway_settings(redis_prefix, jwks_url, &instance_id);
+    start_gateway(Settings { ice, ..defaults }).url
 }
 
 /// Joins a fresh room through `gateway` with a ticket, as a browser does, and returns the TURN
