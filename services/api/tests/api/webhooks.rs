@@ -10,6 +10,7 @@ use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use awc::http::StatusCode;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use confab_testkit::eventually;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -17,6 +18,15 @@ use crate::helpers::{TestApp, spawn_app, spawn_app_with};
 
 /// The one secret the tests register, in `whsec_` form, and its key.
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+/// How long a test waits for deliveries and their outcomes.
+const PATIENCE: Duration = Duration::from_secs(10);
+
+/// Long enough for attempts under way at an endpoint deleted under them to time out (its 1 s
+/// timeout, and a margin). Only time can show it: with the endpoint its deliveries are gone, so
+/// the attempts' end leaves no row, and the receiver's handler is not told when the sender hangs
+/// up.
+const DELETED_ENDPOINTS_ATTEMPTS_OVER: Duration = Duration::from_millis(1500);
 
 struct Received {
     headers: std::collections::HashMap<String, String>,
@@ -82,19 +92,22 @@ impl Receiver {
     }
 
     async fn wait_for(&self, event_type: &str, count: usize) -> Vec<Value> {
-        wait_until(|| async { self.events(event_type).len() >= count }).await;
-        self.events(event_type)
+        let what = format!("{count} {event_type} event(s) at the receiver");
+        eventually(&what, PATIENCE, || async {
+            let events = self.events(event_type);
+            (events.len() >= count).then_some(events)
+        })
+        .await
     }
 }
 
-async fn wait_until<F: std::future::Future<Output = bool>>(mut check: impl FnMut() -> F) {
-    for _ in 0..200 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("not within 10 s");
+/// Waits until `deliveries` of `webhook` (filtered by `query`) number `count`.
+async fn wait_for_deliveries(app: &TestApp, admin: &str, webhook: &Value, query: &str, count: usize) {
+    let what = format!("{count} deliveries{query}");
+    eventually(&what, PATIENCE, || async {
+        (deliveries(app, admin, webhook, query).await.len() == count).then_some(())
+    })
+    .await;
 }
 
 async fn register(app: &TestApp, admin: &str, body: Value) -> Value {
@@ -179,9 +192,9 @@ async fn a_receiver_that_was_down_gets_every_event_once_it_is_back() {
         rooms.push(app.create_room(token, name).await);
     }
 
-    wait_until(|| async {
+    eventually("three pending deliveries attempted three times each", PATIENCE, || async {
         let listed = deliveries(&app, &admin, &webhook, "?status=pending").await;
-        listed.len() == 3 && listed.iter().all(|d| d["attempts"].as_i64() >= Some(3))
+        (listed.len() == 3 && listed.iter().all(|d| d["attempts"].as_i64() >= Some(3))).then_some(())
     })
     .await;
     let pending = deliveries(&app, &admin, &webhook, "").await;
@@ -190,7 +203,7 @@ async fn a_receiver_that_was_down_gets_every_event_once_it_is_back() {
     assert!(pending[0]["next_attempt_at"].is_string());
 
     receiver.answer(204);
-    wait_until(|| async { deliveries(&app, &admin, &webhook, "?status=delivered").await.len() == 3 }).await;
+    wait_for_deliveries(&app, &admin, &webhook, "?status=delivered", 3).await;
     let delivered = deliveries(&app, &admin, &webhook, "").await;
     for delivery in &delivered {
         let log = delivery["attempt_log"].as_array().unwrap();
@@ -227,7 +240,7 @@ async fn deliveries_still_failing_after_the_retry_window_are_given_up() {
     let admin = app.admin_token().await.1;
     let webhook = register(&app, &admin, json!({"url": url, "events": ["user.created"]})).await;
     app.logged_in_user().await;
-    wait_until(|| async { deliveries(&app, &admin, &webhook, "?status=failed").await.len() == 1 }).await;
+    wait_for_deliveries(&app, &admin, &webhook, "?status=failed", 1).await;
     let failed = &deliveries(&app, &admin, &webhook, "").await[0];
     assert!(failed["attempts"].as_i64() >= Some(2), "{failed}");
     let error = failed["last_error"].as_str().unwrap();
@@ -269,7 +282,10 @@ async fn a_hanging_receiver_gets_one_probe_at_a_time_and_holds_up_no_other_endpo
     assert!(attempts_at().await.is_empty(), "the other endpoint got everything while the first attempts still hung");
 
     // The first attempts all time out; from then on the endpoint gets one delivery at a time.
-    wait_until(|| async { attempts_at().await.len() >= 9 }).await;
+    eventually("nine attempts at the hanging endpoint", PATIENCE, || async {
+        (attempts_at().await.len() >= 9).then_some(())
+    })
+    .await;
     let ended = attempts_at().await;
     let probes = &ended[6..];
     for pair in probes.windows(2) {
@@ -294,22 +310,25 @@ async fn an_endpoint_deleted_while_its_attempts_are_under_way_goes_cleanly() {
     for name in ["A", "B", "C"] {
         app.create_room(token, name).await;
     }
-    wait_until(|| async { slow.got.lock().unwrap().len() == 3 }).await;
+    eventually("three attempts hanging at the receiver", PATIENCE, || async {
+        (slow.got.lock().unwrap().len() == 3).then_some(())
+    })
+    .await;
     let path = format!("/v1/admin/webhooks/{}", doomed["id"].as_str().unwrap());
     assert_eq!(app.send("DELETE", &path, Some(&admin), None).await.status, StatusCode::NO_CONTENT);
 
     // The attempts time out against a deleted endpoint; the worker carries on with the others.
     register(&app, &admin, json!({"url": next.url, "events": ["room.created"]})).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    tokio::time::sleep(DELETED_ENDPOINTS_ATTEMPTS_OVER).await;
     app.create_room(token, "D").await;
     assert_eq!(next.wait_for("room.created", 1).await[0]["data"]["room"]["name"], "D");
     // The receiver has D; its outcome is recorded just after, and then nothing is left pending.
-    wait_until(|| async {
+    eventually("no delivery left pending", PATIENCE, || async {
         let left: i64 = sqlx::query_scalar("select count(*) from webhook_deliveries where status = 'pending'")
             .fetch_one(&app.db)
             .await
             .unwrap();
-        left == 0
+        (left == 0).then_some(())
     })
     .await;
 }
@@ -317,10 +336,11 @@ async fn an_endpoint_deleted_while_its_attempts_are_under_way_goes_cleanly() {
 #[actix_web::test]
 async fn filters_pauses_and_deletion_decide_what_an_endpoint_gets() {
     let app = spawn_app().await;
-    let receiver = Receiver::start().await;
+    let (receiver, witness) = (Receiver::start().await, Receiver::start().await);
     let admin = app.admin_token().await.1;
     let webhook =
         register(&app, &admin, json!({"url": receiver.url, "events": ["room.deleted", "room.deleted"]})).await;
+    register(&app, &admin, json!({"url": witness.url, "events": ["room.deleted"]})).await;
     assert_eq!(webhook["events"], json!(["room.deleted"]), "duplicates are dropped");
     let id = webhook["id"].as_str().unwrap();
     let paused =
@@ -331,7 +351,8 @@ async fn filters_pauses_and_deletion_decide_what_an_endpoint_gets() {
     let token = owner["access_token"].as_str().unwrap();
     let room = app.create_room(token, "Lab").await;
     app.send("DELETE", &format!("/v1/rooms/{room}"), Some(token), None).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The same event reached an active endpoint: the worker has taken what was due.
+    witness.wait_for("room.deleted", 1).await;
     assert!(receiver.got.lock().unwrap().is_empty(), "a paused endpoint gets nothing");
     assert_eq!(deliveries(&app, &admin, &webhook, "?status=pending").await.len(), 1, "but its deliveries wait");
 
