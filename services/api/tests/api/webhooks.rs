@@ -2,7 +2,7 @@
 //! are signed (Standard Webhooks) and retried until accepted or given up, every attempt can be
 //! read through the admin API, and bad registrations are refused.
 
-use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -22,12 +22,6 @@ const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 /// How long a test waits for deliveries and their outcomes.
 const PATIENCE: Duration = Duration::from_secs(10);
 
-/// Long enough for attempts under way at an endpoint deleted under them to time out (its 1 s
-/// timeout, and a margin). Only time can show it: with the endpoint its deliveries are gone, so
-/// the attempts' end leaves no row, and the receiver's handler is not told when the sender hangs
-/// up.
-const DELETED_ENDPOINTS_ATTEMPTS_OVER: Duration = Duration::from_millis(1500);
-
 struct Received {
     headers: std::collections::HashMap<String, String>,
     body: Vec<u8>,
@@ -39,24 +33,22 @@ impl Received {
     }
 }
 
-/// An HTTP server recording every request and answering with `status`, after `delay_ms`.
+/// An HTTP server recording every request and answering with `status`.
 struct Receiver {
     url: String,
     got: Arc<Mutex<Vec<Received>>>,
     status: Arc<AtomicU16>,
-    delay_ms: Arc<AtomicU64>,
 }
 
 impl Receiver {
     async fn start() -> Self {
         let got = Arc::new(Mutex::new(Vec::new()));
         let status = Arc::new(AtomicU16::new(200));
-        let delay_ms = Arc::new(AtomicU64::new(0));
-        let (got_, status_, delay_) = (got.clone(), status.clone(), delay_ms.clone());
+        let (got_, status_) = (got.clone(), status.clone());
         let server = HttpServer::new(move || {
-            let (got, status, delay) = (got_.clone(), status_.clone(), delay_.clone());
+            let (got, status) = (got_.clone(), status_.clone());
             App::new().default_service(web::to(move |req: HttpRequest, body: web::Bytes| {
-                let (got, status, delay) = (got.clone(), status.clone(), delay.clone());
+                let (got, status) = (got.clone(), status.clone());
                 async move {
                     let headers = req
                         .headers()
@@ -64,7 +56,6 @@ impl Receiver {
                         .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned()))
                         .collect();
                     got.lock().unwrap().push(Received { headers, body: body.to_vec() });
-                    tokio::time::sleep(Duration::from_millis(delay.load(Ordering::SeqCst))).await;
                     HttpResponse::build(StatusCode::from_u16(status.load(Ordering::SeqCst)).unwrap()).finish()
                 }
             }))
@@ -74,12 +65,7 @@ impl Receiver {
         .unwrap();
         let url = format!("http://{}/hooks/confab", server.addrs()[0]);
         actix_web::rt::spawn(server.run());
-        Self { url, got, status, delay_ms }
-    }
-
-    /// Answers only after `delay`: a receiver that hangs.
-    fn hang(&self, delay: Duration) {
-        self.delay_ms.store(delay.as_millis() as u64, Ordering::SeqCst);
+        Self { url, got, status }
     }
 
     fn answer(&self, status: u16) {
@@ -98,6 +84,51 @@ impl Receiver {
             (events.len() >= count).then_some(events)
         })
         .await
+    }
+}
+
+/// A receiver that hangs: it reads what comes and never answers, counting the requests that
+/// arrived and the connections their sender hung up on (an attempt that timed out).
+struct Hanging {
+    url: String,
+    requests: Arc<AtomicUsize>,
+    hung_up: Arc<AtomicUsize>,
+}
+
+impl Hanging {
+    async fn start() -> Self {
+        use tokio::io::AsyncReadExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hooks/confab", listener.local_addr().unwrap());
+        let (requests, hung_up) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (requests_, hung_up_) = (requests.clone(), hung_up.clone());
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let (requests, hung_up) = (requests_.clone(), hung_up_.clone());
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let mut arrived = false;
+                    while matches!(socket.read(&mut buf).await, Ok(1..)) {
+                        if !arrived {
+                            arrived = true;
+                            requests.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                    hung_up.fetch_add(1, Ordering::SeqCst);
+                });
+            }
+        });
+        Self { url, requests, hung_up }
+    }
+
+    /// Waits until `count` requests have arrived and `hung_up` of them were given up by their sender.
+    async fn wait_for(&self, count: usize, hung_up: usize) {
+        let what = format!("{count} requests hanging, {hung_up} of them given up");
+        eventually(&what, PATIENCE, || async {
+            let counts = (self.requests.load(Ordering::SeqCst), self.hung_up.load(Ordering::SeqCst));
+            (counts.0 >= count && counts.1 >= hung_up).then_some(())
+        })
+        .await;
     }
 }
 
@@ -258,8 +289,7 @@ async fn a_hanging_receiver_gets_one_probe_at_a_time_and_holds_up_no_other_endpo
         s.webhooks.retry_max = Duration::from_millis(200);
     })
     .await;
-    let (slow, fast) = (Receiver::start().await, Receiver::start().await);
-    slow.hang(Duration::from_secs(60));
+    let (slow, fast) = (Hanging::start().await, Receiver::start().await);
     let admin = app.admin_token().await.1;
     let hanging = register(&app, &admin, json!({"url": slow.url, "events": ["room.created"]})).await;
     register(&app, &admin, json!({"url": fast.url, "events": ["room.created"]})).await;
@@ -301,8 +331,7 @@ async fn a_hanging_receiver_gets_one_probe_at_a_time_and_holds_up_no_other_endpo
 #[actix_web::test]
 async fn an_endpoint_deleted_while_its_attempts_are_under_way_goes_cleanly() {
     let app = spawn_app_with(|s| s.webhooks.timeout = Duration::from_secs(1)).await;
-    let (slow, next) = (Receiver::start().await, Receiver::start().await);
-    slow.hang(Duration::from_secs(60));
+    let (slow, next) = (Hanging::start().await, Receiver::start().await);
     let admin = app.admin_token().await.1;
     let doomed = register(&app, &admin, json!({"url": slow.url, "events": ["room.created"]})).await;
     let (_, owner) = app.logged_in_user().await;
@@ -310,16 +339,13 @@ async fn an_endpoint_deleted_while_its_attempts_are_under_way_goes_cleanly() {
     for name in ["A", "B", "C"] {
         app.create_room(token, name).await;
     }
-    eventually("three attempts hanging at the receiver", PATIENCE, || async {
-        (slow.got.lock().unwrap().len() == 3).then_some(())
-    })
-    .await;
+    slow.wait_for(3, 0).await;
     let path = format!("/v1/admin/webhooks/{}", doomed["id"].as_str().unwrap());
     assert_eq!(app.send("DELETE", &path, Some(&admin), None).await.status, StatusCode::NO_CONTENT);
 
     // The attempts time out against a deleted endpoint; the worker carries on with the others.
     register(&app, &admin, json!({"url": next.url, "events": ["room.created"]})).await;
-    tokio::time::sleep(DELETED_ENDPOINTS_ATTEMPTS_OVER).await;
+    slow.wait_for(3, 3).await;
     app.create_room(token, "D").await;
     assert_eq!(next.wait_for("room.created", 1).await[0]["data"]["room"]["name"], "D");
     // The receiver has D; its outcome is recorded just after, and then nothing is left pending.
