@@ -8,9 +8,8 @@
 use confab_common::recording_jobs;
 use confab_domain::keys;
 use redis::aio::ConnectionManager;
-use uuid::Uuid;
 
-use crate::domain::RoomId;
+use crate::domain::{RecordingId, RoomId};
 
 #[derive(Clone)]
 pub struct RecordingJobs {
@@ -24,7 +23,7 @@ impl RecordingJobs {
     }
 
     /// Queues the job of a recording started by the request `request_id`.
-    pub async fn queue(&self, recording_id: Uuid, room_id: RoomId, request_id: &str) -> redis::RedisResult<()> {
+    pub async fn queue(&self, recording_id: RecordingId, room_id: RoomId, request_id: &str) -> redis::RedisResult<()> {
         let add = recording_jobs::add(&self.prefix, &recording_id.to_string(), &room_id.to_string(), Some(request_id));
         let _: String = add.query_async(&mut self.redis.clone()).await?;
         Ok(())

@@ -10,6 +10,7 @@ pub mod error;
 pub mod extractor_errors;
 pub mod jobs;
 pub mod openapi;
+pub mod removal;
 pub mod request_guard;
 pub mod routes;
 pub mod settings;

@@ -2,9 +2,7 @@
 //! alone cannot answer: each recording also keeps an access list, the room's members (with their
 //! role) while it was recorded. A recording the caller may not see is a 404, like a room.
 
-use uuid::Uuid;
-
-use crate::domain::{Role, RoomRole, User};
+use crate::domain::{RecordingId, Role, RoomRole, User};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::recordings::{self, Recording, RecordingWithAccess};
@@ -19,7 +17,7 @@ pub struct RecordingAccess {
 impl RecordingAccess {
     /// The recording if `user` may see it; 404 otherwise, and for ids that are not UUIDs.
     pub async fn load(state: &AppState, user: &User, raw_id: &str) -> Result<Self, ApiError> {
-        let id = Uuid::parse_str(raw_id).map_err(|_| ApiError::NotFound)?;
+        let id = RecordingId::parse(raw_id).map_err(|_| ApiError::NotFound)?;
         let found = recordings::find_recording_with_access(&state.db, id, user.id).await?.ok_or(ApiError::NotFound)?;
         Self::of(user, found).ok_or(ApiError::NotFound)
     }

@@ -9,7 +9,7 @@ mod room;
 mod user;
 
 pub use camera::{CameraCredentials, CameraName, CameraState, MAX_CAMERAS_PER_ROOM};
-pub use confab_domain::{CameraId, RecordingStatus, RoomId, RoomRole, UserId};
+pub use confab_domain::{CameraId, RecordingFileId, RecordingId, RecordingStatus, RoomId, RoomRole, UserId};
 pub use credentials::{DisplayName, Email, Password};
 pub use room::{MaxParticipants, Room, RoomName};
 pub use user::{Role, User};

@@ -7,25 +7,28 @@ use actix_web::http::header::{ContentDisposition, DispositionParam, DispositionT
 use actix_web::{HttpRequest, HttpResponse, delete, get, post, web};
 use chrono::{DateTime, Utc};
 use confab_common::http::RequestId;
-use confab_storage::{Key, Storage};
+use confab_storage::Key;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use super::{ErrorResponse, audit};
 use crate::auth::current_user::CurrentUser;
 use crate::auth::recording_access::RecordingAccess;
 use crate::auth::room_access::RoomAccess;
 use crate::domain::page::{Cursor, Page, PageQuery};
-use crate::domain::{RecordingStatus, RoomId, UserId};
+use crate::domain::{RecordingFileId, RecordingId, RecordingStatus, RoomId, UserId};
 use crate::download::{self, Download};
 use crate::error::ApiError;
+use crate::removal::remove_recording_files;
 use crate::state::AppState;
 use crate::store::recordings::{self, Recording, RecordingFile};
 
 #[derive(Serialize, ToSchema)]
 pub struct RecordingView {
-    pub id: Uuid,
+    // Described as a plain UUID, as it always was: no `RecordingId` schema (a doc comment here
+    // would become its description).
+    #[schema(value_type = uuid::Uuid)]
+    pub id: RecordingId,
     pub room_id: RoomId,
     pub started_by: Option<UserId>,
     pub status: RecordingStatus,
@@ -46,7 +49,9 @@ pub struct RecordingView {
 
 #[derive(Serialize, ToSchema)]
 pub struct FileView {
-    pub id: Uuid,
+    // Described as a plain UUID, as it always was (no `RecordingFileId` schema).
+    #[schema(value_type = uuid::Uuid)]
+    pub id: RecordingFileId,
     /// The participant's display name when recorded; for a camera, the camera's name.
     pub participant: String,
     pub peer_id: String,
@@ -138,7 +143,7 @@ fn view(recording: Recording, can_manage: bool, files: Vec<RecordingFile>) -> Re
 
 /// Recordings with their files, in the given order, each with whether the caller may manage it.
 pub async fn views(state: &AppState, recordings: Vec<(Recording, bool)>) -> Result<Vec<RecordingView>, ApiError> {
-    let ids: Vec<Uuid> = recordings.iter().map(|(r, _)| r.id).collect();
+    let ids: Vec<RecordingId> = recordings.iter().map(|(r, _)| r.id).collect();
     let mut files = recordings::files_of(&state.db, &ids).await?;
     Ok(recordings
         .into_iter()
@@ -241,7 +246,8 @@ pub async fn list_recordings(
         }
     };
     let rows = recordings::list_for_member(&state.db, user.id, room, &page).await?;
-    let (rows, next_cursor) = page.finish(rows, |r| Cursor { created_at: r.recording.created_at, id: r.recording.id });
+    let (rows, next_cursor) =
+        page.finish(rows, |r| Cursor { created_at: r.recording.created_at, id: r.recording.id.uuid() });
     let rows = rows
         .into_iter()
         .filter_map(|found| RecordingAccess::of(&user, found))
@@ -288,17 +294,8 @@ pub async fn delete_recording(
     let details = serde_json::json!({"recording_id": recording.id});
     audit(&mut tx, &req, user.id, "recording.delete", Some(recording.room_id), None, details).await?;
     tx.commit().await?;
-    remove_files(&state.storage, recording.id).await;
+    remove_recording_files(&state.storage, recording.id).await;
     Ok(HttpResponse::NoContent().finish())
-}
-
-/// Removes a recording's files from storage; what cannot be removed is logged, the rows are gone
-/// anyway.
-pub async fn remove_files(storage: &Storage, recording_id: Uuid) {
-    let prefix = Key::parse(recording_id.to_string()).expect("a uuid is a plain key");
-    if let Err(e) = storage.delete_all_under(&prefix).await {
-        tracing::warn!(recording.id = %recording_id, error = %e, "could not remove recording files");
-    }
 }
 
 /// Download one file, served with its own media type (`video/webm` for participants,
@@ -318,7 +315,7 @@ pub async fn download_file(
 ) -> Result<HttpResponse, ApiError> {
     let (recording_id, file_id) = path.into_inner();
     let recording = RecordingAccess::load(&state, &user, &recording_id).await?.recording;
-    let file_id = Uuid::parse_str(&file_id).map_err(|_| ApiError::NotFound)?;
+    let file_id = RecordingFileId::parse(&file_id).map_err(|_| ApiError::NotFound)?;
     let file = recordings::find_file(&state.db, recording.id, file_id).await?.ok_or(ApiError::NotFound)?;
     let Ok(key) = Key::parse(file.path.as_str()) else {
         tracing::error!(file.id = %file.id, "refusing a recording file path outside the recordings");

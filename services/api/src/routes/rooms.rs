@@ -6,18 +6,17 @@ use confab_common::http::RequestId;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{ErrorResponse, audit};
+use super::ErrorResponse;
 use crate::auth::current_user::CurrentUser;
 use crate::auth::room_access::RoomAccess;
-use crate::control::Control;
 use crate::domain::page::{Cursor, Page, PageQuery};
 use crate::domain::whole_number;
 use crate::domain::{MaxParticipants, Room, RoomId, RoomName, RoomRole, UserId};
 use crate::error::ApiError;
 use crate::openapi;
-use crate::routes::recordings::remove_files;
+use crate::removal::{RemoveRoomError, RoomRemoval, remove_room};
 use crate::state::AppState;
-use crate::store::{recordings, rooms};
+use crate::store::rooms;
 
 #[derive(Deserialize, ToSchema)]
 pub struct CreateRoomRequest {
@@ -173,44 +172,28 @@ pub async fn delete_room(
 ) -> Result<HttpResponse, ApiError> {
     let access = RoomAccess::load(&state, &user, &path).await?;
     access.require_owner()?;
-    remove_room(&state, &req, &user.id, access.room.id, "room.delete", &query).await?;
+    let request_id = RequestId::of(&req);
+    remove_room(&state, query.removal(access.room.id, user.id, "room.delete", &request_id)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Deletes a room, and its recordings if asked (else stops a running one, which is kept), audits
-/// it, and tells every gateway to end its call.
-pub async fn remove_room(
-    state: &AppState,
-    req: &HttpRequest,
-    actor: &UserId,
-    room_id: RoomId,
-    action: &str,
-    query: &DeleteRoomQuery,
-) -> Result<(), ApiError> {
-    let delete_recordings = query.delete_recordings.unwrap_or(false);
-    let mut tx = state.db.begin().await?;
-    // First, so that a recording being started in the room meanwhile is committed before we look.
-    if !rooms::delete_room(&mut *tx, room_id).await? {
-        return Err(ApiError::NotFound);
+impl DeleteRoomQuery {
+    /// The removal this delete asks for.
+    pub fn removal<'a>(&self, room_id: RoomId, actor: UserId, action: &'a str, request_id: &'a str) -> RoomRemoval<'a> {
+        let delete_recordings = self.delete_recordings.unwrap_or(false);
+        RoomRemoval { room_id, actor, action, delete_recordings, request_id }
     }
-    let deleted = if delete_recordings {
-        if recordings::running_recording(&mut *tx, room_id).await?.is_some() {
-            return Err(ApiError::Conflict {
+}
+
+impl From<RemoveRoomError> for ApiError {
+    fn from(e: RemoveRoomError) -> Self {
+        match e {
+            RemoveRoomError::NotFound => ApiError::NotFound,
+            RemoveRoomError::RecordingRunning => ApiError::Conflict {
                 code: "recording_running",
                 message: "stop the room's recording before deleting the room with its recordings",
-            });
+            },
+            RemoveRoomError::Database(e) => e.into(),
         }
-        recordings::delete_finished_of_room(&mut *tx, room_id).await?
-    } else {
-        recordings::stop_running_in_room(&mut tx, room_id).await?;
-        Vec::new()
-    };
-    let details = serde_json::json!({"delete_recordings": delete_recordings, "recordings_deleted": deleted});
-    audit(&mut tx, req, *actor, action, Some(room_id), None, details).await?;
-    tx.commit().await?;
-    state.control.send(&Control::CloseRoom { room_id }, &RequestId::of(req)).await;
-    for recording_id in deleted {
-        remove_files(&state.storage, recording_id).await;
     }
-    Ok(())
 }

@@ -2,15 +2,14 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgExecutor};
-use uuid::Uuid;
 
 use crate::domain::page::Page;
-use crate::domain::{RecordingStatus, RoomId, RoomRole, UserId};
+use crate::domain::{RecordingFileId, RecordingId, RecordingStatus, RoomId, RoomRole, UserId};
 use crate::error::is_unique_violation;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Recording {
-    pub id: Uuid,
+    pub id: RecordingId,
     pub room_id: RoomId,
     pub started_by: Option<UserId>,
     pub status: RecordingStatus,
@@ -26,8 +25,8 @@ pub struct Recording {
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct RecordingFile {
-    pub id: Uuid,
-    pub recording_id: Uuid,
+    pub id: RecordingFileId,
+    pub recording_id: RecordingId,
     pub peer_id: String,
     pub user_id: Option<UserId>,
     pub participant: String,
@@ -102,7 +101,7 @@ pub async fn start_recording(
         "insert into recordings as r (id, room_id, started_by) values ($1, $2, $3) returning ",
         recording_columns!()
     ))
-    .bind(Uuid::new_v4())
+    .bind(RecordingId::random())
     .bind(room_id)
     .bind(started_by)
     .fetch_one(&mut *tx)
@@ -173,7 +172,7 @@ pub struct RecordingWithAccess {
 
 pub async fn find_recording_with_access(
     db: impl PgExecutor<'_>,
-    id: Uuid,
+    id: RecordingId,
     user: UserId,
 ) -> Result<Option<RecordingWithAccess>, sqlx::Error> {
     sqlx::query_as(concat!(
@@ -192,7 +191,7 @@ pub async fn find_recording_with_access(
 /// Asks a running recording to stop. A pending one that no recorder took yet ends at once as
 /// `failed`; a starting or recording one goes to `finalizing` for its recorder to close. Any
 /// other state is left as it is (stopping twice is a no-op). Returns the recording as it is now.
-pub async fn request_stop(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Recording>, sqlx::Error> {
+pub async fn request_stop(db: impl PgExecutor<'_>, id: RecordingId) -> Result<Option<Recording>, sqlx::Error> {
     sqlx::query_as(concat!(
         "update recordings r set
            status = case r.status when 'pending' then 'failed' else 'finalizing' end,
@@ -256,7 +255,7 @@ pub async fn list_all(db: impl PgExecutor<'_>, page: &Page) -> Result<Vec<Record
 }
 
 /// The files of each of `recordings`, oldest first.
-pub async fn files_of(db: impl PgExecutor<'_>, recordings: &[Uuid]) -> Result<Vec<RecordingFile>, sqlx::Error> {
+pub async fn files_of(db: impl PgExecutor<'_>, recordings: &[RecordingId]) -> Result<Vec<RecordingFile>, sqlx::Error> {
     sqlx::query_as(concat!(
         "select ",
         file_columns!(),
@@ -269,8 +268,8 @@ pub async fn files_of(db: impl PgExecutor<'_>, recordings: &[Uuid]) -> Result<Ve
 
 pub async fn find_file(
     db: impl PgExecutor<'_>,
-    recording_id: Uuid,
-    file_id: Uuid,
+    recording_id: RecordingId,
+    file_id: RecordingFileId,
 ) -> Result<Option<RecordingFile>, sqlx::Error> {
     sqlx::query_as(concat!("select ", file_columns!(), " from recording_files where id = $1 and recording_id = $2"))
         .bind(file_id)
@@ -280,7 +279,7 @@ pub async fn find_file(
 }
 
 /// Deletes a recording that is not running; false when there is none to delete.
-pub async fn delete_recording(db: impl PgExecutor<'_>, id: Uuid) -> Result<bool, sqlx::Error> {
+pub async fn delete_recording(db: impl PgExecutor<'_>, id: RecordingId) -> Result<bool, sqlx::Error> {
     let done =
         sqlx::query("delete from recordings where id = $1 and status not in ('pending', 'starting', 'recording')")
             .bind(id)
@@ -290,7 +289,10 @@ pub async fn delete_recording(db: impl PgExecutor<'_>, id: Uuid) -> Result<bool,
 }
 
 /// Deletes a room's recordings that are not running; their ids, to remove their files.
-pub async fn delete_finished_of_room(db: impl PgExecutor<'_>, room_id: RoomId) -> Result<Vec<Uuid>, sqlx::Error> {
+pub async fn delete_finished_of_room(
+    db: impl PgExecutor<'_>,
+    room_id: RoomId,
+) -> Result<Vec<RecordingId>, sqlx::Error> {
     sqlx::query_scalar(
         "delete from recordings where room_id = $1 and status not in ('pending', 'starting', 'recording') returning id",
     )

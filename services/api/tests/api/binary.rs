@@ -5,19 +5,31 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::helpers::create_database;
+use confab_testkit::{TestKeys, env, eventually, fresh_database};
 
 const BIN: &str = env!("CARGO_BIN_EXE_confab-api");
 
+/// How long the binary may take to exit once told to stop.
+const SHUTDOWN: Duration = Duration::from_secs(10);
+
 /// A clean environment with a valid configuration (and a fresh database) for the binary.
 async fn base_env(cmd: &mut Command) -> &mut Command {
-    let key = ed25519_dalek::SigningKey::from_bytes(&[3; 32]);
-    let pem = ed25519_dalek::pkcs8::EncodePrivateKey::to_pkcs8_pem(&key, Default::default()).unwrap();
+    let (_, database_url) = fresh_database().await;
     cmd.env_clear()
-        .env("DATABASE_URL", create_database().await)
-        .env("REDIS_URL", std::env::var("REDIS_URL").expect("run with deploy/local/test"))
-        .env("CONFAB_JWT_KEY", pem.as_str())
+        .env("DATABASE_URL", database_url)
+        .env("REDIS_URL", env("REDIS_URL"))
+        .env("CONFAB_JWT_KEY", TestKeys::default().pem)
         .env("CONFAB_BIND", "127.0.0.1:0")
+}
+
+/// The running binary, killed if the test ends while it still runs (a failed assertion).
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 async fn failing_start(extra: &[(&str, &str)], remove: Option<&str>) -> String {
@@ -59,14 +71,16 @@ async fn bad_storage_configuration_stops_start_up_without_echoing_the_secret() {
 
 #[actix_web::test]
 async fn serves_json_logs_and_shuts_down_cleanly_on_sigterm() {
-    let mut child = base_env(&mut Command::new(BIN))
-        .await
-        .env("CONFAB_LOG_FORMAT", "json")
-        .arg("serve")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut child = Running(
+        base_env(&mut Command::new(BIN))
+            .await
+            .env("CONFAB_LOG_FORMAT", "json")
+            .arg("serve")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = BufReader::new(child.0.stderr.take().unwrap()).lines();
     let port = lines
         .by_ref()
         .map_while(Result::ok)
@@ -79,17 +93,11 @@ async fn serves_json_logs_and_shuts_down_cleanly_on_sigterm() {
     let client = awc::Client::default();
     let healthz = client.get(format!("http://127.0.0.1:{port}/healthz")).send().await.unwrap();
     assert!(healthz.status().is_success());
-    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let killed = Command::new("kill").args(["-TERM", &child.0.id().to_string()]).status().unwrap();
     assert!(killed.success());
-    for _ in 0..100 {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success(), "graceful shutdown exits 0, got {status}");
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    child.kill().unwrap();
-    panic!("still running 10 s after SIGTERM");
+    let exited =
+        eventually("the API to exit after SIGTERM", SHUTDOWN, || std::future::ready(child.0.try_wait().unwrap())).await;
+    assert!(exited.success(), "graceful shutdown exits 0, got {exited}");
 }
 
 #[actix_web::test]

@@ -1,16 +1,17 @@
-//! `spawn_app()`: a fresh database, a private Redis prefix and a server on a free port.
+//! `spawn_app()`: the testkit's fresh database, Redis prefix, signing key and in-process API, and
+//! what only the API's tests need on top: a client with typed helpers, the control channel, and
+//! rows as a recorder would leave them.
 
 use std::time::Duration;
 
 use awc::http::StatusCode;
-use confab_api::settings::{CameraSettings, RateLimits, Settings, WebhookSettings};
-use confab_api::startup::Application;
+use confab_api::settings::Settings;
 use confab_storage::{Key, S3Credentials, S3Settings, Storage, StorageSettings};
+use confab_testkit::{TestKeys, api, api_settings, env, fresh_database, redis_prefix};
 use ed25519_dalek::SigningKey;
-use ed25519_dalek::pkcs8::EncodePrivateKey;
-use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
+use ed25519_dalek::pkcs8::DecodePrivateKey;
 use serde_json::{Value, json};
-use sqlx::{Connection, Executor, PgConnection, PgPool};
+use sqlx::PgPool;
 use uuid::Uuid;
 
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -18,6 +19,7 @@ pub const PASSWORD: &str = "correct horse battery staple";
 pub struct TestApp {
     pub address: String,
     pub db: PgPool,
+    /// The key the app signs access tokens with (the testkit's), for tests that forge tokens.
     pub signing_key: SigningKey,
     pub settings: Settings,
     /// The app's recordings storage, as the recorder hands files to it.
@@ -69,45 +71,22 @@ impl Reply {
     }
 }
 
-fn env(key: &str) -> String {
-    std::env::var(key).unwrap_or_else(|_| panic!("{key} must be set: run the tests with deploy/local/test"))
-}
-
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
+/// The testkit's API settings (with two gateways to send joiners to and a recordings directory
+/// of the app's own), changed by `customize`, served on a free port.
 pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
-    let database_url = create_database().await;
-    let signing_key = SigningKey::from_bytes(&rand_bytes());
-    let mut settings = Settings {
-        bind: "127.0.0.1:0".into(),
-        public_url: "http://confab.test".into(),
-        gateway_urls: vec!["ws://gw1.test/v1/signal".into(), "ws://gw2.test/v1/signal".into()],
-        database_url,
-        db_max_connections: 5,
-        redis_url: env("REDIS_URL"),
-        redis_prefix: format!("confab-test:{}", Uuid::new_v4().simple()),
-        jwt_keys_pem: signing_key.to_pkcs8_pem(LineEnding::LF).unwrap().to_string(),
-        jwt_issuer: "confab".into(),
-        access_token_ttl: Duration::from_secs(900),
-        refresh_token_ttl: Duration::from_secs(30 * 86_400),
-        refresh_reuse_grace: Duration::ZERO,
-        recordings_dir: std::env::temp_dir().join(format!("confab-test-recordings-{}", Uuid::new_v4().simple())),
-        storage: StorageSettings::Local,
-        web_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/../../web").into(),
-        hash_workers: 2,
-        hash_queue: 64,
-        limits: RateLimits::default(),
-        webhooks: WebhookSettings::default(),
-        cameras: CameraSettings::default(),
-    };
+    let (db, database_url) = fresh_database().await;
+    let keys = TestKeys::default();
+    let gateways = vec!["ws://gw1.test/v1/signal".into(), "ws://gw2.test/v1/signal".into()];
+    let recordings_dir = std::env::temp_dir().join(format!("confab-test-recordings-{}", Uuid::new_v4().simple()));
+    let mut settings = api_settings(&database_url, &redis_prefix(), &keys.pem, gateways, &recordings_dir);
     customize(&mut settings);
     let storage = Storage::open(&settings.storage, &settings.recordings_dir).unwrap();
-    let app = Application::build(settings.clone()).await.expect("the app builds");
-    let address = format!("http://127.0.0.1:{}", app.port());
-    actix_web::rt::spawn(app.run_until_stopped());
-    let db = PgPool::connect_lazy(&settings.database_url).unwrap();
+    let address = api(settings.clone()).await;
+    let signing_key = SigningKey::from_pkcs8_pem(&keys.pem).expect("the testkit's key is an Ed25519 PEM");
     let client = awc::Client::builder().timeout(Duration::from_secs(30)).finish();
     TestApp { address, db, signing_key, settings, storage, client }
 }
@@ -126,34 +105,6 @@ pub fn s3_settings() -> StorageSettings {
         credentials: Some(S3Credentials { access_key_id: "confab".into(), secret_access_key: "confab-test".into() }),
         allow_http: true,
     })
-}
-
-/// A uuid-named database with every migration applied.
-pub async fn create_database() -> String {
-    let url = create_empty_database().await;
-    let pool = PgPool::connect(&url).await.unwrap();
-    confab_api::MIGRATOR.run(&pool).await.unwrap();
-    pool.close().await;
-    url
-}
-
-/// A uuid-named database with nothing in it (for tests of the migrations themselves).
-pub async fn create_empty_database() -> String {
-    let base = env("DATABASE_URL");
-    let server = base.rsplit_once('/').map(|(s, _)| s).unwrap().to_owned();
-    let name = format!("confab_test_{}", Uuid::new_v4().simple());
-    let mut admin = PgConnection::connect(&format!("{server}/postgres")).await.unwrap();
-    // The name is a uuid we just made, never outside input.
-    let create = sqlx::AssertSqlSafe(format!(r#"create database "{name}""#));
-    admin.execute(create).await.unwrap();
-    format!("{server}/{name}")
-}
-
-fn rand_bytes() -> [u8; 32] {
-    let mut b = [0u8; 32];
-    b[..16].copy_from_slice(Uuid::new_v4().as_bytes());
-    b[16..].copy_from_slice(Uuid::new_v4().as_bytes());
-    b
 }
 
 pub fn unique_email() -> String {
@@ -218,6 +169,19 @@ impl TestApp {
         });
         let key = confab_domain::keys::room_peers(&self.settings.redis_prefix, room);
         let _: () = redis::AsyncCommands::hset(&mut redis, key, peer_id, presence.to_string()).await.unwrap();
+    }
+
+    /// The fields of every job in the recording job stream, oldest first.
+    pub async fn recording_jobs(&self) -> Vec<std::collections::HashMap<String, String>> {
+        let mut redis = redis::Client::open(self.settings.redis_url.as_str())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        let key = confab_domain::keys::recording_jobs(&self.settings.redis_prefix);
+        let entries: Vec<(String, Vec<(String, String)>)> =
+            redis::cmd("XRANGE").arg(key).arg("-").arg("+").query_async(&mut redis).await.unwrap();
+        entries.into_iter().map(|(_, fields)| fields.into_iter().collect()).collect()
     }
 
     /// Listens on the control channel the gateways subscribe to.

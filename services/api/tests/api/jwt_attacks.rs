@@ -146,7 +146,9 @@ async fn a_tampered_payload_is_rejected() {
 async fn unknown_missing_and_hostile_key_ids_are_rejected() {
     let app = spawn_app().await;
     let forge = Forge::new(&app).await;
-    let rogue = SigningKey::from_bytes(&[7; 32]);
+    // Not the app's key (the testkit's), whatever the kid says.
+    let rogue = SigningKey::from_bytes(&[9; 32]);
+    assert_ne!(rogue.verifying_key(), app.signing_key.verifying_key());
     let own_kid = sign_ed(&rogue, &forge.header(), &forge.claims);
     assert_eq!(status_of(&app, &own_kid).await, StatusCode::UNAUTHORIZED, "a key outside the set");
     for kid in [json!("unknown"), json!("../../../../etc/passwd"), json!("' OR 1=1 --"), json!(null), json!(42)] {

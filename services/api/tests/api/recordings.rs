@@ -35,18 +35,8 @@ pub async fn room_with_people(app: &TestApp) -> Room {
 }
 
 async fn queued_jobs(app: &TestApp) -> Vec<(String, String)> {
-    let mut redis =
-        redis::Client::open(app.settings.redis_url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
-    let key = confab_domain::keys::recording_jobs(&app.settings.redis_prefix);
-    let entries: Vec<(String, Vec<(String, String)>)> =
-        redis::cmd("XRANGE").arg(key).arg("-").arg("+").query_async(&mut redis).await.unwrap();
-    entries
-        .into_iter()
-        .map(|(_, fields)| {
-            let get = |name: &str| fields.iter().find(|(k, _)| k == name).unwrap().1.clone();
-            (get("recording_id"), get("room_id"))
-        })
-        .collect()
+    let jobs = app.recording_jobs().await;
+    jobs.into_iter().map(|job| (job["recording_id"].clone(), job["room_id"].clone())).collect()
 }
 
 #[actix_web::test]

@@ -10,7 +10,7 @@ use serde_json::json;
 use sqlx::Executor;
 use uuid::Uuid;
 
-use crate::helpers::{Reply, TestApp, create_empty_database, spawn_app};
+use crate::helpers::{Reply, TestApp, spawn_app};
 use crate::recordings::{Room, room_with_people};
 
 /// Adds a fresh user to `room` (as its owner does); their access token.
@@ -225,8 +225,9 @@ async fn deleting_a_user_keeps_the_recordings_of_the_rooms_they_owned_for_the_ot
 
 #[actix_web::test]
 async fn the_migration_gives_earlier_recordings_their_rooms_members_as_their_access_list() {
-    let url = create_empty_database().await;
-    let db = sqlx::PgPool::connect(&url).await.unwrap();
+    // A database of the test's own, emptied: the migrations below start from nothing.
+    let (db, _) = confab_testkit::fresh_database().await;
+    db.execute("drop schema public cascade; create schema public").await.unwrap();
     // The schema as it was before the access list, with a room of two and its recording.
     confab_api::MIGRATOR.run_to(20261207000001, &db).await.unwrap();
     let (owner, member, room, recording) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());

@@ -32,15 +32,8 @@ async fn send_with_id(
 
 /// The `request_id` of every job in the recording job stream, oldest first ("" when absent).
 async fn job_request_ids(app: &TestApp) -> Vec<String> {
-    let mut redis =
-        redis::Client::open(app.settings.redis_url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
-    let key = confab_domain::keys::recording_jobs(&app.settings.redis_prefix);
-    let entries: Vec<(String, Vec<(String, String)>)> =
-        redis::cmd("XRANGE").arg(key).arg("-").arg("+").query_async(&mut redis).await.unwrap();
-    entries
-        .into_iter()
-        .map(|(_, fields)| fields.into_iter().find(|(k, _)| k == "request_id").map(|(_, v)| v).unwrap_or_default())
-        .collect()
+    let jobs = app.recording_jobs().await;
+    jobs.into_iter().map(|job| job.get("request_id").cloned().unwrap_or_default()).collect()
 }
 
 async fn owner_and_room(app: &TestApp) -> (String, String) {

@@ -2,7 +2,7 @@
 //! are signed (Standard Webhooks) and retried until accepted or given up, every attempt can be
 //! read through the admin API, and bad registrations are refused.
 
-use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -10,6 +10,7 @@ use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use awc::http::StatusCode;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use confab_testkit::eventually;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -17,6 +18,9 @@ use crate::helpers::{TestApp, spawn_app, spawn_app_with};
 
 /// The one secret the tests register, in `whsec_` form, and its key.
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+/// How long a test waits for deliveries and their outcomes.
+const PATIENCE: Duration = Duration::from_secs(10);
 
 struct Received {
     headers: std::collections::HashMap<String, String>,
@@ -29,24 +33,22 @@ impl Received {
     }
 }
 
-/// An HTTP server recording every request and answering with `status`, after `delay_ms`.
+/// An HTTP server recording every request and answering with `status`.
 struct Receiver {
     url: String,
     got: Arc<Mutex<Vec<Received>>>,
     status: Arc<AtomicU16>,
-    delay_ms: Arc<AtomicU64>,
 }
 
 impl Receiver {
     async fn start() -> Self {
         let got = Arc::new(Mutex::new(Vec::new()));
         let status = Arc::new(AtomicU16::new(200));
-        let delay_ms = Arc::new(AtomicU64::new(0));
-        let (got_, status_, delay_) = (got.clone(), status.clone(), delay_ms.clone());
+        let (got_, status_) = (got.clone(), status.clone());
         let server = HttpServer::new(move || {
-            let (got, status, delay) = (got_.clone(), status_.clone(), delay_.clone());
+            let (got, status) = (got_.clone(), status_.clone());
             App::new().default_service(web::to(move |req: HttpRequest, body: web::Bytes| {
-                let (got, status, delay) = (got.clone(), status.clone(), delay.clone());
+                let (got, status) = (got.clone(), status.clone());
                 async move {
                     let headers = req
                         .headers()
@@ -54,7 +56,6 @@ impl Receiver {
                         .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned()))
                         .collect();
                     got.lock().unwrap().push(Received { headers, body: body.to_vec() });
-                    tokio::time::sleep(Duration::from_millis(delay.load(Ordering::SeqCst))).await;
                     HttpResponse::build(StatusCode::from_u16(status.load(Ordering::SeqCst)).unwrap()).finish()
                 }
             }))
@@ -64,12 +65,7 @@ impl Receiver {
         .unwrap();
         let url = format!("http://{}/hooks/confab", server.addrs()[0]);
         actix_web::rt::spawn(server.run());
-        Self { url, got, status, delay_ms }
-    }
-
-    /// Answers only after `delay`: a receiver that hangs.
-    fn hang(&self, delay: Duration) {
-        self.delay_ms.store(delay.as_millis() as u64, Ordering::SeqCst);
+        Self { url, got, status }
     }
 
     fn answer(&self, status: u16) {
@@ -82,19 +78,67 @@ impl Receiver {
     }
 
     async fn wait_for(&self, event_type: &str, count: usize) -> Vec<Value> {
-        wait_until(|| async { self.events(event_type).len() >= count }).await;
-        self.events(event_type)
+        let what = format!("{count} {event_type} event(s) at the receiver");
+        eventually(&what, PATIENCE, || async {
+            let events = self.events(event_type);
+            (events.len() >= count).then_some(events)
+        })
+        .await
     }
 }
 
-async fn wait_until<F: std::future::Future<Output = bool>>(mut check: impl FnMut() -> F) {
-    for _ in 0..200 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+/// A receiver that hangs: it reads what comes and never answers, counting the requests that
+/// arrived and the connections their sender hung up on (an attempt that timed out).
+struct Hanging {
+    url: String,
+    requests: Arc<AtomicUsize>,
+    hung_up: Arc<AtomicUsize>,
+}
+
+impl Hanging {
+    async fn start() -> Self {
+        use tokio::io::AsyncReadExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hooks/confab", listener.local_addr().unwrap());
+        let (requests, hung_up) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (requests_, hung_up_) = (requests.clone(), hung_up.clone());
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let (requests, hung_up) = (requests_.clone(), hung_up_.clone());
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let mut arrived = false;
+                    while matches!(socket.read(&mut buf).await, Ok(1..)) {
+                        if !arrived {
+                            arrived = true;
+                            requests.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                    hung_up.fetch_add(1, Ordering::SeqCst);
+                });
+            }
+        });
+        Self { url, requests, hung_up }
     }
-    panic!("not within 10 s");
+
+    /// Waits until `count` requests have arrived and `hung_up` of them were given up by their sender.
+    async fn wait_for(&self, count: usize, hung_up: usize) {
+        let what = format!("{count} requests hanging, {hung_up} of them given up");
+        eventually(&what, PATIENCE, || async {
+            let counts = (self.requests.load(Ordering::SeqCst), self.hung_up.load(Ordering::SeqCst));
+            (counts.0 >= count && counts.1 >= hung_up).then_some(())
+        })
+        .await;
+    }
+}
+
+/// Waits until `deliveries` of `webhook` (filtered by `query`) number `count`.
+async fn wait_for_deliveries(app: &TestApp, admin: &str, webhook: &Value, query: &str, count: usize) {
+    let what = format!("{count} deliveries{query}");
+    eventually(&what, PATIENCE, || async {
+        (deliveries(app, admin, webhook, query).await.len() == count).then_some(())
+    })
+    .await;
 }
 
 async fn register(app: &TestApp, admin: &str, body: Value) -> Value {
@@ -179,9 +223,9 @@ async fn a_receiver_that_was_down_gets_every_event_once_it_is_back() {
         rooms.push(app.create_room(token, name).await);
     }
 
-    wait_until(|| async {
+    eventually("three pending deliveries attempted three times each", PATIENCE, || async {
         let listed = deliveries(&app, &admin, &webhook, "?status=pending").await;
-        listed.len() == 3 && listed.iter().all(|d| d["attempts"].as_i64() >= Some(3))
+        (listed.len() == 3 && listed.iter().all(|d| d["attempts"].as_i64() >= Some(3))).then_some(())
     })
     .await;
     let pending = deliveries(&app, &admin, &webhook, "").await;
@@ -190,7 +234,7 @@ async fn a_receiver_that_was_down_gets_every_event_once_it_is_back() {
     assert!(pending[0]["next_attempt_at"].is_string());
 
     receiver.answer(204);
-    wait_until(|| async { deliveries(&app, &admin, &webhook, "?status=delivered").await.len() == 3 }).await;
+    wait_for_deliveries(&app, &admin, &webhook, "?status=delivered", 3).await;
     let delivered = deliveries(&app, &admin, &webhook, "").await;
     for delivery in &delivered {
         let log = delivery["attempt_log"].as_array().unwrap();
@@ -227,7 +271,7 @@ async fn deliveries_still_failing_after_the_retry_window_are_given_up() {
     let admin = app.admin_token().await.1;
     let webhook = register(&app, &admin, json!({"url": url, "events": ["user.created"]})).await;
     app.logged_in_user().await;
-    wait_until(|| async { deliveries(&app, &admin, &webhook, "?status=failed").await.len() == 1 }).await;
+    wait_for_deliveries(&app, &admin, &webhook, "?status=failed", 1).await;
     let failed = &deliveries(&app, &admin, &webhook, "").await[0];
     assert!(failed["attempts"].as_i64() >= Some(2), "{failed}");
     let error = failed["last_error"].as_str().unwrap();
@@ -245,8 +289,7 @@ async fn a_hanging_receiver_gets_one_probe_at_a_time_and_holds_up_no_other_endpo
         s.webhooks.retry_max = Duration::from_millis(200);
     })
     .await;
-    let (slow, fast) = (Receiver::start().await, Receiver::start().await);
-    slow.hang(Duration::from_secs(60));
+    let (slow, fast) = (Hanging::start().await, Receiver::start().await);
     let admin = app.admin_token().await.1;
     let hanging = register(&app, &admin, json!({"url": slow.url, "events": ["room.created"]})).await;
     register(&app, &admin, json!({"url": fast.url, "events": ["room.created"]})).await;
@@ -269,7 +312,10 @@ async fn a_hanging_receiver_gets_one_probe_at_a_time_and_holds_up_no_other_endpo
     assert!(attempts_at().await.is_empty(), "the other endpoint got everything while the first attempts still hung");
 
     // The first attempts all time out; from then on the endpoint gets one delivery at a time.
-    wait_until(|| async { attempts_at().await.len() >= 9 }).await;
+    eventually("nine attempts at the hanging endpoint", PATIENCE, || async {
+        (attempts_at().await.len() >= 9).then_some(())
+    })
+    .await;
     let ended = attempts_at().await;
     let probes = &ended[6..];
     for pair in probes.windows(2) {
@@ -285,8 +331,7 @@ async fn a_hanging_receiver_gets_one_probe_at_a_time_and_holds_up_no_other_endpo
 #[actix_web::test]
 async fn an_endpoint_deleted_while_its_attempts_are_under_way_goes_cleanly() {
     let app = spawn_app_with(|s| s.webhooks.timeout = Duration::from_secs(1)).await;
-    let (slow, next) = (Receiver::start().await, Receiver::start().await);
-    slow.hang(Duration::from_secs(60));
+    let (slow, next) = (Hanging::start().await, Receiver::start().await);
     let admin = app.admin_token().await.1;
     let doomed = register(&app, &admin, json!({"url": slow.url, "events": ["room.created"]})).await;
     let (_, owner) = app.logged_in_user().await;
@@ -294,22 +339,22 @@ async fn an_endpoint_deleted_while_its_attempts_are_under_way_goes_cleanly() {
     for name in ["A", "B", "C"] {
         app.create_room(token, name).await;
     }
-    wait_until(|| async { slow.got.lock().unwrap().len() == 3 }).await;
+    slow.wait_for(3, 0).await;
     let path = format!("/v1/admin/webhooks/{}", doomed["id"].as_str().unwrap());
     assert_eq!(app.send("DELETE", &path, Some(&admin), None).await.status, StatusCode::NO_CONTENT);
 
     // The attempts time out against a deleted endpoint; the worker carries on with the others.
     register(&app, &admin, json!({"url": next.url, "events": ["room.created"]})).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    slow.wait_for(3, 3).await;
     app.create_room(token, "D").await;
     assert_eq!(next.wait_for("room.created", 1).await[0]["data"]["room"]["name"], "D");
     // The receiver has D; its outcome is recorded just after, and then nothing is left pending.
-    wait_until(|| async {
+    eventually("no delivery left pending", PATIENCE, || async {
         let left: i64 = sqlx::query_scalar("select count(*) from webhook_deliveries where status = 'pending'")
             .fetch_one(&app.db)
             .await
             .unwrap();
-        left == 0
+        (left == 0).then_some(())
     })
     .await;
 }
@@ -317,10 +362,11 @@ async fn an_endpoint_deleted_while_its_attempts_are_under_way_goes_cleanly() {
 #[actix_web::test]
 async fn filters_pauses_and_deletion_decide_what_an_endpoint_gets() {
     let app = spawn_app().await;
-    let receiver = Receiver::start().await;
+    let (receiver, witness) = (Receiver::start().await, Receiver::start().await);
     let admin = app.admin_token().await.1;
     let webhook =
         register(&app, &admin, json!({"url": receiver.url, "events": ["room.deleted", "room.deleted"]})).await;
+    register(&app, &admin, json!({"url": witness.url, "events": ["room.deleted"]})).await;
     assert_eq!(webhook["events"], json!(["room.deleted"]), "duplicates are dropped");
     let id = webhook["id"].as_str().unwrap();
     let paused =
@@ -331,7 +377,8 @@ async fn filters_pauses_and_deletion_decide_what_an_endpoint_gets() {
     let token = owner["access_token"].as_str().unwrap();
     let room = app.create_room(token, "Lab").await;
     app.send("DELETE", &format!("/v1/rooms/{room}"), Some(token), None).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The same event reached an active endpoint: the worker has taken what was due.
+    witness.wait_for("room.deleted", 1).await;
     assert!(receiver.got.lock().unwrap().is_empty(), "a paused endpoint gets nothing");
     assert_eq!(deliveries(&app, &admin, &webhook, "?status=pending").await.len(), 1, "but its deliveries wait");
 

@@ -147,7 +147,7 @@ pub async fn list_recordings(
 ) -> Result<HttpResponse, ApiError> {
     let page = Page::parse(&page)?;
     let rows = recordings::list_all(&state.db, &page).await?;
-    let (rows, next_cursor) = page.finish(rows, |r| Cursor { created_at: r.created_at, id: r.id });
+    let (rows, next_cursor) = page.finish(rows, |r| Cursor { created_at: r.created_at, id: r.id.uuid() });
     let rows = rows.into_iter().map(|recording| (recording, true)).collect();
     Ok(HttpResponse::Ok().json(RecordingList { recordings: views(&state, rows).await?, next_cursor }))
 }

@@ -8,8 +8,9 @@ use crate::control::Control;
 use crate::domain::page::{Page, PageQuery};
 use crate::domain::{RoomId, UserId};
 use crate::error::ApiError;
+use crate::removal::remove_room;
 use crate::routes::join::ParticipantList;
-use crate::routes::rooms::{DeleteRoomQuery, RoomList, RoomView, remove_room, room_cursor};
+use crate::routes::rooms::{DeleteRoomQuery, RoomList, RoomView, room_cursor};
 use crate::routes::{ErrorResponse, audit};
 use crate::state::AppState;
 use crate::store::rooms;
@@ -51,7 +52,8 @@ pub async fn delete_any_room(
     query: web::Query<DeleteRoomQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let room_id = RoomId::parse(&path)?;
-    remove_room(&state, &req, &admin.id, room_id, "admin.room.delete", &query).await?;
+    let request_id = RequestId::of(&req);
+    remove_room(&state, query.removal(room_id, admin.id, "admin.room.delete", &request_id)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
