@@ -4,23 +4,10 @@
 
 use std::path::PathBuf;
 
-use confab_storage::{Key, S3, S3Credentials, S3Settings, Storage, StorageSettings};
+use confab_storage::{Key, S3, Storage, StorageSettings};
+use confab_testkit::{env, s3_settings};
 use futures_util::TryStreamExt;
 use uuid::Uuid;
-
-fn env(key: &str) -> String {
-    std::env::var(key).unwrap_or_else(|_| panic!("{key} must be set: run the tests with deploy/local/test"))
-}
-
-fn s3_settings(bucket: &str) -> StorageSettings {
-    StorageSettings::S3(S3Settings {
-        bucket: bucket.to_owned(),
-        endpoint: Some(env("S3_ENDPOINT")),
-        region: "us-east-1".into(),
-        credentials: Some(S3Credentials { access_key_id: "confab".into(), secret_access_key: "confab-test".into() }),
-        allow_http: true,
-    })
-}
 
 /// A temporary recordings directory, removed on drop.
 struct Spool(PathBuf);

@@ -2,7 +2,7 @@
 //! their own, signing keys, tickets and the JWKS that verifies them, the API and a gateway in-process, a
 //! participant that speaks the signaling protocol in its typed messages, a synthetic webrtc-rs
 //! sender, the committed media clips played in real time, an RTSP camera, temporary
-//! directories and ffmpeg, and [`eventually`] to wait for a condition with a deadline rather than sleep and hope.
+//! directories, ffmpeg, S3 storage settings, and [`eventually`] to wait for a condition with a deadline rather than sleep and hope.
 //! Everything runs against the real Postgres and Redis of `deploy/local/test`.
 
 mod api;
@@ -14,6 +14,7 @@ pub mod media;
 mod rtsp;
 mod sender;
 mod signaling;
+mod storage;
 
 use std::time::Duration;
 
@@ -26,6 +27,7 @@ pub use keys::{TestKeys, jwks_server, jwks_server_at};
 pub use rtsp::{RtspServer, Stopped};
 pub use sender::{SenderPeer, loopback_connection};
 pub use signaling::Signaling;
+pub use storage::s3_settings;
 
 /// An environment variable `deploy/local/test` sets.
 pub fn env(key: &str) -> String {

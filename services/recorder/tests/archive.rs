@@ -3,7 +3,7 @@
 //! its row names and leaves the spool; a file whose upload fails stays in the spool with its note
 //! and no row, and a later take-over's `recover` uploads and registers it.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use confab_domain::RecordingId;
 use confab_recorder::archive::{Archive, Recorded, Who};
@@ -11,34 +11,18 @@ use confab_recorder::capture::CaptureStats;
 use confab_recorder::media::{Frame, FrameData};
 use confab_recorder::recording_file::{FinishedFile, MediaKind};
 use confab_recorder::webm_file::{ParticipantFile, VideoCodec};
-use confab_storage::{Key, S3Credentials, S3Settings, Storage, StorageSettings};
-use sqlx::{Connection, Executor, PgConnection, PgPool};
+use confab_storage::{Key, Storage};
+use confab_testkit::{TempDir, env};
+use sqlx::{Executor, PgPool};
 use uuid::Uuid;
 
-fn env(key: &str) -> String {
-    std::env::var(key).unwrap_or_else(|_| panic!("{key} must be set: run the tests with deploy/local/test"))
-}
-
 fn s3(bucket: &str, spool: &Path) -> Storage {
-    let settings = StorageSettings::S3(S3Settings {
-        bucket: bucket.to_owned(),
-        endpoint: Some(env("S3_ENDPOINT")),
-        region: "us-east-1".into(),
-        credentials: Some(S3Credentials { access_key_id: "confab".into(), secret_access_key: "confab-test".into() }),
-        allow_http: true,
-    });
-    Storage::open(&settings, spool).unwrap()
+    Storage::open(&confab_testkit::s3_settings(bucket), spool).unwrap()
 }
 
 /// A fresh database with a room and one recording in it; the recording's id.
 async fn recording_in_a_fresh_database() -> (PgPool, RecordingId) {
-    let base = env("DATABASE_URL");
-    let server = base.rsplit_once('/').unwrap().0.to_owned();
-    let name = format!("confab_test_{}", Uuid::new_v4().simple());
-    let mut admin = PgConnection::connect(&format!("{server}/postgres")).await.unwrap();
-    admin.execute(sqlx::AssertSqlSafe(format!(r#"create database "{name}""#))).await.unwrap();
-    let db = PgPool::connect(&format!("{server}/{name}")).await.unwrap();
-    confab_api::MIGRATOR.run(&db).await.unwrap();
+    let (db, _) = confab_testkit::fresh_database().await;
     let (owner, room, recording) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
     db.execute(sqlx::AssertSqlSafe(format!(
         "insert into users (id, email, display_name, password_hash) values ('{owner}', '{owner}@example.org', 'Ann', 'x');
@@ -48,21 +32,6 @@ async fn recording_in_a_fresh_database() -> (PgPool, RecordingId) {
     .await
     .unwrap();
     (db, RecordingId::from_uuid(recording))
-}
-
-/// A temporary recordings directory (the spool), removed on drop.
-struct Spool(PathBuf);
-
-impl Spool {
-    fn new() -> Self {
-        Self(std::env::temp_dir().join(format!("confab-archive-{}", Uuid::new_v4().simple())))
-    }
-}
-
-impl Drop for Spool {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 fn ann() -> Who {
@@ -111,7 +80,7 @@ async fn object_size(storage: &Storage, key: &str) -> Option<u64> {
 #[tokio::test]
 async fn a_kept_file_is_uploaded_under_the_key_its_row_names_and_leaves_the_spool() {
     let (db, recording) = recording_in_a_fresh_database().await;
-    let spool = Spool::new();
+    let spool = TempDir::new("archive");
     let storage = s3(&env("S3_BUCKET"), &spool.0);
     let archive = Archive::new(db.clone(), storage.clone(), &spool.0, recording);
     let recorded = recorded(&archive, ann()).await;
@@ -137,7 +106,7 @@ async fn a_kept_file_is_uploaded_under_the_key_its_row_names_and_leaves_the_spoo
 #[tokio::test]
 async fn a_file_whose_upload_failed_stays_in_the_spool_until_a_take_over_uploads_and_registers_it() {
     let (db, recording) = recording_in_a_fresh_database().await;
-    let spool = Spool::new();
+    let spool = TempDir::new("archive");
     let unreachable = s3(&format!("missing-{}", Uuid::new_v4().simple()), &spool.0);
     let failing = Archive::new(db.clone(), unreachable, &spool.0, recording);
     let recorded = recorded(&failing, ann()).await;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use awc::http::StatusCode;
 use confab_api::settings::Settings;
-use confab_storage::{Key, S3Credentials, S3Settings, Storage, StorageSettings};
+use confab_storage::{Key, Storage};
 use confab_testkit::{TestKeys, api, api_settings, env, fresh_database, redis_prefix};
 use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::DecodePrivateKey;
@@ -93,20 +93,10 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
 
 /// An app keeping recordings in the S3-compatible server that `deploy/local/test` starts.
 pub async fn spawn_app_on_s3() -> TestApp {
-    spawn_app_with(|settings| settings.storage = s3_settings()).await
+    spawn_app_with(|settings| settings.storage = confab_testkit::s3_settings(&env("S3_BUCKET"))).await
 }
 
 /// The test S3 server (`S3_ENDPOINT`, bucket `S3_BUCKET`); moto accepts any credentials.
-pub fn s3_settings() -> StorageSettings {
-    StorageSettings::S3(S3Settings {
-        bucket: env("S3_BUCKET"),
-        endpoint: Some(env("S3_ENDPOINT")),
-        region: "us-east-1".into(),
-        credentials: Some(S3Credentials { access_key_id: "confab".into(), secret_access_key: "confab-test".into() }),
-        allow_http: true,
-    })
-}
-
 pub fn unique_email() -> String {
     format!("user-{}@example.org", Uuid::new_v4().simple())
 }
