@@ -1,0 +1,172 @@
+//! Renumbering. A subscriber receives one stream per published track, whichever simulcast layer
+//! each stretch of it comes from: its sequence numbers continue without a jump where the layer
+//! changes (a jump would read as thousands of lost packets, and a NACK storm), and its timestamps
+//! continue by the time that passed (a jump would stall the playout). Packets of a layer that
+//! arrive late, from before the switch to it, are not forwarded: their numbers are taken.
+
+use std::time::Instant;
+
+use super::Layer;
+
+/// A forwarded packet's sequence number and timestamp in the subscriber's stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Forwarded {
+    pub sequence_number: u16,
+    pub timestamp: u32,
+}
+
+/// Maps packets of a succession of sources into one continuous stream.
+#[derive(Debug)]
+pub struct Rewriter {
+    clock_rate: u32,
+    segment: Option<Segment>,
+    /// The newest packet sent: its sequence number, its timestamp, and when it arrived.
+    newest: Option<(u16, u32, Instant)>,
+}
+
+/// The stretch of the output that comes from one layer, from the switch to it on.
+#[derive(Debug)]
+struct Segment {
+    layer: Layer,
+    /// Extended sequence numbers (no wrap-around) of the switch and of the newest packet seen.
+    first: i64,
+    highest: i64,
+    sequence_offset: u16,
+    timestamp_offset: u32,
+}
+
+impl Rewriter {
+    /// A stream of media sampled at `clock_rate` Hz (90 000 for video).
+    pub fn new(clock_rate: u32) -> Self {
+        Self { clock_rate, segment: None, newest: None }
+    }
+
+    /// The layer the stream comes from now.
+    pub fn layer(&self) -> Option<Layer> {
+        self.segment.as_ref().map(|segment| segment.layer)
+    }
+
+    /// Starts the next stretch of the stream at this packet of `layer` (the first packet of a
+    /// keyframe): it follows the newest packet sent, one sequence number and the elapsed time on.
+    pub fn switch_to(&mut self, layer: Layer, sequence_number: u16, timestamp: u32, arrived: Instant) -> Forwarded {
+        let out = match self.newest {
+            None => Forwarded { sequence_number, timestamp },
+            Some((newest_sequence, newest_timestamp, at)) => {
+                let elapsed = arrived.saturating_duration_since(at);
+                let ticks = (elapsed.as_micros() * u128::from(self.clock_rate) / 1_000_000) as u32;
+                // A new picture: at least one tick after the last, even within the same instant.
+                Forwarded {
+                    sequence_number: newest_sequence.wrapping_add(1),
+                    timestamp: newest_timestamp.wrapping_add(ticks.max(1)),
+                }
+            }
+        };
+        let first = EXTENDED_START + i64::from(sequence_number);
+        self.segment = Some(Segment {
+            layer,
+            first,
+            highest: first,
+            sequence_offset: out.sequence_number.wrapping_sub(sequence_number),
+            timestamp_offset: out.timestamp.wrapping_sub(timestamp),
+        });
+        self.newest = Some((out.sequence_number, out.timestamp, arrived));
+        out
+    }
+
+    /// A packet of the current layer: its place in the stream, or `None` if it is from before
+    /// the switch to the layer (or no layer is being forwarded).
+    pub fn rewrite(&mut self, sequence_number: u16, timestamp: u32, arrived: Instant) -> Option<Forwarded> {
+        let segment = self.segment.as_mut()?;
+        let extended = extend(segment.highest, sequence_number);
+        if extended < segment.first {
+            return None;
+        }
+        let out = Forwarded {
+            sequence_number: sequence_number.wrapping_add(segment.sequence_offset),
+            timestamp: timestamp.wrapping_add(segment.timestamp_offset),
+        };
+        if extended > segment.highest {
+            segment.highest = extended;
+            self.newest = Some((out.sequence_number, out.timestamp, arrived));
+        }
+        Some(out)
+    }
+}
+
+/// Where extended sequence numbers start, so that packets from before a switch stay positive.
+const EXTENDED_START: i64 = 1 << 32;
+
+/// `sequence_number` as an extended sequence number, taken as the one nearest to `highest`
+/// (RFC 3550, A.1: a packet at most half the number space before or after the newest).
+fn extend(highest: i64, sequence_number: u16) -> i64 {
+    let delta = sequence_number.wrapping_sub(highest as u16) as i16;
+    highest + i64::from(delta)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn forwarded(sequence_number: u16, timestamp: u32) -> Forwarded {
+        Forwarded { sequence_number, timestamp }
+    }
+
+    #[test]
+    fn the_first_layer_passes_through_unchanged() {
+        let t0 = Instant::now();
+        let mut rewriter = Rewriter::new(90_000);
+        assert_eq!(rewriter.switch_to(0, 1000, 5000, t0), forwarded(1000, 5000));
+        assert_eq!(rewriter.rewrite(1001, 5000, t0), Some(forwarded(1001, 5000)));
+        assert_eq!(rewriter.rewrite(1002, 8000, t0), Some(forwarded(1002, 8000)));
+    }
+
+    #[test]
+    fn a_switch_continues_the_numbers_and_the_time() {
+        let t0 = Instant::now();
+        let mut rewriter = Rewriter::new(90_000);
+        rewriter.switch_to(0, 100, 1_000, t0);
+        rewriter.rewrite(101, 4_000, t0 + Duration::from_millis(33));
+        // 20 ms later, layer 2 (numbered and timed on its own) starts at a keyframe.
+        let switched = rewriter.switch_to(2, 40_000, 7_777_777, t0 + Duration::from_millis(53));
+        assert_eq!(switched, forwarded(102, 4_000 + 1_800));
+        assert_eq!(rewriter.layer(), Some(2));
+        assert_eq!(rewriter.rewrite(40_001, 7_777_777 + 3_000, t0), Some(forwarded(103, 4_000 + 1_800 + 3_000)));
+    }
+
+    #[test]
+    fn a_late_packet_of_the_current_layer_keeps_its_place_and_one_from_before_the_switch_is_dropped() {
+        let t0 = Instant::now();
+        let mut rewriter = Rewriter::new(90_000);
+        rewriter.switch_to(1, 500, 0, t0);
+        rewriter.rewrite(502, 0, t0);
+        assert_eq!(rewriter.rewrite(501, 0, t0), Some(forwarded(501, 0)), "reordered, still in the stream");
+        assert_eq!(rewriter.rewrite(499, 0, t0), None, "from before the switch");
+        // The newest is still 502: the next switch follows it, not the late 501.
+        assert_eq!(rewriter.switch_to(0, 9, 0, t0).sequence_number, 503);
+    }
+
+    #[test]
+    fn sequence_numbers_wrap_around_in_and_out() {
+        let t0 = Instant::now();
+        let mut rewriter = Rewriter::new(90_000);
+        rewriter.switch_to(0, 65_534, 0, t0);
+        assert_eq!(rewriter.rewrite(65_535, 0, t0).unwrap().sequence_number, 65_535);
+        assert_eq!(rewriter.rewrite(0, 0, t0).unwrap().sequence_number, 0);
+        assert_eq!(rewriter.rewrite(1, 0, t0).unwrap().sequence_number, 1);
+        assert_eq!(rewriter.rewrite(65_533, 0, t0), None, "before the switch, across the wrap");
+        // Long after: 100 000 packets on, the window has moved with the stream.
+        let mut sequence = 1u16;
+        for _ in 0..100_000 {
+            sequence = sequence.wrapping_add(1);
+            assert!(rewriter.rewrite(sequence, 0, t0).is_some());
+        }
+        assert_eq!(rewriter.switch_to(1, 7, 0, t0).sequence_number, sequence.wrapping_add(1));
+    }
+
+    #[test]
+    fn nothing_is_forwarded_before_the_first_switch() {
+        assert_eq!(Rewriter::new(90_000).rewrite(1, 1, Instant::now()), None);
+    }
+}
