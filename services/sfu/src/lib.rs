@@ -1,6 +1,7 @@
 //! `confab-sfu`, the media server: a browser uploads each track once and the server forwards it to
-//! everyone who should see it. Built in steps (issue 16); this is the first: [`forward`], the
-//! decisions a selective forwarding unit makes for every packet, as a pure core that the I/O
-//! around it (sockets, the WebRTC stack, signaling) will drive.
+//! everyone who should see it. Built in steps (issue 16); so far its pure cores, which the I/O
+//! around them (sockets, the WebRTC stack, signaling) will drive: [`forward`], the decisions a
+//! selective forwarding unit makes for every packet, and [`speakers`], who is speaking.
 
 pub mod forward;
+pub mod speakers;

@@ -47,6 +47,12 @@ impl DownTrack {
         self.target.filter(|target| self.current != Some(*target))
     }
 
+    /// The layer and its own sequence number of the packet sent to this subscriber as
+    /// `sequence_number` (what a NACK names), for the publisher's packet cache.
+    pub fn original(&self, sequence_number: u16) -> Option<(Layer, u16)> {
+        self.rewriter.original(sequence_number)
+    }
+
     pub fn on_packet(&mut self, packet: &Incoming) -> Verdict {
         let Some(target) = self.target else { return Verdict::Drop };
         let rewritten = if packet.layer == target && self.current != Some(target) {

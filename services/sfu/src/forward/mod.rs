@@ -3,7 +3,9 @@
 //! (only at a keyframe of the new layer, [`DownTrack`]), how often the publisher is asked for
 //! one ([`KeyframeThrottle`]), and how forwarded packets are renumbered so that the subscriber
 //! sees one continuous stream — one SSRC, sequence numbers without jumps, timestamps that keep
-//! time — however often the layer changes ([`Rewriter`]).
+//! time — however often the layer changes ([`Rewriter`]), and what a subscriber's NACK is
+//! answered from ([`PacketCache`], one per published layer, mapped back by
+//! [`DownTrack::original`]).
 //!
 //! Time and packets in, decisions out: no sockets, no clock, no WebRTC stack. The packet's
 //! keyframe flag comes from the codec's payload header, read by the caller.
@@ -11,6 +13,7 @@
 mod down_track;
 mod keyframe_throttle;
 mod layers;
+mod packet_cache;
 mod rewrite;
 #[cfg(test)]
 mod tests;
@@ -20,6 +23,7 @@ use std::time::Instant;
 pub use down_track::{DownTrack, Verdict};
 pub use keyframe_throttle::{KEYFRAME_REQUEST_INTERVAL, KeyframeThrottle};
 pub use layers::{UPGRADE_HEADROOM, target_layer};
+pub use packet_cache::{MAX_AGE, MAX_PACKET, PacketCache};
 pub use rewrite::{Forwarded, Rewriter};
 
 /// A simulcast layer of a published track, from 0 (the lowest resolution) up.

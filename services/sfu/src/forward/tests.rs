@@ -54,7 +54,7 @@ fn incoming(events: &[Event], starts: [u16; 3], swaps: &[usize]) -> Vec<(Option<
     laid_out
 }
 
-/// The sequence numbers the subscriber receives, in order.
+/// The sequence numbers the subscriber receives, in order; each maps back to the packet it was.
 fn forward(laid_out: &[(Option<Incoming>, Option<Option<Layer>>)]) -> Vec<u16> {
     let mut track = DownTrack::new(90_000);
     let mut sent = Vec::new();
@@ -65,6 +65,9 @@ fn forward(laid_out: &[(Option<Incoming>, Option<Option<Layer>>)]) -> Vec<u16> {
         if let Some(packet) = packet
             && let Verdict::Forward(forwarded) = track.on_packet(packet)
         {
+            // A NACK for it right away finds the packet it was.
+            let original = track.original(forwarded.sequence_number);
+            assert_eq!(original, Some((packet.layer, packet.sequence_number)), "sent as {}", forwarded.sequence_number);
             sent.push(forwarded.sequence_number);
         }
     }
