@@ -21,11 +21,11 @@ use rtc::shared::error::Error;
 use super::fuzz::{Vp8Shape, config, payload_prefixes, vp8_descriptor, vp8_frame, vp8_shape};
 use super::h264::tests::{PPS, SPS_640X480, SPS_1280X720, fu_a, stap_a};
 use super::testing::packet;
-use super::vp9::Vp9Descriptor;
 use super::{
     Codec, Frame, H264Depacketizer, PayloadError, RtpPacket, SequenceUnwrapper, TimestampUnwrapper, Vp8Depacketizer,
     Vp9Depacketizer,
 };
+use confab_payload::vp9::Vp9Descriptor;
 
 /// rtc-rtp's `Vp8Packet` refuses any payload under 4 bytes, though RFC 7741 §4.2 lets a packet
 /// carry a 1-byte descriptor and 1 or 2 bytes of a frame (a tiny frame, or the tail of one).

@@ -13,7 +13,6 @@ use proptest::test_runner::RngAlgorithm;
 use super::h264::sps_dimensions;
 use super::h264::tests::{PPS, SPS_640X480, SPS_1280X720, fu_a, stap_a};
 use super::testing::packet;
-use super::vp8::keyframe_dimensions;
 use super::vp8::tests::keyframe_header;
 use super::vp9::tests::ss;
 use super::{
@@ -21,6 +20,7 @@ use super::{
     SequenceUnwrapper, TimestampUnwrapper, TrackEvent, TrackId, TrackPipeline, Vp8Depacketizer, Vp9Depacketizer,
     passthrough,
 };
+use confab_payload::vp8::keyframe_dimensions;
 
 /// Enough cases to find shallow bugs while keeping the recorder's unit tests fast; XorShift
 /// because unoptimised ChaCha spent most of the time generating payload bytes.

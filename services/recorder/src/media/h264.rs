@@ -9,13 +9,10 @@
 use h264_reader::nal::sps::SeqParameterSet;
 use h264_reader::rbsp::{BitReader, decode_nal};
 
+use confab_payload::h264::{FU_A, NAL_IDR, NAL_PPS, NAL_SPS, STAP_A, nal_type};
+
 use super::{Frame, FrameData, PayloadError, RtpPacket};
 
-const NAL_IDR: u8 = 5;
-const NAL_SPS: u8 = 7;
-const NAL_PPS: u8 = 8;
-const STAP_A: u8 = 24;
-const FU_A: u8 = 28;
 /// No camera picture comes near this; a sender that never sets the marker bit (or a hostile one)
 /// must not make the recorder hold an ever-growing access unit.
 const MAX_ACCESS_UNIT: usize = 8 * 1024 * 1024;
@@ -52,7 +49,7 @@ impl Partial {
         if header & 0x80 != 0 {
             return Err(PayloadError::Invalid("H.264 forbidden_zero_bit set"));
         }
-        match header & 0x1f {
+        match nal_type(header) {
             1..=23 => self.add_unit(payload.to_vec()),
             STAP_A => {
                 let mut rest = &payload[1..];
@@ -66,7 +63,7 @@ impl Partial {
                         return Err(PayloadError::Invalid("empty NAL unit in a STAP-A"));
                     }
                     let unit = tail.get(..size).ok_or(PayloadError::Truncated)?;
-                    if unit[0] & 0x1f == 0 || unit[0] & 0x1f > 23 {
+                    if nal_type(unit[0]) == 0 || nal_type(unit[0]) > 23 {
                         return Err(PayloadError::Invalid("aggregated H.264 packet inside a STAP-A"));
                     }
                     self.add_unit(unit.to_vec());
@@ -179,7 +176,7 @@ impl H264Depacketizer {
         let mut has_pps = false;
         let mut idr = false;
         for unit in &partial.units {
-            match unit[0] & 0x1f {
+            match nal_type(unit[0]) {
                 NAL_SPS => {
                     sps_dimensions(unit).ok_or(PayloadError::Invalid("H.264 SPS"))?;
                     self.sps = Some(unit.clone());

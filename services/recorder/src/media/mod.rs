@@ -20,6 +20,7 @@ mod vp8;
 mod vp9;
 
 pub use clock::{SenderReport, Timeline};
+pub use confab_payload::PayloadError;
 pub use h264::H264Depacketizer;
 pub use interleave::Interleaver;
 pub use keyframes::KeyframePolicy;
@@ -29,8 +30,6 @@ pub use track::{Codec, PipelineConfig, TrackEvent, TrackPipeline};
 pub use unwrap::{SequenceUnwrapper, TimestampUnwrapper};
 pub use vp8::Vp8Depacketizer;
 pub use vp9::Vp9Depacketizer;
-
-use std::fmt;
 
 /// Names one track of a [`Participant`] (or of a [`Timeline`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -86,26 +85,6 @@ impl FrameData {
         }
     }
 }
-
-/// A payload the depacketizers could not parse. The packet is dropped, never half-used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PayloadError {
-    /// The payload ends inside the payload descriptor.
-    Truncated,
-    /// A field holds a value the payload format forbids.
-    Invalid(&'static str),
-}
-
-impl fmt::Display for PayloadError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PayloadError::Truncated => f.write_str("RTP payload truncated"),
-            PayloadError::Invalid(what) => write!(f, "invalid RTP payload: {what}"),
-        }
-    }
-}
-
-impl std::error::Error for PayloadError {}
 
 #[cfg(test)]
 pub(crate) mod testing {

@@ -4,112 +4,9 @@
 //! descriptor. This module parses the descriptor, reassembles pictures from the first packet (B)
 //! to the marker bit, and drops any picture missing a packet rather than emitting it partial.
 
+use confab_payload::vp9::Vp9Descriptor;
+
 use super::{Frame, FrameData, PayloadError, RtpPacket};
-
-/// The fields of the VP9 payload descriptor this recorder uses.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Vp9Descriptor {
-    /// P: the frame references an earlier picture.
-    pub inter_picture_predicted: bool,
-    /// B: the packet starts a (layer) frame.
-    pub begins_frame: bool,
-    /// E: the packet ends a (layer) frame.
-    pub ends_frame: bool,
-    /// Z: the frame is not used for inter-layer prediction.
-    pub not_reference_for_upper_layer: bool,
-    /// PictureID, 7 or 15 bits, when present.
-    pub picture_id: Option<u16>,
-    /// (TID, SID) when the layer indices are present.
-    pub layer: Option<(u8, u8)>,
-    /// D: the spatial layer frame depends on the lower spatial layer of the same picture.
-    pub inter_layer_dependency: bool,
-    /// Flexible mode reference differences (at most 3).
-    pub p_diffs: Vec<u8>,
-    /// `(width, height)` of each spatial layer, from the SS when it carries them.
-    pub layer_resolutions: Vec<(u16, u16)>,
-    /// Length of the descriptor; the VP9 payload follows it.
-    pub len: usize,
-}
-
-struct Reader<'a> {
-    bytes: &'a [u8],
-    pos: usize,
-}
-
-impl Reader<'_> {
-    fn u8(&mut self) -> Result<u8, PayloadError> {
-        let b = *self.bytes.get(self.pos).ok_or(PayloadError::Truncated)?;
-        self.pos += 1;
-        Ok(b)
-    }
-
-    fn u16(&mut self) -> Result<u16, PayloadError> {
-        Ok(u16::from(self.u8()?) << 8 | u16::from(self.u8()?))
-    }
-}
-
-impl Vp9Descriptor {
-    /// Parses the descriptor at the start of `payload`.
-    pub fn parse(payload: &[u8]) -> Result<Self, PayloadError> {
-        let mut r = Reader { bytes: payload, pos: 0 };
-        let first = r.u8()?;
-        let bit = |n: u8| first & (0x80 >> n) != 0;
-        let (has_picture_id, has_layers, flexible, has_ss) = (bit(0), bit(2), bit(3), bit(6));
-        let mut d = Vp9Descriptor {
-            inter_picture_predicted: bit(1),
-            begins_frame: bit(4),
-            ends_frame: bit(5),
-            not_reference_for_upper_layer: bit(7),
-            ..Default::default()
-        };
-        if has_picture_id {
-            let high = r.u8()?;
-            d.picture_id =
-                Some(if high & 0x80 != 0 { u16::from(high & 0x7f) << 8 | u16::from(r.u8()?) } else { u16::from(high) });
-        }
-        if has_layers {
-            let l = r.u8()?;
-            d.layer = Some((l >> 5, (l >> 1) & 0x07));
-            d.inter_layer_dependency = l & 0x01 != 0;
-            if !flexible {
-                r.u8()?; // TL0PICIDX
-            }
-        }
-        if flexible && d.inter_picture_predicted {
-            loop {
-                let p = r.u8()?;
-                if d.p_diffs.len() == 3 {
-                    return Err(PayloadError::Invalid("more than 3 VP9 P_DIFFs"));
-                }
-                d.p_diffs.push(p >> 1);
-                if p & 0x01 == 0 {
-                    break;
-                }
-            }
-        }
-        if has_ss {
-            let ss = r.u8()?;
-            let spatial_layers = (ss >> 5) + 1;
-            if ss & 0x10 != 0 {
-                for _ in 0..spatial_layers {
-                    let (width, height) = (r.u16()?, r.u16()?);
-                    d.layer_resolutions.push((width, height));
-                }
-            }
-            if ss & 0x08 != 0 {
-                let groups = r.u8()?;
-                for _ in 0..groups {
-                    let references = (r.u8()? >> 2) & 0x03;
-                    for _ in 0..references {
-                        r.u8()?;
-                    }
-                }
-            }
-        }
-        d.len = r.pos;
-        Ok(d)
-    }
-}
 
 #[derive(Debug)]
 struct Partial {
@@ -226,14 +123,7 @@ pub(crate) mod tests {
     use super::*;
     use crate::media::testing::{Rng, packet};
 
-    /// Flags byte of the descriptor.
-    const I: u8 = 0x80;
-    const P: u8 = 0x40;
-    const L: u8 = 0x20;
-    const F: u8 = 0x10;
-    const B: u8 = 0x08;
-    const E: u8 = 0x04;
-    const V: u8 = 0x02;
+    use confab_payload::vp9::flags::*;
 
     /// A non-flexible descriptor with a 15-bit PictureID and no layer indices, then `body`.
     pub fn vp9_payload(flags: u8, ss: &[u8], body: &[u8]) -> Vec<u8> {
@@ -249,51 +139,6 @@ pub(crate) mod tests {
         s.extend_from_slice(&width.to_be_bytes());
         s.extend_from_slice(&height.to_be_bytes());
         s
-    }
-
-    #[test]
-    fn descriptor_with_layers_flexible_p_diffs_and_ss_is_parsed() {
-        // I P L F B - V -; PictureID 7 bit; TID=2 U=1 SID=1 D=1; P_DIFFs 1 (N=1), 3 (N=0);
-        // SS: N_S=1, Y=1, G=1; 640x360, 1280x720; N_G=1, one group with R=2.
-        let payload = [
-            I | P | L | F | B | V,
-            0x05,
-            0b0101_0011,
-            0x03,
-            0x06,
-            0x38,
-            0x02,
-            0x80,
-            0x01,
-            0x68,
-            0x05,
-            0x00,
-            0x02,
-            0xd0,
-            0x01,
-            0x08,
-            0x01,
-            0x02,
-            0xee,
-        ];
-        let d = Vp9Descriptor::parse(&payload).unwrap();
-        assert_eq!(d.picture_id, Some(5));
-        assert_eq!(d.layer, Some((2, 1)));
-        assert!(d.inter_layer_dependency && d.inter_picture_predicted && d.begins_frame && !d.ends_frame);
-        assert_eq!(d.p_diffs, vec![1, 3]);
-        assert_eq!(d.layer_resolutions, vec![(640, 360), (1280, 720)]);
-        assert_eq!(d.len, payload.len() - 1);
-    }
-
-    #[test]
-    fn non_flexible_layer_indices_carry_tl0picidx_and_four_p_diffs_are_rejected() {
-        let d = Vp9Descriptor::parse(&[L | B | E, 0b0010_0000, 0x17, 0xaa]).unwrap();
-        assert_eq!((d.layer, d.len), (Some((1, 0)), 3));
-        assert_eq!(
-            Vp9Descriptor::parse(&[P | F | B, 0x03, 0x03, 0x03, 0x02]),
-            Err(PayloadError::Invalid("more than 3 VP9 P_DIFFs"))
-        );
-        assert_eq!(Vp9Descriptor::parse(&[V, 0x10, 0x01]), Err(PayloadError::Truncated));
     }
 
     #[test]

@@ -8,8 +8,9 @@
 //! [`DownTrack::original`]).
 //!
 //! Time and packets in, decisions out: no sockets, no clock, no WebRTC stack. The packet's
-//! keyframe flag comes from the codec's payload header, read by the caller.
+//! keyframe flag comes from the codec's payload header ([`Codec::starts_keyframe`]).
 
+mod codec;
 mod down_track;
 mod keyframe_throttle;
 mod layers;
@@ -20,6 +21,7 @@ mod tests;
 
 use std::time::Instant;
 
+pub use codec::Codec;
 pub use down_track::{DownTrack, Verdict};
 pub use keyframe_throttle::{KEYFRAME_REQUEST_INTERVAL, KeyframeThrottle};
 pub use layers::{UPGRADE_HEADROOM, target_layer};
