@@ -11,11 +11,28 @@ pub struct Vp8Descriptor {
     /// PID: the partition index.
     pub partition_index: u8,
     /// PictureID, 7 or 15 bits, when present.
-    pub picture_id: Option<u16>,
+    pub picture_id: Option<PictureId>,
+    /// TL0PICIDX, the running index of the base temporal layer's frames, when present.
+    pub tl0_pic_idx: Option<u8>,
     /// N: the frame is not used as a reference by other frames.
     pub non_reference: bool,
     /// Length of the descriptor; the VP8 payload follows it.
     pub len: usize,
+}
+
+/// A PictureID as the descriptor carries it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PictureId {
+    pub value: u16,
+    /// M: 15 bits wide (else 7).
+    pub wide: bool,
+}
+
+impl PictureId {
+    /// The value `by` later, in the field's own width (it wraps at 2^7 or 2^15).
+    pub fn plus(self, by: u16) -> u16 {
+        self.value.wrapping_add(by) & if self.wide { 0x7fff } else { 0x7f }
+    }
 }
 
 impl Vp8Descriptor {
@@ -30,6 +47,7 @@ impl Vp8Descriptor {
             start_of_partition: first & 0x10 != 0,
             partition_index: first & 0x07,
             picture_id: None,
+            tl0_pic_idx: None,
             len: 1,
         };
         if extended {
@@ -40,15 +58,17 @@ impl Vp8Descriptor {
             if has_picture_id {
                 let high = next()?;
                 descriptor.len += 1;
-                descriptor.picture_id = Some(if high & 0x80 != 0 {
+                let wide = high & 0x80 != 0;
+                let value = if wide {
                     descriptor.len += 1;
                     u16::from(high & 0x7f) << 8 | u16::from(next()?)
                 } else {
                     u16::from(high)
-                });
+                };
+                descriptor.picture_id = Some(PictureId { value, wide });
             }
             if has_tl0_pic_idx {
-                next()?;
+                descriptor.tl0_pic_idx = Some(next()?);
                 descriptor.len += 1;
             }
             if has_tid || has_key_idx {
@@ -57,6 +77,29 @@ impl Vp8Descriptor {
             }
         }
         Ok(descriptor)
+    }
+}
+
+/// Writes `picture_id` and `tl0_pic_idx` into the descriptor of `payload` (as parsed into
+/// `descriptor`), each in the field's own width, where the descriptor has the field: what a
+/// forwarder does so that the pictures of one layer, then another, read as one sequence.
+pub fn rewrite_picture_ids(payload: &mut [u8], descriptor: &Vp8Descriptor, picture_id: u16, tl0_pic_idx: u8) {
+    if payload.len() < descriptor.len {
+        return; // parsed from another payload
+    }
+    // Both fields sit after the first two bytes (X set), the PictureID first.
+    let mut at = 2;
+    if let Some(PictureId { wide, .. }) = descriptor.picture_id {
+        if wide {
+            payload[at..at + 2].copy_from_slice(&(0x8000 | picture_id & 0x7fff).to_be_bytes());
+            at += 2;
+        } else {
+            payload[at] = (picture_id & 0x7f) as u8;
+            at += 1;
+        }
+    }
+    if descriptor.tl0_pic_idx.is_some() {
+        payload[at] = tl0_pic_idx;
     }
 }
 
@@ -101,13 +144,14 @@ mod tests {
             Vp8Descriptor {
                 start_of_partition: true,
                 partition_index: 2,
-                picture_id: Some(0x1234),
+                picture_id: Some(PictureId { value: 0x1234, wide: true }),
+                tl0_pic_idx: Some(0x07),
                 non_reference: true,
                 len: 6,
             }
         );
         let d = Vp8Descriptor::parse(&[0x90, 0x80, 0x05, 0xff]).unwrap();
-        assert_eq!((d.picture_id, d.len), (Some(5), 3));
+        assert_eq!((d.picture_id, d.tl0_pic_idx, d.len), (Some(PictureId { value: 5, wide: false }), None, 3));
         assert_eq!(Vp8Descriptor::parse(&[0x10, 0xff]).unwrap().len, 1);
         assert_eq!(Vp8Descriptor::parse(&[0x90, 0x80, 0x80]), Err(PayloadError::Truncated));
     }
@@ -128,6 +172,28 @@ mod tests {
         bad_start_code[4] = 0;
         assert_eq!(keyframe_dimensions(&bad_start_code), None);
         assert_eq!(keyframe_dimensions(&header(640, 480)[..9]), None);
+    }
+
+    #[test]
+    fn picture_ids_are_rewritten_in_place_in_their_own_width() {
+        // X; I L; 15-bit PictureID 0x1234; TL0PICIDX 7; then the frame.
+        let mut wide = [0x90, 0xc0, 0x92, 0x34, 0x07, 0xee];
+        let descriptor = Vp8Descriptor::parse(&wide).unwrap();
+        rewrite_picture_ids(&mut wide, &descriptor, 0x7ffe, 200);
+        assert_eq!(wide, [0x90, 0xc0, 0xff, 0xfe, 200, 0xee]);
+        let reread = Vp8Descriptor::parse(&wide).unwrap();
+        assert_eq!((reread.picture_id.map(|p| p.value), reread.tl0_pic_idx), (Some(0x7ffe), Some(200)));
+        // 7-bit PictureID, no TL0PICIDX: the value wraps at 128.
+        let mut narrow = [0x90, 0x80, 0x05, 0xee];
+        let descriptor = Vp8Descriptor::parse(&narrow).unwrap();
+        rewrite_picture_ids(&mut narrow, &descriptor, 130, 9);
+        assert_eq!(narrow, [0x90, 0x80, 2, 0xee]);
+        assert_eq!(descriptor.picture_id.unwrap().plus(126), 3);
+        // No extension: nothing to write.
+        let mut plain = [0x10, 0xee];
+        let descriptor = Vp8Descriptor::parse(&plain).unwrap();
+        rewrite_picture_ids(&mut plain, &descriptor, 1, 1);
+        assert_eq!(plain, [0x10, 0xee]);
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! sees one continuous stream — one SSRC, sequence numbers without jumps, timestamps that keep
 //! time — however often the layer changes ([`Rewriter`]), and what a subscriber's NACK is
 //! answered from ([`PacketCache`], one per published layer, mapped back by
-//! [`DownTrack::original`]).
+//! [`DownTrack::original`]). VP8's own picture numbers are re-based the same way
+//! ([`Vp8PictureIds`]).
 //!
 //! Time and packets in, decisions out: no sockets, no clock, no WebRTC stack. The packet's
 //! keyframe flag comes from the codec's payload header ([`Codec::starts_keyframe`]).
@@ -18,6 +19,7 @@ mod packet_cache;
 mod rewrite;
 #[cfg(test)]
 mod tests;
+mod vp8_picture_ids;
 
 use std::time::Instant;
 
@@ -27,6 +29,7 @@ pub use keyframe_throttle::{KEYFRAME_REQUEST_INTERVAL, KeyframeThrottle};
 pub use layers::{UPGRADE_HEADROOM, target_layer};
 pub use packet_cache::{MAX_AGE, MAX_PACKET, PacketCache};
 pub use rewrite::{Forwarded, Rewriter};
+pub use vp8_picture_ids::Vp8PictureIds;
 
 /// A simulcast layer of a published track, from 0 (the lowest resolution) up.
 pub type Layer = u8;

@@ -15,6 +15,9 @@ use super::Layer;
 pub struct Forwarded {
     pub sequence_number: u16,
     pub timestamp: u32,
+    /// The packet begins a stretch from another layer (or the first): codec-level numbers in the
+    /// payload (VP8's PictureID) are re-based here too.
+    pub starts_segment: bool,
 }
 
 /// Maps packets of a succession of sources into one continuous stream.
@@ -66,7 +69,7 @@ impl Rewriter {
     /// keyframe): it follows the newest packet sent, one sequence number and the elapsed time on.
     pub fn switch_to(&mut self, layer: Layer, sequence_number: u16, timestamp: u32, arrived: Instant) -> Forwarded {
         let out = match self.newest {
-            None => Forwarded { sequence_number, timestamp },
+            None => Forwarded { sequence_number, timestamp, starts_segment: true },
             Some((newest_sequence, newest_timestamp, at)) => {
                 let elapsed = arrived.saturating_duration_since(at);
                 let ticks = (elapsed.as_micros() * u128::from(self.clock_rate) / 1_000_000) as u32;
@@ -74,6 +77,7 @@ impl Rewriter {
                 Forwarded {
                     sequence_number: newest_sequence.wrapping_add(1),
                     timestamp: newest_timestamp.wrapping_add(ticks.max(1)),
+                    starts_segment: true,
                 }
             }
         };
@@ -124,6 +128,7 @@ impl Rewriter {
         let out = Forwarded {
             sequence_number: sequence_number.wrapping_add(segment.sequence_offset),
             timestamp: timestamp.wrapping_add(segment.timestamp_offset),
+            starts_segment: false,
         };
         if extended > segment.highest {
             segment.highest = extended;
@@ -150,14 +155,18 @@ mod tests {
     use super::*;
 
     fn forwarded(sequence_number: u16, timestamp: u32) -> Forwarded {
-        Forwarded { sequence_number, timestamp }
+        Forwarded { sequence_number, timestamp, starts_segment: false }
+    }
+
+    fn first(sequence_number: u16, timestamp: u32) -> Forwarded {
+        Forwarded { starts_segment: true, ..forwarded(sequence_number, timestamp) }
     }
 
     #[test]
     fn the_first_layer_passes_through_unchanged() {
         let t0 = Instant::now();
         let mut rewriter = Rewriter::new(90_000);
-        assert_eq!(rewriter.switch_to(0, 1000, 5000, t0), forwarded(1000, 5000));
+        assert_eq!(rewriter.switch_to(0, 1000, 5000, t0), first(1000, 5000));
         assert_eq!(rewriter.rewrite(1001, 5000, t0), Some(forwarded(1001, 5000)));
         assert_eq!(rewriter.rewrite(1002, 8000, t0), Some(forwarded(1002, 8000)));
     }
@@ -170,7 +179,7 @@ mod tests {
         rewriter.rewrite(101, 4_000, t0 + Duration::from_millis(33));
         // 20 ms later, layer 2 (numbered and timed on its own) starts at a keyframe.
         let switched = rewriter.switch_to(2, 40_000, 7_777_777, t0 + Duration::from_millis(53));
-        assert_eq!(switched, forwarded(102, 4_000 + 1_800));
+        assert_eq!(switched, first(102, 4_000 + 1_800));
         assert_eq!(rewriter.layer(), Some(2));
         assert_eq!(rewriter.rewrite(40_001, 7_777_777 + 3_000, t0), Some(forwarded(103, 4_000 + 1_800 + 3_000)));
     }
