@@ -12,4 +12,7 @@ pub enum DomainError {
     UnknownRecordingStatus(String),
     #[error("unreadable presence entry: {0}")]
     UnreadablePresence(String),
+    /// A room setting (`media`, `mode`) with a value it does not have.
+    #[error("unknown {0} setting")]
+    UnknownSetting(&'static str),
 }

@@ -1,0 +1,265 @@
+//! A room as the media server serves it: who is in the call, who may send media — everyone in a
+//! meeting; in a lecture the owner, the moderators and whoever a moderator lets speak — what each
+//! one publishes, and who receives it (everyone else in the room, viewers included). Peers,
+//! publications and grants in, decisions out: the tracks a departure or a withdrawn grant ends,
+//! which the SFU then stops forwarding and tells the subscribers about.
+
+use std::collections::HashMap;
+
+use confab_domain::{RoomMode, RoomRole};
+
+/// The most tracks one peer publishes at once: a camera, a microphone and a shared screen with
+/// its sound. More is a misbehaving client.
+pub const MAX_TRACKS_PER_PEER: usize = 4;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaKind {
+    Audio,
+    Video,
+}
+
+/// A track a peer sends, as its offer names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Publication {
+    pub track_id: String,
+    pub kind: MediaKind,
+}
+
+/// Why the room refused a peer's request; each becomes a clear `error` to that peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The peer is not in the room (it left, or never joined).
+    UnknownPeer,
+    /// A viewer of a lecture offered media without being let speak.
+    NotAllowedToPublish,
+    /// Only the owner and moderators let viewers speak and silence them.
+    NotAModerator,
+    /// The peer already publishes a track of that id.
+    DuplicateTrack,
+    TooManyTracks,
+}
+
+/// A track that ended: its publisher and id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ended {
+    pub publisher: String,
+    pub track_id: String,
+}
+
+#[derive(Debug)]
+struct Peer {
+    role: RoomRole,
+    /// Let speak by a moderator (lectures).
+    may_speak: bool,
+    tracks: Vec<Publication>,
+}
+
+#[derive(Debug)]
+pub struct Room {
+    mode: RoomMode,
+    peers: HashMap<String, Peer>,
+}
+
+impl Room {
+    pub fn new(mode: RoomMode) -> Self {
+        Self { mode, peers: HashMap::new() }
+    }
+
+    /// `peer` entered the call with its room role (from its ticket).
+    pub fn join(&mut self, peer: &str, role: RoomRole) {
+        self.peers.insert(peer.to_owned(), Peer { role, may_speak: false, tracks: Vec::new() });
+    }
+
+    /// `peer` left: every track it published ends.
+    pub fn leave(&mut self, peer: &str) -> Vec<Ended> {
+        let Some(left) = self.peers.remove(peer) else { return Vec::new() };
+        ended(peer, left.tracks)
+    }
+
+    /// Whether `peer` may send media now.
+    pub fn may_publish(&self, peer: &str) -> bool {
+        self.peers.get(peer).is_some_and(|peer| self.publishes(peer))
+    }
+
+    fn publishes(&self, peer: &Peer) -> bool {
+        match self.mode {
+            RoomMode::Meeting => true,
+            RoomMode::Lecture => peer.role >= RoomRole::Moderator || peer.may_speak,
+        }
+    }
+
+    /// `peer` offers to send `track`.
+    pub fn publish(&mut self, peer: &str, track: Publication) -> Result<(), Refusal> {
+        let publisher = self.peers.get(peer).ok_or(Refusal::UnknownPeer)?;
+        if !self.publishes(publisher) {
+            return Err(Refusal::NotAllowedToPublish);
+        }
+        let publisher = self.peers.get_mut(peer).ok_or(Refusal::UnknownPeer)?;
+        if publisher.tracks.iter().any(|t| t.track_id == track.track_id) {
+            return Err(Refusal::DuplicateTrack);
+        }
+        if publisher.tracks.len() >= MAX_TRACKS_PER_PEER {
+            return Err(Refusal::TooManyTracks);
+        }
+        publisher.tracks.push(track);
+        Ok(())
+    }
+
+    /// `peer` stopped sending `track_id`; whether it was published.
+    pub fn unpublish(&mut self, peer: &str, track_id: &str) -> bool {
+        let Some(publisher) = self.peers.get_mut(peer) else { return false };
+        let before = publisher.tracks.len();
+        publisher.tracks.retain(|t| t.track_id != track_id);
+        publisher.tracks.len() < before
+    }
+
+    /// Moderator `by` lets `peer` speak (in a meeting everyone already may; a no-op).
+    pub fn let_speak(&mut self, by: &str, peer: &str) -> Result<(), Refusal> {
+        self.moderator(by)?;
+        self.peers.get_mut(peer).ok_or(Refusal::UnknownPeer)?.may_speak = true;
+        Ok(())
+    }
+
+    /// Moderator `by` takes the word back from `peer`: in a lecture, its tracks end.
+    pub fn silence(&mut self, by: &str, peer: &str) -> Result<Vec<Ended>, Refusal> {
+        self.moderator(by)?;
+        let mode = self.mode;
+        let silenced = self.peers.get_mut(peer).ok_or(Refusal::UnknownPeer)?;
+        silenced.may_speak = false;
+        let still_publishes = mode == RoomMode::Meeting || silenced.role >= RoomRole::Moderator;
+        if still_publishes {
+            return Ok(Vec::new());
+        }
+        Ok(ended(peer, std::mem::take(&mut silenced.tracks)))
+    }
+
+    fn moderator(&self, peer: &str) -> Result<(), Refusal> {
+        match self.peers.get(peer) {
+            None => Err(Refusal::UnknownPeer),
+            Some(peer) if peer.role >= RoomRole::Moderator => Ok(()),
+            Some(_) => Err(Refusal::NotAModerator),
+        }
+    }
+
+    /// Who receives what `publisher` sends: everyone else in the room.
+    pub fn subscribers<'a>(&'a self, publisher: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.peers.keys().map(String::as_str).filter(move |peer| *peer != publisher)
+    }
+
+    /// What `peer` publishes.
+    pub fn tracks(&self, peer: &str) -> &[Publication] {
+        self.peers.get(peer).map_or(&[], |peer| &peer.tracks)
+    }
+}
+
+fn ended(publisher: &str, tracks: Vec<Publication>) -> Vec<Ended> {
+    tracks.into_iter().map(|track| Ended { publisher: publisher.to_owned(), track_id: track.track_id }).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn camera() -> Publication {
+        Publication { track_id: "camera".into(), kind: MediaKind::Video }
+    }
+
+    fn microphone() -> Publication {
+        Publication { track_id: "microphone".into(), kind: MediaKind::Audio }
+    }
+
+    /// A lecture: Tess the owner, Mo a moderator, Sam and Ava watching.
+    fn lecture() -> Room {
+        let mut room = Room::new(RoomMode::Lecture);
+        room.join("tess", RoomRole::Owner);
+        room.join("mo", RoomRole::Moderator);
+        room.join("sam", RoomRole::Member);
+        room.join("ava", RoomRole::Member);
+        room
+    }
+
+    #[test]
+    fn in_a_meeting_everyone_publishes_to_everyone_else() {
+        let mut room = Room::new(RoomMode::Meeting);
+        room.join("ann", RoomRole::Member);
+        room.join("bob", RoomRole::Member);
+        assert_eq!(room.publish("ann", camera()), Ok(()));
+        assert_eq!(room.publish("bob", microphone()), Ok(()));
+        assert_eq!(room.subscribers("ann").collect::<Vec<_>>(), ["bob"]);
+        assert_eq!(room.tracks("ann"), [camera()]);
+    }
+
+    #[test]
+    fn in_a_lecture_viewers_watch_and_cannot_publish() {
+        let mut room = lecture();
+        assert_eq!(room.publish("tess", camera()), Ok(()));
+        assert_eq!(room.publish("mo", microphone()), Ok(()));
+        assert_eq!(room.publish("sam", camera()), Err(Refusal::NotAllowedToPublish));
+        assert!(!room.may_publish("sam"));
+        let mut audience: Vec<_> = room.subscribers("tess").collect();
+        audience.sort();
+        assert_eq!(audience, ["ava", "mo", "sam"], "viewers receive");
+    }
+
+    #[test]
+    fn a_moderator_lets_a_viewer_speak_and_takes_it_back() {
+        let mut room = lecture();
+        assert_eq!(room.let_speak("sam", "ava"), Err(Refusal::NotAModerator));
+        assert_eq!(room.let_speak("mo", "sam"), Ok(()));
+        assert_eq!(room.publish("sam", microphone()), Ok(()));
+        assert_eq!(room.publish("sam", camera()), Ok(()));
+        assert_eq!(room.publish("ava", microphone()), Err(Refusal::NotAllowedToPublish), "only Sam");
+        let ended = room.silence("tess", "sam").unwrap();
+        assert_eq!(
+            ended,
+            [
+                Ended { publisher: "sam".into(), track_id: "microphone".into() },
+                Ended { publisher: "sam".into(), track_id: "camera".into() },
+            ]
+        );
+        assert_eq!(room.tracks("sam"), []);
+        assert_eq!(room.publish("sam", microphone()), Err(Refusal::NotAllowedToPublish));
+        assert_eq!(room.silence("sam", "tess"), Err(Refusal::NotAModerator));
+    }
+
+    #[test]
+    fn silencing_a_moderator_or_anyone_in_a_meeting_ends_nothing() {
+        let mut room = lecture();
+        room.publish("mo", camera()).unwrap();
+        assert_eq!(room.silence("tess", "mo"), Ok(vec![]));
+        assert_eq!(room.tracks("mo"), [camera()]);
+        let mut meeting = Room::new(RoomMode::Meeting);
+        meeting.join("ann", RoomRole::Owner);
+        meeting.join("bob", RoomRole::Member);
+        meeting.publish("bob", camera()).unwrap();
+        assert_eq!(meeting.silence("ann", "bob"), Ok(vec![]));
+    }
+
+    #[test]
+    fn a_departure_ends_its_tracks_and_unknown_peers_are_refused() {
+        let mut room = lecture();
+        room.publish("tess", camera()).unwrap();
+        assert_eq!(room.leave("tess"), [Ended { publisher: "tess".into(), track_id: "camera".into() }]);
+        assert_eq!(room.leave("tess"), [], "gone already");
+        assert_eq!(room.publish("tess", camera()), Err(Refusal::UnknownPeer));
+        assert_eq!(room.let_speak("mo", "nobody"), Err(Refusal::UnknownPeer));
+        assert_eq!(room.let_speak("nobody", "sam"), Err(Refusal::UnknownPeer));
+        assert!(!room.unpublish("nobody", "camera"));
+    }
+
+    #[test]
+    fn a_track_id_is_published_once_and_a_peer_publishes_at_most_four() {
+        let mut room = Room::new(RoomMode::Meeting);
+        room.join("ann", RoomRole::Member);
+        room.publish("ann", camera()).unwrap();
+        assert_eq!(room.publish("ann", camera()), Err(Refusal::DuplicateTrack));
+        for n in 1..MAX_TRACKS_PER_PEER {
+            room.publish("ann", Publication { track_id: format!("t{n}"), kind: MediaKind::Audio }).unwrap();
+        }
+        let one_more = Publication { track_id: "t9".into(), kind: MediaKind::Video };
+        assert_eq!(room.publish("ann", one_more), Err(Refusal::TooManyTracks));
+        assert!(room.unpublish("ann", "camera"));
+        assert!(!room.unpublish("ann", "camera"));
+        assert_eq!(room.publish("ann", camera()), Ok(()), "room again after one ended");
+    }
+}
