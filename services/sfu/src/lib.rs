@@ -1,9 +1,11 @@
 //! `confab-sfu`, the media server: a browser uploads each track once and the server forwards it to
 //! everyone who should see it. Built in steps (issue 16); so far its pure cores, which the I/O
 //! around them (sockets, the WebRTC stack, signaling) will drive: [`forward`], the decisions a
-//! selective forwarding unit makes for every packet, [`room`], who may send media and who
-//! receives it, and [`speakers`], who is speaking.
+//! selective forwarding unit makes for every packet, [`forwarder`], which routes a room's packets
+//! through them, [`room`], who may send media and who receives it, and [`speakers`], who is
+//! speaking.
 
 pub mod forward;
+pub mod forwarder;
 pub mod room;
 pub mod speakers;

@@ -1,0 +1,504 @@
+//! The media of one room's published tracks, routed: each incoming RTP packet is found by its SSRC
+//! (a track and, for video, a simulcast layer), kept for retransmission, and handed to every
+//! subscriber's copy of the track, which forwards it renumbered or drops it
+//! ([`crate::forward::DownTrack`]); subscribers waiting for a layer's keyframe make one rate-limited
+//! request to the publisher; a subscriber's NACK is answered from the cache. Pure: packets, time
+//! and subscriber feedback in, [`Action`]s out into a buffer the caller reuses, so a forwarded
+//! packet allocates nothing here.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use crate::forward::{
+    Codec, DownTrack, Incoming, KeyframeThrottle, Layer, PacketCache, Verdict, Vp8PictureIds, target_layer,
+};
+
+/// The most simulcast layers a track may have (browsers send up to three).
+pub const MAX_LAYERS: usize = 4;
+/// Packets kept per published stream for retransmission.
+const CACHE_PACKETS: usize = 512;
+/// Over how long a layer's bitrate is measured.
+const RATE_WINDOW: Duration = Duration::from_secs(1);
+
+/// A published track, by its index in the forwarder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TrackId(pub usize);
+
+/// One subscriber's copy of one track.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DownId {
+    pub track: TrackId,
+    pub index: usize,
+}
+
+/// What the forwarder asks of the I/O around it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Send the packet just given (its payload, for VP8 after [`Forwarder::rewrite_payload`]) to
+    /// this copy's subscriber, on the copy's own SSRC, with these numbers.
+    Forward { down: DownId, sequence_number: u16, timestamp: u32, marker: bool, starts_segment: bool },
+    /// Send again, to this copy's subscriber, the cached packet of `layer` numbered `original` there
+    /// (the caller reads it from [`Forwarder::cached`]), as `sequence_number`.
+    Resend { down: DownId, layer: Layer, original: u16, sequence_number: u16 },
+    /// Ask the publisher for a keyframe (PLI) on this SSRC.
+    RequestKeyframe { track: TrackId, ssrc: u32 },
+}
+
+/// An RTP packet from a publisher, as the WebRTC stack hands it over (decrypted).
+#[derive(Debug, Clone, Copy)]
+pub struct Packet<'a> {
+    /// The publisher's connection, as the I/O numbers them: SSRCs are only unique within one.
+    pub connection: u64,
+    pub ssrc: u32,
+    pub sequence_number: u16,
+    pub timestamp: u32,
+    pub marker: bool,
+    /// The whole packet, kept for retransmission.
+    pub bytes: &'a [u8],
+    /// Its payload, where the codec's header says whether a keyframe starts.
+    pub payload: &'a [u8],
+}
+
+/// Why a track could not be published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublishError {
+    /// No SSRC, or more than [`MAX_LAYERS`].
+    Layers,
+    /// The connection already sends one of the SSRCs in another track (or twice in this one).
+    SsrcInUse,
+}
+
+/// What the forwarder dropped, for the metrics.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Drops {
+    pub unknown_ssrc: u64,
+    pub oversized: u64,
+    pub nack_misses: u64,
+}
+
+/// A published track: audio (one stream) or video (one stream per simulcast layer).
+struct Track {
+    connection: u64,
+    codec: Option<Codec>,
+    clock_rate: u32,
+    layers: Vec<Stream>,
+    throttle: KeyframeThrottle,
+    downs: Vec<Option<Down>>,
+}
+
+struct Stream {
+    ssrc: u32,
+    cache: PacketCache,
+    rate: RateMeter,
+}
+
+struct Down {
+    track: DownTrack,
+    vp8: Vp8PictureIds,
+    /// The highest layer the subscriber asked for (`None`: paused) and its bandwidth estimate.
+    wants: Option<Layer>,
+    estimate: u64,
+}
+
+#[derive(Default)]
+pub struct Forwarder {
+    tracks: Vec<Option<Track>>,
+    by_ssrc: HashMap<(u64, u32), (TrackId, Layer)>,
+    drops: Drops,
+}
+
+impl Forwarder {
+    /// A track `connection` publishes: `codec` for video (`None` for audio), one SSRC per
+    /// simulcast layer from the lowest (one for audio or a single-layer video).
+    pub fn publish(
+        &mut self,
+        connection: u64,
+        codec: Option<Codec>,
+        clock_rate: u32,
+        ssrcs: &[u32],
+    ) -> Result<TrackId, PublishError> {
+        if ssrcs.is_empty() || ssrcs.len() > MAX_LAYERS {
+            return Err(PublishError::Layers);
+        }
+        let distinct = ssrcs.iter().enumerate().all(|(n, ssrc)| !ssrcs[..n].contains(ssrc));
+        if !distinct || ssrcs.iter().any(|ssrc| self.by_ssrc.contains_key(&(connection, *ssrc))) {
+            return Err(PublishError::SsrcInUse);
+        }
+        let id = TrackId(self.tracks.iter().position(Option::is_none).unwrap_or(self.tracks.len()));
+        let layers = ssrcs
+            .iter()
+            .map(|&ssrc| Stream { ssrc, cache: PacketCache::new(CACHE_PACKETS), rate: RateMeter::default() })
+            .collect();
+        for (layer, &ssrc) in ssrcs.iter().enumerate() {
+            self.by_ssrc.insert((connection, ssrc), (id, layer as Layer));
+        }
+        let throttle = KeyframeThrottle::default();
+        let track = Track { connection, codec, clock_rate, layers, throttle, downs: Vec::new() };
+        match self.tracks.get_mut(id.0) {
+            Some(slot) => *slot = Some(track),
+            None => self.tracks.push(Some(track)),
+        }
+        Ok(id)
+    }
+
+    /// The track ended: its streams and every subscriber's copy go.
+    pub fn unpublish(&mut self, id: TrackId) {
+        if let Some(track) = self.tracks.get_mut(id.0).and_then(Option::take) {
+            for stream in track.layers {
+                self.by_ssrc.remove(&(track.connection, stream.ssrc));
+            }
+        }
+    }
+
+    /// A subscriber's copy of `track`, paused until [`Forwarder::request`] asks for a layer.
+    pub fn subscribe(&mut self, id: TrackId) -> Option<DownId> {
+        let track = self.tracks.get_mut(id.0)?.as_mut()?;
+        let down =
+            Down { track: DownTrack::new(track.clock_rate), vp8: Vp8PictureIds::default(), wants: None, estimate: 0 };
+        let index = track.downs.iter().position(Option::is_none).unwrap_or(track.downs.len());
+        match track.downs.get_mut(index) {
+            Some(slot) => *slot = Some(down),
+            None => track.downs.push(Some(down)),
+        }
+        Some(DownId { track: id, index })
+    }
+
+    pub fn unsubscribe(&mut self, down: DownId) {
+        if let Some(slot) =
+            self.tracks.get_mut(down.track.0).and_then(Option::as_mut).and_then(|t| t.downs.get_mut(down.index))
+        {
+            *slot = None;
+        }
+    }
+
+    /// What the subscriber wants of its copy: the highest layer (`None` pauses; audio has layer
+    /// 0 only) and its bandwidth estimate for it, bits per second.
+    pub fn request(&mut self, down: DownId, wants: Option<Layer>, estimate: u64, now: Instant) {
+        if let Some(copy) = self.down_mut(down) {
+            copy.wants = wants;
+            copy.estimate = estimate;
+        }
+        self.retarget(down.track, now);
+    }
+
+    /// A packet from a publisher. `actions` is cleared and filled.
+    pub fn on_packet(&mut self, packet: &Packet, now: Instant, actions: &mut Vec<Action>) {
+        actions.clear();
+        let Packet { connection, ssrc, sequence_number, timestamp, marker, bytes, payload } = *packet;
+        let Some(&(id, layer)) = self.by_ssrc.get(&(connection, ssrc)) else {
+            self.drops.unknown_ssrc += 1;
+            return;
+        };
+        let Some(track) = self.tracks.get_mut(id.0).and_then(Option::as_mut) else { return };
+        let stream = &mut track.layers[usize::from(layer)];
+        if !stream.cache.keep(sequence_number, bytes, now) {
+            self.drops.oversized += 1;
+            return;
+        }
+        // A layer that starts (or stops) sending, or a new rate, may move subscribers first.
+        if stream.rate.add(bytes.len(), now) {
+            self.retarget(id, now);
+        }
+        let Some(track) = self.tracks.get_mut(id.0).and_then(Option::as_mut) else { return };
+        let starts_keyframe = track.codec.is_none_or(|codec| codec.starts_keyframe(payload));
+        let incoming = Incoming { layer, sequence_number, timestamp, starts_keyframe, arrived: now };
+        for (index, copy) in track.downs.iter_mut().enumerate() {
+            let Some(copy) = copy else { continue };
+            if let Verdict::Forward(f) = copy.track.on_packet(&incoming) {
+                let down = DownId { track: id, index };
+                let (sequence_number, timestamp, starts_segment) = (f.sequence_number, f.timestamp, f.starts_segment);
+                actions.push(Action::Forward { down, sequence_number, timestamp, marker, starts_segment });
+            }
+        }
+        self.request_keyframes(id, now, actions);
+    }
+
+    /// Rewrites, for `down`'s subscriber, the codec's own numbers in a forwarded packet's payload
+    /// (VP8's PictureID); nothing for other codecs.
+    pub fn rewrite_payload(&mut self, down: DownId, payload: &mut [u8], starts_segment: bool) {
+        let is_vp8 = self.track(down.track).is_some_and(|t| t.codec == Some(Codec::Vp8));
+        if let (true, Some(copy)) = (is_vp8, self.down_mut(down)) {
+            copy.vp8.rewrite(payload, starts_segment);
+        }
+    }
+
+    /// `down`'s subscriber lost the packets it numbered `lost`. `actions` is cleared and filled.
+    pub fn on_nack(&mut self, down: DownId, lost: &[u16], now: Instant, actions: &mut Vec<Action>) {
+        actions.clear();
+        let Some(track) = self.tracks.get(down.track.0).and_then(Option::as_ref) else { return };
+        let Some(Some(copy)) = track.downs.get(down.index) else { return };
+        for &sequence_number in lost {
+            let found = copy.track.original(sequence_number).filter(|(layer, original)| {
+                track.layers.get(usize::from(*layer)).is_some_and(|s| s.cache.get(*original, now).is_some())
+            });
+            match found {
+                Some((layer, original)) => actions.push(Action::Resend { down, layer, original, sequence_number }),
+                None => self.drops.nack_misses += 1,
+            }
+        }
+    }
+
+    /// A cached packet of `track`'s `layer`, for [`Action::Resend`].
+    pub fn cached(&self, track: TrackId, layer: Layer, original: u16, now: Instant) -> Option<&[u8]> {
+        self.track(track)?.layers.get(usize::from(layer))?.cache.get(original, now)
+    }
+
+    pub fn drops(&self) -> Drops {
+        self.drops
+    }
+
+    fn track(&self, id: TrackId) -> Option<&Track> {
+        self.tracks.get(id.0)?.as_ref()
+    }
+
+    fn down_mut(&mut self, down: DownId) -> Option<&mut Down> {
+        self.tracks.get_mut(down.track.0)?.as_mut()?.downs.get_mut(down.index)?.as_mut()
+    }
+
+    /// Each copy's target layer, from the layers' rates, its estimate and what it asked for.
+    fn retarget(&mut self, id: TrackId, now: Instant) {
+        let Some(track) = self.tracks.get_mut(id.0).and_then(Option::as_mut) else { return };
+        let mut rates = [None; MAX_LAYERS];
+        for (rate, stream) in rates.iter_mut().zip(&track.layers) {
+            *rate = stream.rate.bits_per_second(now);
+        }
+        let rates = &rates[..track.layers.len()];
+        for copy in track.downs.iter_mut().flatten() {
+            let target = if track.codec.is_none() {
+                copy.wants.map(|_| 0)
+            } else {
+                target_layer(rates, copy.estimate, copy.wants, copy.track.current())
+            };
+            copy.track.set_target(target);
+        }
+    }
+
+    fn request_keyframes(&mut self, id: TrackId, now: Instant, actions: &mut Vec<Action>) {
+        let Some(track) = self.tracks.get_mut(id.0).and_then(Option::as_mut) else { return };
+        if track.codec.is_none() {
+            return;
+        }
+        for copy in track.downs.iter().flatten() {
+            if let Some(layer) = copy.track.awaits_keyframe()
+                && track.throttle.ask(layer, now)
+                && let Some(stream) = track.layers.get(usize::from(layer))
+            {
+                actions.push(Action::RequestKeyframe { track: id, ssrc: stream.ssrc });
+            }
+        }
+    }
+}
+
+/// A stream's bitrate over its last whole window (0 until one has passed), or `None` while the
+/// publisher does not send it (nothing for two windows: browsers turn layers off).
+#[derive(Default)]
+struct RateMeter {
+    window_start: Option<Instant>,
+    bytes: u64,
+    rate: u64,
+    last_packet: Option<Instant>,
+}
+
+impl RateMeter {
+    /// Counts a packet; whether what [`RateMeter::bits_per_second`] says changed.
+    fn add(&mut self, bytes: usize, now: Instant) -> bool {
+        let resumed = self.last_packet.is_none_or(|last| now.saturating_duration_since(last) >= 2 * RATE_WINDOW);
+        self.last_packet = Some(now);
+        if resumed {
+            *self = Self { window_start: Some(now), bytes: bytes as u64, rate: 0, last_packet: Some(now) };
+            return true;
+        }
+        let start = *self.window_start.get_or_insert(now);
+        let elapsed = now.saturating_duration_since(start);
+        let mut changed = false;
+        if elapsed >= RATE_WINDOW {
+            let rate = self.bytes * 8 * 1000 / elapsed.as_millis().max(1) as u64;
+            changed = rate != self.rate;
+            (self.rate, self.window_start, self.bytes) = (rate, Some(now), 0);
+        }
+        self.bytes += bytes as u64;
+        changed
+    }
+
+    fn bits_per_second(&self, now: Instant) -> Option<u64> {
+        let last = self.last_packet?;
+        (now.saturating_duration_since(last) < 2 * RATE_WINDOW).then_some(self.rate)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LOW: u32 = 0x100;
+    const HIGH: u32 = 0x200;
+    const MIC: u32 = 0x300;
+    const PUBLISHER: u64 = 1;
+
+    /// A VP8 packet's payload: descriptor with a 15-bit PictureID, then a frame tag.
+    fn vp8(picture_id: u16, keyframe: bool, len: usize) -> Vec<u8> {
+        let [high, low] = (0x8000 | picture_id).to_be_bytes();
+        let mut payload = vec![0x90, 0x80, high, low, if keyframe { 0x50 } else { 0x51 }];
+        payload.resize(len, 0);
+        payload
+    }
+
+    fn rtp(ssrc: u32, sequence_number: u16, timestamp: u32, bytes: &[u8]) -> Packet<'_> {
+        Packet { connection: PUBLISHER, ssrc, sequence_number, timestamp, marker: false, bytes, payload: bytes }
+    }
+
+    fn forwarded(actions: &[Action]) -> Vec<(DownId, u16)> {
+        actions
+            .iter()
+            .filter_map(|action| match action {
+                Action::Forward { down, sequence_number, .. } => Some((*down, *sequence_number)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn keyframe_requests(actions: &[Action]) -> Vec<u32> {
+        actions
+            .iter()
+            .filter_map(|action| match action {
+                Action::RequestKeyframe { ssrc, .. } => Some(*ssrc),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn audio_goes_to_every_subscriber_that_listens_and_an_unknown_ssrc_is_dropped() {
+        let t0 = Instant::now();
+        let mut forwarder = Forwarder::default();
+        let mic = forwarder.publish(PUBLISHER, None, 48_000, &[MIC]).unwrap();
+        let (ann, bob) = (forwarder.subscribe(mic).unwrap(), forwarder.subscribe(mic).unwrap());
+        forwarder.request(ann, Some(0), 0, t0);
+        let mut actions = Vec::new();
+        forwarder.on_packet(&rtp(MIC, 7, 960, &[1, 2]), t0, &mut actions);
+        assert_eq!(forwarded(&actions), [(ann, 7)], "Bob has not asked for it");
+        forwarder.request(bob, Some(0), 0, t0);
+        forwarder.on_packet(&rtp(MIC, 8, 1920, &[1, 2]), t0, &mut actions);
+        assert_eq!(forwarded(&actions), [(ann, 8), (bob, 8)]);
+        forwarder.on_packet(&rtp(0xdead, 1, 1, &[0]), t0, &mut actions);
+        assert_eq!((actions.len(), forwarder.drops().unknown_ssrc), (0, 1));
+        let from_another_connection = Packet { connection: 2, ..rtp(MIC, 9, 2880, &[1]) };
+        forwarder.on_packet(&from_another_connection, t0, &mut actions);
+        assert_eq!((actions.len(), forwarder.drops().unknown_ssrc), (0, 2), "the same SSRC, not that publisher's");
+        forwarder.unpublish(mic);
+        forwarder.on_packet(&rtp(MIC, 9, 2880, &[1]), t0, &mut actions);
+        assert_eq!(forwarder.drops().unknown_ssrc, 3, "its SSRC is gone with it");
+    }
+
+    #[test]
+    fn a_track_needs_one_to_four_streams_of_its_own() {
+        let mut forwarder = Forwarder::default();
+        assert_eq!(forwarder.publish(PUBLISHER, None, 48_000, &[]), Err(PublishError::Layers));
+        assert_eq!(forwarder.publish(PUBLISHER, Some(Codec::Vp8), 90_000, &[1, 2, 3, 4, 5]), Err(PublishError::Layers));
+        assert_eq!(forwarder.publish(PUBLISHER, Some(Codec::Vp8), 90_000, &[1, 1]), Err(PublishError::SsrcInUse));
+        assert_eq!(forwarder.publish(PUBLISHER, None, 48_000, &[MIC]), Ok(TrackId(0)));
+        assert_eq!(forwarder.publish(PUBLISHER, None, 48_000, &[MIC]), Err(PublishError::SsrcInUse));
+        assert_eq!(forwarder.publish(2, None, 48_000, &[MIC]), Ok(TrackId(1)), "another connection's SSRC");
+    }
+
+    #[test]
+    fn a_subscriber_waits_for_its_layers_keyframe_and_asks_for_one_at_a_throttled_pace() {
+        let t0 = Instant::now();
+        let mut forwarder = Forwarder::default();
+        let camera = forwarder.publish(PUBLISHER, Some(Codec::Vp8), 90_000, &[LOW, HIGH]).unwrap();
+        let viewer = forwarder.subscribe(camera).unwrap();
+        forwarder.request(viewer, Some(1), 10_000_000, t0);
+        let mut actions = Vec::new();
+        // Both layers send deltas for 700 ms: nothing to forward. The low layer is heard first,
+        // so it is asked once; then the top layer, again after 500 ms, not every packet.
+        let mut requests = Vec::new();
+        for n in 0..70u16 {
+            let at = t0 + Duration::from_millis(u64::from(n) * 10);
+            for ssrc in [LOW, HIGH] {
+                forwarder.on_packet(&rtp(ssrc, n, 0, &vp8(n, false, 100)), at, &mut actions);
+                assert_eq!(forwarded(&actions), []);
+                requests.extend(keyframe_requests(&actions));
+            }
+        }
+        assert_eq!(requests, [LOW, HIGH, HIGH]);
+        let keyframe = vp8(70, true, 100);
+        forwarder.on_packet(&rtp(HIGH, 70, 0, &keyframe), t0 + Duration::from_millis(700), &mut actions);
+        assert_eq!(forwarded(&actions), [(viewer, 70)]);
+    }
+
+    #[test]
+    fn each_subscriber_gets_the_layer_its_estimate_carries() {
+        let t0 = Instant::now();
+        let mut forwarder = Forwarder::default();
+        let camera = forwarder.publish(PUBLISHER, Some(Codec::Vp8), 90_000, &[LOW, HIGH]).unwrap();
+        let (wide, narrow) = (forwarder.subscribe(camera).unwrap(), forwarder.subscribe(camera).unwrap());
+        forwarder.request(wide, Some(1), 10_000_000, t0);
+        forwarder.request(narrow, Some(1), 300_000, t0);
+        let mut actions = Vec::new();
+        let mut got: HashMap<(DownId, u32), usize> = HashMap::new();
+        // 2 s at 100 packets a second per layer: ~80 kbit/s low, ~960 kbit/s high; a keyframe
+        // on each layer every 500 ms.
+        for n in 0..200u16 {
+            let at = t0 + Duration::from_millis(u64::from(n) * 10);
+            for (ssrc, len) in [(LOW, 100), (HIGH, 1200)] {
+                let payload = vp8(n, n % 50 == 0, len);
+                forwarder.on_packet(&rtp(ssrc, n, u32::from(n) * 900, &payload), at, &mut actions);
+                if n >= 150 {
+                    for (down, _) in forwarded(&actions) {
+                        *got.entry((down, ssrc)).or_default() += 1;
+                    }
+                }
+            }
+        }
+        // In the last half second, after the rates were measured and a keyframe came on each layer.
+        assert_eq!((got.get(&(wide, HIGH)), got.get(&(wide, LOW))), (Some(&50), None), "high for the wide estimate");
+        assert_eq!((got.get(&(narrow, HIGH)), got.get(&(narrow, LOW))), (None, Some(&50)), "low for 300 kbit/s");
+    }
+
+    #[test]
+    fn a_nack_is_answered_from_the_cache_with_the_subscribers_own_numbers() {
+        let t0 = Instant::now();
+        let mut forwarder = Forwarder::default();
+        let camera = forwarder.publish(PUBLISHER, Some(Codec::Vp8), 90_000, &[LOW]).unwrap();
+        let viewer = forwarder.subscribe(camera).unwrap();
+        forwarder.request(viewer, Some(0), 10_000_000, t0);
+        let mut actions = Vec::new();
+        let keyframe = vp8(1, true, 300);
+        forwarder.on_packet(&rtp(LOW, 5_000, 0, &keyframe), t0, &mut actions);
+        let sent = forwarded(&actions)[0].1;
+        forwarder.on_nack(viewer, &[sent, sent.wrapping_add(1)], t0, &mut actions);
+        assert_eq!(actions, [Action::Resend { down: viewer, layer: 0, original: 5_000, sequence_number: sent }]);
+        assert_eq!(forwarder.cached(camera, 0, 5_000, t0), Some(&keyframe[..]));
+        assert_eq!(forwarder.drops().nack_misses, 1, "never sent");
+        forwarder.on_nack(viewer, &[sent], t0 + Duration::from_secs(2), &mut actions);
+        assert_eq!((actions.len(), forwarder.drops().nack_misses), (0, 2), "too old to help");
+    }
+
+    #[test]
+    fn vp8_picture_ids_continue_for_a_subscriber_moved_between_layers() {
+        let t0 = Instant::now();
+        let mut forwarder = Forwarder::default();
+        let camera = forwarder.publish(PUBLISHER, Some(Codec::Vp8), 90_000, &[LOW, HIGH]).unwrap();
+        let viewer = forwarder.subscribe(camera).unwrap();
+        forwarder.request(viewer, Some(0), 10_000_000, t0);
+        let mut actions = Vec::new();
+        let mut picture_ids = Vec::new();
+        let mut send = |forwarder: &mut Forwarder, ssrc, n: u16, picture_id, keyframe| {
+            let payload = vp8(picture_id, keyframe, 50);
+            forwarder.on_packet(&rtp(ssrc, n, 0, &payload), t0, &mut actions);
+            for action in &actions {
+                if let Action::Forward { down, starts_segment, .. } = *action {
+                    let mut out = payload.clone();
+                    forwarder.rewrite_payload(down, &mut out, starts_segment);
+                    picture_ids.push(u16::from_be_bytes([out[2], out[3]]) & 0x7fff);
+                }
+            }
+        };
+        send(&mut forwarder, LOW, 1, 100, true);
+        send(&mut forwarder, LOW, 2, 101, false);
+        forwarder.request(viewer, Some(1), 10_000_000, t0);
+        send(&mut forwarder, HIGH, 1, 9_000, true);
+        send(&mut forwarder, HIGH, 2, 9_001, false);
+        assert_eq!(picture_ids, [100, 101, 102, 103]);
+    }
+}
