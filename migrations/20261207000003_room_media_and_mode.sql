@@ -9,7 +9,7 @@ alter table rooms
     add column media text not null default 'auto' check (media in ('mesh', 'sfu', 'auto')),
     add column mode  text not null default 'meeting' check (mode in ('meeting', 'lecture'));
 
--- The participant limit now depends on both (domain::participant_limit states the same rule):
+-- The participant limit now depends on both (`participant_limit` in the API's domain/room.rs):
 -- 8 for a mesh whatever the mode, 50 for a meeting, 1000 for a lecture.
 alter table rooms drop constraint rooms_max_participants_check;
 alter table rooms add constraint rooms_max_participants_check check (

@@ -114,10 +114,29 @@ pub struct RoomSettings {
     pub mode: Mode,
 }
 
+/// The settings a create or update request gives, each parsed; `None` where it gives none.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GivenSettings {
+    pub max_participants: Option<MaxParticipants>,
+    pub media: Option<Media>,
+    pub mode: Option<Mode>,
+}
+
+impl GivenSettings {
+    pub fn parse(max_participants: Option<i64>, media: Option<&str>, mode: Option<&str>) -> Result<Self, ApiError> {
+        Ok(Self {
+            max_participants: max_participants.map(MaxParticipants::parse).transpose()?,
+            media: media.map(Media::parse).transpose()?,
+            mode: mode.map(Mode::parse).transpose()?,
+        })
+    }
+}
+
 impl RoomSettings {
     /// A new room's settings; what is not given takes its default (8, `auto`, `meeting`). Over
     /// the limit is 400 `invalid_max_participants`.
-    pub fn new(max: Option<MaxParticipants>, media: Option<Media>, mode: Option<Mode>) -> Result<Self, ApiError> {
+    pub fn new(given: GivenSettings) -> Result<Self, ApiError> {
+        let GivenSettings { max_participants: max, media, mode } = given;
         let settings = Self {
             max_participants: max.unwrap_or(MaxParticipants(MaxParticipants::DEFAULT)),
             media: media.unwrap_or_default(),
@@ -136,12 +155,8 @@ impl RoomSettings {
     /// (`media: mesh` alone for a room of 20) is a 409 with the same code: the request is valid
     /// on its own, the room's state refuses it, and sending a smaller `max_participants` along
     /// makes it pass.
-    pub fn change(
-        self,
-        max: Option<MaxParticipants>,
-        media: Option<Media>,
-        mode: Option<Mode>,
-    ) -> Result<Self, ApiError> {
+    pub fn change(self, given: GivenSettings) -> Result<Self, ApiError> {
+        let GivenSettings { max_participants: max, media, mode } = given;
         if let Some(max) = max {
             // The values a change leaves out stand in as the ones that allow the most.
             let alone = Self {
@@ -162,6 +177,7 @@ impl RoomSettings {
             None => Ok(changed),
             Some(_) => Err(ApiError::Conflict {
                 code: "invalid_max_participants",
+                // A lecture's limit is the most any room may have, which parsing already held.
                 message: match (changed.media, changed.mode) {
                     (Media::Mesh, _) => {
                         "the room's max_participants is too many: a mesh room allows at most 8; send a smaller one with the change"
@@ -207,6 +223,10 @@ mod tests {
         Some(MaxParticipants::parse(n).unwrap())
     }
 
+    fn given(max_participants: Option<MaxParticipants>, media: Option<Media>, mode: Option<Mode>) -> GivenSettings {
+        GivenSettings { max_participants, media, mode }
+    }
+
     #[test]
     fn names_and_capacity_are_bounded() {
         assert_eq!(RoomName::parse("  Stand-up ").unwrap().as_str(), "Stand-up");
@@ -235,14 +255,14 @@ mod tests {
 
     #[test]
     fn a_new_room_is_8_auto_meeting_and_its_limit_follows_media_then_mode() {
-        let default = RoomSettings::new(None, None, None).unwrap();
+        let default = RoomSettings::new(given(None, None, None)).unwrap();
         assert_eq!((default.max_participants.get(), default.media, default.mode), (8, Media::Auto, Mode::Meeting));
-        assert!(RoomSettings::new(max(50), None, None).is_ok());
-        assert!(RoomSettings::new(max(51), None, None).is_err());
-        assert!(RoomSettings::new(max(1000), Some(Media::Sfu), Some(Mode::Lecture)).is_ok());
-        assert!(RoomSettings::new(max(8), Some(Media::Mesh), Some(Mode::Lecture)).is_ok());
+        assert!(RoomSettings::new(given(max(50), None, None)).is_ok());
+        assert!(RoomSettings::new(given(max(51), None, None)).is_err());
+        assert!(RoomSettings::new(given(max(1000), Some(Media::Sfu), Some(Mode::Lecture))).is_ok());
+        assert!(RoomSettings::new(given(max(8), Some(Media::Mesh), Some(Mode::Lecture))).is_ok());
         let Err(ApiError::Invalid { code, message }) =
-            RoomSettings::new(max(9), Some(Media::Mesh), Some(Mode::Lecture))
+            RoomSettings::new(given(max(9), Some(Media::Mesh), Some(Mode::Lecture)))
         else {
             panic!("a mesh lecture of 9")
         };
@@ -254,15 +274,20 @@ mod tests {
 
     #[test]
     fn a_change_that_does_not_fit_the_room_is_refused_never_fitted() {
-        let lecture = RoomSettings::new(max(20), Some(Media::Auto), Some(Mode::Lecture)).unwrap();
-        assert!(matches!(lecture.change(None, Some(Media::Mesh), None), Err(ApiError::Conflict { .. })));
-        assert!(matches!(lecture.change(None, None, Some(Mode::Meeting)), Ok(s) if s.max_participants.get() == 20));
-        assert!(matches!(lecture.change(max(8), Some(Media::Mesh), None), Ok(s) if s.media == Media::Mesh));
-        assert!(matches!(lecture.change(max(20), Some(Media::Mesh), None), Err(ApiError::Invalid { .. })));
-        assert!(matches!(lecture.change(max(60), None, Some(Mode::Meeting)), Err(ApiError::Invalid { .. })));
-        let big = lecture.change(max(600), None, None).unwrap();
-        assert!(matches!(big.change(None, None, Some(Mode::Meeting)), Err(ApiError::Conflict { .. })));
-        let mesh = RoomSettings::new(None, Some(Media::Mesh), None).unwrap();
-        assert!(matches!(mesh.change(max(9), None, None), Err(ApiError::Conflict { .. })), "the stored media refuses");
+        let lecture = RoomSettings::new(given(max(20), Some(Media::Auto), Some(Mode::Lecture))).unwrap();
+        assert!(matches!(lecture.change(given(None, Some(Media::Mesh), None)), Err(ApiError::Conflict { .. })));
+        assert!(
+            matches!(lecture.change(given(None, None, Some(Mode::Meeting))), Ok(s) if s.max_participants.get() == 20)
+        );
+        assert!(matches!(lecture.change(given(max(8), Some(Media::Mesh), None)), Ok(s) if s.media == Media::Mesh));
+        assert!(matches!(lecture.change(given(max(20), Some(Media::Mesh), None)), Err(ApiError::Invalid { .. })));
+        assert!(matches!(lecture.change(given(max(60), None, Some(Mode::Meeting))), Err(ApiError::Invalid { .. })));
+        let big = lecture.change(given(max(600), None, None)).unwrap();
+        assert!(matches!(big.change(given(None, None, Some(Mode::Meeting))), Err(ApiError::Conflict { .. })));
+        let mesh = RoomSettings::new(given(None, Some(Media::Mesh), None)).unwrap();
+        assert!(
+            matches!(mesh.change(given(max(9), None, None)), Err(ApiError::Conflict { .. })),
+            "the stored media refuses"
+        );
     }
 }

@@ -11,7 +11,7 @@ use crate::auth::current_user::CurrentUser;
 use crate::auth::room_access::RoomAccess;
 use crate::domain::page::{Cursor, Page, PageQuery};
 use crate::domain::whole_number;
-use crate::domain::{MaxParticipants, Media, Mode, Room, RoomId, RoomName, RoomRole, RoomSettings, UserId};
+use crate::domain::{GivenSettings, Media, Mode, Room, RoomId, RoomName, RoomRole, RoomSettings, UserId};
 use crate::error::ApiError;
 use crate::openapi;
 use crate::removal::{RemoveRoomError, RoomRemoval, remove_room};
@@ -104,8 +104,8 @@ pub async fn create_room(
     body: web::Json<CreateRoomRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let name = RoomName::parse(&body.name)?;
-    let (max, media, mode) = settings_in(body.max_participants, body.media.as_deref(), body.mode.as_deref())?;
-    let settings = RoomSettings::new(max, media, mode)?;
+    let given = GivenSettings::parse(body.max_participants, body.media.as_deref(), body.mode.as_deref())?;
+    let settings = RoomSettings::new(given)?;
     let mut tx = state.db.begin().await?;
     let room = rooms::insert_room(&mut tx, user.id, name.as_str(), settings).await?;
     tx.commit().await?;
@@ -159,27 +159,14 @@ pub async fn update_room(
     let access = RoomAccess::load(&state, &user, &path).await?;
     access.require_manager()?;
     let name = body.name.as_deref().map(RoomName::parse).transpose()?;
-    let (max, media, mode) = settings_in(body.max_participants, body.media.as_deref(), body.mode.as_deref())?;
+    let given = GivenSettings::parse(body.max_participants, body.media.as_deref(), body.mode.as_deref())?;
     let mut tx = state.db.begin().await?;
     // Checked against the settings it replaces, with the row locked against a concurrent change.
     let current = rooms::find_room_for_update(&mut tx, access.room.id).await?.ok_or(ApiError::NotFound)?;
-    let settings = current.settings().change(max, media, mode)?;
+    let settings = current.settings().change(given)?;
     let room = rooms::update_room(&mut *tx, current.id, name.as_ref().map(RoomName::as_str), settings).await?;
     tx.commit().await?;
     Ok(HttpResponse::Ok().json(RoomView::new(room, access.role)))
-}
-
-/// The settings fields of a create or update request, each parsed when given.
-fn settings_in(
-    max: Option<i64>,
-    media: Option<&str>,
-    mode: Option<&str>,
-) -> Result<(Option<MaxParticipants>, Option<Media>, Option<Mode>), ApiError> {
-    Ok((
-        max.map(MaxParticipants::parse).transpose()?,
-        media.map(Media::parse).transpose()?,
-        mode.map(Mode::parse).transpose()?,
-    ))
 }
 
 /// `?delete_recordings=` of a room's delete (also the admin's); nothing else is accepted.
