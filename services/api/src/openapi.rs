@@ -38,6 +38,37 @@ impl utoipa::Modify for BearerAuth {
 pub fn complete(openapi: &mut OpenApi) {
     add_shared_responses(openapi);
     camera_username_needs_password(openapi);
+    room_capacity_fits_media_and_mode(openapi);
+}
+
+/// `max_participants` within the limit of `media` and `mode` (`RoomSettings`): at most 8 when
+/// `media` is `mesh`, 50 in a `meeting`, 1000 in a `lecture`. A new room's absent fields are its
+/// defaults (`auto`, `meeting`); an update's absent fields are the room's current ones, which no
+/// schema knows, so its rule holds them to the most they could allow (an update that fits this
+/// rule but not the room is a 409).
+fn room_capacity_fits_media_and_mode(openapi: &mut OpenApi) {
+    let Some(schemas) = openapi.components.as_mut().map(|c| &mut c.schemas) else { return };
+    // Untyped, so that each constrains only the values it names (a builder's default is `object`).
+    let one_of = |values: &[&str]| {
+        ObjectBuilder::new().schema_type(SchemaType::AnyValue).enum_values(Some(values.iter().map(|v| match *v {
+            "null" => serde_json::Value::Null,
+            v => serde_json::json!(v),
+        })))
+    };
+    let at_most = |n: i32| ObjectBuilder::new().schema_type(SchemaType::AnyValue).maximum(Some(n));
+    let not_mesh = || one_of(&["sfu", "auto", "null"]);
+    for (component, lecture) in [
+        ("CreateRoomRequest", ObjectBuilder::new().property("mode", one_of(&["lecture"])).required("mode")),
+        ("UpdateRoomRequest", ObjectBuilder::new().property("mode", one_of(&["lecture", "null"]))),
+    ] {
+        let Some(fields) = schemas.remove(component) else { continue };
+        let rule = AnyOfBuilder::new()
+            .item(ObjectBuilder::new().property("max_participants", one_of(&["null"])))
+            .item(ObjectBuilder::new().property("max_participants", at_most(8)))
+            .item(ObjectBuilder::new().property("max_participants", at_most(50)).property("media", not_mesh()))
+            .item(lecture.property("media", not_mesh()));
+        schemas.insert(component.to_owned(), AllOfBuilder::new().item(fields).item(rule).into());
+    }
 }
 
 /// A camera's user name (other than empty) needs a password (other than empty): a rule across
@@ -166,6 +197,21 @@ pub fn role_to_give() -> Object {
 
 pub fn optional_role_to_give() -> Object {
     assignable_role(true)
+}
+
+/// A room's `media`, or `null` for the default (create) or "unchanged" (update).
+pub fn media() -> Object {
+    nullable_choice(&["mesh", "sfu", "auto"])
+}
+
+/// A room's `mode`, or `null` for the default (create) or "unchanged" (update).
+pub fn mode() -> Object {
+    nullable_choice(&["meeting", "lecture"])
+}
+
+fn nullable_choice(values: &[&str]) -> Object {
+    let values = values.iter().map(|v| serde_json::json!(v)).chain([serde_json::Value::Null]);
+    ObjectBuilder::new().schema_type(nullable_if(true, Type::String)).enum_values(Some(values)).build()
 }
 
 fn nullable_if(nullable: bool, ty: Type) -> SchemaType {

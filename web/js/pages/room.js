@@ -5,7 +5,7 @@
 import { api, withQuery } from '../api.js';
 import { session } from '../session.js';
 import { h, field, replace, toast } from '../dom.js';
-import { ROLE_NAMES, act, alertBox, confirmDialog, form, statusArea } from './ui.js';
+import { MEDIA_NAMES, MODE_NAMES, ROLE_NAMES, act, alertBox, confirmDialog, form, roomSettingsFields, statusArea } from './ui.js';
 import { membersSection } from './room_members.js';
 import { invitesSection } from './room_invites.js';
 import { recordingsList } from './recordings.js';
@@ -31,12 +31,16 @@ export async function render(main, params, app) {
   const people = membersSection(room, you);
   const recordings = recordingsList({ room: { id: room.id, name: room.name }, cardHeading: 'h3' });
 
+  let about = summary(room, app);
   replace(root,
     heading,
-    summary(room, app),
+    about,
     you.manager && detailsSection(room, you, app, (updated) => {
       room = updated;
       heading.textContent = room.name;
+      const next = summary(room, app);
+      about.replaceWith(next);
+      about = next;
     }),
     people.members,
     people.add,
@@ -60,7 +64,7 @@ function notFound(error) {
   ];
 }
 
-/** Your role, the capacity, "Join call", and "Leave room" for members who are not the owner. */
+/** Your role, the capacity and settings, "Join call", and "Leave room" for members who are not the owner. */
 function summary(room, app) {
   const status = statusArea();
   const leave = h('button', { type: 'button' }, 'Leave room');
@@ -75,24 +79,27 @@ function summary(room, app) {
   const role = room.my_role ? ROLE_NAMES[room.my_role] : 'Not a member (administrator)';
   return h('div', { class: 'summary' },
     h('p', {}, `Your role: ${role}. Up to ${room.max_participants} people in the call.`),
+    h('p', {}, `Connection: ${MEDIA_NAMES[room.media] || room.media}. Format: ${MODE_NAMES[room.mode] || room.mode}.`),
     h('div', { class: 'row' },
       room.my_role && h('a', { class: 'button primary', href: `/rooms/${room.id}/call` }, 'Join call'),
       room.my_role && room.my_role !== 'owner' && leave),
     status.element);
 }
 
-/** Rename and capacity for managers; deleting the room for the owner (and admins). */
+/** Name, capacity and settings for managers; deleting the room for the owner (and admins). */
 function detailsSection(room, you, app, updated) {
   const status = statusArea();
+  const max = field('Max participants', { id: 'room-max', name: 'max_participants', type: 'number', min: 2, max: 50, value: room.max_participants, required: true });
   const edit = form({
     submit: 'Save changes',
     className: 'inline-form',
     fields: [
       field('Room name', { id: 'room-name', name: 'name', value: room.name, required: true, maxlength: 100 }),
-      field('Max participants', { id: 'room-max', name: 'max_participants', type: 'number', min: 2, max: 50, value: room.max_participants, required: true }),
+      max,
+      ...roomSettingsFields('room', max, room),
     ],
-    onSubmit: async ({ name, max_participants }) => {
-      const changed = await api.patch(`/v1/rooms/${room.id}`, { name, max_participants: Number(max_participants) });
+    onSubmit: async ({ name, max_participants, media, mode }) => {
+      const changed = await api.patch(`/v1/rooms/${room.id}`, { name, max_participants: Number(max_participants), media, mode });
       updated(changed);
       room = changed;
       toast('Room saved.');

@@ -3,7 +3,7 @@
 
 import { api, withQuery } from '../api.js';
 import { h, field, replace, toast } from '../dom.js';
-import { ROLE_NAMES, act, form, pager, statusArea, table, timeOf } from './ui.js';
+import { ROLE_NAMES, act, form, pager, roomSettingsFields, statusArea, table, timeOf } from './ui.js';
 import { confirmRoomDelete } from './room_delete.js';
 
 export async function render(main) {
@@ -20,18 +20,21 @@ export async function render(main) {
     more.set(page.next_cursor);
   }
 
+  const max = field('Max participants', { id: 'new-room-max', name: 'max_participants', type: 'number', min: 2, max: 50, value: 8, required: true });
   const create = form({
     submit: 'Create room',
     className: 'inline-form',
     fields: [
       field('Room name', { id: 'new-room-name', name: 'name', required: true, maxlength: 100 }),
-      field('Max participants', { id: 'new-room-max', name: 'max_participants', type: 'number', min: 2, max: 50, value: 8, required: true }),
+      max,
+      ...roomSettingsFields('new-room', max),
     ],
-    onSubmit: async ({ name, max_participants }, element) => {
-      const room = await api.post('/v1/rooms', { name, max_participants: Number(max_participants) });
+    onSubmit: async ({ name, max_participants, media, mode }, element) => {
+      const room = await api.post('/v1/rooms', { name, max_participants: Number(max_participants), media, mode });
       body.prepend(roomRow(room, status));
       empty.hidden = true;
       element.reset();
+      element.querySelectorAll('select').forEach((select) => select.dispatchEvent(new Event('change')));
       toast(`Room “${room.name}” created.`);
     },
   });

@@ -6,6 +6,27 @@ import { h, replace } from '../dom.js';
 /** How room roles read on screen. */
 export const ROLE_NAMES = { owner: 'Owner', moderator: 'Moderator', member: 'Member' };
 
+/** How a room's `media` and `mode` read on screen, in the order the forms offer them. */
+export const MEDIA_NAMES = { auto: 'Automatic', mesh: 'Peer to peer only', sfu: 'Media server' };
+export const MODE_NAMES = { meeting: 'Meeting: everyone can speak', lecture: 'Lecture: hosts speak, others watch' };
+
+/**
+ * The "Connection" and "Format" choices of a room form, which keep its max participants input
+ * (`maxInput`) within the limit the API applies: 8 peer to peer, 50 in a meeting, 1000 in a lecture.
+ */
+export function roomSettingsFields(prefix, maxInput, room = { media: 'auto', mode: 'meeting' }) {
+  const media = selectField('Connection', { id: `${prefix}-media`, name: 'media' }, Object.entries(MEDIA_NAMES), room.media);
+  const mode = selectField('Format', { id: `${prefix}-mode`, name: 'mode' }, Object.entries(MODE_NAMES), room.mode);
+  const limit = () => {
+    const chosen = (field) => field.querySelector('select').value;
+    maxInput.querySelector('input').max = chosen(media) === 'mesh' ? 8 : chosen(mode) === 'lecture' ? 1000 : 50;
+  };
+  media.addEventListener('change', limit);
+  mode.addEventListener('change', limit);
+  limit();
+  return [media, mode];
+}
+
 /** The API's message as a sentence: "email taken" → "Email taken." */
 function describe(error) {
   const text = String((error && error.message) || error || 'Something went wrong.').trim();

@@ -11,7 +11,7 @@ mod user;
 pub use camera::{CameraCredentials, CameraName, CameraState, MAX_CAMERAS_PER_ROOM};
 pub use confab_domain::{CameraId, RecordingFileId, RecordingId, RecordingStatus, RoomId, RoomRole, UserId};
 pub use credentials::{DisplayName, Email, Password};
-pub use room::{MaxParticipants, Room, RoomName};
+pub use room::{GivenSettings, MaxParticipants, Media, Mode, Room, RoomName, RoomSettings};
 pub use user::{Role, User};
 
 use crate::error::ApiError;

@@ -11,7 +11,7 @@ use crate::auth::current_user::CurrentUser;
 use crate::auth::room_access::RoomAccess;
 use crate::domain::page::{Cursor, Page, PageQuery};
 use crate::domain::whole_number;
-use crate::domain::{MaxParticipants, Room, RoomId, RoomName, RoomRole, UserId};
+use crate::domain::{GivenSettings, Media, Mode, Room, RoomId, RoomName, RoomRole, RoomSettings, UserId};
 use crate::error::ApiError;
 use crate::openapi;
 use crate::removal::{RemoveRoomError, RoomRemoval, remove_room};
@@ -22,19 +22,33 @@ use crate::store::rooms;
 pub struct CreateRoomRequest {
     #[schema(schema_with = openapi::name)]
     pub name: String,
-    /// 2–50, default 8.
-    #[schema(minimum = 2, maximum = 50)]
+    /// Default 8; at most 8 when `media` is `mesh`, 50 in a `meeting`, 1000 in a `lecture`.
+    #[schema(minimum = 2, maximum = 1000)]
     #[serde(default, deserialize_with = "whole_number")]
     pub max_participants: Option<i64>,
+    /// Default `auto`.
+    #[schema(schema_with = openapi::media)]
+    pub media: Option<String>,
+    /// Default `meeting`.
+    #[schema(schema_with = openapi::mode)]
+    pub mode: Option<String>,
 }
 
+/// What is absent or `null` stays as it is. A change of `media` or `mode` must leave
+/// `max_participants` within the new limit (8 for `mesh`, 50 for a `meeting`, 1000 for a
+/// `lecture`): it is never lowered to fit, so send a smaller one along; 409
+/// `invalid_max_participants` when the room's current `max_participants` is too many.
 #[derive(Deserialize, ToSchema)]
 pub struct UpdateRoomRequest {
     #[schema(schema_with = openapi::optional_name)]
     pub name: Option<String>,
-    #[schema(minimum = 2, maximum = 50)]
+    #[schema(minimum = 2, maximum = 1000)]
     #[serde(default, deserialize_with = "whole_number")]
     pub max_participants: Option<i64>,
+    #[schema(schema_with = openapi::media)]
+    pub media: Option<String>,
+    #[schema(schema_with = openapi::mode)]
+    pub mode: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -43,6 +57,10 @@ pub struct RoomView {
     pub name: String,
     pub owner_id: UserId,
     pub max_participants: i32,
+    /// Stored and checked; until confab-sfu serves rooms every call runs as a mesh.
+    pub media: Media,
+    /// Stored and checked; calls do not enforce `lecture` yet.
+    pub mode: Mode,
     pub created_at: DateTime<Utc>,
     /// The caller's role; absent for an admin who is not a member.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -56,6 +74,8 @@ impl RoomView {
             name: room.name,
             owner_id: room.owner_id,
             max_participants: room.max_participants,
+            media: room.media,
+            mode: room.mode,
             created_at: room.created_at,
             my_role,
         }
@@ -84,9 +104,10 @@ pub async fn create_room(
     body: web::Json<CreateRoomRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let name = RoomName::parse(&body.name)?;
-    let max = MaxParticipants::parse(body.max_participants.unwrap_or(MaxParticipants::DEFAULT.into()))?;
+    let given = GivenSettings::parse(body.max_participants, body.media.as_deref(), body.mode.as_deref())?;
+    let settings = RoomSettings::new(given)?;
     let mut tx = state.db.begin().await?;
-    let room = rooms::insert_room(&mut tx, user.id, name.as_str(), max.get()).await?;
+    let room = rooms::insert_room(&mut tx, user.id, name.as_str(), settings).await?;
     tx.commit().await?;
     tracing::info!(room.id = %room.id, user.id = %user.id, "room created");
     Ok(HttpResponse::Created().json(RoomView::new(room, Some(RoomRole::Owner))))
@@ -123,10 +144,10 @@ pub async fn get_room(
     Ok(HttpResponse::Ok().json(RoomView::new(access.room, access.role)))
 }
 
-/// Rename a room or change its capacity (owner, moderators, admins).
+/// Rename a room or change its capacity, media or mode (owner, moderators, admins).
 #[utoipa::path(tag = "rooms", security(("bearer" = [])), request_body = UpdateRoomRequest, responses(
     (status = 200, body = RoomView), (status = 400, body = ErrorResponse), (status = 403, body = ErrorResponse),
-    (status = 404, body = ErrorResponse),
+    (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse),
 ))]
 #[patch("/v1/rooms/{id}")]
 pub async fn update_room(
@@ -138,9 +159,13 @@ pub async fn update_room(
     let access = RoomAccess::load(&state, &user, &path).await?;
     access.require_manager()?;
     let name = body.name.as_deref().map(RoomName::parse).transpose()?;
-    let max = body.max_participants.map(MaxParticipants::parse).transpose()?;
-    let room = rooms::update_room(&state.db, access.room.id, name.as_ref().map(RoomName::as_str), max.map(|m| m.get()))
-        .await?;
+    let given = GivenSettings::parse(body.max_participants, body.media.as_deref(), body.mode.as_deref())?;
+    let mut tx = state.db.begin().await?;
+    // Checked against the settings it replaces, with the row locked against a concurrent change.
+    let current = rooms::find_room_for_update(&mut tx, access.room.id).await?.ok_or(ApiError::NotFound)?;
+    let settings = current.settings().change(given)?;
+    let room = rooms::update_room(&mut *tx, current.id, name.as_ref().map(RoomName::as_str), settings).await?;
+    tx.commit().await?;
     Ok(HttpResponse::Ok().json(RoomView::new(room, access.role)))
 }
 

@@ -3,11 +3,11 @@
 use sqlx::{PgConnection, PgExecutor};
 
 use crate::domain::page::Page;
-use crate::domain::{Room, RoomId, RoomRole, UserId};
+use crate::domain::{Room, RoomId, RoomRole, RoomSettings, UserId};
 
 macro_rules! room_columns {
     () => {
-        "r.id, r.name, r.owner_id, r.max_participants, r.created_at"
+        "r.id, r.name, r.owner_id, r.max_participants, r.media, r.mode, r.created_at"
     };
 }
 
@@ -16,16 +16,19 @@ pub async fn insert_room(
     tx: &mut PgConnection,
     owner: UserId,
     name: &str,
-    max_participants: i32,
+    settings: RoomSettings,
 ) -> Result<Room, sqlx::Error> {
     let room: Room = sqlx::query_as(concat!(
-        "insert into rooms as r (id, name, owner_id, max_participants) values ($1, $2, $3, $4) returning ",
+        "insert into rooms as r (id, name, owner_id, max_participants, media, mode) values ($1, $2, $3, $4, $5, $6)
+         returning ",
         room_columns!()
     ))
     .bind(RoomId::random())
     .bind(name)
     .bind(owner)
-    .bind(max_participants)
+    .bind(settings.max_participants.get())
+    .bind(settings.media)
+    .bind(settings.mode)
     .fetch_one(&mut *tx)
     .await?;
     sqlx::query("insert into room_members (room_id, user_id, role) values ($1, $2, 'owner')")
@@ -108,20 +111,32 @@ pub async fn list_all_rooms(db: impl PgExecutor<'_>, page: &Page) -> Result<Vec<
     .await
 }
 
+/// The room, locked until the caller's transaction ends, so that a change of its settings is
+/// checked against the values it replaces.
+pub async fn find_room_for_update(tx: &mut PgConnection, room_id: RoomId) -> Result<Option<Room>, sqlx::Error> {
+    sqlx::query_as(concat!("select ", room_columns!(), " from rooms r where r.id = $1 for update"))
+        .bind(room_id)
+        .fetch_optional(tx)
+        .await
+}
+
+/// Writes the room's name (when given) and settings.
 pub async fn update_room(
     db: impl PgExecutor<'_>,
     room_id: RoomId,
     name: Option<&str>,
-    max_participants: Option<i32>,
+    settings: RoomSettings,
 ) -> Result<Room, sqlx::Error> {
     sqlx::query_as(concat!(
-        "update rooms r set name = coalesce($2, name), max_participants = coalesce($3, max_participants),
+        "update rooms r set name = coalesce($2, name), max_participants = $3, media = $4, mode = $5,
          updated_at = now() where id = $1 returning ",
         room_columns!()
     ))
     .bind(room_id)
     .bind(name)
-    .bind(max_participants)
+    .bind(settings.max_participants.get())
+    .bind(settings.media)
+    .bind(settings.mode)
     .fetch_one(db)
     .await
 }

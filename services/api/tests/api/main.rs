@@ -18,6 +18,7 @@ mod recordings;
 mod recordings_outlive_rooms;
 mod refresh;
 mod request_ids;
+mod room_settings;
 mod rooms;
 mod web;
 mod webhooks;

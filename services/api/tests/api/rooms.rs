@@ -32,6 +32,9 @@ async fn room_fields_are_validated() {
         (json!({"name": "x".repeat(101)}), "invalid_name"),
         (json!({"name": "ok", "max_participants": 1}), "invalid_max_participants"),
         (json!({"name": "ok", "max_participants": 51}), "invalid_max_participants"),
+        (json!({"name": "ok", "max_participants": 1001, "mode": "lecture"}), "invalid_max_participants"),
+        (json!({"name": "ok", "media": "p2p"}), "invalid_media"),
+        (json!({"name": "ok", "mode": "webinar"}), "invalid_mode"),
         (json!({"name": "ok", "max_participants": "ten"}), "invalid_field"),
         (json!({"max_participants": 4}), "invalid_field"),
     ] {
