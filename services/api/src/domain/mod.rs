@@ -9,9 +9,11 @@ mod room;
 mod user;
 
 pub use camera::{CameraCredentials, CameraName, CameraState, MAX_CAMERAS_PER_ROOM};
-pub use confab_domain::{CameraId, RecordingFileId, RecordingId, RecordingStatus, RoomId, RoomRole, UserId};
+pub use confab_domain::{
+    CameraId, MediaRouting, RecordingFileId, RecordingId, RecordingStatus, RoomId, RoomMode, RoomRole, UserId,
+};
 pub use credentials::{DisplayName, Email, Password};
-pub use room::{GivenSettings, MaxParticipants, Media, Mode, Room, RoomName, RoomSettings};
+pub use room::{GivenSettings, MaxParticipants, Room, RoomName, RoomSettings};
 pub use user::{Role, User};
 
 use crate::error::ApiError;

@@ -1,9 +1,8 @@
 //! Rooms and the validated values a room is made of.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 
-use super::{RoomId, UserId};
+use super::{MediaRouting, RoomId, RoomMode, UserId};
 use crate::error::ApiError;
 
 /// A room name: 1–100 characters, no control characters, trimmed.
@@ -41,67 +40,33 @@ impl MaxParticipants {
     }
 }
 
-/// How a room's call carries media: `mesh` (every peer sends to every peer), `sfu` (through the
-/// media server) or `auto` (peer to peer for two, the media server from the third person on).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, sqlx::Type, utoipa::ToSchema)]
-#[sqlx(type_name = "text", rename_all = "lowercase")]
-#[serde(rename_all = "lowercase")]
-pub enum Media {
-    Mesh,
-    Sfu,
-    #[default]
-    Auto,
+/// A request's `media`; 400 `invalid_media` for anything else.
+pub fn parse_media(raw: &str) -> Result<MediaRouting, ApiError> {
+    raw.parse().map_err(|_| ApiError::invalid("invalid_media", "media must be one of mesh, sfu, auto"))
 }
 
-impl Media {
-    pub fn parse(raw: &str) -> Result<Self, ApiError> {
-        match raw {
-            "mesh" => Ok(Self::Mesh),
-            "sfu" => Ok(Self::Sfu),
-            "auto" => Ok(Self::Auto),
-            _ => Err(ApiError::invalid("invalid_media", "media must be one of mesh, sfu, auto")),
-        }
-    }
-}
-
-/// Who may publish in a room's call: everyone (`meeting`), or only the owner, the moderators
-/// and whoever a moderator lets speak (`lecture`; everyone else watches).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, sqlx::Type, utoipa::ToSchema)]
-#[sqlx(type_name = "text", rename_all = "lowercase")]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    #[default]
-    Meeting,
-    Lecture,
-}
-
-impl Mode {
-    pub fn parse(raw: &str) -> Result<Self, ApiError> {
-        match raw {
-            "meeting" => Ok(Self::Meeting),
-            "lecture" => Ok(Self::Lecture),
-            _ => Err(ApiError::invalid("invalid_mode", "mode must be one of meeting, lecture")),
-        }
-    }
+/// A request's `mode`; 400 `invalid_mode` for anything else.
+pub fn parse_mode(raw: &str) -> Result<RoomMode, ApiError> {
+    raw.parse().map_err(|_| ApiError::invalid("invalid_mode", "mode must be one of meeting, lecture"))
 }
 
 /// The participant limit that applies to a room: a mesh sends every stream to every peer, so
 /// it stops at 8 whatever the mode; a meeting (everyone publishes) at 50; a lecture (viewers cost
 /// the publishers nothing) at 1000. The `rooms` table checks the same rule.
-pub fn participant_limit(media: Media, mode: Mode) -> i32 {
+pub fn participant_limit(media: MediaRouting, mode: RoomMode) -> i32 {
     match (media, mode) {
-        (Media::Mesh, _) => 8,
-        (_, Mode::Meeting) => 50,
-        (_, Mode::Lecture) => MaxParticipants::MAX,
+        (MediaRouting::Mesh, _) => 8,
+        (_, RoomMode::Meeting) => 50,
+        (_, RoomMode::Lecture) => MaxParticipants::MAX,
     }
 }
 
 /// The limit that applies, in words, for the error that names it.
-fn limit_reason(media: Media, mode: Mode) -> &'static str {
+fn limit_reason(media: MediaRouting, mode: RoomMode) -> &'static str {
     match (media, mode) {
-        (Media::Mesh, _) => "a mesh room allows at most 8",
-        (_, Mode::Meeting) => "a meeting allows at most 50",
-        (_, Mode::Lecture) => "a lecture allows at most 1000",
+        (MediaRouting::Mesh, _) => "a mesh room allows at most 8",
+        (_, RoomMode::Meeting) => "a meeting allows at most 50",
+        (_, RoomMode::Lecture) => "a lecture allows at most 1000",
     }
 }
 
@@ -110,24 +75,24 @@ fn limit_reason(media: Media, mode: Mode) -> &'static str {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RoomSettings {
     pub max_participants: MaxParticipants,
-    pub media: Media,
-    pub mode: Mode,
+    pub media: MediaRouting,
+    pub mode: RoomMode,
 }
 
 /// The settings a create or update request gives, each parsed; `None` where it gives none.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct GivenSettings {
     pub max_participants: Option<MaxParticipants>,
-    pub media: Option<Media>,
-    pub mode: Option<Mode>,
+    pub media: Option<MediaRouting>,
+    pub mode: Option<RoomMode>,
 }
 
 impl GivenSettings {
     pub fn parse(max_participants: Option<i64>, media: Option<&str>, mode: Option<&str>) -> Result<Self, ApiError> {
         Ok(Self {
             max_participants: max_participants.map(MaxParticipants::parse).transpose()?,
-            media: media.map(Media::parse).transpose()?,
-            mode: mode.map(Mode::parse).transpose()?,
+            media: media.map(parse_media).transpose()?,
+            mode: mode.map(parse_mode).transpose()?,
         })
     }
 }
@@ -161,8 +126,8 @@ impl RoomSettings {
             // The values a change leaves out stand in as the ones that allow the most.
             let alone = Self {
                 max_participants: max,
-                media: media.unwrap_or(Media::Auto),
-                mode: mode.unwrap_or(Mode::Lecture),
+                media: media.unwrap_or(MediaRouting::Auto),
+                mode: mode.unwrap_or(RoomMode::Lecture),
             };
             if let Some(reason) = alone.over_limit() {
                 return Err(ApiError::invalid("invalid_max_participants", format!("max_participants: {reason}")));
@@ -179,7 +144,7 @@ impl RoomSettings {
                 code: "invalid_max_participants",
                 // A lecture's limit is the most any room may have, which parsing already held.
                 message: match (changed.media, changed.mode) {
-                    (Media::Mesh, _) => {
+                    (MediaRouting::Mesh, _) => {
                         "the room's max_participants is too many: a mesh room allows at most 8; send a smaller one with the change"
                     }
                     _ => {
@@ -203,8 +168,8 @@ pub struct Room {
     pub name: String,
     pub owner_id: UserId,
     pub max_participants: i32,
-    pub media: Media,
-    pub mode: Mode,
+    pub media: MediaRouting,
+    pub mode: RoomMode,
     pub created_at: DateTime<Utc>,
 }
 
@@ -223,7 +188,11 @@ mod tests {
         Some(MaxParticipants::parse(n).unwrap())
     }
 
-    fn given(max_participants: Option<MaxParticipants>, media: Option<Media>, mode: Option<Mode>) -> GivenSettings {
+    fn given(
+        max_participants: Option<MaxParticipants>,
+        media: Option<MediaRouting>,
+        mode: Option<RoomMode>,
+    ) -> GivenSettings {
         GivenSettings { max_participants, media, mode }
     }
 
@@ -240,29 +209,32 @@ mod tests {
 
     #[test]
     fn media_and_mode_read_only_their_own_lowercase_names() {
-        assert_eq!(Media::parse("mesh").unwrap(), Media::Mesh);
-        assert_eq!(Media::parse("sfu").unwrap(), Media::Sfu);
-        assert_eq!(Media::parse("auto").unwrap(), Media::Auto);
-        assert_eq!(Mode::parse("meeting").unwrap(), Mode::Meeting);
-        assert_eq!(Mode::parse("lecture").unwrap(), Mode::Lecture);
+        assert_eq!(parse_media("mesh").unwrap(), MediaRouting::Mesh);
+        assert_eq!(parse_media("sfu").unwrap(), MediaRouting::Sfu);
+        assert_eq!(parse_media("auto").unwrap(), MediaRouting::Auto);
+        assert_eq!(parse_mode("meeting").unwrap(), RoomMode::Meeting);
+        assert_eq!(parse_mode("lecture").unwrap(), RoomMode::Lecture);
         for bad in ["", "Mesh", " sfu", "p2p", "lecture"] {
-            assert!(matches!(Media::parse(bad), Err(ApiError::Invalid { code: "invalid_media", .. })), "{bad}");
+            assert!(matches!(parse_media(bad), Err(ApiError::Invalid { code: "invalid_media", .. })), "{bad}");
         }
         for bad in ["", "Meeting", "webinar", "auto"] {
-            assert!(matches!(Mode::parse(bad), Err(ApiError::Invalid { code: "invalid_mode", .. })), "{bad}");
+            assert!(matches!(parse_mode(bad), Err(ApiError::Invalid { code: "invalid_mode", .. })), "{bad}");
         }
     }
 
     #[test]
     fn a_new_room_is_8_auto_meeting_and_its_limit_follows_media_then_mode() {
         let default = RoomSettings::new(given(None, None, None)).unwrap();
-        assert_eq!((default.max_participants.get(), default.media, default.mode), (8, Media::Auto, Mode::Meeting));
+        assert_eq!(
+            (default.max_participants.get(), default.media, default.mode),
+            (8, MediaRouting::Auto, RoomMode::Meeting)
+        );
         assert!(RoomSettings::new(given(max(50), None, None)).is_ok());
         assert!(RoomSettings::new(given(max(51), None, None)).is_err());
-        assert!(RoomSettings::new(given(max(1000), Some(Media::Sfu), Some(Mode::Lecture))).is_ok());
-        assert!(RoomSettings::new(given(max(8), Some(Media::Mesh), Some(Mode::Lecture))).is_ok());
+        assert!(RoomSettings::new(given(max(1000), Some(MediaRouting::Sfu), Some(RoomMode::Lecture))).is_ok());
+        assert!(RoomSettings::new(given(max(8), Some(MediaRouting::Mesh), Some(RoomMode::Lecture))).is_ok());
         let Err(ApiError::Invalid { code, message }) =
-            RoomSettings::new(given(max(9), Some(Media::Mesh), Some(Mode::Lecture)))
+            RoomSettings::new(given(max(9), Some(MediaRouting::Mesh), Some(RoomMode::Lecture)))
         else {
             panic!("a mesh lecture of 9")
         };
@@ -274,17 +246,22 @@ mod tests {
 
     #[test]
     fn a_change_that_does_not_fit_the_room_is_refused_never_fitted() {
-        let lecture = RoomSettings::new(given(max(20), Some(Media::Auto), Some(Mode::Lecture))).unwrap();
-        assert!(matches!(lecture.change(given(None, Some(Media::Mesh), None)), Err(ApiError::Conflict { .. })));
+        let lecture = RoomSettings::new(given(max(20), Some(MediaRouting::Auto), Some(RoomMode::Lecture))).unwrap();
+        assert!(matches!(lecture.change(given(None, Some(MediaRouting::Mesh), None)), Err(ApiError::Conflict { .. })));
         assert!(
-            matches!(lecture.change(given(None, None, Some(Mode::Meeting))), Ok(s) if s.max_participants.get() == 20)
+            matches!(lecture.change(given(None, None, Some(RoomMode::Meeting))), Ok(s) if s.max_participants.get() == 20)
         );
-        assert!(matches!(lecture.change(given(max(8), Some(Media::Mesh), None)), Ok(s) if s.media == Media::Mesh));
-        assert!(matches!(lecture.change(given(max(20), Some(Media::Mesh), None)), Err(ApiError::Invalid { .. })));
-        assert!(matches!(lecture.change(given(max(60), None, Some(Mode::Meeting))), Err(ApiError::Invalid { .. })));
+        assert!(
+            matches!(lecture.change(given(max(8), Some(MediaRouting::Mesh), None)), Ok(s) if s.media == MediaRouting::Mesh)
+        );
+        assert!(matches!(
+            lecture.change(given(max(20), Some(MediaRouting::Mesh), None)),
+            Err(ApiError::Invalid { .. })
+        ));
+        assert!(matches!(lecture.change(given(max(60), None, Some(RoomMode::Meeting))), Err(ApiError::Invalid { .. })));
         let big = lecture.change(given(max(600), None, None)).unwrap();
-        assert!(matches!(big.change(given(None, None, Some(Mode::Meeting))), Err(ApiError::Conflict { .. })));
-        let mesh = RoomSettings::new(given(None, Some(Media::Mesh), None)).unwrap();
+        assert!(matches!(big.change(given(None, None, Some(RoomMode::Meeting))), Err(ApiError::Conflict { .. })));
+        let mesh = RoomSettings::new(given(None, Some(MediaRouting::Mesh), None)).unwrap();
         assert!(
             matches!(mesh.change(given(max(9), None, None)), Err(ApiError::Conflict { .. })),
             "the stored media refuses"

@@ -11,7 +11,7 @@ use crate::auth::current_user::CurrentUser;
 use crate::auth::room_access::RoomAccess;
 use crate::domain::page::{Cursor, Page, PageQuery};
 use crate::domain::whole_number;
-use crate::domain::{GivenSettings, Media, Mode, Room, RoomId, RoomName, RoomRole, RoomSettings, UserId};
+use crate::domain::{GivenSettings, MediaRouting, Room, RoomId, RoomMode, RoomName, RoomRole, RoomSettings, UserId};
 use crate::error::ApiError;
 use crate::openapi;
 use crate::removal::{RemoveRoomError, RoomRemoval, remove_room};
@@ -58,9 +58,9 @@ pub struct RoomView {
     pub owner_id: UserId,
     pub max_participants: i32,
     /// Stored and checked; until confab-sfu serves rooms every call runs as a mesh.
-    pub media: Media,
+    pub media: MediaRouting,
     /// Stored and checked; calls do not enforce `lecture` yet.
-    pub mode: Mode,
+    pub mode: RoomMode,
     pub created_at: DateTime<Utc>,
     /// The caller's role; absent for an admin who is not a member.
     #[serde(skip_serializing_if = "Option::is_none")]
