@@ -244,8 +244,11 @@ export async function seesAndHears(page, peerId, name) {
   const caption = page.locator(`figure.tile[data-peer-id="${peerId}"] .tile-name`);
   check((await caption.textContent()).startsWith(name), `${name}'s tile is named`);
   const before = await audioBytesReceived(page);
-  await page.waitForTimeout(1000);
-  const after = await audioBytesReceived(page);
-  check(after > before && before > 0, `${page.userName} receives audio (${before} → ${after} bytes)`);
-  console.log(`  ${page.userName} sees ${name} (${video.width}×${video.height}, ${video.frames} frames/s) and receives audio`);
+  check(before > 0, `${page.userName} has received audio (${before} bytes)`);
+  const after = await eventually(`${page.userName} to keep receiving audio (${before} bytes so far)`, async () => {
+    const now = await audioBytesReceived(page);
+    return now > before && now;
+  }, 2_000);
+  console.log(`  ${page.userName} sees ${name} (${video.width}×${video.height}, ${video.frames} frames/s) and receives audio`
+    + ` (${before} → ${after} bytes)`);
 }

@@ -70,10 +70,13 @@ fn claims(lifetime: i64) -> TicketClaims {
     }
 }
 
+/// The shortest time between two fetches of the JWKS for an unknown key id, in [`verifier`].
+const MIN_REFETCH: Duration = Duration::from_millis(300);
+
 fn verifier(url: &str, redis_url: &str) -> TicketVerifier {
     let prefix = format!("confab-test:{}", uuid::Uuid::new_v4().simple());
     let redis = confab_common::redis::connect_lazy(redis_url).unwrap();
-    TicketVerifier::new(JwksCache::new(url, "confab", Duration::from_millis(300)), redis, &prefix)
+    TicketVerifier::new(JwksCache::new(url, "confab", MIN_REFETCH), redis, &prefix)
 }
 
 fn redis_url() -> String {
@@ -124,7 +127,8 @@ async fn a_rotated_key_is_fetched_on_first_sight_but_forged_key_ids_cannot_force
     verifier.verify(&first).await.unwrap();
     assert_eq!(server.fetches.load(Ordering::SeqCst), 1);
 
-    tokio::time::sleep(Duration::from_millis(350)).await;
+    // Only time opens the refetch window again: this is the API rotating its keys later.
+    tokio::time::sleep(MIN_REFETCH + Duration::from_millis(50)).await;
     *server.keys.lock().unwrap() = SigningKeys::from_signing_keys(&[key(1), key(2)]).unwrap();
     let rotated = server.keys.lock().unwrap().sign(&claims(60)).unwrap();
     verifier.verify(&rotated).await.expect("the new key is fetched");
@@ -183,7 +187,10 @@ async fn keys_missing_at_start_are_fetched_as_soon_as_the_api_answers_not_a_refe
 
 #[actix_web::test]
 async fn warming_up_waits_for_the_api_and_then_has_the_keys() {
-    let port = free_port();
+    // Before the API answers, its port takes each connection and closes it at once: the test
+    // sees the warm-up fail and try again instead of hoping it did within a quiet spell.
+    let not_yet = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = not_yet.local_addr().unwrap().port();
     let cache = Arc::new(JwksCache::new(
         &format!("http://127.0.0.1:{port}/.well-known/jwks.json"),
         "confab",
@@ -193,7 +200,15 @@ async fn warming_up_waits_for_the_api_and_then_has_the_keys() {
         let cache = cache.clone();
         async move { cache.fetch_until_ready().await }
     });
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (tried_twice, told) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        for _ in 0..2 {
+            drop(not_yet.accept().unwrap());
+        }
+        drop(not_yet);
+        let _ = tried_twice.send(());
+    });
+    tokio::time::timeout(Duration::from_secs(3), told).await.expect("the warm-up tries twice within 3 s").unwrap();
     assert!(!cache.has_keys().await, "nothing to fetch yet");
     let server = key_server_at(&[1], port).await;
     tokio::time::timeout(Duration::from_secs(3), warming).await.expect("keys fetched within 3 s").unwrap();

@@ -7,6 +7,7 @@
 use std::io::Cursor;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use confab_call::MediaSection;
@@ -17,11 +18,19 @@ use confab_testkit::SenderPeer;
 use matroska_demuxer::{Frame as ReadFrame, MatroskaFile};
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
 use tokio::sync::mpsc;
-use webrtc::peer_connection::{MediaEngine, PeerConnection, RTCPeerConnectionState, RTCSessionDescription};
+use webrtc::peer_connection::{
+    MediaEngine, PeerConnection, RTCPeerConnectionState, RTCSessionDescription, StatsSelector,
+};
 
 mod support;
 
 use support::*;
+
+/// The sender, DTLS server here, is connected once it has sent its Finished; the recorder has its
+/// SRTP keys only when that arrives, and nothing outside `ReceivePeer` shows when it has. Media
+/// sent in between is lost (a first keyframe with it, and this sender, unlike a browser, does not
+/// answer the PLI), so the test leaves the handshake this long to land.
+const HANDSHAKE_LANDS: Duration = Duration::from_millis(200);
 
 /// What the recorder side made of the call.
 struct Recorded {
@@ -31,11 +40,12 @@ struct Recorded {
 }
 
 /// The recorder's participant task in miniature: channel → `Capture` (media core + WebM file),
-/// keyframe requests back to the sender.
+/// keyframe requests back to the sender. Counts the RTP packets it has taken in `taken`.
 async fn record(
     answered_peer: Arc<ReceivePeer>,
     mut media: mpsc::Receiver<confab_recorder::peer::Received>,
     path: PathBuf,
+    taken: Arc<AtomicUsize>,
 ) -> Recorded {
     let mut capture = Capture::start(&path, Source::Participant, Some(Codec::Vp8), Some(Codec::Opus)).unwrap();
     let mut ended = 0;
@@ -56,7 +66,10 @@ async fn record(
         let Some(received) = received else { break };
         let track = capture.track(received.track.codec).expect("only VP8 and Opus were negotiated");
         let keyframes = match received.media {
-            Media::Rtp(packet) => capture.push(track, packet, received.at).unwrap(),
+            Media::Rtp(packet) => {
+                taken.fetch_add(1, Ordering::Relaxed);
+                capture.push(track, packet, received.at).unwrap()
+            }
             Media::SenderReport(report) => {
                 sender_reports += 1;
                 capture.sender_report(track, report, received.at);
@@ -131,17 +144,20 @@ async fn three_seconds_of_vp8_and_opus_are_recorded() {
     ));
 
     let dir = TempDir::new("peer-loopback");
-    let recording = tokio::spawn(record(Arc::clone(&peer), media, dir.0.join("p1.webm")));
+    let taken = Arc::new(AtomicUsize::new(0));
+    let recording = tokio::spawn(record(Arc::clone(&peer), media, dir.0.join("p1.webm"), Arc::clone(&taken)));
 
     sender.events.state.wait_for(|state| *state == RTCPeerConnectionState::Connected).await.unwrap();
-    // The sender, DTLS server here, is connected once it has sent its Finished; the recorder has
-    // its SRTP keys only when that arrives. Media sent in between is lost (a first keyframe with
-    // it, and this sender, unlike a browser, does not answer the PLI), so let the handshake land.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    tokio::time::sleep(HANDSHAKE_LANDS).await;
     let video_pt = SenderPeer::payload_type(&video_transceiver).await;
     let audio_pt = SenderPeer::payload_type(&audio_transceiver).await;
     tokio::join!(send_video(video, video_pt), send_audio(audio, audio_pt));
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    confab_testkit::eventually("every RTP packet sent reaches the capture", Duration::from_secs(5), || async {
+        let stats = sender.connection.get_stats(Instant::now(), StatsSelector::None).await;
+        let sent: u64 = stats.outbound_rtp_streams().map(|stream| stream.sent_rtp_stream_stats.packets_sent).sum();
+        (sent > 0 && taken.load(Ordering::Relaxed) as u64 >= sent).then_some(())
+    })
+    .await;
     peer.close().await.unwrap();
     let recorded = recording.await.unwrap();
     sender.connection.close().await.unwrap();

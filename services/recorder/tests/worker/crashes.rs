@@ -21,7 +21,7 @@ async fn a_recorder_stopped_with_sigterm_keeps_seekable_files_and_hands_the_reco
     let first = ann.recording_started().await.recorder_peer_id;
     let media = ann.offer_media(&first).await;
     tokio::join!(send_video(media.video.0.clone(), media.video.1), send_audio(media.audio.0.clone(), media.audio.1));
-    tokio::time::sleep(Duration::from_millis(300)).await; // the last packets arrive
+    tokio::time::sleep(IN_FLIGHT).await;
 
     let pid = process.id().to_string();
     assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
@@ -71,7 +71,6 @@ async fn a_recorder_killed_mid_recording_leaves_a_file_that_a_restarted_one_rebu
     let media = ann.offer_media(&recorder).await;
     // Real VP8 and Opus (the committed clips), so that ffmpeg can judge the rebuilt file.
     play_clips(&media.video.0, media.video.1, &media.audio.0, media.audio.1, Duration::from_secs(3)).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
     process.kill().unwrap(); // SIGKILL
     process.wait().unwrap();
     media.sender.connection.close().await.unwrap();
@@ -175,7 +174,7 @@ async fn a_recorder_killed_with_sigkill_is_taken_over_within_seconds_of_its_hear
     let media = ann.offer_media(&second).await;
     let sent_again_at = Instant::now();
     let played = play_clips(&media.video.0, media.video.1, &media.audio.0, media.audio.1, Duration::from_secs(3)).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(IN_FLIGHT).await;
     media.sender.connection.close().await.unwrap();
     world.stop_recording(recording).await;
     let (_, reason, _) = world.wait_for_status(recording, "partial").await;

@@ -2,14 +2,16 @@ use std::time::{Duration, Instant};
 
 use confab_recorder::worker::Worker;
 use sha2::Digest;
+use uuid::Uuid;
 
 use crate::support::*;
 use crate::world::*;
 
 #[actix_web::test]
 async fn a_participant_whose_file_cannot_be_written_fails_the_recording_with_the_reason() {
+    let logs = captured_logs();
     let world = world().await;
-    let mut ann = world.participant().await;
+    let (mut ann, welcome) = world.peer("Ann", "member", &Uuid::new_v4().to_string()).await;
     let recording = world.queue_recording("pending").await;
     // The recording's directory cannot be created: a file is in its way.
     let blocked = std::env::temp_dir().join(recording.to_string());
@@ -17,7 +19,7 @@ async fn a_participant_whose_file_cannot_be_written_fails_the_recording_with_the
     let _worker = world.start_worker("rec-a");
     let recorder = ann.recording_started().await.recorder_peer_id;
     ann.offer_garbage(&recorder).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    offer_refused(&logs, &welcome.peer_id).await;
     world.stop_recording(recording).await;
     let (_, reason, _) = world.wait_for_status(recording, "failed").await;
     assert_eq!(reason.as_deref(), Some("Ann: cannot create the participant's file"));
@@ -31,9 +33,10 @@ async fn a_participant_whose_file_cannot_be_written_fails_the_recording_with_the
 /// recording ends `ready` with one file holding all 6 s.
 #[actix_web::test]
 async fn a_recording_whose_file_cannot_be_written_fails_alone_while_another_recording_goes_on() {
+    let logs = captured_logs();
     let world = world().await;
     let other_room = world.another_room().await;
-    let mut ann = world.participant_named("Ann").await;
+    let (mut ann, welcome) = world.peer("Ann", "member", &Uuid::new_v4().to_string()).await;
     let mut bo = world.participant_in(other_room, "Bo").await;
     let doomed = world.queue_recording("pending").await;
     let blocked = std::env::temp_dir().join(doomed.to_string());
@@ -54,14 +57,14 @@ async fn a_recording_whose_file_cannot_be_written_fails_alone_while_another_reco
     assert_eq!(started.recording_id, doomed.to_string());
     let recorder = &started.recorder_peer_id.to_owned();
     ann.offer_garbage(recorder).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    offer_refused(&logs, &welcome.peer_id).await;
     world.stop_recording(doomed).await;
     let (_, reason, _) = world.wait_for_status(doomed, "failed").await;
     assert_eq!(reason.as_deref(), Some("Ann: cannot create the participant's file"));
     assert_eq!(world.status(recording).await.0, "recording", "the other recording goes on");
 
     send_3_s().await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(IN_FLIGHT).await;
     world.stop_recording(recording).await;
     let (_, reason, _) = world.wait_for_status(recording, "ready").await;
     assert_eq!(reason, None);

@@ -38,16 +38,7 @@ async fn a_queued_recording_is_joined_announced_stopped_and_finished() {
     let (_, reason, recorder) = world.wait_for_status(recording, "failed").await;
     assert_eq!(reason.as_deref(), Some("no media was received"), "nobody sent media in this test");
     assert_eq!(recorder, None);
-    let pending: Vec<redis::Value> = redis::cmd("XPENDING")
-        .arg(confab_domain::keys::recording_jobs(&world.prefix))
-        .arg("recorders")
-        .arg("-")
-        .arg("+")
-        .arg(10)
-        .query_async(&mut world.redis().await)
-        .await
-        .unwrap();
-    assert!(pending.is_empty(), "the job is acknowledged");
+    assert!(pending_jobs(&world).await.is_empty(), "the job is acknowledged");
 }
 
 #[actix_web::test]
@@ -143,7 +134,12 @@ async fn a_job_seen_before_its_row_is_committed_is_still_recorded_at_once() {
             .query_async(&mut world.redis().await)
             .await
             .unwrap();
-    // The recorder reads the job 300 ms before the row is there.
+    // The recorder reads the job (it is pending, delivered to rec-a) while the row is not there;
+    // the commit comes 300 ms after that.
+    confab_testkit::eventually("rec-a reads the job", Duration::from_secs(5), || async {
+        (!pending_jobs(&world).await.is_empty()).then_some(())
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     sqlx::query("insert into recordings (id, room_id) values ($1, $2)")
         .bind(recording)
@@ -153,4 +149,17 @@ async fn a_job_seen_before_its_row_is_committed_is_still_recorded_at_once() {
         .unwrap();
     assert_eq!(ann.recording_started().await.recording_id, recording.to_string());
     world.wait_for_status(recording, "recording").await;
+}
+
+/// The jobs a recorder has read and not acknowledged yet (`XPENDING`, up to 10).
+async fn pending_jobs(world: &World) -> Vec<redis::Value> {
+    redis::cmd("XPENDING")
+        .arg(confab_domain::keys::recording_jobs(&world.prefix))
+        .arg(confab_recorder::jobs::GROUP)
+        .arg("-")
+        .arg("+")
+        .arg(10)
+        .query_async(&mut world.redis().await)
+        .await
+        .unwrap()
 }

@@ -1,5 +1,3 @@
-use std::time::Duration;
-
 use crate::support::*;
 use crate::world::*;
 
@@ -67,7 +65,7 @@ async fn a_leaver_s_file_is_finished_when_they_leave_and_a_late_joiner_is_record
         let (video, audio) = (media.video.clone(), media.audio.clone());
         tokio::join!(send_video(video.0, video.1), send_audio(audio.0, audio.1));
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(IN_FLIGHT).await;
     world.stop_recording(recording).await;
     let (_, reason, _) = world.wait_for_status(recording, "ready").await;
     assert_eq!(reason, None);

@@ -20,6 +20,11 @@ pub use confab_testkit::env;
 
 use crate::support::*;
 
+/// How long the media a participant wrote last may still be on its way to the recorder (the
+/// sender's queue, loopback, the recorder's WebRTC stack). Nothing outside the recorder shows when
+/// it has arrived, so a test that ends a recording right after sending waits this long first.
+pub const IN_FLIGHT: Duration = Duration::from_millis(500);
+
 /// Postgres with the schema, Redis under a fresh prefix, a gateway trusting `keys`, and a room.
 pub struct World {
     pub db: PgPool,
@@ -311,12 +316,23 @@ impl std::io::Write for LogWriter {
 
 /// The logged line `message` about `recording`, waiting up to 5 s for it.
 pub async fn logged(logs: &std::sync::Mutex<Vec<u8>>, message: &str, recording: &str) -> Value {
-    eventually(&format!("a log line {message:?} about {recording}"), Duration::from_secs(5), || async {
+    logged_with(logs, message, "recording.id", recording).await
+}
+
+/// The logged line `message` whose `field` is `value`, waiting up to 5 s for it.
+pub async fn logged_with(logs: &std::sync::Mutex<Vec<u8>>, message: &str, field: &str, value: &str) -> Value {
+    eventually(&format!("a log line {message:?} with {field} {value}"), Duration::from_secs(5), || async {
         let text = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
         let mut lines = text.lines().filter_map(|line| serde_json::from_str::<Value>(line).ok());
-        lines.find(|line| line["message"] == message && line["recording.id"] == recording)
+        lines.find(|line| line["message"] == message && line[field] == value)
     })
     .await
+}
+
+/// Waits until the recorder has refused the media offer of the peer `peer_id` (it logs why):
+/// the failure is counted against the recording by then.
+pub async fn offer_refused(logs: &std::sync::Mutex<Vec<u8>>, peer_id: &str) {
+    logged_with(logs, "cannot record a participant's media offer", "peer.id", peer_id).await;
 }
 
 pub fn start(worker: Worker) -> tokio::sync::watch::Sender<bool> {
