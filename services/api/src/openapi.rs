@@ -77,7 +77,12 @@ fn camera_username_needs_password(openapi: &mut OpenApi) {
     let Some(schemas) = openapi.components.as_mut().map(|c| &mut c.schemas) else { return };
     let Some(fields) = schemas.remove("NewCameraRequest") else { return };
     let no_username = ObjectBuilder::new()
-        .property("username", ObjectBuilder::new().enum_values(Some([serde_json::json!(""), serde_json::Value::Null])))
+        .property(
+            "username",
+            ObjectBuilder::new()
+                .schema_type(nullable_if(true, Type::String))
+                .enum_values(Some([serde_json::json!(""), serde_json::Value::Null])),
+        )
         .build();
     let with_password = ObjectBuilder::new()
         .property("password", ObjectBuilder::new().schema_type(Type::String).min_length(Some(1)))

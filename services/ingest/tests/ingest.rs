@@ -38,9 +38,10 @@ async fn a_camera_is_pulled_while_its_room_has_a_call_and_reports_what_it_stream
     assert_eq!(connected.last_error, None);
     assert_eq!(world.lease_holder(camera).await.as_deref(), Some("ingest-a"));
 
-    let measured = world.wait_for(camera, "measured", SOON, |s| s.frame_rate.is_some()).await;
-    let rate = measured.frame_rate.unwrap();
-    assert!((12.0..=18.0).contains(&rate), "served 15 fps, measured {rate}");
+    // The first measurement may still hold the test server's start-up (GStreamer on a loaded
+    // machine): the rate must settle near the 15 fps served.
+    let near_15_fps = |s: &StatusRow| s.frame_rate.is_some_and(|rate| (12.0..=18.0).contains(&rate));
+    let measured = world.wait_for(camera, "measured a frame rate near the 15 fps served", SOON, near_15_fps).await;
     assert!(measured.bitrate_kbps.unwrap() > 0, "{measured:?}");
 
     // Keyframes come as NAL units with SPS and PPS in front; audio as PCMU.
