@@ -25,6 +25,6 @@ pub use confab_protocol::signal::{IceCandidate, IceServer, Peer};
 pub use ice::{MediaSection, rtc_candidate, rtc_ice_servers};
 pub use pass::Pass;
 pub use peer_events::{EventChannels, PeerEvents, peer_events};
-pub use send_track::{add_send_only, negotiated_payload_type, sample_track};
+pub use send_track::{add_send_only, codec, negotiated_payload_type, opus, sample_track, vp8};
 pub use session::{Ended, Event, Rejoin, Session};
 pub use signals::Signals;

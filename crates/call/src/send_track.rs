@@ -12,6 +12,27 @@ use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use webrtc::peer_connection::PeerConnection;
 use webrtc::rtp_transceiver::RtpTransceiver;
 
+/// A codec without format parameters or feedback.
+pub fn codec(mime_type: &str, clock_rate: u32, channels: u16) -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: mime_type.to_owned(),
+        clock_rate,
+        channels,
+        sdp_fmtp_line: String::new(),
+        rtcp_feedback: vec![],
+    }
+}
+
+/// VP8, as a browser's camera sends it.
+pub fn vp8() -> RTCRtpCodec {
+    codec("video/VP8", 90_000, 0)
+}
+
+/// Opus, stereo at 48 kHz, as a browser's microphone sends it.
+pub fn opus() -> RTCRtpCodec {
+    codec("audio/opus", 48_000, 2)
+}
+
 /// A `kind` track of stream `stream` sending `codec` with SSRC `ssrc`.
 pub fn sample_track(
     stream: &str,

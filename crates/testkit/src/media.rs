@@ -15,16 +15,7 @@ pub const VIDEO_SSRC: u32 = 0x1111_0001;
 /// The SSRC of a participant's microphone track.
 pub const AUDIO_SSRC: u32 = 0x2222_0002;
 
-/// A codec without format parameters or feedback.
-pub fn codec(mime_type: &str, clock_rate: u32, channels: u16) -> RTCRtpCodec {
-    RTCRtpCodec {
-        mime_type: mime_type.to_owned(),
-        clock_rate,
-        channels,
-        sdp_fmtp_line: String::new(),
-        rtcp_feedback: vec![],
-    }
-}
+pub use confab_call::{codec, opus, vp8};
 
 /// A participant's send-only track of `kind`.
 pub fn sample_track(kind: RtpCodecKind, ssrc: u32, codec: RTCRtpCodec) -> Arc<TrackLocalStaticSample> {

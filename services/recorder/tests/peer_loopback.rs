@@ -121,8 +121,8 @@ async fn three_seconds_of_vp8_and_opus_are_recorded() {
     let mut media_engine = MediaEngine::default();
     media_engine.register_default_codecs().unwrap();
     let mut sender = SenderPeer::new(media_engine).await;
-    let video = sample_track(RtpCodecKind::Video, VIDEO_SSRC, codec("video/VP8", 90_000, 0));
-    let audio = sample_track(RtpCodecKind::Audio, AUDIO_SSRC, codec("audio/opus", 48_000, 2));
+    let video = sample_track(RtpCodecKind::Video, VIDEO_SSRC, vp8());
+    let audio = sample_track(RtpCodecKind::Audio, AUDIO_SSRC, opus());
     let video_transceiver = sender.add_send_only(Arc::clone(&video)).await;
     let audio_transceiver = sender.add_send_only(Arc::clone(&audio)).await;
     let offer = sender.connection.create_offer(None).await.unwrap();

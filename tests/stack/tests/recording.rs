@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use awc::http::StatusCode;
 use confab_stack::Deployment;
-use confab_testkit::media::{AUDIO_SSRC, VIDEO_SSRC, codec, play_clips, sample_track};
+use confab_testkit::media::{AUDIO_SSRC, VIDEO_SSRC, opus, play_clips, sample_track, vp8};
 use confab_testkit::{Kind, SenderPeer, Signaling, TempDir, eventually, next, run_tool};
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use serde_json::{Value, json};
@@ -86,8 +86,8 @@ async fn a_participant_sending_vp8_and_opus_is_recorded_into_a_file_that_plays_i
     let mut media_engine = MediaEngine::default();
     media_engine.register_default_codecs().unwrap();
     let mut sender = SenderPeer::new(media_engine).await;
-    let video = sample_track(RtpCodecKind::Video, VIDEO_SSRC, codec("video/VP8", 90_000, 0));
-    let audio = sample_track(RtpCodecKind::Audio, AUDIO_SSRC, codec("audio/opus", 48_000, 2));
+    let video = sample_track(RtpCodecKind::Video, VIDEO_SSRC, vp8());
+    let audio = sample_track(RtpCodecKind::Audio, AUDIO_SSRC, opus());
     let video_transceiver = sender.add_send_only(Arc::clone(&video)).await;
     let audio_transceiver = sender.add_send_only(Arc::clone(&audio)).await;
     sender.connect_through(&mut signaling, &recorder).await;

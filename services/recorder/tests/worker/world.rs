@@ -379,8 +379,8 @@ impl Participant {
     pub async fn offer_media(&mut self, recorder: &str) -> Media {
         let mut media_engine = MediaEngine::default();
         media_engine.register_default_codecs().unwrap();
-        let video = sample_track(RtpCodecKind::Video, VIDEO_SSRC, codec("video/VP8", 90_000, 0));
-        let audio = sample_track(RtpCodecKind::Audio, AUDIO_SSRC, codec("audio/opus", 48_000, 2));
+        let video = sample_track(RtpCodecKind::Video, VIDEO_SSRC, vp8());
+        let audio = sample_track(RtpCodecKind::Audio, AUDIO_SSRC, opus());
         self.connect(media_engine, video, audio, recorder).await
     }
 

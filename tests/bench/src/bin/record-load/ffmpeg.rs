@@ -18,8 +18,8 @@ use tokio::net::UdpSocket;
 use crate::clip::{Clip, count_frames};
 use crate::measure::{Step, measure_window};
 use crate::pacing::{Counts, Pacing, Schedule, Sent};
-use crate::peer::{opus, vp8};
 use crate::{Args, DRAIN};
+use confab_call::{opus, vp8};
 
 /// The RTP payload size webrtc-rs's sample tracks packetize to; the ffmpeg feed uses the same.
 const RTP_MTU: usize = 1200;

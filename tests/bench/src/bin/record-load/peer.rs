@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use confab_call::IceCandidate;
-use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
 use tokio::sync::{mpsc, watch};
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, RTCPeerConnectionState, Registry, SettingEngineBuilder,
@@ -32,22 +31,4 @@ pub async fn sender_peer() -> anyhow::Result<SenderPeer> {
         .build()
         .await?;
     Ok(SenderPeer { connection: Arc::new(connection), candidates: events.candidates, state: events.state })
-}
-
-pub fn codec(mime_type: &str, clock_rate: u32, channels: u16) -> RTCRtpCodec {
-    RTCRtpCodec {
-        mime_type: mime_type.to_owned(),
-        clock_rate,
-        channels,
-        sdp_fmtp_line: String::new(),
-        rtcp_feedback: vec![],
-    }
-}
-
-pub fn vp8() -> RTCRtpCodec {
-    codec("video/VP8", 90_000, 0)
-}
-
-pub fn opus() -> RTCRtpCodec {
-    codec("audio/opus", 48_000, 2)
 }

@@ -30,7 +30,9 @@ use crate::api::{Api, Fixture, metrics_delta, scrape_metrics};
 use crate::clip::{Clip, count_frames};
 use crate::measure::{Step, measure_window};
 use crate::pacing::{Pacing, Schedule, Sent};
-use crate::peer::{SenderPeer, opus, sender_peer, vp8};
+use confab_call::{opus, vp8};
+
+use crate::peer::{SenderPeer, sender_peer};
 use crate::{Args, DRAIN, unix_ms};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
