@@ -202,6 +202,8 @@ impl Forwarder {
         let Some(track) = self.tracks.get_mut(id.0).and_then(Option::as_mut) else { return };
         let starts_keyframe = track.codec.is_none_or(|codec| codec.starts_keyframe(payload));
         let incoming = Incoming { layer, sequence_number, timestamp, starts_keyframe, arrived: now };
+        let video = track.codec.is_some();
+        // One pass over the copies: forward, and ask for the keyframe a copy still waits for.
         for (index, copy) in track.downs.iter_mut().enumerate() {
             let Some(copy) = copy else { continue };
             if let Verdict::Forward(f) = copy.track.on_packet(&incoming) {
@@ -209,8 +211,14 @@ impl Forwarder {
                 let (sequence_number, timestamp, starts_segment) = (f.sequence_number, f.timestamp, f.starts_segment);
                 actions.push(Action::Forward { down, sequence_number, timestamp, marker, starts_segment });
             }
+            if video
+                && let Some(layer) = copy.track.awaits_keyframe()
+                && track.throttle.ask(layer, now)
+                && let Some(stream) = track.layers.get(usize::from(layer))
+            {
+                actions.push(Action::RequestKeyframe { track: id, ssrc: stream.ssrc });
+            }
         }
-        self.request_keyframes(id, now, actions);
     }
 
     /// Rewrites, for `down`'s subscriber, the codec's own numbers in a forwarded packet's payload
@@ -270,21 +278,6 @@ impl Forwarder {
                 target_layer(rates, copy.estimate, copy.wants, copy.track.current())
             };
             copy.track.set_target(target);
-        }
-    }
-
-    fn request_keyframes(&mut self, id: TrackId, now: Instant, actions: &mut Vec<Action>) {
-        let Some(track) = self.tracks.get_mut(id.0).and_then(Option::as_mut) else { return };
-        if track.codec.is_none() {
-            return;
-        }
-        for copy in track.downs.iter().flatten() {
-            if let Some(layer) = copy.track.awaits_keyframe()
-                && track.throttle.ask(layer, now)
-                && let Some(stream) = track.layers.get(usize::from(layer))
-            {
-                actions.push(Action::RequestKeyframe { track: id, ssrc: stream.ssrc });
-            }
         }
     }
 }
