@@ -62,9 +62,9 @@ pub struct Packet<'a> {
 /// Why a track could not be published.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PublishError {
-    /// No SSRC, or more than [`MAX_LAYERS`].
+    /// No layer, more than [`MAX_LAYERS`], or a layer (or track) that does not exist.
     Layers,
-    /// The connection already sends one of the SSRCs in another track (or twice in this one).
+    /// The connection already sends that SSRC in another stream, or the layer has another SSRC.
     SsrcInUse,
 }
 
@@ -87,7 +87,8 @@ struct Track {
 }
 
 struct Stream {
-    ssrc: u32,
+    /// `None` until the layer's SSRC is known.
+    ssrc: Option<u32>,
     cache: PacketCache,
     rate: RateMeter,
 }
@@ -108,30 +109,24 @@ pub struct Forwarder {
 }
 
 impl Forwarder {
-    /// A track `connection` publishes: `codec` for video (`None` for audio), one SSRC per
-    /// simulcast layer from the lowest (one for audio or a single-layer video).
+    /// A track `connection` publishes: `codec` for video (`None` for audio), with `layers`
+    /// streams (one for audio or a single-layer video; one per simulcast layer, from the lowest).
+    /// Each stream's SSRC is bound with [`Forwarder::bind`] as it becomes known: browsers name
+    /// simulcast layers by rid, and the SSRC comes with the layer's first packet.
     pub fn publish(
         &mut self,
         connection: u64,
         codec: Option<Codec>,
         clock_rate: u32,
-        ssrcs: &[u32],
+        layers: usize,
     ) -> Result<TrackId, PublishError> {
-        if ssrcs.is_empty() || ssrcs.len() > MAX_LAYERS {
+        if layers == 0 || layers > MAX_LAYERS {
             return Err(PublishError::Layers);
         }
-        let distinct = ssrcs.iter().enumerate().all(|(n, ssrc)| !ssrcs[..n].contains(ssrc));
-        if !distinct || ssrcs.iter().any(|ssrc| self.by_ssrc.contains_key(&(connection, *ssrc))) {
-            return Err(PublishError::SsrcInUse);
-        }
         let id = TrackId(self.tracks.iter().position(Option::is_none).unwrap_or(self.tracks.len()));
-        let layers = ssrcs
-            .iter()
-            .map(|&ssrc| Stream { ssrc, cache: PacketCache::new(CACHE_PACKETS), rate: RateMeter::default() })
+        let layers = (0..layers)
+            .map(|_| Stream { ssrc: None, cache: PacketCache::new(CACHE_PACKETS), rate: RateMeter::default() })
             .collect();
-        for (layer, &ssrc) in ssrcs.iter().enumerate() {
-            self.by_ssrc.insert((connection, ssrc), (id, layer as Layer));
-        }
         let throttle = KeyframeThrottle::default();
         let track = Track { connection, codec, clock_rate, layers, throttle, downs: Vec::new() };
         match self.tracks.get_mut(id.0) {
@@ -141,11 +136,26 @@ impl Forwarder {
         Ok(id)
     }
 
+    /// `track`'s `layer` arrives on `ssrc`.
+    pub fn bind(&mut self, id: TrackId, layer: Layer, ssrc: u32) -> Result<(), PublishError> {
+        let track = self.tracks.get_mut(id.0).and_then(Option::as_mut).ok_or(PublishError::Layers)?;
+        let stream = track.layers.get_mut(usize::from(layer)).ok_or(PublishError::Layers)?;
+        if stream.ssrc == Some(ssrc) {
+            return Ok(());
+        }
+        if stream.ssrc.is_some() || self.by_ssrc.contains_key(&(track.connection, ssrc)) {
+            return Err(PublishError::SsrcInUse);
+        }
+        stream.ssrc = Some(ssrc);
+        self.by_ssrc.insert((track.connection, ssrc), (id, layer));
+        Ok(())
+    }
+
     /// The track ended: its streams and every subscriber's copy go.
     pub fn unpublish(&mut self, id: TrackId) {
         if let Some(track) = self.tracks.get_mut(id.0).and_then(Option::take) {
-            for stream in track.layers {
-                self.by_ssrc.remove(&(track.connection, stream.ssrc));
+            for ssrc in track.layers.iter().filter_map(|stream| stream.ssrc) {
+                self.by_ssrc.remove(&(track.connection, ssrc));
             }
         }
     }
@@ -214,9 +224,9 @@ impl Forwarder {
             if video
                 && let Some(layer) = copy.track.awaits_keyframe()
                 && track.throttle.ask(layer, now)
-                && let Some(stream) = track.layers.get(usize::from(layer))
+                && let Some(ssrc) = track.layers.get(usize::from(layer)).and_then(|stream| stream.ssrc)
             {
-                actions.push(Action::RequestKeyframe { track: id, ssrc: stream.ssrc });
+                actions.push(Action::RequestKeyframe { track: id, ssrc });
             }
         }
     }
@@ -336,6 +346,21 @@ mod tests {
         payload
     }
 
+    /// A track whose layers' SSRCs are known when it is published.
+    fn publish(
+        forwarder: &mut Forwarder,
+        connection: u64,
+        codec: Option<Codec>,
+        ssrcs: &[u32],
+    ) -> Result<TrackId, PublishError> {
+        let clock_rate = if codec.is_some() { 90_000 } else { 48_000 };
+        let track = forwarder.publish(connection, codec, clock_rate, ssrcs.len())?;
+        for (layer, &ssrc) in ssrcs.iter().enumerate() {
+            forwarder.bind(track, layer as Layer, ssrc)?;
+        }
+        Ok(track)
+    }
+
     fn rtp(ssrc: u32, sequence_number: u16, timestamp: u32, bytes: &[u8]) -> Packet<'_> {
         Packet { connection: PUBLISHER, ssrc, sequence_number, timestamp, marker: false, bytes, payload: bytes }
     }
@@ -364,7 +389,7 @@ mod tests {
     fn audio_goes_to_every_subscriber_that_listens_and_an_unknown_ssrc_is_dropped() {
         let t0 = Instant::now();
         let mut forwarder = Forwarder::default();
-        let mic = forwarder.publish(PUBLISHER, None, 48_000, &[MIC]).unwrap();
+        let mic = publish(&mut forwarder, PUBLISHER, None, &[MIC]).unwrap();
         let (ann, bob) = (forwarder.subscribe(mic).unwrap(), forwarder.subscribe(mic).unwrap());
         forwarder.request(ann, Some(0), 0, t0);
         let mut actions = Vec::new();
@@ -384,21 +409,28 @@ mod tests {
     }
 
     #[test]
-    fn a_track_needs_one_to_four_streams_of_its_own() {
+    fn a_track_needs_one_to_four_streams_each_on_an_ssrc_of_its_own() {
         let mut forwarder = Forwarder::default();
-        assert_eq!(forwarder.publish(PUBLISHER, None, 48_000, &[]), Err(PublishError::Layers));
-        assert_eq!(forwarder.publish(PUBLISHER, Some(Codec::Vp8), 90_000, &[1, 2, 3, 4, 5]), Err(PublishError::Layers));
-        assert_eq!(forwarder.publish(PUBLISHER, Some(Codec::Vp8), 90_000, &[1, 1]), Err(PublishError::SsrcInUse));
-        assert_eq!(forwarder.publish(PUBLISHER, None, 48_000, &[MIC]), Ok(TrackId(0)));
-        assert_eq!(forwarder.publish(PUBLISHER, None, 48_000, &[MIC]), Err(PublishError::SsrcInUse));
-        assert_eq!(forwarder.publish(2, None, 48_000, &[MIC]), Ok(TrackId(1)), "another connection's SSRC");
+        assert_eq!(forwarder.publish(PUBLISHER, None, 48_000, 0), Err(PublishError::Layers));
+        assert_eq!(forwarder.publish(PUBLISHER, Some(Codec::Vp8), 90_000, 5), Err(PublishError::Layers));
+        let camera = forwarder.publish(PUBLISHER, Some(Codec::Vp8), 90_000, 2).unwrap();
+        assert_eq!(forwarder.bind(camera, 2, LOW), Err(PublishError::Layers), "no third layer");
+        assert_eq!(forwarder.bind(camera, 1, HIGH), Ok(()), "the high layer may come first");
+        assert_eq!(forwarder.bind(camera, 1, HIGH), Ok(()), "again: nothing changes");
+        assert_eq!(forwarder.bind(camera, 1, LOW), Err(PublishError::SsrcInUse), "the layer has its SSRC");
+        assert_eq!(forwarder.bind(camera, 0, HIGH), Err(PublishError::SsrcInUse), "the other layer's");
+        assert_eq!(publish(&mut forwarder, PUBLISHER, None, &[MIC]), Ok(TrackId(1)));
+        assert_eq!(publish(&mut forwarder, PUBLISHER, None, &[MIC]), Err(PublishError::SsrcInUse));
+        assert_eq!(publish(&mut forwarder, 2, None, &[MIC]), Ok(TrackId(3)), "another connection's SSRC");
+        forwarder.unpublish(camera);
+        assert_eq!(forwarder.bind(camera, 0, LOW), Err(PublishError::Layers), "the track is gone");
     }
 
     #[test]
     fn a_subscriber_waits_for_its_layers_keyframe_and_asks_for_one_at_a_throttled_pace() {
         let t0 = Instant::now();
         let mut forwarder = Forwarder::default();
-        let camera = forwarder.publish(PUBLISHER, Some(Codec::Vp8), 90_000, &[LOW, HIGH]).unwrap();
+        let camera = publish(&mut forwarder, PUBLISHER, Some(Codec::Vp8), &[LOW, HIGH]).unwrap();
         let viewer = forwarder.subscribe(camera).unwrap();
         forwarder.request(viewer, Some(1), 10_000_000, t0);
         let mut actions = Vec::new();
@@ -423,7 +455,7 @@ mod tests {
     fn each_subscriber_gets_the_layer_its_estimate_carries() {
         let t0 = Instant::now();
         let mut forwarder = Forwarder::default();
-        let camera = forwarder.publish(PUBLISHER, Some(Codec::Vp8), 90_000, &[LOW, HIGH]).unwrap();
+        let camera = publish(&mut forwarder, PUBLISHER, Some(Codec::Vp8), &[LOW, HIGH]).unwrap();
         let (wide, narrow) = (forwarder.subscribe(camera).unwrap(), forwarder.subscribe(camera).unwrap());
         forwarder.request(wide, Some(1), 10_000_000, t0);
         forwarder.request(narrow, Some(1), 300_000, t0);
@@ -452,7 +484,7 @@ mod tests {
     fn a_nack_is_answered_from_the_cache_with_the_subscribers_own_numbers() {
         let t0 = Instant::now();
         let mut forwarder = Forwarder::default();
-        let camera = forwarder.publish(PUBLISHER, Some(Codec::Vp8), 90_000, &[LOW]).unwrap();
+        let camera = publish(&mut forwarder, PUBLISHER, Some(Codec::Vp8), &[LOW]).unwrap();
         let viewer = forwarder.subscribe(camera).unwrap();
         forwarder.request(viewer, Some(0), 10_000_000, t0);
         let mut actions = Vec::new();
@@ -471,7 +503,7 @@ mod tests {
     fn vp8_picture_ids_continue_for_a_subscriber_moved_between_layers() {
         let t0 = Instant::now();
         let mut forwarder = Forwarder::default();
-        let camera = forwarder.publish(PUBLISHER, Some(Codec::Vp8), 90_000, &[LOW, HIGH]).unwrap();
+        let camera = publish(&mut forwarder, PUBLISHER, Some(Codec::Vp8), &[LOW, HIGH]).unwrap();
         let viewer = forwarder.subscribe(camera).unwrap();
         forwarder.request(viewer, Some(0), 10_000_000, t0);
         let mut actions = Vec::new();

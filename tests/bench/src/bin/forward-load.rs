@@ -93,8 +93,10 @@ fn packet(generated: &Generated) -> Packet<'_> {
 /// A forwarder with the publisher's track and `subscribers` copies, a third on each layer.
 fn forwarder(subscribers: usize, t0: Instant) -> (Forwarder, Vec<DownId>) {
     let mut forwarder = Forwarder::default();
-    let ssrcs: Vec<u32> = LAYERS.iter().map(|(ssrc, _)| *ssrc).collect();
-    let track = forwarder.publish(PUBLISHER, Some(Codec::Vp8), 90_000, &ssrcs).expect("a valid track");
+    let track = forwarder.publish(PUBLISHER, Some(Codec::Vp8), 90_000, LAYERS.len()).expect("a valid track");
+    for (layer, (ssrc, _)) in LAYERS.iter().enumerate() {
+        forwarder.bind(track, layer as u8, *ssrc).expect("a layer of its own");
+    }
     let downs: Vec<DownId> = (0..subscribers)
         .map(|n| {
             let down = forwarder.subscribe(track).expect("the track");
