@@ -1,10 +1,13 @@
 //! One UDP port for every connection (as LiveKit's single-port mode and mediasoup's WebRtcServer
 //! do: containers and firewalls want one port). A datagram from an address a connection's ICE
-//! agent has nominated goes to that connection; any other must be a STUN request naming, in its
+//! agent vouches for goes to that connection; any other must be a STUN request naming, in its
 //! USERNAME (RFC 8445 §7.2.2: `<receiver's ufrag>:<sender's ufrag>`), the local ufrag of a
 //! connection, which then checks it (MESSAGE-INTEGRITY is the ICE agent's job). An address is
-//! learned only when the agent nominates it, never from a STUN request alone, so a stranger who
-//! guessed a ufrag cannot steer anyone's media. Everything else is dropped and counted.
+//! learned only when the agent vouches for it (it answered a check from there with success, so
+//! the check carried the connection's password, or it sends media there), never from a STUN
+//! request alone, so a stranger who guessed a ufrag cannot steer anyone's media. A STUN response carries no USERNAME: it goes to
+//! the connection whose agent sent a check to its source (the agent matches the transaction).
+//! Everything else is dropped and counted.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -14,13 +17,13 @@ use std::net::SocketAddr;
 const MAGIC_COOKIE: [u8; 4] = [0x21, 0x12, 0xa4, 0x42];
 const STUN_HEADER: usize = 20;
 const USERNAME: u16 = 0x0006;
-/// Addresses one connection may have nominated at once (a network change adds one).
+/// Addresses one connection may have at once (a network change adds one).
 const ADDRESSES_PER_CONNECTION: usize = 4;
 
 /// What was dropped, for the metrics.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Dropped {
-    /// Not STUN, from an address no connection nominated.
+    /// Not STUN (or a STUN response), from an address no connection knows.
     pub unknown_source: u64,
     /// STUN without a readable USERNAME.
     pub malformed_stun: u64,
@@ -33,6 +36,8 @@ pub struct Dropped {
 pub struct Demux<C> {
     by_address: HashMap<SocketAddr, C>,
     by_ufrag: HashMap<String, C>,
+    /// Addresses a connection's agent sent checks to: their STUN responses go to it.
+    checked: HashMap<SocketAddr, C>,
     /// Each connection's nominated addresses, oldest first.
     addresses: HashMap<C, Vec<SocketAddr>>,
     dropped: Dropped,
@@ -43,6 +48,7 @@ impl<C> Default for Demux<C> {
         Self {
             by_address: HashMap::new(),
             by_ufrag: HashMap::new(),
+            checked: HashMap::new(),
             addresses: HashMap::new(),
             dropped: Dropped::default(),
         }
@@ -55,8 +61,8 @@ impl<C: Copy + Eq + Hash> Demux<C> {
         self.by_ufrag.insert(ufrag.to_owned(), connection);
     }
 
-    /// The connection's ICE agent nominated `address` (or accepted media from it): its datagrams
-    /// go there without a STUN lookup. The oldest of more than four addresses is forgotten.
+    /// The connection's ICE agent vouches for `address` (an authenticated check came from it, or
+    /// the agent selected it): its datagrams go to the connection without a STUN lookup. The oldest of more than four addresses is forgotten.
     pub fn nominate(&mut self, connection: C, address: SocketAddr) {
         if let Some(previous) = self.by_address.insert(address, connection)
             && previous != connection
@@ -73,9 +79,15 @@ impl<C: Copy + Eq + Hash> Demux<C> {
         }
     }
 
+    /// The connection's agent sent a connectivity check to `address`.
+    pub fn checking(&mut self, connection: C, address: SocketAddr) {
+        self.checked.insert(address, connection);
+    }
+
     /// The connection is gone: its ufrag and addresses with it.
     pub fn forget(&mut self, connection: C) {
         self.by_ufrag.retain(|_, c| *c != connection);
+        self.checked.retain(|_, c| *c != connection);
         for address in self.addresses.remove(&connection).unwrap_or_default() {
             self.by_address.remove(&address);
         }
@@ -89,6 +101,13 @@ impl<C: Copy + Eq + Hash> Demux<C> {
         if !is_stun(datagram) {
             self.dropped.unknown_source += 1;
             return None;
+        }
+        if is_response(datagram) {
+            let connection = self.checked.get(&from).copied();
+            if connection.is_none() {
+                self.dropped.unknown_source += 1;
+            }
+            return connection;
         }
         let Some(ufrag) = local_ufrag(datagram) else {
             self.dropped.malformed_stun += 1;
@@ -109,6 +128,11 @@ impl<C: Copy + Eq + Hash> Demux<C> {
 /// A STUN message: first two bits zero (RFC 7983's demultiplexing) and the magic cookie.
 fn is_stun(datagram: &[u8]) -> bool {
     datagram.len() >= STUN_HEADER && datagram[0] < 4 && datagram[4..8] == MAGIC_COOKIE
+}
+
+/// A STUN success or error response (RFC 5389 §6: class bit C1 set).
+fn is_response(message: &[u8]) -> bool {
+    message[0] & 0x01 != 0
 }
 
 /// The receiver's part of a STUN message's USERNAME (before the colon).
@@ -169,6 +193,20 @@ mod tests {
         demux.nominate(2, address(5000));
         assert_eq!(demux.route(address(5000), &srtp), Some(2));
         assert_eq!(demux.dropped(), Dropped { unknown_source: 1, ..Dropped::default() });
+    }
+
+    #[test]
+    fn a_stun_response_goes_to_the_connection_that_checked_its_source_and_no_further() {
+        let mut demux = Demux::default();
+        let mut response = stun(&[]);
+        response[..2].copy_from_slice(&[0x01, 0x01]);
+        assert_eq!(demux.route(address(7), &response), None, "nobody checked it");
+        demux.checking(3, address(7));
+        assert_eq!(demux.route(address(7), &response), Some(3));
+        assert_eq!(demux.route(address(7), &[0x16, 0xfe, 0xfd]), None, "only STUN: DTLS needs a vouched address");
+        demux.forget(3);
+        assert_eq!(demux.route(address(7), &response), None);
+        assert_eq!(demux.dropped().unknown_source, 3);
     }
 
     #[test]

@@ -5,8 +5,10 @@
 //! through them, [`room`], who may send media and who receives it, [`speakers`], who is
 //! speaking, and [`demux`], which connection a datagram on the shared UDP port is for.
 
+pub mod connection;
 pub mod demux;
 pub mod forward;
 pub mod forwarder;
 pub mod room;
+pub mod server;
 pub mod speakers;

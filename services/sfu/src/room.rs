@@ -39,6 +39,19 @@ pub enum Refusal {
     TooManyTracks,
 }
 
+impl Refusal {
+    /// The error code a peer is told (docs/protocol.md).
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::UnknownPeer => "unknown_peer",
+            Self::NotAllowedToPublish => "not_allowed_to_publish",
+            Self::NotAModerator => "not_a_moderator",
+            Self::DuplicateTrack => "duplicate_track",
+            Self::TooManyTracks => "too_many_tracks",
+        }
+    }
+}
+
 /// A track that ended: its publisher and id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ended {
@@ -139,6 +152,11 @@ impl Room {
             Some(peer) if peer.role >= RoomRole::Moderator => Ok(()),
             Some(_) => Err(Refusal::NotAModerator),
         }
+    }
+
+    /// Everyone in the call.
+    pub fn peers(&self) -> impl Iterator<Item = &str> {
+        self.peers.keys().map(String::as_str)
     }
 
     /// Who receives what `publisher` sends: everyone else in the room.

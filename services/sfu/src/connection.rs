@@ -1,0 +1,135 @@
+//! One participant's WebRTC connection with the media server, on webrtc-rs's sans-IO `rtc` (the
+//! WebRTC stack of the tree; the choice is in docs/design/sfu-stack.md). Each participant has up
+//! to two (docs/protocol.md): the one it publishes on, which it offers, and the one it receives
+//! on, which the server offers. Both speak VP8 and Opus only, so that what one browser sends every
+//! other can receive without transcoding. The server's single host candidate is in every
+//! description it makes (no trickling from this side), and its ICE username fragment is its own,
+//! so that the shared UDP port can tell connections apart ([`crate::demux`]).
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use rtc::interceptor::Registry;
+use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine};
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCDtlsRole, RTCIceCandidate};
+use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::rtp_transceiver::rtp_sender::{RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
+
+/// Which of a participant's two connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConnectionKind {
+    /// The participant sends its media; it offers.
+    Publish,
+    /// The participant receives everyone else's media; the server offers.
+    Subscribe,
+}
+
+impl ConnectionKind {
+    /// As `Signal.connection` names it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Publish => "publish",
+            Self::Subscribe => "subscribe",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "publish" => Some(Self::Publish),
+            "subscribe" => Some(Self::Subscribe),
+            _ => None,
+        }
+    }
+}
+
+/// VP8 as the server forwards it, with the feedback browsers use.
+pub fn vp8() -> RTCRtpCodec {
+    let feedback = |typ: &str, parameter: &str| RTCPFeedback { typ: typ.to_owned(), parameter: parameter.to_owned() };
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_VP8.to_owned(),
+        clock_rate: 90_000,
+        channels: 0,
+        sdp_fmtp_line: String::new(),
+        rtcp_feedback: vec![
+            feedback("nack", ""),
+            feedback("nack", "pli"),
+            feedback("ccm", "fir"),
+            feedback("transport-cc", ""),
+        ],
+    }
+}
+
+/// Opus as the server forwards it.
+pub fn opus() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_OPUS.to_owned(),
+        clock_rate: 48_000,
+        channels: 2,
+        sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
+        rtcp_feedback: vec![],
+    }
+}
+
+/// The payload types the server offers its codecs at.
+const VP8_PAYLOAD_TYPE: u8 = 96;
+const OPUS_PAYLOAD_TYPE: u8 = 111;
+
+/// A new connection of the server's, answering to `ufrag` / `password`, with one host candidate
+/// at `address` (what participants reach the shared port at).
+pub fn new_peer_connection(
+    address: SocketAddr,
+    ufrag: &str,
+    password: &str,
+    now: Instant,
+) -> Result<RTCPeerConnection, rtc::shared::error::Error> {
+    let mut media_engine = MediaEngine::default();
+    media_engine.register_codec(
+        RTCRtpCodecParameters { rtp_codec: vp8(), payload_type: VP8_PAYLOAD_TYPE },
+        RtpCodecKind::Video,
+    )?;
+    media_engine.register_codec(
+        RTCRtpCodecParameters { rtp_codec: opus(), payload_type: OPUS_PAYLOAD_TYPE },
+        RtpCodecKind::Audio,
+    )?;
+    // NACK both ways, receiver and sender reports, TWCC feedback, and the mid/rid extensions
+    // simulcast is received by.
+    let registry = register_default_interceptors(Registry::new(), &mut media_engine)?;
+    let settings = SettingEngineBuilder::new()
+        .with_ice_credentials(ufrag.to_owned(), password.to_owned())
+        .with_answering_dtls_role(RTCDtlsRole::Server)
+        .build();
+    let mut connection = RTCPeerConnectionBuilder::new()
+        .with_setting_engine(settings)
+        .with_media_engine(media_engine)
+        .with_interceptor_registry(registry)
+        .build(now)?;
+    let candidate = CandidateHostConfig {
+        base_config: CandidateConfig {
+            network: "udp".to_owned(),
+            address: address.ip().to_string(),
+            port: address.port(),
+            component: 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+    .new_candidate_host()?;
+    connection.add_local_candidate(RTCIceCandidate::from(&candidate).to_json()?)?;
+    Ok(connection)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_kinds_read_as_the_protocol_names_them() {
+        for kind in [ConnectionKind::Publish, ConnectionKind::Subscribe] {
+            assert_eq!(ConnectionKind::parse(kind.as_str()), Some(kind));
+        }
+        assert_eq!(ConnectionKind::parse("Publish"), None);
+        assert_eq!(ConnectionKind::parse(""), None);
+    }
+}

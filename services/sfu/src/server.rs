@@ -1,0 +1,647 @@
+//! The media server of one instance as a value: every room it serves, every participant's
+//! connections, on one UDP port. Datagrams, signals from the call, room events and the time go
+//! in; datagrams to send and signals to the call come out ([`Output`]). No socket and no clock, so
+//! whole calls (publishers, subscribers, renegotiation, departures) are tested in process with
+//! real WebRTC peers on the other side.
+//!
+//! What it decides: a participant's offer on its publish connection is answered if the room lets
+//! it publish ([`crate::room`]); each track it sends is published in the room's
+//! [`crate::forwarder::Forwarder`] as its layers arrive; everyone else receives it on their
+//! subscribe connection, which the server offers and renegotiates as tracks come and go (one
+//! negotiation at a time: changes during one wait for its answer). The forwarder decides per
+//! packet; this module carries its actions out on the connections.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::BytesMut;
+use confab_domain::{RoomMode, RoomRole};
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::RTCPeerConnection;
+use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
+use rtc::peer_connection::message::RTCMessage;
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::peer_connection::transport::RTCIceCandidateInit;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
+use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
+use rtc::sansio::Protocol;
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+
+use crate::connection::{ConnectionKind, new_peer_connection, opus, vp8};
+use crate::demux::Demux;
+use crate::forward::{Codec, Layer};
+use crate::forwarder::{Action, DownId, Forwarder, MAX_LAYERS, Packet, TrackId};
+use crate::room::{MediaKind, Publication, Refusal, Room};
+
+/// What a participant sends the server, on one of its connections.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Incoming {
+    Offer(String),
+    Answer(String),
+    Candidate(RTCIceCandidateInit),
+}
+
+/// What the server sends a participant, about one of its connections.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outgoing {
+    Offer(String),
+    Answer(String),
+    /// The participant's description was refused; the code says why (docs/protocol.md's error
+    /// codes: `not_allowed_to_publish`, `unknown_peer`, `invalid_description`).
+    Refused(&'static str),
+}
+
+/// What the I/O around the server has to do.
+#[derive(Debug)]
+pub enum Output {
+    Transmit { to: SocketAddr, datagram: BytesMut },
+    Signal { room: String, to: String, connection: ConnectionKind, message: Outgoing },
+}
+
+/// A description the stack could not read or apply.
+const INVALID_DESCRIPTION: &str = "invalid_description";
+
+/// A connection, numbered by the server (the forwarder's `connection`).
+type ConnectionId = u64;
+
+/// One participant's connection with the server.
+struct Connection {
+    pc: RTCPeerConnection,
+    room: String,
+    peer: String,
+    kind: ConnectionKind,
+    /// The address its media last went to (its ICE agent's selected pair).
+    nominated: Option<SocketAddr>,
+    /// Publish connections: the tracks it sends, by the stack's track id.
+    sends: HashMap<String, Sent>,
+    /// Subscribe connections: its copies of other participants' tracks.
+    copies: HashMap<TrackId, Copy>,
+    /// Subscribe connections: an offer awaits its answer.
+    offering: bool,
+}
+
+/// A track a participant sends.
+struct Sent {
+    track: TrackId,
+    receiver: RTCRtpReceiverId,
+}
+
+/// A subscriber's copy of a track, as its connection sends it.
+struct Copy {
+    down: DownId,
+    sender: RTCRtpSenderId,
+    ssrc: u32,
+    /// Known once the subscriber answered.
+    payload_type: Option<u8>,
+}
+
+/// A track published in a room.
+struct Published {
+    publisher: String,
+    /// The connection it arrives on.
+    connection: ConnectionId,
+    /// Its id in subscribers' descriptions (`a=msid:<publisher> <id>`).
+    id: String,
+    kind: RtpCodecKind,
+}
+
+/// A room the server serves.
+struct RoomMedia {
+    room: Room,
+    forwarder: Forwarder,
+    tracks: HashMap<TrackId, Published>,
+    /// Each participant's connections.
+    publish: HashMap<String, ConnectionId>,
+    subscribe: HashMap<String, ConnectionId>,
+    /// Which subscribe connection each copy belongs to.
+    copies: HashMap<DownId, ConnectionId>,
+}
+
+pub struct MediaServer {
+    /// The shared port's address, as participants reach it.
+    address: SocketAddr,
+    rooms: HashMap<String, RoomMedia>,
+    connections: HashMap<ConnectionId, Connection>,
+    demux: Demux<ConnectionId>,
+    next_connection: ConnectionId,
+    next_ssrc: u32,
+    outputs: VecDeque<Output>,
+    actions: Vec<Action>,
+}
+
+impl MediaServer {
+    pub fn new(address: SocketAddr) -> Self {
+        Self {
+            address,
+            rooms: HashMap::new(),
+            connections: HashMap::new(),
+            demux: Demux::default(),
+            next_connection: 1,
+            next_ssrc: getrandom::u32().unwrap_or(0x5f0_0000),
+            outputs: VecDeque::new(),
+            actions: Vec::new(),
+        }
+    }
+
+    /// The server starts serving `room`.
+    pub fn open_room(&mut self, room: &str, mode: RoomMode) {
+        self.rooms.entry(room.to_owned()).or_insert_with(|| RoomMedia {
+            room: Room::new(mode),
+            forwarder: Forwarder::default(),
+            tracks: HashMap::new(),
+            publish: HashMap::new(),
+            subscribe: HashMap::new(),
+            copies: HashMap::new(),
+        });
+    }
+
+    /// The server stops serving `room`: every connection in it closes.
+    pub fn close_room(&mut self, room: &str) {
+        let Some(media) = self.rooms.remove(room) else { return };
+        for id in media.publish.values().chain(media.subscribe.values()) {
+            self.drop_connection(*id);
+        }
+    }
+
+    /// `peer` is in `room`'s call, with its room role.
+    pub fn peer_joined(&mut self, room: &str, peer: &str, role: RoomRole, now: Instant) {
+        let Some(media) = self.rooms.get_mut(room) else { return };
+        media.room.join(peer, role);
+        self.refresh_subscriptions(room, now);
+    }
+
+    /// `peer` left `room`'s call: its connections close, and what it published ends.
+    pub fn peer_left(&mut self, room: &str, peer: &str, now: Instant) {
+        let Some(media) = self.rooms.get_mut(room) else { return };
+        media.room.leave(peer);
+        let connections = [media.publish.remove(peer), media.subscribe.remove(peer)];
+        for id in connections.into_iter().flatten() {
+            self.end_connection(id);
+        }
+        self.refresh_subscriptions(room, now);
+    }
+
+    /// A signal from `from` in `room` about its `connection`.
+    pub fn signal(&mut self, room: &str, from: &str, connection: ConnectionKind, message: Incoming, now: Instant) {
+        let existing = self.rooms.get(room).and_then(|media| match connection {
+            ConnectionKind::Publish => media.publish.get(from),
+            ConnectionKind::Subscribe => media.subscribe.get(from),
+        });
+        let existing = existing.copied();
+        match (connection, message) {
+            (ConnectionKind::Publish, Incoming::Offer(sdp)) => self.answer_publisher(room, from, existing, sdp, now),
+            (ConnectionKind::Subscribe, Incoming::Answer(sdp)) => {
+                if let Some(id) = existing {
+                    self.subscriber_answered(id, sdp, now);
+                }
+            }
+            (_, Incoming::Candidate(candidate)) => {
+                if let Some(connection) = existing.and_then(|id| self.connections.get_mut(&id)) {
+                    // A candidate the stack cannot read is the participant's loss alone.
+                    let _ = connection.pc.add_remote_candidate(candidate);
+                }
+            }
+            // The server offers subscribe connections and answers publish ones; anything else is
+            // a confused client, whose connection stays as it was.
+            (ConnectionKind::Publish, Incoming::Answer(_)) | (ConnectionKind::Subscribe, Incoming::Offer(_)) => {}
+        }
+        if let Some(id) = existing {
+            self.pump(id, now);
+        }
+    }
+
+    /// A datagram that arrived on the shared port.
+    pub fn datagram(&mut self, from: SocketAddr, datagram: &[u8], now: Instant) {
+        let Some(id) = self.demux.route(from, datagram) else { return };
+        let Some(connection) = self.connections.get_mut(&id) else { return };
+        let transport = TransportContext {
+            local_addr: self.address,
+            peer_addr: from,
+            ecn: None,
+            transport_protocol: TransportProtocol::UDP,
+        };
+        let _ = connection.pc.handle_read(TaggedBytesMut { now, transport, message: BytesMut::from(datagram) });
+        self.pump(id, now);
+    }
+
+    /// When [`MediaServer::timeout`] is next due.
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        self.connections.values_mut().filter_map(|connection| connection.pc.poll_timeout()).min()
+    }
+
+    /// Lets the connections' due timers run (ICE checks, DTLS retransmissions, RTCP reports).
+    pub fn timeout(&mut self, now: Instant) {
+        let due: Vec<ConnectionId> = self
+            .connections
+            .iter_mut()
+            .filter_map(|(id, connection)| connection.pc.poll_timeout().is_some_and(|at| at <= now).then_some(*id))
+            .collect();
+        for id in due {
+            if let Some(connection) = self.connections.get_mut(&id) {
+                let _ = connection.pc.handle_timeout(now);
+            }
+            self.pump(id, now);
+        }
+    }
+
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    fn answer_publisher(&mut self, room: &str, peer: &str, existing: Option<ConnectionId>, sdp: String, now: Instant) {
+        let Some(media) = self.rooms.get(room) else { return };
+        if !media.room.may_publish(peer) {
+            let refusal =
+                if media.room.peers().any(|p| p == peer) { Refusal::NotAllowedToPublish } else { Refusal::UnknownPeer };
+            self.signal_out(room, peer, ConnectionKind::Publish, Outgoing::Refused(refusal.code()));
+            return;
+        }
+        let id = match existing {
+            Some(id) => id,
+            None => match self.new_connection(room, peer, ConnectionKind::Publish, now) {
+                Some(id) => id,
+                None => return,
+            },
+        };
+        let Some(connection) = self.connections.get_mut(&id) else { return };
+        let answer = RTCSessionDescription::offer(sdp).and_then(|offer| {
+            connection.pc.set_remote_description(now, offer)?;
+            let answer = connection.pc.create_answer(None)?;
+            connection.pc.set_local_description(now, answer.clone())?;
+            Ok(answer)
+        });
+        match answer {
+            Ok(answer) => self.signal_out(room, peer, ConnectionKind::Publish, Outgoing::Answer(answer.sdp)),
+            Err(_) => {
+                self.signal_out(room, peer, ConnectionKind::Publish, Outgoing::Refused(INVALID_DESCRIPTION));
+                if existing.is_none() {
+                    self.end_connection(id);
+                }
+            }
+        }
+        self.pump(id, now);
+    }
+
+    fn subscriber_answered(&mut self, id: ConnectionId, sdp: String, now: Instant) {
+        let Some(connection) = self.connections.get_mut(&id) else { return };
+        if !connection.offering {
+            return;
+        }
+        let applied =
+            RTCSessionDescription::answer(sdp).and_then(|answer| connection.pc.set_remote_description(now, answer));
+        connection.offering = false;
+        if applied.is_err() {
+            let (room, peer) = (connection.room.clone(), connection.peer.clone());
+            self.signal_out(&room, &peer, ConnectionKind::Subscribe, Outgoing::Refused(INVALID_DESCRIPTION));
+            return;
+        }
+        for copy in connection.copies.values_mut() {
+            if copy.payload_type.is_none() {
+                copy.payload_type = connection.pc.rtp_sender(copy.sender).and_then(|mut sender| {
+                    sender.get_parameters().rtp_parameters.codecs.first().map(|c| c.payload_type)
+                });
+            }
+        }
+        let room = connection.room.clone();
+        // Copies ask for the top layer until the subscriber says otherwise; changes held back
+        // while the offer was out go now.
+        if let Some(media) = self.rooms.get_mut(&room) {
+            for copy in connection.copies.values() {
+                media.forwarder.request(copy.down, Some(MAX_LAYERS as Layer - 1), u64::MAX, now);
+            }
+        }
+        self.refresh_subscriptions(&room, now);
+    }
+
+    /// Brings every participant's subscribe connection in `room` in line with the tracks others
+    /// publish: new copies, ended ones removed, one offer per change.
+    fn refresh_subscriptions(&mut self, room: &str, now: Instant) {
+        let Some(media) = self.rooms.get(room) else { return };
+        let peers: Vec<String> = media.room.peers().map(str::to_owned).collect();
+        for peer in peers {
+            self.refresh_subscriber(room, &peer, now);
+        }
+    }
+
+    fn refresh_subscriber(&mut self, room: &str, peer: &str, now: Instant) {
+        let Some(media) = self.rooms.get(room) else { return };
+        let wanted: Vec<TrackId> =
+            media.tracks.iter().filter(|(_, track)| track.publisher != peer).map(|(id, _)| *id).collect();
+        let existing = media.subscribe.get(peer).copied();
+        let id = match existing {
+            Some(id) => id,
+            None if wanted.is_empty() => return,
+            None => match self.new_connection(room, peer, ConnectionKind::Subscribe, now) {
+                Some(id) => id,
+                None => return,
+            },
+        };
+        let Some(connection) = self.connections.get_mut(&id) else { return };
+        let Some(media) = self.rooms.get_mut(room) else { return };
+        let ended: Vec<TrackId> = connection.copies.keys().filter(|track| !wanted.contains(track)).copied().collect();
+        let added: Vec<TrackId> = wanted.into_iter().filter(|track| !connection.copies.contains_key(track)).collect();
+        if connection.offering || (ended.is_empty() && added.is_empty() && existing.is_some()) {
+            return;
+        }
+        for track in ended {
+            if let Some(copy) = connection.copies.remove(&track) {
+                let _ = connection.pc.remove_track(copy.sender);
+                media.forwarder.unsubscribe(copy.down);
+                media.copies.remove(&copy.down);
+            }
+        }
+        for track in added {
+            let Some(published) = media.tracks.get(&track) else { continue };
+            let Some(down) = media.forwarder.subscribe(track) else { continue };
+            self.next_ssrc = self.next_ssrc.wrapping_add(1);
+            let ssrc = self.next_ssrc;
+            let codec = if published.kind == RtpCodecKind::Video { vp8() } else { opus() };
+            let encoding = RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
+                codec,
+                ..Default::default()
+            };
+            let copy_of = MediaStreamTrack::new(
+                published.publisher.clone(),
+                published.id.clone(),
+                published.id.clone(),
+                published.kind,
+                vec![encoding],
+            );
+            match connection.pc.add_track(copy_of) {
+                Ok(sender) => {
+                    connection.copies.insert(track, Copy { down, sender, ssrc, payload_type: None });
+                    media.copies.insert(down, id);
+                }
+                Err(_) => media.forwarder.unsubscribe(down),
+            }
+        }
+        let offer = connection.pc.create_offer(None).and_then(|offer| {
+            connection.pc.set_local_description(now, offer.clone())?;
+            Ok(offer)
+        });
+        if let Ok(offer) = offer {
+            connection.offering = true;
+            self.signal_out(room, peer, ConnectionKind::Subscribe, Outgoing::Offer(offer.sdp));
+        }
+        self.pump(id, now);
+    }
+
+    fn new_connection(&mut self, room: &str, peer: &str, kind: ConnectionKind, now: Instant) -> Option<ConnectionId> {
+        let ufrag = random_token(8);
+        let pc = new_peer_connection(self.address, &ufrag, &random_token(24), now).ok()?;
+        let id = self.next_connection;
+        self.next_connection += 1;
+        self.demux.register(&ufrag, id);
+        let connection = Connection {
+            pc,
+            room: room.to_owned(),
+            peer: peer.to_owned(),
+            kind,
+            nominated: None,
+            sends: HashMap::new(),
+            copies: HashMap::new(),
+            offering: false,
+        };
+        self.connections.insert(id, connection);
+        let media = self.rooms.get_mut(room)?;
+        match kind {
+            ConnectionKind::Publish => media.publish.insert(peer.to_owned(), id),
+            ConnectionKind::Subscribe => media.subscribe.insert(peer.to_owned(), id),
+        };
+        Some(id)
+    }
+
+    /// Closes connection `id` and ends what it carried: the tracks it published, or its copies.
+    fn end_connection(&mut self, id: ConnectionId) {
+        let Some(connection) = self.drop_connection(id) else { return };
+        let Some(media) = self.rooms.get_mut(&connection.room) else { return };
+        for sent in connection.sends.values() {
+            media.forwarder.unpublish(sent.track);
+            if let Some(track) = media.tracks.remove(&sent.track) {
+                media.room.unpublish(&connection.peer, &track.id);
+            }
+        }
+        for copy in connection.copies.values() {
+            media.forwarder.unsubscribe(copy.down);
+            media.copies.remove(&copy.down);
+        }
+        let slots = match connection.kind {
+            ConnectionKind::Publish => &mut media.publish,
+            ConnectionKind::Subscribe => &mut media.subscribe,
+        };
+        if slots.get(&connection.peer) == Some(&id) {
+            slots.remove(&connection.peer);
+        }
+    }
+
+    fn drop_connection(&mut self, id: ConnectionId) -> Option<Connection> {
+        let mut connection = self.connections.remove(&id)?;
+        self.demux.forget(id);
+        let _ = connection.pc.close();
+        Some(connection)
+    }
+
+    /// Handles everything connection `id` has for the server after an input: its events, the
+    /// media and feedback it received, and the datagrams it has to send.
+    fn pump(&mut self, id: ConnectionId, now: Instant) {
+        let mut ended = false;
+        let mut published = false;
+        while let Some(event) = self.connections.get_mut(&id).and_then(|c| c.pc.poll_event()) {
+            match event {
+                RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
+                    published |=
+                        self.track_opened(id, &init.track_id, init.receiver_id, init.ssrc, init.rid.as_deref());
+                }
+                RTCPeerConnectionEvent::OnConnectionStateChangeEvent(
+                    RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed,
+                ) => ended = true,
+                _ => {}
+            }
+        }
+        while let Some(message) = self.connections.get_mut(&id).and_then(|c| c.pc.poll_read()) {
+            // RTCP is the stack's own (reports, NACKs); keyframe requests come with the next step.
+            if let RTCMessage::RtpPacket(_, packet) = message.message {
+                self.forward(id, &packet, now);
+            }
+        }
+        self.transmit(id);
+        if ended {
+            let room = self.connections.get(&id).map(|c| c.room.clone());
+            self.end_connection(id);
+            if let Some(room) = room {
+                self.refresh_subscriptions(&room, now);
+            }
+        } else if published && let Some(room) = self.connections.get(&id).map(|c| c.room.clone()) {
+            self.refresh_subscriptions(&room, now);
+        }
+    }
+
+    /// A publish connection receives a track's stream (a layer, for simulcast); whether that is a
+    /// new track.
+    fn track_opened(
+        &mut self,
+        id: ConnectionId,
+        track_id: &str,
+        receiver: RTCRtpReceiverId,
+        ssrc: u32,
+        rid: Option<&str>,
+    ) -> bool {
+        let Some(connection) = self.connections.get_mut(&id) else { return false };
+        if connection.kind != ConnectionKind::Publish {
+            return false;
+        }
+        let Some(media) = self.rooms.get_mut(&connection.room) else { return false };
+        let (kind, rids) = match connection.pc.rtp_receiver(receiver) {
+            Some(receiver) => {
+                let track = receiver.track();
+                let rids: Vec<String> = track
+                    .codings()
+                    .iter()
+                    .map(|c| c.rtp_coding_parameters.rid.clone())
+                    .filter(|r| !r.is_empty())
+                    .collect();
+                (track.kind(), rids)
+            }
+            None => return false,
+        };
+        let layer = rid.and_then(|rid| rids.iter().position(|r| r == rid)).unwrap_or(0) as Layer;
+        let mut new_track = false;
+        let track = match connection.sends.get(track_id) {
+            Some(sent) => sent.track,
+            None => {
+                let (codec, clock_rate, media_kind) = match kind {
+                    RtpCodecKind::Video => (Some(Codec::Vp8), 90_000, MediaKind::Video),
+                    _ => (None, 48_000, MediaKind::Audio),
+                };
+                let id_in_room = format!("{}-{}", connection.peer, track_id);
+                let publication = Publication { track_id: id_in_room.clone(), kind: media_kind };
+                if media.room.publish(&connection.peer, publication).is_err() {
+                    return false;
+                }
+                let Ok(track) = media.forwarder.publish(id, codec, clock_rate, rids.len().max(1)) else {
+                    media.room.unpublish(&connection.peer, &id_in_room);
+                    return false;
+                };
+                connection.sends.insert(track_id.to_owned(), Sent { track, receiver });
+                let published = Published { publisher: connection.peer.clone(), connection: id, id: id_in_room, kind };
+                media.tracks.insert(track, published);
+                new_track = true;
+                track
+            }
+        };
+        let _ = media.forwarder.bind(track, layer, ssrc);
+        new_track
+    }
+
+    /// An RTP packet from publish connection `from`, to every copy the forwarder picks.
+    fn forward(&mut self, from: ConnectionId, packet: &rtc::rtp::packet::Packet, now: Instant) {
+        let Some(room) = self.connections.get(&from).map(|c| c.room.clone()) else { return };
+        let Some(media) = self.rooms.get_mut(&room) else { return };
+        let header = &packet.header;
+        let incoming = Packet {
+            connection: from,
+            ssrc: header.ssrc,
+            sequence_number: header.sequence_number,
+            timestamp: header.timestamp,
+            marker: header.marker,
+            bytes: &packet.payload,
+            payload: &packet.payload,
+        };
+        let mut actions = std::mem::take(&mut self.actions);
+        media.forwarder.on_packet(&incoming, now, &mut actions);
+        let mut touched = Vec::new();
+        for action in &actions {
+            match *action {
+                Action::Forward { down, sequence_number, timestamp, marker, starts_segment } => {
+                    let Some(&to) = media.copies.get(&down) else { continue };
+                    let Some(connection) = self.connections.get_mut(&to) else { continue };
+                    let Some(copy) = connection.copies.get(&down.track) else { continue };
+                    let Some(payload_type) = copy.payload_type else { continue };
+                    let payload = if media.tracks.get(&down.track).is_some_and(|t| t.kind == RtpCodecKind::Video) {
+                        let mut payload = BytesMut::from(&packet.payload[..]);
+                        media.forwarder.rewrite_payload(down, &mut payload, starts_segment);
+                        payload.freeze()
+                    } else {
+                        packet.payload.clone()
+                    };
+                    let header = rtc::rtp::header::Header {
+                        version: 2,
+                        marker,
+                        payload_type,
+                        sequence_number,
+                        timestamp,
+                        ssrc: copy.ssrc,
+                        ..Default::default()
+                    };
+                    let out = rtc::rtp::packet::Packet { header, payload };
+                    if let Some(mut sender) = connection.pc.rtp_sender(copy.sender) {
+                        let _ = sender.write_rtp(now, out);
+                    }
+                    touched.push(to);
+                }
+                Action::RequestKeyframe { track, ssrc } => {
+                    let Some(published) = media.tracks.get(&track) else { continue };
+                    let publisher = published.connection;
+                    let Some(connection) = self.connections.get_mut(&publisher) else { continue };
+                    let Some(sent) = connection.sends.values().find(|sent| sent.track == track) else { continue };
+                    if let Some(mut receiver) = connection.pc.rtp_receiver(sent.receiver) {
+                        let pli = PictureLossIndication { sender_ssrc: 0, media_ssrc: ssrc };
+                        let _ = receiver.write_rtcp(now, vec![Box::new(pli)]);
+                    }
+                    touched.push(publisher);
+                }
+                Action::Resend { .. } => {}
+            }
+        }
+        self.actions = actions;
+        for id in touched {
+            self.transmit(id);
+        }
+    }
+
+    /// Queues every datagram connection `id` has to send.
+    fn transmit(&mut self, id: ConnectionId) {
+        let Some(connection) = self.connections.get_mut(&id) else { return };
+        while let Some(datagram) = connection.pc.poll_write() {
+            let to = datagram.transport.peer_addr;
+            // The agent answers a check with success only if it carried the connection's password,
+            // and sends media only to the pair it selected: either way the address is the
+            // participant's. Its own checks' responses come back from where they went.
+            if is_binding_success(&datagram.message)
+                || (!is_stun(&datagram.message) && connection.nominated != Some(to))
+            {
+                connection.nominated = Some(to);
+                self.demux.nominate(id, to);
+            } else if is_stun(&datagram.message) {
+                self.demux.checking(id, to);
+            }
+            self.outputs.push_back(Output::Transmit { to, datagram: datagram.message });
+        }
+    }
+
+    fn signal_out(&mut self, room: &str, to: &str, connection: ConnectionKind, message: Outgoing) {
+        self.outputs.push_back(Output::Signal { room: room.to_owned(), to: to.to_owned(), connection, message });
+    }
+}
+
+/// STUN, by RFC 7983's first byte.
+fn is_stun(datagram: &[u8]) -> bool {
+    datagram.first().is_some_and(|byte| *byte < 4)
+}
+
+/// A STUN binding success response (RFC 5389 §6: type 0x0101).
+fn is_binding_success(datagram: &[u8]) -> bool {
+    datagram.starts_with(&[0x01, 0x01])
+}
+
+/// A random string of ICE characters (`ufrag` and `pwd`, RFC 8839 §5.4).
+fn random_token(len: usize) -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let mut bytes = vec![0u8; len];
+    getrandom::fill(&mut bytes).expect("the operating system's random source");
+    bytes.into_iter().map(|b| ALPHABET[usize::from(b) % ALPHABET.len()] as char).collect()
+}

@@ -1,0 +1,44 @@
+//! Calls through the media server with real WebRTC peers (webrtc-rs `rtc`) on the other side:
+//! ICE, DTLS and SRTP as a browser does them, in one process without sockets.
+
+mod support;
+
+use confab_domain::{RoomMode, RoomRole};
+use confab_sfu::connection::ConnectionKind;
+use support::Call;
+
+#[test]
+fn a_published_camera_reaches_every_other_participant_once_renumbered_on_their_own_connection() {
+    let mut call = Call::new(RoomMode::Meeting);
+    let teacher = call.join("ann", RoomRole::Owner);
+    let students: Vec<usize> = ["bob", "cat", "dan"].iter().map(|s| call.join(s, RoomRole::Member)).collect();
+    call.publish_camera(teacher);
+    let all_see = call.run(&[teacher], |call| students.iter().all(|s| call.received_from(*s, "ann") >= 60));
+    assert!(all_see, "every student receives the camera");
+    for &student in &students {
+        let received = &call.participants[student].received;
+        let numbers: Vec<u16> = received.iter().map(|(_, packet)| packet.header.sequence_number).collect();
+        assert!(numbers.windows(2).all(|w| w[1] == w[0].wrapping_add(1)), "consecutive numbers: {numbers:?}");
+        assert_eq!(call.participants[student].streams, ["ann"], "the stream is the publisher's peer id");
+    }
+    assert_eq!(call.received_from(teacher, "ann"), 0, "nobody receives their own camera");
+
+    // The teacher leaves: each student's connection is offered anew without the camera.
+    call.leave(teacher);
+    let received: Vec<usize> = students.iter().map(|s| call.received_from(*s, "ann")).collect();
+    let renegotiated = call.run(&[teacher], |call| students.iter().all(|s| call.participants[*s].offers == 2));
+    assert!(renegotiated, "every student is offered the connection without the camera");
+    let after: Vec<usize> = students.iter().map(|s| call.received_from(*s, "ann")).collect();
+    assert_eq!(after, received, "nothing of a departed publisher is forwarded");
+}
+
+#[test]
+fn a_lecture_viewer_who_offers_media_is_refused() {
+    let mut call = Call::new(RoomMode::Lecture);
+    call.join("ann", RoomRole::Owner);
+    let viewer = call.join("bob", RoomRole::Member);
+    call.publish_camera(viewer);
+    let refused = call.run(&[], |call| !call.participants[viewer].refusals.is_empty());
+    assert!(refused);
+    assert_eq!(call.participants[viewer].refusals, [(ConnectionKind::Publish, "not_allowed_to_publish")]);
+}
