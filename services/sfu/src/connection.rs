@@ -9,7 +9,8 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use rtc::interceptor::Registry;
+use crate::keyframe_requests::KeyframeRequests;
+use rtc::interceptor::{Registry, Slot};
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine};
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
@@ -72,6 +73,10 @@ pub fn opus() -> RTCRtpCodec {
     }
 }
 
+/// Where [`KeyframeRequests`] sits in the interceptor chain: before webrtc-rs's own (as its
+/// `rtcp-processing` example places such an interceptor).
+const KEYFRAME_REQUESTS_SLOT: usize = 14_000;
+
 /// The payload types the server offers its codecs at.
 const VP8_PAYLOAD_TYPE: u8 = 96;
 const OPUS_PAYLOAD_TYPE: u8 = 111;
@@ -93,9 +98,10 @@ pub fn new_peer_connection(
         RTCRtpCodecParameters { rtp_codec: opus(), payload_type: OPUS_PAYLOAD_TYPE },
         RtpCodecKind::Audio,
     )?;
-    // NACK both ways, receiver and sender reports, TWCC feedback, and the mid/rid extensions
-    // simulcast is received by.
-    let registry = register_default_interceptors(Registry::new(), &mut media_engine)?;
+    // Keyframe requests for the server; NACK both ways, receiver and sender reports, TWCC
+    // feedback, and the mid/rid extensions simulcast is received by.
+    let registry = Registry::new().with(Slot::from(KEYFRAME_REQUESTS_SLOT), KeyframeRequests::default());
+    let registry = register_default_interceptors(registry, &mut media_engine)?;
     let settings = SettingEngineBuilder::new()
         .with_ice_credentials(ufrag.to_owned(), password.to_owned())
         .with_answering_dtls_role(RTCDtlsRole::Server)

@@ -231,6 +231,17 @@ impl Forwarder {
         }
     }
 
+    /// `down`'s subscriber asked for a keyframe (PLI or FIR: it cannot decode): the publisher is
+    /// asked for one on the layer the copy receives, at the throttle's pace.
+    pub fn on_keyframe_request(&mut self, down: DownId, now: Instant) -> Option<Action> {
+        let track = self.tracks.get_mut(down.track.0)?.as_mut()?;
+        track.codec?;
+        let copy = track.downs.get(down.index)?.as_ref()?;
+        let layer = copy.track.current().or(copy.track.awaits_keyframe())?;
+        let ssrc = track.layers.get(usize::from(layer))?.ssrc?;
+        track.throttle.ask(layer, now).then_some(Action::RequestKeyframe { track: down.track, ssrc })
+    }
+
     /// Rewrites, for `down`'s subscriber, the codec's own numbers in a forwarded packet's payload
     /// (VP8's PictureID); nothing for other codecs.
     pub fn rewrite_payload(&mut self, down: DownId, payload: &mut [u8], starts_segment: bool) {
@@ -478,6 +489,25 @@ mod tests {
         // In the last half second, after the rates were measured and a keyframe came on each layer.
         assert_eq!((got.get(&(wide, HIGH)), got.get(&(wide, LOW))), (Some(&50), None), "high for the wide estimate");
         assert_eq!((got.get(&(narrow, HIGH)), got.get(&(narrow, LOW))), (None, Some(&50)), "low for 300 kbit/s");
+    }
+
+    #[test]
+    fn a_subscribers_keyframe_request_reaches_the_publisher_of_its_layer_at_the_throttles_pace() {
+        let t0 = Instant::now();
+        let mut forwarder = Forwarder::default();
+        let camera = publish(&mut forwarder, PUBLISHER, Some(Codec::Vp8), &[LOW, HIGH]).unwrap();
+        let mic = publish(&mut forwarder, PUBLISHER, None, &[MIC]).unwrap();
+        let (viewer, listener) = (forwarder.subscribe(camera).unwrap(), forwarder.subscribe(mic).unwrap());
+        forwarder.request(viewer, Some(0), 10_000_000, t0);
+        forwarder.request(listener, Some(0), 0, t0);
+        let mut actions = Vec::new();
+        forwarder.on_packet(&rtp(LOW, 1, 0, &vp8(1, true, 100)), t0, &mut actions);
+        let later = t0 + Duration::from_secs(1);
+        let asked = Action::RequestKeyframe { track: camera, ssrc: LOW };
+        assert_eq!(forwarder.on_keyframe_request(viewer, later), Some(asked));
+        assert_eq!(forwarder.on_keyframe_request(viewer, later), None, "not twice within 500 ms");
+        assert_eq!(forwarder.on_keyframe_request(viewer, later + Duration::from_millis(500)), Some(asked));
+        assert_eq!(forwarder.on_keyframe_request(listener, later), None, "audio has no keyframes");
     }
 
     #[test]

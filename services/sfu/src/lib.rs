@@ -9,6 +9,8 @@ pub mod connection;
 pub mod demux;
 pub mod forward;
 pub mod forwarder;
+pub mod keyframe_requests;
+pub mod media_loop;
 pub mod room;
 pub mod server;
 pub mod speakers;

@@ -34,6 +34,7 @@ use crate::connection::{ConnectionKind, new_peer_connection, opus, vp8};
 use crate::demux::Demux;
 use crate::forward::{Codec, Layer};
 use crate::forwarder::{Action, DownId, Forwarder, MAX_LAYERS, Packet, TrackId};
+use crate::keyframe_requests::asks_for_keyframe;
 use crate::room::{MediaKind, Publication, Refusal, Room};
 
 /// What a participant sends the server, on one of its connections.
@@ -463,9 +464,15 @@ impl MediaServer {
             }
         }
         while let Some(message) = self.connections.get_mut(&id).and_then(|c| c.pc.poll_read()) {
-            // RTCP is the stack's own (reports, NACKs); keyframe requests come with the next step.
-            if let RTCMessage::RtpPacket(_, packet) = message.message {
-                self.forward(id, &packet, now);
+            match message.message {
+                RTCMessage::RtpPacket(_, packet) => self.forward(id, &packet, now),
+                // Only keyframe requests are delivered ([`crate::keyframe_requests`]).
+                RTCMessage::RtcpPacket(track_id, packets) => {
+                    if packets.iter().any(|packet| asks_for_keyframe(packet.as_ref())) {
+                        self.keyframe_requested(id, &track_id, now);
+                    }
+                }
+                _ => {}
             }
         }
         self.transmit(id);
@@ -554,6 +561,7 @@ impl MediaServer {
         let mut actions = std::mem::take(&mut self.actions);
         media.forwarder.on_packet(&incoming, now, &mut actions);
         let mut touched = Vec::new();
+        let mut keyframes = Vec::new();
         for action in &actions {
             match *action {
                 Action::Forward { down, sequence_number, timestamp, marker, starts_segment } => {
@@ -583,17 +591,7 @@ impl MediaServer {
                     }
                     touched.push(to);
                 }
-                Action::RequestKeyframe { track, ssrc } => {
-                    let Some(published) = media.tracks.get(&track) else { continue };
-                    let publisher = published.connection;
-                    let Some(connection) = self.connections.get_mut(&publisher) else { continue };
-                    let Some(sent) = connection.sends.values().find(|sent| sent.track == track) else { continue };
-                    if let Some(mut receiver) = connection.pc.rtp_receiver(sent.receiver) {
-                        let pli = PictureLossIndication { sender_ssrc: 0, media_ssrc: ssrc };
-                        let _ = receiver.write_rtcp(now, vec![Box::new(pli)]);
-                    }
-                    touched.push(publisher);
-                }
+                Action::RequestKeyframe { track, ssrc } => keyframes.push((track, ssrc)),
                 Action::Resend { .. } => {}
             }
         }
@@ -601,6 +599,37 @@ impl MediaServer {
         for id in touched {
             self.transmit(id);
         }
+        for (track, ssrc) in keyframes {
+            self.request_keyframe(&room, track, ssrc, now);
+        }
+    }
+
+    /// Subscribe connection `id` asked for a keyframe of its copy of `track_id` (`a=msid`).
+    fn keyframe_requested(&mut self, id: ConnectionId, track_id: &str, now: Instant) {
+        let Some(connection) = self.connections.get(&id) else { return };
+        let room = connection.room.clone();
+        let Some(media) = self.rooms.get_mut(&room) else { return };
+        let copy =
+            connection.copies.iter().find(|(track, _)| media.tracks.get(track).is_some_and(|t| t.id == track_id));
+        let Some((_, copy)) = copy else { return };
+        if let Some(Action::RequestKeyframe { track, ssrc }) = media.forwarder.on_keyframe_request(copy.down, now) {
+            self.request_keyframe(&room, track, ssrc, now);
+        }
+    }
+
+    /// Sends the publisher of `room`'s `track` a PLI for its stream `ssrc`.
+    fn request_keyframe(&mut self, room: &str, track: TrackId, ssrc: u32, now: Instant) {
+        let Some(publisher) = self.rooms.get(room).and_then(|media| media.tracks.get(&track)).map(|t| t.connection)
+        else {
+            return;
+        };
+        let Some(connection) = self.connections.get_mut(&publisher) else { return };
+        let Some(sent) = connection.sends.values().find(|sent| sent.track == track) else { return };
+        if let Some(mut receiver) = connection.pc.rtp_receiver(sent.receiver) {
+            let pli = PictureLossIndication { sender_ssrc: 0, media_ssrc: ssrc };
+            let _ = receiver.write_rtcp(now, vec![Box::new(pli)]);
+        }
+        self.transmit(publisher);
     }
 
     /// Queues every datagram connection `id` has to send.

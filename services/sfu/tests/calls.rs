@@ -23,6 +23,17 @@ fn a_published_camera_reaches_every_other_participant_once_renumbered_on_their_o
     }
     assert_eq!(call.received_from(teacher, "ann"), 0, "nobody receives their own camera");
 
+    // A student who cannot decode asks for a keyframe: the teacher is asked, once for the
+    // three students asking together (the throttle).
+    let before = call.participants[teacher].keyframe_requests;
+    for &student in &students {
+        call.ask_for_keyframes(student);
+    }
+    let asked = call.run(&[teacher], |call| call.participants[teacher].keyframe_requests > before);
+    assert!(asked, "the teacher is asked for a keyframe");
+    call.run(&[teacher], |call| students.iter().all(|s| call.received_from(*s, "ann") >= 90));
+    assert_eq!(call.participants[teacher].keyframe_requests, before + 1);
+
     // The teacher leaves: each student's connection is offered anew without the camera.
     call.leave(teacher);
     let received: Vec<usize> = students.iter().map(|s| call.received_from(*s, "ann")).collect();

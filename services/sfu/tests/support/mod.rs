@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use confab_domain::{RoomMode, RoomRole};
 use confab_sfu::connection::{ConnectionKind, opus, vp8};
+use confab_sfu::keyframe_requests::{KeyframeRequests, asks_for_keyframe};
 use confab_sfu::server::{Incoming, MediaServer, Outgoing, Output};
-use rtc::interceptor::Registry;
+use rtc::interceptor::{Registry, Slot};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
@@ -20,12 +21,13 @@ use rtc::peer_connection::message::RTCMessage;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCDtlsRole, RTCIceCandidate};
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp::header::Header;
 use rtc::rtp::packet::Packet;
-use rtc::rtp_transceiver::RTCRtpSenderId;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
+use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
@@ -46,6 +48,10 @@ pub struct Participant {
     pub received: Vec<(String, Packet)>,
     /// Streams (`a=msid` stream ids: publishers' peer ids) of the tracks it receives.
     pub streams: Vec<String>,
+    /// The receivers of those tracks, with their SSRCs.
+    receivers: Vec<(RTCRtpReceiverId, u32)>,
+    /// Keyframe requests that reached its publish connection.
+    pub keyframe_requests: usize,
     /// Offers of its subscribe connection so far.
     pub offers: usize,
     /// What the server refused it, with the connection.
@@ -83,6 +89,8 @@ impl Call {
             picture_id: 0,
             received: Vec::new(),
             streams: Vec::new(),
+            receivers: Vec::new(),
+            keyframe_requests: 0,
             offers: 0,
             refusals: Vec::new(),
         });
@@ -227,6 +235,18 @@ impl Call {
         }
     }
 
+    /// Participant `n` cannot decode what it receives: a PLI for every track.
+    pub fn ask_for_keyframes(&mut self, n: usize) {
+        let participant = &mut self.participants[n];
+        let Some(pc) = participant.subscribe.as_mut() else { return };
+        for &(receiver, media_ssrc) in &participant.receivers {
+            if let Some(mut receiver) = pc.rtp_receiver(receiver) {
+                let pli = PictureLossIndication { sender_ssrc: 0, media_ssrc };
+                receiver.write_rtcp(Instant::now(), vec![Box::new(pli)]).unwrap();
+            }
+        }
+    }
+
     /// VP8 packets participant `n` received from the track of publisher `from`.
     pub fn received_from(&self, n: usize, from: &str) -> usize {
         self.participants[n].received.iter().filter(|(track, _)| track.starts_with(from)).count()
@@ -248,13 +268,18 @@ fn deliver(participant: &mut Participant, from: SocketAddr, datagram: BytesMut, 
 
 fn read(participant: &mut Participant) {
     if let Some(pc) = participant.publish.as_mut() {
-        while pc.poll_read().is_some() {}
+        while let Some(message) = pc.poll_read() {
+            if let RTCMessage::RtcpPacket(_, packets) = message.message {
+                participant.keyframe_requests += packets.iter().filter(|p| asks_for_keyframe(p.as_ref())).count();
+            }
+        }
         while pc.poll_event().is_some() {}
     }
     let Some(pc) = participant.subscribe.as_mut() else { return };
     while let Some(event) = pc.poll_event() {
         if let RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) = event {
             participant.streams.extend(init.stream_ids);
+            participant.receivers.push((init.receiver_id, init.ssrc));
         }
     }
     while let Some(message) = pc.poll_read() {
@@ -271,7 +296,9 @@ fn peer_connection(address: SocketAddr) -> RTCPeerConnection {
     for (rtp_codec, payload_type, kind) in codecs {
         media_engine.register_codec(RTCRtpCodecParameters { rtp_codec, payload_type }, kind).unwrap();
     }
-    let registry = register_default_interceptors(Registry::new(), &mut media_engine).unwrap();
+    // Keyframe requests delivered, so that a publisher sees them, as the server does.
+    let registry = Registry::new().with(Slot::from(14_000), KeyframeRequests::default());
+    let registry = register_default_interceptors(registry, &mut media_engine).unwrap();
     let settings = SettingEngineBuilder::new().with_answering_dtls_role(RTCDtlsRole::Client).build();
     let mut pc = RTCPeerConnectionBuilder::new()
         .with_setting_engine(settings)

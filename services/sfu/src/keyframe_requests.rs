@@ -1,0 +1,72 @@
+//! Lets a subscriber's keyframe requests (PLI, FIR) reach the server. webrtc-rs ends every
+//! incoming RTCP packet inside its interceptor chain unless one marks it for the application
+//! (docs/design/sfu-stack.md §3): this interceptor marks those two kinds, and only them, so the
+//! server can relay a rate-limited request to the publisher
+//! ([`crate::forwarder::Forwarder::on_keyframe_request`]). Reports and NACKs stay with the stack.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use rtc::interceptor::{Attribute, Interceptor, Packet, StreamInfo, TaggedPacket};
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::sansio::Protocol;
+use rtc::shared::error::Error;
+
+#[derive(Default)]
+pub struct KeyframeRequests {
+    read: VecDeque<TaggedPacket>,
+    write: VecDeque<TaggedPacket>,
+}
+
+/// Whether `packet` asks for a keyframe.
+pub fn asks_for_keyframe(packet: &dyn rtc::rtcp::packet::Packet) -> bool {
+    let any = packet.as_any();
+    any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>()
+}
+
+impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequests {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = Error;
+    type Time = Instant;
+
+    fn handle_read(&mut self, mut message: TaggedPacket) -> Result<(), Self::Error> {
+        if let Packet::Rtcp(packets) = &message.message.packet
+            && packets.iter().any(|packet| asks_for_keyframe(packet.as_ref()))
+        {
+            message.message.add(Attribute::DeliverToApplication);
+        }
+        self.read.push_back(message);
+        Ok(())
+    }
+
+    fn poll_read(&mut self) -> Option<Self::Rout> {
+        self.read.pop_front()
+    }
+
+    fn handle_write(&mut self, message: TaggedPacket) -> Result<(), Self::Error> {
+        self.write.push_back(message);
+        Ok(())
+    }
+
+    fn poll_write(&mut self) -> Option<Self::Wout> {
+        self.write.pop_front()
+    }
+
+    fn handle_timeout(&mut self, _now: Instant) -> Result<(), Self::Error> {
+        Ok(())
+    }
+
+    fn poll_timeout(&mut self) -> Option<Self::Time> {
+        None
+    }
+}
+
+impl Interceptor for KeyframeRequests {
+    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
+}

@@ -1,0 +1,155 @@
+//! The media server on its UDP port: one task owns the [`MediaServer`] and the socket, and carries
+//! datagrams, the time and the rooms' call events in, and datagrams and signals out. Rooms talk to
+//! it through [`MediaHandle`]; what the server says to a room's participants goes to that room's
+//! channel, which its seat in the call drains ([`crate::seat`]).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use confab_domain::{RoomMode, RoomRole};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use crate::connection::ConnectionKind;
+use crate::server::{Incoming, MediaServer, Outgoing, Output};
+
+/// The largest datagram read: more than any path's MTU.
+const MAX_DATAGRAM: usize = 2048;
+
+/// A signal from the server for one participant of a room.
+#[derive(Debug)]
+pub struct ToPeer {
+    pub to: String,
+    pub connection: ConnectionKind,
+    pub message: Outgoing,
+}
+
+enum Command {
+    Open { room: String, mode: RoomMode, signals: mpsc::UnboundedSender<ToPeer> },
+    Close { room: String },
+    Joined { room: String, peer: String, role: RoomRole },
+    Left { room: String, peer: String },
+    Signal { room: String, from: String, connection: ConnectionKind, message: Incoming },
+}
+
+/// Datagrams in and out, for the metrics.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub datagrams_in: AtomicU64,
+    pub datagrams_out: AtomicU64,
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+}
+
+/// How rooms reach the media task. Cheap to clone; every call is a message.
+#[derive(Clone)]
+pub struct MediaHandle {
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl MediaHandle {
+    /// Serves `room`; what the server says to its participants goes to `signals`.
+    pub fn open(&self, room: &str, mode: RoomMode, signals: mpsc::UnboundedSender<ToPeer>) {
+        self.send(Command::Open { room: room.to_owned(), mode, signals });
+    }
+
+    pub fn close(&self, room: &str) {
+        self.send(Command::Close { room: room.to_owned() });
+    }
+
+    pub fn joined(&self, room: &str, peer: &str, role: RoomRole) {
+        self.send(Command::Joined { room: room.to_owned(), peer: peer.to_owned(), role });
+    }
+
+    pub fn left(&self, room: &str, peer: &str) {
+        self.send(Command::Left { room: room.to_owned(), peer: peer.to_owned() });
+    }
+
+    pub fn signal(&self, room: &str, from: &str, connection: ConnectionKind, message: Incoming) {
+        self.send(Command::Signal { room: room.to_owned(), from: from.to_owned(), connection, message });
+    }
+
+    fn send(&self, command: Command) {
+        // The media task ends only with the process.
+        let _ = self.commands.send(command);
+    }
+}
+
+/// Starts the media task on `socket`, telling participants to reach it at `advertised`.
+pub fn start(socket: UdpSocket, advertised: SocketAddr, counters: Arc<Counters>) -> MediaHandle {
+    let (commands, receive) = mpsc::unbounded_channel();
+    tokio::spawn(run(socket, MediaServer::new(advertised), receive, counters));
+    MediaHandle { commands }
+}
+
+async fn run(
+    socket: UdpSocket,
+    mut server: MediaServer,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    counters: Arc<Counters>,
+) {
+    let mut rooms: HashMap<String, mpsc::UnboundedSender<ToPeer>> = HashMap::new();
+    let mut buffer = vec![0u8; MAX_DATAGRAM];
+    loop {
+        let wake = server.poll_timeout().map(tokio::time::Instant::from_std);
+        tokio::select! {
+            received = socket.recv_from(&mut buffer) => match received {
+                Ok((len, from)) => {
+                    counters.datagrams_in.fetch_add(1, Ordering::Relaxed);
+                    counters.bytes_in.fetch_add(len as u64, Ordering::Relaxed);
+                    server.datagram(from, &buffer[..len], Instant::now());
+                }
+                // ICMP errors surface here on Linux (a participant's port closed): not ours.
+                Err(error) => tracing::debug!(%error, "receiving a datagram"),
+            },
+            command = commands.recv() => match command {
+                Some(command) => apply(&mut server, &mut rooms, command),
+                None => return,
+            },
+            () = sleep_until(wake) => server.timeout(Instant::now()),
+        }
+        while let Some(output) = server.poll_output() {
+            match output {
+                Output::Transmit { to, datagram } => {
+                    counters.datagrams_out.fetch_add(1, Ordering::Relaxed);
+                    counters.bytes_out.fetch_add(datagram.len() as u64, Ordering::Relaxed);
+                    if let Err(error) = socket.send_to(&datagram, to).await {
+                        tracing::debug!(%error, "sending a datagram");
+                    }
+                }
+                Output::Signal { room, to, connection, message } => {
+                    if let Some(signals) = rooms.get(&room) {
+                        let _ = signals.send(ToPeer { to, connection, message });
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn apply(server: &mut MediaServer, rooms: &mut HashMap<String, mpsc::UnboundedSender<ToPeer>>, command: Command) {
+    let now = Instant::now();
+    match command {
+        Command::Open { room, mode, signals } => {
+            server.open_room(&room, mode);
+            rooms.insert(room, signals);
+        }
+        Command::Close { room } => {
+            server.close_room(&room);
+            rooms.remove(&room);
+        }
+        Command::Joined { room, peer, role } => server.peer_joined(&room, &peer, role, now),
+        Command::Left { room, peer } => server.peer_left(&room, &peer, now),
+        Command::Signal { room, from, connection, message } => server.signal(&room, &from, connection, message, now),
+    }
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
