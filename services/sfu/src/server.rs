@@ -467,10 +467,10 @@ impl MediaServer {
             match message.message {
                 RTCMessage::RtpPacket(_, packet) => self.forward(id, &packet, now),
                 // Only keyframe requests are delivered ([`crate::keyframe_requests`]).
-                RTCMessage::RtcpPacket(track_id, packets) => {
-                    if packets.iter().any(|packet| asks_for_keyframe(packet.as_ref())) {
-                        self.keyframe_requested(id, &track_id, now);
-                    }
+                RTCMessage::RtcpPacket(track_id, packets)
+                    if packets.iter().any(|packet| asks_for_keyframe(packet.as_ref())) =>
+                {
+                    self.keyframe_requested(id, &track_id, now);
                 }
                 _ => {}
             }
