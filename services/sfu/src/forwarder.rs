@@ -89,6 +89,8 @@ struct Track {
 struct Stream {
     /// `None` until the layer's SSRC is known.
     ssrc: Option<u32>,
+    /// The picture size of its last keyframe, where the codec says.
+    size: Option<(u16, u16)>,
     cache: PacketCache,
     rate: RateMeter,
 }
@@ -99,6 +101,8 @@ struct Down {
     /// The highest layer the subscriber asked for (`None`: paused) and its bandwidth estimate.
     wants: Option<Layer>,
     estimate: u64,
+    /// The size of the tile it shows the track in, if it said.
+    tile: Option<(u16, u16)>,
 }
 
 #[derive(Default)]
@@ -125,7 +129,12 @@ impl Forwarder {
         }
         let id = TrackId(self.tracks.iter().position(Option::is_none).unwrap_or(self.tracks.len()));
         let layers = (0..layers)
-            .map(|_| Stream { ssrc: None, cache: PacketCache::new(CACHE_PACKETS), rate: RateMeter::default() })
+            .map(|_| Stream {
+                ssrc: None,
+                size: None,
+                cache: PacketCache::new(CACHE_PACKETS),
+                rate: RateMeter::default(),
+            })
             .collect();
         let throttle = KeyframeThrottle::default();
         let track = Track { connection, codec, clock_rate, layers, throttle, downs: Vec::new() };
@@ -163,8 +172,13 @@ impl Forwarder {
     /// A subscriber's copy of `track`, paused until [`Forwarder::request`] asks for a layer.
     pub fn subscribe(&mut self, id: TrackId) -> Option<DownId> {
         let track = self.tracks.get_mut(id.0)?.as_mut()?;
-        let down =
-            Down { track: DownTrack::new(track.clock_rate), vp8: Vp8PictureIds::default(), wants: None, estimate: 0 };
+        let down = Down {
+            track: DownTrack::new(track.clock_rate),
+            vp8: Vp8PictureIds::default(),
+            wants: None,
+            estimate: 0,
+            tile: None,
+        };
         let index = track.downs.iter().position(Option::is_none).unwrap_or(track.downs.len());
         match track.downs.get_mut(index) {
             Some(slot) => *slot = Some(down),
@@ -191,6 +205,15 @@ impl Forwarder {
         self.retarget(down.track, now);
     }
 
+    /// The size of the tile `down`'s subscriber shows the track in (`None`: any size): it gets
+    /// the smallest layer that covers the tile, so that a picture is scaled down, never up.
+    pub fn fit(&mut self, down: DownId, tile: Option<(u16, u16)>, now: Instant) {
+        if let Some(copy) = self.down_mut(down) {
+            copy.tile = tile;
+        }
+        self.retarget(down.track, now);
+    }
+
     /// A packet from a publisher. `actions` is cleared and filled.
     pub fn on_packet(&mut self, packet: &Packet, now: Instant, actions: &mut Vec<Action>) {
         actions.clear();
@@ -211,6 +234,12 @@ impl Forwarder {
         }
         let Some(track) = self.tracks.get_mut(id.0).and_then(Option::as_mut) else { return };
         let starts_keyframe = track.codec.is_none_or(|codec| codec.starts_keyframe(payload));
+        if let Some(size) = track.codec.filter(|_| starts_keyframe).and_then(|codec| codec.keyframe_size(payload))
+            && track.layers[usize::from(layer)].size.replace(size) != Some(size)
+        {
+            self.retarget(id, now);
+        }
+        let Some(track) = self.tracks.get_mut(id.0).and_then(Option::as_mut) else { return };
         let incoming = Incoming { layer, sequence_number, timestamp, starts_keyframe, arrived: now };
         let video = track.codec.is_some();
         // One pass over the copies: forward, and ask for the keyframe a copy still waits for.
@@ -296,11 +325,21 @@ impl Forwarder {
             let target = if track.codec.is_none() {
                 copy.wants.map(|_| 0)
             } else {
-                target_layer(rates, copy.estimate, copy.wants, copy.track.current())
+                let covering = copy.tile.map(|tile| layer_covering(&track.layers, tile));
+                let wants = copy.wants.map(|wants| covering.map_or(wants, |covering| wants.min(covering)));
+                target_layer(rates, copy.estimate, wants, copy.track.current())
             };
             copy.track.set_target(target);
         }
     }
+}
+
+/// The smallest layer whose pictures cover `tile` (width and height); the top layer when none
+/// does. A layer whose size is not known yet covers nothing.
+fn layer_covering(layers: &[Stream], (width, height): (u16, u16)) -> Layer {
+    let covers = |stream: &Stream| stream.size.is_some_and(|(w, h)| w >= width && h >= height);
+    let top = layers.len().saturating_sub(1);
+    layers.iter().position(covers).unwrap_or(top) as Layer
 }
 
 /// A stream's bitrate over its last whole window (0 until one has passed), or `None` while the
@@ -346,6 +385,7 @@ mod tests {
 
     const LOW: u32 = 0x100;
     const HIGH: u32 = 0x200;
+    const MID: u32 = 0x150;
     const MIC: u32 = 0x300;
     const PUBLISHER: u64 = 1;
 
@@ -370,6 +410,17 @@ mod tests {
             forwarder.bind(track, layer as Layer, ssrc)?;
         }
         Ok(track)
+    }
+
+    /// A VP8 keyframe's first packet with its picture size.
+    fn vp8_keyframe(picture_id: u16, width: u16, height: u16) -> Vec<u8> {
+        let mut payload = vp8(picture_id, true, 5);
+        payload.truncate(4);
+        payload.extend_from_slice(&[0x50, 0x00, 0x00, 0x9d, 0x01, 0x2a]);
+        payload.extend_from_slice(&width.to_le_bytes());
+        payload.extend_from_slice(&height.to_le_bytes());
+        payload.resize(100, 0);
+        payload
     }
 
     fn rtp(ssrc: u32, sequence_number: u16, timestamp: u32, bytes: &[u8]) -> Packet<'_> {
@@ -508,6 +559,36 @@ mod tests {
         assert_eq!(forwarder.on_keyframe_request(viewer, later), None, "not twice within 500 ms");
         assert_eq!(forwarder.on_keyframe_request(viewer, later + Duration::from_millis(500)), Some(asked));
         assert_eq!(forwarder.on_keyframe_request(listener, later), None, "audio has no keyframes");
+    }
+
+    #[test]
+    fn a_subscriber_gets_the_smallest_layer_that_covers_its_tile() {
+        let t0 = Instant::now();
+        let mut forwarder = Forwarder::default();
+        let camera = publish(&mut forwarder, PUBLISHER, Some(Codec::Vp8), &[LOW, MID, HIGH]).unwrap();
+        let viewer = forwarder.subscribe(camera).unwrap();
+        forwarder.request(viewer, Some(2), 10_000_000, t0);
+        forwarder.fit(viewer, Some((400, 200)), t0);
+        // Each layer's packet `n`, a keyframe or not: which layers' packets were forwarded.
+        let send = |forwarder: &mut Forwarder, n: u16, keyframe: bool| {
+            let mut actions = Vec::new();
+            let mut got = Vec::new();
+            for (ssrc, (width, height)) in [(LOW, (320, 180)), (MID, (640, 360)), (HIGH, (1280, 720))] {
+                let payload = if keyframe { vp8_keyframe(n, width, height) } else { vp8(n, false, 100) };
+                forwarder.on_packet(&rtp(ssrc, n, 0, &payload), t0, &mut actions);
+                if !forwarded(&actions).is_empty() {
+                    got.push(ssrc);
+                }
+            }
+            got
+        };
+        assert_eq!(send(&mut forwarder, 0, false), Vec::<u32>::new(), "every layer is sent; no keyframe yet");
+        assert_eq!(send(&mut forwarder, 1, true), [MID], "640x360 covers a 400x200 tile, 320x180 does not");
+        assert_eq!(send(&mut forwarder, 2, false), [MID]);
+        forwarder.fit(viewer, Some((2000, 1000)), t0);
+        assert_eq!(send(&mut forwarder, 3, true), [MID, HIGH], "none covers it: the top one, from its keyframe on");
+        forwarder.fit(viewer, Some((100, 50)), t0);
+        assert_eq!(send(&mut forwarder, 4, true), [LOW]);
     }
 
     #[test]

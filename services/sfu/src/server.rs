@@ -43,6 +43,22 @@ pub enum Incoming {
     Offer(String),
     Answer(String),
     Candidate(RTCIceCandidateInit),
+    /// How the subscriber shows one of the tracks it receives (`a=msid` track id).
+    TrackRequest {
+        track_id: String,
+        shown: Shown,
+    },
+}
+
+/// How a subscriber shows a video track.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shown {
+    /// In a tile of this size (width, height): it gets the smallest layer that covers it.
+    Tile(u16, u16),
+    /// At any size: the top layer its bandwidth carries.
+    AnySize,
+    /// Not at all (off screen): the video stops; audio is never paused.
+    Paused,
 }
 
 /// What the server sends a participant, about one of its connections.
@@ -64,6 +80,12 @@ pub enum Output {
 
 /// A description the stack could not read or apply.
 const INVALID_DESCRIPTION: &str = "invalid_description";
+
+/// The highest layer there may be: a copy asks for it to get the top layer sent.
+const TOP_LAYER: Layer = MAX_LAYERS as Layer - 1;
+
+/// A track request naming a track the subscriber does not receive.
+const UNKNOWN_TRACK: &str = "unknown_track";
 
 /// A connection, numbered by the server (the forwarder's `connection`).
 type ConnectionId = u64;
@@ -205,9 +227,18 @@ impl MediaServer {
                     let _ = connection.pc.add_remote_candidate(candidate);
                 }
             }
-            // The server offers subscribe connections and answers publish ones; anything else is
-            // a confused client, whose connection stays as it was.
-            (ConnectionKind::Publish, Incoming::Answer(_)) | (ConnectionKind::Subscribe, Incoming::Offer(_)) => {}
+            (ConnectionKind::Subscribe, Incoming::TrackRequest { track_id, shown }) => {
+                if let Some(id) = existing
+                    && !self.show(id, &track_id, shown, now)
+                {
+                    self.signal_out(room, from, connection, Outgoing::Refused(UNKNOWN_TRACK));
+                }
+            }
+            // The server offers subscribe connections and answers publish ones, and tracks are
+            // asked for on the connection that receives them; anything else is a confused client,
+            // whose connection stays as it was.
+            (ConnectionKind::Publish, Incoming::Answer(_) | Incoming::TrackRequest { .. })
+            | (ConnectionKind::Subscribe, Incoming::Offer(_)) => {}
         }
         if let Some(id) = existing {
             self.pump(id, now);
@@ -299,22 +330,42 @@ impl MediaServer {
             self.signal_out(&room, &peer, ConnectionKind::Subscribe, Outgoing::Refused(INVALID_DESCRIPTION));
             return;
         }
-        for copy in connection.copies.values_mut() {
-            if copy.payload_type.is_none() {
-                copy.payload_type = connection.pc.rtp_sender(copy.sender).and_then(|mut sender| {
-                    sender.get_parameters().rtp_parameters.codecs.first().map(|c| c.payload_type)
-                });
-            }
+        let mut new_copies = Vec::new();
+        for copy in connection.copies.values_mut().filter(|copy| copy.payload_type.is_none()) {
+            copy.payload_type = connection
+                .pc
+                .rtp_sender(copy.sender)
+                .and_then(|mut sender| sender.get_parameters().rtp_parameters.codecs.first().map(|c| c.payload_type));
+            new_copies.push(copy.down);
         }
         let room = connection.room.clone();
-        // Copies ask for the top layer until the subscriber says otherwise; changes held back
-        // while the offer was out go now.
+        // New copies get the top layer until the subscriber says how it shows them; changes held
+        // back while the offer was out go now.
         if let Some(media) = self.rooms.get_mut(&room) {
-            for copy in connection.copies.values() {
-                media.forwarder.request(copy.down, Some(MAX_LAYERS as Layer - 1), u64::MAX, now);
+            for down in new_copies {
+                media.forwarder.request(down, Some(TOP_LAYER), u64::MAX, now);
             }
         }
         self.refresh_subscriptions(&room, now);
+    }
+
+    /// Subscribe connection `id` shows its copy of `track_id` as `shown`; whether it has one.
+    fn show(&mut self, id: ConnectionId, track_id: &str, shown: Shown, now: Instant) -> bool {
+        let Some(connection) = self.connections.get(&id) else { return false };
+        let Some(media) = self.rooms.get_mut(&connection.room) else { return false };
+        let copy =
+            connection.copies.iter().find(|(track, _)| media.tracks.get(track).is_some_and(|t| t.id == track_id));
+        let Some((track, copy)) = copy else { return false };
+        if media.tracks.get(track).is_some_and(|t| t.kind == RtpCodecKind::Video) {
+            let (wants, tile) = match shown {
+                Shown::Tile(width, height) => (Some(TOP_LAYER), Some((width, height))),
+                Shown::AnySize => (Some(TOP_LAYER), None),
+                Shown::Paused => (None, None),
+            };
+            media.forwarder.request(copy.down, wants, u64::MAX, now);
+            media.forwarder.fit(copy.down, tile, now);
+        }
+        true
     }
 
     /// Brings every participant's subscribe connection in `room` in line with the tracks others

@@ -5,6 +5,7 @@ mod support;
 
 use confab_domain::{RoomMode, RoomRole};
 use confab_sfu::connection::ConnectionKind;
+use confab_sfu::server::Shown;
 use support::Call;
 
 #[test]
@@ -41,6 +42,28 @@ fn a_published_camera_reaches_every_other_participant_once_renumbered_on_their_o
     assert!(renegotiated, "every student is offered the connection without the camera");
     let after: Vec<usize> = students.iter().map(|s| call.received_from(*s, "ann")).collect();
     assert_eq!(after, received, "nothing of a departed publisher is forwarded");
+}
+
+#[test]
+fn each_subscriber_gets_the_simulcast_layer_its_tile_needs_and_a_paused_one_gets_none() {
+    let mut call = Call::new(RoomMode::Lecture);
+    let teacher = call.join("ann", RoomRole::Owner);
+    let [full, small, away] = ["bob", "cat", "dan"].map(|s| call.join(s, RoomRole::Member));
+    call.publish_simulcast_camera(teacher);
+    let flowing = call.run(&[teacher], |call| [full, small, away].iter().all(|s| call.received_from(*s, "ann") >= 30));
+    assert!(flowing, "every student receives the camera");
+    assert!(call.keyframe_sizes(full, "ann", 0).iter().all(|size| *size == (1280, 720)), "the top layer by default");
+
+    call.show(small, "ann", Shown::Tile(320, 180));
+    call.show(away, "ann", Shown::Paused);
+    let (before_small, before_away) = (call.received_from(small, "ann"), call.received_from(away, "ann"));
+    let moved = call.run(&[teacher], |call| !call.keyframe_sizes(small, "ann", before_small).is_empty());
+    assert!(moved, "the small tile receives a keyframe of its layer");
+    assert_eq!(call.keyframe_sizes(small, "ann", before_small), [(320, 180)]);
+    assert_eq!(call.received_from(away, "ann"), before_away, "a paused track sends nothing");
+    assert!(call.keyframe_sizes(full, "ann", 0).iter().all(|size| *size == (1280, 720)));
+    let numbers: Vec<u16> = call.participants[small].received.iter().map(|(_, p)| p.header.sequence_number).collect();
+    assert!(numbers.windows(2).all(|w| w[1] == w[0].wrapping_add(1)), "no gap at the switch");
 }
 
 #[test]

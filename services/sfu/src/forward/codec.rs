@@ -19,6 +19,17 @@ impl Codec {
             Codec::H264 => h264::starts_keyframe(payload),
         }
     }
+
+    /// The picture size a keyframe's first packet states, where the codec puts it there (VP8).
+    pub fn keyframe_size(self, payload: &[u8]) -> Option<(u16, u16)> {
+        match self {
+            Codec::Vp8 => {
+                let descriptor = vp8::Vp8Descriptor::parse(payload).ok()?;
+                vp8::keyframe_dimensions(payload.get(descriptor.len..)?)
+            }
+            Codec::Vp9 | Codec::H264 => None,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -34,6 +45,7 @@ mod tests {
         assert!(Codec::H264.starts_keyframe(&[0x65, 0x88]));
         assert!(Codec::Vp9.starts_keyframe(&[0x08, 0xee]));
         assert!(!Codec::H264.starts_keyframe(&vp8_keyframe[1..]), "a VP8 frame tag is no IDR");
+        assert_eq!(Codec::Vp8.keyframe_size(&vp8_keyframe), Some((640, 480)));
     }
 
     proptest! {
@@ -41,6 +53,7 @@ mod tests {
         fn any_payload_is_read_without_panicking(payload in prop::collection::vec(any::<u8>(), 0..64)) {
             for codec in [Codec::Vp8, Codec::Vp9, Codec::H264] {
                 codec.starts_keyframe(&payload);
+                codec.keyframe_size(&payload);
             }
         }
     }

@@ -10,7 +10,7 @@ use bytes::{Bytes, BytesMut};
 use confab_domain::{RoomMode, RoomRole};
 use confab_sfu::connection::{ConnectionKind, opus, vp8};
 use confab_sfu::keyframe_requests::{KeyframeRequests, asks_for_keyframe};
-use confab_sfu::server::{Incoming, MediaServer, Outgoing, Output};
+use confab_sfu::server::{Incoming, MediaServer, Outgoing, Output, Shown};
 use rtc::interceptor::{Registry, Slot};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
@@ -41,7 +41,7 @@ pub struct Participant {
     pub publish: Option<RTCPeerConnection>,
     pub subscribe: Option<RTCPeerConnection>,
     /// Its camera's sender on the publish connection, and the numbers of its packets.
-    camera: Option<(RTCRtpSenderId, u32)>,
+    camera: Option<(RTCRtpSenderId, Vec<Layer>)>,
     sequence_number: u16,
     picture_id: u16,
     /// RTP packets received on the subscribe connection, by the track's id (`a=msid`).
@@ -66,6 +66,20 @@ pub struct Call {
 }
 
 const CAMERA_SSRC: u32 = 0x0ca_0001;
+
+/// One layer of a camera: its rid (empty without simulcast), SSRC and picture size.
+#[derive(Debug, Clone, Copy)]
+struct Layer {
+    rid: &'static str,
+    ssrc: u32,
+    size: (u16, u16),
+}
+
+const SIMULCAST: [Layer; 3] = [
+    Layer { rid: "q", ssrc: 0x5c_0001, size: (320, 180) },
+    Layer { rid: "h", ssrc: 0x5c_0002, size: (640, 360) },
+    Layer { rid: "f", ssrc: 0x5c_0003, size: (1280, 720) },
+];
 const FRAME: Duration = Duration::from_millis(33);
 
 impl Call {
@@ -103,48 +117,77 @@ impl Call {
         self.server.peer_left(ROOM, &peer_id, Instant::now());
     }
 
-    /// Participant `n` offers to publish a VP8 camera.
+    /// Participant `n` offers to publish a VP8 camera of one 640x360 layer.
     pub fn publish_camera(&mut self, n: usize) {
+        self.publish(n, &[Layer { rid: "", ssrc: CAMERA_SSRC, size: (640, 360) }]);
+    }
+
+    /// Participant `n` offers to publish a VP8 camera in three simulcast layers (rids q, h, f),
+    /// as browsers do.
+    pub fn publish_simulcast_camera(&mut self, n: usize) {
+        self.publish(n, &SIMULCAST);
+    }
+
+    fn publish(&mut self, n: usize, layers: &[Layer]) {
         let participant = &mut self.participants[n];
         let mut pc = peer_connection(participant.address);
-        let encoding = RTCRtpEncodingParameters {
-            rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(CAMERA_SSRC), ..Default::default() },
-            codec: vp8(),
-            ..Default::default()
-        };
+        let encodings = layers
+            .iter()
+            .map(|layer| RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    rid: layer.rid.to_owned(),
+                    ssrc: Some(layer.ssrc),
+                    ..Default::default()
+                },
+                codec: vp8(),
+                ..Default::default()
+            })
+            .collect();
         let stream = participant.peer_id.clone();
-        let track =
-            MediaStreamTrack::new(stream, "camera".into(), "camera".into(), RtpCodecKind::Video, vec![encoding]);
+        let track = MediaStreamTrack::new(stream, "camera".into(), "camera".into(), RtpCodecKind::Video, encodings);
         let sender = pc.add_track(track).unwrap();
         let offer = pc.create_offer(None).unwrap();
         pc.set_local_description(Instant::now(), offer.clone()).unwrap();
         participant.publish = Some(pc);
-        participant.camera = Some((sender, CAMERA_SSRC));
+        participant.camera = Some((sender, layers.to_vec()));
         let peer_id = participant.peer_id.clone();
         self.server.signal(ROOM, &peer_id, ConnectionKind::Publish, Incoming::Offer(offer.sdp), Instant::now());
     }
 
-    /// Participant `n` sends one VP8 frame of one packet (a keyframe every 30).
+    /// Participant `n` sends one VP8 frame of one packet on each of its camera's layers (a
+    /// keyframe every 30, stating the layer's size), with the mid and rid extensions of simulcast.
     pub fn send_frame(&mut self, n: usize) {
         let participant = &mut self.participants[n];
-        let (Some(pc), Some((sender, ssrc))) = (participant.publish.as_mut(), participant.camera) else { return };
+        let (Some(pc), Some((sender, layers))) = (participant.publish.as_mut(), participant.camera.as_ref()) else {
+            return;
+        };
         participant.sequence_number = participant.sequence_number.wrapping_add(1);
         participant.picture_id = (participant.picture_id + 1) & 0x7fff;
         let keyframe = participant.picture_id % 30 == 1;
-        let [high, low] = (0x8000 | participant.picture_id).to_be_bytes();
-        let mut payload = vec![0x90, 0x80, high, low, if keyframe { 0x50 } else { 0x51 }];
-        payload.resize(800, 0);
-        let header = Header {
-            version: 2,
-            marker: true,
-            payload_type: 96,
-            sequence_number: participant.sequence_number,
-            timestamp: u32::from(participant.picture_id) * 3000,
-            ssrc,
-            ..Default::default()
-        };
-        if let Some(mut sender) = pc.rtp_sender(sender) {
-            let _ = sender.write_rtp(Instant::now(), Packet { header, payload: Bytes::from(payload) });
+        let Some(mut sender) = pc.rtp_sender(*sender) else { return };
+        let parameters = sender.get_parameters().rtp_parameters.clone();
+        let extension = |uri: &str| parameters.header_extensions.iter().find(|e| e.uri == uri).map(|e| e.id as u8);
+        let mid = extension("urn:ietf:params:rtp-hdrext:sdes:mid");
+        let rid = extension("urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id");
+        let payload_type = parameters.codecs.first().map_or(96, |codec| codec.payload_type);
+        for layer in layers {
+            let mut header = Header {
+                version: 2,
+                marker: true,
+                payload_type,
+                sequence_number: participant.sequence_number,
+                timestamp: u32::from(participant.picture_id) * 3000,
+                ssrc: layer.ssrc,
+                ..Default::default()
+            };
+            if !layer.rid.is_empty()
+                && let (Some(mid), Some(rid)) = (mid, rid)
+            {
+                header.set_extension(mid, Bytes::from_static(b"0")).unwrap();
+                header.set_extension(rid, Bytes::from(layer.rid.as_bytes().to_vec())).unwrap();
+            }
+            let payload = vp8_frame(participant.picture_id, keyframe.then_some(layer.size));
+            let _ = sender.write_rtp(Instant::now(), Packet { header, payload });
         }
     }
 
@@ -247,9 +290,52 @@ impl Call {
         }
     }
 
+    /// Participant `n` tells the server how it shows the track of `publisher` it receives.
+    pub fn show(&mut self, n: usize, publisher: &str, shown: Shown) {
+        let participant = &self.participants[n];
+        let track_id = participant.received.iter().find(|(track, _)| track.starts_with(publisher)).map(|(t, _)| t);
+        let message = Incoming::TrackRequest { track_id: track_id.expect("a track received").clone(), shown };
+        let peer_id = participant.peer_id.clone();
+        self.server.signal(ROOM, &peer_id, ConnectionKind::Subscribe, message, Instant::now());
+    }
+
+    /// The sizes of the keyframes participant `n` received from `publisher`, from the `from`th
+    /// packet on.
+    pub fn keyframe_sizes(&self, n: usize, publisher: &str, from: usize) -> Vec<(u16, u16)> {
+        let received = self.participants[n].received.iter().filter(|(track, _)| track.starts_with(publisher));
+        received.skip(from).filter_map(|(_, packet)| keyframe_size(packet)).collect()
+    }
+
     /// VP8 packets participant `n` received from the track of publisher `from`.
     pub fn received_from(&self, n: usize, from: &str) -> usize {
         self.participants[n].received.iter().filter(|(track, _)| track.starts_with(from)).count()
+    }
+}
+
+/// A VP8 frame of one packet: descriptor with a 15-bit PictureID, then a frame tag, and for a
+/// keyframe the picture size (RFC 6386 §9.1).
+fn vp8_frame(picture_id: u16, keyframe_of: Option<(u16, u16)>) -> Bytes {
+    let [high, low] = (0x8000 | picture_id).to_be_bytes();
+    let mut payload = vec![0x90, 0x80, high, low];
+    match keyframe_of {
+        Some((width, height)) => {
+            payload.extend_from_slice(&[0x50, 0x00, 0x00, 0x9d, 0x01, 0x2a]);
+            payload.extend_from_slice(&width.to_le_bytes());
+            payload.extend_from_slice(&height.to_le_bytes());
+        }
+        None => payload.push(0x51),
+    }
+    payload.resize(800, 0);
+    Bytes::from(payload)
+}
+
+/// The picture size a received VP8 keyframe states.
+fn keyframe_size(packet: &Packet) -> Option<(u16, u16)> {
+    match packet.payload.get(4..14)? {
+        [0x50, _, _, 0x9d, 0x01, 0x2a, w0, w1, h0, h1] => {
+            Some((u16::from_le_bytes([*w0, *w1]), u16::from_le_bytes([*h0, *h1])))
+        }
+        _ => None,
     }
 }
 
