@@ -16,7 +16,9 @@ use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYP
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCDtlsRole, RTCIceCandidate};
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
-use rtc::rtp_transceiver::rtp_sender::{RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
+};
 
 /// Which of a participant's two connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -73,6 +75,9 @@ pub fn opus() -> RTCRtpCodec {
     }
 }
 
+/// RFC 6464's header extension: the level of each audio packet's sound.
+pub const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
+
 /// Where [`KeyframeRequests`] sits in the interceptor chain: before webrtc-rs's own (as its
 /// `rtcp-processing` example places such an interceptor).
 const KEYFRAME_REQUESTS_SLOT: usize = 14_000;
@@ -97,6 +102,12 @@ pub fn new_peer_connection(
     media_engine.register_codec(
         RTCRtpCodecParameters { rtp_codec: opus(), payload_type: OPUS_PAYLOAD_TYPE },
         RtpCodecKind::Audio,
+    )?;
+    // Each audio packet's level, for the room's active speaker (crate::speakers).
+    media_engine.register_header_extension(
+        RTCRtpHeaderExtensionCapability { uri: AUDIO_LEVEL_URI.to_owned() },
+        RtpCodecKind::Audio,
+        None,
     )?;
     // Keyframe requests for the server; NACK both ways, receiver and sender reports, TWCC
     // feedback, and the mid/rid extensions simulcast is received by.

@@ -19,16 +19,17 @@ use crate::server::{Incoming, MediaServer, Outgoing, Output};
 /// The largest datagram read: more than any path's MTU.
 const MAX_DATAGRAM: usize = 2048;
 
-/// A signal from the server for one participant of a room.
+/// What the server tells a room's call.
 #[derive(Debug)]
-pub struct ToPeer {
-    pub to: String,
-    pub connection: ConnectionKind,
-    pub message: Outgoing,
+pub enum ToRoom {
+    /// A signal for one participant.
+    Signal { to: String, connection: ConnectionKind, message: Outgoing },
+    /// The dominant speaker changed: everyone is told.
+    Speaker { peer_id: String },
 }
 
 enum Command {
-    Open { room: String, mode: RoomMode, signals: mpsc::UnboundedSender<ToPeer> },
+    Open { room: String, mode: RoomMode, signals: mpsc::UnboundedSender<ToRoom> },
     Close { room: String },
     Joined { room: String, peer: String, role: RoomRole },
     Left { room: String, peer: String },
@@ -52,7 +53,7 @@ pub struct MediaHandle {
 
 impl MediaHandle {
     /// Serves `room`; what the server says to its participants goes to `signals`.
-    pub fn open(&self, room: &str, mode: RoomMode, signals: mpsc::UnboundedSender<ToPeer>) {
+    pub fn open(&self, room: &str, mode: RoomMode, signals: mpsc::UnboundedSender<ToRoom>) {
         self.send(Command::Open { room: room.to_owned(), mode, signals });
     }
 
@@ -91,7 +92,7 @@ async fn run(
     mut commands: mpsc::UnboundedReceiver<Command>,
     counters: Arc<Counters>,
 ) {
-    let mut rooms: HashMap<String, mpsc::UnboundedSender<ToPeer>> = HashMap::new();
+    let mut rooms: HashMap<String, mpsc::UnboundedSender<ToRoom>> = HashMap::new();
     let mut buffer = vec![0u8; MAX_DATAGRAM];
     loop {
         let wake = server.poll_timeout().map(tokio::time::Instant::from_std);
@@ -122,7 +123,12 @@ async fn run(
                 }
                 Output::Signal { room, to, connection, message } => {
                     if let Some(signals) = rooms.get(&room) {
-                        let _ = signals.send(ToPeer { to, connection, message });
+                        let _ = signals.send(ToRoom::Signal { to, connection, message });
+                    }
+                }
+                Output::Speaker { room, peer_id } => {
+                    if let Some(signals) = rooms.get(&room) {
+                        let _ = signals.send(ToRoom::Speaker { peer_id });
                     }
                 }
             }
@@ -130,7 +136,7 @@ async fn run(
     }
 }
 
-fn apply(server: &mut MediaServer, rooms: &mut HashMap<String, mpsc::UnboundedSender<ToPeer>>, command: Command) {
+fn apply(server: &mut MediaServer, rooms: &mut HashMap<String, mpsc::UnboundedSender<ToRoom>>, command: Command) {
     let now = Instant::now();
     match command {
         Command::Open { room, mode, signals } => {

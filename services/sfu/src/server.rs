@@ -13,7 +13,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use confab_domain::{RoomMode, RoomRole};
@@ -30,12 +30,13 @@ use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
-use crate::connection::{ConnectionKind, new_peer_connection, opus, vp8};
+use crate::connection::{AUDIO_LEVEL_URI, ConnectionKind, new_peer_connection, opus, vp8};
 use crate::demux::Demux;
 use crate::forward::{Codec, Layer};
 use crate::forwarder::{Action, DownId, Forwarder, MAX_LAYERS, Packet, TrackId};
 use crate::keyframe_requests::asks_for_keyframe;
 use crate::room::{MediaKind, Publication, Refusal, Room};
+use crate::speakers::Speakers;
 
 /// What a participant sends the server, on one of its connections.
 #[derive(Debug, Clone, PartialEq)]
@@ -74,12 +75,28 @@ pub enum Outgoing {
 /// What the I/O around the server has to do.
 #[derive(Debug)]
 pub enum Output {
-    Transmit { to: SocketAddr, datagram: BytesMut },
-    Signal { room: String, to: String, connection: ConnectionKind, message: Outgoing },
+    Transmit {
+        to: SocketAddr,
+        datagram: BytesMut,
+    },
+    Signal {
+        room: String,
+        to: String,
+        connection: ConnectionKind,
+        message: Outgoing,
+    },
+    /// `room`'s dominant speaker is now `peer_id`: everyone in it is told.
+    Speaker {
+        room: String,
+        peer_id: String,
+    },
 }
 
 /// A description the stack could not read or apply.
 const INVALID_DESCRIPTION: &str = "invalid_description";
+
+/// How often a room's dominant speaker is looked for.
+const SPEAKER_POLL: Duration = Duration::from_millis(100);
 
 /// The highest layer there may be: a copy asks for it to get the top layer sent.
 const TOP_LAYER: Layer = MAX_LAYERS as Layer - 1;
@@ -110,6 +127,8 @@ struct Connection {
 struct Sent {
     track: TrackId,
     receiver: RTCRtpReceiverId,
+    /// Audio: the id its packets carry their level in, if negotiated.
+    audio_level: Option<u8>,
 }
 
 /// A subscriber's copy of a track, as its connection sends it.
@@ -141,6 +160,9 @@ struct RoomMedia {
     subscribe: HashMap<String, ConnectionId>,
     /// Which subscribe connection each copy belongs to.
     copies: HashMap<DownId, ConnectionId>,
+    speakers: Speakers<String>,
+    /// When the dominant speaker was last looked for.
+    speakers_polled: Option<Instant>,
 }
 
 pub struct MediaServer {
@@ -178,6 +200,8 @@ impl MediaServer {
             publish: HashMap::new(),
             subscribe: HashMap::new(),
             copies: HashMap::new(),
+            speakers: Speakers::default(),
+            speakers_polled: None,
         });
     }
 
@@ -200,6 +224,7 @@ impl MediaServer {
     pub fn peer_left(&mut self, room: &str, peer: &str, now: Instant) {
         let Some(media) = self.rooms.get_mut(room) else { return };
         media.room.leave(peer);
+        media.speakers.forget(&peer.to_owned());
         let connections = [media.publish.remove(peer), media.subscribe.remove(peer)];
         for id in connections.into_iter().flatten() {
             self.end_connection(id);
@@ -516,7 +541,10 @@ impl MediaServer {
         }
         while let Some(message) = self.connections.get_mut(&id).and_then(|c| c.pc.poll_read()) {
             match message.message {
-                RTCMessage::RtpPacket(_, packet) => self.forward(id, &packet, now),
+                RTCMessage::RtpPacket(track_id, packet) => {
+                    self.hear(id, &track_id, &packet, now);
+                    self.forward(id, &packet, now);
+                }
                 // Only keyframe requests are delivered ([`crate::keyframe_requests`]).
                 RTCMessage::RtcpPacket(track_id, packets)
                     if packets.iter().any(|packet| asks_for_keyframe(packet.as_ref())) =>
@@ -553,8 +581,8 @@ impl MediaServer {
             return false;
         }
         let Some(media) = self.rooms.get_mut(&connection.room) else { return false };
-        let (kind, rids) = match connection.pc.rtp_receiver(receiver) {
-            Some(receiver) => {
+        let (kind, rids, audio_level) = match connection.pc.rtp_receiver(receiver) {
+            Some(mut receiver) => {
                 let track = receiver.track();
                 let rids: Vec<String> = track
                     .codings()
@@ -562,7 +590,10 @@ impl MediaServer {
                     .map(|c| c.rtp_coding_parameters.rid.clone())
                     .filter(|r| !r.is_empty())
                     .collect();
-                (track.kind(), rids)
+                let kind = track.kind();
+                let extensions = &receiver.get_parameters().rtp_parameters.header_extensions;
+                let audio_level = extensions.iter().find(|e| e.uri == AUDIO_LEVEL_URI).map(|e| e.id as u8);
+                (kind, rids, audio_level)
             }
             None => return false,
         };
@@ -584,7 +615,8 @@ impl MediaServer {
                     media.room.unpublish(&connection.peer, &id_in_room);
                     return false;
                 };
-                connection.sends.insert(track_id.to_owned(), Sent { track, receiver });
+                let audio_level = audio_level.filter(|_| kind == RtpCodecKind::Audio);
+                connection.sends.insert(track_id.to_owned(), Sent { track, receiver, audio_level });
                 let published = Published { publisher: connection.peer.clone(), connection: id, id: id_in_room, kind };
                 media.tracks.insert(track, published);
                 new_track = true;
@@ -593,6 +625,24 @@ impl MediaServer {
         };
         let _ = media.forwarder.bind(track, layer, ssrc);
         new_track
+    }
+
+    /// An audio packet's level (RFC 6464: the V bit, then 0 loudest to 127 silence) counts
+    /// towards its publisher's loudness; the room's dominant speaker is looked for every
+    /// [`SPEAKER_POLL`] and announced when it changes.
+    fn hear(&mut self, from: ConnectionId, track_id: &str, packet: &rtc::rtp::packet::Packet, now: Instant) {
+        let Some(connection) = self.connections.get(&from) else { return };
+        let Some(extension) = connection.sends.get(track_id).and_then(|sent| sent.audio_level) else { return };
+        let Some(&level) = packet.header.get_extension(extension).as_deref().and_then(<[u8]>::first) else { return };
+        let Some(media) = self.rooms.get_mut(&connection.room) else { return };
+        media.speakers.heard(&connection.peer, level & 0x7f, None, now);
+        if media.speakers_polled.is_some_and(|at| now.saturating_duration_since(at) < SPEAKER_POLL) {
+            return;
+        }
+        media.speakers_polled = Some(now);
+        if let Some(peer_id) = media.speakers.poll(now) {
+            self.outputs.push_back(Output::Speaker { room: connection.room.clone(), peer_id });
+        }
     }
 
     /// An RTP packet from publish connection `from`, to every copy the forwarder picks.

@@ -76,3 +76,18 @@ fn a_lecture_viewer_who_offers_media_is_refused() {
     assert!(refused);
     assert_eq!(call.participants[viewer].refusals, [(ConnectionKind::Publish, "not_allowed_to_publish")]);
 }
+
+#[test]
+fn the_room_is_told_its_dominant_speaker_from_the_levels_in_the_audio_packets() {
+    let mut call = Call::new(RoomMode::Meeting);
+    let [ann, bob] = ["ann", "bob"].map(|p| call.join(p, RoomRole::Member));
+    call.publish_microphone(ann);
+    call.publish_microphone(bob);
+    (call.participants[ann].level, call.participants[bob].level) = (30, 100);
+    assert!(call.run(&[ann, bob], |call| !call.speakers.is_empty()), "a speaker is found");
+    assert_eq!(call.speakers, ["ann"]);
+    assert!(call.run(&[ann, bob], |call| call.received_from(bob, "ann") > 10), "and heard");
+    (call.participants[ann].level, call.participants[bob].level) = (127, 20);
+    assert!(call.run(&[ann, bob], |call| call.speakers.len() == 2), "the speaker changes");
+    assert_eq!(call.speakers, ["ann", "bob"]);
+}

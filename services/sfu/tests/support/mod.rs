@@ -6,9 +6,9 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use confab_domain::{RoomMode, RoomRole};
-use confab_sfu::connection::{ConnectionKind, opus, vp8};
+use confab_sfu::connection::{AUDIO_LEVEL_URI, ConnectionKind, opus, vp8};
 use confab_sfu::keyframe_requests::{KeyframeRequests, asks_for_keyframe};
 use confab_sfu::server::{Incoming, MediaServer, Outgoing, Output, Shown};
 use rtc::interceptor::{Registry, Slot};
@@ -25,7 +25,8 @@ use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication
 use rtc::rtp::header::Header;
 use rtc::rtp::packet::Packet;
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+    RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
+    RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
 use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
 use rtc::sansio::Protocol;
@@ -34,14 +35,19 @@ use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 pub const ROOM: &str = "room-1";
 const SERVER: &str = "127.0.0.1:3478";
 
-/// A participant: its peer id, address and connections to the server.
+/// A participant: its peer id and connections to the server, each on its own address (as a
+/// browser gathers a port per connection).
 pub struct Participant {
     pub peer_id: String,
+    /// Its publish connection's address; the subscribe connection's is the next port.
     address: SocketAddr,
     pub publish: Option<RTCPeerConnection>,
     pub subscribe: Option<RTCPeerConnection>,
     /// Its camera's sender on the publish connection, and the numbers of its packets.
     camera: Option<(RTCRtpSenderId, Vec<Layer>)>,
+    /// Its microphone's sender, and the level (RFC 6464: 0 loudest, 127 silence) it sends at.
+    microphone: Option<RTCRtpSenderId>,
+    pub level: u8,
     sequence_number: u16,
     picture_id: u16,
     /// RTP packets received on the subscribe connection, by the track's id (`a=msid`).
@@ -63,6 +69,8 @@ pub struct Call {
     pub participants: Vec<Participant>,
     /// Signals from the server not yet handled by the test.
     pub signals: VecDeque<(String, ConnectionKind, Outgoing)>,
+    /// The dominant speakers the server announced, in order.
+    pub speakers: Vec<String>,
 }
 
 const CAMERA_SSRC: u32 = 0x0ca_0001;
@@ -80,25 +88,28 @@ const SIMULCAST: [Layer; 3] = [
     Layer { rid: "h", ssrc: 0x5c_0002, size: (640, 360) },
     Layer { rid: "f", ssrc: 0x5c_0003, size: (1280, 720) },
 ];
+const MICROPHONE_SSRC: u32 = 0x0a1_0001;
 const FRAME: Duration = Duration::from_millis(33);
 
 impl Call {
     pub fn new(mode: RoomMode) -> Self {
         let mut server = MediaServer::new(SERVER.parse().unwrap());
         server.open_room(ROOM, mode);
-        Self { server, participants: Vec::new(), signals: VecDeque::new() }
+        Self { server, participants: Vec::new(), signals: VecDeque::new(), speakers: Vec::new() }
     }
 
     /// A participant joins; its index.
     pub fn join(&mut self, peer_id: &str, role: RoomRole) -> usize {
         let n = self.participants.len();
-        let address = SocketAddr::from(([127, 0, 0, 1], 40_000 + n as u16));
+        let address = SocketAddr::from(([127, 0, 0, 1], 40_000 + 2 * n as u16));
         self.participants.push(Participant {
             peer_id: peer_id.to_owned(),
             address,
             publish: None,
             subscribe: None,
             camera: None,
+            microphone: None,
+            level: 127,
             sequence_number: 0,
             picture_id: 0,
             received: Vec::new(),
@@ -128,6 +139,21 @@ impl Call {
         self.publish(n, &SIMULCAST);
     }
 
+    /// Participant `n` offers to publish an Opus microphone (and nothing else).
+    pub fn publish_microphone(&mut self, n: usize) {
+        let participant = &mut self.participants[n];
+        let mut pc = peer_connection(participant.address);
+        let encoding = RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(MICROPHONE_SSRC), ..Default::default() },
+            codec: opus(),
+            ..Default::default()
+        };
+        let stream = participant.peer_id.clone();
+        let track = MediaStreamTrack::new(stream, "mic".into(), "mic".into(), RtpCodecKind::Audio, vec![encoding]);
+        participant.microphone = Some(pc.add_track(track).unwrap());
+        self.offer_to_publish(n, pc);
+    }
+
     fn publish(&mut self, n: usize, layers: &[Layer]) {
         let participant = &mut self.participants[n];
         let mut pc = peer_connection(participant.address);
@@ -145,13 +171,37 @@ impl Call {
             .collect();
         let stream = participant.peer_id.clone();
         let track = MediaStreamTrack::new(stream, "camera".into(), "camera".into(), RtpCodecKind::Video, encodings);
-        let sender = pc.add_track(track).unwrap();
+        participant.camera = Some((pc.add_track(track).unwrap(), layers.to_vec()));
+        self.offer_to_publish(n, pc);
+    }
+
+    fn offer_to_publish(&mut self, n: usize, mut pc: RTCPeerConnection) {
+        let participant = &mut self.participants[n];
         let offer = pc.create_offer(None).unwrap();
         pc.set_local_description(Instant::now(), offer.clone()).unwrap();
         participant.publish = Some(pc);
-        participant.camera = Some((sender, layers.to_vec()));
         let peer_id = participant.peer_id.clone();
         self.server.signal(ROOM, &peer_id, ConnectionKind::Publish, Incoming::Offer(offer.sdp), Instant::now());
+    }
+
+    /// Participant `n` sends 20 ms of sound at its level.
+    fn send_sound(&mut self, n: usize) {
+        let participant = &mut self.participants[n];
+        let (Some(pc), Some(microphone)) = (participant.publish.as_mut(), participant.microphone) else { return };
+        participant.sequence_number = participant.sequence_number.wrapping_add(1);
+        let Some(mut sender) = pc.rtp_sender(microphone) else { return };
+        let parameters = sender.get_parameters().rtp_parameters.clone();
+        let level = parameters.header_extensions.iter().find(|e| e.uri == AUDIO_LEVEL_URI).map(|e| e.id as u8);
+        let mut header = Header {
+            version: 2,
+            payload_type: parameters.codecs.first().map_or(111, |codec| codec.payload_type),
+            sequence_number: participant.sequence_number,
+            timestamp: u32::from(participant.sequence_number) * 960,
+            ssrc: MICROPHONE_SSRC,
+            ..Default::default()
+        };
+        header.set_extension(level.expect("the audio level extension"), Bytes::from(vec![participant.level])).unwrap();
+        let _ = sender.write_rtp(Instant::now(), Packet { header, payload: Bytes::from_static(&[0xfc; 60]) });
     }
 
     /// Participant `n` sends one VP8 frame of one packet on each of its camera's layers (a
@@ -191,9 +241,9 @@ impl Call {
         }
     }
 
-    /// Moves datagrams and signals, the participants in `cameras` sending 30 frames a second,
-    /// until `done` (true) or 15 s have passed (false).
-    pub fn run(&mut self, cameras: &[usize], mut done: impl FnMut(&Self) -> bool) -> bool {
+    /// Moves datagrams and signals, the participants in `senders` sending what they publish 30
+    /// times a second, until `done` (true) or 15 s have passed (false).
+    pub fn run(&mut self, senders: &[usize], mut done: impl FnMut(&Self) -> bool) -> bool {
         let give_up = Instant::now() + Duration::from_secs(15);
         let mut next_frame = Instant::now();
         loop {
@@ -205,8 +255,9 @@ impl Call {
                 return true;
             }
             if now >= next_frame {
-                for &n in cameras {
+                for &n in senders {
                     self.send_frame(n);
+                    self.send_sound(n);
                 }
                 next_frame = now + FRAME;
             }
@@ -222,12 +273,15 @@ impl Call {
         let server_address: SocketAddr = SERVER.parse().unwrap();
         let mut moved = false;
         for participant in &mut self.participants {
-            for pc in [participant.publish.as_mut(), participant.subscribe.as_mut()].into_iter().flatten() {
+            let addresses = [participant.address, subscribe_address(participant)];
+            let connections = [participant.publish.as_mut(), participant.subscribe.as_mut()];
+            for (address, pc) in addresses.into_iter().zip(connections) {
+                let Some(pc) = pc else { continue };
                 if pc.poll_timeout().is_some_and(|at| at <= now) {
                     let _ = pc.handle_timeout(now);
                 }
                 while let Some(datagram) = pc.poll_write() {
-                    self.server.datagram(participant.address, &datagram.message, now);
+                    self.server.datagram(address, &datagram.message, now);
                     moved = true;
                 }
             }
@@ -239,10 +293,27 @@ impl Call {
             moved = true;
             match output {
                 Output::Transmit { to, datagram } => {
-                    let Some(participant) = self.participants.iter_mut().find(|p| p.address == to) else { continue };
-                    deliver(participant, server_address, datagram, now);
+                    let transport = TransportContext {
+                        local_addr: to,
+                        peer_addr: server_address,
+                        ecn: None,
+                        transport_protocol: TransportProtocol::UDP,
+                    };
+                    let pc = self.participants.iter_mut().find_map(|participant| {
+                        if participant.address == to {
+                            participant.publish.as_mut()
+                        } else if subscribe_address(participant) == to {
+                            participant.subscribe.as_mut()
+                        } else {
+                            None
+                        }
+                    });
+                    if let Some(pc) = pc {
+                        let _ = pc.handle_read(TaggedBytesMut { now, transport, message: datagram });
+                    }
                 }
                 Output::Signal { to, connection, message, .. } => self.signals.push_back((to, connection, message)),
+                Output::Speaker { peer_id, .. } => self.speakers.push(peer_id),
             }
         }
         while let Some((to, connection, message)) = self.signals.pop_front() {
@@ -266,7 +337,7 @@ impl Call {
             }
             (ConnectionKind::Subscribe, Outgoing::Offer(sdp)) => {
                 participant.offers += 1;
-                let address = participant.address;
+                let address = subscribe_address(participant);
                 let pc = participant.subscribe.get_or_insert_with(|| peer_connection(address));
                 pc.set_remote_description(now, RTCSessionDescription::offer(sdp).unwrap()).unwrap();
                 let answer = pc.create_answer(None).unwrap();
@@ -339,17 +410,8 @@ fn keyframe_size(packet: &Packet) -> Option<(u16, u16)> {
     }
 }
 
-fn deliver(participant: &mut Participant, from: SocketAddr, datagram: BytesMut, now: Instant) {
-    // The same address serves both connections: the one whose ICE agent knows it takes it.
-    for pc in [participant.publish.as_mut(), participant.subscribe.as_mut()].into_iter().flatten() {
-        let transport = TransportContext {
-            local_addr: participant.address,
-            peer_addr: from,
-            ecn: None,
-            transport_protocol: TransportProtocol::UDP,
-        };
-        let _ = pc.handle_read(TaggedBytesMut { now, transport, message: datagram.clone() });
-    }
+fn subscribe_address(participant: &Participant) -> SocketAddr {
+    SocketAddr::new(participant.address.ip(), participant.address.port() + 1)
 }
 
 fn read(participant: &mut Participant) {
@@ -382,6 +444,13 @@ fn peer_connection(address: SocketAddr) -> RTCPeerConnection {
     for (rtp_codec, payload_type, kind) in codecs {
         media_engine.register_codec(RTCRtpCodecParameters { rtp_codec, payload_type }, kind).unwrap();
     }
+    media_engine
+        .register_header_extension(
+            RTCRtpHeaderExtensionCapability { uri: AUDIO_LEVEL_URI.to_owned() },
+            RtpCodecKind::Audio,
+            None,
+        )
+        .unwrap();
     // Keyframe requests delivered, so that a publisher sees them, as the server does.
     let registry = Registry::new().with(Slot::from(14_000), KeyframeRequests::default());
     let registry = register_default_interceptors(registry, &mut media_engine).unwrap();
