@@ -58,6 +58,8 @@ pub const KNOWN_KEYS: &[&str] = &[
     "CONFAB_CAMERA_ALLOWED_HOSTS",
     "CONFAB_CAMERA_ALLOW_PRIVATE_NETWORKS",
     "CONFAB_RECORDER_MIN_FREE_BYTES",
+    "CONFAB_MEDIA_BIND",
+    "CONFAB_MEDIA_ADDRESS",
 ];
 
 /// Conventional variables read without the `CONFAB_` prefix.

@@ -123,13 +123,15 @@ impl RequestId {
 }
 
 /// The service whose request metrics [`observe`] records: every metric name starts with its
-/// service (`api_http_requests_total`, `gateway_http_…`, `recorder_http_…`, `ingest_http_…`).
+/// service (`api_http_requests_total`, `gateway_http_…`, `recorder_http_…`, `ingest_http_…`,
+/// `sfu_http_…`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Service {
     Api,
     Gateway,
     Recorder,
     Ingest,
+    Sfu,
 }
 
 /// Counts one request and records its latency. The names are literals so that they can be
@@ -151,6 +153,10 @@ fn record_request(service: Service, labels: &[(&'static str, String); 3], second
         Service::Ingest => {
             metrics::counter!("ingest_http_requests_total", labels).increment(1);
             metrics::histogram!("ingest_http_request_duration_seconds", labels).record(seconds);
+        }
+        Service::Sfu => {
+            metrics::counter!("sfu_http_requests_total", labels).increment(1);
+            metrics::histogram!("sfu_http_request_duration_seconds", labels).record(seconds);
         }
     }
 }

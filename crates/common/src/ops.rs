@@ -1,4 +1,4 @@
-//! The operational surface of a service without an API of its own (recorder, camera ingest):
+//! The operational surface of a service without an API of its own (recorder, camera ingest, SFU):
 //! `/healthz`, `/readyz` and `/metrics` with request metrics, plus a JSON 404 for the rest. The
 //! gateway shares `/healthz` and `/metrics` and checks its own readiness.
 
@@ -17,18 +17,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(http::healthz)).route("/metrics", web::get().to(http::metrics));
 }
 
-/// What the service needs to do its work.
+/// What the service needs to do its work (the SFU has no database).
 #[derive(Clone)]
 struct Dependencies {
-    postgres: PgPool,
+    postgres: Option<PgPool>,
     redis: ConnectionManager,
 }
 
 async fn readyz(dependencies: web::Data<Dependencies>) -> HttpResponse {
-    http::readiness(&[
-        ("postgres", crate::postgres::ping(&dependencies.postgres).await),
-        ("redis", crate::redis::ping(&dependencies.redis).await),
-    ])
+    let redis = ("redis", crate::redis::ping(&dependencies.redis).await);
+    match &dependencies.postgres {
+        Some(postgres) => http::readiness(&[("postgres", crate::postgres::ping(postgres).await), redis]),
+        None => http::readiness(&[redis]),
+    }
 }
 
 /// A bound ops-only HTTP server; `port()` is known before it runs (tests bind port 0).
@@ -38,9 +39,14 @@ pub struct OpsServer {
 }
 
 impl OpsServer {
-    /// Binds `bind`; request metrics are named after `service`; ready while `postgres` and the
-    /// Redis at `redis_url` answer.
-    pub fn build(service: http::Service, bind: &str, postgres: PgPool, redis_url: &str) -> anyhow::Result<Self> {
+    /// Binds `bind`; request metrics are named after `service`; ready while `postgres` (if the
+    /// service has one) and the Redis at `redis_url` answer.
+    pub fn build(
+        service: http::Service,
+        bind: &str,
+        postgres: Option<PgPool>,
+        redis_url: &str,
+    ) -> anyhow::Result<Self> {
         let dependencies = web::Data::new(Dependencies { postgres, redis: crate::redis::connect_lazy(redis_url)? });
         let metrics = web::Data::new(http::install_metrics());
         let listener = TcpListener::bind(bind)?;

@@ -24,7 +24,7 @@ async fn start_with(database_url: &str, redis_url: &str) -> String {
         .acquire_timeout(Duration::from_secs(1))
         .connect_lazy(database_url)
         .unwrap();
-    let server = OpsServer::build(Service::Recorder, "127.0.0.1:0", postgres, redis_url).unwrap();
+    let server = OpsServer::build(Service::Recorder, "127.0.0.1:0", Some(postgres), redis_url).unwrap();
     let base = format!("http://127.0.0.1:{}", server.port());
     actix_web::rt::spawn(server.run_until_stopped());
     base

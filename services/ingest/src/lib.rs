@@ -50,7 +50,7 @@ impl Ingest {
     pub fn build(settings: Settings) -> anyhow::Result<Self> {
         let (bind, redis_url) = (settings.bind.clone(), settings.redis_url.clone());
         let worker = Worker::build(settings)?;
-        let ops = OpsServer::build(Service::Ingest, &bind, worker.db.clone(), &redis_url)?;
+        let ops = OpsServer::build(Service::Ingest, &bind, Some(worker.db.clone()), &redis_url)?;
         Ok(Self { ops, worker: Arc::new(worker) })
     }
 

@@ -78,9 +78,10 @@ impl Room {
         Self { mode, peers: HashMap::new() }
     }
 
-    /// `peer` entered the call with its room role (from its ticket).
+    /// `peer` entered the call with its room role (from its ticket). A peer already in the call
+    /// (told again after a resync) keeps what it has.
     pub fn join(&mut self, peer: &str, role: RoomRole) {
-        self.peers.insert(peer.to_owned(), Peer { role, may_speak: false, tracks: Vec::new() });
+        self.peers.entry(peer.to_owned()).or_insert(Peer { role, may_speak: false, tracks: Vec::new() });
     }
 
     /// `peer` left: every track it published ends.

@@ -31,9 +31,9 @@ use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
 use crate::connection::{AUDIO_LEVEL_URI, ConnectionKind, new_peer_connection, opus, vp8};
-use crate::demux::Demux;
+use crate::demux::{Demux, Dropped};
 use crate::forward::{Codec, Layer};
-use crate::forwarder::{Action, DownId, Forwarder, MAX_LAYERS, Packet, TrackId};
+use crate::forwarder::{Action, DownId, Drops, Forwarder, MAX_LAYERS, Packet, TrackId};
 use crate::keyframe_requests::asks_for_keyframe;
 use crate::room::{MediaKind, Publication, Refusal, Room};
 use crate::speakers::Speakers;
@@ -175,6 +175,34 @@ pub struct MediaServer {
     next_ssrc: u32,
     outputs: VecDeque<Output>,
     actions: Vec<Action>,
+    counts: Counts,
+}
+
+/// What the server did since it started, for the metrics.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    /// Packets handed to subscribers' connections.
+    pub forwarded: u64,
+    /// Forwarded packets the stack refused to send (no SSRC or codec on that leg).
+    pub unsendable: u64,
+    /// Keyframe requests (PLI) sent to publishers.
+    pub keyframe_requests: u64,
+    /// Offers refused: not allowed to publish, unknown peer, or unreadable.
+    pub refused: u64,
+}
+
+/// The server's state and counts, for the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stats {
+    pub rooms: usize,
+    pub connections: usize,
+    pub published_tracks: usize,
+    /// Subscribers' copies of tracks.
+    pub copies: usize,
+    pub counts: Counts,
+    /// Dropped by the forwarders (summed over rooms) and by the shared port's demultiplexer.
+    pub forwarder_drops: Drops,
+    pub demux_drops: Dropped,
 }
 
 impl MediaServer {
@@ -188,6 +216,26 @@ impl MediaServer {
             next_ssrc: getrandom::u32().unwrap_or(0x5f0_0000),
             outputs: VecDeque::new(),
             actions: Vec::new(),
+            counts: Counts::default(),
+        }
+    }
+
+    pub fn stats(&self) -> Stats {
+        let mut forwarder_drops = Drops::default();
+        for media in self.rooms.values() {
+            let drops = media.forwarder.drops();
+            forwarder_drops.unknown_ssrc += drops.unknown_ssrc;
+            forwarder_drops.oversized += drops.oversized;
+            forwarder_drops.nack_misses += drops.nack_misses;
+        }
+        Stats {
+            rooms: self.rooms.len(),
+            connections: self.connections.len(),
+            published_tracks: self.rooms.values().map(|media| media.tracks.len()).sum(),
+            copies: self.rooms.values().map(|media| media.copies.len()).sum(),
+            counts: self.counts,
+            forwarder_drops,
+            demux_drops: self.demux.dropped(),
         }
     }
 
@@ -688,7 +736,10 @@ impl MediaServer {
                     };
                     let out = rtc::rtp::packet::Packet { header, payload };
                     if let Some(mut sender) = connection.pc.rtp_sender(copy.sender) {
-                        let _ = sender.write_rtp(now, out);
+                        match sender.write_rtp(now, out) {
+                            Ok(()) => self.counts.forwarded += 1,
+                            Err(_) => self.counts.unsendable += 1,
+                        }
                     }
                     touched.push(to);
                 }
@@ -728,7 +779,9 @@ impl MediaServer {
         let Some(sent) = connection.sends.values().find(|sent| sent.track == track) else { return };
         if let Some(mut receiver) = connection.pc.rtp_receiver(sent.receiver) {
             let pli = PictureLossIndication { sender_ssrc: 0, media_ssrc: ssrc };
-            let _ = receiver.write_rtcp(now, vec![Box::new(pli)]);
+            if receiver.write_rtcp(now, vec![Box::new(pli)]).is_ok() {
+                self.counts.keyframe_requests += 1;
+            }
         }
         self.transmit(publisher);
     }
@@ -754,6 +807,9 @@ impl MediaServer {
     }
 
     fn signal_out(&mut self, room: &str, to: &str, connection: ConnectionKind, message: Outgoing) {
+        if matches!(message, Outgoing::Refused(_)) {
+            self.counts.refused += 1;
+        }
         self.outputs.push_back(Output::Signal { room: room.to_owned(), to: to.to_owned(), connection, message });
     }
 }
