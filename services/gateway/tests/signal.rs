@@ -223,7 +223,7 @@ fn sdp(kind: &str, sdp: &str) -> Payload {
 
 /// `payload` as the peer it is addressed to receives it from `from`.
 fn signal_from(from: &str, payload: &Payload) -> Kind {
-    Kind::Signal(Signal { to: String::new(), from: from.to_owned(), payload: Some(payload.clone()) })
+    Kind::Signal(Signal { from: from.to_owned(), payload: Some(payload.clone()), ..Signal::default() })
 }
 
 fn left(peer_id: &str, reason: &str) -> Kind {

@@ -36,7 +36,7 @@ pub fn member_ticket(keys: &TestKeys, room: &str, name: &str, user: &str, capaci
 pub async fn hears_nothing_before_a_signal(to: &mut Signaling, to_id: &str, from: &mut Signaling, from_id: &str) {
     let fence = Payload::Sdp(SessionDescription { r#type: "offer".into(), sdp: "v=0 fence".into() });
     from.signal(to_id, fence.clone()).await;
-    let expected = Kind::Signal(Signal { to: String::new(), from: from_id.to_owned(), payload: Some(fence) });
+    let expected = Kind::Signal(Signal { from: from_id.to_owned(), payload: Some(fence), ..Signal::default() });
     assert_eq!(to.recv().await, expected, "the first thing heard since is the fence");
 }
 
