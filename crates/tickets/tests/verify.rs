@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use actix_web::{App, HttpResponse, HttpServer, web};
 use confab_common::tokens::SigningKeys;
-use confab_tickets::{JwksCache, TICKET_AUDIENCE, TicketClaims, TicketError, TicketVerifier};
 use confab_domain::{MediaRouting, RoomMode};
+use confab_tickets::{JwksCache, TICKET_AUDIENCE, TicketClaims, TicketError, TicketVerifier};
 use ed25519_dalek::SigningKey;
 
 /// A stand-in for the API's JWKS endpoint whose keys a test can rotate, counting fetches.
