@@ -103,6 +103,7 @@ fn media_server_messages_parse_and_serialize_back_unchanged() {
         r#"{"welcome": {"peer_id": "p1", "room_id": "r1", "resume_token": "t", "sfu": {"peer_id": "sfu-1"}}}"#,
         r#"{"media_changed": {"sfu": {"peer_id": "sfu-1"}}}"#,
         r#"{"media_changed": {}}"#,
+        r#"{"resync": {"peers": [{"peer_id": "p0"}], "sfu": {"peer_id": "sfu-1"}}}"#,
     ];
     for text in examples {
         let round_trip: Value = serde_json::to_value(server(text)).unwrap();

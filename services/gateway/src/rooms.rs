@@ -247,8 +247,8 @@ impl Rooms {
     pub fn resync(&self, room_id: &str, present: &[PeerPresence]) {
         if let Some(room) = self.local.get(room_id) {
             for local in room.values() {
-                let peers = seats::view_for(&local.peer, local.role, present).peers;
-                push(local, message(Kind::Resync(Resync { peers })), None);
+                let view = seats::view_for(&local.peer, local.role, present);
+                push(local, message(Kind::Resync(Resync { peers: view.peers, sfu: view.sfu })), None);
             }
         }
     }
@@ -478,25 +478,30 @@ mod tests {
     }
 
     #[test]
-    fn a_resync_shows_participants_everyone_but_the_recorder_which_sees_all() {
+    fn a_resync_lists_everyone_but_the_hidden_seats_and_says_where_media_goes() {
         let mut rooms = Rooms::new("gw-1");
         let (mut ann, mut recorder) = (connection("ann", "member", 8), connection("rec", "recorder", 8));
         rooms.admit(ROOM, ann.local.clone(), &joined("ann"));
         rooms.admit(ROOM, recorder.local.clone(), &joined("rec"));
         ann.received();
-        let present =
-            [presence("ann", "member", "gw-1"), presence("bob", "member", "gw-2"), presence("rec", "recorder", "gw-1")];
+        let present = [
+            presence("ann", "member", "gw-1"),
+            presence("bob", "member", "gw-2"),
+            presence("rec", "recorder", "gw-1"),
+            presence("sfu", "sfu", "gw-2"),
+        ];
         rooms.resync(ROOM, &present);
-        let listed = |received: Vec<ServerMessage>| -> Vec<String> {
+        let listed = |received: Vec<ServerMessage>| -> (Vec<String>, Option<Sfu>) {
             match &received[..] {
                 [ServerMessage { kind: Some(Kind::Resync(resync)) }] => {
-                    resync.peers.iter().map(|p| p.peer_id.clone()).collect()
+                    (resync.peers.iter().map(|p| p.peer_id.clone()).collect(), resync.sfu.clone())
                 }
                 other => panic!("one resync expected: {other:?}"),
             }
         };
-        assert_eq!(listed(ann.received()), ["bob"]);
-        assert_eq!(listed(recorder.received()), ["ann", "bob"]);
+        let through_the_sfu = Some(Sfu { peer_id: "sfu".into() });
+        assert_eq!(listed(ann.received()), (vec!["bob".to_owned()], through_the_sfu.clone()));
+        assert_eq!(listed(recorder.received()), (vec!["ann".into(), "bob".into()], through_the_sfu), "all people");
     }
 
     #[test]
