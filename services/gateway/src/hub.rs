@@ -573,24 +573,36 @@ impl Hub {
                 self.publish(room_id, Event::Fanout(Fanout { except: peer_id.to_owned(), message: Some(left) }), None)
             }
             None => {
-                let left = self.sfu_departure(room_id).await;
+                let left = self.departure_of(room_id, peer_id, gone.role, &gone.recording_id, reason).await;
                 self.announce_departure(room_id, peer_id, left);
             }
         }
         self.release_room(room_id).await;
     }
 
-    /// How the room learns that a media server's seat left, once presence has let it go: the
-    /// call goes through the newest seat still there, or back to mesh.
-    async fn sfu_departure(&self, room_id: &str) -> ServerMessage {
-        let remaining = match self.present(room_id).await {
-            Ok(present) => seats::newest_sfu(&present),
-            Err(e) => {
-                tracing::warn!(room.id = %room_id, error = %e, "could not tell whether another SFU serves the room");
-                None
+    /// How the room learns that a peer left, once presence has let it go. For a media server's
+    /// seat, presence says which seat the call now goes through: the newest still there, if any.
+    async fn departure_of(
+        &self,
+        room_id: &str,
+        peer_id: &str,
+        role: CallRole,
+        recording_id: &str,
+        reason: &str,
+    ) -> ServerMessage {
+        let remaining_sfu = if role != CallRole::Sfu {
+            None
+        } else {
+            // Not `present`: the sweep reads rooms this instance does not serve, nothing to learn.
+            match self.presence.read(room_id).await {
+                Ok(present) => seats::newest_sfu(&present),
+                Err(e) => {
+                    tracing::warn!(room.id = %room_id, error = %e, "could not tell whether another SFU serves the room");
+                    None
+                }
             }
         };
-        seats::departure("", CallRole::Sfu, "", "", remaining)
+        seats::departure(peer_id, role, recording_id, reason, remaining_sfu)
     }
 
     /// Renews this instance's heartbeat key, which names this process's incarnation.
@@ -658,10 +670,9 @@ impl Hub {
             return Ok(false);
         }
         tracing::info!(room.id = %room_id, peer.id = %entry.peer_id, instance.id = %entry.instance_id, "peer left: its connection is gone");
-        let left = match seats::role_of(entry) {
-            CallRole::Sfu => self.sfu_departure(room_id).await,
-            role => seats::departure(&entry.peer_id, role, &entry.recording_id, "disconnected", None),
-        };
+        let left = self
+            .departure_of(room_id, &entry.peer_id, seats::role_of(entry), &entry.recording_id, "disconnected")
+            .await;
         self.announce_departure(room_id, &entry.peer_id, left);
         Ok(true)
     }

@@ -1212,3 +1212,25 @@ async fn an_auto_room_is_queued_at_its_third_person_and_a_mesh_room_never() {
     here.push(world.join(1, &mesh, "Dan").await);
     assert_eq!(world.sfu_jobs().await, queued, "nothing for the mesh room");
 }
+
+#[actix_web::test]
+async fn the_media_server_seat_of_a_dead_instance_leaves_at_once_and_the_call_goes_back_to_mesh() {
+    let world = world(1);
+    let room = room();
+    let (mut ann, _) = world.join(0, &room, "Ann").await;
+    let ghost = PeerPresence {
+        peer_id: "ghost-sfu".into(),
+        user_id: "sfu-a".into(),
+        role: "sfu".into(),
+        instance_id: "gw-killed".into(),
+        joined_at: "2026-01-01T00:00:00Z".into(),
+        ..Default::default()
+    };
+    let key = confab_domain::keys::room_peers(&world.redis_prefix, &room);
+    let _: () = redis::AsyncCommands::hset(&mut world.redis().await, &key, "ghost-sfu", presence::to_json(&ghost))
+        .await
+        .unwrap();
+    let changed = ann.next_of_within(PATIENCE, |kind| matches!(kind, Kind::MediaChanged(_)).then_some(kind)).await;
+    assert_eq!(changed, Some(media_changed(None)), "the sweep frees the seat without a resume window");
+    assert_eq!(world.present(&room).await, 1);
+}
