@@ -89,9 +89,10 @@ pub async fn ensure_group(redis: &mut impl ConnectionLike, prefix: &str) -> Redi
     }
 }
 
-/// The next job for the SFU `consumer`, waiting at most `wait` for one. The read blocks its
-/// connection: give it one of its own, or every other command on it waits too. An entry whose
-/// fields cannot be read is acknowledged and skipped (`Ok(None)`).
+/// The next job for the SFU `consumer`, waiting at most `wait` (at least 1 ms) for one. The read
+/// blocks its connection: give it one of its own whose response timeout is longer than `wait`,
+/// or every other command on it waits too. An entry whose fields cannot be read is acknowledged
+/// and skipped (`Ok(None)`).
 pub async fn next(
     redis: &mut impl ConnectionLike,
     prefix: &str,
@@ -105,7 +106,8 @@ pub async fn next(
         .arg("COUNT")
         .arg(1)
         .arg("BLOCK")
-        .arg(wait.as_millis() as u64)
+        // BLOCK 0 would wait forever.
+        .arg(wait.as_millis().max(1) as u64)
         .arg("STREAMS")
         .arg(keys::sfu_jobs(prefix))
         .arg(">")
