@@ -1,5 +1,5 @@
 //! Who a service is in one room: the service signs its own single-use join tickets with the API's
-//! key (room role `recorder` or `camera`), so it needs no API to take its seat.
+//! key (room role `recorder`, `camera` or `sfu`), so it needs no API to take its seat.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -15,7 +15,7 @@ pub struct Pass {
     pub issuer: String,
     pub user_id: String,
     pub display_name: String,
-    /// [`CallRole::Recorder`] or [`CallRole::Camera`].
+    /// One of [`CallRole::SERVICES`].
     pub role: CallRole,
     pub room_id: String,
     pub recording_id: Option<String>,

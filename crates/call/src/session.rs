@@ -258,7 +258,7 @@ impl Session {
             Kind::RoomClosed(_) => self.end(Ended::RoomClosed),
             Kind::Kicked(kicked) => self.end(Ended::Kicked(kicked.reason)),
             Kind::Error(error) => tracing::warn!(error.code = %error.code, "the gateway refused a message"),
-            Kind::Welcome(_) | Kind::Broadcast(_) | Kind::Pong(_) => {}
+            Kind::Welcome(_) | Kind::Broadcast(_) | Kind::Pong(_) | Kind::MediaChanged(_) => {}
         }
     }
 
@@ -273,7 +273,7 @@ impl Session {
                 }
             },
             Some(Payload::Candidate(candidate)) => Event::Candidate { from, candidate },
-            None => return,
+            Some(Payload::TrackRequest(_) | Payload::Speaker(_)) | None => return,
         };
         self.events.push_back(event);
     }

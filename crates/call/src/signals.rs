@@ -19,7 +19,7 @@ pub fn answer(to: &str, sdp: String) -> Signal {
 
 fn description(to: &str, kind: &str, sdp: String) -> Signal {
     let description = SessionDescription { r#type: kind.to_owned(), sdp };
-    Signal { to: to.to_owned(), from: String::new(), payload: Some(Payload::Sdp(description)) }
+    Signal { to: to.to_owned(), payload: Some(Payload::Sdp(description)), ..Signal::default() }
 }
 
 /// Trickles a connection's local `candidates` to peer `to`, each placed in `section` of the
@@ -32,7 +32,7 @@ pub async fn trickle(
 ) {
     while let Some(candidate) = candidates.recv().await {
         let payload = Some(Payload::Candidate(section.place(candidate)));
-        if signals.send(Signal { to: to.clone(), from: String::new(), payload }).is_err() {
+        if signals.send(Signal { to: to.clone(), payload, ..Signal::default() }).is_err() {
             return;
         }
     }

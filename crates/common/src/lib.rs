@@ -1,5 +1,6 @@
 //! Code every Confab service shares: configuration, logging, HTTP plumbing, token checks, and
-//! the camera URL guard and credential sealing that the API and the ingest worker both use.
+//! the camera URL guard and credential sealing that the API and the ingest worker both use, and
+//! the job queues between services (recordings, rooms for the SFUs).
 
 pub mod camera_url;
 pub mod config;
@@ -10,5 +11,6 @@ pub mod presence_events;
 pub mod recording_jobs;
 pub mod redis;
 pub mod secret_box;
+pub mod sfu_jobs;
 pub mod telemetry;
 pub mod tokens;

@@ -62,6 +62,17 @@ pub fn recorder_alive_pattern(prefix: &str) -> String {
     format!("{}:recorder:*:alive", glob_escape(prefix))
 }
 
+/// Stream of rooms waiting for a media server, appended by gateways, read by the SFUs.
+pub fn sfu_jobs(prefix: &str) -> String {
+    format!("{prefix}:sfu:jobs")
+}
+
+/// Who serves a room's media: `queued` while its job waits (short TTL), then the serving SFU's
+/// instance id, renewed while it serves; so a room is queued once.
+pub fn sfu_room(prefix: &str, room: impl Display) -> String {
+    format!("{prefix}:sfu:room:{room}")
+}
+
 /// Which ingest worker pulls a camera: its instance id, with a TTL.
 pub fn camera_lease(prefix: &str, camera: impl Display) -> String {
     format!("{prefix}:camera:{camera}:lease")
@@ -105,6 +116,8 @@ mod tests {
         assert_eq!(recording_jobs(p), "confab:recordings:jobs");
         assert_eq!(recorder_alive(p, "rec-1"), "confab:recorder:rec-1:alive");
         assert_eq!(camera_lease(p, "c1"), "confab:camera:c1:lease");
+        assert_eq!(sfu_jobs(p), "confab:sfu:jobs");
+        assert_eq!(sfu_room(p, "r1"), "confab:sfu:room:r1");
         assert_eq!(used_ticket(p, "abc"), "confab:ticket:abc");
         assert_eq!(rate_limit(p, "login_ip", "00ff"), "confab:rl:login_ip:00ff");
     }

@@ -17,14 +17,15 @@ pub fn to_json(entry: &PeerPresence) -> String {
     serde_json::to_string(entry).expect("presence serializes")
 }
 
-/// Whether the entry is a person's: anyone but recorders and cameras.
+/// Whether the entry is a person's: anyone but the services' seats.
 pub fn is_person(entry: &PeerPresence) -> bool {
     !CallRole::names_a_service(&entry.role)
 }
 
-/// Whether the entry is the recorder's, which participants never see listed.
-pub fn is_recorder(entry: &PeerPresence) -> bool {
-    CallRole::names_the_recorder(&entry.role)
+/// Whether the entry is a hidden seat's (the recorder's, the media server's), which participants
+/// never see listed.
+pub fn is_hidden(entry: &PeerPresence) -> bool {
+    CallRole::names_a_hidden_seat(&entry.role)
 }
 
 #[cfg(test)]
@@ -41,10 +42,10 @@ mod tests {
     }
 
     #[test]
-    fn recorders_and_cameras_are_not_people() {
+    fn recorders_cameras_and_the_media_server_are_not_people() {
         let entry = |role: &str| PeerPresence { role: role.into(), ..PeerPresence::default() };
         assert!(is_person(&entry("member")) && is_person(&entry("owner")));
-        assert!(!is_person(&entry("recorder")) && !is_person(&entry("camera")));
-        assert!(is_recorder(&entry("recorder")) && !is_recorder(&entry("camera")));
+        assert!(!is_person(&entry("recorder")) && !is_person(&entry("camera")) && !is_person(&entry("sfu")));
+        assert!(is_hidden(&entry("recorder")) && is_hidden(&entry("sfu")) && !is_hidden(&entry("camera")));
     }
 }

@@ -54,6 +54,9 @@ pub enum CallRole {
     Recorder,
     /// An IP camera joined by the ingest service: seen like anyone, but not a participant.
     Camera,
+    /// The media server's seat in a call it serves: hidden from participants like the recorder,
+    /// told as `welcome.sfu` / `media_changed`.
+    Sfu,
 }
 
 impl CallRole {
@@ -62,13 +65,24 @@ impl CallRole {
             Self::Person(role) => role.as_str(),
             Self::Recorder => "recorder",
             Self::Camera => "camera",
+            Self::Sfu => "sfu",
         }
     }
 
-    /// Recorders and cameras: they take no place in the room, no per-user limit applies to them,
+    /// The services' seats: they take no place in the room, no per-user limit applies to them,
     /// they are not participants (no webhook events) and they are never resumed.
+    pub const SERVICES: [Self; 3] = [Self::Recorder, Self::Camera, Self::Sfu];
+
+    /// Whether the role is one of [`CallRole::SERVICES`].
     pub const fn is_service(self) -> bool {
-        matches!(self, Self::Recorder | Self::Camera)
+        matches!(self, Self::Recorder | Self::Camera | Self::Sfu)
+    }
+
+    /// The recorder and the media server: seats no participant sees listed (in `welcome.peers`,
+    /// `resync` or the API's participants), whose arrival and departure are told by messages of
+    /// their own instead of `peer_joined` / `peer_left`.
+    pub const fn is_hidden(self) -> bool {
+        matches!(self, Self::Recorder | Self::Sfu)
     }
 
     /// Whether the role string of a ticket or presence entry is a service's; anything else,
@@ -77,9 +91,9 @@ impl CallRole {
         raw.parse::<Self>().is_ok_and(Self::is_service)
     }
 
-    /// Whether the role string of a ticket or presence entry is the recorder's.
-    pub fn names_the_recorder(raw: &str) -> bool {
-        raw.parse::<Self>() == Ok(Self::Recorder)
+    /// Whether the role string of a ticket or presence entry is a hidden seat's.
+    pub fn names_a_hidden_seat(raw: &str) -> bool {
+        raw.parse::<Self>().is_ok_and(Self::is_hidden)
     }
 }
 
@@ -92,6 +106,7 @@ impl FromStr for CallRole {
         match raw {
             "recorder" => Ok(Self::Recorder),
             "camera" => Ok(Self::Camera),
+            "sfu" => Ok(Self::Sfu),
             person => person.parse().map(Self::Person),
         }
     }
@@ -119,12 +134,13 @@ impl<'de> Deserialize<'de> for CallRole {
 mod tests {
     use super::*;
 
-    const ALL: [CallRole; 5] = [
+    const ALL: [CallRole; 6] = [
         CallRole::Person(RoomRole::Member),
         CallRole::Person(RoomRole::Moderator),
         CallRole::Person(RoomRole::Owner),
         CallRole::Recorder,
         CallRole::Camera,
+        CallRole::Sfu,
     ];
 
     #[test]
@@ -135,7 +151,7 @@ mod tests {
     #[test]
     fn call_roles_read_and_print_as_the_strings_on_the_wire() {
         let strings: Vec<&str> = ALL.iter().map(|r| r.as_str()).collect();
-        assert_eq!(strings, ["member", "moderator", "owner", "recorder", "camera"]);
+        assert_eq!(strings, ["member", "moderator", "owner", "recorder", "camera", "sfu"]);
         for role in ALL {
             assert_eq!(role.to_string().parse::<CallRole>(), Ok(role));
             assert_eq!(serde_json::to_string(&role).unwrap(), format!("\"{role}\""));
@@ -152,11 +168,19 @@ mod tests {
     }
 
     #[test]
-    fn only_recorders_and_cameras_are_services() {
+    fn only_recorders_cameras_and_the_media_server_are_services() {
         let services: Vec<CallRole> = ALL.into_iter().filter(|r| r.is_service()).collect();
-        assert_eq!(services, [CallRole::Recorder, CallRole::Camera]);
+        assert_eq!(services, CallRole::SERVICES);
         assert!(CallRole::names_a_service("camera") && CallRole::names_a_service("recorder"));
+        assert!(CallRole::names_a_service("sfu"));
         assert!(!CallRole::names_a_service("member") && !CallRole::names_a_service(""));
-        assert!(CallRole::names_the_recorder("recorder") && !CallRole::names_the_recorder("camera"));
+    }
+
+    #[test]
+    fn the_recorder_and_the_media_server_are_the_hidden_seats() {
+        let hidden: Vec<CallRole> = ALL.into_iter().filter(|r| r.is_hidden()).collect();
+        assert_eq!(hidden, [CallRole::Recorder, CallRole::Sfu]);
+        assert!(CallRole::names_a_hidden_seat("recorder") && CallRole::names_a_hidden_seat("sfu"));
+        assert!(!CallRole::names_a_hidden_seat("camera") && !CallRole::names_a_hidden_seat("owner"));
     }
 }

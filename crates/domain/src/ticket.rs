@@ -1,11 +1,15 @@
 //! What a join ticket says: everything a gateway needs to admit a peer without a database. The
 //! API issues tickets for people, the recorder and the camera ingest their own; all build the
 //! claims with [`TicketClaims::issue`]. Signing and verifying is `confab-tickets`' part.
+//!
+//! A participant's ticket also carries the room's media settings, so the gateway can tell when a
+//! call needs the media server without a database; a ticket without them (issued before they
+//! existed, or by a service for itself) means a mesh meeting.
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::CallRole;
+use crate::{CallRole, MediaRouting, RoomMode};
 
 /// The `aud` of join tickets; access tokens (`confab-api`) never pass as tickets.
 pub const TICKET_AUDIENCE: &str = "confab-gateway";
@@ -38,6 +42,13 @@ pub struct TicketClaims {
     /// Recorder tickets only: the recording the recorder joins for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recording_id: Option<String>,
+    /// Participants' tickets: how the room's call carries media; read it with
+    /// [`TicketClaims::media`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media: Option<MediaRouting>,
+    /// Participants' tickets: who may publish in the room; read it with [`TicketClaims::mode`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<RoomMode>,
 }
 
 /// Who a ticket lets into which room's call.
@@ -70,7 +81,24 @@ impl TicketClaims {
             room_role: holder.role.as_str().to_owned(),
             max_participants: holder.max_participants,
             recording_id: holder.recording_id,
+            media: None,
+            mode: None,
         }
+    }
+
+    /// The same claims carrying the room's media settings, as a participant's ticket does.
+    pub fn with_room_settings(self, media: MediaRouting, mode: RoomMode) -> Self {
+        Self { media: Some(media), mode: Some(mode), ..self }
+    }
+
+    /// How the room's call carries media; mesh when the ticket does not say.
+    pub fn media(&self) -> MediaRouting {
+        self.media.unwrap_or(MediaRouting::Mesh)
+    }
+
+    /// Who may publish in the room; everyone (a meeting) when the ticket does not say.
+    pub fn mode(&self) -> RoomMode {
+        self.mode.unwrap_or(RoomMode::Meeting)
     }
 }
 
@@ -98,6 +126,24 @@ mod tests {
         assert_eq!(claims.room_role.parse(), Ok(CallRole::Person(RoomRole::Moderator)));
         let json = serde_json::to_value(&claims).unwrap();
         assert!(json.get("recording_id").is_none(), "absent, not null: {json}");
+    }
+
+    #[test]
+    fn room_settings_travel_in_the_ticket_and_their_absence_means_a_mesh_meeting() {
+        let plain = TicketClaims::issue("confab", holder(RoomRole::Member.into()), 0);
+        let json = serde_json::to_value(&plain).unwrap();
+        assert!(json.get("media").is_none() && json.get("mode").is_none(), "absent, not null: {json}");
+        assert_eq!((plain.media(), plain.mode()), (MediaRouting::Mesh, RoomMode::Meeting));
+
+        let lecture = plain.with_room_settings(MediaRouting::Sfu, RoomMode::Lecture);
+        let json = serde_json::to_value(&lecture).unwrap();
+        assert_eq!((json["media"].as_str(), json["mode"].as_str()), (Some("sfu"), Some("lecture")));
+        let read: TicketClaims = serde_json::from_value(json).unwrap();
+        assert_eq!((read.media(), read.mode()), (MediaRouting::Sfu, RoomMode::Lecture));
+
+        let mut unknown = serde_json::to_value(&read).unwrap();
+        unknown["media"] = "carrier-pigeon".into();
+        assert!(serde_json::from_value::<TicketClaims>(unknown).is_err(), "a value no API issues is refused");
     }
 
     #[test]

@@ -86,3 +86,40 @@ fn malformed_messages_are_errors_not_panics() {
         assert!(serde_json::from_str::<ClientMessage>(text).is_err(), "{text:?} accepted");
     }
 }
+
+#[test]
+fn a_mesh_signal_prints_exactly_as_before_the_media_server_fields() {
+    let mesh = r#"{"signal":{"from":"p1","sdp":{"type":"offer","sdp":"v=0"}}}"#;
+    assert_eq!(serde_json::to_string(&server(mesh)).unwrap(), mesh, "an empty connection is left out");
+}
+
+#[test]
+fn media_server_messages_parse_and_serialize_back_unchanged() {
+    let examples = [
+        r#"{"signal": {"from": "sfu-1", "connection": "subscribe", "sdp": {"type": "offer", "sdp": "v=0"}}}"#,
+        r#"{"signal": {"from": "sfu-1", "speaker": {"peer_id": "p2"}}}"#,
+        r#"{"signal": {"from": "p1", "track_request": {"track_id": "cam-7", "max_width": 320, "max_height": 180}}}"#,
+        r#"{"signal": {"from": "p1", "track_request": {"track_id": "cam-7", "paused": true}}}"#,
+        r#"{"welcome": {"peer_id": "p1", "room_id": "r1", "resume_token": "t", "sfu": {"peer_id": "sfu-1"}}}"#,
+        r#"{"media_changed": {"sfu": {"peer_id": "sfu-1"}}}"#,
+        r#"{"media_changed": {}}"#,
+        r#"{"resync": {"peers": [{"peer_id": "p0"}], "sfu": {"peer_id": "sfu-1"}}}"#,
+    ];
+    for text in examples {
+        let round_trip: Value = serde_json::to_value(server(text)).unwrap();
+        assert_eq!(round_trip, serde_json::from_str::<Value>(text).unwrap(), "{text}");
+    }
+    let back_to_mesh = server(r#"{"media_changed": {}}"#);
+    assert!(matches!(back_to_mesh.kind, Some(server_message::Kind::MediaChanged(ref m)) if m.sfu.is_none()));
+}
+
+#[test]
+fn a_signal_carries_one_payload_of_the_four() {
+    let both = json!({"signal": {"to": "sfu-1", "speaker": {"peer_id": "p2"}, "track_request": {"track_id": "t"}}});
+    assert!(serde_json::from_value::<ClientMessage>(both).is_err());
+    let request: ClientMessage =
+        serde_json::from_value(json!({"signal": {"to": "sfu-1", "trackRequest": {"trackId": "t", "maxWidth": 640}}}))
+            .unwrap();
+    let Some(client_message::Kind::Signal(signal)) = request.kind else { panic!("not a signal") };
+    assert!(matches!(signal.payload, Some(signal::Payload::TrackRequest(ref r)) if r.max_width == 640));
+}

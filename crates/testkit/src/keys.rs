@@ -52,6 +52,8 @@ impl TestKeys {
                 room_role: room_role.to_owned(),
                 max_participants: 4,
                 recording_id,
+                media: None,
+                mode: None,
             })
             .unwrap()
     }

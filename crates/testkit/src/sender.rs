@@ -77,6 +77,7 @@ impl SenderPeer {
                         Payload::Candidate(candidate) => {
                             self.connection.add_ice_candidate(rtc_candidate(candidate)).await.unwrap();
                         }
+                        other => panic!("a mesh peer sends no {other:?}"),
                     }
                 }
                 _ = self.events.state.wait_for(|state| *state == RTCPeerConnectionState::Connected) => return,

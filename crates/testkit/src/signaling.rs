@@ -40,7 +40,7 @@ impl Signaling {
 
     /// Sends an offer, answer or candidate to `to`.
     pub async fn signal(&mut self, to: &str, payload: Payload) {
-        self.send_signal(Signal { to: to.to_owned(), from: String::new(), payload: Some(payload) }).await;
+        self.send_signal(Signal { to: to.to_owned(), payload: Some(payload), ..Signal::default() }).await;
     }
 
     pub async fn send_signal(&mut self, signal: Signal) {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use actix_web::{App, HttpResponse, HttpServer, web};
 use confab_common::tokens::SigningKeys;
+use confab_domain::{MediaRouting, RoomMode};
 use confab_tickets::{JwksCache, TICKET_AUDIENCE, TicketClaims, TicketError, TicketVerifier};
 use ed25519_dalek::SigningKey;
 
@@ -67,6 +68,8 @@ fn claims(lifetime: i64) -> TicketClaims {
         room_role: "member".into(),
         max_participants: 8,
         recording_id: None,
+        media: None,
+        mode: None,
     }
 }
 
@@ -91,6 +94,18 @@ async fn a_valid_ticket_passes_once_and_only_once() {
     let verified = verifier.verify(&ticket).await.unwrap();
     assert_eq!(verified.display_name, "Ann");
     assert!(matches!(verifier.verify(&ticket).await, Err(TicketError::Reused)));
+}
+
+#[actix_web::test]
+async fn a_ticket_keeps_its_room_settings_and_one_without_them_is_a_mesh_meeting() {
+    let server = key_server(&[1]).await;
+    let verifier = verifier(&server.url, &redis_url());
+    let sign = |c: &TicketClaims| server.keys.lock().unwrap().sign(c).unwrap();
+    let lecture = claims(60).with_room_settings(MediaRouting::Auto, RoomMode::Lecture);
+    let verified = verifier.verify(&sign(&lecture)).await.unwrap();
+    assert_eq!((verified.media(), verified.mode()), (MediaRouting::Auto, RoomMode::Lecture));
+    let old = verifier.verify(&sign(&claims(60))).await.unwrap();
+    assert_eq!((old.media(), old.mode()), (MediaRouting::Mesh, RoomMode::Meeting));
 }
 
 #[actix_web::test]

@@ -124,8 +124,8 @@ impl ControlBus {
         }
     }
 
-    /// Who is in the room's call now, oldest first; the recorder is not a participant. Entries
-    /// that do not parse are skipped.
+    /// Who is in the room's call now, oldest first; the recorder and the media server are not
+    /// participants. Entries that do not parse are skipped.
     pub async fn participants(&self, room_id: RoomId) -> redis::RedisResult<Vec<PeerPresence>> {
         let entries: Vec<(String, String)> =
             self.redis.clone().hgetall(keys::room_peers(&self.prefix, room_id)).await?;
@@ -136,7 +136,7 @@ impl ControlBus {
                     .inspect_err(|e| tracing::warn!(peer.id = %peer_id, error = %e, "unreadable presence entry"))
                     .ok()
             })
-            .filter(|entry| !presence::is_recorder(entry))
+            .filter(|entry| !presence::is_hidden(entry))
             .map(PeerPresence::from)
             .collect();
         peers.sort_by(|a, b| a.joined_at.cmp(&b.joined_at).then_with(|| a.peer_id.cmp(&b.peer_id)));
@@ -148,7 +148,8 @@ impl ControlBus {
         self.redis.clone().scard(keys::live_rooms(&self.prefix)).await
     }
 
-    /// How many people are in calls now, over every live room (recorders are not counted).
+    /// How many people are in calls now, over every live room (recorders and media servers are
+    /// not counted).
     pub async fn live_participants(&self) -> redis::RedisResult<u64> {
         let mut redis = self.redis.clone();
         let rooms: Vec<String> = redis.smembers(keys::live_rooms(&self.prefix)).await?;
@@ -164,7 +165,7 @@ impl ControlBus {
             .iter()
             .flatten()
             .filter_map(|json| presence::parse(json).ok())
-            .filter(|entry| !presence::is_recorder(entry))
+            .filter(|entry| !presence::is_hidden(entry))
             .count();
         Ok(participants as u64)
     }

@@ -17,6 +17,7 @@ use crate::hub::{Hub, Undelivered};
 use crate::rooms::{Outbound, message};
 use crate::session::{ProtocolError, RateLimit, Verdict, decode};
 use crate::settings::Limits;
+use crate::signal_rules;
 
 /// Close codes used by the gateway (RFC 6455 §7.4).
 pub mod close {
@@ -192,17 +193,10 @@ impl Connection {
         metrics::counter!("gateway_messages_in_total", "type" => kind).increment(1);
         let reply = match decoded {
             Err(error) => Some(error.to_message()),
-            Ok(Client::Signal(signal)) => {
-                let forwarded =
-                    message(Server::Signal(Signal { to: String::new(), from: peer_id.clone(), ..signal.clone() }));
-                match self.hub.deliver(room_id, &signal.to, forwarded, read_at).await {
-                    Ok(()) => None,
-                    Err(Undelivered::UnknownPeer) => Some(
-                        ProtocolError::new("unknown_peer", format!("no peer {:?} in this room", signal.to))
-                            .to_message(),
-                    ),
-                }
-            }
+            Ok(Client::Signal(signal)) => match signal_rules::check(&signal, self.identity.role) {
+                Ok(()) => self.relay(signal, read_at).await,
+                Err(refused) => Some(refused.to_message()),
+            },
             Ok(Client::Broadcast(broadcast)) => {
                 let forwarded = message(Server::Broadcast(Broadcast { from: peer_id.clone(), data: broadcast.data }));
                 self.hub.broadcast(room_id, peer_id, forwarded, read_at);
@@ -215,6 +209,20 @@ impl Connection {
         match reply {
             Some(reply) if send(session, &reply).await.is_err() => Some(("disconnected", close::NORMAL)),
             _ => None,
+        }
+    }
+}
+
+impl Connection {
+    /// Hands a signal to the peer it names; the error to answer if there is no such peer.
+    async fn relay(&self, signal: Signal, read_at: SystemTime) -> Option<ServerMessage> {
+        let (room_id, peer_id) = (&self.identity.room_id, &self.identity.peer.peer_id);
+        let forwarded = message(Server::Signal(Signal { to: String::new(), from: peer_id.clone(), ..signal.clone() }));
+        match self.hub.deliver(room_id, &signal.to, forwarded, read_at).await {
+            Ok(()) => None,
+            Err(Undelivered::UnknownPeer) => {
+                Some(ProtocolError::new("unknown_peer", format!("no peer {:?} in this room", signal.to)).to_message())
+            }
         }
     }
 }
@@ -250,6 +258,7 @@ fn type_of(message: &ServerMessage) -> &'static str {
         Some(Server::RecordingStarted(_)) => "recording_started",
         Some(Server::RecordingStopped(_)) => "recording_stopped",
         Some(Server::Resync(_)) => "resync",
+        Some(Server::MediaChanged(_)) => "media_changed",
         None => "empty",
     }
 }

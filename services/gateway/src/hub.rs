@@ -24,6 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use confab_common::http::RequestId;
+use confab_domain::CallRole;
 use confab_protocol::bus::{self, Delivery, Fanout, PeerPresence, Restored, RoomEvent, Superseded, room_event::Event};
 use confab_protocol::signal::{Kicked, Peer, PeerLeft, RoomClosed, ServerMessage, server_message::Kind};
 use prost::Message;
@@ -31,8 +32,9 @@ use redis::aio::{ConnectionManager, PubSubSink};
 
 use crate::presence::{self, Admission, INSTANCE_TTL, Presence};
 use crate::publisher::Publisher;
-use crate::recording::{self, RoomView};
 use crate::rooms::{LocalPeer, Outbound, Rooms, message};
+use crate::seats::{self, RoomView};
+use crate::sfu_queue::{RoomMedia, SfuQueue};
 use crate::subscriptions::Subscriptions;
 
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +63,7 @@ pub struct Hub {
     resume_window: Duration,
     subscriptions: Subscriptions,
     publisher: Publisher,
+    sfu_queue: SfuQueue,
     /// Presence entries (room, peer) whose removal failed, retried by the liveness task.
     unfreed: Mutex<HashMap<(String, String), Unfreed>>,
     /// Between losing Redis and putting this instance's connections back: no heartbeat (whoever
@@ -96,6 +99,7 @@ impl Hub {
             incarnation: new_incarnation(),
             resume_window,
             subscriptions: Subscriptions::new(prefix),
+            sfu_queue: SfuQueue::new(redis.clone(), prefix),
             publisher: Publisher::start(redis),
             unfreed: Mutex::default(),
             restoring: AtomicBool::new(false),
@@ -362,13 +366,15 @@ impl Hub {
     }
 
     /// Admits `local` to the room if it has room for one more across all instances, announces it
-    /// to the peers here, and returns everyone else already in the call.
+    /// to the peers here, queues the room for an SFU if a participant's arrival makes its call
+    /// need one (`media`, from the ticket), and returns everyone else already in the call.
     pub async fn join(
         &self,
         room_id: &str,
         local: LocalPeer,
         capacity: u32,
         per_user: u32,
+        media: RoomMedia,
     ) -> Result<RoomView, JoinError> {
         let peer_id = local.peer.peer_id.clone();
         let placeless = local.role.is_service();
@@ -389,10 +395,13 @@ impl Hub {
                 return Err(e.into());
             }
         };
-        let view = recording::view_for(&local.peer, local.role, &present);
-        let joined = recording::arrival(&local.peer, local.role, &local.recording_id);
+        let view = seats::view_for(&local.peer, local.role, &present);
+        let joined = seats::arrival(&local.peer, local.role, &local.recording_id);
         self.rooms().admit(room_id, local, &joined);
         self.publish(room_id, Event::Fanout(Fanout { except: peer_id, message: Some(joined) }), None);
+        if !placeless {
+            self.sfu_queue.after_arrival(room_id, media, &present).await;
+        }
         Ok(view)
     }
 
@@ -448,7 +457,7 @@ impl Hub {
                 return Err(e.into());
             }
         };
-        let view = recording::view_for(&local.peer, local.role, &present);
+        let view = seats::view_for(&local.peer, local.role, &present);
         self.rooms().resume(room_id, local);
         Ok(Some((peer_id, view)))
     }
@@ -546,20 +555,54 @@ impl Hub {
     /// Removes this instance's connection `resume_hash` of the peer, frees its place, and tells
     /// the others why it left.
     pub async fn leave(&self, room_id: &str, peer_id: &str, resume_hash: &str, reason: &str) {
-        let left = {
-            let mut rooms = self.rooms();
-            let Some(gone) = rooms.remove(room_id, peer_id, resume_hash) else { return };
-            let left = recording::departure(peer_id, gone.role, &gone.recording_id, reason);
-            rooms.fanout(room_id, peer_id, &left, None, &self.instance_id);
+        let Some(gone) = self.rooms().remove(room_id, peer_id, resume_hash) else { return };
+        // The peers here hear of a departure at once, Redis or not; but whether a media server's
+        // seat leaves another behind, presence tells only once it has let this one go.
+        let told_here = (gone.role != CallRole::Sfu).then(|| {
+            let left = seats::departure(peer_id, gone.role, &gone.recording_id, reason, None);
+            self.rooms().fanout(room_id, peer_id, &left, None, &self.instance_id);
             left
-        };
+        });
         // Presence goes before the other instances hear `peer_left`: a peer there that signals
         // the departed one afterwards must be told `unknown_peer`, not have it vanish.
         if let Err(e) = self.presence.free(room_id, peer_id, resume_hash, reason).await {
             self.free_later(room_id, peer_id, resume_hash, reason, false, &e);
         }
-        self.publish(room_id, Event::Fanout(Fanout { except: peer_id.to_owned(), message: Some(left) }), None);
+        match told_here {
+            Some(left) => {
+                self.publish(room_id, Event::Fanout(Fanout { except: peer_id.to_owned(), message: Some(left) }), None)
+            }
+            None => {
+                let left = self.departure_of(room_id, peer_id, gone.role, &gone.recording_id, reason).await;
+                self.announce_departure(room_id, peer_id, left);
+            }
+        }
         self.release_room(room_id).await;
+    }
+
+    /// How the room learns that a peer left, once presence has let it go. For a media server's
+    /// seat, presence says which seat the call now goes through: the newest still there, if any.
+    async fn departure_of(
+        &self,
+        room_id: &str,
+        peer_id: &str,
+        role: CallRole,
+        recording_id: &str,
+        reason: &str,
+    ) -> ServerMessage {
+        let remaining_sfu = if role != CallRole::Sfu {
+            None
+        } else {
+            // Not `present`: the sweep reads rooms this instance does not serve, nothing to learn.
+            match self.presence.read(room_id).await {
+                Ok(present) => seats::newest_sfu(&present),
+                Err(e) => {
+                    tracing::warn!(room.id = %room_id, error = %e, "could not tell whether another SFU serves the room");
+                    None
+                }
+            }
+        };
+        seats::departure(peer_id, role, recording_id, reason, remaining_sfu)
     }
 
     /// Renews this instance's heartbeat key, which names this process's incarnation.
@@ -602,7 +645,7 @@ impl Hub {
                 if !dead {
                     continue;
                 }
-                if recording::role_of(&entry).is_service() {
+                if seats::role_of(&entry).is_service() {
                     if self.sweep_out(&room_id, &entry).await? {
                         swept += 1;
                     }
@@ -627,7 +670,9 @@ impl Hub {
             return Ok(false);
         }
         tracing::info!(room.id = %room_id, peer.id = %entry.peer_id, instance.id = %entry.instance_id, "peer left: its connection is gone");
-        let left = recording::departure(&entry.peer_id, recording::role_of(entry), &entry.recording_id, "disconnected");
+        let left = self
+            .departure_of(room_id, &entry.peer_id, seats::role_of(entry), &entry.recording_id, "disconnected")
+            .await;
         self.announce_departure(room_id, &entry.peer_id, left);
         Ok(true)
     }

@@ -10,10 +10,12 @@ pub mod ice;
 pub mod liveness;
 pub mod presence;
 pub mod publisher;
-pub mod recording;
 pub mod rooms;
+pub mod seats;
 pub mod session;
 pub mod settings;
+pub mod sfu_queue;
+pub mod signal_rules;
 pub mod subscriptions;
 pub mod upgrade;
 

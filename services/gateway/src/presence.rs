@@ -12,21 +12,22 @@
 use std::time::Duration;
 
 use confab_common::presence_events;
-use confab_domain::keys;
 use confab_domain::presence::{self as presence_entry, PeerPresence};
+use confab_domain::{CallRole, keys};
 use redis::aio::ConnectionManager;
 use sha2::{Digest, Sha256};
 
 /// Admits a peer if the room has a free place and the user fewer than ARGV[6] connections in
-/// it: 1 admitted, 0 room full, -1 too many connections of this user. Recorders and cameras
-/// (ARGV[7] = 1) take no place and are neither counted nor limited. A participant's arrival goes
+/// it: 1 admitted, 0 room full, -1 too many connections of this user. The services' seats
+/// (ARGV[7] = 1; `SERVICE`, see [`with_service_roles`]) take no place and are neither counted nor
+/// limited. A participant's arrival goes
 /// on the presence event stream (KEYS[3]) in the same step, so no join is ever left out of it.
 const JOIN: &str = r"
 if ARGV[7] ~= '1' then
   local present, mine = 0, 0
   for _, entry in ipairs(redis.call('HVALS', KEYS[1])) do
     local peer = cjson.decode(entry)
-    if peer.role ~= 'recorder' and peer.role ~= 'camera' then
+    if not SERVICE[peer.role] then
       present = present + 1
       if peer.user_id == ARGV[5] then mine = mine + 1 end
     end
@@ -52,8 +53,7 @@ if entry and (cjson.decode(entry).resume_hash or '') ~= ARGV[5] then return 0 en
 if entry then redis.call('HDEL', KEYS[1], ARGV[1]) end
 if redis.call('HLEN', KEYS[1]) == 0 then redis.call('SREM', KEYS[2], ARGV[2]) end
 if not entry then return 0 end
-local role = cjson.decode(entry).role
-if role ~= 'recorder' and role ~= 'camera' then
+if not SERVICE[cjson.decode(entry).role] then
   redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*',
     'type', 'participant.left', 'room_id', ARGV[2], 'peer', entry, 'reason', ARGV[3])
 end
@@ -113,6 +113,13 @@ if redis.call('HLEN', KEYS[1]) > 0 then redis.call('SADD', KEYS[2], ARGV[1]) end
 return {added, moved}
 ";
 
+/// `script` after a Lua table `SERVICE` whose keys are the services' roles (`CallRole::SERVICES`),
+/// so the scripts never spell a role themselves.
+fn with_service_roles(script: &str) -> redis::Script {
+    let roles: Vec<String> = CallRole::SERVICES.iter().map(|role| format!("['{role}'] = true")).collect();
+    redis::Script::new(&format!("local SERVICE = {{{}}}\n{script}", roles.join(", ")))
+}
+
 /// An instance that has not renewed its heartbeat for this long is dead.
 pub const INSTANCE_TTL: Duration = Duration::from_secs(10);
 
@@ -153,8 +160,8 @@ impl Presence {
         Self {
             redis,
             prefix: prefix.to_owned(),
-            join: redis::Script::new(JOIN),
-            leave: redis::Script::new(LEAVE),
+            join: with_service_roles(JOIN),
+            leave: with_service_roles(LEAVE),
             park: redis::Script::new(PARK),
             resume: redis::Script::new(RESUME),
         }

@@ -16,7 +16,7 @@ use confab_protocol::bus::PeerPresence;
 use confab_protocol::signal::{Peer, PeerJoined, Resync, ServerMessage, server_message::Kind};
 use tokio::sync::{Notify, mpsc};
 
-use crate::recording;
+use crate::seats;
 
 /// What a connection task is told to do.
 #[derive(Debug, Clone)]
@@ -124,7 +124,7 @@ impl Rooms {
         read_at: Option<SystemTime>,
         origin: &str,
     ) {
-        self.learn_from(room_id, message, origin);
+        self.learn_from(room_id, except, message, origin);
         if let Some(room) = self.local.get(room_id) {
             for (peer_id, peer) in room {
                 if peer_id != except {
@@ -178,7 +178,9 @@ impl Rooms {
             .unwrap_or_default()
     }
 
-    fn learn_from(&mut self, room_id: &str, message: &ServerMessage, origin: &str) {
+    /// Learns who came or went from an event announcing it; `except`, the peer it is not sent to,
+    /// is the one who came or went.
+    fn learn_from(&mut self, room_id: &str, except: &str, message: &ServerMessage, origin: &str) {
         let Some(peers) = self.known.get_mut(room_id) else { return };
         match &message.kind {
             Some(Kind::PeerJoined(PeerJoined { peer: Some(peer) })) => {
@@ -193,6 +195,16 @@ impl Rooms {
             Some(Kind::RecordingStopped(stopped)) => {
                 peers.remove(&stopped.recorder_peer_id);
             }
+            // A media server's seat arrived (the message names it), or left (it names another
+            // seat still there, or none).
+            Some(Kind::MediaChanged(changed)) => match &changed.sfu {
+                Some(sfu) if sfu.peer_id == except => {
+                    peers.insert(sfu.peer_id.clone(), origin.to_owned());
+                }
+                _ => {
+                    peers.remove(except);
+                }
+            },
             _ => {}
         }
     }
@@ -235,8 +247,8 @@ impl Rooms {
     pub fn resync(&self, room_id: &str, present: &[PeerPresence]) {
         if let Some(room) = self.local.get(room_id) {
             for local in room.values() {
-                let peers = recording::view_for(&local.peer, local.role, present).peers;
-                push(local, message(Kind::Resync(Resync { peers })), None);
+                let view = seats::view_for(&local.peer, local.role, present);
+                push(local, message(Kind::Resync(Resync { peers: view.peers, sfu: view.sfu })), None);
             }
         }
     }
@@ -286,7 +298,7 @@ fn push(peer: &LocalPeer, message: ServerMessage, read_at: Option<SystemTime>) {
 
 #[cfg(test)]
 mod tests {
-    use confab_protocol::signal::{Broadcast, PeerLeft, RecordingStarted};
+    use confab_protocol::signal::{Broadcast, MediaChanged, PeerLeft, RecordingStarted, Sfu};
 
     use super::*;
 
@@ -425,6 +437,18 @@ mod tests {
         rooms.fanout(ROOM, "rec", &started, None, "gw-4");
         assert!(rooms.knows(ROOM, "rec"), "the recorder can be signaled");
 
+        let media_changed = |sfu: Option<&str>| {
+            let sfu = sfu.map(|peer_id| Sfu { peer_id: peer_id.into() });
+            message(Kind::MediaChanged(MediaChanged { sfu }))
+        };
+        rooms.fanout(ROOM, "sfu-1", &media_changed(Some("sfu-1")), None, "gw-5");
+        rooms.fanout(ROOM, "sfu-2", &media_changed(Some("sfu-2")), None, "gw-5");
+        assert!(rooms.knows(ROOM, "sfu-1") && rooms.knows(ROOM, "sfu-2"), "media server seats can be signaled");
+        rooms.fanout(ROOM, "sfu-1", &media_changed(Some("sfu-2")), None, "gw-5");
+        assert!(!rooms.knows(ROOM, "sfu-1") && rooms.knows(ROOM, "sfu-2"), "sfu-1 left, sfu-2 serves");
+        rooms.fanout(ROOM, "sfu-2", &media_changed(None), None, "gw-5");
+        assert!(!rooms.knows(ROOM, "sfu-2"), "back to mesh");
+
         rooms.forget(ROOM);
         assert!(!rooms.knows(ROOM, "cat"));
     }
@@ -454,25 +478,30 @@ mod tests {
     }
 
     #[test]
-    fn a_resync_shows_participants_everyone_but_the_recorder_which_sees_all() {
+    fn a_resync_lists_everyone_but_the_hidden_seats_and_says_where_media_goes() {
         let mut rooms = Rooms::new("gw-1");
         let (mut ann, mut recorder) = (connection("ann", "member", 8), connection("rec", "recorder", 8));
         rooms.admit(ROOM, ann.local.clone(), &joined("ann"));
         rooms.admit(ROOM, recorder.local.clone(), &joined("rec"));
         ann.received();
-        let present =
-            [presence("ann", "member", "gw-1"), presence("bob", "member", "gw-2"), presence("rec", "recorder", "gw-1")];
+        let present = [
+            presence("ann", "member", "gw-1"),
+            presence("bob", "member", "gw-2"),
+            presence("rec", "recorder", "gw-1"),
+            presence("sfu", "sfu", "gw-2"),
+        ];
         rooms.resync(ROOM, &present);
-        let listed = |received: Vec<ServerMessage>| -> Vec<String> {
+        let listed = |received: Vec<ServerMessage>| -> (Vec<String>, Option<Sfu>) {
             match &received[..] {
                 [ServerMessage { kind: Some(Kind::Resync(resync)) }] => {
-                    resync.peers.iter().map(|p| p.peer_id.clone()).collect()
+                    (resync.peers.iter().map(|p| p.peer_id.clone()).collect(), resync.sfu.clone())
                 }
                 other => panic!("one resync expected: {other:?}"),
             }
         };
-        assert_eq!(listed(ann.received()), ["bob"]);
-        assert_eq!(listed(recorder.received()), ["ann", "bob"]);
+        let through_the_sfu = Some(Sfu { peer_id: "sfu".into() });
+        assert_eq!(listed(ann.received()), (vec!["bob".to_owned()], through_the_sfu.clone()));
+        assert_eq!(listed(recorder.received()), (vec!["ann".into(), "bob".into()], through_the_sfu), "all people");
     }
 
     #[test]

@@ -22,6 +22,7 @@ use crate::presence;
 use crate::rooms::{LocalPeer, message};
 use crate::session::ProtocolError;
 use crate::settings::Settings;
+use crate::sfu_queue::RoomMedia;
 
 /// The subprotocol a client offers next to its ticket; selected in the handshake reply.
 pub const SUBPROTOCOL: &str = "confab.v1";
@@ -80,6 +81,7 @@ pub async fn signal(
     let frames = frames.max_frame_size(limits.max_message_bytes);
 
     let hub = gateway.hub.clone();
+    let media = RoomMedia { media: claims.media(), mode: claims.mode() };
     let room_id = claims.room_id;
     let (outbound_tx, outbound) = mpsc::channel(limits.outbound_queue);
     let slow = Arc::new(Notify::new());
@@ -108,7 +110,7 @@ pub async fn signal(
         Ok(None) => {
             let peer_id = new_peer_id();
             let local = LocalPeer { peer: Peer { peer_id: peer_id.clone(), ..local.peer.clone() }, ..local.clone() };
-            hub.join(&room_id, local, claims.max_participants, limits.connections_per_user)
+            hub.join(&room_id, local, claims.max_participants, limits.connections_per_user, media)
                 .await
                 .map(|view| (peer_id, view))
         }
@@ -125,6 +127,7 @@ pub async fn signal(
                 ice_servers: gateway.settings.ice.servers_for(&peer.user_id, chrono::Utc::now().timestamp()),
                 recording: view.recording.is_some(),
                 resume_token,
+                sfu: view.sfu,
             }));
             let text = serde_json::to_string(&welcome).expect("server messages serialize");
             // A late joiner learns where to send its media for the running recording.

@@ -111,8 +111,8 @@ async fn a_redis_restart_mid_call_neither_splits_the_call_nor_resyncs_anyone_wit
     }
     let offer = Payload::Sdp(SessionDescription { r#type: "offer".into(), sdp: "v=0 after restart".into() });
     ann.signal(&bob_id, offer.clone()).await;
-    let from_ann = Kind::Signal(Signal { to: String::new(), from: ann_id.clone(), payload: Some(offer.clone()) });
+    let from_ann = Kind::Signal(Signal { from: ann_id.clone(), payload: Some(offer.clone()), ..Signal::default() });
     assert_eq!(bob.recv().await, from_ann);
     bob.signal(&ann_id, offer.clone()).await;
-    assert_eq!(ann.recv().await, Kind::Signal(Signal { to: String::new(), from: bob_id, payload: Some(offer) }));
+    assert_eq!(ann.recv().await, Kind::Signal(Signal { from: bob_id, payload: Some(offer), ..Signal::default() }));
 }

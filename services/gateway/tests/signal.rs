@@ -10,13 +10,14 @@ use std::time::{Duration, Instant};
 use awc::ws::{Frame, Message};
 use confab_common::tokens::SigningKeys;
 use confab_domain::presence::{self, PeerPresence};
+use confab_domain::{MediaRouting, RoomMode};
 use confab_gateway::Settings;
 use confab_gateway::ice::IceConfig;
 use confab_gateway::settings::Limits;
 use confab_protocol::signal::signal::Payload;
 use confab_protocol::signal::{
-    Broadcast, IceCandidate, IceServer, Peer, PeerJoined, PeerLeft, RecordingStarted, RecordingStopped,
-    SessionDescription, Signal, Welcome, client_message,
+    Broadcast, IceCandidate, IceServer, MediaChanged, Peer, PeerJoined, PeerLeft, RecordingStarted, RecordingStopped,
+    SessionDescription, Sfu, Signal, Speaker, TrackRequest, Welcome, client_message,
 };
 use confab_testkit::{Kind, Signaling, TestKeys, env, eventually, gateway_settings, start_gateway};
 use confab_tickets::TICKET_AUDIENCE;
@@ -223,7 +224,7 @@ fn sdp(kind: &str, sdp: &str) -> Payload {
 
 /// `payload` as the peer it is addressed to receives it from `from`.
 fn signal_from(from: &str, payload: &Payload) -> Kind {
-    Kind::Signal(Signal { to: String::new(), from: from.to_owned(), payload: Some(payload.clone()) })
+    Kind::Signal(Signal { from: from.to_owned(), payload: Some(payload.clone()), ..Signal::default() })
 }
 
 fn left(peer_id: &str, reason: &str) -> Kind {
@@ -1037,4 +1038,199 @@ async fn a_client_that_stops_reading_is_disconnected_and_the_room_carries_on() {
     ann.send(json!({"broadcast": {"data": "still here"}})).await;
     // Bob may first get the tail of the flood still in flight; the room carries on either way.
     while bob.recv().await["broadcast"]["data"] != "still here" {}
+}
+
+/// `media_changed` as participants receive it: to the seat `sfu`, or back to mesh.
+fn media_changed(sfu: Option<&str>) -> Kind {
+    Kind::MediaChanged(MediaChanged { sfu: sfu.map(|peer_id| Sfu { peer_id: peer_id.into() }) })
+}
+
+impl World {
+    /// The media server's seat in `room`, through instance `gateway`.
+    async fn join_as_sfu(&self, gateway: usize, room: &str, instance: &str) -> (Signaling, Welcome) {
+        self.join_with(gateway, &self.keys.ticket_for(instance, room, "Media server", "sfu", None)).await
+    }
+
+    /// The rooms queued for the SFUs, with their settings, oldest first.
+    async fn sfu_jobs(&self) -> Vec<(String, String, String)> {
+        let stream = confab_domain::keys::sfu_jobs(&self.redis_prefix);
+        let entries: Vec<(String, HashMap<String, String>)> =
+            redis::cmd("XRANGE").arg(&stream).arg("-").arg("+").query_async(&mut self.redis().await).await.unwrap();
+        entries
+            .into_iter()
+            .map(|(_, job)| (job["room_id"].clone(), job["media"].clone(), job["mode"].clone()))
+            .collect()
+    }
+}
+
+#[actix_web::test]
+async fn the_media_server_is_hidden_takes_no_place_and_comes_and_goes_as_a_media_change() {
+    let world = world(2);
+    let room = room();
+    let ticket = |name: &str| world.ticket_in_room_of(2, &room, name, &user());
+    let (mut ann, ann_welcome) = world.join_with(0, &ticket("Ann")).await;
+    let ann_id = ann_welcome.peer_id.as_str();
+    assert_eq!(ann_welcome.sfu, None);
+
+    let (mut sfu, sfu_welcome) = world.join_as_sfu(1, &room, "sfu-a").await;
+    assert_eq!(sfu_welcome.peers[0].peer_id, ann_id, "the media server sees everyone");
+    let sfu_id = sfu_welcome.peer_id.as_str();
+    assert_eq!(ann.recv().await, media_changed(Some(sfu_id)), "across instances");
+
+    // Bob fills the room of two (the media server does not count) and is told where media goes.
+    let (mut bob, bob_welcome) = world.join_with(0, &ticket("Bob")).await;
+    assert_eq!(bob_welcome.sfu, Some(Sfu { peer_id: sfu_id.into() }));
+    assert_eq!(bob_welcome.peers.iter().map(|p| p.peer_id.as_str()).collect::<Vec<_>>(), [ann_id]);
+    assert_eq!(joined(sfu.recv().await).display_name, "Bob", "the media server hears of Bob");
+    assert_eq!(joined(ann.recv().await).display_name, "Bob");
+    let mut cat = world.connect(1, &ticket("Cat")).await.expect("refused in band");
+    assert_eq!(cat.recv().await["error"]["code"], "room_full");
+    let bob_id = bob_welcome.peer_id.as_str();
+
+    // Participants and the media server signal each other by peer id, `connection` kept.
+    let publish = Signal {
+        to: sfu_id.into(),
+        connection: "publish".into(),
+        payload: Some(sdp("offer", "v=0 send")),
+        ..Default::default()
+    };
+    ann.send_signal(publish.clone()).await;
+    assert_eq!(sfu.recv().await, Kind::Signal(Signal { to: String::new(), from: ann_id.into(), ..publish }));
+    let subscribe = Signal {
+        to: bob_id.into(),
+        connection: "subscribe".into(),
+        payload: Some(sdp("offer", "v=0 recv")),
+        ..Default::default()
+    };
+    sfu.send_signal(subscribe.clone()).await;
+    assert_eq!(bob.recv().await, Kind::Signal(Signal { to: String::new(), from: sfu_id.into(), ..subscribe }));
+    let track = Payload::TrackRequest(TrackRequest {
+        track_id: "cam-7".into(),
+        max_width: 320,
+        max_height: 180,
+        paused: false,
+    });
+    bob.signal(sfu_id, track.clone()).await;
+    assert_eq!(sfu.recv().await, signal_from(bob_id, &track));
+    let speaker = Payload::Speaker(Speaker { peer_id: ann_id.into() });
+    sfu.signal(bob_id, speaker.clone()).await;
+    assert_eq!(bob.recv().await, signal_from(sfu_id, &speaker));
+
+    // Only the media server announces speakers.
+    bob.signal(ann_id, speaker).await;
+    assert_eq!(error_code(bob.recv().await), "not_allowed");
+    hears_nothing_before_a_signal(&mut ann, ann_id, &mut bob, bob_id).await;
+
+    // A second seat takes over: told at once, and the first one's departure leaves the call on it.
+    let (mut next_sfu, next_welcome) = world.join_as_sfu(0, &room, "sfu-b").await;
+    let next_id = next_welcome.peer_id.as_str();
+    for participant in [&mut ann, &mut bob] {
+        assert_eq!(participant.recv().await, media_changed(Some(next_id)));
+    }
+    sfu.bye().await;
+    for participant in [&mut ann, &mut bob] {
+        assert_eq!(participant.recv().await, media_changed(Some(next_id)), "still through the second seat");
+    }
+    next_sfu.bye().await;
+    for participant in [&mut ann, &mut bob] {
+        assert_eq!(participant.recv().await, media_changed(None), "back to mesh");
+    }
+
+    // The media server is no participant for webhooks.
+    let stream = confab_domain::keys::presence_events(&world.redis_prefix);
+    let entries: Vec<(String, HashMap<String, String>)> =
+        redis::cmd("XRANGE").arg(&stream).arg("-").arg("+").query_async(&mut world.redis().await).await.unwrap();
+    let names: Vec<String> =
+        entries.iter().map(|(_, fields)| presence::parse(&fields["peer"]).unwrap().display_name).collect();
+    assert_eq!(names, ["Ann", "Bob"]);
+}
+
+#[actix_web::test]
+async fn hostile_media_server_fields_are_malformed_and_the_connection_survives() {
+    let world = world(1);
+    let room = room();
+    let (_bob, bob_welcome) = world.join(0, &room, "Bob").await;
+    let bob_id = bob_welcome.peer_id.as_str();
+    let (mut ann, _) = world.join_raw(0, &world.ticket(&room, "Ann")).await;
+    let long_id = "t".repeat(65);
+    for hostile in [
+        json!({"signal": {"to": bob_id, "connection": "record", "sdp": {"type": "offer", "sdp": "v=0"}}}),
+        json!({"signal": {"to": bob_id, "connection": 7, "sdp": {"type": "offer", "sdp": "v=0"}}}),
+        json!({"signal": {"to": bob_id, "track_request": {"track_id": long_id}}}),
+        json!({"signal": {"to": bob_id, "track_request": {"track_id": ""}}}),
+        json!({"signal": {"to": bob_id, "track_request": {"track_id": "t", "max_width": -1}}}),
+        json!({"signal": {"to": bob_id, "track_request": {"track_id": "t", "max_width": 4294967296u64}}}),
+        json!({"signal": {"to": bob_id, "track_request": "cam-7"}}),
+        json!({"signal": {"to": bob_id, "speaker": {"peer_id": 5}}}),
+    ] {
+        ann.send(hostile.clone()).await;
+        assert_eq!(ann.recv().await["error"]["code"], "malformed_message", "{hostile}");
+    }
+    ann.send(json!({"ping": {"timestamp_ms": "1"}})).await;
+    assert_eq!(ann.recv().await, json!({"pong": {"timestamp_ms": "1"}}), "still connected");
+}
+
+#[actix_web::test]
+async fn an_sfu_room_is_queued_once_for_the_media_servers_from_its_first_participant() {
+    let world = world(2);
+    let room = room();
+    let ticket =
+        |name: &str| support::ticket_with_settings(&world.keys, &room, name, MediaRouting::Sfu, RoomMode::Lecture);
+    let (_ann, _) = world.join_with(0, &ticket("Ann")).await;
+    let queued = vec![(room.clone(), "sfu".to_owned(), "lecture".to_owned())];
+    assert_eq!(world.sfu_jobs().await, queued);
+    let (_bob, _) = world.join_with(1, &ticket("Bob")).await;
+    assert_eq!(world.sfu_jobs().await, queued, "queued once, whichever instance admits the next");
+}
+
+#[actix_web::test]
+async fn an_auto_room_is_queued_at_its_third_person_and_a_mesh_room_never() {
+    let world = world(2);
+    let (auto, mesh) = (room(), room());
+    let ticket = |room: &str, name: &str, media| {
+        support::ticket_with_settings(&world.keys, room, name, media, RoomMode::Meeting)
+    };
+    let mut here = Vec::new();
+    for (index, name) in ["Ann", "Bob"].into_iter().enumerate() {
+        here.push(world.join_with(index % 2, &ticket(&auto, name, MediaRouting::Auto)).await);
+    }
+    // A recorder and a camera are not people.
+    let recorder_ticket = world.keys.ticket_for("recorder-1", &auto, "Recorder", "recorder", Some("rec-1".into()));
+    here.push(world.join_with(0, &recorder_ticket).await);
+    here.push(world.join_with(1, &world.keys.ticket_for("camera-1", &auto, "Door", "camera", None)).await);
+    assert_eq!(world.sfu_jobs().await, []);
+    here.push(world.join_with(0, &ticket(&auto, "Cat", MediaRouting::Auto)).await);
+    let queued = vec![(auto.clone(), "auto".to_owned(), "meeting".to_owned())];
+    assert_eq!(world.sfu_jobs().await, queued);
+    here.push(world.join_with(1, &ticket(&auto, "Dan", MediaRouting::Auto)).await);
+    assert_eq!(world.sfu_jobs().await, queued);
+
+    for name in ["Ann", "Bob", "Cat"] {
+        here.push(world.join_with(0, &ticket(&mesh, name, MediaRouting::Mesh)).await);
+    }
+    // Tickets issued before rooms had settings are mesh (the testkit's, for a room of 4).
+    here.push(world.join(1, &mesh, "Dan").await);
+    assert_eq!(world.sfu_jobs().await, queued, "nothing for the mesh room");
+}
+
+#[actix_web::test]
+async fn the_media_server_seat_of_a_dead_instance_leaves_at_once_and_the_call_goes_back_to_mesh() {
+    let world = world(1);
+    let room = room();
+    let (mut ann, _) = world.join(0, &room, "Ann").await;
+    let ghost = PeerPresence {
+        peer_id: "ghost-sfu".into(),
+        user_id: "sfu-a".into(),
+        role: "sfu".into(),
+        instance_id: "gw-killed".into(),
+        joined_at: "2026-01-01T00:00:00Z".into(),
+        ..Default::default()
+    };
+    let key = confab_domain::keys::room_peers(&world.redis_prefix, &room);
+    let _: () = redis::AsyncCommands::hset(&mut world.redis().await, &key, "ghost-sfu", presence::to_json(&ghost))
+        .await
+        .unwrap();
+    let changed = ann.next_of_within(PATIENCE, |kind| matches!(kind, Kind::MediaChanged(_)).then_some(kind)).await;
+    assert_eq!(changed, Some(media_changed(None)), "the sweep frees the seat without a resume window");
+    assert_eq!(world.present(&room).await, 1);
 }

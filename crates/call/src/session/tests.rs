@@ -149,12 +149,12 @@ fn a_ping_is_answered_and_signals_go_out_only_while_in_the_call() {
     let now = Instant::now();
     let mut session = in_call(now);
     session.receive(server(r#"{"ping":{"timestamp_ms":"1795000000000"}}"#));
-    session.signal(Signal { to: "ann".into(), from: String::new(), payload: None });
+    session.signal(Signal { to: "ann".into(), ..Signal::default() });
     assert_eq!(sent(&mut session), [r#"{"pong":{"timestamp_ms":"1795000000000"}}"#, r#"{"signal":{"to":"ann"}}"#]);
 
-    session.signal(Signal { to: "ann".into(), from: String::new(), payload: None });
+    session.signal(Signal { to: "ann".into(), ..Signal::default() });
     session.lost(now);
-    session.signal(Signal { to: "ann".into(), from: String::new(), payload: None });
+    session.signal(Signal { to: "ann".into(), ..Signal::default() });
     assert!(sent(&mut session).is_empty(), "signals of the lost seat are dropped");
 }
 

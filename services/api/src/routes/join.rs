@@ -51,7 +51,8 @@ pub async fn join_room(
         max_participants: access.room.max_participants as u32,
         recording_id: None,
     };
-    let claims = TicketClaims::issue(&state.settings.jwt_issuer, holder, Utc::now().timestamp());
+    let claims = TicketClaims::issue(&state.settings.jwt_issuer, holder, Utc::now().timestamp())
+        .with_room_settings(access.room.media, access.room.mode);
     let ticket = state.access_tokens.keys().sign(&claims).map_err(|e| ApiError::Internal(e.into()))?;
     let gateways = &state.settings.gateway_urls;
     let next = state.next_gateway.fetch_add(1, Ordering::Relaxed) % gateways.len();

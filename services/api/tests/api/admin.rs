@@ -125,14 +125,22 @@ async fn stats_give_the_live_figures_an_operator_checks_first() {
     let prefix = &app.settings.redis_prefix;
     let mut redis =
         redis::Client::open(app.settings.redis_url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
-    // Calls as the gateways record them: three people and a recorder in two rooms.
+    // Calls as the gateways record them: three people, a recorder and an SFU in two rooms.
     app.put_presence(first, "p-1", user).await;
     app.put_presence(first, "p-2", user).await;
     app.put_presence(second, "p-3", user).await;
     let recorder = json!({"peer_id": "r-1", "user_id": "recorder", "display_name": "Recorder", "role": "recorder",
         "instance_id": "gw-a", "joined_at": "2026-11-24T01:00:00Z"});
+    let sfu = json!({"peer_id": "s-1", "user_id": "sfu-a", "display_name": "Media server", "role": "sfu",
+        "instance_id": "gw-a", "joined_at": "2026-11-24T01:00:00Z"});
     let peers = confab_domain::keys::room_peers(prefix, first);
-    let _: () = redis::AsyncCommands::hset(&mut redis, peers, "r-1", recorder.to_string()).await.unwrap();
+    let _: () = redis::AsyncCommands::hset(&mut redis, &peers, "r-1", recorder.to_string()).await.unwrap();
+    let _: () = redis::AsyncCommands::hset(&mut redis, &peers, "s-1", sfu.to_string()).await.unwrap();
+    let listed = app.get(&format!("/v1/rooms/{first}/participants"), Some(token)).await.body;
+    let mut listed: Vec<&str> =
+        listed["participants"].as_array().unwrap().iter().map(|p| p["peer_id"].as_str().unwrap()).collect();
+    listed.sort();
+    assert_eq!(listed, ["p-1", "p-2"], "the recorder and the SFU are no participants");
     let live = confab_domain::keys::live_rooms(prefix);
     let _: () = redis::AsyncCommands::sadd(&mut redis, live, &[first.to_string(), second.to_string()]).await.unwrap();
     // Two gateways with a current heartbeat; one whose heartbeat ran out.

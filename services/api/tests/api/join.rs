@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use awc::http::StatusCode;
+use confab_domain::{MediaRouting, RoomMode};
 use confab_tickets::{JwksCache, TicketError, TicketVerifier};
 use serde_json::{Value, json};
 
@@ -34,6 +35,29 @@ async fn members_get_a_single_use_60_second_ticket_the_gateway_library_accepts()
     let access = verifier.verify(token).await;
     assert!(matches!(access, Err(TicketError::Rejected(_))), "an access token is no ticket");
     assert_eq!(app.get("/v1/me", Some(ticket)).await.status, StatusCode::UNAUTHORIZED, "a ticket is no access token");
+}
+
+#[actix_web::test]
+async fn a_ticket_carries_the_rooms_media_settings_as_stored_when_it_is_issued() {
+    let app = spawn_app().await;
+    let token = app.logged_in_user().await.1["access_token"].as_str().unwrap().to_owned();
+    let room = app.create_room(&token, "Call").await;
+    let jwks = JwksCache::new(&app.url("/.well-known/jwks.json"), "confab", Duration::from_secs(10));
+    let redis = confab_common::redis::connect_lazy(&app.settings.redis_url).unwrap();
+    let verifier = TicketVerifier::new(jwks, redis, &app.settings.redis_prefix);
+    let claims_now = || async {
+        let reply = app.post(&format!("/v1/rooms/{room}/join"), Some(&token), Value::Null).await;
+        verifier.verify(reply.body["ticket"].as_str().unwrap()).await.unwrap()
+    };
+
+    let defaults = claims_now().await;
+    assert_eq!((defaults.media, defaults.mode), (Some(MediaRouting::Auto), Some(RoomMode::Meeting)));
+
+    let change = json!({"media": "sfu", "mode": "lecture"});
+    let changed = app.send("PATCH", &format!("/v1/rooms/{room}"), Some(&token), Some(change)).await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
+    let lecture = claims_now().await;
+    assert_eq!((lecture.media, lecture.mode), (Some(MediaRouting::Sfu), Some(RoomMode::Lecture)));
 }
 
 #[actix_web::test]

@@ -1,13 +1,13 @@
-//! What the gateway tests need beyond confab-testkit: tickets for rooms of a chosen capacity, a
-//! fence that shows a peer heard nothing it should not have, and what a peer hears over a stretch
-//! of time.
+//! What the gateway tests need beyond confab-testkit: tickets for rooms of a chosen capacity or
+//! with chosen media settings, a fence that shows a peer heard nothing it should not have, and
+//! what a peer hears over a stretch of time.
 
 #![allow(dead_code)] // each test binary uses its own part
 
 use std::time::{Duration, Instant};
 
-use confab_domain::RoomRole;
 use confab_domain::ticket::{TicketClaims, TicketHolder};
+use confab_domain::{MediaRouting, RoomMode, RoomRole};
 use confab_protocol::signal::signal::Payload;
 use confab_protocol::signal::{SessionDescription, Signal};
 use confab_testkit::{Kind, Signaling, TestKeys};
@@ -18,6 +18,16 @@ pub const PATIENCE: Duration = Duration::from_secs(10);
 /// A member's ticket for a room of `capacity`, as the API issues it (the testkit's are for rooms
 /// of 4).
 pub fn member_ticket(keys: &TestKeys, room: &str, name: &str, user: &str, capacity: u32) -> String {
+    keys.keys.sign(&member_claims(room, name, user, capacity)).unwrap()
+}
+
+/// A member's ticket for a room of 8 whose settings are `media` and `mode`, as the API issues it.
+pub fn ticket_with_settings(keys: &TestKeys, room: &str, name: &str, media: MediaRouting, mode: RoomMode) -> String {
+    let claims = member_claims(room, name, &uuid::Uuid::new_v4().to_string(), 8).with_room_settings(media, mode);
+    keys.keys.sign(&claims).unwrap()
+}
+
+fn member_claims(room: &str, name: &str, user: &str, capacity: u32) -> TicketClaims {
     let holder = TicketHolder {
         user_id: user.to_owned(),
         display_name: name.to_owned(),
@@ -26,7 +36,7 @@ pub fn member_ticket(keys: &TestKeys, room: &str, name: &str, user: &str, capaci
         max_participants: capacity,
         recording_id: None,
     };
-    keys.keys.sign(&TicketClaims::issue("confab", holder, chrono::Utc::now().timestamp())).unwrap()
+    TicketClaims::issue("confab", holder, chrono::Utc::now().timestamp())
 }
 
 /// Shows that `to` heard nothing since its last message, without waiting out a quiet window:
@@ -36,7 +46,7 @@ pub fn member_ticket(keys: &TestKeys, room: &str, name: &str, user: &str, capaci
 pub async fn hears_nothing_before_a_signal(to: &mut Signaling, to_id: &str, from: &mut Signaling, from_id: &str) {
     let fence = Payload::Sdp(SessionDescription { r#type: "offer".into(), sdp: "v=0 fence".into() });
     from.signal(to_id, fence.clone()).await;
-    let expected = Kind::Signal(Signal { to: String::new(), from: from_id.to_owned(), payload: Some(fence) });
+    let expected = Kind::Signal(Signal { from: from_id.to_owned(), payload: Some(fence), ..Signal::default() });
     assert_eq!(to.recv().await, expected, "the first thing heard since is the fence");
 }
 
