@@ -66,6 +66,12 @@ pub enum Event {
         from: String,
         candidate: IceCandidate,
     },
+    /// A signal about a participant's connections to the media server (it names a
+    /// `connection`, or carries a `track_request`): for the SFU's seat, which reads it whole.
+    MediaSignal {
+        from: String,
+        signal: Signal,
+    },
     /// The gateway went away; the seat tries the gateways again (media connections to peers may
     /// live on, but the peers will offer to the new seat).
     Lost,
@@ -263,6 +269,10 @@ impl Session {
     }
 
     fn signalled(&mut self, signal: Signal) {
+        if !signal.connection.is_empty() || matches!(signal.payload, Some(Payload::TrackRequest(_))) {
+            let from = signal.from.clone();
+            return self.events.push_back(Event::MediaSignal { from, signal });
+        }
         let from = signal.from;
         let event = match signal.payload {
             Some(Payload::Sdp(description)) => match description.r#type.as_str() {

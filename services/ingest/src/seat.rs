@@ -208,6 +208,8 @@ impl Camera {
             // The camera offers and never answers: a viewer's own offer is ignored (our offer
             // stands and the viewer answers it).
             Event::Offer { from, .. } => tracing::debug!(peer.id = from, "an offer to the camera is ignored"),
+            // Cameras publish to the media server in a later step; until then they stay in mesh.
+            Event::MediaSignal { from, .. } => tracing::debug!(peer.id = from, "a media-server signal is ignored"),
             Event::Candidate { from, candidate } => {
                 if let Some(viewer) = self.viewers.get(&from)
                     && let Err(e) = viewer.peer.add_remote_candidate(candidate).await

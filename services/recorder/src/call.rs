@@ -147,7 +147,8 @@ impl RecordedCall {
             | Event::Resync { .. }
             | Event::RecordingStarted { .. }
             | Event::RecordingStopped { .. }
-            | Event::Answer { .. } => {}
+            | Event::Answer { .. }
+            | Event::MediaSignal { .. } => {}
         }
     }
 }

@@ -1,16 +1,102 @@
-//! `confab-sfu`, the media server: a browser uploads each track once and the server forwards it to
-//! everyone who should see it. Built in steps (issue 16); so far its pure cores, which the I/O
-//! around them (sockets, the WebRTC stack, signaling) will drive: [`forward`], the decisions a
-//! selective forwarding unit makes for every packet, [`forwarder`], which routes a room's packets
-//! through them, [`room`], who may send media and who receives it, [`speakers`], who is
-//! speaking, and [`demux`], which connection a datagram on the shared UDP port is for.
+//! `confab-sfu`, the media server: a participant uploads each track once and the server forwards
+//! it to everyone who should receive it (docs/architecture.md, docs/protocol.md "The media
+//! server"). Its pure cores: [`forward`], the decisions a selective forwarding unit makes for every
+//! packet, [`forwarder`], which routes a room's packets through them, [`room`], who may send media
+//! and who receives it, [`speakers`], who is speaking, [`demux`], which connection a datagram on
+//! the shared UDP port is for, and [`server`], every room's connections on webrtc-rs's sans-IO
+//! stack. Around them: [`media_loop`] runs the server on its socket, [`seat`] takes the SFU's seat
+//! in each room's call, [`jobs`] takes rooms from the work queue, [`metrics`] reports.
 
 pub mod connection;
 pub mod demux;
 pub mod forward;
 pub mod forwarder;
+pub mod jobs;
 pub mod keyframe_requests;
 pub mod media_loop;
+pub mod metrics;
 pub mod room;
+pub mod seat;
 pub mod server;
+pub mod settings;
 pub mod speakers;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use confab_call::Pass;
+use confab_common::http::Service;
+use confab_common::ops::OpsServer;
+use confab_common::tokens::SigningKeys;
+use confab_domain::CallRole;
+pub use settings::Settings;
+use tokio::net::UdpSocket;
+use tokio::sync::watch;
+
+use crate::media_loop::Counters;
+use crate::seat::Seats;
+
+/// How long rooms being served get to say goodbye at shutdown.
+const LEAVE_WITHIN: Duration = Duration::from_secs(5);
+
+/// A bound media server: its ops port, its media port, and the work it does once run.
+pub struct Sfu {
+    ops: OpsServer,
+    media_port: u16,
+    jobs: jobs::Jobs,
+}
+
+impl Sfu {
+    /// Binds the ops and media ports and starts the media task (so tests may bind port 0).
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let ops = OpsServer::build(Service::Sfu, &settings.bind, None, &settings.redis_url)?;
+        let socket = UdpSocket::bind(settings.media_bind).await?;
+        let media_port = socket.local_addr()?.port();
+        // A port of 0 is the one just bound (tests).
+        let mut advertised = settings.media_address;
+        if advertised.port() == 0 {
+            advertised.set_port(media_port);
+        }
+        let counters = Arc::new(Counters::default());
+        let media = media_loop::start(socket, advertised, counters);
+        let pass = Pass {
+            keys: Arc::new(SigningKeys::from_pem(&settings.jwt_keys_pem)?),
+            issuer: settings.jwt_issuer.clone(),
+            user_id: settings.instance_id.clone(),
+            display_name: "Media server".to_owned(),
+            role: CallRole::Sfu,
+            room_id: String::new(),
+            recording_id: None,
+        };
+        let seats = Seats {
+            pass,
+            gateways: settings.gateway_urls.clone(),
+            media,
+            redis: confab_common::redis::connect_lazy(&settings.redis_url)?,
+            prefix: settings.redis_prefix.clone(),
+            instance_id: settings.instance_id.clone(),
+        };
+        let jobs = jobs::Jobs::new(seats, &settings.redis_url)?;
+        Ok(Self { ops, media_port, jobs })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.ops.port()
+    }
+
+    pub fn media_port(&self) -> u16 {
+        self.media_port
+    }
+
+    /// Serves rooms until SIGTERM/SIGINT.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let (stop, stopped) = watch::channel(false);
+        let jobs = tokio::spawn(self.jobs.run(stopped));
+        let served = self.ops.run_until_stopped().await;
+        let _ = stop.send(true);
+        if tokio::time::timeout(LEAVE_WITHIN, jobs).await.is_err() {
+            tracing::warn!("rooms were still being left when the time for it ran out");
+        }
+        served
+    }
+}

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use confab_domain::{RoomMode, RoomRole};
 use tokio::net::UdpSocket;
@@ -18,6 +18,8 @@ use crate::server::{Incoming, MediaServer, Outgoing, Output};
 
 /// The largest datagram read: more than any path's MTU.
 const MAX_DATAGRAM: usize = 2048;
+/// How often the metrics are brought up to date.
+const REPORT_EVERY: Duration = Duration::from_secs(1);
 
 /// What the server tells a room's call.
 #[derive(Debug)]
@@ -94,6 +96,7 @@ async fn run(
 ) {
     let mut rooms: HashMap<String, mpsc::UnboundedSender<ToRoom>> = HashMap::new();
     let mut buffer = vec![0u8; MAX_DATAGRAM];
+    let mut report = tokio::time::interval(REPORT_EVERY);
     loop {
         let wake = server.poll_timeout().map(tokio::time::Instant::from_std);
         tokio::select! {
@@ -111,6 +114,7 @@ async fn run(
                 None => return,
             },
             () = sleep_until(wake) => server.timeout(Instant::now()),
+            _ = report.tick() => crate::metrics::record(&server.stats(), &counters),
         }
         while let Some(output) = server.poll_output() {
             match output {

@@ -1,0 +1,291 @@
+//! The SFU's seat in one room's call (docs/protocol.md, "The media server"): it enters through a
+//! gateway with a ticket it signs itself (room role `sfu`, hidden from participants), tells the
+//! media task who is in the call and what they signal it, and carries the media task's answers,
+//! offers and speaker announcements back as `signal`s. It keeps the room marked as served in
+//! Redis while it is there, and leaves when nobody is left to serve: an `sfu` room when its last
+//! participant leaves, an `auto` room when it is down to two (who then talk peer to peer).
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use confab_call::{Call, Event, Pass, Peer, Rejoin, Seat};
+use confab_common::sfu_jobs::{self, SfuJob};
+use confab_domain::{CallRole, MediaRouting, RoomRole};
+use confab_protocol::signal::{IceCandidate, SessionDescription, Signal, Speaker, signal::Payload};
+use redis::aio::ConnectionManager;
+use rtc::peer_connection::transport::RTCIceCandidateInit;
+use tokio::sync::{mpsc, watch};
+
+use crate::connection::ConnectionKind;
+use crate::media_loop::{MediaHandle, ToRoom};
+use crate::server::{Incoming, Outgoing, Shown};
+
+/// A lost gateway is retried every 500 ms for 30 s; a room that cannot be entered is given up
+/// at once (its next arrival queues it again).
+const REJOIN: Rejoin =
+    Rejoin { backoff: Duration::from_millis(500), give_up_after: Some(Duration::from_secs(30)), retry_first_entry: false };
+/// How long the room stays marked as served without a renewal: an SFU that dies frees it then.
+const SERVED_FOR: Duration = Duration::from_secs(10);
+const RENEW_EVERY: Duration = Duration::from_secs(3);
+/// How long the call may be too small for the SFU before it leaves (someone reloading their page
+/// should not send the call back to mesh and forth).
+const LEAVE_AFTER: Duration = Duration::from_secs(5);
+
+/// What the SFU needs to take seats.
+#[derive(Clone)]
+pub struct Seats {
+    pub pass: Pass,
+    pub gateways: Vec<String>,
+    pub media: MediaHandle,
+    pub redis: ConnectionManager,
+    pub prefix: String,
+    pub instance_id: String,
+}
+
+impl Seats {
+    /// Serves the room of `job` until its call no longer needs the SFU, or `stop` turns true.
+    pub async fn serve(self, job: SfuJob, stop: watch::Receiver<bool>) {
+        let room = job.room_id.clone();
+        let pass = Pass { room_id: room.clone(), ..self.pass.clone() };
+        let mut call = Call::new(Seat { pass, gateways: self.gateways.clone(), rejoin: REJOIN });
+        let mut redis = self.redis.clone();
+        // Taken: another SFU will not get it, whether or not the call can be entered.
+        if let Err(error) = sfu_jobs::ack(&mut redis, &self.prefix, &job.entry).await {
+            tracing::warn!(%error, room.id = %room, "acknowledging the room's job");
+        }
+        match call.next().await {
+            Some(Event::Joined { peers, .. }) => {
+                let (to_room, from_media) = mpsc::unbounded_channel();
+                tracing::info!(room.id = %room, "serving the room's media");
+                let mut served = Served { seats: &self, room: &room, job: &job, call, people: HashSet::new(), to_room };
+                served.enter(&peers);
+                served.run(from_media, stop).await;
+                self.media.close(&room);
+            }
+            _ => tracing::warn!(room.id = %room, "no gateway admitted the SFU"),
+        }
+        if let Err(error) = sfu_jobs::release_room(&mut redis, &self.prefix, &room, &self.instance_id).await {
+            tracing::warn!(%error, room.id = %room, "releasing the room");
+        }
+    }
+}
+
+/// A room being served.
+struct Served<'a> {
+    seats: &'a Seats,
+    room: &'a str,
+    job: &'a SfuJob,
+    call: Call,
+    /// The people in the call (services left out).
+    people: HashSet<String>,
+    /// Where the media task's messages for the call go.
+    to_room: mpsc::UnboundedSender<ToRoom>,
+}
+
+impl Served<'_> {
+    async fn run(&mut self, mut from_media: mpsc::UnboundedReceiver<ToRoom>, mut stop: watch::Receiver<bool>) {
+        let mut renew = tokio::time::interval(RENEW_EVERY);
+        let mut too_small_since: Option<tokio::time::Instant> = None;
+        loop {
+            let leave_at = too_small_since.map(|since| since + LEAVE_AFTER);
+            tokio::select! {
+                event = self.call.next() => match event {
+                    Some(Event::Ended(why)) => {
+                        tracing::info!(room.id = %self.room, why = ?why, "the SFU's call ended");
+                        return;
+                    }
+                    None => return,
+                    Some(event) => self.handle(event),
+                },
+                Some(message) = from_media.recv() => self.relay(message),
+                _ = renew.tick() => self.renew().await,
+                () = sleep_until(leave_at) => {
+                    tracing::info!(room.id = %self.room, "the call no longer needs the SFU; leaving");
+                    self.call.leave().await;
+                    return;
+                }
+                _ = stop.changed() => {
+                    tracing::info!(room.id = %self.room, "shutting down; leaving the call");
+                    self.call.leave().await;
+                    return;
+                }
+            }
+            let needed = match self.job.media {
+                MediaRouting::Auto => 3,
+                MediaRouting::Sfu | MediaRouting::Mesh => 1,
+            };
+            too_small_since = match (self.people.len() < needed, too_small_since) {
+                (true, None) => Some(tokio::time::Instant::now()),
+                (true, since) => since,
+                (false, _) => None,
+            };
+        }
+    }
+
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::Joined { peers, .. } => {
+                tracing::info!(room.id = %self.room, "back in the call");
+                self.enter(&peers);
+            }
+            Event::PeerJoined(peer) => self.arrived(std::slice::from_ref(&peer)),
+            Event::Resync { peers } => self.arrived(&peers),
+            Event::PeerLeft { peer_id } => {
+                self.people.remove(&peer_id);
+                self.seats.media.left(self.room, &peer_id);
+            }
+            Event::MediaSignal { from, signal } => match incoming(signal) {
+                Some((connection, message)) => self.seats.media.signal(self.room, &from, connection, message),
+                None => tracing::debug!(peer.id = %from, "an unreadable signal to the SFU"),
+            },
+            Event::Lost => tracing::warn!(room.id = %self.room, "lost the gateway; entering the call again"),
+            // Mesh signals are not for the SFU; recordings record through their own seat.
+            Event::Offer { .. }
+            | Event::Answer { .. }
+            | Event::Candidate { .. }
+            | Event::RecordingStarted { .. }
+            | Event::RecordingStopped { .. }
+            | Event::Ended(_) => {}
+        }
+    }
+
+    /// The seat (re-)entered the call with a new peer id: participants are told to connect to
+    /// it (`media_changed`), so the room's media starts afresh.
+    fn enter(&mut self, peers: &[Peer]) {
+        self.seats.media.close(self.room);
+        self.people.clear();
+        self.seats.media.open(self.room, self.job.mode, self.to_room.clone());
+        self.arrived(peers);
+    }
+
+    /// People entered the call (or are listed again): the media server learns them and their
+    /// room roles. Services (cameras) are not served yet.
+    fn arrived(&mut self, peers: &[Peer]) {
+        for peer in peers {
+            if CallRole::names_a_service(&peer.role) {
+                continue;
+            }
+            let role = peer.role.parse().unwrap_or(RoomRole::Member);
+            self.people.insert(peer.peer_id.clone());
+            self.seats.media.joined(self.room, &peer.peer_id, role);
+        }
+    }
+
+    /// What the media server says to the call, as `signal`s.
+    fn relay(&mut self, message: ToRoom) {
+        let signals = self.call.signals();
+        match message {
+            ToRoom::Signal { to, connection, message } => {
+                let payload = match message {
+                    Outgoing::Offer(sdp) => description("offer", sdp),
+                    Outgoing::Answer(sdp) => description("answer", sdp),
+                    Outgoing::Refused(code) => {
+                        return tracing::info!(peer.id = %to, code, "refused a participant's media");
+                    }
+                };
+                let connection = connection.as_str().to_owned();
+                let _ = signals.send(Signal { to, connection, payload: Some(payload), ..Signal::default() });
+            }
+            ToRoom::Speaker { peer_id } => {
+                for to in &self.people {
+                    let payload = Some(Payload::Speaker(Speaker { peer_id: peer_id.clone() }));
+                    let _ = signals.send(Signal { to: to.clone(), payload, ..Signal::default() });
+                }
+            }
+        }
+    }
+
+    async fn renew(&mut self) {
+        let mut redis = self.seats.redis.clone();
+        let (prefix, instance) = (&self.seats.prefix, &self.seats.instance_id);
+        if let Err(error) = sfu_jobs::serve_room(&mut redis, prefix, self.room, instance, SERVED_FOR).await {
+            tracing::warn!(%error, room.id = %self.room, "renewing the room's mark");
+        }
+    }
+}
+
+fn description(kind: &str, sdp: String) -> Payload {
+    Payload::Sdp(SessionDescription { r#type: kind.to_owned(), sdp })
+}
+
+/// A participant's signal as the media server takes it; `None` if it is not one the SFU reads.
+fn incoming(signal: Signal) -> Option<(ConnectionKind, Incoming)> {
+    let connection = ConnectionKind::parse(&signal.connection);
+    match signal.payload? {
+        Payload::Sdp(description) => {
+            let message = match description.r#type.as_str() {
+                "offer" => Incoming::Offer(description.sdp),
+                "answer" => Incoming::Answer(description.sdp),
+                _ => return None,
+            };
+            Some((connection?, message))
+        }
+        Payload::Candidate(candidate) => Some((connection?, Incoming::Candidate(candidate_init(candidate)))),
+        Payload::TrackRequest(request) => {
+            let shown = match (request.paused, request.max_width, request.max_height) {
+                (true, _, _) => Shown::Paused,
+                (false, 0, 0) => Shown::AnySize,
+                (false, width, height) => Shown::Tile(clamp(width), clamp(height)),
+            };
+            Some((ConnectionKind::Subscribe, Incoming::TrackRequest { track_id: request.track_id, shown }))
+        }
+        Payload::Speaker(_) => None,
+    }
+}
+
+/// A requested width or height in pixels; 0 (no limit) and anything past 16 bits mean any.
+fn clamp(pixels: u32) -> u16 {
+    if pixels == 0 { u16::MAX } else { u16::try_from(pixels).unwrap_or(u16::MAX) }
+}
+
+fn candidate_init(candidate: IceCandidate) -> RTCIceCandidateInit {
+    RTCIceCandidateInit {
+        candidate: candidate.candidate,
+        sdp_mid: candidate.sdp_mid,
+        sdp_mline_index: candidate.sdp_mline_index.and_then(|index| u16::try_from(index).ok()),
+        username_fragment: Some(candidate.username_fragment).filter(|ufrag| !ufrag.is_empty()),
+        ..Default::default()
+    }
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use confab_protocol::signal::TrackRequest;
+
+    use super::*;
+
+    fn signal(connection: &str, payload: Payload) -> Signal {
+        Signal { from: "p1".into(), connection: connection.into(), payload: Some(payload), ..Signal::default() }
+    }
+
+    #[test]
+    fn participants_signals_are_read_per_connection_and_a_track_request_by_its_tile() {
+        let offer = signal("publish", description("offer", "v=0".into()));
+        assert_eq!(incoming(offer), Some((ConnectionKind::Publish, Incoming::Offer("v=0".into()))));
+        let answer = signal("subscribe", description("answer", "v=0".into()));
+        assert_eq!(incoming(answer), Some((ConnectionKind::Subscribe, Incoming::Answer("v=0".into()))));
+        assert_eq!(incoming(signal("", description("offer", "v=0".into()))), None, "no connection: a mesh offer");
+        assert_eq!(incoming(signal("publish", description("pranswer", "v=0".into()))), None);
+        let request = |max_width, max_height, paused| {
+            let request = TrackRequest { track_id: "cam".into(), max_width, max_height, paused };
+            match incoming(signal("", Payload::TrackRequest(request))) {
+                Some((ConnectionKind::Subscribe, Incoming::TrackRequest { shown, .. })) => shown,
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(request(320, 180, false), Shown::Tile(320, 180));
+        assert_eq!(request(0, 0, false), Shown::AnySize);
+        assert_eq!(request(320, 0, false), Shown::Tile(320, u16::MAX), "no limit on the height");
+        assert_eq!(request(1 << 20, 180, false), Shown::Tile(u16::MAX, 180));
+        assert_eq!(request(320, 180, true), Shown::Paused);
+        let speaker = signal("", Payload::Speaker(Speaker { peer_id: "p2".into() }));
+        assert_eq!(incoming(speaker), None, "only the SFU announces speakers");
+    }
+}
