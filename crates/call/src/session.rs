@@ -283,7 +283,7 @@ impl Session {
                 }
             },
             Some(Payload::Candidate(candidate)) => Event::Candidate { from, candidate },
-            Some(Payload::TrackRequest(_) | Payload::Speaker(_)) | None => return,
+            Some(Payload::TrackRequest(_) | Payload::Speaker(_) | Payload::Refusal(_)) | None => return,
         };
         self.events.push_back(event);
     }

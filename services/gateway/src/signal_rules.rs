@@ -36,7 +36,10 @@ pub fn check(signal: &Signal, sender: CallRole) -> Result<(), ProtocolError> {
                 return Err(malformed(format!("a speaker's `peer_id` takes 1 to {MAX_PEER_ID_LEN} bytes")));
             }
         }
-        Some(Payload::Sdp(_) | Payload::Candidate(_)) | None => {}
+        Some(Payload::Refusal(_)) if sender != CallRole::Sfu => {
+            return Err(ProtocolError::new("not_allowed", "only the media server refuses media"));
+        }
+        Some(Payload::Sdp(_) | Payload::Candidate(_) | Payload::Refusal(_)) | None => {}
     }
     Ok(())
 }
@@ -48,7 +51,7 @@ fn malformed(message: impl Into<String>) -> ProtocolError {
 #[cfg(test)]
 mod tests {
     use confab_domain::RoomRole;
-    use confab_protocol::signal::{SessionDescription, Speaker, TrackRequest};
+    use confab_protocol::signal::{Refusal, SessionDescription, Speaker, TrackRequest};
 
     use super::*;
 
@@ -66,6 +69,10 @@ mod tests {
         Payload::TrackRequest(TrackRequest { track_id: track_id.into(), max_width: 320, ..Default::default() })
     }
 
+    fn refusal() -> Payload {
+        Payload::Refusal(Refusal { code: "not_allowed_to_publish".into(), message: String::new() })
+    }
+
     fn speaker(peer_id: &str) -> Payload {
         Payload::Speaker(Speaker { peer_id: peer_id.into() })
     }
@@ -78,6 +85,7 @@ mod tests {
         assert_eq!(check(&signal("subscribe", track("cam-7")), MEMBER), Ok(()));
         assert_eq!(check(&signal("", track(&"t".repeat(MAX_TRACK_ID_LEN))), MEMBER), Ok(()));
         assert_eq!(check(&signal("", speaker("p1")), CallRole::Sfu), Ok(()));
+        assert_eq!(check(&signal("publish", refusal()), CallRole::Sfu), Ok(()));
     }
 
     #[test]
@@ -92,9 +100,10 @@ mod tests {
     }
 
     #[test]
-    fn only_the_media_server_announces_speakers() {
+    fn only_the_media_server_announces_speakers_and_refuses_media() {
         for sender in [MEMBER, CallRole::Person(RoomRole::Owner), CallRole::Recorder, CallRole::Camera] {
             assert_eq!(check(&signal("", speaker("p1")), sender).unwrap_err().code, "not_allowed", "{sender}");
+            assert_eq!(check(&signal("publish", refusal()), sender).unwrap_err().code, "not_allowed", "{sender}");
         }
     }
 }

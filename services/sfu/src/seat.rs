@@ -11,7 +11,7 @@ use std::time::Duration;
 use confab_call::{Call, Event, Pass, Peer, Rejoin, Seat};
 use confab_common::sfu_jobs::{self, SfuJob};
 use confab_domain::{CallRole, MediaRouting, RoomRole};
-use confab_protocol::signal::{IceCandidate, SessionDescription, Signal, Speaker, signal::Payload};
+use confab_protocol::signal::{IceCandidate, Refusal, SessionDescription, Signal, Speaker, signal::Payload};
 use redis::aio::ConnectionManager;
 use rtc::peer_connection::transport::RTCIceCandidateInit;
 use tokio::sync::{mpsc, watch};
@@ -180,7 +180,8 @@ impl Served<'_> {
                     Outgoing::Offer(sdp) => description("offer", sdp),
                     Outgoing::Answer(sdp) => description("answer", sdp),
                     Outgoing::Refused(code) => {
-                        return tracing::info!(peer.id = %to, code, "refused a participant's media");
+                        tracing::info!(peer.id = %to, code, "refused a participant's media");
+                        Payload::Refusal(Refusal { code: code.to_owned(), message: refusal_message(code).to_owned() })
                     }
                 };
                 let connection = connection.as_str().to_owned();
@@ -229,7 +230,17 @@ fn incoming(signal: Signal) -> Option<(ConnectionKind, Incoming)> {
             };
             Some((ConnectionKind::Subscribe, Incoming::TrackRequest { track_id: request.track_id, shown }))
         }
-        Payload::Speaker(_) => None,
+        Payload::Speaker(_) | Payload::Refusal(_) => None,
+    }
+}
+
+/// What a refusal's code means, for people reading the message.
+fn refusal_message(code: &str) -> &'static str {
+    match code {
+        "not_allowed_to_publish" => "only the owner, moderators and those let speak publish in a lecture",
+        "unknown_track" => "no track of that id is received on this connection",
+        "invalid_description" => "the description could not be applied",
+        _ => "refused",
     }
 }
 

@@ -67,8 +67,9 @@ pub enum Shown {
 pub enum Outgoing {
     Offer(String),
     Answer(String),
-    /// The participant's description was refused; the code says why (docs/protocol.md's error
-    /// codes: `not_allowed_to_publish`, `unknown_peer`, `invalid_description`).
+    /// The participant's description or track request was refused; the code says why
+    /// (docs/protocol.md: `not_allowed_to_publish`, `unknown_peer`, `invalid_description`,
+    /// `unknown_track`).
     Refused(&'static str),
 }
 
@@ -654,7 +655,9 @@ impl MediaServer {
                     RtpCodecKind::Video => (Some(Codec::Vp8), 90_000, MediaKind::Video),
                     _ => (None, 48_000, MediaKind::Audio),
                 };
-                let id_in_room = format!("{}-{}", connection.peer, track_id);
+                // Short and unique in the room, whatever the publisher named its track (msid track
+                // ids may be 64 characters, and a track request names this one).
+                let id_in_room = format!("{}-{}", connection.peer, connection.sends.len());
                 let publication = Publication { track_id: id_in_room.clone(), kind: media_kind };
                 if media.room.publish(&connection.peer, publication).is_err() {
                     return false;
