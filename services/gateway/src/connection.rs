@@ -77,9 +77,7 @@ impl Connection {
 
     /// Returns why the connection ended and the close code to send.
     async fn serve(&mut self, session: &mut Session, frames: &mut MessageStream) -> (&'static str, u16) {
-        // The recorder answers and a camera offers to every participant at once: they get ten
-        // times the allowance.
-        let scale = if self.identity.role.is_service() { 10.0 } else { 1.0 };
+        let scale = allowance_scale(self.identity.role);
         let mut limit =
             RateLimit::new(self.limits.messages_per_second * scale, self.limits.message_burst * scale, Instant::now());
         let mut heartbeat = tokio::time::interval(self.limits.heartbeat);
@@ -224,6 +222,18 @@ impl Connection {
                 Some(ProtocolError::new("unknown_peer", format!("no peer {:?} in this room", signal.to)).to_message())
             }
         }
+    }
+}
+
+/// How many times a participant's message allowance a seat gets. The recorder answers and a
+/// camera offers every participant at once; the SFU signals every participant of rooms of up to
+/// a thousand (one `speaker` each at every change of speaker, a new offer each as tracks come and
+/// go), so ten times would cut a lecture's SFU off at its first speaker.
+fn allowance_scale(role: CallRole) -> f64 {
+    match role {
+        CallRole::Sfu => 100.0,
+        CallRole::Recorder | CallRole::Camera => 10.0,
+        CallRole::Person(_) => 1.0,
     }
 }
 

@@ -16,8 +16,8 @@ use confab_gateway::ice::IceConfig;
 use confab_gateway::settings::Limits;
 use confab_protocol::signal::signal::Payload;
 use confab_protocol::signal::{
-    Broadcast, IceCandidate, IceServer, MediaChanged, Peer, PeerJoined, PeerLeft, RecordingStarted, RecordingStopped,
-    SessionDescription, Sfu, Signal, Speaker, TrackRequest, Welcome, client_message,
+    Broadcast, IceCandidate, IceServer, MediaChanged, Peer, PeerJoined, PeerLeft, Ping, Pong, RecordingStarted,
+    RecordingStopped, SessionDescription, Sfu, Signal, Speaker, TrackRequest, Welcome, client_message,
 };
 use confab_testkit::{Kind, Signaling, TestKeys, env, eventually, gateway_settings, start_gateway};
 use confab_tickets::TICKET_AUDIENCE;
@@ -1233,4 +1233,20 @@ async fn the_media_server_seat_of_a_dead_instance_leaves_at_once_and_the_call_go
     let changed = ann.next_of_within(PATIENCE, |kind| matches!(kind, Kind::MediaChanged(_)).then_some(kind)).await;
     assert_eq!(changed, Some(media_changed(None)), "the sweep frees the seat without a resume window");
     assert_eq!(world.present(&room).await, 1);
+}
+
+#[actix_web::test]
+async fn the_media_server_may_send_a_burst_no_other_seat_may() {
+    let world = world(1);
+    let room = room();
+    let (mut sfu, _) = world.join_as_sfu(0, &room, "sfu-a").await;
+    // A speaker change in a lecture is one signal to each of up to a thousand viewers; a
+    // participant would be refused after 50 and cut off soon after.
+    let burst = 600;
+    for timestamp_ms in 0..burst {
+        sfu.send(client_message::Kind::Ping(Ping { timestamp_ms })).await;
+    }
+    for timestamp_ms in 0..burst {
+        assert_eq!(sfu.recv().await, Kind::Pong(Pong { timestamp_ms }), "none refused");
+    }
 }
