@@ -299,7 +299,7 @@ async fn send_signals(
             sdp_mid: Some("0".into()),
             ..IceCandidate::default()
         };
-        let signal = Signal { to: to.clone(), from: String::new(), payload: Some(Payload::Candidate(candidate)) };
+        let signal = Signal { to: to.clone(), payload: Some(Payload::Candidate(candidate)), ..Signal::default() };
         let text = client_text(client_message::Kind::Signal(signal));
         if sink.send(Message::text(text)).await.is_err() {
             return;

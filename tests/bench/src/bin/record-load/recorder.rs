@@ -361,7 +361,7 @@ pub async fn relay_signaling(
             }
             Some(candidate) = candidates.recv() => {
                 let payload = Some(Payload::Candidate(section.place(candidate)));
-                let signal = Signal { to: recorder.clone(), from: String::new(), payload };
+                let signal = Signal { to: recorder.clone(), payload, ..Signal::default() };
                 if sink.send(Message::text(client_text(client_message::Kind::Signal(signal)))).await.is_err() {
                     return;
                 }
