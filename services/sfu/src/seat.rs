@@ -22,8 +22,11 @@ use crate::server::{Incoming, Outgoing, Shown};
 
 /// A lost gateway is retried every 500 ms for 30 s; a room that cannot be entered is given up
 /// at once (its next arrival queues it again).
-const REJOIN: Rejoin =
-    Rejoin { backoff: Duration::from_millis(500), give_up_after: Some(Duration::from_secs(30)), retry_first_entry: false };
+const REJOIN: Rejoin = Rejoin {
+    backoff: Duration::from_millis(500),
+    give_up_after: Some(Duration::from_secs(30)),
+    retry_first_entry: false,
+};
 /// How long the room stays marked as served without a renewal: an SFU that dies frees it then.
 const SERVED_FOR: Duration = Duration::from_secs(10);
 const RENEW_EVERY: Duration = Duration::from_secs(3);
