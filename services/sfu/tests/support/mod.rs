@@ -377,6 +377,12 @@ impl Call {
         received.skip(from).filter_map(|(_, packet)| keyframe_size(packet)).collect()
     }
 
+    /// The addresses of participant `n`'s publish and subscribe connections.
+    pub fn addresses(&self, n: usize) -> [SocketAddr; 2] {
+        let participant = &self.participants[n];
+        [participant.address, subscribe_address(participant)]
+    }
+
     /// VP8 packets participant `n` received from the track of publisher `from`.
     pub fn received_from(&self, n: usize, from: &str) -> usize {
         self.participants[n].received.iter().filter(|(track, _)| track.starts_with(from)).count()
