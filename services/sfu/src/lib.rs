@@ -7,8 +7,10 @@
 //! stack. Around them: [`media_loop`] runs the server on its socket, [`seat`] takes the SFU's seat
 //! in each room's call, [`jobs`] takes rooms from the work queue, [`metrics`] reports.
 
+pub mod climb;
 pub mod connection;
 pub mod demux;
+pub mod estimate;
 pub mod forward;
 pub mod forwarder;
 pub mod jobs;

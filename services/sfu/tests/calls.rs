@@ -71,6 +71,24 @@ fn each_subscriber_gets_the_simulcast_layer_its_tile_needs_and_a_paused_one_gets
 }
 
 #[test]
+fn a_subscriber_whose_downlink_is_squeezed_gets_a_lower_layer_and_climbs_back_when_it_widens() {
+    let mut call = Call::new(RoomMode::Meeting);
+    let teacher = call.join("ann", RoomRole::Owner);
+    let student = call.join("bob", RoomRole::Member);
+    call.publish_simulcast_camera(teacher);
+    let top = |call: &Call, from: usize| call.keyframe_sizes(student, "ann", from).last() == Some(&(1280, 720));
+    assert!(call.run(&[teacher], |call| top(call, 0)), "the top layer while the link is wide");
+    // The top layer is about 270 kbit/s, the middle one 120: the link now carries 200.
+    call.downlink_limit = Some(200_000);
+    let squeezed = call.received_from(student, "ann");
+    let lower = |call: &Call| call.keyframe_sizes(student, "ann", squeezed).last().is_some_and(|size| size.0 < 1280);
+    assert!(call.run(&[teacher], lower), "a lower layer once the estimate falls");
+    call.downlink_limit = None;
+    let widened = call.received_from(student, "ann");
+    assert!(call.run(&[teacher], |call| top(call, widened)), "back to the top layer when the link widens");
+}
+
+#[test]
 fn a_lecture_viewer_who_offers_media_is_refused() {
     let mut call = Call::new(RoomMode::Lecture);
     call.join("ann", RoomRole::Owner);

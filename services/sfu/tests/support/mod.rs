@@ -73,6 +73,10 @@ pub struct Call {
     pub speakers: Vec<String>,
     /// Participants' RTP and RTCP datagrams to the server: every `n`th is lost.
     pub lose_every: Option<u64>,
+    /// The server's datagrams to subscribe connections: at most this many bits a second get
+    /// through (a policer over 100 ms windows); the rest are lost.
+    pub downlink_limit: Option<u64>,
+    downlink_window: (Option<Instant>, u64),
     sent_media: u64,
     pub lost: u64,
 }
@@ -85,12 +89,14 @@ struct Layer {
     rid: &'static str,
     ssrc: u32,
     size: (u16, u16),
+    /// The bytes of each of its frames (one packet each): 30 a second.
+    bytes: usize,
 }
 
 const SIMULCAST: [Layer; 3] = [
-    Layer { rid: "q", ssrc: 0x5c_0001, size: (320, 180) },
-    Layer { rid: "h", ssrc: 0x5c_0002, size: (640, 360) },
-    Layer { rid: "f", ssrc: 0x5c_0003, size: (1280, 720) },
+    Layer { rid: "q", ssrc: 0x5c_0001, size: (320, 180), bytes: 200 },
+    Layer { rid: "h", ssrc: 0x5c_0002, size: (640, 360), bytes: 500 },
+    Layer { rid: "f", ssrc: 0x5c_0003, size: (1280, 720), bytes: 1100 },
 ];
 const MICROPHONE_SSRC: u32 = 0x0a1_0001;
 const FRAME: Duration = Duration::from_millis(33);
@@ -105,6 +111,8 @@ impl Call {
             signals: VecDeque::new(),
             speakers: Vec::new(),
             lose_every: None,
+            downlink_limit: None,
+            downlink_window: (None, 0),
             sent_media: 0,
             lost: 0,
         }
@@ -142,7 +150,7 @@ impl Call {
 
     /// Participant `n` offers to publish a VP8 camera of one 640x360 layer.
     pub fn publish_camera(&mut self, n: usize) {
-        self.publish(n, &[Layer { rid: "", ssrc: CAMERA_SSRC, size: (640, 360) }]);
+        self.publish(n, &[Layer { rid: "", ssrc: CAMERA_SSRC, size: (640, 360), bytes: 800 }]);
     }
 
     /// Participant `n` offers to publish a VP8 camera in three simulcast layers (rids q, h, f),
@@ -248,7 +256,7 @@ impl Call {
                 header.set_extension(mid, Bytes::from_static(b"0")).unwrap();
                 header.set_extension(rid, Bytes::from(layer.rid.as_bytes().to_vec())).unwrap();
             }
-            let payload = vp8_frame(participant.picture_id, keyframe.then_some(layer.size));
+            let payload = vp8_frame(participant.picture_id, keyframe.then_some(layer.size), layer.bytes);
             let _ = sender.write_rtp(Instant::now(), Packet { header, payload });
         }
     }
@@ -318,6 +326,10 @@ impl Call {
                         ecn: None,
                         transport_protocol: TransportProtocol::UDP,
                     };
+                    let to_subscriber = self.participants.iter().any(|p| subscribe_address(p) == to);
+                    if to_subscriber && !self.downlink_allows(datagram.len(), now) {
+                        continue;
+                    }
                     let pc = self.participants.iter_mut().find_map(|participant| {
                         if participant.address == to {
                             participant.publish.as_mut()
@@ -342,6 +354,21 @@ impl Call {
             read(participant);
         }
         moved
+    }
+
+    /// Whether a datagram of `len` bytes to a subscriber fits the downlink limit now.
+    fn downlink_allows(&mut self, len: usize, now: Instant) -> bool {
+        let Some(limit) = self.downlink_limit else { return true };
+        const WINDOW: Duration = Duration::from_millis(100);
+        let (start, sent) = &mut self.downlink_window;
+        if start.is_none_or(|start| now >= start + WINDOW) {
+            (*start, *sent) = (Some(now), 0);
+        }
+        let fits = (*sent + len as u64) * 8 <= limit / 10;
+        if fits {
+            *sent += len as u64;
+        }
+        fits
     }
 
     /// Participants act on the server's signals as a client does: answer offers, apply answers.
@@ -410,7 +437,7 @@ impl Call {
 
 /// A VP8 frame of one packet: descriptor with a 15-bit PictureID, then a frame tag, and for a
 /// keyframe the picture size (RFC 6386 §9.1).
-fn vp8_frame(picture_id: u16, keyframe_of: Option<(u16, u16)>) -> Bytes {
+fn vp8_frame(picture_id: u16, keyframe_of: Option<(u16, u16)>, bytes: usize) -> Bytes {
     let [high, low] = (0x8000 | picture_id).to_be_bytes();
     let mut payload = vec![0x90, 0x80, high, low];
     match keyframe_of {
@@ -421,7 +448,7 @@ fn vp8_frame(picture_id: u16, keyframe_of: Option<(u16, u16)>) -> Bytes {
         }
         None => payload.push(0x51),
     }
-    payload.resize(800, 0);
+    payload.resize(bytes, 0);
     Bytes::from(payload)
 }
 
