@@ -263,8 +263,13 @@ impl Call {
 
     /// Moves datagrams and signals, the participants in `senders` sending what they publish 30
     /// times a second, until `done` (true) or 15 s have passed (false).
-    pub fn run(&mut self, senders: &[usize], mut done: impl FnMut(&Self) -> bool) -> bool {
-        let give_up = Instant::now() + Duration::from_secs(15);
+    pub fn run(&mut self, senders: &[usize], done: impl FnMut(&Self) -> bool) -> bool {
+        self.run_within(Duration::from_secs(15), senders, done)
+    }
+
+    /// [`Call::run`] giving up after `limit`.
+    pub fn run_within(&mut self, limit: Duration, senders: &[usize], mut done: impl FnMut(&Self) -> bool) -> bool {
+        let give_up = Instant::now() + limit;
         let mut next_frame = Instant::now();
         loop {
             let now = Instant::now();
