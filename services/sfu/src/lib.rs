@@ -17,6 +17,7 @@ pub mod jobs;
 pub mod keyframe_requests;
 pub mod media_loop;
 pub mod metrics;
+pub mod publish_cap;
 pub mod room;
 pub mod seat;
 pub mod server;

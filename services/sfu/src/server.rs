@@ -37,6 +37,7 @@ use crate::estimate::Estimate;
 use crate::forward::{Codec, Layer};
 use crate::forwarder::{Action, Cost, DownId, Drops, Forwarder, MAX_LAYERS, Packet, TrackId};
 use crate::keyframe_requests::asks_for_keyframe;
+use crate::publish_cap::{self, Policer};
 use crate::room::{MediaKind, Publication, Refusal, Room};
 use crate::speakers::Speakers;
 
@@ -98,6 +99,9 @@ pub enum Output {
 /// A description the stack could not read or apply.
 const INVALID_DESCRIPTION: &str = "invalid_description";
 
+/// The bytes of an RTP header without extensions, counted with each payload.
+const RTP_HEADER: usize = 12;
+
 /// How often subscribers' bandwidth is shared out again.
 const ALLOCATE_EVERY: Duration = Duration::from_millis(500);
 /// What a subscriber's audio track is assumed to take (Opus is 20–64 kbit/s).
@@ -132,6 +136,8 @@ struct Connection {
     /// Subscribe connections: the bandwidth towards the participant, and the trials above it.
     estimate: Option<Estimate>,
     climb: Climb,
+    /// Publish connections: what the participant may send.
+    policer: Policer,
 }
 
 /// A track a participant sends.
@@ -202,6 +208,8 @@ pub struct Counts {
     pub keyframe_requests: u64,
     /// Offers refused: not allowed to publish, unknown peer, or unreadable.
     pub refused: u64,
+    /// Publishers' packets dropped beyond their cap ([`crate::publish_cap`]).
+    pub over_cap: u64,
 }
 
 /// The server's state and counts, for the metrics.
@@ -404,7 +412,10 @@ impl MediaServer {
             Ok(answer)
         });
         match answer {
-            Ok(answer) => self.signal_out(room, peer, ConnectionKind::Publish, Outgoing::Answer(answer.sdp)),
+            Ok(answer) => {
+                let answer = publish_cap::announce(&answer.sdp);
+                self.signal_out(room, peer, ConnectionKind::Publish, Outgoing::Answer(answer));
+            }
             Err(_) => {
                 self.signal_out(room, peer, ConnectionKind::Publish, Outgoing::Refused(INVALID_DESCRIPTION));
                 if existing.is_none() {
@@ -591,6 +602,7 @@ impl MediaServer {
             offering: false,
             estimate,
             climb: Climb::default(),
+            policer: Policer::default(),
         };
         self.connections.insert(id, connection);
         let media = self.rooms.get_mut(room)?;
@@ -758,7 +770,12 @@ impl MediaServer {
 
     /// An RTP packet from publish connection `from`, to every copy the forwarder picks.
     fn forward(&mut self, from: ConnectionId, packet: &rtc::rtp::packet::Packet, now: Instant) {
-        let Some(room) = self.connections.get(&from).map(|c| c.room.clone()) else { return };
+        let Some(connection) = self.connections.get_mut(&from) else { return };
+        if !connection.policer.allows(RTP_HEADER + packet.payload.len(), now) {
+            self.counts.over_cap += 1;
+            return;
+        }
+        let room = connection.room.clone();
         let Some(media) = self.rooms.get_mut(&room) else { return };
         let header = &packet.header;
         let incoming = Packet {

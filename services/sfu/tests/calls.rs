@@ -91,6 +91,16 @@ fn a_subscriber_whose_downlink_is_squeezed_gets_a_lower_layer_and_climbs_back_wh
 }
 
 #[test]
+fn a_publishers_answer_caps_its_video() {
+    let mut call = Call::new(RoomMode::Meeting);
+    let teacher = call.join("ann", RoomRole::Owner);
+    call.publish_camera(teacher);
+    call.run(&[], |call| !call.answers.is_empty());
+    assert!(call.answers[0].contains("m=video"));
+    assert!(call.answers[0].contains("\r\nb=TIAS:2500000\r\n"), "the cap is stated");
+}
+
+#[test]
 fn a_lecture_viewer_who_offers_media_is_refused() {
     let mut call = Call::new(RoomMode::Lecture);
     call.join("ann", RoomRole::Owner);

@@ -71,6 +71,8 @@ pub struct Call {
     pub signals: VecDeque<(String, ConnectionKind, Outgoing)>,
     /// The dominant speakers the server announced, in order.
     pub speakers: Vec<String>,
+    /// The answers to publish offers, as the server sent them.
+    pub answers: Vec<String>,
     /// Participants' RTP and RTCP datagrams to the server: every `n`th is lost.
     pub lose_every: Option<u64>,
     /// The server's datagrams to subscribe connections: at most this many bits a second get
@@ -110,6 +112,7 @@ impl Call {
             participants: Vec::new(),
             signals: VecDeque::new(),
             speakers: Vec::new(),
+            answers: Vec::new(),
             lose_every: None,
             downlink_limit: None,
             downlink_window: (None, 0),
@@ -382,6 +385,7 @@ impl Call {
         match (connection, message) {
             (_, Outgoing::Refused(code)) => participant.refusals.push((connection, code)),
             (ConnectionKind::Publish, Outgoing::Answer(sdp)) => {
+                self.answers.push(sdp.clone());
                 if let Some(pc) = participant.publish.as_mut() {
                     pc.set_remote_description(now, RTCSessionDescription::answer(sdp).unwrap()).unwrap();
                 }
