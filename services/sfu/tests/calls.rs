@@ -101,6 +101,31 @@ fn a_publishers_answer_caps_its_video() {
 }
 
 #[test]
+fn a_subscriber_gets_sender_reports_that_map_its_copys_timestamps_to_the_publishers_clock() {
+    let mut call = Call::new(RoomMode::Meeting);
+    let teacher = call.join("ann", RoomRole::Owner);
+    let student = call.join("bob", RoomRole::Member);
+    call.publish_camera(teacher);
+    let reported = |call: &Call| !call.participants[student].sender_reports.is_empty();
+    assert!(call.run(&[teacher], |call| reported(call) && call.received_from(student, "ann") > 60));
+    let (ssrc, ntp, rtp) = *call.participants[student].sender_reports.last().unwrap();
+    let (_, newest) = call.participants[student].received.last().unwrap();
+    assert_eq!(ssrc, newest.header.ssrc, "about the copy it receives");
+    // When the newest packet was captured, by the report's mapping, against now: the same
+    // moment give or take the time it took to get here (one process, one clock).
+    let ticks = newest.header.timestamp.wrapping_sub(rtp) as i32;
+    let captured = ntp_seconds(ntp) + f64::from(ticks) / 90_000.0;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    assert!((now - captured).abs() < 0.25, "the report's clock is {:.3} s off", now - captured);
+}
+
+/// An NTP timestamp (seconds since 1900 in 32.32 fixed point) as seconds since 1970.
+fn ntp_seconds(ntp: u64) -> f64 {
+    const FROM_1900_TO_1970: f64 = 2_208_988_800.0;
+    (ntp >> 32) as f64 + (ntp & 0xffff_ffff) as f64 / 4_294_967_296.0 - FROM_1900_TO_1970
+}
+
+#[test]
 fn a_lecture_viewer_who_offers_media_is_refused() {
     let mut call = Call::new(RoomMode::Lecture);
     call.join("ann", RoomRole::Owner);
