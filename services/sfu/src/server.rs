@@ -312,6 +312,27 @@ impl MediaServer {
         self.refresh_subscriptions(room, now);
     }
 
+    /// A moderator let `peer` speak in `room` (a lecture's viewer may now publish).
+    pub fn let_speak(&mut self, room: &str, peer: &str) {
+        if let Some(media) = self.rooms.get_mut(room) {
+            let _ = media.room.let_speak(peer);
+        }
+    }
+
+    /// A moderator took the word back from `peer`: in a lecture, its publish connection closes
+    /// and what it published ends for everyone.
+    pub fn silence(&mut self, room: &str, peer: &str, now: Instant) {
+        let Some(media) = self.rooms.get_mut(room) else { return };
+        let Ok(ended) = media.room.silence(peer) else { return };
+        if ended.is_empty() {
+            return;
+        }
+        if let Some(id) = media.publish.remove(peer) {
+            self.end_connection(id);
+        }
+        self.refresh_subscriptions(room, now);
+    }
+
     /// A signal from `from` in `room` about its `connection`.
     pub fn signal(&mut self, room: &str, from: &str, connection: ConnectionKind, message: Incoming, now: Instant) {
         let existing = self.rooms.get(room).and_then(|media| match connection {

@@ -126,14 +126,30 @@ fn ntp_seconds(ntp: u64) -> f64 {
 }
 
 #[test]
-fn a_lecture_viewer_who_offers_media_is_refused() {
+fn a_lecture_viewer_publishes_only_while_let_speak() {
     let mut call = Call::new(RoomMode::Lecture);
-    call.join("ann", RoomRole::Owner);
+    let teacher = call.join("ann", RoomRole::Owner);
     let viewer = call.join("bob", RoomRole::Member);
+    let other = call.join("cat", RoomRole::Member);
     call.publish_camera(viewer);
     let refused = call.run(&[], |call| !call.participants[viewer].refusals.is_empty());
     assert!(refused);
     assert_eq!(call.participants[viewer].refusals, [(ConnectionKind::Publish, "not_allowed_to_publish")]);
+
+    call.server.let_speak(support::ROOM, "bob");
+    call.publish_camera(viewer);
+    let seen = |call: &Call| [teacher, other].iter().all(|n| call.received_from(*n, "bob") >= 30);
+    assert!(call.run(&[viewer], seen), "once let speak, Bob is seen by all");
+
+    let offers: Vec<usize> = [teacher, other].iter().map(|n| call.participants[*n].offers).collect();
+    call.server.silence(support::ROOM, "bob", Instant::now());
+    let renegotiated =
+        |call: &Call| [teacher, other].iter().zip(&offers).all(|(n, o)| call.participants[*n].offers > *o);
+    assert!(call.run(&[viewer], renegotiated), "his track ends for everyone");
+    // Bob's client keeps sending for a second (a modified one might): none of it is forwarded.
+    let received = call.received_from(teacher, "bob");
+    call.run_within(Duration::from_secs(1), &[viewer], |_| false);
+    assert_eq!(call.received_from(teacher, "bob"), received, "nothing of Bob's is forwarded any more");
 }
 
 #[test]
