@@ -13,7 +13,7 @@ use super::{ErrorResponse, audit};
 use crate::auth::current_user::CurrentUser;
 use crate::auth::room_access::RoomAccess;
 use crate::control::{Control, PeerPresence};
-use crate::domain::{PeerId, RoomId, RoomMode, UserId};
+use crate::domain::{PeerId, RoomId, RoomMode, User, UserId};
 use crate::error::ApiError;
 use crate::openapi;
 use crate::state::AppState;
@@ -51,14 +51,11 @@ pub async fn grant_speaker(
     path: web::Path<String>,
     body: web::Json<SpeakerRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let access = RoomAccess::load(&state, &user, &path).await?;
-    access.require_manager()?;
-    let peer_id = PeerId::parse(&body.peer_id)?;
-    let room_id = lecture(&access)?;
-    let peer = in_call(&state, room_id, &peer_id).await?;
+    let Speaker { room_id, peer_id, user_id } =
+        find_speaker(&state, &user, &path, PeerId::parse(&body.peer_id)).await?;
     let mut tx = state.db.begin().await?;
-    audit(&mut tx, &req, user.id, "speaker.grant", Some(room_id), target(&peer), details(&peer_id)).await?;
-    // Recorded before the commit: a failing audit leaves no grant behind; a commit failing after
+    audit(&mut tx, &req, user.id, "speaker.grant", Some(room_id), user_id, details(&peer_id)).await?;
+    // Stored before the commit: a failing audit leaves no grant behind; a commit failing after
     // it leaves a grant nobody was told of, which the moderator's retry tells.
     if !state.control.grant_speaker(room_id, &peer_id).await? {
         return Err(unknown_peer(&peer_id));
@@ -83,19 +80,41 @@ pub async fn revoke_speaker(
     CurrentUser(user): CurrentUser,
     path: web::Path<SpeakerPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let access = RoomAccess::load(&state, &user, &path.id).await?;
-    access.require_manager()?;
     // A path that cannot name a peer names none, as ids that are not UUIDs name no room.
-    let peer_id = PeerId::parse(&path.peer_id)
-        .map_err(|_| ApiError::UnknownPeer("no such peer in this room's call".to_owned()))?;
-    let room_id = lecture(&access)?;
-    let peer = in_call(&state, room_id, &peer_id).await?;
+    let named =
+        PeerId::parse(&path.peer_id).map_err(|_| ApiError::UnknownPeer("no such peer in this room's call".to_owned()));
+    let Speaker { room_id, peer_id, user_id } = find_speaker(&state, &user, &path.id, named).await?;
     let mut tx = state.db.begin().await?;
-    audit(&mut tx, &req, user.id, "speaker.revoke", Some(room_id), target(&peer), details(&peer_id)).await?;
+    audit(&mut tx, &req, user.id, "speaker.revoke", Some(room_id), user_id, details(&peer_id)).await?;
     state.control.revoke_speaker(room_id, &peer_id).await?;
     tx.commit().await?;
     state.control.send(&Control::RevokeSpeaker { room_id, peer_id }, &RequestId::of(&req)).await;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// A person in a lecture's call, as a request to let them speak or take it back names them.
+struct Speaker {
+    room_id: RoomId,
+    peer_id: PeerId,
+    /// The user behind the peer, for the audit log.
+    user_id: Option<UserId>,
+}
+
+/// The person `named` (a peer id as the request gave it) in the call of the lecture `room`, once
+/// the caller is shown to manage the room: 404, 403, then the peer id's own error, 409 for a
+/// meeting, 404 `unknown_peer` or 409 `not_a_person`, in that order.
+async fn find_speaker(
+    state: &AppState,
+    user: &User,
+    room: &str,
+    named: Result<PeerId, ApiError>,
+) -> Result<Speaker, ApiError> {
+    let access = RoomAccess::load(state, user, room).await?;
+    access.require_manager()?;
+    let peer_id = named?;
+    let room_id = lecture(&access)?;
+    let peer = in_call(state, room_id, &peer_id).await?;
+    Ok(Speaker { room_id, peer_id, user_id: UserId::parse(&peer.user_id).ok() })
 }
 
 /// The room's id if it is a lecture: in a meeting everyone already publishes.
@@ -124,11 +143,6 @@ async fn in_call(state: &AppState, room_id: RoomId, peer_id: &PeerId) -> Result<
 
 fn unknown_peer(peer_id: &PeerId) -> ApiError {
     ApiError::UnknownPeer(format!("no peer \"{}\" in this room's call", peer_id.as_str()))
-}
-
-/// The user behind the peer, for the audit log; none for a peer whose user id is not a UUID.
-fn target(peer: &PeerPresence) -> Option<UserId> {
-    UserId::parse(&peer.user_id).ok()
 }
 
 fn details(peer_id: &PeerId) -> serde_json::Value {
