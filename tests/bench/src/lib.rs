@@ -1,6 +1,7 @@
 //! What the benchmark binaries share.
 
 pub mod signaling;
+pub mod simulcast;
 
 /// Resident memory of a process, in KiB, from `/proc`.
 pub fn rss_kib(pid: u32) -> Option<u64> {
