@@ -1,5 +1,7 @@
 //! What the benchmark binaries share.
 
+use std::net::SocketAddr;
+
 pub mod signaling;
 pub mod simulcast;
 
@@ -17,4 +19,23 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
     let fields: Vec<&str> = after_name.split_whitespace().collect();
     let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
     Some(ticks / 100.0)
+}
+
+/// Gives a webrtc-rs sans-IO connection its one ICE candidate: a UDP host candidate at `address`,
+/// the socket the caller drives it over.
+pub fn add_host_candidate(pc: &mut rtc::peer_connection::RTCPeerConnection, address: SocketAddr) -> anyhow::Result<()> {
+    use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
+    let candidate = CandidateHostConfig {
+        base_config: CandidateConfig {
+            network: "udp".to_owned(),
+            address: address.ip().to_string(),
+            port: address.port(),
+            component: 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+    .new_candidate_host()?;
+    pc.add_local_candidate(RTCIceCandidate::from(&candidate).to_json()?)?;
+    Ok(())
 }
