@@ -21,6 +21,8 @@ use crate::{Run, Target};
 /// Top of Janus's VP8 simulcast substreams (0 = q, 1 = h, 2 = f).
 const TOP_SUBSTREAM: u8 = 2;
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// How long an asynchronous request may take to be answered.
+const EVENT_WAIT: Duration = Duration::from_secs(60);
 
 pub struct Janus {
     client: Client,
@@ -100,8 +102,9 @@ impl Janus {
     /// The event answering `transaction`, from the session's long poll; other events (media
     /// and WebRTC state notices of earlier handles) are passed over.
     async fn event(&mut self, transaction: &Value) -> anyhow::Result<Value> {
-        for _ in 0..100 {
-            let url = format!("{}?maxev=10", self.session_url);
+        let give_up = std::time::Instant::now() + EVENT_WAIT;
+        while std::time::Instant::now() < give_up {
+            let url = format!("{}?maxev=50", self.session_url);
             let mut response = self.client.get(&url).send().await.map_err(|e| anyhow::anyhow!("{e}"))?;
             let events: Value = response.json().limit(1 << 20).await?;
             let events = match events {
