@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use confab_bench::{cpu_seconds, rss_kib};
+use confab_bench::{cpu_seconds, cpu_ticks, rss_kib, udp_socket_drops};
 
 use crate::Run;
 use crate::reception::{Counts, Reception};
@@ -29,16 +29,21 @@ pub struct Step {
     pub rss_peak_kib: u64,
     /// This process's CPU time in the window: how busy the load tool's core was.
     pub load_cpu_s: f64,
-    /// Datagrams the kernel dropped on the subscribers' full sockets in the window.
+    /// Datagrams the kernel dropped on full receive buffers in the window: the load tool's
+    /// sockets (the subscribers') and the server's.
     pub client_drops: u64,
+    pub server_drops: u64,
+    /// How busy each CPU was in the window, measured processes and everything else included.
+    pub cpu_busy_percent: Vec<f64>,
 }
 
 pub async fn window(run: &Run, receptions: &[Rc<RefCell<Reception>>], server_pid: u32, length: Duration) -> Step {
     let counts = || receptions.iter().map(|r| r.borrow().counts()).collect::<Vec<Counts>>();
-    let ports: Vec<u16> = receptions.iter().map(|r| r.borrow().local_port).collect();
     let own_pid = std::process::id();
+    let drops = || (udp_socket_drops(&[own_pid]), udp_socket_drops(&[server_pid]));
     let before = counts();
-    let (server_cpu, load_cpu, drops) = (cpu_seconds(server_pid), cpu_seconds(own_pid), udp_drops(&ports));
+    let (server_cpu, load_cpu, drops_before, ticks_before) =
+        (cpu_seconds(server_pid), cpu_seconds(own_pid), drops(), cpu_ticks());
     run.timing.borrow_mut().measuring = true;
     let started = Instant::now();
     let mut rss_peak_kib = rss_kib(server_pid).unwrap_or(0);
@@ -50,6 +55,14 @@ pub async fn window(run: &Run, receptions: &[Rc<RefCell<Reception>>], server_pid
     timing.measuring = false;
     let after = counts();
     let window = started.elapsed();
+    let drops_after = drops();
+    let cpu_busy_percent = cpu_ticks()
+        .iter()
+        .zip(&ticks_before)
+        .map(|((busy, total), (busy_before, total_before))| {
+            (busy - busy_before) as f64 * 100.0 / (total - total_before).max(1) as f64
+        })
+        .collect();
     let delta = |end: Option<f64>, start: Option<f64>| end.zip(start).map_or(f64::NAN, |(end, start)| end - start);
     let mut step = Step {
         subscribers: receptions.len(),
@@ -57,7 +70,9 @@ pub async fn window(run: &Run, receptions: &[Rc<RefCell<Reception>>], server_pid
         window,
         server_cpu_s: delta(cpu_seconds(server_pid), server_cpu),
         load_cpu_s: delta(cpu_seconds(own_pid), load_cpu),
-        client_drops: udp_drops(&ports).saturating_sub(drops),
+        client_drops: drops_after.0.saturating_sub(drops_before.0),
+        server_drops: drops_after.1.saturating_sub(drops_before.1),
+        cpu_busy_percent,
         rss_peak_kib,
         untimed: timing.untimed,
         ..Default::default()
@@ -74,26 +89,11 @@ pub async fn window(run: &Run, receptions: &[Rc<RefCell<Reception>>], server_pid
     step
 }
 
-/// The `drops` column of /proc/net/udp summed over the sockets bound to `ports` on this host.
-fn udp_drops(ports: &[u16]) -> u64 {
-    let Ok(table) = std::fs::read_to_string("/proc/net/udp") else { return 0 };
-    table
-        .lines()
-        .skip(1)
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let port = u16::from_str_radix(fields.get(1)?.rsplit(':').next()?, 16).ok()?;
-            let drops: u64 = fields.last()?.parse().ok()?;
-            ports.contains(&port).then_some(drops)
-        })
-        .sum()
-}
-
 pub fn print_header() {
     println!(
-        "| target | subscribers (connected) | forwarded packets/s | lost | p50 ms | p99 ms | server CPU, share of a core | forwarded packets/s per core | server µs per forwarded packet | server RSS before → peak | KiB per subscriber | load tool CPU, share of a core | client socket drops |"
+        "| target | subscribers (connected) | forwarded packets/s | lost | p50 ms | p99 ms | server CPU, share of a core | forwarded packets/s per core | server µs per forwarded packet | server RSS before → peak | KiB per subscriber | load tool CPU, share of a core | socket drops, tool / server | CPUs busy |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
 }
 
 impl Step {
@@ -102,9 +102,10 @@ impl Step {
         let per_second = self.forwarded as f64 / seconds;
         let per_core = self.forwarded as f64 / self.server_cpu_s;
         let us_per_packet = self.server_cpu_s * 1e6 / self.forwarded as f64;
+        let busy: Vec<String> = self.cpu_busy_percent.iter().map(|percent| format!("{percent:.0} %")).collect();
         let kib_per_subscriber = self.rss_peak_kib.saturating_sub(self.rss_before_kib) as f64 / self.subscribers as f64;
         println!(
-            "| {} | {} ({}) | {:.0} | {} | {:.2} | {:.2} | {:.1} % | {:.0} | {:.2} | {:.1} → {:.1} MiB | {:.1} | {:.1} % | {} |",
+            "| {} | {} ({}) | {:.0} | {} | {:.2} | {:.2} | {:.1} % | {:.0} | {:.2} | {:.1} → {:.1} MiB | {:.1} | {:.1} % | {} / {} | {} |",
             self.target,
             self.subscribers,
             self.connected,
@@ -120,11 +121,13 @@ impl Step {
             kib_per_subscriber,
             self.load_cpu_s * 100.0 / seconds,
             self.client_drops,
+            self.server_drops,
+            busy.join(" / "),
         );
         println!(
             "result target={} n={} connected={} forwarded_per_s={per_second:.0} lost={} untimed={} p50_ms={:.2} p99_ms={:.2} \
              cpu_share={:.3} per_core={per_core:.0} us_per_packet={us_per_packet:.2} kib_per_subscriber={kib_per_subscriber:.1} \
-             load_share={:.3} client_drops={}",
+             load_share={:.3} client_drops={} server_drops={}",
             self.target.replace(' ', "_"),
             self.subscribers,
             self.connected,
@@ -135,6 +138,7 @@ impl Step {
             self.server_cpu_s / seconds,
             self.load_cpu_s / seconds,
             self.client_drops,
+            self.server_drops,
         );
     }
 }

@@ -11,8 +11,6 @@ struct Stream {
 
 pub struct Reception {
     streams: Vec<Stream>,
-    /// The subscriber's local UDP port (its kernel drop counter is read from /proc/net/udp).
-    pub local_port: u16,
     pub connected: bool,
     pub failed: bool,
 }
@@ -25,9 +23,9 @@ pub struct Counts {
 }
 
 impl Reception {
-    /// A subscriber on `local_port`; `connected` when there is nothing to negotiate.
-    pub fn new(local_port: u16, connected: bool) -> Self {
-        Self { streams: Vec::new(), local_port, connected, failed: false }
+    /// A subscriber; `connected` at once when there is nothing to negotiate.
+    pub fn new(connected: bool) -> Self {
+        Self { streams: Vec::new(), connected, failed: false }
     }
 
     pub fn count(&mut self, ssrc: u32, sequence_number: u16) {

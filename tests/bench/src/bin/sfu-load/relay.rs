@@ -39,7 +39,7 @@ impl Target for Relay {
     async fn subscribe(&mut self, run: &Rc<Run>) -> anyhow::Result<Rc<RefCell<Reception>>> {
         let socket = UdpSocket::bind((run.local_ip, 0)).await?;
         socket.send_to(SUBSCRIBE, self.address).await?;
-        let reception = Rc::new(RefCell::new(Reception::new(socket.local_addr()?.port(), true)));
+        let reception = Rc::new(RefCell::new(Reception::new(true)));
         let (run, counted) = (Rc::clone(run), Rc::clone(&reception));
         tokio::task::spawn_local(async move {
             if let Err(e) = receive(&socket, &run, &counted).await {

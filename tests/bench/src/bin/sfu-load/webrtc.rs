@@ -241,7 +241,7 @@ impl Subscriber {
 
     /// Spawns the task that connects, then counts and times every RTP packet that arrives.
     pub fn start(mut self, run: Rc<Run>) -> Rc<RefCell<Reception>> {
-        let reception = Rc::new(RefCell::new(Reception::new(self.peer.local.port(), false)));
+        let reception = Rc::new(RefCell::new(Reception::new(false)));
         let counted = Rc::clone(&reception);
         tokio::task::spawn_local(async move {
             if let Err(e) = self.receive(&run, &counted).await {
