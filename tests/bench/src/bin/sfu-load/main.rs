@@ -35,7 +35,7 @@ use crate::reception::Reception;
 use crate::timing::Timing;
 
 #[derive(Parser)]
-pub struct Args {
+struct Args {
     #[arg(long, value_enum)]
     target: TargetKind,
     #[arg(long)]
