@@ -52,7 +52,7 @@ impl Target for Relay {
 }
 
 async fn send(socket: &UdpSocket, relay: SocketAddr, run: &Run) -> anyhow::Result<()> {
-    let mut pacer = Pacer::new(&run.clip, Instant::now(), VP8_PAYLOAD_TYPE);
+    let mut pacer = Pacer::new(&run.clip, Instant::now(), VP8_PAYLOAD_TYPE, run.pacing_factor);
     let mut due = Vec::new();
     loop {
         tokio::time::sleep_until(pacer.next_at(&run.clip).into()).await;

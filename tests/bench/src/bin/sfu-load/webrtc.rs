@@ -191,7 +191,7 @@ impl Publisher {
             self.peer.run_timers()?;
             if self.peer.became_connected()? {
                 let (mid, rid) = self.extension_ids()?;
-                pacer = Some((Pacer::new(&run.clip, Instant::now(), VP8_PAYLOAD_TYPE), mid, rid));
+                pacer = Some((Pacer::new(&run.clip, Instant::now(), VP8_PAYLOAD_TYPE, run.pacing_factor), mid, rid));
                 run.publisher_connected.set(true);
             }
             if let Some((pacer, mid, rid)) = &mut pacer {
