@@ -21,6 +21,10 @@ pub struct Step {
     /// RTP packets the subscribers received in the window, all together.
     pub forwarded: u64,
     pub lost: u64,
+    /// Packets the subscribers should have received in the window (the forwarded layer's packets
+    /// sent, once per connected subscriber) and did not: counts subscribers the server stopped
+    /// feeding, whose sequence numbers show no gap.
+    pub short: u64,
     pub untimed: u64,
     pub p50_ms: f64,
     pub p99_ms: f64,
@@ -42,6 +46,7 @@ pub async fn window(run: &Run, receptions: &[Rc<RefCell<Reception>>], server_pid
     let own_pid = std::process::id();
     let drops = || (udp_socket_drops(&[own_pid]), udp_socket_drops(&[server_pid]));
     let before = counts();
+    let sent_before = run.timing.borrow().forwarded_layer_sent;
     let (server_cpu, load_cpu, drops_before, ticks_before) =
         (cpu_seconds(server_pid), cpu_seconds(own_pid), drops(), cpu_ticks());
     run.timing.borrow_mut().measuring = true;
@@ -77,11 +82,13 @@ pub async fn window(run: &Run, receptions: &[Rc<RefCell<Reception>>], server_pid
         untimed: timing.untimed,
         ..Default::default()
     };
+    let expected = (timing.forwarded_layer_sent - sent_before) * step.connected as u64;
     for (before, after) in before.iter().zip(&after) {
         let received = after.received - before.received;
         step.forwarded += received;
         step.lost += (after.expected - before.expected).saturating_sub(received);
     }
+    step.short = expected.saturating_sub(step.forwarded);
     let latencies = &mut timing.latencies_us;
     latencies.sort_unstable();
     step.p50_ms = Timing::quantile_ms(latencies, 0.50);
@@ -91,9 +98,9 @@ pub async fn window(run: &Run, receptions: &[Rc<RefCell<Reception>>], server_pid
 
 pub fn print_header() {
     println!(
-        "| target | subscribers (connected) | forwarded packets/s | lost | p50 ms | p99 ms | server CPU, share of a core | forwarded packets/s per core | server µs per forwarded packet | server RSS before → peak | KiB per subscriber | load tool CPU, share of a core | socket drops, tool / server | CPUs busy |"
+        "| target | subscribers (connected) | forwarded packets/s | lost | short of sent | p50 ms | p99 ms | server CPU, share of a core | forwarded packets/s per core | server µs per forwarded packet | server RSS before → peak | KiB per subscriber | load tool CPU, share of a core | socket drops, tool / server | CPUs busy |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
 }
 
 impl Step {
@@ -105,12 +112,13 @@ impl Step {
         let busy: Vec<String> = self.cpu_busy_percent.iter().map(|percent| format!("{percent:.0} %")).collect();
         let kib_per_subscriber = self.rss_peak_kib.saturating_sub(self.rss_before_kib) as f64 / self.subscribers as f64;
         println!(
-            "| {} | {} ({}) | {:.0} | {} | {:.2} | {:.2} | {:.1} % | {:.0} | {:.2} | {:.1} → {:.1} MiB | {:.1} | {:.1} % | {} / {} | {} |",
+            "| {} | {} ({}) | {:.0} | {} | {} | {:.2} | {:.2} | {:.1} % | {:.0} | {:.2} | {:.1} → {:.1} MiB | {:.1} | {:.1} % | {} / {} | {} |",
             self.target,
             self.subscribers,
             self.connected,
             per_second,
             self.lost,
+            self.short,
             self.p50_ms,
             self.p99_ms,
             self.server_cpu_s * 100.0 / seconds,
@@ -125,13 +133,14 @@ impl Step {
             busy.join(" / "),
         );
         println!(
-            "result target={} n={} connected={} forwarded_per_s={per_second:.0} lost={} untimed={} p50_ms={:.2} p99_ms={:.2} \
+            "result target={} n={} connected={} forwarded_per_s={per_second:.0} lost={} short={} untimed={} p50_ms={:.2} p99_ms={:.2} \
              cpu_share={:.3} per_core={per_core:.0} us_per_packet={us_per_packet:.2} kib_per_subscriber={kib_per_subscriber:.1} \
              load_share={:.3} client_drops={} server_drops={}",
             self.target.replace(' ', "_"),
             self.subscribers,
             self.connected,
             self.lost,
+            self.short,
             self.untimed,
             self.p50_ms,
             self.p99_ms,

@@ -57,9 +57,9 @@ async fn send(socket: &UdpSocket, relay: SocketAddr, run: &Run) -> anyhow::Resul
     loop {
         tokio::time::sleep_until(pacer.next_at(&run.clip).into()).await;
         pacer.take_due(&run.clip, Instant::now(), &mut due);
-        for (_, packet) in due.drain(..) {
+        for (layer, packet) in due.drain(..) {
             let datagram = packet.marshal()?;
-            run.timing.borrow_mut().sent(&packet.payload, Instant::now());
+            run.timing.borrow_mut().sent(layer, &packet.payload, Instant::now());
             socket.send_to(&datagram, relay).await?;
         }
     }

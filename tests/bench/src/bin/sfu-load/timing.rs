@@ -12,6 +12,7 @@ use std::collections::{HashMap, HashSet};
 use std::hash::Hasher;
 use std::time::Instant;
 
+use confab_bench::simulcast::{FORWARDED, LAYERS};
 use confab_payload::vp8::Vp8Descriptor;
 
 /// A packet's identity that survives forwarding, from its RTP payload.
@@ -35,6 +36,8 @@ pub struct Timing {
     pub latencies_us: Vec<u32>,
     /// Packets received in the window whose send time is unknown.
     pub untimed: u64,
+    /// Packets of the forwarded layer sent so far: what each subscriber should receive.
+    pub forwarded_layer_sent: u64,
 }
 
 impl Timing {
@@ -53,6 +56,7 @@ impl Timing {
             measuring: false,
             latencies_us: Vec::new(),
             untimed: 0,
+            forwarded_layer_sent: 0,
         }
     }
 
@@ -60,7 +64,10 @@ impl Timing {
         self.ambiguous.len()
     }
 
-    pub fn sent(&mut self, payload: &[u8], at: Instant) {
+    pub fn sent(&mut self, layer: usize, payload: &[u8], at: Instant) {
+        if LAYERS[layer].ssrc == FORWARDED.ssrc {
+            self.forwarded_layer_sent += 1;
+        }
         if let Some(key) = packet_key(payload).filter(|key| !self.ambiguous.contains(key)) {
             self.sent.insert(key, at);
         }

@@ -200,7 +200,7 @@ impl Publisher {
                 for (layer, mut packet) in due.drain(..) {
                     packet.header.set_extension(*mid, "0".into())?;
                     packet.header.set_extension(*rid, LAYERS[layer].rid.into())?;
-                    run.timing.borrow_mut().sent(&packet.payload, Instant::now());
+                    run.timing.borrow_mut().sent(layer, &packet.payload, Instant::now());
                     sender.write_rtp(Instant::now(), packet)?;
                 }
             }
