@@ -11,6 +11,7 @@
 //! WebRTC peers are webrtc-rs's sans-IO connections driven by tasks of their own.
 
 mod clip;
+mod confab;
 mod janus;
 mod measure;
 mod pacing;
@@ -25,7 +26,7 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use clap::{Parser, ValueEnum};
 use confab_bench::rss_kib;
 use confab_bench::simulcast::LAYERS;
@@ -50,6 +51,15 @@ struct Args {
     janus_url: String,
     #[arg(long, default_value = "127.0.0.1:5004")]
     relay: SocketAddr,
+    /// Confab: the gateway the participants join through.
+    #[arg(long, default_value = "ws://127.0.0.1:8181/v1/signal")]
+    gateway: String,
+    /// Confab: the deployment's signing key (PEM file), to sign join tickets.
+    #[arg(long)]
+    signing_key: Option<PathBuf>,
+    /// Confab: the port the tool serves the key's JWKS on (`/jwks`), for the gateway.
+    #[arg(long, default_value_t = 8189)]
+    jwks_port: u16,
     /// The address the tool's sockets bind to (and its ICE candidates name).
     #[arg(long, default_value = "127.0.0.1")]
     local_ip: IpAddr,
@@ -68,14 +78,12 @@ struct Args {
     header: bool,
 }
 
-/// The systems measured. Our SFU comes as a third: a `Confab` target whose `publish` and
-/// `subscribe` sign a ticket, signal through the gateway with `connection: "publish"` /
-/// `"subscribe"` and carry the SDP to and from `webrtc::Publisher` and `webrtc::Subscriber`, as
-/// `janus.rs` does over Janus's API.
+/// The systems measured: Janus and the bare relay, the anchors, and our SFU.
 #[derive(Clone, Copy, ValueEnum)]
 enum TargetKind {
     Janus,
     Relay,
+    Confab,
 }
 
 /// How one system under test takes a publisher and subscribers: the one part of the tool that
@@ -125,6 +133,11 @@ fn main() -> anyhow::Result<()> {
         let step = match args.target {
             TargetKind::Janus => step(janus::Janus::connect(&args.janus_url).await?, "Janus", &args, &run).await?,
             TargetKind::Relay => step(relay::Relay { address: args.relay }, "bare relay", &args, &run).await?,
+            TargetKind::Confab => {
+                let key = args.signing_key.as_ref().context("--signing-key is needed for Confab")?;
+                let confab = confab::Confab::new(&args.gateway, &std::fs::read_to_string(key)?, args.jwks_port)?;
+                step(confab, "Confab", &args, &run).await?
+            }
         };
         if args.header {
             measure::print_header();
