@@ -11,10 +11,9 @@ use std::time::Instant;
 
 use crate::estimate::{Estimate, Reporting};
 use crate::rtcp_delivery::DeliverRtcp;
+use rtc::interceptor::CongestionControlBuilder;
 use rtc::interceptor::{Registry, Slot};
-use rtc::peer_connection::configuration::interceptor_registry::{
-    CongestionFeedback, configure_congestion_control, register_default_interceptors,
-};
+use rtc::peer_connection::configuration::interceptor_registry::{configure_twcc, register_default_interceptors};
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine};
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCDtlsRole, RTCIceCandidate};
@@ -117,7 +116,11 @@ pub fn new_peer_connection(
     let mut estimate = None;
     if kind == ConnectionKind::Subscribe {
         let (estimator, reading) = Reporting::new();
-        registry = configure_congestion_control(registry, estimator, CongestionFeedback::Twcc, &mut media_engine)?;
+        // TWCC both ways and GCC over it, without webrtc-rs's pacer: it would hold forwarded
+        // packets to the estimate (seconds of queue when the estimate lags), while the server
+        // already fits what it forwards to the estimate by choosing layers.
+        registry = configure_twcc(registry, &mut media_engine)?
+            .with(Slot::CongestionControl, CongestionControlBuilder::new(estimator).build());
         estimate = Some(reading);
     }
     let registry =

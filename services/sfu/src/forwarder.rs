@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use crate::forward::{
-    Codec, DownTrack, Incoming, KeyframeThrottle, Layer, PacketCache, Verdict, Vp8PictureIds, target_layer,
+    Codec, DownTrack, Incoming, KeyframeThrottle, Layer, PacketCache, Renumbering, Verdict, Vp8PictureIds, target_layer,
 };
 
 /// The most simulcast layers a track may have (browsers send up to three).
@@ -330,13 +330,12 @@ impl Forwarder {
         Some((ntp, copy.track.timestamp_of(layer, rtp)?))
     }
 
-    /// Rewrites, for `down`'s subscriber, the codec's own numbers in a forwarded packet's payload
-    /// (VP8's PictureID); nothing for other codecs.
-    pub fn rewrite_payload(&mut self, down: DownId, payload: &mut [u8], starts_segment: bool) {
+    /// The codec's own numbers `down`'s subscriber needs in a forwarded packet's payload (VP8's
+    /// PictureID), when they differ from the packet's; `None` for other codecs, and for a copy
+    /// that needs none (the payload is then shared, not copied).
+    pub fn renumber_payload(&mut self, down: DownId, payload: &[u8], starts_segment: bool) -> Option<Renumbering> {
         let is_vp8 = self.track(down.track).is_some_and(|t| t.codec == Some(Codec::Vp8));
-        if let (true, Some(copy)) = (is_vp8, self.down_mut(down)) {
-            copy.vp8.rewrite(payload, starts_segment);
-        }
+        self.down_mut(down).filter(|_| is_vp8)?.vp8.renumber(payload, starts_segment)
     }
 
     /// `down`'s subscriber lost the packets it numbered `lost`. `actions` is cleared and filled.
@@ -712,7 +711,9 @@ mod tests {
             for action in &actions {
                 if let Action::Forward { down, starts_segment, .. } = *action {
                     let mut out = payload.clone();
-                    forwarder.rewrite_payload(down, &mut out, starts_segment);
+                    if let Some(renumbering) = forwarder.renumber_payload(down, &payload, starts_segment) {
+                        renumbering.apply(&mut out);
+                    }
                     picture_ids.push(u16::from_be_bytes([out[2], out[3]]) & 0x7fff);
                 }
             }

@@ -832,12 +832,14 @@ impl MediaServer {
                     let Some(connection) = self.connections.get_mut(&to) else { continue };
                     let Some(copy) = connection.copies.get_mut(&down.track) else { continue };
                     let Some(payload_type) = copy.payload_type else { continue };
-                    let payload = if media.tracks.get(&down.track).is_some_and(|t| t.kind == RtpCodecKind::Video) {
-                        let mut payload = BytesMut::from(&packet.payload[..]);
-                        media.forwarder.rewrite_payload(down, &mut payload, starts_segment);
-                        payload.freeze()
-                    } else {
-                        packet.payload.clone()
+                    // Shared, unless this subscriber's copy needs other picture numbers.
+                    let payload = match media.forwarder.renumber_payload(down, &packet.payload, starts_segment) {
+                        Some(renumbering) => {
+                            let mut payload = BytesMut::from(&packet.payload[..]);
+                            renumbering.apply(&mut payload);
+                            payload.freeze()
+                        }
+                        None => packet.payload.clone(),
                     };
                     let payload_len = payload.len();
                     let header = rtc::rtp::header::Header {

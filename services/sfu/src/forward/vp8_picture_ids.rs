@@ -19,12 +19,28 @@ pub struct Vp8PictureIds {
     newest: Option<(u16, u8)>,
 }
 
+/// New numbers for a forwarded packet's descriptor, to write into the subscriber's copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Renumbering {
+    descriptor: Vp8Descriptor,
+    picture_id: u16,
+    tl0_pic_idx: u8,
+}
+
+impl Renumbering {
+    /// Writes the numbers into `payload`, the packet's payload (or a copy of it).
+    pub fn apply(&self, payload: &mut [u8]) {
+        rewrite_picture_ids(payload, &self.descriptor, self.picture_id, self.tl0_pic_idx);
+    }
+}
+
 impl Vp8PictureIds {
-    /// Renumbers the descriptor of a forwarded packet in place; `starts_segment` as in
-    /// [`super::Forwarded`]. A payload without a PictureID is left as it is.
-    pub fn rewrite(&mut self, payload: &mut [u8], starts_segment: bool) {
-        let Ok(descriptor) = Vp8Descriptor::parse(payload) else { return };
-        let Some(picture_id) = descriptor.picture_id else { return };
+    /// The numbers a forwarded packet's picture gets in this subscriber's stream;
+    /// `starts_segment` as in [`super::Forwarded`]. `None` when they are the packet's own (no
+    /// copy to make: a subscriber that never changed layers) or it has no PictureID.
+    pub fn renumber(&mut self, payload: &[u8], starts_segment: bool) -> Option<Renumbering> {
+        let descriptor = Vp8Descriptor::parse(payload).ok()?;
+        let picture_id = descriptor.picture_id?;
         let tl0_pic_idx = descriptor.tl0_pic_idx.unwrap_or_default();
         if starts_segment {
             let (next_picture_id, next_tl0_pic_idx) = match self.newest {
@@ -43,7 +59,8 @@ impl Vp8PictureIds {
         if newer {
             self.newest = Some(out);
         }
-        rewrite_picture_ids(payload, &descriptor, out.0, out.1);
+        let unchanged = out == (picture_id.value, tl0_pic_idx);
+        (!unchanged).then_some(Renumbering { descriptor, picture_id: out.0, tl0_pic_idx: out.1 })
     }
 }
 
@@ -64,7 +81,9 @@ mod tests {
 
     fn forward(numbering: &mut Vp8PictureIds, picture_id: u16, tl0: u8, starts_segment: bool) -> (u16, u8) {
         let mut packet = payload(picture_id, tl0);
-        numbering.rewrite(&mut packet, starts_segment);
+        if let Some(renumbering) = numbering.renumber(&packet, starts_segment) {
+            renumbering.apply(&mut packet);
+        }
         ids(&packet)
     }
 
@@ -94,7 +113,9 @@ mod tests {
         let mut numbering = Vp8PictureIds::default();
         for mut packet in [vec![0x10, 0xee], vec![0x90], vec![]] {
             let before = packet.clone();
-            numbering.rewrite(&mut packet, true);
+            if let Some(renumbering) = numbering.renumber(&packet, true) {
+                renumbering.apply(&mut packet);
+            }
             assert_eq!(packet, before);
         }
     }

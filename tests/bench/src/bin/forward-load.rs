@@ -128,10 +128,13 @@ fn ours(forwarder: &mut Forwarder, packets: &[Generated], t0: Instant, buffers: 
         forwarder.on_packet(&packet(generated), t0 + generated.at, &mut actions);
         for action in &actions {
             if let Action::Forward { down, starts_segment, .. } = *action {
-                let buffer = &mut buffers[down.index];
-                buffer.clear();
-                buffer.extend_from_slice(&generated.bytes);
-                forwarder.rewrite_payload(down, buffer, starts_segment);
+                // A copy only for a subscriber whose picture numbers differ, as the server does.
+                if let Some(renumbering) = forwarder.renumber_payload(down, &generated.bytes, starts_segment) {
+                    let buffer = &mut buffers[down.index];
+                    buffer.clear();
+                    buffer.extend_from_slice(&generated.bytes);
+                    renumbering.apply(buffer);
+                }
                 forwarded += 1;
                 by_layer[generated.layer] += 1;
             }

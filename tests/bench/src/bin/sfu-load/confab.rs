@@ -6,8 +6,8 @@
 //! subscriber is a member (a lecture's viewer publishes nothing): it answers the `subscribe`
 //! offer the SFU makes it. Every participant keeps its WebSocket, answering the gateway's pings.
 
-use std::rc::Rc;
 use std::cell::RefCell;
+use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
@@ -66,7 +66,8 @@ impl Confab {
             recording_id: None,
         };
         let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs() as i64;
-        let claims = TicketClaims::issue("confab", holder, now).with_room_settings(MediaRouting::Sfu, RoomMode::Lecture);
+        let claims =
+            TicketClaims::issue("confab", holder, now).with_room_settings(MediaRouting::Sfu, RoomMode::Lecture);
         let ticket = self.keys.sign(&claims)?;
         let give_up = tokio::time::Instant::now() + PATIENCE;
         loop {
