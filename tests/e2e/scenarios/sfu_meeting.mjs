@@ -1,0 +1,52 @@
+// A meeting through the media server (issue 16): a room whose `media` is `sfu`, five browsers
+// in its call. Every browser plays the four others' video (frames decoded, per publisher) and
+// receives their audio, all on the one `subscribe` connection the SFU offered it; and uploads
+// exactly once: one peer connection sends media (the `publish` one) and no mesh connection is
+// open. The windows are small, so each tile asks the SFU (`track_request`) for less than the
+// camera's full picture; the widths that arrive are printed.
+
+import {
+  assertNoConsoleErrors, check, inCall, joinCall, launch, mediaStats, peerIdOf, playsThroughSfu, roomOf, screenshot,
+  signedUpUser, BASE_URL,
+} from '../lib.mjs';
+
+const NAMES = ['Ann', 'Bob', 'Cleo', 'Dev', 'Eve'];
+const VIEWPORT = { width: 800, height: 600 };
+
+const browser = await launch();
+try {
+  await run();
+} finally {
+  await browser.close();
+}
+
+async function run() {
+  const pages = await Promise.all(NAMES.map((name) => signedUpUser(browser, name, VIEWPORT)));
+  const [owner, ...others] = pages;
+  const roomId = await roomOf(owner, { name: `Stand-up ${Date.now() % 100000}`, media: 'sfu' }, others);
+
+  for (const page of pages) {
+    await page.goto(`${BASE_URL}/rooms/${roomId}/call`);
+    await joinCall(page);
+  }
+  const ids = await Promise.all(pages.map(async (page) => {
+    await inCall(page);
+    return peerIdOf(page);
+  }));
+
+  await Promise.all(pages.map(async (page, i) => {
+    await page.locator('section.call[data-media="sfu"]').waitFor({ timeout: 20_000 });
+    const others = ids.filter((_, j) => j !== i);
+    const widths = await playsThroughSfu(page, others);
+    for (const id of others) {
+      await page.locator(`figure.tile[data-peer-id="${id}"][data-via="sfu"][data-state="connected"]`).waitFor();
+    }
+    const stats = await mediaStats(page);
+    check(stats.sending === 1, `${page.userName} uploads on exactly one connection (${stats.sending})`);
+    check(stats.open === 2, `${page.userName} has its publish and subscribe connections and no mesh (${stats.open} open)`);
+    console.log(`  ${page.userName} plays the 4 others through the SFU (frame widths ${Object.values(widths).join(', ')}),`
+      + ` one upload of ${stats.bytesSent} bytes`);
+  }));
+  await screenshot(owner, 'five-through-the-sfu');
+  assertNoConsoleErrors(pages);
+}
