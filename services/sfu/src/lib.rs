@@ -7,8 +7,10 @@
 //! stack. Around them: [`media_loop`] runs the server on its socket, [`seat`] takes the SFU's seat
 //! in each room's call, [`jobs`] takes rooms from the work queue, [`metrics`] reports.
 
+pub mod climb;
 pub mod connection;
 pub mod demux;
+pub mod estimate;
 pub mod forward;
 pub mod forwarder;
 pub mod jobs;
@@ -98,5 +100,15 @@ impl Sfu {
             tracing::warn!("rooms were still being left when the time for it ran out");
         }
         served
+    }
+
+    /// Serves rooms until `stop` turns true or its sender is dropped (tests, which have no
+    /// signals to stop by); the ops port is not served.
+    pub async fn serve_until(self, mut stop: watch::Receiver<bool>) {
+        let (stop_jobs, jobs_stopped) = watch::channel(false);
+        let jobs = tokio::spawn(self.jobs.run(jobs_stopped));
+        let _ = stop.wait_for(|stop| *stop).await;
+        let _ = stop_jobs.send(true);
+        let _ = tokio::time::timeout(LEAVE_WITHIN, jobs).await;
     }
 }

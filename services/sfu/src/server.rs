@@ -30,10 +30,12 @@ use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
+use crate::climb::Climb;
 use crate::connection::{AUDIO_LEVEL_URI, ConnectionKind, new_peer_connection, opus, vp8};
 use crate::demux::{Demux, Dropped};
+use crate::estimate::Estimate;
 use crate::forward::{Codec, Layer};
-use crate::forwarder::{Action, DownId, Drops, Forwarder, MAX_LAYERS, Packet, TrackId};
+use crate::forwarder::{Action, Cost, DownId, Drops, Forwarder, MAX_LAYERS, Packet, TrackId};
 use crate::keyframe_requests::asks_for_keyframe;
 use crate::room::{MediaKind, Publication, Refusal, Room};
 use crate::speakers::Speakers;
@@ -96,6 +98,11 @@ pub enum Output {
 /// A description the stack could not read or apply.
 const INVALID_DESCRIPTION: &str = "invalid_description";
 
+/// How often subscribers' bandwidth is shared out again.
+const ALLOCATE_EVERY: Duration = Duration::from_millis(500);
+/// What a subscriber's audio track is assumed to take (Opus is 20–64 kbit/s).
+const AUDIO_RESERVE: u64 = 64_000;
+
 /// How often a room's dominant speaker is looked for.
 const SPEAKER_POLL: Duration = Duration::from_millis(100);
 
@@ -122,6 +129,9 @@ struct Connection {
     copies: HashMap<TrackId, Copy>,
     /// Subscribe connections: an offer awaits its answer.
     offering: bool,
+    /// Subscribe connections: the bandwidth towards the participant, and the trials above it.
+    estimate: Option<Estimate>,
+    climb: Climb,
 }
 
 /// A track a participant sends.
@@ -177,6 +187,8 @@ pub struct MediaServer {
     outputs: VecDeque<Output>,
     actions: Vec<Action>,
     counts: Counts,
+    /// When subscribers' bandwidth is next shared out.
+    next_allocation: Instant,
 }
 
 /// What the server did since it started, for the metrics.
@@ -218,6 +230,7 @@ impl MediaServer {
             outputs: VecDeque::new(),
             actions: Vec::new(),
             counts: Counts::default(),
+            next_allocation: Instant::now(),
         }
     }
 
@@ -335,11 +348,22 @@ impl MediaServer {
 
     /// When [`MediaServer::timeout`] is next due.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
-        self.connections.values_mut().filter_map(|connection| connection.pc.poll_timeout()).min()
+        let connections = self.connections.values_mut().filter_map(|connection| connection.pc.poll_timeout()).min();
+        let allocation = (!self.connections.is_empty()).then_some(self.next_allocation);
+        connections.into_iter().chain(allocation).min()
     }
 
-    /// Lets the connections' due timers run (ICE checks, DTLS retransmissions, RTCP reports).
+    /// Lets the connections' due timers run (ICE checks, DTLS retransmissions, RTCP reports), and
+    /// shares each subscriber's bandwidth among what it receives every [`ALLOCATE_EVERY`].
     pub fn timeout(&mut self, now: Instant) {
+        if now >= self.next_allocation {
+            self.next_allocation = now + ALLOCATE_EVERY;
+            let subscribers: Vec<ConnectionId> =
+                self.connections.iter().filter(|(_, c)| c.estimate.is_some()).map(|(id, _)| *id).collect();
+            for id in subscribers {
+                self.allocate(id, now);
+            }
+        }
         let due: Vec<ConnectionId> = self
             .connections
             .iter_mut()
@@ -417,10 +441,43 @@ impl MediaServer {
         // back while the offer was out go now.
         if let Some(media) = self.rooms.get_mut(&room) {
             for down in new_copies {
-                media.forwarder.request(down, Some(TOP_LAYER), u64::MAX, now);
+                media.forwarder.request(down, Some(TOP_LAYER), now);
             }
         }
+        self.allocate(id, now);
         self.refresh_subscriptions(&room, now);
+    }
+
+    /// Shares subscribe connection `id`'s bandwidth among its video copies that are not paused:
+    /// after what its audio needs, each keeps what it costs now and the rest is split equally
+    /// (or, short of that, each gets its share of what there is). The bandwidth is the estimate,
+    /// or more while the server tries a layer up ([`Climb`]).
+    fn allocate(&mut self, id: ConnectionId, now: Instant) {
+        let Some(connection) = self.connections.get_mut(&id) else { return };
+        let Some(estimate) = connection.estimate.as_ref().map(Estimate::get) else { return };
+        let Some(media) = self.rooms.get_mut(&connection.room) else { return };
+        let videos: Vec<(DownId, Cost)> = connection
+            .copies
+            .values()
+            .filter_map(|copy| Some((copy.down, media.forwarder.costs(copy.down, now)?)))
+            .collect();
+        let audios = connection.copies.values().filter(|copy| is_audio(&media.tracks, copy.down.track)).count();
+        let reserve = AUDIO_RESERVE * audios as u64;
+        let costs_now: u64 = videos.iter().map(|(_, cost)| cost.now).sum();
+        let wanted = videos
+            .iter()
+            .any(|(_, cost)| cost.upgrade.is_some())
+            .then(|| reserve + videos.iter().map(|(_, cost)| cost.upgrade.unwrap_or(cost.now)).sum::<u64>());
+        let budget = connection.climb.budget(estimate, wanted, now).saturating_sub(reserve);
+        let count = videos.len().max(1) as u64;
+        for (down, cost) in videos {
+            let share = match budget.checked_sub(costs_now) {
+                Some(left) => cost.now + left / count,
+                None if costs_now > 0 => cost.now * budget / costs_now,
+                None => budget / count,
+            };
+            media.forwarder.estimate(down, share, now);
+        }
     }
 
     /// Subscribe connection `id` shows its copy of `track_id` as `shown`; whether it has one.
@@ -436,9 +493,10 @@ impl MediaServer {
                 Shown::AnySize => (Some(TOP_LAYER), None),
                 Shown::Paused => (None, None),
             };
-            media.forwarder.request(copy.down, wants, u64::MAX, now);
+            media.forwarder.request(copy.down, wants, now);
             media.forwarder.fit(copy.down, tile, now);
         }
+        self.allocate(id, now);
         true
     }
 
@@ -518,7 +576,7 @@ impl MediaServer {
 
     fn new_connection(&mut self, room: &str, peer: &str, kind: ConnectionKind, now: Instant) -> Option<ConnectionId> {
         let ufrag = random_token(8);
-        let pc = new_peer_connection(self.address, &ufrag, &random_token(24), now).ok()?;
+        let (pc, estimate) = new_peer_connection(kind, self.address, &ufrag, &random_token(24), now).ok()?;
         let id = self.next_connection;
         self.next_connection += 1;
         self.demux.register(&ufrag, id);
@@ -531,6 +589,8 @@ impl MediaServer {
             sends: HashMap::new(),
             copies: HashMap::new(),
             offering: false,
+            estimate,
+            climb: Climb::default(),
         };
         self.connections.insert(id, connection);
         let media = self.rooms.get_mut(room)?;
@@ -815,6 +875,10 @@ impl MediaServer {
         }
         self.outputs.push_back(Output::Signal { room: room.to_owned(), to: to.to_owned(), connection, message });
     }
+}
+
+fn is_audio(tracks: &HashMap<TrackId, Published>, track: TrackId) -> bool {
+    tracks.get(&track).is_some_and(|track| track.kind == RtpCodecKind::Audio)
 }
 
 /// STUN, by RFC 7983's first byte.

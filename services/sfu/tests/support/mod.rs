@@ -71,6 +71,14 @@ pub struct Call {
     pub signals: VecDeque<(String, ConnectionKind, Outgoing)>,
     /// The dominant speakers the server announced, in order.
     pub speakers: Vec<String>,
+    /// Participants' RTP and RTCP datagrams to the server: every `n`th is lost.
+    pub lose_every: Option<u64>,
+    /// The server's datagrams to subscribe connections: at most this many bits a second get
+    /// through (a policer over 100 ms windows); the rest are lost.
+    pub downlink_limit: Option<u64>,
+    downlink_window: (Option<Instant>, u64),
+    sent_media: u64,
+    pub lost: u64,
 }
 
 const CAMERA_SSRC: u32 = 0x0ca_0001;
@@ -81,12 +89,14 @@ struct Layer {
     rid: &'static str,
     ssrc: u32,
     size: (u16, u16),
+    /// The bytes of each of its frames (one packet each): 30 a second.
+    bytes: usize,
 }
 
 const SIMULCAST: [Layer; 3] = [
-    Layer { rid: "q", ssrc: 0x5c_0001, size: (320, 180) },
-    Layer { rid: "h", ssrc: 0x5c_0002, size: (640, 360) },
-    Layer { rid: "f", ssrc: 0x5c_0003, size: (1280, 720) },
+    Layer { rid: "q", ssrc: 0x5c_0001, size: (320, 180), bytes: 200 },
+    Layer { rid: "h", ssrc: 0x5c_0002, size: (640, 360), bytes: 500 },
+    Layer { rid: "f", ssrc: 0x5c_0003, size: (1280, 720), bytes: 1100 },
 ];
 const MICROPHONE_SSRC: u32 = 0x0a1_0001;
 const FRAME: Duration = Duration::from_millis(33);
@@ -95,7 +105,17 @@ impl Call {
     pub fn new(mode: RoomMode) -> Self {
         let mut server = MediaServer::new(SERVER.parse().unwrap());
         server.open_room(ROOM, mode);
-        Self { server, participants: Vec::new(), signals: VecDeque::new(), speakers: Vec::new() }
+        Self {
+            server,
+            participants: Vec::new(),
+            signals: VecDeque::new(),
+            speakers: Vec::new(),
+            lose_every: None,
+            downlink_limit: None,
+            downlink_window: (None, 0),
+            sent_media: 0,
+            lost: 0,
+        }
     }
 
     /// A participant joins; its index.
@@ -130,7 +150,7 @@ impl Call {
 
     /// Participant `n` offers to publish a VP8 camera of one 640x360 layer.
     pub fn publish_camera(&mut self, n: usize) {
-        self.publish(n, &[Layer { rid: "", ssrc: CAMERA_SSRC, size: (640, 360) }]);
+        self.publish(n, &[Layer { rid: "", ssrc: CAMERA_SSRC, size: (640, 360), bytes: 800 }]);
     }
 
     /// Participant `n` offers to publish a VP8 camera in three simulcast layers (rids q, h, f),
@@ -236,15 +256,20 @@ impl Call {
                 header.set_extension(mid, Bytes::from_static(b"0")).unwrap();
                 header.set_extension(rid, Bytes::from(layer.rid.as_bytes().to_vec())).unwrap();
             }
-            let payload = vp8_frame(participant.picture_id, keyframe.then_some(layer.size));
+            let payload = vp8_frame(participant.picture_id, keyframe.then_some(layer.size), layer.bytes);
             let _ = sender.write_rtp(Instant::now(), Packet { header, payload });
         }
     }
 
     /// Moves datagrams and signals, the participants in `senders` sending what they publish 30
     /// times a second, until `done` (true) or 15 s have passed (false).
-    pub fn run(&mut self, senders: &[usize], mut done: impl FnMut(&Self) -> bool) -> bool {
-        let give_up = Instant::now() + Duration::from_secs(15);
+    pub fn run(&mut self, senders: &[usize], done: impl FnMut(&Self) -> bool) -> bool {
+        self.run_within(Duration::from_secs(15), senders, done)
+    }
+
+    /// [`Call::run`] giving up after `limit`.
+    pub fn run_within(&mut self, limit: Duration, senders: &[usize], mut done: impl FnMut(&Self) -> bool) -> bool {
+        let give_up = Instant::now() + limit;
         let mut next_frame = Instant::now();
         loop {
             let now = Instant::now();
@@ -281,8 +306,15 @@ impl Call {
                     let _ = pc.handle_timeout(now);
                 }
                 while let Some(datagram) = pc.poll_write() {
-                    self.server.datagram(address, &datagram.message, now);
                     moved = true;
+                    let is_media = datagram.message.first().is_some_and(|byte| (128..192).contains(byte));
+                    if is_media && self.lose_every.is_some_and(|n| self.sent_media % n == n - 1) {
+                        self.sent_media += 1;
+                        self.lost += 1;
+                        continue;
+                    }
+                    self.sent_media += u64::from(is_media);
+                    self.server.datagram(address, &datagram.message, now);
                 }
             }
         }
@@ -299,6 +331,10 @@ impl Call {
                         ecn: None,
                         transport_protocol: TransportProtocol::UDP,
                     };
+                    let to_subscriber = self.participants.iter().any(|p| subscribe_address(p) == to);
+                    if to_subscriber && !self.downlink_allows(datagram.len(), now) {
+                        continue;
+                    }
                     let pc = self.participants.iter_mut().find_map(|participant| {
                         if participant.address == to {
                             participant.publish.as_mut()
@@ -323,6 +359,21 @@ impl Call {
             read(participant);
         }
         moved
+    }
+
+    /// Whether a datagram of `len` bytes to a subscriber fits the downlink limit now.
+    fn downlink_allows(&mut self, len: usize, now: Instant) -> bool {
+        let Some(limit) = self.downlink_limit else { return true };
+        const WINDOW: Duration = Duration::from_millis(100);
+        let (start, sent) = &mut self.downlink_window;
+        if start.is_none_or(|start| now >= start + WINDOW) {
+            (*start, *sent) = (Some(now), 0);
+        }
+        let fits = (*sent + len as u64) * 8 <= limit / 10;
+        if fits {
+            *sent += len as u64;
+        }
+        fits
     }
 
     /// Participants act on the server's signals as a client does: answer offers, apply answers.
@@ -377,6 +428,12 @@ impl Call {
         received.skip(from).filter_map(|(_, packet)| keyframe_size(packet)).collect()
     }
 
+    /// The addresses of participant `n`'s publish and subscribe connections.
+    pub fn addresses(&self, n: usize) -> [SocketAddr; 2] {
+        let participant = &self.participants[n];
+        [participant.address, subscribe_address(participant)]
+    }
+
     /// VP8 packets participant `n` received from the track of publisher `from`.
     pub fn received_from(&self, n: usize, from: &str) -> usize {
         self.participants[n].received.iter().filter(|(track, _)| track.starts_with(from)).count()
@@ -385,7 +442,7 @@ impl Call {
 
 /// A VP8 frame of one packet: descriptor with a 15-bit PictureID, then a frame tag, and for a
 /// keyframe the picture size (RFC 6386 §9.1).
-fn vp8_frame(picture_id: u16, keyframe_of: Option<(u16, u16)>) -> Bytes {
+fn vp8_frame(picture_id: u16, keyframe_of: Option<(u16, u16)>, bytes: usize) -> Bytes {
     let [high, low] = (0x8000 | picture_id).to_be_bytes();
     let mut payload = vec![0x90, 0x80, high, low];
     match keyframe_of {
@@ -396,7 +453,7 @@ fn vp8_frame(picture_id: u16, keyframe_of: Option<(u16, u16)>) -> Bytes {
         }
         None => payload.push(0x51),
     }
-    payload.resize(800, 0);
+    payload.resize(bytes, 0);
     Bytes::from(payload)
 }
 
