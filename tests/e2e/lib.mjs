@@ -125,7 +125,8 @@ export async function remoteVideo(page, peerId) {
  * What the page's open peer connections carry: `sending` is how many of them send media
  * (outbound-rtp bytes), `bytesSent` the total; `from[peerId]` sums what arrives from each
  * publisher through the media server (the stream id of a subscribe connection's sections is the
- * publisher's peer id): audio bytes, video frames decoded, and the frame width now.
+ * publisher's peer id): audio bytes, video packets, frames decoded and keyframe requests sent,
+ * and the frame width now.
  */
 export async function mediaStats(page) {
   return page.evaluate(async () => {
@@ -143,10 +144,12 @@ export async function mediaStats(page) {
       (await pc.getStats()).forEach((s) => {
         if (s.type === 'outbound-rtp') sent += s.bytesSent || 0;
         if (s.type !== 'inbound-rtp' || !publisherOfMid.has(s.mid)) return;
-        const from = result.from[publisherOfMid.get(s.mid)] ||= { audioBytes: 0, framesDecoded: 0, width: 0 };
+        const from = result.from[publisherOfMid.get(s.mid)] ||= { audioBytes: 0, videoPackets: 0, framesDecoded: 0, plis: 0, width: 0 };
         if (s.kind === 'audio') from.audioBytes += s.bytesReceived || 0;
         else {
+          from.videoPackets += s.packetsReceived || 0;
           from.framesDecoded += s.framesDecoded || 0;
+          from.plis += s.pliCount || 0;
           from.width = Math.max(from.width, s.frameWidth || 0);
         }
       });
@@ -162,15 +165,23 @@ export async function mediaStats(page) {
  * are decoded and audio bytes of each arrive. Returns the frame width each arrives at.
  */
 export async function playsThroughSfu(page, peerIds, ms = 20_000) {
-  return eventually(`${page.userName} to play ${peerIds.length} publishers through the SFU`, async () => {
-    const before = await mediaStats(page);
-    await new Promise((resolve) => setTimeout(resolve, 1000));
-    const after = await mediaStats(page);
-    const flowing = peerIds.every((id) => before.from[id] && after.from[id]
-      && after.from[id].framesDecoded - before.from[id].framesDecoded >= 5
-      && after.from[id].audioBytes > before.from[id].audioBytes);
-    return flowing && Object.fromEntries(peerIds.map((id) => [id, after.from[id].width]));
-  }, ms, 0);
+  let seen = {};
+  try {
+    return await eventually(`${page.userName} to play ${peerIds.length} publishers through the SFU`, async () => {
+      const before = await mediaStats(page);
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      const after = await mediaStats(page);
+      const grown = (id, field) => (after.from[id]?.[field] ?? 0) - (before.from[id]?.[field] ?? 0);
+      seen = Object.fromEntries(peerIds.map((id) => [id, {
+        frames: grown(id, 'framesDecoded'), videoPackets: grown(id, 'videoPackets'), plis: grown(id, 'plis'),
+        audioBytes: grown(id, 'audioBytes'),
+      }]));
+      const flowing = peerIds.every((id) => seen[id].frames >= 5 && seen[id].audioBytes > 0);
+      return flowing && Object.fromEntries(peerIds.map((id) => [id, after.from[id].width]));
+    }, ms, 0);
+  } catch (error) {
+    throw new Error(`${error.message}; in the last second, per publisher: ${JSON.stringify(seen)}`);
+  }
 }
 
 /** Downloads an API path with a bearer token; the body as a Buffer. */

@@ -144,7 +144,8 @@ class CallPage {
       ui.join, ui.mic, ui.camera, ui.sound, ui.record, ui.leave);
     this.ui = ui;
     this.grid.tile(LOCAL, { name: this.myName(), local: true });
-    return h('section', { class: 'call', dataset: { phase: 'lobby', signaling: 'idle', recording: 'false', media: 'mesh', publishing: 'true' } },
+    const dataset = { phase: 'lobby', signaling: 'idle', recording: 'false', media: 'mesh', publishing: 'true' };
+    return h('section', { class: 'call', dataset },
       h('div', { class: 'call-head' }, ui.title, ui.recording, ui.watching),
       ui.connection, ui.notice, ui.ended,
       h('div', { class: 'call-stage' }, this.grid.element),
