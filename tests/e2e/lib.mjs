@@ -122,18 +122,19 @@ export async function remoteVideo(page, peerId) {
 }
 
 /**
- * What the page's open peer connections carry: `sending` is how many of them send media
- * (outbound-rtp bytes), `bytesSent` the total; `from[peerId]` sums what arrives from each
- * publisher through the media server (the stream id of a subscribe connection's sections is the
- * publisher's peer id): audio bytes, video packets, frames decoded and keyframe requests sent,
- * and the frame width now.
+ * What the page's open peer connections carry: `states`, their connectionStates; `sending`, how
+ * many of them send media (outbound-rtp bytes), `bytesSent` the total; `from[peerId]` sums what
+ * arrives from each publisher through the media server (the stream id of a subscribe
+ * connection's sections is the publisher's peer id): audio bytes, video packets, frames decoded
+ * and keyframe requests sent, and the frame width now.
  */
 export async function mediaStats(page) {
   return page.evaluate(async () => {
-    const result = { open: 0, sending: 0, bytesSent: 0, from: {} };
+    const result = { open: 0, states: [], sending: 0, bytesSent: 0, from: {} };
     for (const pc of window.__e2ePeerConnections || []) {
       if (pc.connectionState === 'closed') continue;
       result.open += 1;
+      result.states.push(pc.connectionState);
       const publisherOfMid = new Map();
       for (const section of (pc.remoteDescription?.sdp || '').split(/\r?\nm=/).slice(1)) {
         const mid = /^a=mid:(\S+)$/m.exec(section);
@@ -166,11 +167,13 @@ export async function mediaStats(page) {
  */
 export async function playsThroughSfu(page, peerIds, ms = 20_000) {
   let seen = {};
+  let states = [];
   try {
     return await eventually(`${page.userName} to play ${peerIds.length} publishers through the SFU`, async () => {
       const before = await mediaStats(page);
       await new Promise((resolve) => setTimeout(resolve, 1000));
       const after = await mediaStats(page);
+      states = after.states;
       const grown = (id, field) => (after.from[id]?.[field] ?? 0) - (before.from[id]?.[field] ?? 0);
       seen = Object.fromEntries(peerIds.map((id) => [id, {
         frames: grown(id, 'framesDecoded'), videoPackets: grown(id, 'videoPackets'), plis: grown(id, 'plis'),
@@ -180,7 +183,7 @@ export async function playsThroughSfu(page, peerIds, ms = 20_000) {
       return flowing && Object.fromEntries(peerIds.map((id) => [id, after.from[id].width]));
     }, ms, 0);
   } catch (error) {
-    throw new Error(`${error.message}; in the last second, per publisher: ${JSON.stringify(seen)}`);
+    throw new Error(`${error.message}; connections ${states.join(', ')}; in the last second, per publisher: ${JSON.stringify(seen)}`);
   }
 }
 
