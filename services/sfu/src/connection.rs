@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use crate::estimate::{Estimate, Reporting};
-use crate::keyframe_requests::KeyframeRequests;
+use crate::rtcp_delivery::DeliverRtcp;
 use rtc::interceptor::{Registry, Slot};
 use rtc::peer_connection::configuration::interceptor_registry::{
     CongestionFeedback, configure_congestion_control, register_default_interceptors,
@@ -81,10 +81,6 @@ pub fn opus() -> RTCRtpCodec {
 /// RFC 6464's header extension: the level of each audio packet's sound.
 pub const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
 
-/// Where [`KeyframeRequests`] sits in the interceptor chain: before webrtc-rs's own (as its
-/// `rtcp-processing` example places such an interceptor).
-const KEYFRAME_REQUESTS_SLOT: usize = 14_000;
-
 /// The payload types the server offers its codecs at.
 const VP8_PAYLOAD_TYPE: u8 = 96;
 const OPUS_PAYLOAD_TYPE: u8 = 111;
@@ -115,16 +111,17 @@ pub fn new_peer_connection(
         RtpCodecKind::Audio,
         None,
     )?;
-    // Keyframe requests for the server; NACK both ways, receiver and sender reports, TWCC
-    // feedback, and the mid/rid extensions simulcast is received by.
-    let mut registry = Registry::new().with(Slot::from(KEYFRAME_REQUESTS_SLOT), KeyframeRequests::default());
+    // NACK both ways, receiver reports, TWCC feedback, the mid/rid extensions simulcast is
+    // received by, and the RTCP the server reads itself in place of webrtc-rs's sender reports.
+    let mut registry = Registry::new();
     let mut estimate = None;
     if kind == ConnectionKind::Subscribe {
         let (estimator, reading) = Reporting::new();
         registry = configure_congestion_control(registry, estimator, CongestionFeedback::Twcc, &mut media_engine)?;
         estimate = Some(reading);
     }
-    let registry = register_default_interceptors(registry, &mut media_engine)?;
+    let registry =
+        register_default_interceptors(registry, &mut media_engine)?.with(Slot::SenderReport, DeliverRtcp::default());
     let settings = SettingEngineBuilder::new()
         .with_ice_credentials(ufrag.to_owned(), password.to_owned())
         .with_answering_dtls_role(RTCDtlsRole::Server)

@@ -98,6 +98,8 @@ struct Stream {
     ssrc: Option<u32>,
     /// The picture size of its last keyframe, where the codec says.
     size: Option<(u16, u16)>,
+    /// Its sender's clock: the NTP time and RTP timestamp of its latest sender report.
+    clock: Option<(u64, u32)>,
     cache: PacketCache,
     rate: RateMeter,
 }
@@ -139,6 +141,7 @@ impl Forwarder {
             .map(|_| Stream {
                 ssrc: None,
                 size: None,
+                clock: None,
                 cache: PacketCache::new(CACHE_PACKETS),
                 rate: RateMeter::default(),
             })
@@ -302,6 +305,29 @@ impl Forwarder {
         let layer = copy.track.current().or(copy.track.awaits_keyframe())?;
         let ssrc = track.layers.get(usize::from(layer))?.ssrc?;
         track.throttle.ask(layer, now).then_some(Action::RequestKeyframe { track: down.track, ssrc })
+    }
+
+    /// A publisher's sender report for its stream `ssrc`: what its RTP time `rtp` is in its
+    /// wallclock `ntp` (RFC 3550 §6.4.1).
+    pub fn on_sender_report(&mut self, connection: u64, ssrc: u32, ntp: u64, rtp: u32) {
+        let Some(&(id, layer)) = self.by_ssrc.get(&(connection, ssrc)) else { return };
+        if let Some(stream) =
+            self.tracks.get_mut(id.0).and_then(Option::as_mut).and_then(|t| t.layers.get_mut(usize::from(layer)))
+        {
+            stream.clock = Some((ntp, rtp));
+        }
+    }
+
+    /// What `down`'s subscriber should be told its stream's clock is: the publisher's latest
+    /// sender report for the layer it receives, in its own timestamps; `None` before one came or
+    /// while nothing is forwarded. Audio and video of one publisher share its wallclock, so the
+    /// subscriber keeps them in sync.
+    pub fn sender_report(&self, down: DownId) -> Option<(u64, u32)> {
+        let track = self.track(down.track)?;
+        let copy = track.downs.get(down.index)?.as_ref()?;
+        let layer = copy.track.current()?;
+        let (ntp, rtp) = track.layers.get(usize::from(layer))?.clock?;
+        Some((ntp, copy.track.timestamp_of(layer, rtp)?))
     }
 
     /// Rewrites, for `down`'s subscriber, the codec's own numbers in a forwarded packet's payload
@@ -627,6 +653,27 @@ mod tests {
         assert_eq!(send(&mut forwarder, 3, true), [MID, HIGH], "none covers it: the top one, from its keyframe on");
         forwarder.fit(viewer, Some((100, 50)), t0);
         assert_eq!(send(&mut forwarder, 4, true), [LOW]);
+    }
+
+    #[test]
+    fn a_subscriber_is_told_the_publishers_clock_of_its_layer_in_its_own_timestamps() {
+        let t0 = Instant::now();
+        let mut forwarder = Forwarder::default();
+        let camera = publish(&mut forwarder, PUBLISHER, Some(Codec::Vp8), &[LOW, HIGH]).unwrap();
+        let viewer = forwarder.subscribe(camera).unwrap();
+        forwarder.request(viewer, Some(0), t0);
+        forwarder.estimate(viewer, 10_000_000, t0);
+        let mut actions = Vec::new();
+        forwarder.on_packet(&rtp(LOW, 1, 90_000, &vp8(1, true, 100)), t0, &mut actions);
+        let Some(&Action::Forward { timestamp: sent, .. }) = actions.first() else { panic!("{actions:?}") };
+        assert_eq!(forwarder.sender_report(viewer), None, "no report yet");
+        forwarder.on_sender_report(PUBLISHER, HIGH, 0xaaaa_0000_0000_0000, 900_000);
+        assert_eq!(forwarder.sender_report(viewer), None, "another layer's report");
+        forwarder.on_sender_report(PUBLISHER, LOW, 0xbbbb_0000_0000_0000, 180_000);
+        let expected = sent.wrapping_add(90_000);
+        assert_eq!(forwarder.sender_report(viewer), Some((0xbbbb_0000_0000_0000, expected)));
+        forwarder.on_sender_report(2, LOW, 1, 1);
+        assert_eq!(forwarder.sender_report(viewer), Some((0xbbbb_0000_0000_0000, expected)), "not this publisher's");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use confab_domain::{RoomMode, RoomRole};
 use confab_sfu::connection::{AUDIO_LEVEL_URI, ConnectionKind, opus, vp8};
-use confab_sfu::keyframe_requests::{KeyframeRequests, asks_for_keyframe};
+use confab_sfu::rtcp_delivery::{DeliverRtcp, as_sender_report, asks_for_keyframe};
 use confab_sfu::server::{Incoming, MediaServer, Outgoing, Output, Shown};
 use rtc::interceptor::{Registry, Slot};
 use rtc::media_stream::MediaStreamTrack;
@@ -58,6 +58,8 @@ pub struct Participant {
     receivers: Vec<(RTCRtpReceiverId, u32)>,
     /// Keyframe requests that reached its publish connection.
     pub keyframe_requests: usize,
+    /// Sender reports received on its subscribe connection: SSRC, NTP time, RTP time.
+    pub sender_reports: Vec<(u32, u64, u32)>,
     /// Offers of its subscribe connection so far.
     pub offers: usize,
     /// What the server refused it, with the connection.
@@ -71,6 +73,8 @@ pub struct Call {
     pub signals: VecDeque<(String, ConnectionKind, Outgoing)>,
     /// The dominant speakers the server announced, in order.
     pub speakers: Vec<String>,
+    /// The answers to publish offers, as the server sent them.
+    pub answers: Vec<String>,
     /// Participants' RTP and RTCP datagrams to the server: every `n`th is lost.
     pub lose_every: Option<u64>,
     /// The server's datagrams to subscribe connections: at most this many bits a second get
@@ -110,6 +114,7 @@ impl Call {
             participants: Vec::new(),
             signals: VecDeque::new(),
             speakers: Vec::new(),
+            answers: Vec::new(),
             lose_every: None,
             downlink_limit: None,
             downlink_window: (None, 0),
@@ -136,6 +141,7 @@ impl Call {
             streams: Vec::new(),
             receivers: Vec::new(),
             keyframe_requests: 0,
+            sender_reports: Vec::new(),
             offers: 0,
             refusals: Vec::new(),
         });
@@ -382,6 +388,7 @@ impl Call {
         match (connection, message) {
             (_, Outgoing::Refused(code)) => participant.refusals.push((connection, code)),
             (ConnectionKind::Publish, Outgoing::Answer(sdp)) => {
+                self.answers.push(sdp.clone());
                 if let Some(pc) = participant.publish.as_mut() {
                     pc.set_remote_description(now, RTCSessionDescription::answer(sdp).unwrap()).unwrap();
                 }
@@ -488,8 +495,13 @@ fn read(participant: &mut Participant) {
         }
     }
     while let Some(message) = pc.poll_read() {
-        if let RTCMessage::RtpPacket(track, packet) = message.message {
-            participant.received.push((track, packet));
+        match message.message {
+            RTCMessage::RtpPacket(track, packet) => participant.received.push((track, packet)),
+            RTCMessage::RtcpPacket(_, packets) => {
+                let reports = packets.iter().filter_map(|packet| as_sender_report(packet.as_ref()));
+                participant.sender_reports.extend(reports.map(|sr| (sr.ssrc, sr.ntp_time, sr.rtp_time)));
+            }
+            _ => {}
         }
     }
 }
@@ -508,8 +520,9 @@ fn peer_connection(address: SocketAddr) -> RTCPeerConnection {
             None,
         )
         .unwrap();
-    // Keyframe requests delivered, so that a publisher sees them, as the server does.
-    let registry = Registry::new().with(Slot::from(14_000), KeyframeRequests::default());
+    // Keyframe requests and sender reports delivered, so that the test sees them, as the server
+    // does (before webrtc-rs's own interceptors, as its `rtcp-processing` example places it).
+    let registry = Registry::new().with(Slot::from(14_000), DeliverRtcp::default());
     let registry = register_default_interceptors(registry, &mut media_engine).unwrap();
     let settings = SettingEngineBuilder::new().with_answering_dtls_role(RTCDtlsRole::Client).build();
     let mut pc = RTCPeerConnectionBuilder::new()
