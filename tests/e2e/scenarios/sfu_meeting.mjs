@@ -3,10 +3,12 @@
 // receives their audio, all on the one `subscribe` connection the SFU offered it; and uploads
 // exactly once: one peer connection sends media (the `publish` one) and no mesh connection is
 // open. The windows are small, so each tile asks the SFU (`track_request`) for less than the
-// camera's full picture; the widths that arrive are printed.
+// camera's full picture; the widths that arrive are printed. Then Eve's window shrinks to a
+// phone's width and less than its height, so the lower tiles are out of sight: their video stops
+// (`paused`) while their audio goes on, and comes back when the window grows again.
 
 import {
-  assertNoConsoleErrors, check, inCall, joinCall, launch, mediaStats, peerIdOf, playsThroughSfu, roomOf, screenshot,
+  assertNoConsoleErrors, check, eventually, inCall, joinCall, launch, mediaStats, peerIdOf, playsThroughSfu, roomOf, screenshot,
   signedUpUser, BASE_URL,
 } from '../lib.mjs';
 
@@ -48,5 +50,24 @@ async function run() {
       + ` one upload of ${stats.bytesSent} bytes`);
   }));
   await screenshot(owner, 'five-through-the-sfu');
+
+  const eve = pages.at(-1);
+  await eve.setViewportSize({ width: 390, height: 300 });
+  const hidden = await eve.evaluate(() => [...document.querySelectorAll('figure.tile:not(.tile-local)')]
+    .filter((tile) => tile.getBoundingClientRect().top >= innerHeight).map((tile) => tile.dataset.peerId));
+  check(hidden.length > 0, 'tiles are out of sight in a short window');
+  // Paused: no video packets in a second (a straggler or a retransmission aside), audio going on.
+  let seen = [];
+  await eventually(`Eve's out-of-sight tiles to get no video but still audio`, async () => {
+    const before = await mediaStats(eve);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const after = await mediaStats(eve);
+    seen = hidden.map((id) => ({ videoPackets: after.from[id].videoPackets - before.from[id].videoPackets,
+      audioBytes: after.from[id].audioBytes - before.from[id].audioBytes }));
+    return seen.every((one) => one.videoPackets <= 2 && one.audioBytes > 0);
+  }, 20_000, 0).catch((error) => { throw new Error(`${error.message}: ${JSON.stringify(seen)}`); });
+  await eve.setViewportSize(VIEWPORT);
+  await playsThroughSfu(eve, hidden);
+  console.log(`  eve's ${hidden.length} tiles out of sight were paused and came back`);
   assertNoConsoleErrors(pages);
 }
