@@ -3,13 +3,14 @@
 // receives their audio, all on the one `subscribe` connection the SFU offered it; and uploads
 // exactly once: one peer connection sends media (the `publish` one) and no mesh connection is
 // open. The windows are small, so each tile asks the SFU (`track_request`) for less than the
-// camera's full picture; the widths that arrive are printed. Then Eve's window shrinks to a
-// phone's width and less than its height, so the lower tiles are out of sight: their video stops
-// (`paused`) while their audio goes on, and comes back when the window grows again.
+// camera's full picture; the widths that arrive are printed. The dominant speaker the SFU names
+// is outlined. Then Eve's window shrinks to a phone's width and less than its height, so the
+// lower tiles are out of sight: their video stops (`paused`) while their audio goes on, and
+// comes back when the window grows again.
 
 import {
-  assertNoConsoleErrors, check, eventually, inCall, joinCall, launch, mediaStats, peerIdOf, playsThroughSfu, roomOf, screenshot,
-  signedUpUser, BASE_URL,
+  assertNoConsoleErrors, check, eventually, inCall, joinCall, launch, mediaStats, peerIdOf, playsThroughSfu, roomOf,
+  screenshot, signedUpUser, BASE_URL,
 } from '../lib.mjs';
 
 const NAMES = ['Ann', 'Bob', 'Cleo', 'Dev', 'Eve'];
@@ -49,6 +50,8 @@ async function run() {
     console.log(`  ${page.userName} plays the 4 others through the SFU (frame widths ${Object.values(widths).join(', ')}),`
       + ` one upload of ${stats.bytesSent} bytes`);
   }));
+  // The SFU names a dominant speaker (every fake microphone beeps): its tile is outlined.
+  await owner.locator('figure.tile[data-speaking="true"]').waitFor({ timeout: 10_000 });
   await screenshot(owner, 'five-through-the-sfu');
 
   const eve = pages.at(-1);
