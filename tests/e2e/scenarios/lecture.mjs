@@ -2,11 +2,13 @@
 // its owner (the teacher) and five students, plain members. Each student's page says they are
 // watching, never opens a camera or microphone and sends no media (no outbound RTP bytes on any
 // connection), and plays the teacher's video and audio through the SFU. The teacher uploads
-// once. (Letting a student speak is not driven here: its API is still being built.)
+// once. Then the teacher lets one student speak (`POST /v1/rooms/{id}/speakers`): the student's
+// page publishes, and the teacher and another student play the student; taken back, the
+// student's page stops publishing and watches again.
 
 import {
-  assertNoConsoleErrors, check, inCall, joinCall, launch, mediaStats, peerIdOf, playsThroughSfu, roomOf, screenshot,
-  signedUpUser, BASE_URL,
+  apiCall, assertNoConsoleErrors, check, eventually, inCall, joinCall, launch, mediaStats, peerIdOf, playsThroughSfu,
+  roomOf, screenshot, signedUpUser, tokenOf, BASE_URL,
 } from '../lib.mjs';
 
 const STUDENTS = ['Ari', 'Bea', 'Cy', 'Di', 'Ed'];
@@ -50,5 +52,21 @@ async function run() {
     `the teacher uploads once and receives nothing (${teacherStats.sending} sending, ${teacherStats.open} open)`);
   await screenshot(students[0], 'student-watching');
   await screenshot(teacher, 'teacher');
+
+  const [speaker, listener] = students;
+  const speakerId = await peerIdOf(speaker);
+  const token = await tokenOf(teacher);
+  const granted = await apiCall('POST', `/v1/rooms/${roomId}/speakers`, token, { peer_id: speakerId });
+  check(granted.status === 204, `the teacher lets ${speaker.userName} speak (${granted.status} ${granted.bytes})`);
+  await speaker.locator('section.call[data-publishing="true"]').waitFor();
+  await Promise.all([playsThroughSfu(teacher, [speakerId]), playsThroughSfu(listener, [teacherId, speakerId])]);
+  check((await mediaStats(speaker)).sending === 1, `${speaker.userName} uploads once`);
+  console.log(`  ${speaker.userName}, let speak, is seen and heard by the teacher and ${listener.userName}`);
+  await screenshot(listener, 'student-let-speak');
+  const revoked = await apiCall('DELETE', `/v1/rooms/${roomId}/speakers/${speakerId}`, token);
+  check(revoked.status === 204, `the teacher takes it back (${revoked.status})`);
+  await speaker.locator('section.call[data-publishing="false"]').waitFor();
+  await eventually(`${speaker.userName} to stop publishing`, async () => (await mediaStats(speaker)).sending === 0);
+  console.log(`  ${speaker.userName}, silenced, watches again`);
   assertNoConsoleErrors([teacher, ...students]);
 }

@@ -20,7 +20,8 @@
 // to the SFU.
 //
 // In a lecture (`mode: lecture`) only the owner and moderators publish: anyone else watches,
-// and the page neither opens the camera and microphone nor offers them to anyone.
+// and the page neither opens the camera and microphone nor offers them to anyone, until a
+// moderator lets them speak (`speak_granted` for our peer id) and after it is taken back.
 //
 // A reload during the call rejoins it (stored_call.js); leaving, or navigating to another page
 // of the client (the router runs the cleanup returned by render), hangs up.
@@ -124,7 +125,7 @@ class CallPage {
     ui.title = h('h1', {}, 'Call');
     ui.recording = h('p', { class: 'call-recording', role: 'status', hidden: true }, 'Recording');
     ui.watching = h('p', { class: 'call-watching', role: 'status', hidden: true },
-      'You are watching: in a lecture only the owner and moderators are seen and heard.');
+      'You are watching: in a lecture only the owner, moderators and those let speak are seen and heard.');
     ui.connection = h('p', { class: 'call-connection', role: 'status', hidden: true });
     ui.notice = h('div', { class: 'call-notice' });
     ui.join = h('button', { type: 'button', class: 'primary', onclick: () => this.join({ auto: false }) }, 'Join call');
@@ -184,6 +185,33 @@ class CallPage {
     this.setPhase(this.phase);
   }
 
+  /** A moderator let `peerId` speak in the lecture, or took it back: if that is us, we publish or watch again. */
+  async speakChanged(peerId, granted) {
+    if (peerId !== this.selfId) {
+      const peer = this.peers.get(peerId);
+      if (peer) toast(granted ? `${peer.display_name || 'Someone'} may speak` : `${peer.display_name || 'Someone'} no longer speaks`);
+      return;
+    }
+    if (granted === this.publishes) return;
+    if (!granted) {
+      this.sfu.setPublishing(false);
+      this.media.stop();
+      this.watchOnly();
+      toast('You no longer speak: you are watching again');
+      this.announceMedia();
+      return;
+    }
+    this.publishes = true;
+    this.root.dataset.publishing = 'true';
+    this.ui.watching.hidden = true;
+    this.setPhase(this.phase);
+    await this.startMedia(storedPreferences(this.roomId));
+    if (this.disposed || !this.publishes) return;
+    if (this.sfuPeerId) this.sfu.setPublishing(true);
+    toast('You may speak now');
+    this.announceMedia();
+  }
+
   startMedia(prefs) {
     this.mediaReady = this.media.start({
       cameraId: prefs && prefs.camera_id,
@@ -228,6 +256,8 @@ class CallPage {
         this.route(body.sfu);
         return this.reconcile(body.peers || []);
       case 'media_changed': return this.route(body.sfu);
+      case 'speak_granted': return this.speakChanged(body.peer_id, true);
+      case 'speak_revoked': return this.speakChanged(body.peer_id, false);
       case 'recording_started': return this.recordingStarted(body);
       case 'recording_stopped': return this.recordingStopped(body);
       case 'broadcast': return this.broadcast(body);

@@ -57,18 +57,27 @@ export class SfuMedia {
     this.peerId = sfuPeerId;
     this.iceServers = iceServers;
     this.subscriber = new SubscribeLink(this);
-    if (publish) {
-      this.publisher = new SendOnlyConnection({
-        iceServers,
-        media: this.media,
-        addTrack: (pc, kind, track) => publishTrack(pc, kind, track, this.media.stream),
-        signal: (payload) => this.signal('publish', payload),
-        onStateChange: () => this.reportState(),
-        peer: 'media server',
-      });
-      this.publisher.start();
-    }
+    this.setPublishing(publish);
     this.reportState();
+  }
+
+  /** Opens the publish connection (a lecture's viewer let speak) or closes it (silenced). */
+  setPublishing(publish) {
+    if (!publish || !this.peerId) {
+      this.publisher?.close();
+      this.publisher = null;
+      return;
+    }
+    if (this.publisher) return;
+    this.publisher = new SendOnlyConnection({
+      iceServers: this.iceServers,
+      media: this.media,
+      addTrack: (pc, kind, track) => publishTrack(pc, kind, track, this.media.stream),
+      signal: (payload) => this.signal('publish', payload),
+      onStateChange: () => this.reportState(),
+      peer: 'media server',
+    });
+    this.publisher.start();
   }
 
   close() {
@@ -85,11 +94,8 @@ export class SfuMedia {
     const link = signal.connection === 'publish' ? this.publisher : signal.connection === 'subscribe' ? this.subscriber : null;
     if (!link) return undefined;
     if (signal.refusal) {
-      if (link === this.publisher) {
-        // Nothing we send is taken: stop offering it.
-        this.publisher.close();
-        this.publisher = null;
-      }
+      // Nothing we send is taken: stop offering it.
+      if (link === this.publisher) this.setPublishing(false);
       return this.onRefusal(signal.connection, signal.refusal);
     }
     return link.handle(signal);
