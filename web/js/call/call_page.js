@@ -188,8 +188,8 @@ class CallPage {
   /** A moderator let `peerId` speak in the lecture, or took it back: if that is us, we publish or watch again. */
   async speakChanged(peerId, granted) {
     if (peerId !== this.selfId) {
-      const peer = this.peers.get(peerId);
-      if (peer) toast(granted ? `${peer.display_name || 'Someone'} may speak` : `${peer.display_name || 'Someone'} no longer speaks`);
+      const name = this.peers.get(peerId)?.display_name;
+      if (name) toast(granted ? `${name} may speak` : `${name} no longer speaks`);
       return;
     }
     if (granted === this.publishes) return;
