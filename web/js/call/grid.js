@@ -150,8 +150,6 @@ class Tile {
     this.play();
   }
 
-  get via() { return this.element.dataset.via || null; }
-
   setSpeaking(speaking) {
     this.element.classList.toggle('tile-speaking', speaking);
     if (speaking) this.element.dataset.speaking = 'true';
