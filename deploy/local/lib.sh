@@ -9,6 +9,8 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 LOCAL="$ROOT/.local"
+# Where cargo puts the binaries: CARGO_TARGET_DIR when set (a build shared between work trees).
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 PG_PORT=${LOCAL_PG_PORT:-55432}
 REDIS_PORT=${LOCAL_REDIS_PORT:-56379}
 S3_PORT=${LOCAL_S3_PORT:-59000}
@@ -140,7 +142,7 @@ ensure_dev_key() {
     export CONFAB_JWT_KEY_FILE="$LOCAL/jwt-signing-key.pem"
     if [ ! -f "$CONFAB_JWT_KEY_FILE" ]; then
       log "generating a development signing key in $CONFAB_JWT_KEY_FILE"
-      "$ROOT/target/debug/confab-api" keygen --out "$CONFAB_JWT_KEY_FILE"
+      "$TARGET/debug/confab-api" keygen --out "$CONFAB_JWT_KEY_FILE"
     fi
   fi
   if [ -z "${CONFAB_CAMERA_KEY_FILE:-}${CONFAB_CAMERA_KEY:-}" ]; then
@@ -157,7 +159,7 @@ build_and_migrate() {
   (cd "$ROOT" && cargo build --workspace --bins)
   ensure_dev_key
   log "running migrations"
-  "$ROOT/target/debug/confab-api" migrate
+  "$TARGET/debug/confab-api" migrate
 }
 
 provision() {

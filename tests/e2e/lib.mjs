@@ -121,6 +121,72 @@ export async function remoteVideo(page, peerId) {
   }, peerId);
 }
 
+/**
+ * What the page's open peer connections carry: `states`, their connectionStates; `sending`, how
+ * many of them send media (outbound-rtp bytes), `bytesSent` the total; `from[peerId]` sums what
+ * arrives from each publisher through the media server (the stream id of a subscribe
+ * connection's sections is the publisher's peer id): audio bytes, video packets, frames decoded
+ * and keyframe requests sent, and the frame width now.
+ */
+export async function mediaStats(page) {
+  return page.evaluate(async () => {
+    const result = { open: 0, states: [], sending: 0, bytesSent: 0, from: {} };
+    for (const pc of window.__e2ePeerConnections || []) {
+      if (pc.connectionState === 'closed') continue;
+      result.open += 1;
+      result.states.push(pc.connectionState);
+      const publisherOfMid = new Map();
+      for (const section of (pc.remoteDescription?.sdp || '').split(/\r?\nm=/).slice(1)) {
+        const mid = /^a=mid:(\S+)$/m.exec(section);
+        const msid = /^a=msid:(\S+) /m.exec(section);
+        if (mid && msid) publisherOfMid.set(mid[1], msid[1]);
+      }
+      let sent = 0;
+      (await pc.getStats()).forEach((s) => {
+        if (s.type === 'outbound-rtp') sent += s.bytesSent || 0;
+        if (s.type !== 'inbound-rtp' || !publisherOfMid.has(s.mid)) return;
+        const from = result.from[publisherOfMid.get(s.mid)] ||= { audioBytes: 0, videoPackets: 0, framesDecoded: 0, plis: 0, width: 0 };
+        if (s.kind === 'audio') from.audioBytes += s.bytesReceived || 0;
+        else {
+          from.videoPackets += s.packetsReceived || 0;
+          from.framesDecoded += s.framesDecoded || 0;
+          from.plis += s.pliCount || 0;
+          from.width = Math.max(from.width, s.frameWidth || 0);
+        }
+      });
+      if (sent > 0) result.sending += 1;
+      result.bytesSent += sent;
+    }
+    return result;
+  });
+}
+
+/**
+ * `page` plays each of `peerIds` through the media server: over a second, video frames of each
+ * are decoded and audio bytes of each arrive. Returns the frame width each arrives at.
+ */
+export async function playsThroughSfu(page, peerIds, ms = 20_000) {
+  let seen = {};
+  let states = [];
+  try {
+    return await eventually(`${page.userName} to play ${peerIds.length} publishers through the SFU`, async () => {
+      const before = await mediaStats(page);
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      const after = await mediaStats(page);
+      states = after.states;
+      const grown = (id, field) => (after.from[id]?.[field] ?? 0) - (before.from[id]?.[field] ?? 0);
+      seen = Object.fromEntries(peerIds.map((id) => [id, {
+        frames: grown(id, 'framesDecoded'), videoPackets: grown(id, 'videoPackets'), plis: grown(id, 'plis'),
+        audioBytes: grown(id, 'audioBytes'),
+      }]));
+      const flowing = peerIds.every((id) => seen[id].frames >= 5 && seen[id].audioBytes > 0);
+      return flowing && Object.fromEntries(peerIds.map((id) => [id, after.from[id].width]));
+    }, ms, 0);
+  } catch (error) {
+    throw new Error(`${error.message}; connections ${states.join(', ')}; in the last second, per publisher: ${JSON.stringify(seen)}`);
+  }
+}
+
 /** Downloads an API path with a bearer token; the body as a Buffer. */
 export async function download(path, token) {
   const response = await fetch(BASE_URL + path, { headers: { Authorization: `Bearer ${token}` } });
@@ -149,6 +215,31 @@ export async function signUp(page, name, email) {
   await page.getByLabel('Email').fill(email);
   await page.getByLabel('Password').fill(PASSWORD);
   await page.getByRole('button', { name: 'Create account' }).click();
+}
+
+/** A new user `name` signed up through the form in a browser context of its own, on `Your rooms`. */
+export async function signedUpUser(browser, name, viewport) {
+  const page = await user(browser, name.toLowerCase(), viewport);
+  page.email = uniqueEmail(name.toLowerCase());
+  await page.goto(`${BASE_URL}/signup`);
+  await signUp(page, name, page.email);
+  await page.getByRole('heading', { name: 'Your rooms' }).waitFor();
+  return page;
+}
+
+/**
+ * A room of `owner`'s made through the API with `settings` (name, media, mode, …) and `members`
+ * (pages from `signedUpUser`) added; its id.
+ */
+export async function roomOf(owner, settings, members = []) {
+  const token = await tokenOf(owner);
+  const created = await apiCall('POST', '/v1/rooms', token, settings);
+  check(created.status === 201, `room created (${created.status} ${created.bytes})`);
+  for (const member of members) {
+    const added = await apiCall('POST', `/v1/rooms/${created.body.id}/members`, token, { email: member.email });
+    check(added.status === 201, `${member.userName} added (${added.status} ${added.bytes})`);
+  }
+  return created.body.id;
 }
 
 export function uniqueEmail(name) {

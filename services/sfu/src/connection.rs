@@ -7,7 +7,7 @@
 //! so that the shared UDP port can tell connections apart ([`crate::demux`]).
 
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::estimate::{Estimate, Reporting};
 use crate::rtcp_delivery::DeliverRtcp;
@@ -128,6 +128,11 @@ pub fn new_peer_connection(
     let settings = SettingEngineBuilder::new()
         .with_ice_credentials(ufrag.to_owned(), password.to_owned())
         .with_answering_dtls_role(RTCDtlsRole::Server)
+        // A participant is mostly learned from its own checks (a peer-reflexive candidate) before
+        // its trickled candidates arrive, if they are usable at all (mDNS names): on the one port
+        // the server has, that pair is as good as any, so it is nominated at once instead of
+        // after the default second (the subscribe connection, where the server nominates).
+        .with_prflx_acceptance_min_wait(Some(Duration::ZERO))
         .build();
     let mut connection = RTCPeerConnectionBuilder::new()
         .with_setting_engine(settings)

@@ -13,7 +13,9 @@ import {
 } from '../lib.mjs';
 
 const ROOM = `Lab bench ${Date.now() % 100000}`;
-const API_BIN = fileURLToPath(new URL(`../../../target/${process.env.E2E_PROFILE || 'debug'}/confab-api`, import.meta.url));
+/** The API's binary where cargo put it (CARGO_TARGET_DIR, as tests/e2e/run runs it). */
+const TARGET = process.env.CARGO_TARGET_DIR || fileURLToPath(new URL('../../../target', import.meta.url));
+const API_BIN = `${TARGET}/${process.env.E2E_PROFILE || 'debug'}/confab-api`;
 
 const browser = await launch();
 try {

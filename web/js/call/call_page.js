@@ -1,13 +1,27 @@
-// The call page (`/rooms/:id/call`): the camera preview and device choice, Join, the tiles of a
-// mesh call, mute / camera / leave, the recording indicator and (owners, moderators) its Start
-// and Stop. It wires the parts together: devices.js (local media), signaling.js (the gateway),
-// mesh.js (a connection per peer), recorder.js (send-only connections to the recorder), grid.js
-// (tiles). The message flow is in docs/protocol.md; what each part does with it is in its header.
+// The call page (`/rooms/:id/call`): the camera preview and device choice, Join, the tiles of the
+// call, mute / camera / leave, the recording indicator and (owners, moderators) its Start and
+// Stop. It wires the parts together: devices.js (local media), signaling.js (the gateway),
+// mesh.js (a connection per peer), sfu.js (the connections to the media server), recorder.js
+// (send-only connections to the recorder), grid.js (tiles). The message flow is in
+// docs/protocol.md; what each part does with it is in its header.
 //
 // Phases, on the section's `data-phase`: lobby (preview, Join) → joining → in-call → ended (left,
 // removed, room closed) or blocked (no such room, not a member). A refused join (room full) goes
 // back to the lobby with the reason. Also on the section for tests: `data-peer-id` (ours once
-// welcomed), `data-signaling` (connecting/open/reconnecting), `data-recording` (true/false).
+// welcomed), `data-signaling` (connecting/open/reconnecting), `data-recording` (true/false),
+// `data-media` (mesh/sfu) and `data-publishing` (false for a lecture's viewer).
+//
+// Where the media goes is the gateway's word: through the media server while `welcome`,
+// `media_changed` or `resync` name its peer id (`sfu`), else the mesh. Through the SFU no mesh
+// connection to a person is opened; when a mesh call moves to the SFU, each person's mesh
+// connection stays until their media plays through the SFU (at most HANDOVER_MS, for those who
+// send nothing), so their tile does not go black; when the SFU leaves, the mesh is offered again.
+// A tile shows the state of the connection its media comes by: its mesh connection, or the link
+// to the SFU.
+//
+// In a lecture (`mode: lecture`) only the owner and moderators publish: anyone else watches,
+// and the page neither opens the camera and microphone nor offers them to anyone, until a
+// moderator lets them speak (`speak_granted` for our peer id) and after it is taken back.
 //
 // A reload during the call rejoins it (stored_call.js); leaving, or navigating to another page
 // of the client (the router runs the cleanup returned by render), hangs up.
@@ -18,7 +32,8 @@
 //
 // A camera of the room joins the call as a peer with role `camera`, named after the camera: it
 // gets a tile with a camera badge and a receive-only connection (it offers, we answer; nothing of
-// ours is sent to it), and it is not counted as a person.
+// ours is sent to it), and it is not counted as a person. The SFU does not serve cameras, so that
+// connection is a mesh one in either kind of call.
 
 import { api, ApiError } from '../api.js';
 import { h, replace, toast } from '../dom.js';
@@ -27,6 +42,7 @@ import { LocalMedia } from './devices.js';
 import { Grid } from './grid.js';
 import { Mesh } from './mesh.js';
 import { Recorders } from './recorder.js';
+import { SfuMedia } from './sfu.js';
 import { Signaling } from './signaling.js';
 import { forgetCall, storeCall, storedCall, storedPreferences, touchCall } from './stored_call.js';
 import { mark, markPeer, resetTimings } from './timings.js';
@@ -36,6 +52,8 @@ const TOUCH_EVERY_MS = 30_000;
 /** How long after a resumed welcome a recorder connection must be confirmed by `recording_started`. */
 const RECORDER_CONFIRM_MS = 3000;
 const MANAGERS = new Set(['owner', 'moderator']);
+/** How long mesh connections to people outlive a move to the SFU, for those whose media does not come through it. */
+const HANDOVER_MS = 5000;
 
 export async function render(main, params) {
   const page = new CallPage(params.id);
@@ -60,22 +78,38 @@ class CallPage {
     this.recordingId = null;
     this.mediaReady = null;
     this.timers = {};
+    /** Whether we send our camera and microphone: not as a lecture's viewer. */
+    this.publishes = true;
+    this.iceServers = [];
+    /** The media server's peer id while the call goes through it, else null (the mesh). */
+    this.sfuPeerId = null;
+    this.sfuState = 'connecting';
 
     this.media = new LocalMedia();
     this.grid = new Grid({
-      onFirstFrame: (peerId) => markPeer(peerId, 'first_frame'),
+      onFirstFrame: (peerId, via) => markPeer(peerId, via === 'sfu' ? 'sfu_frame' : 'first_frame'),
       onAutoplayBlocked: () => { this.ui.sound.hidden = false; },
+      onView: (peerId, view) => this.sfu.setView(peerId, view),
     });
     const signal = (to, payload) => { if (this.signaling) this.signaling.send('signal', { to, ...payload }); };
     this.mesh = new Mesh({
       media: this.media,
       send: signal,
       onState: (peerId, state) => { if (this.grid.has(peerId)) this.grid.tile(peerId).setState(state); },
-      onStream: (peerId, stream) => this.grid.tile(peerId).setStream(stream),
+      onStream: (peerId, stream) => this.grid.tile(peerId).setStream(stream, 'mesh'),
+    });
+    this.sfu = new SfuMedia({
+      media: this.media,
+      send: signal,
+      onStream: (peerId) => this.sfuStream(peerId),
+      onState: (state) => this.sfuStateChanged(state),
+      onSpeaker: (peerId) => this.grid.setSpeaker(peerId === this.selfId ? LOCAL : peerId),
+      onRefusal: (connection, refusal) => this.refused(connection, refusal),
     });
     this.recorders = new Recorders({ media: this.media, send: signal });
     this.media.onTrack((kind, track) => {
       this.mesh.replaceTrack(kind, track);
+      this.sfu.replaceTrack(kind, track);
       this.recorders.replaceTrack(kind, track);
       this.grid.tile(LOCAL).refresh();
       this.remember();
@@ -90,6 +124,8 @@ class CallPage {
     const ui = {};
     ui.title = h('h1', {}, 'Call');
     ui.recording = h('p', { class: 'call-recording', role: 'status', hidden: true }, 'Recording');
+    ui.watching = h('p', { class: 'call-watching', role: 'status', hidden: true },
+      'You are watching: in a lecture only the owner, moderators and those let speak are seen and heard.');
     ui.connection = h('p', { class: 'call-connection', role: 'status', hidden: true });
     ui.notice = h('div', { class: 'call-notice' });
     ui.join = h('button', { type: 'button', class: 'primary', onclick: () => this.join({ auto: false }) }, 'Join call');
@@ -109,8 +145,9 @@ class CallPage {
       ui.join, ui.mic, ui.camera, ui.sound, ui.record, ui.leave);
     this.ui = ui;
     this.grid.tile(LOCAL, { name: this.myName(), local: true });
-    return h('section', { class: 'call', dataset: { phase: 'lobby', signaling: 'idle', recording: 'false' } },
-      h('div', { class: 'call-head' }, ui.title, ui.recording),
+    const dataset = { phase: 'lobby', signaling: 'idle', recording: 'false', media: 'mesh', publishing: 'true' };
+    return h('section', { class: 'call', dataset },
+      h('div', { class: 'call-head' }, ui.title, ui.recording, ui.watching),
       ui.connection, ui.notice, ui.ended,
       h('div', { class: 'call-stage' }, this.grid.element),
       ui.controls, ui.devices);
@@ -134,9 +171,45 @@ class CallPage {
       if (!this.room.my_role) {
         return this.refusedJoin(new ApiError(403, 'not_a_member', ''));
       }
+      if (this.room.mode === 'lecture' && !MANAGERS.has(this.room.my_role)) this.watchOnly();
     }
-    this.startMedia(storedPreferences(this.roomId));
+    if (this.publishes) this.startMedia(storedPreferences(this.roomId));
     if (rejoin) this.join({ auto: true, resume: rejoin });
+  }
+
+  /** A lecture's viewer: no camera, no microphone, nothing offered. */
+  watchOnly() {
+    this.publishes = false;
+    this.root.dataset.publishing = 'false';
+    this.ui.watching.hidden = false;
+    this.setPhase(this.phase);
+  }
+
+  /** A moderator let `peerId` speak in the lecture, or took it back: if that is us, we publish or watch again. */
+  async speakChanged(peerId, granted) {
+    if (peerId !== this.selfId) {
+      const name = this.peers.get(peerId)?.display_name;
+      if (name) toast(granted ? `${name} may speak` : `${name} no longer speaks`);
+      return;
+    }
+    if (granted === this.publishes) return;
+    if (!granted) {
+      this.sfu.setPublishing(false);
+      this.media.stop();
+      this.watchOnly();
+      toast('You no longer speak: you are watching again');
+      this.announceMedia();
+      return;
+    }
+    this.publishes = true;
+    this.root.dataset.publishing = 'true';
+    this.ui.watching.hidden = true;
+    this.setPhase(this.phase);
+    await this.startMedia(storedPreferences(this.roomId));
+    if (this.disposed || !this.publishes) return;
+    if (this.sfuPeerId) this.sfu.setPublishing(true);
+    toast('You may speak now');
+    this.announceMedia();
   }
 
   startMedia(prefs) {
@@ -161,7 +234,7 @@ class CallPage {
     mark('join_clicked');
     this.notice(null);
     this.setPhase('joining');
-    if (!this.media.stream.getTracks().length) await this.startMedia(storedPreferences(this.roomId));
+    if (this.publishes && !this.media.stream.getTracks().length) await this.startMedia(storedPreferences(this.roomId));
     else await this.mediaReady;
     if (this.disposed || this.phase !== 'joining') return;
     this.signaling = new Signaling(this.roomId, {
@@ -179,7 +252,12 @@ class CallPage {
       case 'peer_joined': return this.peerJoined(body.peer || {});
       case 'peer_left': return this.peerLeft(body.peer_id, body.reason);
       case 'signal': return this.signal(body);
-      case 'resync': return this.reconcile(body.peers || []);
+      case 'resync':
+        this.route(body.sfu);
+        return this.reconcile(body.peers || []);
+      case 'media_changed': return this.route(body.sfu);
+      case 'speak_granted': return this.speakChanged(body.peer_id, true);
+      case 'speak_revoked': return this.speakChanged(body.peer_id, false);
       case 'recording_started': return this.recordingStarted(body);
       case 'recording_stopped': return this.recordingStopped(body);
       case 'broadcast': return this.broadcast(body);
@@ -196,6 +274,7 @@ class CallPage {
     if (!resumed) {
       // A new peer id: whatever was negotiated under the old one is gone for the others too.
       this.mesh.clear();
+      this.closeSfu();
       this.recorders.closeAll();
       this.activeRecorders.clear();
       this.grid.clearRemote();
@@ -209,8 +288,10 @@ class CallPage {
       if (server.credential) entry.credential = server.credential;
       return entry;
     });
+    this.iceServers = iceServers;
     this.mesh.setSelf(body.peer_id, iceServers);
     this.recorders.setIceServers(iceServers);
+    this.route(body.sfu);
     this.reconcile(body.peers || []);
     this.confirmedRecorders.clear();
     if (!body.recording) {
@@ -235,10 +316,10 @@ class CallPage {
     this.timers.touch = setInterval(() => touchCall(this.roomId), TOUCH_EVERY_MS);
   }
 
-  /** Makes the mesh match `peers` (welcome, resync): drops the unlisted, offers to the new. */
+  /** Makes the call match `peers` (welcome, resync): drops the unlisted, connects to the new. */
   reconcile(peers) {
     const listed = new Map(peers.filter((p) => p.peer_id && p.peer_id !== this.selfId).map((p) => [p.peer_id, p]));
-    for (const peerId of this.mesh.ids()) if (!listed.has(peerId)) this.dropPeer(peerId);
+    for (const peerId of new Set([...this.mesh.ids(), ...this.peers.keys()])) if (!listed.has(peerId)) this.dropPeer(peerId);
     for (const peer of listed.values()) {
       this.peers.set(peer.peer_id, peer);
       const camera = isCamera(peer);
@@ -246,8 +327,75 @@ class CallPage {
       if (this.mesh.has(peer.peer_id)) this.mesh.renegotiate(peer.peer_id);
       // A camera offers to us (again after a resync, if its connection is down): we only answer.
       else if (camera) this.mesh.add(peer.peer_id, { initiate: false, receiveOnly: true });
+      else if (this.sfuPeerId) this.showThroughSfu(peer.peer_id);
       else this.mesh.add(peer.peer_id, { initiate: true });
     }
+  }
+
+  /** Follows the gateway's word on where the media goes: through the SFU `sfu.peer_id`, or the mesh. */
+  route(sfu) {
+    const sfuPeerId = (sfu && sfu.peer_id) || null;
+    if (sfuPeerId === this.sfuPeerId) return;
+    const fromMesh = !this.sfuPeerId;
+    this.closeSfu();
+    if (!sfuPeerId) {
+      // Back to the mesh: of each pair, the peer that would ignore a colliding offer offers.
+      for (const peer of this.peers.values()) {
+        if (!isCamera(peer) && !this.mesh.has(peer.peer_id)) this.mesh.add(peer.peer_id, { initiate: this.selfId < peer.peer_id });
+      }
+      return;
+    }
+    this.sfuPeerId = sfuPeerId;
+    this.root.dataset.media = 'sfu';
+    this.sfu.open(sfuPeerId, this.iceServers, { publish: this.publishes });
+    if (fromMesh) {
+      clearTimeout(this.timers.handover);
+      this.timers.handover = setTimeout(() => {
+        for (const peerId of this.mesh.ids()) if (!isCamera(this.peers.get(peerId) || {})) this.meshToSfu(peerId);
+      }, HANDOVER_MS);
+    }
+    for (const peer of this.peers.values()) if (!isCamera(peer) && !this.mesh.has(peer.peer_id)) this.showThroughSfu(peer.peer_id);
+  }
+
+  closeSfu() {
+    clearTimeout(this.timers.handover);
+    this.sfu.close();
+    this.sfuPeerId = null;
+    this.root.dataset.media = 'mesh';
+    this.grid.setSpeaker(null);
+  }
+
+  /** Media of `peerId` arrived through the SFU: its tile shows it, and its mesh connection closes. */
+  sfuStream(peerId) {
+    if (this.sfuPeerId && this.peers.has(peerId)) this.meshToSfu(peerId);
+  }
+
+  meshToSfu(peerId) {
+    this.mesh.remove(peerId);
+    this.showThroughSfu(peerId);
+  }
+
+  /** The tile of a person whose media comes through the SFU: the SFU link's state, its stream once arrived. */
+  showThroughSfu(peerId) {
+    const tile = this.grid.tile(peerId);
+    tile.setState(this.sfuState);
+    const stream = this.sfu.stream(peerId);
+    if (stream) tile.setStream(stream, 'sfu');
+  }
+
+  sfuStateChanged(state) {
+    this.sfuState = state;
+    for (const [peerId, peer] of this.peers) {
+      if (!isCamera(peer) && !this.mesh.has(peerId) && this.grid.has(peerId)) this.grid.tile(peerId).setState(state);
+    }
+  }
+
+  /** What the SFU refused: our media (a lecture's viewer), or a description it could not use. */
+  refused(connection, { code, message }) {
+    // A track that ended while we asked for it: the SFU's next offer removes it.
+    if (code === 'unknown_track') return;
+    const what = connection === 'publish' ? 'did not take your camera and microphone' : 'could not send you the others’ media';
+    this.notice(`The media server ${what}: ${message || code}.`, 'error', { code });
   }
 
   peerJoined(peer) {
@@ -257,7 +405,10 @@ class CallPage {
     const name = peer.display_name || (camera ? 'Camera' : 'Participant');
     this.grid.tile(peer.peer_id, { name, camera });
     // Its offer may have come first (then the connection exists already).
-    if (!this.mesh.has(peer.peer_id)) this.mesh.add(peer.peer_id, { initiate: false, receiveOnly: camera });
+    if (!this.mesh.has(peer.peer_id)) {
+      if (camera || !this.sfuPeerId) this.mesh.add(peer.peer_id, { initiate: false, receiveOnly: camera });
+      else this.showThroughSfu(peer.peer_id);
+    }
     if (camera) {
       toast(`Camera ${name} joined the call`);
       return;
@@ -277,6 +428,7 @@ class CallPage {
 
   dropPeer(peerId) {
     this.mesh.remove(peerId);
+    this.sfu.forget(peerId);
     this.grid.remove(peerId);
     this.peers.delete(peerId);
   }
@@ -284,11 +436,19 @@ class CallPage {
   signal(body) {
     const from = body.from;
     if (!from) return;
+    if (from === this.sfuPeerId) {
+      this.sfu.handle(body);
+      return;
+    }
     if (this.recorders.has(from)) {
       this.recorders.handle(from, body);
       return;
     }
+    // For a media server that has left the call.
+    if (body.connection) return;
     if (!this.mesh.has(from)) {
+      // Through the SFU, people get no mesh connection to offer on.
+      if (this.sfuPeerId) return;
       // An offer from a peer whose arrival we missed (it joined while we reconnected): take it,
       // and learn its name from the participant list.
       if (!body.sdp || body.sdp.type !== 'offer' || this.activeRecorders.has(from)) return;
@@ -344,7 +504,9 @@ class CallPage {
 
   announceMedia() {
     if (!this.signaling || !this.inCall()) return;
-    const data = JSON.stringify({ confab_media: { audio: this.media.audioOn, video: this.media.videoOn } });
+    const data = JSON.stringify({
+      confab_media: { audio: this.publishes && this.media.audioOn, video: this.publishes && this.media.videoOn },
+    });
     this.signaling.send('broadcast', { data });
   }
 
@@ -445,6 +607,7 @@ class CallPage {
     clearTimeout(this.timers.recorders);
     clearInterval(this.timers.touch);
     this.mesh.clear();
+    this.closeSfu();
     this.recorders.closeAll();
     this.activeRecorders.clear();
     this.recordingId = null;
@@ -553,9 +716,9 @@ class CallPage {
     join.textContent = phase === 'joining' ? 'Joining…' : 'Join call';
     leave.hidden = phase !== 'joining' && phase !== 'in-call';
     const live = phase === 'lobby' || phase === 'joining' || phase === 'in-call';
-    mic.hidden = !live;
-    camera.hidden = !live;
-    devices.hidden = !live;
+    mic.hidden = !live || !this.publishes;
+    camera.hidden = !live || !this.publishes;
+    devices.hidden = !live || !this.publishes;
     if (live) ended.hidden = true;
     this.updateRecording();
   }

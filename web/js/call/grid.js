@@ -6,8 +6,15 @@
 // name and a "Camera" badge, and `data-kind="camera"` (participants' tiles: `person`); it is not
 // a person: the grid's `data-people` counts the others (the local tile included).
 //
+// Through the media server each remote tile is also a request: the SFU sends the smallest
+// simulcast layer that covers the tile, and nothing for a tile off screen. So the grid reports
+// each remote tile's view, its video's size in device pixels or `null` when it is scrolled out of
+// sight, to `onView` whenever it changes. The room's dominant speaker gets an outline.
+//
 // For tests and tools every tile carries `data-peer-id`, `data-kind`, `data-state` (local,
-// connecting, connected, reconnecting, failed), `data-audio` and `data-video` (on/off).
+// connecting, connected, reconnecting, failed), `data-audio` and `data-video` (on/off); a remote
+// tile's `data-via` says where its media comes from (`mesh` or `sfu`), and the dominant
+// speaker's tile has `data-speaking="true"`.
 
 import { h } from '../dom.js';
 
@@ -20,12 +27,18 @@ const STATE_TEXT = {
 };
 
 export class Grid {
-  /** `onFirstFrame(peerId)`: a remote tile showed its first frame; `onAutoplayBlocked()`: sound needs a click. */
-  constructor({ onFirstFrame, onAutoplayBlocked }) {
+  /**
+   * `onFirstFrame(peerId, via)`: a remote tile showed the first frame of the stream it got from
+   * `via`; `onAutoplayBlocked()`: sound needs a click; `onView(peerId, view)`: a remote tile's
+   * video is now `{width, height}` device pixels on screen, or `null` off screen.
+   */
+  constructor({ onFirstFrame, onAutoplayBlocked, onView }) {
     this.onFirstFrame = onFirstFrame;
     this.onAutoplayBlocked = onAutoplayBlocked;
     this.element = h('div', { class: 'call-grid', role: 'list', 'aria-label': 'Participants', 'data-layout': '1' });
     this.tiles = new Map();
+    this.speaker = null;
+    this.views = new TileViews(onView);
   }
 
   /** The tile for `peerId`, created when missing; `name` updates its caption; `camera` on creation. */
@@ -35,7 +48,10 @@ export class Grid {
       tile = new Tile(peerId, local, camera, this);
       this.tiles.set(peerId, tile);
       if (local) this.element.prepend(tile.element);
-      else this.element.append(tile.element);
+      else {
+        this.element.append(tile.element);
+        this.views.watch(tile);
+      }
       this.layout();
     }
     if (name !== undefined) tile.setName(name);
@@ -48,8 +64,18 @@ export class Grid {
     const tile = this.tiles.get(peerId);
     if (!tile) return;
     this.tiles.delete(peerId);
+    this.views.unwatch(tile);
     tile.destroy();
     this.layout();
+  }
+
+  /** Outlines the tile of `peerId` (the local one for 'local') as the dominant speaker. */
+  setSpeaker(peerId) {
+    const previous = this.tiles.get(this.speaker);
+    if (previous) previous.setSpeaking(false);
+    this.speaker = peerId;
+    const tile = this.tiles.get(peerId);
+    if (tile) tile.setSpeaking(true);
   }
 
   /** Removes every remote tile. */
@@ -114,12 +140,20 @@ class Tile {
     this.cameraBadge.hidden = video;
   }
 
-  setStream(stream) {
+  /** Shows `stream`; a remote one arrived `via` 'mesh' or 'sfu'. */
+  setStream(stream, via) {
+    if (via) this.element.dataset.via = via;
     if (this.stream === stream && this.video.srcObject === stream) return;
     this.stream = stream;
     this.video.srcObject = stream;
-    if (!this.local) this.watchFirstFrame();
+    if (!this.local) this.watchFirstFrame(via);
     this.play();
+  }
+
+  setSpeaking(speaking) {
+    this.element.classList.toggle('tile-speaking', speaking);
+    if (speaking) this.element.dataset.speaking = 'true';
+    else delete this.element.dataset.speaking;
   }
 
   /** Re-attaches the stream after one of its tracks was swapped (a device change). */
@@ -149,9 +183,9 @@ class Tile {
     this.video.play().catch(() => {});
   }
 
-  watchFirstFrame() {
+  watchFirstFrame(via) {
     const video = this.video;
-    const seen = () => this.grid.onFirstFrame(this.peerId);
+    const seen = () => this.grid.onFirstFrame(this.peerId, via);
     if (typeof video.requestVideoFrameCallback === 'function') video.requestVideoFrameCallback(seen);
     else video.addEventListener('loadeddata', seen, { once: true });
   }
@@ -159,5 +193,69 @@ class Tile {
   destroy() {
     this.video.srcObject = null;
     this.element.remove();
+  }
+}
+
+/**
+ * Where each remote tile's video is on screen: its size (ResizeObserver) while any of it is in
+ * the viewport (IntersectionObserver), reported when it changes, at most every 250 ms a tile.
+ */
+class TileViews {
+  constructor(onView) {
+    this.onView = onView;
+    this.sizes = new Map();
+    this.visible = new Map();
+    this.reported = new Map();
+    this.pending = new Set();
+    this.timer = null;
+    this.tileOf = new WeakMap();
+    if (typeof ResizeObserver === 'function') {
+      this.resizes = new ResizeObserver((entries) => {
+        for (const entry of entries) this.update(entry.target, () => this.sizes.set(this.tileOf.get(entry.target), entry.contentRect));
+      });
+    }
+    if (typeof IntersectionObserver === 'function') {
+      this.intersections = new IntersectionObserver((entries) => {
+        for (const entry of entries) this.update(entry.target, () => this.visible.set(this.tileOf.get(entry.target), entry.isIntersecting));
+      });
+    }
+  }
+
+  watch(tile) {
+    this.tileOf.set(tile.video, tile);
+    this.tileOf.set(tile.element, tile);
+    this.resizes?.observe(tile.video);
+    this.intersections?.observe(tile.element);
+  }
+
+  unwatch(tile) {
+    this.resizes?.unobserve(tile.video);
+    this.intersections?.unobserve(tile.element);
+    for (const map of [this.sizes, this.visible, this.reported]) map.delete(tile);
+    this.pending.delete(tile);
+  }
+
+  update(target, record) {
+    const tile = this.tileOf.get(target);
+    if (!tile) return;
+    record();
+    this.pending.add(tile);
+    if (!this.timer) this.timer = setTimeout(() => this.report(), 250);
+  }
+
+  report() {
+    this.timer = null;
+    const scale = window.devicePixelRatio || 1;
+    for (const tile of this.pending) {
+      const size = this.sizes.get(tile);
+      if (!size) continue;
+      const view = this.visible.get(tile) === false ? null
+        : { width: Math.round(size.width * scale), height: Math.round(size.height * scale) };
+      const key = JSON.stringify(view);
+      if (this.reported.get(tile) === key) continue;
+      this.reported.set(tile, key);
+      this.onView(tile.peerId, view);
+    }
+    this.pending.clear();
   }
 }

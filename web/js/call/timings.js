@@ -16,6 +16,8 @@
 //                           where the browser has it, else the video's `loadeddata` event)
 //   peers[peer_id].{offer_sent, offer_received, answer_sent, answer_received, ice_connected,
 //                   connected, first_frame}
+//   peers[peer_id].sfu_frame  the first frame of that peer shown through the media server (also
+//                             after a move from the mesh); `first_sfu_frame` over all peers
 //
 // The recorder's connection is not a peer of the mesh and is not measured here.
 
