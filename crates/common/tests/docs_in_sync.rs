@@ -29,7 +29,7 @@ const METRIC_MACROS: &[(&str, &str)] = &[
     ("describe_histogram!(", "histogram"),
 ];
 
-const SERVICE_PREFIXES: &[&str] = &["api_", "gateway_", "recorder_", "ingest_"];
+const SERVICE_PREFIXES: &[&str] = &["api_", "gateway_", "recorder_", "ingest_", "sfu_"];
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")

@@ -54,20 +54,35 @@ impl SenderPeer {
     /// Offers the tracks to `to` through `signaling` and trickles candidates both ways until the
     /// connection is up. Every message on the way must be `to`'s answer or candidates.
     pub async fn connect_through(&mut self, signaling: &mut Signaling, to: &str) {
+        self.connect_as(signaling, to, "").await;
+    }
+
+    /// [`SenderPeer::connect_through`] for the participant's `connection` to the media server
+    /// (`publish`): every signal both ways names it.
+    pub async fn connect_as(&mut self, signaling: &mut Signaling, to: &str, connection: &str) {
         let offer = self.connection.create_offer(None).await.unwrap();
         self.connection.set_local_description(offer.clone()).await.unwrap();
         let section = MediaSection::of_candidates(&offer.sdp);
-        signaling.signal(to, Payload::Sdp(SessionDescription { r#type: "offer".into(), sdp: offer.sdp })).await;
+        let signal = |payload| Signal {
+            to: to.to_owned(),
+            connection: connection.to_owned(),
+            payload: Some(payload),
+            ..Signal::default()
+        };
+        signaling
+            .send_signal(signal(Payload::Sdp(SessionDescription { r#type: "offer".into(), sdp: offer.sdp })))
+            .await;
         loop {
             tokio::select! {
                 Some(candidate) = self.events.candidates.recv() => {
-                    signaling.signal(to, Payload::Candidate(section.place(candidate))).await;
+                    signaling.send_signal(signal(Payload::Candidate(section.place(candidate)))).await;
                 }
                 message = signaling.recv() => {
-                    let Kind::Signal(Signal { from, payload: Some(payload), .. }) = message else {
+                    let Kind::Signal(Signal { from, payload: Some(payload), connection: named, .. }) = message else {
                         panic!("expected {to}'s answer or candidates, got {message:?}")
                     };
                     assert_eq!(from, to, "only {to} signals this participant");
+                    assert_eq!(named, connection, "signals about this connection");
                     match payload {
                         Payload::Sdp(answer) => {
                             assert_eq!(answer.r#type, "answer");

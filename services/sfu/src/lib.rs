@@ -99,4 +99,14 @@ impl Sfu {
         }
         served
     }
+
+    /// Serves rooms until `stop` turns true or its sender is dropped (tests, which have no
+    /// signals to stop by); the ops port is not served.
+    pub async fn serve_until(self, mut stop: watch::Receiver<bool>) {
+        let (stop_jobs, jobs_stopped) = watch::channel(false);
+        let jobs = tokio::spawn(self.jobs.run(jobs_stopped));
+        let _ = stop.wait_for(|stop| *stop).await;
+        let _ = stop_jobs.send(true);
+        let _ = tokio::time::timeout(LEAVE_WITHIN, jobs).await;
+    }
 }

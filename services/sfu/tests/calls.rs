@@ -5,7 +5,11 @@ mod support;
 
 use confab_domain::{RoomMode, RoomRole};
 use confab_sfu::connection::ConnectionKind;
+use std::net::SocketAddr;
+use std::time::Instant;
+
 use confab_sfu::server::Shown;
+use proptest::prelude::*;
 use support::Call;
 
 #[test]
@@ -90,4 +94,66 @@ fn the_room_is_told_its_dominant_speaker_from_the_levels_in_the_audio_packets() 
     (call.participants[ann].level, call.participants[bob].level) = (127, 20);
     assert!(call.run(&[ann, bob], |call| call.speakers.len() == 2), "the speaker changes");
     assert_eq!(call.speakers, ["ann", "bob"]);
+}
+
+#[test]
+fn packets_lost_between_a_publisher_and_the_server_are_repaired_by_nack() {
+    let mut call = Call::new(RoomMode::Meeting);
+    let teacher = call.join("ann", RoomRole::Owner);
+    let student = call.join("bob", RoomRole::Member);
+    call.publish_camera(teacher);
+    assert!(call.run(&[teacher], |call| call.received_from(student, "ann") >= 30));
+    // One in twenty of the teacher's media datagrams (5 %) never reaches the server.
+    call.lose_every = Some(20);
+    let from = call.received_from(student, "ann");
+    let timestamps = |call: &Call| -> std::collections::BTreeSet<u32> {
+        let received = call.participants[student].received.iter().skip(from);
+        received.map(|(_, packet)| packet.header.timestamp).collect()
+    };
+    assert!(call.run(&[teacher], |call| call.lost >= 10 && timestamps(call).len() >= 200));
+    call.lose_every = None;
+    let frames = timestamps(&call);
+    let (first, last) = (*frames.first().unwrap(), *frames.last().unwrap());
+    let sent = (last - first) / 3000 + 1;
+    let share = frames.len() as f64 / f64::from(sent);
+    assert!(share >= 0.99, "{} of {sent} frames arrived ({share:.3}) with {} datagrams lost", frames.len(), call.lost);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 3, ..ProptestConfig::default() })]
+
+    /// Garbage on the media port — from strangers, and from a participant's own verified
+    /// addresses (where it reaches the WebRTC stack) — is dropped: no panic, and the call goes on.
+    #[test]
+    fn garbage_on_the_media_port_is_dropped_and_the_call_goes_on(
+        datagrams in prop::collection::vec((0..3usize, datagram()), 500),
+    ) {
+        let mut call = Call::new(RoomMode::Meeting);
+        let teacher = call.join("ann", RoomRole::Owner);
+        let student = call.join("bob", RoomRole::Member);
+        call.publish_camera(teacher);
+        prop_assert!(call.run(&[teacher], |call| call.received_from(student, "ann") >= 10));
+        let stranger: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let [publisher, _] = call.addresses(teacher);
+        let [_, subscriber] = call.addresses(student);
+        for (from, datagram) in datagrams {
+            let from = [stranger, publisher, subscriber][from];
+            call.server.datagram(from, &datagram, Instant::now());
+        }
+        let before = call.received_from(student, "ann");
+        prop_assert!(call.run(&[teacher], |call| call.received_from(student, "ann") >= before + 30));
+        let dropped = call.server.stats().demux_drops;
+        prop_assert!(dropped.unknown_source + dropped.malformed_stun + dropped.unknown_ufrag > 0);
+    }
+}
+
+/// A datagram that looks like STUN, DTLS, RTP or RTCP by its first byte (RFC 7983), or is empty.
+fn datagram() -> impl Strategy<Value = Vec<u8>> {
+    let first = prop_oneof![0u8..4, 20u8..64, 128u8..192, Just(0x80), Just(0x81)];
+    (first, prop::collection::vec(any::<u8>(), 0..1400)).prop_map(|(first, mut rest)| {
+        if !rest.is_empty() {
+            rest[0] = first;
+        }
+        rest
+    })
 }

@@ -1,5 +1,6 @@
 //! The whole stack in one process, for tests that follow a user's path through every service: the
-//! API, a signaling gateway, the recorder and the camera ingest on real Postgres and Redis,
+//! API, a signaling gateway, the recorder, the camera ingest and the media server on real
+//! Postgres and Redis,
 //! sharing one database, one Redis prefix, one signing key and one recordings directory, and an
 //! HTTP client that speaks to the API as the browser client does.
 
@@ -13,7 +14,7 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-/// The four services, running until the deployment is dropped.
+/// The five services, running until the deployment is dropped.
 pub struct Deployment {
     /// The API's base URL.
     pub api: String,
@@ -23,10 +24,11 @@ pub struct Deployment {
     client: awc::Client,
     _recorder: tokio::sync::watch::Sender<bool>,
     _ingest: tokio::sync::watch::Sender<bool>,
+    _sfu: tokio::sync::watch::Sender<bool>,
 }
 
 impl Deployment {
-    /// Starts the four services. The camera ingest may pull cameras from loopback (the test
+    /// Starts the five services. The camera ingest may pull cameras from loopback (the test
     /// camera's address), which its SSRF guard refuses by default.
     pub async fn start() -> Self {
         let (db, database_url) = confab_testkit::fresh_database().await;
@@ -68,6 +70,23 @@ impl Deployment {
         let (stop_recorder, recorder_stopped) = tokio::sync::watch::channel(false);
         actix_web::rt::spawn(Arc::new(recorder).run(recorder_stopped));
 
+        // The media server, its one UDP port on loopback.
+        let sfu = confab_sfu::Sfu::build(confab_sfu::Settings {
+            bind: "127.0.0.1:0".into(),
+            redis_url: env("REDIS_URL"),
+            redis_prefix: prefix.clone(),
+            instance_id: "sfu-stack".into(),
+            gateway_urls: vec![gateway.url.clone()],
+            jwt_keys_pem: key_pem.clone(),
+            jwt_issuer: "confab".into(),
+            media_bind: "127.0.0.1:0".parse().unwrap(),
+            media_address: "127.0.0.1:0".parse().unwrap(),
+        })
+        .await
+        .unwrap();
+        let (stop_sfu, sfu_stopped) = tokio::sync::watch::channel(false);
+        actix_web::rt::spawn(sfu.serve_until(sfu_stopped));
+
         let ingest = confab_ingest::worker::Worker::build(confab_ingest::Settings {
             bind: "127.0.0.1:0".into(),
             redis_url: env("REDIS_URL"),
@@ -90,7 +109,7 @@ impl Deployment {
         actix_web::rt::spawn(Arc::new(ingest).run(ingest_stopped));
 
         let client = awc::Client::builder().timeout(Duration::from_secs(30)).finish();
-        Self { api, db, recordings, client, _recorder: stop_recorder, _ingest: stop_ingest }
+        Self { api, db, recordings, client, _recorder: stop_recorder, _ingest: stop_ingest, _sfu: stop_sfu }
     }
 
     /// Waits until the room's webhook events are `expected` (besides `room.created`), each once:
@@ -142,12 +161,17 @@ impl Deployment {
 
     /// Signs up a user and logs in; the access token.
     pub async fn signed_up_user(&self) -> String {
+        self.signed_up().await.0
+    }
+
+    /// Signs up a user and logs in; the access token and the user's email.
+    pub async fn signed_up(&self) -> (String, String) {
         let email = format!("user-{}@example.org", Uuid::new_v4().simple());
         let password = "correct horse battery staple";
         let signup = json!({"email": email, "password": password, "display_name": "Ann"});
         self.post("/v1/auth/signup", None, signup, StatusCode::CREATED).await;
         let login = self.post("/v1/auth/login", None, json!({"email": email, "password": password}), StatusCode::OK);
-        login.await["access_token"].as_str().expect("an access token").to_owned()
+        (login.await["access_token"].as_str().expect("an access token").to_owned(), email)
     }
 
     /// Polls the recording until it is `status` (the recorder checks for a stop every 500 ms).

@@ -71,6 +71,10 @@ pub struct Call {
     pub signals: VecDeque<(String, ConnectionKind, Outgoing)>,
     /// The dominant speakers the server announced, in order.
     pub speakers: Vec<String>,
+    /// Participants' RTP and RTCP datagrams to the server: every `n`th is lost.
+    pub lose_every: Option<u64>,
+    sent_media: u64,
+    pub lost: u64,
 }
 
 const CAMERA_SSRC: u32 = 0x0ca_0001;
@@ -95,7 +99,15 @@ impl Call {
     pub fn new(mode: RoomMode) -> Self {
         let mut server = MediaServer::new(SERVER.parse().unwrap());
         server.open_room(ROOM, mode);
-        Self { server, participants: Vec::new(), signals: VecDeque::new(), speakers: Vec::new() }
+        Self {
+            server,
+            participants: Vec::new(),
+            signals: VecDeque::new(),
+            speakers: Vec::new(),
+            lose_every: None,
+            sent_media: 0,
+            lost: 0,
+        }
     }
 
     /// A participant joins; its index.
@@ -281,8 +293,15 @@ impl Call {
                     let _ = pc.handle_timeout(now);
                 }
                 while let Some(datagram) = pc.poll_write() {
-                    self.server.datagram(address, &datagram.message, now);
                     moved = true;
+                    let is_media = datagram.message.first().is_some_and(|byte| (128..192).contains(byte));
+                    if is_media && self.lose_every.is_some_and(|n| self.sent_media % n == n - 1) {
+                        self.sent_media += 1;
+                        self.lost += 1;
+                        continue;
+                    }
+                    self.sent_media += u64::from(is_media);
+                    self.server.datagram(address, &datagram.message, now);
                 }
             }
         }
@@ -375,6 +394,12 @@ impl Call {
     pub fn keyframe_sizes(&self, n: usize, publisher: &str, from: usize) -> Vec<(u16, u16)> {
         let received = self.participants[n].received.iter().filter(|(track, _)| track.starts_with(publisher));
         received.skip(from).filter_map(|(_, packet)| keyframe_size(packet)).collect()
+    }
+
+    /// The addresses of participant `n`'s publish and subscribe connections.
+    pub fn addresses(&self, n: usize) -> [SocketAddr; 2] {
+        let participant = &self.participants[n];
+        [participant.address, subscribe_address(participant)]
     }
 
     /// VP8 packets participant `n` received from the track of publisher `from`.

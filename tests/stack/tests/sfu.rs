@@ -1,0 +1,127 @@
+//! A call through the media server with nothing faked but the browsers: the API, a gateway and
+//! the SFU on real Postgres and Redis ([`Deployment`]), and two webrtc-rs participants speaking
+//! docs/protocol.md. Ann creates an `sfu` room; the gateway queues it and the SFU takes its hidden
+//! seat (Ann is told with `media_changed`, Bob finds it in `welcome`); Ann publishes the committed
+//! VP8 and Opus clips on her `publish` connection; Bob answers the SFU's `subscribe` offer and
+//! receives both tracks, named after Ann's peer id.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use awc::http::StatusCode;
+use confab_protocol::signal::{SessionDescription, Signal, signal::Payload};
+use confab_stack::Deployment;
+use confab_testkit::media::{AUDIO_SSRC, VIDEO_SSRC, opus, play_clips, sample_track, vp8};
+use confab_testkit::{Kind, SenderPeer, Signaling, loopback_connection};
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use serde_json::json;
+use webrtc::media_stream::track_remote::TrackRemoteEvent;
+use webrtc::peer_connection::{MediaEngine, RTCSessionDescription};
+
+/// Packets of each track Bob must receive.
+const ENOUGH: usize = 50;
+
+fn media_engine() -> MediaEngine {
+    let mut engine = MediaEngine::default();
+    engine.register_default_codecs().unwrap();
+    engine
+}
+
+#[actix_web::test]
+async fn a_participant_receives_anothers_camera_and_microphone_through_the_media_server() {
+    let deployment = Deployment::start().await;
+    let (ann_token, _) = deployment.signed_up().await;
+    let (bob_token, bob_email) = deployment.signed_up().await;
+    let room = json!({"name": "Through the SFU", "media": "sfu"});
+    let room = deployment.post("/v1/rooms", Some(&ann_token), room, StatusCode::CREATED).await;
+    let room = room["id"].as_str().unwrap().to_owned();
+    deployment
+        .post(&format!("/v1/rooms/{room}/members"), Some(&ann_token), json!({"email": bob_email}), StatusCode::CREATED)
+        .await;
+
+    let join = deployment.post(&format!("/v1/rooms/{room}/join"), Some(&ann_token), json!({}), StatusCode::OK).await;
+    let (mut ann, _) = Signaling::join(join["gateway_url"].as_str().unwrap(), join["ticket"].as_str().unwrap()).await;
+    let sfu = ann
+        .next_of_within(Duration::from_secs(10), |kind| match kind {
+            Kind::MediaChanged(changed) => changed.sfu.map(|sfu| sfu.peer_id),
+            _ => None,
+        })
+        .await
+        .expect("the SFU takes its seat in the room");
+
+    let join = deployment.post(&format!("/v1/rooms/{room}/join"), Some(&bob_token), json!({}), StatusCode::OK).await;
+    let (mut bob, welcome) =
+        Signaling::join(join["gateway_url"].as_str().unwrap(), join["ticket"].as_str().unwrap()).await;
+    assert_eq!(welcome.sfu.map(|sfu| sfu.peer_id), Some(sfu.clone()), "Bob's welcome names the SFU");
+    let ann_id = welcome.peers.iter().map(|peer| peer.peer_id.clone()).collect::<Vec<_>>();
+    assert_eq!(ann_id.len(), 1, "Bob sees Ann, not the SFU: {ann_id:?}");
+    // Ann is told of Bob before she offers (every message on her way to the SFU is its own).
+    ann.next_of(|kind| matches!(kind, Kind::PeerJoined(_)).then_some(())).await;
+
+    // Ann publishes her camera and microphone to the SFU.
+    let mut camera = SenderPeer::new(media_engine()).await;
+    let video = sample_track(RtpCodecKind::Video, VIDEO_SSRC, vp8());
+    let audio = sample_track(RtpCodecKind::Audio, AUDIO_SSRC, opus());
+    let video_sender = camera.add_send_only(Arc::clone(&video)).await;
+    let audio_sender = camera.add_send_only(Arc::clone(&audio)).await;
+    camera.connect_as(&mut ann, &sfu, "publish").await;
+    let (video_pt, audio_pt) =
+        (SenderPeer::payload_type(&video_sender).await, SenderPeer::payload_type(&audio_sender).await);
+    let playing =
+        tokio::spawn(async move { play_clips(&video, video_pt, &audio, audio_pt, Duration::from_secs(8)).await });
+
+    // Bob answers the SFU's offer of his subscribe connection and counts what arrives.
+    let (viewer, mut events) = loopback_connection(media_engine()).await;
+    let received: Arc<[AtomicUsize; 2]> = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
+    let mut streams = Vec::new();
+    let subscribe = |payload| Signal {
+        to: sfu.clone(),
+        connection: "subscribe".into(),
+        payload: Some(payload),
+        ..Signal::default()
+    };
+    let mut section = None;
+    let enough = |received: &[AtomicUsize; 2]| received.iter().all(|n| n.load(Ordering::Relaxed) >= ENOUGH);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !enough(&received) {
+        tokio::select! {
+            () = tokio::time::sleep_until(deadline) => panic!("Bob received {received:?} packets of Ann's tracks"),
+            // The counts grow in the tracks' tasks: look at them again.
+            () = tokio::time::sleep(Duration::from_millis(100)) => {}
+            Some(message) = bob.recv_within(Duration::from_secs(30)) => match message {
+                Kind::Signal(Signal { from, connection, payload: Some(Payload::Sdp(offer)), .. }) => {
+                    assert_eq!((from.as_str(), connection.as_str(), offer.r#type.as_str()), (sfu.as_str(), "subscribe", "offer"));
+                    viewer.set_remote_description(RTCSessionDescription::offer(offer.sdp).unwrap()).await.unwrap();
+                    let answer = viewer.create_answer(None).await.unwrap();
+                    viewer.set_local_description(answer.clone()).await.unwrap();
+                    section = Some(confab_call::MediaSection::of_candidates(&answer.sdp));
+                    bob.send_signal(subscribe(Payload::Sdp(SessionDescription { r#type: "answer".into(), sdp: answer.sdp }))).await;
+                }
+                Kind::Signal(Signal { payload: Some(Payload::Candidate(candidate)), .. }) => {
+                    viewer.add_ice_candidate(confab_call::rtc_candidate(candidate)).await.unwrap();
+                }
+                _ => {}
+            },
+            Some(candidate) = events.candidates.recv() => {
+                let section = section.as_ref().expect("candidates come after the answer");
+                bob.send_signal(subscribe(Payload::Candidate(section.place(candidate)))).await;
+            }
+            Some(track) = events.tracks.recv() => {
+                streams.push(track.stream_id().await);
+                let index = usize::from(track.kind().await == RtpCodecKind::Audio);
+                let received = Arc::clone(&received);
+                tokio::spawn(async move {
+                    while let Some(event) = track.poll().await {
+                        if let TrackRemoteEvent::OnRtpPacket(_) = event {
+                            received[index].fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                });
+            }
+        }
+    }
+    assert_eq!(streams.len(), 2, "Ann's camera and microphone");
+    assert!(streams.iter().all(|stream| *stream == ann_id[0]), "named after Ann: {streams:?}");
+    playing.abort();
+}
