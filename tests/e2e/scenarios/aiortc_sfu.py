@@ -14,12 +14,17 @@ simulcast) whose candidates it trickles with `connection: "publish"`, and answer
   refused `unknown_track`, with `paused: true` the track's frames stop while the others' go on,
   and a request without `paused` brings them back;
 - when Cat says `bye`, the SFU offers Ann and Bob again without Cat's tracks, and Cat's frames
-  stop;
+  stop; when she comes back (a new peer id) her new tracks reach both in new sections;
+- every subscribe offer keeps the doc's promises: one `sendonly` section per track, with one
+  SSRC and msid `<publisher> <publisher>-<n>`; an ended track's section `inactive` and never
+  used again (aiortc keys its receivers by section and demultiplexes by SSRC);
 - in a `lecture` room a plain member's `publish` offer is refused `not_allowed_to_publish`
-  while the owner's is answered, and the member still receives the owner.
+  while the owner's is answered, the member still receives the owner, and a `track_request`
+  from the owner, who receives nothing, is refused `unknown_track`.
 
 Run by tests/e2e/run with the aiortc virtualenv's Python; BASE_URL is the API, OUT the output
-directory. Nothing here logs an SDP, a candidate or a token. Every wait is bounded.
+directory. Nothing here logs an SDP, a candidate or a token (SFU_DEBUG=1 prints each subscribe
+offer's sections: kind, mid, direction, track id). Every wait is bounded.
 """
 
 import asyncio
@@ -163,13 +168,15 @@ def sections(sdp):
     for line in sdp.split("\r\n"):
         if line.startswith("m="):
             parts = line[2:].split()
-            found.append({"kind": parts[0], "port": int(parts[1]), "mid": None, "direction": "sendrecv", "stream": None, "track": None})
+            found.append({"kind": parts[0], "port": int(parts[1]), "mid": None, "direction": "sendrecv", "stream": None, "track": None, "ssrcs": set()})
         elif not found:
             continue
         elif line.startswith("a=mid:"):
             found[-1]["mid"] = line[len("a=mid:"):]
         elif line in ("a=sendonly", "a=recvonly", "a=sendrecv", "a=inactive"):
             found[-1]["direction"] = line[2:]
+        elif line.startswith("a=ssrc:"):
+            found[-1]["ssrcs"].add(line[len("a=ssrc:"):].split()[0])
         elif line.startswith("a=msid:"):
             ids = line[len("a=msid:"):].split()
             found[-1]["stream"] = ids[0]
@@ -209,6 +216,9 @@ class Participant:
         self.subscribe_offers = []  # the sections of each offer, once answered
         self.received = {}  # mid -> Received
         self.speakers = []
+        self.violations = []  # broken promises of the SFU's subscribe offers
+        self.mid_tracks = {}  # mid -> the track id its section carried
+        self.ended_mids = set()
         self.errors = []
         self.reader = None
         self.consumers = []
@@ -346,6 +356,31 @@ class Participant:
         answer = {"type": "answer", "sdp": self.subscribe_pc.localDescription.sdp}
         await self.send({"signal": {"to": self.sfu, "connection": "subscribe", "sdp": answer}})
         self.subscribe_offers.append(offered)
+        self.check_offer(offered)
+        if os.environ.get("SFU_DEBUG"):
+            summary = "; ".join(f"{x['kind']} {x['mid']} {x['direction']}{' port 0' if x['port'] == 0 else ''} {x['track'] or '-'}" for x in offered)
+            print(f"    {self.name} subscribe offer {len(self.subscribe_offers)}: {summary}", flush=True)
+
+    def check_offer(self, offered):
+        """What docs/protocol.md promises of each subscribe offer; broken promises are kept."""
+        for section in offered:
+            mid, track = section["mid"], section["track"]
+            if track is not None:
+                if section["direction"] != "sendonly" or section["port"] == 0:
+                    self.violations.append(f"section {mid} with a track is {section['direction']}, not sendonly")
+                if not (track.startswith(f"{section['stream']}-") and section["stream"] != self.peer_id):
+                    self.violations.append(f"section {mid}: track id {track} is not <another publisher's peer id>-<n>")
+                if len(section["ssrcs"]) != 1:
+                    self.violations.append(f"section {mid} declares {len(section['ssrcs'])} SSRCs, not 1")
+                if self.mid_tracks.setdefault(mid, track) != track:
+                    self.violations.append(f"section {mid} was reused: {self.mid_tracks[mid]}, then {track}")
+            elif active(section):
+                self.violations.append(f"section {mid} without a track is {section['direction']}, not inactive")
+            elif mid in self.mid_tracks:
+                self.ended_mids.add(mid)
+        for mid in self.ended_mids:
+            if any(s["mid"] == mid and s["track"] is not None for s in offered):
+                self.violations.append(f"section {mid} came back after its track ended")
 
     def on_track(self, track):
         transceiver = next(t for t in self.subscribe_pc.getTransceivers() if t.receiver.track is track)
@@ -367,6 +402,10 @@ class Participant:
             if isinstance(frame, av.VideoFrame):
                 received.sizes.add((frame.width, frame.height))
             self.changed()
+
+    def check_offers(self):
+        what = f"{self.name}'s {len(self.subscribe_offers)} subscribe offer(s) as documented: a sendonly section per track (msid <publisher> <publisher>-<n>, one SSRC), ended tracks' sections inactive, never reused"
+        check(not self.violations, what + (f"; not so: {self.violations[:3]}" if self.violations else ""))
 
     def track_of(self, publisher, kind):
         matches = [r for r in self.received.values() if r.stream == publisher.peer_id and r.kind == kind]
@@ -426,7 +465,7 @@ async def enter(participants, room):
         await p.publish()
 
 
-async def meeting(ann, bob, cat):
+async def meeting(ann, bob, cat, made):
     print("meeting through the SFU: Ann, Bob and Cat", flush=True)
     everyone = [ann, bob, cat]
     room = make_room(ann, [bob, cat], "aiortc sfu meeting", "meeting")
@@ -448,6 +487,7 @@ async def meeting(ann, bob, cat):
             check(video.sizes == {(WIDTH, HEIGHT)}, f"{p.name} gets {o.name}'s picture at {WIDTH}x{HEIGHT} ({sorted(video.sizes)})")
             check(re.fullmatch(re.escape(o.peer_id) + r"-\d+", video.track_id or ""), f"{o.name}'s video track id is <publisher>-<n> ({video.track_id})")
         check(p.subscribe_pc.connectionState == "connected", f"{p.name}'s subscribe connection is connected")
+        p.check_offers()
 
     print("track_request: a small tile, an unknown track, a pause and back", flush=True)
     cat_video, bob_video = ann.track_of(cat, "video"), ann.track_of(bob, "video")
@@ -487,7 +527,29 @@ async def meeting(ann, bob, cat):
         at = other.frames
         await p.until(lambda: other.frames >= at + 15, 10, "the remaining participant's video after Cat left")
         check(True, f"{p.name}: Cat's {len(cat_tracks)} tracks stopped ({ended} ended by aiortc), the other's video goes on")
-    for p in (ann, bob):
+        p.check_offers()
+
+    print("Cat comes back: a new peer id, new tracks", flush=True)
+    cat2 = Participant("Cat", cat.pitch)
+    cat2.email, cat2.token = cat.email, cat.token
+    made.append(cat2)
+    await enter([cat2], room)
+    check(cat2.peer_id != cat.peer_id, "Cat is back under a new peer id")
+    await cat2.until(lambda: cat2.publish_answered or cat2.refusals, 15, "the SFU's answer on publish")
+    check(cat2.publish_answered and not cat2.refusals, f"Cat's new publish offer answered ({cat2.refusals or 'no refusal'})")
+    for p in (ann, bob, cat2):
+        others = [o for o in (ann, bob, cat2) if o is not p]
+        enough = lambda: all(p.frames_from(o, "video") >= 30 and p.frames_from(o, "audio") >= 50 for o in others)
+        await p.until(enough, 30, "30 video and 50 audio frames from each other participant")
+        counts = ", ".join(f"{o.name} {p.frames_from(o, 'video')} video / {p.frames_from(o, 'audio')} audio" for o in others)
+        check(True, f"{p.name} decoded frames through subscribe: {counts}")
+        p.check_offers()
+
+    everyone = [ann, bob, cat2]
+    peer_ids = {p.peer_id for p in everyone} | {cat.peer_id}
+    speakers = {s for p in everyone for s in p.speakers}
+    check(speakers <= peer_ids, f"every speaker signal names a participant ({len(speakers)} distinct speakers told)")
+    for p in everyone:
         await p.leave()
 
 
@@ -503,6 +565,10 @@ async def lecture(ann, bob):
     await bob.until(lambda: bob.frames_from(ann, "video") >= 30, 30, "Ann's video at Bob")
     check(True, f"Bob, who may not publish, receives Ann ({bob.frames_from(ann, 'video')} video frames)")
     check(ann.frames_from(bob, "video") == 0, "Ann receives nothing of Bob")
+    await ann.send({"signal": {"to": ann.sfu, "track_request": {"track_id": f"{bob.peer_id}-0", "paused": True}}})
+    await ann.until(lambda: ann.refusals, 10, "a refusal of a track_request from Ann, who receives nothing")
+    check(ann.refusals == [("subscribe", "unknown_track")], f"a track_request from Ann, who receives nothing, is refused unknown_track ({ann.refusals})")
+    bob.check_offers()
     for p in (ann, bob):
         await p.leave()
 
@@ -512,10 +578,11 @@ async def main():
     ann, bob, cat = [Participant(n, pitch) for n, pitch in names]
     for p in (ann, bob, cat):
         p.sign_up()
+    made = [ann, bob, cat]
     try:
-        await meeting(ann, bob, cat)
+        await meeting(ann, bob, cat, made)
     finally:
-        for p in (ann, bob, cat):
+        for p in made:
             await p.close_media()
     ann2, bob2 = Participant("Ann", 440), Participant("Bob", 554)
     ann2.email, ann2.token, bob2.email, bob2.token = ann.email, ann.token, bob.email, bob.token
