@@ -302,9 +302,8 @@ impl MediaServer {
                 }
             }
             (ConnectionKind::Subscribe, Incoming::TrackRequest { track_id, shown }) => {
-                if let Some(id) = existing
-                    && !self.show(id, &track_id, shown, now)
-                {
+                // Without a subscribe connection nothing is received: unknown too.
+                if !existing.is_some_and(|id| self.show(id, &track_id, shown, now)) {
                     self.signal_out(room, from, connection, Outgoing::Refused(UNKNOWN_TRACK));
                 }
             }

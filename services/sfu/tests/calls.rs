@@ -8,9 +8,9 @@ use confab_sfu::connection::ConnectionKind;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use confab_sfu::server::Shown;
+use confab_sfu::server::{Incoming, Shown};
 use proptest::prelude::*;
-use support::Call;
+use support::{Call, ROOM};
 
 #[test]
 fn a_published_camera_reaches_every_other_participant_once_renumbered_on_their_own_connection() {
@@ -79,6 +79,16 @@ fn a_lecture_viewer_who_offers_media_is_refused() {
     let refused = call.run(&[], |call| !call.participants[viewer].refusals.is_empty());
     assert!(refused);
     assert_eq!(call.participants[viewer].refusals, [(ConnectionKind::Publish, "not_allowed_to_publish")]);
+}
+
+#[test]
+fn a_track_request_for_a_track_not_received_is_refused_even_before_anything_is_received() {
+    let mut call = Call::new(RoomMode::Meeting);
+    let ann = call.join("ann", RoomRole::Owner);
+    let request = Incoming::TrackRequest { track_id: "bob-0".to_owned(), shown: Shown::Paused };
+    call.server.signal(ROOM, "ann", ConnectionKind::Subscribe, request, Instant::now());
+    assert!(call.run(&[], |call| !call.participants[ann].refusals.is_empty()), "refused");
+    assert_eq!(call.participants[ann].refusals, [(ConnectionKind::Subscribe, "unknown_track")]);
 }
 
 #[test]
