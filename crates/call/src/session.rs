@@ -1,8 +1,9 @@
 //! A service's seat in a call as a value: gateway messages, the outcome of entering a gateway and
 //! the time go in; what to send the gateway and what happened in the call come out. No socket, no
 //! clock and no task, so every rule here is tested without a gateway: who is in the call (from
-//! `welcome`, `peer_joined`, `peer_left`, `resync`), which recorder records it, when to try the
-//! gateways again and when to give up, answering `ping`, leaving with `bye`. The async shell
+//! `welcome`, `peer_joined`, `peer_left`, `resync`), which recorder records it, whom a moderator
+//! lets speak (`speak_granted`, `speak_revoked`), when to try the gateways again and when to give
+//! up, answering `ping`, leaving with `bye`. The async shell
 //! ([`crate::Call`]) carries it over a WebSocket.
 //!
 //! A service's seat is never resumed (docs/protocol.md): when its socket is lost it leaves the
@@ -71,6 +72,14 @@ pub enum Event {
     MediaSignal {
         from: String,
         signal: Signal,
+    },
+    /// A moderator let the peer speak in a lecture: it may publish to the media server now.
+    SpeakGranted {
+        peer_id: String,
+    },
+    /// A moderator took back the peer's leave to speak: it may no longer publish.
+    SpeakRevoked {
+        peer_id: String,
     },
     /// The gateway went away; the seat tries the gateways again (media connections to peers may
     /// live on, but the peers will offer to the new seat).
@@ -259,6 +268,8 @@ impl Session {
                 }
                 self.events.push_back(Event::RecordingStopped { recorder_peer_id: stopped.recorder_peer_id });
             }
+            Kind::SpeakGranted(granted) => self.events.push_back(Event::SpeakGranted { peer_id: granted.peer_id }),
+            Kind::SpeakRevoked(revoked) => self.events.push_back(Event::SpeakRevoked { peer_id: revoked.peer_id }),
             Kind::Signal(signal) => self.signalled(signal),
             Kind::Ping(ping) => self.send(client_message::Kind::Pong(Pong { timestamp_ms: ping.timestamp_ms })),
             Kind::RoomClosed(_) => self.end(Ended::RoomClosed),

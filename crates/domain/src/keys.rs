@@ -27,6 +27,14 @@ pub fn room_peers(prefix: &str, room: impl Display) -> String {
     format!("{prefix}:room:{room}:peers")
 }
 
+/// Set of the peer ids a moderator let speak in one room's call (a lecture): added by the API
+/// (only for a peer in [`room_peers`], in one step), taken out by the API when a moderator
+/// revokes and by the gateways when the peer leaves; gone with the call's last peer. The media
+/// server reads it when it enters the call.
+pub fn room_speakers(prefix: &str, room: impl Display) -> String {
+    format!("{prefix}:room:{room}:speakers")
+}
+
 /// Set of the ids of rooms with at least one peer, written by gateways.
 pub fn live_rooms(prefix: &str) -> String {
     format!("{prefix}:rooms:live")
@@ -110,6 +118,7 @@ mod tests {
         assert_eq!(control_channel(p), "confab:control");
         assert_eq!(room_channel(p, "r1"), "confab:room:r1:bus");
         assert_eq!(room_peers(p, "r1"), "confab:room:r1:peers");
+        assert_eq!(room_speakers(p, "r1"), "confab:room:r1:speakers");
         assert_eq!(live_rooms(p), "confab:rooms:live");
         assert_eq!(gateway_alive(p, "gw-1"), "confab:instance:gw-1:alive");
         assert_eq!(presence_events(p), "confab:presence:events");

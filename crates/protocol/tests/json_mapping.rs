@@ -104,11 +104,15 @@ fn media_server_messages_parse_and_serialize_back_unchanged() {
         r#"{"media_changed": {"sfu": {"peer_id": "sfu-1"}}}"#,
         r#"{"media_changed": {}}"#,
         r#"{"resync": {"peers": [{"peer_id": "p0"}], "sfu": {"peer_id": "sfu-1"}}}"#,
+        r#"{"speak_granted": {"peer_id": "p3"}}"#,
+        r#"{"speak_revoked": {"peer_id": "p3"}}"#,
     ];
     for text in examples {
         let round_trip: Value = serde_json::to_value(server(text)).unwrap();
         assert_eq!(round_trip, serde_json::from_str::<Value>(text).unwrap(), "{text}");
     }
+    let granted = server(r#"{"speakGranted": {"peerId": "p3"}}"#);
+    assert!(matches!(granted.kind, Some(server_message::Kind::SpeakGranted(ref g)) if g.peer_id == "p3"));
     let back_to_mesh = server(r#"{"media_changed": {}}"#);
     assert!(matches!(back_to_mesh.kind, Some(server_message::Kind::MediaChanged(ref m)) if m.sfu.is_none()));
 }

@@ -8,6 +8,9 @@
 //! - `keys::room_peers` — hash, peer id → presence entry (`confab_domain::presence`), written by
 //!   gateways.
 //! - `keys::live_rooms` — set of room ids with at least one peer, written by gateways.
+//! - `keys::room_speakers` — set of the peer ids a moderator let speak in a lecture's call,
+//!   written here (a grant only for a peer in presence, in one step) and cleared by the gateways
+//!   with the peer's presence entry; the media server reads it when it enters the call.
 //!
 //! A failed publish is logged, not returned: the database change it follows is already
 //! committed, and the removed user can no longer obtain a ticket.
@@ -20,7 +23,7 @@ use redis::aio::ConnectionManager;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::domain::{RoomId, UserId};
+use crate::domain::{PeerId, RoomId, UserId};
 
 #[derive(Debug, Clone, Copy)]
 pub enum RemovalReason {
@@ -44,6 +47,10 @@ pub enum Control {
     KickPeer { room_id: RoomId, peer_id: String },
     /// The account can no longer be used: close every connection of the user, in every room.
     DisconnectUser { user_id: UserId, reason: DisconnectReason },
+    /// A moderator let the peer speak in a lecture: tell the room (`speak_granted`).
+    GrantSpeaker { room_id: RoomId, peer_id: PeerId },
+    /// A moderator took it back: tell the room (`speak_revoked`).
+    RevokeSpeaker { room_id: RoomId, peer_id: PeerId },
 }
 
 impl Control {
@@ -70,6 +77,14 @@ impl Control {
                     DisconnectReason::Deleted => "deleted",
                 }
                 .to_owned(),
+            }),
+            Self::GrantSpeaker { room_id, peer_id } => Command::GrantSpeaker(bus::GrantSpeaker {
+                room_id: room_id.to_string(),
+                peer_id: peer_id.as_str().to_owned(),
+            }),
+            Self::RevokeSpeaker { room_id, peer_id } => Command::RevokeSpeaker(bus::RevokeSpeaker {
+                room_id: room_id.to_string(),
+                peer_id: peer_id.as_str().to_owned(),
             }),
         };
         bus::Control { command: Some(command), request_id: request_id.to_owned() }
@@ -102,15 +117,25 @@ impl From<bus::PeerPresence> for PeerPresence {
     }
 }
 
+/// Lets the peer ARGV[1] speak if it is in the call (KEYS[1], the room's presence): 1, or 0 if
+/// it is not there. One step with the gateways' removal of the peer, which takes its grant too, so
+/// no grant outlives its peer.
+const GRANT_SPEAKER: &str = r"
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('SADD', KEYS[2], ARGV[1])
+return 1
+";
+
 #[derive(Clone)]
 pub struct ControlBus {
     redis: ConnectionManager,
     prefix: String,
+    grant_speaker: redis::Script,
 }
 
 impl ControlBus {
     pub fn new(redis: ConnectionManager, prefix: &str) -> Self {
-        Self { redis, prefix: prefix.to_owned() }
+        Self { redis, prefix: prefix.to_owned(), grant_speaker: redis::Script::new(GRANT_SPEAKER) }
     }
 
     /// Tells every gateway to carry out `command`, on behalf of the request `request_id`.
@@ -141,6 +166,24 @@ impl ControlBus {
             .collect();
         peers.sort_by(|a, b| a.joined_at.cmp(&b.joined_at).then_with(|| a.peer_id.cmp(&b.peer_id)));
         Ok(peers)
+    }
+
+    /// Records that the peer may speak in the room's call (a lecture); false if it is not in the
+    /// call (any more). Granting twice is granting once.
+    pub async fn grant_speaker(&self, room_id: RoomId, peer_id: &PeerId) -> redis::RedisResult<bool> {
+        let granted: i64 = self
+            .grant_speaker
+            .key(keys::room_peers(&self.prefix, room_id))
+            .key(keys::room_speakers(&self.prefix, room_id))
+            .arg(peer_id.as_str())
+            .invoke_async(&mut self.redis.clone())
+            .await?;
+        Ok(granted == 1)
+    }
+
+    /// Takes back the peer's leave to speak, if it had one.
+    pub async fn revoke_speaker(&self, room_id: RoomId, peer_id: &PeerId) -> redis::RedisResult<()> {
+        self.redis.clone().srem(keys::room_speakers(&self.prefix, room_id), peer_id.as_str()).await
     }
 
     /// How many rooms have a call going on.

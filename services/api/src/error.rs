@@ -31,6 +31,9 @@ pub enum ApiError {
     /// is well formed and its path names a resource that exists (a 404 would say it does not).
     #[error("no such user")]
     UnknownUser,
+    /// The peer a request names is not in the room's call (it left, or never was there).
+    #[error("{0}")]
+    UnknownPeer(String),
     #[error("{message}")]
     Conflict { code: &'static str, message: &'static str },
     #[error("too many attempts, retry later")]
@@ -58,6 +61,7 @@ impl ApiError {
             Self::InvalidRefreshToken => "invalid_refresh_token",
             Self::NotFound => "not_found",
             Self::UnknownUser => "user_not_found",
+            Self::UnknownPeer(_) => "unknown_peer",
             Self::RateLimited { .. } => "rate_limited",
             Self::Overloaded => "overloaded",
             Self::Unavailable(_) => "unavailable",
@@ -72,7 +76,7 @@ impl ResponseError for ApiError {
             Self::Invalid { .. } => StatusCode::BAD_REQUEST,
             Self::Unauthorized | Self::InvalidCredentials | Self::InvalidRefreshToken => StatusCode::UNAUTHORIZED,
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
-            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::NotFound | Self::UnknownPeer(_) => StatusCode::NOT_FOUND,
             Self::UnknownUser => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,

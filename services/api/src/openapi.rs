@@ -8,6 +8,8 @@ use utoipa::openapi::schema::{AllOfBuilder, AnyOfBuilder, Object, ObjectBuilder,
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, OpenApi, Ref, ResponseBuilder};
 
+use crate::domain::PeerId;
+
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(
@@ -186,6 +188,15 @@ pub fn password() -> Object {
 pub fn optional_password() -> Object {
     any_password(true)
 }
+
+/// A peer id in a call, as the gateways spell them: 1–64 characters of the URL-safe base64
+/// alphabet (`domain::PeerId`).
+pub fn peer_id() -> Object {
+    text(1, PeerId::MAX_LEN, PEER_ID_PATTERN.to_owned(), false)
+}
+
+/// [`peer_id`]'s pattern, also for the path parameter that names a peer.
+const PEER_ID_PATTERN: &str = "^[A-Za-z0-9_-]{1,64}$";
 
 /// A role that can be given to a member: `member` or `moderator` (ownership cannot be given).
 fn assignable_role(nullable: bool) -> Object {

@@ -144,6 +144,8 @@ fn app(
         .service(routes::invites::accept_invite)
         .service(routes::join::join_room)
         .service(routes::join::list_participants)
+        .service(routes::speakers::grant_speaker)
+        .service(routes::speakers::revoke_speaker)
         .service(routes::recordings::start_recording)
         .service(routes::recordings::stop_recording)
         .service(routes::recordings::list_recordings)

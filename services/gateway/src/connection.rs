@@ -269,6 +269,8 @@ fn type_of(message: &ServerMessage) -> &'static str {
         Some(Server::RecordingStopped(_)) => "recording_stopped",
         Some(Server::Resync(_)) => "resync",
         Some(Server::MediaChanged(_)) => "media_changed",
+        Some(Server::SpeakGranted(_)) => "speak_granted",
+        Some(Server::SpeakRevoked(_)) => "speak_revoked",
         None => "empty",
     }
 }

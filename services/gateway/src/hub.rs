@@ -26,7 +26,9 @@ use std::time::{Duration, Instant, SystemTime};
 use confab_common::http::RequestId;
 use confab_domain::CallRole;
 use confab_protocol::bus::{self, Delivery, Fanout, PeerPresence, Restored, RoomEvent, Superseded, room_event::Event};
-use confab_protocol::signal::{Kicked, Peer, PeerLeft, RoomClosed, ServerMessage, server_message::Kind};
+use confab_protocol::signal::{
+    Kicked, Peer, PeerLeft, RoomClosed, ServerMessage, SpeakGranted, SpeakRevoked, server_message::Kind,
+};
 use prost::Message;
 use redis::aio::{ConnectionManager, PubSubSink};
 
@@ -332,7 +334,7 @@ impl Hub {
         use bus::control::Command;
         let request_id = RequestId::parse(&control.request_id).map(|RequestId(id)| id).unwrap_or_default();
         let kicked = |reason: &str| message(Kind::Kicked(Kicked { reason: reason.to_owned() }));
-        let (command, room_id, closed) = match control.command {
+        let (command, room_id, reached) = match control.command {
             Some(Command::CloseRoom(c)) => {
                 let closed =
                     self.close_where(|room, _| room == c.room_id, &message(Kind::RoomClosed(RoomClosed {})), 1000);
@@ -351,11 +353,19 @@ impl Hub {
             Some(Command::DisconnectUser(c)) => {
                 ("disconnect_user", None, self.close_where(|_, p| p.user_id == c.user_id, &kicked(&c.reason), 1008))
             }
+            Some(Command::GrantSpeaker(c)) => {
+                let granted = message(Kind::SpeakGranted(SpeakGranted { peer_id: c.peer_id }));
+                ("grant_speaker", Some(c.room_id.clone()), self.rooms().tell_everyone(&c.room_id, &granted))
+            }
+            Some(Command::RevokeSpeaker(c)) => {
+                let revoked = message(Kind::SpeakRevoked(SpeakRevoked { peer_id: c.peer_id }));
+                ("revoke_speaker", Some(c.room_id.clone()), self.rooms().tell_everyone(&c.room_id, &revoked))
+            }
             None => ("unknown", None, 0),
         };
         // Every instance hears every command: those without a connection concerned say so quietly.
-        if closed > 0 {
-            tracing::info!(request.id = %request_id, command, room.id = room_id.as_deref(), connections = closed, "control command applied");
+        if reached > 0 {
+            tracing::info!(request.id = %request_id, command, room.id = room_id.as_deref(), connections = reached, "control command applied");
         } else {
             tracing::debug!(request.id = %request_id, command, room.id = room_id.as_deref(), "control command: no local connection concerned");
         }

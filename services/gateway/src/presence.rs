@@ -45,13 +45,20 @@ return 1
 ";
 
 /// Removes the peer ARGV[1] if its entry is still the connection ARGV[5] (1 if this call removed
-/// it) and, for a participant, puts its departure with the reason ARGV[3] on the presence event
+/// it), with any leave to speak a moderator gave it (KEYS[4]; the whole set with the call's last
+/// peer) and, for a participant, puts its departure with the reason ARGV[3] on the presence event
 /// stream in the same step.
 const LEAVE: &str = r"
 local entry = redis.call('HGET', KEYS[1], ARGV[1])
 if entry and (cjson.decode(entry).resume_hash or '') ~= ARGV[5] then return 0 end
-if entry then redis.call('HDEL', KEYS[1], ARGV[1]) end
-if redis.call('HLEN', KEYS[1]) == 0 then redis.call('SREM', KEYS[2], ARGV[2]) end
+if entry then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  redis.call('SREM', KEYS[4], ARGV[1])
+end
+if redis.call('HLEN', KEYS[1]) == 0 then
+  redis.call('SREM', KEYS[2], ARGV[2])
+  redis.call('DEL', KEYS[4])
+end
 if not entry then return 0 end
 if not SERVICE[cjson.decode(entry).role] then
   redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*',
@@ -229,6 +236,7 @@ impl Presence {
             .key(self.peers_key(room_id))
             .key(self.live_key())
             .key(keys::presence_events(&self.prefix))
+            .key(keys::room_speakers(&self.prefix, room_id))
             .arg(peer_id)
             .arg(room_id)
             .arg(reason)

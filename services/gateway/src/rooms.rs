@@ -134,6 +134,13 @@ impl Rooms {
         }
     }
 
+    /// Hands `message` to every local peer of the room, hidden seats included; how many. For
+    /// what every instance hears itself (a command from the API), so it is not relayed.
+    pub fn tell_everyone(&self, room_id: &str, message: &ServerMessage) -> usize {
+        let room = self.local.get(room_id).into_iter().flat_map(HashMap::values);
+        room.map(|peer| push(peer, message.clone(), None)).count()
+    }
+
     /// Hands `message` to the local peer `to`; gives it back if `to` is not here.
     #[must_use]
     pub fn deliver(

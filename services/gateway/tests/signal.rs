@@ -1250,3 +1250,109 @@ async fn the_media_server_may_send_a_burst_no_other_seat_may() {
         assert_eq!(sfu.recv().await, Kind::Pong(Pong { timestamp_ms }), "none refused");
     }
 }
+
+impl World {
+    /// The peers let speak in the room's call (`keys::room_speakers`), sorted.
+    async fn speakers(&self, room: &str) -> Vec<String> {
+        let key = confab_domain::keys::room_speakers(&self.redis_prefix, room);
+        let mut speakers: Vec<String> = redis::AsyncCommands::smembers(&mut self.redis().await, key).await.unwrap();
+        speakers.sort();
+        speakers
+    }
+
+    /// Lets `peer_id` speak as the API does: stored in the room's grants, then commanded.
+    async fn grant_speaker(&self, room: &str, peer_id: &str, request_id: &str) {
+        use confab_protocol::bus::{Control, GrantSpeaker, control::Command};
+        let key = confab_domain::keys::room_speakers(&self.redis_prefix, room);
+        let _: i64 = redis::AsyncCommands::sadd(&mut self.redis().await, key, peer_id).await.unwrap();
+        let command = Command::GrantSpeaker(GrantSpeaker { room_id: room.into(), peer_id: peer_id.into() });
+        publish_control(self, Control { command: Some(command), request_id: request_id.into() }).await;
+    }
+}
+
+fn speak_granted(peer_id: &str) -> Kind {
+    Kind::SpeakGranted(confab_protocol::signal::SpeakGranted { peer_id: peer_id.into() })
+}
+
+fn speak_revoked(peer_id: &str) -> Kind {
+    Kind::SpeakRevoked(confab_protocol::signal::SpeakRevoked { peer_id: peer_id.into() })
+}
+
+#[actix_web::test]
+async fn letting_a_viewer_speak_is_told_to_everyone_in_the_room_on_every_instance_the_media_server_included() {
+    use confab_protocol::bus::{Control, RevokeSpeaker, control::Command};
+    let logs = captured_logs();
+    let world = world(2);
+    let (room, elsewhere) = (room(), room());
+    let (mut mo, _) = world.join(0, &room, "Mo").await;
+    let (mut vic, vic_welcome) = world.join(1, &room, "Vic").await;
+    let vic_id = vic_welcome.peer_id.clone();
+    joined(mo.recv().await);
+    let (mut sfu, _) = world.join_as_sfu(0, &room, "sfu-a").await;
+    for participant in [&mut mo, &mut vic] {
+        assert!(matches!(participant.recv().await, Kind::MediaChanged(_)));
+    }
+    let (mut cat, _) = world.join(1, &elsewhere, "Cat").await;
+
+    let request_id = uuid::Uuid::new_v4().simple().to_string();
+    world.grant_speaker(&room, &vic_id, &request_id).await;
+    for peer in [&mut mo, &mut vic, &mut sfu] {
+        assert_eq!(peer.recv().await, speak_granted(&vic_id), "the viewer, the others and the media server");
+    }
+    let logged = logged_with(&logs, "request.id", &request_id).await;
+    assert_eq!((logged["command"].as_str(), logged["room.id"].as_str()), (Some("grant_speaker"), Some(room.as_str())));
+
+    let revoke = Command::RevokeSpeaker(RevokeSpeaker { room_id: room.clone(), peer_id: vic_id.clone() });
+    publish_control(&world, Control { command: Some(revoke), request_id: String::new() }).await;
+    for peer in [&mut mo, &mut vic, &mut sfu] {
+        assert_eq!(peer.recv().await, speak_revoked(&vic_id));
+    }
+    // Nothing reached another room: Dan joining Cat's is the next thing she hears.
+    let (_dan, dan_welcome) = world.join(1, &elsewhere, "Dan").await;
+    assert_eq!(joined(cat.recv().await).peer_id, dan_welcome.peer_id, "other rooms are untouched");
+}
+
+#[actix_web::test]
+async fn leave_to_speak_goes_with_its_peer_and_every_grant_with_the_call() {
+    let world = world(2);
+    let room = room();
+    let (mut mo, _) = world.join(0, &room, "Mo").await;
+    let (mut vic, vic_welcome) = world.join(1, &room, "Vic").await;
+    let val_user = user();
+    let (val, val_welcome) = world.join_as(1, &room, &val_user).await;
+    let (vic_id, val_id) = (vic_welcome.peer_id.as_str(), val_welcome.peer_id.as_str());
+    world.grant_speaker(&room, vic_id, "").await;
+    world.grant_speaker(&room, val_id, "").await;
+    mo.next_of(|kind| (kind == speak_granted(val_id)).then_some(())).await;
+    assert_eq!(world.speakers(&room).await, {
+        let mut both = vec![vic_id.to_owned(), val_id.to_owned()];
+        both.sort();
+        both
+    });
+
+    // Vic's instance frees its presence entry, grant with it, before the others hear it left.
+    vic.bye().await;
+    mo.next_of(|kind| (kind == left(vic_id, "left")).then_some(())).await;
+    assert_eq!(world.speakers(&room).await, [val_id], "Val keeps hers");
+
+    // A peer whose connection dropped keeps its place and its grant, and resumes with both.
+    drop(val);
+    let parked = eventually("Val parked", PATIENCE, || async {
+        world.entry(&room, val_id).await.filter(|entry| entry.parked_until_ms > 0)
+    });
+    parked.await;
+    assert_eq!(world.speakers(&room).await, [val_id]);
+    let (mut val, resumed) = world.resume(0, &room, &val_user, &val_welcome.resume_token).await;
+    assert_eq!(resumed.peer_id, val_id);
+    assert_eq!(world.speakers(&room).await, [val_id]);
+
+    val.bye().await;
+    mo.bye().await;
+    let key = confab_domain::keys::room_speakers(&world.redis_prefix, &room);
+    eventually("the call's grants gone with its last peer", PATIENCE, || async {
+        let exists: bool = redis::AsyncCommands::exists(&mut world.redis().await, &key).await.unwrap();
+        (!exists).then_some(())
+    })
+    .await;
+    assert_eq!(world.present(&room).await, 0);
+}

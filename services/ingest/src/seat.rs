@@ -210,6 +210,8 @@ impl Camera {
             Event::Offer { from, .. } => tracing::debug!(peer.id = from, "an offer to the camera is ignored"),
             // Cameras publish to the media server in a later step; until then they stay in mesh.
             Event::MediaSignal { from, .. } => tracing::debug!(peer.id = from, "a media-server signal is ignored"),
+            // Who may publish to the media server is for the people of a lecture, not cameras.
+            Event::SpeakGranted { .. } | Event::SpeakRevoked { .. } => {}
             Event::Candidate { from, candidate } => {
                 if let Some(viewer) = self.viewers.get(&from)
                     && let Err(e) = viewer.peer.add_remote_candidate(candidate).await

@@ -148,7 +148,9 @@ impl RecordedCall {
             | Event::RecordingStarted { .. }
             | Event::RecordingStopped { .. }
             | Event::Answer { .. }
-            | Event::MediaSignal { .. } => {}
+            | Event::MediaSignal { .. }
+            | Event::SpeakGranted { .. }
+            | Event::SpeakRevoked { .. } => {}
         }
     }
 }

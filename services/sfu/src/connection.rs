@@ -9,9 +9,12 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use crate::keyframe_requests::KeyframeRequests;
+use crate::estimate::{Estimate, Reporting};
+use crate::rtcp_delivery::DeliverRtcp;
 use rtc::interceptor::{Registry, Slot};
-use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::peer_connection::configuration::interceptor_registry::{
+    CongestionFeedback, configure_congestion_control, register_default_interceptors,
+};
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine};
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCDtlsRole, RTCIceCandidate};
@@ -78,22 +81,21 @@ pub fn opus() -> RTCRtpCodec {
 /// RFC 6464's header extension: the level of each audio packet's sound.
 pub const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
 
-/// Where [`KeyframeRequests`] sits in the interceptor chain: before webrtc-rs's own (as its
-/// `rtcp-processing` example places such an interceptor).
-const KEYFRAME_REQUESTS_SLOT: usize = 14_000;
-
 /// The payload types the server offers its codecs at.
 const VP8_PAYLOAD_TYPE: u8 = 96;
 const OPUS_PAYLOAD_TYPE: u8 = 111;
 
 /// A new connection of the server's, answering to `ufrag` / `password`, with one host candidate
 /// at `address` (what participants reach the shared port at).
+/// A subscribe connection also estimates the bandwidth towards its participant (GCC over TWCC
+/// feedback, [`crate::estimate`]): that estimate comes back with it.
 pub fn new_peer_connection(
+    kind: ConnectionKind,
     address: SocketAddr,
     ufrag: &str,
     password: &str,
     now: Instant,
-) -> Result<RTCPeerConnection, rtc::shared::error::Error> {
+) -> Result<(RTCPeerConnection, Option<Estimate>), rtc::shared::error::Error> {
     let mut media_engine = MediaEngine::default();
     media_engine.register_codec(
         RTCRtpCodecParameters { rtp_codec: vp8(), payload_type: VP8_PAYLOAD_TYPE },
@@ -109,10 +111,17 @@ pub fn new_peer_connection(
         RtpCodecKind::Audio,
         None,
     )?;
-    // Keyframe requests for the server; NACK both ways, receiver and sender reports, TWCC
-    // feedback, and the mid/rid extensions simulcast is received by.
-    let registry = Registry::new().with(Slot::from(KEYFRAME_REQUESTS_SLOT), KeyframeRequests::default());
-    let registry = register_default_interceptors(registry, &mut media_engine)?;
+    // NACK both ways, receiver reports, TWCC feedback, the mid/rid extensions simulcast is
+    // received by, and the RTCP the server reads itself in place of webrtc-rs's sender reports.
+    let mut registry = Registry::new();
+    let mut estimate = None;
+    if kind == ConnectionKind::Subscribe {
+        let (estimator, reading) = Reporting::new();
+        registry = configure_congestion_control(registry, estimator, CongestionFeedback::Twcc, &mut media_engine)?;
+        estimate = Some(reading);
+    }
+    let registry =
+        register_default_interceptors(registry, &mut media_engine)?.with(Slot::SenderReport, DeliverRtcp::default());
     let settings = SettingEngineBuilder::new()
         .with_ice_credentials(ufrag.to_owned(), password.to_owned())
         .with_answering_dtls_role(RTCDtlsRole::Server)
@@ -134,7 +143,7 @@ pub fn new_peer_connection(
     }
     .new_candidate_host()?;
     connection.add_local_candidate(RTCIceCandidate::from(&candidate).to_json()?)?;
-    Ok(connection)
+    Ok((connection, estimate))
 }
 
 #[cfg(test)]

@@ -59,6 +59,13 @@ pub struct Packet<'a> {
     pub payload: &'a [u8],
 }
 
+/// What a copy of a video track costs its subscriber ([`Forwarder::costs`]), bits per second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cost {
+    pub now: u64,
+    pub upgrade: Option<u64>,
+}
+
 /// Why a track could not be published.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PublishError {
@@ -91,6 +98,8 @@ struct Stream {
     ssrc: Option<u32>,
     /// The picture size of its last keyframe, where the codec says.
     size: Option<(u16, u16)>,
+    /// Its sender's clock: the NTP time and RTP timestamp of its latest sender report.
+    clock: Option<(u64, u32)>,
     cache: PacketCache,
     rate: RateMeter,
 }
@@ -132,6 +141,7 @@ impl Forwarder {
             .map(|_| Stream {
                 ssrc: None,
                 size: None,
+                clock: None,
                 cache: PacketCache::new(CACHE_PACKETS),
                 rate: RateMeter::default(),
             })
@@ -196,11 +206,19 @@ impl Forwarder {
     }
 
     /// What the subscriber wants of its copy: the highest layer (`None` pauses; audio has layer
-    /// 0 only) and its bandwidth estimate for it, bits per second.
-    pub fn request(&mut self, down: DownId, wants: Option<Layer>, estimate: u64, now: Instant) {
+    /// 0 only).
+    pub fn request(&mut self, down: DownId, wants: Option<Layer>, now: Instant) {
         if let Some(copy) = self.down_mut(down) {
             copy.wants = wants;
-            copy.estimate = estimate;
+        }
+        self.retarget(down.track, now);
+    }
+
+    /// The subscriber's bandwidth for its copy, bits per second (0 until known: the lowest layer).
+    pub fn estimate(&mut self, down: DownId, estimate: u64, now: Instant) {
+        match self.down_mut(down) {
+            Some(copy) if copy.estimate != estimate => copy.estimate = estimate,
+            _ => return,
         }
         self.retarget(down.track, now);
     }
@@ -212,6 +230,24 @@ impl Forwarder {
             copy.tile = tile;
         }
         self.retarget(down.track, now);
+    }
+
+    /// What `down`'s video costs its subscriber now, and what one layer up would cost (with the
+    /// headroom an upgrade needs), bits per second; `None` for the second when the copy is at the
+    /// highest layer it may have. `None` for audio, paused or unknown copies.
+    pub fn costs(&self, down: DownId, now: Instant) -> Option<Cost> {
+        let track = self.track(down.track)?;
+        track.codec?;
+        let copy = track.downs.get(down.index)?.as_ref()?;
+        let wants = copy.wants?;
+        let highest = copy.tile.map_or(wants, |tile| wants.min(layer_covering(&track.layers, tile)));
+        let rate = |layer: Layer| track.layers.get(usize::from(layer))?.rate.bits_per_second(now);
+        let current = copy.track.current().or(copy.track.awaits_keyframe()).unwrap_or(0);
+        let next = (current + 1..=highest).find_map(|layer| rate(layer).filter(|rate| *rate > 0));
+        Some(Cost {
+            now: rate(current).unwrap_or(0),
+            upgrade: next.map(|rate| (rate as f64 * crate::forward::UPGRADE_HEADROOM) as u64),
+        })
     }
 
     /// A packet from a publisher. `actions` is cleared and filled.
@@ -269,6 +305,29 @@ impl Forwarder {
         let layer = copy.track.current().or(copy.track.awaits_keyframe())?;
         let ssrc = track.layers.get(usize::from(layer))?.ssrc?;
         track.throttle.ask(layer, now).then_some(Action::RequestKeyframe { track: down.track, ssrc })
+    }
+
+    /// A publisher's sender report for its stream `ssrc`: what its RTP time `rtp` is in its
+    /// wallclock `ntp` (RFC 3550 §6.4.1).
+    pub fn on_sender_report(&mut self, connection: u64, ssrc: u32, ntp: u64, rtp: u32) {
+        let Some(&(id, layer)) = self.by_ssrc.get(&(connection, ssrc)) else { return };
+        if let Some(stream) =
+            self.tracks.get_mut(id.0).and_then(Option::as_mut).and_then(|t| t.layers.get_mut(usize::from(layer)))
+        {
+            stream.clock = Some((ntp, rtp));
+        }
+    }
+
+    /// What `down`'s subscriber should be told its stream's clock is: the publisher's latest
+    /// sender report for the layer it receives, in its own timestamps; `None` before one came or
+    /// while nothing is forwarded. Audio and video of one publisher share its wallclock, so the
+    /// subscriber keeps them in sync.
+    pub fn sender_report(&self, down: DownId) -> Option<(u64, u32)> {
+        let track = self.track(down.track)?;
+        let copy = track.downs.get(down.index)?.as_ref()?;
+        let layer = copy.track.current()?;
+        let (ntp, rtp) = track.layers.get(usize::from(layer))?.clock?;
+        Some((ntp, copy.track.timestamp_of(layer, rtp)?))
     }
 
     /// Rewrites, for `down`'s subscriber, the codec's own numbers in a forwarded packet's payload
@@ -453,11 +512,11 @@ mod tests {
         let mut forwarder = Forwarder::default();
         let mic = publish(&mut forwarder, PUBLISHER, None, &[MIC]).unwrap();
         let (ann, bob) = (forwarder.subscribe(mic).unwrap(), forwarder.subscribe(mic).unwrap());
-        forwarder.request(ann, Some(0), 0, t0);
+        forwarder.request(ann, Some(0), t0);
         let mut actions = Vec::new();
         forwarder.on_packet(&rtp(MIC, 7, 960, &[1, 2]), t0, &mut actions);
         assert_eq!(forwarded(&actions), [(ann, 7)], "Bob has not asked for it");
-        forwarder.request(bob, Some(0), 0, t0);
+        forwarder.request(bob, Some(0), t0);
         forwarder.on_packet(&rtp(MIC, 8, 1920, &[1, 2]), t0, &mut actions);
         assert_eq!(forwarded(&actions), [(ann, 8), (bob, 8)]);
         forwarder.on_packet(&rtp(0xdead, 1, 1, &[0]), t0, &mut actions);
@@ -494,7 +553,8 @@ mod tests {
         let mut forwarder = Forwarder::default();
         let camera = publish(&mut forwarder, PUBLISHER, Some(Codec::Vp8), &[LOW, HIGH]).unwrap();
         let viewer = forwarder.subscribe(camera).unwrap();
-        forwarder.request(viewer, Some(1), 10_000_000, t0);
+        forwarder.request(viewer, Some(1), t0);
+        forwarder.estimate(viewer, 10_000_000, t0);
         let mut actions = Vec::new();
         // Both layers send deltas for 700 ms: nothing to forward. The low layer is heard first,
         // so it is asked once; then the top layer, again after 500 ms, not every packet.
@@ -519,8 +579,10 @@ mod tests {
         let mut forwarder = Forwarder::default();
         let camera = publish(&mut forwarder, PUBLISHER, Some(Codec::Vp8), &[LOW, HIGH]).unwrap();
         let (wide, narrow) = (forwarder.subscribe(camera).unwrap(), forwarder.subscribe(camera).unwrap());
-        forwarder.request(wide, Some(1), 10_000_000, t0);
-        forwarder.request(narrow, Some(1), 300_000, t0);
+        forwarder.request(wide, Some(1), t0);
+        forwarder.estimate(wide, 10_000_000, t0);
+        forwarder.request(narrow, Some(1), t0);
+        forwarder.estimate(narrow, 300_000, t0);
         let mut actions = Vec::new();
         let mut got: HashMap<(DownId, u32), usize> = HashMap::new();
         // 2 s at 100 packets a second per layer: ~80 kbit/s low, ~960 kbit/s high; a keyframe
@@ -549,8 +611,9 @@ mod tests {
         let camera = publish(&mut forwarder, PUBLISHER, Some(Codec::Vp8), &[LOW, HIGH]).unwrap();
         let mic = publish(&mut forwarder, PUBLISHER, None, &[MIC]).unwrap();
         let (viewer, listener) = (forwarder.subscribe(camera).unwrap(), forwarder.subscribe(mic).unwrap());
-        forwarder.request(viewer, Some(0), 10_000_000, t0);
-        forwarder.request(listener, Some(0), 0, t0);
+        forwarder.request(viewer, Some(0), t0);
+        forwarder.estimate(viewer, 10_000_000, t0);
+        forwarder.request(listener, Some(0), t0);
         let mut actions = Vec::new();
         forwarder.on_packet(&rtp(LOW, 1, 0, &vp8(1, true, 100)), t0, &mut actions);
         let later = t0 + Duration::from_secs(1);
@@ -567,7 +630,8 @@ mod tests {
         let mut forwarder = Forwarder::default();
         let camera = publish(&mut forwarder, PUBLISHER, Some(Codec::Vp8), &[LOW, MID, HIGH]).unwrap();
         let viewer = forwarder.subscribe(camera).unwrap();
-        forwarder.request(viewer, Some(2), 10_000_000, t0);
+        forwarder.request(viewer, Some(2), t0);
+        forwarder.estimate(viewer, 10_000_000, t0);
         forwarder.fit(viewer, Some((400, 200)), t0);
         // Each layer's packet `n`, a keyframe or not: which layers' packets were forwarded.
         let send = |forwarder: &mut Forwarder, n: u16, keyframe: bool| {
@@ -592,12 +656,34 @@ mod tests {
     }
 
     #[test]
+    fn a_subscriber_is_told_the_publishers_clock_of_its_layer_in_its_own_timestamps() {
+        let t0 = Instant::now();
+        let mut forwarder = Forwarder::default();
+        let camera = publish(&mut forwarder, PUBLISHER, Some(Codec::Vp8), &[LOW, HIGH]).unwrap();
+        let viewer = forwarder.subscribe(camera).unwrap();
+        forwarder.request(viewer, Some(0), t0);
+        forwarder.estimate(viewer, 10_000_000, t0);
+        let mut actions = Vec::new();
+        forwarder.on_packet(&rtp(LOW, 1, 90_000, &vp8(1, true, 100)), t0, &mut actions);
+        let Some(&Action::Forward { timestamp: sent, .. }) = actions.first() else { panic!("{actions:?}") };
+        assert_eq!(forwarder.sender_report(viewer), None, "no report yet");
+        forwarder.on_sender_report(PUBLISHER, HIGH, 0xaaaa_0000_0000_0000, 900_000);
+        assert_eq!(forwarder.sender_report(viewer), None, "another layer's report");
+        forwarder.on_sender_report(PUBLISHER, LOW, 0xbbbb_0000_0000_0000, 180_000);
+        let expected = sent.wrapping_add(90_000);
+        assert_eq!(forwarder.sender_report(viewer), Some((0xbbbb_0000_0000_0000, expected)));
+        forwarder.on_sender_report(2, LOW, 1, 1);
+        assert_eq!(forwarder.sender_report(viewer), Some((0xbbbb_0000_0000_0000, expected)), "not this publisher's");
+    }
+
+    #[test]
     fn a_nack_is_answered_from_the_cache_with_the_subscribers_own_numbers() {
         let t0 = Instant::now();
         let mut forwarder = Forwarder::default();
         let camera = publish(&mut forwarder, PUBLISHER, Some(Codec::Vp8), &[LOW]).unwrap();
         let viewer = forwarder.subscribe(camera).unwrap();
-        forwarder.request(viewer, Some(0), 10_000_000, t0);
+        forwarder.request(viewer, Some(0), t0);
+        forwarder.estimate(viewer, 10_000_000, t0);
         let mut actions = Vec::new();
         let keyframe = vp8(1, true, 300);
         forwarder.on_packet(&rtp(LOW, 5_000, 0, &keyframe), t0, &mut actions);
@@ -616,7 +702,8 @@ mod tests {
         let mut forwarder = Forwarder::default();
         let camera = publish(&mut forwarder, PUBLISHER, Some(Codec::Vp8), &[LOW, HIGH]).unwrap();
         let viewer = forwarder.subscribe(camera).unwrap();
-        forwarder.request(viewer, Some(0), 10_000_000, t0);
+        forwarder.request(viewer, Some(0), t0);
+        forwarder.estimate(viewer, 10_000_000, t0);
         let mut actions = Vec::new();
         let mut picture_ids = Vec::new();
         let mut send = |forwarder: &mut Forwarder, ssrc, n: u16, picture_id, keyframe| {
@@ -632,7 +719,8 @@ mod tests {
         };
         send(&mut forwarder, LOW, 1, 100, true);
         send(&mut forwarder, LOW, 2, 101, false);
-        forwarder.request(viewer, Some(1), 10_000_000, t0);
+        forwarder.request(viewer, Some(1), t0);
+        forwarder.estimate(viewer, 10_000_000, t0);
         send(&mut forwarder, HIGH, 1, 9_000, true);
         send(&mut forwarder, HIGH, 2, 9_001, false);
         assert_eq!(picture_ids, [100, 101, 102, 103]);

@@ -7,15 +7,18 @@
 //! stack. Around them: [`media_loop`] runs the server on its socket, [`seat`] takes the SFU's seat
 //! in each room's call, [`jobs`] takes rooms from the work queue, [`metrics`] reports.
 
+pub mod climb;
 pub mod connection;
 pub mod demux;
+pub mod estimate;
 pub mod forward;
 pub mod forwarder;
 pub mod jobs;
-pub mod keyframe_requests;
 pub mod media_loop;
 pub mod metrics;
+pub mod publish_cap;
 pub mod room;
+pub mod rtcp_delivery;
 pub mod seat;
 pub mod server;
 pub mod settings;

@@ -36,6 +36,8 @@ enum Command {
     Joined { room: String, peer: String, role: RoomRole },
     Left { room: String, peer: String },
     Signal { room: String, from: String, connection: ConnectionKind, message: Incoming },
+    LetSpeak { room: String, peer: String },
+    Silence { room: String, peer: String },
 }
 
 /// Datagrams in and out, for the metrics.
@@ -73,6 +75,16 @@ impl MediaHandle {
 
     pub fn signal(&self, room: &str, from: &str, connection: ConnectionKind, message: Incoming) {
         self.send(Command::Signal { room: room.to_owned(), from: from.to_owned(), connection, message });
+    }
+
+    /// A moderator let `peer` speak in `room`.
+    pub fn let_speak(&self, room: &str, peer: &str) {
+        self.send(Command::LetSpeak { room: room.to_owned(), peer: peer.to_owned() });
+    }
+
+    /// A moderator took the word back from `peer`.
+    pub fn silence(&self, room: &str, peer: &str) {
+        self.send(Command::Silence { room: room.to_owned(), peer: peer.to_owned() });
     }
 
     fn send(&self, command: Command) {
@@ -154,6 +166,8 @@ fn apply(server: &mut MediaServer, rooms: &mut HashMap<String, mpsc::UnboundedSe
         Command::Joined { room, peer, role } => server.peer_joined(&room, &peer, role, now),
         Command::Left { room, peer } => server.peer_left(&room, &peer, now),
         Command::Signal { room, from, connection, message } => server.signal(&room, &from, connection, message, now),
+        Command::LetSpeak { room, peer } => server.let_speak(&room, &peer),
+        Command::Silence { room, peer } => server.silence(&room, &peer, now),
     }
 }
 

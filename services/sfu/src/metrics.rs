@@ -26,6 +26,7 @@ pub fn record(stats: &Stats, counters: &Counters) {
         ("unknown_ssrc", stats.forwarder_drops.unknown_ssrc),
         ("oversized", stats.forwarder_drops.oversized),
         ("unsendable", stats.counts.unsendable),
+        ("over_cap", stats.counts.over_cap),
     ];
     for (reason, count) in dropped {
         metrics::counter!("sfu_dropped_total", "reason" => reason).absolute(count);

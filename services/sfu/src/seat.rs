@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use confab_call::{Call, Event, Pass, Peer, Rejoin, Seat};
 use confab_common::sfu_jobs::{self, SfuJob};
-use confab_domain::{CallRole, MediaRouting, RoomRole};
+use confab_domain::{CallRole, MediaRouting, RoomRole, keys};
 use confab_protocol::signal::{IceCandidate, Refusal, SessionDescription, Signal, Speaker, signal::Payload};
+use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use rtc::peer_connection::transport::RTCIceCandidateInit;
 use tokio::sync::{mpsc, watch};
@@ -61,7 +62,7 @@ impl Seats {
                 let (to_room, from_media) = mpsc::unbounded_channel();
                 tracing::info!(room.id = %room, "serving the room's media");
                 let mut served = Served { seats: &self, room: &room, job: &job, call, people: HashSet::new(), to_room };
-                served.enter(&peers);
+                served.enter(&peers).await;
                 served.run(from_media, stop).await;
                 self.media.close(&room);
             }
@@ -98,7 +99,7 @@ impl Served<'_> {
                         return;
                     }
                     None => return,
-                    Some(event) => self.handle(event),
+                    Some(event) => self.handle(event).await,
                 },
                 Some(message) = from_media.recv() => self.relay(message),
                 _ = renew.tick() => self.renew().await,
@@ -125,11 +126,11 @@ impl Served<'_> {
         }
     }
 
-    fn handle(&mut self, event: Event) {
+    async fn handle(&mut self, event: Event) {
         match event {
             Event::Joined { peers, .. } => {
                 tracing::info!(room.id = %self.room, "back in the call");
-                self.enter(&peers);
+                self.enter(&peers).await;
             }
             Event::PeerJoined(peer) => self.arrived(std::slice::from_ref(&peer)),
             Event::Resync { peers } => self.arrived(&peers),
@@ -141,6 +142,8 @@ impl Served<'_> {
                 Some((connection, message)) => self.seats.media.signal(self.room, &from, connection, message),
                 None => tracing::debug!(peer.id = %from, "an unreadable signal to the SFU"),
             },
+            Event::SpeakGranted { peer_id } => self.seats.media.let_speak(self.room, &peer_id),
+            Event::SpeakRevoked { peer_id } => self.seats.media.silence(self.room, &peer_id),
             Event::Lost => tracing::warn!(room.id = %self.room, "lost the gateway; entering the call again"),
             // Mesh signals are not for the SFU; recordings record through their own seat.
             Event::Offer { .. }
@@ -153,12 +156,19 @@ impl Served<'_> {
     }
 
     /// The seat (re-)entered the call with a new peer id: participants are told to connect to
-    /// it (`media_changed`), so the room's media starts afresh.
-    fn enter(&mut self, peers: &[Peer]) {
+    /// it (`media_changed`), so the room's media starts afresh, with the viewers let speak
+    /// before it came (kept in Redis by the gateways).
+    async fn enter(&mut self, peers: &[Peer]) {
         self.seats.media.close(self.room);
         self.people.clear();
         self.seats.media.open(self.room, self.job.mode, self.to_room.clone());
         self.arrived(peers);
+        let key = keys::room_speakers(&self.seats.prefix, self.room);
+        let mut redis = self.seats.redis.clone();
+        match redis.smembers::<_, Vec<String>>(&key).await {
+            Ok(speakers) => speakers.iter().for_each(|peer| self.seats.media.let_speak(self.room, peer)),
+            Err(error) => tracing::warn!(%error, room.id = %self.room, "reading who may speak"),
+        }
     }
 
     /// People entered the call (or are listed again): the media server learns them and their

@@ -25,17 +25,21 @@ use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::peer_connection::transport::RTCIceCandidateInit;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
 use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
+use crate::climb::Climb;
 use crate::connection::{AUDIO_LEVEL_URI, ConnectionKind, new_peer_connection, opus, vp8};
 use crate::demux::{Demux, Dropped};
+use crate::estimate::Estimate;
 use crate::forward::{Codec, Layer};
-use crate::forwarder::{Action, DownId, Drops, Forwarder, MAX_LAYERS, Packet, TrackId};
-use crate::keyframe_requests::asks_for_keyframe;
+use crate::forwarder::{Action, Cost, DownId, Drops, Forwarder, MAX_LAYERS, Packet, TrackId};
+use crate::publish_cap::{self, Policer};
 use crate::room::{MediaKind, Publication, Refusal, Room};
+use crate::rtcp_delivery::{as_sender_report, asks_for_keyframe};
 use crate::speakers::Speakers;
 
 /// What a participant sends the server, on one of its connections.
@@ -96,6 +100,18 @@ pub enum Output {
 /// A description the stack could not read or apply.
 const INVALID_DESCRIPTION: &str = "invalid_description";
 
+/// How often subscribers get sender reports (RFC 3550's interval is 5 s; browsers send about
+/// one a second, and a new subscriber needs one before it can sync).
+const REPORT_EVERY: Duration = Duration::from_secs(1);
+
+/// The bytes of an RTP header without extensions, counted with each payload.
+const RTP_HEADER: usize = 12;
+
+/// How often subscribers' bandwidth is shared out again.
+const ALLOCATE_EVERY: Duration = Duration::from_millis(500);
+/// What a subscriber's audio track is assumed to take (Opus is 20–64 kbit/s).
+const AUDIO_RESERVE: u64 = 64_000;
+
 /// How often a room's dominant speaker is looked for.
 const SPEAKER_POLL: Duration = Duration::from_millis(100);
 
@@ -122,6 +138,11 @@ struct Connection {
     copies: HashMap<TrackId, Copy>,
     /// Subscribe connections: an offer awaits its answer.
     offering: bool,
+    /// Subscribe connections: the bandwidth towards the participant, and the trials above it.
+    estimate: Option<Estimate>,
+    climb: Climb,
+    /// Publish connections: what the participant may send.
+    policer: Policer,
 }
 
 /// A track a participant sends.
@@ -139,6 +160,9 @@ struct Copy {
     ssrc: u32,
     /// Known once the subscriber answered.
     payload_type: Option<u8>,
+    /// Packets and payload bytes sent, for its sender reports (they wrap, as RTCP's do).
+    packets: u32,
+    octets: u32,
 }
 
 /// A track published in a room.
@@ -177,6 +201,9 @@ pub struct MediaServer {
     outputs: VecDeque<Output>,
     actions: Vec<Action>,
     counts: Counts,
+    /// When subscribers' bandwidth is next shared out, and their sender reports next written.
+    next_allocation: Instant,
+    next_report: Instant,
 }
 
 /// What the server did since it started, for the metrics.
@@ -190,6 +217,8 @@ pub struct Counts {
     pub keyframe_requests: u64,
     /// Offers refused: not allowed to publish, unknown peer, or unreadable.
     pub refused: u64,
+    /// Publishers' packets dropped beyond their cap ([`crate::publish_cap`]).
+    pub over_cap: u64,
 }
 
 /// The server's state and counts, for the metrics.
@@ -218,6 +247,8 @@ impl MediaServer {
             outputs: VecDeque::new(),
             actions: Vec::new(),
             counts: Counts::default(),
+            next_allocation: Instant::now(),
+            next_report: Instant::now(),
         }
     }
 
@@ -281,6 +312,27 @@ impl MediaServer {
         self.refresh_subscriptions(room, now);
     }
 
+    /// A moderator let `peer` speak in `room` (a lecture's viewer may now publish).
+    pub fn let_speak(&mut self, room: &str, peer: &str) {
+        if let Some(media) = self.rooms.get_mut(room) {
+            let _ = media.room.let_speak(peer);
+        }
+    }
+
+    /// A moderator took the word back from `peer`: in a lecture, its publish connection closes
+    /// and what it published ends for everyone.
+    pub fn silence(&mut self, room: &str, peer: &str, now: Instant) {
+        let Some(media) = self.rooms.get_mut(room) else { return };
+        let Ok(ended) = media.room.silence(peer) else { return };
+        if ended.is_empty() {
+            return;
+        }
+        if let Some(id) = media.publish.remove(peer) {
+            self.end_connection(id);
+        }
+        self.refresh_subscriptions(room, now);
+    }
+
     /// A signal from `from` in `room` about its `connection`.
     pub fn signal(&mut self, room: &str, from: &str, connection: ConnectionKind, message: Incoming, now: Instant) {
         let existing = self.rooms.get(room).and_then(|media| match connection {
@@ -334,11 +386,26 @@ impl MediaServer {
 
     /// When [`MediaServer::timeout`] is next due.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
-        self.connections.values_mut().filter_map(|connection| connection.pc.poll_timeout()).min()
+        let connections = self.connections.values_mut().filter_map(|connection| connection.pc.poll_timeout()).min();
+        let allocation = (!self.connections.is_empty()).then_some(self.next_allocation.min(self.next_report));
+        connections.into_iter().chain(allocation).min()
     }
 
-    /// Lets the connections' due timers run (ICE checks, DTLS retransmissions, RTCP reports).
+    /// Lets the connections' due timers run (ICE checks, DTLS retransmissions, RTCP reports), and
+    /// shares each subscriber's bandwidth among what it receives every [`ALLOCATE_EVERY`].
     pub fn timeout(&mut self, now: Instant) {
+        if now >= self.next_report {
+            self.next_report = now + REPORT_EVERY;
+            self.report_to_subscribers(now);
+        }
+        if now >= self.next_allocation {
+            self.next_allocation = now + ALLOCATE_EVERY;
+            let subscribers: Vec<ConnectionId> =
+                self.connections.iter().filter(|(_, c)| c.estimate.is_some()).map(|(id, _)| *id).collect();
+            for id in subscribers {
+                self.allocate(id, now);
+            }
+        }
         let due: Vec<ConnectionId> = self
             .connections
             .iter_mut()
@@ -379,7 +446,10 @@ impl MediaServer {
             Ok(answer)
         });
         match answer {
-            Ok(answer) => self.signal_out(room, peer, ConnectionKind::Publish, Outgoing::Answer(answer.sdp)),
+            Ok(answer) => {
+                let answer = publish_cap::announce(&answer.sdp);
+                self.signal_out(room, peer, ConnectionKind::Publish, Outgoing::Answer(answer));
+            }
             Err(_) => {
                 self.signal_out(room, peer, ConnectionKind::Publish, Outgoing::Refused(INVALID_DESCRIPTION));
                 if existing.is_none() {
@@ -416,10 +486,43 @@ impl MediaServer {
         // back while the offer was out go now.
         if let Some(media) = self.rooms.get_mut(&room) {
             for down in new_copies {
-                media.forwarder.request(down, Some(TOP_LAYER), u64::MAX, now);
+                media.forwarder.request(down, Some(TOP_LAYER), now);
             }
         }
+        self.allocate(id, now);
         self.refresh_subscriptions(&room, now);
+    }
+
+    /// Shares subscribe connection `id`'s bandwidth among its video copies that are not paused:
+    /// after what its audio needs, each keeps what it costs now and the rest is split equally
+    /// (or, short of that, each gets its share of what there is). The bandwidth is the estimate,
+    /// or more while the server tries a layer up ([`Climb`]).
+    fn allocate(&mut self, id: ConnectionId, now: Instant) {
+        let Some(connection) = self.connections.get_mut(&id) else { return };
+        let Some(estimate) = connection.estimate.as_ref().map(Estimate::get) else { return };
+        let Some(media) = self.rooms.get_mut(&connection.room) else { return };
+        let videos: Vec<(DownId, Cost)> = connection
+            .copies
+            .values()
+            .filter_map(|copy| Some((copy.down, media.forwarder.costs(copy.down, now)?)))
+            .collect();
+        let audios = connection.copies.values().filter(|copy| is_audio(&media.tracks, copy.down.track)).count();
+        let reserve = AUDIO_RESERVE * audios as u64;
+        let costs_now: u64 = videos.iter().map(|(_, cost)| cost.now).sum();
+        let wanted = videos
+            .iter()
+            .any(|(_, cost)| cost.upgrade.is_some())
+            .then(|| reserve + videos.iter().map(|(_, cost)| cost.upgrade.unwrap_or(cost.now)).sum::<u64>());
+        let budget = connection.climb.budget(estimate, wanted, now).saturating_sub(reserve);
+        let count = videos.len().max(1) as u64;
+        for (down, cost) in videos {
+            let share = match budget.checked_sub(costs_now) {
+                Some(left) => cost.now + left / count,
+                None if costs_now > 0 => cost.now * budget / costs_now,
+                None => budget / count,
+            };
+            media.forwarder.estimate(down, share, now);
+        }
     }
 
     /// Subscribe connection `id` shows its copy of `track_id` as `shown`; whether it has one.
@@ -435,9 +538,10 @@ impl MediaServer {
                 Shown::AnySize => (Some(TOP_LAYER), None),
                 Shown::Paused => (None, None),
             };
-            media.forwarder.request(copy.down, wants, u64::MAX, now);
+            media.forwarder.request(copy.down, wants, now);
             media.forwarder.fit(copy.down, tile, now);
         }
+        self.allocate(id, now);
         true
     }
 
@@ -504,7 +608,9 @@ impl MediaServer {
                 RTCRtpTransceiverInit { direction: RTCRtpTransceiverDirection::Sendonly, ..Default::default() };
             match connection.pc.add_transceiver_from_track(copy_of, Some(send_only)).map(RTCRtpSenderId::from) {
                 Ok(sender) => {
-                    connection.copies.insert(track, Copy { down, sender, ssrc, payload_type: None });
+                    connection
+                        .copies
+                        .insert(track, Copy { down, sender, ssrc, payload_type: None, packets: 0, octets: 0 });
                     media.copies.insert(down, id);
                 }
                 Err(_) => media.forwarder.unsubscribe(down),
@@ -523,7 +629,7 @@ impl MediaServer {
 
     fn new_connection(&mut self, room: &str, peer: &str, kind: ConnectionKind, now: Instant) -> Option<ConnectionId> {
         let ufrag = random_token(8);
-        let pc = new_peer_connection(self.address, &ufrag, &random_token(24), now).ok()?;
+        let (pc, estimate) = new_peer_connection(kind, self.address, &ufrag, &random_token(24), now).ok()?;
         let id = self.next_connection;
         self.next_connection += 1;
         self.demux.register(&ufrag, id);
@@ -536,6 +642,9 @@ impl MediaServer {
             sends: HashMap::new(),
             copies: HashMap::new(),
             offering: false,
+            estimate,
+            climb: Climb::default(),
+            policer: Policer::default(),
         };
         self.connections.insert(id, connection);
         let media = self.rooms.get_mut(room)?;
@@ -599,12 +708,9 @@ impl MediaServer {
                     self.hear(id, &track_id, &packet, now);
                     self.forward(id, &packet, now);
                 }
-                // Only keyframe requests are delivered ([`crate::keyframe_requests`]).
-                RTCMessage::RtcpPacket(track_id, packets)
-                    if packets.iter().any(|packet| asks_for_keyframe(packet.as_ref())) =>
-                {
-                    self.keyframe_requested(id, &track_id, now);
-                }
+                // Only keyframe requests and sender reports are delivered
+                // ([`crate::rtcp_delivery`]).
+                RTCMessage::RtcpPacket(track_id, packets) => self.rtcp(id, &track_id, &packets, now),
                 _ => {}
             }
         }
@@ -703,7 +809,12 @@ impl MediaServer {
 
     /// An RTP packet from publish connection `from`, to every copy the forwarder picks.
     fn forward(&mut self, from: ConnectionId, packet: &rtc::rtp::packet::Packet, now: Instant) {
-        let Some(room) = self.connections.get(&from).map(|c| c.room.clone()) else { return };
+        let Some(connection) = self.connections.get_mut(&from) else { return };
+        if !connection.policer.allows(RTP_HEADER + packet.payload.len(), now) {
+            self.counts.over_cap += 1;
+            return;
+        }
+        let room = connection.room.clone();
         let Some(media) = self.rooms.get_mut(&room) else { return };
         let header = &packet.header;
         let incoming = Packet {
@@ -724,7 +835,7 @@ impl MediaServer {
                 Action::Forward { down, sequence_number, timestamp, marker, starts_segment } => {
                     let Some(&to) = media.copies.get(&down) else { continue };
                     let Some(connection) = self.connections.get_mut(&to) else { continue };
-                    let Some(copy) = connection.copies.get(&down.track) else { continue };
+                    let Some(copy) = connection.copies.get_mut(&down.track) else { continue };
                     let Some(payload_type) = copy.payload_type else { continue };
                     let payload = if media.tracks.get(&down.track).is_some_and(|t| t.kind == RtpCodecKind::Video) {
                         let mut payload = BytesMut::from(&packet.payload[..]);
@@ -733,6 +844,7 @@ impl MediaServer {
                     } else {
                         packet.payload.clone()
                     };
+                    let payload_len = payload.len();
                     let header = rtc::rtp::header::Header {
                         version: 2,
                         marker,
@@ -745,7 +857,11 @@ impl MediaServer {
                     let out = rtc::rtp::packet::Packet { header, payload };
                     if let Some(mut sender) = connection.pc.rtp_sender(copy.sender) {
                         match sender.write_rtp(now, out) {
-                            Ok(()) => self.counts.forwarded += 1,
+                            Ok(()) => {
+                                self.counts.forwarded += 1;
+                                copy.packets = copy.packets.wrapping_add(1);
+                                copy.octets = copy.octets.wrapping_add(payload_len as u32);
+                            }
                             Err(_) => self.counts.unsendable += 1,
                         }
                     }
@@ -761,6 +877,46 @@ impl MediaServer {
         }
         for (track, ssrc) in keyframes {
             self.request_keyframe(&room, track, ssrc, now);
+        }
+    }
+
+    /// RTCP connection `id` delivered about `track_id`: a subscriber's keyframe requests, a
+    /// publisher's sender reports.
+    fn rtcp(&mut self, id: ConnectionId, track_id: &str, packets: &[Box<dyn rtc::rtcp::packet::Packet>], now: Instant) {
+        if packets.iter().any(|packet| asks_for_keyframe(packet.as_ref())) {
+            self.keyframe_requested(id, track_id, now);
+        }
+        let Some(connection) = self.connections.get(&id) else { return };
+        let Some(media) = self.rooms.get_mut(&connection.room) else { return };
+        for report in packets.iter().filter_map(|packet| as_sender_report(packet.as_ref())) {
+            media.forwarder.on_sender_report(id, report.ssrc, report.ntp_time, report.rtp_time);
+        }
+    }
+
+    /// Writes each subscriber its copies' sender reports, from their publishers' clocks
+    /// ([`Forwarder::sender_report`]), with what was sent on each.
+    fn report_to_subscribers(&mut self, now: Instant) {
+        let mut touched = Vec::new();
+        for (id, connection) in self.connections.iter_mut().filter(|(_, c)| c.kind == ConnectionKind::Subscribe) {
+            let Some(media) = self.rooms.get(&connection.room) else { continue };
+            for copy in connection.copies.values() {
+                let Some((ntp_time, rtp_time)) = media.forwarder.sender_report(copy.down) else { continue };
+                let report = SenderReport {
+                    ssrc: copy.ssrc,
+                    ntp_time,
+                    rtp_time,
+                    packet_count: copy.packets,
+                    octet_count: copy.octets,
+                    ..SenderReport::default()
+                };
+                if let Some(mut sender) = connection.pc.rtp_sender(copy.sender) {
+                    let _ = sender.write_rtcp(now, vec![Box::new(report)]);
+                }
+            }
+            touched.push(*id);
+        }
+        for id in touched {
+            self.transmit(id);
         }
     }
 
@@ -820,6 +976,10 @@ impl MediaServer {
         }
         self.outputs.push_back(Output::Signal { room: room.to_owned(), to: to.to_owned(), connection, message });
     }
+}
+
+fn is_audio(tracks: &HashMap<TrackId, Published>, track: TrackId) -> bool {
+    tracks.get(&track).is_some_and(|track| track.kind == RtpCodecKind::Audio)
 }
 
 /// STUN, by RFC 7983's first byte.

@@ -6,7 +6,7 @@ mod support;
 use confab_domain::{RoomMode, RoomRole};
 use confab_sfu::connection::ConnectionKind;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use confab_sfu::server::{Incoming, Shown};
 use proptest::prelude::*;
@@ -71,14 +71,85 @@ fn each_subscriber_gets_the_simulcast_layer_its_tile_needs_and_a_paused_one_gets
 }
 
 #[test]
-fn a_lecture_viewer_who_offers_media_is_refused() {
+fn a_subscriber_whose_downlink_is_squeezed_gets_a_lower_layer_and_climbs_back_when_it_widens() {
+    let mut call = Call::new(RoomMode::Meeting);
+    let teacher = call.join("ann", RoomRole::Owner);
+    let student = call.join("bob", RoomRole::Member);
+    call.publish_simulcast_camera(teacher);
+    let top = |call: &Call, from: usize| call.keyframe_sizes(student, "ann", from).last() == Some(&(1280, 720));
+    assert!(call.run(&[teacher], |call| top(call, 0)), "the top layer while the link is wide");
+    // The top layer is about 270 kbit/s, the middle one 120: the link now carries 200.
+    call.downlink_limit = Some(200_000);
+    let squeezed = call.received_from(student, "ann");
+    let lower = |call: &Call| call.keyframe_sizes(student, "ann", squeezed).last().is_some_and(|size| size.0 < 1280);
+    assert!(call.run(&[teacher], lower), "a lower layer once the estimate falls");
+    call.downlink_limit = None;
+    let widened = call.received_from(student, "ann");
+    // Trials of each layer up, 3 s apart (longer after one fails on a busy machine).
+    let climbed = call.run_within(Duration::from_secs(60), &[teacher], |call| top(call, widened));
+    assert!(climbed, "back to the top layer when the link widens");
+}
+
+#[test]
+fn a_publishers_answer_caps_its_video() {
+    let mut call = Call::new(RoomMode::Meeting);
+    let teacher = call.join("ann", RoomRole::Owner);
+    call.publish_camera(teacher);
+    call.run(&[], |call| !call.answers.is_empty());
+    assert!(call.answers[0].contains("m=video"));
+    assert!(call.answers[0].contains("\r\nb=TIAS:2500000\r\n"), "the cap is stated");
+}
+
+#[test]
+fn a_subscriber_gets_sender_reports_that_map_its_copys_timestamps_to_the_publishers_clock() {
+    let mut call = Call::new(RoomMode::Meeting);
+    let teacher = call.join("ann", RoomRole::Owner);
+    let student = call.join("bob", RoomRole::Member);
+    call.publish_camera(teacher);
+    let reported = |call: &Call| !call.participants[student].sender_reports.is_empty();
+    assert!(call.run(&[teacher], |call| reported(call) && call.received_from(student, "ann") > 60));
+    let (ssrc, ntp, rtp) = *call.participants[student].sender_reports.last().unwrap();
+    let (_, newest) = call.participants[student].received.last().unwrap();
+    assert_eq!(ssrc, newest.header.ssrc, "about the copy it receives");
+    // When the newest packet was captured, by the report's mapping, against now: the same
+    // moment give or take the time it took to get here (one process, one clock).
+    let ticks = newest.header.timestamp.wrapping_sub(rtp) as i32;
+    let captured = ntp_seconds(ntp) + f64::from(ticks) / 90_000.0;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    assert!((now - captured).abs() < 0.25, "the report's clock is {:.3} s off", now - captured);
+}
+
+/// An NTP timestamp (seconds since 1900 in 32.32 fixed point) as seconds since 1970.
+fn ntp_seconds(ntp: u64) -> f64 {
+    const FROM_1900_TO_1970: f64 = 2_208_988_800.0;
+    (ntp >> 32) as f64 + (ntp & 0xffff_ffff) as f64 / 4_294_967_296.0 - FROM_1900_TO_1970
+}
+
+#[test]
+fn a_lecture_viewer_publishes_only_while_let_speak() {
     let mut call = Call::new(RoomMode::Lecture);
-    call.join("ann", RoomRole::Owner);
+    let teacher = call.join("ann", RoomRole::Owner);
     let viewer = call.join("bob", RoomRole::Member);
+    let other = call.join("cat", RoomRole::Member);
     call.publish_camera(viewer);
     let refused = call.run(&[], |call| !call.participants[viewer].refusals.is_empty());
     assert!(refused);
     assert_eq!(call.participants[viewer].refusals, [(ConnectionKind::Publish, "not_allowed_to_publish")]);
+
+    call.server.let_speak(support::ROOM, "bob");
+    call.publish_camera(viewer);
+    let seen = |call: &Call| [teacher, other].iter().all(|n| call.received_from(*n, "bob") >= 30);
+    assert!(call.run(&[viewer], seen), "once let speak, Bob is seen by all");
+
+    let offers: Vec<usize> = [teacher, other].iter().map(|n| call.participants[*n].offers).collect();
+    call.server.silence(support::ROOM, "bob", Instant::now());
+    let renegotiated =
+        |call: &Call| [teacher, other].iter().zip(&offers).all(|(n, o)| call.participants[*n].offers > *o);
+    assert!(call.run(&[viewer], renegotiated), "his track ends for everyone");
+    // Bob's client keeps sending for a second (a modified one might): none of it is forwarded.
+    let received = call.received_from(teacher, "bob");
+    call.run_within(Duration::from_secs(1), &[viewer], |_| false);
+    assert_eq!(call.received_from(teacher, "bob"), received, "nothing of Bob's is forwarded any more");
 }
 
 #[test]

@@ -28,13 +28,22 @@ fn media_engine() -> MediaEngine {
     engine
 }
 
-#[actix_web::test]
-async fn a_participant_receives_anothers_camera_and_microphone_through_the_media_server() {
+/// A room of Ann (owner) and Bob (member), both in its call once the SFU has taken its seat.
+struct SfuCall {
+    deployment: Deployment,
+    room: String,
+    ann_token: String,
+    sfu: String,
+    ann: Signaling,
+    bob: Signaling,
+    ann_id: String,
+}
+
+async fn call_through_the_sfu(settings: serde_json::Value) -> SfuCall {
     let deployment = Deployment::start().await;
     let (ann_token, _) = deployment.signed_up().await;
     let (bob_token, bob_email) = deployment.signed_up().await;
-    let room = json!({"name": "Through the SFU", "media": "sfu"});
-    let room = deployment.post("/v1/rooms", Some(&ann_token), room, StatusCode::CREATED).await;
+    let room = deployment.post("/v1/rooms", Some(&ann_token), settings, StatusCode::CREATED).await;
     let room = room["id"].as_str().unwrap().to_owned();
     deployment
         .post(&format!("/v1/rooms/{room}/members"), Some(&ann_token), json!({"email": bob_email}), StatusCode::CREATED)
@@ -51,11 +60,17 @@ async fn a_participant_receives_anothers_camera_and_microphone_through_the_media
         .expect("the SFU takes its seat in the room");
 
     let join = deployment.post(&format!("/v1/rooms/{room}/join"), Some(&bob_token), json!({}), StatusCode::OK).await;
-    let (mut bob, welcome) =
-        Signaling::join(join["gateway_url"].as_str().unwrap(), join["ticket"].as_str().unwrap()).await;
+    let (bob, welcome) = Signaling::join(join["gateway_url"].as_str().unwrap(), join["ticket"].as_str().unwrap()).await;
     assert_eq!(welcome.sfu.map(|sfu| sfu.peer_id), Some(sfu.clone()), "Bob's welcome names the SFU");
     let ann_id = welcome.peers.iter().map(|peer| peer.peer_id.clone()).collect::<Vec<_>>();
     assert_eq!(ann_id.len(), 1, "Bob sees Ann, not the SFU: {ann_id:?}");
+    SfuCall { deployment, room, ann_token, sfu, ann, bob, ann_id: ann_id[0].clone() }
+}
+
+#[actix_web::test]
+async fn a_participant_receives_anothers_camera_and_microphone_through_the_media_server() {
+    let settings = json!({"name": "Through the SFU", "media": "sfu"});
+    let SfuCall { deployment: _deployment, sfu, mut ann, mut bob, ann_id, .. } = call_through_the_sfu(settings).await;
     // Ann is told of Bob before she offers (every message on her way to the SFU is its own).
     ann.next_of(|kind| matches!(kind, Kind::PeerJoined(_)).then_some(())).await;
 
@@ -122,6 +137,51 @@ async fn a_participant_receives_anothers_camera_and_microphone_through_the_media
         }
     }
     assert_eq!(streams.len(), 2, "Ann's camera and microphone");
-    assert!(streams.iter().all(|stream| *stream == ann_id[0]), "named after Ann: {streams:?}");
+    assert!(streams.iter().all(|stream| *stream == ann_id), "named after Ann: {streams:?}");
     playing.abort();
+}
+
+#[actix_web::test]
+async fn a_lecture_viewer_publishes_once_the_owner_lets_him_speak() {
+    let settings = json!({"name": "Lecture", "media": "sfu", "mode": "lecture"});
+    let SfuCall { deployment, room, ann_token, sfu, mut ann, mut bob, .. } = call_through_the_sfu(settings).await;
+    let bob_id = ann.next_of(|kind| match kind {
+        Kind::PeerJoined(joined) => joined.peer.map(|peer| peer.peer_id),
+        _ => None,
+    });
+    let bob_id = bob_id.await;
+    let offer_camera = || async {
+        let camera = SenderPeer::new(media_engine()).await;
+        camera.add_send_only(sample_track(RtpCodecKind::Video, VIDEO_SSRC, vp8())).await;
+        let offer = camera.connection.create_offer(None).await.unwrap();
+        camera.connection.set_local_description(offer.clone()).await.unwrap();
+        (camera, offer.sdp)
+    };
+    let publish = |sdp: String| Signal {
+        to: sfu.clone(),
+        connection: "publish".into(),
+        payload: Some(Payload::Sdp(SessionDescription { r#type: "offer".into(), sdp })),
+        ..Signal::default()
+    };
+    let sfu_says = |kind: Kind| match kind {
+        Kind::Signal(Signal { payload: Some(payload @ (Payload::Refusal(_) | Payload::Sdp(_))), .. }) => Some(payload),
+        _ => None,
+    };
+
+    let (_refused_camera, sdp) = offer_camera().await;
+    bob.send_signal(publish(sdp)).await;
+    match bob.next_of(sfu_says).await {
+        Payload::Refusal(refusal) => assert_eq!(refusal.code, "not_allowed_to_publish"),
+        other => panic!("a viewer's offer is refused, not {other:?}"),
+    }
+
+    let speakers = format!("/v1/rooms/{room}/speakers");
+    deployment.post(&speakers, Some(&ann_token), json!({"peer_id": bob_id}), StatusCode::NO_CONTENT).await;
+    bob.next_of(|kind| matches!(kind, Kind::SpeakGranted(_)).then_some(())).await;
+    let (_camera, sdp) = offer_camera().await;
+    bob.send_signal(publish(sdp)).await;
+    match bob.next_of(sfu_says).await {
+        Payload::Sdp(answer) => assert_eq!(answer.r#type, "answer"),
+        other => panic!("once let speak, the offer is answered, not {other:?}"),
+    }
 }

@@ -118,6 +118,28 @@ fn a_new_recorder_replaces_the_one_before_and_a_stop_names_its_own() {
 }
 
 #[test]
+fn leave_to_speak_comes_out_as_events_in_the_order_it_was_given_and_taken() {
+    let mut session = in_call(Instant::now());
+    events(&mut session);
+    session.receive(server(r#"{"speak_granted":{"peer_id":"ann"}}"#));
+    session.receive(server(r#"{"speak_revoked":{"peer_id":"ann"}}"#));
+    session.receive(server(r#"{"speak_granted":{"peer_id":"ann"}}"#));
+    assert_eq!(
+        events(&mut session),
+        [
+            Event::SpeakGranted { peer_id: "ann".into() },
+            Event::SpeakRevoked { peer_id: "ann".into() },
+            Event::SpeakGranted { peer_id: "ann".into() },
+        ]
+    );
+    assert!(sent(&mut session).is_empty(), "nothing to answer");
+
+    let mut entering = Session::new(recorder_policy(), Instant::now());
+    entering.receive(server(r#"{"speak_granted":{"peer_id":"ann"}}"#));
+    assert!(events(&mut entering).is_empty(), "not in the call yet: the media server reads the grants on entering");
+}
+
+#[test]
 fn signals_come_out_typed_and_unknown_sdp_types_are_dropped() {
     let mut session = in_call(Instant::now());
     events(&mut session);

@@ -5,6 +5,7 @@
 mod camera;
 mod credentials;
 pub mod page;
+mod peer;
 mod room;
 mod user;
 
@@ -13,6 +14,7 @@ pub use confab_domain::{
     CameraId, MediaRouting, RecordingFileId, RecordingId, RecordingStatus, RoomId, RoomMode, RoomRole, UserId,
 };
 pub use credentials::{DisplayName, Email, Password};
+pub use peer::PeerId;
 pub use room::{GivenSettings, MaxParticipants, Room, RoomName, RoomSettings};
 pub use user::{Role, User};
 

@@ -12,6 +12,7 @@ pub mod me;
 pub mod members;
 pub mod recordings;
 pub mod rooms;
+pub mod speakers;
 
 use actix_web::HttpRequest;
 use chrono::{DateTime, Utc};

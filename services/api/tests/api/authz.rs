@@ -96,6 +96,8 @@ fn table() -> Vec<Row> {
         row("post", "/v1/invites/{token}/accept", none, USER(200)),
         row("post", "/v1/rooms/{id}/join", none, [401, 404, 200, 200, 200, 403]),
         row("get", "/v1/rooms/{id}/participants", none, ROOM_READ),
+        row("post", "/v1/rooms/{id}/speakers", |_| json!({"peer_id": "peer-1"}), ROOM_MANAGE(204)),
+        row("delete", "/v1/rooms/{id}/speakers/{peer_id}", none, ROOM_MANAGE(204)),
         row("post", "/v1/rooms/{id}/recordings", none, ROOM_MANAGE(202)),
         row("post", "/v1/recordings/{id}/stop", none, ROOM_MANAGE(200)),
         row("get", "/v1/recordings", none, USER(200)),
@@ -163,12 +165,15 @@ async fn fixture(app: &TestApp, callers: &Callers) -> Fixture {
     let db = &app.db;
     let [_, _, member, moderator, owner, _] = callers.ids[..] else { unreachable!() };
     let room = Uuid::new_v4();
-    sqlx::query("insert into rooms (id, name, owner_id, max_participants) values ($1, 'Fixture', $2, 8)")
-        .bind(room)
-        .bind(owner)
-        .execute(db)
-        .await
-        .unwrap();
+    // A lecture, so that its viewers can be let speak.
+    sqlx::query(
+        "insert into rooms (id, name, owner_id, max_participants, mode) values ($1, 'Fixture', $2, 8, 'lecture')",
+    )
+    .bind(room)
+    .bind(owner)
+    .execute(db)
+    .await
+    .unwrap();
     let (target, _) = insert_user(db, "user").await;
     let (banned, _) = insert_user(db, "user").await;
     let (throwaway_user, _) = insert_user(db, "user").await;

@@ -20,5 +20,6 @@ mod refresh;
 mod request_ids;
 mod room_settings;
 mod rooms;
+mod speakers;
 mod web;
 mod webhooks;

@@ -47,6 +47,11 @@ impl DownTrack {
         self.target.filter(|target| self.current != Some(*target))
     }
 
+    /// `timestamp` of `layer` in this subscriber's time, while it receives that layer.
+    pub fn timestamp_of(&self, layer: Layer, timestamp: u32) -> Option<u32> {
+        self.rewriter.timestamp_of(layer, timestamp)
+    }
+
     /// The layer and its own sequence number of the packet sent to this subscriber as
     /// `sequence_number` (what a NACK names), for the publisher's packet cache.
     pub fn original(&self, sequence_number: u16) -> Option<(Layer, u16)> {

@@ -99,6 +99,13 @@ impl Rewriter {
         out
     }
 
+    /// `timestamp` of `layer` in this stream's time, while the stream comes from that layer (a
+    /// publisher's sender report, translated for the subscriber).
+    pub fn timestamp_of(&self, layer: Layer, timestamp: u32) -> Option<u32> {
+        let segment = self.segment.as_ref().filter(|segment| segment.layer == layer)?;
+        Some(timestamp.wrapping_add(segment.timestamp_offset))
+    }
+
     /// The layer and the layer's own sequence number of the packet this stream sent as
     /// `sequence_number`; `None` for a number it has not sent yet or from too many switches ago.
     pub fn original(&self, sequence_number: u16) -> Option<(Layer, u16)> {
@@ -169,6 +176,19 @@ mod tests {
         assert_eq!(rewriter.switch_to(0, 1000, 5000, t0), first(1000, 5000));
         assert_eq!(rewriter.rewrite(1001, 5000, t0), Some(forwarded(1001, 5000)));
         assert_eq!(rewriter.rewrite(1002, 8000, t0), Some(forwarded(1002, 8000)));
+    }
+
+    #[test]
+    fn a_layers_time_is_translated_only_while_the_stream_comes_from_it() {
+        let t0 = Instant::now();
+        let mut rewriter = Rewriter::new(90_000);
+        assert_eq!(rewriter.timestamp_of(0, 7), None, "nothing sent yet");
+        rewriter.switch_to(0, 100, 1_000, t0);
+        rewriter.rewrite(101, 4_000, t0);
+        let switched = rewriter.switch_to(2, 7_000, 500_000, t0 + Duration::from_millis(33));
+        assert_eq!(rewriter.timestamp_of(2, 500_000), Some(switched.timestamp));
+        assert_eq!(rewriter.timestamp_of(2, 590_000), Some(switched.timestamp.wrapping_add(90_000)));
+        assert_eq!(rewriter.timestamp_of(0, 4_000), None, "layer 0 is no longer sent");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use confab_domain::{RoomMode, RoomRole};
 use confab_sfu::connection::{AUDIO_LEVEL_URI, ConnectionKind, opus, vp8};
-use confab_sfu::keyframe_requests::{KeyframeRequests, asks_for_keyframe};
+use confab_sfu::rtcp_delivery::{DeliverRtcp, as_sender_report, asks_for_keyframe};
 use confab_sfu::server::{Incoming, MediaServer, Outgoing, Output, Shown};
 use rtc::interceptor::{Registry, Slot};
 use rtc::media_stream::MediaStreamTrack;
@@ -58,6 +58,8 @@ pub struct Participant {
     receivers: Vec<(RTCRtpReceiverId, u32)>,
     /// Keyframe requests that reached its publish connection.
     pub keyframe_requests: usize,
+    /// Sender reports received on its subscribe connection: SSRC, NTP time, RTP time.
+    pub sender_reports: Vec<(u32, u64, u32)>,
     /// Offers of its subscribe connection so far.
     pub offers: usize,
     /// What the server refused it, with the connection.
@@ -71,8 +73,14 @@ pub struct Call {
     pub signals: VecDeque<(String, ConnectionKind, Outgoing)>,
     /// The dominant speakers the server announced, in order.
     pub speakers: Vec<String>,
+    /// The answers to publish offers, as the server sent them.
+    pub answers: Vec<String>,
     /// Participants' RTP and RTCP datagrams to the server: every `n`th is lost.
     pub lose_every: Option<u64>,
+    /// The server's datagrams to subscribe connections: at most this many bits a second get
+    /// through (a policer over 100 ms windows); the rest are lost.
+    pub downlink_limit: Option<u64>,
+    downlink_window: (Option<Instant>, u64),
     sent_media: u64,
     pub lost: u64,
 }
@@ -85,12 +93,14 @@ struct Layer {
     rid: &'static str,
     ssrc: u32,
     size: (u16, u16),
+    /// The bytes of each of its frames (one packet each): 30 a second.
+    bytes: usize,
 }
 
 const SIMULCAST: [Layer; 3] = [
-    Layer { rid: "q", ssrc: 0x5c_0001, size: (320, 180) },
-    Layer { rid: "h", ssrc: 0x5c_0002, size: (640, 360) },
-    Layer { rid: "f", ssrc: 0x5c_0003, size: (1280, 720) },
+    Layer { rid: "q", ssrc: 0x5c_0001, size: (320, 180), bytes: 200 },
+    Layer { rid: "h", ssrc: 0x5c_0002, size: (640, 360), bytes: 500 },
+    Layer { rid: "f", ssrc: 0x5c_0003, size: (1280, 720), bytes: 1100 },
 ];
 const MICROPHONE_SSRC: u32 = 0x0a1_0001;
 const FRAME: Duration = Duration::from_millis(33);
@@ -104,7 +114,10 @@ impl Call {
             participants: Vec::new(),
             signals: VecDeque::new(),
             speakers: Vec::new(),
+            answers: Vec::new(),
             lose_every: None,
+            downlink_limit: None,
+            downlink_window: (None, 0),
             sent_media: 0,
             lost: 0,
         }
@@ -128,6 +141,7 @@ impl Call {
             streams: Vec::new(),
             receivers: Vec::new(),
             keyframe_requests: 0,
+            sender_reports: Vec::new(),
             offers: 0,
             refusals: Vec::new(),
         });
@@ -142,7 +156,7 @@ impl Call {
 
     /// Participant `n` offers to publish a VP8 camera of one 640x360 layer.
     pub fn publish_camera(&mut self, n: usize) {
-        self.publish(n, &[Layer { rid: "", ssrc: CAMERA_SSRC, size: (640, 360) }]);
+        self.publish(n, &[Layer { rid: "", ssrc: CAMERA_SSRC, size: (640, 360), bytes: 800 }]);
     }
 
     /// Participant `n` offers to publish a VP8 camera in three simulcast layers (rids q, h, f),
@@ -248,15 +262,20 @@ impl Call {
                 header.set_extension(mid, Bytes::from_static(b"0")).unwrap();
                 header.set_extension(rid, Bytes::from(layer.rid.as_bytes().to_vec())).unwrap();
             }
-            let payload = vp8_frame(participant.picture_id, keyframe.then_some(layer.size));
+            let payload = vp8_frame(participant.picture_id, keyframe.then_some(layer.size), layer.bytes);
             let _ = sender.write_rtp(Instant::now(), Packet { header, payload });
         }
     }
 
     /// Moves datagrams and signals, the participants in `senders` sending what they publish 30
     /// times a second, until `done` (true) or 15 s have passed (false).
-    pub fn run(&mut self, senders: &[usize], mut done: impl FnMut(&Self) -> bool) -> bool {
-        let give_up = Instant::now() + Duration::from_secs(15);
+    pub fn run(&mut self, senders: &[usize], done: impl FnMut(&Self) -> bool) -> bool {
+        self.run_within(Duration::from_secs(15), senders, done)
+    }
+
+    /// [`Call::run`] giving up after `limit`.
+    pub fn run_within(&mut self, limit: Duration, senders: &[usize], mut done: impl FnMut(&Self) -> bool) -> bool {
+        let give_up = Instant::now() + limit;
         let mut next_frame = Instant::now();
         loop {
             let now = Instant::now();
@@ -318,6 +337,10 @@ impl Call {
                         ecn: None,
                         transport_protocol: TransportProtocol::UDP,
                     };
+                    let to_subscriber = self.participants.iter().any(|p| subscribe_address(p) == to);
+                    if to_subscriber && !self.downlink_allows(datagram.len(), now) {
+                        continue;
+                    }
                     let pc = self.participants.iter_mut().find_map(|participant| {
                         if participant.address == to {
                             participant.publish.as_mut()
@@ -344,12 +367,28 @@ impl Call {
         moved
     }
 
+    /// Whether a datagram of `len` bytes to a subscriber fits the downlink limit now.
+    fn downlink_allows(&mut self, len: usize, now: Instant) -> bool {
+        let Some(limit) = self.downlink_limit else { return true };
+        const WINDOW: Duration = Duration::from_millis(100);
+        let (start, sent) = &mut self.downlink_window;
+        if start.is_none_or(|start| now >= start + WINDOW) {
+            (*start, *sent) = (Some(now), 0);
+        }
+        let fits = (*sent + len as u64) * 8 <= limit / 10;
+        if fits {
+            *sent += len as u64;
+        }
+        fits
+    }
+
     /// Participants act on the server's signals as a client does: answer offers, apply answers.
     fn answer(&mut self, to: &str, connection: ConnectionKind, message: Outgoing, now: Instant) {
         let Some(participant) = self.participants.iter_mut().find(|p| p.peer_id == to) else { return };
         match (connection, message) {
             (_, Outgoing::Refused(code)) => participant.refusals.push((connection, code)),
             (ConnectionKind::Publish, Outgoing::Answer(sdp)) => {
+                self.answers.push(sdp.clone());
                 if let Some(pc) = participant.publish.as_mut() {
                     pc.set_remote_description(now, RTCSessionDescription::answer(sdp).unwrap()).unwrap();
                 }
@@ -410,7 +449,7 @@ impl Call {
 
 /// A VP8 frame of one packet: descriptor with a 15-bit PictureID, then a frame tag, and for a
 /// keyframe the picture size (RFC 6386 §9.1).
-fn vp8_frame(picture_id: u16, keyframe_of: Option<(u16, u16)>) -> Bytes {
+fn vp8_frame(picture_id: u16, keyframe_of: Option<(u16, u16)>, bytes: usize) -> Bytes {
     let [high, low] = (0x8000 | picture_id).to_be_bytes();
     let mut payload = vec![0x90, 0x80, high, low];
     match keyframe_of {
@@ -421,7 +460,7 @@ fn vp8_frame(picture_id: u16, keyframe_of: Option<(u16, u16)>) -> Bytes {
         }
         None => payload.push(0x51),
     }
-    payload.resize(800, 0);
+    payload.resize(bytes, 0);
     Bytes::from(payload)
 }
 
@@ -456,8 +495,13 @@ fn read(participant: &mut Participant) {
         }
     }
     while let Some(message) = pc.poll_read() {
-        if let RTCMessage::RtpPacket(track, packet) = message.message {
-            participant.received.push((track, packet));
+        match message.message {
+            RTCMessage::RtpPacket(track, packet) => participant.received.push((track, packet)),
+            RTCMessage::RtcpPacket(_, packets) => {
+                let reports = packets.iter().filter_map(|packet| as_sender_report(packet.as_ref()));
+                participant.sender_reports.extend(reports.map(|sr| (sr.ssrc, sr.ntp_time, sr.rtp_time)));
+            }
+            _ => {}
         }
     }
 }
@@ -476,8 +520,9 @@ fn peer_connection(address: SocketAddr) -> RTCPeerConnection {
             None,
         )
         .unwrap();
-    // Keyframe requests delivered, so that a publisher sees them, as the server does.
-    let registry = Registry::new().with(Slot::from(14_000), KeyframeRequests::default());
+    // Keyframe requests and sender reports delivered, so that the test sees them, as the server
+    // does (before webrtc-rs's own interceptors, as its `rtcp-processing` example places it).
+    let registry = Registry::new().with(Slot::from(14_000), DeliverRtcp::default());
     let registry = register_default_interceptors(registry, &mut media_engine).unwrap();
     let settings = SettingEngineBuilder::new().with_answering_dtls_role(RTCDtlsRole::Client).build();
     let mut pc = RTCPeerConnectionBuilder::new()

@@ -102,7 +102,8 @@ fn forwarder(subscribers: usize, t0: Instant) -> (Forwarder, Vec<DownId>) {
             let down = forwarder.subscribe(track).expect("the track");
             // Estimates between each layer's rate and the next one's.
             let estimate = [300_000, 1_000_000, 10_000_000][n % 3];
-            forwarder.request(down, Some(2), estimate, t0);
+            forwarder.request(down, Some(2), t0);
+            forwarder.estimate(down, estimate, t0);
             down
         })
         .collect();

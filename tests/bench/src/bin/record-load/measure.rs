@@ -3,7 +3,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use confab_bench::{cpu_seconds, rss_kib};
+use confab_bench::{cpu_seconds, cpu_ticks, rss_kib, udp_socket_drops};
 use tokio::time::Instant;
 
 use crate::pacing::{LATE, Schedule, Sent};
@@ -159,20 +159,6 @@ fn run_queue_wait_ns(pid: u32) -> u64 {
         .sum()
 }
 
-/// Busy and total ticks of each CPU so far (`/proc/stat`; idle and iowait count as not busy).
-pub fn cpu_ticks() -> Vec<(u64, u64)> {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    stat.lines()
-        .filter(|line| line.starts_with("cpu") && line.as_bytes().get(3).is_some_and(u8::is_ascii_digit))
-        .map(|line| {
-            let ticks: Vec<u64> = line.split_whitespace().skip(1).filter_map(|t| t.parse().ok()).collect();
-            let total: u64 = ticks.iter().take(8).sum();
-            let idle = ticks.get(3).copied().unwrap_or_default() + ticks.get(4).copied().unwrap_or_default();
-            (total - idle, total)
-        })
-        .collect()
-}
-
 /// UDP datagrams the kernel dropped so far because a socket's receive buffer was full, machine
 /// wide (`RcvbufErrors` in `/proc/net/snmp`).
 fn udp_receive_buffer_errors() -> u64 {
@@ -181,36 +167,6 @@ fn udp_receive_buffer_errors() -> u64 {
     let (Some(names), Some(values)) = (udp.next(), udp.next()) else { return 0 };
     let column = names.split_whitespace().position(|name| name == "RcvbufErrors");
     column.and_then(|i| values.split_whitespace().nth(i)?.parse().ok()).unwrap_or_default()
-}
-
-/// UDP datagrams dropped so far on full receive buffers of the processes' sockets (the `drops`
-/// column of `/proc/net/udp*` for the sockets among their file descriptors).
-fn udp_socket_drops(pids: &[u32]) -> u64 {
-    let inodes: Vec<String> = pids
-        .iter()
-        .filter_map(|pid| std::fs::read_dir(format!("/proc/{pid}/fd")).ok())
-        .flatten()
-        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
-        .filter_map(|target| {
-            let target = target.to_string_lossy().into_owned();
-            Some(target.strip_prefix("socket:[")?.strip_suffix(']')?.to_owned())
-        })
-        .collect();
-    ["/proc/net/udp", "/proc/net/udp6"]
-        .iter()
-        .filter_map(|table| std::fs::read_to_string(table).ok())
-        .flat_map(|table| {
-            table
-                .lines()
-                .skip(1)
-                .filter_map(|line| {
-                    let fields: Vec<&str> = line.split_whitespace().collect();
-                    let inode = fields.get(9)?;
-                    inodes.iter().any(|i| i == inode).then(|| fields.last()?.parse::<u64>().ok())?
-                })
-                .collect::<Vec<_>>()
-        })
-        .sum()
 }
 
 /// What [`measure_window`] saw.

@@ -1,8 +1,13 @@
-//! Lets a subscriber's keyframe requests (PLI, FIR) reach the server. webrtc-rs ends every
-//! incoming RTCP packet inside its interceptor chain unless one marks it for the application
-//! (docs/design/sfu-stack.md §3): this interceptor marks those two kinds, and only them, so the
-//! server can relay a rate-limited request to the publisher
-//! ([`crate::forwarder::Forwarder::on_keyframe_request`]). Reports and NACKs stay with the stack.
+//! The RTCP the server acts on itself. webrtc-rs ends every incoming RTCP packet inside its
+//! interceptor chain unless one marks it for the application (docs/design/sfu-stack.md §3): this
+//! interceptor marks a subscriber's keyframe requests (PLI, FIR), which the server relays
+//! rate-limited to the publisher ([`crate::forwarder::Forwarder::on_keyframe_request`]), and a
+//! publisher's sender reports, from which the server writes each subscriber's
+//! ([`crate::forwarder::Forwarder::sender_report`]) so that audio and video stay in sync through
+//! it. Receiver reports and NACKs stay with the stack.
+//!
+//! It sits in the chain's sender-report slot, in place of webrtc-rs's generator: the reports a
+//! subscriber gets must carry the publisher's clock, not the server's.
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -10,11 +15,12 @@ use std::time::Instant;
 use rtc::interceptor::{Attribute, Interceptor, Packet, StreamInfo, TaggedPacket};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::sender_report::SenderReport;
 use rtc::sansio::Protocol;
 use rtc::shared::error::Error;
 
 #[derive(Default)]
-pub struct KeyframeRequests {
+pub struct DeliverRtcp {
     read: VecDeque<TaggedPacket>,
     write: VecDeque<TaggedPacket>,
 }
@@ -25,7 +31,12 @@ pub fn asks_for_keyframe(packet: &dyn rtc::rtcp::packet::Packet) -> bool {
     any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>()
 }
 
-impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequests {
+/// `packet` as a sender report, if it is one.
+pub fn as_sender_report(packet: &dyn rtc::rtcp::packet::Packet) -> Option<&SenderReport> {
+    packet.as_any().downcast_ref::<SenderReport>()
+}
+
+impl Protocol<TaggedPacket, TaggedPacket, ()> for DeliverRtcp {
     type Rout = TaggedPacket;
     type Wout = TaggedPacket;
     type Eout = ();
@@ -34,7 +45,9 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequests {
 
     fn handle_read(&mut self, mut message: TaggedPacket) -> Result<(), Self::Error> {
         if let Packet::Rtcp(packets) = &message.message.packet
-            && packets.iter().any(|packet| asks_for_keyframe(packet.as_ref()))
+            && packets
+                .iter()
+                .any(|packet| asks_for_keyframe(packet.as_ref()) || as_sender_report(packet.as_ref()).is_some())
         {
             message.message.add(Attribute::DeliverToApplication);
         }
@@ -64,7 +77,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequests {
     }
 }
 
-impl Interceptor for KeyframeRequests {
+impl Interceptor for DeliverRtcp {
     fn bind_local_stream(&mut self, _info: &StreamInfo) {}
     fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
     fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
