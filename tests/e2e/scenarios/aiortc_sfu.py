@@ -6,7 +6,8 @@ Ann, Bob and Cat sign up; Ann creates a room with `media: "sfu"` and invites the
 joins over the gateway WebSocket, learns the SFU's peer id (`welcome.sfu` or `media_changed`),
 offers a `publish` connection (VP8 + Opus from synthetic tracks, one encoding: aiortc cannot send
 simulcast) whose candidates it trickles with `connection: "publish"`, and answers every
-`subscribe` offer of the SFU (its candidates in the SDP). Checks:
+`subscribe` offer of the SFU (Ann and Cat with their candidates in the SDP, Bob trickling them
+with `connection: "subscribe"`). Checks:
 
 - everyone decodes the others' video (>= 30 frames each) and audio through `subscribe`, and each
   received track's msid stream id is its publisher's peer id;
@@ -200,8 +201,10 @@ class Received:
 
 
 class Participant:
-    def __init__(self, name, pitch):
+    def __init__(self, name, pitch, trickle_subscribe=False):
         self.name = name
+        # Whether the subscribe answer's candidates go as `signal.candidate` rather than in it.
+        self.trickle_subscribe = trickle_subscribe
         self.pitch = pitch
         self.email = f"aiortc-sfu-{name.lower()}-{uuid.uuid4().hex[:10]}@example.org"
         self.token = None
@@ -353,8 +356,16 @@ class Participant:
         self._offered = {s["mid"]: s for s in offered}
         await self.subscribe_pc.setRemoteDescription(RTCSessionDescription(sdp=description["sdp"], type="offer"))
         await self.subscribe_pc.setLocalDescription(await self.subscribe_pc.createAnswer())
-        answer = {"type": "answer", "sdp": self.subscribe_pc.localDescription.sdp}
-        await self.send({"signal": {"to": self.sfu, "connection": "subscribe", "sdp": answer}})
+        local = self.subscribe_pc.localDescription.sdp
+        if not self.trickle_subscribe:
+            await self.send({"signal": {"to": self.sfu, "connection": "subscribe", "sdp": {"type": "answer", "sdp": local}}})
+        else:  # once per connection: a re-answer's candidates are those already sent
+            await self.send({"signal": {"to": self.sfu, "connection": "subscribe", "sdp": {"type": "answer", "sdp": without_candidates(local)}}})
+            if not self.subscribe_offers:
+                mid, candidates = first_section_candidates(local)
+                for candidate in candidates + [""]:
+                    wire = {"candidate": candidate, "sdp_mid": mid, "sdp_mline_index": 0}
+                    await self.send({"signal": {"to": self.sfu, "connection": "subscribe", "candidate": wire}})
         self.subscribe_offers.append(offered)
         self.check_offer(offered)
         if os.environ.get("SFU_DEBUG"):
@@ -574,8 +585,7 @@ async def lecture(ann, bob):
 
 
 async def main():
-    names = [("Ann", 440), ("Bob", 554), ("Cat", 659)]
-    ann, bob, cat = [Participant(n, pitch) for n, pitch in names]
+    ann, bob, cat = Participant("Ann", 440), Participant("Bob", 554, trickle_subscribe=True), Participant("Cat", 659)
     for p in (ann, bob, cat):
         p.sign_up()
     made = [ann, bob, cat]
