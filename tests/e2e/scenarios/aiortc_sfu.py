@@ -53,6 +53,7 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcconfiguration import RTCBundlePolicy
 from aiortc.rtcrtpsender import RTCRtpSender
+from aiortc.sdp import candidate_from_sdp
 
 BASE_URL = os.environ.get("BASE_URL", "http://127.0.0.1:20180")
 OUT = os.environ.get("OUT", "output")
@@ -244,6 +245,8 @@ class Participant:
     async def until(self, condition, timeout, what):
         deadline = time.monotonic() + timeout
         while not condition():
+            if self.errors:
+                raise Failure(f"{self.name}: {self.errors[0]}")
             left = deadline - time.monotonic()
             if left <= 0:
                 raise Failure(f"{self.name}: {what}: not within {timeout} s")
@@ -312,8 +315,6 @@ class Participant:
         elif "candidate" in signal:
             pc = self.publish_pc if connection == "publish" else self.subscribe_pc
             if pc is not None and signal["candidate"].get("candidate"):
-                from aiortc.sdp import candidate_from_sdp
-
                 wire = signal["candidate"]
                 candidate = candidate_from_sdp(re.sub(r"^candidate:", "", wire["candidate"]))
                 candidate.sdpMid = wire.get("sdp_mid")
