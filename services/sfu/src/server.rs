@@ -27,7 +27,7 @@ use rtc::peer_connection::transport::RTCIceCandidateInit;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
-use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
+use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
@@ -354,9 +354,8 @@ impl MediaServer {
                 }
             }
             (ConnectionKind::Subscribe, Incoming::TrackRequest { track_id, shown }) => {
-                if let Some(id) = existing
-                    && !self.show(id, &track_id, shown, now)
-                {
+                // Without a subscribe connection nothing is received: unknown too.
+                if !existing.is_some_and(|id| self.show(id, &track_id, shown, now)) {
                     self.signal_out(room, from, connection, Outgoing::Refused(UNKNOWN_TRACK));
                 }
             }
@@ -601,7 +600,13 @@ impl MediaServer {
                 published.kind,
                 vec![encoding],
             );
-            match connection.pc.add_track(copy_of) {
+            // A new send-only section per copy, never a reused one: `add_track` would hand an
+            // ended copy's transceiver (its mid, its receiver at the subscriber) to another
+            // track, which clients that key receivers by section (aiortc) cannot follow; ended
+            // copies' sections stay `inactive`.
+            let send_only =
+                RTCRtpTransceiverInit { direction: RTCRtpTransceiverDirection::Sendonly, ..Default::default() };
+            match connection.pc.add_transceiver_from_track(copy_of, Some(send_only)).map(RTCRtpSenderId::from) {
                 Ok(sender) => {
                     connection
                         .copies

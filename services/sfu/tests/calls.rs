@@ -8,9 +8,9 @@ use confab_sfu::connection::ConnectionKind;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use confab_sfu::server::Shown;
+use confab_sfu::server::{Incoming, Shown};
 use proptest::prelude::*;
-use support::Call;
+use support::{Call, ROOM};
 
 #[test]
 fn a_published_camera_reaches_every_other_participant_once_renumbered_on_their_own_connection() {
@@ -150,6 +150,16 @@ fn a_lecture_viewer_publishes_only_while_let_speak() {
     let received = call.received_from(teacher, "bob");
     call.run_within(Duration::from_secs(1), &[viewer], |_| false);
     assert_eq!(call.received_from(teacher, "bob"), received, "nothing of Bob's is forwarded any more");
+}
+
+#[test]
+fn a_track_request_for_a_track_not_received_is_refused_even_before_anything_is_received() {
+    let mut call = Call::new(RoomMode::Meeting);
+    let ann = call.join("ann", RoomRole::Owner);
+    let request = Incoming::TrackRequest { track_id: "bob-0".to_owned(), shown: Shown::Paused };
+    call.server.signal(ROOM, "ann", ConnectionKind::Subscribe, request, Instant::now());
+    assert!(call.run(&[], |call| !call.participants[ann].refusals.is_empty()), "refused");
+    assert_eq!(call.participants[ann].refusals, [(ConnectionKind::Subscribe, "unknown_track")]);
 }
 
 #[test]
