@@ -139,6 +139,17 @@ pub fn new_peer_connection(
         .with_media_engine(media_engine)
         .with_interceptor_registry(registry)
         .build(now)?;
+    add_host_candidate(&mut connection, address)?;
+    Ok((connection, estimate))
+}
+
+/// Gives a webrtc-rs sans-IO connection its one ICE candidate: a UDP host candidate at
+/// `address`, the socket the caller drives it over (the server's shared port; a test's or a load
+/// tool's peer's own).
+pub fn add_host_candidate(
+    connection: &mut RTCPeerConnection,
+    address: SocketAddr,
+) -> Result<(), rtc::shared::error::Error> {
     let candidate = CandidateHostConfig {
         base_config: CandidateConfig {
             network: "udp".to_owned(),
@@ -150,8 +161,7 @@ pub fn new_peer_connection(
         ..Default::default()
     }
     .new_candidate_host()?;
-    connection.add_local_candidate(RTCIceCandidate::from(&candidate).to_json()?)?;
-    Ok((connection, estimate))
+    connection.add_local_candidate(RTCIceCandidate::from(&candidate).to_json()?)
 }
 
 #[cfg(test)]

@@ -1,7 +1,5 @@
 //! What the benchmark binaries share.
 
-use std::net::SocketAddr;
-
 pub mod signaling;
 pub mod simulcast;
 
@@ -63,23 +61,4 @@ pub fn udp_socket_drops(pids: &[u32]) -> u64 {
                 .collect::<Vec<_>>()
         })
         .sum()
-}
-
-/// Gives a webrtc-rs sans-IO connection its one ICE candidate: a UDP host candidate at `address`,
-/// the socket the caller drives it over.
-pub fn add_host_candidate(pc: &mut rtc::peer_connection::RTCPeerConnection, address: SocketAddr) -> anyhow::Result<()> {
-    use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
-    let candidate = CandidateHostConfig {
-        base_config: CandidateConfig {
-            network: "udp".to_owned(),
-            address: address.ip().to_string(),
-            port: address.port(),
-            component: 1,
-            ..Default::default()
-        },
-        ..Default::default()
-    }
-    .new_candidate_host()?;
-    pc.add_local_candidate(RTCIceCandidate::from(&candidate).to_json()?)?;
-    Ok(())
 }

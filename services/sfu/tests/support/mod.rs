@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use confab_domain::{RoomMode, RoomRole};
-use confab_sfu::connection::{AUDIO_LEVEL_URI, ConnectionKind, opus, vp8};
+use confab_sfu::connection::{AUDIO_LEVEL_URI, ConnectionKind, add_host_candidate, opus, vp8};
 use confab_sfu::rtcp_delivery::{DeliverRtcp, as_sender_report, asks_for_keyframe};
 use confab_sfu::server::{Incoming, MediaServer, Outgoing, Output, Shown};
 use rtc::interceptor::{Registry, Slot};
@@ -19,7 +19,7 @@ use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
 use rtc::peer_connection::message::RTCMessage;
 use rtc::peer_connection::sdp::RTCSessionDescription;
-use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCDtlsRole, RTCIceCandidate};
+use rtc::peer_connection::transport::RTCDtlsRole;
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp::header::Header;
@@ -531,18 +531,6 @@ fn peer_connection(address: SocketAddr) -> RTCPeerConnection {
         .with_interceptor_registry(registry)
         .build(Instant::now())
         .unwrap();
-    let candidate = CandidateHostConfig {
-        base_config: CandidateConfig {
-            network: "udp".to_owned(),
-            address: address.ip().to_string(),
-            port: address.port(),
-            component: 1,
-            ..Default::default()
-        },
-        ..Default::default()
-    }
-    .new_candidate_host()
-    .unwrap();
-    pc.add_local_candidate(RTCIceCandidate::from(&candidate).to_json().unwrap()).unwrap();
+    add_host_candidate(&mut pc, address).unwrap();
     pc
 }

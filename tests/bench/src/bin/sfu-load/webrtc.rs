@@ -11,9 +11,9 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use confab_bench::add_host_candidate;
 use confab_bench::simulcast::LAYERS;
 use confab_call::vp8;
+use confab_sfu::connection::add_host_candidate;
 use rtc::interceptor::Registry;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
