@@ -431,6 +431,20 @@ impl MediaServer {
             self.signal_out(room, peer, ConnectionKind::Publish, Outgoing::Refused(refusal.code()));
             return;
         }
+        // An offer from another DTLS endpoint (the participant's page reloaded: same peer id, new
+        // connections) starts afresh: its old connections are dead, and its new page waits for
+        // a subscribe offer of its own. An ICE restart keeps the fingerprint and the connection.
+        let existing = match existing {
+            Some(id) if self.fingerprint_changed(id, &sdp) => {
+                self.end_connection(id);
+                if let Some(subscribe) = self.rooms.get_mut(room).and_then(|media| media.subscribe.remove(peer)) {
+                    self.end_connection(subscribe);
+                }
+                self.refresh_subscriptions(room, now);
+                None
+            }
+            existing => existing,
+        };
         let id = match existing {
             Some(id) => id,
             None => match self.new_connection(room, peer, ConnectionKind::Publish, now) {
@@ -458,6 +472,12 @@ impl MediaServer {
             }
         }
         self.pump(id, now);
+    }
+
+    /// Whether `offer` comes from another DTLS certificate than connection `id`'s remote one.
+    fn fingerprint_changed(&self, id: ConnectionId, offer: &str) -> bool {
+        let Some(current) = self.connections.get(&id).and_then(|c| c.pc.remote_description()) else { return false };
+        fingerprint(&current.sdp) != fingerprint(offer)
     }
 
     fn subscriber_answered(&mut self, id: ConnectionId, sdp: String, now: Instant) {
@@ -978,6 +998,11 @@ impl MediaServer {
         }
         self.outputs.push_back(Output::Signal { room: room.to_owned(), to: to.to_owned(), connection, message });
     }
+}
+
+/// A description's DTLS certificate fingerprint (`a=fingerprint:`), the first one it states.
+fn fingerprint(sdp: &str) -> Option<&str> {
+    sdp.lines().find_map(|line| line.strip_prefix("a=fingerprint:")).map(str::trim)
 }
 
 fn is_audio(tracks: &HashMap<TrackId, Published>, track: TrackId) -> bool {

@@ -49,6 +49,24 @@ fn a_published_camera_reaches_every_other_participant_once_renumbered_on_their_o
 }
 
 #[test]
+fn a_participant_whose_page_reloaded_starts_afresh_and_is_seen_again_at_once() {
+    let mut call = Call::new(RoomMode::Meeting);
+    let [ann, bob] = ["ann", "bob"].map(|p| call.join(p, RoomRole::Member));
+    call.publish_camera(ann);
+    call.publish_camera(bob);
+    let both = |call: &Call, from: [usize; 2]| {
+        call.received_from(bob, "ann") > from[0] && call.received_from(ann, "bob") > from[1]
+    };
+    assert!(call.run(&[ann, bob], |call| both(call, [30, 30])));
+    // Ann's page reloads: same peer id, new connections; she offers her camera again.
+    call.reload(ann);
+    call.publish_camera(ann);
+    let before = [call.received_from(bob, "ann"), 0];
+    let back = call.run_within(Duration::from_secs(5), &[ann, bob], |call| both(call, [before[0] + 30, 30]));
+    assert!(back, "Bob sees Ann's new camera and Ann, on a new subscribe connection, sees Bob within seconds");
+}
+
+#[test]
 fn each_subscriber_gets_the_simulcast_layer_its_tile_needs_and_a_paused_one_gets_none() {
     let mut call = Call::new(RoomMode::Lecture);
     let teacher = call.join("ann", RoomRole::Owner);

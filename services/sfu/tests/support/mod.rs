@@ -149,6 +149,12 @@ impl Call {
         n
     }
 
+    /// Participant `n`'s page reloads: its connections are gone, its peer id stays (it resumed).
+    pub fn reload(&mut self, n: usize) {
+        let participant = &mut self.participants[n];
+        (participant.publish, participant.subscribe, participant.camera) = (None, None, None);
+    }
+
     pub fn leave(&mut self, n: usize) {
         let peer_id = self.participants[n].peer_id.clone();
         self.server.peer_left(ROOM, &peer_id, Instant::now());
