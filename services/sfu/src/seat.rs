@@ -61,7 +61,15 @@ impl Seats {
             Some(Event::Joined { peers, .. }) => {
                 let (to_room, from_media) = mpsc::unbounded_channel();
                 tracing::info!(room.id = %room, "serving the room's media");
-                let mut served = Served { seats: &self, room: &room, job: &job, call, people: HashSet::new(), to_room };
+                let mut served = Served {
+                    seats: &self,
+                    room: &room,
+                    job: &job,
+                    call,
+                    people: HashSet::new(),
+                    to_room,
+                    speaker: None,
+                };
                 served.enter(&peers).await;
                 served.run(from_media, stop).await;
                 self.media.close(&room);
@@ -84,6 +92,8 @@ struct Served<'a> {
     people: HashSet<String>,
     /// Where the media task's messages for the call go.
     to_room: mpsc::UnboundedSender<ToRoom>,
+    /// The dominant speaker last announced, for people who arrive after it.
+    speaker: Option<String>,
 }
 
 impl Served<'_> {
@@ -161,6 +171,7 @@ impl Served<'_> {
     async fn enter(&mut self, peers: &[Peer]) {
         self.seats.media.close(self.room);
         self.people.clear();
+        self.speaker = None;
         self.seats.media.open(self.room, self.job.mode, self.to_room.clone());
         self.arrived(peers);
         let key = keys::room_speakers(&self.seats.prefix, self.room);
@@ -179,7 +190,13 @@ impl Served<'_> {
                 continue;
             }
             let role = peer.role.parse().unwrap_or(RoomRole::Member);
-            self.people.insert(peer.peer_id.clone());
+            if self.people.insert(peer.peer_id.clone())
+                && let Some(speaker) = &self.speaker
+            {
+                // The speaker is announced when it changes: a newcomer is told who it is now.
+                let payload = Some(Payload::Speaker(Speaker { peer_id: speaker.clone() }));
+                let _ = self.call.signals().send(Signal { to: peer.peer_id.clone(), payload, ..Signal::default() });
+            }
             self.seats.media.joined(self.room, &peer.peer_id, role);
         }
     }
@@ -201,6 +218,7 @@ impl Served<'_> {
                 let _ = signals.send(Signal { to, connection, payload: Some(payload), ..Signal::default() });
             }
             ToRoom::Speaker { peer_id } => {
+                self.speaker = Some(peer_id.clone());
                 for to in &self.people {
                     let payload = Some(Payload::Speaker(Speaker { peer_id: peer_id.clone() }));
                     let _ = signals.send(Signal { to: to.clone(), payload, ..Signal::default() });

@@ -47,6 +47,8 @@ export class Grid {
     if (!tile) {
       tile = new Tile(peerId, local, camera, this);
       this.tiles.set(peerId, tile);
+      // The speaker may have been named before its tile appeared.
+      if (peerId === this.speaker) tile.setSpeaking(true);
       if (local) this.element.prepend(tile.element);
       else {
         this.element.append(tile.element);
