@@ -34,36 +34,42 @@ impl Jobs {
     }
 
     /// Takes and serves rooms until `stop` turns true; then the rooms being served are left.
-    pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
+    pub async fn run(mut self, stop: watch::Receiver<bool>) {
         let mut rooms = JoinSet::new();
         let (prefix, instance) = (self.seats.prefix.clone(), self.seats.instance_id.clone());
         let mut grouped = false;
+        // A read is never abandoned half-way (no `select!` around it): a blocking XREADGROUP
+        // whose future is dropped still takes the next job on Redis's side, and its answer would
+        // be thrown away with the future, the job lost. It waits at most WAIT, so `stop` is seen
+        // between reads; finished rooms are reaped between reads too.
         while !*stop.borrow() {
-            let read = async {
-                if !grouped {
-                    sfu_jobs::ensure_group(&mut self.reader, &prefix).await?;
-                    grouped = true;
-                }
-                sfu_jobs::next(&mut self.reader, &prefix, &instance, WAIT).await
-            };
-            tokio::select! {
-                _ = stop.changed() => break,
-                read = read => match read {
-                    Ok(Some(job)) => {
-                        ::metrics::counter!("sfu_rooms_taken_total").increment(1);
-                        rooms.spawn(self.seats.clone().serve(job, stop.clone()));
-                    }
-                    Ok(None) => {}
+            if !grouped {
+                match sfu_jobs::ensure_group(&mut self.reader, &prefix).await {
+                    Ok(()) => grouped = true,
                     Err(error) => {
-                        ::metrics::counter!("sfu_redis_errors_total").increment(1);
-                        tracing::warn!(%error, "reading the SFU work queue");
-                        tokio::time::sleep(RETRY_AFTER).await;
+                        failed(&error).await;
+                        continue;
                     }
-                },
-                Some(_) = rooms.join_next(), if !rooms.is_empty() => {}
+                }
             }
+            match sfu_jobs::next(&mut self.reader, &prefix, &instance, WAIT).await {
+                Ok(Some(job)) => {
+                    ::metrics::counter!("sfu_rooms_taken_total").increment(1);
+                    rooms.spawn(self.seats.clone().serve(job, stop.clone()));
+                }
+                Ok(None) => {}
+                Err(error) => failed(&error).await,
+            }
+            while rooms.try_join_next().is_some() {}
         }
         // Each seat leaves its room with `bye` and releases it for another SFU.
         while rooms.join_next().await.is_some() {}
     }
+}
+
+/// A failed read of the queue (Redis down): counted, logged, and a pause before the next.
+async fn failed(error: &redis::RedisError) {
+    ::metrics::counter!("sfu_redis_errors_total").increment(1);
+    tracing::warn!(%error, "reading the SFU work queue");
+    tokio::time::sleep(RETRY_AFTER).await;
 }
