@@ -549,8 +549,7 @@ impl MediaServer {
     fn show(&mut self, id: ConnectionId, track_id: &str, shown: Shown, now: Instant) -> bool {
         let Some(connection) = self.connections.get(&id) else { return false };
         let Some(media) = self.rooms.get_mut(&connection.room) else { return false };
-        let copy =
-            connection.copies.iter().find(|(track, _)| media.tracks.get(track).is_some_and(|t| t.id == track_id));
+        let copy = copy_named(connection, &media.tracks, track_id);
         let Some((track, copy)) = copy else { return false };
         if media.tracks.get(track).is_some_and(|t| t.kind == RtpCodecKind::Video) {
             let (wants, tile) = match shown {
@@ -947,8 +946,7 @@ impl MediaServer {
         let Some(connection) = self.connections.get(&id) else { return };
         let room = connection.room.clone();
         let Some(media) = self.rooms.get_mut(&room) else { return };
-        let copy =
-            connection.copies.iter().find(|(track, _)| media.tracks.get(track).is_some_and(|t| t.id == track_id));
+        let copy = copy_named(connection, &media.tracks, track_id);
         let Some((_, copy)) = copy else { return };
         if let Some(Action::RequestKeyframe { track, ssrc }) = media.forwarder.on_keyframe_request(copy.down, now) {
             self.request_keyframe(&room, track, ssrc, now);
@@ -1003,6 +1001,15 @@ impl MediaServer {
 /// A description's DTLS certificate fingerprint (`a=fingerprint:`), the first one it states.
 fn fingerprint(sdp: &str) -> Option<&str> {
     sdp.lines().find_map(|line| line.strip_prefix("a=fingerprint:")).map(str::trim)
+}
+
+/// Connection `connection`'s copy of the track named `track_id` in its description (`a=msid`).
+fn copy_named<'a>(
+    connection: &'a Connection,
+    tracks: &HashMap<TrackId, Published>,
+    track_id: &str,
+) -> Option<(&'a TrackId, &'a Copy)> {
+    connection.copies.iter().find(|(track, _)| tracks.get(track).is_some_and(|t| t.id == track_id))
 }
 
 fn is_audio(tracks: &HashMap<TrackId, Published>, track: TrackId) -> bool {
