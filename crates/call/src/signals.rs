@@ -27,12 +27,25 @@ fn description(to: &str, kind: &str, sdp: String) -> Signal {
 pub async fn trickle(
     to: String,
     section: MediaSection,
+    candidates: mpsc::UnboundedReceiver<IceCandidate>,
+    signals: Signals,
+) {
+    trickle_on("", to, section, candidates, signals).await;
+}
+
+/// [`trickle`] for a connection with the media server: each candidate names the `connection`
+/// (`publish` or `subscribe`, docs/protocol.md).
+pub async fn trickle_on(
+    connection: &str,
+    to: String,
+    section: MediaSection,
     mut candidates: mpsc::UnboundedReceiver<IceCandidate>,
     signals: Signals,
 ) {
     while let Some(candidate) = candidates.recv().await {
         let payload = Some(Payload::Candidate(section.place(candidate)));
-        if signals.send(Signal { to: to.clone(), payload, ..Signal::default() }).is_err() {
+        let signal = Signal { to: to.clone(), connection: connection.to_owned(), payload, ..Signal::default() };
+        if signals.send(signal).is_err() {
             return;
         }
     }

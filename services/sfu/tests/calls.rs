@@ -3,7 +3,7 @@
 
 mod support;
 
-use confab_domain::{RoomMode, RoomRole};
+use confab_domain::{CallRole, RoomMode, RoomRole};
 use confab_sfu::connection::ConnectionKind;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -86,6 +86,28 @@ fn each_subscriber_gets_the_simulcast_layer_its_tile_needs_and_a_paused_one_gets
     assert!(call.keyframe_sizes(full, "ann", 0).iter().all(|size| *size == (1280, 720)));
     let numbers: Vec<u16> = call.participants[small].received.iter().map(|(_, p)| p.header.sequence_number).collect();
     assert!(numbers.windows(2).all(|w| w[1] == w[0].wrapping_add(1)), "no gap at the switch");
+}
+
+#[test]
+fn the_recorder_receives_the_top_layer_whatever_others_show_and_publishes_nothing() {
+    let mut call = Call::new(RoomMode::Meeting);
+    let teacher = call.join("ann", RoomRole::Owner);
+    let student = call.join("bob", RoomRole::Member);
+    let recorder = call.join_as("rec", CallRole::Recorder);
+    call.publish_simulcast_camera(teacher);
+    assert!(call.run(&[teacher], |call| call.received_from(student, "ann") > 0));
+    call.show(student, "ann", Shown::Tile(320, 180));
+    let small = call.received_from(student, "ann");
+    let recorded = call.run(&[teacher], |call| {
+        call.keyframe_sizes(recorder, "ann", 0).len() >= 2 && !call.keyframe_sizes(student, "ann", small).is_empty()
+    });
+    assert!(recorded, "the recorder receives Ann's camera");
+    assert!(call.keyframe_sizes(recorder, "ann", 0).iter().all(|size| *size == (1280, 720)), "the top layer");
+    assert_eq!(call.keyframe_sizes(student, "ann", small), [(320, 180)], "while Bob's small tile gets the low one");
+
+    call.publish_microphone(recorder);
+    assert!(call.run(&[], |call| !call.participants[recorder].refusals.is_empty()));
+    assert_eq!(call.participants[recorder].refusals, [(ConnectionKind::Publish, "not_allowed_to_publish")]);
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use confab_domain::{RoomMode, RoomRole};
+use confab_domain::{CallRole, RoomMode, RoomRole};
 use confab_sfu::connection::{AUDIO_LEVEL_URI, ConnectionKind, add_host_candidate, opus, vp8};
 use confab_sfu::rtcp_delivery::{DeliverRtcp, as_sender_report, asks_for_keyframe};
 use confab_sfu::server::{Incoming, MediaServer, Outgoing, Output, Shown};
@@ -125,6 +125,11 @@ impl Call {
 
     /// A participant joins; its index.
     pub fn join(&mut self, peer_id: &str, role: RoomRole) -> usize {
+        self.join_as(peer_id, CallRole::Person(role))
+    }
+
+    /// A peer joins in `role` (a person, or the recorder); its index.
+    pub fn join_as(&mut self, peer_id: &str, role: CallRole) -> usize {
         let n = self.participants.len();
         let address = SocketAddr::from(([127, 0, 0, 1], 40_000 + 2 * n as u16));
         self.participants.push(Participant {
