@@ -59,10 +59,11 @@ impl Route {
         }
     }
 
-    /// The rooms' `media` setting.
+    /// The rooms' `media` setting. Rooms of up to 50 cannot be `mesh` (at most 8): direct steps
+    /// take `auto`, and run while no SFU does, so their calls stay peer to peer.
     pub fn media(self) -> &'static str {
         match self {
-            Route::Direct => "mesh",
+            Route::Direct => "auto",
             Route::ThroughSfu => "sfu",
         }
     }
@@ -141,6 +142,11 @@ pub async fn record_step(
         notes.extend(failures.iter().take(5).cloned());
     }
 
+    if route == Route::ThroughSfu {
+        // The SFU learns a track at its first packet and only then offers it to the recorder, whose
+        // capture starts a second later: the window's frames go out once every capture runs.
+        captures_running(args, connected).await.unwrap_or_else(|why| notes.push(why));
+    }
     let schedule = Schedule::new(args, clip);
     for (index, plan) in plans.iter().enumerate() {
         let _ = plan.send(Some(schedule.pacing(clip, index, n)));
@@ -343,6 +349,14 @@ pub async fn send_to_recorder(
     let negotiated = |transceiver| confab_call::negotiated_payload_type(transceiver);
     let video_pt = negotiated(&video_transceiver).await.context("no video codec negotiated")?;
     let audio_pt = negotiated(&audio_transceiver).await.context("no audio codec negotiated")?;
+    if route == Route::ThroughSfu {
+        // One frame of each track, not counted as sent: it opens the tracks at the SFU, which then
+        // offers them to the recorder (the recorder's copy begins at the plan's first keyframe).
+        let now = std::time::Instant::now();
+        let first = |frame: &[u8], duration| Sample { data: frame.to_vec().into(), duration, ..Sample::new(now) };
+        video.sample_writer(video_ssrc, video_pt).write_sample(&first(&clip.video[0], clip.video_interval)).await?;
+        audio.sample_writer(audio_ssrc, audio_pt).write_sample(&first(&clip.audio[0], clip.audio_interval)).await?;
+    }
     let _ = ready.send((index, Ok(())));
 
     let (video_pacing, audio_pacing) = (*plan.wait_for(Option::is_some).await?).context("no plan")?;
@@ -371,6 +385,22 @@ pub async fn send_to_recorder(
     let _ = connection.close().await;
     let _ = signaling.await;
     Ok(())
+}
+
+/// Waits until the recorder captures `publishers` participants (its `recorder_participants_active`
+/// gauge); why not, if it does not within the signaling timeout.
+async fn captures_running(args: &Args, publishers: usize) -> Result<(), String> {
+    let deadline = Instant::now() + SIGNALING_TIMEOUT;
+    let mut active = 0.0;
+    while Instant::now() < deadline {
+        let metrics = scrape_metrics(args.recorder_metrics.as_deref()).await;
+        active = metrics.iter().find(|(name, _)| name == "recorder_participants_active").map_or(0.0, |(_, v)| *v);
+        if active >= publishers as f64 {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Err(format!("the recorder captured {active} of {publishers} publishers when the window opened"))
 }
 
 /// Reads until `media_changed` names the SFU; its peer id.
