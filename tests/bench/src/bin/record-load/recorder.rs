@@ -41,6 +41,11 @@ type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 /// How long a participant waits for `recording_started`, and then for its connection.
 const SIGNALING_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Through the SFU: how long the recorder is given to connect to the SFU once the participants'
+/// tracks are open. Frames sent before that connection is up are never forwarded to it (and a
+/// pre-encoded clip cannot send the keyframe the recorder's copy then asks for).
+const SFU_TO_RECORDER: Duration = Duration::from_secs(3);
+
 /// How participants' media reaches the recorder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
@@ -143,9 +148,9 @@ pub async fn record_step(
     }
 
     if route == Route::ThroughSfu {
-        // The SFU learns a track at its first packet and only then offers it to the recorder, whose
-        // capture starts a second later: the window's frames go out once every capture runs.
-        captures_running(args, connected).await.unwrap_or_else(|why| notes.push(why));
+        // The SFU learns a track at its first packet (each participant sent one frame of each)
+        // and only then offers it to the recorder: the plan starts once that connection is up.
+        tokio::time::sleep(SFU_TO_RECORDER).await;
     }
     let schedule = Schedule::new(args, clip);
     for (index, plan) in plans.iter().enumerate() {
@@ -385,22 +390,6 @@ pub async fn send_to_recorder(
     let _ = connection.close().await;
     let _ = signaling.await;
     Ok(())
-}
-
-/// Waits until the recorder captures `publishers` participants (its `recorder_participants_active`
-/// gauge); why not, if it does not within the signaling timeout.
-async fn captures_running(args: &Args, publishers: usize) -> Result<(), String> {
-    let deadline = Instant::now() + SIGNALING_TIMEOUT;
-    let mut active = 0.0;
-    while Instant::now() < deadline {
-        let metrics = scrape_metrics(args.recorder_metrics.as_deref()).await;
-        active = metrics.iter().find(|(name, _)| name == "recorder_participants_active").map_or(0.0, |(_, v)| *v);
-        if active >= publishers as f64 {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    Err(format!("the recorder captured {active} of {publishers} publishers when the window opened"))
 }
 
 /// Reads until `media_changed` names the SFU; its peer id.
