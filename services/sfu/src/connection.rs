@@ -80,6 +80,13 @@ pub fn opus() -> RTCRtpCodec {
 /// RFC 6464's header extension: the level of each audio packet's sound.
 pub const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
 
+/// How long a subscribe connection stays disconnected (ICE: nothing heard from the participant
+/// for 5 s) before it fails: the server then ends it and, if the participant is still in the
+/// call, offers it a fresh one. A page that reloaded (it resumes the participant's peer id, with
+/// no connection of its own) gets its media again that way about 8 s later; a viewer has no
+/// offer of its own to make that would tell the server sooner. webrtc-rs's default is 25 s.
+const SUBSCRIBE_FAILS_AFTER: Duration = Duration::from_secs(3);
+
 /// The payload types the server offers its codecs at.
 const VP8_PAYLOAD_TYPE: u8 = 96;
 const OPUS_PAYLOAD_TYPE: u8 = 111;
@@ -133,6 +140,7 @@ pub fn new_peer_connection(
         // the server has, that pair is as good as any, so it is nominated at once instead of
         // after the default second (the subscribe connection, where the server nominates).
         .with_prflx_acceptance_min_wait(Some(Duration::ZERO))
+        .with_ice_timeouts(None, (kind == ConnectionKind::Subscribe).then_some(SUBSCRIBE_FAILS_AFTER), None)
         .build();
     let mut connection = RTCPeerConnectionBuilder::new()
         .with_setting_engine(settings)

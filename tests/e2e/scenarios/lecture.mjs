@@ -4,7 +4,8 @@
 // connection), and plays the teacher's video and audio through the SFU. The teacher uploads
 // once. Then the teacher lets one student speak (`POST /v1/rooms/{id}/speakers`): the student's
 // page publishes, and the teacher and another student play the student; taken back, the
-// student's page stops publishing and watches again. The lecture is recorded through the SFU
+// student's page stops publishing and watches again. A student who reloads the page watches again
+// on a fresh subscribe connection within seconds. The lecture is recorded through the SFU
 // all along: nobody's browser uploads to the recorder (the teacher's one upload is to the SFU),
 // and the recording holds the teacher's and the let-speak student's files, which ffprobe reads
 // and ffmpeg decodes without an error.
@@ -58,6 +59,17 @@ async function run() {
   check(teacherStats.sending === 1 && teacherStats.open === 1,
     `the teacher uploads once, to the SFU and not the recorder, and receives nothing (${teacherStats.sending} sending, ${teacherStats.open} open)`);
   await screenshot(students[0], 'student-watching');
+
+  // A student reloads the page: the new page resumes the seat and, once the SFU has given up the
+  // old page's connection (8 s without a word from it), watches again on a fresh one.
+  const reloader = students[STUDENTS.length - 1];
+  const reloadedAt = Date.now();
+  await reloader.reload();
+  await inCall(reloader);
+  await playsThroughSfu(reloader, [teacherId], 20_000);
+  const back = (Date.now() - reloadedAt) / 1000;
+  check(back < 20, `${reloader.userName} watches again ${back.toFixed(1)} s after reloading`);
+  console.log(`  ${reloader.userName} reloads and watches the teacher again ${back.toFixed(1)} s later`);
   await screenshot(teacher, 'teacher');
 
   const [speaker, listener] = students;
