@@ -200,6 +200,10 @@ class SubscribeLink {
 
   async answer(description) {
     if (description.type !== 'offer') return;
+    // Another DTLS fingerprint: the SFU gave up the old connection (it heard nothing from us for
+    // a while, docs/protocol.md) and begins a new session, which needs a new RTCPeerConnection.
+    const current = this.pc && this.pc.remoteDescription;
+    if (current && fingerprint(current.sdp) !== fingerprint(description.sdp)) this.dropConnection();
     const pc = this.connection();
     try {
       await pc.setRemoteDescription({ type: 'offer', sdp: description.sdp });
@@ -245,12 +249,26 @@ class SubscribeLink {
 
   close() {
     this.closed = true;
+    this.dropConnection();
+  }
+
+  /** Closes the connection; what is requested of its tracks is forgotten with it. */
+  dropConnection() {
     if (!this.pc) return;
     this.pc.onicecandidate = null;
     this.pc.ontrack = null;
     this.pc.onconnectionstatechange = null;
     this.pc.close();
+    this.pc = null;
+    this.pendingCandidates = [];
+    this.requested.clear();
   }
+}
+
+/** A description's DTLS certificate fingerprint (its first `a=fingerprint`). */
+function fingerprint(sdp) {
+  const line = /^a=fingerprint:(.+)$/m.exec(sdp);
+  return line ? line[1].trim() : null;
 }
 
 /**
