@@ -149,6 +149,7 @@ impl RecordedCall {
             | Event::RecordingStopped { .. }
             | Event::Answer { .. }
             | Event::MediaSignal { .. }
+            | Event::MediaChanged { .. }
             | Event::SpeakGranted { .. }
             | Event::SpeakRevoked { .. } => {}
         }
