@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use confab_domain::{RoomMode, RoomRole};
+use confab_domain::{CallRole, RoomMode};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
@@ -33,7 +33,7 @@ pub enum ToRoom {
 enum Command {
     Open { room: String, mode: RoomMode, signals: mpsc::UnboundedSender<ToRoom> },
     Close { room: String },
-    Joined { room: String, peer: String, role: RoomRole },
+    Joined { room: String, peer: String, role: CallRole },
     Left { room: String, peer: String },
     Signal { room: String, from: String, connection: ConnectionKind, message: Incoming },
     LetSpeak { room: String, peer: String },
@@ -65,7 +65,7 @@ impl MediaHandle {
         self.send(Command::Close { room: room.to_owned() });
     }
 
-    pub fn joined(&self, room: &str, peer: &str, role: RoomRole) {
+    pub fn joined(&self, room: &str, peer: &str, role: CallRole) {
         self.send(Command::Joined { room: room.to_owned(), peer: peer.to_owned(), role });
     }
 

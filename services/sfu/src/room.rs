@@ -1,12 +1,14 @@
 //! A room as the media server serves it: who is in the call, who may send media — everyone in a
-//! meeting; in a lecture the owner, the moderators and whoever a moderator lets speak — what each
-//! one publishes, and who receives it (everyone else in the room, viewers included). Peers,
+//! meeting; in a lecture the owner, the moderators, whoever a moderator lets speak, and the room's
+//! cameras (the owner or a moderator attached them: they are the lecture's stage, not its
+//! audience) — what each one publishes, and who receives it (everyone else in the room, viewers
+//! included; a camera receives nothing). Peers,
 //! publications and grants in, decisions out: the tracks a departure or a withdrawn grant ends,
 //! which the SFU then stops forwarding and tells the subscribers about.
 
 use std::collections::HashMap;
 
-use confab_domain::{RoomMode, RoomRole};
+use confab_domain::{CallRole, RoomMode, RoomRole};
 
 /// The most tracks one peer publishes at once: a camera, a microphone and a shared screen with
 /// its sound. More is a misbehaving client.
@@ -58,7 +60,7 @@ pub struct Ended {
 
 #[derive(Debug)]
 struct Peer {
-    role: RoomRole,
+    role: CallRole,
     /// Let speak by a moderator (lectures).
     may_speak: bool,
     tracks: Vec<Publication>,
@@ -75,9 +77,10 @@ impl Room {
         Self { mode, peers: HashMap::new() }
     }
 
-    /// `peer` entered the call with its room role (from its ticket). A peer already in the call
-    /// (told again after a resync) keeps what it has.
-    pub fn join(&mut self, peer: &str, role: RoomRole) {
+    /// `peer` entered the call with its role (from its ticket): a person's room role, or
+    /// `camera`. A peer already in the call (told again after a resync) keeps what it has.
+    pub fn join(&mut self, peer: &str, role: impl Into<CallRole>) {
+        let role = role.into();
         self.peers.entry(peer.to_owned()).or_insert(Peer { role, may_speak: false, tracks: Vec::new() });
     }
 
@@ -93,10 +96,12 @@ impl Room {
     }
 
     fn publishes(&self, peer: &Peer) -> bool {
-        match self.mode {
-            RoomMode::Meeting => true,
-            RoomMode::Lecture => peer.role >= RoomRole::Moderator || peer.may_speak,
-        }
+        self.mode == RoomMode::Meeting || peer.may_speak || presents(peer.role)
+    }
+
+    /// Whether `peer` is a camera: it publishes, and receives nothing.
+    pub fn is_camera(&self, peer: &str) -> bool {
+        self.peers.get(peer).is_some_and(|peer| peer.role == CallRole::Camera)
     }
 
     /// `peer` offers to send `track`.
@@ -136,7 +141,7 @@ impl Room {
         let mode = self.mode;
         let silenced = self.peers.get_mut(peer).ok_or(Refusal::UnknownPeer)?;
         silenced.may_speak = false;
-        let still_publishes = mode == RoomMode::Meeting || silenced.role >= RoomRole::Moderator;
+        let still_publishes = mode == RoomMode::Meeting || presents(silenced.role);
         if still_publishes {
             return Ok(Vec::new());
         }
@@ -148,14 +153,24 @@ impl Room {
         self.peers.keys().map(String::as_str)
     }
 
-    /// Who receives what `publisher` sends: everyone else in the room.
+    /// Who receives what `publisher` sends: everyone else in the room but cameras.
     pub fn subscribers<'a>(&'a self, publisher: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.peers.keys().map(String::as_str).filter(move |peer| *peer != publisher)
+        let receives = |(id, peer): (&'a String, &'a Peer)| (peer.role != CallRole::Camera).then_some(id.as_str());
+        self.peers.iter().filter_map(receives).filter(move |peer| *peer != publisher)
     }
 
     /// What `peer` publishes.
     pub fn tracks(&self, peer: &str) -> &[Publication] {
         self.peers.get(peer).map_or(&[], |peer| &peer.tracks)
+    }
+}
+
+/// Who publishes in a lecture without being let speak: its owner, its moderators and its cameras.
+fn presents(role: CallRole) -> bool {
+    match role {
+        CallRole::Person(role) => role >= RoomRole::Moderator,
+        CallRole::Camera => true,
+        CallRole::Recorder | CallRole::Sfu => false,
     }
 }
 
@@ -250,6 +265,20 @@ mod tests {
         assert_eq!(room.let_speak("nobody"), Err(Refusal::UnknownPeer));
         assert_eq!(room.silence("nobody"), Err(Refusal::UnknownPeer));
         assert!(!room.unpublish("nobody", "camera"));
+    }
+
+    #[test]
+    fn a_camera_publishes_even_in_a_lecture_and_receives_nothing() {
+        let mut room = lecture();
+        room.join("door", CallRole::Camera);
+        assert_eq!(room.publish("door", camera()), Ok(()));
+        assert_eq!(room.publish("door", microphone()), Ok(()));
+        assert!(room.is_camera("door") && !room.is_camera("tess"));
+        let mut audience: Vec<_> = room.subscribers("door").collect();
+        audience.sort();
+        assert_eq!(audience, ["ava", "mo", "sam", "tess"]);
+        assert!(!room.subscribers("tess").any(|peer| peer == "door"), "a camera receives nothing");
+        assert_eq!(room.silence("door"), Ok(vec![]), "nobody takes a camera's word back");
     }
 
     #[test]

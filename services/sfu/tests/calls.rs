@@ -3,14 +3,16 @@
 
 mod support;
 
-use confab_domain::{RoomMode, RoomRole};
+use confab_domain::{CallRole, RoomMode, RoomRole};
 use confab_sfu::connection::ConnectionKind;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use confab_sfu::server::{Incoming, Shown};
 use proptest::prelude::*;
-use support::{Call, ROOM};
+use rtc::rtp::codec::h264::H264Packet;
+use rtc::rtp::packetizer::Depacketizer;
+use support::{CLIP_PROFILE, Call, ROOM, h264_clip};
 
 #[test]
 fn a_published_camera_reaches_every_other_participant_once_renumbered_on_their_own_connection() {
@@ -46,6 +48,98 @@ fn a_published_camera_reaches_every_other_participant_once_renumbered_on_their_o
     assert!(renegotiated, "every student is offered the connection without the camera");
     let after: Vec<usize> = students.iter().map(|s| call.received_from(*s, "ann")).collect();
     assert_eq!(after, received, "nothing of a departed publisher is forwarded");
+}
+
+#[test]
+fn a_cameras_h264_and_pcmu_reach_everyone_in_their_own_codecs_as_whole_frames_from_a_keyframe() {
+    // A lecture: a camera publishes there too, and its viewers only watch.
+    let mut call = Call::new(RoomMode::Lecture);
+    let viewers = ["ann", "bob"].map(|p| call.join(p, RoomRole::Member));
+    let camera = call.join("door", CallRole::Camera);
+    call.publish_h264_camera(camera, CLIP_PROFILE);
+    let enough = |call: &Call| {
+        viewers.iter().all(|n| frames_from(call, *n, "door").len() >= 45 && audio_packets(call, *n, "door") >= 45)
+    };
+    assert!(call.run(&[camera], enough), "both viewers receive the camera's video and sound");
+    let clip = h264_clip();
+    for n in viewers {
+        let viewer = &call.participants[n];
+        assert_eq!(viewer.streams, ["door", "door"], "both tracks are in the camera's stream");
+        let mut codecs: Vec<(&str, &str)> =
+            viewer.codecs.iter().map(|(_, mime, fmtp)| (mime.as_str(), fmtp.as_str())).collect();
+        codecs.sort();
+        assert_eq!(codecs[0], ("audio/PCMU", ""));
+        assert_eq!(codecs[1].0, "video/H264");
+        let fmtp = codecs[1].1;
+        assert!(
+            fmtp.contains("packetization-mode=1") && fmtp.contains(&format!("profile-level-id={CLIP_PROFILE}")),
+            "{fmtp}"
+        );
+        // Whole frames, byte for byte the clip's, in order from one of its keyframes.
+        let frames = frames_from(&call, n, "door");
+        let first = clip.iter().position(|unit| *unit == frames[0]).expect("a frame of the clip");
+        assert_eq!(clip[first][4] & 0x1f, 7, "the first frame is a keyframe (SPS, PPS, IDR)");
+        for (i, frame) in frames.iter().enumerate() {
+            assert!(*frame == clip[(first + i) % clip.len()], "frame {i} after the first is the clip's next");
+        }
+    }
+    let door = &call.participants[camera];
+    assert!(door.subscribe.is_none() && door.offers == 0, "a camera receives nothing");
+
+    // A viewer who lost a picture asks for a keyframe: the camera is asked.
+    let before = call.participants[camera].keyframe_requests;
+    call.ask_for_keyframes(viewers[0]);
+    assert!(call.run(&[camera], |call| call.participants[camera].keyframe_requests > before), "the PLI reaches it");
+}
+
+#[test]
+fn a_cameras_offer_without_h264_is_refused_with_a_clear_code() {
+    let mut call = Call::new(RoomMode::Meeting);
+    let _ann = call.join("ann", RoomRole::Member);
+    let camera = call.join("door", CallRole::Camera);
+    call.publish_camera(camera);
+    assert!(call.run(&[], |call| !call.participants[camera].refusals.is_empty()));
+    assert_eq!(call.participants[camera].refusals, [(ConnectionKind::Publish, "unsupported_codecs")]);
+    assert!(call.answers.is_empty(), "nothing is answered");
+}
+
+/// The frames participant `n` received on the H.264 track of `publisher`, each checked whole
+/// (consecutive sequence numbers, one timestamp, the marker on its last packet) and
+/// depacketized into Annex B.
+fn frames_from(call: &Call, n: usize, publisher: &str) -> Vec<Vec<u8>> {
+    let participant = &call.participants[n];
+    let Some((track, _, _)) =
+        participant.codecs.iter().find(|(t, mime, _)| t.starts_with(publisher) && mime == "video/H264")
+    else {
+        return Vec::new();
+    };
+    let packets: Vec<_> = participant.received.iter().filter(|(t, _)| t == track).map(|(_, p)| p).collect();
+    let mut frames = Vec::new();
+    let mut depacketizer = H264Packet::default();
+    let mut frame = Vec::new();
+    for (i, packet) in packets.iter().enumerate() {
+        if i > 0 {
+            let previous = packets[i - 1];
+            assert_eq!(packet.header.sequence_number, previous.header.sequence_number.wrapping_add(1));
+            assert!(previous.header.marker || packet.header.timestamp == previous.header.timestamp);
+        }
+        frame.extend_from_slice(&depacketizer.depacketize(&packet.payload).expect("an H.264 payload"));
+        if packet.header.marker {
+            frames.push(std::mem::take(&mut frame));
+        }
+    }
+    frames
+}
+
+fn audio_packets(call: &Call, n: usize, publisher: &str) -> usize {
+    let participant = &call.participants[n];
+    let audio = |track: &String| {
+        participant
+            .codecs
+            .iter()
+            .any(|(t, mime, _)| t == track && t.starts_with(publisher) && mime.starts_with("audio/"))
+    };
+    participant.received.iter().filter(|(track, _)| audio(track)).count()
 }
 
 #[test]
