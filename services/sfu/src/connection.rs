@@ -22,6 +22,7 @@ use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYP
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCDtlsRole, RTCIceCandidate};
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::rtp_transceiver::RTCRtpTransceiverDirection;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
@@ -92,9 +93,9 @@ const FIRST_H264_PAYLOAD_TYPE: u8 = 97;
 
 /// The H.264 profiles (`profile_idc` and constraint flags, as `profile-level-id`'s first four hex
 /// digits) a subscribe connection can carry besides those of the room's cameras when it was
-/// made: constrained baseline, baseline, main (with and without constraint_set1, which x264
+/// made: constrained baseline (as two encoders flag it), baseline, main (with and without constraint_set1, which x264
 /// sets), constrained high and high. webrtc-rs tells H.264 formats apart by these two bytes.
-const H264_PROFILES: [&str; 6] = ["42e0", "4200", "4d40", "4d00", "640c", "6400"];
+const H264_PROFILES: [&str; 7] = ["42e0", "42c0", "4200", "4d40", "4d00", "640c", "6400"];
 /// The level those are stated at: 5.2, the highest of H.264's levels before 6, so a stream of
 /// any camera's level fits under it.
 const ANY_LEVEL: &str = "34";
@@ -205,7 +206,25 @@ pub fn new_peer_connection(
         .with_interceptor_registry(registry)
         .build(now)?;
     add_host_candidate(&mut connection, address)?;
+    if kind == ConnectionKind::Subscribe {
+        offer_every_codec(&mut connection)?;
+    }
     Ok((connection, estimate))
+}
+
+/// Opens a subscribe connection with one `inactive` section of each kind that lists every codec
+/// the connection speaks, and never carries a track. webrtc-rs settles which codecs of a kind a
+/// connection may send at the first answer, from that answer's first section of the kind: were
+/// that a copy's section (one codec), a connection whose first copy was a camera's H.264 could
+/// never carry a participant's VP8 afterwards, nor the other way round.
+fn offer_every_codec(connection: &mut RTCPeerConnection) -> Result<(), rtc::shared::error::Error> {
+    for kind in [RtpCodecKind::Video, RtpCodecKind::Audio] {
+        let id = connection.add_transceiver_from_kind(kind, None)?;
+        if let Some(mut section) = connection.rtp_transceiver(id) {
+            section.set_direction(RTCRtpTransceiverDirection::Inactive);
+        }
+    }
+    Ok(())
 }
 
 /// Gives a webrtc-rs sans-IO connection its one ICE candidate: a UDP host candidate at

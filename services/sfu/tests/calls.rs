@@ -93,6 +93,43 @@ fn a_cameras_h264_and_pcmu_reach_everyone_in_their_own_codecs_as_whole_frames_fr
 }
 
 #[test]
+fn a_camera_that_publishes_after_a_subscribe_connection_was_made_is_offered_at_its_profile() {
+    let mut call = Call::new(RoomMode::Meeting);
+    let [ann, bob] = ["ann", "bob"].map(|p| call.join(p, RoomRole::Member));
+    call.publish_camera(ann);
+    assert!(call.run(&[ann], |call| call.received_from(bob, "ann") >= 10), "Bob's subscribe connection is up");
+    let camera = call.join("door", CallRole::Camera);
+    call.publish_h264_camera(camera, CLIP_PROFILE);
+    let frames = |call: &Call| frames_from(call, bob, "door").len();
+    assert!(call.run(&[ann, camera], |call| frames(call) >= 30), "Bob receives the camera on the same connection");
+    let (_, _, fmtp) = call.participants[bob].codecs.iter().find(|(_, mime, _)| mime == "video/H264").unwrap();
+    // Its profile (Main, constraint_set1) at level 5.2: the connection could not learn the level.
+    assert!(fmtp.contains("profile-level-id=4d4034") && fmtp.contains("packetization-mode=1"), "{fmtp}");
+    assert!(call.received_from(ann, "door") > 0, "Ann receives it too");
+    let from_ann = call.received_from(bob, "ann");
+    assert!(call.run(&[ann, camera], |call| call.received_from(bob, "ann") > from_ann + 30), "and Ann's VP8 goes on");
+}
+
+#[test]
+fn participants_who_publish_after_a_camera_reach_those_who_received_only_the_camera() {
+    let mut call = Call::new(RoomMode::Meeting);
+    let [ann, bob, cat] = ["ann", "bob", "cat"].map(|p| call.join(p, RoomRole::Member));
+    let camera = call.join("door", CallRole::Camera);
+    call.publish_h264_camera(camera, CLIP_PROFILE);
+    assert!(call.run(&[camera], |call| frames_from(call, bob, "door").len() >= 10), "Bob's connection carries H.264");
+    call.publish_camera(ann);
+    call.publish_microphone(cat);
+    let codec_of = |call: &Call, publisher: &str| {
+        let codecs = &call.participants[bob].codecs;
+        codecs.iter().find(|(track, _, _)| track.starts_with(publisher)).map(|(_, mime, _)| mime.clone())
+    };
+    let both = |call: &Call| call.received_from(bob, "ann") >= 30 && call.received_from(bob, "cat") >= 30;
+    assert!(call.run(&[ann, cat, camera], both), "Bob receives Ann's VP8 and Cat's Opus on the same connection");
+    assert_eq!(codec_of(&call, "ann").as_deref(), Some("video/VP8"));
+    assert_eq!(codec_of(&call, "cat").as_deref(), Some("audio/opus"));
+}
+
+#[test]
 fn a_cameras_offer_without_h264_is_refused_with_a_clear_code() {
     let mut call = Call::new(RoomMode::Meeting);
     let _ann = call.join("ann", RoomRole::Member);
