@@ -512,11 +512,17 @@ impl MediaServer {
             return;
         }
         let mut new_copies = Vec::new();
-        for copy in connection.copies.values_mut().filter(|copy| copy.payload_type.is_none()) {
-            copy.payload_type = connection
-                .pc
-                .rtp_sender(copy.sender)
-                .and_then(|mut sender| sender.get_parameters().rtp_parameters.codecs.first().map(|c| c.payload_type));
+        let tracks = self.rooms.get(&connection.room).map(|media| &media.tracks);
+        for (track, copy) in connection.copies.iter_mut().filter(|(_, copy)| copy.payload_type.is_none()) {
+            // Sent at the payload type the subscriber gave the track's own codec; none if its
+            // answer put another codec there (a stack that answers what it was not offered).
+            let mime_type = tracks.and_then(|tracks| tracks.get(track)).map(|t| t.codec.mime_type.as_str());
+            copy.payload_type = connection.pc.rtp_sender(copy.sender).and_then(|mut sender| {
+                let codecs = &sender.get_parameters().rtp_parameters.codecs;
+                let own =
+                    codecs.iter().find(|c| mime_type.is_some_and(|m| c.rtp_codec.mime_type.eq_ignore_ascii_case(m)));
+                own.map(|c| c.payload_type)
+            });
             new_copies.push(copy.down);
         }
         let room = connection.room.clone();
@@ -615,6 +621,9 @@ impl MediaServer {
         if connection.offering || (ended.is_empty() && added.is_empty() && existing.is_some()) {
             return;
         }
+        // Whether the offer would change anything: a copy that cannot be made (the subscriber
+        // declined its codec at the first answer) is not worth renegotiating for, over and over.
+        let mut changed = existing.is_none() || !ended.is_empty();
         for track in ended {
             if let Some(copy) = connection.copies.remove(&track) {
                 let _ = connection.pc.remove_track(copy.sender);
@@ -651,9 +660,13 @@ impl MediaServer {
                         .copies
                         .insert(track, Copy { down, sender, ssrc, payload_type: None, packets: 0, octets: 0 });
                     media.copies.insert(down, id);
+                    changed = true;
                 }
                 Err(_) => media.forwarder.unsubscribe(down),
             }
+        }
+        if !changed {
+            return;
         }
         let offer = connection.pc.create_offer(None).and_then(|offer| {
             connection.pc.set_local_description(now, offer.clone())?;

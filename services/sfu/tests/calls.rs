@@ -130,6 +130,24 @@ fn participants_who_publish_after_a_camera_reach_those_who_received_only_the_cam
 }
 
 #[test]
+fn a_subscriber_that_takes_no_h264_gets_the_cameras_sound_only_and_is_not_offered_it_again_and_again() {
+    let mut call = Call::new(RoomMode::Meeting);
+    let [ann, bob] = ["ann", "bob"].map(|p| call.join(p, RoomRole::Member));
+    call.participants[bob].decodes_h264 = false;
+    call.publish_camera(ann);
+    assert!(call.run(&[ann], |call| call.received_from(bob, "ann") >= 10), "Bob's connection is up, without H.264");
+    let offers = call.participants[bob].offers;
+    let camera = call.join("door", CallRole::Camera);
+    call.publish_h264_camera(camera, CLIP_PROFILE);
+    assert!(call.run(&[ann, camera], |call| call.received_from(bob, "door") >= 30), "Bob hears the camera");
+    call.run_within(Duration::from_secs(1), &[ann, camera], |_| false);
+    let from_camera = call.participants[bob].codecs.iter().filter(|(track, _, _)| track.starts_with("door"));
+    assert_eq!(from_camera.map(|(_, mime, _)| mime.as_str()).collect::<Vec<_>>(), ["audio/PCMU"], "no video");
+    let more = call.participants[bob].offers - offers;
+    assert!(more <= 2, "offered {more} more times for the camera's two tracks");
+}
+
+#[test]
 fn a_cameras_offer_without_h264_is_refused_with_a_clear_code() {
     let mut call = Call::new(RoomMode::Meeting);
     let _ann = call.join("ann", RoomRole::Member);

@@ -65,6 +65,8 @@ pub struct Participant {
     receivers: Vec<(RTCRtpReceiverId, u32)>,
     /// The codec each received track was negotiated in: track id, MIME type, format parameters.
     pub codecs: Vec<(String, String, String)>,
+    /// Whether its subscribe connection takes H.264 (a client may not).
+    pub decodes_h264: bool,
     /// Keyframe requests that reached its publish connection.
     pub keyframe_requests: usize,
     /// Sender reports received on its subscribe connection: SSRC, NTP time, RTP time.
@@ -157,6 +159,7 @@ impl Call {
             streams: Vec::new(),
             receivers: Vec::new(),
             codecs: Vec::new(),
+            decodes_h264: true,
             keyframe_requests: 0,
             sender_reports: Vec::new(),
             offers: 0,
@@ -488,7 +491,8 @@ impl Call {
             (ConnectionKind::Subscribe, Outgoing::Offer(sdp)) => {
                 participant.offers += 1;
                 let address = subscribe_address(participant);
-                let pc = participant.subscribe.get_or_insert_with(|| receiving_peer_connection(address));
+                let decodes_h264 = participant.decodes_h264;
+                let pc = participant.subscribe.get_or_insert_with(|| receiving_peer_connection(address, decodes_h264));
                 pc.set_remote_description(now, RTCSessionDescription::offer(sdp).unwrap()).unwrap();
                 let answer = pc.create_answer(None).unwrap();
                 pc.set_local_description(now, answer.clone()).unwrap();
@@ -610,11 +614,12 @@ fn peer_connection(address: SocketAddr) -> RTCPeerConnection {
 }
 
 /// A participant's subscribe connection: besides VP8 and Opus, what a browser decodes of a
-/// camera's (H.264 in packetization-mode 1 at a baseline profile and at the clip's, PCMU, PCMA).
-fn receiving_peer_connection(address: SocketAddr) -> RTCPeerConnection {
+/// camera's (H.264 in packetization-mode 1 at a baseline profile and at the clip's, unless
+/// `decodes_h264` is false; PCMU, PCMA).
+fn receiving_peer_connection(address: SocketAddr, decodes_h264: bool) -> RTCPeerConnection {
     let mut media_engine = participant_codecs();
     let h264 = [camera_profile::DEFAULT_PROFILE_LEVEL_ID, CLIP_PROFILE].map(camera_profile::h264);
-    for (payload_type, codec) in [102, 104].into_iter().zip(h264) {
+    for (payload_type, codec) in [102, 104].into_iter().zip(h264).filter(|_| decodes_h264) {
         media_engine.register_codec(RTCRtpCodecParameters { payload_type, ..codec }, RtpCodecKind::Video).unwrap();
     }
     for g711 in [G711::Pcmu, G711::Pcma].map(camera_profile::g711) {
