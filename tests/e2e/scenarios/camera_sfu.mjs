@@ -6,13 +6,9 @@
 // camera's peer id, codec H.264), with its PCMU; neither has a mesh connection to the camera (two
 // open connections each: publish and subscribe), and the camera is not counted as a person.
 
-import { spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
-
 import {
   BASE_URL, apiCall, assertNoConsoleErrors, check, eventually, inCall, joinCall, launch, mediaStats, peerIdOf,
-  playsThroughSfu, roomOf, screenshot, signedUpUser, tokenOf,
+  playsThroughSfu, roomOf, screenshot, signedUpUser, startRtspServer, tokenOf,
 } from '../lib.mjs';
 
 const CAMERA = 'Loading dock';
@@ -63,6 +59,7 @@ async function run() {
     check(stats.from[cameraId].framesDecoded > 0, 'the camera\'s frames are decoded from the SFU connection');
     const grid = page.locator('.call-grid');
     check(await grid.getAttribute('data-people') === '2', 'the camera is not counted as a person');
+    check(/packetization-mode=1/.test(codecs.fmtp), `the camera's H.264 is offered in packetization-mode 1 (${codecs.fmtp})`);
     console.log(`  ${page.userName} sees the camera through the SFU (${codecs.video} ${widths[cameraId]} px wide,`
       + ` ${codecs.audio}, ${codecs.profile}), on connection ${codecs.connection} of ${stats.open}`);
   }));
@@ -74,7 +71,7 @@ async function run() {
 /**
  * Of the page's open connections, the one whose remote description sends `peerId`'s tracks (a
  * section with `a=msid:<peerId> …`): its index and the codecs its inbound video and audio of
- * that stream arrive in, with the H.264 profile-level-id offered.
+ * that stream arrive in, with the H.264 format parameters (and profile-level-id) offered.
  */
 async function codecsFrom(page, peerId) {
   return page.evaluate(async (id) => {
@@ -82,12 +79,17 @@ async function codecsFrom(page, peerId) {
     for (const [index, pc] of open.entries()) {
       const sdp = pc.remoteDescription?.sdp || '';
       const mids = new Set();
+      let profile = null;
+      let fmtp = null;
       for (const section of sdp.split(/\r?\nm=/).slice(1)) {
         const mid = /^a=mid:(\S+)$/m.exec(section);
-        if (mid && section.includes(`\na=msid:${id} `)) mids.add(mid[1]);
+        if (!mid || !section.includes(`\na=msid:${id} `)) continue;
+        mids.add(mid[1]);
+        profile ||= /profile-level-id=(\w+)/.exec(section)?.[0] || null;
+        fmtp ||= /^a=fmtp:\d+ (.*packetization-mode.*)$/m.exec(section)?.[1] || null;
       }
       if (mids.size === 0) continue;
-      const found = { connection: index + 1, video: null, audio: null, profile: /profile-level-id=(\w+)/.exec(sdp)?.[0] };
+      const found = { connection: index + 1, video: null, audio: null, profile, fmtp };
       const stats = [...(await pc.getStats()).values()];
       const codecs = new Map(stats.filter((s) => s.type === 'codec').map((s) => [s.id, s.mimeType]));
       for (const s of stats) {
@@ -97,20 +99,4 @@ async function codecsFrom(page, peerId) {
     }
     return {};
   }, peerId);
-}
-
-/** tests/rtsp/server.py on a free port, 15 fps with a keyframe every 2 s. */
-function startRtspServer() {
-  const script = fileURLToPath(new URL('../../rtsp/server.py', import.meta.url));
-  const child = spawn(process.env.RTSP_TEST_PYTHON || '/usr/bin/python3', [script, '--port', '0', '--fps', '15'],
-    { stdio: ['ignore', 'pipe', 'inherit'] });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('the RTSP test server did not start')), 20_000);
-    createInterface({ input: child.stdout }).on('line', (line) => {
-      if (!line.startsWith('ready ')) return;
-      clearTimeout(timer);
-      resolve({ child, port: Number(line.slice(6)) });
-    });
-    child.on('exit', (code) => reject(new Error(`the RTSP test server exited (${code})`)));
-  });
 }
