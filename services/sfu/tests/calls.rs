@@ -370,6 +370,7 @@ fn packets_lost_between_a_publisher_and_the_server_are_repaired_by_nack() {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 3, ..ProptestConfig::default() })]
 
+
     /// Garbage on the media port — from strangers, and from a participant's own verified
     /// addresses (where it reaches the WebRTC stack) — is dropped: no panic, and the call goes on.
     #[test]
@@ -404,4 +405,46 @@ fn datagram() -> impl Strategy<Value = Vec<u8>> {
         }
         rest
     })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Whatever a camera offers that is not H.264 in packetization-mode 1 — garbage, an SDP
+    /// fragment, H.264 in another mode — is refused with `unsupported_codecs`; an offer that names
+    /// it but cannot be applied, with `invalid_description`. Never a panic, never an answer.
+    #[test]
+    fn a_cameras_hostile_offer_is_refused_with_a_code(offer in hostile_camera_offer()) {
+        let mut call = Call::new(RoomMode::Meeting);
+        let camera = call.join("door", CallRole::Camera);
+        call.server.signal(ROOM, "door", ConnectionKind::Publish, Incoming::Offer(offer), Instant::now());
+        prop_assert!(call.run(&[], |call| !call.participants[camera].refusals.is_empty()));
+        let (connection, code) = call.participants[camera].refusals[0];
+        prop_assert_eq!(connection, ConnectionKind::Publish);
+        prop_assert!(["unsupported_codecs", "invalid_description"].contains(&code), "{}", code);
+        prop_assert!(call.answers.is_empty());
+    }
+}
+
+/// Offers no camera should make: bytes, or SDP-looking lines mixing H.264 format parameters of
+/// any mode with whatever else.
+fn hostile_camera_offer() -> impl Strategy<Value = String> {
+    let line = prop_oneof![
+        Just("v=0".to_owned()),
+        Just("m=video 9 UDP/TLS/RTP/SAVPF 102".to_owned()),
+        Just("a=rtpmap:102 H264/90000".to_owned()),
+        Just("a=fmtp:102 packetization-mode=1;profile-level-id=42e01f".to_owned()),
+        Just("a=fmtp:102 packetization-mode=0;profile-level-id=42e01f".to_owned()),
+        Just("a=rtpmap:96 VP8/90000".to_owned()),
+        ".{0,80}",
+    ];
+    // A whole description naming H.264 in packetization-mode 1, without ICE or DTLS.
+    let no_transport = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 102\r\n\
+        c=IN IP4 0.0.0.0\r\na=mid:0\r\na=sendonly\r\na=rtpmap:102 H264/90000\r\n\
+        a=fmtp:102 packetization-mode=1;profile-level-id=42e01f\r\n";
+    prop_oneof![
+        ".{0,400}",
+        prop::collection::vec(line, 0..12).prop_map(|lines| lines.join("\r\n")),
+        Just(no_transport.to_owned()),
+    ]
 }
