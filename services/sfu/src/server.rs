@@ -604,7 +604,11 @@ impl MediaServer {
         let wanted: Vec<TrackId> =
             media.tracks.iter().filter(|(_, track)| track.publisher != peer).map(|(id, _)| *id).collect();
         let existing = media.subscribe.get(peer).copied();
-        let camera_profiles = media.tracks.values().filter_map(|track| camera_profile(&track.codec)).collect();
+        // A new connection speaks the H.264 profiles of the room's cameras exactly.
+        let camera_profiles = match existing {
+            None => media.tracks.values().filter_map(|track| h264_profile_of(&track.codec)).collect(),
+            Some(_) => Vec::new(),
+        };
         let codecs = Codecs::Subscriber { camera_profiles };
         let id = match existing {
             Some(id) => id,
@@ -1076,7 +1080,7 @@ fn video_codec(mime_type: &str) -> Option<Codec> {
 }
 
 /// The `profile-level-id` an H.264 track (a camera's) was negotiated at.
-fn camera_profile(codec: &RTCRtpCodec) -> Option<String> {
+fn h264_profile_of(codec: &RTCRtpCodec) -> Option<String> {
     let is_h264 = codec.mime_type.eq_ignore_ascii_case(MIME_TYPE_H264);
     is_h264.then(|| camera_profile::packetization_mode_1_profile(&codec.sdp_fmtp_line)).flatten()
 }
