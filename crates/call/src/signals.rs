@@ -39,23 +39,22 @@ pub async fn trickle(
     candidates: mpsc::UnboundedReceiver<IceCandidate>,
     signals: Signals,
 ) {
-    trickle_on(to, String::new(), section, candidates, signals).await;
+    trickle_on("", to, section, candidates, signals).await;
 }
 
-/// [`trickle`] for the connection to the media server named `connection` (empty: a mesh one).
+/// [`trickle`] for a connection with the media server: each candidate names the `connection`
+/// (`publish` or `subscribe`, docs/protocol.md).
 pub async fn trickle_on(
+    connection: &str,
     to: String,
-    connection: String,
     section: MediaSection,
     mut candidates: mpsc::UnboundedReceiver<IceCandidate>,
     signals: Signals,
 ) {
     while let Some(candidate) = candidates.recv().await {
         let payload = Some(Payload::Candidate(section.place(candidate)));
-        if signals
-            .send(Signal { to: to.clone(), connection: connection.clone(), payload, ..Signal::default() })
-            .is_err()
-        {
+        let signal = Signal { to: to.clone(), connection: connection.to_owned(), payload, ..Signal::default() };
+        if signals.send(signal).is_err() {
             return;
         }
     }

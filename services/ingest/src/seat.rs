@@ -6,9 +6,10 @@
 //! applies their answers and candidates. While the call goes through the media server
 //! (`welcome.sfu`, `media_changed`), the camera offers that one connection to the SFU's seat
 //! instead, as its `publish` connection, and the SFU forwards it to everyone: the mesh
-//! connections close when the SFU comes and are offered again when it leaves. Keyframe requests
-//! the SFU relays get what viewers get in a mesh: the camera's next keyframe (an RTSP camera cannot
-//! be asked for one). The recorder, hidden from peer lists, is offered the same connection when the
+//! connections close when the SFU comes and are offered again when it leaves; so does the
+//! recorder's, which gets the camera from the SFU meanwhile. Keyframe requests the SFU relays get
+//! what viewers get in a mesh: the camera's next keyframe (an RTSP camera cannot be asked for
+//! one). In a mesh call the recorder, hidden from peer lists, is offered the same connection when the
 //! gateway tells `recording_started` (with the recorder's peer id), which is how a recording gets
 //! the camera as its own file; `recording_stopped` closes it. It joins once the camera's first
 //! keyframe is in (so its offer carries the camera's H.264 profile and, if the camera has it, its
@@ -219,8 +220,12 @@ impl Camera {
                     }
                 }
             }
-            // The recorder is hidden from peer lists and offered the camera as it starts.
-            Event::RecordingStarted { recorder_peer_id } => self.offer(&recorder_peer_id, session).await,
+            // The recorder is hidden from peer lists and offered the camera as it starts (through
+            // the SFU, the SFU offers it the camera).
+            Event::RecordingStarted { recorder_peer_id } if self.sfu.is_none() => {
+                self.offer(&recorder_peer_id, session).await;
+            }
+            Event::RecordingStarted { .. } => {}
             Event::RecordingStopped { recorder_peer_id } => self.drop_viewer(&recorder_peer_id).await,
             // A mesh answer; the media server's comes as a media signal.
             Event::Answer { from, sdp } if !self.is_media_server(&from) => self.answered(&from, &sdp).await,
@@ -251,15 +256,10 @@ impl Camera {
     }
 
     /// The call moved to the media server `sfu` (or from one seat to another), or back to a mesh
-    /// (`None`): the camera's connections follow, all but the recorder's.
+    /// (`None`): the camera's connections follow, the recorder's too.
     async fn media_changed(&mut self, sfu: Option<String>, session: &Session) {
         tracing::info!(through_sfu = sfu.is_some(), "the call's media moved");
-        let recorder = session.recorder().map(str::to_owned);
-        let moved: Vec<String> =
-            self.viewers.keys().filter(|peer_id| recorder.as_ref() != Some(*peer_id)).cloned().collect();
-        for peer_id in moved {
-            self.drop_viewer(&peer_id).await;
-        }
+        self.close_viewers().await;
         self.sfu = sfu;
         match self.sfu.clone() {
             Some(sfu) => self.offer(&sfu, session).await,
@@ -267,6 +267,9 @@ impl Camera {
                 let peers: Vec<Peer> = session.peers().cloned().collect();
                 for peer in &peers {
                     self.meet(peer, session).await;
+                }
+                if let Some(recorder) = session.recorder().map(str::to_owned) {
+                    self.offer(&recorder, session).await;
                 }
             }
         }
@@ -325,8 +328,7 @@ impl Camera {
         };
         let _ = self.signals.send(offer);
         let candidates = offered.local_candidates;
-        let trickle =
-            signals::trickle_on(peer_id.to_owned(), connection.to_owned(), section, candidates, self.signals.clone());
+        let trickle = signals::trickle_on(connection, peer_id.to_owned(), section, candidates, self.signals.clone());
         let viewer = Viewer {
             peer: offered.peer,
             to_media_server,

@@ -12,10 +12,14 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use confab_call::{Call, Ended, Event, Peer, Rejoin, Seat, Signals};
+use confab_protocol::signal::Signal;
+use confab_protocol::signal::signal::Payload;
 use tokio::sync::mpsc;
 
 use crate::archive::{Archive, Recorded, Who};
+use crate::media_server::MediaServerLink;
 use crate::peer::{PeerConfig, Source};
+use crate::publishers::Publisher;
 use crate::recorded_peer::{Failed, RecordedPeer};
 use crate::recording_file::DiskFull;
 
@@ -62,83 +66,78 @@ impl RecordedCall {
         }
     }
 
-    /// Records every participant that offers its media until `stop` completes, the disk is full,
+    /// Records every participant that offers its media (and, in a room whose media goes through
+    /// the SFU, every publisher on the SFU's connection) until `stop` completes, the disk is full,
     /// the room is closed, or no gateway takes the recorder back in time; then leaves with `bye`
     /// and finishes every participant's files into `archive`.
     pub async fn record_until(mut self, archive: &Archive, stop: impl Future<Output = ()>) -> Outcome {
         tokio::pin!(stop);
         let (failures, mut failed) = mpsc::unbounded_channel::<Failed>();
-        let mut recording: HashMap<String, Recording> = HashMap::new();
-        let mut outcome = Outcome::default();
+        let mut taking =
+            Taking { archive, failures, recording: HashMap::new(), sfu: None, outcome: Outcome::default() };
         loop {
             tokio::select! {
                 () = &mut stop => {
-                    outcome.stopped = true;
+                    taking.outcome.stopped = true;
                     self.call.leave().await;
                     break;
                 }
                 Some(Failed { peer_id, path }) = failed.recv() => {
-                    if recording.get(&peer_id).is_some_and(|recorded| recorded.peer.path() == path)
-                        && let Some(recorded) = recording.remove(&peer_id)
-                    {
-                        finish(recorded, archive, &mut outcome).await;
+                    if taking.recording.get(&peer_id).is_some_and(|recorded| recorded.peer.path() == path) {
+                        taking.finish(&peer_id).await;
                     }
-                    if outcome.disk_full {
+                    if taking.outcome.disk_full {
                         self.call.leave().await;
                         break;
                     }
                 }
+                publisher = next_publisher(&mut taking.sfu), if taking.sfu.is_some() => match publisher {
+                    Some(publisher) => taking.publisher(publisher, self.call.session()).await,
+                    // The SFU's connection is gone; its publishers' captures ended with it.
+                    None => taking.sfu = None,
+                },
                 event = self.call.next() => match event {
-                    Some(event) => self.handle(event, archive, &failures, &mut recording, &mut outcome).await,
+                    Some(event) => self.handle(event, &mut taking).await,
                     None => break,
                 },
             }
         }
-        for (_, recorded) in recording.drain() {
-            finish(recorded, archive, &mut outcome).await;
+        let peers: Vec<String> = taking.recording.keys().cloned().collect();
+        for peer_id in peers {
+            taking.finish(&peer_id).await;
         }
-        outcome
+        if let Some(sfu) = taking.sfu.take() {
+            sfu.close().await;
+        }
+        taking.outcome
     }
 
-    async fn handle(
-        &mut self,
-        event: Event,
-        archive: &Archive,
-        failures: &mpsc::UnboundedSender<Failed>,
-        recording: &mut HashMap<String, Recording>,
-        outcome: &mut Outcome,
-    ) {
+    async fn handle(&mut self, event: Event, taking: &mut Taking<'_>) {
         match event {
-            Event::PeerLeft { peer_id } => {
-                if let Some(recorded) = recording.remove(&peer_id) {
-                    finish(recorded, archive, outcome).await;
-                }
-            }
+            Event::PeerLeft { peer_id } => taking.finish(&peer_id).await,
             Event::Offer { from, sdp } => {
                 // A new offer from a participant already recorded (a restarted connection, or the
                 // recorder rejoined): its earlier files are finished and a new one begins.
-                if let Some(earlier) = recording.remove(&from) {
-                    finish(earlier, archive, outcome).await;
-                }
+                taking.finish(&from).await;
                 let who = who(&from, self.call.session().peer(&from));
-                let ice_servers = self.call.session().ice_servers().to_vec();
-                let config = PeerConfig { ice_servers, ..PeerConfig::default() };
-                let started = answer(&from, &sdp, &who, &config, self.call.signals(), archive, failures).await;
+                let config = self.peer_config();
+                let started = answer(&from, &sdp, &who, &config, self.call.signals(), taking).await;
                 match started {
                     Ok(peer) => {
-                        recording.insert(from, Recording { who, peer });
+                        taking.recording.insert(from, Recording { who, peer });
                     }
                     Err(e) => {
                         tracing::warn!(peer.id = from, error = %e, "cannot record a participant's media offer");
-                        outcome.failures.push(format!("{}: {e}", who.display_name));
+                        taking.outcome.failures.push(format!("{}: {e}", who.display_name));
                     }
                 }
             }
             Event::Candidate { from, candidate } => {
-                if let Some(recorded) = recording.get(&from) {
+                if let Some(recorded) = taking.recording.get(&from) {
                     recorded.peer.add_candidate(candidate).await;
                 }
             }
+            Event::MediaSignal { from, signal } => self.media_server_signal(from, signal, taking).await,
             Event::Lost => tracing::warn!("lost the gateway; joining the call again"),
             Event::Joined { .. } => tracing::info!("back in the call"),
             Event::Ended(Ended::GaveUp) => tracing::warn!("no gateway took the recorder back; leaving the call"),
@@ -148,11 +147,96 @@ impl RecordedCall {
             | Event::RecordingStarted { .. }
             | Event::RecordingStopped { .. }
             | Event::Answer { .. }
-            | Event::MediaSignal { .. }
             | Event::MediaChanged { .. }
             | Event::SpeakGranted { .. }
             | Event::SpeakRevoked { .. } => {}
         }
+    }
+
+    /// A signal of the SFU seat `from` about its connection to the recorder: an offer (the first
+    /// from that seat opens the connection, replacing one with an earlier seat) or a candidate.
+    async fn media_server_signal(&mut self, from: String, signal: Signal, taking: &mut Taking<'_>) {
+        match signal.payload {
+            Some(Payload::Sdp(description)) if description.r#type == "offer" => {
+                if let Some(sfu) = taking.sfu.as_ref().filter(|sfu| sfu.is_with(&from)) {
+                    if let Err(e) = sfu.offered_again(&description.sdp).await {
+                        tracing::warn!(error = %e, "cannot apply the media server's new offer");
+                    }
+                    return;
+                }
+                if let Some(earlier) = taking.sfu.take() {
+                    earlier.close().await;
+                }
+                let config = self.peer_config();
+                match MediaServerLink::answer(&from, &description.sdp, &config, self.call.signals()).await {
+                    Ok(sfu) => taking.sfu = Some(sfu),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot record the media server's offer");
+                        taking.outcome.failures.push(format!("the media server's media: {e}"));
+                    }
+                }
+            }
+            Some(Payload::Candidate(candidate)) => {
+                if let Some(sfu) = taking.sfu.as_ref().filter(|sfu| sfu.is_with(&from)) {
+                    sfu.add_candidate(candidate).await;
+                }
+            }
+            _ => tracing::debug!(peer.id = %from, "a media server signal the recorder does not take"),
+        }
+    }
+
+    fn peer_config(&self) -> PeerConfig {
+        PeerConfig { ice_servers: self.call.session().ice_servers().to_vec(), ..PeerConfig::default() }
+    }
+}
+
+/// What the recorder is taking from the call: each participant's capture, and the SFU's
+/// connection if the room's media goes through it.
+struct Taking<'a> {
+    archive: &'a Archive,
+    failures: mpsc::UnboundedSender<Failed>,
+    recording: HashMap<String, Recording>,
+    sfu: Option<MediaServerLink>,
+    outcome: Outcome,
+}
+
+impl Taking<'_> {
+    /// A publisher on the SFU's connection settled: it is recorded from now into a new file (its
+    /// earlier files, through the SFU or from its own connection, are finished).
+    async fn publisher(&mut self, publisher: Publisher, session: &confab_call::Session) {
+        let Some(connection) = self.sfu.as_ref().map(MediaServerLink::peer) else { return };
+        let peer_id = publisher.peer_id.clone();
+        self.finish(&peer_id).await;
+        let who = who(&peer_id, session.peer(&peer_id));
+        let source = Source::of_role(&who.role);
+        let started = match self.archive.new_file(&who, source.file_extension()).await {
+            Ok(path) => RecordedPeer::from_media_server(publisher, source, path, connection, self.failures.clone())
+                .map_err(anyhow::Error::from),
+            Err(e) => Err(anyhow::Error::from(e).context("cannot create the participant's file")),
+        };
+        match started {
+            Ok(peer) => {
+                self.recording.insert(peer_id, Recording { who, peer });
+            }
+            Err(e) => {
+                tracing::warn!(peer.id = peer_id, error = %e, "cannot record a publisher of the media server");
+                self.outcome.failures.push(format!("{}: {e}", who.display_name));
+            }
+        }
+    }
+
+    /// Finishes `peer_id`'s files, if it is being recorded.
+    async fn finish(&mut self, peer_id: &str) {
+        if let Some(recorded) = self.recording.remove(peer_id) {
+            finish(recorded, self.archive, &mut self.outcome).await;
+        }
+    }
+}
+
+async fn next_publisher(sfu: &mut Option<MediaServerLink>) -> Option<Publisher> {
+    match sfu {
+        Some(sfu) => sfu.next_publisher().await,
+        None => None,
     }
 }
 
@@ -163,12 +247,12 @@ async fn answer(
     who: &Who,
     config: &PeerConfig,
     signals: Signals,
-    archive: &Archive,
-    failures: &mpsc::UnboundedSender<Failed>,
+    taking: &Taking<'_>,
 ) -> anyhow::Result<RecordedPeer> {
     let source = Source::of_role(&who.role);
-    let path = archive.new_file(who, source.file_extension()).await.context("cannot create the participant's file")?;
-    RecordedPeer::start(from, sdp, source, path, config, signals, failures.clone()).await
+    let path =
+        taking.archive.new_file(who, source.file_extension()).await.context("cannot create the participant's file")?;
+    RecordedPeer::start(from, sdp, source, path, config, signals, taking.failures.clone()).await
 }
 
 /// Who a peer is, from the call's roster (a peer the roster does not know keeps only its id).

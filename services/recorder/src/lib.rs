@@ -3,7 +3,9 @@
 //! participant that offers its media (`recorded_peer`), `peer` receives the send-only WebRTC
 //! connection, `media` turns its RTP into timed frames and `webm_file` writes them (`capture`
 //! ties the two); `mkv_file` writes cameras' H.264, which WebM cannot carry; `recording_file`
-//! holds what files of both formats share.
+//! holds what files of both formats share. In a room whose media goes through the SFU, its one
+//! connection carries everyone's tracks (`media_server`), sorted into a capture per publisher
+//! (`publishers`).
 
 pub mod archive;
 pub mod call;
@@ -11,8 +13,10 @@ pub mod capture;
 pub mod free_space;
 pub mod jobs;
 pub mod media;
+pub mod media_server;
 pub mod mkv_file;
 pub mod peer;
+pub mod publishers;
 pub mod recorded_peer;
 pub mod recording_file;
 pub mod settings;

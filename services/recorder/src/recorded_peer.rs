@@ -1,7 +1,8 @@
 //! One participant's (or camera's) send-only connection to the recorder, from offer to files:
 //! answer the offer, relay ICE candidates through the gateway, and run the participant's
 //! [`Capture`] on a blocking thread of its own (files are written synchronously) until the
-//! connection ends. That thread takes the packets in batches every 20 ms rather than being woken
+//! connection ends. A publisher whose media comes on the media server's connection
+//! ([`crate::media_server`]) is captured the same way, from its share of that connection. That thread takes the packets in batches every 20 ms rather than being woken
 //! for each one. When the capture fails (a full disk, a write error), the thread says so at once
 //! through [`Failed`], so the call finishes that participant then, not when they leave.
 
@@ -16,6 +17,7 @@ use tokio::sync::{mpsc, watch};
 use crate::capture::{Capture, CaptureStats};
 use crate::media::Codec;
 use crate::peer::{Answered, IceCandidate, Media, PeerConfig, ReceivePeer, Received, Source};
+use crate::publishers::Publisher;
 use crate::recording_file::{FileError, FinishedFile};
 
 /// How often a capture adds what it saw to the process's metrics.
@@ -29,6 +31,8 @@ const BATCH_EVERY: Duration = Duration::from_millis(20);
 /// A participant being recorded.
 pub struct RecordedPeer {
     peer: Arc<ReceivePeer>,
+    /// The connection is the participant's own (not the media server's, which others share).
+    owns_connection: bool,
     path: PathBuf,
     stop: watch::Sender<bool>,
     capture: tokio::task::JoinHandle<Result<Captured, FileError>>,
@@ -66,8 +70,33 @@ impl RecordedPeer {
         let section = MediaSection::of_candidates(&answer_sdp);
         let _ = signals.send(signals::answer(peer_id, answer_sdp.clone()));
         tokio::spawn(signals::trickle(peer_id.to_owned(), section, local_candidates, signals));
-        let peer = Arc::new(peer);
         let capture = Capture::start(&path, source, video, audio)?;
+        Ok(Self::capture(peer_id, Arc::new(peer), true, capture, media, path, failed))
+    }
+
+    /// Starts capturing `publisher` (media and codecs sorted out of the media server's connection
+    /// `peer`) into `path`.
+    pub fn from_media_server(
+        publisher: Publisher,
+        source: Source,
+        path: PathBuf,
+        peer: Arc<ReceivePeer>,
+        failed: mpsc::UnboundedSender<Failed>,
+    ) -> Result<Self, FileError> {
+        let Publisher { peer_id, video, audio, media } = publisher;
+        let capture = Capture::start(&path, source, video, audio)?;
+        Ok(Self::capture(&peer_id, peer, false, capture, media, path, failed))
+    }
+
+    fn capture(
+        peer_id: &str,
+        peer: Arc<ReceivePeer>,
+        owns_connection: bool,
+        capture: Capture,
+        media: mpsc::Receiver<Received>,
+        path: PathBuf,
+        failed: mpsc::UnboundedSender<Failed>,
+    ) -> Self {
         let (runtime, keyframes_to) = (tokio::runtime::Handle::current(), peer.clone());
         let (stop, stopped) = watch::channel(false);
         // The capture thread logs within the recording's span (its `request.id`).
@@ -80,7 +109,7 @@ impl RecordedPeer {
             }
             captured
         });
-        Ok(Self { peer, path, stop, capture })
+        Self { peer, owns_connection, path, stop, capture }
     }
 
     /// The participant's first file (later ones are numbered beside it).
@@ -89,14 +118,19 @@ impl RecordedPeer {
     }
 
     pub async fn add_candidate(&self, candidate: IceCandidate) {
+        if !self.owns_connection {
+            return;
+        }
         if let Err(e) = self.peer.add_remote_candidate(candidate).await {
             tracing::debug!(error = %e, "a remote ICE candidate was refused");
         }
     }
 
-    /// Closes the connection and finishes the participant's files.
+    /// Closes the participant's own connection and finishes its files.
     pub async fn finish(self) -> Result<Captured, FileError> {
-        let _ = self.peer.close().await;
+        if self.owns_connection {
+            let _ = self.peer.close().await;
+        }
         let _ = self.stop.send(true);
         match self.capture.await {
             Ok(files) => files,

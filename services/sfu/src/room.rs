@@ -1,8 +1,8 @@
 //! A room as the media server serves it: who is in the call, who may send media — everyone in a
 //! meeting; in a lecture the owner, the moderators, whoever a moderator lets speak, and the room's
 //! cameras (the owner or a moderator attached them: they are the lecture's stage, not its
-//! audience) — what each one publishes, and who receives it (everyone else in the room, viewers
-//! included; a camera receives nothing). Peers,
+//! audience); never the recorder, which only receives — what each one publishes, and who receives
+//! it (everyone else in the room, viewers and the recorder included; a camera receives nothing). Peers,
 //! publications and grants in, decisions out: the tracks a departure or a withdrawn grant ends,
 //! which the SFU then stops forwarding and tells the subscribers about.
 
@@ -77,10 +77,9 @@ impl Room {
         Self { mode, peers: HashMap::new() }
     }
 
-    /// `peer` entered the call with its role (from its ticket): a person's room role, or
-    /// `camera`. A peer already in the call (told again after a resync) keeps what it has.
-    pub fn join(&mut self, peer: &str, role: impl Into<CallRole>) {
-        let role = role.into();
+    /// `peer` entered the call in `role` (from its ticket). A peer already in the call (told again
+    /// after a resync) keeps what it has.
+    pub fn join(&mut self, peer: &str, role: CallRole) {
         self.peers.entry(peer.to_owned()).or_insert(Peer { role, may_speak: false, tracks: Vec::new() });
     }
 
@@ -90,18 +89,29 @@ impl Room {
         ended(peer, left.tracks)
     }
 
+    /// How `peer` is in the call, if it is.
+    pub fn role(&self, peer: &str) -> Option<CallRole> {
+        self.peers.get(peer).map(|peer| peer.role)
+    }
+
     /// Whether `peer` may send media now.
     pub fn may_publish(&self, peer: &str) -> bool {
         self.peers.get(peer).is_some_and(|peer| self.publishes(peer))
     }
 
     fn publishes(&self, peer: &Peer) -> bool {
-        self.mode == RoomMode::Meeting || peer.may_speak || presents(peer.role)
+        match (peer.role, self.mode) {
+            (CallRole::Recorder | CallRole::Sfu, _) => false,
+            (_, RoomMode::Meeting) => true,
+            (CallRole::Person(role), RoomMode::Lecture) => role >= RoomRole::Moderator || peer.may_speak,
+            // Cameras are attached to a room by its owner or a moderator.
+            (CallRole::Camera, RoomMode::Lecture) => true,
+        }
     }
 
     /// Whether `peer` is a camera: it publishes, and receives nothing.
     pub fn is_camera(&self, peer: &str) -> bool {
-        self.peers.get(peer).is_some_and(|peer| peer.role == CallRole::Camera)
+        self.role(peer) == Some(CallRole::Camera)
     }
 
     /// `peer` offers to send `track`.
@@ -138,13 +148,11 @@ impl Room {
 
     /// A moderator took the word back from `peer`: in a lecture, its tracks end.
     pub fn silence(&mut self, peer: &str) -> Result<Vec<Ended>, Refusal> {
-        let mode = self.mode;
-        let silenced = self.peers.get_mut(peer).ok_or(Refusal::UnknownPeer)?;
-        silenced.may_speak = false;
-        let still_publishes = mode == RoomMode::Meeting || presents(silenced.role);
-        if still_publishes {
+        self.peers.get_mut(peer).ok_or(Refusal::UnknownPeer)?.may_speak = false;
+        if self.may_publish(peer) {
             return Ok(Vec::new());
         }
+        let silenced = self.peers.get_mut(peer).ok_or(Refusal::UnknownPeer)?;
         Ok(ended(peer, std::mem::take(&mut silenced.tracks)))
     }
 
@@ -162,15 +170,6 @@ impl Room {
     /// What `peer` publishes.
     pub fn tracks(&self, peer: &str) -> &[Publication] {
         self.peers.get(peer).map_or(&[], |peer| &peer.tracks)
-    }
-}
-
-/// Who publishes in a lecture without being let speak: its owner, its moderators and its cameras.
-fn presents(role: CallRole) -> bool {
-    match role {
-        CallRole::Person(role) => role >= RoomRole::Moderator,
-        CallRole::Camera => true,
-        CallRole::Recorder | CallRole::Sfu => false,
     }
 }
 
@@ -193,18 +192,18 @@ mod tests {
     /// A lecture: Tess the owner, Mo a moderator, Sam and Ava watching.
     fn lecture() -> Room {
         let mut room = Room::new(RoomMode::Lecture);
-        room.join("tess", RoomRole::Owner);
-        room.join("mo", RoomRole::Moderator);
-        room.join("sam", RoomRole::Member);
-        room.join("ava", RoomRole::Member);
+        room.join("tess", CallRole::Person(RoomRole::Owner));
+        room.join("mo", CallRole::Person(RoomRole::Moderator));
+        room.join("sam", CallRole::Person(RoomRole::Member));
+        room.join("ava", CallRole::Person(RoomRole::Member));
         room
     }
 
     #[test]
     fn in_a_meeting_everyone_publishes_to_everyone_else() {
         let mut room = Room::new(RoomMode::Meeting);
-        room.join("ann", RoomRole::Member);
-        room.join("bob", RoomRole::Member);
+        room.join("ann", CallRole::Person(RoomRole::Member));
+        room.join("bob", CallRole::Person(RoomRole::Member));
         assert_eq!(room.publish("ann", camera()), Ok(()));
         assert_eq!(room.publish("bob", microphone()), Ok(()));
         assert_eq!(room.subscribers("ann").collect::<Vec<_>>(), ["bob"]);
@@ -221,6 +220,17 @@ mod tests {
         let mut audience: Vec<_> = room.subscribers("tess").collect();
         audience.sort();
         assert_eq!(audience, ["ava", "mo", "sam"], "viewers receive");
+    }
+
+    #[test]
+    fn the_recorder_receives_everything_and_publishes_nothing() {
+        let mut meeting = Room::new(RoomMode::Meeting);
+        meeting.join("ann", CallRole::Person(RoomRole::Member));
+        meeting.join("rec", CallRole::Recorder);
+        assert_eq!(meeting.publish("rec", microphone()), Err(Refusal::NotAllowedToPublish));
+        assert_eq!(meeting.let_speak("rec"), Ok(()));
+        assert!(!meeting.may_publish("rec"), "not even let speak");
+        assert_eq!(meeting.subscribers("ann").collect::<Vec<_>>(), ["rec"]);
     }
 
     #[test]
@@ -249,8 +259,8 @@ mod tests {
         assert_eq!(room.silence("mo"), Ok(vec![]));
         assert_eq!(room.tracks("mo"), [camera()]);
         let mut meeting = Room::new(RoomMode::Meeting);
-        meeting.join("ann", RoomRole::Owner);
-        meeting.join("bob", RoomRole::Member);
+        meeting.join("ann", CallRole::Person(RoomRole::Owner));
+        meeting.join("bob", CallRole::Person(RoomRole::Member));
         meeting.publish("bob", camera()).unwrap();
         assert_eq!(meeting.silence("bob"), Ok(vec![]));
     }
@@ -284,7 +294,7 @@ mod tests {
     #[test]
     fn a_track_id_is_published_once_and_a_peer_publishes_at_most_four() {
         let mut room = Room::new(RoomMode::Meeting);
-        room.join("ann", RoomRole::Member);
+        room.join("ann", CallRole::Person(RoomRole::Member));
         room.publish("ann", camera()).unwrap();
         assert_eq!(room.publish("ann", camera()), Err(Refusal::DuplicateTrack));
         for n in 1..MAX_TRACKS_PER_PEER {

@@ -1,7 +1,8 @@
 //! The SFU's seat in one room's call (docs/protocol.md, "The media server"): it enters through a
 //! gateway with a ticket it signs itself (room role `sfu`, hidden from participants), tells the
 //! media task who is in the call and what they signal it, and carries the media task's answers,
-//! offers and speaker announcements back as `signal`s. It keeps the room marked as served in
+//! offers and speaker announcements back as `signal`s. A recorder in the room (told as
+//! `recording_started`) is served like a viewer: one subscribe connection with every track. It keeps the room marked as served in
 //! Redis while it is there, and leaves when nobody is left to serve: an `sfu` room when its last
 //! participant leaves, an `auto` room when it is down to two (who then talk peer to peer).
 //! Cameras are served too: each publishes its H.264 and G.711 once, on a `publish` connection,
@@ -154,15 +155,18 @@ impl Served<'_> {
                 Some((connection, message)) => self.seats.media.signal(self.room, &from, connection, message),
                 None => tracing::debug!(peer.id = %from, "an unreadable signal to the SFU"),
             },
+            // The recorder receives every track on one subscribe connection of its own.
+            Event::RecordingStarted { recorder_peer_id } => {
+                self.seats.media.joined(self.room, &recorder_peer_id, CallRole::Recorder);
+            }
+            Event::RecordingStopped { recorder_peer_id } => self.seats.media.left(self.room, &recorder_peer_id),
             Event::SpeakGranted { peer_id } => self.seats.media.let_speak(self.room, &peer_id),
             Event::SpeakRevoked { peer_id } => self.seats.media.silence(self.room, &peer_id),
             Event::Lost => tracing::warn!(room.id = %self.room, "lost the gateway; entering the call again"),
-            // Mesh signals are not for the SFU; recordings record through their own seat.
+            // Mesh signals are not for the SFU; it follows no media server but itself.
             Event::Offer { .. }
             | Event::Answer { .. }
             | Event::Candidate { .. }
-            | Event::RecordingStarted { .. }
-            | Event::RecordingStopped { .. }
             | Event::MediaChanged { .. }
             | Event::Ended(_) => {}
         }

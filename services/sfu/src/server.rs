@@ -300,8 +300,9 @@ impl MediaServer {
         }
     }
 
-    /// `peer` is in `room`'s call, with its role: a person's room role, or `camera`.
-    pub fn peer_joined(&mut self, room: &str, peer: &str, role: impl Into<CallRole>, now: Instant) {
+    /// `peer` is in `room`'s call in `role`: a person, or the recorder (which receives every track
+    /// and publishes none).
+    pub fn peer_joined(&mut self, room: &str, peer: &str, role: CallRole, now: Instant) {
         let Some(media) = self.rooms.get_mut(room) else { return };
         media.room.join(peer, role);
         self.refresh_subscriptions(room, now);
@@ -543,8 +544,14 @@ impl MediaServer {
     /// or more while the server tries a layer up ([`Climb`]).
     fn allocate(&mut self, id: ConnectionId, now: Instant) {
         let Some(connection) = self.connections.get_mut(&id) else { return };
-        let Some(estimate) = connection.estimate.as_ref().map(Estimate::get) else { return };
         let Some(media) = self.rooms.get_mut(&connection.room) else { return };
+        let Some(estimate) = connection.estimate.as_ref().map(Estimate::get) else {
+            // Not estimated (the recorder's, inside the deployment): nothing limits its copies.
+            for copy in connection.copies.values() {
+                media.forwarder.estimate(copy.down, u64::MAX, now);
+            }
+            return;
+        };
         let videos: Vec<(DownId, Cost)> = connection
             .copies
             .values()
@@ -693,6 +700,10 @@ impl MediaServer {
     ) -> Option<ConnectionId> {
         let ufrag = random_token(8);
         let (pc, estimate) = new_peer_connection(kind, codecs, self.address, &ufrag, &random_token(24), now).ok()?;
+        // The recorder is inside the deployment and records the top layers: its bandwidth is not
+        // estimated, so none of its copies is ever held to a lower layer.
+        let recorder = self.rooms.get(room)?.room.role(peer) == Some(CallRole::Recorder);
+        let estimate = estimate.filter(|_| !recorder);
         let id = self.next_connection;
         self.next_connection += 1;
         self.demux.register(&ufrag, id);

@@ -55,7 +55,7 @@ fn a_cameras_h264_and_pcmu_reach_everyone_in_their_own_codecs_as_whole_frames_fr
     // A lecture: a camera publishes there too, and its viewers only watch.
     let mut call = Call::new(RoomMode::Lecture);
     let viewers = ["ann", "bob"].map(|p| call.join(p, RoomRole::Member));
-    let camera = call.join("door", CallRole::Camera);
+    let camera = call.join_as("door", CallRole::Camera);
     call.publish_h264_camera(camera, CLIP_PROFILE);
     let enough = |call: &Call| {
         viewers.iter().all(|n| frames_from(call, *n, "door").len() >= 45 && audio_packets(call, *n, "door") >= 45)
@@ -98,7 +98,7 @@ fn a_camera_that_publishes_after_a_subscribe_connection_was_made_is_offered_at_i
     let [ann, bob] = ["ann", "bob"].map(|p| call.join(p, RoomRole::Member));
     call.publish_camera(ann);
     assert!(call.run(&[ann], |call| call.received_from(bob, "ann") >= 10), "Bob's subscribe connection is up");
-    let camera = call.join("door", CallRole::Camera);
+    let camera = call.join_as("door", CallRole::Camera);
     call.publish_h264_camera(camera, CLIP_PROFILE);
     let frames = |call: &Call| frames_from(call, bob, "door").len();
     assert!(call.run(&[ann, camera], |call| frames(call) >= 30), "Bob receives the camera on the same connection");
@@ -114,7 +114,7 @@ fn a_camera_that_publishes_after_a_subscribe_connection_was_made_is_offered_at_i
 fn participants_who_publish_after_a_camera_reach_those_who_received_only_the_camera() {
     let mut call = Call::new(RoomMode::Meeting);
     let [ann, bob, cat] = ["ann", "bob", "cat"].map(|p| call.join(p, RoomRole::Member));
-    let camera = call.join("door", CallRole::Camera);
+    let camera = call.join_as("door", CallRole::Camera);
     call.publish_h264_camera(camera, CLIP_PROFILE);
     assert!(call.run(&[camera], |call| frames_from(call, bob, "door").len() >= 10), "Bob's connection carries H.264");
     call.publish_camera(ann);
@@ -137,7 +137,7 @@ fn a_subscriber_that_takes_no_h264_gets_the_cameras_sound_only_and_is_not_offere
     call.publish_camera(ann);
     assert!(call.run(&[ann], |call| call.received_from(bob, "ann") >= 10), "Bob's connection is up, without H.264");
     let offers = call.participants[bob].offers;
-    let camera = call.join("door", CallRole::Camera);
+    let camera = call.join_as("door", CallRole::Camera);
     call.publish_h264_camera(camera, CLIP_PROFILE);
     assert!(call.run(&[ann, camera], |call| call.received_from(bob, "door") >= 30), "Bob hears the camera");
     call.run_within(Duration::from_secs(1), &[ann, camera], |_| false);
@@ -151,7 +151,7 @@ fn a_subscriber_that_takes_no_h264_gets_the_cameras_sound_only_and_is_not_offere
 fn a_cameras_offer_without_h264_is_refused_with_a_clear_code() {
     let mut call = Call::new(RoomMode::Meeting);
     let _ann = call.join("ann", RoomRole::Member);
-    let camera = call.join("door", CallRole::Camera);
+    let camera = call.join_as("door", CallRole::Camera);
     call.publish_camera(camera);
     assert!(call.run(&[], |call| !call.participants[camera].refusals.is_empty()));
     assert_eq!(call.participants[camera].refusals, [(ConnectionKind::Publish, "unsupported_codecs")]);
@@ -235,6 +235,28 @@ fn each_subscriber_gets_the_simulcast_layer_its_tile_needs_and_a_paused_one_gets
     assert!(call.keyframe_sizes(full, "ann", 0).iter().all(|size| *size == (1280, 720)));
     let numbers: Vec<u16> = call.participants[small].received.iter().map(|(_, p)| p.header.sequence_number).collect();
     assert!(numbers.windows(2).all(|w| w[1] == w[0].wrapping_add(1)), "no gap at the switch");
+}
+
+#[test]
+fn the_recorder_receives_the_top_layer_whatever_others_show_and_publishes_nothing() {
+    let mut call = Call::new(RoomMode::Meeting);
+    let teacher = call.join("ann", RoomRole::Owner);
+    let student = call.join("bob", RoomRole::Member);
+    let recorder = call.join_as("rec", CallRole::Recorder);
+    call.publish_simulcast_camera(teacher);
+    assert!(call.run(&[teacher], |call| call.received_from(student, "ann") > 0));
+    call.show(student, "ann", Shown::Tile(320, 180));
+    let small = call.received_from(student, "ann");
+    let recorded = call.run(&[teacher], |call| {
+        call.keyframe_sizes(recorder, "ann", 0).len() >= 2 && !call.keyframe_sizes(student, "ann", small).is_empty()
+    });
+    assert!(recorded, "the recorder receives Ann's camera");
+    assert!(call.keyframe_sizes(recorder, "ann", 0).iter().all(|size| *size == (1280, 720)), "the top layer");
+    assert_eq!(call.keyframe_sizes(student, "ann", small), [(320, 180)], "while Bob's small tile gets the low one");
+
+    call.publish_microphone(recorder);
+    assert!(call.run(&[], |call| !call.participants[recorder].refusals.is_empty()));
+    assert_eq!(call.participants[recorder].refusals, [(ConnectionKind::Publish, "not_allowed_to_publish")]);
 }
 
 #[test]
@@ -416,7 +438,7 @@ proptest! {
     #[test]
     fn a_cameras_hostile_offer_is_refused_with_a_code(offer in hostile_camera_offer()) {
         let mut call = Call::new(RoomMode::Meeting);
-        let camera = call.join("door", CallRole::Camera);
+        let camera = call.join_as("door", CallRole::Camera);
         call.server.signal(ROOM, "door", ConnectionKind::Publish, Incoming::Offer(offer), Instant::now());
         prop_assert!(call.run(&[], |call| !call.participants[camera].refusals.is_empty()));
         let (connection, code) = call.participants[camera].refusals[0];

@@ -4,11 +4,14 @@
 // connection), and plays the teacher's video and audio through the SFU. The teacher uploads
 // once. Then the teacher lets one student speak (`POST /v1/rooms/{id}/speakers`): the student's
 // page publishes, and the teacher and another student play the student; taken back, the
-// student's page stops publishing and watches again.
+// student's page stops publishing and watches again. The lecture is recorded through the SFU
+// all along: nobody's browser uploads to the recorder (the teacher's one upload is to the SFU),
+// and the recording holds the teacher's and the let-speak student's files, which ffprobe reads
+// and ffmpeg decodes without an error.
 
 import {
-  apiCall, assertNoConsoleErrors, check, eventually, inCall, joinCall, launch, mediaStats, peerIdOf, playsThroughSfu,
-  roomOf, screenshot, signedUpUser, tokenOf, BASE_URL,
+  apiCall, assertNoConsoleErrors, check, decodeErrors, download, eventually, inCall, joinCall, launch, mediaStats,
+  peerIdOf, playsThroughSfu, probe, roomOf, save, screenshot, signedUpUser, tokenOf, BASE_URL,
 } from '../lib.mjs';
 
 const STUDENTS = ['Ari', 'Bea', 'Cy', 'Di', 'Ed'];
@@ -28,6 +31,10 @@ async function run() {
   await teacher.goto(`${BASE_URL}/rooms/${roomId}/call`);
   await joinCall(teacher);
   const teacherId = await peerIdOf(teacher);
+  const token = await tokenOf(teacher);
+  const started = await apiCall('POST', `/v1/rooms/${roomId}/recordings`, token, {});
+  check(started.status === 202, `the teacher starts a recording (${started.status} ${started.bytes})`);
+  await teacher.locator('section.call[data-recording="true"]').waitFor();
   for (const student of students) {
     await student.goto(`${BASE_URL}/rooms/${roomId}/call`);
     await student.locator('section.call[data-publishing="false"]').waitFor();
@@ -49,13 +56,12 @@ async function run() {
   }));
   const teacherStats = await mediaStats(teacher);
   check(teacherStats.sending === 1 && teacherStats.open === 1,
-    `the teacher uploads once and receives nothing (${teacherStats.sending} sending, ${teacherStats.open} open)`);
+    `the teacher uploads once, to the SFU and not the recorder, and receives nothing (${teacherStats.sending} sending, ${teacherStats.open} open)`);
   await screenshot(students[0], 'student-watching');
   await screenshot(teacher, 'teacher');
 
   const [speaker, listener] = students;
   const speakerId = await peerIdOf(speaker);
-  const token = await tokenOf(teacher);
   const granted = await apiCall('POST', `/v1/rooms/${roomId}/speakers`, token, { peer_id: speakerId });
   check(granted.status === 204, `the teacher lets ${speaker.userName} speak (${granted.status} ${granted.bytes})`);
   await speaker.locator('section.call[data-publishing="true"]').waitFor();
@@ -68,5 +74,36 @@ async function run() {
   await speaker.locator('section.call[data-publishing="false"]').waitFor();
   await eventually(`${speaker.userName} to stop publishing`, async () => (await mediaStats(speaker)).sending === 0);
   console.log(`  ${speaker.userName}, silenced, watches again`);
+
+  const stopped = await apiCall('POST', `/v1/recordings/${started.body.id}/stop`, token, {});
+  check(stopped.status === 200, `the teacher stops the recording (${stopped.status})`);
+  await checkRecording(token, started.body.id, { Prof: 5, [STUDENTS[0]]: 0.5 });
   assertNoConsoleErrors([teacher, ...students]);
+}
+
+/**
+ * Recording `id` becomes ready with files of exactly the people in `seconds` (display name →
+ * the least media recorded), each VP8 + Opus that decodes without an error.
+ */
+async function checkRecording(token, id, seconds) {
+  const recording = await eventually('the recording to be ready', async () => {
+    const got = await apiCall('GET', `/v1/recordings/${id}`, token);
+    return got.status === 200 && got.body.status !== 'recording' && got.body.status !== 'finalizing' && got.body;
+  }, 60_000, 500);
+  check(recording.status === 'ready', `recording ${recording.status} (${recording.reason || 'no reason'})`);
+  const people = [...new Set(recording.files.map((f) => f.participant))].sort();
+  check(JSON.stringify(people) === JSON.stringify(Object.keys(seconds).sort()), `files of ${people}, nobody else`);
+  for (const [person, least] of Object.entries(seconds)) {
+    let total = 0;
+    for (const [i, file] of recording.files.filter((f) => f.participant === person).entries()) {
+      const path = save(`lecture-${person.toLowerCase()}-${i + 1}.webm`, await download(`/v1/recordings/${id}/files/${file.id}`, token));
+      const { codecs, duration } = probe(path);
+      check(codecs.includes('vp8') && codecs.includes('opus'), `${person}: codecs ${codecs}`);
+      const errors = decodeErrors(path);
+      check(errors === '', `${person}: decode errors: ${errors}`);
+      total += duration;
+    }
+    check(total >= least, `${person}: ${total.toFixed(1)} s recorded through the SFU (at least ${least} s)`);
+    console.log(`  ${person}: ${total.toFixed(1)} s recorded through the SFU, decodes cleanly`);
+  }
 }

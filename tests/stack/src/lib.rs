@@ -4,12 +4,13 @@
 //! sharing one database, one Redis prefix, one signing key and one recordings directory, and an
 //! HTTP client that speaks to the API as the browser client does.
 
+use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use actix_web::{App, HttpResponse, HttpServer, web};
 use awc::http::StatusCode;
-use confab_testkit::{TempDir, TestKeys, env, eventually};
+use confab_testkit::{TempDir, TestKeys, env, eventually, run_tool};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -218,4 +219,42 @@ fn jwks_relay(api: Arc<OnceLock<String>>) -> String {
     let url = format!("http://127.0.0.1:{}/jwks", server.addrs()[0].port());
     actix_web::rt::spawn(server.run());
     url
+}
+
+/// What ffprobe reads in a file.
+#[derive(Debug)]
+pub struct Probe {
+    /// Codec name by codec type (`video`, `audio`).
+    pub codecs: Vec<(String, String)>,
+    pub duration_secs: f64,
+    /// The first packet's presentation time by codec type.
+    pub first_pts_secs: Vec<(String, f64)>,
+}
+
+pub fn probe(file: &Path) -> Probe {
+    let entries = "stream=index,codec_type,codec_name:format=duration:packet=stream_index,pts_time";
+    let file = file.to_str().unwrap();
+    let (json, _) = run_tool("ffprobe", &["-v", "error", "-show_entries", entries, "-of", "json", file]);
+    let probed: Value = serde_json::from_str(&json).unwrap();
+    let seconds = |value: &Value| value.as_str().and_then(|s| s.parse::<f64>().ok()).expect("a time in seconds");
+    let streams = probed["streams"].as_array().expect("streams");
+    let kind_of = |index: &Value| {
+        let stream = streams.iter().find(|s| s["index"] == *index).expect("a packet of a listed stream");
+        stream["codec_type"].as_str().unwrap().to_owned()
+    };
+    let mut first_pts_secs: Vec<(String, f64)> = Vec::new();
+    for packet in probed["packets"].as_array().expect("packets") {
+        let kind = kind_of(&packet["stream_index"]);
+        if !first_pts_secs.iter().any(|(k, _)| *k == kind) {
+            first_pts_secs.push((kind, seconds(&packet["pts_time"])));
+        }
+    }
+    Probe {
+        codecs: streams
+            .iter()
+            .map(|s| (s["codec_type"].as_str().unwrap().to_owned(), s["codec_name"].as_str().unwrap().to_owned()))
+            .collect(),
+        duration_secs: seconds(&probed["format"]["duration"]),
+        first_pts_secs,
+    }
 }

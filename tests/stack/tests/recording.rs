@@ -6,16 +6,15 @@
 //! is recorded into its own Matroska file the same way. The files are judged by ffprobe and
 //! ffmpeg, independent of the recorder's own reading of them.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use awc::http::StatusCode;
-use confab_stack::Deployment;
+use confab_stack::{Deployment, probe};
 use confab_testkit::media::{AUDIO_SSRC, VIDEO_SSRC, opus, play_clips, sample_track, vp8};
 use confab_testkit::{Kind, SenderPeer, Signaling, TempDir, eventually, next, run_tool};
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
-use serde_json::{Value, json};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 use webrtc::peer_connection::MediaEngine;
 
@@ -23,44 +22,6 @@ use webrtc::peer_connection::MediaEngine;
 const SENT: Duration = Duration::from_secs(5);
 /// The largest start offset between audio and video that lip sync tolerates here.
 const MAX_AV_OFFSET_SECS: f64 = 0.040;
-
-/// What ffprobe reads in a file.
-#[derive(Debug)]
-struct Probe {
-    /// Codec name by codec type (`video`, `audio`).
-    codecs: Vec<(String, String)>,
-    duration_secs: f64,
-    /// The first packet's presentation time by codec type.
-    first_pts_secs: Vec<(String, f64)>,
-}
-
-fn probe(file: &Path) -> Probe {
-    let entries = "stream=index,codec_type,codec_name:format=duration:packet=stream_index,pts_time";
-    let file = file.to_str().unwrap();
-    let (json, _) = run_tool("ffprobe", &["-v", "error", "-show_entries", entries, "-of", "json", file]);
-    let probed: Value = serde_json::from_str(&json).unwrap();
-    let seconds = |value: &Value| value.as_str().and_then(|s| s.parse::<f64>().ok()).expect("a time in seconds");
-    let streams = probed["streams"].as_array().expect("streams");
-    let kind_of = |index: &Value| {
-        let stream = streams.iter().find(|s| s["index"] == *index).expect("a packet of a listed stream");
-        stream["codec_type"].as_str().unwrap().to_owned()
-    };
-    let mut first_pts_secs: Vec<(String, f64)> = Vec::new();
-    for packet in probed["packets"].as_array().expect("packets") {
-        let kind = kind_of(&packet["stream_index"]);
-        if !first_pts_secs.iter().any(|(k, _)| *k == kind) {
-            first_pts_secs.push((kind, seconds(&packet["pts_time"])));
-        }
-    }
-    Probe {
-        codecs: streams
-            .iter()
-            .map(|s| (s["codec_type"].as_str().unwrap().to_owned(), s["codec_name"].as_str().unwrap().to_owned()))
-            .collect(),
-        duration_secs: seconds(&probed["format"]["duration"]),
-        first_pts_secs,
-    }
-}
 
 #[actix_web::test]
 async fn a_participant_sending_vp8_and_opus_is_recorded_into_a_file_that_plays_in_sync() {

@@ -3,9 +3,11 @@
 //! docs/protocol.md. Ann creates an `sfu` room; the gateway queues it and the SFU takes its hidden
 //! seat (Ann is told with `media_changed`, Bob finds it in `welcome`); Ann publishes the committed
 //! VP8 and Opus clips on her `publish` connection; Bob answers the SFU's `subscribe` offer and
-//! receives both tracks, named after Ann's peer id. An RTSP camera (GStreamer's test server)
-//! attached to an `sfu` room publishes to the SFU through the camera ingest, and a participant
-//! receives its H.264 and PCMU through the SFU, named after the camera's peer id.
+//! receives both tracks, named after Ann's peer id. A recording of such a room gets Ann's media
+//! from the SFU (she offers the recorder nothing) into a file of her own. An RTSP camera
+//! (GStreamer's test server) attached to an `sfu` room publishes to the SFU through the camera
+//! ingest, and a participant receives its H.264 and PCMU through the SFU, named after the
+//! camera's peer id.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -13,11 +15,12 @@ use std::time::Duration;
 
 use awc::http::StatusCode;
 use confab_protocol::signal::{SessionDescription, Signal, signal::Payload};
-use confab_stack::Deployment;
-use confab_testkit::media::{AUDIO_SSRC, VIDEO_SSRC, opus, play_clips, sample_track, vp8};
-use confab_testkit::{Kind, RtspServer, SenderPeer, Signaling, loopback_connection};
+use confab_stack::{Deployment, probe};
+use confab_testkit::media::{AUDIO_SSRC, Played, VIDEO_SSRC, opus, play_clips, sample_track, vp8};
+use confab_testkit::{Kind, RtspServer, SenderPeer, Signaling, TempDir, loopback_connection, run_tool};
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use serde_json::json;
+use tokio::task::JoinHandle;
 use webrtc::media_stream::track_remote::TrackRemoteEvent;
 use webrtc::peer_connection::{MediaEngine, RTCSessionDescription};
 
@@ -69,6 +72,21 @@ async fn call_through_the_sfu(settings: serde_json::Value) -> SfuCall {
     SfuCall { deployment, room, ann_token, sfu, ann, bob, ann_id: ann_id[0].clone() }
 }
 
+/// Publishes the committed VP8 and Opus clips on `signaling`'s `publish` connection to `sfu`,
+/// played in real time for `length` by the task returned.
+async fn publish_clips(signaling: &mut Signaling, sfu: &str, length: Duration) -> (SenderPeer, JoinHandle<Played>) {
+    let mut camera = SenderPeer::new(media_engine()).await;
+    let video = sample_track(RtpCodecKind::Video, VIDEO_SSRC, vp8());
+    let audio = sample_track(RtpCodecKind::Audio, AUDIO_SSRC, opus());
+    let video_sender = camera.add_send_only(Arc::clone(&video)).await;
+    let audio_sender = camera.add_send_only(Arc::clone(&audio)).await;
+    camera.connect_as(signaling, sfu, "publish").await;
+    let (video_pt, audio_pt) =
+        (SenderPeer::payload_type(&video_sender).await, SenderPeer::payload_type(&audio_sender).await);
+    let playing = tokio::spawn(async move { play_clips(&video, video_pt, &audio, audio_pt, length).await });
+    (camera, playing)
+}
+
 #[actix_web::test]
 async fn a_participant_receives_anothers_camera_and_microphone_through_the_media_server() {
     let settings = json!({"name": "Through the SFU", "media": "sfu"});
@@ -77,16 +95,7 @@ async fn a_participant_receives_anothers_camera_and_microphone_through_the_media
     ann.next_of(|kind| matches!(kind, Kind::PeerJoined(_)).then_some(())).await;
 
     // Ann publishes her camera and microphone to the SFU.
-    let mut camera = SenderPeer::new(media_engine()).await;
-    let video = sample_track(RtpCodecKind::Video, VIDEO_SSRC, vp8());
-    let audio = sample_track(RtpCodecKind::Audio, AUDIO_SSRC, opus());
-    let video_sender = camera.add_send_only(Arc::clone(&video)).await;
-    let audio_sender = camera.add_send_only(Arc::clone(&audio)).await;
-    camera.connect_as(&mut ann, &sfu, "publish").await;
-    let (video_pt, audio_pt) =
-        (SenderPeer::payload_type(&video_sender).await, SenderPeer::payload_type(&audio_sender).await);
-    let playing =
-        tokio::spawn(async move { play_clips(&video, video_pt, &audio, audio_pt, Duration::from_secs(8)).await });
+    let (_camera, playing) = publish_clips(&mut ann, &sfu, Duration::from_secs(8)).await;
 
     // Bob answers the SFU's offer of his subscribe connection and counts what arrives.
     let tracks = receive_through_the_sfu(&mut bob, &sfu).await;
@@ -138,6 +147,47 @@ async fn a_lecture_viewer_publishes_once_the_owner_lets_him_speak() {
         Payload::Sdp(answer) => assert_eq!(answer.r#type, "answer"),
         other => panic!("once let speak, the offer is answered, not {other:?}"),
     }
+}
+
+#[actix_web::test]
+async fn a_recording_takes_each_publishers_media_from_the_media_server_into_its_own_file() {
+    // Before anything is built: without the tools this test cannot judge the file.
+    run_tool("ffprobe", &["-version"]);
+    let settings = json!({"name": "Recorded through the SFU", "media": "sfu"});
+    let SfuCall { deployment, room, ann_token, sfu, mut ann, bob: _bob, .. } = call_through_the_sfu(settings).await;
+    ann.next_of(|kind| matches!(kind, Kind::PeerJoined(_)).then_some(())).await;
+    let started = deployment
+        .post(&format!("/v1/rooms/{room}/recordings"), Some(&ann_token), json!({}), StatusCode::ACCEPTED)
+        .await;
+    let recording = started["id"].as_str().unwrap().to_owned();
+    ann.next_of(|kind| matches!(kind, Kind::RecordingStarted(_)).then_some(())).await;
+
+    // Ann publishes to the SFU only: she offers the recorder nothing, the SFU hands it her tracks.
+    let (camera, playing) = publish_clips(&mut ann, &sfu, Duration::from_secs(6)).await;
+    let played = playing.await.unwrap();
+    deployment.post(&format!("/v1/recordings/{recording}/stop"), Some(&ann_token), json!({}), StatusCode::OK).await;
+    camera.connection.close().await.unwrap();
+
+    let ready = deployment.wait_for_recording(&ann_token, &recording, "ready").await;
+    let files = ready["files"].as_array().unwrap();
+    assert_eq!(files.len(), 1, "Ann's file; Bob publishes nothing: {ready}");
+    assert_eq!(files[0]["codecs"], json!(["vp8", "opus"]));
+    let (_, bytes) = deployment
+        .download(&ann_token, &format!("/v1/recordings/{recording}/files/{}", files[0]["id"].as_str().unwrap()))
+        .await;
+    let downloaded = TempDir::new("sfu-recording");
+    let path = downloaded.0.join("ann.webm");
+    std::fs::write(&path, &bytes).unwrap();
+    let probe = probe(&path);
+    println!("sent {:?}; recorded {} bytes, stats {}: {probe:?}", played.media_time, bytes.len(), ready["stats"]);
+    let mut codecs = probe.codecs.clone();
+    codecs.sort();
+    assert_eq!(codecs, [("audio".to_owned(), "opus".to_owned()), ("video".to_owned(), "vp8".to_owned())]);
+    let sent_secs = played.media_time.as_secs_f64();
+    assert!(probe.duration_secs >= sent_secs - 1.5, "{} s recorded of {sent_secs} s sent", probe.duration_secs);
+    let (stdout, stderr) =
+        run_tool("ffmpeg", &["-v", "error", "-nostdin", "-i", path.to_str().unwrap(), "-f", "null", "-"]);
+    assert_eq!(stdout + &stderr, "", "the file decodes without errors");
 }
 
 #[actix_web::test]

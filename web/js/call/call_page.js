@@ -16,6 +16,7 @@
 // connection to a person is opened; when a mesh call moves to the SFU, each person's mesh
 // connection stays until their media plays through the SFU (at most HANDOVER_MS, for those who
 // send nothing), so their tile does not go black; when the SFU leaves, the mesh is offered again.
+// The recorder too gets our media from the SFU while there is one, and from us otherwise.
 // A tile shows the state of the connection its media comes by: its mesh connection, or the link
 // to the SFU.
 //
@@ -342,14 +343,17 @@ class CallPage {
     this.closeSfu();
     if (!sfuPeerId) {
       // Back to the mesh: of each pair, the peer that would ignore a colliding offer offers;
-      // cameras offer again by themselves.
+      // cameras offer again by themselves, and the recorder gets our media from us again.
       for (const peer of this.peers.values()) {
         if (this.mesh.has(peer.peer_id)) continue;
         if (isCamera(peer)) this.mesh.add(peer.peer_id, { initiate: false, receiveOnly: true });
         else this.mesh.add(peer.peer_id, { initiate: this.selfId < peer.peer_id });
       }
+      for (const recorderId of this.activeRecorders.keys()) this.recorders.open(recorderId);
       return;
     }
+    // Through the SFU the recorder gets our media from the SFU: we send it nothing.
+    this.recorders.closeAll();
     this.sfuPeerId = sfuPeerId;
     this.root.dataset.media = 'sfu';
     this.sfu.open(sfuPeerId, this.iceServers, { publish: this.publishes });
@@ -483,7 +487,7 @@ class CallPage {
     this.activeRecorders.set(recorderId, recordingId);
     this.confirmedRecorders.add(recorderId);
     if (recordingId) this.recordingId = recordingId;
-    this.recorders.open(recorderId);
+    if (!this.sfuPeerId) this.recorders.open(recorderId);
     this.updateRecording();
     if (!was) toast('This call is being recorded');
   }

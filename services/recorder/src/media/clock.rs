@@ -1,13 +1,20 @@
 //! Each track counts time in its own RTP clock (90 kHz video, 48 kHz audio) from a random offset,
 //! so a participant's audio and video only line up once mapped onto one timeline. RTCP sender
 //! reports tie each track's RTP clock to the sender's NTP wallclock, which both tracks share; before
-//! a track's first sender report, its first frame's arrival time stands in for it.
+//! a track's first sender report, its first frame's arrival time stands in for it. A later report
+//! that moves a track's mapping by less than [`SENDER_REPORT_JITTER`] is noise in when the sender
+//! stamped it (a media server's or a software sender's reports jitter by milliseconds), not drift:
+//! the mapping stays, so that frames keep their even spacing.
 
 use std::time::{Duration, Instant};
 
 use super::TrackId;
 
 const NANOS_PER_SECOND: i128 = 1_000_000_000;
+
+/// The least change a track's later sender report makes to its mapping: well below what lip sync
+/// notices (about 45 ms), and a third of a video frame at 30 frames per second.
+pub const SENDER_REPORT_JITTER: Duration = Duration::from_millis(10);
 
 /// The fields of an RTCP sender report the timeline needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,9 +86,13 @@ impl Timeline {
         let previous_ns = clock.map(rtp_timestamp, self.ntp_offset_ns);
         let offset =
             *self.ntp_offset_ns.get_or_insert_with(|| previous_ns.unwrap_or_else(|| elapsed_ns(origin, now)) - ntp_ns);
+        let correction_ns = previous_ns.map(|previous_ns| (ntp_ns + offset - previous_ns).unsigned_abs());
+        if clock.sender_report.is_some() && correction_ns.is_some_and(|ns| ns < SENDER_REPORT_JITTER.as_nanos()) {
+            return;
+        }
         clock.sender_report = Some((rtp_timestamp, ntp_ns));
-        if let Some(previous_ns) = previous_ns {
-            self.max_correction_ns = self.max_correction_ns.max((ntp_ns + offset - previous_ns).unsigned_abs());
+        if let Some(correction_ns) = correction_ns {
+            self.max_correction_ns = self.max_correction_ns.max(correction_ns);
         }
     }
 
@@ -215,6 +226,24 @@ mod tests {
     fn sender_reports_that_agree_with_the_arrival_times_show_no_drift() {
         assert!(drift_ms(0.050, 0.050, false) < 0.1);
         assert_eq!(Timeline::default().max_correction(), Duration::ZERO);
+    }
+
+    #[test]
+    fn later_reports_jittering_by_less_than_10_ms_leave_the_mapping_and_larger_moves_correct_it() {
+        let t0 = Instant::now();
+        let at = |seconds: f64| t0 + Duration::from_secs_f64(seconds);
+        let video_rtp = |c: f64| (1 << 32) + 5_000 + (c * 90_000.0) as u64;
+        let mut tl = Timeline::default();
+        let video = tl.add_track(90_000);
+        tl.on_sender_report(video, ntp_at(1.0), video_rtp(1.0), at(1.0));
+        let frame = |tl: &mut Timeline| tl.to_ns(video, video_rtp(3.0), at(3.0));
+        let before = frame(&mut tl);
+        tl.on_sender_report(video, ntp_at(2.005), video_rtp(2.0), at(2.0));
+        assert_eq!(frame(&mut tl), before, "5 ms of jitter moves nothing");
+        tl.on_sender_report(video, ntp_at(2.025), video_rtp(2.0), at(2.1));
+        let moved_ms = (frame(&mut tl) - before) as f64 / 1e6;
+        assert!((moved_ms - 25.0).abs() < 0.01, "25 ms of drift is corrected: {moved_ms} ms");
+        assert!((tl.max_correction().as_secs_f64() - 0.025).abs() < 1e-5);
     }
 
     #[test]

@@ -1,9 +1,15 @@
 //! libwebm requires block timestamps that never decrease across all tracks of a file, but frames
 //! of different tracks leave their jitter buffers out of timeline order (video waits longer than
 //! audio). This module holds frames for a short window of media time and releases them in
-//! timestamp order, clamping the rare frame that is later than the window to keep the order.
+//! timestamp order, moving the rare frame that is later than the window to just after the last one
+//! released (a millisecond, the files' resolution, so that no two frames of a track share a time:
+//! players and ffmpeg take that for a broken file). Frames come late like that when a sender's
+//! video falls behind its audio by more than the window (an encoder starved of CPU).
 
 use std::collections::BTreeMap;
+
+/// How far after the last frame released a late one is placed.
+const LATE_STEP_NS: u64 = 1_000_000;
 
 /// Sorts items by timeline ns within a window; output timestamps are non-negative and never
 /// decrease.
@@ -50,7 +56,12 @@ impl<T> Interleaver<T> {
                 break;
             }
             let ((timestamp_ns, _), item) = entry.remove_entry();
-            let clamped = u64::try_from(timestamp_ns.max(0)).unwrap_or(u64::MAX).max(self.last_released_ns);
+            let timestamp_ns = u64::try_from(timestamp_ns.max(0)).unwrap_or(u64::MAX);
+            let clamped = if timestamp_ns < self.last_released_ns {
+                self.last_released_ns.saturating_add(LATE_STEP_NS)
+            } else {
+                timestamp_ns
+            };
             self.last_released_ns = clamped;
             out.push((clamped, item));
         }
@@ -82,12 +93,13 @@ mod tests {
     }
 
     #[test]
-    fn a_frame_later_than_the_window_is_clamped_and_negative_times_become_zero() {
+    fn frames_later_than_the_window_follow_the_last_one_a_millisecond_apart_and_negative_times_become_zero() {
         let mut i = Interleaver::new(100_000_000);
         assert!(i.push(-5 * MS, 'a').is_empty());
         assert_eq!(i.push(200 * MS, 'b'), vec![(0, 'a')]);
         assert_eq!(i.push(400 * MS, 'c'), vec![(200_000_000, 'b')]);
-        assert_eq!(i.push(150 * MS, 'd'), vec![(200_000_000, 'd')]);
+        assert_eq!(i.push(150 * MS, 'd'), vec![(201_000_000, 'd')]);
+        assert_eq!(i.push(160 * MS, 'e'), vec![(202_000_000, 'e')]);
         assert_eq!(i.flush(), vec![(400_000_000, 'c')]);
     }
 }

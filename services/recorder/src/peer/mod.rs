@@ -1,10 +1,11 @@
-//! The recorder's receiving end of one participant's send-only WebRTC connection (webrtc-rs). It
-//! answers the participant's offer accepting VP8, VP9 and Opus only (a camera's: the H.264 profile
-//! it offers, packetization-mode 1, and PCMU or PCMA), trickles ICE candidates both ways and
-//! forwards every RTP packet and RTCP sender report, stamped with its arrival time, to one
-//! channel per participant. It holds no media logic: the receiver of that channel feeds
-//! [`crate::media::Participant`], which decides what a frame is and when to ask for a keyframe
-//! ([`ReceivePeer::request_keyframe`]).
+//! The recorder's receiving end of one send-only WebRTC connection (webrtc-rs): a participant's
+//! own, or the media server's, which carries every publisher's tracks. It answers the offer
+//! accepting VP8, VP9 and Opus only (a camera's: the H.264 profile it offers, packetization-mode
+//! 1, and PCMU or PCMA; the media server's: all of those), trickles ICE candidates both ways and
+//! forwards every RTP packet and RTCP sender report, stamped with its arrival time and its
+//! track's stream id, to one channel per connection. It holds no media logic: the receiver of
+//! that channel feeds [`crate::media::Participant`], which decides what a frame is and when to
+//! ask for a keyframe ([`ReceivePeer::request_keyframe`]).
 
 mod rtcp;
 
@@ -102,10 +103,13 @@ pub enum Media {
     Ended,
 }
 
-/// One item of a participant's media channel.
+/// One item of a connection's media channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Received {
     pub track: RemoteTrack,
+    /// The track's stream id (`a=msid`): on the media server's connection, its publisher's peer
+    /// id.
+    pub stream_id: Arc<str>,
     /// When the packet was taken from the WebRTC stack.
     pub at: Instant,
     pub media: Media,
@@ -169,6 +173,28 @@ impl ReceivePeer {
     /// Builds a connection, applies the participant's offer and creates the answer. Candidates
     /// are trickled: the answer carries none, they come on [`Answered::local_candidates`].
     pub async fn answer(offer_sdp: &str, source: Source, config: &PeerConfig) -> Result<Answered, PeerError> {
+        let media_engine = match source {
+            Source::Participant => recording_media_engine()?,
+            Source::Camera => camera_media_engine(offer_sdp)?,
+        };
+        Self::answer_with(media_engine, offer_sdp, true, config).await
+    }
+
+    /// Like [`ReceivePeer::answer`], for the media server's offer of every publisher's tracks
+    /// (each publisher's stream id is its peer id): people's codecs and cameras' are accepted, and
+    /// the connection takes further offers as publishers come and go
+    /// ([`ReceivePeer::renegotiate`]).
+    pub async fn answer_media_server(offer_sdp: &str, config: &PeerConfig) -> Result<Answered, PeerError> {
+        Self::answer_with(media_server_media_engine(offer_sdp)?, offer_sdp, false, config).await
+    }
+
+    /// `one_of_each`: the offer is a participant's, answered with one audio and one video section.
+    async fn answer_with(
+        mut media_engine: MediaEngine,
+        offer_sdp: &str,
+        one_of_each: bool,
+        config: &PeerConfig,
+    ) -> Result<Answered, PeerError> {
         let (media_tx, media) = mpsc::channel(config.media_channel_capacity.max(1));
         let tracks = TrackMap::default();
         let dropped = Arc::new(AtomicU64::new(0));
@@ -177,10 +203,6 @@ impl ReceivePeer {
         tokio::spawn(taker.take(events.tracks));
         let local_candidates = events.candidates;
 
-        let mut media_engine = match source {
-            Source::Participant => recording_media_engine()?,
-            Source::Camera => camera_media_engine(offer_sdp)?,
-        };
         let registry = register_default_interceptors(Registry::new(), &mut media_engine)?
             .with(Slot::from(SENDER_REPORT_SLOT), rtcp::SenderReportForwarder::default());
         let ice_servers = confab_call::rtc_ice_servers(&config.ice_servers);
@@ -198,7 +220,17 @@ impl ReceivePeer {
         let connection: Arc<dyn PeerConnection> = Arc::new(connection);
         let peer = ReceivePeer { connection, tracks, dropped };
 
-        match peer.negotiate(offer_sdp).await {
+        if one_of_each {
+            for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
+                let init =
+                    RTCRtpTransceiverInit { direction: RTCRtpTransceiverDirection::Recvonly, ..Default::default() };
+                if let Err(error) = peer.connection.add_transceiver_from_kind(kind, Some(init)).await {
+                    let _ = peer.close().await;
+                    return Err(error.into());
+                }
+            }
+        }
+        match peer.renegotiate(offer_sdp).await {
             Ok(answer_sdp) => Ok(Answered { peer, answer_sdp, media, local_candidates }),
             Err(error) => {
                 let _ = peer.close().await;
@@ -207,11 +239,9 @@ impl ReceivePeer {
         }
     }
 
-    async fn negotiate(&self, offer_sdp: &str) -> Result<String, PeerError> {
-        for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
-            let init = RTCRtpTransceiverInit { direction: RTCRtpTransceiverDirection::Recvonly, ..Default::default() };
-            self.connection.add_transceiver_from_kind(kind, Some(init)).await?;
-        }
+    /// Applies an offer on the connection and answers it: the first, or a later one of the media
+    /// server's (each receiving section it offers gets a receiving section in the answer).
+    pub async fn renegotiate(&self, offer_sdp: &str) -> Result<String, PeerError> {
         self.connection.set_remote_description(RTCSessionDescription::offer(offer_sdp.to_owned())?).await?;
         let answer = self.connection.create_answer(None).await?;
         let answer_sdp = answer.sdp.clone();
@@ -280,11 +310,26 @@ fn codec_parameters(
 /// G.711 variant it offered ([`camera_profile`]); nothing else.
 fn camera_media_engine(offer_sdp: &str) -> Result<MediaEngine, PeerError> {
     let offered = CameraOffer::parse(offer_sdp);
-    let profile_level_id = offered.profile_level_id.as_deref().unwrap_or(DEFAULT_PROFILE_LEVEL_ID);
     let mut engine = MediaEngine::default();
-    engine.register_codec(camera_profile::h264(profile_level_id), RtpCodecKind::Video)?;
+    engine.register_codec(h264_as_offered(&offered), RtpCodecKind::Video)?;
     engine.register_codec(camera_profile::g711(offered.g711.unwrap_or(G711::Pcmu)), RtpCodecKind::Audio)?;
     Ok(engine)
+}
+
+/// For the media server: what people and cameras send, since it forwards both (H.264 in the
+/// profile of the first camera it offers).
+fn media_server_media_engine(offer_sdp: &str) -> Result<MediaEngine, PeerError> {
+    let mut engine = recording_media_engine()?;
+    engine.register_codec(h264_as_offered(&CameraOffer::parse(offer_sdp)), RtpCodecKind::Video)?;
+    for g711 in [G711::Pcmu, G711::Pcma] {
+        engine.register_codec(camera_profile::g711(g711), RtpCodecKind::Audio)?;
+    }
+    Ok(engine)
+}
+
+/// H.264 in the profile an offer names (or the default one), packetization-mode 1.
+fn h264_as_offered(offered: &CameraOffer) -> RTCRtpCodecParameters {
+    camera_profile::h264(offered.profile_level_id.as_deref().unwrap_or(DEFAULT_PROFILE_LEVEL_ID))
 }
 
 fn codec_of(mime_type: &str) -> Option<Codec> {
@@ -327,6 +372,7 @@ impl TrackTaker {
             return;
         };
         let remote = RemoteTrack { index: self.next_index, codec, ssrc };
+        let stream_id: Arc<str> = track.stream_id().await.into();
         self.next_index += 1;
         {
             let mut tracks = self.tracks.lock().expect("track map poisoned");
@@ -334,7 +380,7 @@ impl TrackTaker {
                 tracks.insert(ssrc, Arc::clone(&track));
             }
         }
-        tokio::spawn(forward_track(track, remote, self.media_tx.clone(), Arc::clone(&self.dropped)));
+        tokio::spawn(forward_track(track, remote, stream_id, self.media_tx.clone(), Arc::clone(&self.dropped)));
     }
 }
 
@@ -343,6 +389,7 @@ impl TrackTaker {
 async fn forward_track(
     track: Arc<dyn TrackRemote>,
     remote: RemoteTrack,
+    stream_id: Arc<str>,
     media_tx: mpsc::Sender<Received>,
     dropped: Arc<AtomicU64>,
 ) {
@@ -368,12 +415,13 @@ async fn forward_track(
             _ => Vec::new(),
         };
         for media in items {
-            if media_tx.try_send(Received { track: remote, at, media }).is_err() {
+            let stream_id = Arc::clone(&stream_id);
+            if media_tx.try_send(Received { track: remote, stream_id, at, media }).is_err() {
                 dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
-    let _ = media_tx.send(Received { track: remote, at: Instant::now(), media: Media::Ended }).await;
+    let _ = media_tx.send(Received { track: remote, stream_id, at: Instant::now(), media: Media::Ended }).await;
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use confab_call::camera_profile::{self, G711};
-use confab_domain::{CallRole, RoomMode};
+use confab_domain::{CallRole, RoomMode, RoomRole};
 use confab_sfu::connection::{AUDIO_LEVEL_URI, ConnectionKind, add_host_candidate, opus, vp8};
 use confab_sfu::rtcp_delivery::{DeliverRtcp, as_sender_report, asks_for_keyframe};
 use confab_sfu::server::{Incoming, MediaServer, Outgoing, Output, Shown};
@@ -140,8 +140,13 @@ impl Call {
         }
     }
 
-    /// A participant (or a camera) joins; its index.
-    pub fn join(&mut self, peer_id: &str, role: impl Into<CallRole>) -> usize {
+    /// A participant joins; its index.
+    pub fn join(&mut self, peer_id: &str, role: RoomRole) -> usize {
+        self.join_as(peer_id, CallRole::Person(role))
+    }
+
+    /// A peer joins in `role` (a person, a camera, or the recorder); its index.
+    pub fn join_as(&mut self, peer_id: &str, role: CallRole) -> usize {
         let n = self.participants.len();
         let address = SocketAddr::from(([127, 0, 0, 1], 40_000 + 2 * n as u16));
         self.participants.push(Participant {

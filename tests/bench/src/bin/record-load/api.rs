@@ -6,6 +6,8 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::recorder::Route;
+
 /// Accounts and rooms: participant i is a member of room i / room_size, whose first member
 /// owns it (and starts and stops its recordings).
 pub struct Fixture {
@@ -16,7 +18,13 @@ pub struct Fixture {
 }
 
 impl Fixture {
-    pub async fn build(api: &Api, participants: usize, room_size: usize, run_id: &str) -> anyhow::Result<Self> {
+    pub async fn build(
+        api: &Api,
+        participants: usize,
+        room_size: usize,
+        run_id: &str,
+        route: Route,
+    ) -> anyhow::Result<Self> {
         let password = format!("record-load-{run_id}-password");
         let tokens: Vec<String> = futures_util::stream::iter(0..participants)
             .map(|index| account(api, run_id, index, &password))
@@ -28,7 +36,8 @@ impl Fixture {
         let mut rooms = Vec::new();
         for (number, members) in tokens.chunks(room_size).enumerate() {
             let owner = &members[0];
-            let body = json!({"name": format!("record-load {run_id} {number}"), "max_participants": room_size.max(2)});
+            let name = format!("record-load {run_id} {} {number}", route.target());
+            let body = json!({"name": name, "max_participants": room_size.max(2), "media": route.media()});
             let room = api.call("create a room", "POST", "/v1/rooms", Some(owner.as_str()), Some(body)).await?;
             let room_id = room["id"].as_str().context("a room without id")?.to_owned();
             if members.len() > 1 {

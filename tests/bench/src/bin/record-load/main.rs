@@ -13,6 +13,12 @@
 //! are stopped, every file is downloaded through the API and its frames are counted against the
 //! frames sent: the difference is the lost frames.
 //!
+//! With `--target recorder-through-sfu` the rooms' media goes through the media server: every
+//! participant publishes once to the SFU (its `publish` connection; the subscribe offers the SFU
+//! makes them are left unanswered, so nothing is forwarded but to the recorder), and the recorder
+//! gets everyone's tracks on the SFU's one connection per room. Measured the same way: the
+//! recorder's CPU, memory and lost frames.
+//!
 //! With `--target ffmpeg` the same frames, packetized by the same webrtc-rs payloaders, go as
 //! plain RTP over UDP (no ICE, DTLS or SRTP) to one `ffmpeg -c copy` process per participant
 //! writing WebM, and the same figures are taken from those processes.
@@ -37,6 +43,7 @@ use clap::{Parser, ValueEnum};
 use crate::api::{Api, Fixture};
 use crate::clip::Clip;
 use crate::measure::print_header;
+use crate::recorder::Route;
 
 /// Between the end of the sending and the stop: what is still in flight or buffered arrives.
 const DRAIN: Duration = Duration::from_secs(2);
@@ -44,6 +51,7 @@ const DRAIN: Duration = Duration::from_secs(2);
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Target {
     Recorder,
+    RecorderThroughSfu,
     Ffmpeg,
 }
 
@@ -106,22 +114,23 @@ async fn main() -> anyhow::Result<()> {
     );
     let most = args.participants.iter().copied().max().unwrap_or(0);
     match args.target {
-        Target::Recorder => {
+        Target::Recorder | Target::RecorderThroughSfu => {
             let pid = args.recorder_pid.context("--recorder-pid is needed with --target recorder")?;
             let api = Api::new(&args.api)?;
             let run_id = args.run_id.clone().unwrap_or_else(|| random_hex(4));
             let started = std::time::Instant::now();
-            let fixture = Fixture::build(&api, most, args.room_size, &run_id).await?;
+            let route = if args.target == Target::Recorder { Route::Direct } else { Route::ThroughSfu };
+            let fixture = Fixture::build(&api, most, args.room_size, &run_id, route).await?;
             println!(
                 "{most} accounts in {} rooms of up to {} ready in {:.1} s",
                 fixture.rooms.len(),
                 args.room_size,
                 started.elapsed().as_secs_f64()
             );
-            print_header("recorder");
+            print_header(route.target());
             for &n in &args.participants {
-                let step = recorder::record_step(&args, &api, &fixture, &clip, n, pid).await?;
-                step.print("recorder");
+                let step = recorder::record_step(&args, &api, &fixture, &clip, n, pid, route).await?;
+                step.print(route.target());
             }
         }
         Target::Ffmpeg => {

@@ -1,5 +1,6 @@
 //! The recorder step: participants through the API and a gateway, each sending to the
-//! recorder over its own send-only WebRTC connection.
+//! recorder over its own send-only WebRTC connection, or publishing once to the SFU, which
+//! forwards everyone to the recorder on one connection per room.
 
 use std::io::Cursor;
 use std::sync::Arc;
@@ -40,6 +41,42 @@ type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 /// How long a participant waits for `recording_started`, and then for its connection.
 const SIGNALING_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How participants' media reaches the recorder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// Each participant offers the recorder its own connection (a mesh room).
+    Direct,
+    /// Each participant publishes to the SFU, which sends the recorder everyone (an `sfu` room).
+    ThroughSfu,
+}
+
+impl Route {
+    /// The step's name in the tables and `result` lines.
+    pub fn target(self) -> &'static str {
+        match self {
+            Route::Direct => "recorder",
+            Route::ThroughSfu => "recorder-through-sfu",
+        }
+    }
+
+    /// The rooms' `media` setting. Rooms of up to 50 cannot be `mesh` (at most 8): direct steps
+    /// take `auto`, and run while no SFU does, so their calls stay peer to peer.
+    pub fn media(self) -> &'static str {
+        match self {
+            Route::Direct => "auto",
+            Route::ThroughSfu => "sfu",
+        }
+    }
+
+    /// The `connection` of the participant's signals (docs/protocol.md): none to the recorder.
+    fn connection(self) -> &'static str {
+        match self {
+            Route::Direct => "",
+            Route::ThroughSfu => "publish",
+        }
+    }
+}
+
 pub async fn record_step(
     args: &Args,
     api: &Api,
@@ -47,6 +84,7 @@ pub async fn record_step(
     clip: &Arc<Clip>,
     n: usize,
     pid: u32,
+    route: Route,
 ) -> anyhow::Result<Step> {
     let rss_before = rss_kib(pid).context("the recorder is not running")?;
     let metrics_before = scrape_metrics(args.recorder_metrics.as_deref()).await;
@@ -56,7 +94,7 @@ pub async fn record_step(
     let joining = futures_util::stream::iter(0..n)
         .map(|i| async move { join(api, &fixture.tokens[i], &fixture.rooms[i / fixture.room_size]).await })
         .buffered(16);
-    let joined: Vec<(Socket, String)> = joining.collect::<Vec<_>>().await.into_iter().collect::<Result<_, _>>()?;
+    let joined: Vec<Joined> = joining.collect::<Vec<_>>().await.into_iter().collect::<Result<_, _>>()?;
     let mut recordings = Vec::new();
     for room in 0..rooms {
         let owner = &fixture.tokens[room * fixture.room_size];
@@ -69,14 +107,16 @@ pub async fn record_step(
     let (leave_tx, leave) = watch::channel(false);
     let mut plans = Vec::new();
     let mut participants = Vec::new();
-    for (index, (socket, peer_id)) in joined.into_iter().enumerate() {
+    for (index, joined) in joined.into_iter().enumerate() {
         let sent = Arc::new(Sent::default());
         let (plan_tx, plan_rx) = watch::channel(None);
         plans.push(plan_tx);
         let ready = ready_tx.clone();
+        let peer_id = joined.peer_id.clone();
         let task = tokio::spawn(participant(
             index,
-            socket,
+            joined,
+            route,
             Arc::clone(clip),
             Arc::clone(&sent),
             ready,
@@ -98,10 +138,15 @@ pub async fn record_step(
     }
     let mut notes = Vec::new();
     if connected < n {
-        notes.push(format!("only {connected} of {n} participants connected to the recorder"));
+        notes.push(format!("only {connected} of {n} participants connected to the {}", route.target()));
         notes.extend(failures.iter().take(5).cloned());
     }
 
+    if route == Route::ThroughSfu {
+        // The SFU learns a track at its first packet and only then offers it to the recorder, whose
+        // capture starts a second later: the window's frames go out once every capture runs.
+        captures_running(args, connected).await.unwrap_or_else(|why| notes.push(why));
+    }
     let schedule = Schedule::new(args, clip);
     for (index, plan) in plans.iter().enumerate() {
         let _ = plan.send(Some(schedule.pacing(clip, index, n)));
@@ -205,8 +250,16 @@ pub async fn finished_recording(api: &Api, token: &str, recording: &str) -> anyh
     }
 }
 
-/// A participant's WebSocket after its welcome, and its peer id.
-pub async fn join(api: &Api, token: &str, room_id: &str) -> anyhow::Result<(Socket, String)> {
+/// A participant in the call: its WebSocket after the welcome, its peer id, and the SFU's if
+/// the welcome named one.
+pub struct Joined {
+    socket: Socket,
+    peer_id: String,
+    sfu: Option<String>,
+}
+
+/// Joins `room_id`'s call.
+pub async fn join(api: &Api, token: &str, room_id: &str) -> anyhow::Result<Joined> {
     let ticket = api.call("get a join ticket", "POST", &format!("/v1/rooms/{room_id}/join"), Some(token), None).await?;
     let gateway = ticket["gateway_url"].as_str().context("a ticket without gateway_url")?;
     let secret = ticket["ticket"].as_str().context("a ticket reply without ticket")?;
@@ -215,7 +268,12 @@ pub async fn join(api: &Api, token: &str, room_id: &str) -> anyhow::Result<(Sock
     let (mut socket, _) = tokio_tungstenite::connect_async(request).await.context("connecting to the gateway")?;
     while let Some(frame) = socket.next().await {
         if let Message::Text(text) = frame? {
-            return Ok((socket, welcome_peer_id(&text)?));
+            let peer_id = welcome_peer_id(&text)?;
+            let sfu = match read(&text) {
+                Some(Kind::Welcome(welcome)) => welcome.sfu.map(|sfu| sfu.peer_id),
+                _ => None,
+            };
+            return Ok(Joined { socket, peer_id, sfu });
         }
     }
     bail!("the gateway closed before its welcome")
@@ -223,25 +281,30 @@ pub async fn join(api: &Api, token: &str, room_id: &str) -> anyhow::Result<(Sock
 
 pub type Ready = mpsc::UnboundedSender<(usize, anyhow::Result<()>)>;
 
-/// One participant: waits for the recording, connects to the recorder, reports on `ready`,
-/// sends the clip as planned, and leaves when told. A failure is reported on `ready` too.
+/// One participant: waits for the recording (or the SFU), connects to the recorder (or the
+/// SFU), reports on `ready`, sends the clip as planned, and leaves when told. A failure is
+/// reported on `ready` too.
+#[allow(clippy::too_many_arguments)]
 pub async fn participant(
     index: usize,
-    socket: Socket,
+    joined: Joined,
+    route: Route,
     clip: Arc<Clip>,
     sent: Arc<Sent>,
     ready: Ready,
     plan: watch::Receiver<Option<(Pacing, Pacing)>>,
     leave: watch::Receiver<bool>,
 ) {
-    if let Err(e) = send_to_recorder(index, socket, &clip, &sent, &ready, plan, leave).await {
+    if let Err(e) = send_to_recorder(index, joined, route, &clip, &sent, &ready, plan, leave).await {
         let _ = ready.send((index, Err(e)));
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 pub async fn send_to_recorder(
     index: usize,
-    socket: Socket,
+    Joined { socket, sfu, .. }: Joined,
+    route: Route,
     clip: &Clip,
     sent: &Sent,
     ready: &Ready,
@@ -249,9 +312,15 @@ pub async fn send_to_recorder(
     mut leave: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let (mut sink, mut stream) = socket.split();
-    let recorder = tokio::time::timeout(SIGNALING_TIMEOUT, recording_started(&mut stream))
-        .await
-        .context("no recording_started")??;
+    let to = match (route, sfu) {
+        (Route::ThroughSfu, Some(sfu)) => sfu,
+        (Route::ThroughSfu, None) => {
+            tokio::time::timeout(SIGNALING_TIMEOUT, media_changed(&mut stream)).await.context("no SFU")??
+        }
+        (Route::Direct, _) => tokio::time::timeout(SIGNALING_TIMEOUT, recording_started(&mut stream))
+            .await
+            .context("no recording_started")??,
+    };
 
     let SenderPeer { connection, candidates, mut state } = sender_peer().await?;
     let (video_ssrc, audio_ssrc) = (0x1000_0000 + index as u32, 0x2000_0000 + index as u32);
@@ -262,24 +331,32 @@ pub async fn send_to_recorder(
     let offer = connection.create_offer(None).await?;
     connection.set_local_description(offer.clone()).await?;
     let section = MediaSection::of_candidates(&offer.sdp);
-    let offer = confab_call::signals::offer(&recorder, offer.sdp);
+    let offer = Signal { connection: route.connection().to_owned(), ..confab_call::signals::offer(&to, offer.sdp) };
     sink.send(Message::text(client_text(client_message::Kind::Signal(offer)))).await?;
     let trickled = (candidates, section);
-    let signaling =
-        tokio::spawn(relay_signaling(sink, stream, recorder, Arc::clone(&connection), trickled, leave.clone()));
+    let peer = (to, route.connection());
+    let signaling = tokio::spawn(relay_signaling(sink, stream, peer, Arc::clone(&connection), trickled, leave.clone()));
 
     let state = *tokio::time::timeout(
         SIGNALING_TIMEOUT,
         state.wait_for(|s| matches!(s, RTCPeerConnectionState::Connected | RTCPeerConnectionState::Failed)),
     )
     .await
-    .context("not connected to the recorder in time")??;
+    .context("not connected in time")??;
     if state != RTCPeerConnectionState::Connected {
-        bail!("the connection to the recorder failed");
+        bail!("the connection failed");
     }
     let negotiated = |transceiver| confab_call::negotiated_payload_type(transceiver);
     let video_pt = negotiated(&video_transceiver).await.context("no video codec negotiated")?;
     let audio_pt = negotiated(&audio_transceiver).await.context("no audio codec negotiated")?;
+    if route == Route::ThroughSfu {
+        // One frame of each track, not counted as sent: it opens the tracks at the SFU, which then
+        // offers them to the recorder (the recorder's copy begins at the plan's first keyframe).
+        let now = std::time::Instant::now();
+        let first = |frame: &[u8], duration| Sample { data: frame.to_vec().into(), duration, ..Sample::new(now) };
+        video.sample_writer(video_ssrc, video_pt).write_sample(&first(&clip.video[0], clip.video_interval)).await?;
+        audio.sample_writer(audio_ssrc, audio_pt).write_sample(&first(&clip.audio[0], clip.audio_interval)).await?;
+    }
     let _ = ready.send((index, Ok(())));
 
     let (video_pacing, audio_pacing) = (*plan.wait_for(Option::is_some).await?).context("no plan")?;
@@ -310,6 +387,35 @@ pub async fn send_to_recorder(
     Ok(())
 }
 
+/// Waits until the recorder captures `publishers` participants (its `recorder_participants_active`
+/// gauge); why not, if it does not within the signaling timeout.
+async fn captures_running(args: &Args, publishers: usize) -> Result<(), String> {
+    let deadline = Instant::now() + SIGNALING_TIMEOUT;
+    let mut active = 0.0;
+    while Instant::now() < deadline {
+        let metrics = scrape_metrics(args.recorder_metrics.as_deref()).await;
+        active = metrics.iter().find(|(name, _)| name == "recorder_participants_active").map_or(0.0, |(_, v)| *v);
+        if active >= publishers as f64 {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Err(format!("the recorder captured {active} of {publishers} publishers when the window opened"))
+}
+
+/// Reads until `media_changed` names the SFU; its peer id.
+async fn media_changed(stream: &mut SplitStream<Socket>) -> anyhow::Result<String> {
+    while let Some(frame) = stream.next().await {
+        if let Message::Text(text) = frame?
+            && let Some(Kind::MediaChanged(changed)) = read(&text)
+            && let Some(sfu) = changed.sfu
+        {
+            return Ok(sfu.peer_id);
+        }
+    }
+    bail!("the gateway closed the connection")
+}
+
 /// Reads until `recording_started`; the recorder's peer id.
 pub async fn recording_started(stream: &mut SplitStream<Socket>) -> anyhow::Result<String> {
     while let Some(frame) = stream.next().await {
@@ -322,12 +428,14 @@ pub async fn recording_started(stream: &mut SplitStream<Socket>) -> anyhow::Resu
     bail!("the gateway closed the connection")
 }
 
-/// The participant's signaling after its offer: applies the recorder's answer and candidates,
-/// trickles its own, keeps the connection alive, and says `bye` when told to leave.
+/// The participant's signaling after its offer: applies the answer and candidates of `peer` (the
+/// recorder, or the SFU about the `publish` connection), trickles its own, keeps the connection
+/// alive, and says `bye` when told to leave. Nothing else is answered: the SFU's `subscribe`
+/// offers stay unanswered, so it forwards nothing to the load tool.
 pub async fn relay_signaling(
     mut sink: SplitSink<Socket, Message>,
     mut stream: SplitStream<Socket>,
-    recorder: String,
+    (to, about): (String, &'static str),
     connection: Arc<dyn PeerConnection>,
     (mut candidates, section): (mpsc::UnboundedReceiver<IceCandidate>, MediaSection),
     mut leave: watch::Receiver<bool>,
@@ -339,7 +447,7 @@ pub async fn relay_signaling(
                 let Some(Ok(frame)) = frame else { return };
                 let Message::Text(text) = frame else { continue };
                 let Some(Kind::Signal(signal)) = read(&text) else { continue };
-                if signal.from != recorder {
+                if signal.from != to || signal.connection != about {
                     continue;
                 }
                 match signal.payload {
@@ -350,7 +458,7 @@ pub async fn relay_signaling(
                             Err(_) => false,
                         };
                         if !applied {
-                            eprintln!("the recorder's answer could not be applied");
+                            eprintln!("the answer could not be applied");
                         }
                     }
                     Some(Payload::Candidate(candidate)) => {
@@ -361,7 +469,7 @@ pub async fn relay_signaling(
             }
             Some(candidate) = candidates.recv() => {
                 let payload = Some(Payload::Candidate(section.place(candidate)));
-                let signal = Signal { to: recorder.clone(), payload, ..Signal::default() };
+                let signal = Signal { to: to.clone(), connection: about.to_owned(), payload, ..Signal::default() };
                 if sink.send(Message::text(client_text(client_message::Kind::Signal(signal)))).await.is_err() {
                     return;
                 }
