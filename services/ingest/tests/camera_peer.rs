@@ -5,8 +5,8 @@
 //! participant leaves, the room is empty and the camera leaves the gateway. A recorder joining
 //! the call (hidden, told to the camera as `recording_started`) is offered the same media, and its
 //! connection is closed when the recording stops. While the media server's seat is in the call,
-//! the camera offers it its `publish` connection instead of offering viewers, and offers them
-//! again once it has left.
+//! the camera offers it its `publish` connection instead of offering viewers or the recorder
+//! (which get it from the SFU), and offers them again once it has left.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -290,7 +290,16 @@ async fn the_camera_publishes_to_the_media_server_while_the_call_goes_through_it
         assert!(!offered, "the camera offers Ann while the SFU serves the call: {kind:?}");
     }
 
-    // The SFU leaves: back to mesh, the camera offers Ann again (a mesh offer, no `connection`).
+    // A recording starts: through the SFU the recorder gets the camera from the SFU, not from it.
+    let recording_ticket = keys.ticket(&room, "Recorder", "recorder", Some(uuid::Uuid::new_v4().to_string()));
+    let (mut recorder, _) = Signaling::join(&gateway_url, &recording_ticket).await;
+    while let Some(kind) = recorder.recv_within(Duration::from_secs(2)).await {
+        let offered = matches!(&kind, Kind::Signal(Signal { payload: Some(Payload::Sdp(_)), .. }));
+        assert!(!offered, "the camera offers the recorder while the SFU serves the call: {kind:?}");
+    }
+
+    // The SFU leaves: back to mesh, the camera offers Ann again (a mesh offer, no `connection`),
+    // and the recorder.
     sfu.bye().await;
     let again = ann
         .next_of(|kind| match kind {
@@ -302,7 +311,10 @@ async fn the_camera_publishes_to_the_media_server_while_the_call_goes_through_it
             _ => None,
         })
         .await;
-    assert_eq!(again, (camera_id, String::new()), "the camera offers Ann again, peer to peer");
+    assert_eq!(again, (camera_id.clone(), String::new()), "the camera offers Ann again, peer to peer");
+    let (from, _) = next_offer(&mut recorder).await;
+    assert_eq!(from, camera_id, "the camera offers the recorder again");
+    recorder.bye().await;
     ann.bye().await;
     worker.stop().await;
 }
