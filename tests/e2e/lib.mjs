@@ -1,10 +1,13 @@
 // Shared pieces of the browser tests: Chromium with a fake camera and microphone, one browser
-// context per user, screenshots of every step, and small checks (API calls, ffprobe).
+// context per user, screenshots of every step, small checks (API calls, ffprobe), and the test
+// RTSP camera.
 
 import { chromium } from 'playwright-core';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 
 export const BASE_URL = process.env.BASE_URL || 'http://127.0.0.1:20180';
 export const OUT = process.env.OUT || 'output';
@@ -342,4 +345,20 @@ export async function seesAndHears(page, peerId, name) {
   }, 2_000);
   console.log(`  ${page.userName} sees ${name} (${video.width}×${video.height}, ${video.frames} frames/s) and receives audio`
     + ` (${before} → ${after} bytes)`);
+}
+
+/** tests/rtsp/server.py on `port` (0: a free one), 15 fps with a keyframe every 2 s: `{child, port}`. */
+export function startRtspServer(port = 0) {
+  const script = fileURLToPath(new URL('../rtsp/server.py', import.meta.url));
+  const child = spawn(process.env.RTSP_TEST_PYTHON || '/usr/bin/python3', [script, '--port', String(port), '--fps', '15'],
+    { stdio: ['ignore', 'pipe', 'inherit'] });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('the RTSP test server did not start')), 20_000);
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      if (!line.startsWith('ready ')) return;
+      clearTimeout(timer);
+      resolve({ child, port: Number(line.slice(6)) });
+    });
+    child.on('exit', (code) => reject(new Error(`the RTSP test server exited (${code})`)));
+  });
 }

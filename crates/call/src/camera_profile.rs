@@ -112,8 +112,8 @@ impl CameraOffer {
     }
 }
 
-/// The `profile-level-id` of H.264 format parameters with packetization-mode 1.
-fn packetization_mode_1_profile(fmtp: &str) -> Option<String> {
+/// The `profile-level-id` of H.264 format parameters with packetization-mode 1, lower case.
+pub fn packetization_mode_1_profile(fmtp: &str) -> Option<String> {
     let parameter =
         |name: &str| fmtp.split(';').find_map(|p| p.trim().strip_prefix(name)?.strip_prefix('=')).map(str::trim);
     let profile = parameter("profile-level-id").filter(|id| id.len() == 6 && id.chars().all(|c| c.is_ascii_hexdigit()));

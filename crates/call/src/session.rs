@@ -1,8 +1,10 @@
 //! A service's seat in a call as a value: gateway messages, the outcome of entering a gateway and
 //! the time go in; what to send the gateway and what happened in the call come out. No socket, no
 //! clock and no task, so every rule here is tested without a gateway: who is in the call (from
-//! `welcome`, `peer_joined`, `peer_left`, `resync`), which recorder records it, whom a moderator
-//! lets speak (`speak_granted`, `speak_revoked`), when to try the gateways again and when to give
+//! `welcome`, `peer_joined`, `peer_left`, `resync`), which recorder records it, whether its media
+//! goes through the media server and which seat that is (`welcome.sfu`, `media_changed`,
+//! `resync.sfu`), whom a moderator lets speak (`speak_granted`, `speak_revoked`), when to try the
+//! gateways again and when to give
 //! up, answering `ping`, leaving with `bye`. The async shell
 //! ([`crate::Call`]) carries it over a WebSocket.
 //!
@@ -33,10 +35,12 @@ pub struct Rejoin {
 /// What happened in the call, for the service's own policy.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
-    /// The seat is in the call (again) as `peer_id`; `peers` were in it already.
+    /// The seat is in the call (again) as `peer_id`; `peers` were in it already; `sfu`: the peer
+    /// id of the media server's seat the call goes through, `None` for a mesh.
     Joined {
         peer_id: String,
         peers: Vec<Peer>,
+        sfu: Option<String>,
     },
     PeerJoined(Peer),
     /// A peer left (or, after a `resync`, is no longer listed).
@@ -72,6 +76,13 @@ pub enum Event {
     MediaSignal {
         from: String,
         signal: Signal,
+    },
+    /// The call's media now goes through the media server's seat `sfu` (it entered, or took over
+    /// from another), or peer to peer again (`None`: it left). Told by `media_changed`, or by a
+    /// `resync` that names another seat than the last one known (then just before
+    /// [`Event::Resync`]).
+    MediaChanged {
+        sfu: Option<String>,
     },
     /// A moderator let the peer speak in a lecture: it may publish to the media server now.
     SpeakGranted {
@@ -123,6 +134,8 @@ pub struct Session {
     roster: HashMap<String, Peer>,
     /// The peer id of the recorder recording the call, if one is.
     recorder: Option<String>,
+    /// The peer id of the media server's seat the call goes through, if it does.
+    sfu: Option<String>,
     ice_servers: Vec<IceServer>,
     events: VecDeque<Event>,
     transmit: VecDeque<ClientMessage>,
@@ -136,6 +149,7 @@ impl Session {
             state: State::Entering { at: now, since: now, first: true },
             roster: HashMap::new(),
             recorder: None,
+            sfu: None,
             ice_servers: Vec::new(),
             events: VecDeque::new(),
             transmit: VecDeque::new(),
@@ -182,9 +196,19 @@ impl Session {
         self.roster.get(peer_id)
     }
 
+    /// Everyone else in the call (services' hidden seats are never listed).
+    pub fn peers(&self) -> impl Iterator<Item = &Peer> {
+        self.roster.values()
+    }
+
     /// The recorder recording the call, if one is.
     pub fn recorder(&self) -> Option<&str> {
         self.recorder.as_deref()
+    }
+
+    /// The media server's seat the call goes through, if it does.
+    pub fn sfu(&self) -> Option<&str> {
+        self.sfu.as_deref()
     }
 
     /// The STUN and TURN servers of the last `welcome`.
@@ -201,8 +225,10 @@ impl Session {
         // A recording in progress is told right after the welcome.
         self.recorder = None;
         self.ice_servers = welcome.ice_servers;
+        self.sfu = welcome.sfu.map(|sfu| sfu.peer_id);
         self.state = State::InCall { peer_id: welcome.peer_id.clone() };
-        self.events.push_back(Event::Joined { peer_id: welcome.peer_id, peers: welcome.peers });
+        let sfu = self.sfu.clone();
+        self.events.push_back(Event::Joined { peer_id: welcome.peer_id, peers: welcome.peers, sfu });
     }
 
     /// No gateway admitted the seat in the round that began at `now`'s round.
@@ -252,6 +278,7 @@ impl Session {
                 gone.sort();
                 self.events.extend(gone.into_iter().map(|peer_id| Event::PeerLeft { peer_id }));
                 self.roster = listed;
+                self.media_through(resync.sfu.map(|sfu| sfu.peer_id));
                 self.events.push_back(Event::Resync { peers: resync.peers });
             }
             Kind::RecordingStarted(started) => {
@@ -275,7 +302,16 @@ impl Session {
             Kind::RoomClosed(_) => self.end(Ended::RoomClosed),
             Kind::Kicked(kicked) => self.end(Ended::Kicked(kicked.reason)),
             Kind::Error(error) => tracing::warn!(error.code = %error.code, "the gateway refused a message"),
-            Kind::Welcome(_) | Kind::Broadcast(_) | Kind::Pong(_) | Kind::MediaChanged(_) => {}
+            Kind::MediaChanged(changed) => self.media_through(changed.sfu.map(|sfu| sfu.peer_id)),
+            Kind::Welcome(_) | Kind::Broadcast(_) | Kind::Pong(_) => {}
+        }
+    }
+
+    /// The call's media goes through `sfu` (or peer to peer): told once per change.
+    fn media_through(&mut self, sfu: Option<String>) {
+        if self.sfu != sfu {
+            self.sfu.clone_from(&sfu);
+            self.events.push_back(Event::MediaChanged { sfu });
         }
     }
 

@@ -1,5 +1,6 @@
 //! What a service sends its peers through the gateway: offers, answers and trickled candidates,
-//! as typed `signal` messages on a channel the [`crate::Call`] drains.
+//! as typed `signal` messages on a channel the [`crate::Call`] drains. A signal about a
+//! connection to the media server names it (`connection`, docs/protocol.md); a mesh one does not.
 
 use confab_protocol::signal::{IceCandidate, SessionDescription, Signal, signal::Payload};
 use tokio::sync::mpsc;
@@ -12,6 +13,14 @@ pub type Signals = mpsc::UnboundedSender<Signal>;
 pub fn offer(to: &str, sdp: String) -> Signal {
     description(to, "offer", sdp)
 }
+
+/// An offer of the seat's `publish` connection to the media server's seat `to`.
+pub fn publish_offer(to: &str, sdp: String) -> Signal {
+    Signal { connection: PUBLISH.to_owned(), ..description(to, "offer", sdp) }
+}
+
+/// The media server's name for the connection a peer sends its media on.
+pub const PUBLISH: &str = "publish";
 
 pub fn answer(to: &str, sdp: String) -> Signal {
     description(to, "answer", sdp)

@@ -1,9 +1,15 @@
 //! A pulled camera's policy in its room's call. Its seat ([`confab_call`], room role `camera`)
 //! enters like the recorder's; participants see the camera as a peer named after it
-//! (docs/protocol.md); it takes no place in the room. The camera offers a send-only connection
-//! ([`crate::peer`]) to every other peer that is not a recorder or a camera, as soon as it learns
-//! of it (`welcome`, `peer_joined`, `resync`), and answers nothing: it only applies their answers
-//! and candidates. The recorder, hidden from peer lists, is offered the same connection when the
+//! (docs/protocol.md); it takes no place in the room. In a mesh call the camera offers a
+//! send-only connection ([`crate::peer`]) to every other peer that is not a recorder or a camera,
+//! as soon as it learns of it (`welcome`, `peer_joined`, `resync`), and answers nothing: it only
+//! applies their answers and candidates. While the call goes through the media server
+//! (`welcome.sfu`, `media_changed`), the camera offers that one connection to the SFU's seat
+//! instead, as its `publish` connection, and the SFU forwards it to everyone: the mesh
+//! connections close when the SFU comes and are offered again when it leaves; so does the
+//! recorder's, which gets the camera from the SFU meanwhile. Keyframe requests the SFU relays get
+//! what viewers get in a mesh: the camera's next keyframe (an RTSP camera cannot be asked for
+//! one). In a mesh call the recorder, hidden from peer lists, is offered the same connection when the
 //! gateway tells `recording_started` (with the recorder's peer id), which is how a recording gets
 //! the camera as its own file; `recording_stopped` closes it. It joins once the camera's first
 //! keyframe is in (so its offer carries the camera's H.264 profile and, if the camera has it, its
@@ -23,6 +29,7 @@ use std::time::Duration;
 use confab_call::camera_profile::{DEFAULT_PROFILE_LEVEL_ID, G711};
 use confab_call::{Call, Event, MediaSection, Pass, Peer, Rejoin, Session, Signals, signals};
 use confab_domain::CallRole;
+use confab_protocol::signal::{Signal, signal::Payload};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
@@ -73,6 +80,8 @@ impl Seat {
 /// One viewer: the camera's connection to it.
 struct Viewer {
     peer: SendPeer,
+    /// The media server's seat, which the connection is offered to as `publish`.
+    to_media_server: bool,
     /// A keyframe has been sent since the answer: delta frames may follow.
     started: bool,
     offered_at: tokio::time::Instant,
@@ -92,6 +101,9 @@ struct Camera {
     offering: Offering,
     signals: Signals,
     last_video_pts: Option<Duration>,
+    /// The media server's seat the call goes through, if it does: the one viewer besides the
+    /// recorder.
+    sfu: Option<String>,
 }
 
 /// Takes the camera's seat in its room's call, forwarding `frames`, until `stop` turns true or
@@ -112,7 +124,7 @@ pub async fn sit(seat: Seat, mut frames: broadcast::Receiver<MediaFrame>, mut st
         include_loopback_candidates: seat.call.include_loopback_candidates,
     };
     let mut camera =
-        Camera { config, viewers: HashMap::new(), offering, signals: call.signals(), last_video_pts: None };
+        Camera { config, viewers: HashMap::new(), offering, signals: call.signals(), last_video_pts: None, sfu: None };
     let mut check = tokio::time::interval(CHECK_EVERY);
     loop {
         tokio::select! {
@@ -169,13 +181,20 @@ async fn first_keyframe(frames: &mut broadcast::Receiver<MediaFrame>) -> Option<
 impl Camera {
     async fn handle(&mut self, event: Event, session: &Session) {
         match event {
-            Event::Joined { peer_id, peers } => {
-                tracing::info!(peer.id = %peer_id, "the camera joined the call");
+            Event::Joined { peer_id, peers, sfu } => {
+                tracing::info!(peer.id = %peer_id, through_sfu = sfu.is_some(), "the camera joined the call");
                 self.config.ice_servers = session.ice_servers().to_vec();
-                for peer in &peers {
-                    self.meet(peer, session).await;
+                self.sfu = sfu;
+                match self.sfu.clone() {
+                    Some(sfu) => self.offer(&sfu, session).await,
+                    None => {
+                        for peer in &peers {
+                            self.meet(peer, session).await;
+                        }
+                    }
                 }
             }
+            Event::MediaChanged { sfu } => self.media_changed(sfu, session).await,
             Event::Lost => {
                 tracing::warn!("the camera lost its gateway; joining the call again");
                 self.close_viewers().await;
@@ -185,6 +204,12 @@ impl Camera {
             // Peers no longer listed were told as left; a listed one whose connection is not up
             // is offered anew. Peer lists never name the recorder: its connection stays.
             Event::Resync { peers } => {
+                if let Some(sfu) = self.sfu.clone() {
+                    if !self.viewers.contains_key(&sfu) {
+                        self.offer(&sfu, session).await;
+                    }
+                    return;
+                }
                 for peer in &peers {
                     let connected = self
                         .viewers
@@ -195,41 +220,93 @@ impl Camera {
                     }
                 }
             }
-            // The recorder is hidden from peer lists and offered the camera as it starts.
-            Event::RecordingStarted { recorder_peer_id } => self.offer(&recorder_peer_id, session).await,
-            Event::RecordingStopped { recorder_peer_id } => self.drop_viewer(&recorder_peer_id).await,
-            Event::Answer { from, sdp } => {
-                let Some(viewer) = self.viewers.get_mut(&from) else { return };
-                if let Err(e) = viewer.peer.answered(&sdp).await {
-                    tracing::warn!(peer.id = from, error = %e, "a viewer's answer was refused");
-                    self.drop_viewer(&from).await;
-                }
+            // The recorder is hidden from peer lists and offered the camera as it starts (through
+            // the SFU, the SFU offers it the camera).
+            Event::RecordingStarted { recorder_peer_id } if self.sfu.is_none() => {
+                self.offer(&recorder_peer_id, session).await;
             }
+            Event::RecordingStarted { .. } => {}
+            Event::RecordingStopped { recorder_peer_id } => self.drop_viewer(&recorder_peer_id).await,
+            // A mesh answer; the media server's comes as a media signal.
+            Event::Answer { from, sdp } if !self.is_media_server(&from) => self.answered(&from, &sdp).await,
+            Event::Answer { from, .. } => tracing::debug!(peer.id = from, "a mesh answer from the media server"),
             // The camera offers and never answers: a viewer's own offer is ignored (our offer
             // stands and the viewer answers it).
             Event::Offer { from, .. } => tracing::debug!(peer.id = from, "an offer to the camera is ignored"),
-            // Cameras publish to the media server in a later step; until then they stay in mesh.
-            Event::MediaSignal { from, .. } => tracing::debug!(peer.id = from, "a media-server signal is ignored"),
+            Event::MediaSignal { from, signal } => self.media_server_signalled(&from, signal).await,
             // Who may publish to the media server is for the people of a lecture, not cameras.
             Event::SpeakGranted { .. } | Event::SpeakRevoked { .. } => {}
-            Event::Candidate { from, candidate } => {
-                if let Some(viewer) = self.viewers.get(&from)
-                    && let Err(e) = viewer.peer.add_remote_candidate(candidate).await
-                {
-                    tracing::debug!(peer.id = from, error = %e, "a viewer's ICE candidate was refused");
-                }
+            Event::Candidate { from, candidate } if !self.is_media_server(&from) => {
+                self.add_candidate(&from, candidate).await;
             }
+            Event::Candidate { from, .. } => tracing::debug!(peer.id = from, "a mesh candidate from the media server"),
             Event::Ended(why) => tracing::info!(why = ?why, "the camera's call ended"),
         }
     }
 
     /// Offers the camera to a listed peer (anew, if it had a connection), unless it is a
-    /// recorder (offered through `recording_started` instead) or another camera.
+    /// recorder (offered through `recording_started` instead) or another camera, or the call goes
+    /// through the media server (which forwards the camera to everyone).
     async fn meet(&mut self, peer: &Peer, session: &Session) {
-        if session.peer_id() == Some(peer.peer_id.as_str()) || CallRole::names_a_service(&peer.role) {
+        let is_service = CallRole::names_a_service(&peer.role);
+        if self.sfu.is_some() || session.peer_id() == Some(peer.peer_id.as_str()) || is_service {
             return;
         }
         self.offer(&peer.peer_id, session).await;
+    }
+
+    /// The call moved to the media server `sfu` (or from one seat to another), or back to a mesh
+    /// (`None`): the camera's connections follow, the recorder's too.
+    async fn media_changed(&mut self, sfu: Option<String>, session: &Session) {
+        tracing::info!(through_sfu = sfu.is_some(), "the call's media moved");
+        self.close_viewers().await;
+        self.sfu = sfu;
+        match self.sfu.clone() {
+            Some(sfu) => self.offer(&sfu, session).await,
+            None => {
+                let peers: Vec<Peer> = session.peers().cloned().collect();
+                for peer in &peers {
+                    self.meet(peer, session).await;
+                }
+                if let Some(recorder) = session.recorder().map(str::to_owned) {
+                    self.offer(&recorder, session).await;
+                }
+            }
+        }
+    }
+
+    /// The media server's answer, refusal or candidate about the camera's `publish` connection.
+    async fn media_server_signalled(&mut self, from: &str, signal: Signal) {
+        if self.sfu.as_deref() != Some(from) || signal.connection != signals::PUBLISH {
+            return tracing::debug!(peer.id = from, "a media-server signal the camera does not take");
+        }
+        match signal.payload {
+            Some(Payload::Sdp(description)) if description.r#type == "answer" => {
+                self.answered(from, &description.sdp).await;
+            }
+            Some(Payload::Candidate(candidate)) => self.add_candidate(from, candidate).await,
+            Some(Payload::Refusal(refusal)) => {
+                tracing::warn!(peer.id = from, code = %refusal.code, "the media server refused the camera");
+                self.drop_viewer(from).await;
+            }
+            _ => tracing::debug!(peer.id = from, "a media-server signal the camera does not take"),
+        }
+    }
+
+    async fn answered(&mut self, from: &str, sdp: &str) {
+        let Some(viewer) = self.viewers.get_mut(from) else { return };
+        if let Err(e) = viewer.peer.answered(sdp).await {
+            tracing::warn!(peer.id = from, error = %e, "a viewer's answer was refused");
+            self.drop_viewer(from).await;
+        }
+    }
+
+    async fn add_candidate(&self, from: &str, candidate: confab_call::IceCandidate) {
+        if let Some(viewer) = self.viewers.get(from)
+            && let Err(e) = viewer.peer.add_remote_candidate(candidate).await
+        {
+            tracing::debug!(peer.id = from, error = %e, "a viewer's ICE candidate was refused");
+        }
     }
 
     /// Offers the camera to a viewer or the recorder, anew if it had a connection.
@@ -243,13 +320,30 @@ impl Camera {
             }
         };
         let section = MediaSection::of_candidates(&offered.offer_sdp);
-        let _ = self.signals.send(signals::offer(peer_id, offered.offer_sdp));
-        let trickle =
-            tokio::spawn(signals::trickle(peer_id.to_owned(), section, offered.local_candidates, self.signals.clone()));
-        let viewer = Viewer { peer: offered.peer, started: false, offered_at: tokio::time::Instant::now(), trickle };
+        let to_media_server = self.sfu.as_deref() == Some(peer_id);
+        let (offer, connection) = if to_media_server {
+            (signals::publish_offer(peer_id, offered.offer_sdp), signals::PUBLISH)
+        } else {
+            (signals::offer(peer_id, offered.offer_sdp), "")
+        };
+        let _ = self.signals.send(offer);
+        let candidates = offered.local_candidates;
+        let trickle = signals::trickle_on(connection, peer_id.to_owned(), section, candidates, self.signals.clone());
+        let viewer = Viewer {
+            peer: offered.peer,
+            to_media_server,
+            started: false,
+            offered_at: tokio::time::Instant::now(),
+            trickle: tokio::spawn(trickle),
+        };
         self.viewers.insert(peer_id.to_owned(), viewer);
         let to_recorder = session.recorder() == Some(peer_id);
-        tracing::info!(peer.id = peer_id, to_recorder, "offered the camera to a viewer");
+        tracing::info!(peer.id = peer_id, to_recorder, to_media_server, "offered the camera to a viewer");
+    }
+
+    /// Whether `peer_id` is the media server's seat the camera publishes to.
+    fn is_media_server(&self, peer_id: &str) -> bool {
+        self.viewers.get(peer_id).is_some_and(|viewer| viewer.to_media_server)
     }
 
     async fn offer_again_where_stuck(&mut self, session: &Session) {

@@ -4,7 +4,9 @@
 //! `camera`, offers, and sends H.264 (a keyframe with its SPS first) and PCMU; when the
 //! participant leaves, the room is empty and the camera leaves the gateway. A recorder joining
 //! the call (hidden, told to the camera as `recording_started`) is offered the same media, and its
-//! connection is closed when the recording stops.
+//! connection is closed when the recording stops. While the media server's seat is in the call,
+//! the camera offers it its `publish` connection instead of offering viewers or the recorder
+//! (which get it from the SFU), and offers them again once it has left.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -248,6 +250,71 @@ async fn the_recorder_is_offered_the_camera(recording_first: bool) {
     let gone = state.wait_for(|state| *state != RTCPeerConnectionState::Connected);
     tokio::time::timeout(SOON, gone).await.expect("the camera still sends to a recorder that left").unwrap();
     connection.close().await.unwrap();
+    ann.bye().await;
+    worker.stop().await;
+}
+
+/// The media server's seat in the call, played by a bare signaling client: what the camera sends
+/// it is the camera's part of the protocol (the SFU's own part is tested in tests/stack).
+#[actix_web::test]
+async fn the_camera_publishes_to_the_media_server_while_the_call_goes_through_it_and_offers_viewers_again_after() {
+    let world = world().await;
+    let CameraCall { keys, gateway_url, _server, worker, .. } = camera_call(&world).await;
+    let room = world.room.to_string();
+    let (mut ann, _) = Signaling::join(&gateway_url, &keys.ticket(&room, "Ann", "member", None)).await;
+    let camera_id = next!(ann, PeerJoined).peer.expect("the peer who joined").peer_id;
+    let (from, _) = next_offer(&mut ann).await;
+    assert_eq!(from, camera_id, "a mesh call: the camera offers Ann");
+
+    // The SFU takes its seat: the camera offers it its `publish` connection, and Ann nothing more.
+    let (mut sfu, _) = Signaling::join(&gateway_url, &keys.ticket(&room, "SFU", "sfu", None)).await;
+    let publish = sfu
+        .next_of(|kind| match kind {
+            Kind::Signal(Signal { from, connection, payload: Some(Payload::Sdp(offer)), .. }) => {
+                Some((from, connection, offer))
+            }
+            _ => None,
+        })
+        .await;
+    let (from, connection, offer) = publish;
+    assert_eq!((from.as_str(), connection.as_str(), offer.r#type.as_str()), (camera_id.as_str(), "publish", "offer"));
+    assert!(offer.sdp.contains("H264") && offer.sdp.contains("packetization-mode=1"), "{}", offer.sdp);
+    assert!(offer.sdp.contains("PCMU/8000") && offer.sdp.contains("a=sendonly"), "{}", offer.sdp);
+    let changed = ann.next_of(|kind| match kind {
+        Kind::MediaChanged(changed) => Some(changed),
+        _ => None,
+    });
+    assert!(changed.await.sfu.is_some(), "Ann is told the call goes through the SFU");
+    while let Some(kind) = ann.recv_within(Duration::from_secs(1)).await {
+        let offered = matches!(&kind, Kind::Signal(Signal { payload: Some(Payload::Sdp(_)), .. }));
+        assert!(!offered, "the camera offers Ann while the SFU serves the call: {kind:?}");
+    }
+
+    // A recording starts: through the SFU the recorder gets the camera from the SFU, not from it.
+    let recording_ticket = keys.ticket(&room, "Recorder", "recorder", Some(uuid::Uuid::new_v4().to_string()));
+    let (mut recorder, _) = Signaling::join(&gateway_url, &recording_ticket).await;
+    while let Some(kind) = recorder.recv_within(Duration::from_secs(2)).await {
+        let offered = matches!(&kind, Kind::Signal(Signal { payload: Some(Payload::Sdp(_)), .. }));
+        assert!(!offered, "the camera offers the recorder while the SFU serves the call: {kind:?}");
+    }
+
+    // The SFU leaves: back to mesh, the camera offers Ann again (a mesh offer, no `connection`),
+    // and the recorder.
+    sfu.bye().await;
+    let again = ann
+        .next_of(|kind| match kind {
+            Kind::Signal(Signal { from, connection, payload: Some(Payload::Sdp(offer)), .. })
+                if offer.r#type == "offer" =>
+            {
+                Some((from, connection))
+            }
+            _ => None,
+        })
+        .await;
+    assert_eq!(again, (camera_id.clone(), String::new()), "the camera offers Ann again, peer to peer");
+    let (from, _) = next_offer(&mut recorder).await;
+    assert_eq!(from, camera_id, "the camera offers the recorder again");
+    recorder.bye().await;
     ann.bye().await;
     worker.stop().await;
 }

@@ -147,6 +147,7 @@ impl RecordedCall {
             | Event::RecordingStarted { .. }
             | Event::RecordingStopped { .. }
             | Event::Answer { .. }
+            | Event::MediaChanged { .. }
             | Event::SpeakGranted { .. }
             | Event::SpeakRevoked { .. } => {}
         }

@@ -1,8 +1,11 @@
 //! One participant's WebRTC connection with the media server, on webrtc-rs's sans-IO `rtc` (the
 //! WebRTC stack of the tree; the choice is in docs/design/sfu-stack.md). Each participant has up
 //! to two (docs/protocol.md): the one it publishes on, which it offers, and the one it receives
-//! on, which the server offers. Both speak VP8 and Opus only, so that what one browser sends every
-//! other can receive without transcoding. The server's single host candidate is in every
+//! on, which the server offers. A participant publishes VP8 and Opus only, so that what one
+//! browser sends every other can receive without transcoding; a camera publishes the H.264 and
+//! G.711 it has (its profile, [`confab_call::camera_profile`]), and subscribe connections speak
+//! all of these, so that each copy goes out in its track's own codec ([`Codecs`]). The server's
+//! single host candidate is in every
 //! description it makes (no trickling from this side), and its ICE username fragment is its own,
 //! so that the shared UDP port can tell connections apart ([`crate::demux`]).
 
@@ -11,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::estimate::{Estimate, Reporting};
 use crate::rtcp_delivery::DeliverRtcp;
+use confab_call::camera_profile::{self, G711};
 use rtc::interceptor::CongestionControlBuilder;
 use rtc::interceptor::{Registry, Slot};
 use rtc::peer_connection::configuration::interceptor_registry::{configure_twcc, register_default_interceptors};
@@ -18,6 +22,7 @@ use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYP
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCDtlsRole, RTCIceCandidate};
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::rtp_transceiver::RTCRtpTransceiverDirection;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
@@ -90,27 +95,88 @@ const SUBSCRIBE_FAILS_AFTER: Duration = Duration::from_secs(3);
 /// The payload types the server offers its codecs at.
 const VP8_PAYLOAD_TYPE: u8 = 96;
 const OPUS_PAYLOAD_TYPE: u8 = 111;
+/// Subscribe connections' H.264 entries, one payload type each, from here up.
+const FIRST_H264_PAYLOAD_TYPE: u8 = 97;
 
-/// A new connection of the server's, answering to `ufrag` / `password`, with one host candidate
-/// at `address` (what participants reach the shared port at).
+/// The H.264 profiles (`profile_idc` and constraint flags, as `profile-level-id`'s first four hex
+/// digits) a subscribe connection can carry besides those of the room's cameras when it was
+/// made: constrained baseline (as two encoders flag it), baseline, main (with and without constraint_set1, which x264
+/// sets), constrained high and high. webrtc-rs tells H.264 formats apart by these two bytes.
+const H264_PROFILES: [&str; 7] = ["42e0", "42c0", "4200", "4d40", "4d00", "640c", "6400"];
+/// The level those are stated at: 5.2, the highest of H.264's levels before 6, so a stream of
+/// any camera's level fits under it.
+const ANY_LEVEL: &str = "34";
+
+/// What a connection's media engine speaks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Codecs {
+    /// A participant's publish connection: VP8 and Opus.
+    Participant,
+    /// A camera's publish connection: H.264 (packetization-mode 1) at its own
+    /// `profile-level-id`, and its G.711 variant if it has audio.
+    Camera { profile_level_id: String, audio: Option<G711> },
+    /// A subscribe connection: VP8, Opus, PCMU and PCMA, and H.264 at the `profile-level-id`s of
+    /// the room's cameras first (so their copies are offered at exactly the camera's), then at
+    /// [`H264_PROFILES`] (a camera that publishes later gets its profile at level 5.2: webrtc-rs
+    /// cannot add a format to a connection once made).
+    Subscriber { camera_profiles: Vec<String> },
+}
+
+impl Codecs {
+    fn register(&self, media_engine: &mut MediaEngine) -> Result<(), rtc::shared::error::Error> {
+        let mut register = |rtp_codec: RTCRtpCodec, payload_type: u8, kind: RtpCodecKind| {
+            media_engine.register_codec(RTCRtpCodecParameters { rtp_codec, payload_type }, kind)
+        };
+        match self {
+            Self::Participant => {
+                register(vp8(), VP8_PAYLOAD_TYPE, RtpCodecKind::Video)?;
+                register(opus(), OPUS_PAYLOAD_TYPE, RtpCodecKind::Audio)?;
+            }
+            Self::Camera { profile_level_id, audio } => {
+                let h264 = camera_profile::h264(profile_level_id);
+                register(h264.rtp_codec, h264.payload_type, RtpCodecKind::Video)?;
+                if let Some(audio) = audio {
+                    let g711 = camera_profile::g711(*audio);
+                    register(g711.rtp_codec, g711.payload_type, RtpCodecKind::Audio)?;
+                }
+            }
+            Self::Subscriber { camera_profiles } => {
+                register(vp8(), VP8_PAYLOAD_TYPE, RtpCodecKind::Video)?;
+                register(opus(), OPUS_PAYLOAD_TYPE, RtpCodecKind::Audio)?;
+                for g711 in [G711::Pcmu, G711::Pcma].map(camera_profile::g711) {
+                    register(g711.rtp_codec, g711.payload_type, RtpCodecKind::Audio)?;
+                }
+                let mut profiles: Vec<String> = Vec::new();
+                let any_level = H264_PROFILES.iter().map(|profile| format!("{profile}{ANY_LEVEL}"));
+                for profile in camera_profiles.iter().cloned().chain(any_level) {
+                    if !profiles.contains(&profile) {
+                        profiles.push(profile);
+                    }
+                }
+                let payload_types = (FIRST_H264_PAYLOAD_TYPE..).filter(|pt| *pt != OPUS_PAYLOAD_TYPE);
+                for (profile, payload_type) in profiles.iter().zip(payload_types).take_while(|(_, pt)| *pt < 128) {
+                    register(camera_profile::h264(profile).rtp_codec, payload_type, RtpCodecKind::Video)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A new connection of the server's, speaking `codecs`, answering to `ufrag` / `password`, with
+/// one host candidate at `address` (what participants reach the shared port at).
 /// A subscribe connection also estimates the bandwidth towards its participant (GCC over TWCC
 /// feedback, [`crate::estimate`]): that estimate comes back with it.
 pub fn new_peer_connection(
     kind: ConnectionKind,
+    codecs: &Codecs,
     address: SocketAddr,
     ufrag: &str,
     password: &str,
     now: Instant,
 ) -> Result<(RTCPeerConnection, Option<Estimate>), rtc::shared::error::Error> {
     let mut media_engine = MediaEngine::default();
-    media_engine.register_codec(
-        RTCRtpCodecParameters { rtp_codec: vp8(), payload_type: VP8_PAYLOAD_TYPE },
-        RtpCodecKind::Video,
-    )?;
-    media_engine.register_codec(
-        RTCRtpCodecParameters { rtp_codec: opus(), payload_type: OPUS_PAYLOAD_TYPE },
-        RtpCodecKind::Audio,
-    )?;
+    codecs.register(&mut media_engine)?;
     // Each audio packet's level, for the room's active speaker (crate::speakers).
     media_engine.register_header_extension(
         RTCRtpHeaderExtensionCapability { uri: AUDIO_LEVEL_URI.to_owned() },
@@ -148,7 +214,25 @@ pub fn new_peer_connection(
         .with_interceptor_registry(registry)
         .build(now)?;
     add_host_candidate(&mut connection, address)?;
+    if kind == ConnectionKind::Subscribe {
+        offer_every_codec(&mut connection)?;
+    }
     Ok((connection, estimate))
+}
+
+/// Opens a subscribe connection with one `inactive` section of each kind that lists every codec
+/// the connection speaks, and never carries a track. webrtc-rs settles which codecs of a kind a
+/// connection may send at the first answer, from that answer's first section of the kind: were
+/// that a copy's section (one codec), a connection whose first copy was a camera's H.264 could
+/// never carry a participant's VP8 afterwards, nor the other way round.
+fn offer_every_codec(connection: &mut RTCPeerConnection) -> Result<(), rtc::shared::error::Error> {
+    for kind in [RtpCodecKind::Video, RtpCodecKind::Audio] {
+        let id = connection.add_transceiver_from_kind(kind, None)?;
+        if let Some(mut section) = connection.rtp_transceiver(id) {
+            section.set_direction(RTCRtpTransceiverDirection::Inactive);
+        }
+    }
+    Ok(())
 }
 
 /// Gives a webrtc-rs sans-IO connection its one ICE candidate: a UDP host candidate at

@@ -1,7 +1,8 @@
 //! A room as the media server serves it: who is in the call, who may send media — everyone in a
-//! meeting; in a lecture the owner, the moderators and whoever a moderator lets speak; never the
-//! recorder, which only receives — what each one publishes, and who receives it (everyone else in
-//! the room, viewers and the recorder included). Peers,
+//! meeting; in a lecture the owner, the moderators, whoever a moderator lets speak, and the room's
+//! cameras (the owner or a moderator attached them: they are the lecture's stage, not its
+//! audience); never the recorder, which only receives — what each one publishes, and who receives
+//! it (everyone else in the room, viewers and the recorder included; a camera receives nothing). Peers,
 //! publications and grants in, decisions out: the tracks a departure or a withdrawn grant ends,
 //! which the SFU then stops forwarding and tells the subscribers about.
 
@@ -108,6 +109,11 @@ impl Room {
         }
     }
 
+    /// Whether `peer` is a camera: it publishes, and receives nothing.
+    pub fn is_camera(&self, peer: &str) -> bool {
+        self.role(peer) == Some(CallRole::Camera)
+    }
+
     /// `peer` offers to send `track`.
     pub fn publish(&mut self, peer: &str, track: Publication) -> Result<(), Refusal> {
         let publisher = self.peers.get(peer).ok_or(Refusal::UnknownPeer)?;
@@ -155,9 +161,10 @@ impl Room {
         self.peers.keys().map(String::as_str)
     }
 
-    /// Who receives what `publisher` sends: everyone else in the room.
+    /// Who receives what `publisher` sends: everyone else in the room but cameras.
     pub fn subscribers<'a>(&'a self, publisher: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.peers.keys().map(String::as_str).filter(move |peer| *peer != publisher)
+        let receives = |(id, peer): (&'a String, &'a Peer)| (peer.role != CallRole::Camera).then_some(id.as_str());
+        self.peers.iter().filter_map(receives).filter(move |peer| *peer != publisher)
     }
 
     /// What `peer` publishes.
@@ -268,6 +275,20 @@ mod tests {
         assert_eq!(room.let_speak("nobody"), Err(Refusal::UnknownPeer));
         assert_eq!(room.silence("nobody"), Err(Refusal::UnknownPeer));
         assert!(!room.unpublish("nobody", "camera"));
+    }
+
+    #[test]
+    fn a_camera_publishes_even_in_a_lecture_and_receives_nothing() {
+        let mut room = lecture();
+        room.join("door", CallRole::Camera);
+        assert_eq!(room.publish("door", camera()), Ok(()));
+        assert_eq!(room.publish("door", microphone()), Ok(()));
+        assert!(room.is_camera("door") && !room.is_camera("tess"));
+        let mut audience: Vec<_> = room.subscribers("door").collect();
+        audience.sort();
+        assert_eq!(audience, ["ava", "mo", "sam", "tess"]);
+        assert!(!room.subscribers("tess").any(|peer| peer == "door"), "a camera receives nothing");
+        assert_eq!(room.silence("door"), Ok(vec![]), "nobody takes a camera's word back");
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //! `recording_started`) is served like a viewer: one subscribe connection with every track. It keeps the room marked as served in
 //! Redis while it is there, and leaves when nobody is left to serve: an `sfu` room when its last
 //! participant leaves, an `auto` room when it is down to two (who then talk peer to peer).
+//! Cameras are served too: each publishes its H.264 and G.711 once, on a `publish` connection,
+//! and receives nothing; they are not people, so they keep no room served.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -161,8 +163,12 @@ impl Served<'_> {
             Event::SpeakGranted { peer_id } => self.seats.media.let_speak(self.room, &peer_id),
             Event::SpeakRevoked { peer_id } => self.seats.media.silence(self.room, &peer_id),
             Event::Lost => tracing::warn!(room.id = %self.room, "lost the gateway; entering the call again"),
-            // Mesh signals are not for the SFU.
-            Event::Offer { .. } | Event::Answer { .. } | Event::Candidate { .. } | Event::Ended(_) => {}
+            // Mesh signals are not for the SFU; it follows no media server but itself.
+            Event::Offer { .. }
+            | Event::Answer { .. }
+            | Event::Candidate { .. }
+            | Event::MediaChanged { .. }
+            | Event::Ended(_) => {}
         }
     }
 
@@ -183,14 +189,20 @@ impl Served<'_> {
         }
     }
 
-    /// People entered the call (or are listed again): the media server learns them and their
-    /// room roles. Services (cameras) are not served yet.
+    /// People and cameras entered the call (or are listed again): the media server learns them
+    /// and their roles. Cameras publish but are not people: they neither keep the SFU in the
+    /// room nor hear who is speaking.
     fn arrived(&mut self, peers: &[Peer]) {
         for peer in peers {
-            if CallRole::names_a_service(&peer.role) {
-                continue;
-            }
-            let role = peer.role.parse().unwrap_or(RoomRole::Member);
+            let role = match peer.role.parse::<CallRole>() {
+                Ok(CallRole::Camera) => {
+                    self.seats.media.joined(self.room, &peer.peer_id, CallRole::Camera);
+                    continue;
+                }
+                Ok(role) if role.is_service() => continue,
+                Ok(role) => role,
+                Err(_) => CallRole::Person(RoomRole::Member),
+            };
             if self.people.insert(peer.peer_id.clone())
                 && let Some(speaker) = &self.speaker
             {
@@ -198,7 +210,7 @@ impl Served<'_> {
                 let payload = Some(Payload::Speaker(Speaker { peer_id: speaker.clone() }));
                 let _ = self.call.signals().send(Signal { to: peer.peer_id.clone(), payload, ..Signal::default() });
             }
-            self.seats.media.joined(self.room, &peer.peer_id, CallRole::Person(role));
+            self.seats.media.joined(self.room, &peer.peer_id, role);
         }
     }
 
@@ -272,6 +284,7 @@ fn refusal_message(code: &str) -> &'static str {
         "not_allowed_to_publish" => "only the owner, moderators and those let speak publish in a lecture",
         "unknown_track" => "no track of that id is received on this connection",
         "invalid_description" => "the description could not be applied",
+        "unsupported_codecs" => "a camera publishes H.264 in packetization-mode 1 (and PCMU or PCMA), nothing else",
         _ => "refused",
     }
 }

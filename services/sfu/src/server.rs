@@ -16,9 +16,11 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
+use confab_call::camera_profile::{self, CameraOffer};
 use confab_domain::{CallRole, RoomMode};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::RTCPeerConnection;
+use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MIME_TYPE_VP8};
 use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
 use rtc::peer_connection::message::RTCMessage;
 use rtc::peer_connection::sdp::RTCSessionDescription;
@@ -26,13 +28,13 @@ use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::peer_connection::transport::RTCIceCandidateInit;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::sender_report::SenderReport;
-use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
 use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
 use crate::climb::Climb;
-use crate::connection::{AUDIO_LEVEL_URI, ConnectionKind, new_peer_connection, opus, vp8};
+use crate::connection::{AUDIO_LEVEL_URI, Codecs, ConnectionKind, new_peer_connection};
 use crate::demux::{Demux, Dropped};
 use crate::estimate::Estimate;
 use crate::forward::{Codec, Layer};
@@ -73,7 +75,7 @@ pub enum Outgoing {
     Answer(String),
     /// The participant's description or track request was refused; the code says why
     /// (docs/protocol.md: `not_allowed_to_publish`, `unknown_peer`, `invalid_description`,
-    /// `unknown_track`).
+    /// `unsupported_codecs`, `unknown_track`).
     Refused(&'static str),
 }
 
@@ -99,6 +101,9 @@ pub enum Output {
 
 /// A description the stack could not read or apply.
 const INVALID_DESCRIPTION: &str = "invalid_description";
+/// A camera's offer without H.264 in packetization-mode 1, the one video format the server
+/// forwards for cameras.
+const UNSUPPORTED_CODECS: &str = "unsupported_codecs";
 
 /// How often subscribers get sender reports (RFC 3550's interval is 5 s; browsers send about
 /// one a second, and a new subscriber needs one before it can sync).
@@ -173,6 +178,8 @@ struct Published {
     /// Its id in subscribers' descriptions (`a=msid:<publisher> <id>`).
     id: String,
     kind: RtpCodecKind,
+    /// The codec it arrives in, which subscribers' copies are offered in.
+    codec: RTCRtpCodec,
 }
 
 /// A room the server serves.
@@ -432,6 +439,17 @@ impl MediaServer {
             self.signal_out(room, peer, ConnectionKind::Publish, Outgoing::Refused(refusal.code()));
             return;
         }
+        // A camera publishes the H.264 and G.711 it offers, a participant VP8 and Opus.
+        let codecs = if self.rooms.get(room).is_some_and(|media| media.room.is_camera(peer)) {
+            let offered = CameraOffer::parse(&sdp);
+            let Some(profile_level_id) = offered.profile_level_id else {
+                self.signal_out(room, peer, ConnectionKind::Publish, Outgoing::Refused(UNSUPPORTED_CODECS));
+                return;
+            };
+            Codecs::Camera { profile_level_id, audio: offered.g711 }
+        } else {
+            Codecs::Participant
+        };
         // An offer from another DTLS endpoint (the participant's page reloaded: same peer id, new
         // connections) starts afresh: its old connections are dead, and its new page waits for
         // a subscribe offer of its own. An ICE restart keeps the fingerprint and the connection.
@@ -448,7 +466,7 @@ impl MediaServer {
         };
         let id = match existing {
             Some(id) => id,
-            None => match self.new_connection(room, peer, ConnectionKind::Publish, now) {
+            None => match self.new_connection(room, peer, ConnectionKind::Publish, &codecs, now) {
                 Some(id) => id,
                 None => return,
             },
@@ -495,11 +513,17 @@ impl MediaServer {
             return;
         }
         let mut new_copies = Vec::new();
-        for copy in connection.copies.values_mut().filter(|copy| copy.payload_type.is_none()) {
-            copy.payload_type = connection
-                .pc
-                .rtp_sender(copy.sender)
-                .and_then(|mut sender| sender.get_parameters().rtp_parameters.codecs.first().map(|c| c.payload_type));
+        let tracks = self.rooms.get(&connection.room).map(|media| &media.tracks);
+        for (track, copy) in connection.copies.iter_mut().filter(|(_, copy)| copy.payload_type.is_none()) {
+            // Sent at the payload type the subscriber gave the track's own codec; none if its
+            // answer put another codec there (a stack that answers what it was not offered).
+            let mime_type = tracks.and_then(|tracks| tracks.get(track)).map(|t| t.codec.mime_type.as_str());
+            copy.payload_type = connection.pc.rtp_sender(copy.sender).and_then(|mut sender| {
+                let codecs = &sender.get_parameters().rtp_parameters.codecs;
+                let own =
+                    codecs.iter().find(|c| mime_type.is_some_and(|m| c.rtp_codec.mime_type.eq_ignore_ascii_case(m)));
+                own.map(|c| c.payload_type)
+            });
             new_copies.push(copy.down);
         }
         let room = connection.room.clone();
@@ -575,7 +599,8 @@ impl MediaServer {
     /// publish: new copies, ended ones removed, one offer per change.
     fn refresh_subscriptions(&mut self, room: &str, now: Instant) {
         let Some(media) = self.rooms.get(room) else { return };
-        let peers: Vec<String> = media.room.peers().map(str::to_owned).collect();
+        let peers: Vec<String> =
+            media.room.peers().filter(|peer| !media.room.is_camera(peer)).map(str::to_owned).collect();
         for peer in peers {
             self.refresh_subscriber(room, &peer, now);
         }
@@ -586,10 +611,16 @@ impl MediaServer {
         let wanted: Vec<TrackId> =
             media.tracks.iter().filter(|(_, track)| track.publisher != peer).map(|(id, _)| *id).collect();
         let existing = media.subscribe.get(peer).copied();
+        // A new connection speaks the H.264 profiles of the room's cameras exactly.
+        let camera_profiles = match existing {
+            None => media.tracks.values().filter_map(|track| h264_profile_of(&track.codec)).collect(),
+            Some(_) => Vec::new(),
+        };
+        let codecs = Codecs::Subscriber { camera_profiles };
         let id = match existing {
             Some(id) => id,
             None if wanted.is_empty() => return,
-            None => match self.new_connection(room, peer, ConnectionKind::Subscribe, now) {
+            None => match self.new_connection(room, peer, ConnectionKind::Subscribe, &codecs, now) {
                 Some(id) => id,
                 None => return,
             },
@@ -601,6 +632,9 @@ impl MediaServer {
         if connection.offering || (ended.is_empty() && added.is_empty() && existing.is_some()) {
             return;
         }
+        // Whether the offer would change anything: a copy that cannot be made (the subscriber
+        // declined its codec at the first answer) is not worth renegotiating for, over and over.
+        let mut changed = existing.is_none() || !ended.is_empty();
         for track in ended {
             if let Some(copy) = connection.copies.remove(&track) {
                 let _ = connection.pc.remove_track(copy.sender);
@@ -613,10 +647,9 @@ impl MediaServer {
             let Some(down) = media.forwarder.subscribe(track) else { continue };
             self.next_ssrc = self.next_ssrc.wrapping_add(1);
             let ssrc = self.next_ssrc;
-            let codec = if published.kind == RtpCodecKind::Video { vp8() } else { opus() };
             let encoding = RTCRtpEncodingParameters {
                 rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
-                codec,
+                codec: published.codec.clone(),
                 ..Default::default()
             };
             let copy_of = MediaStreamTrack::new(
@@ -638,9 +671,13 @@ impl MediaServer {
                         .copies
                         .insert(track, Copy { down, sender, ssrc, payload_type: None, packets: 0, octets: 0 });
                     media.copies.insert(down, id);
+                    changed = true;
                 }
                 Err(_) => media.forwarder.unsubscribe(down),
             }
+        }
+        if !changed {
+            return;
         }
         let offer = connection.pc.create_offer(None).and_then(|offer| {
             connection.pc.set_local_description(now, offer.clone())?;
@@ -653,9 +690,16 @@ impl MediaServer {
         self.pump(id, now);
     }
 
-    fn new_connection(&mut self, room: &str, peer: &str, kind: ConnectionKind, now: Instant) -> Option<ConnectionId> {
+    fn new_connection(
+        &mut self,
+        room: &str,
+        peer: &str,
+        kind: ConnectionKind,
+        codecs: &Codecs,
+        now: Instant,
+    ) -> Option<ConnectionId> {
         let ufrag = random_token(8);
-        let (pc, estimate) = new_peer_connection(kind, self.address, &ufrag, &random_token(24), now).ok()?;
+        let (pc, estimate) = new_peer_connection(kind, codecs, self.address, &ufrag, &random_token(24), now).ok()?;
         // The recorder is inside the deployment and records the top layers: its bandwidth is not
         // estimated, so none of its copies is ever held to a lower layer.
         let recorder = self.rooms.get(room)?.room.role(peer) == Some(CallRole::Recorder);
@@ -771,7 +815,7 @@ impl MediaServer {
             return false;
         }
         let Some(media) = self.rooms.get_mut(&connection.room) else { return false };
-        let (kind, rids, audio_level) = match connection.pc.rtp_receiver(receiver) {
+        let (kind, rids, audio_level, negotiated) = match connection.pc.rtp_receiver(receiver) {
             Some(mut receiver) => {
                 let track = receiver.track();
                 let rids: Vec<String> = track
@@ -781,9 +825,11 @@ impl MediaServer {
                     .filter(|r| !r.is_empty())
                     .collect();
                 let kind = track.kind();
-                let extensions = &receiver.get_parameters().rtp_parameters.header_extensions;
-                let audio_level = extensions.iter().find(|e| e.uri == AUDIO_LEVEL_URI).map(|e| e.id as u8);
-                (kind, rids, audio_level)
+                let parameters = &receiver.get_parameters().rtp_parameters;
+                let audio_level =
+                    parameters.header_extensions.iter().find(|e| e.uri == AUDIO_LEVEL_URI).map(|e| e.id as u8);
+                let negotiated = parameters.codecs.first().map(|codec| codec.rtp_codec.clone());
+                (kind, rids, audio_level, negotiated)
             }
             None => return false,
         };
@@ -792,10 +838,14 @@ impl MediaServer {
         let track = match connection.sends.get(track_id) {
             Some(sent) => sent.track,
             None => {
-                let (codec, clock_rate, media_kind) = match kind {
-                    RtpCodecKind::Video => (Some(Codec::Vp8), 90_000, MediaKind::Video),
-                    _ => (None, 48_000, MediaKind::Audio),
-                };
+                // Only what the connection's codecs allow was negotiated ([`Codecs`]).
+                let Some(negotiated) = negotiated else { return false };
+                let media_kind = if kind == RtpCodecKind::Video { MediaKind::Video } else { MediaKind::Audio };
+                let codec = video_codec(&negotiated.mime_type);
+                if media_kind == MediaKind::Video && codec.is_none() {
+                    return false;
+                }
+                let clock_rate = negotiated.clock_rate;
                 // Short and unique in the room, whatever the publisher named its track (msid track
                 // ids may be 64 characters, and a track request names this one).
                 let id_in_room = format!("{}-{}", connection.peer, connection.sends.len());
@@ -809,7 +859,13 @@ impl MediaServer {
                 };
                 let audio_level = audio_level.filter(|_| kind == RtpCodecKind::Audio);
                 connection.sends.insert(track_id.to_owned(), Sent { track, receiver, audio_level });
-                let published = Published { publisher: connection.peer.clone(), connection: id, id: id_in_room, kind };
+                let published = Published {
+                    publisher: connection.peer.clone(),
+                    connection: id,
+                    id: id_in_room,
+                    kind,
+                    codec: negotiated,
+                };
                 media.tracks.insert(track, published);
                 new_track = true;
                 track
@@ -1021,6 +1077,23 @@ fn copy_named<'a>(
     track_id: &str,
 ) -> Option<(&'a TrackId, &'a Copy)> {
     connection.copies.iter().find(|(track, _)| tracks.get(track).is_some_and(|t| t.id == track_id))
+}
+
+/// The forwarder's codec for a negotiated video MIME type; `None` for audio (and anything else).
+fn video_codec(mime_type: &str) -> Option<Codec> {
+    if mime_type.eq_ignore_ascii_case(MIME_TYPE_VP8) {
+        Some(Codec::Vp8)
+    } else if mime_type.eq_ignore_ascii_case(MIME_TYPE_H264) {
+        Some(Codec::H264)
+    } else {
+        None
+    }
+}
+
+/// The `profile-level-id` an H.264 track (a camera's) was negotiated at.
+fn h264_profile_of(codec: &RTCRtpCodec) -> Option<String> {
+    let is_h264 = codec.mime_type.eq_ignore_ascii_case(MIME_TYPE_H264);
+    is_h264.then(|| camera_profile::packetization_mode_1_profile(&codec.sdp_fmtp_line)).flatten()
 }
 
 fn is_audio(tracks: &HashMap<TrackId, Published>, track: TrackId) -> bool {

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use confab_sfu::server::{Incoming, Shown};
 use proptest::prelude::*;
-use support::{Call, ROOM};
+use rtc::rtp::codec::h264::H264Packet;
+use rtc::rtp::packetizer::Depacketizer;
+use support::{CLIP_PROFILE, Call, ROOM, h264_clip};
 
 #[test]
 fn a_published_camera_reaches_every_other_participant_once_renumbered_on_their_own_connection() {
@@ -46,6 +48,153 @@ fn a_published_camera_reaches_every_other_participant_once_renumbered_on_their_o
     assert!(renegotiated, "every student is offered the connection without the camera");
     let after: Vec<usize> = students.iter().map(|s| call.received_from(*s, "ann")).collect();
     assert_eq!(after, received, "nothing of a departed publisher is forwarded");
+}
+
+#[test]
+fn a_cameras_h264_and_pcmu_reach_everyone_in_their_own_codecs_as_whole_frames_from_a_keyframe() {
+    // A lecture: a camera publishes there too, and its viewers only watch.
+    let mut call = Call::new(RoomMode::Lecture);
+    let viewers = ["ann", "bob"].map(|p| call.join(p, RoomRole::Member));
+    let camera = call.join_as("door", CallRole::Camera);
+    call.publish_h264_camera(camera, CLIP_PROFILE);
+    let enough = |call: &Call| {
+        viewers.iter().all(|n| frames_from(call, *n, "door").len() >= 45 && audio_packets(call, *n, "door") >= 45)
+    };
+    assert!(call.run(&[camera], enough), "both viewers receive the camera's video and sound");
+    let clip = h264_clip();
+    for n in viewers {
+        let viewer = &call.participants[n];
+        assert_eq!(viewer.streams, ["door", "door"], "both tracks are in the camera's stream");
+        let mut codecs: Vec<(&str, &str)> =
+            viewer.codecs.iter().map(|(_, mime, fmtp)| (mime.as_str(), fmtp.as_str())).collect();
+        codecs.sort();
+        assert_eq!(codecs[0], ("audio/PCMU", ""));
+        assert_eq!(codecs[1].0, "video/H264");
+        let fmtp = codecs[1].1;
+        assert!(
+            fmtp.contains("packetization-mode=1") && fmtp.contains(&format!("profile-level-id={CLIP_PROFILE}")),
+            "{fmtp}"
+        );
+        // Whole frames, byte for byte the clip's, in order from one of its keyframes.
+        let frames = frames_from(&call, n, "door");
+        let first = clip.iter().position(|unit| *unit == frames[0]).expect("a frame of the clip");
+        assert_eq!(clip[first][4] & 0x1f, 7, "the first frame is a keyframe (SPS, PPS, IDR)");
+        for (i, frame) in frames.iter().enumerate() {
+            assert!(*frame == clip[(first + i) % clip.len()], "frame {i} after the first is the clip's next");
+        }
+    }
+    let door = &call.participants[camera];
+    assert!(door.subscribe.is_none() && door.offers == 0, "a camera receives nothing");
+
+    // A viewer who lost a picture asks for a keyframe: the camera is asked.
+    let before = call.participants[camera].keyframe_requests;
+    call.ask_for_keyframes(viewers[0]);
+    assert!(call.run(&[camera], |call| call.participants[camera].keyframe_requests > before), "the PLI reaches it");
+}
+
+#[test]
+fn a_camera_that_publishes_after_a_subscribe_connection_was_made_is_offered_at_its_profile() {
+    let mut call = Call::new(RoomMode::Meeting);
+    let [ann, bob] = ["ann", "bob"].map(|p| call.join(p, RoomRole::Member));
+    call.publish_camera(ann);
+    assert!(call.run(&[ann], |call| call.received_from(bob, "ann") >= 10), "Bob's subscribe connection is up");
+    let camera = call.join_as("door", CallRole::Camera);
+    call.publish_h264_camera(camera, CLIP_PROFILE);
+    let frames = |call: &Call| frames_from(call, bob, "door").len();
+    assert!(call.run(&[ann, camera], |call| frames(call) >= 30), "Bob receives the camera on the same connection");
+    let (_, _, fmtp) = call.participants[bob].codecs.iter().find(|(_, mime, _)| mime == "video/H264").unwrap();
+    // Its profile (Main, constraint_set1) at level 5.2: the connection could not learn the level.
+    assert!(fmtp.contains("profile-level-id=4d4034") && fmtp.contains("packetization-mode=1"), "{fmtp}");
+    assert!(call.received_from(ann, "door") > 0, "Ann receives it too");
+    let from_ann = call.received_from(bob, "ann");
+    assert!(call.run(&[ann, camera], |call| call.received_from(bob, "ann") > from_ann + 30), "and Ann's VP8 goes on");
+}
+
+#[test]
+fn participants_who_publish_after_a_camera_reach_those_who_received_only_the_camera() {
+    let mut call = Call::new(RoomMode::Meeting);
+    let [ann, bob, cat] = ["ann", "bob", "cat"].map(|p| call.join(p, RoomRole::Member));
+    let camera = call.join_as("door", CallRole::Camera);
+    call.publish_h264_camera(camera, CLIP_PROFILE);
+    assert!(call.run(&[camera], |call| frames_from(call, bob, "door").len() >= 10), "Bob's connection carries H.264");
+    call.publish_camera(ann);
+    call.publish_microphone(cat);
+    let codec_of = |call: &Call, publisher: &str| {
+        let codecs = &call.participants[bob].codecs;
+        codecs.iter().find(|(track, _, _)| track.starts_with(publisher)).map(|(_, mime, _)| mime.clone())
+    };
+    let both = |call: &Call| call.received_from(bob, "ann") >= 30 && call.received_from(bob, "cat") >= 30;
+    assert!(call.run(&[ann, cat, camera], both), "Bob receives Ann's VP8 and Cat's Opus on the same connection");
+    assert_eq!(codec_of(&call, "ann").as_deref(), Some("video/VP8"));
+    assert_eq!(codec_of(&call, "cat").as_deref(), Some("audio/opus"));
+}
+
+#[test]
+fn a_subscriber_that_takes_no_h264_gets_the_cameras_sound_only_and_is_not_offered_it_again_and_again() {
+    let mut call = Call::new(RoomMode::Meeting);
+    let [ann, bob] = ["ann", "bob"].map(|p| call.join(p, RoomRole::Member));
+    call.participants[bob].decodes_h264 = false;
+    call.publish_camera(ann);
+    assert!(call.run(&[ann], |call| call.received_from(bob, "ann") >= 10), "Bob's connection is up, without H.264");
+    let offers = call.participants[bob].offers;
+    let camera = call.join_as("door", CallRole::Camera);
+    call.publish_h264_camera(camera, CLIP_PROFILE);
+    assert!(call.run(&[ann, camera], |call| call.received_from(bob, "door") >= 30), "Bob hears the camera");
+    call.run_within(Duration::from_secs(1), &[ann, camera], |_| false);
+    let from_camera = call.participants[bob].codecs.iter().filter(|(track, _, _)| track.starts_with("door"));
+    assert_eq!(from_camera.map(|(_, mime, _)| mime.as_str()).collect::<Vec<_>>(), ["audio/PCMU"], "no video");
+    let more = call.participants[bob].offers - offers;
+    assert!(more <= 2, "offered {more} more times for the camera's two tracks");
+}
+
+#[test]
+fn a_cameras_offer_without_h264_is_refused_with_a_clear_code() {
+    let mut call = Call::new(RoomMode::Meeting);
+    let _ann = call.join("ann", RoomRole::Member);
+    let camera = call.join_as("door", CallRole::Camera);
+    call.publish_camera(camera);
+    assert!(call.run(&[], |call| !call.participants[camera].refusals.is_empty()));
+    assert_eq!(call.participants[camera].refusals, [(ConnectionKind::Publish, "unsupported_codecs")]);
+    assert!(call.answers.is_empty(), "nothing is answered");
+}
+
+/// The frames participant `n` received on the H.264 track of `publisher`, each checked whole
+/// (consecutive sequence numbers, one timestamp, the marker on its last packet) and
+/// depacketized into Annex B.
+fn frames_from(call: &Call, n: usize, publisher: &str) -> Vec<Vec<u8>> {
+    let participant = &call.participants[n];
+    let Some((track, _, _)) =
+        participant.codecs.iter().find(|(t, mime, _)| t.starts_with(publisher) && mime == "video/H264")
+    else {
+        return Vec::new();
+    };
+    let packets: Vec<_> = participant.received.iter().filter(|(t, _)| t == track).map(|(_, p)| p).collect();
+    let mut frames = Vec::new();
+    let mut depacketizer = H264Packet::default();
+    let mut frame = Vec::new();
+    for (i, packet) in packets.iter().enumerate() {
+        if i > 0 {
+            let previous = packets[i - 1];
+            assert_eq!(packet.header.sequence_number, previous.header.sequence_number.wrapping_add(1));
+            assert!(previous.header.marker || packet.header.timestamp == previous.header.timestamp);
+        }
+        frame.extend_from_slice(&depacketizer.depacketize(&packet.payload).expect("an H.264 payload"));
+        if packet.header.marker {
+            frames.push(std::mem::take(&mut frame));
+        }
+    }
+    frames
+}
+
+fn audio_packets(call: &Call, n: usize, publisher: &str) -> usize {
+    let participant = &call.participants[n];
+    let audio = |track: &String| {
+        participant
+            .codecs
+            .iter()
+            .any(|(t, mime, _)| t == track && t.starts_with(publisher) && mime.starts_with("audio/"))
+    };
+    participant.received.iter().filter(|(track, _)| audio(track)).count()
 }
 
 #[test]
@@ -243,6 +392,7 @@ fn packets_lost_between_a_publisher_and_the_server_are_repaired_by_nack() {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 3, ..ProptestConfig::default() })]
 
+
     /// Garbage on the media port — from strangers, and from a participant's own verified
     /// addresses (where it reaches the WebRTC stack) — is dropped: no panic, and the call goes on.
     #[test]
@@ -277,4 +427,46 @@ fn datagram() -> impl Strategy<Value = Vec<u8>> {
         }
         rest
     })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Whatever a camera offers that is not H.264 in packetization-mode 1 — garbage, an SDP
+    /// fragment, H.264 in another mode — is refused with `unsupported_codecs`; an offer that names
+    /// it but cannot be applied, with `invalid_description`. Never a panic, never an answer.
+    #[test]
+    fn a_cameras_hostile_offer_is_refused_with_a_code(offer in hostile_camera_offer()) {
+        let mut call = Call::new(RoomMode::Meeting);
+        let camera = call.join_as("door", CallRole::Camera);
+        call.server.signal(ROOM, "door", ConnectionKind::Publish, Incoming::Offer(offer), Instant::now());
+        prop_assert!(call.run(&[], |call| !call.participants[camera].refusals.is_empty()));
+        let (connection, code) = call.participants[camera].refusals[0];
+        prop_assert_eq!(connection, ConnectionKind::Publish);
+        prop_assert!(["unsupported_codecs", "invalid_description"].contains(&code), "{}", code);
+        prop_assert!(call.answers.is_empty());
+    }
+}
+
+/// Offers no camera should make: bytes, or SDP-looking lines mixing H.264 format parameters of
+/// any mode with whatever else.
+fn hostile_camera_offer() -> impl Strategy<Value = String> {
+    let line = prop_oneof![
+        Just("v=0".to_owned()),
+        Just("m=video 9 UDP/TLS/RTP/SAVPF 102".to_owned()),
+        Just("a=rtpmap:102 H264/90000".to_owned()),
+        Just("a=fmtp:102 packetization-mode=1;profile-level-id=42e01f".to_owned()),
+        Just("a=fmtp:102 packetization-mode=0;profile-level-id=42e01f".to_owned()),
+        Just("a=rtpmap:96 VP8/90000".to_owned()),
+        ".{0,80}",
+    ];
+    // A whole description naming H.264 in packetization-mode 1, without ICE or DTLS.
+    let no_transport = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 102\r\n\
+        c=IN IP4 0.0.0.0\r\na=mid:0\r\na=sendonly\r\na=rtpmap:102 H264/90000\r\n\
+        a=fmtp:102 packetization-mode=1;profile-level-id=42e01f\r\n";
+    prop_oneof![
+        ".{0,400}",
+        prop::collection::vec(line, 0..12).prop_map(|lines| lines.join("\r\n")),
+        Just(no_transport.to_owned()),
+    ]
 }

@@ -6,13 +6,9 @@
 // counts the reconnects; restarted, the camera plays in the call again. When Ann leaves, the room
 // is empty and the camera leaves the call.
 
-import { spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
-
 import {
-  BASE_URL, apiCall, assertNoConsoleErrors, check, eventually, launch, remoteVideo, screenshot, signUp, tokenOf,
-  uniqueEmail, user,
+  BASE_URL, apiCall, assertNoConsoleErrors, check, eventually, launch, remoteVideo, screenshot, signUp,
+  startRtspServer, tokenOf, uniqueEmail, user,
 } from '../lib.mjs';
 
 const ROOM = `Front office ${Date.now() % 100000}`;
@@ -125,21 +121,5 @@ async function cameraStats(page) {
       }
     }
     return result;
-  });
-}
-
-/** tests/rtsp/server.py on `port` (0: a free one), 15 fps with a keyframe every 2 s. */
-function startRtspServer(port = 0) {
-  const script = fileURLToPath(new URL('../../rtsp/server.py', import.meta.url));
-  const child = spawn(process.env.RTSP_TEST_PYTHON || '/usr/bin/python3', [script, '--port', String(port), '--fps', '15'],
-    { stdio: ['ignore', 'pipe', 'inherit'] });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('the RTSP test server did not start')), 20_000);
-    createInterface({ input: child.stdout }).on('line', (line) => {
-      if (!line.startsWith('ready ')) return;
-      clearTimeout(timer);
-      resolve({ child, port: Number(line.slice(6)) });
-    });
-    child.on('exit', (code) => reject(new Error(`the RTSP test server exited (${code})`)));
   });
 }

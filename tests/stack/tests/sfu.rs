@@ -4,7 +4,10 @@
 //! seat (Ann is told with `media_changed`, Bob finds it in `welcome`); Ann publishes the committed
 //! VP8 and Opus clips on her `publish` connection; Bob answers the SFU's `subscribe` offer and
 //! receives both tracks, named after Ann's peer id. A recording of such a room gets Ann's media
-//! from the SFU (she offers the recorder nothing) into a file of her own.
+//! from the SFU (she offers the recorder nothing) into a file of her own. An RTSP camera
+//! (GStreamer's test server) attached to an `sfu` room publishes to the SFU through the camera
+//! ingest, and a participant receives its H.264 and PCMU through the SFU, named after the
+//! camera's peer id.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,7 +17,7 @@ use awc::http::StatusCode;
 use confab_protocol::signal::{SessionDescription, Signal, signal::Payload};
 use confab_stack::{Deployment, probe};
 use confab_testkit::media::{AUDIO_SSRC, Played, VIDEO_SSRC, opus, play_clips, sample_track, vp8};
-use confab_testkit::{Kind, SenderPeer, Signaling, TempDir, loopback_connection, run_tool};
+use confab_testkit::{Kind, RtspServer, SenderPeer, Signaling, TempDir, loopback_connection, run_tool};
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use serde_json::json;
 use tokio::task::JoinHandle;
@@ -95,57 +98,9 @@ async fn a_participant_receives_anothers_camera_and_microphone_through_the_media
     let (_camera, playing) = publish_clips(&mut ann, &sfu, Duration::from_secs(8)).await;
 
     // Bob answers the SFU's offer of his subscribe connection and counts what arrives.
-    let (viewer, mut events) = loopback_connection(media_engine()).await;
-    let received: Arc<[AtomicUsize; 2]> = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
-    let mut streams = Vec::new();
-    let subscribe = |payload| Signal {
-        to: sfu.clone(),
-        connection: "subscribe".into(),
-        payload: Some(payload),
-        ..Signal::default()
-    };
-    let mut section = None;
-    let enough = |received: &[AtomicUsize; 2]| received.iter().all(|n| n.load(Ordering::Relaxed) >= ENOUGH);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !enough(&received) {
-        tokio::select! {
-            () = tokio::time::sleep_until(deadline) => panic!("Bob received {received:?} packets of Ann's tracks"),
-            // The counts grow in the tracks' tasks: look at them again.
-            () = tokio::time::sleep(Duration::from_millis(100)) => {}
-            Some(message) = bob.recv_within(Duration::from_secs(30)) => match message {
-                Kind::Signal(Signal { from, connection, payload: Some(Payload::Sdp(offer)), .. }) => {
-                    assert_eq!((from.as_str(), connection.as_str(), offer.r#type.as_str()), (sfu.as_str(), "subscribe", "offer"));
-                    viewer.set_remote_description(RTCSessionDescription::offer(offer.sdp).unwrap()).await.unwrap();
-                    let answer = viewer.create_answer(None).await.unwrap();
-                    viewer.set_local_description(answer.clone()).await.unwrap();
-                    section = Some(confab_call::MediaSection::of_candidates(&answer.sdp));
-                    bob.send_signal(subscribe(Payload::Sdp(SessionDescription { r#type: "answer".into(), sdp: answer.sdp }))).await;
-                }
-                Kind::Signal(Signal { payload: Some(Payload::Candidate(candidate)), .. }) => {
-                    viewer.add_ice_candidate(confab_call::rtc_candidate(candidate)).await.unwrap();
-                }
-                _ => {}
-            },
-            Some(candidate) = events.candidates.recv() => {
-                let section = section.as_ref().expect("candidates come after the answer");
-                bob.send_signal(subscribe(Payload::Candidate(section.place(candidate)))).await;
-            }
-            Some(track) = events.tracks.recv() => {
-                streams.push(track.stream_id().await);
-                let index = usize::from(track.kind().await == RtpCodecKind::Audio);
-                let received = Arc::clone(&received);
-                tokio::spawn(async move {
-                    while let Some(event) = track.poll().await {
-                        if let TrackRemoteEvent::OnRtpPacket(_) = event {
-                            received[index].fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                });
-            }
-        }
-    }
-    assert_eq!(streams.len(), 2, "Ann's camera and microphone");
-    assert!(streams.iter().all(|stream| *stream == ann_id), "named after Ann: {streams:?}");
+    let tracks = receive_through_the_sfu(&mut bob, &sfu).await;
+    assert_eq!(tracks.len(), 2, "Ann's camera and microphone");
+    assert!(tracks.iter().all(|track| track.stream == ann_id), "named after Ann: {tracks:?}");
     playing.abort();
 }
 
@@ -233,4 +188,118 @@ async fn a_recording_takes_each_publishers_media_from_the_media_server_into_its_
     let (stdout, stderr) =
         run_tool("ffmpeg", &["-v", "error", "-nostdin", "-i", path.to_str().unwrap(), "-f", "null", "-"]);
     assert_eq!(stdout + &stderr, "", "the file decodes without errors");
+}
+
+#[actix_web::test]
+async fn an_rtsp_camera_in_an_sfu_room_reaches_a_participant_through_the_media_server() {
+    let camera = RtspServer::start(&["--fps", "15", "--gop", "15"]);
+    let deployment = Deployment::start().await;
+    let owner = deployment.signed_up_user().await;
+    let settings = json!({"name": "Yard", "media": "sfu"});
+    let room = deployment.post("/v1/rooms", Some(&owner), settings, StatusCode::CREATED).await;
+    let room = room["id"].as_str().unwrap().to_owned();
+    let attach = json!({"name": "Gate camera", "rtsp_url": camera.url()});
+    deployment.post(&format!("/v1/rooms/{room}/cameras"), Some(&owner), attach, StatusCode::CREATED).await;
+
+    // The owner's arrival brings the SFU (an `sfu` room) and the camera (a call is on).
+    let join = deployment.post(&format!("/v1/rooms/{room}/join"), Some(&owner), json!({}), StatusCode::OK).await;
+    let (mut ann, _) = Signaling::join(join["gateway_url"].as_str().unwrap(), join["ticket"].as_str().unwrap()).await;
+    let (mut sfu, mut camera_id) = (None, None);
+    while sfu.is_none() || camera_id.is_none() {
+        match ann.recv_within(Duration::from_secs(30)).await.expect("the SFU and the camera arrive") {
+            Kind::MediaChanged(changed) => sfu = changed.sfu.map(|sfu| sfu.peer_id),
+            Kind::PeerJoined(joined) => {
+                let peer = joined.peer.unwrap();
+                assert_eq!((peer.display_name.as_str(), peer.role.as_str()), ("Gate camera", "camera"));
+                camera_id = Some(peer.peer_id);
+            }
+            Kind::Signal(signal) => panic!("nothing but the SFU signals Ann in an SFU room: {signal:?}"),
+            _ => {}
+        }
+    }
+    let (sfu, camera_id) = (sfu.unwrap(), camera_id.unwrap());
+
+    // The camera sent its media to the SFU only: Ann gets it on her subscribe connection.
+    let tracks = receive_through_the_sfu(&mut ann, &sfu).await;
+    assert_eq!(tracks.len(), 2, "the camera's video and sound: {tracks:?}");
+    assert!(tracks.iter().all(|track| track.stream == camera_id), "named after the camera: {tracks:?}");
+    let mut codecs: Vec<&str> = tracks.iter().map(|track| track.mime_type.as_str()).collect();
+    codecs.sort_unstable();
+    assert_eq!(codecs, ["audio/PCMU", "video/H264"]);
+    let video = tracks.iter().find(|track| track.kind == RtpCodecKind::Video).unwrap();
+    assert!(confab_payload::h264::starts_keyframe(&video.first_payload), "the video starts at a keyframe");
+}
+
+/// A track received on a subscribe connection.
+#[derive(Debug)]
+struct ReceivedTrack {
+    /// `a=msid`'s stream id: the publisher's peer id.
+    stream: String,
+    kind: RtpCodecKind,
+    mime_type: String,
+    first_payload: Vec<u8>,
+}
+
+/// Answers the SFU's offers of `participant`'s subscribe connection until every track it offered
+/// delivered [`ENOUGH`] packets; what each track was.
+async fn receive_through_the_sfu(participant: &mut Signaling, sfu: &str) -> Vec<ReceivedTrack> {
+    let (viewer, mut events) = loopback_connection(media_engine()).await;
+    let subscribe = |payload| Signal {
+        to: sfu.to_owned(),
+        connection: "subscribe".into(),
+        payload: Some(payload),
+        ..Signal::default()
+    };
+    let (first_packets, mut tracks) = (tokio::sync::mpsc::unbounded_channel(), Vec::new());
+    let (first_packet, mut first_packets) = first_packets;
+    let mut received: Vec<Arc<AtomicUsize>> = Vec::new();
+    let mut section = None;
+    let enough = |received: &[Arc<AtomicUsize>]| {
+        !received.is_empty() && received.iter().all(|n| n.load(Ordering::Relaxed) >= ENOUGH)
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !enough(&received) || tracks.len() < received.len() {
+        tokio::select! {
+            () = tokio::time::sleep_until(deadline) => panic!("received {received:?} packets of {tracks:?}"),
+            // The counts grow in the tracks' tasks: look at them again.
+            () = tokio::time::sleep(Duration::from_millis(100)) => {}
+            Some(message) = participant.recv_within(Duration::from_secs(30)) => match message {
+                Kind::Signal(Signal { from, connection, payload: Some(Payload::Sdp(offer)), .. }) => {
+                    assert_eq!((from.as_str(), connection.as_str(), offer.r#type.as_str()), (sfu, "subscribe", "offer"));
+                    viewer.set_remote_description(RTCSessionDescription::offer(offer.sdp).unwrap()).await.unwrap();
+                    let answer = viewer.create_answer(None).await.unwrap();
+                    viewer.set_local_description(answer.clone()).await.unwrap();
+                    section = Some(confab_call::MediaSection::of_candidates(&answer.sdp));
+                    participant.send_signal(subscribe(Payload::Sdp(SessionDescription { r#type: "answer".into(), sdp: answer.sdp }))).await;
+                }
+                Kind::Signal(Signal { payload: Some(Payload::Candidate(candidate)), .. }) => {
+                    viewer.add_ice_candidate(confab_call::rtc_candidate(candidate)).await.unwrap();
+                }
+                _ => {}
+            },
+            Some(candidate) = events.candidates.recv() => {
+                let section = section.as_ref().expect("candidates come after the answer");
+                participant.send_signal(subscribe(Payload::Candidate(section.place(candidate)))).await;
+            }
+            Some(track) = events.tracks.recv() => {
+                let (stream, kind) = (track.stream_id().await, track.kind().await);
+                let count = Arc::new(AtomicUsize::new(0));
+                received.push(Arc::clone(&count));
+                let first_packet = first_packet.clone();
+                tokio::spawn(async move {
+                    while let Some(event) = track.poll().await {
+                        let TrackRemoteEvent::OnRtpPacket(packet) = event else { continue };
+                        if count.fetch_add(1, Ordering::Relaxed) == 0 {
+                            let codec = track.codec(packet.header.ssrc).await.map(|codec| codec.mime_type);
+                            let first_payload = packet.payload.to_vec();
+                            let received = ReceivedTrack { stream: stream.clone(), kind, mime_type: codec.unwrap_or_default(), first_payload };
+                            let _ = first_packet.send(received);
+                        }
+                    }
+                });
+            }
+            Some(track) = first_packets.recv() => tracks.push(track),
+        }
+    }
+    tracks
 }

@@ -32,9 +32,11 @@
 // shown as badges on its tile.
 //
 // A camera of the room joins the call as a peer with role `camera`, named after the camera: it
-// gets a tile with a camera badge and a receive-only connection (it offers, we answer; nothing of
-// ours is sent to it), and it is not counted as a person. The SFU does not serve cameras, so that
-// connection is a mesh one in either kind of call.
+// gets a tile with a camera badge and is not counted as a person. In a mesh it has a receive-only
+// connection (it offers, we answer; nothing of ours is sent to it); through the SFU it publishes
+// there like a person, its tile shows what arrives in its stream (`streams[0].id` is its peer id)
+// and no mesh connection is kept to it (it closes its own when the SFU comes and offers again when
+// it goes).
 
 import { api, ApiError } from '../api.js';
 import { h, replace, toast } from '../dom.js';
@@ -326,9 +328,9 @@ class CallPage {
       const camera = isCamera(peer);
       this.grid.tile(peer.peer_id, { name: peer.display_name || (camera ? 'Camera' : 'Participant'), camera });
       if (this.mesh.has(peer.peer_id)) this.mesh.renegotiate(peer.peer_id);
+      else if (this.sfuPeerId) this.showThroughSfu(peer.peer_id);
       // A camera offers to us (again after a resync, if its connection is down): we only answer.
       else if (camera) this.mesh.add(peer.peer_id, { initiate: false, receiveOnly: true });
-      else if (this.sfuPeerId) this.showThroughSfu(peer.peer_id);
       else this.mesh.add(peer.peer_id, { initiate: true });
     }
   }
@@ -340,10 +342,12 @@ class CallPage {
     const fromMesh = !this.sfuPeerId;
     this.closeSfu();
     if (!sfuPeerId) {
-      // Back to the mesh: of each pair, the peer that would ignore a colliding offer offers; the
-      // recorder gets our media from us again.
+      // Back to the mesh: of each pair, the peer that would ignore a colliding offer offers;
+      // cameras offer again by themselves, and the recorder gets our media from us again.
       for (const peer of this.peers.values()) {
-        if (!isCamera(peer) && !this.mesh.has(peer.peer_id)) this.mesh.add(peer.peer_id, { initiate: this.selfId < peer.peer_id });
+        if (this.mesh.has(peer.peer_id)) continue;
+        if (isCamera(peer)) this.mesh.add(peer.peer_id, { initiate: false, receiveOnly: true });
+        else this.mesh.add(peer.peer_id, { initiate: this.selfId < peer.peer_id });
       }
       for (const recorderId of this.activeRecorders.keys()) this.recorders.open(recorderId);
       return;
@@ -356,10 +360,10 @@ class CallPage {
     if (fromMesh) {
       clearTimeout(this.timers.handover);
       this.timers.handover = setTimeout(() => {
-        for (const peerId of this.mesh.ids()) if (!isCamera(this.peers.get(peerId) || {})) this.meshToSfu(peerId);
+        for (const peerId of this.mesh.ids()) if (this.peers.has(peerId)) this.meshToSfu(peerId);
       }, HANDOVER_MS);
     }
-    for (const peer of this.peers.values()) if (!isCamera(peer) && !this.mesh.has(peer.peer_id)) this.showThroughSfu(peer.peer_id);
+    for (const peer of this.peers.values()) if (!this.mesh.has(peer.peer_id)) this.showThroughSfu(peer.peer_id);
   }
 
   closeSfu() {
@@ -380,7 +384,7 @@ class CallPage {
     this.showThroughSfu(peerId);
   }
 
-  /** The tile of a person whose media comes through the SFU: the SFU link's state, its stream once arrived. */
+  /** The tile of a person or camera whose media comes through the SFU: the SFU link's state, its stream once arrived. */
   showThroughSfu(peerId) {
     const tile = this.grid.tile(peerId);
     tile.setState(this.sfuState);
@@ -390,8 +394,8 @@ class CallPage {
 
   sfuStateChanged(state) {
     this.sfuState = state;
-    for (const [peerId, peer] of this.peers) {
-      if (!isCamera(peer) && !this.mesh.has(peerId) && this.grid.has(peerId)) this.grid.tile(peerId).setState(state);
+    for (const peerId of this.peers.keys()) {
+      if (!this.mesh.has(peerId) && this.grid.has(peerId)) this.grid.tile(peerId).setState(state);
     }
   }
 
@@ -411,7 +415,7 @@ class CallPage {
     this.grid.tile(peer.peer_id, { name, camera });
     // Its offer may have come first (then the connection exists already).
     if (!this.mesh.has(peer.peer_id)) {
-      if (camera || !this.sfuPeerId) this.mesh.add(peer.peer_id, { initiate: false, receiveOnly: camera });
+      if (!this.sfuPeerId) this.mesh.add(peer.peer_id, { initiate: false, receiveOnly: camera });
       else this.showThroughSfu(peer.peer_id);
     }
     if (camera) {

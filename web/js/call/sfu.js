@@ -9,8 +9,9 @@
 //   the microphone, both send-only. A participant who does not publish (a lecture's viewer) opens
 //   none. A device that appears later is added and offered again.
 // - `subscribe`, which the SFU offers and re-offers as tracks come and go; this side answers.
-//   Each track's `a=msid` names its publisher's peer id (the stream id, so `ontrack`'s
-//   `streams[0].id`) and the SFU's track id, which `track_request` names: the size each tile
+//   Each track's `a=msid` names its publisher's peer id (a person's or a room camera's, whose
+//   H.264 and G.711 arrive here too; the stream id, so `ontrack`'s `streams[0].id`) and the
+//   SFU's track id, which `track_request` names: the size each tile
 //   shows a video at (the SFU picks the smallest layer that covers it), or `paused` while the
 //   tile is off screen. A publisher's stream is handed on (`onStream`) once media arrives on it
 //   (a track unmutes), so the page can swap a tile from the mesh without a black gap.

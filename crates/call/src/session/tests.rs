@@ -59,7 +59,7 @@ fn a_welcome_puts_the_seat_in_the_call_with_its_peers_and_ice_servers() {
     assert!(!session.wants_to_enter(now) && session.poll_timeout().is_none());
     assert_eq!(
         events(&mut session),
-        [Event::Joined { peer_id: "me".into(), peers: vec![peer("ann", "member"), peer("cam", "camera")] }]
+        [Event::Joined { peer_id: "me".into(), peers: vec![peer("ann", "member"), peer("cam", "camera")], sfu: None }]
     );
     assert_eq!(session.peer("ann"), Some(&peer("ann", "member")));
     assert_eq!(session.ice_servers()[0].urls, ["stun:stun.example:3478"]);
@@ -210,7 +210,7 @@ fn a_rejoin_in_time_is_a_new_seat_with_a_fresh_view() {
     session.entered(welcome(r#"{"welcome":{"peer_id":"me-2","room_id":"r","peers":[]}}"#));
     assert_eq!(session.peer_id(), Some("me-2"));
     assert_eq!((session.recorder(), session.peer("ann")), (None, None));
-    assert_eq!(events(&mut session).last(), Some(&Event::Joined { peer_id: "me-2".into(), peers: vec![] }));
+    assert_eq!(events(&mut session).last(), Some(&Event::Joined { peer_id: "me-2".into(), peers: vec![], sfu: None }));
 }
 
 #[test]
@@ -267,4 +267,44 @@ fn messages_out_of_place_change_nothing() {
     session.enter_failed(now);
     assert_eq!(session.peer_id(), Some("me"));
     assert!(events(&mut session).is_empty() && sent(&mut session).is_empty());
+}
+
+#[test]
+fn the_media_server_the_call_goes_through_is_told_at_the_welcome_and_at_each_change() {
+    let now = Instant::now();
+    let mut session = Session::new(camera_policy(), now);
+    session.entered(welcome(r#"{"welcome":{"peer_id":"me","room_id":"r","peers":[],"sfu":{"peer_id":"sfu-1"}}}"#));
+    assert_eq!(
+        events(&mut session),
+        [Event::Joined { peer_id: "me".into(), peers: vec![], sfu: Some("sfu-1".into()) }]
+    );
+    assert_eq!(session.sfu(), Some("sfu-1"));
+
+    // Another seat takes over, then the SFU leaves: back to mesh.
+    session.receive(server(r#"{"media_changed":{"sfu":{"peer_id":"sfu-2"}}}"#));
+    session.receive(server(r#"{"media_changed":{}}"#));
+    assert_eq!(
+        events(&mut session),
+        [Event::MediaChanged { sfu: Some("sfu-2".into()) }, Event::MediaChanged { sfu: None }]
+    );
+    assert_eq!(session.sfu(), None);
+
+    // A resync tells a change the seat missed, before the peers; one that changes nothing, nothing.
+    session.receive(server(r#"{"resync":{"peers":[],"sfu":{"peer_id":"sfu-3"}}}"#));
+    session.receive(server(r#"{"resync":{"peers":[],"sfu":{"peer_id":"sfu-3"}}}"#));
+    session.receive(server(r#"{"media_changed":{"sfu":{"peer_id":"sfu-3"}}}"#));
+    assert_eq!(
+        events(&mut session),
+        [
+            Event::MediaChanged { sfu: Some("sfu-3".into()) },
+            Event::Resync { peers: vec![] },
+            Event::Resync { peers: vec![] },
+        ]
+    );
+
+    // A new seat after a lost gateway starts from its own welcome.
+    session.lost(now);
+    session.entered(welcome(r#"{"welcome":{"peer_id":"me-2","room_id":"r","peers":[]}}"#));
+    assert_eq!(events(&mut session).last(), Some(&Event::Joined { peer_id: "me-2".into(), peers: vec![], sfu: None }));
+    assert_eq!(session.sfu(), None);
 }

@@ -1,12 +1,15 @@
 //! Participants of a call through the media server, in process: webrtc-rs `rtc` peers on the
 //! other side of a [`MediaServer`], their datagrams handed across by [`Call::run`] as a network
 //! would (every datagram, in order, no loss unless a test drops it), their signals by the test.
+//! A camera among them publishes as the ingest does: H.264 (the committed clip
+//! `crates/testkit/clips/video.h264`, packetized by webrtc-rs's payloader) and PCMU.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use confab_call::camera_profile::{self, G711};
 use confab_domain::{CallRole, RoomMode, RoomRole};
 use confab_sfu::connection::{AUDIO_LEVEL_URI, ConnectionKind, add_host_candidate, opus, vp8};
 use confab_sfu::rtcp_delivery::{DeliverRtcp, as_sender_report, asks_for_keyframe};
@@ -22,8 +25,10 @@ use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::transport::RTCDtlsRole;
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp::codec::h264::H264Payloader;
 use rtc::rtp::header::Header;
 use rtc::rtp::packet::Packet;
+use rtc::rtp::packetizer::Payloader;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
     RTCRtpHeaderExtensionCapability, RtpCodecKind,
@@ -47,6 +52,8 @@ pub struct Participant {
     camera: Option<(RTCRtpSenderId, Vec<Layer>)>,
     /// Its microphone's sender, and the level (RFC 6464: 0 loudest, 127 silence) it sends at.
     microphone: Option<RTCRtpSenderId>,
+    /// A camera's H.264 and G.711 senders, and the next access unit of the clip it sends.
+    h264: Option<(RTCRtpSenderId, RTCRtpSenderId, usize)>,
     pub level: u8,
     sequence_number: u16,
     picture_id: u16,
@@ -56,6 +63,10 @@ pub struct Participant {
     pub streams: Vec<String>,
     /// The receivers of those tracks, with their SSRCs.
     receivers: Vec<(RTCRtpReceiverId, u32)>,
+    /// The codec each received track was negotiated in: track id, MIME type, format parameters.
+    pub codecs: Vec<(String, String, String)>,
+    /// Whether its subscribe connection takes H.264 (a client may not).
+    pub decodes_h264: bool,
     /// Keyframe requests that reached its publish connection.
     pub keyframe_requests: usize,
     /// Sender reports received on its subscribe connection: SSRC, NTP time, RTP time.
@@ -103,6 +114,12 @@ const SIMULCAST: [Layer; 3] = [
     Layer { rid: "f", ssrc: 0x5c_0003, size: (1280, 720), bytes: 1100 },
 ];
 const MICROPHONE_SSRC: u32 = 0x0a1_0001;
+const H264_SSRC: u32 = 0x264_0001;
+const G711_SSRC: u32 = 0x711_0001;
+/// The camera clip's `profile-level-id`, from its SPS: Main (constraint_set1), level 3.0.
+pub const CLIP_PROFILE: &str = "4d401e";
+/// An RTP payload's largest size, as webrtc-rs's payloader is told.
+const MTU: usize = 1200;
 const FRAME: Duration = Duration::from_millis(33);
 
 impl Call {
@@ -128,7 +145,7 @@ impl Call {
         self.join_as(peer_id, CallRole::Person(role))
     }
 
-    /// A peer joins in `role` (a person, or the recorder); its index.
+    /// A peer joins in `role` (a person, a camera, or the recorder); its index.
     pub fn join_as(&mut self, peer_id: &str, role: CallRole) -> usize {
         let n = self.participants.len();
         let address = SocketAddr::from(([127, 0, 0, 1], 40_000 + 2 * n as u16));
@@ -139,12 +156,15 @@ impl Call {
             subscribe: None,
             camera: None,
             microphone: None,
+            h264: None,
             level: 127,
             sequence_number: 0,
             picture_id: 0,
             received: Vec::new(),
             streams: Vec::new(),
             receivers: Vec::new(),
+            codecs: Vec::new(),
+            decodes_h264: true,
             keyframe_requests: 0,
             sender_reports: Vec::new(),
             offers: 0,
@@ -157,7 +177,7 @@ impl Call {
     /// Participant `n`'s page reloads: its connections are gone, its peer id stays (it resumed).
     pub fn reload(&mut self, n: usize) {
         let participant = &mut self.participants[n];
-        (participant.publish, participant.subscribe, participant.camera) = (None, None, None);
+        (participant.publish, participant.subscribe, participant.camera, participant.h264) = (None, None, None, None);
     }
 
     pub fn leave(&mut self, n: usize) {
@@ -188,6 +208,30 @@ impl Call {
         let stream = participant.peer_id.clone();
         let track = MediaStreamTrack::new(stream, "mic".into(), "mic".into(), RtpCodecKind::Audio, vec![encoding]);
         participant.microphone = Some(pc.add_track(track).unwrap());
+        self.offer_to_publish(n, pc);
+    }
+
+    /// Camera `n` offers to publish as the ingest does: a send-only H.264 track
+    /// (packetization-mode 1 at `profile_level_id`) and a PCMU track, and nothing else.
+    pub fn publish_h264_camera(&mut self, n: usize, profile_level_id: &str) {
+        let participant = &mut self.participants[n];
+        let (h264, pcmu) = (camera_profile::h264(profile_level_id), camera_profile::g711(G711::Pcmu));
+        let mut media_engine = MediaEngine::default();
+        media_engine.register_codec(h264.clone(), RtpCodecKind::Video).unwrap();
+        media_engine.register_codec(pcmu.clone(), RtpCodecKind::Audio).unwrap();
+        let mut pc = build(media_engine, participant.address);
+        let stream = participant.peer_id.clone();
+        let track = |id: &str, kind, ssrc, codec| {
+            let encoding = RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
+                codec,
+                ..Default::default()
+            };
+            MediaStreamTrack::new(stream.clone(), id.into(), id.into(), kind, vec![encoding])
+        };
+        let video = pc.add_track(track("video", RtpCodecKind::Video, H264_SSRC, h264.rtp_codec)).unwrap();
+        let audio = pc.add_track(track("audio", RtpCodecKind::Audio, G711_SSRC, pcmu.rtp_codec)).unwrap();
+        participant.h264 = Some((video, audio, 0));
         self.offer_to_publish(n, pc);
     }
 
@@ -241,9 +285,54 @@ impl Call {
         let _ = sender.write_rtp(Instant::now(), Packet { header, payload: Bytes::from_static(&[0xfc; 60]) });
     }
 
+    /// Camera `n` sends the clip's next access unit, packetized as webrtc-rs does (SPS and PPS
+    /// aggregated in a STAP-A before an IDR, FU-A past the MTU, the marker on the last packet),
+    /// and a frame's length of PCMU; the clip loops.
+    fn send_camera_frame(&mut self, n: usize) {
+        let participant = &mut self.participants[n];
+        let (Some(pc), Some((video, audio, next))) = (participant.publish.as_mut(), participant.h264.as_mut()) else {
+            return;
+        };
+        let clip = h264_clip();
+        let frame = *next;
+        *next = (frame + 1) % clip.len();
+        let timestamp = frame as u32 * 3000;
+        let mut payloader = H264Payloader::default();
+        let payloads = payloader.payload(MTU, &Bytes::from(clip[frame].clone())).unwrap();
+        if let Some(mut sender) = pc.rtp_sender(*video) {
+            let payload_type = sender.get_parameters().rtp_parameters.codecs.first().map(|c| c.payload_type).unwrap();
+            let last = payloads.len() - 1;
+            for (i, payload) in payloads.into_iter().enumerate() {
+                participant.sequence_number = participant.sequence_number.wrapping_add(1);
+                let header = Header {
+                    version: 2,
+                    marker: i == last,
+                    payload_type,
+                    sequence_number: participant.sequence_number,
+                    timestamp,
+                    ssrc: H264_SSRC,
+                    ..Default::default()
+                };
+                let _ = sender.write_rtp(Instant::now(), Packet { header, payload });
+            }
+        }
+        if let Some(mut sender) = pc.rtp_sender(*audio) {
+            let header = Header {
+                version: 2,
+                payload_type: 0,
+                sequence_number: frame as u16,
+                timestamp: frame as u32 * 264,
+                ssrc: G711_SSRC,
+                ..Default::default()
+            };
+            let _ = sender.write_rtp(Instant::now(), Packet { header, payload: Bytes::from_static(&[0xff; 264]) });
+        }
+    }
+
     /// Participant `n` sends one VP8 frame of one packet on each of its camera's layers (a
     /// keyframe every 30, stating the layer's size), with the mid and rid extensions of simulcast.
     pub fn send_frame(&mut self, n: usize) {
+        self.send_camera_frame(n);
         let participant = &mut self.participants[n];
         let (Some(pc), Some((sender, layers))) = (participant.publish.as_mut(), participant.camera.as_ref()) else {
             return;
@@ -407,7 +496,8 @@ impl Call {
             (ConnectionKind::Subscribe, Outgoing::Offer(sdp)) => {
                 participant.offers += 1;
                 let address = subscribe_address(participant);
-                let pc = participant.subscribe.get_or_insert_with(|| peer_connection(address));
+                let decodes_h264 = participant.decodes_h264;
+                let pc = participant.subscribe.get_or_insert_with(|| receiving_peer_connection(address, decodes_h264));
                 pc.set_remote_description(now, RTCSessionDescription::offer(sdp).unwrap()).unwrap();
                 let answer = pc.create_answer(None).unwrap();
                 pc.set_local_description(now, answer.clone()).unwrap();
@@ -503,6 +593,12 @@ fn read(participant: &mut Participant) {
         if let RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) = event {
             participant.streams.extend(init.stream_ids);
             participant.receivers.push((init.receiver_id, init.ssrc));
+            if let Some(mut receiver) = pc.rtp_receiver(init.receiver_id)
+                && let Some(codec) = receiver.get_parameters().rtp_parameters.codecs.first()
+            {
+                let (mime, fmtp) = (codec.rtp_codec.mime_type.clone(), codec.rtp_codec.sdp_fmtp_line.clone());
+                participant.codecs.push((init.track_id, mime, fmtp));
+            }
         }
     }
     while let Some(message) = pc.poll_read() {
@@ -517,13 +613,85 @@ fn read(participant: &mut Participant) {
     }
 }
 
+/// A participant's publish connection: VP8 and Opus, as a browser publishes to the server.
 fn peer_connection(address: SocketAddr) -> RTCPeerConnection {
+    build(participant_codecs(), address)
+}
+
+/// A participant's subscribe connection: besides VP8 and Opus, what a browser decodes of a
+/// camera's (H.264 in packetization-mode 1 at a baseline profile and at the clip's, unless
+/// `decodes_h264` is false; PCMU, PCMA).
+fn receiving_peer_connection(address: SocketAddr, decodes_h264: bool) -> RTCPeerConnection {
+    let mut media_engine = participant_codecs();
+    let h264 = [camera_profile::DEFAULT_PROFILE_LEVEL_ID, CLIP_PROFILE].map(camera_profile::h264);
+    for (payload_type, codec) in [102, 104].into_iter().zip(h264).filter(|_| decodes_h264) {
+        media_engine.register_codec(RTCRtpCodecParameters { payload_type, ..codec }, RtpCodecKind::Video).unwrap();
+    }
+    for g711 in [G711::Pcmu, G711::Pcma].map(camera_profile::g711) {
+        media_engine.register_codec(g711, RtpCodecKind::Audio).unwrap();
+    }
+    build(media_engine, address)
+}
+
+fn participant_codecs() -> MediaEngine {
     let mut media_engine = MediaEngine::default();
     let codecs: [(RTCRtpCodec, u8, RtpCodecKind); 2] =
         [(vp8(), 96, RtpCodecKind::Video), (opus(), 111, RtpCodecKind::Audio)];
     for (rtp_codec, payload_type, kind) in codecs {
         media_engine.register_codec(RTCRtpCodecParameters { rtp_codec, payload_type }, kind).unwrap();
     }
+    media_engine
+}
+
+/// The H.264 clip's access units (one frame each, SPS and PPS before each keyframe), in Annex B
+/// with four-byte start codes, as the ingest hands webrtc-rs a camera's frames.
+pub fn h264_clip() -> &'static [Vec<u8>] {
+    static CLIP: std::sync::OnceLock<Vec<Vec<u8>>> = std::sync::OnceLock::new();
+    CLIP.get_or_init(|| {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../crates/testkit/clips/video.h264");
+        access_units(&std::fs::read(path).expect("the committed H.264 clip"))
+    })
+}
+
+/// Splits an Annex B stream into access units: a new one at each SPS or slice (the clip has one
+/// slice per picture), each NAL unit behind a four-byte start code.
+fn access_units(stream: &[u8]) -> Vec<Vec<u8>> {
+    let mut starts = Vec::new();
+    let mut i = 0;
+    while i + 3 <= stream.len() {
+        if stream[i..i + 3] == [0, 0, 1] {
+            starts.push(i + 3);
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    let mut units: Vec<Vec<u8>> = Vec::new();
+    let mut previous_type = None;
+    for (k, &start) in starts.iter().enumerate() {
+        let end = starts.get(k + 1).map_or(stream.len(), |next| next - 3);
+        let mut nal = &stream[start..end];
+        while nal.last() == Some(&0) {
+            nal = &nal[..nal.len() - 1];
+        }
+        let nal_type = nal[0] & 0x1f;
+        let starts_unit = match nal_type {
+            7 => true,
+            1 | 5 => !matches!(previous_type, Some(7 | 8)),
+            _ => false,
+        };
+        if starts_unit || units.is_empty() {
+            units.push(Vec::new());
+        }
+        let unit = units.last_mut().unwrap();
+        unit.extend_from_slice(&[0, 0, 0, 1]);
+        unit.extend_from_slice(nal);
+        previous_type = Some(nal_type);
+    }
+    units
+}
+
+fn build(mut media_engine: MediaEngine, address: SocketAddr) -> RTCPeerConnection {
     media_engine
         .register_header_extension(
             RTCRtpHeaderExtensionCapability { uri: AUDIO_LEVEL_URI.to_owned() },
