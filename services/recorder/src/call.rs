@@ -155,7 +155,12 @@ impl RecordedCall {
 
     /// A signal of the SFU seat `from` about its connection to the recorder: an offer (the first
     /// from that seat opens the connection, replacing one with an earlier seat) or a candidate.
+    /// Only the seat the call goes through is heard: a participant naming a `connection` to the
+    /// recorder is not the SFU.
     async fn media_server_signal(&mut self, from: String, signal: Signal, taking: &mut Taking<'_>) {
+        if self.call.session().sfu() != Some(from.as_str()) {
+            return tracing::debug!(peer.id = %from, "a media server signal from a peer that is not the call's SFU");
+        }
         match signal.payload {
             Some(Payload::Sdp(description)) if description.r#type == "offer" => {
                 if let Some(sfu) = taking.sfu.as_ref().filter(|sfu| sfu.is_with(&from)) {

@@ -4,10 +4,11 @@
 //! seat (Ann is told with `media_changed`, Bob finds it in `welcome`); Ann publishes the committed
 //! VP8 and Opus clips on her `publish` connection; Bob answers the SFU's `subscribe` offer and
 //! receives both tracks, named after Ann's peer id. A recording of such a room gets Ann's media
-//! from the SFU (she offers the recorder nothing) into a file of her own. An RTSP camera
-//! (GStreamer's test server) attached to an `sfu` room publishes to the SFU through the camera
-//! ingest, and a participant receives its H.264 and PCMU through the SFU, named after the
-//! camera's peer id.
+//! from the SFU (she offers the recorder nothing) into a file of her own, whatever another
+//! participant posing as the SFU sends the recorder. An RTSP camera (GStreamer's test server)
+//! attached to an `sfu` room publishes to the SFU through the camera ingest: a participant
+//! receives its H.264 and PCMU through the SFU, named after the camera's peer id, and a recording
+//! gets it from the SFU into the camera's own Matroska file.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,7 +18,7 @@ use awc::http::StatusCode;
 use confab_protocol::signal::{SessionDescription, Signal, signal::Payload};
 use confab_stack::{Deployment, probe};
 use confab_testkit::media::{AUDIO_SSRC, Played, VIDEO_SSRC, opus, play_clips, sample_track, vp8};
-use confab_testkit::{Kind, RtspServer, SenderPeer, Signaling, TempDir, loopback_connection, run_tool};
+use confab_testkit::{Kind, RtspServer, SenderPeer, Signaling, TempDir, eventually, loopback_connection, run_tool};
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use serde_json::json;
 use tokio::task::JoinHandle;
@@ -154,16 +155,33 @@ async fn a_recording_takes_each_publishers_media_from_the_media_server_into_its_
     // Before anything is built: without the tools this test cannot judge the file.
     run_tool("ffprobe", &["-version"]);
     let settings = json!({"name": "Recorded through the SFU", "media": "sfu"});
-    let SfuCall { deployment, room, ann_token, sfu, mut ann, bob: _bob, .. } = call_through_the_sfu(settings).await;
+    let SfuCall { deployment, room, ann_token, sfu, mut ann, mut bob, .. } = call_through_the_sfu(settings).await;
     ann.next_of(|kind| matches!(kind, Kind::PeerJoined(_)).then_some(())).await;
     let started = deployment
         .post(&format!("/v1/rooms/{room}/recordings"), Some(&ann_token), json!({}), StatusCode::ACCEPTED)
         .await;
     let recording = started["id"].as_str().unwrap().to_owned();
     ann.next_of(|kind| matches!(kind, Kind::RecordingStarted(_)).then_some(())).await;
+    let recorder = bob
+        .next_of(|kind| match kind {
+            Kind::RecordingStarted(started) => Some(started.recorder_peer_id),
+            _ => None,
+        })
+        .await;
 
     // Ann publishes to the SFU only: she offers the recorder nothing, the SFU hands it her tracks.
     let (camera, playing) = publish_clips(&mut ann, &sfu, Duration::from_secs(6)).await;
+    // Midway, Bob poses as the SFU with an offer on the recorder's `subscribe` connection: the
+    // recorder hears only the call's SFU, so Ann's recording goes on.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let posing = SessionDescription { r#type: "offer".into(), sdp: "v=0\r\n".into() };
+    let posing = Signal {
+        to: recorder,
+        connection: "subscribe".into(),
+        payload: Some(Payload::Sdp(posing)),
+        ..Signal::default()
+    };
+    bob.send_signal(posing).await;
     let played = playing.await.unwrap();
     deployment.post(&format!("/v1/recordings/{recording}/stop"), Some(&ann_token), json!({}), StatusCode::OK).await;
     camera.connection.close().await.unwrap();
@@ -228,6 +246,63 @@ async fn an_rtsp_camera_in_an_sfu_room_reaches_a_participant_through_the_media_s
     assert_eq!(codecs, ["audio/PCMU", "video/H264"]);
     let video = tracks.iter().find(|track| track.kind == RtpCodecKind::Video).unwrap();
     assert!(confab_payload::h264::starts_keyframe(&video.first_payload), "the video starts at a keyframe");
+}
+
+#[actix_web::test]
+async fn a_recording_takes_a_camera_in_an_sfu_room_from_the_media_server_into_its_matroska_file() {
+    run_tool("ffprobe", &["-version"]);
+    let camera = RtspServer::start(&["--fps", "15", "--gop", "8"]);
+    let deployment = Deployment::start().await;
+    let owner = deployment.signed_up_user().await;
+    let room =
+        deployment.post("/v1/rooms", Some(&owner), json!({"name": "Yard", "media": "sfu"}), StatusCode::CREATED).await;
+    let room = room["id"].as_str().unwrap().to_owned();
+    let attach = json!({"name": "Gate camera", "rtsp_url": camera.url()});
+    deployment.post(&format!("/v1/rooms/{room}/cameras"), Some(&owner), attach, StatusCode::CREATED).await;
+    let join = deployment.post(&format!("/v1/rooms/{room}/join"), Some(&owner), json!({}), StatusCode::OK).await;
+    let (mut ann, _) = Signaling::join(join["gateway_url"].as_str().unwrap(), join["ticket"].as_str().unwrap()).await;
+    let camera_joined = |kind| match kind {
+        Kind::PeerJoined(joined) => joined.peer.filter(|peer| peer.role == "camera"),
+        _ => None,
+    };
+    ann.next_of_within(Duration::from_secs(30), camera_joined).await.expect("the camera joins");
+
+    // Ann answers nothing; the camera publishes to the SFU, which sends it to the recorder.
+    let started =
+        deployment.post(&format!("/v1/rooms/{room}/recordings"), Some(&owner), json!({}), StatusCode::ACCEPTED).await;
+    let recording = started["id"].as_str().unwrap().to_owned();
+    let recording_dir = deployment.recordings.0.join(&recording);
+    let camera_file_started = || {
+        let entries = std::fs::read_dir(&recording_dir).into_iter().flatten().flatten();
+        entries.into_iter().any(|e| e.path().extension().is_some_and(|x| x == "mkv") && e.metadata().unwrap().len() > 0)
+    };
+    eventually("the camera's file starts", Duration::from_secs(30), || {
+        std::future::ready(camera_file_started().then_some(()))
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    deployment.post(&format!("/v1/recordings/{recording}/stop"), Some(&owner), json!({}), StatusCode::OK).await;
+
+    let ready = deployment.wait_for_recording(&owner, &recording, "ready").await;
+    let files = ready["files"].as_array().unwrap();
+    assert_eq!(files.len(), 1, "the camera's file; Ann sent nothing: {ready}");
+    assert_eq!(
+        (files[0]["participant"].as_str(), files[0]["content_type"].as_str()),
+        (Some("Gate camera"), Some("video/x-matroska"))
+    );
+    assert_eq!(files[0]["codecs"], json!(["h264", "pcm_mulaw"]));
+    let (_, bytes) = deployment
+        .download(&owner, &format!("/v1/recordings/{recording}/files/{}", files[0]["id"].as_str().unwrap()))
+        .await;
+    let downloaded = TempDir::new("sfu-camera");
+    let path = downloaded.0.join("camera.mkv");
+    std::fs::write(&path, &bytes).unwrap();
+    let probe = probe(&path);
+    println!("recorded {} bytes of the camera through the SFU: {probe:?}", bytes.len());
+    assert!(probe.duration_secs >= 3.0, "{} s in the camera's file", probe.duration_secs);
+    let (stdout, stderr) =
+        run_tool("ffmpeg", &["-v", "error", "-nostdin", "-i", path.to_str().unwrap(), "-f", "null", "-"]);
+    assert_eq!(stdout + &stderr, "", "the file decodes without errors");
 }
 
 /// A track received on a subscribe connection.
