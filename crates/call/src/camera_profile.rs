@@ -86,6 +86,9 @@ pub fn video_feedback() -> Vec<RTCPFeedback> {
 pub struct CameraOffer {
     /// Of the first H.264 payload type (in m-line order) with packetization-mode 1, lower case.
     pub profile_level_id: Option<String>,
+    /// Every H.264 profile offered with packetization-mode 1, in order, each once (the media
+    /// server's subscribe offers list several).
+    pub h264_profiles: Vec<String>,
     /// The first of PCMU and PCMA offered.
     pub g711: Option<G711>,
 }
@@ -101,8 +104,12 @@ impl CameraOffer {
             let codecs = media.codecs();
             let in_order = media.media_name.formats.iter().filter_map(|format| format.parse::<u8>().ok());
             for codec in in_order.filter_map(|payload_type| codecs.get(&payload_type)) {
-                if codec.name.eq_ignore_ascii_case("H264") && offered.profile_level_id.is_none() {
-                    offered.profile_level_id = packetization_mode_1_profile(&codec.fmtp);
+                if codec.name.eq_ignore_ascii_case("H264") {
+                    let Some(profile) = packetization_mode_1_profile(&codec.fmtp) else { continue };
+                    offered.profile_level_id.get_or_insert_with(|| profile.clone());
+                    if !offered.h264_profiles.contains(&profile) {
+                        offered.h264_profiles.push(profile);
+                    }
                 } else if offered.g711.is_none() {
                     offered.g711 = G711::from_encoding_name(&codec.name);
                 }
@@ -137,7 +144,10 @@ mod tests {
              m=audio 9 UDP/TLS/RTP/SAVPF 8 0\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:0 PCMU/8000\r\n",
         );
         let offered = CameraOffer::parse(&sdp);
-        assert_eq!(offered, CameraOffer { profile_level_id: Some("4d001f".into()), g711: Some(G711::Pcma) });
+        let profiles = vec!["4d001f".to_owned()];
+        let expected =
+            CameraOffer { profile_level_id: Some("4d001f".into()), h264_profiles: profiles, g711: Some(G711::Pcma) };
+        assert_eq!(offered, expected);
     }
 
     #[test]
@@ -152,8 +162,25 @@ mod tests {
         ));
         assert_eq!(
             CameraOffer::parse(&sdp),
-            CameraOffer { profile_level_id: Some("640028".into()), g711: Some(G711::Pcmu) }
+            CameraOffer {
+                profile_level_id: Some("640028".into()),
+                h264_profiles: vec!["640028".into()],
+                g711: Some(G711::Pcmu)
+            }
         );
+    }
+
+    #[test]
+    fn a_media_servers_offer_lists_each_h264_profile_once() {
+        let sdp = offer(
+            "m=video 9 UDP/TLS/RTP/SAVPF 96 97 98 99\r\na=rtpmap:96 VP8/90000\r\na=rtpmap:97 H264/90000\r\n\
+             a=fmtp:97 packetization-mode=1;profile-level-id=42e01f\r\na=rtpmap:98 H264/90000\r\n\
+             a=fmtp:98 packetization-mode=1;profile-level-id=4d0034\r\na=rtpmap:99 H264/90000\r\n\
+             a=fmtp:99 packetization-mode=1;profile-level-id=42E01F\r\n",
+        );
+        let offered = CameraOffer::parse(&sdp);
+        assert_eq!(offered.profile_level_id.as_deref(), Some("42e01f"));
+        assert_eq!(offered.h264_profiles, ["42e01f", "4d0034"]);
     }
 
     #[test]

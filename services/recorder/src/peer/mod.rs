@@ -277,14 +277,23 @@ impl ReceivePeer {
 fn recording_media_engine() -> Result<MediaEngine, PeerError> {
     let codec = codec_parameters;
     let mut engine = MediaEngine::default();
-    engine.register_codec(codec("video/VP8", 90_000, 0, "", 96, video_feedback()), RtpCodecKind::Video)?;
-    engine.register_codec(codec("video/VP9", 90_000, 0, "profile-id=0", 98, video_feedback()), RtpCodecKind::Video)?;
+    engine
+        .register_codec(codec("video/VP8", 90_000, 0, "", VP8_PAYLOAD_TYPE, video_feedback()), RtpCodecKind::Video)?;
+    let vp9 = codec("video/VP9", 90_000, 0, "profile-id=0", VP9_PAYLOAD_TYPE, video_feedback());
+    engine.register_codec(vp9, RtpCodecKind::Video)?;
     engine.register_codec(
-        codec("audio/opus", 48_000, 2, "minptime=10;useinbandfec=1", 111, Vec::new()),
+        codec("audio/opus", 48_000, 2, "minptime=10;useinbandfec=1", OPUS_PAYLOAD_TYPE, Vec::new()),
         RtpCodecKind::Audio,
     )?;
     Ok(engine)
 }
+
+/// The payload types the recorder registers its codecs at (an answer takes the offer's).
+const VP8_PAYLOAD_TYPE: u8 = 96;
+const VP9_PAYLOAD_TYPE: u8 = 98;
+const OPUS_PAYLOAD_TYPE: u8 = 111;
+/// The media server's H.264 profiles, one payload type each, from here up.
+const FIRST_H264_PAYLOAD_TYPE: u8 = 100;
 
 fn codec_parameters(
     mime_type: &str,
@@ -310,26 +319,27 @@ fn codec_parameters(
 /// G.711 variant it offered ([`camera_profile`]); nothing else.
 fn camera_media_engine(offer_sdp: &str) -> Result<MediaEngine, PeerError> {
     let offered = CameraOffer::parse(offer_sdp);
+    let profile_level_id = offered.profile_level_id.as_deref().unwrap_or(DEFAULT_PROFILE_LEVEL_ID);
     let mut engine = MediaEngine::default();
-    engine.register_codec(h264_as_offered(&offered), RtpCodecKind::Video)?;
+    engine.register_codec(camera_profile::h264(profile_level_id), RtpCodecKind::Video)?;
     engine.register_codec(camera_profile::g711(offered.g711.unwrap_or(G711::Pcmu)), RtpCodecKind::Audio)?;
     Ok(engine)
 }
 
-/// For the media server: what people and cameras send, since it forwards both (H.264 in the
-/// profile of the first camera it offers).
+/// For the media server: what people and cameras send, since it forwards both; H.264 in every
+/// profile its offer lists (webrtc-rs matches H.264 by profile and settles a connection's formats
+/// at its first answer, and the SFU's first offer lists each profile it may ever send).
 fn media_server_media_engine(offer_sdp: &str) -> Result<MediaEngine, PeerError> {
     let mut engine = recording_media_engine()?;
-    engine.register_codec(h264_as_offered(&CameraOffer::parse(offer_sdp)), RtpCodecKind::Video)?;
+    let payload_types = (FIRST_H264_PAYLOAD_TYPE..128).filter(|pt| ![VP9_PAYLOAD_TYPE, OPUS_PAYLOAD_TYPE].contains(pt));
+    for (profile, payload_type) in CameraOffer::parse(offer_sdp).h264_profiles.iter().zip(payload_types) {
+        let h264 = RTCRtpCodecParameters { payload_type, ..camera_profile::h264(profile) };
+        engine.register_codec(h264, RtpCodecKind::Video)?;
+    }
     for g711 in [G711::Pcmu, G711::Pcma] {
         engine.register_codec(camera_profile::g711(g711), RtpCodecKind::Audio)?;
     }
     Ok(engine)
-}
-
-/// H.264 in the profile an offer names (or the default one), packetization-mode 1.
-fn h264_as_offered(offered: &CameraOffer) -> RTCRtpCodecParameters {
-    camera_profile::h264(offered.profile_level_id.as_deref().unwrap_or(DEFAULT_PROFILE_LEVEL_ID))
 }
 
 fn codec_of(mime_type: &str) -> Option<Codec> {
