@@ -23,6 +23,7 @@ pub mod seat;
 pub mod server;
 pub mod settings;
 pub mod speakers;
+pub mod udp_batch;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,7 +34,6 @@ use confab_common::ops::OpsServer;
 use confab_common::tokens::SigningKeys;
 use confab_domain::CallRole;
 pub use settings::Settings;
-use tokio::net::UdpSocket;
 use tokio::sync::watch;
 
 use crate::media_loop::Counters;
@@ -53,7 +53,7 @@ impl Sfu {
     /// Binds the ops and media ports and starts the media task (so tests may bind port 0).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let ops = OpsServer::build(Service::Sfu, &settings.bind, None, &settings.redis_url)?;
-        let socket = UdpSocket::bind(settings.media_bind).await?;
+        let socket = std::net::UdpSocket::bind(settings.media_bind)?;
         let media_port = socket.local_addr()?.port();
         // A port of 0 is the one just bound (tests).
         let mut advertised = settings.media_address;
@@ -61,7 +61,7 @@ impl Sfu {
             advertised.set_port(media_port);
         }
         let counters = Arc::new(Counters::default());
-        let media = media_loop::start(socket, advertised, counters);
+        let media = media_loop::start(socket, advertised, counters)?;
         let pass = Pass {
             keys: Arc::new(SigningKeys::from_pem(&settings.jwt_keys_pem)?),
             issuer: settings.jwt_issuer.clone(),

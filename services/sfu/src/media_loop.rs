@@ -1,9 +1,13 @@
-//! The media server on its UDP port: one task owns the [`MediaServer`] and the socket, and carries
-//! datagrams, the time and the rooms' call events in, and datagrams and signals out. Rooms talk to
-//! it through [`MediaHandle`]; what the server says to a room's participants goes to that room's
-//! channel, which its seat in the call drains ([`crate::seat`]).
+//! The media server on its UDP port: one thread of its own owns the [`MediaServer`] and the
+//! socket, and carries datagrams, the time and the rooms' call events in, and datagrams and
+//! signals out. Datagrams go in and out in batches ([`crate::udp_batch`]): everything one read
+//! brought is handled, then everything it produced is sent. The thread runs a single-threaded
+//! tokio runtime, so that the packet path never waits for, or hands packets to, another thread.
+//! Rooms talk to it through [`MediaHandle`]; what the server says to a room's participants goes
+//! to that room's channel, which its seat in the call drains ([`crate::seat`]).
 
 use std::collections::HashMap;
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,9 +19,8 @@ use tokio::sync::mpsc;
 
 use crate::connection::ConnectionKind;
 use crate::server::{Incoming, MediaServer, Outgoing, Output};
+use crate::udp_batch::BatchSocket;
 
-/// The largest datagram read: more than any path's MTU.
-const MAX_DATAGRAM: usize = 2048;
 /// How often the metrics are brought up to date.
 const REPORT_EVERY: Duration = Duration::from_secs(1);
 
@@ -93,33 +96,50 @@ impl MediaHandle {
     }
 }
 
-/// Starts the media task on `socket`, telling participants to reach it at `advertised`.
-pub fn start(socket: UdpSocket, advertised: SocketAddr, counters: Arc<Counters>) -> MediaHandle {
+/// Starts the media thread on `socket`, telling participants to reach it at `advertised`.
+pub fn start(socket: std::net::UdpSocket, advertised: SocketAddr, counters: Arc<Counters>) -> io::Result<MediaHandle> {
     let (commands, receive) = mpsc::unbounded_channel();
-    tokio::spawn(run(socket, MediaServer::new(advertised), receive, counters));
-    MediaHandle { commands }
+    socket.set_nonblocking(true)?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let socket = {
+        let _in_runtime = runtime.enter();
+        UdpSocket::from_std(socket)?
+    };
+    std::thread::Builder::new().name("confab-media".to_owned()).spawn(move || {
+        runtime.block_on(run(BatchSocket::new(socket), MediaServer::new(advertised), receive, counters));
+    })?;
+    Ok(MediaHandle { commands })
 }
 
 async fn run(
-    socket: UdpSocket,
+    mut socket: BatchSocket,
     mut server: MediaServer,
     mut commands: mpsc::UnboundedReceiver<Command>,
     counters: Arc<Counters>,
 ) {
     let mut rooms: HashMap<String, mpsc::UnboundedSender<ToRoom>> = HashMap::new();
-    let mut buffer = vec![0u8; MAX_DATAGRAM];
     let mut report = tokio::time::interval(REPORT_EVERY);
+    let forwarding_latency = metrics::histogram!("sfu_forwarding_latency_seconds");
     loop {
         let wake = server.poll_timeout().map(tokio::time::Instant::from_std);
+        // When the datagrams being handled were read, if that is what woke the loop.
+        let mut received_at = None;
         tokio::select! {
-            received = socket.recv_from(&mut buffer) => match received {
-                Ok((len, from)) => {
-                    counters.datagrams_in.fetch_add(1, Ordering::Relaxed);
-                    counters.bytes_in.fetch_add(len as u64, Ordering::Relaxed);
-                    server.datagram(from, &buffer[..len], Instant::now());
+            received = socket.receive() => match received {
+                Ok(()) => {
+                    let now = Instant::now();
+                    received_at = Some(now);
+                    let (mut datagrams, mut bytes) = (0, 0);
+                    for (from, datagram) in socket.received() {
+                        datagrams += 1;
+                        bytes += datagram.len() as u64;
+                        server.datagram(from, datagram, now);
+                    }
+                    counters.datagrams_in.fetch_add(datagrams, Ordering::Relaxed);
+                    counters.bytes_in.fetch_add(bytes, Ordering::Relaxed);
                 }
                 // ICMP errors surface here on Linux (a participant's port closed): not ours.
-                Err(error) => tracing::debug!(%error, "receiving a datagram"),
+                Err(error) => tracing::debug!(%error, "receiving datagrams"),
             },
             command = commands.recv() => match command {
                 Some(command) => apply(&mut server, &mut rooms, command),
@@ -128,14 +148,13 @@ async fn run(
             () = sleep_until(wake) => server.timeout(Instant::now()),
             _ = report.tick() => crate::metrics::record(&server.stats(), &counters),
         }
+        let (mut datagrams, mut bytes) = (0, 0);
         while let Some(output) = server.poll_output() {
             match output {
                 Output::Transmit { to, datagram } => {
-                    counters.datagrams_out.fetch_add(1, Ordering::Relaxed);
-                    counters.bytes_out.fetch_add(datagram.len() as u64, Ordering::Relaxed);
-                    if let Err(error) = socket.send_to(&datagram, to).await {
-                        tracing::debug!(%error, "sending a datagram");
-                    }
+                    datagrams += 1;
+                    bytes += datagram.len() as u64;
+                    socket.queue(to, datagram);
                 }
                 Output::Signal { room, to, connection, message } => {
                     if let Some(signals) = rooms.get(&room) {
@@ -147,6 +166,17 @@ async fn run(
                         let _ = signals.send(ToRoom::Speaker { peer_id });
                     }
                 }
+            }
+        }
+        if socket.has_queued() {
+            let refused = socket.flush().await;
+            if refused > 0 {
+                tracing::debug!(datagrams = refused, "the kernel refused datagrams");
+            }
+            counters.datagrams_out.fetch_add(datagrams, Ordering::Relaxed);
+            counters.bytes_out.fetch_add(bytes, Ordering::Relaxed);
+            if let Some(received_at) = received_at {
+                forwarding_latency.record(received_at.elapsed());
             }
         }
     }
