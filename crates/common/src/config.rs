@@ -60,6 +60,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "CONFAB_RECORDER_MIN_FREE_BYTES",
     "CONFAB_MEDIA_BIND",
     "CONFAB_MEDIA_ADDRESS",
+    "CONFAB_MEDIA_THREADS",
 ];
 
 /// Conventional variables read without the `CONFAB_` prefix.

@@ -8,11 +8,16 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, HttpResponse, web};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use serde::Serialize;
 
 /// Seconds-based histogram buckets for request latency, from 1 ms to 10 s.
 const LATENCY_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+/// The SFU's forwarding latency (a datagram's receipt to its copies handed to the kernel), from
+/// 50 µs to 50 ms: its aim is a p99 under 2 ms.
+const FORWARDING_BUCKETS: &[f64] = &[0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05];
+/// Bitrates (`*_bits_per_second`: the SFU's bandwidth estimates), from 100 kbit/s to 20 Mbit/s.
+const BITRATE_BUCKETS: &[f64] = &[1e5, 2.5e5, 5e5, 1e6, 1.5e6, 2.5e6, 5e6, 1e7, 2e7];
 
 /// The body of every error response: `{"error":{"code":"snake_case","message":"..."}}`.
 #[derive(Debug, Serialize, serde::Deserialize)]
@@ -69,7 +74,16 @@ pub fn install_metrics() -> PrometheusHandle {
         .get_or_init(|| {
             PrometheusBuilder::new()
                 .set_buckets(LATENCY_BUCKETS)
-                .expect("static bucket list is not empty")
+                .and_then(|builder| {
+                    builder.set_buckets_for_metric(
+                        Matcher::Full("sfu_forwarding_latency_seconds".to_owned()),
+                        FORWARDING_BUCKETS,
+                    )
+                })
+                .and_then(|builder| {
+                    builder.set_buckets_for_metric(Matcher::Suffix("_bits_per_second".to_owned()), BITRATE_BUCKETS)
+                })
+                .expect("static bucket lists are not empty")
                 .install_recorder()
                 .expect("the metrics recorder is installed once per process")
         })

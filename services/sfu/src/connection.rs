@@ -15,9 +15,11 @@ use std::time::{Duration, Instant};
 use crate::estimate::{Estimate, Reporting};
 use crate::rtcp_delivery::DeliverRtcp;
 use confab_call::camera_profile::{self, G711};
-use rtc::interceptor::CongestionControlBuilder;
-use rtc::interceptor::{Registry, Slot};
-use rtc::peer_connection::configuration::interceptor_registry::{configure_twcc, register_default_interceptors};
+use rtc::interceptor::{
+    CongestionControlBuilder, NackGeneratorBuilder, NackResponderBuilder, ReceiverReportBuilder, Registry, Slot,
+    TwccReceiverBuilder, TwccSenderBuilder,
+};
+use rtc::peer_connection::configuration::interceptor_registry::configure_simulcast_extension_headers;
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine};
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCDtlsRole, RTCIceCandidate};
@@ -163,6 +165,19 @@ impl Codecs {
     }
 }
 
+/// How long the bandwidth estimator keeps a sent packet's record while waiting for the
+/// subscriber's TWCC report on it. Reports come every 50–100 ms and a round trip later: one a
+/// second late says the path cannot carry an upper layer anyway. webrtc-rs's default, 2 s, was
+/// the largest part of a subscriber's memory where reports are slow or never come (about
+/// 90 KiB: three maps of ~340 packets each, heaptrack in docs/benchmarks.md).
+const SEND_HISTORY: Duration = Duration::from_secs(1);
+
+/// Packets each video copy keeps for answering its subscriber's NACKs: about 1.5 s of a 720p
+/// layer (~170 packets a second), longer than a retransmission is worth waiting for. Each is a
+/// packet's header and a reference to its payload (~110 bytes): webrtc-rs's default of 1,024 was
+/// half of what a subscriber cost.
+const NACK_HISTORY: u16 = 256;
+
 /// A new connection of the server's, speaking `codecs`, answering to `ufrag` / `password`, with
 /// one host candidate at `address` (what participants reach the shared port at).
 /// A subscribe connection also estimates the bandwidth towards its participant (GCC over TWCC
@@ -183,21 +198,43 @@ pub fn new_peer_connection(
         RtpCodecKind::Audio,
         None,
     )?;
-    // NACK both ways, receiver reports, TWCC feedback, the mid/rid extensions simulcast is
-    // received by, and the RTCP the server reads itself in place of webrtc-rs's sender reports.
-    let mut registry = Registry::new();
+    // What webrtc-rs's default interceptors negotiate (NACK and PLI, which `vp8` states, the
+    // mid/rid extensions simulcast is received by, TWCC feedback and its extension), but on each
+    // connection only the interceptors its direction uses: every one in the chain handles every
+    // packet, and a subscribe connection sends each forwarded copy through its chain.
+    // The extensions are registered in the order the defaults registered them, so that
+    // descriptions keep their extension ids.
     let mut estimate = None;
-    if kind == ConnectionKind::Subscribe {
-        let (estimator, reading) = Reporting::new();
-        // TWCC both ways and GCC over it, without webrtc-rs's pacer: it would hold forwarded
-        // packets to the estimate (seconds of queue when the estimate lags), while the server
-        // already fits what it forwards to the estimate by choosing layers.
-        registry = configure_twcc(registry, &mut media_engine)?
-            .with(Slot::CongestionControl, CongestionControlBuilder::new(estimator).build());
-        estimate = Some(reading);
-    }
-    let registry =
-        register_default_interceptors(registry, &mut media_engine)?.with(Slot::SenderReport, DeliverRtcp::default());
+    let registry = match kind {
+        // It receives: asks for lost packets, reports arrival times (TWCC) and reception.
+        ConnectionKind::Publish => {
+            configure_simulcast_extension_headers(&mut media_engine)?;
+            negotiate_twcc(&mut media_engine)?;
+            Registry::new()
+                .with(Slot::NackGenerator, NackGeneratorBuilder::new().build())
+                .with(Slot::TwccReceiver, TwccReceiverBuilder::new().build())
+                .with(Slot::ReceiverReport, ReceiverReportBuilder::new().build())
+        }
+        // It sends: answers NACKs, numbers packets for TWCC and estimates the bandwidth from the
+        // feedback (GCC), without webrtc-rs's pacer: it would hold forwarded packets to the
+        // estimate (seconds of queue when the estimate lags), while the server already fits what
+        // it forwards to the estimate by choosing layers.
+        ConnectionKind::Subscribe => {
+            negotiate_twcc(&mut media_engine)?;
+            configure_simulcast_extension_headers(&mut media_engine)?;
+            let (estimator, reading) = Reporting::new();
+            estimate = Some(reading);
+            Registry::new()
+                .with(Slot::NackResponder, NackResponderBuilder::new().with_size(NACK_HISTORY).build())
+                .with(Slot::TwccSender, TwccSenderBuilder::new().build())
+                .with(
+                    Slot::CongestionControl,
+                    CongestionControlBuilder::new(estimator).with_prune_horizon(SEND_HISTORY).build(),
+                )
+        }
+    };
+    // The RTCP the server reads itself, in place of webrtc-rs's sender reports.
+    let registry = registry.with(Slot::SenderReport, DeliverRtcp::default());
     let settings = SettingEngineBuilder::new()
         .with_ice_credentials(ufrag.to_owned(), password.to_owned())
         .with_answering_dtls_role(RTCDtlsRole::Server)
@@ -231,6 +268,17 @@ fn offer_every_codec(connection: &mut RTCPeerConnection) -> Result<(), rtc::shar
         if let Some(mut section) = connection.rtp_transceiver(id) {
             section.set_direction(RTCRtpTransceiverDirection::Inactive);
         }
+    }
+    Ok(())
+}
+
+/// TWCC feedback and its header extension for both codecs, as webrtc-rs's `configure_twcc` states
+/// them in descriptions.
+fn negotiate_twcc(media_engine: &mut MediaEngine) -> Result<(), rtc::shared::error::Error> {
+    for kind in [RtpCodecKind::Video, RtpCodecKind::Audio] {
+        media_engine.register_feedback(RTCPFeedback { typ: "transport-cc".to_owned(), parameter: String::new() }, kind);
+        let extension = RTCRtpHeaderExtensionCapability { uri: rtc::sdp::extmap::TRANSPORT_CC_URI.to_owned() };
+        media_engine.register_header_extension(extension, kind, None)?;
     }
     Ok(())
 }

@@ -83,6 +83,14 @@ pub struct Drops {
     pub nack_misses: u64,
 }
 
+/// Copies moved from one simulcast layer to another (at the new layer's keyframe), for the
+/// metrics: a copy's first layer and its return from a pause are not switches.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct LayerSwitches {
+    pub up: u64,
+    pub down: u64,
+}
+
 /// A published track: audio (one stream) or video (one stream per simulcast layer).
 struct Track {
     connection: u64,
@@ -119,6 +127,7 @@ pub struct Forwarder {
     tracks: Vec<Option<Track>>,
     by_ssrc: HashMap<(u64, u32), (TrackId, Layer)>,
     drops: Drops,
+    switches: LayerSwitches,
 }
 
 impl Forwarder {
@@ -281,7 +290,15 @@ impl Forwarder {
         // One pass over the copies: forward, and ask for the keyframe a copy still waits for.
         for (index, copy) in track.downs.iter_mut().enumerate() {
             let Some(copy) = copy else { continue };
-            if let Verdict::Forward(f) = copy.track.on_packet(&incoming) {
+            let before = copy.track.current();
+            let verdict = copy.track.on_packet(&incoming);
+            if let (Some(before), Some(after)) = (before, copy.track.current())
+                && before != after
+            {
+                let switches = &mut self.switches;
+                *if after > before { &mut switches.up } else { &mut switches.down } += 1;
+            }
+            if let Verdict::Forward(f) = verdict {
                 let down = DownId { track: id, index };
                 let (sequence_number, timestamp, starts_segment) = (f.sequence_number, f.timestamp, f.starts_segment);
                 actions.push(Action::Forward { down, sequence_number, timestamp, marker, starts_segment });
@@ -361,6 +378,10 @@ impl Forwarder {
 
     pub fn drops(&self) -> Drops {
         self.drops
+    }
+
+    pub fn layer_switches(&self) -> LayerSwitches {
+        self.switches
     }
 
     fn track(&self, id: TrackId) -> Option<&Track> {
@@ -601,6 +622,9 @@ mod tests {
         // In the last half second, after the rates were measured and a keyframe came on each layer.
         assert_eq!((got.get(&(wide, HIGH)), got.get(&(wide, LOW))), (Some(&50), None), "high for the wide estimate");
         assert_eq!((got.get(&(narrow, HIGH)), got.get(&(narrow, LOW))), (None, Some(&50)), "low for 300 kbit/s");
+        // Both start on the low layer (its keyframe comes first), both go up when the high layer
+        // starts (no rates yet), and the narrow one comes back down once they are measured.
+        assert_eq!(forwarder.layer_switches(), LayerSwitches { up: 2, down: 1 });
     }
 
     #[test]

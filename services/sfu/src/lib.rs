@@ -4,8 +4,10 @@
 //! packet, [`forwarder`], which routes a room's packets through them, [`room`], who may send media
 //! and who receives it, [`speakers`], who is speaking, [`demux`], which connection a datagram on
 //! the shared UDP port is for, and [`server`], every room's connections on webrtc-rs's sans-IO
-//! stack. Around them: [`media_loop`] runs the server on its socket, [`seat`] takes the SFU's seat
-//! in each room's call, [`jobs`] takes rooms from the work queue, [`metrics`] reports.
+//! stack. Around them: [`media_loop`] runs the server on its socket, its datagrams in batches
+//! ([`udp_batch`]) and its timers looked for only when they may have moved ([`wake`]), [`seat`]
+//! takes the SFU's seat in each room's call, [`jobs`] takes rooms from the work queue,
+//! [`metrics`] reports.
 
 pub mod climb;
 pub mod connection;
@@ -23,6 +25,8 @@ pub mod seat;
 pub mod server;
 pub mod settings;
 pub mod speakers;
+pub mod udp_batch;
+pub mod wake;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,11 +37,20 @@ use confab_common::ops::OpsServer;
 use confab_common::tokens::SigningKeys;
 use confab_domain::CallRole;
 pub use settings::Settings;
-use tokio::net::UdpSocket;
 use tokio::sync::watch;
 
 use crate::media_loop::Counters;
 use crate::seat::Seats;
+
+/// `address` with its port `offset` higher (0 stays 0: any port).
+fn plus_port(mut address: std::net::SocketAddr, offset: u16) -> anyhow::Result<std::net::SocketAddr> {
+    if address.port() != 0 {
+        let port = address.port().checked_add(offset);
+        address
+            .set_port(port.ok_or_else(|| anyhow::anyhow!("media port {} + {offset} is past 65535", address.port()))?);
+    }
+    Ok(address)
+}
 
 /// How long rooms being served get to say goodbye at shutdown.
 const LEAVE_WITHIN: Duration = Duration::from_secs(5);
@@ -45,23 +58,29 @@ const LEAVE_WITHIN: Duration = Duration::from_secs(5);
 /// A bound media server: its ops port, its media port, and the work it does once run.
 pub struct Sfu {
     ops: OpsServer,
-    media_port: u16,
+    media_ports: Vec<u16>,
     jobs: jobs::Jobs,
 }
 
 impl Sfu {
-    /// Binds the ops and media ports and starts the media task (so tests may bind port 0).
+    /// Binds the ops and media ports and starts the media threads (so tests may bind port 0).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let ops = OpsServer::build(Service::Sfu, &settings.bind, None, &settings.redis_url)?;
-        let socket = UdpSocket::bind(settings.media_bind).await?;
-        let media_port = socket.local_addr()?.port();
-        // A port of 0 is the one just bound (tests).
-        let mut advertised = settings.media_address;
-        if advertised.port() == 0 {
-            advertised.set_port(media_port);
+        // Thread i binds the media port plus i and is reached at the advertised port plus i; a
+        // port of 0 binds any port (tests), and is advertised as the one bound.
+        let mut sockets = Vec::new();
+        for offset in 0..settings.media_threads {
+            let socket = std::net::UdpSocket::bind(plus_port(settings.media_bind, offset)?)?;
+            let mut advertised = plus_port(settings.media_address, offset)?;
+            if advertised.port() == 0 {
+                advertised.set_port(socket.local_addr()?.port());
+            }
+            sockets.push((socket, advertised));
         }
+        let media_ports =
+            sockets.iter().map(|(socket, _)| socket.local_addr().map(|a| a.port())).collect::<Result<_, _>>()?;
         let counters = Arc::new(Counters::default());
-        let media = media_loop::start(socket, advertised, counters);
+        let media = media_loop::start(sockets, counters)?;
         let pass = Pass {
             keys: Arc::new(SigningKeys::from_pem(&settings.jwt_keys_pem)?),
             issuer: settings.jwt_issuer.clone(),
@@ -80,15 +99,16 @@ impl Sfu {
             instance_id: settings.instance_id.clone(),
         };
         let jobs = jobs::Jobs::new(seats, &settings.redis_url)?;
-        Ok(Self { ops, media_port, jobs })
+        Ok(Self { ops, media_ports, jobs })
     }
 
     pub fn port(&self) -> u16 {
         self.ops.port()
     }
 
-    pub fn media_port(&self) -> u16 {
-        self.media_port
+    /// Each media thread's UDP port (one with `CONFAB_MEDIA_THREADS=1`).
+    pub fn media_ports(&self) -> &[u16] {
+        &self.media_ports
     }
 
     /// Serves rooms until SIGTERM/SIGINT.

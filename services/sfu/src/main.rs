@@ -11,7 +11,7 @@ async fn main() -> anyhow::Result<()> {
     let settings = Settings::from_source(&src)?;
     let instance = settings.instance_id.clone();
     let sfu = Sfu::build(settings).await?;
-    tracing::info!(port = sfu.port(), media.port = sfu.media_port(), instance.id = %instance, "confab-sfu serving");
+    tracing::info!(port = sfu.port(), media.ports = ?sfu.media_ports(), instance.id = %instance, "confab-sfu serving");
     sfu.run_until_stopped().await?;
     Ok(())
 }

@@ -1,12 +1,18 @@
-//! The media server on its UDP port: one task owns the [`MediaServer`] and the socket, and carries
-//! datagrams, the time and the rooms' call events in, and datagrams and signals out. Rooms talk to
-//! it through [`MediaHandle`]; what the server says to a room's participants goes to that room's
-//! channel, which its seat in the call drains ([`crate::seat`]).
+//! The media server on its UDP ports: each media thread owns a [`MediaServer`] and one socket,
+//! and carries datagrams, the time and its rooms' call events in, and datagrams and signals out.
+//! Rooms are spread over the threads by id ([`shard_of`]) and a room lives on one thread with all
+//! its connections, so the packet path never waits for, or hands packets to, another thread (the
+//! design and its reasons: docs/architecture.md). Datagrams go in and out in batches
+//! ([`crate::udp_batch`]): everything one read brought is handled, then everything it produced
+//! is sent. Each thread runs a single-threaded tokio runtime. Rooms talk to their thread through
+//! [`MediaHandle`]; what the server says to a room's participants goes to that room's channel,
+//! which its seat in the call drains ([`crate::seat`]).
 
 use std::collections::HashMap;
+use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use confab_domain::{CallRole, RoomMode};
@@ -14,10 +20,10 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use crate::connection::ConnectionKind;
-use crate::server::{Incoming, MediaServer, Outgoing, Output};
+use crate::server::{Incoming, MediaServer, Outgoing, Output, Stats};
+use crate::udp_batch::BatchSocket;
+use crate::wake::Wake;
 
-/// The largest datagram read: more than any path's MTU.
-const MAX_DATAGRAM: usize = 2048;
 /// How often the metrics are brought up to date.
 const REPORT_EVERY: Duration = Duration::from_secs(1);
 
@@ -49,93 +55,155 @@ pub struct Counters {
     pub bytes_out: AtomicU64,
 }
 
-/// How rooms reach the media task. Cheap to clone; every call is a message.
+/// How rooms reach their media thread. Cheap to clone; every call is a message.
 #[derive(Clone)]
 pub struct MediaHandle {
-    commands: mpsc::UnboundedSender<Command>,
+    /// Each thread's commands, by its index.
+    shards: Arc<[mpsc::UnboundedSender<Command>]>,
 }
 
 impl MediaHandle {
     /// Serves `room`; what the server says to its participants goes to `signals`.
     pub fn open(&self, room: &str, mode: RoomMode, signals: mpsc::UnboundedSender<ToRoom>) {
-        self.send(Command::Open { room: room.to_owned(), mode, signals });
+        self.send(room, Command::Open { room: room.to_owned(), mode, signals });
     }
 
     pub fn close(&self, room: &str) {
-        self.send(Command::Close { room: room.to_owned() });
+        self.send(room, Command::Close { room: room.to_owned() });
     }
 
     pub fn joined(&self, room: &str, peer: &str, role: CallRole) {
-        self.send(Command::Joined { room: room.to_owned(), peer: peer.to_owned(), role });
+        self.send(room, Command::Joined { room: room.to_owned(), peer: peer.to_owned(), role });
     }
 
     pub fn left(&self, room: &str, peer: &str) {
-        self.send(Command::Left { room: room.to_owned(), peer: peer.to_owned() });
+        self.send(room, Command::Left { room: room.to_owned(), peer: peer.to_owned() });
     }
 
     pub fn signal(&self, room: &str, from: &str, connection: ConnectionKind, message: Incoming) {
-        self.send(Command::Signal { room: room.to_owned(), from: from.to_owned(), connection, message });
+        self.send(room, Command::Signal { room: room.to_owned(), from: from.to_owned(), connection, message });
     }
 
     /// A moderator let `peer` speak in `room`.
     pub fn let_speak(&self, room: &str, peer: &str) {
-        self.send(Command::LetSpeak { room: room.to_owned(), peer: peer.to_owned() });
+        self.send(room, Command::LetSpeak { room: room.to_owned(), peer: peer.to_owned() });
     }
 
     /// A moderator took the word back from `peer`.
     pub fn silence(&self, room: &str, peer: &str) {
-        self.send(Command::Silence { room: room.to_owned(), peer: peer.to_owned() });
+        self.send(room, Command::Silence { room: room.to_owned(), peer: peer.to_owned() });
     }
 
-    fn send(&self, command: Command) {
-        // The media task ends only with the process.
-        let _ = self.commands.send(command);
+    fn send(&self, room: &str, command: Command) {
+        // The media threads end only with the process.
+        let _ = self.shards[shard_of(room, self.shards.len())].send(command);
     }
 }
 
-/// Starts the media task on `socket`, telling participants to reach it at `advertised`.
-pub fn start(socket: UdpSocket, advertised: SocketAddr, counters: Arc<Counters>) -> MediaHandle {
-    let (commands, receive) = mpsc::unbounded_channel();
-    tokio::spawn(run(socket, MediaServer::new(advertised), receive, counters));
-    MediaHandle { commands }
+/// Which of `shards` media threads serves `room`: the same for a room id in every process (FNV-1a),
+/// so a room's connections all land on one thread.
+pub fn shard_of(room: &str, shards: usize) -> usize {
+    let hash = room
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3));
+    (hash % shards.max(1) as u64) as usize
+}
+
+/// Starts a media thread on each socket, telling the participants of its rooms to reach it at
+/// the address paired with it.
+pub fn start(sockets: Vec<(std::net::UdpSocket, SocketAddr)>, counters: Arc<Counters>) -> io::Result<MediaHandle> {
+    let reports = Arc::new(Mutex::new(vec![Stats::default(); sockets.len()]));
+    let mut shards = Vec::with_capacity(sockets.len());
+    for (index, (socket, advertised)) in sockets.into_iter().enumerate() {
+        let (commands, receive) = mpsc::unbounded_channel();
+        socket.set_nonblocking(true)?;
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let socket = {
+            let _in_runtime = runtime.enter();
+            UdpSocket::from_std(socket)?
+        };
+        let report = Report { shard: index, reports: Arc::clone(&reports), counters: Arc::clone(&counters) };
+        std::thread::Builder::new().name(format!("confab-media-{index}")).spawn(move || {
+            runtime.block_on(run(BatchSocket::new(socket), MediaServer::new(advertised), receive, report));
+        })?;
+        shards.push(commands);
+    }
+    Ok(MediaHandle { shards: shards.into() })
+}
+
+/// How a media thread reports: its stats in its slot, the metrics from every thread's.
+struct Report {
+    shard: usize,
+    reports: Arc<Mutex<Vec<Stats>>>,
+    counters: Arc<Counters>,
+}
+
+impl Report {
+    fn record(&self, server: &MediaServer) {
+        let total = {
+            let mut reports = self.reports.lock().unwrap_or_else(PoisonError::into_inner);
+            reports[self.shard] = server.stats();
+            crate::metrics::total(&reports)
+        };
+        crate::metrics::record(&total, &self.counters, server.estimates());
+    }
 }
 
 async fn run(
-    socket: UdpSocket,
+    mut socket: BatchSocket,
     mut server: MediaServer,
     mut commands: mpsc::UnboundedReceiver<Command>,
-    counters: Arc<Counters>,
+    report: Report,
 ) {
+    let counters = Arc::clone(&report.counters);
     let mut rooms: HashMap<String, mpsc::UnboundedSender<ToRoom>> = HashMap::new();
-    let mut buffer = vec![0u8; MAX_DATAGRAM];
-    let mut report = tokio::time::interval(REPORT_EVERY);
+    let mut report_every = tokio::time::interval(REPORT_EVERY);
+    let forwarding_latency = metrics::histogram!("sfu_forwarding_latency_seconds");
+    let mut timers = Wake::default();
     loop {
-        let wake = server.poll_timeout().map(tokio::time::Instant::from_std);
+        let wake = timers.next(Instant::now(), || server.poll_timeout()).map(tokio::time::Instant::from_std);
+        // When the datagrams being handled were read, if that is what woke the loop.
+        let mut received_at = None;
         tokio::select! {
-            received = socket.recv_from(&mut buffer) => match received {
-                Ok((len, from)) => {
-                    counters.datagrams_in.fetch_add(1, Ordering::Relaxed);
-                    counters.bytes_in.fetch_add(len as u64, Ordering::Relaxed);
-                    server.datagram(from, &buffer[..len], Instant::now());
+            received = socket.receive() => match received {
+                Ok(()) => {
+                    let now = Instant::now();
+                    received_at = Some(now);
+                    let (mut datagrams, mut bytes) = (0, 0);
+                    for (from, datagram) in socket.received() {
+                        datagrams += 1;
+                        bytes += datagram.len() as u64;
+                        server.datagram(from, datagram, now);
+                    }
+                    counters.datagrams_in.fetch_add(datagrams, Ordering::Relaxed);
+                    counters.bytes_in.fetch_add(bytes, Ordering::Relaxed);
+                    timers.input_handled();
                 }
                 // ICMP errors surface here on Linux (a participant's port closed): not ours.
-                Err(error) => tracing::debug!(%error, "receiving a datagram"),
+                Err(error) => tracing::debug!(%error, "receiving datagrams"),
             },
             command = commands.recv() => match command {
-                Some(command) => apply(&mut server, &mut rooms, command),
+                Some(command) => {
+                    apply(&mut server, &mut rooms, command);
+                    timers.input_handled();
+                }
                 None => return,
             },
-            () = sleep_until(wake) => server.timeout(Instant::now()),
-            _ = report.tick() => crate::metrics::record(&server.stats(), &counters),
+            () = sleep_until(wake) => {
+                let now = Instant::now();
+                if timers.timers_due(now) {
+                    server.timeout(now);
+                }
+            }
+            _ = report_every.tick() => report.record(&server),
         }
+        let (mut datagrams, mut bytes) = (0, 0);
         while let Some(output) = server.poll_output() {
             match output {
                 Output::Transmit { to, datagram } => {
-                    counters.datagrams_out.fetch_add(1, Ordering::Relaxed);
-                    counters.bytes_out.fetch_add(datagram.len() as u64, Ordering::Relaxed);
-                    if let Err(error) = socket.send_to(&datagram, to).await {
-                        tracing::debug!(%error, "sending a datagram");
-                    }
+                    datagrams += 1;
+                    bytes += datagram.len() as u64;
+                    socket.queue(to, datagram);
                 }
                 Output::Signal { room, to, connection, message } => {
                     if let Some(signals) = rooms.get(&room) {
@@ -147,6 +215,17 @@ async fn run(
                         let _ = signals.send(ToRoom::Speaker { peer_id });
                     }
                 }
+            }
+        }
+        if socket.has_queued() {
+            let refused = socket.flush().await;
+            if refused > 0 {
+                tracing::debug!(datagrams = refused, "the kernel refused datagrams");
+            }
+            counters.datagrams_out.fetch_add(datagrams, Ordering::Relaxed);
+            counters.bytes_out.fetch_add(bytes, Ordering::Relaxed);
+            if let Some(received_at) = received_at {
+                forwarding_latency.record(received_at.elapsed());
             }
         }
     }
@@ -175,5 +254,21 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_room_always_lands_on_the_same_thread_and_rooms_spread_over_all() {
+        assert_eq!(shard_of("room-a", 1), 0);
+        assert_eq!(shard_of("room-a", 4), shard_of("room-a", 4));
+        let mut rooms_per_shard = [0; 4];
+        for room in 0..1000 {
+            rooms_per_shard[shard_of(&format!("0192a3b4-{room:04}"), 4)] += 1;
+        }
+        assert!(rooms_per_shard.iter().all(|rooms| (150..350).contains(rooms)), "{rooms_per_shard:?}");
     }
 }

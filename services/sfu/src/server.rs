@@ -15,7 +15,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use confab_call::camera_profile::{self, CameraOffer};
 use confab_domain::{CallRole, RoomMode};
 use rtc::media_stream::MediaStreamTrack;
@@ -37,8 +37,8 @@ use crate::climb::Climb;
 use crate::connection::{AUDIO_LEVEL_URI, Codecs, ConnectionKind, new_peer_connection};
 use crate::demux::{Demux, Dropped};
 use crate::estimate::Estimate;
-use crate::forward::{Codec, Layer};
-use crate::forwarder::{Action, Cost, DownId, Drops, Forwarder, MAX_LAYERS, Packet, TrackId};
+use crate::forward::{Codec, Layer, Renumbering};
+use crate::forwarder::{Action, Cost, DownId, Drops, Forwarder, LayerSwitches, MAX_LAYERS, Packet, TrackId};
 use crate::publish_cap::{self, Policer};
 use crate::room::{MediaKind, Publication, Refusal, Room};
 use crate::rtcp_delivery::{as_sender_report, asks_for_keyframe};
@@ -229,7 +229,7 @@ pub struct Counts {
 }
 
 /// The server's state and counts, for the metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Stats {
     pub rooms: usize,
     pub connections: usize,
@@ -240,6 +240,8 @@ pub struct Stats {
     /// Dropped by the forwarders (summed over rooms) and by the shared port's demultiplexer.
     pub forwarder_drops: Drops,
     pub demux_drops: Dropped,
+    /// Copies moved between simulcast layers, summed over rooms.
+    pub layer_switches: LayerSwitches,
 }
 
 impl MediaServer {
@@ -261,7 +263,11 @@ impl MediaServer {
 
     pub fn stats(&self) -> Stats {
         let mut forwarder_drops = Drops::default();
+        let mut layer_switches = LayerSwitches::default();
         for media in self.rooms.values() {
+            let switches = media.forwarder.layer_switches();
+            layer_switches.up += switches.up;
+            layer_switches.down += switches.down;
             let drops = media.forwarder.drops();
             forwarder_drops.unknown_ssrc += drops.unknown_ssrc;
             forwarder_drops.oversized += drops.oversized;
@@ -275,7 +281,13 @@ impl MediaServer {
             counts: self.counts,
             forwarder_drops,
             demux_drops: self.demux.dropped(),
+            layer_switches,
         }
+    }
+
+    /// Each subscribe connection's bandwidth estimate, bits per second, for the metrics.
+    pub fn estimates(&self) -> impl Iterator<Item = u64> + '_ {
+        self.connections.values().filter_map(|connection| connection.estimate.as_ref().map(Estimate::get))
     }
 
     /// The server starts serving `room`.
@@ -900,8 +912,7 @@ impl MediaServer {
             self.counts.over_cap += 1;
             return;
         }
-        let room = connection.room.clone();
-        let Some(media) = self.rooms.get_mut(&room) else { return };
+        let Some(media) = self.rooms.get_mut(&connection.room) else { return };
         let header = &packet.header;
         let incoming = Packet {
             connection: from,
@@ -914,8 +925,10 @@ impl MediaServer {
         };
         let mut actions = std::mem::take(&mut self.actions);
         media.forwarder.on_packet(&incoming, now, &mut actions);
-        let mut touched = Vec::new();
-        let mut keyframes = Vec::new();
+        // Copies that need the same new picture numbers (moved at the same keyframe) share one
+        // renumbered payload.
+        let mut renumbered: Option<(Renumbering, Bytes)> = None;
+        let mut asks_for_keyframes = false;
         for action in &actions {
             match *action {
                 Action::Forward { down, sequence_number, timestamp, marker, starts_segment } => {
@@ -925,11 +938,16 @@ impl MediaServer {
                     let Some(payload_type) = copy.payload_type else { continue };
                     // Shared, unless this subscriber's copy needs other picture numbers.
                     let payload = match media.forwarder.renumber_payload(down, &packet.payload, starts_segment) {
-                        Some(renumbering) => {
-                            let mut payload = BytesMut::from(&packet.payload[..]);
-                            renumbering.apply(&mut payload);
-                            payload.freeze()
-                        }
+                        Some(renumbering) => match &renumbered {
+                            Some((made, payload)) if *made == renumbering => payload.clone(),
+                            _ => {
+                                let mut payload = BytesMut::from(&packet.payload[..]);
+                                renumbering.apply(&mut payload);
+                                let payload = payload.freeze();
+                                renumbered = Some((renumbering, payload.clone()));
+                                payload
+                            }
+                        },
                         None => packet.payload.clone(),
                     };
                     let payload_len = payload.len();
@@ -953,19 +971,20 @@ impl MediaServer {
                             Err(_) => self.counts.unsendable += 1,
                         }
                     }
-                    touched.push(to);
+                    queue_datagrams(to, connection, &mut self.demux, &mut self.outputs);
                 }
-                Action::RequestKeyframe { track, ssrc } => keyframes.push((track, ssrc)),
+                Action::RequestKeyframe { .. } => asks_for_keyframes = true,
                 Action::Resend { .. } => {}
             }
         }
+        if asks_for_keyframes && let Some(room) = self.connections.get(&from).map(|c| c.room.clone()) {
+            for action in &actions {
+                if let Action::RequestKeyframe { track, ssrc } = *action {
+                    self.request_keyframe(&room, track, ssrc, now);
+                }
+            }
+        }
         self.actions = actions;
-        for id in touched {
-            self.transmit(id);
-        }
-        for (track, ssrc) in keyframes {
-            self.request_keyframe(&room, track, ssrc, now);
-        }
     }
 
     /// RTCP connection `id` delivered about `track_id`: a subscriber's keyframe requests, a
@@ -1040,21 +1059,7 @@ impl MediaServer {
     /// Queues every datagram connection `id` has to send.
     fn transmit(&mut self, id: ConnectionId) {
         let Some(connection) = self.connections.get_mut(&id) else { return };
-        while let Some(datagram) = connection.pc.poll_write() {
-            let to = datagram.transport.peer_addr;
-            // The agent answers a check with success only if it carried the connection's password,
-            // and sends media only to the pair it selected: either way the address is the
-            // participant's. Its own checks' responses come back from where they went.
-            if is_binding_success(&datagram.message)
-                || (!is_stun(&datagram.message) && connection.nominated != Some(to))
-            {
-                connection.nominated = Some(to);
-                self.demux.nominate(id, to);
-            } else if is_stun(&datagram.message) {
-                self.demux.checking(id, to);
-            }
-            self.outputs.push_back(Output::Transmit { to, datagram: datagram.message });
-        }
+        queue_datagrams(id, connection, &mut self.demux, &mut self.outputs);
     }
 
     fn signal_out(&mut self, room: &str, to: &str, connection: ConnectionKind, message: Outgoing) {
@@ -1062,6 +1067,29 @@ impl MediaServer {
             self.counts.refused += 1;
         }
         self.outputs.push_back(Output::Signal { room: room.to_owned(), to: to.to_owned(), connection, message });
+    }
+}
+
+/// Queues every datagram `connection` (numbered `id`) has to send, and tells the demultiplexer
+/// which addresses its ICE agent vouches for.
+fn queue_datagrams(
+    id: ConnectionId,
+    connection: &mut Connection,
+    demux: &mut Demux<ConnectionId>,
+    outputs: &mut VecDeque<Output>,
+) {
+    while let Some(datagram) = connection.pc.poll_write() {
+        let to = datagram.transport.peer_addr;
+        // The agent answers a check with success only if it carried the connection's password,
+        // and sends media only to the pair it selected: either way the address is the
+        // participant's. Its own checks' responses come back from where they went.
+        if is_binding_success(&datagram.message) || (!is_stun(&datagram.message) && connection.nominated != Some(to)) {
+            connection.nominated = Some(to);
+            demux.nominate(id, to);
+        } else if is_stun(&datagram.message) {
+            demux.checking(id, to);
+        }
+        outputs.push_back(Output::Transmit { to, datagram: datagram.message });
     }
 }
 

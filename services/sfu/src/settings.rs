@@ -21,6 +21,8 @@ pub struct Settings {
     pub media_bind: SocketAddr,
     /// Where participants reach that port: the one candidate the SFU gives them.
     pub media_address: SocketAddr,
+    /// Media threads, each on its own port: the bind and advertised ports and the next ones.
+    pub media_threads: u16,
 }
 
 /// A random id for this process.
@@ -45,6 +47,7 @@ impl Settings {
                 "CONFAB_MEDIA_ADDRESS",
                 src.string("CONFAB_MEDIA_ADDRESS", "127.0.0.1:7882"),
             )?,
+            media_threads: src.number("CONFAB_MEDIA_THREADS", 1, 1, 64)? as u16,
         })
     }
 }

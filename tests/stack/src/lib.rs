@@ -71,7 +71,8 @@ impl Deployment {
         let (stop_recorder, recorder_stopped) = tokio::sync::watch::channel(false);
         actix_web::rt::spawn(Arc::new(recorder).run(recorder_stopped));
 
-        // The media server, its one UDP port on loopback.
+        // The media server, its rooms spread over two media threads, each on a UDP port of its
+        // own on loopback.
         let sfu = confab_sfu::Sfu::build(confab_sfu::Settings {
             bind: "127.0.0.1:0".into(),
             redis_url: env("REDIS_URL"),
@@ -82,6 +83,7 @@ impl Deployment {
             jwt_issuer: "confab".into(),
             media_bind: "127.0.0.1:0".parse().unwrap(),
             media_address: "127.0.0.1:0".parse().unwrap(),
+            media_threads: 2,
         })
         .await
         .unwrap();

@@ -189,7 +189,10 @@ impl Publisher {
                 while self.peer.pc.poll_read().is_some() {}
             }
             self.peer.run_timers()?;
-            if self.peer.became_connected()? {
+            // Connected again after an ICE interruption, it goes on where it was: a browser does
+            // not restart its sequence numbers on one SRTP session (the SFU would take them for
+            // replays).
+            if self.peer.became_connected()? && pacer.is_none() {
                 let (mid, rid) = self.extension_ids()?;
                 pacer = Some((Pacer::new(&run.clip, Instant::now(), VP8_PAYLOAD_TYPE, run.pacing_factor), mid, rid));
                 run.publisher_connected.set(true);
