@@ -187,6 +187,20 @@ impl Deployment {
         .await
     }
 
+    /// Waits until the recorder has begun a camera's Matroska file of `recording` (it has its
+    /// header on disk): it starts at the camera's first keyframe once the recorder receives it.
+    pub async fn wait_for_camera_file(&self, recording: &str) {
+        let directory = self.recordings.0.join(recording);
+        eventually("the camera's file starts", Duration::from_secs(30), || {
+            let entries = std::fs::read_dir(&directory).into_iter().flatten().flatten();
+            let started = entries
+                .into_iter()
+                .any(|e| e.path().extension().is_some_and(|x| x == "mkv") && e.metadata().is_ok_and(|m| m.len() > 0));
+            std::future::ready(started.then_some(()))
+        })
+        .await;
+    }
+
     /// The file at `path` and its `Content-Type`.
     pub async fn download(&self, token: &str, path: &str) -> (String, Vec<u8>) {
         let mut reply = self.client.get(format!("{}{path}", self.api)).bearer_auth(token).send().await.unwrap();

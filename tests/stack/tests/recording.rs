@@ -12,7 +12,7 @@ use std::time::Duration;
 use awc::http::StatusCode;
 use confab_stack::{Deployment, probe};
 use confab_testkit::media::{AUDIO_SSRC, VIDEO_SSRC, opus, play_clips, sample_track, vp8};
-use confab_testkit::{Kind, SenderPeer, Signaling, TempDir, eventually, next, run_tool};
+use confab_testkit::{Kind, SenderPeer, Signaling, TempDir, next, run_tool};
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -131,15 +131,7 @@ async fn an_rtsp_camera_attached_to_a_room_is_recorded_into_its_own_matroska_fil
     // recorder is up (an RTSP camera cannot be asked for one); how long that takes varies with
     // the machine, so the recorded time counts from when the file has its header on disk.
     let announced = std::time::Instant::now();
-    let recording_dir = deployment.recordings.0.join(&recording);
-    let camera_file_started = || {
-        let entries = std::fs::read_dir(&recording_dir).into_iter().flatten().flatten();
-        entries.into_iter().any(|e| e.path().extension().is_some_and(|x| x == "mkv") && e.metadata().unwrap().len() > 0)
-    };
-    eventually("the camera's file starts", Duration::from_secs(20), || {
-        std::future::ready(camera_file_started().then_some(()))
-    })
-    .await;
+    deployment.wait_for_camera_file(&recording).await;
     let recording_since = std::time::Instant::now();
     let start_lag = recording_since - announced;
     tokio::time::sleep(Duration::from_secs(5)).await;

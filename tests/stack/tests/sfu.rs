@@ -18,7 +18,7 @@ use awc::http::StatusCode;
 use confab_protocol::signal::{SessionDescription, Signal, signal::Payload};
 use confab_stack::{Deployment, probe};
 use confab_testkit::media::{AUDIO_SSRC, Played, VIDEO_SSRC, opus, play_clips, sample_track, vp8};
-use confab_testkit::{Kind, RtspServer, SenderPeer, Signaling, TempDir, eventually, loopback_connection, run_tool};
+use confab_testkit::{Kind, RtspServer, SenderPeer, Signaling, TempDir, loopback_connection, run_tool};
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use serde_json::json;
 use tokio::task::JoinHandle;
@@ -271,15 +271,7 @@ async fn a_recording_takes_a_camera_in_an_sfu_room_from_the_media_server_into_it
     let started =
         deployment.post(&format!("/v1/rooms/{room}/recordings"), Some(&owner), json!({}), StatusCode::ACCEPTED).await;
     let recording = started["id"].as_str().unwrap().to_owned();
-    let recording_dir = deployment.recordings.0.join(&recording);
-    let camera_file_started = || {
-        let entries = std::fs::read_dir(&recording_dir).into_iter().flatten().flatten();
-        entries.into_iter().any(|e| e.path().extension().is_some_and(|x| x == "mkv") && e.metadata().unwrap().len() > 0)
-    };
-    eventually("the camera's file starts", Duration::from_secs(30), || {
-        std::future::ready(camera_file_started().then_some(()))
-    })
-    .await;
+    deployment.wait_for_camera_file(&recording).await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     deployment.post(&format!("/v1/recordings/{recording}/stop"), Some(&owner), json!({}), StatusCode::OK).await;
 
