@@ -71,6 +71,7 @@ impl Sfu {
         let mut sockets = Vec::new();
         for offset in 0..settings.media_threads {
             let socket = std::net::UdpSocket::bind(plus_port(settings.media_bind, offset)?)?;
+            udp_batch::enlarge_buffers(&socket)?;
             let mut advertised = plus_port(settings.media_address, offset)?;
             if advertised.port() == 0 {
                 advertised.set_port(socket.local_addr()?.port());

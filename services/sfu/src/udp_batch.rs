@@ -12,7 +12,9 @@ use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 
 use bytes::BytesMut;
-use nix::sys::socket::{ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg};
+use nix::sys::socket::{
+    ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg, setsockopt, sockopt,
+};
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 
@@ -22,6 +24,21 @@ pub const MAX_DATAGRAM: usize = 2048;
 pub const RECEIVE_BATCH: usize = 32;
 /// Datagrams sent per system call (the kernel takes up to 1,024).
 pub const SEND_BATCH: usize = 256;
+
+/// What the media port's socket asks the kernel to buffer each way. Publishers' keyframes arrive
+/// in bursts (a 720p keyframe is tens of packets, and many publishers' can coincide) while the
+/// media thread is busy forwarding the last batch; the default buffer (about 200 KiB) overflowed
+/// at 50 publishers on this machine and dropped tens of thousands of datagrams in a 20 s window
+/// (docs/benchmarks.md). The kernel grants at most `net.core.rmem_max` / `wmem_max`
+/// (docs/operations.md).
+pub const SOCKET_BUFFER: usize = 4 << 20;
+
+/// Asks for [`SOCKET_BUFFER`] each way on `socket`.
+pub fn enlarge_buffers(socket: &std::net::UdpSocket) -> io::Result<()> {
+    setsockopt(socket, sockopt::RcvBuf, &SOCKET_BUFFER)?;
+    setsockopt(socket, sockopt::SndBuf, &SOCKET_BUFFER)?;
+    Ok(())
+}
 
 /// A UDP socket read and written a batch at a time.
 pub struct BatchSocket {

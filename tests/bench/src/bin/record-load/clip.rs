@@ -51,10 +51,16 @@ impl Clip {
 
 /// The numbers of the first VP8 and the first Opus track.
 fn track_numbers<R: Read + Seek>(mkv: &MatroskaFile<R>) -> Option<(u64, u64)> {
+    let (video, audio) = track_numbers_of_either(mkv);
+    Some((video?, audio?))
+}
+
+/// The VP8 and the Opus track's numbers, each if the file has it.
+fn track_numbers_of_either<R: Read + Seek>(mkv: &MatroskaFile<R>) -> (Option<u64>, Option<u64>) {
     let number = |codec: &str| {
         mkv.tracks().iter().find(|track| track.codec_id() == codec).map(|track| track.track_number().get())
     };
-    Some((number("V_VP8")?, number("A_OPUS")?))
+    (number("V_VP8"), number("A_OPUS"))
 }
 
 fn mean_interval(timestamps: &[u64], scale_ns: u64) -> anyhow::Result<Duration> {
@@ -65,15 +71,19 @@ fn mean_interval(timestamps: &[u64], scale_ns: u64) -> anyhow::Result<Duration> 
     Ok(Duration::from_nanos((last - first) * scale_ns / (timestamps.len() as u64 - 1)))
 }
 
-/// Video and audio frames in a WebM file.
+/// Video and audio frames in a WebM file. A file may hold one of the two: through the SFU, a
+/// participant whose video started after its audio had settled has an audio-only file first.
 pub fn count_frames<R: Read + Seek>(reader: R) -> anyhow::Result<(u64, u64)> {
     let mut mkv = MatroskaFile::open(reader).context("reading a recorded file")?;
-    let Some((video_track, audio_track)) = track_numbers(&mkv) else { bail!("a file without VP8 and Opus tracks") };
+    let (video_track, audio_track) = track_numbers_of_either(&mkv);
+    if video_track.is_none() && audio_track.is_none() {
+        bail!("a file without a VP8 or an Opus track");
+    }
     let (mut video, mut audio) = (0, 0);
     let mut frame = MkvFrame::default();
     while mkv.next_frame(&mut frame)? {
-        video += u64::from(frame.track == video_track);
-        audio += u64::from(frame.track == audio_track);
+        video += u64::from(Some(frame.track) == video_track);
+        audio += u64::from(Some(frame.track) == audio_track);
     }
     Ok((video, audio))
 }
