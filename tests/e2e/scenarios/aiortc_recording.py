@@ -14,22 +14,15 @@ directory. Nothing here logs an SDP or a candidate.
 
 import asyncio
 import json
-import math
 import os
 import re
-import struct
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
-from fractions import Fraction
 
-import av
 import websockets
 from aiortc import (
-    MediaStreamTrack,
     RTCConfiguration,
     RTCIceServer,
     RTCPeerConnection,
@@ -39,112 +32,11 @@ from aiortc.rtcconfiguration import RTCBundlePolicy
 from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.sdp import candidate_from_sdp
 
-BASE_URL = os.environ.get("BASE_URL", "http://127.0.0.1:20180")
+from interop import Failure, MovingPicture, Tone, api, check, first_section_candidates, without_candidates
+
 OUT = os.environ.get("OUT", "output")
 RECORD_FOR_S = 5.0
 PASSWORD = "correct horse battery"
-
-
-class Failure(Exception):
-    pass
-
-
-def check(condition, what):
-    if not condition:
-        raise Failure(what)
-    print(f"  ok: {what}", flush=True)
-
-
-def api(method, path, token=None, body=None, raw=False):
-    headers = {}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    data = None
-    if body is not None:
-        headers["Content-Type"] = "application/json"
-        data = json.dumps(body).encode()
-    request = urllib.request.Request(BASE_URL + path, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=15) as response:
-            payload = response.read()
-            return response.status, payload if raw else (json.loads(payload) if payload else None)
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode(errors="replace")
-
-
-class MovingPicture(MediaStreamTrack):
-    """320x240 at 30 fps whose brightness and colour change every frame."""
-
-    kind = "video"
-
-    def __init__(self):
-        super().__init__()
-        self._start = None
-        self._frames = 0
-
-    async def recv(self):
-        rate = 30
-        if self._start is None:
-            self._start = time.monotonic()
-        else:
-            await asyncio.sleep(max(0.0, self._start + self._frames / rate - time.monotonic()))
-        frame = av.VideoFrame(width=320, height=240, format="yuv420p")
-        for i, plane in enumerate(frame.planes):
-            value = (self._frames * (3 + 2 * i)) % 256
-            plane.update(bytes([value]) * plane.buffer_size)
-        frame.pts = self._frames * 3000
-        frame.time_base = Fraction(1, 90000)
-        self._frames += 1
-        return frame
-
-
-class Tone(MediaStreamTrack):
-    """A 440 Hz tone, 48 kHz mono, in 20 ms frames."""
-
-    kind = "audio"
-
-    def __init__(self):
-        super().__init__()
-        self._start = None
-        self._samples = 0
-
-    async def recv(self):
-        rate, per_frame = 48000, 960
-        if self._start is None:
-            self._start = time.monotonic()
-        else:
-            await asyncio.sleep(max(0.0, self._start + self._samples / rate - time.monotonic()))
-        frame = av.AudioFrame(format="s16", layout="mono", samples=per_frame)
-        pcm = b"".join(
-            struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * (self._samples + n) / rate)))
-            for n in range(per_frame)
-        )
-        plane = frame.planes[0]
-        plane.update(pcm + bytes(plane.buffer_size - len(pcm)))
-        frame.pts = self._samples
-        frame.sample_rate = rate
-        frame.time_base = Fraction(1, rate)
-        self._samples += per_frame
-        return frame
-
-
-def without_candidates(sdp):
-    """The offer as a trickling client sends it: its candidates go as `signal.candidate`."""
-    lines = sdp.split("\r\n")
-    return "\r\n".join(l for l in lines if not l.startswith(("a=candidate:", "a=end-of-candidates")))
-
-
-def first_section_candidates(sdp):
-    """(mid, candidate lines) of the first m-line: with max-bundle, the one transport's."""
-    mid, candidates, section = None, [], -1
-    for line in sdp.split("\r\n"):
-        if line.startswith("m="):
-            section += 1
-        elif section == 0 and line.startswith("a=mid:"):
-            mid = line[len("a=mid:"):]
-        elif section == 0 and line.startswith("a=candidate:"):
-            candidates.append(line[len("a="):])
-    return mid, candidates
 
 
 class Participant:
