@@ -16,8 +16,8 @@ use crate::estimate::{Estimate, Reporting};
 use crate::rtcp_delivery::DeliverRtcp;
 use confab_call::camera_profile::{self, G711};
 use rtc::interceptor::{
-    CongestionControlBuilder, NackGeneratorBuilder, NackResponderBuilder, ReceiverReportBuilder, Registry, Slot,
-    TwccReceiverBuilder, TwccSenderBuilder,
+    CongestionControlBuilder, NackGeneratorBuilder, ReceiverReportBuilder, Registry, Slot, TwccReceiverBuilder,
+    TwccSenderBuilder,
 };
 use rtc::peer_connection::configuration::interceptor_registry::configure_simulcast_extension_headers;
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine};
@@ -172,12 +172,6 @@ impl Codecs {
 /// 90 KiB: three maps of ~340 packets each, heaptrack in docs/benchmarks.md).
 const SEND_HISTORY: Duration = Duration::from_secs(1);
 
-/// Packets each video copy keeps for answering its subscriber's NACKs: about 1.5 s of a 720p
-/// layer (~170 packets a second), longer than a retransmission is worth waiting for. Each is a
-/// packet's header and a reference to its payload (~110 bytes): webrtc-rs's default of 1,024 was
-/// half of what a subscriber cost.
-const NACK_HISTORY: u16 = 256;
-
 /// A new connection of the server's, speaking `codecs`, answering to `ufrag` / `password`, with
 /// one host candidate at `address` (what participants reach the shared port at).
 /// A subscribe connection also estimates the bandwidth towards its participant (GCC over TWCC
@@ -215,22 +209,21 @@ pub fn new_peer_connection(
                 .with(Slot::TwccReceiver, TwccReceiverBuilder::new().build())
                 .with(Slot::ReceiverReport, ReceiverReportBuilder::new().build())
         }
-        // It sends: answers NACKs, numbers packets for TWCC and estimates the bandwidth from the
-        // feedback (GCC), without webrtc-rs's pacer: it would hold forwarded packets to the
-        // estimate (seconds of queue when the estimate lags), while the server already fits what
-        // it forwards to the estimate by choosing layers.
+        // It sends: numbers packets for TWCC and estimates the bandwidth from the feedback (GCC),
+        // without webrtc-rs's pacer: it would hold forwarded packets to the estimate (seconds of
+        // queue when the estimate lags), while the server already fits what it forwards to the
+        // estimate by choosing layers. The subscriber's NACKs are answered by the server from the
+        // publishers' packet caches, one per published stream (`crate::forward::PacketCache`),
+        // not by webrtc-rs's responder, which would keep every forwarded packet again per copy.
         ConnectionKind::Subscribe => {
             negotiate_twcc(&mut media_engine)?;
             configure_simulcast_extension_headers(&mut media_engine)?;
             let (estimator, reading) = Reporting::new();
             estimate = Some(reading);
-            Registry::new()
-                .with(Slot::NackResponder, NackResponderBuilder::new().with_size(NACK_HISTORY).build())
-                .with(Slot::TwccSender, TwccSenderBuilder::new().build())
-                .with(
-                    Slot::CongestionControl,
-                    CongestionControlBuilder::new(estimator).with_prune_horizon(SEND_HISTORY).build(),
-                )
+            Registry::new().with(Slot::TwccSender, TwccSenderBuilder::new().build()).with(
+                Slot::CongestionControl,
+                CongestionControlBuilder::new(estimator).with_prune_horizon(SEND_HISTORY).build(),
+            )
         }
     };
     // The RTCP the server reads itself, in place of webrtc-rs's sender reports.

@@ -10,7 +10,8 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use crate::forward::{
-    Codec, DownTrack, Incoming, KeyframeThrottle, Layer, PacketCache, Renumbering, Verdict, Vp8PictureIds, target_layer,
+    Cached, Codec, DownTrack, Incoming, KeyframeThrottle, Layer, PacketCache, Renumbering, Verdict, Vp8PictureIds,
+    target_layer,
 };
 
 /// The most simulcast layers a track may have (browsers send up to three).
@@ -38,8 +39,8 @@ pub enum Action {
     /// this copy's subscriber, on the copy's own SSRC, with these numbers.
     Forward { down: DownId, sequence_number: u16, timestamp: u32, marker: bool, starts_segment: bool },
     /// Send again, to this copy's subscriber, the cached packet of `layer` numbered `original` there
-    /// (the caller reads it from [`Forwarder::cached`]), as `sequence_number`.
-    Resend { down: DownId, layer: Layer, original: u16, sequence_number: u16 },
+    /// (the caller reads its payload from [`Forwarder::cached`]), with these numbers.
+    Resend { down: DownId, layer: Layer, original: u16, sequence_number: u16, timestamp: u32, marker: bool },
     /// Ask the publisher for a keyframe (PLI) on this SSRC.
     RequestKeyframe { track: TrackId, ssrc: u32 },
 }
@@ -53,9 +54,8 @@ pub struct Packet<'a> {
     pub sequence_number: u16,
     pub timestamp: u32,
     pub marker: bool,
-    /// The whole packet, kept for retransmission.
-    pub bytes: &'a [u8],
-    /// Its payload, where the codec's header says whether a keyframe starts.
+    /// Its payload, where the codec's header says whether a keyframe starts; kept for
+    /// retransmission.
     pub payload: &'a [u8],
 }
 
@@ -262,19 +262,19 @@ impl Forwarder {
     /// A packet from a publisher. `actions` is cleared and filled.
     pub fn on_packet(&mut self, packet: &Packet, now: Instant, actions: &mut Vec<Action>) {
         actions.clear();
-        let Packet { connection, ssrc, sequence_number, timestamp, marker, bytes, payload } = *packet;
+        let Packet { connection, ssrc, sequence_number, timestamp, marker, payload } = *packet;
         let Some(&(id, layer)) = self.by_ssrc.get(&(connection, ssrc)) else {
             self.drops.unknown_ssrc += 1;
             return;
         };
         let Some(track) = self.tracks.get_mut(id.0).and_then(Option::as_mut) else { return };
         let stream = &mut track.layers[usize::from(layer)];
-        if !stream.cache.keep(sequence_number, bytes, now) {
+        if !stream.cache.keep(sequence_number, Cached { timestamp, marker, payload }, now) {
             self.drops.oversized += 1;
             return;
         }
         // A layer that starts (or stops) sending, or a new rate, may move subscribers first.
-        if stream.rate.add(bytes.len(), now) {
+        if stream.rate.add(payload.len(), now) {
             self.retarget(id, now);
         }
         let Some(track) = self.tracks.get_mut(id.0).and_then(Option::as_mut) else { return };
@@ -355,25 +355,34 @@ impl Forwarder {
         self.down_mut(down).filter(|_| is_vp8)?.vp8.renumber(payload, starts_segment)
     }
 
-    /// `down`'s subscriber lost the packets it numbered `lost`. `actions` is cleared and filled.
+    /// `down`'s subscriber lost the packets it numbered `lost` (a NACK): each still in the cache
+    /// is sent again with the numbers it was sent with. `actions` is cleared and filled.
     pub fn on_nack(&mut self, down: DownId, lost: &[u16], now: Instant, actions: &mut Vec<Action>) {
         actions.clear();
         let Some(track) = self.tracks.get(down.track.0).and_then(Option::as_ref) else { return };
         let Some(Some(copy)) = track.downs.get(down.index) else { return };
         for &sequence_number in lost {
-            let found = copy.track.original(sequence_number).filter(|(layer, original)| {
-                track.layers.get(usize::from(*layer)).is_some_and(|s| s.cache.get(*original, now).is_some())
+            let found = copy.track.original(sequence_number).and_then(|original| {
+                let stream = track.layers.get(usize::from(original.layer))?;
+                Some((original, stream.cache.get(original.sequence_number, now)?))
             });
             match found {
-                Some((layer, original)) => actions.push(Action::Resend { down, layer, original, sequence_number }),
+                Some((original, cached)) => actions.push(Action::Resend {
+                    down,
+                    layer: original.layer,
+                    original: original.sequence_number,
+                    sequence_number,
+                    timestamp: cached.timestamp.wrapping_add(original.timestamp_offset),
+                    marker: cached.marker,
+                }),
                 None => self.drops.nack_misses += 1,
             }
         }
     }
 
-    /// A cached packet of `track`'s `layer`, for [`Action::Resend`].
+    /// The payload of a cached packet of `track`'s `layer`, for [`Action::Resend`].
     pub fn cached(&self, track: TrackId, layer: Layer, original: u16, now: Instant) -> Option<&[u8]> {
-        self.track(track)?.layers.get(usize::from(layer))?.cache.get(original, now)
+        Some(self.track(track)?.layers.get(usize::from(layer))?.cache.get(original, now)?.payload)
     }
 
     pub fn drops(&self) -> Drops {
@@ -503,7 +512,7 @@ mod tests {
     }
 
     fn rtp(ssrc: u32, sequence_number: u16, timestamp: u32, bytes: &[u8]) -> Packet<'_> {
-        Packet { connection: PUBLISHER, ssrc, sequence_number, timestamp, marker: false, bytes, payload: bytes }
+        Packet { connection: PUBLISHER, ssrc, sequence_number, timestamp, marker: false, payload: bytes }
     }
 
     fn forwarded(actions: &[Action]) -> Vec<(DownId, u16)> {
@@ -709,10 +718,13 @@ mod tests {
         forwarder.estimate(viewer, 10_000_000, t0);
         let mut actions = Vec::new();
         let keyframe = vp8(1, true, 300);
-        forwarder.on_packet(&rtp(LOW, 5_000, 0, &keyframe), t0, &mut actions);
-        let sent = forwarded(&actions)[0].1;
+        let last_of_its_frame = Packet { marker: true, ..rtp(LOW, 5_000, 90_000, &keyframe) };
+        forwarder.on_packet(&last_of_its_frame, t0, &mut actions);
+        let Some(&Action::Forward { sequence_number: sent, timestamp, .. }) = actions.first() else { panic!() };
         forwarder.on_nack(viewer, &[sent, sent.wrapping_add(1)], t0, &mut actions);
-        assert_eq!(actions, [Action::Resend { down: viewer, layer: 0, original: 5_000, sequence_number: sent }]);
+        let resend =
+            Action::Resend { down: viewer, layer: 0, original: 5_000, sequence_number: sent, timestamp, marker: true };
+        assert_eq!(actions, [resend], "as it was sent");
         assert_eq!(forwarder.cached(camera, 0, 5_000, t0), Some(&keyframe[..]));
         assert_eq!(forwarder.drops().nack_misses, 1, "never sent");
         forwarder.on_nack(viewer, &[sent], t0 + Duration::from_secs(2), &mut actions);

@@ -22,6 +22,8 @@ pub fn total(all: &[Stats]) -> Stats {
         sum.keyframe_requests += counts.keyframe_requests;
         sum.refused += counts.refused;
         sum.over_cap += counts.over_cap;
+        sum.nacked += counts.nacked;
+        sum.resent += counts.resent;
         let (sum, drops) = (&mut total.forwarder_drops, &stats.forwarder_drops);
         sum.unknown_ssrc += drops.unknown_ssrc;
         sum.oversized += drops.oversized;
@@ -48,6 +50,11 @@ pub fn record(stats: &Stats, counters: &Counters, estimates: impl Iterator<Item 
     metrics::counter!("sfu_sent_bytes_total").absolute(read(&counters.bytes_out));
     metrics::counter!("sfu_packets_forwarded_total").absolute(stats.counts.forwarded);
     metrics::counter!("sfu_keyframe_requests_total").absolute(stats.counts.keyframe_requests);
+    // Subscribers' NACKs: the packets asked for again, those sent again, those no longer cached
+    // (the rest were beyond a subscriber's budget for retransmissions).
+    metrics::counter!("sfu_nack_requested_packets_total").absolute(stats.counts.nacked);
+    metrics::counter!("sfu_nack_resent_packets_total").absolute(stats.counts.resent);
+    metrics::counter!("sfu_nack_missed_packets_total").absolute(stats.forwarder_drops.nack_misses);
     metrics::counter!("sfu_refusals_total").absolute(stats.counts.refused);
     metrics::counter!("sfu_layer_switches_total", "direction" => "up").absolute(stats.layer_switches.up);
     metrics::counter!("sfu_layer_switches_total", "direction" => "down").absolute(stats.layer_switches.down);
@@ -78,15 +85,17 @@ mod tests {
     fn the_threads_stats_add_up_field_by_field() {
         let mut one = Stats { rooms: 1, connections: 3, copies: 2, ..Stats::default() };
         one.counts.forwarded = 100;
+        one.counts.resent = 3;
         one.demux_drops.unknown_ufrag = 1;
         one.layer_switches.up = 2;
         let mut other = Stats { rooms: 2, published_tracks: 1, ..Stats::default() };
         other.counts.forwarded = 50;
+        other.counts.resent = 2;
         other.forwarder_drops.oversized = 4;
         other.layer_switches.down = 1;
         let sum = total(&[one, other]);
         assert_eq!((sum.rooms, sum.connections, sum.published_tracks, sum.copies), (3, 3, 1, 2));
-        assert_eq!(sum.counts.forwarded, 150);
+        assert_eq!((sum.counts.forwarded, sum.counts.resent), (150, 5));
         assert_eq!((sum.demux_drops.unknown_ufrag, sum.forwarder_drops.oversized), (1, 4));
         assert_eq!((sum.layer_switches.up, sum.layer_switches.down), (2, 1));
         assert_eq!(total(&[]), Stats::default());

@@ -36,24 +36,33 @@ pub fn announce(sdp: &str) -> String {
     out
 }
 
-/// A token bucket over the bytes of a publisher's packets.
+/// A token bucket over the bytes of a publisher's packets (or of what else one peer may cost the
+/// server, at another rate), one second deep.
 #[derive(Debug)]
 pub struct Policer {
+    /// Bytes a second, and the most the bucket holds.
+    capacity: f64,
     /// Bytes that may still pass now.
     tokens: f64,
     last: Option<Instant>,
 }
 
 impl Default for Policer {
+    /// A publisher's.
     fn default() -> Self {
-        Self { tokens: POLICED_BITRATE as f64 / 8.0, last: None }
+        Self::new(POLICED_BITRATE)
     }
 }
 
 impl Policer {
+    pub fn new(bits_per_second: u64) -> Self {
+        let capacity = bits_per_second as f64 / 8.0;
+        Self { capacity, tokens: capacity, last: None }
+    }
+
     /// Whether a packet of `bytes` may pass at `now`.
     pub fn allows(&mut self, bytes: usize, now: Instant) -> bool {
-        let capacity = POLICED_BITRATE as f64 / 8.0;
+        let capacity = self.capacity;
         if let Some(last) = self.last {
             let refill = now.saturating_duration_since(last).as_secs_f64() * capacity;
             self.tokens = (self.tokens + refill).min(capacity);

@@ -1,10 +1,11 @@
 //! The RTCP the server acts on itself. webrtc-rs ends every incoming RTCP packet inside its
 //! interceptor chain unless one marks it for the application (docs/design/sfu-stack.md §3): this
 //! interceptor marks a subscriber's keyframe requests (PLI, FIR), which the server relays
-//! rate-limited to the publisher ([`crate::forwarder::Forwarder::on_keyframe_request`]), and a
-//! publisher's sender reports, from which the server writes each subscriber's
-//! ([`crate::forwarder::Forwarder::sender_report`]) so that audio and video stay in sync through
-//! it. Receiver reports and NACKs stay with the stack.
+//! rate-limited to the publisher ([`crate::forwarder::Forwarder::on_keyframe_request`]), a
+//! subscriber's NACKs, answered from the publisher's packet cache
+//! ([`crate::forwarder::Forwarder::on_nack`]), and a publisher's sender reports, from which the
+//! server writes each subscriber's ([`crate::forwarder::Forwarder::sender_report`]) so that audio
+//! and video stay in sync through it. Receiver reports and TWCC feedback stay with the stack.
 //!
 //! It sits in the chain's sender-report slot, in place of webrtc-rs's generator: the reports a
 //! subscriber gets must carry the publisher's clock, not the server's.
@@ -16,6 +17,7 @@ use rtc::interceptor::{Attribute, Interceptor, Packet, StreamInfo, TaggedPacket}
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::sender_report::SenderReport;
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::sansio::Protocol;
 use rtc::shared::error::Error;
 
@@ -29,6 +31,11 @@ pub struct DeliverRtcp {
 pub fn asks_for_keyframe(packet: &dyn rtc::rtcp::packet::Packet) -> bool {
     let any = packet.as_any();
     any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>()
+}
+
+/// `packet` as a NACK, if it is one.
+pub fn as_nack(packet: &dyn rtc::rtcp::packet::Packet) -> Option<&TransportLayerNack> {
+    packet.as_any().downcast_ref::<TransportLayerNack>()
 }
 
 /// `packet` as a sender report, if it is one.
@@ -45,9 +52,10 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for DeliverRtcp {
 
     fn handle_read(&mut self, mut message: TaggedPacket) -> Result<(), Self::Error> {
         if let Packet::Rtcp(packets) = &message.message.packet
-            && packets
-                .iter()
-                .any(|packet| asks_for_keyframe(packet.as_ref()) || as_sender_report(packet.as_ref()).is_some())
+            && packets.iter().any(|packet| {
+                let packet = packet.as_ref();
+                asks_for_keyframe(packet) || as_nack(packet).is_some() || as_sender_report(packet).is_some()
+            })
         {
             message.message.add(Attribute::DeliverToApplication);
         }

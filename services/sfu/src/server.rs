@@ -41,7 +41,7 @@ use crate::forward::{Codec, Layer, Renumbering};
 use crate::forwarder::{Action, Cost, DownId, Drops, Forwarder, LayerSwitches, MAX_LAYERS, Packet, TrackId};
 use crate::publish_cap::{self, Policer};
 use crate::room::{MediaKind, Publication, Refusal, Room};
-use crate::rtcp_delivery::{as_sender_report, asks_for_keyframe};
+use crate::rtcp_delivery::{as_nack, as_sender_report, asks_for_keyframe};
 use crate::speakers::Speakers;
 
 /// What a participant sends the server, on one of its connections.
@@ -123,6 +123,11 @@ const SPEAKER_POLL: Duration = Duration::from_millis(100);
 /// The highest layer there may be: a copy asks for it to get the top layer sent.
 const TOP_LAYER: Layer = MAX_LAYERS as Layer - 1;
 
+/// The most a subscriber may be sent again on its NACKs, bits per second: several times what a
+/// few per cent lost of a 2.5 Mbit/s downlink needs, and a bound on what a subscriber that NACKs
+/// everything can make the server send.
+const RESENT_BITRATE: u64 = 1_000_000;
+
 /// A track request naming a track the subscriber does not receive.
 const UNKNOWN_TRACK: &str = "unknown_track";
 
@@ -146,8 +151,50 @@ struct Connection {
     /// Subscribe connections: the bandwidth towards the participant, and the trials above it.
     estimate: Option<Estimate>,
     climb: Climb,
-    /// Publish connections: what the participant may send.
+    /// Publish connections: what the participant may send; subscribe connections: what it may
+    /// be sent again on its NACKs ([`RESENT_BITRATE`]).
     policer: Policer,
+}
+
+impl Connection {
+    /// Sends the subscriber a packet of its copy of `track` with these numbers: whether the stack
+    /// took it; `None` if the connection has no such copy or its subscriber has not answered for
+    /// it yet.
+    fn send_copy(&mut self, track: TrackId, numbers: Numbers, payload: Bytes, now: Instant) -> Option<bool> {
+        let copy = self.copies.get_mut(&track)?;
+        let payload_type = copy.payload_type?;
+        let Numbers { sequence_number, timestamp, marker } = numbers;
+        let header = rtc::rtp::header::Header {
+            version: 2,
+            marker,
+            payload_type,
+            sequence_number,
+            timestamp,
+            ssrc: copy.ssrc,
+            ..Default::default()
+        };
+        let payload_len = payload.len();
+        let mut sender = self.pc.rtp_sender(copy.sender)?;
+        let sent = sender.write_rtp(now, rtc::rtp::packet::Packet { header, payload }).is_ok();
+        if sent {
+            copy.packets = copy.packets.wrapping_add(1);
+            copy.octets = copy.octets.wrapping_add(payload_len as u32);
+        }
+        Some(sent)
+    }
+
+    /// Whether the subscriber has answered for its copy of `track` (packets can go to it).
+    fn sends_copy(&self, track: TrackId) -> bool {
+        self.copies.get(&track).is_some_and(|copy| copy.payload_type.is_some())
+    }
+}
+
+/// A packet's numbers in a subscriber's stream.
+#[derive(Debug, Clone, Copy)]
+struct Numbers {
+    sequence_number: u16,
+    timestamp: u32,
+    marker: bool,
 }
 
 /// A track a participant sends.
@@ -226,6 +273,10 @@ pub struct Counts {
     pub refused: u64,
     /// Publishers' packets dropped beyond their cap ([`crate::publish_cap`]).
     pub over_cap: u64,
+    /// Packets subscribers' NACKs asked for again, and those sent again from the publishers'
+    /// caches (the rest: no longer cached, or beyond the subscriber's [`RESENT_BITRATE`]).
+    pub nacked: u64,
+    pub resent: u64,
 }
 
 /// The server's state and counts, for the metrics.
@@ -730,7 +781,10 @@ impl MediaServer {
             offering: false,
             estimate,
             climb: Climb::default(),
-            policer: Policer::default(),
+            policer: match kind {
+                ConnectionKind::Publish => Policer::default(),
+                ConnectionKind::Subscribe => Policer::new(RESENT_BITRATE),
+            },
         };
         self.connections.insert(id, connection);
         let media = self.rooms.get_mut(room)?;
@@ -920,7 +974,6 @@ impl MediaServer {
             sequence_number: header.sequence_number,
             timestamp: header.timestamp,
             marker: header.marker,
-            bytes: &packet.payload,
             payload: &packet.payload,
         };
         let mut actions = std::mem::take(&mut self.actions);
@@ -934,42 +987,26 @@ impl MediaServer {
                 Action::Forward { down, sequence_number, timestamp, marker, starts_segment } => {
                     let Some(&to) = media.copies.get(&down) else { continue };
                     let Some(connection) = self.connections.get_mut(&to) else { continue };
-                    let Some(copy) = connection.copies.get_mut(&down.track) else { continue };
-                    let Some(payload_type) = copy.payload_type else { continue };
+                    if !connection.sends_copy(down.track) {
+                        continue;
+                    }
                     // Shared, unless this subscriber's copy needs other picture numbers.
                     let payload = match media.forwarder.renumber_payload(down, &packet.payload, starts_segment) {
                         Some(renumbering) => match &renumbered {
                             Some((made, payload)) if *made == renumbering => payload.clone(),
                             _ => {
-                                let mut payload = BytesMut::from(&packet.payload[..]);
-                                renumbering.apply(&mut payload);
-                                let payload = payload.freeze();
+                                let payload = renumber(&packet.payload, renumbering);
                                 renumbered = Some((renumbering, payload.clone()));
                                 payload
                             }
                         },
                         None => packet.payload.clone(),
                     };
-                    let payload_len = payload.len();
-                    let header = rtc::rtp::header::Header {
-                        version: 2,
-                        marker,
-                        payload_type,
-                        sequence_number,
-                        timestamp,
-                        ssrc: copy.ssrc,
-                        ..Default::default()
-                    };
-                    let out = rtc::rtp::packet::Packet { header, payload };
-                    if let Some(mut sender) = connection.pc.rtp_sender(copy.sender) {
-                        match sender.write_rtp(now, out) {
-                            Ok(()) => {
-                                self.counts.forwarded += 1;
-                                copy.packets = copy.packets.wrapping_add(1);
-                                copy.octets = copy.octets.wrapping_add(payload_len as u32);
-                            }
-                            Err(_) => self.counts.unsendable += 1,
-                        }
+                    let numbers = Numbers { sequence_number, timestamp, marker };
+                    match connection.send_copy(down.track, numbers, payload, now) {
+                        Some(true) => self.counts.forwarded += 1,
+                        Some(false) => self.counts.unsendable += 1,
+                        None => {}
                     }
                     queue_datagrams(to, connection, &mut self.demux, &mut self.outputs);
                 }
@@ -987,17 +1024,52 @@ impl MediaServer {
         self.actions = actions;
     }
 
-    /// RTCP connection `id` delivered about `track_id`: a subscriber's keyframe requests, a
-    /// publisher's sender reports.
+    /// RTCP connection `id` delivered about `track_id`: a subscriber's keyframe requests and
+    /// NACKs, a publisher's sender reports.
     fn rtcp(&mut self, id: ConnectionId, track_id: &str, packets: &[Box<dyn rtc::rtcp::packet::Packet>], now: Instant) {
         if packets.iter().any(|packet| asks_for_keyframe(packet.as_ref())) {
             self.keyframe_requested(id, track_id, now);
+        }
+        let nacks = packets.iter().filter_map(|packet| as_nack(packet.as_ref()));
+        let lost: Vec<u16> = nacks.flat_map(|nack| &nack.nacks).flat_map(|pair| pair.packet_list()).collect();
+        if !lost.is_empty() {
+            self.resend(id, track_id, &lost, now);
         }
         let Some(connection) = self.connections.get(&id) else { return };
         let Some(media) = self.rooms.get_mut(&connection.room) else { return };
         for report in packets.iter().filter_map(|packet| as_sender_report(packet.as_ref())) {
             media.forwarder.on_sender_report(id, report.ssrc, report.ntp_time, report.rtp_time);
         }
+    }
+
+    /// Subscribe connection `id` lost packets of its copy of `track_id` (`lost`, in its own
+    /// numbers): those the publisher's cache still holds are sent again as they were sent, as
+    /// far as the subscriber's [`RESENT_BITRATE`] allows.
+    fn resend(&mut self, id: ConnectionId, track_id: &str, lost: &[u16], now: Instant) {
+        let Some(connection) = self.connections.get_mut(&id) else { return };
+        let Some(media) = self.rooms.get_mut(&connection.room) else { return };
+        let Some((_, copy)) = copy_named(connection, &media.tracks, track_id) else { return };
+        let down = copy.down;
+        self.counts.nacked += lost.len() as u64;
+        let mut actions = std::mem::take(&mut self.actions);
+        media.forwarder.on_nack(down, lost, now, &mut actions);
+        for action in &actions {
+            let Action::Resend { layer, original, sequence_number, timestamp, marker, .. } = *action else { continue };
+            let Some(cached) = media.forwarder.cached(down.track, layer, original, now) else { continue };
+            if !connection.policer.allows(RTP_HEADER + cached.len(), now) {
+                break;
+            }
+            let mut payload = BytesMut::from(cached);
+            if let Some(renumbering) = media.forwarder.renumber_payload(down, &payload, false) {
+                renumbering.apply(&mut payload);
+            }
+            let numbers = Numbers { sequence_number, timestamp, marker };
+            if connection.send_copy(down.track, numbers, payload.freeze(), now) == Some(true) {
+                self.counts.resent += 1;
+            }
+        }
+        self.actions = actions;
+        queue_datagrams(id, connection, &mut self.demux, &mut self.outputs);
     }
 
     /// Writes each subscriber its copies' sender reports, from their publishers' clocks
@@ -1091,6 +1163,13 @@ fn queue_datagrams(
         }
         outputs.push_back(Output::Transmit { to, datagram: datagram.message });
     }
+}
+
+/// `payload` with a subscriber's own VP8 picture numbers.
+fn renumber(payload: &[u8], renumbering: Renumbering) -> Bytes {
+    let mut payload = BytesMut::from(payload);
+    renumbering.apply(&mut payload);
+    payload.freeze()
 }
 
 /// A description's DTLS certificate fingerprint (`a=fingerprint:`), the first one it states.

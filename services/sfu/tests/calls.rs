@@ -389,6 +389,55 @@ fn packets_lost_between_a_publisher_and_the_server_are_repaired_by_nack() {
     assert!(share >= 0.99, "{} of {sent} frames arrived ({share:.3}) with {} datagrams lost", frames.len(), call.lost);
 }
 
+#[test]
+fn packets_lost_between_the_server_and_a_subscriber_are_sent_again_from_the_publishers_cache() {
+    let mut call = Call::new(RoomMode::Meeting);
+    let teacher = call.join("ann", RoomRole::Owner);
+    let student = call.join("bob", RoomRole::Member);
+    call.publish_camera(teacher);
+    assert!(call.run(&[teacher], |call| call.received_from(student, "ann") >= 30));
+    // One in twenty of the server's media datagrams to the student (5 %) never arrives.
+    call.lose_downlink_every = Some(20);
+    let from = call.received_from(student, "ann");
+    let timestamps = |call: &Call| -> std::collections::BTreeSet<u32> {
+        let received = call.participants[student].received.iter().skip(from);
+        received.map(|(_, packet)| packet.header.timestamp).collect()
+    };
+    assert!(call.run(&[teacher], |call| call.lost >= 10 && timestamps(call).len() >= 200));
+    call.lose_downlink_every = None;
+    // The last losses' retransmissions arrive.
+    call.run_within(Duration::from_millis(300), &[teacher], |_| false);
+    let frames = timestamps(&call);
+    let (first, last) = (*frames.first().unwrap(), *frames.last().unwrap());
+    let sent = (last - first) / 3000 + 1;
+    let share = frames.len() as f64 / f64::from(sent);
+    assert!(share >= 0.99, "{} of {sent} frames arrived ({share:.3}) with {} datagrams lost", frames.len(), call.lost);
+    let counts = call.server.stats().counts;
+    assert!(counts.resent >= 10 && counts.nacked >= counts.resent, "{counts:?}");
+}
+
+#[test]
+fn a_subscriber_that_nacks_everything_gets_no_more_than_its_retransmission_budget() {
+    let mut call = Call::new(RoomMode::Meeting);
+    let teacher = call.join("ann", RoomRole::Owner);
+    let student = call.join("bob", RoomRole::Member);
+    call.publish_simulcast_camera(teacher);
+    assert!(call.run(&[teacher], |call| call.received_from(student, "ann") >= 60));
+    let newest = call.participants[student].received.last().unwrap().1.header.sequence_number;
+    let before = call.server.stats().counts;
+    // 100 NACKs of the last 60 packets of every stream, at once.
+    for _ in 0..100 {
+        call.nack(student, newest, 60);
+    }
+    call.run_within(Duration::from_millis(100), &[], |_| false);
+    let counts = call.server.stats().counts;
+    let (asked, resent) = (counts.nacked - before.nacked, counts.resent - before.resent);
+    assert!(asked >= 6_000, "{asked} asked for");
+    // A second of the 1 Mbit/s budget, about 110 of the top layer's 1,100-byte packets (fewer
+    // of the smaller layers' would fit more), not the 6,000 asked for.
+    assert!((10..=1_000).contains(&resent), "{resent} of {asked} sent again");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 3, ..ProptestConfig::default() })]
 

@@ -3,7 +3,7 @@
 //! until then the old layer keeps playing), and forwards nothing while paused (an off-screen
 //! tile). After a pause it waits for a keyframe again.
 
-use super::{Forwarded, Incoming, Layer, Rewriter};
+use super::{Forwarded, Incoming, Layer, Original, Rewriter};
 
 /// What to do with one incoming packet for this subscriber.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,9 +52,9 @@ impl DownTrack {
         self.rewriter.timestamp_of(layer, timestamp)
     }
 
-    /// The layer and its own sequence number of the packet sent to this subscriber as
-    /// `sequence_number` (what a NACK names), for the publisher's packet cache.
-    pub fn original(&self, sequence_number: u16) -> Option<(Layer, u16)> {
+    /// Where the packet sent to this subscriber as `sequence_number` (what a NACK names) came
+    /// from, for the publisher's packet cache.
+    pub fn original(&self, sequence_number: u16) -> Option<Original> {
         self.rewriter.original(sequence_number)
     }
 

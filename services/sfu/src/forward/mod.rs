@@ -27,8 +27,8 @@ pub use codec::Codec;
 pub use down_track::{DownTrack, Verdict};
 pub use keyframe_throttle::{KEYFRAME_REQUEST_INTERVAL, KeyframeThrottle};
 pub use layers::{UPGRADE_HEADROOM, target_layer};
-pub use packet_cache::{MAX_AGE, MAX_PACKET, PacketCache};
-pub use rewrite::{Forwarded, Rewriter};
+pub use packet_cache::{Cached, MAX_AGE, MAX_PACKET, PacketCache};
+pub use rewrite::{Forwarded, Original, Rewriter};
 pub use vp8_picture_ids::{Renumbering, Vp8PictureIds};
 
 /// A simulcast layer of a published track, from 0 (the lowest resolution) up.

@@ -4,7 +4,8 @@
 //! continue by the time that passed (a jump would stall the playout). Packets of a layer that
 //! arrive late, from before the switch to it, are not forwarded: their numbers are taken. A
 //! subscriber's NACK names its own numbers; [`Rewriter::original`] maps them back to the layer's,
-//! for the publisher's packet cache.
+//! for the publisher's packet cache, within the current stretch: one begins at a keyframe, so a
+//! decoder never needs a packet from before it.
 
 use std::time::Instant;
 
@@ -20,6 +21,15 @@ pub struct Forwarded {
     pub starts_segment: bool,
 }
 
+/// A sent packet as its layer numbered it, for a retransmission: the layer's packet
+/// `sequence_number`, whose timestamp was moved by `timestamp_offset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Original {
+    pub layer: Layer,
+    pub sequence_number: u16,
+    pub timestamp_offset: u32,
+}
+
 /// Maps packets of a succession of sources into one continuous stream.
 #[derive(Debug)]
 pub struct Rewriter {
@@ -27,20 +37,6 @@ pub struct Rewriter {
     segment: Option<Segment>,
     /// The newest packet sent: its sequence number, its timestamp, and when it arrived.
     newest: Option<(u16, u32, Instant)>,
-    /// Where the latest segments begin in the output, newest first, for [`Rewriter::original`].
-    spans: [Option<Span>; SPANS_KEPT],
-}
-
-/// How many switches back a NACK can still be mapped: a packet lost just before a switch is asked
-/// for after it, but not several switches later.
-const SPANS_KEPT: usize = 4;
-
-/// Where a segment begins in the output, and how its numbers map back.
-#[derive(Debug, Clone, Copy)]
-struct Span {
-    layer: Layer,
-    first_out: u16,
-    sequence_offset: u16,
 }
 
 /// The stretch of the output that comes from one layer, from the switch to it on.
@@ -57,7 +53,7 @@ struct Segment {
 impl Rewriter {
     /// A stream of media sampled at `clock_rate` Hz (90 000 for video).
     pub fn new(clock_rate: u32) -> Self {
-        Self { clock_rate, segment: None, newest: None, spans: [None; SPANS_KEPT] }
+        Self { clock_rate, segment: None, newest: None }
     }
 
     /// The layer the stream comes from now.
@@ -90,12 +86,6 @@ impl Rewriter {
             timestamp_offset: out.timestamp.wrapping_sub(timestamp),
         });
         self.newest = Some((out.sequence_number, out.timestamp, arrived));
-        self.spans.rotate_right(1);
-        self.spans[0] = Some(Span {
-            layer,
-            first_out: out.sequence_number,
-            sequence_offset: out.sequence_number.wrapping_sub(sequence_number),
-        });
         out
     }
 
@@ -106,22 +96,19 @@ impl Rewriter {
         Some(timestamp.wrapping_add(segment.timestamp_offset))
     }
 
-    /// The layer and the layer's own sequence number of the packet this stream sent as
-    /// `sequence_number`; `None` for a number it has not sent yet or from too many switches ago.
-    pub fn original(&self, sequence_number: u16) -> Option<(Layer, u16)> {
+    /// Where the packet this stream sent as `sequence_number` came from; `None` for a number it
+    /// has not sent yet or sent before the current stretch began.
+    pub fn original(&self, sequence_number: u16) -> Option<Original> {
         let (newest, ..) = self.newest?;
-        // How far back from the newest packet sent, within half the number space.
+        let segment = self.segment.as_ref()?;
+        let first_out = (segment.first as u16).wrapping_add(segment.sequence_offset);
+        // How far back from the newest packet sent, within the stretch.
         let behind = newest.wrapping_sub(sequence_number);
-        if behind >= 1 << 15 {
-            return None;
-        }
-        // The newest span that begins at or before it; the span after it (if any) began later.
-        for span in self.spans.iter().flatten() {
-            if newest.wrapping_sub(span.first_out) >= behind {
-                return Some((span.layer, sequence_number.wrapping_sub(span.sequence_offset)));
-            }
-        }
-        None
+        (behind <= newest.wrapping_sub(first_out)).then_some(Original {
+            layer: segment.layer,
+            sequence_number: sequence_number.wrapping_sub(segment.sequence_offset),
+            timestamp_offset: segment.timestamp_offset,
+        })
     }
 
     /// A packet of the current layer: its place in the stream, or `None` if it is from before
@@ -235,24 +222,24 @@ mod tests {
     }
 
     #[test]
-    fn a_nacked_number_maps_back_to_its_layer_and_its_own_number() {
+    fn a_nacked_number_maps_back_to_its_layer_and_its_own_number_within_the_current_stretch() {
         let t0 = Instant::now();
         let mut rewriter = Rewriter::new(90_000);
-        rewriter.switch_to(0, 100, 0, t0); // out 100..=102
-        rewriter.rewrite(101, 0, t0);
-        rewriter.rewrite(102, 0, t0);
-        rewriter.switch_to(2, 7_000, 0, t0); // out 103..=104
-        rewriter.rewrite(7_001, 0, t0);
-        assert_eq!(rewriter.original(104), Some((2, 7_001)));
-        assert_eq!(rewriter.original(103), Some((2, 7_000)));
-        assert_eq!(rewriter.original(102), Some((0, 102)), "lost before the switch, asked for after it");
-        assert_eq!(rewriter.original(100), Some((0, 100)));
+        rewriter.switch_to(0, 100, 1_000, t0); // out 100..=102
+        rewriter.rewrite(101, 1_000, t0);
+        rewriter.rewrite(102, 4_000, t0);
+        let original = |layer, sequence_number, timestamp_offset| Original { layer, sequence_number, timestamp_offset };
+        assert_eq!(rewriter.original(102), Some(original(0, 102, 0)));
+        assert_eq!(rewriter.original(100), Some(original(0, 100, 0)));
         assert_eq!(rewriter.original(99), None, "never sent");
-        assert_eq!(rewriter.original(105), None, "not sent yet");
-        for n in 0..SPANS_KEPT as u16 {
-            rewriter.switch_to(1, 50 + n, 0, t0);
-        }
-        assert_eq!(rewriter.original(103), None, "too many switches ago");
+        assert_eq!(rewriter.original(103), None, "not sent yet");
+        let later = t0 + std::time::Duration::from_millis(10);
+        let first = rewriter.switch_to(2, 7_000, 50_000, later); // out 103..=104
+        rewriter.rewrite(7_001, 53_000, later);
+        let offset = first.timestamp.wrapping_sub(50_000);
+        assert_eq!(rewriter.original(104), Some(original(2, 7_001, offset)));
+        assert_eq!(rewriter.original(103), Some(original(2, 7_000, offset)));
+        assert_eq!(rewriter.original(102), None, "from before the keyframe the stretch begins with");
         assert_eq!(Rewriter::new(90_000).original(1), None);
     }
 

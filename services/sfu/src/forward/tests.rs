@@ -66,7 +66,7 @@ fn forward(laid_out: &[(Option<Incoming>, Option<Option<Layer>>)]) -> Vec<u16> {
             && let Verdict::Forward(forwarded) = track.on_packet(packet)
         {
             // A NACK for it right away finds the packet it was.
-            let original = track.original(forwarded.sequence_number);
+            let original = track.original(forwarded.sequence_number).map(|o| (o.layer, o.sequence_number));
             assert_eq!(original, Some((packet.layer, packet.sequence_number)), "sent as {}", forwarded.sequence_number);
             sent.push(forwarded.sequence_number);
         }

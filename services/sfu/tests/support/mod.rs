@@ -25,6 +25,7 @@ use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::transport::RTCDtlsRole;
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::{NackPair, TransportLayerNack};
 use rtc::rtp::codec::h264::H264Payloader;
 use rtc::rtp::header::Header;
 use rtc::rtp::packet::Packet;
@@ -88,6 +89,9 @@ pub struct Call {
     pub answers: Vec<String>,
     /// Participants' RTP and RTCP datagrams to the server: every `n`th is lost.
     pub lose_every: Option<u64>,
+    /// The server's RTP and RTCP datagrams to subscribe connections: every `n`th is lost.
+    pub lose_downlink_every: Option<u64>,
+    sent_downlink_media: u64,
     /// The server's datagrams to subscribe connections: at most this many bits a second get
     /// through (a policer over 100 ms windows); the rest are lost.
     pub downlink_limit: Option<u64>,
@@ -133,6 +137,8 @@ impl Call {
             speakers: Vec::new(),
             answers: Vec::new(),
             lose_every: None,
+            lose_downlink_every: None,
+            sent_downlink_media: 0,
             downlink_limit: None,
             downlink_window: (None, 0),
             sent_media: 0,
@@ -441,6 +447,14 @@ impl Call {
                     if to_subscriber && !self.downlink_allows(datagram.len(), now) {
                         continue;
                     }
+                    let is_media = datagram.first().is_some_and(|byte| (128..192).contains(byte));
+                    if to_subscriber && is_media {
+                        self.sent_downlink_media += 1;
+                        if self.lose_downlink_every.is_some_and(|n| self.sent_downlink_media.is_multiple_of(n)) {
+                            self.lost += 1;
+                            continue;
+                        }
+                    }
                     let pc = self.participants.iter_mut().find_map(|participant| {
                         if participant.address == to {
                             participant.publish.as_mut()
@@ -516,6 +530,27 @@ impl Call {
             if let Some(mut receiver) = pc.rtp_receiver(receiver) {
                 let pli = PictureLossIndication { sender_ssrc: 0, media_ssrc };
                 receiver.write_rtcp(Instant::now(), vec![Box::new(pli)]).unwrap();
+            }
+        }
+    }
+
+    /// Participant `n` says it lost `count` packets of each stream it receives, numbered back
+    /// from `newest` (a NACK per stream, as many pairs as that takes).
+    pub fn nack(&mut self, n: usize, newest: u16, count: u16) {
+        let participant = &mut self.participants[n];
+        let Some(pc) = participant.subscribe.as_mut() else { return };
+        let first = newest.wrapping_sub(count - 1);
+        let nacks = (0..count.div_ceil(17))
+            .map(|pair| {
+                let packet_id = first.wrapping_add(pair * 17);
+                let following = (count - pair * 17 - 1).min(16);
+                NackPair { packet_id, lost_packets: ((1u32 << following) - 1) as u16 }
+            })
+            .collect();
+        for &(receiver, media_ssrc) in &participant.receivers {
+            if let Some(mut receiver) = pc.rtp_receiver(receiver) {
+                let nack = TransportLayerNack { sender_ssrc: 0, media_ssrc, nacks: Clone::clone(&nacks) };
+                receiver.write_rtcp(Instant::now(), vec![Box::new(nack)]).unwrap();
             }
         }
     }

@@ -85,7 +85,6 @@ fn packet(generated: &Generated) -> Packet<'_> {
         sequence_number: generated.sequence_number,
         timestamp: generated.timestamp,
         marker: false,
-        bytes: &generated.bytes,
         payload: &generated.bytes,
     }
 }
