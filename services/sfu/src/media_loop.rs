@@ -3,8 +3,8 @@
 //! Rooms are spread over the threads by id ([`shard_of`]) and a room lives on one thread with all
 //! its connections, so the packet path never waits for, or hands packets to, another thread (the
 //! design and its reasons: docs/architecture.md). Datagrams go in and out in batches
-//! ([`crate::udp_batch`]): everything one read brought is handled, then everything it produced
-//! is sent. Each thread runs a single-threaded tokio runtime. Rooms talk to their thread through
+//! ([`crate::udp_batch`]): the datagrams one read brought are handled one by one, and what they
+//! produce is sent a system call's worth at a time. Each thread runs a single-threaded tokio runtime. Rooms talk to their thread through
 //! [`MediaHandle`]; what the server says to a room's participants goes to that room's channel,
 //! which its seat in the call drains ([`crate::seat`]).
 
@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 
 use crate::connection::ConnectionKind;
 use crate::server::{Incoming, MediaServer, Outgoing, Output, Stats};
-use crate::udp_batch::BatchSocket;
+use crate::udp_batch::{BatchSocket, SEND_BATCH};
 use crate::wake::Wake;
 
 /// How often the metrics are brought up to date.
@@ -155,10 +155,9 @@ async fn run(
     mut commands: mpsc::UnboundedReceiver<Command>,
     report: Report,
 ) {
-    let counters = Arc::clone(&report.counters);
     let mut rooms: HashMap<String, mpsc::UnboundedSender<ToRoom>> = HashMap::new();
     let mut report_every = tokio::time::interval(REPORT_EVERY);
-    let forwarding_latency = metrics::histogram!("sfu_forwarding_latency_seconds");
+    let mut sending = Sending::new(Arc::clone(&report.counters));
     let mut timers = Wake::default();
     loop {
         let wake = timers.next(Instant::now(), || server.poll_timeout()).map(tokio::time::Instant::from_std);
@@ -169,14 +168,19 @@ async fn run(
                 Ok(()) => {
                     let now = Instant::now();
                     received_at = Some(now);
-                    let (mut datagrams, mut bytes) = (0, 0);
-                    for (from, datagram) in socket.received() {
-                        datagrams += 1;
-                        bytes += datagram.len() as u64;
+                    // What each datagram produced is sent as soon as a system call's worth has
+                    // gathered, not after the whole read: a packet for N viewers is N datagrams,
+                    // and a read of 32 packets' would hold the first copies back (and their
+                    // memory) until the last were made.
+                    for index in 0..socket.received_count() {
+                        let Some((from, datagram)) = socket.received_at(index) else { continue };
+                        sending.received(datagram.len());
                         server.datagram(from, datagram, now);
+                        sending.take_outputs(&mut server, &mut socket, &rooms);
+                        if socket.queued() >= SEND_BATCH {
+                            sending.flush(&mut socket, received_at).await;
+                        }
                     }
-                    counters.datagrams_in.fetch_add(datagrams, Ordering::Relaxed);
-                    counters.bytes_in.fetch_add(bytes, Ordering::Relaxed);
                     timers.input_handled();
                 }
                 // ICMP errors surface here on Linux (a participant's port closed): not ours.
@@ -197,12 +201,43 @@ async fn run(
             }
             _ = report_every.tick() => report.record(&server),
         }
-        let (mut datagrams, mut bytes) = (0, 0);
+        sending.take_outputs(&mut server, &mut socket, &rooms);
+        sending.flush(&mut socket, received_at).await;
+    }
+}
+
+/// The server's outputs on their way: datagrams through the socket, signals to their rooms'
+/// channels; counted, and the forwarding latency measured.
+struct Sending {
+    counters: Arc<Counters>,
+    forwarding_latency: metrics::Histogram,
+    /// Datagrams and bytes queued since the last flush.
+    queued: (u64, u64),
+}
+
+impl Sending {
+    fn new(counters: Arc<Counters>) -> Self {
+        Self { counters, forwarding_latency: metrics::histogram!("sfu_forwarding_latency_seconds"), queued: (0, 0) }
+    }
+
+    /// Counts a datagram read.
+    fn received(&self, bytes: usize) {
+        self.counters.datagrams_in.fetch_add(1, Ordering::Relaxed);
+        self.counters.bytes_in.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    /// Queues the server's datagrams on `socket` and hands its signals to their rooms.
+    fn take_outputs(
+        &mut self,
+        server: &mut MediaServer,
+        socket: &mut BatchSocket,
+        rooms: &HashMap<String, mpsc::UnboundedSender<ToRoom>>,
+    ) {
         while let Some(output) = server.poll_output() {
             match output {
                 Output::Transmit { to, datagram } => {
-                    datagrams += 1;
-                    bytes += datagram.len() as u64;
+                    self.queued.0 += 1;
+                    self.queued.1 += datagram.len() as u64;
                     socket.queue(to, datagram);
                 }
                 Output::Signal { room, to, connection, message } => {
@@ -217,16 +252,23 @@ async fn run(
                 }
             }
         }
-        if socket.has_queued() {
-            let refused = socket.flush().await;
-            if refused > 0 {
-                tracing::debug!(datagrams = refused, "the kernel refused datagrams");
-            }
-            counters.datagrams_out.fetch_add(datagrams, Ordering::Relaxed);
-            counters.bytes_out.fetch_add(bytes, Ordering::Relaxed);
-            if let Some(received_at) = received_at {
-                forwarding_latency.record(received_at.elapsed());
-            }
+    }
+
+    /// Sends what is queued; if it was made from datagrams read at `received_at`, the time since
+    /// is a forwarding latency.
+    async fn flush(&mut self, socket: &mut BatchSocket, received_at: Option<Instant>) {
+        if socket.queued() == 0 {
+            return;
+        }
+        let refused = socket.flush().await;
+        if refused > 0 {
+            tracing::debug!(datagrams = refused, "the kernel refused datagrams");
+        }
+        let (datagrams, bytes) = std::mem::take(&mut self.queued);
+        self.counters.datagrams_out.fetch_add(datagrams, Ordering::Relaxed);
+        self.counters.bytes_out.fetch_add(bytes, Ordering::Relaxed);
+        if let Some(received_at) = received_at {
+            self.forwarding_latency.record(received_at.elapsed());
         }
     }
 }

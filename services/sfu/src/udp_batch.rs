@@ -94,17 +94,27 @@ impl BatchSocket {
         }
     }
 
-    /// The datagrams the last [`BatchSocket::receive`] read, each with its sender.
-    pub fn received(&self) -> impl Iterator<Item = (SocketAddr, &[u8])> {
-        self.received
-            .iter()
-            .zip(self.buffers.iter())
-            .filter_map(|(datagram, buffer)| datagram.map(|(from, len)| (from, &buffer[..len])))
+    /// How many datagrams the last [`BatchSocket::receive`] read (some may be unusable:
+    /// [`BatchSocket::received_at`] skips them).
+    pub fn received_count(&self) -> usize {
+        self.received.len()
+    }
+
+    /// The last read's `index`th datagram with its sender; `None` if it was cut short or came
+    /// from no IP address. By index, so that datagrams can be sent between two of them.
+    pub fn received_at(&self, index: usize) -> Option<(SocketAddr, &[u8])> {
+        let (from, len) = (*self.received.get(index)?)?;
+        Some((from, &self.buffers[index][..len]))
     }
 
     /// Queues a datagram for the next [`BatchSocket::flush`].
     pub fn queue(&mut self, to: SocketAddr, datagram: BytesMut) {
         self.queued.push((to, datagram));
+    }
+
+    /// How many datagrams wait for [`BatchSocket::flush`].
+    pub fn queued(&self) -> usize {
+        self.queued.len()
     }
 
     /// Hands every queued datagram to the kernel, [`SEND_BATCH`] a call, waiting while its send
@@ -143,11 +153,6 @@ impl BatchSocket {
         queued.clear();
         refused
     }
-
-    /// Whether datagrams wait for [`BatchSocket::flush`].
-    pub fn has_queued(&self) -> bool {
-        !self.queued.is_empty()
-    }
 }
 
 fn socket_address(address: &SockaddrStorage) -> Option<SocketAddr> {
@@ -161,6 +166,11 @@ fn socket_address(address: &SockaddrStorage) -> Option<SocketAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The datagrams the last read brought, each with its sender.
+    fn received(socket: &BatchSocket) -> impl Iterator<Item = (SocketAddr, &[u8])> {
+        (0..socket.received_count()).filter_map(|index| socket.received_at(index))
+    }
 
     async fn bound() -> (BatchSocket, SocketAddr) {
         let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
@@ -180,12 +190,12 @@ mod tests {
             sender.queue(to, BytesMut::from(&(i as u32).to_be_bytes()[..]));
         }
         assert_eq!(sender.flush().await, 0, "nothing refused");
-        assert!(!sender.has_queued());
+        assert_eq!(sender.queued(), 0);
         for (receiver, parity) in [(&mut first, 0u32), (&mut second, 1)] {
             let mut numbers = Vec::new();
             while numbers.len() < count / 2 {
                 receiver.receive().await.expect("receive");
-                for (sender_address, datagram) in receiver.received() {
+                for (sender_address, datagram) in received(receiver) {
                     assert_eq!(sender_address, from);
                     numbers.push(u32::from_be_bytes(datagram.try_into().expect("four bytes")));
                 }
@@ -204,9 +214,9 @@ mod tests {
         }
         sender.flush().await;
         receiver.receive().await.expect("receive");
-        assert_eq!(receiver.received().count(), RECEIVE_BATCH, "a whole batch in one call");
+        assert_eq!(received(&receiver).count(), RECEIVE_BATCH, "a whole batch in one call");
         receiver.receive().await.expect("receive");
-        let rest: Vec<u8> = receiver.received().map(|(_, datagram)| datagram[0]).collect();
+        let rest: Vec<u8> = received(&receiver).map(|(_, datagram)| datagram[0]).collect();
         assert_eq!(rest, [32, 33, 34]);
     }
 }
