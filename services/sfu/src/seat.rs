@@ -66,6 +66,8 @@ impl Seats {
         let pass = Pass { room_id: room.clone(), ..self.pass.clone() };
         let mut call = Call::new(Seat { pass, gateways: self.gateways.clone(), rejoin: REJOIN });
         let mut redis = self.redis.clone();
+        // The room counts into the instance's load from now, while its seat is being taken.
+        let share = self.occupancy.room();
         // Taken: another SFU will not get it, whether or not the call can be entered.
         if let Err(error) = sfu_jobs::ack(&mut redis, &self.prefix, &self.instance_id, &job.entry).await {
             tracing::warn!(%error, room.id = %room, "acknowledging the room's job");
@@ -83,7 +85,7 @@ impl Seats {
                     to_room,
                     from_media,
                     speaker: None,
-                    share: self.occupancy.room(),
+                    share,
                 };
                 served.enter(&peers).await;
                 let left = served.run(stop).await;
