@@ -98,6 +98,12 @@ pub async fn heartbeat(redis: &mut impl ConnectionLike, prefix: &str, entry: &Re
     pipe.query_async(redis).await
 }
 
+/// A new process of the instance starts undrained: a mark left for the process before it under
+/// the same id (whose entry has not expired yet) is taken off.
+pub async fn clear_draining(redis: &mut impl ConnectionLike, prefix: &str, instance_id: &str) -> RedisResult<()> {
+    redis::cmd("HDEL").arg(keys::sfu_instance(prefix, instance_id)).arg("draining").query_async(redis).await
+}
+
 /// The instance leaves the registry (a clean shutdown, once its rooms are handed over).
 pub async fn deregister(redis: &mut impl ConnectionLike, prefix: &str, instance_id: &str) -> RedisResult<()> {
     redis::pipe()

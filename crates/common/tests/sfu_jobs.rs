@@ -109,6 +109,10 @@ async fn a_draining_instance_gets_no_new_room_and_keeps_the_mark_through_its_hea
         listed.iter().map(|i| (i.id.as_str(), i.draining)).collect::<Vec<_>>(),
         [("sfu-a", true), ("sfu-b", false)]
     );
+    // A new process under the same id starts undrained.
+    sfu_registry::clear_draining(&mut redis, &prefix, "sfu-a").await.unwrap();
+    assert_eq!(place(&mut redis, &prefix, "r0").await, placed_on("sfu-a"));
+    sfu_registry::mark_draining(&mut redis, &prefix, "sfu-a").await.unwrap();
     // An instance that says it is stopping is draining too; with nobody else, the room waits.
     let stopping = Registration {
         instance_id: "sfu-b".into(),

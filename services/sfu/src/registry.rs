@@ -60,6 +60,10 @@ impl Registry {
         let mut sent = Sent { bytes: self.counters.bytes_out.load(Ordering::Relaxed), at: Instant::now() };
         let mut cpu = MediaCpu::new(Instant::now());
         let mut every = tokio::time::interval(HEARTBEAT_EVERY);
+        if let Err(error) = sfu_registry::clear_draining(&mut self.redis.clone(), &self.prefix, &self.instance_id).await
+        {
+            failed(&error, "clearing a draining mark of the SFU's last process");
+        }
         loop {
             tokio::select! {
                 _ = every.tick() => {}

@@ -81,7 +81,7 @@ pub async fn list_sfus(state: web::Data<AppState>, _admin: Admin) -> Result<Http
 
 /// Drain a media server instance: no new room is placed on it; the rooms it serves stay until
 /// their calls end or it is stopped (SIGTERM), which hands them to other instances. The mark
-/// lasts as long as the instance's entry. 404 for an id no live instance has.
+/// lasts until the instance's process ends. 404 for an id no live instance has.
 #[utoipa::path(tag = "admin", security(("bearer" = [])), responses(
     (status = 204), (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse),
     (status = 503, body = ErrorResponse),
