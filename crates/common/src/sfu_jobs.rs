@@ -131,6 +131,24 @@ pub async fn hand_over(
     place(redis, prefix, &job.room_id, job.media, job.mode, instance_id).await
 }
 
+/// Every room placed on `instance_id` and not yet read goes to another instance ([`hand_over`]),
+/// its job acknowledged: for an instance that is stopping, once it is marked draining (so that
+/// nothing more is placed on it). What became of each room, by id.
+pub async fn hand_over_unread(
+    redis: &mut impl ConnectionLike,
+    prefix: &str,
+    instance_id: &str,
+) -> RedisResult<Vec<(String, Placement)>> {
+    let mut handed_over = Vec::new();
+    // They are in the stream already, or not at all: the shortest wait.
+    while let Some(job) = next(redis, prefix, instance_id, Duration::from_millis(1)).await? {
+        let placement = hand_over(redis, prefix, &job, instance_id).await?;
+        ack(redis, prefix, instance_id, &job.entry).await?;
+        handed_over.push((job.room_id, placement));
+    }
+    Ok(handed_over)
+}
+
 async fn place(
     redis: &mut impl ConnectionLike,
     prefix: &str,

@@ -196,6 +196,23 @@ async fn a_stopping_instance_hands_its_room_to_another_in_one_step() {
 }
 
 #[actix_web::test]
+async fn a_stopping_instance_hands_on_the_rooms_placed_on_it_that_it_has_not_read() {
+    let (mut redis, prefix) = (redis().await, prefix());
+    register(&mut redis, &prefix, "sfu-a", 0, 100).await;
+    register(&mut redis, &prefix, "sfu-b", 50, 100).await;
+    sfu_jobs::ensure_group(&mut redis, &prefix, "sfu-a").await.unwrap();
+    for room in ["r1", "r2"] {
+        assert_eq!(place(&mut redis, &prefix, room).await, placed_on("sfu-a"));
+    }
+    sfu_registry::mark_draining(&mut redis, &prefix, "sfu-a").await.unwrap();
+    let handed_over = sfu_jobs::hand_over_unread(&mut redis, &prefix, "sfu-a").await.unwrap();
+    assert_eq!(handed_over, [("r1".to_owned(), placed_on("sfu-b")), ("r2".to_owned(), placed_on("sfu-b"))]);
+    assert_eq!((jobs_of(&mut redis, &prefix, "sfu-a").await, jobs_of(&mut redis, &prefix, "sfu-b").await), (0, 2));
+    assert_eq!(holder(&mut redis, &prefix, "r2").await.as_deref(), Some("sfu-b"));
+    assert!(sfu_jobs::hand_over_unread(&mut redis, &prefix, "sfu-a").await.unwrap().is_empty(), "nothing left");
+}
+
+#[actix_web::test]
 async fn the_registry_lists_live_instances_with_their_load_and_rooms() {
     let (mut redis, prefix) = (redis().await, prefix());
     let entry = Registration {

@@ -20,8 +20,6 @@ use crate::seat::Seats;
 const WAIT: Duration = Duration::from_secs(2);
 /// The pause after a failed read (Redis down).
 const RETRY_AFTER: Duration = Duration::from_secs(1);
-/// How long the read of the jobs left at shutdown waits: they are there already, or not at all.
-const LEFT_WAITING: Duration = Duration::from_millis(1);
 
 pub struct Jobs {
     seats: Seats,
@@ -88,23 +86,21 @@ impl Jobs {
     /// Rooms placed on this instance before it said it was draining, not yet read: each goes to
     /// another instance, as the rooms it serves do.
     async fn hand_over_unread(&mut self, prefix: &str, instance: &str) {
-        while let Ok(Some(job)) = sfu_jobs::next(&mut self.reader, prefix, instance, LEFT_WAITING).await {
-            match sfu_jobs::hand_over(&mut self.reader, prefix, &job, instance).await {
-                Ok(Placement::Placed { instance_id }) => {
-                    ::metrics::counter!("sfu_rooms_handed_over_total").increment(1);
-                    tracing::info!(room.id = %job.room_id, sfu.id = %instance_id, "shutting down; an unread room goes to another SFU");
+        match sfu_jobs::hand_over_unread(&mut self.reader, prefix, instance).await {
+            Ok(rooms) => {
+                for (room, placement) in rooms {
+                    if let Placement::Placed { instance_id } = placement {
+                        ::metrics::counter!("sfu_rooms_handed_over_total").increment(1);
+                        tracing::info!(room.id = %room, sfu.id = %instance_id, "shutting down; an unread room goes to another SFU");
+                    }
                 }
-                Ok(Placement::Held | Placement::NoInstance) => {}
-                Err(error) => tracing::warn!(%error, room.id = %job.room_id, "handing an unread room over"),
             }
-            if let Err(error) = sfu_jobs::ack(&mut self.reader, prefix, instance, &job.entry).await {
-                tracing::warn!(%error, room.id = %job.room_id, "acknowledging a room handed over");
-            }
+            Err(error) => tracing::warn!(%error, "handing over the rooms placed here and not yet read"),
         }
     }
 }
 
-/// A failed read of the queue (Redis down): counted, logged, and a pause before the next.
+/// A failed read of the job stream (Redis down): counted, logged, and a pause before the next.
 async fn failed(error: &redis::RedisError) {
     ::metrics::counter!("sfu_redis_errors_total").increment(1);
     tracing::warn!(%error, "reading the SFU's job stream");
