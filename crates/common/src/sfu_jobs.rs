@@ -109,14 +109,14 @@ pub struct SfuJob {
 }
 
 /// Places `room_id` on the least-loaded live instance unless it is placed or served already.
-pub async fn queue(
+pub async fn place(
     redis: &mut impl ConnectionLike,
     prefix: &str,
     room_id: &str,
     media: MediaRouting,
     mode: RoomMode,
 ) -> RedisResult<Placement> {
-    place(redis, prefix, room_id, media, mode, "").await
+    place_on_least_loaded(redis, prefix, room_id, media, mode, "").await
 }
 
 /// The instance `instance_id` is stopping: the room it serves goes to another live instance
@@ -128,7 +128,7 @@ pub async fn hand_over(
     job: &SfuJob,
     instance_id: &str,
 ) -> RedisResult<Placement> {
-    place(redis, prefix, &job.room_id, job.media, job.mode, instance_id).await
+    place_on_least_loaded(redis, prefix, &job.room_id, job.media, job.mode, instance_id).await
 }
 
 /// Every room placed on `instance_id` and not yet read goes to another instance ([`hand_over`]),
@@ -149,7 +149,7 @@ pub async fn hand_over_unread(
     Ok(handed_over)
 }
 
-async fn place(
+async fn place_on_least_loaded(
     redis: &mut impl ConnectionLike,
     prefix: &str,
     room_id: &str,

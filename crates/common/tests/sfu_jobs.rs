@@ -32,7 +32,7 @@ async fn register(redis: &mut ConnectionManager, prefix: &str, instance: &str, s
 }
 
 async fn place(redis: &mut ConnectionManager, prefix: &str, room: &str) -> Placement {
-    sfu_jobs::queue(redis, prefix, room, MediaRouting::Sfu, RoomMode::Meeting).await.unwrap()
+    sfu_jobs::place(redis, prefix, room, MediaRouting::Sfu, RoomMode::Meeting).await.unwrap()
 }
 
 fn placed_on(instance: &str) -> Placement {
@@ -55,7 +55,7 @@ async fn a_room_is_placed_once_and_read_with_its_settings_by_its_instance_only()
     sfu_jobs::ensure_group(&mut redis, &prefix, "sfu-a").await.expect("an existing group is fine");
     let queue = |redis: &mut ConnectionManager| {
         let (mut redis, prefix) = (redis.clone(), prefix.clone());
-        async move { sfu_jobs::queue(&mut redis, &prefix, "r1", MediaRouting::Sfu, RoomMode::Lecture).await.unwrap() }
+        async move { sfu_jobs::place(&mut redis, &prefix, "r1", MediaRouting::Sfu, RoomMode::Lecture).await.unwrap() }
     };
     assert_eq!(queue(&mut redis).await, placed_on("sfu-a"));
     assert_eq!(queue(&mut redis).await, Placement::Held);

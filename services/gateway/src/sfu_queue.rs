@@ -52,7 +52,7 @@ impl SfuQueue {
             return;
         }
         let placed =
-            sfu_jobs::queue(&mut self.redis.clone(), &self.prefix, room_id, settings.media, settings.mode).await;
+            sfu_jobs::place(&mut self.redis.clone(), &self.prefix, room_id, settings.media, settings.mode).await;
         match placed {
             Ok(Placement::Placed { instance_id }) => {
                 metrics::counter!("gateway_sfu_jobs_queued_total").increment(1);

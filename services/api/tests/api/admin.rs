@@ -270,7 +270,7 @@ async fn a_drained_media_server_gets_no_new_room_and_the_drain_is_audited() {
         redis::Client::open(app.settings.redis_url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
     let (media, mode) = (confab_domain::MediaRouting::Sfu, confab_domain::RoomMode::Meeting);
     let placed =
-        confab_common::sfu_jobs::queue(&mut redis, &app.settings.redis_prefix, "room-1", media, mode).await.unwrap();
+        confab_common::sfu_jobs::place(&mut redis, &app.settings.redis_prefix, "room-1", media, mode).await.unwrap();
     assert_eq!(
         placed,
         confab_common::sfu_jobs::Placement::Placed { instance_id: "sfu-b".into() },
