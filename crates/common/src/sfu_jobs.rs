@@ -3,7 +3,7 @@
 //! theirs over when they stop). A room goes to the least-loaded live instance that is not
 //! draining in the registry ([`crate::sfu_registry`]): fewest subscribers per unit of capacity,
 //! then fewest rooms, then the smaller id. One Lua step reads the candidates' entries, picks one,
-//! sets `confab_domain::keys::sfu_room` to its instance id (`SET NX`, [`QUEUED_TTL`]) and appends
+//! sets `confab_domain::keys::sfu_room` to its instance id (`SET NX`, [`PLACED_TTL`]) and appends
 //! the job to that instance's own stream (`confab_domain::keys::sfu_instance_jobs`: `room_id`,
 //! `media`, `mode`, the room's settings from the participant's ticket), so two gateways racing
 //! for one room place it once, and every gateway and service reads the same answer from the key.
@@ -31,7 +31,7 @@ pub const GROUP: &str = "sfus";
 
 /// How long a placed room waits for its instance to take it before another arrival may place it
 /// again.
-pub const QUEUED_TTL: Duration = Duration::from_secs(30);
+pub const PLACED_TTL: Duration = Duration::from_secs(30);
 
 /// Jobs kept in a stream (approximately): far more than can ever be waiting.
 const STREAM_LENGTH: usize = 10_000;
@@ -168,7 +168,7 @@ async fn place_on_least_loaded(
     }
     script
         .arg(holder)
-        .arg(QUEUED_TTL.as_millis() as u64)
+        .arg(PLACED_TTL.as_millis() as u64)
         .arg(STREAM_LENGTH)
         .arg(room_id)
         .arg(media.as_str())
