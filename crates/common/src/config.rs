@@ -61,6 +61,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "CONFAB_MEDIA_BIND",
     "CONFAB_MEDIA_ADDRESS",
     "CONFAB_MEDIA_THREADS",
+    "CONFAB_SFU_CAPACITY",
 ];
 
 /// Conventional variables read without the `CONFAB_` prefix.

@@ -1,14 +1,21 @@
-//! The media servers' work queue, shared by the gateways (which queue a room when its call needs
-//! an SFU and none serves it) and the SFUs (which read it through the consumer group `sfus`, so
-//! each room goes to one of them): the stream `confab_domain::keys::sfu_jobs`, entries `room_id`,
-//! `media` and `mode` (the room's settings from the participant's ticket).
+//! Placing rooms on the media servers, shared by the gateways (which place a room when its call
+//! needs an SFU and none serves it) and the SFUs (which read the rooms placed on them, and hand
+//! theirs over when they stop). A room goes to the least-loaded live instance that is not
+//! draining in the registry ([`crate::sfu_registry`]): fewest subscribers per unit of capacity,
+//! then fewest rooms, then the smaller id. One Lua step reads the candidates' entries, picks one,
+//! sets `confab_domain::keys::sfu_room` to its instance id (`SET NX`, [`PLACED_TTL`]) and appends
+//! the job to that instance's own stream (`confab_domain::keys::sfu_instance_jobs`: `room_id`,
+//! `media`, `mode`, the room's settings from the participant's ticket), so two gateways racing
+//! for one room place it once, and every gateway and service reads the same answer from the key.
+//! Capacity weighs the choice but does not refuse: when every instance is past it the room still
+//! goes to the least loaded, as a big call in mesh would be worse. With no live instance the room
+//! is not placed (its call stays a mesh) and its next arrival tries again.
 //!
-//! A room is queued once: beside the stream, `confab_domain::keys::sfu_room` holds `queued`
-//! for [`QUEUED_TTL`], set in the same step as the entry. The SFU that takes the job overwrites
-//! it with its instance id and renews it while it serves the room ([`serve_room`]), and deletes it
-//! when it leaves ([`release_room`]). A job lost with an SFU that died before joining, or an SFU
-//! that stopped renewing, frees the key when it expires, and the room's next arrival queues it
-//! again.
+//! Each instance reads only its stream, through the consumer group [`GROUP`]. It renews the key
+//! while it serves the room ([`serve_room`]) and deletes it when it leaves ([`release_room`]), or,
+//! when it is stopping, places the room on another instance in the same step ([`hand_over`]). A
+//! job lost with an instance that died before joining, or an instance that stopped renewing,
+//! frees the key when it expires, and the room's next arrival places it again.
 
 use std::time::Duration;
 
@@ -17,20 +24,60 @@ use redis::RedisResult;
 use redis::aio::ConnectionLike;
 use redis::streams::StreamReadReply;
 
-/// The SFUs' consumer group.
+use crate::sfu_registry;
+
+/// The consumer group on each instance's job stream.
 pub const GROUP: &str = "sfus";
 
-/// How long a queued room waits for an SFU before another arrival may queue it again.
-pub const QUEUED_TTL: Duration = Duration::from_secs(30);
+/// How long a placed room waits for its instance to take it before another arrival may place it
+/// again.
+pub const PLACED_TTL: Duration = Duration::from_secs(30);
 
-/// Jobs kept in the stream (approximately): far more than can ever be waiting.
+/// Jobs kept in a stream (approximately): far more than can ever be waiting.
 const STREAM_LENGTH: usize = 10_000;
 
-/// Adds the job unless the room is queued or served already: 1 queued, 0 not.
-const QUEUE: &str = r"
-if not redis.call('SET', KEYS[2], 'queued', 'NX', 'PX', ARGV[1]) then return 0 end
-redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'room_id', ARGV[3], 'media', ARGV[4], 'mode', ARGV[5])
-return 1
+/// Places a room: `KEYS` the room's key, the registry's set, then each candidate's entry and job
+/// stream; `ARGV` who must hold the room now (`''`: nobody), the key's TTL, the stream length, the
+/// room id, media and mode, then the candidates' ids. Returns `{1, id}` placed on `id`, `{0, ''}`
+/// the room is held by another (or no longer by the one handing it over), `{2, ''}` no live
+/// instance takes rooms (a room handed over is then freed). An id whose entry has expired leaves
+/// the set. The chosen entry counts one more subscriber at once, so rooms placed within one
+/// heartbeat spread; its next heartbeat writes the true figure.
+const PLACE: &str = r"
+local holder = redis.call('GET', KEYS[1])
+if ARGV[1] == '' then
+  if holder then return {0, ''} end
+elseif holder ~= ARGV[1] then
+  return {0, ''}
+end
+local function lighter(a, b)
+  if a.subscribers * b.capacity ~= b.subscribers * a.capacity then
+    return a.subscribers * b.capacity < b.subscribers * a.capacity
+  end
+  if a.rooms ~= b.rooms then return a.rooms < b.rooms end
+  return a.id < b.id
+end
+local best
+for i = 7, #ARGV do
+  local entry, stream, id = KEYS[2 * i - 11], KEYS[2 * i - 10], ARGV[i]
+  local fields = redis.call('HMGET', entry, 'capacity', 'subscribers', 'rooms', 'draining')
+  local capacity = tonumber(fields[1])
+  if not capacity then
+    redis.call('SREM', KEYS[2], id)
+  elseif capacity > 0 and fields[4] ~= '1' and id ~= ARGV[1] then
+    local candidate = {id = id, entry = entry, stream = stream, capacity = capacity,
+      subscribers = tonumber(fields[2]) or 0, rooms = tonumber(fields[3]) or 0}
+    if not best or lighter(candidate, best) then best = candidate end
+  end
+end
+if not best then
+  if holder then redis.call('DEL', KEYS[1]) end
+  return {2, ''}
+end
+redis.call('SET', KEYS[1], best.id, 'PX', ARGV[2])
+redis.call('HINCRBY', best.entry, 'subscribers', 1)
+redis.call('XADD', best.stream, 'MAXLEN', '~', ARGV[3], '*', 'room_id', ARGV[4], 'media', ARGV[5], 'mode', ARGV[6])
+return {1, best.id}
 ";
 
 /// Deletes the room's key if it still names this SFU: 1 deleted, 0 not.
@@ -39,6 +86,17 @@ if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1])
 return 1
 ";
+
+/// What became of a room to place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placement {
+    /// Placed on this instance: the job is on its stream.
+    Placed { instance_id: String },
+    /// Another placement holds the room (placed already, or served).
+    Held,
+    /// No live instance takes rooms: the room is not placed.
+    NoInstance,
+}
 
 /// One room for an SFU to serve.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,34 +108,88 @@ pub struct SfuJob {
     pub mode: RoomMode,
 }
 
-/// Queues `room_id` for the SFUs unless it is queued or served already; true if this call queued
-/// it.
-pub async fn queue(
+/// Places `room_id` on the least-loaded live instance unless it is placed or served already.
+pub async fn place(
     redis: &mut impl ConnectionLike,
     prefix: &str,
     room_id: &str,
     media: MediaRouting,
     mode: RoomMode,
-) -> RedisResult<bool> {
-    let queued: i64 = redis::Script::new(QUEUE)
-        .key(keys::sfu_jobs(prefix))
-        .key(keys::sfu_room(prefix, room_id))
-        .arg(QUEUED_TTL.as_millis() as u64)
+) -> RedisResult<Placement> {
+    place_on_least_loaded(redis, prefix, room_id, media, mode, "").await
+}
+
+/// The instance `instance_id` is stopping: the room it serves goes to another live instance
+/// (its key renamed and the job on that instance's stream, in one step), or is freed if none
+/// takes rooms. [`Placement::Held`] if the key no longer names `instance_id`.
+pub async fn hand_over(
+    redis: &mut impl ConnectionLike,
+    prefix: &str,
+    job: &SfuJob,
+    instance_id: &str,
+) -> RedisResult<Placement> {
+    place_on_least_loaded(redis, prefix, &job.room_id, job.media, job.mode, instance_id).await
+}
+
+/// Every room placed on `instance_id` and not yet read goes to another instance ([`hand_over`]),
+/// its job acknowledged: for an instance that is stopping, once it is marked draining (so that
+/// nothing more is placed on it). What became of each room, by id.
+pub async fn hand_over_unread(
+    redis: &mut impl ConnectionLike,
+    prefix: &str,
+    instance_id: &str,
+) -> RedisResult<Vec<(String, Placement)>> {
+    let mut handed_over = Vec::new();
+    // They are in the stream already, or not at all: the shortest wait.
+    while let Some(job) = next(redis, prefix, instance_id, Duration::from_millis(1)).await? {
+        let placement = hand_over(redis, prefix, &job, instance_id).await?;
+        ack(redis, prefix, instance_id, &job.entry).await?;
+        handed_over.push((job.room_id, placement));
+    }
+    Ok(handed_over)
+}
+
+async fn place_on_least_loaded(
+    redis: &mut impl ConnectionLike,
+    prefix: &str,
+    room_id: &str,
+    media: MediaRouting,
+    mode: RoomMode,
+    holder: &str,
+) -> RedisResult<Placement> {
+    // Read before the step: an instance that registers meanwhile is a candidate next time; one
+    // that expires meanwhile has no entry left for the step to read.
+    let candidates = sfu_registry::registered_ids(redis, prefix).await?;
+    let place = redis::Script::new(PLACE);
+    let mut script = place.key(keys::sfu_room(prefix, room_id));
+    script.key(keys::sfu_instances(prefix));
+    for id in &candidates {
+        script.key(keys::sfu_instance(prefix, id)).key(keys::sfu_instance_jobs(prefix, id));
+    }
+    script
+        .arg(holder)
+        .arg(PLACED_TTL.as_millis() as u64)
         .arg(STREAM_LENGTH)
         .arg(room_id)
         .arg(media.as_str())
-        .arg(mode.as_str())
-        .invoke_async(redis)
-        .await?;
-    Ok(queued == 1)
+        .arg(mode.as_str());
+    for id in &candidates {
+        script.arg(id);
+    }
+    let (outcome, instance_id): (i64, String) = script.invoke_async(redis).await?;
+    Ok(match outcome {
+        1 => Placement::Placed { instance_id },
+        2 => Placement::NoInstance,
+        _ => Placement::Held,
+    })
 }
 
-/// Creates the consumer group (from the start of the stream, so rooms queued before any SFU ran
-/// are served); an existing group is left as it is.
-pub async fn ensure_group(redis: &mut impl ConnectionLike, prefix: &str) -> RedisResult<()> {
+/// Creates the consumer group of `instance_id`'s stream (from its start, so rooms placed before
+/// the instance read are served); an existing group is left as it is.
+pub async fn ensure_group(redis: &mut impl ConnectionLike, prefix: &str, instance_id: &str) -> RedisResult<()> {
     let created: RedisResult<()> = redis::cmd("XGROUP")
         .arg("CREATE")
-        .arg(keys::sfu_jobs(prefix))
+        .arg(keys::sfu_instance_jobs(prefix, instance_id))
         .arg(GROUP)
         .arg("0")
         .arg("MKSTREAM")
@@ -89,27 +201,27 @@ pub async fn ensure_group(redis: &mut impl ConnectionLike, prefix: &str) -> Redi
     }
 }
 
-/// The next job for the SFU `consumer`, waiting at most `wait` (at least 1 ms) for one. The read
+/// The next job placed on the SFU `instance_id`, waiting at most `wait` (at least 1 ms) for one. The read
 /// blocks its connection: give it one of its own whose response timeout is longer than `wait`,
 /// or every other command on it waits too. An entry whose fields cannot be read is acknowledged
 /// and skipped (`Ok(None)`).
 pub async fn next(
     redis: &mut impl ConnectionLike,
     prefix: &str,
-    consumer: &str,
+    instance_id: &str,
     wait: Duration,
 ) -> RedisResult<Option<SfuJob>> {
     let reply: Option<StreamReadReply> = redis::cmd("XREADGROUP")
         .arg("GROUP")
         .arg(GROUP)
-        .arg(consumer)
+        .arg(instance_id)
         .arg("COUNT")
         .arg(1)
         .arg("BLOCK")
         // BLOCK 0 would wait forever.
         .arg(wait.as_millis().max(1) as u64)
         .arg("STREAMS")
-        .arg(keys::sfu_jobs(prefix))
+        .arg(keys::sfu_instance_jobs(prefix, instance_id))
         .arg(">")
         .query_async(redis)
         .await?;
@@ -128,14 +240,14 @@ pub async fn next(
     })();
     if job.is_none() {
         tracing::warn!(entry = %entry.id, "unreadable SFU job skipped");
-        ack(redis, prefix, &entry.id).await?;
+        ack(redis, prefix, instance_id, &entry.id).await?;
     }
     Ok(job)
 }
 
-/// The job is taken care of (the SFU serves the room, or the room needs it no more).
-pub async fn ack(redis: &mut impl ConnectionLike, prefix: &str, entry: &str) -> RedisResult<()> {
-    let stream = keys::sfu_jobs(prefix);
+/// The job placed on `instance_id` is taken care of (the SFU serves the room, or handed it over).
+pub async fn ack(redis: &mut impl ConnectionLike, prefix: &str, instance_id: &str, entry: &str) -> RedisResult<()> {
+    let stream = keys::sfu_instance_jobs(prefix, instance_id);
     redis::pipe()
         .cmd("XACK")
         .arg(&stream)
@@ -151,7 +263,7 @@ pub async fn ack(redis: &mut impl ConnectionLike, prefix: &str, entry: &str) -> 
 }
 
 /// Marks the room as served by the SFU `instance_id` for `ttl`: call it on taking the job and
-/// then well within every `ttl`, so no gateway queues the room meanwhile.
+/// then well within every `ttl`, so no gateway places the room meanwhile.
 pub async fn serve_room(
     redis: &mut impl ConnectionLike,
     prefix: &str,
@@ -169,7 +281,7 @@ pub async fn serve_room(
 }
 
 /// The SFU `instance_id` no longer serves the room: its key goes, if it still names that SFU, so
-/// the room's next arrival may queue it again. True if it was deleted.
+/// the room's next arrival may place it again. True if it was deleted.
 pub async fn release_room(
     redis: &mut impl ConnectionLike,
     prefix: &str,

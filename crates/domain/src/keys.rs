@@ -70,15 +70,38 @@ pub fn recorder_alive_pattern(prefix: &str) -> String {
     format!("{}:recorder:*:alive", glob_escape(prefix))
 }
 
-/// Stream of rooms waiting for a media server, appended by gateways, read by the SFUs.
-pub fn sfu_jobs(prefix: &str) -> String {
-    format!("{prefix}:sfu:jobs")
+/// Set of the ids of the media server instances that registered: each has its [`sfu_instance`]
+/// entry while it is alive; an id whose entry has expired is dropped by the next placement.
+pub fn sfu_instances(prefix: &str) -> String {
+    format!("{prefix}:sfu:instances")
 }
 
-/// Who serves a room's media: `queued` while its job waits (short TTL), then the serving SFU's
-/// instance id, renewed while it serves; so a room is queued once.
+/// Hash of one media server instance in the registry: its media addresses, capacity and load,
+/// and whether it is draining; renewed by its heartbeat with a short TTL.
+pub fn sfu_instance(prefix: &str, instance: impl Display) -> String {
+    format!("{prefix}:sfu:instance:{instance}")
+}
+
+/// Stream of the rooms placed on one media server instance, appended by whoever places them
+/// (gateways, and an instance handing its rooms over), read by that instance only.
+pub fn sfu_instance_jobs(prefix: &str, instance: impl Display) -> String {
+    format!("{prefix}:sfu:instance:{instance}:jobs")
+}
+
+/// Which media server instance a room is placed on: its instance id, set when the room is
+/// placed (short TTL), renewed while the instance serves it; so a room is placed once.
 pub fn sfu_room(prefix: &str, room: impl Display) -> String {
     format!("{prefix}:sfu:room:{room}")
+}
+
+/// The pattern (`SCAN MATCH`) of every room's [`sfu_room`] key.
+pub fn sfu_room_pattern(prefix: &str) -> String {
+    format!("{}:sfu:room:*", glob_escape(prefix))
+}
+
+/// The room id of an [`sfu_room`] key.
+pub fn room_of_sfu_room<'a>(prefix: &str, key: &'a str) -> Option<&'a str> {
+    key.strip_prefix(prefix)?.strip_prefix(":sfu:room:")
 }
 
 /// Which ingest worker pulls a camera: its instance id, with a TTL.
@@ -94,6 +117,12 @@ pub fn used_ticket(prefix: &str, jti: &str) -> String {
 /// The API's fixed-window counter of `bucket` (`login_ip`, …) for one hashed subject.
 pub fn rate_limit(prefix: &str, bucket: &str, subject_hash: &str) -> String {
     format!("{prefix}:rl:{bucket}:{subject_hash}")
+}
+
+/// Whether `id` may name a media server instance: 1–64 ASCII letters, digits, `.`, `_` or `-`,
+/// so it reads the same in a key, a log line and the admin API's paths (`/v1/admin/sfus/{id}`).
+pub fn is_instance_id(id: &str) -> bool {
+    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 /// `text` with Redis glob metacharacters escaped, to be matched literally in a `SCAN` pattern
@@ -125,7 +154,9 @@ mod tests {
         assert_eq!(recording_jobs(p), "confab:recordings:jobs");
         assert_eq!(recorder_alive(p, "rec-1"), "confab:recorder:rec-1:alive");
         assert_eq!(camera_lease(p, "c1"), "confab:camera:c1:lease");
-        assert_eq!(sfu_jobs(p), "confab:sfu:jobs");
+        assert_eq!(sfu_instances(p), "confab:sfu:instances");
+        assert_eq!(sfu_instance(p, "sfu-1"), "confab:sfu:instance:sfu-1");
+        assert_eq!(sfu_instance_jobs(p, "sfu-1"), "confab:sfu:instance:sfu-1:jobs");
         assert_eq!(sfu_room(p, "r1"), "confab:sfu:room:r1");
         assert_eq!(used_ticket(p, "abc"), "confab:ticket:abc");
         assert_eq!(rate_limit(p, "login_ip", "00ff"), "confab:rl:login_ip:00ff");
@@ -139,6 +170,23 @@ mod tests {
     }
 
     #[test]
+    fn an_sfu_room_key_names_its_room() {
+        assert_eq!(room_of_sfu_room("a:b", &sfu_room("a:b", "r1")), Some("r1"));
+        assert_eq!(room_of_sfu_room("a:b", &sfu_instance("a:b", "sfu-1")), None);
+        assert_eq!(room_of_sfu_room("other", &sfu_room("a:b", "r1")), None);
+    }
+
+    #[test]
+    fn instance_ids_are_short_and_plain() {
+        assert!(is_instance_id("sfu-0a1b2c3d4e5f"));
+        assert!(is_instance_id("sfu_1.eu-west"));
+        assert!(is_instance_id(&"a".repeat(64)));
+        for bad in ["", "sfu 1", "sfu:1", "sfu/1", "sfü", &"a".repeat(65)] {
+            assert!(!is_instance_id(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn glob_metacharacters_are_escaped() {
         assert_eq!(glob_escape("confab"), "confab");
         assert_eq!(glob_escape(r"a*b?[c]\\"), r"a\*b\?\[c\]\\\\");
@@ -148,5 +196,6 @@ mod tests {
     fn patterns_match_only_this_prefix() {
         assert_eq!(gateway_alive_pattern("confab"), "confab:instance:*:alive");
         assert_eq!(recorder_alive_pattern(r"a*b?[c]\"), r"a\*b\?\[c\]\\:recorder:*:alive");
+        assert_eq!(sfu_room_pattern("a*"), r"a\*:sfu:room:*");
     }
 }

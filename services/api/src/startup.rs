@@ -164,6 +164,8 @@ fn app(
         .service(routes::admin::audit::stats)
         .service(routes::admin::audit::list_recordings)
         .service(routes::admin::cameras::list_all_cameras)
+        .service(routes::admin::sfus::list_sfus)
+        .service(routes::admin::sfus::drain_sfu)
         .service(routes::admin::webhooks::create_webhook)
         .service(routes::admin::webhooks::list_webhooks)
         .service(routes::admin::webhooks::get_webhook)

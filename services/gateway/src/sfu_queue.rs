@@ -1,11 +1,12 @@
 //! When a call needs the media server, the gateway that admits the participant who makes it so
-//! asks the SFUs for one: a room whose participants' tickets say `media: sfu`, or `auto` once it
-//! has three people, and that has no SFU seat, is queued on `confab_common::sfu_jobs` (once: the
-//! queue itself refuses a room already queued or served). The gateway never waits for an SFU:
-//! the call carries on as a mesh until the SFU's seat arrives and the room is told
-//! `media_changed`.
+//! asks for one: a room whose participants' tickets say `media: sfu`, or `auto` once it has three
+//! people, and that has no SFU seat, is placed on the least-loaded live SFU instance by
+//! `confab_common::sfu_jobs` (once: the placement itself refuses a room already placed or
+//! served). The gateway never waits for an SFU: the call carries on as a mesh until the SFU's
+//! seat arrives and the room is told `media_changed`; with no live SFU it stays a mesh and the
+//! next arrival tries again.
 
-use confab_common::sfu_jobs;
+use confab_common::sfu_jobs::{self, Placement};
 use confab_domain::presence::{self, PeerPresence};
 use confab_domain::{CallRole, MediaRouting, RoomMode};
 use redis::aio::ConnectionManager;
@@ -44,23 +45,27 @@ impl SfuQueue {
         Self { redis, prefix: prefix.to_owned() }
     }
 
-    /// Queues the room for the SFUs if, with `present` just after a participant's arrival, it
-    /// needs one. A failure is logged and the call goes on as a mesh; the next arrival tries again.
+    /// Places the room on an SFU if, with `present` just after a participant's arrival, it needs
+    /// one. A failure is logged and the call goes on as a mesh; the next arrival tries again.
     pub async fn after_arrival(&self, room_id: &str, settings: RoomMedia, present: &[PeerPresence]) {
         if !needs_sfu(settings.media, present) {
             return;
         }
-        let queued =
-            sfu_jobs::queue(&mut self.redis.clone(), &self.prefix, room_id, settings.media, settings.mode).await;
-        match queued {
-            Ok(true) => {
+        let placed =
+            sfu_jobs::place(&mut self.redis.clone(), &self.prefix, room_id, settings.media, settings.mode).await;
+        match placed {
+            Ok(Placement::Placed { instance_id }) => {
                 metrics::counter!("gateway_sfu_jobs_queued_total").increment(1);
-                tracing::info!(room.id = %room_id, media = %settings.media, mode = %settings.mode, "room queued for an SFU");
+                tracing::info!(room.id = %room_id, media = %settings.media, mode = %settings.mode, sfu.id = %instance_id, "room placed on an SFU");
             }
-            Ok(false) => {}
+            Ok(Placement::Held) => {}
+            Ok(Placement::NoInstance) => {
+                metrics::counter!("gateway_sfu_unplaced_total").increment(1);
+                tracing::info!(room.id = %room_id, "no SFU takes rooms: the call stays a mesh for now");
+            }
             Err(e) => {
                 metrics::counter!("gateway_redis_errors_total").increment(1);
-                tracing::warn!(room.id = %room_id, error = %e, "could not queue the room for an SFU");
+                tracing::warn!(room.id = %room_id, error = %e, "could not place the room on an SFU");
             }
         }
     }

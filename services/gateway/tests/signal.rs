@@ -1040,6 +1040,9 @@ async fn a_client_that_stops_reading_is_disconnected_and_the_room_carries_on() {
     while bob.recv().await["broadcast"]["data"] != "still here" {}
 }
 
+/// The media server instance the tests register.
+const SFU_INSTANCE: &str = "sfu-test";
+
 /// `media_changed` as participants receive it: to the seat `sfu`, or back to mesh.
 fn media_changed(sfu: Option<&str>) -> Kind {
     Kind::MediaChanged(MediaChanged { sfu: sfu.map(|peer_id| Sfu { peer_id: peer_id.into() }) })
@@ -1051,9 +1054,21 @@ impl World {
         self.join_with(gateway, &self.keys.ticket_for(instance, room, "Media server", "sfu", None)).await
     }
 
-    /// The rooms queued for the SFUs, with their settings, oldest first.
+    /// A live media server instance, `SFU_INSTANCE`, in the registry (for the registry's TTL).
+    async fn register_sfu(&self) {
+        let entry = confab_common::sfu_registry::Registration {
+            instance_id: SFU_INSTANCE.into(),
+            media_addresses: vec!["127.0.0.1:7882".into()],
+            capacity: 100,
+            load: Default::default(),
+            draining: false,
+        };
+        confab_common::sfu_registry::heartbeat(&mut self.redis().await, &self.redis_prefix, &entry).await.unwrap();
+    }
+
+    /// The rooms placed on `SFU_INSTANCE`, with their settings, oldest first.
     async fn sfu_jobs(&self) -> Vec<(String, String, String)> {
-        let stream = confab_domain::keys::sfu_jobs(&self.redis_prefix);
+        let stream = confab_domain::keys::sfu_instance_jobs(&self.redis_prefix, SFU_INSTANCE);
         let entries: Vec<(String, HashMap<String, String>)> =
             redis::cmd("XRANGE").arg(&stream).arg("-").arg("+").query_async(&mut self.redis().await).await.unwrap();
         entries
@@ -1171,8 +1186,9 @@ async fn hostile_media_server_fields_are_malformed_and_the_connection_survives()
 }
 
 #[actix_web::test]
-async fn an_sfu_room_is_queued_once_for_the_media_servers_from_its_first_participant() {
+async fn an_sfu_room_is_placed_once_on_a_media_server_from_its_first_participant() {
     let world = world(2);
+    world.register_sfu().await;
     let room = room();
     let ticket =
         |name: &str| support::ticket_with_settings(&world.keys, &room, name, MediaRouting::Sfu, RoomMode::Lecture);
@@ -1184,8 +1200,9 @@ async fn an_sfu_room_is_queued_once_for_the_media_servers_from_its_first_partici
 }
 
 #[actix_web::test]
-async fn an_auto_room_is_queued_at_its_third_person_and_a_mesh_room_never() {
+async fn an_auto_room_is_placed_at_its_third_person_and_a_mesh_room_never() {
     let world = world(2);
+    world.register_sfu().await;
     let (auto, mesh) = (room(), room());
     let ticket = |room: &str, name: &str, media| {
         support::ticket_with_settings(&world.keys, room, name, media, RoomMode::Meeting)
@@ -1211,6 +1228,19 @@ async fn an_auto_room_is_queued_at_its_third_person_and_a_mesh_room_never() {
     // Tickets issued before rooms had settings are mesh (the testkit's, for a room of 4).
     here.push(world.join(1, &mesh, "Dan").await);
     assert_eq!(world.sfu_jobs().await, queued, "nothing for the mesh room");
+}
+
+#[actix_web::test]
+async fn with_no_media_server_alive_an_sfu_room_stays_a_mesh_until_an_arrival_finds_one() {
+    let world = world(1);
+    let room = room();
+    let ticket =
+        |name: &str| support::ticket_with_settings(&world.keys, &room, name, MediaRouting::Sfu, RoomMode::Meeting);
+    let (_ann, _) = world.join_with(0, &ticket("Ann")).await;
+    assert_eq!(world.sfu_jobs().await, []);
+    world.register_sfu().await;
+    let (_bob, _) = world.join_with(0, &ticket("Bob")).await;
+    assert_eq!(world.sfu_jobs().await, [(room.clone(), "sfu".to_owned(), "meeting".to_owned())]);
 }
 
 #[actix_web::test]

@@ -6,8 +6,9 @@
 //! the shared UDP port is for, and [`server`], every room's connections on webrtc-rs's sans-IO
 //! stack. Around them: [`media_loop`] runs the server on its socket, its datagrams in batches
 //! ([`udp_batch`]) and its timers looked for only when they may have moved ([`wake`]), [`seat`]
-//! takes the SFU's seat in each room's call, [`jobs`] takes rooms from the work queue,
-//! [`metrics`] reports.
+//! takes the SFU's seat in each room's call, [`jobs`] takes the rooms placed on this instance,
+//! [`registry`] states the instance's capacity and load so rooms are placed by it (with
+//! [`media_cpu`], how busy the media threads are), [`metrics`] reports.
 
 pub mod climb;
 pub mod connection;
@@ -16,9 +17,11 @@ pub mod estimate;
 pub mod forward;
 pub mod forwarder;
 pub mod jobs;
+pub mod media_cpu;
 pub mod media_loop;
 pub mod metrics;
 pub mod publish_cap;
+pub mod registry;
 pub mod room;
 pub mod rtcp_delivery;
 pub mod seat;
@@ -40,6 +43,7 @@ pub use settings::Settings;
 use tokio::sync::watch;
 
 use crate::media_loop::Counters;
+use crate::registry::Registry;
 use crate::seat::Seats;
 
 /// `address` with its port `offset` higher (0 stays 0: any port).
@@ -80,8 +84,18 @@ impl Sfu {
         }
         let media_ports =
             sockets.iter().map(|(socket, _)| socket.local_addr().map(|a| a.port())).collect::<Result<_, _>>()?;
+        let media_addresses = sockets.iter().map(|(_, advertised)| advertised.to_string()).collect();
         let counters = Arc::new(Counters::default());
-        let media = media_loop::start(sockets, counters)?;
+        let media = media_loop::start(sockets, Arc::clone(&counters))?;
+        let redis = confab_common::redis::connect_lazy(&settings.redis_url)?;
+        let registry = Registry::new(
+            redis.clone(),
+            &settings.redis_prefix,
+            &settings.instance_id,
+            media_addresses,
+            settings.capacity,
+            counters,
+        );
         let pass = Pass {
             keys: Arc::new(SigningKeys::from_pem(&settings.jwt_keys_pem)?),
             issuer: settings.jwt_issuer.clone(),
@@ -95,11 +109,12 @@ impl Sfu {
             pass,
             gateways: settings.gateway_urls.clone(),
             media,
-            redis: confab_common::redis::connect_lazy(&settings.redis_url)?,
+            redis,
             prefix: settings.redis_prefix.clone(),
             instance_id: settings.instance_id.clone(),
+            occupancy: registry.occupancy(),
         };
-        let jobs = jobs::Jobs::new(seats, &settings.redis_url)?;
+        let jobs = jobs::Jobs::new(seats, registry, &settings.redis_url)?;
         Ok(Self { ops, media_ports, jobs })
     }
 

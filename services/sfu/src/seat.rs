@@ -4,15 +4,20 @@
 //! offers and speaker announcements back as `signal`s. A recorder in the room (told as
 //! `recording_started`) is served like a viewer: one subscribe connection with every track. It keeps the room marked as served in
 //! Redis while it is there, and leaves when nobody is left to serve: an `sfu` room when its last
-//! participant leaves, an `auto` room when it is down to two (who then talk peer to peer).
+//! participant leaves, an `auto` room when it is down to two (who then talk peer to peer). When
+//! the SFU stops, it hands the room to another instance first and stays until that one's seat is
+//! in the call (or [`HAND_OVER_WITHIN`] has passed), so participants move from one to the other
+//! without a stretch of mesh. It counts the people it serves into the instance's load
+//! ([`crate::registry::Occupancy`]).
 //! Cameras are served too: each publishes its H.264 and G.711 once, on a `publish` connection,
 //! and receives nothing; they are not people, so they keep no room served.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use confab_call::{Call, Event, Pass, Peer, Rejoin, Seat};
-use confab_common::sfu_jobs::{self, SfuJob};
+use confab_common::sfu_jobs::{self, Placement, SfuJob};
 use confab_domain::{CallRole, MediaRouting, RoomRole, keys};
 use confab_protocol::signal::{IceCandidate, Refusal, SessionDescription, Signal, Speaker, signal::Payload};
 use redis::AsyncCommands;
@@ -22,6 +27,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::connection::ConnectionKind;
 use crate::media_loop::{MediaHandle, ToRoom};
+use crate::registry::{Occupancy, RoomShare};
 use crate::server::{Incoming, Outgoing, Shown};
 
 /// A lost gateway is retried every 500 ms for 30 s; a room that cannot be entered is given up
@@ -37,6 +43,9 @@ const RENEW_EVERY: Duration = Duration::from_secs(3);
 /// How long the call may be too small for the SFU before it leaves (someone reloading their page
 /// should not send the call back to mesh and forth).
 const LEAVE_AFTER: Duration = Duration::from_secs(5);
+/// How long a stopping SFU waits for the instance it handed a room to to take its seat (within
+/// the 5 s the process gives its rooms to leave).
+pub const HAND_OVER_WITHIN: Duration = Duration::from_secs(3);
 
 /// What the SFU needs to take seats.
 #[derive(Clone)]
@@ -47,6 +56,7 @@ pub struct Seats {
     pub redis: ConnectionManager,
     pub prefix: String,
     pub instance_id: String,
+    pub occupancy: Arc<Occupancy>,
 }
 
 impl Seats {
@@ -56,8 +66,10 @@ impl Seats {
         let pass = Pass { room_id: room.clone(), ..self.pass.clone() };
         let mut call = Call::new(Seat { pass, gateways: self.gateways.clone(), rejoin: REJOIN });
         let mut redis = self.redis.clone();
+        // The room counts into the instance's load from now, while its seat is being taken.
+        let share = self.occupancy.room();
         // Taken: another SFU will not get it, whether or not the call can be entered.
-        if let Err(error) = sfu_jobs::ack(&mut redis, &self.prefix, &job.entry).await {
+        if let Err(error) = sfu_jobs::ack(&mut redis, &self.prefix, &self.instance_id, &job.entry).await {
             tracing::warn!(%error, room.id = %room, "acknowledging the room's job");
         }
         match call.next().await {
@@ -71,11 +83,16 @@ impl Seats {
                     call,
                     people: HashSet::new(),
                     to_room,
+                    from_media,
                     speaker: None,
+                    share,
                 };
                 served.enter(&peers).await;
-                served.run(from_media, stop).await;
+                let left = served.run(stop).await;
                 self.media.close(&room);
+                if left == Left::HandedOver {
+                    return;
+                }
             }
             _ => tracing::warn!(room.id = %room, "no gateway admitted the SFU"),
         }
@@ -83,6 +100,15 @@ impl Seats {
             tracing::warn!(%error, room.id = %room, "releasing the room");
         }
     }
+}
+
+/// Why the seat left its room.
+#[derive(Debug, PartialEq, Eq)]
+enum Left {
+    /// The call ended or no longer needs the SFU: the room is to be released.
+    Done,
+    /// The SFU is stopping and the room went to another instance (or was freed) on the way out.
+    HandedOver,
 }
 
 /// A room being served.
@@ -93,38 +119,42 @@ struct Served<'a> {
     call: Call,
     /// The people in the call (services left out).
     people: HashSet<String>,
-    /// Where the media task's messages for the call go.
+    /// Where the media task's messages for the call go, and where they are read.
     to_room: mpsc::UnboundedSender<ToRoom>,
+    from_media: mpsc::UnboundedReceiver<ToRoom>,
+    /// The people served, counted into the instance's load.
+    share: RoomShare,
     /// The dominant speaker last announced, for people who arrive after it.
     speaker: Option<String>,
 }
 
 impl Served<'_> {
-    async fn run(&mut self, mut from_media: mpsc::UnboundedReceiver<ToRoom>, mut stop: watch::Receiver<bool>) {
+    async fn run(&mut self, mut stop: watch::Receiver<bool>) -> Left {
         let mut renew = tokio::time::interval(RENEW_EVERY);
         let mut too_small_since: Option<tokio::time::Instant> = None;
         loop {
+            self.share.set_subscribers(self.people.len() as u64);
             let leave_at = too_small_since.map(|since| since + LEAVE_AFTER);
             tokio::select! {
                 event = self.call.next() => match event {
                     Some(Event::Ended(why)) => {
                         tracing::info!(room.id = %self.room, why = ?why, "the SFU's call ended");
-                        return;
+                        return Left::Done;
                     }
-                    None => return,
+                    None => return Left::Done,
                     Some(event) => self.handle(event).await,
                 },
-                Some(message) = from_media.recv() => self.relay(message),
+                Some(message) = self.from_media.recv() => self.relay(message),
                 _ = renew.tick() => self.renew().await,
                 () = sleep_until(leave_at) => {
                     tracing::info!(room.id = %self.room, "the call no longer needs the SFU; leaving");
                     self.call.leave().await;
-                    return;
+                    return Left::Done;
                 }
                 _ = stop.changed() => {
-                    tracing::info!(room.id = %self.room, "shutting down; leaving the call");
+                    self.hand_over().await;
                     self.call.leave().await;
-                    return;
+                    return Left::HandedOver;
                 }
             }
             let needed = match self.job.media {
@@ -235,6 +265,44 @@ impl Served<'_> {
                 for to in &self.people {
                     let payload = Some(Payload::Speaker(Speaker { peer_id: peer_id.clone() }));
                     let _ = signals.send(Signal { to: to.clone(), payload, ..Signal::default() });
+                }
+            }
+        }
+    }
+
+    /// The SFU is stopping: the room goes to another instance, and the seat stays, serving, until
+    /// that instance's seat is in the call (the room is told `media_changed` to it) or
+    /// [`HAND_OVER_WITHIN`] has passed.
+    async fn hand_over(&mut self) {
+        let mut redis = self.seats.redis.clone();
+        let (prefix, instance) = (&self.seats.prefix, &self.seats.instance_id);
+        let successor = match sfu_jobs::hand_over(&mut redis, prefix, self.job, instance).await {
+            Ok(Placement::Placed { instance_id }) => instance_id,
+            Ok(Placement::NoInstance) => {
+                tracing::info!(room.id = %self.room, "shutting down; no other SFU takes the room: leaving it to mesh");
+                return;
+            }
+            Ok(Placement::Held) => return,
+            Err(error) => {
+                tracing::warn!(%error, room.id = %self.room, "handing the room over; leaving it to expire");
+                return;
+            }
+        };
+        ::metrics::counter!("sfu_rooms_handed_over_total").increment(1);
+        tracing::info!(room.id = %self.room, sfu.id = %successor, "shutting down; the room goes to another SFU");
+        let give_up = tokio::time::sleep(HAND_OVER_WITHIN);
+        tokio::pin!(give_up);
+        loop {
+            tokio::select! {
+                event = self.call.next() => match event {
+                    Some(Event::MediaChanged { sfu: Some(_) }) => return,
+                    Some(Event::Ended(_)) | None => return,
+                    Some(event) => self.handle(event).await,
+                },
+                Some(message) = self.from_media.recv() => self.relay(message),
+                () = &mut give_up => {
+                    tracing::info!(room.id = %self.room, "the next SFU has not taken its seat yet; leaving");
+                    return;
                 }
             }
         }

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 
 use confab_common::config::{ConfigError, Source};
+use confab_domain::keys;
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -10,7 +11,7 @@ pub struct Settings {
     pub bind: String,
     pub redis_url: String,
     pub redis_prefix: String,
-    /// Names this SFU in the work queue and in the rooms it serves; random when unset.
+    /// Names this SFU in the registry, its job stream and the rooms it serves; random when unset.
     pub instance_id: String,
     /// The gateways; the SFU takes its seat in calls through the first one that answers.
     pub gateway_urls: Vec<String>,
@@ -23,6 +24,8 @@ pub struct Settings {
     pub media_address: SocketAddr,
     /// Media threads, each on its own port: the bind and advertised ports and the next ones.
     pub media_threads: u16,
+    /// Subscribers it takes before it counts as full, for placing rooms by load.
+    pub capacity: u64,
 }
 
 /// A random id for this process.
@@ -38,7 +41,7 @@ impl Settings {
             bind: src.string("CONFAB_BIND", "127.0.0.1:8092"),
             redis_url: src.url("REDIS_URL", "", &["redis"])?,
             redis_prefix: src.string("CONFAB_REDIS_PREFIX", "confab"),
-            instance_id: src.get("CONFAB_INSTANCE_ID").map_or_else(random_instance_id, str::to_owned),
+            instance_id: instance_id(src.get("CONFAB_INSTANCE_ID"))?,
             gateway_urls: src.gateway_urls()?,
             jwt_keys_pem: src.required("CONFAB_JWT_KEY")?,
             jwt_issuer: src.string("CONFAB_JWT_ISSUER", "confab"),
@@ -48,7 +51,22 @@ impl Settings {
                 src.string("CONFAB_MEDIA_ADDRESS", "127.0.0.1:7882"),
             )?,
             media_threads: src.number("CONFAB_MEDIA_THREADS", 1, 1, 64)? as u16,
+            capacity: src.number("CONFAB_SFU_CAPACITY", 250, 1, 1_000_000)?,
         })
+    }
+}
+
+/// `CONFAB_INSTANCE_ID` if it may name an instance (it appears in Redis keys and the admin API's
+/// paths), else random.
+fn instance_id(configured: Option<&str>) -> Result<String, ConfigError> {
+    match configured {
+        None => Ok(random_instance_id()),
+        Some(id) if keys::is_instance_id(id) => Ok(id.to_owned()),
+        Some(id) => Err(ConfigError::Invalid {
+            key: "CONFAB_INSTANCE_ID".to_owned(),
+            reason: "1 to 64 ASCII letters, digits, '.', '_' or '-'".to_owned(),
+            value: id.to_owned(),
+        }),
     }
 }
 

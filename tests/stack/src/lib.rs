@@ -25,7 +25,10 @@ pub struct Deployment {
     client: awc::Client,
     _recorder: tokio::sync::watch::Sender<bool>,
     _ingest: tokio::sync::watch::Sender<bool>,
-    _sfu: tokio::sync::watch::Sender<bool>,
+    /// The settings of the first media server, from which [`Deployment::start_sfu`] makes more.
+    sfu_settings: confab_sfu::Settings,
+    /// Each running media server's id and what stops it.
+    sfus: Vec<(String, tokio::sync::watch::Sender<bool>)>,
 }
 
 impl Deployment {
@@ -73,7 +76,7 @@ impl Deployment {
 
         // The media server, its rooms spread over two media threads, each on a UDP port of its
         // own on loopback.
-        let sfu = confab_sfu::Sfu::build(confab_sfu::Settings {
+        let sfu_settings = confab_sfu::Settings {
             bind: "127.0.0.1:0".into(),
             redis_url: env("REDIS_URL"),
             redis_prefix: prefix.clone(),
@@ -84,11 +87,8 @@ impl Deployment {
             media_bind: "127.0.0.1:0".parse().unwrap(),
             media_address: "127.0.0.1:0".parse().unwrap(),
             media_threads: 2,
-        })
-        .await
-        .unwrap();
-        let (stop_sfu, sfu_stopped) = tokio::sync::watch::channel(false);
-        actix_web::rt::spawn(sfu.serve_until(sfu_stopped));
+            capacity: 250,
+        };
 
         let ingest = confab_ingest::worker::Worker::build(confab_ingest::Settings {
             bind: "127.0.0.1:0".into(),
@@ -112,7 +112,43 @@ impl Deployment {
         actix_web::rt::spawn(Arc::new(ingest).run(ingest_stopped));
 
         let client = awc::Client::builder().timeout(Duration::from_secs(30)).finish();
-        Self { api, db, recordings, client, _recorder: stop_recorder, _ingest: stop_ingest, _sfu: stop_sfu }
+        let mut deployment = Self {
+            api,
+            db,
+            recordings,
+            client,
+            _recorder: stop_recorder,
+            _ingest: stop_ingest,
+            sfu_settings,
+            sfus: Vec::new(),
+        };
+        deployment.start_sfu("sfu-stack").await;
+        deployment
+    }
+
+    /// Starts a media server instance `instance_id` beside the others (same gateway, Redis and
+    /// key), with its own ports.
+    pub async fn start_sfu(&mut self, instance_id: &str) {
+        let settings = confab_sfu::Settings { instance_id: instance_id.to_owned(), ..self.sfu_settings.clone() };
+        let sfu = confab_sfu::Sfu::build(settings).await.unwrap();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        actix_web::rt::spawn(sfu.serve_until(stopped));
+        self.sfus.push((instance_id.to_owned(), stop));
+    }
+
+    /// Stops the media server `instance_id` as SIGTERM does: it hands its rooms over and leaves.
+    pub fn stop_sfu(&mut self, instance_id: &str) {
+        let index = self.sfus.iter().position(|(id, _)| id == instance_id).expect("a running media server");
+        let (_, stop) = self.sfus.remove(index);
+        let _ = stop.send(true);
+    }
+
+    /// Signs up an administrator and logs in; the access token.
+    pub async fn admin(&self) -> String {
+        let (token, email) = self.signed_up().await;
+        sqlx::query("update users set role = 'admin' where email = $1").bind(&email).execute(&self.db).await.unwrap();
+        // The API reads the role on every request: the token is an admin's from now on.
+        token
     }
 
     /// Waits until the room's webhook events are `expected` (besides `room.created`), each once:

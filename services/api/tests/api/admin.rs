@@ -1,5 +1,7 @@
 //! Administration: accounts, rooms, live participants, the audit log and statistics.
 
+use std::time::Duration;
+
 use awc::http::StatusCode;
 use serde_json::{Value, json};
 
@@ -220,4 +222,86 @@ async fn the_audit_log_pages_newest_first() {
     assert_eq!(rest["entries"].as_array().unwrap().len(), 1);
     assert!(first["entries"][0]["id"].as_i64() > first["entries"][1]["id"].as_i64());
     assert_eq!(app.get("/v1/admin/audit-log?cursor=x", Some(&admin)).await.status, StatusCode::BAD_REQUEST);
+}
+
+#[actix_web::test]
+async fn media_servers_are_listed_with_their_load_and_the_rooms_placed_on_each() {
+    let app = spawn_app().await;
+    let (_, admin) = app.admin_token().await;
+    assert_eq!(app.get("/v1/admin/sfus", Some(&admin)).await.body, json!({"sfus": []}));
+    app.register_sfu("sfu-b", 3).await;
+    app.register_sfu("sfu-a", 12).await;
+    let mut redis =
+        redis::Client::open(app.settings.redis_url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let prefix = &app.settings.redis_prefix;
+    for room in ["room-2", "room-1"] {
+        confab_common::sfu_jobs::serve_room(&mut redis, prefix, room, "sfu-a", Duration::from_secs(10)).await.unwrap();
+    }
+    let listed = app.get("/v1/admin/sfus", Some(&admin)).await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);
+    let instance = |id: &str, subscribers: u64, rooms: &[&str]| {
+        json!({
+            "id": id, "media_addresses": ["192.0.2.1:7882", "192.0.2.1:7883"], "capacity": 250, "draining": false,
+            "load": {"subscribers": subscribers, "rooms": 1, "forwarded_bits_per_second": 0, "media_cpu_percent": 0},
+            "rooms": rooms,
+        })
+    };
+    assert_eq!(listed.body, json!({"sfus": [instance("sfu-a", 12, &["room-1", "room-2"]), instance("sfu-b", 3, &[])]}));
+    // The OpenAPI document describes exactly these fields.
+    let doc = app.get("/openapi.json", None).await.body;
+    let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(keys(&schemas["SfuView"]["properties"]), keys(&listed.body["sfus"][0]));
+    assert_eq!(keys(&schemas["SfuLoad"]["properties"]), keys(&listed.body["sfus"][0]["load"]));
+}
+
+#[actix_web::test]
+async fn a_drained_media_server_gets_no_new_room_and_the_drain_is_audited() {
+    let app = spawn_app().await;
+    let (admin_id, admin) = app.admin_token().await;
+    app.register_sfu("sfu-a", 0).await;
+    app.register_sfu("sfu-b", 100).await;
+    let drained = app.post("/v1/admin/sfus/sfu-a/drain", Some(&admin), Value::Null).await;
+    assert_eq!(drained.status, StatusCode::NO_CONTENT, "{}", drained.body);
+    let listed = app.get("/v1/admin/sfus", Some(&admin)).await.body;
+    assert_eq!((listed["sfus"][0]["id"].clone(), listed["sfus"][0]["draining"].clone()), (json!("sfu-a"), json!(true)));
+    assert_eq!(listed["sfus"][1]["draining"], false);
+    let mut redis =
+        redis::Client::open(app.settings.redis_url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let (media, mode) = (confab_domain::MediaRouting::Sfu, confab_domain::RoomMode::Meeting);
+    let placed =
+        confab_common::sfu_jobs::place(&mut redis, &app.settings.redis_prefix, "room-1", media, mode).await.unwrap();
+    assert_eq!(
+        placed,
+        confab_common::sfu_jobs::Placement::Placed { instance_id: "sfu-b".into() },
+        "the less loaded is draining"
+    );
+    let log = app.get("/v1/admin/audit-log", Some(&admin)).await.body;
+    assert_eq!(log["entries"][0]["action"], "sfu.drain");
+    assert_eq!(log["entries"][0]["actor_id"], admin_id);
+    assert_eq!(log["entries"][0]["details"], json!({"instance_id": "sfu-a"}));
+}
+
+#[actix_web::test]
+async fn only_admins_drain_live_media_servers_named_by_a_well_formed_id() {
+    let app = spawn_app().await;
+    let (_, admin) = app.admin_token().await;
+    let user = app.logged_in_user().await.1;
+    let user = user["access_token"].as_str().unwrap();
+    app.register_sfu("sfu-a", 0).await;
+    for (token, status) in [(None, StatusCode::UNAUTHORIZED), (Some(user), StatusCode::FORBIDDEN)] {
+        assert_eq!(app.get("/v1/admin/sfus", token).await.status, status);
+        assert_eq!(app.post("/v1/admin/sfus/sfu-a/drain", token, Value::Null).await.status, status);
+    }
+    let too_long = format!("/v1/admin/sfus/{}/drain", "a".repeat(65));
+    for path in
+        ["/v1/admin/sfus/sfu-gone/drain", "/v1/admin/sfus/sfu%3Aa/drain", "/v1/admin/sfus/sfu%20a/drain", &too_long]
+    {
+        let reply = app.post(path, Some(&admin), Value::Null).await;
+        assert_eq!((reply.status, reply.code()), (StatusCode::NOT_FOUND, "not_found"), "{path}");
+    }
+    let listed = app.get("/v1/admin/sfus", Some(&admin)).await.body;
+    assert_eq!(listed["sfus"][0]["draining"], false, "nobody drained it");
+    let log = app.get("/v1/admin/audit-log", Some(&admin)).await.body;
+    assert!(log["entries"].as_array().unwrap().iter().all(|e| e["action"] != "sfu.drain"), "nothing audited: {log}");
 }

@@ -115,6 +115,8 @@ fn table() -> Vec<Row> {
         row("get", "/v1/admin/recordings", none, ADMIN(200)),
         row("get", "/v1/admin/audit-log", none, ADMIN(200)),
         row("get", "/v1/admin/cameras", none, ADMIN(200)),
+        row("get", "/v1/admin/sfus", none, ADMIN(200)),
+        row("post", "/v1/admin/sfus/{id}/drain", none, ADMIN(204)),
         row("get", "/v1/admin/stats", none, ADMIN(200)),
         row("post", "/v1/admin/webhooks", |_| json!({"url": "https://hooks.example.org/confab"}), ADMIN(201)),
         row("get", "/v1/admin/webhooks", none, ADMIN(200)),
@@ -141,6 +143,8 @@ pub struct Fixture {
     file: Uuid,
     webhook: Uuid,
     camera: Uuid,
+    /// A live media server instance.
+    sfu: String,
 }
 
 /// The signed-in callers: tokens by caller name (none for anonymous).
@@ -222,6 +226,8 @@ async fn fixture(app: &TestApp, callers: &Callers) -> Fixture {
         .execute(db)
         .await
         .unwrap();
+    let sfu = format!("sfu-{}", Uuid::new_v4().simple());
+    app.register_sfu(&sfu, 0).await;
     Fixture {
         room,
         target,
@@ -235,6 +241,7 @@ async fn fixture(app: &TestApp, callers: &Callers) -> Fixture {
         file,
         webhook,
         camera,
+        sfu,
     }
 }
 
@@ -244,17 +251,19 @@ fn fill(path: &str, fixture: &Fixture, target: Target) -> String {
         Target::Banned => fixture.banned,
     };
     let id = if path.starts_with("/v1/admin/users/") {
-        fixture.throwaway_user
+        fixture.throwaway_user.to_string()
     } else if path.starts_with("/v1/admin/webhooks/") {
-        fixture.webhook
+        fixture.webhook.to_string()
+    } else if path.starts_with("/v1/admin/sfus/") {
+        fixture.sfu.clone()
     } else if path.ends_with("/stop") {
-        fixture.running
+        fixture.running.to_string()
     } else if path.starts_with("/v1/recordings/") {
-        fixture.finished
+        fixture.finished.to_string()
     } else {
-        fixture.room
+        fixture.room.to_string()
     };
-    path.replace("{id}", &id.to_string())
+    path.replace("{id}", &id)
         .replace("{user_id}", &user.to_string())
         .replace("{invite_id}", &fixture.invite_id.to_string())
         .replace("{token}", &fixture.invite_token)

@@ -147,6 +147,23 @@ impl TestApp {
     }
 
     /// Records a live participant the way a gateway does.
+    /// A live media server instance in the registry, as its heartbeat writes it (for 5 s).
+    pub async fn register_sfu(&self, instance: &str, subscribers: u64) {
+        let mut redis = redis::Client::open(self.settings.redis_url.as_str())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        let entry = confab_common::sfu_registry::Registration {
+            instance_id: instance.to_owned(),
+            media_addresses: vec!["192.0.2.1:7882".into(), "192.0.2.1:7883".into()],
+            capacity: 250,
+            load: confab_common::sfu_registry::Load { subscribers, rooms: 1, ..Default::default() },
+            draining: false,
+        };
+        confab_common::sfu_registry::heartbeat(&mut redis, &self.settings.redis_prefix, &entry).await.unwrap();
+    }
+
     pub async fn put_presence(&self, room: Uuid, peer_id: &str, user: Uuid) {
         let mut redis = redis::Client::open(self.settings.redis_url.as_str())
             .unwrap()
