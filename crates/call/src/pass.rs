@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use confab_common::tokens::SigningKeys;
-use confab_domain::CallRole;
 use confab_domain::ticket::{TicketClaims, TicketHolder};
+use confab_domain::{CallRole, MediaRouting, RoomMode};
 
 /// What a service's tickets for one room say.
 #[derive(Clone)]
@@ -19,6 +19,9 @@ pub struct Pass {
     pub role: CallRole,
     pub room_id: String,
     pub recording_id: Option<String>,
+    /// The media server's tickets: the room's media settings, as its participants' tickets carry
+    /// them, so that the gateway can place the room on another SFU should this one die.
+    pub room_settings: Option<(MediaRouting, RoomMode)>,
 }
 
 impl Pass {
@@ -34,6 +37,11 @@ impl Pass {
             max_participants: 0,
             recording_id: self.recording_id.clone(),
         };
-        Ok(self.keys.sign(&TicketClaims::issue(&self.issuer, holder, now))?)
+        let claims = TicketClaims::issue(&self.issuer, holder, now);
+        let claims = match self.room_settings {
+            Some((media, mode)) => claims.with_room_settings(media, mode),
+            None => claims,
+        };
+        Ok(self.keys.sign(&claims)?)
     }
 }

@@ -13,9 +13,11 @@
 //!
 //! Each instance reads only its stream, through the consumer group [`GROUP`]. It renews the key
 //! while it serves the room ([`serve_room`]) and deletes it when it leaves ([`release_room`]), or,
-//! when it is stopping, places the room on another instance in the same step ([`hand_over`]). A
-//! job lost with an instance that died before joining, or an instance that stopped renewing,
-//! frees the key when it expires, and the room's next arrival places it again.
+//! when it is stopping, places the room on another instance in the same step ([`hand_over`]).
+//! When an instance's seat drops out of a call (the instance died), the gateway that saw it go
+//! places the room on another instance at once ([`fail_over`]). A job lost with an instance that
+//! died before joining, or an instance that stopped renewing, frees the key when it expires, and
+//! the room's next arrival places it again.
 
 use std::time::Duration;
 
@@ -80,6 +82,15 @@ redis.call('XADD', best.stream, 'MAXLEN', '~', ARGV[3], '*', 'room_id', ARGV[4],
 return {1, best.id}
 ";
 
+/// Renews the room's key for this SFU unless it names another (the room was placed elsewhere
+/// while this one was away): 1 renewed, 0 not.
+const SERVE: &str = r"
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+";
+
 /// Deletes the room's key if it still names this SFU: 1 deleted, 0 not.
 const RELEASE: &str = r"
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
@@ -129,6 +140,26 @@ pub async fn hand_over(
     instance_id: &str,
 ) -> RedisResult<Placement> {
     place_on_least_loaded(redis, prefix, &job.room_id, job.media, job.mode, instance_id).await
+}
+
+/// The seat of `dead_instance` dropped out of the room's call without leaving it (the process died,
+/// or its link did): the instance is taken out of the registry until its next heartbeat says it
+/// lives (so that no other room is placed on a dead instance meanwhile), and the room goes to
+/// another live instance as in [`hand_over`] — or as in [`place`] if nobody holds it any more.
+/// [`Placement::Held`] if another instance holds it.
+pub async fn fail_over(
+    redis: &mut impl ConnectionLike,
+    prefix: &str,
+    room_id: &str,
+    media: MediaRouting,
+    mode: RoomMode,
+    dead_instance: &str,
+) -> RedisResult<Placement> {
+    redis::cmd("DEL").arg(keys::sfu_instance(prefix, dead_instance)).query_async::<()>(redis).await?;
+    match place_on_least_loaded(redis, prefix, room_id, media, mode, dead_instance).await? {
+        Placement::Held => place(redis, prefix, room_id, media, mode).await,
+        placement => Ok(placement),
+    }
 }
 
 /// Every room placed on `instance_id` and not yet read goes to another instance ([`hand_over`]),
@@ -263,21 +294,23 @@ pub async fn ack(redis: &mut impl ConnectionLike, prefix: &str, instance_id: &st
 }
 
 /// Marks the room as served by the SFU `instance_id` for `ttl`: call it on taking the job and
-/// then well within every `ttl`, so no gateway places the room meanwhile.
+/// then well within every `ttl`, so no gateway places the room meanwhile. False if the room is
+/// another instance's now (a gateway failed it over while this one's seat was gone: [`fail_over`]),
+/// and this one must leave it.
 pub async fn serve_room(
     redis: &mut impl ConnectionLike,
     prefix: &str,
     room_id: &str,
     instance_id: &str,
     ttl: Duration,
-) -> RedisResult<()> {
-    redis::cmd("SET")
-        .arg(keys::sfu_room(prefix, room_id))
+) -> RedisResult<bool> {
+    let renewed: i64 = redis::Script::new(SERVE)
+        .key(keys::sfu_room(prefix, room_id))
         .arg(instance_id)
-        .arg("PX")
         .arg(ttl.as_millis() as u64)
-        .query_async(redis)
-        .await
+        .invoke_async(redis)
+        .await?;
+    Ok(renewed == 1)
 }
 
 /// The SFU `instance_id` no longer serves the room: its key goes, if it still names that SFU, so

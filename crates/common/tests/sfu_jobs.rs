@@ -1,7 +1,7 @@
 //! Placing rooms on the SFUs against a real Redis: a room goes once to the least-loaded live
 //! instance that is not draining, onto that instance's own stream, with its settings; it is held
-//! while served, placed again only once nobody holds it, and handed to another instance by one
-//! that stops. The registry lists the live instances with the rooms placed on each.
+//! while served, placed again only once nobody holds it, handed to another instance by one that
+//! stops, and failed over to another when its instance dies. The registry lists the live instances with the rooms placed on each.
 
 use std::time::Duration;
 
@@ -193,6 +193,47 @@ async fn a_stopping_instance_hands_its_room_to_another_in_one_step() {
     sfu_registry::deregister(&mut redis, &prefix, "sfu-a").await.unwrap();
     assert_eq!(sfu_jobs::hand_over(&mut redis, &prefix, &job, "sfu-b").await.unwrap(), Placement::NoInstance);
     assert_eq!(holder(&mut redis, &prefix, "r1").await, None);
+}
+
+#[actix_web::test]
+async fn a_room_whose_instance_died_goes_to_another_which_the_dead_one_cannot_take_back() {
+    let (mut redis, prefix) = (redis().await, prefix());
+    // A is the lighter, and its entry lives on for seconds after its death.
+    register(&mut redis, &prefix, "sfu-a", 0, 100).await;
+    register(&mut redis, &prefix, "sfu-b", 40, 100).await;
+    let ttl = Duration::from_secs(10);
+    assert!(sfu_jobs::serve_room(&mut redis, &prefix, "r1", "sfu-a", ttl).await.unwrap());
+    let failer = (redis.clone(), prefix.clone());
+    let fail_over = |dead: &'static str| {
+        let (mut redis, prefix) = failer.clone();
+        async move {
+            sfu_jobs::fail_over(&mut redis, &prefix, "r1", MediaRouting::Sfu, RoomMode::Lecture, dead).await.unwrap()
+        }
+    };
+    assert_eq!(fail_over("sfu-b").await, Placement::Held, "the room is not B's");
+    // That took B out of the registry until its next heartbeat, which comes.
+    register(&mut redis, &prefix, "sfu-b", 40, 100).await;
+    assert_eq!(fail_over("sfu-a").await, placed_on("sfu-b"));
+    assert_eq!(holder(&mut redis, &prefix, "r1").await.as_deref(), Some("sfu-b"));
+    assert_eq!(place(&mut redis, &prefix, "r2").await, placed_on("sfu-b"), "the dead A gets no new room");
+    sfu_jobs::ensure_group(&mut redis, &prefix, "sfu-b").await.unwrap();
+    let taken = sfu_jobs::next(&mut redis, &prefix, "sfu-b", Duration::from_millis(100)).await.unwrap().unwrap();
+    assert_eq!((taken.room_id.as_str(), taken.media, taken.mode), ("r1", MediaRouting::Sfu, RoomMode::Lecture));
+
+    // A was alive after all (only its link dropped): its heartbeat brings it back, but its seat's
+    // renewal finds the room B's, and it leaves; B's renewal holds.
+    register(&mut redis, &prefix, "sfu-a", 0, 100).await;
+    assert!(!sfu_jobs::serve_room(&mut redis, &prefix, "r1", "sfu-a", ttl).await.unwrap());
+    assert!(sfu_jobs::serve_room(&mut redis, &prefix, "r1", "sfu-b", ttl).await.unwrap());
+    assert_eq!(holder(&mut redis, &prefix, "r1").await.as_deref(), Some("sfu-b"));
+
+    // With no other live instance the room is freed: its next arrival places it.
+    sfu_registry::deregister(&mut redis, &prefix, "sfu-a").await.unwrap();
+    assert_eq!(fail_over("sfu-b").await, Placement::NoInstance);
+    assert_eq!(holder(&mut redis, &prefix, "r1").await, None);
+    // A room nobody holds any more (its mark expired) is placed afresh.
+    register(&mut redis, &prefix, "sfu-c", 0, 100).await;
+    assert_eq!(fail_over("sfu-b").await, placed_on("sfu-c"));
 }
 
 #[actix_web::test]

@@ -36,7 +36,7 @@ use crate::presence::{self, Admission, INSTANCE_TTL, Presence};
 use crate::publisher::Publisher;
 use crate::rooms::{LocalPeer, Outbound, Rooms, message};
 use crate::seats::{self, RoomView};
-use crate::sfu_queue::{RoomMedia, SfuQueue};
+use crate::sfu_queue::SfuQueue;
 use crate::subscriptions::Subscriptions;
 
 #[derive(Debug, thiserror::Error)]
@@ -376,15 +376,14 @@ impl Hub {
     }
 
     /// Admits `local` to the room if it has room for one more across all instances, announces it
-    /// to the peers here, queues the room for an SFU if a participant's arrival makes its call
-    /// need one (`media`, from the ticket), and returns everyone else already in the call.
+    /// to the peers here, places the room on an SFU if a participant's arrival makes its call
+    /// need one (`local.media`, from the ticket), and returns everyone else already in the call.
     pub async fn join(
         &self,
         room_id: &str,
         local: LocalPeer,
         capacity: u32,
         per_user: u32,
-        media: RoomMedia,
     ) -> Result<RoomView, JoinError> {
         let peer_id = local.peer.peer_id.clone();
         let placeless = local.role.is_service();
@@ -407,6 +406,7 @@ impl Hub {
         };
         let view = seats::view_for(&local.peer, local.role, &present);
         let joined = seats::arrival(&local.peer, local.role, &local.recording_id);
+        let media = local.media;
         self.rooms().admit(room_id, local, &joined);
         self.publish(room_id, Event::Fanout(Fanout { except: peer_id, message: Some(joined) }), None);
         if !placeless {
@@ -584,10 +584,31 @@ impl Hub {
             }
             None => {
                 let left = self.departure_of(room_id, peer_id, gone.role, &gone.recording_id, reason).await;
-                self.announce_departure(room_id, peer_id, left);
+                let to_mesh = matches!(&left.kind, Some(Kind::MediaChanged(changed)) if changed.sfu.is_none());
+                // A media server whose seat dropped out (it died) is replaced at once; meanwhile its
+                // participants keep their connections rather than fall back to a mesh for the
+                // moment until the next one's seat arrives.
+                if !(to_mesh && reason == "disconnected" && self.fail_over(room_id, &gone).await) {
+                    self.announce_departure(room_id, peer_id, left);
+                }
             }
         }
         self.release_room(room_id).await;
+    }
+
+    /// The media server seat `gone` dropped out of the room's call and no other is there: if the
+    /// call still needs an SFU (by the room settings its ticket carried, and who is left), the
+    /// room goes to another live instance ([`sfu_jobs::fail_over`]). Whether another instance
+    /// will serve it (placed now, or the room is another's already).
+    async fn fail_over(&self, room_id: &str, gone: &LocalPeer) -> bool {
+        let present = match self.presence.read(room_id).await {
+            Ok(present) => present,
+            Err(e) => {
+                tracing::warn!(room.id = %room_id, error = %e, "could not tell whether the room still needs an SFU");
+                return false;
+            }
+        };
+        self.sfu_queue.after_failure(room_id, gone.media, &present, &gone.peer.user_id).await
     }
 
     /// How the room learns that a peer left, once presence has let it go. For a media server's

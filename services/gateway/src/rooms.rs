@@ -17,6 +17,7 @@ use confab_protocol::signal::{Peer, PeerJoined, Resync, ServerMessage, server_me
 use tokio::sync::{Notify, mpsc};
 
 use crate::seats;
+use crate::sfu_queue::RoomMedia;
 
 /// What a connection task is told to do.
 #[derive(Debug, Clone)]
@@ -44,6 +45,9 @@ pub struct LocalPeer {
     pub recording_id: String,
     /// The hash of this connection's resume token: names the connection in presence.
     pub resume_hash: String,
+    /// The room's media settings as the peer's ticket carries them (participants' and the media
+    /// server's tickets do).
+    pub media: RoomMedia,
     pub outbound: mpsc::Sender<Outbound>,
     /// Notified when the outbound queue overflowed: the connection must close.
     pub slow: Arc<Notify>,
@@ -305,6 +309,7 @@ fn push(peer: &LocalPeer, message: ServerMessage, read_at: Option<SystemTime>) {
 
 #[cfg(test)]
 mod tests {
+    use confab_domain::{MediaRouting, RoomMode};
     use confab_protocol::signal::{Broadcast, MediaChanged, PeerLeft, RecordingStarted, Sfu};
 
     use super::*;
@@ -330,6 +335,7 @@ mod tests {
             joined_at: String::new(),
             recording_id: String::new(),
             resume_hash: format!("hash-{peer_id}"),
+            media: RoomMedia { media: MediaRouting::Mesh, mode: RoomMode::Meeting },
             outbound: sender,
             slow: Arc::new(Notify::new()),
         };

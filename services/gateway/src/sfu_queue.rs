@@ -69,6 +69,44 @@ impl SfuQueue {
             }
         }
     }
+
+    /// The seat of the SFU `dead_instance` dropped out of the room's call (the instance died):
+    /// if the room, with `present` left in it, still needs an SFU, it goes to another live
+    /// instance at once. Whether another instance will serve it (placed now, or held by another
+    /// already); not if no instance is live, the room no longer needs one, or Redis failed: the
+    /// call then falls back to a mesh.
+    pub async fn after_failure(
+        &self,
+        room_id: &str,
+        settings: RoomMedia,
+        present: &[PeerPresence],
+        dead_instance: &str,
+    ) -> bool {
+        if !needs_sfu(settings.media, present) {
+            return false;
+        }
+        let (media, mode) = (settings.media, settings.mode);
+        let failed_over =
+            sfu_jobs::fail_over(&mut self.redis.clone(), &self.prefix, room_id, media, mode, dead_instance).await;
+        match failed_over {
+            Ok(Placement::Placed { instance_id }) => {
+                metrics::counter!("gateway_sfu_failovers_total").increment(1);
+                tracing::warn!(room.id = %room_id, sfu.dead = %dead_instance, sfu.id = %instance_id, "the room's SFU dropped out; placed on another");
+                true
+            }
+            Ok(Placement::Held) => true,
+            Ok(Placement::NoInstance) => {
+                metrics::counter!("gateway_sfu_unplaced_total").increment(1);
+                tracing::warn!(room.id = %room_id, sfu.dead = %dead_instance, "the room's SFU dropped out and no other takes rooms: back to mesh");
+                false
+            }
+            Err(e) => {
+                metrics::counter!("gateway_redis_errors_total").increment(1);
+                tracing::warn!(room.id = %room_id, error = %e, "could not fail the room over to another SFU");
+                false
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -96,6 +96,7 @@ pub async fn signal(
         joined_at: chrono::Utc::now().to_rfc3339(),
         recording_id,
         resume_hash: presence::resume_hash(&resume_token),
+        media,
         outbound: outbound_tx,
         slow: slow.clone(),
     };
@@ -110,7 +111,7 @@ pub async fn signal(
         Ok(None) => {
             let peer_id = new_peer_id();
             let local = LocalPeer { peer: Peer { peer_id: peer_id.clone(), ..local.peer.clone() }, ..local.clone() };
-            hub.join(&room_id, local, claims.max_participants, limits.connections_per_user, media)
+            hub.join(&room_id, local, claims.max_participants, limits.connections_per_user)
                 .await
                 .map(|view| (peer_id, view))
         }

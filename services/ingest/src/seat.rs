@@ -73,6 +73,7 @@ impl Seat {
             role: CallRole::Camera,
             room_id: self.room_id.clone(),
             recording_id: None,
+            room_settings: None,
         }
     }
 }

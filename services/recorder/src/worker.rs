@@ -207,6 +207,7 @@ impl Worker {
             role: CallRole::Recorder,
             room_id: job.room_id.clone(),
             recording_id: Some(job.recording_id.clone()),
+            room_settings: None,
         };
         let seat = Seat { pass, gateways: self.settings.gateway_urls.clone(), rejoin: REJOIN };
         let call = match RecordedCall::join(seat).await {

@@ -41,7 +41,10 @@ impl Jobs {
     /// Registers the instance, takes and serves rooms until `stop` turns true; then hands over
     /// and leaves every room and leaves the registry.
     pub async fn run(mut self, stop: watch::Receiver<bool>) {
-        let heartbeat = tokio::spawn(Arc::clone(&self.registry).keep_alive(stop.clone()));
+        // Tasks in sets, so that if this future is dropped (the process dies: a test kills the
+        // instance so), the heartbeat and every room's seat go with it.
+        let mut heartbeat = JoinSet::new();
+        heartbeat.spawn(Arc::clone(&self.registry).keep_alive(stop.clone()));
         let mut rooms = JoinSet::new();
         let (prefix, instance) = (self.seats.prefix.clone(), self.seats.instance_id.clone());
         let mut grouped = false;
@@ -79,7 +82,7 @@ impl Jobs {
         self.hand_over_unread(&prefix, &instance).await;
         // Each seat hands its room over and leaves it with `bye`.
         while rooms.join_next().await.is_some() {}
-        heartbeat.abort();
+        heartbeat.abort_all();
         self.registry.leave().await;
     }
 

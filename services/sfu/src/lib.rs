@@ -104,6 +104,7 @@ impl Sfu {
             role: CallRole::Sfu,
             room_id: String::new(),
             recording_id: None,
+            room_settings: None,
         };
         let seats = Seats {
             pass,
@@ -141,10 +142,16 @@ impl Sfu {
 
     /// Serves rooms until `stop` turns true or its sender is dropped (tests, which have no
     /// signals to stop by); the ops port is not served.
+    /// Dropping the future stops everything at once, as a process's death would: its seats'
+    /// connections close without a goodbye, and its heartbeat ends.
     pub async fn serve_until(self, mut stop: watch::Receiver<bool>) {
         let (stop_jobs, jobs_stopped) = watch::channel(false);
-        let jobs = tokio::spawn(self.jobs.run(jobs_stopped));
-        let _ = stop.wait_for(|stop| *stop).await;
+        let jobs = self.jobs.run(jobs_stopped);
+        tokio::pin!(jobs);
+        tokio::select! {
+            () = &mut jobs => return,
+            _ = stop.wait_for(|stop| *stop) => {}
+        }
         let _ = stop_jobs.send(true);
         let _ = tokio::time::timeout(LEAVE_WITHIN, jobs).await;
     }

@@ -63,7 +63,7 @@ impl Seats {
     /// Serves the room of `job` until its call no longer needs the SFU, or `stop` turns true.
     pub async fn serve(self, job: SfuJob, stop: watch::Receiver<bool>) {
         let room = job.room_id.clone();
-        let pass = Pass { room_id: room.clone(), ..self.pass.clone() };
+        let pass = Pass { room_id: room.clone(), room_settings: Some((job.media, job.mode)), ..self.pass.clone() };
         let mut call = Call::new(Seat { pass, gateways: self.gateways.clone(), rejoin: REJOIN });
         let mut redis = self.redis.clone();
         // The room counts into the instance's load from now, while its seat is being taken.
@@ -107,7 +107,8 @@ impl Seats {
 enum Left {
     /// The call ended or no longer needs the SFU: the room is to be released.
     Done,
-    /// The SFU is stopping and the room went to another instance (or was freed) on the way out.
+    /// The room is another instance's: the SFU handed it over on its way out (or freed it), or
+    /// a gateway failed it over while this one's seat was away.
     HandedOver,
 }
 
@@ -145,7 +146,13 @@ impl Served<'_> {
                     Some(event) => self.handle(event).await,
                 },
                 Some(message) = self.from_media.recv() => self.relay(message),
-                _ = renew.tick() => self.renew().await,
+                _ = renew.tick() => {
+                    if !self.renew().await {
+                        tracing::info!(room.id = %self.room, "the room went to another SFU while this one was away; leaving");
+                        self.call.leave().await;
+                        return Left::HandedOver;
+                    }
+                }
                 () = sleep_until(leave_at) => {
                     tracing::info!(room.id = %self.room, "the call no longer needs the SFU; leaving");
                     self.call.leave().await;
@@ -308,11 +315,16 @@ impl Served<'_> {
         }
     }
 
-    async fn renew(&mut self) {
+    /// Renews the room's mark; false if the room is another instance's now.
+    async fn renew(&mut self) -> bool {
         let mut redis = self.seats.redis.clone();
         let (prefix, instance) = (&self.seats.prefix, &self.seats.instance_id);
-        if let Err(error) = sfu_jobs::serve_room(&mut redis, prefix, self.room, instance, SERVED_FOR).await {
-            tracing::warn!(%error, room.id = %self.room, "renewing the room's mark");
+        match sfu_jobs::serve_room(&mut redis, prefix, self.room, instance, SERVED_FOR).await {
+            Ok(ours) => ours,
+            Err(error) => {
+                tracing::warn!(%error, room.id = %self.room, "renewing the room's mark");
+                true
+            }
         }
     }
 }

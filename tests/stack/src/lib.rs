@@ -27,8 +27,15 @@ pub struct Deployment {
     _ingest: tokio::sync::watch::Sender<bool>,
     /// The settings of the first media server, from which [`Deployment::start_sfu`] makes more.
     sfu_settings: confab_sfu::Settings,
-    /// Each running media server's id and what stops it.
-    sfus: Vec<(String, tokio::sync::watch::Sender<bool>)>,
+    /// Each running media server's id, what stops it, and its task.
+    sfus: Vec<RunningSfu>,
+}
+
+/// A media server of the deployment.
+struct RunningSfu {
+    id: String,
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl Deployment {
@@ -132,15 +139,24 @@ impl Deployment {
         let settings = confab_sfu::Settings { instance_id: instance_id.to_owned(), ..self.sfu_settings.clone() };
         let sfu = confab_sfu::Sfu::build(settings).await.unwrap();
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        actix_web::rt::spawn(sfu.serve_until(stopped));
-        self.sfus.push((instance_id.to_owned(), stop));
+        let task = actix_web::rt::spawn(sfu.serve_until(stopped));
+        self.sfus.push(RunningSfu { id: instance_id.to_owned(), stop, task });
     }
 
     /// Stops the media server `instance_id` as SIGTERM does: it hands its rooms over and leaves.
     pub fn stop_sfu(&mut self, instance_id: &str) {
-        let index = self.sfus.iter().position(|(id, _)| id == instance_id).expect("a running media server");
-        let (_, stop) = self.sfus.remove(index);
-        let _ = stop.send(true);
+        let _ = self.take_sfu(instance_id).stop.send(true);
+    }
+
+    /// Ends the media server `instance_id` at once, as `kill -9` does: its seats' connections
+    /// close without a goodbye, its heartbeat stops, and nothing is handed over.
+    pub fn kill_sfu(&mut self, instance_id: &str) {
+        self.take_sfu(instance_id).task.abort();
+    }
+
+    fn take_sfu(&mut self, instance_id: &str) -> RunningSfu {
+        let index = self.sfus.iter().position(|sfu| sfu.id == instance_id).expect("a running media server");
+        self.sfus.remove(index)
     }
 
     /// Signs up an administrator and logs in; the access token.

@@ -2,7 +2,8 @@
 //! on real Postgres and Redis): both register, and the admin API lists them; two `sfu` rooms
 //! land on different instances; once an admin drains one, a new room goes to the other; and an
 //! instance that stops hands its room to the other, whose seat the room's participant is told
-//! to use without anyone arriving.
+//! to use without anyone arriving; and the room of an instance that dies goes to the other,
+//! without its participant being sent back to mesh meanwhile.
 
 use std::time::Duration;
 
@@ -27,6 +28,21 @@ async fn room_through_an_sfu(deployment: &Deployment, name: &str) -> Room {
         Signaling::join(join["gateway_url"].as_str().unwrap(), join["ticket"].as_str().unwrap()).await;
     let sfu_peer = next_sfu(&mut signaling, None).await;
     Room { id, signaling, sfu_peer }
+}
+
+/// The next SFU seat the participant is told to use other than `not`; `None` for a move back to
+/// mesh.
+async fn next_media_change(signaling: &mut Signaling, not: &str) -> Option<String> {
+    signaling
+        .next_of_within(Duration::from_secs(15), |kind| match kind {
+            Kind::MediaChanged(changed) => match changed.sfu {
+                Some(sfu) if sfu.peer_id == not => None,
+                sfu => Some(sfu.map(|sfu| sfu.peer_id)),
+            },
+            _ => None,
+        })
+        .await
+        .expect("the room is told where its media goes now")
 }
 
 /// The next SFU seat the participant is told to use other than `not`.
@@ -98,4 +114,28 @@ async fn rooms_spread_over_two_media_servers_a_drained_one_gets_none_and_a_stopp
     assert_ne!(successor, first.sfu_peer);
     sfus_listed(&deployment, &admin, &[second_on.as_str()]).await;
     assert_eq!(instance_of(&deployment, &admin, &first.id).await, second_on);
+}
+
+#[actix_web::test]
+async fn the_room_of_a_media_server_that_dies_goes_to_the_other_and_its_participant_is_told_at_once() {
+    let mut deployment = Deployment::start().await;
+    deployment.start_sfu("sfu-second").await;
+    let admin = deployment.admin().await;
+    sfus_listed(&deployment, &admin, &["sfu-second", "sfu-stack"]).await;
+    let mut room = room_through_an_sfu(&deployment, "Doomed").await;
+    let serving = instance_of(&deployment, &admin, &room.id).await;
+    let other = if serving == "sfu-stack" { "sfu-second" } else { "sfu-stack" };
+
+    // kill -9: the seat's connection to the gateway closes without a goodbye, nothing is handed
+    // over. The gateway that saw it go places the room on the other instance, and the
+    // participant hears of the new seat next: not of a move back to mesh first.
+    deployment.kill_sfu(&serving);
+    let died = std::time::Instant::now();
+    let next = next_media_change(&mut room.signaling, &room.sfu_peer).await;
+    let successor = next.expect("the room goes to the other SFU, not back to mesh");
+    assert_ne!(successor, room.sfu_peer);
+    println!("the successor's seat announced {} ms after the death", died.elapsed().as_millis());
+    assert_eq!(instance_of(&deployment, &admin, &room.id).await, other);
+    // The dead instance leaves the registry at once, not when its entry would have expired.
+    sfus_listed(&deployment, &admin, &[other]).await;
 }
