@@ -48,6 +48,10 @@ pub struct Outcome {
     /// The disk ran out of space: the recorder left the call then. The files cut short are still
     /// in the recording's directory, with their notes, to be rebuilt like a dead recorder's.
     pub disk_full: bool,
+    /// The media server the recorder took the call's media from was replaced by another (it
+    /// stopped or died): each publisher's media went on in a new file once the next one's
+    /// connection was up, with a gap before.
+    pub media_server_replaced: bool,
 }
 
 /// A participant being recorded, and who they were when their connection began.
@@ -171,6 +175,7 @@ impl RecordedCall {
                 }
                 if let Some(earlier) = taking.sfu.take() {
                     earlier.close().await;
+                    taking.outcome.media_server_replaced = true;
                 }
                 let config = self.peer_config();
                 match MediaServerLink::answer(&from, &description.sdp, &config, self.call.signals()).await {

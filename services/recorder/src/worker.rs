@@ -359,9 +359,9 @@ impl Worker {
     }
 
     /// The final status: files make it `ready`; none means no participant sent media. A full disk
-    /// (which ended the recording), a gap (a recorder died and this one took over), a call that
-    /// ended under the recorder without a stop, or a participant whose media could not be written
-    /// makes it `partial`.
+    /// (which ended the recording), a gap (a recorder died and this one took over, or the media
+    /// server the call went through was replaced), a call that ended under the recorder without a
+    /// stop, or a participant whose media could not be written makes it `partial`.
     async fn final_status(
         &self,
         recording_id: RecordingId,
@@ -380,6 +380,11 @@ impl Worker {
         }
         if taken_over || recovered > 0 {
             let reason = "a recorder stopped: media is missing from when it stopped until another took over";
+            return (RecordingStatus::Partial, Some(reason.into()));
+        }
+        if outcome.media_server_replaced {
+            let reason = "the media server the call went through stopped and another took over: media is missing \
+                          between the two, and each participant's continues in a new file";
             return (RecordingStatus::Partial, Some(reason.into()));
         }
         match (outcome.stopped, failure) {

@@ -5,7 +5,9 @@
 //! VP8 and Opus clips on her `publish` connection; Bob answers the SFU's `subscribe` offer and
 //! receives both tracks, named after Ann's peer id. A recording of such a room gets Ann's media
 //! from the SFU (she offers the recorder nothing) into a file of her own, whatever another
-//! participant posing as the SFU sends the recorder. An RTSP camera (GStreamer's test server)
+//! participant posing as the SFU sends the recorder. When the SFU serving the room dies, the room
+//! goes to a second instance: media flows again through it within 5 s, and the recording goes on
+//! in a new file, its gap stated. An RTSP camera (GStreamer's test server)
 //! attached to an `sfu` room publishes to the SFU through the camera ingest: a participant
 //! receives its H.264 and PCMU through the SFU, named after the camera's peer id, and a recording
 //! gets it from the SFU into the camera's own Matroska file.
@@ -297,6 +299,67 @@ async fn a_recording_takes_a_camera_in_an_sfu_room_from_the_media_server_into_it
     assert_eq!(stdout + &stderr, "", "the file decodes without errors");
 }
 
+#[actix_web::test]
+async fn when_the_media_server_dies_the_call_and_its_recording_go_on_through_another() {
+    run_tool("ffprobe", &["-version"]);
+    let settings = json!({"name": "Failover", "media": "sfu"});
+    let SfuCall { mut deployment, room, ann_token, sfu, mut ann, mut bob, ann_id } =
+        call_through_the_sfu(settings).await;
+    // The room is on the first instance; a second one stands by.
+    deployment.start_sfu("sfu-standby").await;
+    ann.next_of(|kind| matches!(kind, Kind::PeerJoined(_)).then_some(())).await;
+    let started = deployment
+        .post(&format!("/v1/rooms/{room}/recordings"), Some(&ann_token), json!({}), StatusCode::ACCEPTED)
+        .await;
+    let recording = started["id"].as_str().unwrap().to_owned();
+    for participant in [&mut ann, &mut bob] {
+        participant.next_of(|kind| matches!(kind, Kind::RecordingStarted(_)).then_some(())).await;
+    }
+    let (camera, playing) = publish_clips(&mut ann, &sfu, Duration::from_secs(30)).await;
+    receive_through_the_sfu(&mut bob, &sfu).await;
+    // Recorded for a while through the first instance.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    // kill -9 of the instance serving the room. Both participants are told the other's seat
+    // next (not a move back to mesh); Ann publishes to it as a client does, Bob answers its offer.
+    deployment.kill_sfu("sfu-stack");
+    let died = std::time::Instant::now();
+    let told = |kind| match kind {
+        Kind::MediaChanged(changed) => Some(changed.sfu.map(|sfu| sfu.peer_id)),
+        _ => None,
+    };
+    let successor = ann.next_of_within(Duration::from_secs(10), told).await.flatten().expect("another SFU");
+    assert_ne!(successor, sfu);
+    assert_eq!(bob.next_of_within(Duration::from_secs(10), told).await.flatten(), Some(successor.clone()));
+    playing.abort();
+    camera.connection.close().await.unwrap();
+    let (camera, playing) = publish_clips(&mut ann, &successor, Duration::from_secs(8)).await;
+    let tracks = receive_through_the_sfu(&mut bob, &successor).await;
+    assert!(tracks.iter().all(|track| track.stream == ann_id), "Ann's tracks again: {tracks:?}");
+    let back_after = tracks.iter().map(|track| track.first_at.duration_since(died)).max().unwrap();
+    println!("media back through the other SFU {} ms after the death", back_after.as_millis());
+    assert!(back_after <= Duration::from_secs(5), "media back {back_after:?} after the death (aim: 5 s)");
+    let _ = playing.await;
+    deployment.post(&format!("/v1/recordings/{recording}/stop"), Some(&ann_token), json!({}), StatusCode::OK).await;
+    camera.connection.close().await.unwrap();
+
+    // The recording goes on in a new file of Ann's through the other instance, and says so.
+    let partial = deployment.wait_for_recording(&ann_token, &recording, "partial").await;
+    println!("{partial}");
+    let files = partial["files"].as_array().unwrap();
+    assert_eq!(files.len(), 2, "Ann's file from each instance: {partial}");
+    assert!(partial["reason"].as_str().unwrap().contains("media server"), "the gap is stated: {partial}");
+    let downloaded = TempDir::new("sfu-failover-recording");
+    for file in files {
+        let (_, bytes) = deployment
+            .download(&ann_token, &format!("/v1/recordings/{recording}/files/{}", file["id"].as_str().unwrap()))
+            .await;
+        let path = downloaded.0.join(format!("{}.webm", file["id"].as_str().unwrap()));
+        std::fs::write(&path, &bytes).unwrap();
+        assert!(probe(&path).duration_secs >= 2.0, "{file}");
+    }
+}
+
 /// A track received on a subscribe connection.
 #[derive(Debug)]
 struct ReceivedTrack {
@@ -305,6 +368,8 @@ struct ReceivedTrack {
     kind: RtpCodecKind,
     mime_type: String,
     first_payload: Vec<u8>,
+    /// When its first packet arrived.
+    first_at: std::time::Instant,
 }
 
 /// Answers the SFU's offers of `participant`'s subscribe connection until every track it offered
@@ -359,7 +424,8 @@ async fn receive_through_the_sfu(participant: &mut Signaling, sfu: &str) -> Vec<
                         if count.fetch_add(1, Ordering::Relaxed) == 0 {
                             let codec = track.codec(packet.header.ssrc).await.map(|codec| codec.mime_type);
                             let first_payload = packet.payload.to_vec();
-                            let received = ReceivedTrack { stream: stream.clone(), kind, mime_type: codec.unwrap_or_default(), first_payload };
+                            let first_at = std::time::Instant::now();
+                            let received = ReceivedTrack { stream: stream.clone(), kind, mime_type: codec.unwrap_or_default(), first_payload, first_at };
                             let _ = first_packet.send(received);
                         }
                     }
