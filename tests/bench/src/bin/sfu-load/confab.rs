@@ -4,11 +4,14 @@
 //! room's owner: the gateway queues the room for the SFU on its arrival, and once the SFU's seat
 //! is in the room (`welcome.sfu` or `media_changed`) it offers its `publish` connection. Each
 //! subscriber is a member (a lecture's viewer publishes nothing): it answers the `subscribe`
-//! offer the SFU makes it. Every participant keeps its WebSocket, answering the gateway's pings.
+//! offer the SFU makes it. Every participant keeps its WebSocket, answering the gateway's pings,
+//! and follows the room to another SFU as a client does: told `media_changed` to another seat, the
+//! publisher publishes to it afresh, and each subscriber answers its offer on a new connection
+//! (`--failovers`, `crate::failover`, measures how soon media flows again).
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use confab_bench::signaling::{client_text, read};
@@ -24,7 +27,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::reception::Reception;
-use crate::webrtc::{Publisher, Subscriber};
+use crate::webrtc::{Publisher, Renegotiation, Subscriber};
 use crate::{Run, Target};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -38,10 +41,13 @@ const CAPACITY: u32 = 1000;
 pub struct Confab {
     gateway: String,
     keys: SigningKeys,
-    room: String,
+    pub room: String,
     participants: usize,
     /// The SFU's peer id, once the publisher learned it.
     sfu: Option<String>,
+    /// Every subscribe connection made so far, with when its offer arrived: one per subscriber
+    /// and SFU the room went through.
+    pub receptions: Rc<RefCell<Vec<(Instant, Rc<RefCell<Reception>>)>>>,
 }
 
 impl Confab {
@@ -51,7 +57,8 @@ impl Confab {
         let keys = SigningKeys::from_pem(key_pem)?;
         confab_testkit::jwks_server_at(&keys, jwks_port);
         let room = format!("sfu-load-{}", std::process::id());
-        Ok(Self { gateway: gateway.to_owned(), keys, room, participants: 0, sfu: None })
+        let receptions = Rc::default();
+        Ok(Self { gateway: gateway.to_owned(), keys, room, participants: 0, sfu: None, receptions })
     }
 
     /// A participant's socket, welcomed; the welcome's SFU peer id, if the SFU is in the room.
@@ -103,43 +110,117 @@ impl Target for Confab {
             .await
             .context("the SFU taking its seat")?,
         };
-        let (publisher, offer) = Publisher::offer(run.local_ip).await?;
-        send(&mut socket, signal(&sfu, "publish", "offer", offer)).await?;
-        let answer = until(&mut socket, |kind| match kind {
-            Kind::Signal(Signal { payload: Some(Payload::Sdp(answer)), .. }) if answer.r#type == "answer" => {
-                Some(answer.sdp)
+        publish_to(&mut socket, &sfu, run).await?;
+        self.sfu = Some(sfu.clone());
+        let run = Rc::clone(run);
+        tokio::task::spawn_local(async move {
+            let mut sfu = sfu;
+            while let Ok(kind) = next_message(&mut socket).await {
+                let Some(next) = moved_to(kind, &sfu) else { continue };
+                sfu = next;
+                if let Err(e) = publish_to(&mut socket, &sfu, &run).await {
+                    eprintln!("sfu-load: publishing to the next SFU: {e:#}");
+                }
             }
-            Kind::Signal(Signal { payload: Some(Payload::Refusal(refusal)), .. }) => {
-                eprintln!("sfu-load: the SFU refused the publisher: {}", refusal.code);
-                None
-            }
-            _ => None,
-        })
-        .await
-        .context("the SFU's answer")?;
-        publisher.start(answer, Rc::clone(run))?;
-        keep(socket);
-        self.sfu = Some(sfu);
+        });
         Ok(())
     }
 
     async fn subscribe(&mut self, run: &Rc<Run>) -> anyhow::Result<Rc<RefCell<Reception>>> {
         let sfu = self.sfu.clone().context("subscribers come after the publisher")?;
         let (mut socket, _) = self.join(RoomRole::Member).await?;
-        let offer = until(&mut socket, |kind| match kind {
-            Kind::Signal(Signal { payload: Some(Payload::Sdp(offer)), connection, .. })
-                if offer.r#type == "offer" && connection == "subscribe" =>
-            {
-                Some(offer.sdp)
+        let offer = until(&mut socket, |kind| subscribe_offer(kind, &sfu)).await;
+        let offer = offer.context("the SFU's offer of the subscribe connection")?;
+        let (reception, mut connection) = subscribe_to(&mut socket, &sfu, offer, run, &self.receptions).await?;
+        let (run, receptions) = (Rc::clone(run), Rc::clone(&self.receptions));
+        // The SFU's later offers renegotiate the connection; a new SFU's first offer opens another.
+        tokio::task::spawn_local(async move {
+            let (mut sfu, mut subscribed_to) = (sfu.clone(), sfu);
+            while let Ok(kind) = next_message(&mut socket).await {
+                if let Some(next) = moved_to(kind.clone(), &sfu) {
+                    sfu = next;
+                    continue;
+                }
+                let Some(offer) = subscribe_offer(kind, &sfu) else { continue };
+                let answered = if sfu == subscribed_to {
+                    renegotiate(&mut socket, &sfu, offer, &connection).await
+                } else {
+                    subscribed_to = sfu.clone();
+                    subscribe_to(&mut socket, &sfu, offer, &run, &receptions).await.map(|(_, next)| connection = next)
+                };
+                if let Err(e) = answered {
+                    eprintln!("sfu-load: answering the SFU's offer: {e:#}");
+                }
             }
-            _ => None,
-        })
-        .await
-        .context("the SFU's offer of the subscribe connection")?;
-        let (subscriber, answer) = Subscriber::answer(run.local_ip, offer).await?;
-        send(&mut socket, signal(&sfu, "subscribe", "answer", answer)).await?;
-        keep(socket);
-        Ok(subscriber.start(Rc::clone(run)))
+        });
+        Ok(reception)
+    }
+}
+
+/// Offers a publish connection to `sfu`, and sends the clip on it once answered and connected.
+async fn publish_to(socket: &mut Socket, sfu: &str, run: &Rc<Run>) -> anyhow::Result<()> {
+    let (publisher, offer) = Publisher::offer(run.local_ip).await?;
+    send(socket, signal(sfu, "publish", "offer", offer)).await?;
+    let answer = until(socket, |kind| match kind {
+        Kind::Signal(Signal { payload: Some(Payload::Sdp(answer)), from, .. })
+            if answer.r#type == "answer" && from == sfu =>
+        {
+            Some(answer.sdp)
+        }
+        Kind::Signal(Signal { payload: Some(Payload::Refusal(refusal)), .. }) => {
+            eprintln!("sfu-load: the SFU refused the publisher: {}", refusal.code);
+            None
+        }
+        _ => None,
+    })
+    .await
+    .context("the SFU's answer")?;
+    publisher.start(answer, Rc::clone(run))
+}
+
+/// Answers `sfu`'s offer of a subscribe connection with a new one, counted into `receptions`;
+/// what renegotiates it.
+async fn subscribe_to(
+    socket: &mut Socket,
+    sfu: &str,
+    offer: String,
+    run: &Rc<Run>,
+    receptions: &RefCell<Vec<(Instant, Rc<RefCell<Reception>>)>>,
+) -> anyhow::Result<(Rc<RefCell<Reception>>, Renegotiation)> {
+    let offered = Instant::now();
+    let (mut subscriber, answer) = Subscriber::answer(run.local_ip, offer).await?;
+    let renegotiation = subscriber.renegotiable();
+    send(socket, signal(sfu, "subscribe", "answer", answer)).await?;
+    let reception = subscriber.start(Rc::clone(run));
+    receptions.borrow_mut().push((offered, Rc::clone(&reception)));
+    Ok((reception, renegotiation))
+}
+
+/// Answers `sfu`'s new offer on the running subscribe `connection`.
+async fn renegotiate(socket: &mut Socket, sfu: &str, offer: String, connection: &Renegotiation) -> anyhow::Result<()> {
+    let (answered, answer) = tokio::sync::oneshot::channel();
+    connection.send((offer, answered)).ok().context("the subscriber stopped")?;
+    let answer = answer.await.context("the subscriber stopped")??;
+    send(socket, signal(sfu, "subscribe", "answer", answer)).await
+}
+
+/// The SFU seat the room moved to, if `kind` says it moved from `sfu`.
+fn moved_to(kind: Kind, sfu: &str) -> Option<String> {
+    match kind {
+        Kind::MediaChanged(changed) => changed.sfu.map(|next| next.peer_id).filter(|next| next != sfu),
+        _ => None,
+    }
+}
+
+/// `sfu`'s offer of the subscribe connection, if `kind` is one.
+fn subscribe_offer(kind: Kind, sfu: &str) -> Option<String> {
+    match kind {
+        Kind::Signal(Signal { payload: Some(Payload::Sdp(offer)), connection, from, .. })
+            if offer.r#type == "offer" && connection == "subscribe" && from == sfu =>
+        {
+            Some(offer.sdp)
+        }
+        _ => None,
     }
 }
 
@@ -185,7 +266,3 @@ async fn until<T>(socket: &mut Socket, mut pick: impl FnMut(Kind) -> Option<T>) 
     tokio::time::timeout(PATIENCE, found).await.with_context(|| format!("not within {PATIENCE:?}"))?
 }
 
-/// Keeps a participant in the call for the rest of the run: its pings answered, the rest read.
-fn keep(mut socket: Socket) {
-    tokio::task::spawn_local(async move { while next_message(&mut socket).await.is_ok() {} });
-}

@@ -5,13 +5,16 @@
 //! the publisher's send to its arrival (`timing.rs` says how packets are recognised). After the
 //! warm-up, one window is measured: forwarded packets/s, lost packets, latency percentiles, and
 //! the server process's CPU time and resident memory (`--server-pid`). One step (one N) per run;
-//! `deploy/local/bench-sfu` runs the steps, each against a fresh server process.
+//! `deploy/local/bench-sfu` runs the steps, each against a fresh server process. With
+//! `--failovers N` the Confab target is measured another way: how soon media flows again when
+//! the SFU serving the room is killed (`failover.rs`).
 //!
 //! Everything runs on one thread (the tool is pinned to the core the server does not use): the
 //! WebRTC peers are webrtc-rs's sans-IO connections driven by tasks of their own.
 
 mod clip;
 mod confab;
+mod failover;
 mod janus;
 mod measure;
 mod pacing;
@@ -76,6 +79,18 @@ struct Args {
     /// Print the Markdown table's header first.
     #[arg(long)]
     header: bool,
+    /// Confab: instead of a forwarding step, kill the SFU serving the room this many times and
+    /// time how soon media flows again through the other (`failover.rs`).
+    #[arg(long, default_value_t = 0)]
+    failovers: usize,
+    /// Confab, `--failovers`: the directory of the SFU instances' PID files (`<instance id>.pid`).
+    #[arg(long)]
+    sfu_pid_dir: Option<PathBuf>,
+    /// Confab, `--failovers`: the deployment's Redis and key prefix, where the room's SFU is read.
+    #[arg(long, default_value = "redis://127.0.0.1:6379/")]
+    redis_url: String,
+    #[arg(long, default_value = "confab")]
+    redis_prefix: String,
 }
 
 /// The systems measured: Janus and the bare relay, the anchors, and our SFU.
@@ -135,7 +150,10 @@ fn main() -> anyhow::Result<()> {
             TargetKind::Relay => step(relay::Relay { address: args.relay }, "bare relay", &args, &run).await?,
             TargetKind::Confab => {
                 let key = args.signing_key.as_ref().context("--signing-key is needed for Confab")?;
-                let confab = confab::Confab::new(&args.gateway, &std::fs::read_to_string(key)?, args.jwks_port)?;
+                let mut confab = confab::Confab::new(&args.gateway, &std::fs::read_to_string(key)?, args.jwks_port)?;
+                if args.failovers > 0 {
+                    return failovers(&mut confab, &args, &run).await;
+                }
                 step(confab, "Confab", &args, &run).await?
             }
         };
@@ -166,7 +184,32 @@ async fn step<T: Target>(mut target: T, name: &str, args: &Args, run: &Rc<Run>) 
     Ok(step)
 }
 
-async fn wait_for(done: impl Fn() -> bool) {
+/// `--failovers`: the times from each kill to media through the next SFU, and their summary
+/// (nearest-rank percentiles).
+async fn failovers(confab: &mut confab::Confab, args: &Args, run: &Rc<Run>) -> anyhow::Result<()> {
+    let settings = failover::Settings {
+        kills: args.failovers,
+        pid_dir: args.sfu_pid_dir.clone().context("--sfu-pid-dir is needed for --failovers")?,
+        redis_url: args.redis_url.clone(),
+        redis_prefix: args.redis_prefix.clone(),
+    };
+    let times = failover::measure(confab, run, &settings).await?;
+    let (mut connected, mut media): (Vec<Duration>, Vec<Duration>) = times.into_iter().unzip();
+    let ms = |times: &mut [Duration], p| failover::percentile(times, p).as_millis();
+    let (c50, c99) = (ms(&mut connected, 50), ms(&mut connected, 99));
+    let (m50, m99, max) = (ms(&mut media, 50), ms(&mut media, 99), ms(&mut media, 100));
+    println!(
+        "| Confab failover | {} kills | connected p50 {c50} ms, p99 {c99} ms | media p50 {m50} ms, p99 {m99} ms, max {max} ms |",
+        media.len()
+    );
+    println!(
+        "result target=Confab_failover kills={} connected_p50_ms={c50} connected_p99_ms={c99} p50_ms={m50} p99_ms={m99} max_ms={max}",
+        media.len()
+    );
+    Ok(())
+}
+
+pub(crate) async fn wait_for(done: impl Fn() -> bool) {
     let give_up = Instant::now() + CONNECT_WAIT;
     while !done() && Instant::now() < give_up {
         tokio::time::sleep(Duration::from_millis(50)).await;

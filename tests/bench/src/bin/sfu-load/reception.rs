@@ -13,6 +13,9 @@ pub struct Reception {
     streams: Vec<Stream>,
     pub connected: bool,
     pub failed: bool,
+    /// When the connection came up, and when the first packet arrived.
+    pub connected_at: Option<std::time::Instant>,
+    pub first_at: Option<std::time::Instant>,
 }
 
 /// Packets received and packets expected (first to highest sequence number), summed over SSRCs.
@@ -25,7 +28,7 @@ pub struct Counts {
 impl Reception {
     /// A subscriber; `connected` at once when there is nothing to negotiate.
     pub fn new(connected: bool) -> Self {
-        Self { streams: Vec::new(), connected, failed: false }
+        Self { streams: Vec::new(), connected, failed: false, connected_at: None, first_at: None }
     }
 
     pub fn count(&mut self, ssrc: u32, sequence_number: u16) {

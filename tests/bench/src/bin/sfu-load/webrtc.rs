@@ -30,6 +30,7 @@ use rtc::rtp_transceiver::rtp_sender::{
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::Run;
 use crate::pacing::Pacer;
@@ -229,7 +230,13 @@ impl Publisher {
 /// A subscriber that has answered the server's offer.
 pub struct Subscriber {
     peer: Peer,
+    /// The server's later offers on the connection, each with where its answer goes
+    /// ([`Subscriber::renegotiable`]).
+    offers: Option<mpsc::UnboundedReceiver<(String, oneshot::Sender<anyhow::Result<String>>)>>,
 }
+
+/// Hands a running subscriber the server's later offers; each comes back answered.
+pub type Renegotiation = mpsc::UnboundedSender<(String, oneshot::Sender<anyhow::Result<String>>)>;
 
 impl Subscriber {
     /// A subscriber for the server's offer, and its answer (SDP).
@@ -239,7 +246,24 @@ impl Subscriber {
         let answer = peer.pc.create_answer(None)?;
         let sdp = answer.sdp.clone();
         peer.pc.set_local_description(Instant::now(), answer)?;
-        Ok((Self { peer }, sdp))
+        Ok((Self { peer, offers: None }, sdp))
+    }
+
+    /// Lets the server renegotiate the connection once it runs: its offers go in through what
+    /// this returns.
+    pub fn renegotiable(&mut self) -> Renegotiation {
+        let (offers, received) = mpsc::unbounded_channel();
+        self.offers = Some(received);
+        offers
+    }
+
+    /// Applies an offer of the server's on the running connection; the answer.
+    fn renegotiate(&mut self, offer: String) -> anyhow::Result<String> {
+        self.peer.pc.set_remote_description(Instant::now(), RTCSessionDescription::offer(offer)?)?;
+        let answer = self.peer.pc.create_answer(None)?;
+        let sdp = answer.sdp.clone();
+        self.peer.pc.set_local_description(Instant::now(), answer)?;
+        Ok(sdp)
     }
 
     /// Spawns the task that connects, then counts and times every RTP packet that arrives.
@@ -268,13 +292,20 @@ impl Subscriber {
                 while let Some(message) = self.peer.pc.poll_read() {
                     if let RTCMessage::RtpPacket(_, packet) = message.message {
                         run.timing.borrow_mut().arrived(&packet.payload, arrived);
-                        reception.borrow_mut().count(packet.header.ssrc, packet.header.sequence_number);
+                        let mut reception = reception.borrow_mut();
+                        reception.first_at.get_or_insert(arrived);
+                        reception.count(packet.header.ssrc, packet.header.sequence_number);
                     }
                 }
             }
+            while let Some((offer, answer)) = self.offers.as_mut().and_then(|offers| offers.try_recv().ok()) {
+                let _ = answer.send(self.renegotiate(offer));
+            }
             self.peer.run_timers()?;
             if self.peer.became_connected()? {
-                reception.borrow_mut().connected = true;
+                let mut reception = reception.borrow_mut();
+                reception.connected = true;
+                reception.connected_at.get_or_insert(Instant::now());
             }
             self.peer.flush().await?;
         }
