@@ -11,7 +11,7 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use confab_bench::signaling::{client_text, read};
@@ -45,10 +45,12 @@ pub struct Confab {
     participants: usize,
     /// The SFU's peer id, once the publisher learned it.
     sfu: Option<String>,
-    /// Every subscribe connection made so far, with when its offer arrived: one per subscriber
-    /// and SFU the room went through.
-    pub receptions: Rc<RefCell<Vec<(Instant, Rc<RefCell<Reception>>)>>>,
+    /// Every subscribe connection made so far: one per subscriber and SFU the room went through.
+    pub receptions: Rc<Receptions>,
 }
+
+/// What each subscribe connection received, in the order they were made.
+pub type Receptions = RefCell<Vec<Rc<RefCell<Reception>>>>;
 
 impl Confab {
     /// Signs with the key in `key_pem` and serves its JWKS on `jwks_port` for the gateway at
@@ -185,14 +187,13 @@ async fn subscribe_to(
     sfu: &str,
     offer: String,
     run: &Rc<Run>,
-    receptions: &RefCell<Vec<(Instant, Rc<RefCell<Reception>>)>>,
+    receptions: &Receptions,
 ) -> anyhow::Result<(Rc<RefCell<Reception>>, Renegotiation)> {
-    let offered = Instant::now();
     let (mut subscriber, answer) = Subscriber::answer(run.local_ip, offer).await?;
     let renegotiation = subscriber.renegotiable();
     send(socket, signal(sfu, "subscribe", "answer", answer)).await?;
     let reception = subscriber.start(Rc::clone(run));
-    receptions.borrow_mut().push((offered, Rc::clone(&reception)));
+    receptions.borrow_mut().push(Rc::clone(&reception));
     Ok((reception, renegotiation))
 }
 
@@ -265,4 +266,3 @@ async fn until<T>(socket: &mut Socket, mut pick: impl FnMut(Kind) -> Option<T>) 
     };
     tokio::time::timeout(PATIENCE, found).await.with_context(|| format!("not within {PATIENCE:?}"))?
 }
-

@@ -44,7 +44,7 @@ pub async fn measure(
     confab.publish(run).await?;
     confab.subscribe(run).await?;
     let receptions = Rc::clone(&confab.receptions);
-    wait_for(|| receptions.borrow().iter().any(|(_, reception)| reception.borrow().first_at.is_some())).await;
+    wait_for(|| receptions.borrow().iter().any(|reception| reception.borrow().first_at.is_some())).await;
     let mut times = Vec::with_capacity(settings.kills);
     for kill in 1..=settings.kills {
         wait_until_registered(&mut redis, &settings.redis_prefix).await?;
@@ -62,13 +62,14 @@ pub async fn measure(
         }
         let first = || {
             let receptions = receptions.borrow();
-            let next = receptions[before..].iter().map(|(_, reception)| reception.borrow());
+            let next = receptions[before..].iter().map(|reception| reception.borrow());
             next.filter_map(|reception| Some((reception.connected_at?, reception.first_at?))).next()
         };
         while first().is_none() && killed.elapsed() < GIVE_UP {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        let (connected, media) = first().with_context(|| format!("no media within {GIVE_UP:?} of killing {instance}"))?;
+        let (connected, media) =
+            first().with_context(|| format!("no media within {GIVE_UP:?} of killing {instance}"))?;
         let took = (connected.duration_since(killed), media.duration_since(killed));
         eprintln!(
             "sfu-load: kill {kill} of {}: {instance} killed, connected to the next in {} ms, media back in {} ms",
