@@ -583,12 +583,21 @@ impl Hub {
                 self.publish(room_id, Event::Fanout(Fanout { except: peer_id.to_owned(), message: Some(left) }), None)
             }
             None => {
-                let left = self.departure_of(room_id, peer_id, gone.role, &gone.recording_id, reason).await;
-                let to_mesh = matches!(&left.kind, Some(Kind::MediaChanged(changed)) if changed.sfu.is_none());
-                // A media server whose seat dropped out (it died) is replaced at once; meanwhile its
-                // participants keep their connections rather than fall back to a mesh for the
-                // moment until the next one's seat arrives.
-                if !(to_mesh && reason == "disconnected" && self.fail_over(room_id, &gone).await) {
+                // A media server's seat: who is left says which seat the call goes through now,
+                // and whether the room still needs one.
+                let present = self.present_after_departure(room_id).await;
+                let remaining_sfu = present.as_deref().and_then(seats::newest_sfu);
+                // One whose seat dropped out (it died) with no other seat left is replaced at once
+                // (by the room settings its ticket carried); meanwhile its participants keep their
+                // connections rather than fall back to a mesh until the next one's seat arrives.
+                let replaced = match &present {
+                    Some(present) if remaining_sfu.is_none() && reason == "disconnected" => {
+                        self.sfu_queue.after_failure(room_id, gone.media, present, &gone.peer.user_id).await
+                    }
+                    _ => false,
+                };
+                if !replaced {
+                    let left = seats::departure(peer_id, gone.role, &gone.recording_id, reason, remaining_sfu);
                     self.announce_departure(room_id, peer_id, left);
                 }
             }
@@ -596,19 +605,16 @@ impl Hub {
         self.release_room(room_id).await;
     }
 
-    /// The media server seat `gone` dropped out of the room's call and no other is there: if the
-    /// call still needs an SFU (by the room settings its ticket carried, and who is left), the
-    /// room goes to another live instance ([`sfu_jobs::fail_over`]). Whether another instance
-    /// will serve it (placed now, or the room is another's already).
-    async fn fail_over(&self, room_id: &str, gone: &LocalPeer) -> bool {
-        let present = match self.presence.read(room_id).await {
-            Ok(present) => present,
+    /// The room's presence after a media server's seat left it; `None` (logged) if Redis failed.
+    /// Not `present`: the sweep reads rooms this instance does not serve, nothing to learn.
+    async fn present_after_departure(&self, room_id: &str) -> Option<Vec<PeerPresence>> {
+        match self.presence.read(room_id).await {
+            Ok(present) => Some(present),
             Err(e) => {
-                tracing::warn!(room.id = %room_id, error = %e, "could not tell whether the room still needs an SFU");
-                return false;
+                tracing::warn!(room.id = %room_id, error = %e, "could not tell which SFU serves the room now");
+                None
             }
-        };
-        self.sfu_queue.after_failure(room_id, gone.media, &present, &gone.peer.user_id).await
+        }
     }
 
     /// How the room learns that a peer left, once presence has let it go. For a media server's
@@ -624,14 +630,7 @@ impl Hub {
         let remaining_sfu = if role != CallRole::Sfu {
             None
         } else {
-            // Not `present`: the sweep reads rooms this instance does not serve, nothing to learn.
-            match self.presence.read(room_id).await {
-                Ok(present) => seats::newest_sfu(&present),
-                Err(e) => {
-                    tracing::warn!(room.id = %room_id, error = %e, "could not tell whether another SFU serves the room");
-                    None
-                }
-            }
+            self.present_after_departure(room_id).await.as_deref().and_then(seats::newest_sfu)
         };
         seats::departure(peer_id, role, recording_id, reason, remaining_sfu)
     }
