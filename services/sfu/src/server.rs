@@ -157,12 +157,19 @@ struct Connection {
 }
 
 impl Connection {
-    /// Sends the subscriber a packet of its copy of `track` with these numbers: whether the stack
-    /// took it; `None` if the connection has no such copy or its subscriber has not answered for
-    /// it yet.
-    fn send_copy(&mut self, track: TrackId, numbers: Numbers, payload: Bytes, now: Instant) -> Option<bool> {
+    /// Sends the subscriber a packet of its copy of `track` with these numbers and the payload
+    /// `payload` makes (only made if the packet can go): whether the stack took it; `None` if the
+    /// connection has no such copy or its subscriber has not answered for it yet.
+    fn send_copy(
+        &mut self,
+        track: TrackId,
+        numbers: Numbers,
+        payload: impl FnOnce() -> Bytes,
+        now: Instant,
+    ) -> Option<bool> {
         let copy = self.copies.get_mut(&track)?;
         let payload_type = copy.payload_type?;
+        let payload = payload();
         let Numbers { sequence_number, timestamp, marker } = numbers;
         let header = rtc::rtp::header::Header {
             version: 2,
@@ -181,11 +188,6 @@ impl Connection {
             copy.octets = copy.octets.wrapping_add(payload_len as u32);
         }
         Some(sent)
-    }
-
-    /// Whether the subscriber has answered for its copy of `track` (packets can go to it).
-    fn sends_copy(&self, track: TrackId) -> bool {
-        self.copies.get(&track).is_some_and(|copy| copy.payload_type.is_some())
     }
 }
 
@@ -987,11 +989,9 @@ impl MediaServer {
                 Action::Forward { down, sequence_number, timestamp, marker, starts_segment } => {
                     let Some(&to) = media.copies.get(&down) else { continue };
                     let Some(connection) = self.connections.get_mut(&to) else { continue };
-                    if !connection.sends_copy(down.track) {
-                        continue;
-                    }
                     // Shared, unless this subscriber's copy needs other picture numbers.
-                    let payload = match media.forwarder.renumber_payload(down, &packet.payload, starts_segment) {
+                    let forwarder = &mut media.forwarder;
+                    let payload = || match forwarder.renumber_payload(down, &packet.payload, starts_segment) {
                         Some(renumbering) => match &renumbered {
                             Some((made, payload)) if *made == renumbering => payload.clone(),
                             _ => {
@@ -1064,7 +1064,7 @@ impl MediaServer {
                 renumbering.apply(&mut payload);
             }
             let numbers = Numbers { sequence_number, timestamp, marker };
-            if connection.send_copy(down.track, numbers, payload.freeze(), now) == Some(true) {
+            if connection.send_copy(down.track, numbers, || payload.freeze(), now) == Some(true) {
                 self.counts.resent += 1;
             }
         }
