@@ -1,5 +1,5 @@
 //! Climbing back to a higher layer. A subscriber's bandwidth estimate (GCC over its TWCC
-//! feedback, [`crate::estimate`]) cannot grow past about 1.5 times what the server sends it, and
+//! feedback, [`crate::send_side`]) cannot grow past about 1.5 times what the server sends it, and
 //! webrtc-rs does not probe (docs/design/sfu-stack.md §3): a subscriber moved down to a low layer
 //! would stay there after its link recovered. So, as long as the estimate has not fallen for a
 //! while, the server tries the next layer up for a few seconds (a trial, with real media instead

@@ -12,13 +12,10 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::estimate::{Estimate, Reporting};
 use crate::rtcp_delivery::DeliverRtcp;
 use confab_call::camera_profile::{self, G711};
 use rtc::interceptor::{
-    CongestionControlBuilder, NackGeneratorBuilder, ReceiverReportBuilder, Registry, Slot, TwccReceiverBuilder,
-    TwccSenderBuilder,
-};
+NackGeneratorBuilder, ReceiverReportBuilder, Registry, Slot, TwccReceiverBuilder};
 use rtc::peer_connection::configuration::interceptor_registry::configure_simulcast_extension_headers;
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine};
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
@@ -165,17 +162,8 @@ impl Codecs {
     }
 }
 
-/// How long the bandwidth estimator keeps a sent packet's record while waiting for the
-/// subscriber's TWCC report on it. Reports come every 50–100 ms and a round trip later: one a
-/// second late says the path cannot carry an upper layer anyway. webrtc-rs's default, 2 s, was
-/// the largest part of a subscriber's memory where reports are slow or never come (about
-/// 90 KiB: three maps of ~340 packets each, heaptrack in docs/benchmarks.md).
-const SEND_HISTORY: Duration = Duration::from_secs(1);
-
 /// A new connection of the server's, speaking `codecs`, answering to `ufrag` / `password`, with
 /// one host candidate at `address` (what participants reach the shared port at).
-/// A subscribe connection also estimates the bandwidth towards its participant (GCC over TWCC
-/// feedback, [`crate::estimate`]): that estimate comes back with it.
 pub fn new_peer_connection(
     kind: ConnectionKind,
     codecs: &Codecs,
@@ -183,7 +171,7 @@ pub fn new_peer_connection(
     ufrag: &str,
     password: &str,
     now: Instant,
-) -> Result<(RTCPeerConnection, Option<Estimate>), rtc::shared::error::Error> {
+) -> Result<RTCPeerConnection, rtc::shared::error::Error> {
     let mut media_engine = MediaEngine::default();
     codecs.register(&mut media_engine)?;
     // Each audio packet's level, for the room's active speaker (crate::speakers).
@@ -198,7 +186,6 @@ pub fn new_peer_connection(
     // packet, and a subscribe connection sends each forwarded copy through its chain.
     // The extensions are registered in the order the defaults registered them, so that
     // descriptions keep their extension ids.
-    let mut estimate = None;
     let registry = match kind {
         // It receives: asks for lost packets, reports arrival times (TWCC) and reception.
         ConnectionKind::Publish => {
@@ -209,21 +196,18 @@ pub fn new_peer_connection(
                 .with(Slot::TwccReceiver, TwccReceiverBuilder::new().build())
                 .with(Slot::ReceiverReport, ReceiverReportBuilder::new().build())
         }
-        // It sends: numbers packets for TWCC and estimates the bandwidth from the feedback (GCC),
-        // without webrtc-rs's pacer: it would hold forwarded packets to the estimate (seconds of
-        // queue when the estimate lags), while the server already fits what it forwards to the
-        // estimate by choosing layers. The subscriber's NACKs are answered by the server from the
-        // publishers' packet caches, one per published stream (`crate::forward::PacketCache`),
-        // not by webrtc-rs's responder, which would keep every forwarded packet again per copy.
+        // It sends, and none of webrtc-rs's interceptors: each would handle every forwarded copy.
+        // The server numbers packets for TWCC and estimates the bandwidth from the feedback
+        // itself ([`crate::send_side`]), and answers the subscriber's NACKs from the publishers'
+        // packet caches, one per published stream (`crate::forward::PacketCache`), where
+        // webrtc-rs's responder would keep every forwarded packet again per copy. Nor webrtc-rs's
+        // pacer: it would hold forwarded packets to the estimate (seconds of queue when the
+        // estimate lags), while the server already fits what it forwards to the estimate by
+        // choosing layers.
         ConnectionKind::Subscribe => {
             negotiate_twcc(&mut media_engine)?;
             configure_simulcast_extension_headers(&mut media_engine)?;
-            let (estimator, reading) = Reporting::new();
-            estimate = Some(reading);
-            Registry::new().with(Slot::TwccSender, TwccSenderBuilder::new().build()).with(
-                Slot::CongestionControl,
-                CongestionControlBuilder::new(estimator).with_prune_horizon(SEND_HISTORY).build(),
-            )
+            Registry::new()
         }
     };
     // The RTCP the server reads itself, in place of webrtc-rs's sender reports.
@@ -247,7 +231,7 @@ pub fn new_peer_connection(
     if kind == ConnectionKind::Subscribe {
         offer_every_codec(&mut connection)?;
     }
-    Ok((connection, estimate))
+    Ok(connection)
 }
 
 /// Opens a subscribe connection with one `inactive` section of each kind that lists every codec

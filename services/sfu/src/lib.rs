@@ -13,7 +13,6 @@
 pub mod climb;
 pub mod connection;
 pub mod demux;
-pub mod estimate;
 pub mod forward;
 pub mod forwarder;
 pub mod jobs;
@@ -25,6 +24,7 @@ pub mod registry;
 pub mod room;
 pub mod rtcp_delivery;
 pub mod seat;
+pub mod send_side;
 pub mod server;
 pub mod settings;
 pub mod speakers;

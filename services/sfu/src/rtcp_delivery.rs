@@ -5,7 +5,8 @@
 //! subscriber's NACKs, answered from the publisher's packet cache
 //! ([`crate::forwarder::Forwarder::on_nack`]), and a publisher's sender reports, from which the
 //! server writes each subscriber's ([`crate::forwarder::Forwarder::sender_report`]) so that audio
-//! and video stay in sync through it. Receiver reports and TWCC feedback stay with the stack.
+//! and video stay in sync through it, and a subscriber's TWCC feedback, from which the server
+//! estimates its bandwidth ([`crate::send_side`]). Receiver reports stay with the stack.
 //!
 //! It sits in the chain's sender-report slot, in place of webrtc-rs's generator: the reports a
 //! subscriber gets must carry the publisher's clock, not the server's.
@@ -17,6 +18,7 @@ use rtc::interceptor::{Attribute, Interceptor, Packet, StreamInfo, TaggedPacket}
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::sender_report::SenderReport;
+use rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::sansio::Protocol;
 use rtc::shared::error::Error;
@@ -38,6 +40,11 @@ pub fn as_nack(packet: &dyn rtc::rtcp::packet::Packet) -> Option<&TransportLayer
     packet.as_any().downcast_ref::<TransportLayerNack>()
 }
 
+/// `packet` as TWCC feedback, if it is.
+pub fn as_transport_feedback(packet: &dyn rtc::rtcp::packet::Packet) -> Option<&TransportLayerCc> {
+    packet.as_any().downcast_ref::<TransportLayerCc>()
+}
+
 /// `packet` as a sender report, if it is one.
 pub fn as_sender_report(packet: &dyn rtc::rtcp::packet::Packet) -> Option<&SenderReport> {
     packet.as_any().downcast_ref::<SenderReport>()
@@ -54,7 +61,10 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for DeliverRtcp {
         if let Packet::Rtcp(packets) = &message.message.packet
             && packets.iter().any(|packet| {
                 let packet = packet.as_ref();
-                asks_for_keyframe(packet) || as_nack(packet).is_some() || as_sender_report(packet).is_some()
+                asks_for_keyframe(packet)
+                    || as_nack(packet).is_some()
+                    || as_sender_report(packet).is_some()
+                    || as_transport_feedback(packet).is_some()
             })
         {
             message.message.add(Attribute::DeliverToApplication);

@@ -36,12 +36,13 @@ use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use crate::climb::Climb;
 use crate::connection::{AUDIO_LEVEL_URI, Codecs, ConnectionKind, new_peer_connection};
 use crate::demux::{Demux, Dropped};
-use crate::estimate::Estimate;
 use crate::forward::{Codec, Layer, Renumbering};
 use crate::forwarder::{Action, Cost, DownId, Drops, Forwarder, LayerSwitches, MAX_LAYERS, Packet, TrackId};
 use crate::publish_cap::{self, Policer};
 use crate::room::{MediaKind, Publication, Refusal, Room};
-use crate::rtcp_delivery::{as_nack, as_sender_report, asks_for_keyframe};
+use crate::rtcp_delivery::{as_nack, as_sender_report, as_transport_feedback, asks_for_keyframe};
+use crate::send_side::SendSide;
+use rtc::sdp::extmap::TRANSPORT_CC_URI;
 use crate::speakers::Speakers;
 
 /// What a participant sends the server, on one of its connections.
@@ -112,6 +113,9 @@ const REPORT_EVERY: Duration = Duration::from_secs(1);
 /// The bytes of an RTP header without extensions, counted with each payload.
 const RTP_HEADER: usize = 12;
 
+/// What the TWCC extension adds to a packet: the extension header and the number, padded.
+const TRANSPORT_WIDE_EXTENSION: usize = 8;
+
 /// How often subscribers' bandwidth is shared out again.
 const ALLOCATE_EVERY: Duration = Duration::from_millis(500);
 /// What a subscriber's audio track is assumed to take (Opus is 20–64 kbit/s).
@@ -149,7 +153,7 @@ struct Connection {
     /// Subscribe connections: an offer awaits its answer.
     offering: bool,
     /// Subscribe connections: the bandwidth towards the participant, and the trials above it.
-    estimate: Option<Estimate>,
+    send_side: Option<SendSide>,
     climb: Climb,
     /// Publish connections: what the participant may send; subscribe connections: what it may
     /// be sent again on its NACKs ([`RESENT_BITRATE`]).
@@ -181,11 +185,22 @@ impl Connection {
             ..Default::default()
         };
         let payload_len = payload.len();
+        let mut header = header;
+        let numbered = match (self.send_side.as_mut(), copy.transport_wide) {
+            (Some(side), Some(extension)) => {
+                let number = side.number(RTP_HEADER + TRANSPORT_WIDE_EXTENSION + payload_len, now);
+                let _ = header.set_extension(extension, Bytes::copy_from_slice(&number.to_be_bytes()));
+                true
+            }
+            _ => false,
+        };
         let mut sender = self.pc.rtp_sender(copy.sender)?;
         let sent = sender.write_rtp(now, rtc::rtp::packet::Packet { header, payload }).is_ok();
         if sent {
             copy.packets = copy.packets.wrapping_add(1);
             copy.octets = copy.octets.wrapping_add(payload_len as u32);
+        } else if numbered && let Some(side) = self.send_side.as_mut() {
+            side.unnumber();
         }
         Some(sent)
     }
@@ -214,6 +229,8 @@ struct Copy {
     ssrc: u32,
     /// Known once the subscriber answered.
     payload_type: Option<u8>,
+    /// The id of the TWCC extension on it, if the answer kept it.
+    transport_wide: Option<u8>,
     /// Packets and payload bytes sent, for its sender reports (they wrap, as RTCP's do).
     packets: u32,
     octets: u32,
@@ -340,7 +357,7 @@ impl MediaServer {
 
     /// Each subscribe connection's bandwidth estimate, bits per second, for the metrics.
     pub fn estimates(&self) -> impl Iterator<Item = u64> + '_ {
-        self.connections.values().filter_map(|connection| connection.estimate.as_ref().map(Estimate::get))
+        self.connections.values().filter_map(|connection| connection.send_side.as_ref().map(SendSide::estimate))
     }
 
     /// The server starts serving `room`.
@@ -474,7 +491,7 @@ impl MediaServer {
         if now >= self.next_allocation {
             self.next_allocation = now + ALLOCATE_EVERY;
             let subscribers: Vec<ConnectionId> =
-                self.connections.iter().filter(|(_, c)| c.estimate.is_some()).map(|(id, _)| *id).collect();
+                self.connections.iter().filter(|(_, c)| c.send_side.is_some()).map(|(id, _)| *id).collect();
             for id in subscribers {
                 self.allocate(id, now);
             }
@@ -583,12 +600,18 @@ impl MediaServer {
             // Sent at the payload type the subscriber gave the track's own codec; none if its
             // answer put another codec there (a stack that answers what it was not offered).
             let mime_type = tracks.and_then(|tracks| tracks.get(track)).map(|t| t.codec.mime_type.as_str());
-            copy.payload_type = connection.pc.rtp_sender(copy.sender).and_then(|mut sender| {
-                let codecs = &sender.get_parameters().rtp_parameters.codecs;
-                let own =
-                    codecs.iter().find(|c| mime_type.is_some_and(|m| c.rtp_codec.mime_type.eq_ignore_ascii_case(m)));
-                own.map(|c| c.payload_type)
-            });
+            // Numbered for TWCC if the answer kept its extension.
+            if let Some(mut sender) = connection.pc.rtp_sender(copy.sender) {
+                let parameters = &sender.get_parameters().rtp_parameters;
+                let own = parameters
+                    .codecs
+                    .iter()
+                    .find(|c| mime_type.is_some_and(|m| c.rtp_codec.mime_type.eq_ignore_ascii_case(m)));
+                copy.payload_type = own.map(|c| c.payload_type);
+                let transport_wide =
+                    parameters.header_extensions.iter().find(|extension| extension.uri == TRANSPORT_CC_URI);
+                copy.transport_wide = transport_wide.and_then(|extension| u8::try_from(extension.id).ok());
+            }
             new_copies.push(copy.down);
         }
         let room = connection.room.clone();
@@ -610,7 +633,7 @@ impl MediaServer {
     fn allocate(&mut self, id: ConnectionId, now: Instant) {
         let Some(connection) = self.connections.get_mut(&id) else { return };
         let Some(media) = self.rooms.get_mut(&connection.room) else { return };
-        let Some(estimate) = connection.estimate.as_ref().map(Estimate::get) else {
+        let Some(estimate) = connection.send_side.as_ref().map(SendSide::estimate) else {
             // Not estimated (the recorder's, inside the deployment): nothing limits its copies.
             for copy in connection.copies.values() {
                 media.forwarder.estimate(copy.down, u64::MAX, now);
@@ -734,7 +757,7 @@ impl MediaServer {
                 Ok(sender) => {
                     connection
                         .copies
-                        .insert(track, Copy { down, sender, ssrc, payload_type: None, packets: 0, octets: 0 });
+                        .insert(track, Copy { down, sender, ssrc, payload_type: None, transport_wide: None, packets: 0, octets: 0 });
                     media.copies.insert(down, id);
                     changed = true;
                 }
@@ -764,11 +787,11 @@ impl MediaServer {
         now: Instant,
     ) -> Option<ConnectionId> {
         let ufrag = random_token(8);
-        let (pc, estimate) = new_peer_connection(kind, codecs, self.address, &ufrag, &random_token(24), now).ok()?;
+        let pc = new_peer_connection(kind, codecs, self.address, &ufrag, &random_token(24), now).ok()?;
         // The recorder is inside the deployment and records the top layers: its bandwidth is not
         // estimated, so none of its copies is ever held to a lower layer.
         let recorder = self.rooms.get(room)?.room.role(peer) == Some(CallRole::Recorder);
-        let estimate = estimate.filter(|_| !recorder);
+        let send_side = (kind == ConnectionKind::Subscribe && !recorder).then(|| SendSide::new(now));
         let id = self.next_connection;
         self.next_connection += 1;
         self.demux.register(&ufrag, id);
@@ -781,7 +804,7 @@ impl MediaServer {
             sends: HashMap::new(),
             copies: HashMap::new(),
             offering: false,
-            estimate,
+            send_side,
             climb: Climb::default(),
             policer: match kind {
                 ConnectionKind::Publish => Policer::default(),
@@ -1035,7 +1058,12 @@ impl MediaServer {
         if !lost.is_empty() {
             self.resend(id, track_id, &lost, now);
         }
-        let Some(connection) = self.connections.get(&id) else { return };
+        let Some(connection) = self.connections.get_mut(&id) else { return };
+        if let Some(side) = connection.send_side.as_mut() {
+            for feedback in packets.iter().filter_map(|packet| as_transport_feedback(packet.as_ref())) {
+                side.on_feedback(feedback, now);
+            }
+        }
         let Some(media) = self.rooms.get_mut(&connection.room) else { return };
         for report in packets.iter().filter_map(|packet| as_sender_report(packet.as_ref())) {
             media.forwarder.on_sender_report(id, report.ssrc, report.ntp_time, report.rtp_time);

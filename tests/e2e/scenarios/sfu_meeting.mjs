@@ -6,7 +6,8 @@
 // camera's full picture; the widths that arrive are printed. The dominant speaker the SFU names
 // is outlined. Then Eve's window shrinks to a phone's width and less than its height, so the
 // lower tiles are out of sight: their video stops (`paused`) while their audio goes on, and
-// comes back when the window grows again.
+// comes back when the window grows again. And the SFU estimates each browser's downlink from the
+// browser's TWCC feedback: its estimates rise above where they start.
 
 import {
   assertNoConsoleErrors, check, eventually, inCall, joinCall, launch, mediaStats, peerIdOf, playsThroughSfu, roomOf,
@@ -51,6 +52,11 @@ async function run() {
       + ` one upload of ${stats.bytesSent} bytes`);
   }));
   await screenshot(owner, 'five-through-the-sfu');
+  await eventually('the SFU to estimate a downlink above the initial 1 Mbit/s from TWCC feedback', async () => {
+    const above = await estimatesAbove(1.5e6);
+    console.log(`  ${above} of the SFU's subscriber estimates so far above 1.5 Mbit/s`);
+    return above > 0;
+  }, 20_000, 2_000);
 
   const eve = pages.at(-1);
   await eve.setViewportSize({ width: 390, height: 300 });
@@ -71,4 +77,12 @@ async function run() {
   await playsThroughSfu(eve, hidden);
   console.log(`  eve's ${hidden.length} tiles out of sight were paused and came back`);
   assertNoConsoleErrors(pages);
+}
+
+// How many of the subscriber bandwidth estimates the SFU has recorded (one per subscriber a
+// second) were above `bound`, one of the histogram's bucket bounds.
+async function estimatesAbove(bound) {
+  const metrics = await (await fetch(`${process.env.SFU_OPS_URL}/metrics`)).text();
+  const bucket = (le) => Number(metrics.match(new RegExp(`^sfu_subscriber_estimate_bits_per_second_bucket\\{le="${le}"\\} (\\d+)`, 'm'))?.[1] ?? 0);
+  return bucket('\\+Inf') - bucket(String(bound));
 }
