@@ -18,6 +18,7 @@ WORKDIR /src
 FROM chef AS planner
 COPY Cargo.toml Cargo.lock ./
 COPY crates crates
+COPY vendor vendor
 COPY services services
 COPY tests/bench tests/bench
 COPY tests/stack tests/stack
@@ -28,6 +29,7 @@ COPY --from=planner /src/recipe.json recipe.json
 RUN cargo chef cook --release --locked --recipe-path recipe.json -p confab-recorder
 COPY Cargo.toml Cargo.lock ./
 COPY crates crates
+COPY vendor vendor
 COPY services services
 COPY tests/bench tests/bench
 COPY tests/stack tests/stack

@@ -31,6 +31,7 @@ use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
 use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use rtc::sansio::Protocol;
+use rtc::shared::marshal::{Marshal, MarshalSize};
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
 use crate::climb::Climb;
@@ -42,8 +43,8 @@ use crate::publish_cap::{self, Policer};
 use crate::room::{MediaKind, Publication, Refusal, Room};
 use crate::rtcp_delivery::{as_nack, as_sender_report, as_transport_feedback, asks_for_keyframe};
 use crate::send_side::SendSide;
-use rtc::sdp::extmap::TRANSPORT_CC_URI;
 use crate::speakers::Speakers;
+use rtc::sdp::extmap::TRANSPORT_CC_URI;
 
 /// What a participant sends the server, on one of its connections.
 #[derive(Debug, Clone, PartialEq)]
@@ -161,21 +162,24 @@ struct Connection {
 }
 
 impl Connection {
-    /// Sends the subscriber a packet of its copy of `track` with these numbers and the payload
-    /// `payload` makes (only made if the packet can go): whether the stack took it; `None` if the
-    /// connection has no such copy or its subscriber has not answered for it yet.
-    fn send_copy(
+    /// A packet of the subscriber's copy of `track` with these numbers and the payload `payload`
+    /// makes (made only if the packet can go), numbered for TWCC if the subscriber's bandwidth is
+    /// estimated, and sealed for the wire past webrtc-rs's pipeline ([`RTCPeerConnection::seal_rtp`]):
+    /// `None` if the connection has no such copy or its subscriber has not answered for it yet;
+    /// an error if it cannot be sealed yet (before DTLS has completed). `plaintext` is scratch.
+    fn seal_copy(
         &mut self,
         track: TrackId,
         numbers: Numbers,
         payload: impl FnOnce() -> Bytes,
+        plaintext: &mut Vec<u8>,
         now: Instant,
-    ) -> Option<bool> {
+    ) -> Option<Result<TaggedBytesMut, rtc::shared::error::Error>> {
         let copy = self.copies.get_mut(&track)?;
         let payload_type = copy.payload_type?;
         let payload = payload();
         let Numbers { sequence_number, timestamp, marker } = numbers;
-        let header = rtc::rtp::header::Header {
+        let mut header = rtc::rtp::header::Header {
             version: 2,
             marker,
             payload_type,
@@ -184,25 +188,29 @@ impl Connection {
             ssrc: copy.ssrc,
             ..Default::default()
         };
-        let payload_len = payload.len();
-        let mut header = header;
         let numbered = match (self.send_side.as_mut(), copy.transport_wide) {
             (Some(side), Some(extension)) => {
-                let number = side.number(RTP_HEADER + TRANSPORT_WIDE_EXTENSION + payload_len, now);
+                let number = side.number(RTP_HEADER + TRANSPORT_WIDE_EXTENSION + payload.len(), now);
                 let _ = header.set_extension(extension, Bytes::copy_from_slice(&number.to_be_bytes()));
                 true
             }
             _ => false,
         };
-        let mut sender = self.pc.rtp_sender(copy.sender)?;
-        let sent = sender.write_rtp(now, rtc::rtp::packet::Packet { header, payload }).is_ok();
-        if sent {
-            copy.packets = copy.packets.wrapping_add(1);
-            copy.octets = copy.octets.wrapping_add(payload_len as u32);
-        } else if numbered && let Some(side) = self.send_side.as_mut() {
-            side.unnumber();
+        plaintext.clear();
+        plaintext.resize(header.marshal_size(), 0);
+        let sealed = header.marshal_to(plaintext).and_then(|_| {
+            plaintext.extend_from_slice(&payload);
+            self.pc.seal_rtp(now, &header, plaintext)
+        });
+        match &sealed {
+            Ok(_) => {
+                copy.packets = copy.packets.wrapping_add(1);
+                copy.octets = copy.octets.wrapping_add(payload.len() as u32);
+            }
+            Err(_) if numbered => self.send_side.as_mut().map_or((), SendSide::unnumber),
+            Err(_) => {}
         }
-        Some(sent)
+        Some(sealed)
     }
 }
 
@@ -273,6 +281,8 @@ pub struct MediaServer {
     next_ssrc: u32,
     outputs: VecDeque<Output>,
     actions: Vec<Action>,
+    /// Scratch for each copy's packet before it is sealed.
+    plaintext: Vec<u8>,
     counts: Counts,
     /// When subscribers' bandwidth is next shared out, and their sender reports next written.
     next_allocation: Instant,
@@ -325,6 +335,7 @@ impl MediaServer {
             next_ssrc: getrandom::u32().unwrap_or(0x5f0_0000),
             outputs: VecDeque::new(),
             actions: Vec::new(),
+            plaintext: Vec::new(),
             counts: Counts::default(),
             next_allocation: Instant::now(),
             next_report: Instant::now(),
@@ -755,9 +766,10 @@ impl MediaServer {
                 RTCRtpTransceiverInit { direction: RTCRtpTransceiverDirection::Sendonly, ..Default::default() };
             match connection.pc.add_transceiver_from_track(copy_of, Some(send_only)).map(RTCRtpSenderId::from) {
                 Ok(sender) => {
-                    connection
-                        .copies
-                        .insert(track, Copy { down, sender, ssrc, payload_type: None, transport_wide: None, packets: 0, octets: 0 });
+                    connection.copies.insert(
+                        track,
+                        Copy { down, sender, ssrc, payload_type: None, transport_wide: None, packets: 0, octets: 0 },
+                    );
                     media.copies.insert(down, id);
                     changed = true;
                 }
@@ -873,8 +885,7 @@ impl MediaServer {
                     self.hear(id, &track_id, &packet, now);
                     self.forward(id, &packet, now);
                 }
-                // Only keyframe requests and sender reports are delivered
-                // ([`crate::rtcp_delivery`]).
+                // Only the RTCP the server acts on is delivered ([`crate::rtcp_delivery`]).
                 RTCMessage::RtcpPacket(track_id, packets) => self.rtcp(id, &track_id, &packets, now),
                 _ => {}
             }
@@ -1026,12 +1037,14 @@ impl MediaServer {
                         None => packet.payload.clone(),
                     };
                     let numbers = Numbers { sequence_number, timestamp, marker };
-                    match connection.send_copy(down.track, numbers, payload, now) {
-                        Some(true) => self.counts.forwarded += 1,
-                        Some(false) => self.counts.unsendable += 1,
+                    match connection.seal_copy(down.track, numbers, payload, &mut self.plaintext, now) {
+                        Some(Ok(datagram)) => {
+                            self.counts.forwarded += 1;
+                            queue_datagram(to, connection, &mut self.demux, &mut self.outputs, datagram);
+                        }
+                        Some(Err(_)) => self.counts.unsendable += 1,
                         None => {}
                     }
-                    queue_datagrams(to, connection, &mut self.demux, &mut self.outputs);
                 }
                 Action::RequestKeyframe { .. } => asks_for_keyframes = true,
                 Action::Resend { .. } => {}
@@ -1092,12 +1105,13 @@ impl MediaServer {
                 renumbering.apply(&mut payload);
             }
             let numbers = Numbers { sequence_number, timestamp, marker };
-            if connection.send_copy(down.track, numbers, || payload.freeze(), now) == Some(true) {
+            let sealed = connection.seal_copy(down.track, numbers, || payload.freeze(), &mut self.plaintext, now);
+            if let Some(Ok(datagram)) = sealed {
                 self.counts.resent += 1;
+                queue_datagram(id, connection, &mut self.demux, &mut self.outputs, datagram);
             }
         }
         self.actions = actions;
-        queue_datagrams(id, connection, &mut self.demux, &mut self.outputs);
     }
 
     /// Writes each subscriber its copies' sender reports, from their publishers' clocks
@@ -1179,18 +1193,29 @@ fn queue_datagrams(
     outputs: &mut VecDeque<Output>,
 ) {
     while let Some(datagram) = connection.pc.poll_write() {
-        let to = datagram.transport.peer_addr;
-        // The agent answers a check with success only if it carried the connection's password,
-        // and sends media only to the pair it selected: either way the address is the
-        // participant's. Its own checks' responses come back from where they went.
-        if is_binding_success(&datagram.message) || (!is_stun(&datagram.message) && connection.nominated != Some(to)) {
-            connection.nominated = Some(to);
-            demux.nominate(id, to);
-        } else if is_stun(&datagram.message) {
-            demux.checking(id, to);
-        }
-        outputs.push_back(Output::Transmit { to, datagram: datagram.message });
+        queue_datagram(id, connection, demux, outputs, datagram);
     }
+}
+
+/// Queues one datagram of connection `id`'s for sending.
+fn queue_datagram(
+    id: ConnectionId,
+    connection: &mut Connection,
+    demux: &mut Demux<ConnectionId>,
+    outputs: &mut VecDeque<Output>,
+    datagram: TaggedBytesMut,
+) {
+    let to = datagram.transport.peer_addr;
+    // The agent answers a check with success only if it carried the connection's password,
+    // and sends media only to the pair it selected: either way the address is the
+    // participant's. Its own checks' responses come back from where they went.
+    if is_binding_success(&datagram.message) || (!is_stun(&datagram.message) && connection.nominated != Some(to)) {
+        connection.nominated = Some(to);
+        demux.nominate(id, to);
+    } else if is_stun(&datagram.message) {
+        demux.checking(id, to);
+    }
+    outputs.push_back(Output::Transmit { to, datagram: datagram.message });
 }
 
 /// `payload` with a subscriber's own VP8 picture numbers.
