@@ -119,6 +119,8 @@ pub(crate) struct Run {
     pub timing: RefCell<Timing>,
     pub publisher_connected: Cell<bool>,
     pub publisher_failed: Cell<bool>,
+    /// Subscribers started so far (which of them time their packets, [`webrtc::Subscriber`]).
+    pub subscribers: Cell<usize>,
 }
 
 /// How long the publisher and the subscribers may take to connect.
@@ -143,6 +145,7 @@ fn main() -> anyhow::Result<()> {
         timing,
         publisher_connected: Cell::new(false),
         publisher_failed: Cell::new(false),
+        subscribers: Cell::new(0),
     });
     actix_web::rt::System::new().block_on(async {
         let step = match args.target {
