@@ -26,23 +26,29 @@ const MAX: f64 = 20_000_000.0;
 /// Feedback about a packet older than that is ignored.
 const WINDOW: usize = 512;
 
-/// A sent packet, until its feedback is read.
+/// A sent packet, until its feedback is read: 32 bytes, so that a subscriber's ring is 16 KiB.
 #[derive(Debug, Clone, Copy)]
 struct Sent {
     /// Its number, unwrapped; `u64::MAX` for a slot never used.
     number: u64,
-    departure: Instant,
+    /// Microseconds after the ring's epoch.
+    departure: u64,
+    /// Microseconds on the subscriber's clock; [`NO_ARRIVAL`] if not known.
+    arrival: u64,
     /// On the wire, bytes.
-    size: usize,
+    size: u16,
     arrived: bool,
-    /// On the subscriber's clock.
-    arrival: Option<Duration>,
 }
+
+/// A [`Sent::arrival`] not known: not arrived, or reported without a time.
+const NO_ARRIVAL: u64 = u64::MAX;
 
 /// One subscribe connection's transport-wide numbering and estimate.
 pub struct SendSide {
     /// The unwrapped number of the next packet.
     next: u64,
+    /// What [`Sent::departure`] counts from.
+    epoch: Instant,
     sent: Box<[Sent]>,
     /// The highest number the subscriber reported as arrived.
     acknowledged: Option<u64>,
@@ -55,9 +61,10 @@ pub struct SendSide {
 
 impl SendSide {
     pub fn new(now: Instant) -> Self {
-        let empty = Sent { number: u64::MAX, departure: now, size: 0, arrived: false, arrival: None };
+        let empty = Sent { number: u64::MAX, departure: 0, arrival: NO_ARRIVAL, size: 0, arrived: false };
         Self {
             next: 0,
+            epoch: now,
             sent: vec![empty; WINDOW].into_boxed_slice(),
             acknowledged: None,
             unreported: 0,
@@ -75,7 +82,9 @@ impl SendSide {
     pub fn number(&mut self, size: usize, now: Instant) -> u16 {
         let number = self.next;
         self.next += 1;
-        self.sent[slot(number)] = Sent { number, departure: now, size, arrived: false, arrival: None };
+        let departure = now.saturating_duration_since(self.epoch).as_micros() as u64;
+        let size = u16::try_from(size).unwrap_or(u16::MAX);
+        self.sent[slot(number)] = Sent { number, departure, arrival: NO_ARRIVAL, size, arrived: false };
         number as u16
     }
 
@@ -98,7 +107,7 @@ impl SendSide {
                 continue;
             }
             sent.arrived = acknowledgement.arrived;
-            sent.arrival = acknowledgement.arrival;
+            sent.arrival = acknowledgement.arrival.map_or(NO_ARRIVAL, |arrival| arrival.as_micros() as u64);
             if acknowledgement.arrived {
                 self.acknowledged = Some(self.acknowledged.map_or(number, |highest| highest.max(number)));
             }
@@ -124,10 +133,10 @@ impl SendSide {
                 rtp_sequence_number: 0,
                 is_twcc: true,
                 twcc_sequence_number: number as u16,
-                size: sent.size,
+                size: usize::from(sent.size),
                 arrived: sent.arrived,
-                departure: sent.departure,
-                arrival: sent.arrival,
+                departure: self.epoch + Duration::from_micros(sent.departure),
+                arrival: (sent.arrival != NO_ARRIVAL).then(|| Duration::from_micros(sent.arrival)),
                 ecn: Ecn::NotEct,
             });
         }
@@ -183,6 +192,11 @@ mod tests {
     /// Sends `count` packets of 1,200 bytes, one every `spacing`, from `at`.
     fn send(side: &mut SendSide, count: usize, at: Instant, spacing: Duration) -> Vec<u16> {
         (0..count).map(|index| side.number(1200, at + spacing * index as u32)).collect()
+    }
+
+    #[test]
+    fn a_sent_packets_record_is_32_bytes() {
+        assert_eq!(std::mem::size_of::<Sent>(), 32);
     }
 
     #[test]
