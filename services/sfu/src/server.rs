@@ -166,32 +166,32 @@ impl Connection {
     /// makes (made only if the packet can go), numbered for TWCC if the subscriber's bandwidth is
     /// estimated, and sealed for the wire past webrtc-rs's pipeline ([`RTCPeerConnection::seal_rtp`]):
     /// `None` if the connection has no such copy or its subscriber has not answered for it yet;
-    /// an error if it cannot be sealed yet (before DTLS has completed). `plaintext` is scratch.
+    /// an error if it cannot be sealed yet (before DTLS has completed).
     fn seal_copy(
         &mut self,
         track: TrackId,
         numbers: Numbers,
         payload: impl FnOnce() -> Bytes,
-        plaintext: &mut Vec<u8>,
+        scratch: &mut Sealing,
         now: Instant,
     ) -> Option<Result<TaggedBytesMut, rtc::shared::error::Error>> {
         let copy = self.copies.get_mut(&track)?;
         let payload_type = copy.payload_type?;
         let payload = payload();
-        let Numbers { sequence_number, timestamp, marker } = numbers;
-        let mut header = rtc::rtp::header::Header {
-            version: 2,
-            marker,
-            payload_type,
-            sequence_number,
-            timestamp,
-            ssrc: copy.ssrc,
-            ..Default::default()
-        };
+        let Sealing { header, plaintext } = scratch;
+        header.version = 2;
+        header.marker = numbers.marker;
+        header.payload_type = payload_type;
+        header.sequence_number = numbers.sequence_number;
+        header.timestamp = numbers.timestamp;
+        header.ssrc = copy.ssrc;
+        header.extension = false;
+        header.extensions.clear();
+        header.extensions_padding = 0;
         let numbered = match (self.send_side.as_mut(), copy.transport_wide) {
             (Some(side), Some(extension)) => {
                 let number = side.number(RTP_HEADER + TRANSPORT_WIDE_EXTENSION + payload.len(), now);
-                let _ = header.set_extension(extension, Bytes::copy_from_slice(&number.to_be_bytes()));
+                let _ = header.set_extension(extension, transport_wide_number(number));
                 true
             }
             _ => false,
@@ -200,7 +200,7 @@ impl Connection {
         plaintext.resize(header.marshal_size(), 0);
         let sealed = header.marshal_to(plaintext).and_then(|_| {
             plaintext.extend_from_slice(&payload);
-            self.pc.seal_rtp(now, &header, plaintext)
+            self.pc.seal_rtp(now, header, plaintext)
         });
         match &sealed {
             Ok(_) => {
@@ -212,6 +212,33 @@ impl Connection {
         }
         Some(sealed)
     }
+}
+
+/// What sealing a copy reuses from one copy to the next, so that it allocates only the sealed
+/// datagram.
+#[derive(Default)]
+struct Sealing {
+    header: rtc::rtp::header::Header,
+    plaintext: Vec<u8>,
+}
+
+/// Every 16-bit number in network order, so that a TWCC extension's payload is a slice of it
+/// rather than an allocation per copy.
+static NUMBERS: [u8; 2 << 16] = {
+    let mut numbers = [0; 2 << 16];
+    let mut number = 0;
+    while number < 1 << 16 {
+        numbers[2 * number] = (number >> 8) as u8;
+        numbers[2 * number + 1] = number as u8;
+        number += 1;
+    }
+    numbers
+};
+
+/// `number` as a TWCC extension's payload.
+fn transport_wide_number(number: u16) -> Bytes {
+    let at = 2 * usize::from(number);
+    Bytes::from_static(&NUMBERS[at..at + 2])
 }
 
 /// A packet's numbers in a subscriber's stream.
@@ -281,8 +308,8 @@ pub struct MediaServer {
     next_ssrc: u32,
     outputs: VecDeque<Output>,
     actions: Vec<Action>,
-    /// Scratch for each copy's packet before it is sealed.
-    plaintext: Vec<u8>,
+    /// Reused by every copy sealed.
+    sealing: Sealing,
     counts: Counts,
     /// When subscribers' bandwidth is next shared out, and their sender reports next written.
     next_allocation: Instant,
@@ -335,7 +362,7 @@ impl MediaServer {
             next_ssrc: getrandom::u32().unwrap_or(0x5f0_0000),
             outputs: VecDeque::new(),
             actions: Vec::new(),
-            plaintext: Vec::new(),
+            sealing: Sealing::default(),
             counts: Counts::default(),
             next_allocation: Instant::now(),
             next_report: Instant::now(),
@@ -1037,7 +1064,7 @@ impl MediaServer {
                         None => packet.payload.clone(),
                     };
                     let numbers = Numbers { sequence_number, timestamp, marker };
-                    match connection.seal_copy(down.track, numbers, payload, &mut self.plaintext, now) {
+                    match connection.seal_copy(down.track, numbers, payload, &mut self.sealing, now) {
                         Some(Ok(datagram)) => {
                             self.counts.forwarded += 1;
                             queue_datagram(to, connection, &mut self.demux, &mut self.outputs, datagram);
@@ -1105,7 +1132,7 @@ impl MediaServer {
                 renumbering.apply(&mut payload);
             }
             let numbers = Numbers { sequence_number, timestamp, marker };
-            let sealed = connection.seal_copy(down.track, numbers, || payload.freeze(), &mut self.plaintext, now);
+            let sealed = connection.seal_copy(down.track, numbers, || payload.freeze(), &mut self.sealing, now);
             if let Some(Ok(datagram)) = sealed {
                 self.counts.resent += 1;
                 queue_datagram(id, connection, &mut self.demux, &mut self.outputs, datagram);
