@@ -285,7 +285,7 @@ impl Subscriber {
         let counted = Rc::clone(&reception);
         let index = run.subscribers.get();
         run.subscribers.set(index + 1);
-        let times = index % TIMED_EVERY == 0;
+        let times = index.is_multiple_of(TIMED_EVERY);
         tokio::task::spawn_local(async move {
             if let Err(e) = self.receive(&run, &counted, times).await {
                 eprintln!("sfu-load: a subscriber stopped: {e:#}");
