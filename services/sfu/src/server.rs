@@ -31,6 +31,7 @@ use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
 use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use rtc::sansio::Protocol;
+use rtc::sdp::extmap::TRANSPORT_CC_URI;
 use rtc::shared::marshal::{Marshal, MarshalSize};
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
@@ -44,7 +45,6 @@ use crate::room::{MediaKind, Publication, Refusal, Room};
 use crate::rtcp_delivery::{as_nack, as_sender_report, as_transport_feedback, asks_for_keyframe};
 use crate::send_side::SendSide;
 use crate::speakers::Speakers;
-use rtc::sdp::extmap::TRANSPORT_CC_URI;
 
 /// What a participant sends the server, on one of its connections.
 #[derive(Debug, Clone, PartialEq)]
@@ -638,7 +638,6 @@ impl MediaServer {
             // Sent at the payload type the subscriber gave the track's own codec; none if its
             // answer put another codec there (a stack that answers what it was not offered).
             let mime_type = tracks.and_then(|tracks| tracks.get(track)).map(|t| t.codec.mime_type.as_str());
-            // Numbered for TWCC if the answer kept its extension.
             if let Some(mut sender) = connection.pc.rtp_sender(copy.sender) {
                 let parameters = &sender.get_parameters().rtp_parameters;
                 let own = parameters
@@ -646,6 +645,7 @@ impl MediaServer {
                     .iter()
                     .find(|c| mime_type.is_some_and(|m| c.rtp_codec.mime_type.eq_ignore_ascii_case(m)));
                 copy.payload_type = own.map(|c| c.payload_type);
+                // Numbered for TWCC if the answer kept its extension.
                 let transport_wide =
                     parameters.header_extensions.iter().find(|extension| extension.uri == TRANSPORT_CC_URI);
                 copy.transport_wide = transport_wide.and_then(|extension| u8::try_from(extension.id).ok());
