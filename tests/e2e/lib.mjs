@@ -11,6 +11,17 @@ import { fileURLToPath } from 'node:url';
 
 export const BASE_URL = process.env.BASE_URL || 'http://127.0.0.1:20180';
 export const OUT = process.env.OUT || 'output';
+/** The API's binary where cargo put it (CARGO_TARGET_DIR, as tests/e2e/run runs it). */
+export const API_BIN = `${process.env.CARGO_TARGET_DIR || fileURLToPath(new URL('../../target', import.meta.url))}`
+  + `/${process.env.E2E_PROFILE || 'debug'}/confab-api`;
+
+/** The services tests/e2e/run lists in the environment variable `name` ("id=pid,id=pid"): pid by id. */
+export function servicePids(name) {
+  return new Map((process.env[name] || '').split(',').map((entry) => {
+    const at = entry.lastIndexOf('=');
+    return [entry.slice(0, at), Number(entry.slice(at + 1))];
+  }));
+}
 
 export async function launch() {
   return chromium.launch({

@@ -6,16 +6,12 @@
 // audit log.
 
 import { execFileSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 
 import {
-  BASE_URL, PASSWORD, assertNoConsoleErrors, check, eventually, launch, screenshot, signUp, uniqueEmail, user,
+  API_BIN, BASE_URL, PASSWORD, assertNoConsoleErrors, check, eventually, launch, screenshot, signUp, uniqueEmail, user,
 } from '../lib.mjs';
 
 const ROOM = `Lab bench ${Date.now() % 100000}`;
-/** The API's binary where cargo put it (CARGO_TARGET_DIR, as tests/e2e/run runs it). */
-const TARGET = process.env.CARGO_TARGET_DIR || fileURLToPath(new URL('../../../target', import.meta.url));
-const API_BIN = `${TARGET}/${process.env.E2E_PROFILE || 'debug'}/confab-api`;
 
 const browser = await launch();
 try {

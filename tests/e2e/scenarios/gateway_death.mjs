@@ -7,17 +7,14 @@
 
 import {
   BASE_URL, allowErrors, assertNoConsoleErrors, check, eventually, inCall, joinCall, launch, peerConnections, peerIdOf,
-  screenshot, seesAndHears, signUp, uniqueEmail, user,
+  screenshot, seesAndHears, servicePids, signUp, uniqueEmail, user,
 } from '../lib.mjs';
 
 const ROOM = `Night shift ${Date.now() % 100000}`;
 /** Past the dead gateway's heartbeat (10 s), a sweep (3 s) and the resume window's remainder (5 s). */
 const WATCH_MS = 20_000;
 
-const gatewayPids = new Map((process.env.E2E_GATEWAYS || '').split(',').map((entry) => {
-  const at = entry.lastIndexOf('=');
-  return [entry.slice(0, at), Number(entry.slice(at + 1))];
-}));
+const gatewayPids = servicePids('E2E_GATEWAYS');
 
 const browser = await launch();
 try {

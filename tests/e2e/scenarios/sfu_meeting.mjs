@@ -79,10 +79,14 @@ async function run() {
   assertNoConsoleErrors(pages);
 }
 
-// How many of the subscriber bandwidth estimates the SFU has recorded (one per subscriber a
-// second) were above `bound`, one of the histogram's bucket bounds.
+// How many of the subscriber bandwidth estimates the media servers have recorded (one per
+// subscriber a second) were above `bound`, one of the histogram's bucket bounds.
 async function estimatesAbove(bound) {
-  const metrics = await (await fetch(`${process.env.SFU_OPS_URL}/metrics`)).text();
-  const bucket = (le) => Number(metrics.match(new RegExp(`^sfu_subscriber_estimate_bits_per_second_bucket\\{le="${le}"\\} (\\d+)`, 'm'))?.[1] ?? 0);
-  return bucket('\\+Inf') - bucket(String(bound));
+  let above = 0;
+  for (const url of process.env.SFU_OPS_URLS.split(',')) {
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    const bucket = (le) => Number(metrics.match(new RegExp(`^sfu_subscriber_estimate_bits_per_second_bucket\\{le="${le}"\\} (\\d+)`, 'm'))?.[1] ?? 0);
+    above += bucket('\\+Inf') - bucket(String(bound));
+  }
+  return above;
 }
