@@ -260,6 +260,24 @@ export function uniqueEmail(name) {
   return `${name}-${Date.now()}-${Math.floor(Math.random() * 1e6)}@example.org`;
 }
 
+/** An admin's access token: an operator account made with the documented CLI, logged in. */
+export async function adminToken() {
+  const email = uniqueEmail('operator');
+  execFileSync(API_BIN, ['admin', 'create', '--email', email], { input: `${PASSWORD}\n` });
+  const login = await apiCall('POST', '/v1/auth/login', null, { email, password: PASSWORD });
+  check(login.status === 200, `the operator logs in (${login.status})`);
+  return login.body.access_token;
+}
+
+/** The live media server whose rooms include `roomId` (`GET /v1/admin/sfus`, as admin `token`). */
+export async function servingSfu(token, roomId) {
+  return eventually(`a live media server to serve room ${roomId}`, async () => {
+    const listed = await apiCall('GET', '/v1/admin/sfus', token);
+    check(listed.status === 200, `the admin API lists the media servers (${listed.status})`);
+    return listed.body.sfus.find((sfu) => sfu.rooms.includes(roomId))?.id;
+  }, 20_000);
+}
+
 /** Calls the API directly (for checks, never for what the user does in the UI). */
 export async function apiCall(method, path, token, body) {
   const response = await fetch(BASE_URL + path, {

@@ -6,10 +6,9 @@
 // is printed (the aim in docs/operations.md is 5 s). (tests/e2e/run brings the killed server
 // back, under its old instance id, before the next scenario.)
 
-import { execFileSync } from 'node:child_process';
 import {
-  API_BIN, PASSWORD, apiCall, assertNoConsoleErrors, check, eventually, inCall, joinCall, launch, peerIdOf, playsThroughSfu,
-  roomOf, screenshot, servicePids, signedUpUser, uniqueEmail, BASE_URL,
+  adminToken, assertNoConsoleErrors, check, inCall, joinCall, launch, peerIdOf, playsThroughSfu, roomOf, screenshot,
+  servicePids, servingSfu, signedUpUser, BASE_URL,
 } from '../lib.mjs';
 
 const NAMES = ['Ann', 'Bob', 'Cleo'];
@@ -40,7 +39,7 @@ async function run() {
   }));
   await Promise.all(pages.map((page, i) => playsThroughSfu(page, ids.filter((_, j) => j !== i))));
 
-  const serving = await servingInstance(operator, roomId);
+  const serving = await servingSfu(operator, roomId);
   check(sfuPids.has(serving), `the room is on a media server of this stack (${serving})`);
   console.log(`  the call runs through ${serving}; killing it`);
   process.kill(sfuPids.get(serving), 'SIGKILL');
@@ -50,7 +49,7 @@ async function run() {
     await playsThroughSfu(page, ids.filter((_, j) => j !== i), 30_000);
     return Date.now() - killed;
   }));
-  const now = await servingInstance(operator, roomId);
+  const now = await servingSfu(operator, roomId);
   check(now !== serving, `the room moved to the other media server (${now})`);
   for (const [i, page] of pages.entries()) {
     check(await peerIdOf(page) === ids[i], `${page.userName} kept their place in the call (${ids[i]})`);
@@ -61,22 +60,4 @@ async function run() {
     + ' (measured to the first second of ≥ 5 frames from each of the others)');
   await screenshot(owner, 'after-the-media-server-died');
   assertNoConsoleErrors(pages);
-}
-
-// An admin's access token: an operator account made with the documented CLI, logged in.
-async function adminToken() {
-  const email = uniqueEmail('operator');
-  execFileSync(API_BIN, ['admin', 'create', '--email', email], { input: `${PASSWORD}\n` });
-  const login = await apiCall('POST', '/v1/auth/login', null, { email, password: PASSWORD });
-  check(login.status === 200, `the operator logs in (${login.status})`);
-  return login.body.access_token;
-}
-
-// The live media server whose rooms include `roomId`.
-async function servingInstance(token, roomId) {
-  return eventually(`a live media server to serve room ${roomId}`, async () => {
-    const listed = await apiCall('GET', '/v1/admin/sfus', token);
-    check(listed.status === 200, `the admin API lists the media servers (${listed.status})`);
-    return listed.body.sfus.find((sfu) => sfu.rooms.includes(roomId))?.id;
-  }, 20_000);
 }
