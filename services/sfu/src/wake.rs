@@ -1,10 +1,9 @@
-//! When the media loop looks for the server's next timer, and when it runs the timers. Either
-//! walks every connection's stack (each interceptor's timer, DTLS's, ICE's): with hundreds of
-//! subscribers that walk cost about as much as the forwarding itself (a tenth of the SFU's CPU in
-//! the profile, docs/benchmarks.md), and the loop made it after every datagram and at every
-//! connection's timer. So it looks again at most [`GRANULARITY`] after an input that may have
-//! moved a timer (at once after timers ran), and runs timers at most once per [`GRANULARITY`]:
-//! those due within it run together. A WebRTC connection's timers (RTCP reports, TWCC feedback,
+//! When the media loop looks for the server's next timer, and when it runs the timers. Running
+//! them walks the server's connections, and each due one's stack (each interceptor's timer,
+//! DTLS's, ICE's); the loop did that at every connection's timer, and looked for the next after
+//! every datagram. So it looks again at most [`GRANULARITY`] after an input that may have moved a
+//! timer (at once after timers ran), and runs timers at most once per [`GRANULARITY`]: those due
+//! within it run together. A WebRTC connection's timers (RTCP reports, TWCC feedback,
 //! NACKs, ICE checks and consent, DTLS retransmissions) are tens of milliseconds or more apart:
 //! a few milliseconds late is nothing to them. Pure: the caller passes the time and how to look.
 
