@@ -256,6 +256,25 @@ export async function roomOf(owner, settings, members = []) {
   return created.body.id;
 }
 
+/**
+ * `names` signed up (windows of `viewport`), a room of the first's made with `settings` with the
+ * others its members, and everyone in its call: the pages, their peer ids and the room's id.
+ */
+export async function everyoneInCall(browser, names, settings, viewport) {
+  const pages = await Promise.all(names.map((name) => signedUpUser(browser, name, viewport)));
+  const [owner, ...others] = pages;
+  const roomId = await roomOf(owner, settings, others);
+  for (const page of pages) {
+    await page.goto(`${BASE_URL}/rooms/${roomId}/call`);
+    await joinCall(page);
+  }
+  const ids = await Promise.all(pages.map(async (page) => {
+    await inCall(page);
+    return peerIdOf(page);
+  }));
+  return { pages, ids, roomId };
+}
+
 export function uniqueEmail(name) {
   return `${name}-${Date.now()}-${Math.floor(Math.random() * 1e6)}@example.org`;
 }

@@ -7,8 +7,8 @@
 // back, under its old instance id, before the next scenario.)
 
 import {
-  adminToken, assertNoConsoleErrors, check, inCall, joinCall, launch, peerIdOf, playsThroughSfu, roomOf, screenshot,
-  servicePids, servingSfu, signedUpUser, BASE_URL,
+  adminToken, assertNoConsoleErrors, check, everyoneInCall, launch, peerIdOf, playsThroughSfu, screenshot,
+  servicePids, servingSfu,
 } from '../lib.mjs';
 
 const NAMES = ['Ann', 'Bob', 'Cleo'];
@@ -25,18 +25,9 @@ try {
 
 async function run() {
   const operator = await adminToken();
-  const pages = await Promise.all(NAMES.map((name) => signedUpUser(browser, name, VIEWPORT)));
-  const [owner, ...others] = pages;
-  const roomId = await roomOf(owner, { name: `Failover ${Date.now() % 100000}`, media: 'sfu' }, others);
-
-  for (const page of pages) {
-    await page.goto(`${BASE_URL}/rooms/${roomId}/call`);
-    await joinCall(page);
-  }
-  const ids = await Promise.all(pages.map(async (page) => {
-    await inCall(page);
-    return peerIdOf(page);
-  }));
+  const room = { name: `Failover ${Date.now() % 100000}`, media: 'sfu' };
+  const { pages, ids, roomId } = await everyoneInCall(browser, NAMES, room, VIEWPORT);
+  const [owner] = pages;
   await Promise.all(pages.map((page, i) => playsThroughSfu(page, ids.filter((_, j) => j !== i))));
 
   const serving = await servingSfu(operator, roomId);

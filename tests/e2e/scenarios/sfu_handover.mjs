@@ -7,8 +7,8 @@
 // waits for the stopped process to exit, so that tests/e2e/run starts it again before the next.
 
 import {
-  adminToken, assertNoConsoleErrors, check, eventually, inCall, joinCall, launch, mediaStats, peerIdOf,
-  playsThroughSfu, roomOf, screenshot, servicePids, servingSfu, signedUpUser, BASE_URL,
+  adminToken, assertNoConsoleErrors, check, eventually, everyoneInCall, launch, mediaStats, peerIdOf,
+  playsThroughSfu, screenshot, servicePids, servingSfu,
 } from '../lib.mjs';
 
 const NAMES = ['Ann', 'Bob', 'Cleo'];
@@ -29,18 +29,9 @@ try {
 
 async function run() {
   const operator = await adminToken();
-  const pages = await Promise.all(NAMES.map((name) => signedUpUser(browser, name, VIEWPORT)));
-  const [owner, ...others] = pages;
-  const roomId = await roomOf(owner, { name: `Hand-over ${Date.now() % 100000}`, media: 'sfu' }, others);
-
-  for (const page of pages) {
-    await page.goto(`${BASE_URL}/rooms/${roomId}/call`);
-    await joinCall(page);
-  }
-  const ids = await Promise.all(pages.map(async (page) => {
-    await inCall(page);
-    return peerIdOf(page);
-  }));
+  const room = { name: `Hand-over ${Date.now() % 100000}`, media: 'sfu' };
+  const { pages, ids, roomId } = await everyoneInCall(browser, NAMES, room, VIEWPORT);
+  const [owner] = pages;
   const othersOf = (i) => ids.filter((_, j) => j !== i);
   await Promise.all(pages.map((page, i) => playsThroughSfu(page, othersOf(i))));
 

@@ -10,8 +10,7 @@
 // browser's TWCC feedback: its estimates rise above where they start.
 
 import {
-  assertNoConsoleErrors, check, eventually, inCall, joinCall, launch, mediaStats, peerIdOf, playsThroughSfu, roomOf,
-  screenshot, signedUpUser, BASE_URL,
+  assertNoConsoleErrors, check, eventually, everyoneInCall, launch, mediaStats, playsThroughSfu, screenshot,
 } from '../lib.mjs';
 
 const NAMES = ['Ann', 'Bob', 'Cleo', 'Dev', 'Eve'];
@@ -25,18 +24,9 @@ try {
 }
 
 async function run() {
-  const pages = await Promise.all(NAMES.map((name) => signedUpUser(browser, name, VIEWPORT)));
-  const [owner, ...others] = pages;
-  const roomId = await roomOf(owner, { name: `Stand-up ${Date.now() % 100000}`, media: 'sfu' }, others);
-
-  for (const page of pages) {
-    await page.goto(`${BASE_URL}/rooms/${roomId}/call`);
-    await joinCall(page);
-  }
-  const ids = await Promise.all(pages.map(async (page) => {
-    await inCall(page);
-    return peerIdOf(page);
-  }));
+  const room = { name: `Stand-up ${Date.now() % 100000}`, media: 'sfu' };
+  const { pages, ids } = await everyoneInCall(browser, NAMES, room, VIEWPORT);
+  const [owner] = pages;
 
   await Promise.all(pages.map(async (page, i) => {
     await page.locator('section.call[data-media="sfu"]').waitFor({ timeout: 20_000 });
