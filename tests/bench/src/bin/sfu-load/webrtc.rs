@@ -348,7 +348,7 @@ impl Subscriber {
 /// anything else (STUN, DTLS and RTCP, told apart as RFC 7983 and RFC 5761 do).
 fn rtp_numbers(datagram: &[u8]) -> Option<(u32, u16)> {
     let header = datagram.get(..12)?;
-    let is_rtp = (128..=191).contains(&header[0]) && !(192..=223).contains(&header[1]);
+    let is_rtp = (128..=191).contains(&header[0]) && !rtc::shared::util::is_rtcp(datagram);
     is_rtp.then(|| {
         let sequence_number = u16::from_be_bytes([header[2], header[3]]);
         (u32::from_be_bytes([header[8], header[9], header[10], header[11]]), sequence_number)
